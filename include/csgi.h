@@ -1,0 +1,14 @@
+/**
+ * @file csgi.h
+ * @brief The umbrella header: include this to use csgi.
+ *
+ * csgi is the C Server Gateway Interface: a strict, streaming HTTP/1.1
+ * server on libevent, a WSGI-style application protocol and the tools
+ * around it. Each module has its own header under csgi/.
+ */
+#ifndef CSGI_H
+#define CSGI_H
+
+#include "csgi/common.h"
+
+#endif /* CSGI_H */

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages needed to build, test, fuzz and format csgi.
+#
+# Only missing packages are installed, and `apt-get update` runs only when
+# something is missing, so a second run is fast and needs no network.
+# Run as root, or as a user who may use sudo.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config
+    libevent-dev libjansson-dev libinih-dev check
+    clang llvm libclang-rt-14-dev clang-format
+    curl
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "installed" ]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "setup.sh: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+else
+    echo "setup.sh: missing packages: ${missing[*]}" >&2
+    echo "setup.sh: run this script as root, or install sudo" >&2
+    exit 1
+fi
+
+echo "setup.sh: installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+echo "setup.sh: done"

@@ -1,0 +1,335 @@
+/*
+ * The chunked transfer coding decoder (RFC 9112 7.1).
+ *
+ * A byte-at-a-time state machine for the framing (size lines, the CRLF after
+ * each chunk's data, the trailer section) and a single step for the data:
+ * the data bytes are never looked at, only counted. Each call consumes one
+ * run of bytes of one kind, so the caller can hand the data on in place.
+ */
+#include "http/parser.h"
+
+#include <string.h>
+
+#define C_TCHAR  0x01 /* tchar (RFC 9110 5.6.2) */
+#define C_FIELD  0x02 /* HTAB, SP, VCHAR, obs-text: field values, quoted-pair */
+#define C_QDTEXT 0x04 /* qdtext (RFC 9110 5.6.4): C_FIELD without '"' and '\' */
+#define C_HEX    0x08 /* HEXDIG */
+
+/* Generated from the definitions above: one row per 16 byte values, 0x00 first. */
+static const unsigned char char_class[256] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x06, 0x07, 0x02, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x06, 0x07, 0x07, 0x06, 0x07, 0x07, 0x06,
+    0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07,
+    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x02, 0x06, 0x07, 0x07,
+    0x07, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07,
+    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x07, 0x06, 0x07, 0x00,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
+};
+
+#define IS(c, cls) (char_class[(unsigned char)(c)] & (cls))
+#define IS_WS(c)   ((c) == ' ' || (c) == '\t')
+
+/* Chunk sizes above this are refused: no real body is that large, and the
+   bound keeps the arithmetic far from overflow. */
+#define MAX_CHUNK_SIZE ((uint64_t)1 << 60)
+
+enum chunk_state {
+    CHUNK_SIZE_START = 0, /* at the start of a chunk-size line */
+    CHUNK_SIZE,           /* inside the chunk-size digits */
+    CHUNK_EXT,            /* after the digits: chunk extensions, see ext_state */
+    CHUNK_SIZE_LF,        /* after the CR ending a chunk-size line */
+    CHUNK_DATA,           /* inside chunk data, remaining bytes to go */
+    CHUNK_DATA_CR,        /* after chunk data, before its CR */
+    CHUNK_DATA_LF,        /* after the CR following chunk data */
+    CHUNK_TRAILER_START,  /* at the start of a trailer line or of the final empty line */
+    CHUNK_TRAILER_NAME,   /* inside a trailer field name */
+    CHUNK_TRAILER_VALUE,  /* after the colon of a trailer field */
+    CHUNK_TRAILER_LF,     /* after the CR ending a trailer field line */
+    CHUNK_END_LF,         /* after the CR of the final empty line */
+    CHUNK_DONE,
+    CHUNK_FAILED
+};
+
+/* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ) (RFC 9112 7.1.1) */
+enum ext_state {
+    EXT_AFTER_SIZE = 0, /* after the size digits: ';', BWS or CR */
+    EXT_AFTER_VALUE,    /* after a complete extension: ';', BWS or CR */
+    EXT_WS_BEFORE_SEMI, /* BWS that only a ';' may follow */
+    EXT_NAME_START,     /* after ';': BWS, then the first tchar of a name */
+    EXT_NAME,           /* inside a name: ';', '=', BWS or CR may follow */
+    EXT_WS_AFTER_NAME,  /* BWS after a name: ';' or '=' */
+    EXT_VALUE_START,    /* after '=': BWS, then a token or a quoted-string */
+    EXT_TOKEN_VALUE,    /* inside a token value */
+    EXT_QUOTED,         /* inside a quoted-string */
+    EXT_QUOTED_PAIR     /* after a backslash in a quoted-string */
+};
+
+void csgi_http__chunked_init(csgi_http__chunked *decoder)
+{
+    memset(decoder, 0, sizeof(*decoder));
+    decoder->max_line = 4096;
+    decoder->max_trailer = 8192;
+    decoder->state = CHUNK_SIZE_START;
+    decoder->ext_state = EXT_AFTER_SIZE;
+}
+
+static csgi_http__chunk_result chunk_fail(csgi_http__chunked *decoder, csgi_http__error *error,
+                                          int status, const char *reason)
+{
+    decoder->state = CHUNK_FAILED;
+    error->status = status;
+    error->reason = reason;
+    return CSGI_HTTP__CHUNK_ERROR;
+}
+
+static unsigned hex_value(unsigned char c)
+{
+    if (c <= '9')
+        return (unsigned)(c - '0');
+    return (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* One byte of chunk extensions other than CR. Returns 0 if it is not allowed. */
+static int ext_step(csgi_http__chunked *decoder, unsigned char c)
+{
+    switch (decoder->ext_state) {
+    case EXT_TOKEN_VALUE:
+        if (IS(c, C_TCHAR))
+            return 1;
+        /* a value ends as the size does */
+        /* fall through */
+    case EXT_AFTER_SIZE:
+    case EXT_AFTER_VALUE:
+    case EXT_WS_BEFORE_SEMI:
+        if (c == ';')
+            decoder->ext_state = EXT_NAME_START;
+        else if (IS_WS(c))
+            decoder->ext_state = EXT_WS_BEFORE_SEMI;
+        else
+            return 0;
+        return 1;
+    case EXT_NAME_START:
+        if (IS(c, C_TCHAR))
+            decoder->ext_state = EXT_NAME;
+        else if (!IS_WS(c))
+            return 0;
+        return 1;
+    case EXT_NAME:
+        if (IS(c, C_TCHAR))
+            return 1;
+        /* fall through */
+    case EXT_WS_AFTER_NAME:
+        if (c == ';')
+            decoder->ext_state = EXT_NAME_START;
+        else if (c == '=')
+            decoder->ext_state = EXT_VALUE_START;
+        else if (IS_WS(c))
+            decoder->ext_state = EXT_WS_AFTER_NAME;
+        else
+            return 0;
+        return 1;
+    case EXT_VALUE_START:
+        if (c == '"')
+            decoder->ext_state = EXT_QUOTED;
+        else if (IS(c, C_TCHAR))
+            decoder->ext_state = EXT_TOKEN_VALUE;
+        else if (!IS_WS(c))
+            return 0;
+        return 1;
+    case EXT_QUOTED:
+        if (c == '"')
+            decoder->ext_state = EXT_AFTER_VALUE;
+        else if (c == '\\')
+            decoder->ext_state = EXT_QUOTED_PAIR;
+        else if (!IS(c, C_QDTEXT))
+            return 0;
+        return 1;
+    case EXT_QUOTED_PAIR:
+        if (!IS(c, C_FIELD))
+            return 0;
+        decoder->ext_state = EXT_QUOTED;
+        return 1;
+    default: return 0;
+    }
+}
+
+/*
+ * Bytes are framing except chunk data (handled before the loop, in one
+ * step) and trailer field lines. A run of framing ends where data or a
+ * trailer line begins; a run of trailer lines ends at the CR of the final
+ * empty line. The decoder moves on byte by byte, so whatever the split of
+ * the input it passes through the same states.
+ */
+csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, const char *buf,
+                                                  size_t len, size_t *consumed,
+                                                  csgi_http__error *error)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    int trailer = 0; /* the bytes consumed so far in this call are trailer bytes */
+
+    *consumed = 0;
+    if (decoder->state == CHUNK_DONE)
+        return chunk_fail(decoder, error, 400, "chunked body already ended");
+    if (decoder->state == CHUNK_FAILED)
+        return chunk_fail(decoder, error, 400, "chunked decoder called after an error");
+    if (len == 0)
+        return chunk_fail(decoder, error, 400, "no input for the chunked decoder");
+
+    if (decoder->state == CHUNK_DATA) {
+        size_t n = decoder->remaining < len ? (size_t)decoder->remaining : len;
+        decoder->remaining -= n;
+        if (decoder->remaining == 0)
+            decoder->state = CHUNK_DATA_CR;
+        *consumed = n;
+        return CSGI_HTTP__CHUNK_DATA;
+    }
+    if (decoder->state >= CHUNK_TRAILER_NAME && decoder->state <= CHUNK_TRAILER_LF)
+        trailer = 1;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+
+        switch (decoder->state) {
+        case CHUNK_SIZE_START:
+            if (!IS(c, C_HEX))
+                return chunk_fail(decoder, error, 400, "invalid chunk size");
+            decoder->remaining = hex_value(c);
+            decoder->line_len = 1;
+            decoder->state = CHUNK_SIZE;
+            break;
+
+        case CHUNK_SIZE:
+            if (IS(c, C_HEX)) {
+                /* 16 * (2^56 + 1) already exceeds 2^60: check before shifting. */
+                if (decoder->remaining > MAX_CHUNK_SIZE / 16)
+                    return chunk_fail(decoder, error, 400, "chunk size too large");
+                decoder->remaining = decoder->remaining * 16 + hex_value(c);
+                if (decoder->remaining > MAX_CHUNK_SIZE)
+                    return chunk_fail(decoder, error, 400, "chunk size too large");
+                if (++decoder->line_len > decoder->max_line)
+                    return chunk_fail(decoder, error, 400, "chunk size line too long");
+                break;
+            }
+            decoder->state = CHUNK_EXT;
+            decoder->ext_state = EXT_AFTER_SIZE;
+            /* fall through */
+        case CHUNK_EXT:
+            if (c == '\r') {
+                /* The line may end after the size, a name or a value, not
+                   after whitespace, '=', ';' or inside a quoted-string. */
+                if (decoder->ext_state != EXT_AFTER_SIZE && decoder->ext_state != EXT_AFTER_VALUE &&
+                    decoder->ext_state != EXT_NAME && decoder->ext_state != EXT_TOKEN_VALUE)
+                    return chunk_fail(decoder, error, 400, "malformed chunk extension");
+                decoder->state = CHUNK_SIZE_LF;
+                break;
+            }
+            if (c == '\n')
+                return chunk_fail(decoder, error, 400, "bare LF in chunk size line");
+            if (++decoder->line_len > decoder->max_line)
+                return chunk_fail(decoder, error, 400, "chunk size line too long");
+            if (!ext_step(decoder, c))
+                return chunk_fail(decoder, error, 400,
+                                  decoder->ext_state == EXT_AFTER_SIZE
+                                      ? "invalid chunk size"
+                                      : "malformed chunk extension");
+            break;
+
+        case CHUNK_SIZE_LF:
+            if (c != '\n')
+                return chunk_fail(decoder, error, 400, "CR not followed by LF in chunk size line");
+            decoder->line_len = 0;
+            if (decoder->remaining == 0) {
+                /* the last-chunk: the trailer section follows */
+                decoder->trailer_len = 0;
+                decoder->state = CHUNK_TRAILER_START;
+                break;
+            }
+            decoder->state = CHUNK_DATA;
+            *consumed = i + 1;
+            return CSGI_HTTP__CHUNK_FRAMING;
+
+        case CHUNK_DATA_CR:
+            if (c != '\r')
+                return chunk_fail(decoder, error, 400, "missing CRLF after chunk data");
+            decoder->state = CHUNK_DATA_LF;
+            break;
+
+        case CHUNK_DATA_LF:
+            if (c != '\n')
+                return chunk_fail(decoder, error, 400, "missing CRLF after chunk data");
+            decoder->state = CHUNK_SIZE_START;
+            break;
+
+        case CHUNK_TRAILER_START:
+            if (c == '\r') {
+                /* The final empty line is framing: end the run of trailer
+                   bytes first. */
+                if (trailer) {
+                    *consumed = i;
+                    return CSGI_HTTP__CHUNK_TRAILER;
+                }
+                decoder->state = CHUNK_END_LF;
+                break;
+            }
+            if (!trailer && i > 0) {
+                *consumed = i;
+                return CSGI_HTTP__CHUNK_FRAMING;
+            }
+            trailer = 1;
+            if (c == '\n')
+                return chunk_fail(decoder, error, 400, "bare LF in trailer");
+            if (IS_WS(c))
+                return chunk_fail(decoder, error, 400, "obsolete line folding in trailer");
+            if (!IS(c, C_TCHAR))
+                return chunk_fail(decoder, error, 400, "invalid byte in trailer field name");
+            decoder->state = CHUNK_TRAILER_NAME;
+            break;
+
+        case CHUNK_TRAILER_NAME:
+            if (c == ':')
+                decoder->state = CHUNK_TRAILER_VALUE;
+            else if (IS_WS(c))
+                return chunk_fail(decoder, error, 400, "whitespace before trailer colon");
+            else if (!IS(c, C_TCHAR))
+                return chunk_fail(decoder, error, 400, "invalid byte in trailer field name");
+            break;
+
+        case CHUNK_TRAILER_VALUE:
+            if (c == '\r')
+                decoder->state = CHUNK_TRAILER_LF;
+            else if (!IS(c, C_FIELD))
+                return chunk_fail(decoder, error, 400, "control byte in trailer value");
+            break;
+
+        case CHUNK_TRAILER_LF:
+            if (c != '\n')
+                return chunk_fail(decoder, error, 400, "CR not followed by LF in trailer");
+            decoder->state = CHUNK_TRAILER_START;
+            break;
+
+        case CHUNK_END_LF:
+            if (c != '\n')
+                return chunk_fail(decoder, error, 400, "CR not followed by LF after trailer");
+            decoder->state = CHUNK_DONE;
+            *consumed = i + 1;
+            return CSGI_HTTP__CHUNK_DONE;
+
+        default: return chunk_fail(decoder, error, 400, "chunked decoder in an invalid state");
+        }
+
+        if (trailer && ++decoder->trailer_len > decoder->max_trailer)
+            return chunk_fail(decoder, error, 431, "trailer section too large");
+    }
+
+    *consumed = len;
+    return trailer ? CSGI_HTTP__CHUNK_TRAILER : CSGI_HTTP__CHUNK_FRAMING;
+}
