@@ -1,0 +1,1333 @@
+/*
+ * One HTTP/1.1 connection: reading, the request head, the streamed body,
+ * the response framing, keep-alive, timeouts and closing.
+ *
+ * A connection is a small state machine driven by one libevent event on
+ * its socket (read and, while output is pending, write interest, plus one
+ * timeout whose meaning depends on the state):
+ *
+ *   HEAD     waiting for, or reading, a request head (keep-alive idle when
+ *            no byte of it has come yet)
+ *   ACTIVE   a request is with the consumer: its body streams in, its
+ *            response streams out
+ *   DRAIN    the response is done but the client is still sending a body
+ *            nobody read: discard it, then go back to HEAD
+ *   CLOSING  the last response is being flushed
+ *   LINGER   write side shut; discard what the client still sends for a
+ *            moment, so an early response is not destroyed by a TCP reset
+ *
+ * Consumer calls (csgi_http__request_* and csgi_http__response_*) never do
+ * socket I/O and never call back into the consumer: they change buffers and
+ * flags and then "touch" the connection. When the engine itself called the
+ * consumer (conn->dispatching), the state machine runs as soon as that
+ * callback returns; otherwise the touch activates the connection's event so
+ * the state machine runs on the next loop iteration. This is what makes it
+ * safe for a consumer to respond synchronously, from a timer, or from its
+ * own I/O, and what guarantees that on_done is called exactly once, from the
+ * loop, never in the middle of a consumer's call.
+ */
+#include "common/alloc.h"
+#include "common/arena.h"
+#include "http/private.h"
+
+#include <csgi/common.h>
+
+#include <event2/buffer.h>
+#include <event2/util.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum conn_state { ST_HEAD, ST_ACTIVE, ST_DRAIN, ST_CLOSING, ST_LINGER };
+
+/* TO_DEADLINE counts down to conn->deadline (the whole head, the whole
+   lingering); the others restart at every read or write. */
+enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_BODY, TO_SEND };
+
+enum body_state { BODY_READING, BODY_COMPLETE, BODY_FAILED };
+
+enum response_state { RESP_NONE, RESP_STARTED, RESP_FINISHED };
+
+enum framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE, FRAME_NONE };
+
+enum continue_state { CONTINUE_NONE, CONTINUE_EXPECTED, CONTINUE_SENT };
+
+struct csgi_http__conn {
+    struct event ev;
+    csgi_http__loop *loop;
+    csgi_http__conn *prev, *next;
+    struct evbuffer *in, *out;
+    csgi_http__request *req;
+    const csgi_http__listener *listener;
+    csgi_http__addr peer;
+    csgi_http__scanner scanner;
+    struct timeval deadline; /* end of the head's time, or of lingering */
+    unsigned requests;       /* requests started on this connection */
+    int io_error;            /* errno of a failed read or write */
+    unsigned char state;
+    unsigned char armed;   /* EV_READ / EV_WRITE currently registered */
+    unsigned char timeout; /* enum timeout_kind currently armed */
+    unsigned char dispatching;
+    unsigned char touched;  /* event_active pending */
+    unsigned char peer_eof; /* the client closed its sending side */
+    unsigned char linger;   /* linger after CLOSING */
+};
+
+struct csgi_http__request {
+    csgi_arena arena;
+    csgi_http__conn *conn;
+    csgi_http__head head;
+    const csgi_http__request_callbacks *callbacks;
+    void *userdata;
+
+    /* Body: decoded bytes wait in `body` until the consumer reads them. */
+    struct evbuffer *body;
+    uint64_t body_left;     /* Content-Length bytes still to arrive */
+    uint64_t body_received; /* decoded bytes so far */
+    uint64_t drain_limit;   /* while draining: close past this many */
+    csgi_http__chunked chunked;
+    char *trailer_bytes;
+    size_t trailer_len;
+    csgi_http__header *trailers;
+    size_t trailer_count;
+    int body_error;
+
+    /* Response. */
+    int64_t response_left; /* bytes still owed under Content-Length */
+    uint64_t response_sent;
+    int status;
+    int done_error; /* error to report in on_done, 0 for success */
+
+    unsigned char body_state;
+    unsigned char body_waiting; /* the consumer got EAGAIN: call on_body on news */
+    unsigned char continue_state;
+    unsigned char response_state;
+    unsigned char framing;
+    unsigned char keep_alive;    /* decided when the response starts */
+    unsigned char want_writable; /* call on_writable once output drains */
+    unsigned char cut;           /* close the connection without more output */
+    unsigned char done;          /* on_done has been called */
+};
+
+static void conn_event(evutil_socket_t fd, short what, void *arg);
+static void conn_run(csgi_http__conn *conn);
+
+#define READ_SIZE 16384
+
+/* ---- Small helpers -------------------------------------------------------- */
+
+static csgi_http__engine *conn_engine(const csgi_http__conn *conn)
+{
+    return conn->loop->engine;
+}
+
+static const csgi_http__options *conn_options(const csgi_http__conn *conn)
+{
+    return &conn->loop->engine->options;
+}
+
+static void format_peer(const csgi_http__conn *conn, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    switch (conn->peer.sa.sa_family) {
+    case AF_INET:
+        inet_ntop(AF_INET, &conn->peer.in.sin_addr, host, sizeof(host));
+        port = ntohs(conn->peer.in.sin_port);
+        snprintf(out, size, "%s:%d", host, port);
+        return;
+    case AF_INET6:
+        inet_ntop(AF_INET6, &conn->peer.in6.sin6_addr, host, sizeof(host));
+        port = ntohs(conn->peer.in6.sin6_port);
+        snprintf(out, size, "[%s]:%d", host, port);
+        return;
+    default: snprintf(out, size, "unix:%s", conn->listener->unix_addr.sun_path); return;
+    }
+}
+
+#define conn_log(conn, level, ...)                                                     \
+    do {                                                                               \
+        if ((level) <= conn_options(conn)->log_level) {                                \
+            char peer_[INET6_ADDRSTRLEN + 112];                                        \
+            char text_[512];                                                           \
+            format_peer((conn), peer_, sizeof(peer_));                                 \
+            snprintf(text_, sizeof(text_), __VA_ARGS__);                               \
+            csgi_http__log(conn_engine(conn), (level), "client %s: %s", peer_, text_); \
+        }                                                                              \
+    } while (0)
+
+static const struct timeval *timeout_value(const csgi_http__conn *conn, int kind,
+                                           struct timeval *scratch)
+{
+    const csgi_http__loop *loop = conn->loop;
+    switch (kind) {
+    case TO_DEADLINE: {
+        struct timeval now;
+        event_base_gettimeofday_cached(loop->base, &now);
+        if (evutil_timercmp(&conn->deadline, &now, <=)) {
+            scratch->tv_sec = 0;
+            scratch->tv_usec = 0;
+        } else {
+            evutil_timersub(&conn->deadline, &now, scratch);
+        }
+        return scratch;
+    }
+    case TO_KEEPALIVE: return loop->keepalive_tv;
+    case TO_BODY: return loop->body_tv;
+    case TO_SEND: return loop->send_tv;
+    default: return NULL;
+    }
+}
+
+/*
+ * Register the events and timeout the state needs. Re-registering I/O
+ * interest costs epoll_ctl calls, so it happens only when the interest
+ * changes; a persistent event's timeout restarts by itself at every
+ * activation, so an unchanged kind needs nothing either (except the head
+ * deadline, which is absolute and must not restart).
+ */
+static void conn_arm(csgi_http__conn *conn, int events, int kind)
+{
+    struct timeval scratch;
+    const struct timeval *tv = timeout_value(conn, kind, &scratch);
+    if (!tv)
+        kind = TO_NONE;
+
+    if (events != conn->armed) {
+        if (conn->armed || conn->timeout != TO_NONE || conn->touched)
+            event_del(&conn->ev);
+        conn->touched = 0;
+        event_assign(&conn->ev, conn->loop->base, event_get_fd(&conn->ev),
+                     (short)(events | EV_PERSIST), conn_event, conn);
+        conn->armed = (unsigned char)events;
+        conn->timeout = (unsigned char)kind;
+        if (events || tv)
+            event_add(&conn->ev, tv);
+        return;
+    }
+    if (kind == conn->timeout && kind != TO_DEADLINE)
+        return;
+    conn->timeout = (unsigned char)kind;
+    if (tv)
+        event_add(&conn->ev, tv);
+    else
+        event_remove_timer(&conn->ev);
+}
+
+/* Start counting ms down to conn->deadline. */
+static void set_deadline(csgi_http__conn *conn, unsigned ms)
+{
+    struct timeval limit = {ms / 1000, (ms % 1000) * 1000};
+    event_base_gettimeofday_cached(conn->loop->base, &conn->deadline);
+    evutil_timeradd(&conn->deadline, &limit, &conn->deadline);
+}
+
+/* Ask for the state machine to run: now if the engine is dispatching to the
+   consumer (it runs when the callback returns), else on the next loop turn. */
+static void conn_touch(csgi_http__conn *conn)
+{
+    if (conn->dispatching || conn->touched)
+        return;
+    conn->touched = 1;
+    event_active(&conn->ev, EV_WRITE, 1);
+}
+
+static int conn_flush(csgi_http__conn *conn)
+{
+    /* Usually one writev takes the whole response. A file range needs a
+       second call (sendfile after the head); a full socket buffer ends the
+       loop with a short write. */
+    for (int i = 0; i < 4 && evbuffer_get_length(conn->out) > 0; i++) {
+        size_t before = evbuffer_get_length(conn->out);
+        int n = evbuffer_write(conn->out, event_get_fd(&conn->ev));
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return 0;
+            conn->io_error = errno ? errno : EIO;
+            return -1;
+        }
+        if (n == 0 || (size_t)n < before / 2)
+            break;
+    }
+    return 0;
+}
+
+/* ---- Connection lifetime ----------------------------------------------- */
+
+static void request_release(csgi_http__conn *conn);
+
+static void conn_free(csgi_http__conn *conn)
+{
+    csgi_http__loop *loop = conn->loop;
+    if (conn->req)
+        request_release(conn);
+    event_del(&conn->ev);
+    evutil_closesocket(event_get_fd(&conn->ev));
+    evbuffer_free(conn->in);
+    evbuffer_free(conn->out);
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        loop->connections = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    csgi__free(conn);
+    csgi_http__loop_connection_closed(loop);
+}
+
+void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
+                            socklen_t peer_len, const csgi_http__listener *listener)
+{
+    csgi_http__conn *conn = csgi__calloc(1, sizeof(*conn));
+    if (!conn) {
+        evutil_closesocket(fd);
+        csgi_http__log(loop->engine, CSGI_LOG__ERROR, "out of memory accepting a connection");
+        csgi_http__loop_connection_closed(loop);
+        return;
+    }
+    conn->in = evbuffer_new();
+    conn->out = evbuffer_new();
+    if (!conn->in || !conn->out) {
+        if (conn->in)
+            evbuffer_free(conn->in);
+        if (conn->out)
+            evbuffer_free(conn->out);
+        csgi__free(conn);
+        evutil_closesocket(fd);
+        csgi_http__log(loop->engine, CSGI_LOG__ERROR, "out of memory accepting a connection");
+        csgi_http__loop_connection_closed(loop);
+        return;
+    }
+    conn->loop = loop;
+    conn->listener = listener;
+    if (peer && peer_len <= sizeof(conn->peer) && peer->sa_family != AF_UNIX)
+        memcpy(&conn->peer, peer, peer_len);
+    else
+        conn->peer.sa.sa_family = AF_UNIX;
+    if (listener->family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    csgi_http__scanner_init(&conn->scanner);
+    conn->state = ST_HEAD;
+
+    conn->next = loop->connections;
+    if (loop->connections)
+        loop->connections->prev = conn;
+    loop->connections = conn;
+
+    /* The first head's deadline counts from the accept. */
+    unsigned ms = conn_options(conn)->header_timeout_ms;
+    set_deadline(conn, ms);
+
+    event_assign(&conn->ev, loop->base, fd, EV_READ | EV_PERSIST, conn_event, conn);
+    conn->armed = EV_READ;
+    conn->timeout = ms ? TO_DEADLINE : TO_NONE;
+    struct timeval scratch;
+    event_add(&conn->ev, ms ? timeout_value(conn, TO_DEADLINE, &scratch) : NULL);
+}
+
+/* ---- Error responses ---------------------------------------------------- */
+
+/* Queue a complete error response that closes the connection. */
+static void queue_error_response(csgi_http__conn *conn, int status)
+{
+    const char *reason = csgi_http__status_reason(status);
+    csgi_http__loop *loop = conn->loop;
+    csgi_http__engine *engine = loop->engine;
+    csgi_http__date_refresh(loop);
+    /* Never echo the client's version: we answer HTTP/1.1 (RFC 9110 6.2). */
+    evbuffer_add_printf(
+        conn->out,
+        "HTTP/1.1 %d %s\r\n"
+        "%.*s%.*s"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: %zu\r\n"
+        "Connection: close\r\n\r\n"
+        "%d %s\n",
+        status, reason, (int)loop->date_line_len, loop->date_line, (int)engine->server_line_len,
+        engine->server_line ? engine->server_line : "", strlen(reason) + 5, status, reason);
+}
+
+/* Refuse what the client sent: answer status, then close (with lingering,
+   so the client reads the answer before any reset). */
+static void conn_refuse(csgi_http__conn *conn, int status, const char *why)
+{
+    conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_http__status_reason(status), why);
+    queue_error_response(conn, status);
+    conn->state = ST_CLOSING;
+    conn->linger = 1;
+}
+
+/* ---- Requests ------------------------------------------------------------ */
+
+static void dispatch_done(csgi_http__conn *conn, csgi_http__request *req)
+{
+    if (req->done)
+        return;
+    req->done = 1;
+    if (req->callbacks && req->callbacks->on_done) {
+        conn->dispatching++;
+        req->callbacks->on_done(req, req->done_error, req->userdata);
+        conn->dispatching--;
+    }
+}
+
+/* Tell the consumer (if not yet told) and free the request's memory. */
+static void request_release(csgi_http__conn *conn)
+{
+    csgi_http__request *req = conn->req;
+    if (!req->done) {
+        if (!req->done_error)
+            req->done_error = conn->io_error ? CSGI_EIO : CSGI_ECLOSED;
+        dispatch_done(conn, req);
+    }
+    if (req->body)
+        evbuffer_free(req->body);
+    conn->req = NULL;
+    /* The request lives in its own arena: copy the arena out before
+       clearing it, since clearing frees the chunk holding *req. */
+    csgi_arena arena = req->arena;
+    csgi_arena__clear(&arena);
+}
+
+static csgi_http__request *request_new(csgi_http__conn *conn)
+{
+    csgi_arena arena;
+    csgi_arena__init(&arena, &conn->loop->recycler);
+    csgi_http__request *req = csgi_arena__alloc(&arena, sizeof(*req));
+    if (!req) {
+        csgi_arena__clear(&arena);
+        return NULL;
+    }
+    memset(req, 0, sizeof(*req));
+    req->arena = arena;
+    req->conn = conn;
+    return req;
+}
+
+/* Move body bytes from the socket buffer to the request's body buffer (or
+   discard them while draining), decoding chunked framing, up to the body
+   buffer's room. Records errors in req->body_error; never calls out. */
+static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discard)
+{
+    const csgi_http__options *options = conn_options(conn);
+    while (req->body_state == BODY_READING) {
+        size_t available = evbuffer_get_length(conn->in);
+        if (available == 0)
+            break;
+        size_t room = SIZE_MAX;
+        if (!discard) {
+            size_t buffered = evbuffer_get_length(req->body);
+            if (buffered >= options->body_buffer)
+                break;
+            room = options->body_buffer - buffered;
+        }
+
+        if (req->head.body == CSGI_HTTP__BODY_LENGTH) {
+            size_t n = available < room ? available : room;
+            if (n > req->body_left)
+                n = (size_t)req->body_left;
+            if (discard)
+                evbuffer_drain(conn->in, n);
+            else
+                evbuffer_remove_buffer(conn->in, req->body, n);
+            req->body_left -= n;
+            req->body_received += n;
+            if (req->body_left == 0)
+                req->body_state = BODY_COMPLETE;
+            continue;
+        }
+
+        struct evbuffer_iovec extent;
+        if (evbuffer_peek(conn->in, -1, NULL, &extent, 1) < 1)
+            break;
+        size_t len = extent.iov_len < room ? extent.iov_len : room;
+        size_t consumed = 0;
+        csgi_http__error error = {0, NULL};
+        csgi_http__chunk_result r =
+            csgi_http__chunked_decode(&req->chunked, extent.iov_base, len, &consumed, &error);
+        switch (r) {
+        case CSGI_HTTP__CHUNK_DATA:
+            if (options->max_body && req->body_received + consumed > options->max_body) {
+                req->body_state = BODY_FAILED;
+                req->body_error = CSGI_ETOOBIG;
+                return;
+            }
+            if (discard)
+                evbuffer_drain(conn->in, consumed);
+            else
+                evbuffer_remove_buffer(conn->in, req->body, consumed);
+            req->body_received += consumed;
+            break;
+        case CSGI_HTTP__CHUNK_TRAILER:
+            if (!req->trailer_bytes) {
+                req->trailer_bytes = csgi_arena__alloc(&req->arena, req->chunked.max_trailer);
+                if (!req->trailer_bytes) {
+                    req->body_state = BODY_FAILED;
+                    req->body_error = CSGI_ENOMEM;
+                    return;
+                }
+            }
+            if (req->trailer_len + consumed > req->chunked.max_trailer) {
+                req->body_state = BODY_FAILED;
+                req->body_error = CSGI_ETOOBIG;
+                return;
+            }
+            evbuffer_remove(conn->in, req->trailer_bytes + req->trailer_len, consumed);
+            req->trailer_len += consumed;
+            break;
+        case CSGI_HTTP__CHUNK_FRAMING: evbuffer_drain(conn->in, consumed); break;
+        case CSGI_HTTP__CHUNK_DONE:
+            evbuffer_drain(conn->in, consumed);
+            req->body_state = BODY_COMPLETE;
+            if (req->trailer_len) {
+                size_t capacity = options->limits.max_headers;
+                req->trailers = csgi_arena__alloc(&req->arena, capacity * sizeof(*req->trailers));
+                if (!req->trailers ||
+                    csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
+                                            capacity, &req->trailer_count, &error) != 0) {
+                    req->body_state = BODY_FAILED;
+                    req->body_error = req->trailers ? CSGI_EPARSE : CSGI_ENOMEM;
+                    req->trailer_count = 0;
+                    return;
+                }
+            }
+            break;
+        default:
+            req->body_state = BODY_FAILED;
+            req->body_error = error.status == 431 ? CSGI_ETOOBIG : CSGI_EPARSE;
+            conn_log(conn, CSGI_LOG__INFO, "bad chunked body: %s",
+                     error.reason ? error.reason : "malformed");
+            return;
+        }
+    }
+    if (req->body_state == BODY_READING && (conn->peer_eof || conn->io_error) &&
+        evbuffer_get_length(conn->in) == 0) {
+        req->body_state = BODY_FAILED;
+        req->body_error = conn->io_error ? CSGI_EIO : CSGI_ECLOSED;
+    }
+}
+
+static int status_for_body_error(int err)
+{
+    switch (err) {
+    case CSGI_ETOOBIG: return 413;
+    case CSGI_ETIMEDOUT: return 408;
+    case CSGI_ENOMEM: return 500;
+    default: return 400;
+    }
+}
+
+/*
+ * End the request with an error: answer with status when nothing was sent
+ * yet (and the client can still read), else cut the connection. The
+ * consumer hears of it through on_done.
+ */
+static void request_fail(csgi_http__conn *conn, int err, int status)
+{
+    csgi_http__request *req = conn->req;
+    req->done_error = err;
+    if (req->response_state == RESP_NONE && status && err != CSGI_ECLOSED && err != CSGI_EIO) {
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+        queue_error_response(conn, status);
+        conn->state = ST_CLOSING;
+        conn->linger = 1;
+    } else {
+        /* Cut: what is queued still goes out (a truncated response the
+           client recognises by the close), unless nobody can read it. */
+        conn->state = ST_CLOSING;
+        conn->linger = 0;
+        if (err == CSGI_ECLOSED || err == CSGI_EIO || err == CSGI_ETIMEDOUT)
+            evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+        req->cut = 1;
+    }
+    request_release(conn);
+}
+
+/* Parse a head out of conn->in. Returns 1 when a request started, 0 when
+   more bytes are needed, -1 when the connection now closes. */
+static int conn_read_head(csgi_http__conn *conn)
+{
+    const csgi_http__options *options = conn_options(conn);
+    size_t available = evbuffer_get_length(conn->in);
+    /* Beyond max_head (plus the empty lines the scanner may skip) the
+       scanner refuses anyway, so never make more than that contiguous. */
+    size_t window = options->limits.max_head + 17;
+    if (window > available)
+        window = available;
+    const char *data = (const char *)evbuffer_pullup(conn->in, (ssize_t)window);
+    if (!data) {
+        conn_refuse(conn, 500, "out of memory");
+        return -1;
+    }
+    csgi_http__error error = {0, NULL};
+    csgi_http__scan_result scan =
+        csgi_http__scan(&conn->scanner, data, window, &options->limits, &error);
+    if (scan == CSGI_HTTP__SCAN_MORE)
+        return 0;
+    if (scan == CSGI_HTTP__SCAN_ERROR) {
+        conn_refuse(conn, error.status, error.reason);
+        return -1;
+    }
+
+    csgi_http__request *req = request_new(conn);
+    size_t skipped = conn->scanner.skipped;
+    size_t head_len = conn->scanner.head_length - skipped;
+    size_t count = conn->scanner.header_count;
+    char *copy = req ? csgi_arena__alloc(&req->arena, head_len) : NULL;
+    csgi_http__header *headers =
+        copy ? csgi_arena__alloc(&req->arena, (count ? count : 1) * sizeof(*headers)) : NULL;
+    if (!headers) {
+        if (req) {
+            conn->req = req;
+            req->done = 1;
+            request_release(conn);
+        }
+        conn_refuse(conn, 500, "out of memory");
+        return -1;
+    }
+    memcpy(copy, data + skipped, head_len);
+    evbuffer_drain(conn->in, conn->scanner.head_length);
+    csgi_http__scanner_init(&conn->scanner);
+    conn->req = req;
+
+    if (csgi_http__parse_head(copy, head_len, headers, count, &req->head, &error) != 0) {
+        req->done = 1; /* the consumer never saw it */
+        request_release(conn);
+        conn_refuse(conn, error.status, error.reason);
+        return -1;
+    }
+    conn->requests++;
+
+    switch (req->head.body) {
+    case CSGI_HTTP__BODY_LENGTH:
+        if (options->max_body && req->head.content_length > options->max_body) {
+            req->done = 1;
+            request_release(conn);
+            conn_refuse(conn, 413, "Content-Length above the body limit");
+            return -1;
+        }
+        req->body_left = req->head.content_length;
+        req->body_state = req->body_left ? BODY_READING : BODY_COMPLETE;
+        break;
+    case CSGI_HTTP__BODY_CHUNKED:
+        csgi_http__chunked_init(&req->chunked);
+        req->chunked.max_trailer = options->max_trailer;
+        req->body_state = BODY_READING;
+        break;
+    default: req->body_state = BODY_COMPLETE; break;
+    }
+    if (req->body_state == BODY_READING) {
+        req->body = evbuffer_new();
+        if (!req->body) {
+            req->done = 1;
+            request_release(conn);
+            conn_refuse(conn, 500, "out of memory");
+            return -1;
+        }
+        if (req->head.expect_continue)
+            req->continue_state = CONTINUE_EXPECTED;
+        body_pump(conn, req, 0);
+    }
+    conn->state = ST_ACTIVE;
+    return 1;
+}
+
+/* ---- The state machine ------------------------------------------------- */
+
+static void dispatch(csgi_http__conn *conn, void (*fn)(csgi_http__request *, void *))
+{
+    csgi_http__request *req = conn->req;
+    conn->dispatching++;
+    fn(req, req->userdata);
+    conn->dispatching--;
+}
+
+static void dispatch_request(csgi_http__request *req, void *userdata)
+{
+    csgi_http__engine *engine = conn_engine(req->conn);
+    (void)userdata;
+    engine->handler.on_request(req, engine->handler.userdata);
+}
+
+/* The request is over for the consumer; decide what the connection does
+   next. */
+static void request_complete(csgi_http__conn *conn)
+{
+    csgi_http__request *req = conn->req;
+    dispatch_done(conn, req);
+    if (!req->keep_alive) {
+        request_release(conn);
+        conn->state = ST_CLOSING;
+        conn->linger = evbuffer_get_length(conn->in) > 0;
+        return;
+    }
+    if (req->body_state == BODY_READING) {
+        /* Discard the unread body, but not forever. */
+        req->drain_limit = req->body_received + conn_options(conn)->max_drain;
+        conn->state = ST_DRAIN; /* keeps req for its decoder */
+        return;
+    }
+    request_release(conn);
+    conn->state = ST_HEAD;
+    if (evbuffer_get_length(conn->in) > 0) /* pipelined: its time starts now */
+        set_deadline(conn, conn_options(conn)->header_timeout_ms);
+}
+
+/* Input beyond this is not read while a request is in progress. */
+static size_t input_cap(const csgi_http__conn *conn)
+{
+    const csgi_http__options *options = conn_options(conn);
+    size_t cap = options->limits.max_head + 17;
+    return cap > options->body_buffer ? cap : options->body_buffer;
+}
+
+/* Run the state machine until it waits for the network or the consumer.
+   May free the connection. */
+static void conn_run(csgi_http__conn *conn)
+{
+    const csgi_http__options *options = conn_options(conn);
+    for (;;) {
+        switch (conn->state) {
+        case ST_HEAD: {
+            int head_timeout = options->header_timeout_ms ? TO_DEADLINE : TO_NONE;
+            if (conn->io_error) {
+                conn_free(conn);
+                return;
+            }
+            if (evbuffer_get_length(conn->in) == 0) {
+                if (conn->peer_eof || conn->loop->stopping) {
+                    conn_free(conn);
+                    return;
+                }
+                conn_arm(conn, EV_READ, conn->requests ? TO_KEEPALIVE : head_timeout);
+                return;
+            }
+            if (conn->timeout == TO_KEEPALIVE) /* the next request's first byte */
+                set_deadline(conn, options->header_timeout_ms);
+            int r = conn_read_head(conn);
+            if (r == 0) {
+                if (conn->peer_eof) {
+                    conn_log(conn, CSGI_LOG__INFO, "closed with an incomplete request head");
+                    conn_free(conn);
+                    return;
+                }
+                conn_arm(conn, EV_READ, head_timeout);
+                return;
+            }
+            if (r > 0)
+                dispatch(conn, dispatch_request);
+            continue;
+        }
+
+        case ST_ACTIVE: {
+            csgi_http__request *req = conn->req;
+            if (req->body_state == BODY_READING)
+                body_pump(conn, req, 0);
+            if (conn->io_error || (conn->peer_eof && req->response_state != RESP_FINISHED)) {
+                /* The client is gone; nobody will read what we send. */
+                conn_log(conn, CSGI_LOG__INFO, "client went away during the request");
+                request_fail(conn, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0);
+                continue;
+            }
+            if (req->body_state == BODY_FAILED) {
+                request_fail(conn, req->body_error, status_for_body_error(req->body_error));
+                continue;
+            }
+            if (req->cut) {
+                request_fail(conn, req->done_error ? req->done_error : CSGI_ESTATE, 0);
+                continue;
+            }
+            if (evbuffer_get_length(conn->out) && conn_flush(conn) < 0)
+                continue; /* io_error set: handled above */
+            size_t pending = evbuffer_get_length(conn->out);
+            if (req->response_state == RESP_FINISHED && pending == 0) {
+                request_complete(conn);
+                continue;
+            }
+            if (req->body_waiting &&
+                (evbuffer_get_length(req->body) || req->body_state != BODY_READING)) {
+                req->body_waiting = 0;
+                if (req->callbacks && req->callbacks->on_body) {
+                    conn->dispatching++;
+                    req->callbacks->on_body(req, req->userdata);
+                    conn->dispatching--;
+                }
+                continue;
+            }
+            if (req->want_writable && pending < options->output_buffer &&
+                req->response_state == RESP_STARTED) {
+                req->want_writable = 0;
+                if (req->callbacks && req->callbacks->on_writable) {
+                    conn->dispatching++;
+                    req->callbacks->on_writable(req, req->userdata);
+                    conn->dispatching--;
+                }
+                continue;
+            }
+            int events = 0;
+            if (!conn->peer_eof && evbuffer_get_length(conn->in) < input_cap(conn))
+                events |= EV_READ;
+            if (pending)
+                events |= EV_WRITE;
+            int kind = TO_NONE;
+            if (pending)
+                kind = TO_SEND;
+            else if (req->body_waiting && req->body_state == BODY_READING)
+                kind = TO_BODY;
+            conn_arm(conn, events, kind);
+            return;
+        }
+
+        case ST_DRAIN: {
+            csgi_http__request *req = conn->req;
+            body_pump(conn, req, 1);
+            if (req->body_state == BODY_COMPLETE) {
+                request_release(conn);
+                conn->state = ST_HEAD;
+                continue;
+            }
+            if (req->body_state == BODY_FAILED || req->body_received > req->drain_limit) {
+                request_release(conn);
+                conn->state = ST_CLOSING;
+                conn->linger = 0;
+                continue;
+            }
+            conn_arm(conn, EV_READ, TO_BODY);
+            return;
+        }
+
+        case ST_CLOSING:
+            if (conn->io_error) {
+                conn_free(conn);
+                return;
+            }
+            if (evbuffer_get_length(conn->out) && conn_flush(conn) < 0) {
+                conn_free(conn);
+                return;
+            }
+            if (evbuffer_get_length(conn->out)) {
+                conn_arm(conn, EV_WRITE, TO_SEND);
+                return;
+            }
+            if (!conn->linger || conn->peer_eof) {
+                conn_free(conn);
+                return;
+            }
+            /* Shut our side and read what the client still sends: closing
+               with unread input makes the kernel reset the connection,
+               which can destroy the response before the client read it. */
+            shutdown(event_get_fd(&conn->ev), SHUT_WR);
+            set_deadline(conn, options->linger_timeout_ms);
+            conn->state = ST_LINGER;
+            continue;
+
+        case ST_LINGER:
+            evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
+            if (conn->peer_eof || conn->io_error || !options->linger_timeout_ms) {
+                conn_free(conn);
+                return;
+            }
+            conn_arm(conn, EV_READ, TO_DEADLINE);
+            return;
+        }
+    }
+}
+
+static void conn_read(csgi_http__conn *conn)
+{
+    struct evbuffer_iovec vec[2];
+    int n_vec = evbuffer_reserve_space(conn->in, READ_SIZE, vec, 2);
+    if (n_vec < 1) {
+        conn->io_error = ENOMEM;
+        return;
+    }
+    ssize_t n = readv(event_get_fd(&conn->ev), (struct iovec *)vec, n_vec);
+    if (n > 0) {
+        size_t left = (size_t)n;
+        for (int i = 0; i < n_vec; i++) {
+            size_t take = left < vec[i].iov_len ? left : vec[i].iov_len;
+            vec[i].iov_len = take;
+            left -= take;
+        }
+        evbuffer_commit_space(conn->in, vec, n_vec);
+        return;
+    }
+    evbuffer_commit_space(conn->in, vec, 0);
+    if (n == 0)
+        conn->peer_eof = 1;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        conn->io_error = errno;
+}
+
+static void conn_timeout(csgi_http__conn *conn)
+{
+    switch (conn->state) {
+    case ST_HEAD:
+        if (conn->timeout == TO_KEEPALIVE || evbuffer_get_length(conn->in) == 0) {
+            conn_free(conn);
+            return;
+        }
+        conn_log(conn, CSGI_LOG__INFO, "request head not complete in time");
+        queue_error_response(conn, 408);
+        conn->state = ST_CLOSING;
+        conn->linger = 0;
+        break;
+    case ST_ACTIVE:
+        if (conn->timeout == TO_SEND) {
+            conn_log(conn, CSGI_LOG__INFO, "client stopped reading the response");
+            request_fail(conn, CSGI_ETIMEDOUT, 0);
+            conn_free(conn);
+            return;
+        }
+        conn_log(conn, CSGI_LOG__INFO, "request body not received in time");
+        request_fail(conn, CSGI_ETIMEDOUT, 408);
+        break;
+    default: conn_free(conn); return;
+    }
+    conn_run(conn);
+}
+
+static void conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__conn *conn = arg;
+    (void)fd;
+    conn->touched = 0;
+    if (what & EV_TIMEOUT) {
+        conn_timeout(conn);
+        return;
+    }
+    if (what & EV_READ)
+        conn_read(conn);
+    conn_run(conn);
+}
+
+/* ---- Shutdown -------------------------------------------------------------- */
+
+void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
+{
+    csgi_http__conn *conn = loop->connections;
+    while (conn) {
+        csgi_http__conn *next = conn->next;
+        if (force) {
+            if (conn->req)
+                conn->req->done_error = CSGI_ECLOSED;
+            conn_free(conn);
+        } else if (conn->state == ST_HEAD && evbuffer_get_length(conn->in) == 0) {
+            conn_free(conn); /* idle keep-alive */
+        } else if (conn->state == ST_DRAIN) {
+            request_release(conn);
+            conn->state = ST_CLOSING;
+            conn_touch(conn);
+        }
+        /* Active requests see loop->stopping when their response starts
+           and answer with Connection: close. */
+        conn = next;
+    }
+}
+
+/* ---- The consumer's API: request ------------------------------------------ */
+
+void csgi_http__request_set_callbacks(csgi_http__request *req,
+                                      const csgi_http__request_callbacks *callbacks, void *userdata)
+{
+    req->callbacks = callbacks;
+    req->userdata = userdata;
+}
+
+const csgi_http__head *csgi_http__request_head(const csgi_http__request *req)
+{
+    return &req->head;
+}
+
+csgi_arena *csgi_http__request_arena(csgi_http__request *req)
+{
+    return &req->arena;
+}
+
+const struct sockaddr *csgi_http__request_peer(const csgi_http__request *req, socklen_t *len)
+{
+    const csgi_http__conn *conn = req->conn;
+    if (conn->peer.sa.sa_family == AF_UNIX) {
+        if (len)
+            *len = sizeof(sa_family_t);
+        return &conn->peer.sa;
+    }
+    if (len)
+        *len = conn->peer.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                   : sizeof(struct sockaddr_in);
+    return &conn->peer.sa;
+}
+
+const struct sockaddr *csgi_http__request_local(const csgi_http__request *req, socklen_t *len)
+{
+    const csgi_http__listener *listener = req->conn->listener;
+    if (listener->family == AF_UNIX) {
+        if (len)
+            *len = sizeof(listener->unix_addr);
+        return (const struct sockaddr *)&listener->unix_addr;
+    }
+    if (len)
+        *len = listener->addr_len;
+    return &listener->addr.sa;
+}
+
+struct event_base *csgi_http__request_base(const csgi_http__request *req)
+{
+    return req->conn->loop->base;
+}
+
+const csgi_http__header *csgi_http__request_trailers(const csgi_http__request *req, size_t *count)
+{
+    *count = req->body_state == BODY_COMPLETE ? req->trailer_count : 0;
+    return req->trailers;
+}
+
+static void send_continue(csgi_http__request *req)
+{
+    if (req->continue_state != CONTINUE_EXPECTED)
+        return;
+    req->continue_state = CONTINUE_SENT;
+    if (req->response_state == RESP_NONE) {
+        evbuffer_add(req->conn->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        conn_touch(req->conn);
+    }
+}
+
+/* Common start of both read functions: returns 1 when bytes can be read,
+   else the value to return. */
+static ssize_t read_prepare(csgi_http__request *req)
+{
+    if (req->done || !req->body)
+        return req->body_state == BODY_FAILED ? req->body_error : 0;
+    send_continue(req);
+    if (evbuffer_get_length(req->body) == 0 && req->body_state == BODY_READING) {
+        body_pump(req->conn, req, 0);
+        if (req->body_state == BODY_FAILED)
+            conn_touch(req->conn); /* the engine answers the error */
+        if (evbuffer_get_length(req->body) == 0 && req->body_state == BODY_READING) {
+            req->body_waiting = 1;
+            conn_touch(req->conn); /* re-arm reading with the body timeout */
+            return CSGI_EAGAIN;
+        }
+    }
+    if (evbuffer_get_length(req->body) == 0)
+        return req->body_state == BODY_FAILED ? req->body_error : 0;
+    return 1;
+}
+
+/* After a read made room in the body buffer, let more in. */
+static void read_finish(csgi_http__request *req)
+{
+    if (req->body_state == BODY_READING) {
+        body_pump(req->conn, req, 0);
+        conn_touch(req->conn);
+    }
+}
+
+ssize_t csgi_http__request_read(csgi_http__request *req, void *buf, size_t len)
+{
+    ssize_t ready = read_prepare(req);
+    if (ready != 1)
+        return ready;
+    int n = evbuffer_remove(req->body, buf, len);
+    read_finish(req);
+    return n;
+}
+
+ssize_t csgi_http__request_read_buffer(csgi_http__request *req, struct evbuffer *dst, size_t len)
+{
+    ssize_t ready = read_prepare(req);
+    if (ready != 1)
+        return ready;
+    int n = evbuffer_remove_buffer(req->body, dst, len);
+    read_finish(req);
+    return n;
+}
+
+size_t csgi_http__request_body_buffered(const csgi_http__request *req)
+{
+    return req->body ? evbuffer_get_length(req->body) : 0;
+}
+
+int csgi_http__request_body_complete(const csgi_http__request *req)
+{
+    return req->body_state == BODY_COMPLETE;
+}
+
+/* ---- The consumer's API: response ----------------------------------------- */
+
+static int name_is(const csgi_http__header *h, const char *lower, size_t len)
+{
+    return h->name_len == len && csgi_http__token_equals(h->name, h->name_len, lower);
+}
+
+static char *put(char *p, const void *s, size_t len)
+{
+    memcpy(p, s, len);
+    return p + len;
+}
+
+int csgi_http__response_start(csgi_http__request *req, int status, const char *reason,
+                              const csgi_http__header *headers, size_t count,
+                              int64_t content_length)
+{
+    if (req->done || req->response_state != RESP_NONE || req->cut)
+        return CSGI_ESTATE;
+    if (status < 200 || status > 599)
+        return CSGI_EINVAL;
+    csgi_http__conn *conn = req->conn;
+    csgi_http__loop *loop = conn->loop;
+    csgi_http__engine *engine = loop->engine;
+    const csgi_http__options *options = &engine->options;
+
+    int is_head = req->head.method_len == 4 && memcmp(req->head.method, "HEAD", 4) == 0;
+    int no_body = status == 204 || status == 304;
+    if (no_body)
+        req->framing = FRAME_NONE;
+    else if (content_length >= 0)
+        req->framing = FRAME_LENGTH;
+    else if (req->head.version_minor >= 1)
+        req->framing = FRAME_CHUNKED;
+    else
+        req->framing = FRAME_CLOSE;
+
+    /* Keep the connection only when the next request can be found: the
+       body must be complete or small enough to drain, and a client waiting
+       for 100 Continue has not sent its body at all (RFC 9110 10.1.1). */
+    int keep_alive =
+        req->head.keep_alive && !loop->stopping && req->framing != FRAME_CLOSE &&
+        (!options->max_keepalive_requests || conn->requests < options->max_keepalive_requests) &&
+        req->continue_state != CONTINUE_EXPECTED;
+    if (keep_alive && req->body_state == BODY_READING) {
+        if (req->head.body == CSGI_HTTP__BODY_LENGTH)
+            keep_alive = req->body_left <= options->max_drain;
+    }
+    if (req->body_state == BODY_FAILED)
+        keep_alive = 0;
+    req->keep_alive = (unsigned char)keep_alive;
+
+    int has_date = 0, has_server = 0;
+    size_t size = 0;
+    for (size_t i = 0; i < count; i++) {
+        size += headers[i].name_len + headers[i].value_len + 4;
+        if (name_is(&headers[i], "date", 4))
+            has_date = 1;
+        else if (name_is(&headers[i], "server", 6))
+            has_server = 1;
+    }
+    if (!reason)
+        reason = csgi_http__status_reason(status);
+    size_t reason_len = strlen(reason);
+    if (!has_date)
+        csgi_http__date_refresh(loop);
+    char length_line[48];
+    size_t length_line_len = 0;
+    if (req->framing == FRAME_LENGTH ||
+        (req->framing == FRAME_NONE && is_head && !no_body && content_length >= 0))
+        length_line_len = (size_t)snprintf(length_line, sizeof(length_line),
+                                           "Content-Length: %lld\r\n", (long long)content_length);
+    else if (is_head && req->framing == FRAME_CHUNKED)
+        length_line_len = 0;
+    size += 13 + reason_len + 2 + (has_date ? 0 : loop->date_line_len) +
+            (has_server ? 0 : engine->server_line_len) + length_line_len + 28 + 26 + 2;
+
+    struct evbuffer_iovec vec;
+    if (evbuffer_reserve_space(conn->out, (ssize_t)size, &vec, 1) != 1)
+        return CSGI_ENOMEM;
+    char *p = vec.iov_base;
+    char status_digits[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                             (char)('0' + status % 10), ' '};
+    p = put(p, "HTTP/1.1 ", 9);
+    p = put(p, status_digits, 4);
+    p = put(p, reason, reason_len);
+    p = put(p, "\r\n", 2);
+    if (!has_date)
+        p = put(p, loop->date_line, loop->date_line_len);
+    if (!has_server && engine->server_line)
+        p = put(p, engine->server_line, engine->server_line_len);
+    for (size_t i = 0; i < count; i++) {
+        p = put(p, headers[i].name, headers[i].name_len);
+        p = put(p, ": ", 2);
+        p = put(p, headers[i].value, headers[i].value_len);
+        p = put(p, "\r\n", 2);
+    }
+    if (length_line_len)
+        p = put(p, length_line, length_line_len);
+    else if (req->framing == FRAME_CHUNKED && !is_head)
+        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+    if (!keep_alive)
+        p = put(p, "Connection: close\r\n", 19);
+    else if (req->head.version_minor == 0)
+        p = put(p, "Connection: keep-alive\r\n", 24);
+    p = put(p, "\r\n", 2);
+    vec.iov_len = (size_t)(p - (char *)vec.iov_base);
+    evbuffer_commit_space(conn->out, &vec, 1);
+
+    if (is_head)
+        req->framing = FRAME_NONE;
+    req->status = status;
+    req->response_left = req->framing == FRAME_LENGTH ? content_length : -1;
+    req->response_state = RESP_STARTED;
+    conn_touch(conn);
+    return 0;
+}
+
+/* Checks common to every write; returns 1 to write, 0 to discard, or an error. */
+static int write_check(csgi_http__request *req, size_t len)
+{
+    if (req->done || req->response_state != RESP_STARTED || req->cut)
+        return CSGI_ESTATE;
+    if (req->framing == FRAME_LENGTH) {
+        if ((uint64_t)len > (uint64_t)req->response_left)
+            return CSGI_ERANGE;
+    }
+    if (len == 0 || req->framing == FRAME_NONE) {
+        req->response_sent += len;
+        return 0;
+    }
+    return 1;
+}
+
+static int write_done(csgi_http__request *req, size_t len, int chunked)
+{
+    csgi_http__conn *conn = req->conn;
+    if (chunked && evbuffer_add(conn->out, "\r\n", 2) != 0)
+        return CSGI_ENOMEM;
+    if (req->framing == FRAME_LENGTH)
+        req->response_left -= (int64_t)len;
+    req->response_sent += len;
+    if (evbuffer_get_length(conn->out) >= conn_options(conn)->output_buffer)
+        req->want_writable = 1;
+    conn_touch(conn);
+    return 0;
+}
+
+static int chunk_prefix(csgi_http__request *req, size_t len)
+{
+    if (req->framing != FRAME_CHUNKED)
+        return 0;
+    return evbuffer_add_printf(req->conn->out, "%zx\r\n", len) < 0 ? CSGI_ENOMEM : 1;
+}
+
+int csgi_http__response_write(csgi_http__request *req, const void *data, size_t len)
+{
+    int r = write_check(req, len);
+    if (r <= 0)
+        return r;
+    int chunked = chunk_prefix(req, len);
+    if (chunked < 0 || evbuffer_add(req->conn->out, data, len) != 0)
+        return CSGI_ENOMEM;
+    return write_done(req, len, chunked);
+}
+
+int csgi_http__response_write_reference(csgi_http__request *req, const void *data, size_t len,
+                                        void (*cleanup)(const void *data, size_t len, void *arg),
+                                        void *arg)
+{
+    int r = write_check(req, len);
+    if (r <= 0) {
+        if (cleanup)
+            cleanup(data, len, arg);
+        return r;
+    }
+    int chunked = chunk_prefix(req, len);
+    if (chunked < 0 || evbuffer_add_reference(req->conn->out, data, len, cleanup, arg) != 0) {
+        if (cleanup)
+            cleanup(data, len, arg);
+        return CSGI_ENOMEM;
+    }
+    return write_done(req, len, chunked);
+}
+
+int csgi_http__response_write_buffer(csgi_http__request *req, struct evbuffer *buf)
+{
+    size_t len = evbuffer_get_length(buf);
+    int r = write_check(req, len);
+    if (r <= 0) {
+        if (r == 0)
+            evbuffer_drain(buf, len);
+        return r;
+    }
+    int chunked = chunk_prefix(req, len);
+    if (chunked < 0 || evbuffer_add_buffer(req->conn->out, buf) != 0)
+        return CSGI_ENOMEM;
+    return write_done(req, len, chunked);
+}
+
+int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset, int64_t length)
+{
+    if (offset < 0 || length < 0) {
+        close(fd);
+        return CSGI_EINVAL;
+    }
+    int r = write_check(req, (size_t)length);
+    if (r <= 0) {
+        close(fd);
+        return r;
+    }
+    int chunked = chunk_prefix(req, (size_t)length);
+    /* evbuffer_add_file owns fd from here, also when it fails. */
+    if (chunked < 0) {
+        close(fd);
+        return CSGI_ENOMEM;
+    }
+    if (evbuffer_add_file(req->conn->out, fd, offset, length) != 0)
+        return CSGI_ENOMEM;
+    return write_done(req, (size_t)length, chunked);
+}
+
+size_t csgi_http__response_buffered(const csgi_http__request *req)
+{
+    return evbuffer_get_length(req->conn->out);
+}
+
+int csgi_http__response_finish(csgi_http__request *req)
+{
+    if (req->done || req->response_state != RESP_STARTED || req->cut)
+        return CSGI_ESTATE;
+    csgi_http__conn *conn = req->conn;
+    if (req->framing == FRAME_LENGTH && req->response_left > 0) {
+        /* The client was promised more bytes: only closing tells it. */
+        conn_log(conn, CSGI_LOG__ERROR, "response ended %lld bytes short of its Content-Length",
+                 (long long)req->response_left);
+        req->cut = 1;
+        req->done_error = CSGI_ESTATE;
+        conn_touch(conn);
+        return CSGI_ESTATE;
+    }
+    if (req->framing == FRAME_CHUNKED && evbuffer_add(conn->out, "0\r\n\r\n", 5) != 0) {
+        req->cut = 1;
+        req->done_error = CSGI_ENOMEM;
+        conn_touch(conn);
+        return CSGI_ENOMEM;
+    }
+    if (req->framing == FRAME_CLOSE)
+        req->keep_alive = 0;
+    req->response_state = RESP_FINISHED;
+    conn_touch(conn);
+    return 0;
+}
+
+void csgi_http__response_abort(csgi_http__request *req, int status, int err)
+{
+    if (req->done)
+        return;
+    csgi_http__conn *conn = req->conn;
+    req->done_error = err ? err : CSGI_ESTATE;
+    if (req->response_state == RESP_NONE) {
+        queue_error_response(conn, status ? status : 500);
+        req->response_state = RESP_FINISHED;
+        req->keep_alive = 0;
+        req->framing = FRAME_NONE;
+    } else {
+        req->cut = 1;
+    }
+    conn_touch(conn);
+}

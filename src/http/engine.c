@@ -1,0 +1,623 @@
+/*
+ * The engine: options, listeners, event loops and their threads, graceful
+ * stop. Connections themselves live in connection.c.
+ *
+ * Threads: loop 0 runs in the thread that calls csgi_http__engine_run();
+ * loops 1..N-1 run in threads of their own. Each loop has its own socket
+ * per TCP listener, bound to the same address with SO_REUSEPORT, so the
+ * kernel spreads new connections across loops and no loop ever touches
+ * another's connections. Unix sockets cannot be shared that way: every
+ * loop polls the one socket, and the first accept wins.
+ */
+#include "common/alloc.h"
+#include "http/private.h"
+
+#include <csgi/common.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void csgi_http__options_init(csgi_http__options *options)
+{
+    static const csgi_http__limits limits = CSGI_HTTP__LIMITS_DEFAULT;
+    memset(options, 0, sizeof(*options));
+    options->limits = limits;
+    options->max_body = 1024 * 1024;
+    options->max_trailer = 8192;
+    options->header_timeout_ms = 60000;
+    options->body_timeout_ms = 60000;
+    options->keepalive_timeout_ms = 75000;
+    options->send_timeout_ms = 60000;
+    options->linger_timeout_ms = 5000;
+    options->max_keepalive_requests = 1000;
+    options->max_connections = 4096;
+    options->threads = 1;
+    options->backlog = 511;
+    options->body_buffer = 64 * 1024;
+    options->output_buffer = 64 * 1024;
+    options->max_drain = 64 * 1024;
+    options->server_header = "csgi";
+    options->log_level = CSGI_LOG__WARN;
+}
+
+/* ---- Logging ---------------------------------------------------------------- */
+
+static const char *level_name(int level)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    return level >= 0 && level <= CSGI_LOG__DEBUG ? names[level] : "log";
+}
+
+void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ...)
+{
+    if (level > engine->options.log_level)
+        return;
+    char message[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    if (engine->options.log) {
+        engine->options.log(level, message, engine->options.log_userdata);
+        return;
+    }
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(stderr, "%s csgi[%ld] %s: %s\n", stamp, (long)getpid(), level_name(level), message);
+}
+
+/* ---- Engine ----------------------------------------------------------------- */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_status;
+
+static void global_init(void)
+{
+    /* Loops are stopped from other threads (and from signal events), so
+       libevent must lock. */
+    global_status = evthread_use_pthreads();
+    /* A client that goes away must cost us an EPIPE, not the process. */
+    struct sigaction current;
+    if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
+static int options_valid(const csgi_http__options *o)
+{
+    return o->limits.max_request_line && o->limits.max_header_line && o->limits.max_head &&
+           o->limits.max_headers && o->threads >= 1 && o->threads <= 1024 && o->body_buffer &&
+           o->output_buffer && o->max_connections;
+}
+
+int csgi_http__engine_new(csgi_http__engine **out, const csgi_http__options *options,
+                          const csgi_http__handler *handler, struct event_base *base)
+{
+    *out = NULL;
+    pthread_once(&global_once, global_init);
+    if (global_status != 0)
+        return CSGI_ESYSTEM;
+    if (!handler || !handler->on_request)
+        return CSGI_EINVAL;
+
+    csgi_http__engine *engine = csgi__calloc(1, sizeof(*engine));
+    if (!engine)
+        return CSGI_ENOMEM;
+    if (options)
+        engine->options = *options;
+    else
+        csgi_http__options_init(&engine->options);
+    if (!options_valid(&engine->options) || (base && engine->options.threads != 1)) {
+        csgi__free(engine);
+        return CSGI_EINVAL;
+    }
+    const char *server = engine->options.server_header;
+    if (server && *server) {
+        size_t len = strlen(server);
+        if (strpbrk(server, "\r\n") || len > 256) {
+            csgi__free(engine);
+            return CSGI_EINVAL;
+        }
+        engine->server_line_len = len + 10;
+        engine->server_line = csgi__malloc(engine->server_line_len + 1);
+        if (!engine->server_line) {
+            csgi__free(engine);
+            return CSGI_ENOMEM;
+        }
+        snprintf(engine->server_line, engine->server_line_len + 1, "Server: %s\r\n", server);
+    }
+    engine->options.server_header = NULL; /* not kept: the caller owns it */
+    engine->handler = *handler;
+    engine->host_base = base;
+    *out = engine;
+    return 0;
+}
+
+/* ---- Listeners ---------------------------------------------------------------- */
+
+static int errno_to_err(int e)
+{
+    switch (e) {
+    case EADDRINUSE: return CSGI_EADDRINUSE;
+    case EADDRNOTAVAIL: return CSGI_EADDRNOTAVAIL;
+    case EACCES:
+    case EPERM: return CSGI_EACCESS;
+    case ENOMEM:
+    case ENOBUFS: return CSGI_ENOMEM;
+    case EINVAL:
+    case EAFNOSUPPORT: return CSGI_EINVAL;
+    default: return CSGI_ESYSTEM;
+    }
+}
+
+/* Resolve "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT". */
+static int resolve(const char *address, csgi_http__listener *listener)
+{
+    int len = (int)sizeof(listener->addr);
+    if (evutil_parse_sockaddr_port(address, &listener->addr.sa, &len) == 0) {
+        listener->addr_len = (socklen_t)len;
+        listener->family = listener->addr.sa.sa_family;
+        return 0;
+    }
+    const char *colon = strrchr(address, ':');
+    if (!colon || !colon[1] || strlen(address) > 300)
+        return CSGI_EINVAL;
+    char host[301];
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return CSGI_EINVAL;
+    struct evutil_addrinfo hints, *result = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE;
+    const char *node = host[0] && strcmp(host, "*") != 0 ? host : NULL;
+    if (!node)
+        hints.ai_family = AF_INET;
+    if (evutil_getaddrinfo(node, colon + 1, &hints, &result) != 0 || !result)
+        return CSGI_EINVAL;
+    if (result->ai_addrlen > sizeof(listener->addr)) {
+        evutil_freeaddrinfo(result);
+        return CSGI_EINVAL;
+    }
+    memcpy(&listener->addr, result->ai_addr, result->ai_addrlen);
+    listener->addr_len = (socklen_t)result->ai_addrlen;
+    listener->family = result->ai_family;
+    evutil_freeaddrinfo(result);
+    return 0;
+}
+
+static int tcp_socket(csgi_http__engine *engine, const csgi_http__listener *listener,
+                      evutil_socket_t *out)
+{
+    evutil_socket_t fd = socket(listener->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno_to_err(errno);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (engine->options.threads > 1 &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        int e = errno;
+        close(fd);
+        return errno_to_err(e);
+    }
+    if (listener->family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, &listener->addr.sa, listener->addr_len) != 0 ||
+        listen(fd, engine->options.backlog) != 0) {
+        int e = errno;
+        close(fd);
+        return errno_to_err(e);
+    }
+    *out = fd;
+    return 0;
+}
+
+static int unix_socket(csgi_http__engine *engine, csgi_http__listener *listener,
+                       evutil_socket_t *out)
+{
+    const char *path = listener->unix_addr.sun_path;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return CSGI_EADDRINUSE;
+        /* A socket file: stale unless a server still answers on it. */
+        evutil_socket_t probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0) {
+            int alive = connect(probe, (struct sockaddr *)&listener->unix_addr,
+                                sizeof(listener->unix_addr)) == 0;
+            close(probe);
+            if (alive)
+                return CSGI_EADDRINUSE;
+        }
+        unlink(path);
+    }
+    evutil_socket_t fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno_to_err(errno);
+    if (bind(fd, (struct sockaddr *)&listener->unix_addr, sizeof(listener->unix_addr)) != 0 ||
+        listen(fd, engine->options.backlog) != 0) {
+        int e = errno;
+        close(fd);
+        return errno_to_err(e);
+    }
+    *out = fd;
+    return 0;
+}
+
+int csgi_http__engine_listen(csgi_http__engine *engine, const char *address)
+{
+    if (!address || engine->started)
+        return address ? CSGI_ESTATE : CSGI_EINVAL;
+    csgi_http__listener listener;
+    memset(&listener, 0, sizeof(listener));
+    listener.fd = -1;
+    int err;
+    if (strncmp(address, "unix:", 5) == 0) {
+        const char *path = address + 5;
+        size_t len = strlen(path);
+        if (len == 0 || len >= sizeof(listener.unix_addr.sun_path))
+            return CSGI_EINVAL;
+        listener.family = AF_UNIX;
+        listener.unix_addr.sun_family = AF_UNIX;
+        memcpy(listener.unix_addr.sun_path, path, len + 1);
+        err = unix_socket(engine, &listener, &listener.fd);
+    } else {
+        err = resolve(address, &listener);
+        if (err == 0)
+            err = tcp_socket(engine, &listener, &listener.fd);
+        if (err == 0) {
+            socklen_t len = sizeof(listener.addr);
+            getsockname(listener.fd, &listener.addr.sa, &len);
+            listener.addr_len = len;
+            listener.port = ntohs(listener.family == AF_INET6 ? listener.addr.in6.sin6_port
+                                                              : listener.addr.in.sin_port);
+        }
+    }
+    if (err)
+        return err;
+    csgi_http__listener *grown =
+        csgi__realloc(engine->listeners, (engine->listener_count + 1) * sizeof(*grown));
+    if (!grown) {
+        close(listener.fd);
+        if (listener.family == AF_UNIX)
+            unlink(listener.unix_addr.sun_path);
+        return CSGI_ENOMEM;
+    }
+    engine->listeners = grown;
+    engine->listeners[engine->listener_count++] = listener;
+    return 0;
+}
+
+size_t csgi_http__engine_listener_count(const csgi_http__engine *engine)
+{
+    return engine->listener_count;
+}
+
+int csgi_http__engine_listener_port(const csgi_http__engine *engine, size_t index)
+{
+    return index < engine->listener_count ? engine->listeners[index].port : -1;
+}
+
+size_t csgi_http__engine_connection_count(csgi_http__engine *engine)
+{
+    return atomic_load(&engine->connection_total);
+}
+
+/* ---- Loops ---------------------------------------------------------------------- */
+
+static void set_accepting(csgi_http__loop *loop, int on)
+{
+    if (loop->accepting == on)
+        return;
+    loop->accepting = on;
+    for (size_t i = 0; i < loop->acceptor_count; i++) {
+        if (!loop->acceptors[i].evl)
+            continue;
+        if (on)
+            evconnlistener_enable(loop->acceptors[i].evl);
+        else
+            evconnlistener_disable(loop->acceptors[i].evl);
+    }
+}
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *peer,
+                      int peer_len, void *arg)
+{
+    csgi_http__acceptor *acceptor = arg;
+    csgi_http__loop *loop = acceptor->loop;
+    (void)evl;
+    if (loop->stopping) {
+        evutil_closesocket(fd);
+        return;
+    }
+    loop->connection_count++;
+    atomic_fetch_add(&loop->engine->connection_total, 1);
+    if (loop->connection_count >= loop->engine->options.max_connections)
+        set_accepting(loop, 0);
+    csgi_http__conn_accept(loop, fd, peer, (socklen_t)peer_len, acceptor->listener);
+}
+
+static void on_accept_error(struct evconnlistener *evl, void *arg)
+{
+    csgi_http__acceptor *acceptor = arg;
+    csgi_http__loop *loop = acceptor->loop;
+    int e = EVUTIL_SOCKET_ERROR();
+    (void)evl;
+    /* Out of descriptors or memory: the pending connection stays in the
+       queue and the listener would spin. Pause, then try again. */
+    csgi_http__log(loop->engine, CSGI_LOG__ERROR, "accept failed: %s (pausing 100 ms)",
+                   evutil_socket_error_to_string(e));
+    set_accepting(loop, 0);
+    struct timeval pause = {0, 100000};
+    event_add(&loop->retry_accept, &pause);
+}
+
+static void on_retry_accept(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    if (!loop->stopping && loop->connection_count < loop->engine->options.max_connections)
+        set_accepting(loop, 1);
+}
+
+static void loop_exit_if_done(csgi_http__loop *loop)
+{
+    if (loop->stopping && loop->connection_count == 0 && loop->own_base)
+        event_base_loopexit(loop->base, NULL);
+}
+
+void csgi_http__loop_connection_closed(csgi_http__loop *loop)
+{
+    loop->connection_count--;
+    atomic_fetch_sub(&loop->engine->connection_total, 1);
+    if (loop->stopping) {
+        loop_exit_if_done(loop);
+        return;
+    }
+    if (!loop->accepting && loop->connection_count < loop->engine->options.max_connections &&
+        !evtimer_pending(&loop->retry_accept, NULL))
+        set_accepting(loop, 1);
+}
+
+static void free_acceptors(csgi_http__loop *loop)
+{
+    for (size_t i = 0; i < loop->acceptor_count; i++) {
+        if (loop->acceptors[i].evl)
+            evconnlistener_free(loop->acceptors[i].evl);
+        loop->acceptors[i].evl = NULL;
+    }
+    loop->accepting = 0;
+}
+
+static void on_grace_end(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    csgi_http__loop_shutdown_connections(loop, 1);
+    if (loop->own_base)
+        event_base_loopexit(loop->base, NULL);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    if (loop->stopping)
+        return;
+    loop->stopping = 1;
+    free_acceptors(loop);
+    event_del(&loop->retry_accept);
+    csgi_http__loop_shutdown_connections(loop, 0);
+    if (loop->connection_count == 0) {
+        loop_exit_if_done(loop);
+        return;
+    }
+    unsigned ms = loop->engine->grace_ms;
+    struct timeval grace = {ms / 1000, (ms % 1000) * 1000};
+    event_add(&loop->grace_event, &grace);
+}
+
+static const struct timeval *common_timeout(struct event_base *base, unsigned ms)
+{
+    if (!ms)
+        return NULL;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    const struct timeval *common = event_base_init_common_timeout(base, &tv);
+    return common ? common : NULL;
+}
+
+static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned index)
+{
+    loop->engine = engine;
+    loop->index = index;
+    if (engine->host_base) {
+        loop->base = engine->host_base;
+    } else {
+        loop->base = event_base_new();
+        if (!loop->base)
+            return CSGI_ENOMEM;
+        loop->own_base = 1;
+    }
+    csgi_arena__recycler_init(&loop->recycler, 64);
+    evtimer_assign(&loop->retry_accept, loop->base, on_retry_accept, loop);
+    event_assign(&loop->stop_event, loop->base, -1, 0, on_stop, loop);
+    evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
+    const csgi_http__options *o = &engine->options;
+    loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
+    loop->body_tv = common_timeout(loop->base, o->body_timeout_ms);
+    loop->send_tv = common_timeout(loop->base, o->send_timeout_ms);
+
+    loop->acceptors =
+        csgi__calloc(engine->listener_count ? engine->listener_count : 1, sizeof(*loop->acceptors));
+    if (!loop->acceptors)
+        return CSGI_ENOMEM;
+    loop->acceptor_count = engine->listener_count;
+    for (size_t i = 0; i < engine->listener_count; i++) {
+        csgi_http__listener *listener = &engine->listeners[i];
+        csgi_http__acceptor *acceptor = &loop->acceptors[i];
+        acceptor->loop = loop;
+        acceptor->listener = listener;
+        evutil_socket_t fd;
+        if (index == 0) {
+            fd = listener->fd; /* the evconnlistener owns it from here */
+            listener->fd = -1;
+        } else if (listener->family == AF_UNIX) {
+            fd = fcntl(engine->loops[0].acceptors[i].evl
+                           ? evconnlistener_get_fd(engine->loops[0].acceptors[i].evl)
+                           : -1,
+                       F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                return CSGI_ESYSTEM;
+        } else {
+            int err = tcp_socket(engine, listener, &fd);
+            if (err)
+                return err;
+        }
+        /* backlog 0: the socket already listens. */
+        acceptor->evl = evconnlistener_new(loop->base, on_accept, acceptor,
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+        if (!acceptor->evl) {
+            close(fd);
+            return CSGI_ENOMEM;
+        }
+        evconnlistener_set_error_cb(acceptor->evl, on_accept_error);
+    }
+    loop->accepting = 1;
+    return 0;
+}
+
+static void loop_destroy(csgi_http__loop *loop)
+{
+    if (!loop->base)
+        return;
+    free_acceptors(loop);
+    csgi_http__loop_shutdown_connections(loop, 1);
+    event_del(&loop->retry_accept);
+    event_del(&loop->stop_event);
+    event_del(&loop->grace_event);
+    csgi__free(loop->acceptors);
+    csgi_arena__recycler_clear(&loop->recycler);
+    if (loop->own_base)
+        event_base_free(loop->base);
+    loop->base = NULL;
+}
+
+static void *loop_thread(void *arg)
+{
+    csgi_http__loop *loop = arg;
+    event_base_dispatch(loop->base);
+    return NULL;
+}
+
+int csgi_http__engine_start(csgi_http__engine *engine)
+{
+    if (engine->started)
+        return CSGI_ESTATE;
+    if (engine->listener_count == 0)
+        return CSGI_EINVAL;
+    engine->loop_count = engine->host_base ? 1 : engine->options.threads;
+    engine->loops = csgi__calloc(engine->loop_count, sizeof(*engine->loops));
+    if (!engine->loops)
+        return CSGI_ENOMEM;
+    engine->started = 1;
+    for (unsigned i = 0; i < engine->loop_count; i++) {
+        int err = loop_init(engine, &engine->loops[i], i);
+        if (err)
+            return err; /* csgi_http__engine_free releases what was made */
+    }
+    for (unsigned i = 1; i < engine->loop_count; i++) {
+        csgi_http__loop *loop = &engine->loops[i];
+        if (pthread_create(&loop->thread, NULL, loop_thread, loop) != 0)
+            return CSGI_ESYSTEM;
+        loop->thread_started = 1;
+    }
+    return 0;
+}
+
+struct event_base *csgi_http__engine_base(csgi_http__engine *engine)
+{
+    return engine->started ? engine->loops[0].base : NULL;
+}
+
+static void join_threads(csgi_http__engine *engine)
+{
+    for (unsigned i = 1; i < engine->loop_count; i++) {
+        csgi_http__loop *loop = &engine->loops[i];
+        if (loop->thread_started) {
+            pthread_join(loop->thread, NULL);
+            loop->thread_started = 0;
+        }
+    }
+}
+
+int csgi_http__engine_run(csgi_http__engine *engine)
+{
+    if (!engine->started || engine->host_base)
+        return CSGI_ESTATE;
+    int r = event_base_dispatch(engine->loops[0].base);
+    /* Loop 0 ended: the engine was stopped (or nothing is left to wait
+       for); the other loops end with it. */
+    csgi_http__engine_stop(engine, engine->grace_ms);
+    join_threads(engine);
+    return r < 0 ? CSGI_ESYSTEM : 0;
+}
+
+void csgi_http__engine_stop(csgi_http__engine *engine, unsigned grace_ms)
+{
+    if (!engine->started)
+        return;
+    engine->grace_ms = grace_ms;
+    for (unsigned i = 0; i < engine->loop_count; i++)
+        if (engine->loops[i].base)
+            event_active(&engine->loops[i].stop_event, EV_READ, 1);
+}
+
+void csgi_http__engine_free(csgi_http__engine *engine)
+{
+    if (!engine)
+        return;
+    if (engine->started) {
+        /* Threads still running must end before their loops are freed. */
+        int running = 0;
+        for (unsigned i = 1; i < engine->loop_count; i++)
+            running |= engine->loops[i].thread_started;
+        if (running) {
+            csgi_http__engine_stop(engine, 0);
+            join_threads(engine);
+        }
+        for (unsigned i = 0; i < engine->loop_count; i++)
+            loop_destroy(&engine->loops[i]);
+        csgi__free(engine->loops);
+    }
+    for (size_t i = 0; i < engine->listener_count; i++) {
+        csgi_http__listener *listener = &engine->listeners[i];
+        if (listener->fd >= 0)
+            close(listener->fd);
+        if (listener->family == AF_UNIX)
+            unlink(listener->unix_addr.sun_path);
+    }
+    csgi__free(engine->listeners);
+    csgi__free(engine->server_line);
+    csgi__free(engine);
+}

@@ -1,0 +1,910 @@
+/*
+ * The engine over real sockets: keep-alive, pipelining, HTTP/1.0, HEAD,
+ * chunked uploads, 100-continue, streamed and file responses, slow readers,
+ * clients that leave, listeners, threads, stopping.
+ */
+#include "engine_harness.h"
+
+#include <check.h>
+#include <event2/event.h>
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static test_server server;
+
+static void get(int fd, const char *path, test_response *r)
+{
+    char request[512];
+    snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    ck_assert_int_eq(client_send_str(fd, request), 0);
+    ck_assert_int_eq(client_response(fd, r, 0, 5000), 0);
+}
+
+START_TEST(keep_alive_and_headers)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    for (int i = 0; i < 3; i++) {
+        test_response r;
+        get(fd, "/hello", &r);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(r.body, "Hello World");
+        ck_assert_str_eq(response_header(&r, "Content-Length"), "11");
+        ck_assert_str_eq(response_header(&r, "Server"), "csgi");
+        const char *date = response_header(&r, "Date");
+        ck_assert_ptr_nonnull(date);
+        ck_assert_int_eq((int)strlen(date), 29); /* IMF-fixdate */
+        ck_assert_str_eq(date + 26, "GMT");
+        ck_assert_ptr_null(response_header(&r, "Connection"));
+        response_free(&r);
+    }
+    ck_assert_int_eq(stats.requests, 3);
+    ck_assert(wait_connections(&server, 1, 1000)); /* still open */
+    close(fd);
+    ck_assert(wait_connections(&server, 0, 2000));
+    ck_assert(wait_done(3, 1000));
+    ck_assert_int_eq(stats.done_ok, 3);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(pipelined_in_order)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    /* Three requests in one write, the second one slow (answered from a
+       timer): the answers must still come in request order. */
+    ck_assert_int_eq(client_send_str(fd, "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?3 HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_str_eq(r.body, "GET /path?1 host=a");
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_str_eq(r.body, "later");
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_str_eq(r.body, "GET /path?3 host=a");
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(byte_at_a_time)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    const char *request = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    for (const char *p = request; *p; p++) {
+        ck_assert_int_eq(client_send(fd, p, 1), 0);
+        usleep(500);
+    }
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello world");
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(http10)
+{
+    server_start(&server, NULL);
+    /* Without keep-alive: answered, then closed by the server. */
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /hello HTTP/1.0\r\n\r\n"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fd, 2000));
+    close(fd);
+
+    /* With keep-alive: the server says so and keeps the connection. */
+    fd = client_connect(server.port);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(
+            client_send_str(fd, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+        ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+        ck_assert_str_eq(response_header(&r, "Connection"), "keep-alive");
+        response_free(&r);
+    }
+    /* An unknown length on HTTP/1.0 is close-delimited. */
+    ck_assert_int_eq(
+        client_send_str(fd, "GET /stream?n=5&s=100 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_ptr_null(response_header(&r, "Transfer-Encoding"));
+    ck_assert_int_eq(r.closed, 1);
+    ck_assert_uint_eq(r.body_len, 500);
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(head_has_no_body)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "HEAD /hello HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 1, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(response_header(&r, "Content-Length"), "11");
+    response_free(&r);
+    /* Were any body bytes sent, they would be taken for the next status line. */
+    ck_assert_int_eq(client_send_str(fd, "HEAD /stream?n=3 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 1, 5000), 0);
+    ck_assert_ptr_null(response_header(&r, "Transfer-Encoding"));
+    response_free(&r);
+    get(fd, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(chunked_upload_with_trailers)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "POST /trailers HTTP/1.1\r\nHost: a\r\n"
+                                         "Transfer-Encoding: chunked\r\n\r\n"
+                                         "3\r\nabc\r\n0\r\nChecksum: 42\r\nX-Extra: yes\r\n\r\n"),
+                     0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "Checksum=42;X-Extra=yes;");
+    response_free(&r);
+
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(chunked_upload_large)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.max_body = 0; /* unlimited */
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    size_t total = 3 * 1000 * 1000;
+    ck_assert_int_eq(client_send_str(fd, "POST /echo?unknown HTTP/1.1\r\nHost: a\r\n"
+                                         "Transfer-Encoding: chunked\r\n\r\n"),
+                     0);
+    /* The echo application answers only after the whole body, so the
+       server must take all of it in while its body buffer stays bounded. */
+    char chunk[10000 + 16];
+    for (size_t sent = 0; sent < total; sent += 10000) {
+        int n = snprintf(chunk, sizeof(chunk), "%x\r\n", 10000);
+        memset(chunk + n, 'a' + (int)(sent / 10000 % 26), 10000);
+        memcpy(chunk + n + 10000, "\r\n", 2);
+        ck_assert_int_eq(client_send(fd, chunk, (size_t)n + 10002), 0);
+    }
+    ck_assert_int_eq(client_send_str(fd, "0\r\n\r\n"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 20000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.chunked, 1);
+    ck_assert_uint_eq(r.body_len, total);
+    for (size_t i = 0; i < total; i += 10000)
+        ck_assert_int_eq(r.body[i], 'a' + (int)(i / 10000 % 26));
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(expect_continue_sent_on_read)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                         "Expect: 100-continue\r\n\r\n"),
+                     0);
+    char buf[256];
+    client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\n", NULL);
+    ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    ck_assert_int_eq(client_send_str(fd, "hello"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello");
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(expect_continue_not_sent_when_refused)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    /* The application answers without reading: no 100 Continue, and the
+       connection closes, since the client never sent the body. */
+    ck_assert_int_eq(client_send_str(fd, "POST /noread HTTP/1.1\r\nHost: a\r\n"
+                                         "Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n"),
+                     0);
+    char buf[1024];
+    client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\nok", NULL);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "got %s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "Connection: close\r\n"));
+    ck_assert(client_closed(fd, 3000));
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(unread_body_drained_for_keep_alive)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    char request[4096];
+    char body[2000];
+    memset(body, 'x', sizeof(body));
+    int n =
+        snprintf(request, sizeof(request),
+                 "POST /noread HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", sizeof(body));
+    ck_assert_int_eq(client_send(fd, request, (size_t)n), 0);
+    ck_assert_int_eq(client_send(fd, body, sizeof(body)), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_str_eq(r.body, "ok");
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    get(fd, "/hello", &r); /* the body was not taken for a request */
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    ck_assert_int_eq(stats.requests, 2);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(streamed_response)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/stream?n=200&s=10000", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.chunked, 1);
+    ck_assert_uint_eq(r.body_len, 2000000);
+    for (size_t i = 0; i < r.body_len; i += 10000)
+        ck_assert_int_eq(r.body[i], 'a' + (int)(i / 10000 % 26));
+    response_free(&r);
+    get(fd, "/hello", &r); /* the chunked framing ended exactly */
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(file_response)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/file", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, server.file_size);
+    for (size_t i = 0; i < r.body_len; i += 1000) {
+        ck_assert_int_eq(r.body[i], 'A' + (int)(i / 1000 % 26));
+        ck_assert_int_eq(r.body[i + 999], 'A' + (int)(i / 1000 % 26));
+    }
+    response_free(&r);
+    get(fd, "/hello", &r);
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(slow_reader_bounded_buffer)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    /* 20 MB streamed to a client that reads nothing for a second: the
+       application is only asked for more once the output drained, so what
+       the server holds stays near its 64 KiB watermark. */
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?n=2000&s=10000 HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    sleep(1);
+    ck_assert_int_lt(stats.max_buffered, 64 * 1024 + 10000 + 64);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 30000), 0);
+    ck_assert_uint_eq(r.body_len, 20000000);
+    response_free(&r);
+    ck_assert_int_lt(stats.max_buffered, 64 * 1024 + 10000 + 64);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(client_leaves_mid_stream)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?n=0&s=10000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    char buf[65536];
+    ck_assert_uint_gt(client_read(fd, buf, sizeof(buf), 2000, NULL, NULL), 1000);
+    close(fd);
+    ck_assert(wait_done(1, 5000));
+    usleep(100000);
+    ck_assert_int_eq(stats.done, 1);
+    ck_assert_int_eq(stats.done_ok, 0);
+    ck_assert(stats.last_error == CSGI_EIO || stats.last_error == CSGI_ECLOSED);
+    ck_assert(wait_connections(&server, 0, 2000));
+    /* The server goes on serving. */
+    fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/hello", &r);
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    close(fd);
+    ck_assert_int_eq(stats.done_twice, 0);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(client_leaves_while_app_works)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(100000);
+    ck_assert_int_eq(stats.requests, 1);
+    ck_assert_int_eq(stats.done, 0);
+    close(fd);
+    ck_assert(wait_done(1, 3000));
+    ck_assert_int_eq(stats.last_error, CSGI_ECLOSED);
+    ck_assert(wait_connections(&server, 0, 2000));
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done, 1);
+}
+END_TEST
+
+START_TEST(short_response_cuts_connection)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /short HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    char buf[4096];
+    int eof = 0;
+    client_read(fd, buf, sizeof(buf), 3000, NULL, &eof);
+    ck_assert_int_eq(eof, 1); /* cut, so the client knows the body is short */
+    ck_assert(wait_done(1, 2000));
+    ck_assert_int_eq(stats.last_error, CSGI_ESTATE);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(header_deadline_not_extended_by_trickling)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.header_timeout_ms = 600;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    long start = now_ms();
+    const char *request =
+        "GET /hello HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    int closed = 0;
+    for (const char *p = request; *p; p++) {
+        if (client_send(fd, p, 1) != 0)
+            break;
+        char buf[512];
+        int eof = 0;
+        size_t n = client_read(fd, buf, sizeof(buf), 50, NULL, &eof);
+        if (n > 0) {
+            ck_assert_msg(strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "got %s", buf);
+            closed = client_closed(fd, 1000);
+            break;
+        }
+        if (eof) {
+            closed = 1;
+            break;
+        }
+    }
+    long elapsed = now_ms() - start;
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_ge(elapsed, 550);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert_int_eq(stats.requests, 0);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(keepalive_idle_timeout)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.keepalive_timeout_ms = 300;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/hello", &r);
+    response_free(&r);
+    long start = now_ms();
+    ck_assert(client_closed(fd, 3000));
+    long elapsed = now_ms() - start;
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 2000);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(body_timeout)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.body_timeout_ms = 300;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(
+        client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabcde"),
+        0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_int_eq(r.status, 408);
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(wait_done(1, 2000));
+    ck_assert_int_eq(stats.last_error, CSGI_ETIMEDOUT);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(send_timeout)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.send_timeout_ms = 300;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?n=0&s=10000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    /* Never read: the server gives up after the send timeout. */
+    ck_assert(wait_done(1, 5000));
+    ck_assert_int_eq(stats.last_error, CSGI_ETIMEDOUT);
+    ck_assert(wait_connections(&server, 0, 2000));
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+static void expect_refusal(const char *request, int status)
+{
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, request), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_msg(r.status == status, "expected %d, got %d for %s", status, r.status, request);
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fd, 3000));
+    close(fd);
+}
+
+START_TEST(refusals_close_and_never_reach_the_app)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.max_body = 1000;
+    server_start(&server, &options);
+    expect_refusal("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n", 413);
+    expect_refusal("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    expect_refusal("GET / HTTP/1.1\r\n\r\n", 400);
+    expect_refusal("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400);
+    expect_refusal("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
+    expect_refusal("GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_refusal("GET /%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_refusal("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+    expect_refusal("GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n", 400);
+    expect_refusal("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400);
+    /* A request line over 8 KiB, and too many header fields. */
+    char *big = malloc(20000);
+    strcpy(big, "GET /");
+    memset(big + 5, 'a', 9000);
+    strcpy(big + 9005, " HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect_refusal(big, 414);
+    strcpy(big, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < 101; i++)
+        sprintf(big + strlen(big), "X-%d: v\r\n", i);
+    strcat(big, "\r\n");
+    expect_refusal(big, 431);
+    free(big);
+    ck_assert_int_eq(stats.requests, 0);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(smuggled_request_never_served)
+{
+    server_start(&server, NULL);
+    /* CL and TE together: refused whole, so the "request" hidden in the
+       body is never parsed, let alone served. */
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\n"
+                                         "Transfer-Encoding: chunked\r\n\r\n"
+                                         "0\r\n\r\nGET /path?smuggled HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    char buf[8192];
+    int eof = 0;
+    client_read(fd, buf, sizeof(buf), 3000, NULL, &eof);
+    ck_assert_int_eq(eof, 1);
+    ck_assert_int_eq(strncmp(buf, "HTTP/1.1 400 ", 13), 0);
+    ck_assert_ptr_null(strstr(buf + 13, "HTTP/1.1"));
+    close(fd);
+    ck_assert_int_eq(stats.requests, 0);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(chunked_body_over_limit)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.max_body = 10;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\n"
+                                         "Transfer-Encoding: chunked\r\n\r\n"
+                                         "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"),
+                     0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_int_eq(r.status, 413);
+    response_free(&r);
+    ck_assert(wait_done(1, 2000));
+    ck_assert_int_eq(stats.last_error, CSGI_ETOOBIG);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(malformed_chunk_mid_body)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\n"
+                                         "Transfer-Encoding: chunked\r\n\r\n"
+                                         "3\r\nabc\r\nzz\r\n"),
+                     0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_int_eq(r.status, 400);
+    response_free(&r);
+    ck_assert(wait_done(1, 2000));
+    ck_assert_int_eq(stats.last_error, CSGI_EPARSE);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(any_method_and_absolute_form)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "BREW /path?pot=1 HTTP/1.1\r\nHost: coffee\r\n\r\n"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "BREW /path?pot=1 host=coffee");
+    response_free(&r);
+    ck_assert_int_eq(
+        client_send_str(fd, "GET http://example.org:8080/path?q HTTP/1.1\r\nHost: other\r\n\r\n"),
+        0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?q host=example.org:8080");
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(max_keepalive_requests)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.max_keepalive_requests = 2;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/hello", &r);
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    get(fd, "/hello", &r);
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fd, 2000));
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* ---- Listeners, threads, loops ------------------------------------------------ */
+
+static void quiet(int level, const char *message, void *userdata)
+{
+    (void)level;
+    (void)message;
+    (void)userdata;
+}
+
+static void plain_hello(csgi_http__request *req, void *userdata)
+{
+    (void)userdata;
+    csgi_http__response_start(req, 200, NULL, NULL, 0, 2);
+    csgi_http__response_write(req, "hi", 2);
+    csgi_http__response_finish(req);
+}
+
+static int raw_get(int fd, char *buf, size_t cap)
+{
+    const char *request = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0)
+        return -1;
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return (int)len;
+}
+
+static void *run_engine(void *arg)
+{
+    csgi_http__engine_run(arg);
+    return NULL;
+}
+
+START_TEST(listeners_ipv6_unix_several)
+{
+    csgi_http__options options;
+    csgi_http__options_init(&options);
+    options.log = quiet;
+    csgi_http__handler handler = {plain_hello, NULL};
+    csgi_http__engine *engine;
+    ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, NULL), 0);
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/csgi-test-%d.sock", (int)getpid());
+    char unix_address[80];
+    snprintf(unix_address, sizeof(unix_address), "unix:%s", path);
+    ck_assert_int_eq(csgi_http__engine_listen(engine, "127.0.0.1:0"), 0);
+    int have_v6 = csgi_http__engine_listen(engine, "[::1]:0") == 0;
+    ck_assert_int_eq(csgi_http__engine_listen(engine, unix_address), 0);
+    ck_assert_int_eq(csgi_http__engine_listen(engine, "not an address"), CSGI_EINVAL);
+    /* The port taken by the first listener is refused to another. */
+    char taken[32];
+    snprintf(taken, sizeof(taken), "127.0.0.1:%d", csgi_http__engine_listener_port(engine, 0));
+    ck_assert_int_eq(csgi_http__engine_listen(engine, taken), CSGI_EADDRINUSE);
+    ck_assert_uint_eq(csgi_http__engine_listener_count(engine), have_v6 ? 3 : 2);
+    ck_assert_int_eq(csgi_http__engine_start(engine), 0);
+    pthread_t thread;
+    pthread_create(&thread, NULL, run_engine, engine);
+
+    char buf[2048];
+    int fd = client_connect(csgi_http__engine_listener_port(engine, 0));
+    ck_assert_int_gt(raw_get(fd, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nhi"));
+    close(fd);
+    if (have_v6) {
+        fd = socket(AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 a6;
+        memset(&a6, 0, sizeof(a6));
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((unsigned short)csgi_http__engine_listener_port(engine, 1));
+        inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a6, sizeof(a6)), 0);
+        ck_assert_int_gt(raw_get(fd, buf, sizeof(buf)), 0);
+        ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nhi"));
+        close(fd);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un au;
+    memset(&au, 0, sizeof(au));
+    au.sun_family = AF_UNIX;
+    strcpy(au.sun_path, path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&au, sizeof(au)), 0);
+    ck_assert_int_gt(raw_get(fd, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nhi"));
+    close(fd);
+
+    csgi_http__engine_stop(engine, 0);
+    pthread_join(thread, NULL);
+    csgi_http__engine_free(engine);
+    ck_assert_int_ne(access(path, F_OK), 0); /* the socket file is removed */
+}
+END_TEST
+
+START_TEST(threads_share_the_port)
+{
+    csgi_http__options options;
+    csgi_http__options_init(&options);
+    options.log = quiet;
+    options.threads = 3;
+    csgi_http__handler handler = {plain_hello, NULL};
+    csgi_http__engine *engine;
+    ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, NULL), 0);
+    ck_assert_int_eq(csgi_http__engine_listen(engine, "127.0.0.1:0"), 0);
+    int port = csgi_http__engine_listener_port(engine, 0);
+    ck_assert_int_eq(csgi_http__engine_start(engine), 0);
+    pthread_t thread;
+    pthread_create(&thread, NULL, run_engine, engine);
+    char buf[2048];
+    for (int i = 0; i < 60; i++) {
+        int fd = client_connect(port);
+        ck_assert_int_gt(raw_get(fd, buf, sizeof(buf)), 0);
+        ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nhi"));
+        close(fd);
+    }
+    csgi_http__engine_stop(engine, 0);
+    pthread_join(thread, NULL);
+    csgi_http__engine_free(engine);
+}
+END_TEST
+
+static void stop_host(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+static void *run_host(void *arg)
+{
+    event_base_dispatch(arg);
+    return NULL;
+}
+
+START_TEST(attach_to_host_loop)
+{
+    struct event_base *base = event_base_new();
+    csgi_http__options options;
+    csgi_http__options_init(&options);
+    options.log = quiet;
+    csgi_http__handler handler = {plain_hello, NULL};
+    csgi_http__engine *engine;
+    options.threads = 2;
+    ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, base), CSGI_EINVAL);
+    options.threads = 1;
+    ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, base), 0);
+    ck_assert_int_eq(csgi_http__engine_listen(engine, "127.0.0.1:0"), 0);
+    ck_assert_int_eq(csgi_http__engine_start(engine), 0);
+    ck_assert_ptr_eq(csgi_http__engine_base(engine), base);
+    ck_assert_int_eq(csgi_http__engine_run(engine), CSGI_ESTATE);
+    /* The host's loop runs the engine beside its own events. */
+    struct event *keep = event_new(base, -1, EV_PERSIST, stop_host, base);
+    struct timeval long_time = {30, 0};
+    event_add(keep, &long_time);
+    pthread_t thread;
+    pthread_create(&thread, NULL, run_host, base);
+    char buf[2048];
+    int fd = client_connect(csgi_http__engine_listener_port(engine, 0));
+    ck_assert_int_gt(raw_get(fd, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nhi"));
+    close(fd);
+    event_active(keep, EV_TIMEOUT, 1);
+    pthread_join(thread, NULL);
+    event_free(keep);
+    csgi_http__engine_free(engine);
+    event_base_free(base);
+}
+END_TEST
+
+START_TEST(graceful_stop)
+{
+    server_start(&server, NULL);
+    int idle = client_connect(server.port);
+    test_response r;
+    get(idle, "/hello", &r);
+    response_free(&r);
+    int busy = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(busy, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(10000);
+    csgi_http__engine_stop(server.engine, 5000);
+    /* The idle connection is closed at once; the busy one gets its answer,
+       told that the connection closes. */
+    ck_assert(client_closed(idle, 2000));
+    ck_assert_int_eq(client_response(busy, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "later");
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(busy, 2000));
+    close(idle);
+    close(busy);
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 2);
+}
+END_TEST
+
+START_TEST(stop_cuts_after_grace)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000);
+    long start = now_ms();
+    server_stop(&server, 200);
+    long elapsed = now_ms() - start;
+    ck_assert_int_ge(elapsed, 150);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert_int_eq(stats.done, 1);
+    ck_assert_int_eq(stats.last_error, CSGI_ECLOSED);
+    ck_assert(client_closed(fd, 1000));
+    close(fd);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("engine");
+    TCase *tc = tcase_create("sockets");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, keep_alive_and_headers);
+    tcase_add_test(tc, pipelined_in_order);
+    tcase_add_test(tc, byte_at_a_time);
+    tcase_add_test(tc, http10);
+    tcase_add_test(tc, head_has_no_body);
+    tcase_add_test(tc, chunked_upload_with_trailers);
+    tcase_add_test(tc, chunked_upload_large);
+    tcase_add_test(tc, expect_continue_sent_on_read);
+    tcase_add_test(tc, expect_continue_not_sent_when_refused);
+    tcase_add_test(tc, unread_body_drained_for_keep_alive);
+    tcase_add_test(tc, streamed_response);
+    tcase_add_test(tc, file_response);
+    tcase_add_test(tc, slow_reader_bounded_buffer);
+    tcase_add_test(tc, client_leaves_mid_stream);
+    tcase_add_test(tc, client_leaves_while_app_works);
+    tcase_add_test(tc, short_response_cuts_connection);
+    tcase_add_test(tc, header_deadline_not_extended_by_trickling);
+    tcase_add_test(tc, keepalive_idle_timeout);
+    tcase_add_test(tc, body_timeout);
+    tcase_add_test(tc, send_timeout);
+    tcase_add_test(tc, refusals_close_and_never_reach_the_app);
+    tcase_add_test(tc, smuggled_request_never_served);
+    tcase_add_test(tc, chunked_body_over_limit);
+    tcase_add_test(tc, malformed_chunk_mid_body);
+    tcase_add_test(tc, any_method_and_absolute_form);
+    tcase_add_test(tc, max_keepalive_requests);
+    tcase_add_test(tc, listeners_ipv6_unix_several);
+    tcase_add_test(tc, threads_share_the_port);
+    tcase_add_test(tc, attach_to_host_loop);
+    tcase_add_test(tc, graceful_stop);
+    tcase_add_test(tc, stop_cuts_after_grace);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

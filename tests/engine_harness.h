@@ -1,0 +1,83 @@
+/*
+ * A test server and a raw socket client for the engine suites.
+ *
+ * The server runs csgi's engine on 127.0.0.1 port 0 in a thread of its own,
+ * with a small set of behaviours chosen by the request path (see
+ * engine_harness.c). The client is plain blocking sockets with timeouts, so
+ * a test sends exactly the bytes it means and reads exactly what came back.
+ */
+#ifndef CSGI_TESTS_ENGINE_HARNESS_H
+#define CSGI_TESTS_ENGINE_HARNESS_H
+
+#include "http/engine.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+typedef struct test_server {
+    csgi_http__engine *engine;
+    int port;
+    char file_path[64]; /* a file served by /file */
+    size_t file_size;
+} test_server;
+
+/* What the server's application saw, for assertions. */
+typedef struct test_stats {
+    atomic_int requests;      /* on_request calls */
+    atomic_int done;          /* on_done calls */
+    atomic_int done_ok;       /* on_done with err 0 */
+    atomic_int last_error;    /* err of the last on_done */
+    atomic_int done_twice;    /* on_done called twice for one request: must stay 0 */
+    atomic_long max_buffered; /* largest csgi_http__response_buffered seen while streaming */
+    atomic_int continue_seen; /* requests whose body was read */
+} test_stats;
+
+extern test_stats stats;
+
+/* Options with the defaults, quiet logging. */
+void test_options(csgi_http__options *options);
+
+/* Start a server (options NULL = test_options). Fails the test on error. */
+void server_start(test_server *server, const csgi_http__options *options);
+/* Stop it (grace_ms for requests in progress), join and free. */
+void server_stop(test_server *server, unsigned grace_ms);
+
+/* Connect to 127.0.0.1:port; fails the test on error. */
+int client_connect(int port);
+/* Send all of data. Returns 0, or -1 if the peer is gone. */
+int client_send(int fd, const void *data, size_t len);
+int client_send_str(int fd, const char *s);
+/* Read what arrives within timeout_ms into buf (NUL-terminated), up to cap-1
+   bytes, stopping early at EOF or once `until` (if not NULL) appeared.
+   Returns the byte count; *eof set when the peer closed. */
+size_t client_read(int fd, char *buf, size_t cap, int timeout_ms, const char *until, int *eof);
+
+/* A parsed response. */
+typedef struct test_response {
+    int status;
+    char headers[4096]; /* raw header block, lines with CRLF */
+    char *body;         /* malloc'd, NUL-terminated; free with response_free */
+    size_t body_len;
+    int chunked;
+    int closed; /* the server closed after it */
+} test_response;
+
+/* Read exactly one response (body by Content-Length, chunked, or until
+   close; none for HEAD when head_request). Returns 0, or -1 on a timeout
+   or malformed response. Leftover bytes stay in the client's buffer. */
+int client_response(int fd, test_response *response, int head_request, int timeout_ms);
+void response_free(test_response *response);
+/* The value of header name in response (case-insensitive), or NULL. Static buffer. */
+const char *response_header(const test_response *response, const char *name);
+
+/* Wait until the server's connection count is n (or timeout). Returns 1 on success. */
+int wait_connections(test_server *server, size_t n, int timeout_ms);
+/* Wait until stats.done reaches n. Returns 1 on success. */
+int wait_done(int n, int timeout_ms);
+/* 1 when the peer closed the connection within timeout_ms (reading and
+   discarding whatever else arrives). */
+int client_closed(int fd, int timeout_ms);
+
+long now_ms(void);
+
+#endif
