@@ -239,11 +239,11 @@ static void conn_touch(csgi_http__conn *conn)
 
 static int conn_flush(csgi_http__conn *conn)
 {
-    /* Usually one writev takes the whole response. A file range needs a
-       second call (sendfile after the head); a full socket buffer ends the
-       loop with a short write. */
+    /* Usually one writev takes the whole response and the loop ends. A file
+       range needs a second call (sendfile after the head); a full socket
+       buffer ends it with EAGAIN. The bound keeps one connection from
+       holding the loop while a fast client drains a large body. */
     for (int i = 0; i < 4 && evbuffer_get_length(conn->out) > 0; i++) {
-        size_t before = evbuffer_get_length(conn->out);
         int n = evbuffer_write(conn->out, event_get_fd(&conn->ev));
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -251,7 +251,7 @@ static int conn_flush(csgi_http__conn *conn)
             conn->io_error = errno ? errno : EIO;
             return -1;
         }
-        if (n == 0 || (size_t)n < before / 2)
+        if (n == 0)
             break;
     }
     return 0;
