@@ -16,7 +16,6 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <event2/util.h>
 
 #include <errno.h>
@@ -26,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,13 +85,9 @@ void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ..
 /* ---- Engine ----------------------------------------------------------------- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static int global_status;
 
 static void global_init(void)
 {
-    /* Loops are stopped from other threads (and from signal events), so
-       libevent must lock. */
-    global_status = evthread_use_pthreads();
     /* A client that goes away must cost us an EPIPE, not the process. */
     struct sigaction current;
     if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL)
@@ -110,8 +106,6 @@ int csgi_http__engine_new(csgi_http__engine **out, const csgi_http__options *opt
 {
     *out = NULL;
     pthread_once(&global_once, global_init);
-    if (global_status != 0)
-        return CSGI_ESYSTEM;
     if (!handler || !handler->on_request)
         return CSGI_EINVAL;
 
@@ -421,8 +415,10 @@ static void on_grace_end(evutil_socket_t fd, short what, void *arg)
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     csgi_http__loop *loop = arg;
-    (void)fd;
+    uint64_t count;
     (void)what;
+    if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        csgi_http__log(loop->engine, CSGI_LOG__WARN, "reading the stop signal failed");
     if (loop->stopping)
         return;
     loop->stopping = 1;
@@ -461,7 +457,15 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     }
     csgi_arena__recycler_init(&loop->recycler, 64);
     evtimer_assign(&loop->retry_accept, loop->base, on_retry_accept, loop);
-    event_assign(&loop->stop_event, loop->base, -1, 0, on_stop, loop);
+    /* Stopping is signalled through an eventfd, not event_active: writing
+       to it is safe from any thread and from a signal handler, and it
+       spares the request path libevent's locking. */
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wake_fd < 0)
+        return errno_to_err(errno);
+    loop->wake_ready = 1;
+    event_assign(&loop->stop_event, loop->base, loop->wake_fd, EV_READ | EV_PERSIST, on_stop, loop);
+    event_add(&loop->stop_event, NULL);
     evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
     const csgi_http__options *o = &engine->options;
     loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
@@ -516,6 +520,9 @@ static void loop_destroy(csgi_http__loop *loop)
     event_del(&loop->retry_accept);
     event_del(&loop->stop_event);
     event_del(&loop->grace_event);
+    if (loop->wake_ready)
+        close(loop->wake_fd);
+    loop->wake_ready = 0;
     csgi__free(loop->acceptors);
     csgi_arena__recycler_clear(&loop->recycler);
     if (loop->own_base)
@@ -588,9 +595,10 @@ void csgi_http__engine_stop(csgi_http__engine *engine, unsigned grace_ms)
     if (!engine->started)
         return;
     engine->grace_ms = grace_ms;
+    uint64_t one = 1;
     for (unsigned i = 0; i < engine->loop_count; i++)
-        if (engine->loops[i].base)
-            event_active(&engine->loops[i].stop_event, EV_READ, 1);
+        if (engine->loops[i].wake_ready && write(engine->loops[i].wake_fd, &one, sizeof(one)) < 0)
+            continue; /* the counter is already set: a stop is pending */
 }
 
 void csgi_http__engine_free(csgi_http__engine *engine)

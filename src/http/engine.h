@@ -143,7 +143,8 @@ int csgi_http__engine_run(csgi_http__engine *engine);
 /*
  * Stop gracefully: stop accepting, close idle connections, let requests in
  * progress finish for up to grace_ms (then they are cut), then end the own
- * loops. Safe to call from any thread, and from a signal-handling event.
+ * loops. Safe to call from any thread and from a signal handler (it only
+ * writes to an eventfd per loop).
  */
 void csgi_http__engine_stop(csgi_http__engine *engine, unsigned grace_ms);
 

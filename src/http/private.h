@@ -47,7 +47,7 @@ struct csgi_http__acceptor {
 };
 
 /* Per-loop state. Everything here is touched only by the loop's thread,
-   except stop_event (event_active from any thread). */
+   except wake_fd (written by csgi_http__engine_stop from anywhere). */
 struct csgi_http__loop {
     csgi_http__engine *engine;
     struct event_base *base;
@@ -64,7 +64,9 @@ struct csgi_http__loop {
     csgi_http__conn *connections; /* doubly linked list */
     size_t connection_count;
     int stopping;
-    struct event stop_event;  /* triggered by csgi_http__engine_stop */
+    int wake_fd; /* eventfd: csgi_http__engine_stop writes to it */
+    int wake_ready;
+    struct event stop_event;  /* reads wake_fd */
     struct event grace_event; /* cuts what is left when the grace period ends */
 
     csgi_arena__recycler recycler;
