@@ -1,0 +1,30 @@
+/*
+ * The small HTTP/1.1 client shared by the benchmark tools: connecting to
+ * 127.0.0.1 and framing responses. Only what a "Hello World" benchmark
+ * needs: responses must carry Content-Length (both servers send it).
+ */
+#ifndef CSGI_BENCH_CLIENT_H
+#define CSGI_BENCH_CLIENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Connect to host:port (numeric IPv4), blocking, with TCP_NODELAY; nonblock
+   != 0 makes the socket non-blocking afterwards. Returns the socket or -1
+   (errno set). */
+int bench_connect(const char *host, int port, int nonblock);
+
+/* Format the keep-alive request wrk would send into buf ("GET path
+   HTTP/1.1" and a Host field). Returns its length, or 0 if buf is small. */
+size_t bench_request(char *buf, size_t size, const char *host, int port, const char *path);
+
+/* Frame the response at the start of buf[0..len). Returns its total length
+   (head and body) once all of it is in buf, 0 while it is incomplete, -1 if
+   it is malformed or has no Content-Length. *status gets the status code,
+   *closing 1 if the response says "Connection: close" (else 0). */
+ssize_t bench_response_length(const char *buf, size_t len, int *status, int *closing);
+
+/* Monotonic time in seconds. */
+double bench_now(void);
+
+#endif /* CSGI_BENCH_CLIENT_H */
