@@ -286,7 +286,7 @@ if [ $RUN_THROUGHPUT = 1 ]; then
   if [ "$busy_before" -gt "$BUSY_LIMIT" ]; then
     log "run.sh: warning: the machine is ${busy_before}% busy before the throughput runs"
   fi
-  start_server csgi 10 "${SRV_PIN[@]}" "$HELLO" --port 0 --threads 1
+  start_server csgi 10 "${SRV_PIN[@]}" "$HELLO" --port 0
   CSGI_PID=$SERVER_PID CSGI_PORT=$SERVER_PORT
   start_server evhttp 10 "${SRV_PIN[@]}" "$EVHTTP" 0
   EVHTTP_PID=$SERVER_PID EVHTTP_PORT=$SERVER_PORT
@@ -416,9 +416,9 @@ ALLOCATOR_RE+='__libc_(malloc|free|calloc|realloc))( |$)'
 if [ $RUN_CALLGRIND = 1 ]; then
   log "== Instructions per request: callgrind, $CG_SMALL and $CG_LARGE requests" \
     "on $CG_CONNECTIONS keep-alive connections"
-  callgrind_run csgi "$CG_SMALL" "$HELLO" --port 0 --threads 1
+  callgrind_run csgi "$CG_SMALL" "$HELLO" --port 0
   ir_csgi_small=$CG_IR
-  callgrind_run csgi "$CG_LARGE" "$HELLO" --port 0 --threads 1
+  callgrind_run csgi "$CG_LARGE" "$HELLO" --port 0
   ir_csgi_large=$CG_IR
   callgrind_run evhttp "$CG_SMALL" "$EVHTTP" 0
   ir_evhttp_small=$CG_IR
@@ -486,7 +486,7 @@ if [ $RUN_IDLE = 1 ]; then
   if [ "$IDLE_CONNS" -gt 4000 ]; then
     log "run.sh: warning: csgi accepts at most 4096 connections per loop by default"
   fi
-  idle_run csgi "$HELLO" --port 0 --threads 1
+  idle_run csgi "$HELLO" --port 0
   CSGI_IDLE=$IDLE_BYTES
   idle_run evhttp "$EVHTTP" 0
   EVHTTP_IDLE=$IDLE_BYTES
@@ -515,7 +515,7 @@ echo
 echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "- System: $(uname -srm), $CORES cores, CPU: ${cpu:-unknown}"
 echo "- libevent $(pkg-config --modversion libevent), $(cc --version | head -n 1)"
-echo "- Build: Release, -O2; csgi hello --threads 1; evhttp_hello (one loop)"
+echo "- Build: Release, -O2; csgi hello (one loop); evhttp_hello (one loop)"
 echo
 echo "| Measure | csgi | evhttp | csgi/evhttp | Target | Result |"
 echo "|---|---:|---:|---:|---|---|"

@@ -10,5 +10,8 @@
 #define CSGI_H
 
 #include "csgi/common.h"
+#include "csgi/environ.h"
+#include "csgi/app.h"
+#include "csgi/server.h"
 
 #endif /* CSGI_H */

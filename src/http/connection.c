@@ -539,12 +539,12 @@ static void request_fail(csgi_http__conn *conn, int err, int status)
         conn->state = ST_CLOSING;
         conn->linger = 1;
     } else {
-        /* Cut: what is queued still goes out (a truncated response the
-           client recognises by the close), unless nobody can read it. */
+        /* Cut: the client learns from the close that the response is
+           incomplete. Queued output is dropped, not flushed: it may refer
+           to memory of the request, which is released now. */
         conn->state = ST_CLOSING;
         conn->linger = 0;
-        if (err == CSGI_ECLOSED || err == CSGI_EIO || err == CSGI_ETIMEDOUT)
-            evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
         req->cut = 1;
     }
     request_release(conn);

@@ -1,0 +1,234 @@
+/**
+ * @file csgi/environ.h
+ * @brief The environ: what an application knows about its request.
+ *
+ * The environ is csgi's counterpart of the WSGI environ (PEP 3333): a set of
+ * named values describing one request. The server fills it with the CGI keys
+ * (REQUEST_METHOD, SCRIPT_NAME, PATH_INFO, QUERY_STRING, CONTENT_TYPE,
+ * CONTENT_LENGTH, SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, REMOTE_ADDR,
+ * REMOTE_PORT, REQUEST_URI), one HTTP_ key per other request header, and the
+ * gateway keys (csgi.version, csgi.url_scheme, csgi.input, csgi.errors,
+ * csgi.multithread, csgi.multiprocess, csgi.run_once: the wsgi.* keys of
+ * PEP 3333 under csgi's name). docs/environ.md describes every key.
+ *
+ * Middleware adds keys of its own: strings, integers, pointers with a
+ * destructor, and JSON values (csgi/json.h).
+ *
+ * Lifetime: an environ lives as long as its request. Every pointer a getter
+ * returns is borrowed and stays valid until the request ends, unless the
+ * key is set again or removed. Everything is allocated from the request's
+ * arena: nothing needs freeing.
+ *
+ * Threads: an environ belongs to the event loop thread running its request.
+ */
+#ifndef CSGI_ENVIRON_H
+#define CSGI_ENVIRON_H
+
+#include "common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** One request's environ (opaque). */
+typedef struct csgi_environ csgi_environ;
+
+/** The request body stream of an environ (csgi.input; opaque). */
+typedef struct csgi_input csgi_input;
+
+/** What an environ key holds. */
+typedef enum csgi_value_kind {
+    CSGI_VALUE_NONE = 0, /**< the key is not set */
+    CSGI_VALUE_STRING,   /**< bytes, NUL-terminated (may contain NUL after decoding) */
+    CSGI_VALUE_INT,      /**< a signed 64-bit integer */
+    CSGI_VALUE_POINTER,  /**< an opaque pointer, with an optional destructor */
+    CSGI_VALUE_JSON      /**< a jansson json_t (see csgi/json.h) */
+} csgi_value_kind;
+
+/**
+ * The string value of a key.
+ *
+ * @param environ the environ (borrowed)
+ * @param key     the key, e.g. "PATH_INFO" or "HTTP_X_AUTH_TOKEN"
+ * @return the value, NUL-terminated, borrowed until the request ends; NULL
+ *         when the key is not set or does not hold a string.
+ */
+CSGI_EXTERN const char *csgi_environ_get(csgi_environ *environ, const char *key);
+
+/**
+ * The string value of a key and its length (a decoded PATH_INFO may contain
+ * a NUL byte).
+ *
+ * @param environ the environ
+ * @param key     the key
+ * @param len     where to store the length; may be NULL
+ * @return as csgi_environ_get().
+ */
+CSGI_EXTERN const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *len);
+
+/**
+ * Set a key to a string (both copied).
+ *
+ * @param environ the environ
+ * @param key     the key; any non-empty string
+ * @param value   the value, NUL-terminated
+ * @return 0, CSGI_EINVAL (empty key or NULL), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_environ_set(csgi_environ *environ, const char *key, const char *value);
+
+/** Like csgi_environ_set() with a counted value, which may contain NUL bytes. */
+CSGI_EXTERN int csgi_environ_set_n(csgi_environ *environ, const char *key, const char *value,
+                                   size_t len);
+
+/**
+ * Set a key to an integer.
+ *
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_environ_set_int(csgi_environ *environ, const char *key, int64_t value);
+
+/**
+ * The integer value of a key.
+ *
+ * @param out where to store the value (not changed on error)
+ * @return 0, CSGI_ENOTFOUND (not set), CSGI_EINVAL (the key holds another kind).
+ */
+CSGI_EXTERN int csgi_environ_get_int(csgi_environ *environ, const char *key, int64_t *out);
+
+/** Destructor of a pointer value: runs once, when the request ends or the key is replaced. */
+typedef void (*csgi_destroy_fn)(void *pointer);
+
+/**
+ * Set a key to a pointer, such as the token information an authentication
+ * filter found for the application behind it.
+ *
+ * @param pointer the value; takes it: destroy(pointer) runs when the request
+ *                ends or the key is set again or removed, also when this
+ *                call fails.
+ * @param destroy its destructor, or NULL
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_environ_set_pointer(csgi_environ *environ, const char *key, void *pointer,
+                                         csgi_destroy_fn destroy);
+
+/**
+ * The pointer value of a key.
+ *
+ * @return the pointer (borrowed), or NULL when not set or of another kind.
+ */
+CSGI_EXTERN void *csgi_environ_get_pointer(csgi_environ *environ, const char *key);
+
+/** What a key holds (CSGI_VALUE_NONE when it is not set). */
+CSGI_EXTERN csgi_value_kind csgi_environ_kind(csgi_environ *environ, const char *key);
+
+/**
+ * Remove a key (a pointer value's destructor runs).
+ *
+ * @return 0, or CSGI_ENOTFOUND.
+ */
+CSGI_EXTERN int csgi_environ_remove(csgi_environ *environ, const char *key);
+
+/**
+ * Iterate over the keys, in the order they were set (the server's keys
+ * first).
+ *
+ * @param cursor start at 0; advanced by each call
+ * @param key    where to store the next key (borrowed)
+ * @param kind   where to store its kind; may be NULL
+ * @return 1 with *key set, or 0 when there are no more keys.
+ */
+CSGI_EXTERN int csgi_environ_next(csgi_environ *environ, size_t *cursor, const char **key,
+                                  csgi_value_kind *kind);
+
+/**
+ * Allocate memory that lives as long as the request.
+ *
+ * @return size bytes aligned for any type, or NULL when memory is exhausted.
+ */
+CSGI_EXTERN void *csgi_environ_alloc(csgi_environ *environ, size_t size);
+
+/**
+ * Run fn(data) when the request ends (after the body's close), last
+ * registered first.
+ *
+ * @return 0, or CSGI_ENOMEM (then fn is not called: the caller keeps data).
+ */
+CSGI_EXTERN int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *data);
+
+/**
+ * The request body stream (the value of csgi.input).
+ *
+ * @return the stream, borrowed, never NULL.
+ */
+CSGI_EXTERN csgi_input *csgi_environ_input(csgi_environ *environ);
+
+/**
+ * Write a line to the server's error log (csgi.errors), prefixed with the
+ * request's method, path and client address.
+ *
+ * @param format printf-style format; a trailing newline is not needed.
+ */
+CSGI_EXTERN void csgi_environ_log(csgi_environ *environ, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- csgi.input ---------------------------------------------------------- */
+
+/** Called when body bytes, the body's end or an error can be read. */
+typedef void (*csgi_input_ready_fn)(csgi_input *input, void *userdata);
+
+/**
+ * Read up to len bytes of the request body.
+ *
+ * Never reads past CONTENT_LENGTH; returns 0 at the end of the body (and on
+ * every later call). The first read sends "100 Continue" to a client that
+ * asked for it.
+ *
+ * @return the number of bytes read (> 0), 0 at the end of the body,
+ *         CSGI_EAGAIN when no byte has arrived yet (see
+ *         csgi_input_on_ready()), or an error: CSGI_EPARSE (malformed
+ *         chunked body), CSGI_ETOOBIG (body over the server's limit),
+ *         CSGI_ECLOSED (the client left), CSGI_ETIMEDOUT.
+ */
+CSGI_EXTERN long csgi_input_read(csgi_input *input, void *buf, size_t len);
+
+/**
+ * Read one line (through the next LF, which is kept), at most len - 1
+ * bytes, NUL-terminated.
+ *
+ * @return as csgi_input_read(); CSGI_EAGAIN until the whole line (or the
+ *         end of the body, or len - 1 bytes) is there.
+ */
+CSGI_EXTERN long csgi_input_readline(csgi_input *input, char *buf, size_t len);
+
+/**
+ * Read the whole body, at most max bytes.
+ *
+ * @param out where to store the body: NUL-terminated, in the request's
+ *            arena (borrowed until the request ends)
+ * @param len where to store its length
+ * @return 0 with the whole body, CSGI_EAGAIN while it has not all arrived,
+ *         CSGI_ETOOBIG when it is longer than max, or a csgi_input_read()
+ *         error.
+ */
+CSGI_EXTERN int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t *len);
+
+/**
+ * Ask to be called once when reading can make progress (bytes, the end, or
+ * an error). Use it after CSGI_EAGAIN. A second call replaces the first.
+ *
+ * @param ready    the callback, or NULL to cancel
+ * @param userdata passed to ready
+ */
+CSGI_EXTERN void csgi_input_on_ready(csgi_input *input, csgi_input_ready_fn ready, void *userdata);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSGI_ENVIRON_H */

@@ -1,0 +1,141 @@
+/**
+ * @file csgi/server.h
+ * @brief Serving an application: csgi_serve() and the server object.
+ *
+ * csgi_serve() is Paste's httpserver.serve: one call that serves an
+ * application until SIGINT or SIGTERM. The server object is for C services
+ * that embed csgi: options, several listeners, threads, its own event loop
+ * or the host's, graceful stop.
+ */
+#ifndef CSGI_SERVER_H
+#define CSGI_SERVER_H
+
+#include "app.h"
+#include "common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+/** Severity of a log message, most severe first. */
+typedef enum csgi_log_level {
+    CSGI_LOG_ERROR = 0,   /**< an application failed, a system call failed */
+    CSGI_LOG_WARNING = 1, /**< something the operator should look at */
+    CSGI_LOG_INFO = 2,    /**< refused requests, clients leaving (with verbose) */
+    CSGI_LOG_DEBUG = 3
+} csgi_log_level;
+
+/** Where log lines go: one message, without a trailing newline. */
+typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
+
+/** A server (opaque). */
+typedef struct csgi_server csgi_server;
+
+/** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
+#define CSGI_SERVER_OPTIONS_VERSION 1
+
+/**
+ * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
+ * csgi_server_options_init()), which holds the documented defaults; a
+ * field left 0 means its default too.
+ */
+typedef struct csgi_server_options {
+    unsigned version; /**< CSGI_SERVER_OPTIONS_VERSION */
+
+    unsigned threads;         /**< event loops, each in its own thread: 1 */
+    unsigned max_connections; /**< per loop; accepting pauses there: 4096 */
+
+    size_t max_request_line; /**< bytes, else 414: 8192 */
+    size_t max_header_line;  /**< bytes, else 431: 8192 */
+    size_t max_head;         /**< bytes of the whole head, else 431: 32768 */
+    size_t max_headers;      /**< header fields, else 431: 100 */
+    uint64_t max_body;       /**< request body bytes, else 413: 1 MiB; UINT64_MAX = none */
+
+    unsigned header_timeout_ms;      /**< the whole request head: 60000 */
+    unsigned body_timeout_ms;        /**< between reads of a body being waited for: 60000 */
+    unsigned keepalive_timeout_ms;   /**< idle between requests: 75000 */
+    unsigned send_timeout_ms;        /**< between writes to a client not reading: 60000 */
+    unsigned max_keepalive_requests; /**< per connection: 1000 */
+
+    const char *server_header; /**< Server header value (copied); "" = none: "csgi" */
+    int verbose;               /**< also log refused requests and clients leaving: 0 */
+    csgi_log_fn log;           /**< where log lines go: NULL = standard error, timestamped */
+    void *log_userdata;        /**< passed to log */
+} csgi_server_options;
+
+/** Initializer for csgi_server_options: every field its default. */
+#define CSGI_SERVER_OPTIONS_INIT                                                             \
+    {                                                                                        \
+        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL \
+    }
+
+/** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
+CSGI_EXTERN void csgi_server_options_init(csgi_server_options *options);
+
+/**
+ * Create a server for an application.
+ *
+ * @param out     where to store the server
+ * @param app     the application; takes the reference: freed with the server
+ *                (also when this call fails)
+ * @param options copied; NULL = defaults
+ * @param base    an event loop the host program runs (borrowed; threads must
+ *                be 1), or NULL for the server's own loops
+ * @return 0, CSGI_EINVAL (bad options), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_server_new(csgi_server **out, csgi_app *app,
+                                const csgi_server_options *options, struct event_base *base);
+
+/**
+ * Listen on an address, now (so errors show before serving starts).
+ *
+ * @param address "HOST:PORT" (IPv4 address or host name), "[IPv6]:PORT", or
+ *                "unix:/path"; port 0 picks a free port
+ * @return 0, CSGI_EINVAL, CSGI_EADDRINUSE, CSGI_EACCESS, CSGI_EADDRNOTAVAIL,
+ *         CSGI_ESYSTEM.
+ */
+CSGI_EXTERN int csgi_server_listen(csgi_server *server, const char *address);
+
+/** The TCP port of listener index (in csgi_server_listen() order), 0 for a
+    Unix socket, -1 for no such listener. */
+CSGI_EXTERN int csgi_server_port(const csgi_server *server, size_t index);
+
+/** Start accepting (and start the threads). Returns 0 or an error. */
+CSGI_EXTERN int csgi_server_start(csgi_server *server);
+
+/** Run the server's own first loop in this thread until it stops. Returns 0,
+    or CSGI_ESTATE when the server runs on the host's loop. */
+CSGI_EXTERN int csgi_server_run(csgi_server *server);
+
+/**
+ * Stop gracefully: stop accepting, close idle connections, let requests in
+ * progress finish for up to grace_ms, then cut them. Safe from any thread
+ * and from a signal handler.
+ */
+CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
+
+/** Stop, close everything and free the server and its application. Accepts NULL. */
+CSGI_EXTERN void csgi_server_free(csgi_server *server);
+
+/**
+ * Serve app on host:port until SIGINT or SIGTERM, then stop gracefully.
+ * Prints "serving on http://HOST:PORT/" (with the real port when port is 0)
+ * to standard output first.
+ *
+ * @param app  taken (freed before returning)
+ * @param host an address such as "127.0.0.1" or "::1"
+ * @param port a port; 0 picks a free one
+ * @return 0 after a signal stopped it, or an error (address in use, ...).
+ */
+CSGI_EXTERN int csgi_serve(csgi_app *app, const char *host, int port);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSGI_SERVER_H */

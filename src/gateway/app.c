@@ -1,0 +1,269 @@
+/*
+ * Applications, start-responses and bodies: the objects of the application
+ * protocol (include/csgi/app.h). The request-driving logic is in gateway.c.
+ */
+#include "common/alloc.h"
+#include "common/arena.h"
+#include "gateway/gateway.h"
+
+#include <csgi/app.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- Applications ---------------------------------------------------------- */
+
+struct csgi_app {
+    const csgi_app_type *type;
+    void *state;
+    /* Atomic: an application shared by several loops may be referenced
+       from several threads (routes built at load time, freed at exit). */
+    atomic_long references;
+};
+
+int csgi_app_new(csgi_app **out, const csgi_app_type *type, void *state)
+{
+    if (out)
+        *out = NULL;
+    if (!out || !type || !type->call) {
+        if (type && type->destroy)
+            type->destroy(state);
+        return CSGI_EINVAL;
+    }
+    csgi_app *app = csgi__malloc(sizeof(*app));
+    if (!app) {
+        if (type->destroy)
+            type->destroy(state);
+        return CSGI_ENOMEM;
+    }
+    app->type = type;
+    app->state = state;
+    atomic_init(&app->references, 1);
+    *out = app;
+    return 0;
+}
+
+csgi_app *csgi_app_ref(csgi_app *app)
+{
+    if (app)
+        atomic_fetch_add(&app->references, 1);
+    return app;
+}
+
+void csgi_app_free(csgi_app *app)
+{
+    if (!app || atomic_fetch_sub(&app->references, 1) != 1)
+        return;
+    if (app->type->destroy)
+        app->type->destroy(app->state);
+    csgi__free(app);
+}
+
+void *csgi_app_state(const csgi_app *app)
+{
+    return app->state;
+}
+
+const char *csgi_app_name(const csgi_app *app)
+{
+    return app->type->name ? app->type->name : "application";
+}
+
+csgi_body *csgi_app_call(csgi_app *app, csgi_environ *environ, csgi_start_response *start_response)
+{
+    return app->type->call(app->state, environ, start_response);
+}
+
+/* ---- Start-responses --------------------------------------------------------- */
+
+int csgi_start_response_call(csgi_start_response *start_response, const char *status,
+                             const csgi_header *headers, size_t count, const char *exc_info)
+{
+    if (!start_response || !status || (count && !headers))
+        return CSGI_EINVAL;
+    if (start_response->fn)
+        return start_response->fn(start_response->userdata, status, headers, count, exc_info);
+    if (start_response->parent)
+        return csgi_start_response_call(start_response->parent, status, headers, count, exc_info);
+    return csgi_gateway__start_response(start_response->request, status, headers, count, exc_info);
+}
+
+int csgi_start_response_write(csgi_start_response *start_response, const void *data, size_t len)
+{
+    if (!start_response || (len && !data))
+        return CSGI_EINVAL;
+    while (start_response->parent)
+        start_response = start_response->parent;
+    return csgi_gateway__write(start_response->request, data, len);
+}
+
+csgi_start_response *csgi_start_response_new(csgi_environ *environ, csgi_start_response *parent,
+                                             csgi_start_response_fn fn, void *userdata)
+{
+    if (!environ || !parent)
+        return NULL;
+    csgi_start_response *made = csgi_environ_alloc(environ, sizeof(*made));
+    if (!made)
+        return NULL;
+    memset(made, 0, sizeof(*made));
+    made->environ = environ;
+    made->parent = parent;
+    made->fn = fn;
+    made->userdata = userdata;
+    return made;
+}
+
+/* ---- Bodies -------------------------------------------------------------------- */
+
+static csgi_body *body_alloc(csgi_environ *environ, int kind)
+{
+    csgi_body *body = csgi_environ_alloc(environ, sizeof(*body));
+    if (!body)
+        return NULL;
+    memset(body, 0, sizeof(*body));
+    body->environ = environ;
+    body->kind = kind;
+    body->fd = -1;
+    return body;
+}
+
+/* The arena closes a body the gateway never saw through to its end: an
+   application that failed after making it, a middleware that dropped the
+   body of the application behind it. csgi_body_close makes this a no-op
+   for bodies already closed. */
+static void close_at_end(void *body)
+{
+    csgi_body_close(body);
+}
+
+csgi_body *csgi_body_new(csgi_environ *environ, const csgi_body_type *type, void *state)
+{
+    csgi_body *body = type && type->next ? body_alloc(environ, CSGI_BODY__ITERATOR) : NULL;
+    if (!body || csgi_environ_defer(environ, close_at_end, body) != 0) {
+        if (type && type->close)
+            type->close(state);
+        return NULL;
+    }
+    body->type = type;
+    body->state = state;
+    return body;
+}
+
+csgi_body *csgi_body_static(csgi_environ *environ, const void *data, size_t len)
+{
+    if (len && !data)
+        return NULL;
+    csgi_body *body = body_alloc(environ, CSGI_BODY__BYTES);
+    if (body) {
+        body->data = data;
+        body->len = len;
+    }
+    return body;
+}
+
+csgi_body *csgi_body_bytes(csgi_environ *environ, const void *data, size_t len)
+{
+    if (len && !data)
+        return NULL;
+    void *copy = csgi_environ_alloc(environ, len ? len : 1);
+    if (!copy)
+        return NULL;
+    if (len)
+        memcpy(copy, data, len);
+    return csgi_body_static(environ, copy, len);
+}
+
+csgi_body *csgi_body_file(csgi_environ *environ, int fd, int64_t offset, int64_t length)
+{
+    csgi_body *body = offset >= 0 && length >= 0 ? body_alloc(environ, CSGI_BODY__FILE) : NULL;
+    if (!body || csgi_environ_defer(environ, close_at_end, body) != 0) {
+        close(fd);
+        return NULL;
+    }
+    body->fd = fd;
+    body->offset = offset;
+    body->length = length;
+    return body;
+}
+
+int64_t csgi_body_length(const csgi_body *body)
+{
+    switch (body->kind) {
+    case CSGI_BODY__BYTES: return (int64_t)body->len;
+    case CSGI_BODY__FILE: return body->length;
+    default: return -1;
+    }
+}
+
+#define FILE_CHUNK 65536
+
+int csgi_body_next(csgi_body *body, csgi_chunk *chunk)
+{
+    if (!body || !chunk || body->closed)
+        return CSGI_ESTATE;
+    switch (body->kind) {
+    case CSGI_BODY__BYTES:
+        if (body->delivered || body->len == 0)
+            return 0;
+        body->delivered = 1;
+        chunk->data = body->data;
+        chunk->len = body->len;
+        return 1;
+    case CSGI_BODY__FILE: {
+        if (body->length == 0)
+            return 0;
+        if (!body->file_buffer) {
+            body->file_buffer = csgi_environ_alloc(body->environ, FILE_CHUNK);
+            if (!body->file_buffer)
+                return CSGI_ENOMEM;
+        }
+        size_t want = body->length < FILE_CHUNK ? (size_t)body->length : FILE_CHUNK;
+        ssize_t n;
+        do
+            n = pread(body->fd, body->file_buffer, want, (off_t)body->offset);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return CSGI_EIO;
+        if (n == 0)
+            return CSGI_EIO; /* the file is shorter than promised */
+        body->offset += n;
+        body->length -= n;
+        chunk->data = body->file_buffer;
+        chunk->len = (size_t)n;
+        return 1;
+    }
+    default: {
+        int r = body->type->next(body->state, chunk);
+        return r > 0 ? 1 : r;
+    }
+    }
+}
+
+void csgi_body_close(csgi_body *body)
+{
+    if (!body || body->closed)
+        return;
+    body->closed = 1;
+    if (body->kind == CSGI_BODY__ITERATOR && body->type->close)
+        body->type->close(body->state);
+    if (body->kind == CSGI_BODY__FILE && body->fd >= 0) {
+        close(body->fd);
+        body->fd = -1;
+    }
+}
+
+void csgi_body_resume(csgi_body *body)
+{
+    if (body && !body->closed)
+        csgi_gateway__resume(csgi_environ__owner(body->environ));
+}
+
+int csgi_body__take_fd(csgi_body *body)
+{
+    int fd = body->fd;
+    body->fd = -1;
+    body->length = 0;
+    return fd;
+}

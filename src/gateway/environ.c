@@ -1,0 +1,1171 @@
+/*
+ * The environ: PEP 3333's environ dictionary, in C.
+ *
+ * Storage. An environ is an array of entries in the request's arena, in the
+ * order the keys were set: the server's keys first, then whatever
+ * middleware adds. Environs hold 20 to 40 keys, so a lookup is a linear
+ * scan that compares lengths before bytes; a hash table would cost more to
+ * build than all the lookups of a typical request. Removing a key leaves a
+ * hole (key_len 0, which no lookup matches) rather than moving the entries
+ * behind it, so that an iteration cursor stays valid while keys are removed.
+ * The array grows by doubling into a new arena block.
+ *
+ * Laziness. csgi_environ__new() only allocates the environ and copies the
+ * source. The first call that reads, sets, removes or iterates keys
+ * materialises every server key at once: a first pass over the parsed head
+ * counts the keys and sizes one block for all their strings (HTTP_ names,
+ * header values, joined repeats, the decoded path, the addresses), a second
+ * pass fills the entry array and that block. Materialising an environ thus
+ * costs two arena allocations whatever the number of headers, and an
+ * application that never looks at its environ costs one (the environ
+ * itself).
+ *
+ * The gateway keys are PEP 3333's wsgi.* keys under csgi's name:
+ *
+ *   csgi.version       string "1.0"           wsgi.version (1, 0)
+ *   csgi.url_scheme    string "http"/"https"  wsgi.url_scheme
+ *   csgi.input         pointer: csgi_input    wsgi.input
+ *   csgi.errors        pointer: the environ   wsgi.errors (write with csgi_environ_log)
+ *   csgi.multithread   int 0/1                wsgi.multithread
+ *   csgi.multiprocess  int 0/1                wsgi.multiprocess
+ *   csgi.run_once      int 0                  wsgi.run_once
+ *
+ * Values with a destructor (pointers, JSON values) are released by one
+ * arena callback per environ, registered when the first such value is set:
+ * it runs the destructors of the values still set when the request ends.
+ * Replacing or removing a value runs its destructor at once, so each
+ * destructor runs exactly once.
+ */
+#include "gateway/environ_private.h"
+
+#include "common/arena.h"
+#include "http/parser.h"
+
+#include <csgi/common.h>
+#include <csgi/environ.h>
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Entries allocated beyond the server's keys, for middleware to add a few
+   without growing the array. Kept small: with the 27 keys of a request
+   with 10 headers the array (32 bytes an entry) stays under a quarter
+   chunk, so it is carved from the arena's chunk rather than malloc'd. */
+#define SPARE_ENTRIES 4
+
+/* Room for a numeric address with brackets, and for a port. */
+#define ADDRESS_ROOM (INET6_ADDRSTRLEN + 2)
+#define PORT_ROOM    6
+
+/* Body bytes asked of the provider at once when nothing says how many. */
+#define READ_CHUNK 4096
+#define READ_GUESS 512
+
+/* Log lines: the request's identification is cut to these lengths. */
+#define LOG_METHOD_MAX  32
+#define LOG_PATH_MAX    256
+#define LOG_MESSAGE_MAX 1024
+#define LOG_LINE_MAX    (LOG_METHOD_MAX + LOG_PATH_MAX + LOG_MESSAGE_MAX + ADDRESS_ROOM + 32)
+
+#define LITERAL(s) s, sizeof(s) - 1
+
+typedef struct entry {
+    const char *key; /* NUL-terminated: static, in the string block, or copied */
+    uint32_t key_len;
+    uint8_t kind; /* csgi_value_kind; 0 with key_len 0 marks a removed key */
+    union {
+        struct {
+            const char *bytes; /* NUL-terminated */
+            size_t len;
+        } string;
+        int64_t integer;
+        struct {
+            void *pointer;
+            csgi_destroy_fn destroy;
+        } pointer;
+    } value;
+} entry;
+
+/* The arithmetic behind SPARE_ENTRIES. */
+_Static_assert(sizeof(entry) <= 32, "an entry should stay at 32 bytes");
+
+enum input_status { INPUT_READING = 0, INPUT_ENDED = 1 }; /* or a negative error */
+
+struct csgi_input {
+    csgi_environ *environ;
+    /* Bytes read from the provider but not yet delivered, which readline
+       and read_all keep between calls: [start, end) of buffer. */
+    char *buffer;
+    size_t start, end, capacity;
+    uint64_t pulled; /* bytes read from the provider in all */
+    int status;      /* enum input_status, or the provider's error (sticky) */
+    csgi_input_ready_fn ready;
+    void *ready_userdata;
+};
+
+struct csgi_environ {
+    csgi_arena *arena;
+    csgi_environ__source source;
+    entry *entries; /* NULL until materialised */
+    size_t count;   /* entries used, holes included */
+    size_t capacity;
+    int destructors_deferred;
+    csgi_input input;
+};
+
+/* ---- Small helpers --------------------------------------------------------- */
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
+static unsigned char ascii_upper(unsigned char c)
+{
+    return c >= 'a' && c <= 'z' ? (unsigned char)(c & ~0x20) : c;
+}
+
+/* Field names compare case-insensitively (RFC 9110 5.1). */
+static int name_equals(const csgi_http__header *a, const csgi_http__header *b)
+{
+    if (a->name_len != b->name_len)
+        return 0;
+    for (size_t i = 0; i < a->name_len; i++)
+        if (ascii_lower((unsigned char)a->name[i]) != ascii_lower((unsigned char)b->name[i]))
+            return 0;
+    return 1;
+}
+
+/* Copy len bytes to *cursor, NUL-terminate, advance; return the copy. */
+static const char *put(char **cursor, const char *s, size_t len)
+{
+    char *copy = *cursor;
+    if (len)
+        memcpy(copy, s, len);
+    copy[len] = '\0';
+    *cursor += len + 1;
+    return copy;
+}
+
+/* Write port in decimal; return the number of digits. */
+static size_t format_port(char *out, unsigned port)
+{
+    char digits[PORT_ROOM];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
+/*
+ * A socket address as numbers: the address (IPv6 in brackets when bracket
+ * is set, as a URL needs it) into address, the port into port. Returns 0,
+ * or -1 for a family without numbers (AF_UNIX) or no address at all.
+ */
+static int format_address(const struct sockaddr *sa, int bracket, char *address,
+                          size_t *address_len, char *port, size_t *port_len)
+{
+    unsigned number;
+
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (!inet_ntop(AF_INET, &in->sin_addr, address, ADDRESS_ROOM))
+            return -1;
+        *address_len = strlen(address);
+        number = ntohs(in->sin_port);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        char *text = bracket ? address + 1 : address;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, text, INET6_ADDRSTRLEN))
+            return -1;
+        *address_len = strlen(text);
+        if (bracket) {
+            address[0] = '[';
+            address[++*address_len] = ']';
+            address[++*address_len] = '\0';
+        }
+        number = ntohs(in6->sin6_port);
+    } else {
+        return -1;
+    }
+    *port_len = format_port(port, number);
+    port[*port_len] = '\0';
+    return 0;
+}
+
+/* ---- Entries --------------------------------------------------------------- */
+
+static entry *find(csgi_environ *environ, const char *key, size_t key_len)
+{
+    entry *e = environ->entries;
+    entry *end = e + environ->count;
+    for (; e < end; e++)
+        if (e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
+            return e;
+    return NULL;
+}
+
+/* A new entry at the end (growing the array if needed), or NULL. */
+static entry *append(csgi_environ *environ)
+{
+    if (environ->count == environ->capacity) {
+        if (environ->capacity > SIZE_MAX / 2 / sizeof(entry))
+            return NULL;
+        size_t capacity = environ->capacity * 2;
+        entry *entries = csgi_arena__alloc(environ->arena, capacity * sizeof(entry));
+        if (!entries)
+            return NULL;
+        memcpy(entries, environ->entries, environ->count * sizeof(entry));
+        environ->entries = entries;
+        environ->capacity = capacity;
+    }
+    return &environ->entries[environ->count++];
+}
+
+static void add_string(csgi_environ *environ, const char *key, size_t key_len, const char *bytes,
+                       size_t len)
+{
+    entry *e = &environ->entries[environ->count++];
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_STRING;
+    e->value.string.bytes = bytes;
+    e->value.string.len = len;
+}
+
+static void add_int(csgi_environ *environ, const char *key, size_t key_len, int64_t value)
+{
+    entry *e = &environ->entries[environ->count++];
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_INT;
+    e->value.integer = value;
+}
+
+static void add_pointer(csgi_environ *environ, const char *key, size_t key_len, void *pointer)
+{
+    entry *e = &environ->entries[environ->count++];
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_POINTER;
+    e->value.pointer.pointer = pointer;
+    e->value.pointer.destroy = NULL;
+}
+
+/* Run the destructor of a value that was just replaced or removed. */
+static void release(const entry *old)
+{
+    if ((old->kind == CSGI_VALUE_POINTER || old->kind == CSGI_VALUE_JSON) &&
+        old->value.pointer.destroy)
+        old->value.pointer.destroy(old->value.pointer.pointer);
+}
+
+/* ---- Materialising the server's keys -------------------------------------- */
+
+enum header_role { ROLE_HTTP, ROLE_CONTENT_TYPE, ROLE_CONTENT_LENGTH, ROLE_DROPPED };
+
+static int header_role(const csgi_http__header *h)
+{
+    /* CGI turns '-' into '_', so "X-Auth_Token" and "X-Auth-Token" would
+       both become HTTP_X_AUTH_TOKEN: a proxy that checks one spelling could
+       be fooled by the other. Names with '_' are dropped (as nginx does). */
+    if (memchr(h->name, '_', h->name_len))
+        return ROLE_DROPPED;
+    if (h->name_len == 12 && csgi_http__token_equals(h->name, 12, "content-type"))
+        return ROLE_CONTENT_TYPE;
+    if (h->name_len == 14 && csgi_http__token_equals(h->name, 14, "content-length"))
+        return ROLE_CONTENT_LENGTH;
+    return ROLE_HTTP;
+}
+
+/* Whether an earlier header has the same name (then i joins its value). */
+static int is_repeat(const csgi_http__head *head, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (name_equals(&head->headers[j], &head->headers[i]))
+            return 1;
+    return 0;
+}
+
+/* Write the values of header i and of the later ones with its name, joined. */
+static const char *put_joined(char **cursor, const csgi_http__head *head, size_t i, size_t *len)
+{
+    const csgi_http__header *first = &head->headers[i];
+    /* Cookie pairs are separated by "; " (RFC 6265 5.4); RFC 9113 8.2.3
+       joins split Cookie fields the same way. */
+    int cookie = first->name_len == 6 && csgi_http__token_equals(first->name, 6, "cookie");
+    char *start = *cursor;
+    char *p = start;
+
+    memcpy(p, first->value, first->value_len);
+    p += first->value_len;
+    for (size_t j = i + 1; j < head->header_count; j++) {
+        const csgi_http__header *h = &head->headers[j];
+        if (!name_equals(h, first))
+            continue;
+        *p++ = cookie ? ';' : ',';
+        *p++ = ' ';
+        memcpy(p, h->value, h->value_len);
+        p += h->value_len;
+    }
+    *p = '\0';
+    *len = (size_t)(p - start);
+    *cursor = p + 1;
+    return start;
+}
+
+/*
+ * SERVER_NAME and SERVER_PORT: from the Host (or the target's authority),
+ * with the scheme's default port; without one (HTTP/1.0, or an empty Host),
+ * from the listener's address. An IPv6 literal keeps its brackets, since
+ * PEP 3333 rebuilds URLs as SERVER_NAME ":" SERVER_PORT.
+ */
+static void add_server_address(csgi_environ *environ, char **cursor)
+{
+    const csgi_environ__source *source = &environ->source;
+    const csgi_http__head *head = source->head;
+    const char *name = NULL;
+    size_t name_len = 0;
+    const char *port = NULL;
+    size_t port_len = 0;
+
+    if (head->host && head->host_len) {
+        const char *host = head->host;
+        const char *end = host + head->host_len;
+        const char *colon;
+        if (host[0] == '[') {
+            const char *bracket = memchr(host, ']', head->host_len);
+            colon = bracket && bracket + 1 < end ? bracket + 1 : NULL;
+        } else {
+            colon = memchr(host, ':', head->host_len);
+        }
+        name_len = colon ? (size_t)(colon - host) : head->host_len;
+        name = put(cursor, host, name_len);
+        if (colon && colon + 1 < end) {
+            port_len = (size_t)(end - colon - 1);
+            port = put(cursor, colon + 1, port_len);
+        }
+    } else {
+        char *address = *cursor;
+        char *number = address + ADDRESS_ROOM + 1;
+        if (format_address(source->local, 1, address, &name_len, number, &port_len) == 0) {
+            name = address;
+            port = number;
+            *cursor = number + port_len + 1;
+        } else {
+            /* A Unix socket has no name or port to offer. */
+            name = "localhost";
+            name_len = 9;
+            port = "";
+        }
+    }
+    if (!port) {
+        int https = source->url_scheme && strcmp(source->url_scheme, "https") == 0;
+        port = https ? "443" : "80";
+        port_len = https ? 3 : 2;
+    }
+    add_string(environ, LITERAL("SERVER_NAME"), name, name_len);
+    add_string(environ, LITERAL("SERVER_PORT"), port, port_len);
+}
+
+/* REMOTE_ADDR and REMOTE_PORT, numeric, IPv6 without brackets as CGI has
+   it. A peer on a Unix socket has neither: both are "" (rather than absent,
+   so that code reading them needs no special case). */
+static void add_remote_address(csgi_environ *environ, char **cursor)
+{
+    char *address = *cursor;
+    char *port = address + ADDRESS_ROOM + 1;
+    size_t address_len, port_len;
+
+    if (format_address(environ->source.peer, 0, address, &address_len, port, &port_len) == 0) {
+        *cursor = port + port_len + 1;
+        add_string(environ, LITERAL("REMOTE_ADDR"), address, address_len);
+        add_string(environ, LITERAL("REMOTE_PORT"), port, port_len);
+    } else {
+        add_string(environ, LITERAL("REMOTE_ADDR"), "", 0);
+        add_string(environ, LITERAL("REMOTE_PORT"), "", 0);
+    }
+}
+
+static void log_dropped(csgi_environ *environ, const csgi_http__header *first, size_t dropped)
+{
+    int name_len = first->name_len > 64 ? 64 : (int)first->name_len;
+    if (dropped == 1)
+        csgi_environ_log(environ, "dropped header %.*s: underscores are not allowed", name_len,
+                         first->name);
+    else
+        csgi_environ_log(environ, "dropped header %.*s (and %zu more): underscores are not allowed",
+                         name_len, first->name, dropped - 1);
+}
+
+/* Server keys beside the HTTP_ and CONTENT_ ones: REQUEST_METHOD,
+   SCRIPT_NAME, PATH_INFO, QUERY_STRING, SERVER_NAME, SERVER_PORT,
+   SERVER_PROTOCOL, REMOTE_ADDR, REMOTE_PORT, REQUEST_URI and the 7
+   gateway keys. */
+#define FIXED_KEYS 17
+
+static int materialise(csgi_environ *environ)
+{
+    if (environ->entries)
+        return 0;
+
+    const csgi_environ__source *source = &environ->source;
+    const csgi_http__head *head = source->head;
+    const csgi_http__header *first_dropped = NULL;
+    size_t dropped = 0;
+    size_t keys = FIXED_KEYS;
+
+    /* Pass 1: count the keys and size the string block. Every length is
+       bounded by the head's size, so the sum cannot overflow. */
+    size_t bytes = head->method_len + 1 + head->path_len + 1 + head->query_len + 1 +
+                   head->target_len + 1 + head->host_len + 2 + 2 * (ADDRESS_ROOM + 1 + PORT_ROOM);
+    for (size_t i = 0; i < head->header_count; i++) {
+        const csgi_http__header *h = &head->headers[i];
+        int role = header_role(h);
+        if (role == ROLE_DROPPED) {
+            if (!dropped++)
+                first_dropped = h;
+            continue;
+        }
+        if (is_repeat(head, i)) {
+            bytes += 2 + h->value_len;
+            continue;
+        }
+        keys++;
+        bytes += h->value_len + 1;
+        if (role == ROLE_HTTP)
+            bytes += 5 + h->name_len + 1;
+    }
+
+    entry *entries = csgi_arena__alloc(environ->arena, (keys + SPARE_ENTRIES) * sizeof(entry));
+    char *block = csgi_arena__alloc(environ->arena, bytes);
+    if (!entries || !block)
+        return CSGI_ENOMEM;
+    environ->entries = entries;
+    environ->capacity = keys + SPARE_ENTRIES;
+    environ->count = 0;
+
+    /* Pass 2: fill. */
+    char *cursor = block;
+    const char *value;
+    size_t len;
+
+    add_string(environ, LITERAL("REQUEST_METHOD"), put(&cursor, head->method, head->method_len),
+               head->method_len);
+    add_string(environ, LITERAL("SCRIPT_NAME"), "", 0);
+    switch (head->form) {
+    case CSGI_HTTP__FORM_ASTERISK: add_string(environ, LITERAL("PATH_INFO"), "*", 1); break;
+    case CSGI_HTTP__FORM_AUTHORITY: add_string(environ, LITERAL("PATH_INFO"), "", 0); break;
+    default: {
+        char *path = cursor;
+        len = csgi_environ__percent_decode(path, head->path, head->path_len);
+        path[len] = '\0';
+        cursor += len + 1;
+        add_string(environ, LITERAL("PATH_INFO"), path, len);
+        break;
+    }
+    }
+    if (head->query)
+        add_string(environ, LITERAL("QUERY_STRING"), put(&cursor, head->query, head->query_len),
+                   head->query_len);
+    else
+        add_string(environ, LITERAL("QUERY_STRING"), "", 0);
+
+    /* CONTENT_TYPE before CONTENT_LENGTH whatever the headers' order;
+       repeats were joined to the first. */
+    for (int role = ROLE_CONTENT_TYPE; role <= ROLE_CONTENT_LENGTH; role++) {
+        for (size_t i = 0; i < head->header_count; i++) {
+            if (header_role(&head->headers[i]) != role)
+                continue;
+            value = put_joined(&cursor, head, i, &len);
+            if (role == ROLE_CONTENT_TYPE)
+                add_string(environ, LITERAL("CONTENT_TYPE"), value, len);
+            else
+                add_string(environ, LITERAL("CONTENT_LENGTH"), value, len);
+            break;
+        }
+    }
+
+    add_server_address(environ, &cursor);
+    if (head->version_minor == 0)
+        add_string(environ, LITERAL("SERVER_PROTOCOL"), LITERAL("HTTP/1.0"));
+    else
+        add_string(environ, LITERAL("SERVER_PROTOCOL"), LITERAL("HTTP/1.1"));
+    add_remote_address(environ, &cursor);
+    add_string(environ, LITERAL("REQUEST_URI"), put(&cursor, head->target, head->target_len),
+               head->target_len);
+
+    for (size_t i = 0; i < head->header_count; i++) {
+        const csgi_http__header *h = &head->headers[i];
+        if (header_role(h) != ROLE_HTTP || is_repeat(head, i))
+            continue;
+        char *key = cursor;
+        memcpy(key, "HTTP_", 5);
+        for (size_t k = 0; k < h->name_len; k++) {
+            unsigned char c = ascii_upper((unsigned char)h->name[k]);
+            key[5 + k] = c == '-' ? '_' : (char)c;
+        }
+        key[5 + h->name_len] = '\0';
+        cursor += 5 + h->name_len + 1;
+        value = put_joined(&cursor, head, i, &len);
+        add_string(environ, key, 5 + h->name_len, value, len);
+    }
+
+    add_string(environ, LITERAL("csgi.version"), LITERAL("1.0"));
+    const char *scheme = source->url_scheme ? source->url_scheme : "http";
+    add_string(environ, LITERAL("csgi.url_scheme"), scheme, strlen(scheme));
+    add_pointer(environ, LITERAL("csgi.input"), &environ->input);
+    add_pointer(environ, LITERAL("csgi.errors"), environ);
+    add_int(environ, LITERAL("csgi.multithread"), source->multithread != 0);
+    add_int(environ, LITERAL("csgi.multiprocess"), source->multiprocess != 0);
+    add_int(environ, LITERAL("csgi.run_once"), 0);
+
+    /* Logged here, so once per request (and only when someone looked). */
+    if (dropped)
+        log_dropped(environ, first_dropped, dropped);
+    return 0;
+}
+
+/* ---- Creating ---------------------------------------------------------------- */
+
+csgi_environ *csgi_environ__new(csgi_arena *arena, const csgi_environ__source *source)
+{
+    if (!arena || !source || !source->head)
+        return NULL;
+    csgi_environ *environ = csgi_arena__alloc(arena, sizeof(*environ));
+    if (!environ)
+        return NULL;
+    memset(environ, 0, sizeof(*environ));
+    environ->arena = arena;
+    environ->source = *source;
+    environ->input.environ = environ;
+    return environ;
+}
+
+csgi_arena *csgi_environ__arena(csgi_environ *environ)
+{
+    return environ->arena;
+}
+
+void *csgi_environ__owner(csgi_environ *environ)
+{
+    return environ->source.owner;
+}
+
+/* ---- Keys ------------------------------------------------------------------ */
+
+/* The length of a key, or 0 when it cannot be one (NULL, empty, huge). */
+static size_t key_length(const char *key)
+{
+    if (!key)
+        return 0;
+    size_t len = strlen(key);
+    return len <= UINT32_MAX ? len : 0;
+}
+
+/* The entry of a key, materialising the environ first; NULL when the key
+   is not set (or memory ran out materialising). */
+static entry *lookup(csgi_environ *environ, const char *key)
+{
+    size_t key_len = key_length(key);
+    if (!environ || !key_len || materialise(environ) != 0)
+        return NULL;
+    return find(environ, key, key_len);
+}
+
+/*
+ * The entry to store a value under key: the existing one, or a new one at
+ * the end with a copy of the key (in extra bytes after it, when extra is
+ * not 0: *extra_out points to them). For an existing key *existing is set
+ * and the caller saves and replaces its value. Returns NULL when memory is
+ * exhausted; nothing changed then.
+ */
+static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_t extra,
+                   char **extra_out, int *existing)
+{
+    entry *e = find(environ, key, key_len);
+    *existing = e != NULL;
+    if (e) {
+        if (extra) {
+            *extra_out = csgi_arena__alloc(environ->arena, extra);
+            if (!*extra_out)
+                return NULL;
+        }
+        return e;
+    }
+    if (extra > SIZE_MAX - key_len - 1)
+        return NULL;
+    char *copy = csgi_arena__alloc(environ->arena, key_len + 1 + extra);
+    if (!copy)
+        return NULL;
+    e = append(environ);
+    if (!e)
+        return NULL;
+    memcpy(copy, key, key_len + 1);
+    e->key = copy;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_NONE;
+    if (extra)
+        *extra_out = copy + key_len + 1;
+    return e;
+}
+
+const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *len)
+{
+    const entry *e = lookup(environ, key);
+    if (!e || e->kind != CSGI_VALUE_STRING)
+        return NULL;
+    if (len)
+        *len = e->value.string.len;
+    return e->value.string.bytes;
+}
+
+const char *csgi_environ_get(csgi_environ *environ, const char *key)
+{
+    return csgi_environ_get_n(environ, key, NULL);
+}
+
+int csgi_environ_set_n(csgi_environ *environ, const char *key, const char *value, size_t len)
+{
+    size_t key_len = key_length(key);
+    if (!environ || !key_len || !value || len == SIZE_MAX)
+        return CSGI_EINVAL;
+    if (materialise(environ) != 0)
+        return CSGI_ENOMEM;
+
+    char *copy = NULL;
+    int existing;
+    entry *e = slot(environ, key, key_len, len + 1, &copy, &existing);
+    if (!e)
+        return CSGI_ENOMEM;
+    memcpy(copy, value, len);
+    copy[len] = '\0';
+    entry old = *e;
+    e->kind = CSGI_VALUE_STRING;
+    e->value.string.bytes = copy;
+    e->value.string.len = len;
+    if (existing)
+        release(&old);
+    return 0;
+}
+
+int csgi_environ_set(csgi_environ *environ, const char *key, const char *value)
+{
+    if (!value)
+        return CSGI_EINVAL;
+    return csgi_environ_set_n(environ, key, value, strlen(value));
+}
+
+int csgi_environ_set_int(csgi_environ *environ, const char *key, int64_t value)
+{
+    size_t key_len = key_length(key);
+    if (!environ || !key_len)
+        return CSGI_EINVAL;
+    if (materialise(environ) != 0)
+        return CSGI_ENOMEM;
+
+    int existing;
+    entry *e = slot(environ, key, key_len, 0, NULL, &existing);
+    if (!e)
+        return CSGI_ENOMEM;
+    entry old = *e;
+    e->kind = CSGI_VALUE_INT;
+    e->value.integer = value;
+    if (existing)
+        release(&old);
+    return 0;
+}
+
+int csgi_environ_get_int(csgi_environ *environ, const char *key, int64_t *out)
+{
+    size_t key_len = key_length(key);
+    if (!environ || !key_len || !out)
+        return CSGI_EINVAL;
+    if (materialise(environ) != 0)
+        return CSGI_ENOMEM;
+    const entry *e = find(environ, key, key_len);
+    if (!e)
+        return CSGI_ENOTFOUND;
+    if (e->kind != CSGI_VALUE_INT)
+        return CSGI_EINVAL;
+    *out = e->value.integer;
+    return 0;
+}
+
+/* The arena callback: run the destructors of the values still set, last
+   set first, each once (its entry forgets it before it runs). */
+static void destroy_values(void *data)
+{
+    csgi_environ *environ = data;
+
+    /* A destructor may set a value with a destructor again: that registers
+       a new callback, which the arena runs before it releases anything. */
+    environ->destructors_deferred = 0;
+    for (size_t i = environ->count; i-- > 0;) {
+        entry *e = &environ->entries[i];
+        if (e->kind != CSGI_VALUE_POINTER && e->kind != CSGI_VALUE_JSON)
+            continue;
+        csgi_destroy_fn destroy = e->value.pointer.destroy;
+        if (!destroy)
+            continue;
+        e->value.pointer.destroy = NULL;
+        destroy(e->value.pointer.pointer);
+    }
+}
+
+int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, void *pointer,
+                            csgi_destroy_fn destroy)
+{
+    /* The value is taken even when this fails: destroy it on every error. */
+    size_t key_len = key_length(key);
+    int err = 0;
+    if (!environ || !key_len || (kind != CSGI_VALUE_POINTER && kind != CSGI_VALUE_JSON))
+        err = CSGI_EINVAL;
+    else if (materialise(environ) != 0)
+        err = CSGI_ENOMEM;
+    else if (destroy && !environ->destructors_deferred) {
+        if (csgi_arena__defer(environ->arena, destroy_values, environ) != 0)
+            err = CSGI_ENOMEM;
+        else
+            environ->destructors_deferred = 1;
+    }
+
+    int existing = 0;
+    entry *e = NULL;
+    if (!err) {
+        e = slot(environ, key, key_len, 0, NULL, &existing);
+        if (!e)
+            err = CSGI_ENOMEM;
+    }
+    if (err) {
+        if (destroy)
+            destroy(pointer);
+        return err;
+    }
+
+    entry old = *e;
+    /* Setting the value a key already holds must not destroy it. */
+    if (existing && old.kind == kind && old.value.pointer.pointer == pointer &&
+        old.value.pointer.destroy == destroy)
+        return 0;
+    e->kind = (uint8_t)kind;
+    e->value.pointer.pointer = pointer;
+    e->value.pointer.destroy = destroy;
+    if (existing)
+        release(&old);
+    return 0;
+}
+
+void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind)
+{
+    const entry *e = lookup(environ, key);
+    if (!e || e->kind != kind)
+        return NULL;
+    return e->value.pointer.pointer;
+}
+
+int csgi_environ_set_pointer(csgi_environ *environ, const char *key, void *pointer,
+                             csgi_destroy_fn destroy)
+{
+    return csgi_environ__set_value(environ, key, CSGI_VALUE_POINTER, pointer, destroy);
+}
+
+void *csgi_environ_get_pointer(csgi_environ *environ, const char *key)
+{
+    return csgi_environ__get_value(environ, key, CSGI_VALUE_POINTER);
+}
+
+csgi_value_kind csgi_environ_kind(csgi_environ *environ, const char *key)
+{
+    const entry *e = lookup(environ, key);
+    return e ? (csgi_value_kind)e->kind : CSGI_VALUE_NONE;
+}
+
+int csgi_environ_remove(csgi_environ *environ, const char *key)
+{
+    entry *e = lookup(environ, key);
+    if (!e)
+        return CSGI_ENOTFOUND;
+    entry old = *e;
+    e->key_len = 0;
+    e->kind = CSGI_VALUE_NONE;
+    release(&old);
+    return 0;
+}
+
+int csgi_environ_next(csgi_environ *environ, size_t *cursor, const char **key,
+                      csgi_value_kind *kind)
+{
+    if (!environ || !cursor || !key || materialise(environ) != 0)
+        return 0;
+    while (*cursor < environ->count) {
+        const entry *e = &environ->entries[(*cursor)++];
+        if (!e->key_len)
+            continue;
+        *key = e->key;
+        if (kind)
+            *kind = (csgi_value_kind)e->kind;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- Request memory and the error log -------------------------------------- */
+
+void *csgi_environ_alloc(csgi_environ *environ, size_t size)
+{
+    return environ ? csgi_arena__alloc(environ->arena, size) : NULL;
+}
+
+int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *data)
+{
+    if (!environ || !fn)
+        return CSGI_EINVAL;
+    return csgi_arena__defer(environ->arena, fn, data);
+}
+
+/* "192.0.2.7:40000", "[2001:db8::7]:40001" or "unix", as the engine's own
+   log lines name clients. */
+static void format_client(const struct sockaddr *peer, char *out)
+{
+    char port[PORT_ROOM + 1];
+    size_t len, port_len;
+    if (format_address(peer, 1, out, &len, port, &port_len) != 0) {
+        memcpy(out, "unix", 5);
+        return;
+    }
+    out[len] = ':';
+    memcpy(out + len + 1, port, port_len + 1);
+}
+
+/*
+ * The path in a log line: the raw (encoded) path without the query, which
+ * may carry secrets, cut to LOG_PATH_MAX bytes. It has no control bytes:
+ * the parser refused them.
+ */
+void csgi_environ_log(csgi_environ *environ, const char *format, ...)
+{
+    if (!environ || !format || !environ->source.log)
+        return;
+    const csgi_http__head *head = environ->source.head;
+    char message[LOG_MESSAGE_MAX];
+    char client[ADDRESS_ROOM + 1 + PORT_ROOM + 1];
+    char line[LOG_LINE_MAX];
+    va_list args;
+
+    va_start(args, format);
+    vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    format_client(environ->source.peer, client);
+
+    const char *path = head->path;
+    size_t path_len = head->path_len;
+    if (head->form == CSGI_HTTP__FORM_ASTERISK || head->form == CSGI_HTTP__FORM_AUTHORITY) {
+        path = head->target;
+        path_len = head->target_len;
+    }
+    int method_len = head->method_len > LOG_METHOD_MAX ? LOG_METHOD_MAX : (int)head->method_len;
+    int shown = path_len > LOG_PATH_MAX ? LOG_PATH_MAX : (int)path_len;
+    snprintf(line, sizeof(line), "%.*s %.*s%s (client %s): %s", method_len, head->method, shown,
+             path, path_len > LOG_PATH_MAX ? "..." : "", client, message);
+    environ->source.log(environ->source.log_context, line);
+}
+
+/* ---- csgi.input ------------------------------------------------------------ */
+
+csgi_input *csgi_environ_input(csgi_environ *environ)
+{
+    return &environ->input;
+}
+
+/* Record what the provider answered: the end and errors stick. */
+static long input_note(csgi_input *input, long n)
+{
+    if (n > 0)
+        input->pulled += (uint64_t)n;
+    else if (n == 0)
+        input->status = INPUT_ENDED;
+    else if (n != CSGI_EAGAIN)
+        input->status = (int)n;
+    return n;
+}
+
+static long input_pull(csgi_input *input, void *buf, size_t len)
+{
+    const csgi_environ__source *source = &input->environ->source;
+    if (!source->input || !source->input->read)
+        return input_note(input, 0);
+    if (len > LONG_MAX)
+        len = LONG_MAX;
+    return input_note(input, source->input->read(source->input_context, buf, len));
+}
+
+/* Make room for more bytes after the kept ones: move them to the front, or
+   into a block at least twice as large. */
+static int input_reserve(csgi_input *input, size_t more)
+{
+    size_t held = input->end - input->start;
+    if (input->capacity - input->end >= more)
+        return 0;
+    if (input->capacity - held >= more) {
+        memmove(input->buffer, input->buffer + input->start, held);
+        input->start = 0;
+        input->end = held;
+        return 0;
+    }
+    if (more > SIZE_MAX - held)
+        return CSGI_ENOMEM;
+    size_t capacity = held + more;
+    if (input->capacity <= SIZE_MAX / 2 && capacity < input->capacity * 2)
+        capacity = input->capacity * 2;
+    char *buffer = csgi_arena__alloc(input->environ->arena, capacity);
+    if (!buffer)
+        return CSGI_ENOMEM;
+    if (held)
+        memcpy(buffer, input->buffer + input->start, held);
+    input->buffer = buffer;
+    input->start = 0;
+    input->end = held;
+    input->capacity = capacity;
+    return 0;
+}
+
+long csgi_input_read(csgi_input *input, void *buf, size_t len)
+{
+    if (!input || !buf || !len)
+        return CSGI_EINVAL;
+    size_t held = input->end - input->start;
+    if (held) {
+        size_t n = held < len ? held : len;
+        if (n > LONG_MAX)
+            n = LONG_MAX;
+        memcpy(buf, input->buffer + input->start, n);
+        input->start += n;
+        return (long)n;
+    }
+    if (input->status != INPUT_READING)
+        return input->status == INPUT_ENDED ? 0 : input->status;
+    return input_pull(input, buf, len);
+}
+
+long csgi_input_readline(csgi_input *input, char *buf, size_t len)
+{
+    if (!input || !buf || len < 2)
+        return CSGI_EINVAL;
+    size_t limit = len - 1 > LONG_MAX ? LONG_MAX : len - 1;
+
+    for (;;) {
+        size_t held = input->end - input->start;
+        size_t take = 0;
+        const char *lf =
+            held ? memchr(input->buffer + input->start, '\n', held < limit ? held : limit) : NULL;
+        if (lf)
+            take = (size_t)(lf - (input->buffer + input->start)) + 1;
+        else if (held >= limit)
+            take = limit;
+        else if (input->status == INPUT_ENDED)
+            take = held; /* the last line has no LF; 0 at the end */
+        else if (input->status != INPUT_READING)
+            return input->status;
+
+        if (take || input->status == INPUT_ENDED) {
+            if (take)
+                memcpy(buf, input->buffer + input->start, take);
+            buf[take] = '\0';
+            input->start += take;
+            return (long)take;
+        }
+
+        /* Partial bytes stay in the buffer until the line is complete. */
+        size_t want = limit - held < READ_CHUNK ? limit - held : READ_CHUNK;
+        if (input_reserve(input, want) != 0)
+            return CSGI_ENOMEM;
+        long n = input_pull(input, input->buffer + input->end, want);
+        if (n == CSGI_EAGAIN)
+            return n;
+        if (n > 0)
+            input->end += (size_t)n;
+    }
+}
+
+int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t *len)
+{
+    if (!input || !out)
+        return CSGI_EINVAL;
+    const csgi_http__head *head = input->environ->source.head;
+    int known = head->body == CSGI_HTTP__BODY_LENGTH;
+
+    /* A body announced too long is refused before a byte is read (and
+       before a "100 Continue" invites the client to send it). What counts
+       is what is left: bytes already read and delivered are not returned. */
+    if (known) {
+        uint64_t left =
+            input->pulled < head->content_length ? head->content_length - input->pulled : 0;
+        if (left > max || input->end - input->start > max - left)
+            return CSGI_ETOOBIG;
+    }
+
+    for (;;) {
+        size_t held = input->end - input->start;
+        if (held > max)
+            return CSGI_ETOOBIG;
+        if (input->status < 0)
+            return input->status;
+        if (input->status == INPUT_ENDED) {
+            if (input_reserve(input, 1) != 0)
+                return CSGI_ENOMEM;
+            input->buffer[input->end] = '\0';
+            *out = input->buffer + input->start;
+            if (len)
+                *len = held;
+            /* The body is handed out: later reads must not write over it. */
+            input->buffer = NULL;
+            input->start = input->end = input->capacity = 0;
+            return 0;
+        }
+
+        /* Ask for the rest of a known body at once, else for what the
+           provider has buffered, with room for the final NUL: one
+           allocation when the length is known. Never more than max + 1
+           bytes, which is enough to tell the body is too long. When
+           nothing is announced, probe with the room there is (at least
+           the NUL's byte), which tells the end or EAGAIN without growing
+           the buffer. */
+        size_t want;
+        if (known) {
+            uint64_t left =
+                input->pulled < head->content_length ? head->content_length - input->pulled : 0;
+            want = (size_t)left;
+        } else {
+            const csgi_input__provider *provider = input->environ->source.input;
+            want = provider && provider->buffered
+                       ? provider->buffered(input->environ->source.input_context)
+                       : 0;
+        }
+        if (want) {
+            if (want - 1 > max - held)
+                want = max - held + 1;
+            if (want > SIZE_MAX - 1 || input_reserve(input, want + 1) != 0)
+                return CSGI_ENOMEM;
+        } else {
+            if (input->capacity == input->end && input_reserve(input, known ? 1 : READ_GUESS) != 0)
+                return CSGI_ENOMEM;
+            want = input->capacity - input->end;
+            if (want - 1 > max - held)
+                want = max - held + 1;
+        }
+        long n = input_pull(input, input->buffer + input->end, want);
+        if (n == CSGI_EAGAIN)
+            return CSGI_EAGAIN;
+        if (n > 0)
+            input->end += (size_t)n;
+    }
+}
+
+void csgi_input_on_ready(csgi_input *input, csgi_input_ready_fn ready, void *userdata)
+{
+    if (!input)
+        return;
+    input->ready = ready;
+    input->ready_userdata = ready ? userdata : NULL;
+}
+
+void csgi_environ__input_ready(csgi_environ *environ)
+{
+    csgi_input *input = &environ->input;
+    csgi_input_ready_fn ready = input->ready;
+    void *userdata = input->ready_userdata;
+
+    /* Cleared first: the callback may ask again. */
+    input->ready = NULL;
+    input->ready_userdata = NULL;
+    if (ready)
+        ready(input, userdata);
+}
+
+/* ---- Paths ----------------------------------------------------------------- */
+
+size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '%' && len - i >= 3) {
+            int high = hex_value((unsigned char)src[i + 1]);
+            int low = hex_value((unsigned char)src[i + 2]);
+            if (high >= 0 && low >= 0) {
+                dst[out++] = (char)(high << 4 | low);
+                i += 2;
+                continue;
+            }
+        }
+        dst[out++] = src[i];
+    }
+    return out;
+}
+
+/*
+ * Walk the decoded path segment by segment, counting depth. Unlike RFC 3986
+ * 5.2.4 (and the parser), an empty segment does not count as a level: a
+ * file server joining PATH_INFO to its root resolves "/a//../../x" as
+ * POSIX does ("//" is "/"), which climbs above the root.
+ */
+int csgi_environ__path_is_safe(const char *path, size_t len)
+{
+    size_t depth = 0;
+    size_t dots = 0; /* the segment so far is this many dots... */
+    int other = 0;   /* ...or holds another byte */
+    size_t i = 0;
+
+    for (;;) {
+        int at_end = i >= len;
+        unsigned char c = 0;
+        if (!at_end) {
+            c = (unsigned char)path[i++];
+            if (c == '%' && len - i >= 2) {
+                int high = hex_value((unsigned char)path[i]);
+                int low = hex_value((unsigned char)path[i + 1]);
+                if (high >= 0 && low >= 0) {
+                    c = (unsigned char)(high << 4 | low);
+                    i += 2;
+                }
+            }
+        }
+        if (at_end || c == '/') {
+            if (!other && dots == 2) {
+                if (depth == 0)
+                    return 0;
+                depth--;
+            } else if (other || dots > 2) {
+                depth++;
+            }
+            if (at_end)
+                return 1;
+            dots = 0;
+            other = 0;
+        } else if (c == '.' && !other) {
+            dots++;
+        } else {
+            other = 1;
+        }
+    }
+}

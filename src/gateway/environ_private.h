@@ -1,0 +1,83 @@
+/*
+ * How the gateway builds an environ (internal).
+ *
+ * An environ is made from a "source": the parsed request head, the
+ * addresses, and an input provider. The engine's gateway is one source; the
+ * in-process test client (later) is another, which is why the environ
+ * knows nothing of connections.
+ *
+ * The environ is built lazily: csgi_environ__new() only records the
+ * source. The CGI and HTTP_ keys are materialised, all at once, on the
+ * first call that reads, sets, removes or iterates keys, in a handful of
+ * arena allocations (never one per header). An application that never
+ * looks at its environ (hello world) pays nothing for it.
+ */
+#ifndef CSGI_GATEWAY_ENVIRON_PRIVATE_H
+#define CSGI_GATEWAY_ENVIRON_PRIVATE_H
+
+#include "common/arena.h"
+#include "http/parser.h"
+
+#include <csgi/environ.h>
+
+#include <sys/socket.h>
+
+/* Where csgi.input reads from. */
+typedef struct csgi_input__provider {
+    /* As csgi_http__request_read: bytes, 0 at the end, CSGI_EAGAIN, or an error. */
+    long (*read)(void *context, void *buf, size_t len);
+    /* Bytes buffered and readable now without waiting. */
+    size_t (*buffered)(void *context);
+} csgi_input__provider;
+
+typedef void (*csgi_environ__log_fn)(void *context, const char *line);
+
+typedef struct csgi_environ__source {
+    const csgi_http__head *head;  /* borrowed for the request's life */
+    const struct sockaddr *peer;  /* AF_INET, AF_INET6 or AF_UNIX */
+    const struct sockaddr *local; /* the listener's address */
+    const char *url_scheme;       /* "http" or "https" */
+    int multithread;              /* csgi.multithread */
+    int multiprocess;             /* csgi.multiprocess */
+    const csgi_input__provider *input;
+    void *input_context;
+    csgi_environ__log_fn log; /* csgi.errors: one line, no newline */
+    void *log_context;
+    void *owner; /* the gateway's request (csgi_environ__owner) */
+} csgi_environ__source;
+
+/* Create an environ in arena from source (copied; its pointers borrowed).
+   Returns NULL when memory is exhausted. */
+csgi_environ *csgi_environ__new(csgi_arena *arena, const csgi_environ__source *source);
+
+/* The gateway calls this when the input provider has news (bytes, end,
+   error): it runs the callback set with csgi_input_on_ready, once. */
+void csgi_environ__input_ready(csgi_environ *environ);
+
+/* Store a pointer-like value of a given kind (csgi/json.h stores its
+   values with kind CSGI_VALUE_JSON and json_decref). Takes pointer like
+   csgi_environ_set_pointer(). */
+int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, void *pointer,
+                            csgi_destroy_fn destroy);
+/* The pointer of a key holding the given kind, else NULL. */
+void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
+
+/* The source's owner pointer. */
+void *csgi_environ__owner(csgi_environ *environ);
+
+/* The arena of an environ. */
+csgi_arena *csgi_environ__arena(csgi_environ *environ);
+
+/* Percent-decode src into dst (which may be src): returns the decoded
+   length. "%2F" becomes "/" like any other escape (documented in
+   docs/environ.md); a malformed escape ("%zz", a lone "%") is kept as is. */
+size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len);
+
+/* 1 unless the raw (still encoded) path climbs above the root once it is
+   percent-decoded ("%2F" counts as "/") and its dot segments resolved, as
+   "/a%2f..%2f..%2fx" does. The engine already refused paths that climb
+   with "/" separators; the gateway refuses these with 400 before any
+   application sees them, since PATH_INFO is the decoded path. */
+int csgi_environ__path_is_safe(const char *path, size_t len);
+
+#endif

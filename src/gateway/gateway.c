@@ -1,0 +1,484 @@
+/*
+ * Running an application for one request: the environ, the server's
+ * start-response, checking what the application gives back, and pulling its
+ * body into the engine as the client reads it.
+ *
+ * The application is called once, from the engine's on_request. Its body is
+ * then "pumped": pieces are pulled and written while the engine's output
+ * buffer is below its watermark. The pump runs again when the output
+ * drained (on_writable) and when a body that answered CSGI_EAGAIN is
+ * resumed. Whatever happens (the body ends, the client leaves, the
+ * application misbehaves), the body is closed exactly once, and the engine's
+ * on_done ends the request.
+ */
+#include "gateway/gateway.h"
+
+#include "common/arena.h"
+
+#include <csgi/app.h>
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct csgi_gateway__request {
+    csgi_http__request *http;
+    const csgi_gateway *gateway;
+    csgi_environ *environ;
+    csgi_start_response start_response;
+    csgi_body *body;
+
+    /* The response head, as the application gave it (arena copies). */
+    int status;
+    const char *reason;
+    csgi_header *headers;
+    size_t header_count;
+    int64_t content_length; /* from the application's Content-Length, else -1 */
+
+    unsigned char started;   /* start-response was called */
+    unsigned char head_sent; /* the engine has the head */
+    unsigned char finished;  /* the response is complete or given up */
+    unsigned char done;      /* the engine ended the request */
+    unsigned char pumping;   /* inside pump(): resume only marks */
+    unsigned char again;     /* resumed while pumping */
+    unsigned char failed;    /* start-response refused what it was given */
+};
+
+/* ---- Logging -------------------------------------------------------------------- */
+
+void csgi_gateway__log(const csgi_gateway *gateway, int level, const char *format, ...)
+{
+    if (level > gateway->log_level)
+        return;
+    char message[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    if (gateway->log) {
+        gateway->log(level, message, gateway->log_userdata);
+        return;
+    }
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(stderr, "%s csgi[%ld] %s\n", stamp, (long)getpid(), message);
+}
+
+static void request_log(const csgi_gateway__request *request, int level, const char *what)
+{
+    const csgi_http__head *head = csgi_http__request_head(request->http);
+    csgi_gateway__log(request->gateway, level, "%s: %.*s %.*s: %s",
+                      csgi_app_name(request->gateway->app), (int)head->method_len, head->method,
+                      (int)(head->target_len > 200 ? 200 : head->target_len), head->target, what);
+}
+
+static void environ_log(void *context, const char *line)
+{
+    csgi_gateway__request *request = context;
+    csgi_gateway__log(request->gateway, CSGI_LOG__ERROR, "%s", line);
+}
+
+/* ---- Checking what the application gives ------------------------------------ */
+
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int lower_equals(const char *s, size_t len, const char *lower)
+{
+    return strlen(lower) == len && csgi_http__token_equals(s, len, lower);
+}
+
+/* Fields that describe this connection, not the response: the server's
+   business (RFC 9110 7.6.1; PEP 3333 forbids them to applications). */
+static int is_hop_by_hop(const csgi_header *h)
+{
+    static const char *const names[] = {"connection", "keep-alive", "transfer-encoding",
+                                        "te",         "trailer",    "upgrade"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (lower_equals(h->name, h->name_len, names[i]))
+            return 1;
+    return h->name_len >= 6 && csgi_http__token_equals(h->name, 6, "proxy-");
+}
+
+static const char *check_status(const char *status, int *code, const char **reason)
+{
+    if (strlen(status) < 4 || status[3] != ' ')
+        return "status is not \"DDD Reason\"";
+    for (int i = 0; i < 3; i++)
+        if (status[i] < '0' || status[i] > '9')
+            return "status code is not three digits";
+    *code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+    if (*code < 200 || *code > 599)
+        return "status code outside 200-599";
+    for (const char *p = status + 4; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return "control character in the status line";
+    *reason = status + 4;
+    return NULL;
+}
+
+static const char *check_header(const csgi_header *h)
+{
+    if (!h->name || h->name_len == 0)
+        return "empty header name";
+    for (size_t i = 0; i < h->name_len; i++)
+        if (!is_tchar((unsigned char)h->name[i]))
+            return "invalid character in a header name";
+    if (h->value_len && !h->value)
+        return "header value missing";
+    for (size_t i = 0; i < h->value_len; i++) {
+        unsigned char c = (unsigned char)h->value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return "CR, LF, NUL or control character in a header value";
+    }
+    if (is_hop_by_hop(h))
+        return "hop-by-hop header (the server manages the connection)";
+    return NULL;
+}
+
+/* Parse a Content-Length value the application gave: -1 if malformed. */
+static int64_t parse_length(const csgi_header *h)
+{
+    if (h->value_len == 0 || h->value_len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9')
+            return -1;
+        n = n * 10 + (h->value[i] - '0');
+    }
+    return n;
+}
+
+int csgi_gateway__start_response(csgi_gateway__request *request, const char *status,
+                                 const csgi_header *headers, size_t count, const char *exc_info)
+{
+    if (!request || request->done)
+        return CSGI_ESTATE;
+    if (request->started && !exc_info) {
+        request_log(request, CSGI_LOG__ERROR, "start-response called twice without exc_info");
+        request->failed = 1;
+        return CSGI_ESTATE;
+    }
+    if (request->started && request->head_sent) {
+        /* Too late to change the answer: only cutting tells the client. */
+        request_log(request, CSGI_LOG__ERROR, exc_info);
+        request->finished = 1;
+        csgi_http__response_abort(request->http, 500, CSGI_ESTATE);
+        return CSGI_ESTATE;
+    }
+    int code = 0;
+    const char *reason = NULL;
+    const char *problem = check_status(status, &code, &reason);
+    int64_t length = -1;
+    for (size_t i = 0; !problem && i < count; i++) {
+        problem = check_header(&headers[i]);
+        if (!problem && lower_equals(headers[i].name, headers[i].name_len, "content-length")) {
+            if (length >= 0)
+                problem = "Content-Length given twice";
+            else if ((length = parse_length(&headers[i])) < 0)
+                problem = "malformed Content-Length";
+        }
+    }
+    if (problem) {
+        char text[160];
+        snprintf(text, sizeof(text), "start-response refused: %s", problem);
+        request_log(request, CSGI_LOG__ERROR, text);
+        request->failed = 1;
+        return CSGI_EINVAL;
+    }
+
+    /* Copy what the engine needs beyond this call: the reason phrase and
+       the fields (names and values stay the application's until the head
+       is written, which happens before the request ends; but the array
+       and strings may be on the caller's stack, so copy them). */
+    csgi_arena *arena = csgi_environ__arena(request->environ);
+    size_t bytes = strlen(reason) + 1;
+    for (size_t i = 0; i < count; i++)
+        bytes += headers[i].name_len + headers[i].value_len;
+    csgi_header *copy = csgi_arena__alloc(arena, (count ? count : 1) * sizeof(*copy));
+    char *text = csgi_arena__alloc(arena, bytes);
+    if (!copy || !text)
+        return CSGI_ENOMEM;
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (lower_equals(headers[i].name, headers[i].name_len, "content-length"))
+            continue; /* the engine writes it from content_length */
+        copy[kept].name = text;
+        memcpy(text, headers[i].name, headers[i].name_len);
+        text += headers[i].name_len;
+        copy[kept].name_len = headers[i].name_len;
+        copy[kept].value = text;
+        if (headers[i].value_len)
+            memcpy(text, headers[i].value, headers[i].value_len);
+        text += headers[i].value_len;
+        copy[kept].value_len = headers[i].value_len;
+        kept++;
+    }
+    strcpy(text, reason);
+    request->reason = text;
+    request->status = code;
+    request->headers = copy;
+    request->header_count = kept;
+    request->content_length = length;
+    request->started = 1;
+    request->failed = 0;
+    return 0;
+}
+
+/* Hand the head to the engine. length: the body's length when known. */
+static int send_head(csgi_gateway__request *request, int64_t length)
+{
+    if (request->content_length >= 0) {
+        if (length >= 0 && length != request->content_length) {
+            request_log(request, CSGI_LOG__ERROR, "Content-Length differs from the body's length");
+            return CSGI_EINVAL;
+        }
+        length = request->content_length;
+    }
+    /* csgi_header and csgi_http__header have the same layout by design. */
+    int r = csgi_http__response_start(request->http, request->status, request->reason,
+                                      (const csgi_http__header *)request->headers,
+                                      request->header_count, length);
+    if (r == 0)
+        request->head_sent = 1;
+    return r;
+}
+
+int csgi_gateway__write(csgi_gateway__request *request, const void *data, size_t len)
+{
+    if (!request || request->done || !request->started || request->finished)
+        return CSGI_ESTATE;
+    if (!request->head_sent && send_head(request, -1) != 0)
+        return CSGI_ESTATE;
+    return csgi_http__response_write(request->http, data, len);
+}
+
+/* ---- Pumping the body ----------------------------------------------------------- */
+
+/* The application broke the protocol or failed: answer 500 when nothing
+   was sent, else cut. The body is closed. */
+static void fail(csgi_gateway__request *request, const char *why)
+{
+    request_log(request, CSGI_LOG__ERROR, why);
+    request->finished = 1;
+    csgi_body_close(request->body);
+    csgi_http__response_abort(request->http, 500, CSGI_ESTATE);
+}
+
+static void finish(csgi_gateway__request *request)
+{
+    request->finished = 1;
+    csgi_body_close(request->body);
+    if (csgi_http__response_finish(request->http) != 0)
+        request_log(request, CSGI_LOG__ERROR, "response shorter than its Content-Length");
+}
+
+static void pump(csgi_gateway__request *request)
+{
+    if (request->pumping) {
+        request->again = 1;
+        return;
+    }
+    request->pumping = 1;
+    csgi_body *body = request->body;
+    size_t watermark = 64 * 1024;
+    while (!request->finished && !request->done) {
+        request->again = 0;
+        if (request->failed) {
+            fail(request, "the application's response was refused");
+            break;
+        }
+        if (request->started && !request->head_sent) {
+            /* Bytes and files need no pulling: their length is known. */
+            if (body->kind == CSGI_BODY__BYTES) {
+                if (send_head(request, (int64_t)body->len) != 0) {
+                    fail(request, "could not start the response");
+                    break;
+                }
+                if (body->len && csgi_http__response_write_reference(request->http, body->data,
+                                                                     body->len, NULL, NULL) != 0) {
+                    fail(request, "could not write the response");
+                    break;
+                }
+                body->delivered = 1;
+                finish(request);
+                break;
+            }
+            if (body->kind == CSGI_BODY__FILE) {
+                int64_t length = body->length;
+                if (send_head(request, length) != 0) {
+                    fail(request, "could not start the response");
+                    break;
+                }
+                int64_t offset = body->offset;
+                int fd = csgi_body__take_fd(body);
+                if (csgi_http__response_sendfile(request->http, fd, offset, length) != 0) {
+                    fail(request, "could not send the file");
+                    break;
+                }
+                finish(request);
+                break;
+            }
+            if (send_head(request, -1) != 0) {
+                fail(request, "could not start the response");
+                break;
+            }
+        }
+        if (request->head_sent && csgi_http__response_buffered(request->http) >= watermark)
+            break; /* on_writable pumps again */
+        csgi_chunk chunk = {NULL, 0};
+        int r = csgi_body_next(body, &chunk);
+        if (r == CSGI_EAGAIN) {
+            if (request->again)
+                continue;
+            break; /* csgi_body_resume pumps again */
+        }
+        if (r < 0) {
+            fail(request, "the response body failed");
+            break;
+        }
+        if (!request->started) {
+            fail(request, r == 0 ? "the application returned without calling start-response"
+                                 : "body produced before start-response");
+            break;
+        }
+        if (request->failed)
+            continue;
+        if (r == 0) {
+            if (!request->head_sent && send_head(request, 0) != 0) {
+                fail(request, "could not start the response");
+                break;
+            }
+            finish(request);
+            break;
+        }
+        /* start-response may have been called from inside next(). */
+        if (!request->head_sent && send_head(request, -1) != 0) {
+            fail(request, "could not start the response");
+            break;
+        }
+        if (chunk.len && csgi_http__response_write(request->http, chunk.data, chunk.len) != 0) {
+            fail(request, "the body is longer than its Content-Length");
+            break;
+        }
+    }
+    request->pumping = 0;
+}
+
+struct event_base *csgi_environ_event_base(csgi_environ *environ)
+{
+    csgi_gateway__request *request = environ ? csgi_environ__owner(environ) : NULL;
+    return request ? csgi_http__request_base(request->http) : NULL;
+}
+
+void csgi_gateway__resume(csgi_gateway__request *request)
+{
+    if (request && !request->done && !request->finished && request->body)
+        pump(request);
+}
+
+/* ---- Engine callbacks --------------------------------------------------------------- */
+
+static void on_body(csgi_http__request *http, void *userdata)
+{
+    csgi_gateway__request *request = userdata;
+    (void)http;
+    csgi_environ__input_ready(request->environ);
+}
+
+static void on_writable(csgi_http__request *http, void *userdata)
+{
+    csgi_gateway__request *request = userdata;
+    (void)http;
+    if (!request->finished)
+        pump(request);
+}
+
+static void on_done(csgi_http__request *http, int err, void *userdata)
+{
+    csgi_gateway__request *request = userdata;
+    (void)http;
+    request->done = 1;
+    if (err && err != CSGI_ESTATE && request->started)
+        request_log(request, CSGI_LOG__INFO, csgi_strerror(err));
+    /* Closed exactly once: here if the response did not run its course
+       (the client left, a timeout); csgi_body_close ignores a second call. */
+    csgi_body_close(request->body);
+}
+
+static const csgi_http__request_callbacks gateway_callbacks = {on_body, on_writable, on_done};
+
+static long input_read(void *context, void *buf, size_t len)
+{
+    return (long)csgi_http__request_read(context, buf, len);
+}
+
+static size_t input_buffered(void *context)
+{
+    return csgi_http__request_body_buffered(context);
+}
+
+static const csgi_input__provider engine_input = {input_read, input_buffered};
+
+void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
+{
+    const csgi_gateway *gateway = userdata;
+    csgi_arena *arena = csgi_http__request_arena(http);
+    csgi_gateway__request *request = csgi_arena__alloc(arena, sizeof(*request));
+    if (!request) {
+        csgi_http__response_abort(http, 500, CSGI_ENOMEM);
+        return;
+    }
+    memset(request, 0, sizeof(*request));
+    request->http = http;
+    request->gateway = gateway;
+    request->content_length = -1;
+    csgi_http__request_set_callbacks(http, &gateway_callbacks, request);
+
+    const csgi_http__head *head = csgi_http__request_head(http);
+    if (head->path_len && memchr(head->path, '%', head->path_len) &&
+        !csgi_environ__path_is_safe(head->path, head->path_len)) {
+        request_log(request, CSGI_LOG__INFO, "encoded path climbs above the root");
+        csgi_http__response_abort(http, 400, CSGI_EPARSE);
+        return;
+    }
+
+    csgi_environ__source source;
+    memset(&source, 0, sizeof(source));
+    source.head = head;
+    source.peer = csgi_http__request_peer(http, NULL);
+    source.local = csgi_http__request_local(http, NULL);
+    source.url_scheme = "http";
+    source.multithread = gateway->multithread;
+    source.input = &engine_input;
+    source.input_context = http;
+    source.log = environ_log;
+    source.log_context = request;
+    source.owner = request;
+    request->environ = csgi_environ__new(arena, &source);
+    request->start_response.request = request;
+    if (!request->environ) {
+        csgi_http__response_abort(http, 500, CSGI_ENOMEM);
+        return;
+    }
+    request->start_response.environ = request->environ;
+
+    request->body = csgi_app_call(gateway->app, request->environ, &request->start_response);
+    if (!request->body) {
+        request->finished = 1;
+        request_log(request, CSGI_LOG__ERROR, "the application failed (returned no body)");
+        csgi_http__response_abort(http, 500, CSGI_ESTATE);
+        return;
+    }
+    pump(request);
+}

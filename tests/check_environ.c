@@ -1,0 +1,1917 @@
+/*
+ * Tests of the environ (include/csgi/environ.h, src/gateway/environ.c).
+ *
+ * Every environ is built from a real request head: the request string goes
+ * through the scanner and the head parser (on a heap copy of its exact
+ * size, so AddressSanitizer sees any read past it), then into
+ * csgi_environ__new() with a source whose peer is an IPv4, IPv6 or Unix
+ * socket and whose input provider reads a body string along a script of
+ * steps (at most n bytes, CSGI_EAGAIN, an error), as the engine's body
+ * arrives piecemeal.
+ */
+#include "common/arena.h"
+#include "gateway/environ_private.h"
+#include "http/parser.h"
+
+#include <csgi/common.h>
+#include <csgi/environ.h>
+
+#include <check.h>
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* From environ.c, until environ_private.h declares them. */
+int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, void *pointer,
+                            csgi_destroy_fn destroy);
+void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
+
+#define LIT(s)       s, sizeof(s) - 1
+#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
+#define MAX_FIELDS 64
+#define MAX_LOGS   8
+#define LOG_SIZE   2048
+
+/* ---- The fixture ----------------------------------------------------------- */
+
+typedef enum peer_kind { PEER_INET, PEER_INET6, PEER_UNIX } peer_kind;
+
+/* A body the input provider hands out along a script: each step is "at
+   most n bytes" (n > 0) or a value to return (CSGI_EAGAIN, an error); once
+   the script is done, the rest of the bytes in any sizes, then `final`
+   (0 for the end, or an error). */
+typedef struct body {
+    const char *bytes;
+    size_t len;
+    size_t offset;
+    const long *steps;
+    size_t step_count;
+    size_t step;
+    long final;
+    unsigned reads;           /* calls to read */
+    unsigned reads_after_end; /* calls after it returned final */
+    int ended;
+} body;
+
+typedef struct fixture {
+    csgi_arena arena;
+    char *bytes;
+    csgi_http__scanner scanner;
+    csgi_http__header headers[MAX_FIELDS];
+    csgi_http__head head;
+    struct sockaddr_storage peer;
+    struct sockaddr_storage local;
+    csgi_input__provider provider;
+    body body;
+    csgi_environ__source source;
+    char logs[MAX_LOGS][LOG_SIZE];
+    size_t log_count;
+    csgi_environ *environ;
+} fixture;
+
+static long body_read(void *context, void *buf, size_t len)
+{
+    body *b = context;
+    size_t limit = SIZE_MAX;
+
+    ck_assert_uint_gt(len, 0);
+    b->reads++;
+    if (b->ended) {
+        b->reads_after_end++;
+        return b->final;
+    }
+    if (b->step < b->step_count) {
+        long step = b->steps[b->step++];
+        if (step < 0)
+            return step;
+        limit = (size_t)step;
+    }
+    size_t left = b->len - b->offset;
+    if (left == 0) {
+        b->ended = 1;
+        return b->final;
+    }
+    size_t n = left < len ? left : len;
+    if (n > limit)
+        n = limit;
+    memcpy(buf, b->bytes + b->offset, n);
+    b->offset += n;
+    return (long)n;
+}
+
+static size_t body_buffered(void *context)
+{
+    const body *b = context;
+    size_t left = b->len - b->offset;
+    if (b->step < b->step_count) {
+        long step = b->steps[b->step];
+        if (step < 0)
+            return 0;
+        if ((size_t)step < left)
+            return (size_t)step;
+    }
+    return left;
+}
+
+static void capture_log(void *context, const char *line)
+{
+    fixture *f = context;
+    ck_assert_ptr_null(strchr(line, '\n'));
+    if (f->log_count < MAX_LOGS) {
+        ck_assert_uint_lt(strlen(line), LOG_SIZE);
+        strcpy(f->logs[f->log_count], line);
+    }
+    f->log_count++;
+}
+
+static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)storage;
+    memset(storage, 0, sizeof(*storage));
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
+}
+
+static void set_inet6(struct sockaddr_storage *storage, const char *address, unsigned port)
+{
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)storage;
+    memset(storage, 0, sizeof(*storage));
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    ck_assert_int_eq(inet_pton(AF_INET6, address, &in6->sin6_addr), 1);
+}
+
+static void set_unix(struct sockaddr_storage *storage)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)storage;
+    memset(storage, 0, sizeof(*storage));
+    un->sun_family = AF_UNIX;
+    strcpy(un->sun_path, "/run/csgi.sock");
+}
+
+/* Parse request (which must be a complete, valid head) and prepare a source
+   with an empty body; the environ is not created yet. */
+static fixture *fixture_make(const char *request, peer_kind peer)
+{
+    static const csgi_http__limits limits = CSGI_HTTP__LIMITS_DEFAULT;
+    csgi_http__error error = {0, NULL};
+    size_t len = strlen(request);
+    fixture *f = calloc(1, sizeof(*f));
+    ck_assert_ptr_nonnull(f);
+
+    f->bytes = malloc(len);
+    ck_assert_ptr_nonnull(f->bytes);
+    memcpy(f->bytes, request, len);
+    csgi_http__scanner_init(&f->scanner);
+    ck_assert_int_eq(csgi_http__scan(&f->scanner, f->bytes, len, &limits, &error),
+                     CSGI_HTTP__SCAN_DONE);
+    ck_assert_uint_le(f->scanner.header_count, MAX_FIELDS);
+    int status = csgi_http__parse_head(f->bytes + f->scanner.skipped,
+                                       f->scanner.head_length - f->scanner.skipped, f->headers,
+                                       MAX_FIELDS, &f->head, &error);
+    ck_assert_msg(status == 0, "parse: %d %s", status, error.reason ? error.reason : "");
+
+    switch (peer) {
+    case PEER_INET:
+        set_inet(&f->peer, "192.0.2.7", 40000);
+        set_inet(&f->local, "10.0.0.1", 8080);
+        break;
+    case PEER_INET6:
+        set_inet6(&f->peer, "2001:db8::7", 40001);
+        set_inet6(&f->local, "::1", 8443);
+        break;
+    case PEER_UNIX:
+        set_unix(&f->peer);
+        set_unix(&f->local);
+        break;
+    }
+
+    csgi_arena__init(&f->arena, NULL);
+    f->provider.read = body_read;
+    f->provider.buffered = body_buffered;
+    f->body.bytes = "";
+    f->source.head = &f->head;
+    f->source.peer = (const struct sockaddr *)&f->peer;
+    f->source.local = (const struct sockaddr *)&f->local;
+    f->source.url_scheme = "http";
+    f->source.multithread = 0;
+    f->source.multiprocess = 1;
+    f->source.input = &f->provider;
+    f->source.input_context = &f->body;
+    f->source.log = capture_log;
+    f->source.log_context = f;
+    return f;
+}
+
+static void fixture_body(fixture *f, const char *bytes, const long *steps, size_t step_count,
+                         long final)
+{
+    f->body.bytes = bytes;
+    f->body.len = strlen(bytes);
+    f->body.steps = steps;
+    f->body.step_count = step_count;
+    f->body.final = final;
+}
+
+static csgi_environ *fixture_environ(fixture *f)
+{
+    f->environ = csgi_environ__new(&f->arena, &f->source);
+    ck_assert_ptr_nonnull(f->environ);
+    return f->environ;
+}
+
+static fixture *fixture_open(const char *request, peer_kind peer)
+{
+    fixture *f = fixture_make(request, peer);
+    fixture_environ(f);
+    return f;
+}
+
+/* Like fixture_open, with a body read along a script. */
+static fixture *fixture_open_body(const char *request, const char *bytes, const long *steps,
+                                  size_t step_count, long final)
+{
+    fixture *f = fixture_make(request, PEER_INET);
+    fixture_body(f, bytes, steps, step_count, final);
+    fixture_environ(f);
+    return f;
+}
+
+/* The request ends: deferred callbacks and destructors run. */
+static void fixture_free(fixture *f)
+{
+    csgi_arena__clear(&f->arena);
+    free(f->bytes);
+    free(f);
+}
+
+/* ---- Failing allocations --------------------------------------------------- */
+
+/* Counts csgi__malloc calls; fails them all while failing is set. */
+static int failing;
+static unsigned mallocs;
+
+static void *test_malloc(size_t size)
+{
+    mallocs++;
+    return failing ? NULL : malloc(size);
+}
+
+static void *test_realloc(void *ptr, size_t size)
+{
+    return failing ? NULL : realloc(ptr, size);
+}
+
+static void allocator_install(int fail)
+{
+    failing = fail;
+    mallocs = 0;
+    ck_assert_int_eq(csgi_set_allocator(test_malloc, test_realloc, free), 0);
+}
+
+static void allocator_restore(void)
+{
+    failing = 0;
+    ck_assert_int_eq(csgi_set_allocator(NULL, NULL, NULL), 0);
+}
+
+/* Use up the arena's current chunk, so that its next allocation calls the
+   allocator (and fails, once it fails). */
+static void arena_exhaust(csgi_arena *arena)
+{
+    while (arena->end - arena->cursor >= 512)
+        ck_assert_ptr_nonnull(csgi_arena__alloc(arena, 512));
+    while (arena->cursor < arena->end)
+        ck_assert_ptr_nonnull(csgi_arena__alloc(arena, 1));
+}
+
+/* ---- Destructors ----------------------------------------------------------- */
+
+typedef struct tracked {
+    int destroyed;
+} tracked;
+
+static void tracked_destroy(void *pointer)
+{
+    ((tracked *)pointer)->destroyed++;
+}
+
+/* ---- Helpers --------------------------------------------------------------- */
+
+#define ck_assert_key(environ, key, expected) \
+    ck_assert_str_eq(csgi_environ_get((environ), (key)), (expected))
+
+#define ck_assert_no_key(environ, key) \
+    ck_assert_int_eq(csgi_environ_kind((environ), (key)), CSGI_VALUE_NONE)
+
+static const char *const CGI_KEYS[] = {
+    "REQUEST_METHOD", "SCRIPT_NAME",     "PATH_INFO",   "QUERY_STRING", "SERVER_NAME",
+    "SERVER_PORT",    "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT",  "REQUEST_URI"};
+
+/* ---- CGI keys -------------------------------------------------------------- */
+
+START_TEST(test_basic_get)
+{
+    fixture *f = fixture_open("GET /hello/world?x=1 HTTP/1.1\r\nHost: example.com:8000\r\n"
+                              "User-Agent: test/1.0\r\n\r\n",
+                              PEER_INET);
+    csgi_environ *e = f->environ;
+
+    ck_assert_key(e, "REQUEST_METHOD", "GET");
+    ck_assert_key(e, "SCRIPT_NAME", "");
+    ck_assert_key(e, "PATH_INFO", "/hello/world");
+    ck_assert_key(e, "QUERY_STRING", "x=1");
+    ck_assert_key(e, "SERVER_NAME", "example.com");
+    ck_assert_key(e, "SERVER_PORT", "8000");
+    ck_assert_key(e, "SERVER_PROTOCOL", "HTTP/1.1");
+    ck_assert_key(e, "REMOTE_ADDR", "192.0.2.7");
+    ck_assert_key(e, "REMOTE_PORT", "40000");
+    ck_assert_key(e, "REQUEST_URI", "/hello/world?x=1");
+    ck_assert_key(e, "HTTP_HOST", "example.com:8000");
+    ck_assert_key(e, "HTTP_USER_AGENT", "test/1.0");
+    ck_assert_no_key(e, "CONTENT_TYPE");
+    ck_assert_no_key(e, "CONTENT_LENGTH");
+    for (size_t i = 0; i < COUNT(CGI_KEYS); i++)
+        ck_assert_int_eq(csgi_environ_kind(e, CGI_KEYS[i]), CSGI_VALUE_STRING);
+    ck_assert_uint_eq(f->log_count, 0);
+    fixture_free(f);
+}
+END_TEST
+
+static const struct server_case {
+    const char *request;
+    const char *scheme;
+    const char *name;
+    const char *port;
+} server_cases[] = {
+    {"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", "http", "example.com", "80"},
+    {"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", "https", "example.com", "443"},
+    {"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", "https", "example.com", "8080"},
+    {"GET / HTTP/1.1\r\nHost: example.com:\r\n\r\n", "http", "example.com", "80"},
+    {"GET / HTTP/1.1\r\nHost: Example.COM\r\n\r\n", "http", "Example.COM", "80"},
+    {"GET / HTTP/1.1\r\nHost: 192.0.2.1:81\r\n\r\n", "http", "192.0.2.1", "81"},
+    {"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "http", "[::1]", "8080"},
+    {"GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", "https", "[2001:db8::1]", "443"},
+    {"GET / HTTP/1.0\r\nHost: old.example\r\n\r\n", "http", "old.example", "80"},
+    /* The target's authority wins over Host (RFC 9112 3.2.2). */
+    {"GET http://other.org:81/x HTTP/1.1\r\nHost: example.com\r\n\r\n", "http", "other.org", "81"},
+    {"GET https://other.org/x HTTP/1.1\r\nHost: example.com\r\n\r\n", "https", "other.org", "443"},
+    {"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "http", "example.com",
+     "443"},
+};
+
+START_TEST(test_server_from_host)
+{
+    const struct server_case *c = &server_cases[_i];
+    fixture *f = fixture_make(c->request, PEER_INET);
+    f->source.url_scheme = c->scheme;
+    csgi_environ *e = fixture_environ(f);
+    ck_assert_key(e, "SERVER_NAME", c->name);
+    ck_assert_key(e, "SERVER_PORT", c->port);
+    ck_assert_key(e, "csgi.url_scheme", c->scheme);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_server_from_listener)
+{
+    static const struct {
+        peer_kind peer;
+        const char *name;
+        const char *port;
+    } cases[] = {
+        {PEER_INET, "10.0.0.1", "8080"},
+        {PEER_INET6, "[::1]", "8443"},
+        {PEER_UNIX, "localhost", ""},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        /* HTTP/1.0 without Host */
+        fixture *f = fixture_open("GET / HTTP/1.0\r\n\r\n", cases[i].peer);
+        ck_assert_key(f->environ, "SERVER_NAME", cases[i].name);
+        ck_assert_key(f->environ, "SERVER_PORT", cases[i].port);
+        ck_assert_no_key(f->environ, "HTTP_HOST");
+        fixture_free(f);
+
+        /* An empty Host (allowed when the URI has no authority) */
+        f = fixture_open("GET / HTTP/1.1\r\nHost:\r\n\r\n", cases[i].peer);
+        ck_assert_key(f->environ, "SERVER_NAME", cases[i].name);
+        ck_assert_key(f->environ, "SERVER_PORT", cases[i].port);
+        ck_assert_key(f->environ, "HTTP_HOST", "");
+        fixture_free(f);
+    }
+}
+END_TEST
+
+START_TEST(test_remote_address)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    ck_assert_key(f->environ, "REMOTE_ADDR", "192.0.2.7");
+    ck_assert_key(f->environ, "REMOTE_PORT", "40000");
+    fixture_free(f);
+
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET6);
+    ck_assert_key(f->environ, "REMOTE_ADDR", "2001:db8::7");
+    ck_assert_key(f->environ, "REMOTE_PORT", "40001");
+    fixture_free(f);
+
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_UNIX);
+    ck_assert_key(f->environ, "REMOTE_ADDR", "");
+    ck_assert_key(f->environ, "REMOTE_PORT", "");
+    fixture_free(f);
+
+    /* Port 0 and 65535 format as numbers too. */
+    f = fixture_make("GET / HTTP/1.0\r\n\r\n", PEER_INET);
+    set_inet(&f->peer, "127.0.0.1", 65535);
+    set_inet(&f->local, "0.0.0.0", 0);
+    fixture_environ(f);
+    ck_assert_key(f->environ, "REMOTE_ADDR", "127.0.0.1");
+    ck_assert_key(f->environ, "REMOTE_PORT", "65535");
+    ck_assert_key(f->environ, "SERVER_NAME", "0.0.0.0");
+    ck_assert_key(f->environ, "SERVER_PORT", "0");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_server_protocol)
+{
+    fixture *f = fixture_open("GET / HTTP/1.0\r\n\r\n", PEER_INET);
+    ck_assert_key(f->environ, "SERVER_PROTOCOL", "HTTP/1.0");
+    fixture_free(f);
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    ck_assert_key(f->environ, "SERVER_PROTOCOL", "HTTP/1.1");
+    fixture_free(f);
+}
+END_TEST
+
+static const struct target_case {
+    const char *request;
+    const char *path; /* PATH_INFO */
+    size_t path_len;
+    const char *query;
+    const char *uri;
+} target_cases[] = {
+    {"GET / HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/"), "", "/"},
+    {"GET /p HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/p"), "", "/p"},
+    {"GET /p? HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/p"), "", "/p?"},
+    {"GET /p?a=1&b=%20+c HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/p"), "a=1&b=%20+c", "/p?a=1&b=%20+c"},
+    {"GET /a%2Fb%2fc HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/a/b/c"), "", "/a%2Fb%2fc"},
+    {"GET /%41%62%7e HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/Ab~"), "", "/%41%62%7e"},
+    {"GET /a+b HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/a+b"), "", "/a+b"},
+    {"GET /caf\xc3\xa9/%C3%A9 HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/caf\xc3\xa9/\xc3\xa9"), "",
+     "/caf\xc3\xa9/%C3%A9"},
+    {"GET /%zz%4%%2 HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/%zz%4%%2"), "", "/%zz%4%%2"},
+    {"GET /a%00b HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/a\0b"), "", "/a%00b"},
+    {"GET /a/%2e%2e/b HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/a/../b"), "", "/a/%2e%2e/b"},
+    {"GET http://h/x%20y?q HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/x y"), "q", "http://h/x%20y?q"},
+    {"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/"), "", "http://h"},
+    {"GET http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", LIT("/"), "q=1", "http://h?q=1"},
+    {"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", LIT("*"), "", "*"},
+    {"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", LIT(""), "", "h:443"},
+};
+
+START_TEST(test_targets)
+{
+    const struct target_case *c = &target_cases[_i];
+    fixture *f = fixture_open(c->request, PEER_INET);
+    size_t len = 12345;
+    const char *path = csgi_environ_get_n(f->environ, "PATH_INFO", &len);
+    ck_assert_ptr_nonnull(path);
+    ck_assert_uint_eq(len, c->path_len);
+    ck_assert_mem_eq(path, c->path, c->path_len);
+    ck_assert_int_eq(path[len], '\0');
+    ck_assert_key(f->environ, "QUERY_STRING", c->query);
+    ck_assert_key(f->environ, "REQUEST_URI", c->uri);
+    ck_assert_key(f->environ, "SCRIPT_NAME", "");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_content_headers)
+{
+    fixture *f = fixture_open("POST /form HTTP/1.1\r\nHost: h\r\n"
+                              "Content-Type: application/x-www-form-urlencoded\r\n"
+                              "Content-Length: 7\r\n\r\n",
+                              PEER_INET);
+    ck_assert_key(f->environ, "CONTENT_TYPE", "application/x-www-form-urlencoded");
+    ck_assert_key(f->environ, "CONTENT_LENGTH", "7");
+    ck_assert_no_key(f->environ, "HTTP_CONTENT_TYPE");
+    ck_assert_no_key(f->environ, "HTTP_CONTENT_LENGTH");
+    fixture_free(f);
+
+    /* Any case; a zero length is still sent as is. */
+    f = fixture_open("POST / HTTP/1.1\r\nhost: h\r\ncontent-LENGTH: 0\r\n"
+                     "CONTENT-TYPE: text/plain\r\n\r\n",
+                     PEER_INET);
+    ck_assert_key(f->environ, "CONTENT_LENGTH", "0");
+    ck_assert_key(f->environ, "CONTENT_TYPE", "text/plain");
+    ck_assert_no_key(f->environ, "HTTP_CONTENT_LENGTH");
+    ck_assert_no_key(f->environ, "HTTP_CONTENT_TYPE");
+    fixture_free(f);
+
+    /* Chunked: no CONTENT_LENGTH at all. */
+    f = fixture_open("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                     "Content-Type: text/plain\r\n\r\n",
+                     PEER_INET);
+    ck_assert_no_key(f->environ, "CONTENT_LENGTH");
+    ck_assert_no_key(f->environ, "HTTP_CONTENT_LENGTH");
+    ck_assert_key(f->environ, "CONTENT_TYPE", "text/plain");
+    ck_assert_key(f->environ, "HTTP_TRANSFER_ENCODING", "chunked");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_http_keys)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\nx-MiXed-Case: v\r\n"
+                              "Accept-Language: en, fr;q=0.5\r\nX-Empty:\r\nX-Spaces:   a  b  \r\n"
+                              "X-Bytes: caf\xc3\xa9\x80\r\nX.Dot: d\r\n\r\n",
+                              PEER_INET);
+    csgi_environ *e = f->environ;
+    ck_assert_key(e, "HTTP_HOST", "h");
+    ck_assert_key(e, "HTTP_X_MIXED_CASE", "v");
+    ck_assert_key(e, "HTTP_ACCEPT_LANGUAGE", "en, fr;q=0.5");
+    ck_assert_key(e, "HTTP_X_EMPTY", "");
+    ck_assert_key(e, "HTTP_X_SPACES", "a  b");
+    ck_assert_key(e, "HTTP_X_BYTES", "caf\xc3\xa9\x80");
+    ck_assert_key(e, "HTTP_X.DOT", "d");
+    /* Keys are case-sensitive, as in PEP 3333. */
+    ck_assert_no_key(e, "http_host");
+    ck_assert_no_key(e, "HTTP_X-MIXED-CASE");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_repeated_headers)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\nAccept: a\r\nX-B: 1\r\n"
+                              "accept: b\r\nCookie: a=1\r\nACCEPT: c\r\ncookie: b=2; c=3\r\n"
+                              "X-E: \r\nX-E: e\r\n\r\n",
+                              PEER_INET);
+    csgi_environ *e = f->environ;
+    ck_assert_key(e, "HTTP_ACCEPT", "a, b, c");
+    ck_assert_key(e, "HTTP_COOKIE", "a=1; b=2; c=3");
+    ck_assert_key(e, "HTTP_X_B", "1");
+    ck_assert_key(e, "HTTP_X_E", ", e");
+
+    /* One key per name, where the name first appeared. */
+    static const char *const expected[] = {"HTTP_HOST", "HTTP_ACCEPT", "HTTP_X_B", "HTTP_COOKIE",
+                                           "HTTP_X_E"};
+    size_t cursor = 0, n = 0;
+    const char *key;
+    while (csgi_environ_next(e, &cursor, &key, NULL)) {
+        if (strncmp(key, "HTTP_", 5) != 0)
+            continue;
+        ck_assert_uint_lt(n, COUNT(expected));
+        ck_assert_str_eq(key, expected[n]);
+        n++;
+    }
+    ck_assert_uint_eq(n, COUNT(expected));
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_underscore_headers)
+{
+    fixture *f = fixture_open("GET /p?secret=1 HTTP/1.1\r\nHost: h\r\nX-Auth_Token: evil\r\n"
+                              "X-Auth-Token: good\r\n\r\n",
+                              PEER_INET);
+    ck_assert_uint_eq(f->log_count, 0); /* nothing happens before a key is read */
+    ck_assert_key(f->environ, "HTTP_X_AUTH_TOKEN", "good");
+    ck_assert_uint_eq(f->log_count, 1);
+    ck_assert_str_eq(f->logs[0], "GET /p (client 192.0.2.7:40000): dropped header X-Auth_Token: "
+                                 "underscores are not allowed");
+    /* Once per request. */
+    ck_assert_key(f->environ, "HTTP_X_AUTH_TOKEN", "good");
+    ck_assert_int_eq(csgi_environ_set(f->environ, "k", "v"), 0);
+    ck_assert_uint_eq(f->log_count, 1);
+    fixture_free(f);
+
+    /* Dropped, even alone, and several make one line. */
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\nX-Auth_Token: evil\r\nX_A: 1\r\n"
+                     "x_a: 2\r\n\r\n",
+                     PEER_INET6);
+    ck_assert_no_key(f->environ, "HTTP_X_AUTH_TOKEN");
+    ck_assert_no_key(f->environ, "HTTP_X_A");
+    size_t cursor = 0;
+    const char *key;
+    while (csgi_environ_next(f->environ, &cursor, &key, NULL))
+        ck_assert_ptr_null(strchr(key, '-'));
+    ck_assert_uint_eq(f->log_count, 1);
+    ck_assert_str_eq(f->logs[0], "GET / (client [2001:db8::7]:40001): dropped header "
+                                 "X-Auth_Token (and 2 more): underscores are not allowed");
+    fixture_free(f);
+
+    /* A Content_Type is not a Content-Type. */
+    f = fixture_open("POST / HTTP/1.1\r\nHost: h\r\nContent_Type: text/evil\r\n"
+                     "Content-Length: 0\r\n\r\n",
+                     PEER_INET);
+    ck_assert_no_key(f->environ, "CONTENT_TYPE");
+    ck_assert_no_key(f->environ, "HTTP_CONTENT_TYPE");
+    ck_assert_key(f->environ, "CONTENT_LENGTH", "0");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_gateway_keys)
+{
+    fixture *f = fixture_make("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    f->source.url_scheme = "https";
+    f->source.multithread = 1;
+    f->source.multiprocess = 0;
+    csgi_environ *e = fixture_environ(f);
+    int64_t value = -1;
+
+    ck_assert_key(e, "csgi.version", "1.0");
+    ck_assert_key(e, "csgi.url_scheme", "https");
+    ck_assert_int_eq(csgi_environ_kind(e, "csgi.input"), CSGI_VALUE_POINTER);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(e, "csgi.input"), csgi_environ_input(e));
+    ck_assert_int_eq(csgi_environ_kind(e, "csgi.errors"), CSGI_VALUE_POINTER);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(e, "csgi.errors"), e);
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.multithread", &value), 0);
+    ck_assert_int_eq(value, 1);
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.multiprocess", &value), 0);
+    ck_assert_int_eq(value, 0);
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.run_once", &value), 0);
+    ck_assert_int_eq(value, 0);
+    ck_assert_no_key(e, "wsgi.version");
+    fixture_free(f);
+
+    /* Booleans are 0 or 1; the scheme defaults to http. */
+    f = fixture_make("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    f->source.url_scheme = NULL;
+    f->source.multithread = 4;
+    f->source.multiprocess = 2;
+    e = fixture_environ(f);
+    ck_assert_key(e, "csgi.url_scheme", "http");
+    ck_assert_key(e, "SERVER_PORT", "80");
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.multithread", &value), 0);
+    ck_assert_int_eq(value, 1);
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.multiprocess", &value), 0);
+    ck_assert_int_eq(value, 1);
+    fixture_free(f);
+}
+END_TEST
+
+/* ---- Laziness and allocations ---------------------------------------------- */
+
+START_TEST(test_lazy)
+{
+    fixture *f = fixture_make("GET / HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\n\r\n", PEER_INET);
+    size_t before = f->arena.allocated;
+    csgi_environ *e = fixture_environ(f);
+    size_t environ_bytes = f->arena.allocated - before;
+    ck_assert_uint_gt(environ_bytes, 0);
+    ck_assert_uint_le(environ_bytes, 512);
+    ck_assert_uint_eq(f->log_count, 0);
+
+    /* The environ's own memory functions do not materialise it. */
+    ck_assert_ptr_nonnull(csgi_environ_input(e));
+    csgi_environ_log(e, "x");
+    ck_assert_uint_eq(f->log_count, 1);
+    ck_assert_uint_eq(f->arena.allocated - before, environ_bytes);
+
+    /* The first key access does, once. */
+    ck_assert_int_eq(csgi_environ_kind(e, "nothing"), CSGI_VALUE_NONE);
+    size_t materialised = f->arena.allocated;
+    ck_assert_uint_gt(materialised, before + environ_bytes);
+    ck_assert_uint_eq(f->log_count, 2);
+    ck_assert_key(e, "HTTP_HOST", "h");
+    size_t cursor = 0;
+    const char *key;
+    while (csgi_environ_next(e, &cursor, &key, NULL))
+        ;
+    ck_assert_uint_eq(f->arena.allocated, materialised);
+    ck_assert_uint_eq(f->log_count, 2);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_allocations)
+{
+    /* 10 headers: the environ and its keys fit one fresh chunk: one malloc
+       in all, not one per header. */
+    fixture *f = fixture_make("POST /submit?x=1 HTTP/1.1\r\nHost: www.example.com\r\n"
+                              "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0)\r\n"
+                              "Accept: text/html,application/xhtml+xml\r\n"
+                              "Accept-Language: en-US,en;q=0.5\r\n"
+                              "Accept-Encoding: gzip, deflate, br\r\n"
+                              "Cookie: session=0123456789abcdef\r\nConnection: keep-alive\r\n"
+                              "Referer: https://www.example.com/form\r\n"
+                              "Content-Type: application/x-www-form-urlencoded\r\n"
+                              "Content-Length: 11\r\n\r\n",
+                              PEER_INET6);
+    ck_assert_uint_eq(f->head.header_count, 10);
+    allocator_install(0);
+    csgi_environ *e = fixture_environ(f);
+    ck_assert_str_eq(csgi_environ_get(e, "HTTP_COOKIE"), "session=0123456789abcdef");
+    unsigned count = mallocs;
+    allocator_restore();
+    ck_assert_uint_eq(count, 1);
+
+    size_t keys = 0, cursor = 0;
+    const char *key;
+    while (csgi_environ_next(e, &cursor, &key, NULL))
+        keys++;
+    ck_assert_uint_eq(keys, 27);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_materialise_nomem)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\nX_A: 1\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked t = {0};
+    int64_t value = 7;
+    size_t cursor = 0;
+    const char *key;
+
+    arena_exhaust(&f->arena);
+    allocator_install(1);
+    ck_assert_ptr_null(csgi_environ_get(e, "HTTP_HOST"));
+    ck_assert_int_eq(csgi_environ_kind(e, "HTTP_HOST"), CSGI_VALUE_NONE);
+    ck_assert_int_eq(csgi_environ_set(e, "k", "v"), CSGI_ENOMEM);
+    ck_assert_int_eq(csgi_environ_set_int(e, "k", 1), CSGI_ENOMEM);
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.run_once", &value), CSGI_ENOMEM);
+    ck_assert_int_eq(value, 7);
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "p", &t, tracked_destroy), CSGI_ENOMEM);
+    ck_assert_int_eq(t.destroyed, 1);
+    ck_assert_int_eq(csgi_environ_remove(e, "HTTP_HOST"), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_environ_next(e, &cursor, &key, NULL), 0);
+    ck_assert_uint_eq(f->log_count, 0);
+    allocator_restore();
+
+    /* Retried at the next call. */
+    ck_assert_key(e, "HTTP_HOST", "h");
+    ck_assert_uint_eq(f->log_count, 1);
+    fixture_free(f);
+    ck_assert_int_eq(t.destroyed, 1);
+}
+END_TEST
+
+START_TEST(test_set_nomem)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked first = {0}, second = {0}, third = {0};
+
+    ck_assert_int_eq(csgi_environ_set(e, "k", "old"), 0);
+    ck_assert_int_eq(csgi_environ_set_int(e, "n", 1), 0);
+    arena_exhaust(&f->arena);
+    allocator_install(1);
+    ck_assert_int_eq(csgi_environ_set(e, "k", "new"), CSGI_ENOMEM);
+    ck_assert_int_eq(csgi_environ_set(e, "other", "x"), CSGI_ENOMEM);
+    ck_assert_int_eq(csgi_environ_set_int(e, "other", 2), CSGI_ENOMEM);
+    /* Replacing an int needs no memory. */
+    ck_assert_int_eq(csgi_environ_set_int(e, "n", 2), 0);
+    /* The first destructor-carrying value needs the arena callback. */
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "p", &first, tracked_destroy), CSGI_ENOMEM);
+    ck_assert_int_eq(first.destroyed, 1);
+    allocator_restore();
+
+    ck_assert_key(e, "k", "old");
+    ck_assert_no_key(e, "other");
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "p", &second, tracked_destroy), 0);
+
+    /* With the callback registered, a new key still needs its copy. */
+    arena_exhaust(&f->arena);
+    allocator_install(1);
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "q", &third, tracked_destroy), CSGI_ENOMEM);
+    ck_assert_int_eq(third.destroyed, 1);
+    allocator_restore();
+
+    fixture_free(f);
+    ck_assert_int_eq(first.destroyed, 1);
+    ck_assert_int_eq(second.destroyed, 1);
+    ck_assert_int_eq(third.destroyed, 1);
+}
+END_TEST
+
+START_TEST(test_new_invalid)
+{
+    fixture *f = fixture_make("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    ck_assert_ptr_null(csgi_environ__new(NULL, &f->source));
+    ck_assert_ptr_null(csgi_environ__new(&f->arena, NULL));
+    f->source.head = NULL;
+    ck_assert_ptr_null(csgi_environ__new(&f->arena, &f->source));
+    f->source.head = &f->head;
+
+    allocator_install(1);
+    ck_assert_ptr_null(csgi_environ__new(&f->arena, &f->source));
+    allocator_restore();
+
+    csgi_environ *e = fixture_environ(f);
+    ck_assert_ptr_eq(csgi_environ__arena(e), &f->arena);
+    fixture_free(f);
+}
+END_TEST
+
+/* ---- Extension keys -------------------------------------------------------- */
+
+START_TEST(test_strings)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    char key[] = "myapp.user";
+    char value[] = "alice";
+    size_t len = 0;
+
+    ck_assert_int_eq(csgi_environ_set(e, key, value), 0);
+    key[0] = 'X';
+    value[0] = 'X';
+    ck_assert_key(e, "myapp.user", "alice"); /* both were copied */
+    ck_assert_no_key(e, "Xyapp.user");
+    ck_assert_int_eq(csgi_environ_kind(e, "myapp.user"), CSGI_VALUE_STRING);
+
+    ck_assert_int_eq(csgi_environ_set_n(e, "bin", "a\0b", 3), 0);
+    ck_assert_ptr_nonnull(csgi_environ_get_n(e, "bin", &len));
+    ck_assert_uint_eq(len, 3);
+    ck_assert_mem_eq(csgi_environ_get_n(e, "bin", NULL), "a\0b", 4);
+    ck_assert_int_eq(csgi_environ_set_n(e, "empty", "", 0), 0);
+    ck_assert_key(e, "empty", "");
+
+    /* Replacing keeps the key's place; server keys can be replaced. */
+    ck_assert_int_eq(csgi_environ_set(e, "myapp.user", "bob"), 0);
+    ck_assert_key(e, "myapp.user", "bob");
+    ck_assert_int_eq(csgi_environ_set(e, "SCRIPT_NAME", "/app"), 0);
+    ck_assert_key(e, "SCRIPT_NAME", "/app");
+    ck_assert_int_eq(csgi_environ_set(e, "PATH_INFO", ""), 0);
+    ck_assert_key(e, "PATH_INFO", "");
+    ck_assert_int_eq(csgi_environ_set(e, "csgi.run_once", "no"), 0);
+    ck_assert_int_eq(csgi_environ_kind(e, "csgi.run_once"), CSGI_VALUE_STRING);
+
+    /* A key of another kind is not a string. */
+    ck_assert_ptr_null(csgi_environ_get(e, "csgi.multithread"));
+    ck_assert_ptr_null(csgi_environ_get(e, "csgi.input"));
+    ck_assert_ptr_null(csgi_environ_get(e, "missing"));
+    len = 99;
+    ck_assert_ptr_null(csgi_environ_get_n(e, "missing", &len));
+    ck_assert_uint_eq(len, 99);
+
+    /* Invalid arguments. */
+    ck_assert_int_eq(csgi_environ_set(NULL, "k", "v"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_set(e, NULL, "v"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_set(e, "", "v"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_set(e, "k", NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_set_n(e, "k", NULL, 0), CSGI_EINVAL);
+    ck_assert_ptr_null(csgi_environ_get(NULL, "k"));
+    ck_assert_ptr_null(csgi_environ_get(e, NULL));
+    ck_assert_ptr_null(csgi_environ_get(e, ""));
+    ck_assert_int_eq(csgi_environ_kind(NULL, "k"), CSGI_VALUE_NONE);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_integers)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    int64_t value = 0;
+
+    ck_assert_int_eq(csgi_environ_set_int(e, "n", INT64_MIN), 0);
+    ck_assert_int_eq(csgi_environ_get_int(e, "n", &value), 0);
+    ck_assert_int_eq(value, INT64_MIN);
+    ck_assert_int_eq(csgi_environ_set_int(e, "n", INT64_MAX), 0);
+    ck_assert_int_eq(csgi_environ_get_int(e, "n", &value), 0);
+    ck_assert_int_eq(value, INT64_MAX);
+    ck_assert_int_eq(csgi_environ_kind(e, "n"), CSGI_VALUE_INT);
+    ck_assert_ptr_null(csgi_environ_get(e, "n"));
+    ck_assert_ptr_null(csgi_environ_get_pointer(e, "n"));
+
+    value = 42;
+    ck_assert_int_eq(csgi_environ_get_int(e, "missing", &value), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_environ_get_int(e, "PATH_INFO", &value), CSGI_EINVAL);
+    ck_assert_int_eq(value, 42);
+    ck_assert_int_eq(csgi_environ_get_int(e, "n", NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_get_int(NULL, "n", &value), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_set_int(e, "", 1), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_set_int(NULL, "k", 1), CSGI_EINVAL);
+
+    /* A string becomes an int and back. */
+    ck_assert_int_eq(csgi_environ_set_int(e, "PATH_INFO", 3), 0);
+    ck_assert_ptr_null(csgi_environ_get(e, "PATH_INFO"));
+    ck_assert_int_eq(csgi_environ_set(e, "PATH_INFO", "/x"), 0);
+    ck_assert_key(e, "PATH_INFO", "/x");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_pointer_destroyed_at_end)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    tracked a = {0}, b = {0};
+    int plain = 0;
+
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "a", &a, tracked_destroy), 0);
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "b", &b, tracked_destroy), 0);
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "plain", &plain, NULL), 0);
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "null", NULL, NULL), 0);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(f->environ, "a"), &a);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(f->environ, "plain"), &plain);
+    ck_assert_ptr_null(csgi_environ_get_pointer(f->environ, "null"));
+    ck_assert_int_eq(csgi_environ_kind(f->environ, "null"), CSGI_VALUE_POINTER);
+    ck_assert_ptr_null(csgi_environ_get_pointer(f->environ, "PATH_INFO"));
+    ck_assert_ptr_null(csgi_environ_get_pointer(f->environ, "missing"));
+    ck_assert_int_eq(a.destroyed, 0);
+    ck_assert_int_eq(b.destroyed, 0);
+    fixture_free(f);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(b.destroyed, 1);
+}
+END_TEST
+
+START_TEST(test_pointer_replaced)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked a = {0}, b = {0}, c = {0};
+
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "k", &a, tracked_destroy), 0);
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "k", &b, tracked_destroy), 0);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(b.destroyed, 0);
+
+    /* Setting the value a key holds does not destroy it. */
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "k", &b, tracked_destroy), 0);
+    ck_assert_int_eq(b.destroyed, 0);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(e, "k"), &b);
+
+    /* Replaced by a string, or an int. */
+    ck_assert_int_eq(csgi_environ_set(e, "k", "s"), 0);
+    ck_assert_int_eq(b.destroyed, 1);
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "k", &c, tracked_destroy), 0);
+    ck_assert_int_eq(csgi_environ_set_int(e, "k", 1), 0);
+    ck_assert_int_eq(c.destroyed, 1);
+
+    fixture_free(f);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(b.destroyed, 1);
+    ck_assert_int_eq(c.destroyed, 1);
+}
+END_TEST
+
+START_TEST(test_pointer_removed)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    tracked a = {0};
+
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "k", &a, tracked_destroy), 0);
+    ck_assert_int_eq(csgi_environ_remove(f->environ, "k"), 0);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(csgi_environ_remove(f->environ, "k"), CSGI_ENOTFOUND);
+    ck_assert_ptr_null(csgi_environ_get_pointer(f->environ, "k"));
+    fixture_free(f);
+    ck_assert_int_eq(a.destroyed, 1);
+}
+END_TEST
+
+START_TEST(test_pointer_invalid)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    tracked a = {0};
+
+    /* The value is taken even when the call fails. */
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "", &a, tracked_destroy), CSGI_EINVAL);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, NULL, &a, tracked_destroy), CSGI_EINVAL);
+    ck_assert_int_eq(a.destroyed, 2);
+    ck_assert_int_eq(csgi_environ_set_pointer(NULL, "k", &a, tracked_destroy), CSGI_EINVAL);
+    ck_assert_int_eq(a.destroyed, 3);
+    ck_assert_int_eq(csgi_environ_set_pointer(NULL, "k", &a, NULL), CSGI_EINVAL);
+    fixture_free(f);
+    ck_assert_int_eq(a.destroyed, 3);
+}
+END_TEST
+
+/* A value whose destructor sets another value with a destructor. */
+typedef struct chained {
+    csgi_environ *environ;
+    tracked *next;
+    int destroyed;
+} chained;
+
+static void chained_destroy(void *pointer)
+{
+    chained *c = pointer;
+    c->destroyed++;
+    ck_assert_int_eq(csgi_environ_set_pointer(c->environ, "late", c->next, tracked_destroy), 0);
+}
+
+START_TEST(test_destructor_sets_value)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    tracked late = {0};
+    chained c = {f->environ, &late, 0};
+
+    ck_assert_int_eq(csgi_environ_set_pointer(f->environ, "c", &c, chained_destroy), 0);
+    fixture_free(f);
+    ck_assert_int_eq(c.destroyed, 1);
+    ck_assert_int_eq(late.destroyed, 1);
+}
+END_TEST
+
+START_TEST(test_json_values)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked a = {0}, b = {0}, c = {0};
+
+    /* What csgi/json.h will do with json_decref as the destructor. */
+    ck_assert_int_eq(csgi_environ__set_value(e, "app.json", CSGI_VALUE_JSON, &a, tracked_destroy),
+                     0);
+    ck_assert_int_eq(csgi_environ_kind(e, "app.json"), CSGI_VALUE_JSON);
+    ck_assert_ptr_eq(csgi_environ__get_value(e, "app.json", CSGI_VALUE_JSON), &a);
+    ck_assert_ptr_null(csgi_environ__get_value(e, "app.json", CSGI_VALUE_POINTER));
+    ck_assert_ptr_null(csgi_environ_get_pointer(e, "app.json"));
+    ck_assert_ptr_null(csgi_environ_get(e, "app.json"));
+    ck_assert_ptr_null(csgi_environ__get_value(e, "missing", CSGI_VALUE_JSON));
+    ck_assert_ptr_eq(csgi_environ__get_value(e, "csgi.input", CSGI_VALUE_POINTER),
+                     csgi_environ_input(e));
+
+    /* Replaced by a pointer: the JSON value goes. */
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "app.json", &b, tracked_destroy), 0);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(csgi_environ__set_value(e, "app.json", CSGI_VALUE_JSON, &b, tracked_destroy),
+                     0);
+    ck_assert_int_eq(b.destroyed, 1); /* same pointer, other kind: the old value went */
+
+    /* Only pointer kinds go through set_value; the value is taken anyway. */
+    ck_assert_int_eq(csgi_environ__set_value(e, "x", CSGI_VALUE_STRING, &c, tracked_destroy),
+                     CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ__set_value(e, "x", CSGI_VALUE_NONE, &c, tracked_destroy),
+                     CSGI_EINVAL);
+    ck_assert_int_eq(c.destroyed, 2);
+    ck_assert_no_key(e, "x");
+
+    fixture_free(f);
+    ck_assert_int_eq(a.destroyed, 1);
+    ck_assert_int_eq(b.destroyed, 2);
+    ck_assert_int_eq(c.destroyed, 2);
+}
+END_TEST
+
+/* ---- Removing and iterating ------------------------------------------------ */
+
+START_TEST(test_remove)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    size_t cursor = 0;
+    const char *key;
+
+    ck_assert_int_eq(csgi_environ_remove(e, "HTTP_X_A"), 0);
+    ck_assert_no_key(e, "HTTP_X_A");
+    ck_assert_ptr_null(csgi_environ_get(e, "HTTP_X_A"));
+    ck_assert_int_eq(csgi_environ_remove(e, "HTTP_X_A"), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_environ_remove(e, "missing"), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_environ_remove(e, ""), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_environ_remove(e, NULL), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_environ_remove(NULL, "k"), CSGI_ENOTFOUND);
+    while (csgi_environ_next(e, &cursor, &key, NULL))
+        ck_assert_str_ne(key, "HTTP_X_A");
+
+    /* Set again, it comes last. */
+    ck_assert_int_eq(csgi_environ_set(e, "HTTP_X_A", "2"), 0);
+    const char *last = NULL;
+    cursor = 0;
+    while (csgi_environ_next(e, &cursor, &key, NULL))
+        last = key;
+    ck_assert_str_eq(last, "HTTP_X_A");
+    ck_assert_key(e, "HTTP_X_A", "2");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_iteration_order)
+{
+    static const char *const expected[] = {
+        "REQUEST_METHOD",  "SCRIPT_NAME", "PATH_INFO",   "QUERY_STRING",     "CONTENT_TYPE",
+        "CONTENT_LENGTH",  "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",  "REMOTE_ADDR",
+        "REMOTE_PORT",     "REQUEST_URI", "HTTP_HOST",   "HTTP_X_A",         "csgi.version",
+        "csgi.url_scheme", "csgi.input",  "csgi.errors", "csgi.multithread", "csgi.multiprocess",
+        "csgi.run_once",   "app.first",   "app.second",
+    };
+    static const csgi_value_kind kinds[] = {
+        CSGI_VALUE_STRING,  CSGI_VALUE_STRING,  CSGI_VALUE_STRING, CSGI_VALUE_STRING,
+        CSGI_VALUE_STRING,  CSGI_VALUE_STRING,  CSGI_VALUE_STRING, CSGI_VALUE_STRING,
+        CSGI_VALUE_STRING,  CSGI_VALUE_STRING,  CSGI_VALUE_STRING, CSGI_VALUE_STRING,
+        CSGI_VALUE_STRING,  CSGI_VALUE_STRING,  CSGI_VALUE_STRING, CSGI_VALUE_STRING,
+        CSGI_VALUE_POINTER, CSGI_VALUE_POINTER, CSGI_VALUE_INT,    CSGI_VALUE_INT,
+        CSGI_VALUE_INT,     CSGI_VALUE_INT,     CSGI_VALUE_STRING,
+    };
+    fixture *f = fixture_open("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nX-A: 1\r\n"
+                              "Content-Type: text/plain\r\n\r\n",
+                              PEER_INET);
+    csgi_environ *e = f->environ;
+    ck_assert_int_eq(csgi_environ_set_int(e, "app.first", 1), 0);
+    ck_assert_int_eq(csgi_environ_set(e, "app.second", "2"), 0);
+    ck_assert_int_eq(csgi_environ_set_int(e, "app.first", 3), 0); /* keeps its place */
+    ck_assert_int_eq(csgi_environ_set(e, "HTTP_HOST", "other"), 0);
+
+    size_t cursor = 0, n = 0;
+    const char *key;
+    csgi_value_kind kind;
+    while (csgi_environ_next(e, &cursor, &key, &kind)) {
+        ck_assert_uint_lt(n, COUNT(expected));
+        ck_assert_str_eq(key, expected[n]);
+        ck_assert_int_eq(kind, kinds[n]);
+        n++;
+    }
+    ck_assert_uint_eq(n, COUNT(expected));
+    ck_assert_int_eq(csgi_environ_next(e, &cursor, &key, &kind), 0); /* stays at the end */
+
+    /* Removing during an iteration skips the removed key only. */
+    cursor = 0;
+    n = 0;
+    while (csgi_environ_next(e, &cursor, &key, NULL)) {
+        if (n == 2)
+            ck_assert_int_eq(csgi_environ_remove(e, "QUERY_STRING"), 0);
+        if (n == 3)
+            ck_assert_str_eq(key, "CONTENT_TYPE");
+        n++;
+    }
+    ck_assert_uint_eq(n, COUNT(expected) - 1);
+
+    ck_assert_int_eq(csgi_environ_next(e, NULL, &key, NULL), 0);
+    ck_assert_int_eq(csgi_environ_next(e, &cursor, NULL, NULL), 0);
+    ck_assert_int_eq(csgi_environ_next(NULL, &cursor, &key, NULL), 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_growth)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked t[200];
+    char key[32], value[32];
+
+    memset(t, 0, sizeof(t));
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(value, sizeof(value), "v%d", i);
+        if (i % 2)
+            ck_assert_int_eq(csgi_environ_set(e, key, value), 0);
+        else
+            ck_assert_int_eq(csgi_environ_set_pointer(e, key, &t[i], tracked_destroy), 0);
+    }
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(value, sizeof(value), "v%d", i);
+        if (i % 2)
+            ck_assert_key(e, key, value);
+        else
+            ck_assert_ptr_eq(csgi_environ_get_pointer(e, key), &t[i]);
+    }
+    ck_assert_key(e, "REQUEST_METHOD", "GET");
+    ck_assert_key(e, "HTTP_HOST", "h");
+
+    size_t cursor = 0, n = 0;
+    const char *k;
+    while (csgi_environ_next(e, &cursor, &k, NULL)) {
+        if (n >= 18) {
+            snprintf(key, sizeof(key), "k%zu", n - 18);
+            ck_assert_str_eq(k, key);
+        }
+        n++;
+    }
+    ck_assert_uint_eq(n, 18 + 200); /* 10 CGI, HTTP_HOST, 7 gateway keys */
+    fixture_free(f);
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(t[i].destroyed, i % 2 ? 0 : 1);
+}
+END_TEST
+
+START_TEST(test_growth_nomem)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked t = {0};
+    char key[16];
+    int i = 0;
+
+    /* Fill the spare entries; the next key needs a larger array, which
+       is too large for the chunk: the allocator is asked and fails. */
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "first", &t, NULL), 0);
+    size_t used = f->arena.allocated;
+    for (;; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        used = f->arena.allocated;
+        allocator_install(1);
+        int err = csgi_environ_set_int(e, key, i);
+        allocator_restore();
+        if (err) {
+            ck_assert_int_eq(err, CSGI_ENOMEM);
+            break;
+        }
+        ck_assert_int_lt(i, 100);
+    }
+    ck_assert_uint_gt(f->arena.allocated, used); /* the key was copied, the array not grown */
+    ck_assert_no_key(e, key);
+    allocator_install(1);
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "p", &t, tracked_destroy), CSGI_ENOMEM);
+    ck_assert_int_eq(t.destroyed, 1);
+    allocator_restore();
+
+    /* Later, with memory, it grows and nothing was lost. */
+    ck_assert_int_eq(csgi_environ_set_int(e, key, i), 0);
+    for (int j = 0; j <= i; j++) {
+        int64_t value = -1;
+        snprintf(key, sizeof(key), "k%d", j);
+        ck_assert_int_eq(csgi_environ_get_int(e, key, &value), 0);
+        ck_assert_int_eq(value, j);
+    }
+    ck_assert_key(e, "HTTP_HOST", "h");
+    fixture_free(f);
+    ck_assert_int_eq(t.destroyed, 1);
+}
+END_TEST
+
+/* ---- Request memory --------------------------------------------------------- */
+
+typedef struct order {
+    int log[4];
+    int count;
+} order;
+
+static void record_first(void *data)
+{
+    order *o = data;
+    o->log[o->count++] = 1;
+}
+
+static void record_second(void *data)
+{
+    order *o = data;
+    o->log[o->count++] = 2;
+}
+
+START_TEST(test_alloc_and_defer)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    order o = {{0}, 0};
+
+    for (size_t size = 1; size < 5000; size = size * 3 + 1) {
+        char *p = csgi_environ_alloc(f->environ, size);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % _Alignof(max_align_t), 0);
+        memset(p, 0xa5, size);
+    }
+    ck_assert_ptr_null(csgi_environ_alloc(NULL, 8));
+    ck_assert_int_eq(csgi_environ_defer(f->environ, record_first, &o), 0);
+    ck_assert_int_eq(csgi_environ_defer(f->environ, record_second, &o), 0);
+    ck_assert_int_eq(csgi_environ_defer(f->environ, NULL, &o), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_environ_defer(NULL, record_first, &o), CSGI_EINVAL);
+    ck_assert_int_eq(o.count, 0);
+    fixture_free(f);
+    ck_assert_int_eq(o.count, 2);
+    ck_assert_int_eq(o.log[0], 2); /* last registered first */
+    ck_assert_int_eq(o.log[1], 1);
+}
+END_TEST
+
+/* ---- The error log ----------------------------------------------------------- */
+
+START_TEST(test_log_prefix)
+{
+    fixture *f = fixture_open("GET /a%20b?token=secret HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    csgi_environ_log(f->environ, "hello %d %s", 42, "world");
+    ck_assert_uint_eq(f->log_count, 1);
+    ck_assert_str_eq(f->logs[0], "GET /a%20b (client 192.0.2.7:40000): hello 42 world");
+    fixture_free(f);
+
+    f = fixture_open("POST http://h/x?q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+                     PEER_INET6);
+    csgi_environ_log(f->environ, "m");
+    ck_assert_str_eq(f->logs[0], "POST /x (client [2001:db8::7]:40001): m");
+    fixture_free(f);
+
+    f = fixture_open("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", PEER_UNIX);
+    csgi_environ_log(f->environ, "m");
+    ck_assert_str_eq(f->logs[0], "OPTIONS * (client unix): m");
+    fixture_free(f);
+
+    f = fixture_open("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", PEER_INET);
+    csgi_environ_log(f->environ, "m");
+    ck_assert_str_eq(f->logs[0], "CONNECT h:443 (client 192.0.2.7:40000): m");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_log_long)
+{
+    char request[1200];
+    char path[601];
+    char message[3000];
+
+    memset(path, 'p', 600);
+    path[0] = '/';
+    path[600] = '\0';
+    snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", path);
+    fixture *f = fixture_open(request, PEER_INET);
+
+    memset(message, 'm', sizeof(message) - 1);
+    message[sizeof(message) - 1] = '\0';
+    csgi_environ_log(f->environ, "%s", message);
+    ck_assert_uint_eq(f->log_count, 1);
+    const char *line = f->logs[0];
+    ck_assert_int_eq(strncmp(line, "GET /ppp", 8), 0);
+    /* The path is cut to 256 bytes and marked. */
+    const char *dots = strstr(line, "... (client 192.0.2.7:40000): mmm");
+    ck_assert_ptr_nonnull(dots);
+    ck_assert_int_eq(dots - line, 4 + 256);
+    ck_assert_uint_lt(strlen(line), 2000);
+    fixture_free(f);
+
+    /* No log function: nothing happens. */
+    f = fixture_make("GET / HTTP/1.1\r\nHost: h\r\nA_B: 1\r\n\r\n", PEER_INET);
+    f->source.log = NULL;
+    fixture_environ(f);
+    csgi_environ_log(f->environ, "x");
+    ck_assert_key(f->environ, "HTTP_HOST", "h");
+    ck_assert_uint_eq(f->log_count, 0);
+    csgi_environ_log(NULL, "x");
+    fixture_free(f);
+}
+END_TEST
+
+/* ---- csgi.input -------------------------------------------------------------- */
+
+#define POST_LENGTH(n) "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: " #n "\r\n\r\n"
+#define POST_CHUNKED   "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+START_TEST(test_read_pieces)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(11), "hello world", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[16];
+
+    ck_assert_int_eq(csgi_input_read(in, buf, 4), 4);
+    ck_assert_mem_eq(buf, "hell", 4);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 7);
+    ck_assert_mem_eq(buf, "o world", 7);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 0);
+    ck_assert_uint_eq(f->body.reads_after_end, 0); /* the end is remembered */
+    ck_assert_int_eq(csgi_input_read(in, buf, 0), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_input_read(in, NULL, 1), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_input_read(NULL, buf, 1), CSGI_EINVAL);
+    fixture_free(f);
+
+    /* No body at all. */
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    ck_assert_int_eq(csgi_input_read(csgi_environ_input(f->environ), buf, sizeof(buf)), 0);
+    fixture_free(f);
+
+    /* No provider: an empty body. */
+    f = fixture_make("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    f->source.input = NULL;
+    fixture_environ(f);
+    ck_assert_int_eq(csgi_input_read(csgi_environ_input(f->environ), buf, sizeof(buf)), 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_eagain)
+{
+    static const long steps[] = {CSGI_EAGAIN, 3, CSGI_EAGAIN, CSGI_EAGAIN};
+    fixture *f = fixture_open_body(POST_LENGTH(6), "abcdef", steps, COUNT(steps), 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[16];
+
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 3);
+    ck_assert_mem_eq(buf, "abc", 3);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 3);
+    ck_assert_mem_eq(buf, "def", 3);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_error_sticks)
+{
+    static const long steps[] = {2, CSGI_ECLOSED};
+    fixture *f = fixture_open_body(POST_LENGTH(6), "abcdef", steps, COUNT(steps), 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[16];
+
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 2);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_ECLOSED);
+    unsigned reads = f->body.reads;
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_ECLOSED);
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_ECLOSED);
+    ck_assert_uint_eq(f->body.reads, reads);
+    fixture_free(f);
+
+    /* An error in place of the end (a chunked body cut short). */
+    f = fixture_open_body(POST_CHUNKED, "abc", NULL, 0, CSGI_EPARSE);
+    in = csgi_environ_input(f->environ);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 3);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_EPARSE);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_readline)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(21), "line1\nline2\r\n\nlast", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[64];
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 6);
+    ck_assert_str_eq(buf, "line1\n");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 7);
+    ck_assert_str_eq(buf, "line2\r\n");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 1);
+    ck_assert_str_eq(buf, "\n");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "last");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 0);
+    ck_assert_uint_eq(f->body.reads_after_end, 0);
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, 1), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_input_readline(in, NULL, 8), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_input_readline(NULL, buf, 8), CSGI_EINVAL);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_readline_partial)
+{
+    static const long steps[] = {3, CSGI_EAGAIN, 4, CSGI_EAGAIN, 1, CSGI_EAGAIN};
+    fixture *f = fixture_open_body(POST_CHUNKED, "abcdefg\nxy", steps, COUNT(steps), 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[64];
+
+    /* The partial line is kept between calls, not handed out. */
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_EAGAIN); /* "abc" */
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_EAGAIN); /* "abcdefg" */
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 8);
+    ck_assert_str_eq(buf, "abcdefg\n");
+    /* The last line ends with the body, not with a LF. */
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 2);
+    ck_assert_str_eq(buf, "xy");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_readline_limit)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(10), "abcdefgh\nz", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[5];
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "abcd");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "efgh");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 1);
+    ck_assert_str_eq(buf, "\n");
+    ck_assert_int_eq(csgi_input_readline(in, buf, 2), 1);
+    ck_assert_str_eq(buf, "z");
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_readline_then_read)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(14), "one\ntwo\nthree\n", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[64];
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "one\n");
+    /* Bytes readline read ahead come first. */
+    ck_assert_int_eq(csgi_input_read(in, buf, 2), 2);
+    ck_assert_mem_eq(buf, "tw", 2);
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 2);
+    ck_assert_str_eq(buf, "o\n");
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 6);
+    ck_assert_mem_eq(buf, "three\n", 6);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_readline_error)
+{
+    static const long steps[] = {3, CSGI_ETIMEDOUT};
+    fixture *f = fixture_open_body(POST_LENGTH(8), "abc\ndefg", steps, COUNT(steps), 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[64];
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_ETIMEDOUT);
+    /* The error sticks; bytes already read are still delivered. */
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), 3);
+    ck_assert_mem_eq(buf, "abc", 3);
+    ck_assert_int_eq(csgi_input_read(in, buf, sizeof(buf)), CSGI_ETIMEDOUT);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_all)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(11), "hello world", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    const char *out = NULL;
+    size_t len = 0;
+
+    ck_assert_int_eq(csgi_input_read_all(in, 11, &out, &len), 0);
+    ck_assert_uint_eq(len, 11);
+    ck_assert_str_eq(out, "hello world");
+    ck_assert_uint_eq(f->body.reads, 2); /* the body, then its end */
+
+    /* The stream is at its end; the body stays valid. */
+    const char *again = NULL;
+    ck_assert_int_eq(csgi_input_read_all(in, 11, &again, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(again, "");
+    ck_assert_str_eq(out, "hello world");
+    char buf[4];
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(out, "hello world");
+    ck_assert_int_eq(csgi_input_read_all(in, 1, &again, NULL), 0);
+    ck_assert_int_eq(csgi_input_read_all(NULL, 1, &again, NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_input_read_all(in, 1, NULL, NULL), CSGI_EINVAL);
+    fixture_free(f);
+
+    /* Empty bodies. */
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    ck_assert_int_eq(csgi_input_read_all(csgi_environ_input(f->environ), 0, &out, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(out, "");
+    fixture_free(f);
+    f = fixture_open_body(POST_LENGTH(0), "", NULL, 0, 0);
+    ck_assert_int_eq(csgi_input_read_all(csgi_environ_input(f->environ), 0, &out, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_all_eagain)
+{
+    static const long steps[] = {CSGI_EAGAIN, 5, CSGI_EAGAIN, 3, 3, CSGI_EAGAIN};
+    fixture *f = fixture_open_body(POST_CHUNKED, "0123456789abcdef", steps, COUNT(steps), 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    const char *out = NULL;
+    size_t len = 0;
+
+    ck_assert_int_eq(csgi_input_read_all(in, 100, &out, &len), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read_all(in, 100, &out, &len), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read_all(in, 100, &out, &len), CSGI_EAGAIN);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(csgi_input_read_all(in, 100, &out, &len), 0);
+    ck_assert_uint_eq(len, 16);
+    ck_assert_str_eq(out, "0123456789abcdef");
+    fixture_free(f);
+
+    /* A known length arriving piecemeal. */
+    static const long pieces[] = {1, CSGI_EAGAIN, 2, CSGI_EAGAIN, 7};
+    f = fixture_open_body(POST_LENGTH(10), "abcdefghij", pieces, COUNT(pieces), 0);
+    in = csgi_environ_input(f->environ);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), 0);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_str_eq(out, "abcdefghij");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_all_too_big)
+{
+    const char *out = NULL;
+    size_t len = 0;
+
+    /* Announced too long: refused before reading (no 100 Continue). */
+    fixture *f = fixture_open_body(POST_LENGTH(11), "hello world", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), CSGI_ETOOBIG);
+    ck_assert_uint_eq(f->body.reads, 0);
+    ck_assert_int_eq(csgi_input_read_all(in, 11, &out, &len), 0);
+    ck_assert_str_eq(out, "hello world");
+    fixture_free(f);
+
+    /* Chunked: refused once more than max bytes came, which stay readable. */
+    static const long steps[] = {4, 4, 4};
+    f = fixture_open_body(POST_CHUNKED, "0123456789ab", steps, COUNT(steps), 0);
+    in = csgi_environ_input(f->environ);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), CSGI_ETOOBIG);
+    char buf[32];
+    long n = csgi_input_read(in, buf, sizeof(buf));
+    ck_assert_int_ge(n, 11);
+    ck_assert_mem_eq(buf, "0123456789ab", (size_t)n);
+    fixture_free(f);
+
+    /* Exactly max is fine. */
+    f = fixture_open_body(POST_CHUNKED, "0123456789", steps, COUNT(steps), 0);
+    in = csgi_environ_input(f->environ);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), 0);
+    ck_assert_str_eq(out, "0123456789");
+    fixture_free(f);
+
+    /* max 0 with a body. */
+    f = fixture_open_body(POST_CHUNKED, "x", NULL, 0, 0);
+    in = csgi_environ_input(f->environ);
+    ck_assert_int_eq(csgi_input_read_all(in, 0, &out, &len), CSGI_ETOOBIG);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_all_error)
+{
+    static const long steps[] = {3, CSGI_EPARSE};
+    fixture *f = fixture_open_body(POST_CHUNKED, "abcdef", steps, COUNT(steps), 0);
+    const char *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(csgi_input_read_all(csgi_environ_input(f->environ), 100, &out, &len),
+                     CSGI_EPARSE);
+    ck_assert_int_eq(csgi_input_read_all(csgi_environ_input(f->environ), 100, &out, &len),
+                     CSGI_EPARSE);
+    ck_assert_ptr_null(out);
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_read_all_after_readline)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(14), "one\ntwo\nthree\n", NULL, 0, 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[64];
+    const char *out = NULL;
+    size_t len = 0;
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), 4);
+    ck_assert_int_eq(csgi_input_read_all(in, 10, &out, &len), 0);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_str_eq(out, "two\nthree\n");
+    fixture_free(f);
+}
+END_TEST
+
+START_TEST(test_input_nomem)
+{
+    static const long steps[] = {4, CSGI_EAGAIN};
+    fixture *f = fixture_open_body(POST_CHUNKED, "abcd\nefgh", steps, COUNT(steps), 0);
+    csgi_input *in = csgi_environ_input(f->environ);
+    char buf[64];
+    const char *out = NULL;
+    size_t len = 0;
+
+    arena_exhaust(&f->arena);
+    allocator_install(1);
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_ENOMEM);
+    ck_assert_int_eq(csgi_input_read_all(in, 100, &out, &len), CSGI_ENOMEM);
+    allocator_restore();
+    ck_assert_uint_eq(f->body.reads, 0); /* nothing was read, nothing lost */
+
+    ck_assert_int_eq(csgi_input_readline(in, buf, sizeof(buf)), CSGI_EAGAIN);
+    ck_assert_int_eq(csgi_input_read_all(in, 100, &out, &len), 0);
+    ck_assert_str_eq(out, "abcd\nefgh");
+    fixture_free(f);
+}
+END_TEST
+
+typedef struct ready_state {
+    int calls;
+    int rearm; /* register again from the callback this many times */
+    void *userdata_seen;
+} ready_state;
+
+static void on_ready(csgi_input *input, void *userdata)
+{
+    ready_state *s = userdata;
+    s->calls++;
+    s->userdata_seen = userdata;
+    if (s->rearm > 0) {
+        s->rearm--;
+        csgi_input_on_ready(input, on_ready, userdata);
+    }
+}
+
+START_TEST(test_on_ready)
+{
+    fixture *f = fixture_open_body(POST_LENGTH(3), "abc", NULL, 0, 0);
+    csgi_environ *e = f->environ;
+    csgi_input *in = csgi_environ_input(e);
+    ready_state a = {0, 0, NULL}, b = {0, 1, NULL};
+
+    csgi_environ__input_ready(e); /* nobody asked */
+
+    csgi_input_on_ready(in, on_ready, &a);
+    csgi_environ__input_ready(e);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_ptr_eq(a.userdata_seen, &a);
+    csgi_environ__input_ready(e); /* once */
+    ck_assert_int_eq(a.calls, 1);
+
+    /* A second registration replaces the first; NULL cancels. */
+    csgi_input_on_ready(in, on_ready, &a);
+    csgi_input_on_ready(in, on_ready, &b);
+    csgi_environ__input_ready(e);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(b.calls, 1);
+    /* b registered again from its callback. */
+    csgi_environ__input_ready(e);
+    ck_assert_int_eq(b.calls, 2);
+    csgi_environ__input_ready(e);
+    ck_assert_int_eq(b.calls, 2);
+
+    csgi_input_on_ready(in, on_ready, &a);
+    csgi_input_on_ready(in, NULL, &a);
+    csgi_environ__input_ready(e);
+    ck_assert_int_eq(a.calls, 1);
+    csgi_input_on_ready(NULL, on_ready, &a);
+    fixture_free(f);
+}
+END_TEST
+
+/* ---- Paths ------------------------------------------------------------------- */
+
+static const struct decode_case {
+    const char *in;
+    size_t in_len;
+    const char *out;
+    size_t out_len;
+} decode_cases[] = {
+    {LIT(""), LIT("")},         {LIT("/plain"), LIT("/plain")},
+    {LIT("%2F%2f"), LIT("//")}, {LIT("%41%4a%4A%7e%7E"), LIT("AJJ~~")},
+    {LIT("%00"), LIT("\0")},    {LIT("%ff%80"), LIT("\xff\x80")},
+    {LIT("%"), LIT("%")},       {LIT("%4"), LIT("%4")},
+    {LIT("%g1"), LIT("%g1")},   {LIT("%1g"), LIT("%1g")},
+    {LIT("%%41"), LIT("%A")},   {LIT("%2541"), LIT("%41")}, /* decoded once */
+    {LIT("a+b"), LIT("a+b")},   {LIT("\xc3\xa9"), LIT("\xc3\xa9")},
+    {LIT("end%"), LIT("end%")}, {LIT("end%2"), LIT("end%2")},
+};
+
+START_TEST(test_percent_decode)
+{
+    const struct decode_case *c = &decode_cases[_i];
+    char *src = malloc(c->in_len ? c->in_len : 1);
+    char *dst = malloc(c->in_len ? c->in_len : 1);
+    ck_assert_ptr_nonnull(src);
+    ck_assert_ptr_nonnull(dst);
+    memcpy(src, c->in, c->in_len);
+
+    size_t n = csgi_environ__percent_decode(dst, src, c->in_len);
+    ck_assert_uint_eq(n, c->out_len);
+    ck_assert_mem_eq(dst, c->out, n);
+
+    /* In place. */
+    n = csgi_environ__percent_decode(src, src, c->in_len);
+    ck_assert_uint_eq(n, c->out_len);
+    ck_assert_mem_eq(src, c->out, n);
+    free(src);
+    free(dst);
+}
+END_TEST
+
+static const struct safe_case {
+    const char *path;
+    int safe;
+} safe_cases[] = {
+    {"", 1},
+    {"/", 1},
+    {"/a/b/c", 1},
+    {"/a/..", 1},
+    {"/a/../b", 1},
+    {"/a/b/../../c", 1},
+    {"/./a/.", 1},
+    {"/...", 1},
+    {"/a/.../..", 1},
+    {"/..a/..", 1},
+    {"/a%2F..", 1},
+    {"/a%2fb%2F..%2F..", 1},
+    {"/%2e%2e%2e", 1},
+    {"/%zz/..", 1},
+    {"/%2e%2", 1},
+    {"/..", 0},
+    {"/../a", 0},
+    {"/a/../..", 0},
+    {"/a%2f..%2f..%2fx", 0},
+    {"/a%2F%2E%2E%2F%2e%2e%2Fetc", 0},
+    {"%2F..", 0},
+    {"/%2e%2e", 0},
+    {"/.%2E/x", 0},
+    {"/a/./../..", 0},
+    /* Empty segments do not count, as "//" is "/" to a file system. */
+    {"/a//../..", 0},
+    {"/a%2F%2F..%2F..", 0},
+    {"//..", 0},
+    {"/a/b//../..", 1},
+};
+
+START_TEST(test_path_is_safe)
+{
+    const struct safe_case *c = &safe_cases[_i];
+    size_t len = strlen(c->path);
+    char *copy = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, c->path, len);
+    ck_assert_msg(csgi_environ__path_is_safe(copy, len) == c->safe, "path_is_safe(\"%s\") != %d",
+                  c->path, c->safe);
+    free(copy);
+}
+END_TEST
+
+/* ---- The suite --------------------------------------------------------------- */
+
+static Suite *environ_suite(void)
+{
+    Suite *suite = suite_create("environ");
+
+    TCase *tc = tcase_create("cgi");
+    tcase_add_test(tc, test_basic_get);
+    tcase_add_loop_test(tc, test_server_from_host, 0, COUNT(server_cases));
+    tcase_add_test(tc, test_server_from_listener);
+    tcase_add_test(tc, test_remote_address);
+    tcase_add_test(tc, test_server_protocol);
+    tcase_add_loop_test(tc, test_targets, 0, COUNT(target_cases));
+    tcase_add_test(tc, test_content_headers);
+    tcase_add_test(tc, test_http_keys);
+    tcase_add_test(tc, test_repeated_headers);
+    tcase_add_test(tc, test_underscore_headers);
+    tcase_add_test(tc, test_gateway_keys);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("memory");
+    tcase_add_test(tc, test_lazy);
+    tcase_add_test(tc, test_allocations);
+    tcase_add_test(tc, test_materialise_nomem);
+    tcase_add_test(tc, test_set_nomem);
+    tcase_add_test(tc, test_new_invalid);
+    tcase_add_test(tc, test_alloc_and_defer);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("keys");
+    tcase_add_test(tc, test_strings);
+    tcase_add_test(tc, test_integers);
+    tcase_add_test(tc, test_pointer_destroyed_at_end);
+    tcase_add_test(tc, test_pointer_replaced);
+    tcase_add_test(tc, test_pointer_removed);
+    tcase_add_test(tc, test_pointer_invalid);
+    tcase_add_test(tc, test_destructor_sets_value);
+    tcase_add_test(tc, test_json_values);
+    tcase_add_test(tc, test_remove);
+    tcase_add_test(tc, test_iteration_order);
+    tcase_add_test(tc, test_growth);
+    tcase_add_test(tc, test_growth_nomem);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("log");
+    tcase_add_test(tc, test_log_prefix);
+    tcase_add_test(tc, test_log_long);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("input");
+    tcase_add_test(tc, test_read_pieces);
+    tcase_add_test(tc, test_read_eagain);
+    tcase_add_test(tc, test_read_error_sticks);
+    tcase_add_test(tc, test_readline);
+    tcase_add_test(tc, test_readline_partial);
+    tcase_add_test(tc, test_readline_limit);
+    tcase_add_test(tc, test_readline_then_read);
+    tcase_add_test(tc, test_readline_error);
+    tcase_add_test(tc, test_read_all);
+    tcase_add_test(tc, test_read_all_eagain);
+    tcase_add_test(tc, test_read_all_too_big);
+    tcase_add_test(tc, test_read_all_error);
+    tcase_add_test(tc, test_read_all_after_readline);
+    tcase_add_test(tc, test_input_nomem);
+    tcase_add_test(tc, test_on_ready);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("paths");
+    tcase_add_loop_test(tc, test_percent_decode, 0, COUNT(decode_cases));
+    tcase_add_loop_test(tc, test_path_is_safe, 0, COUNT(safe_cases));
+    suite_add_tcase(suite, tc);
+
+    return suite;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(environ_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

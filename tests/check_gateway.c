@@ -1,0 +1,585 @@
+/*
+ * The gateway over real sockets: the application protocol (start-response,
+ * bodies of every kind, answering later), the checks on what applications
+ * give, close exactly once, and the three middleware examples of
+ * docs/middleware.md (answer by itself, change headers, transform the body).
+ */
+#include "engine_harness.h"
+
+#include <csgi.h>
+
+#include <check.h>
+#include <event2/event.h>
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int closes;   /* iterator bodies closed */
+static atomic_int iterated; /* iterator bodies created */
+
+/* ---- The application under test, by path ------------------------------------- */
+
+typedef struct counter_body {
+    int left;
+    size_t size;
+    char buffer[16384];
+    csgi_environ *environ;
+    struct event *timer;
+    int ready;
+    int start_later;
+    csgi_start_response *start_response;
+    csgi_body *self;
+} counter_body;
+
+static int counter_next(void *state, csgi_chunk *chunk)
+{
+    counter_body *c = state;
+    if (c->start_later && !c->ready)
+        return CSGI_EAGAIN;
+    if (c->left == 0)
+        return 0;
+    c->left--;
+    memset(c->buffer, 'a' + c->left % 26, c->size);
+    chunk->data = c->buffer;
+    chunk->len = c->size;
+    return 1;
+}
+
+static void counter_close(void *state)
+{
+    counter_body *c = state;
+    if (c->timer)
+        event_free(c->timer);
+    c->timer = NULL;
+    atomic_fetch_add(&closes, 1);
+}
+
+static const csgi_body_type counter_type = {"counter", counter_next, counter_close};
+
+static void later_fire(evutil_socket_t fd, short what, void *arg)
+{
+    counter_body *c = arg;
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
+    (void)fd;
+    (void)what;
+    csgi_start_response_call(c->start_response, "200 OK", headers, 1, NULL);
+    c->ready = 1;
+    csgi_body_resume(c->self);
+}
+
+/* A body that yields once before start-response was ever called. */
+static int eager_next(void *state, csgi_chunk *chunk)
+{
+    (void)state;
+    chunk->data = "x";
+    chunk->len = 1;
+    return 1;
+}
+
+static void eager_close(void *state)
+{
+    (void)state;
+    atomic_fetch_add(&closes, 1);
+}
+
+static const csgi_body_type eager_type = {"eager", eager_next, eager_close};
+
+static int path_is(csgi_environ *environ, const char *path)
+{
+    const char *p = csgi_environ_get(environ, "PATH_INFO");
+    return p && strcmp(p, path) == 0;
+}
+
+static csgi_body *plain(csgi_environ *environ, csgi_start_response *sr, const char *status,
+                        const char *text)
+{
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
+    csgi_start_response_call(sr, status, headers, 1, NULL);
+    return csgi_body_bytes(environ, text, strlen(text));
+}
+
+typedef struct echo_state {
+    csgi_environ *environ;
+    csgi_start_response *sr;
+    csgi_body *self;
+    const char *data;
+    size_t len;
+    int have;
+    int sent;
+} echo_state;
+
+static void echo_ready(csgi_input *input, void *userdata);
+
+static int echo_next(void *state, csgi_chunk *chunk)
+{
+    echo_state *e = state;
+    if (!e->have) {
+        int r = csgi_input_read_all(csgi_environ_input(e->environ), 1 << 20, &e->data, &e->len);
+        if (r == CSGI_EAGAIN) {
+            csgi_input_on_ready(csgi_environ_input(e->environ), echo_ready, e);
+            return CSGI_EAGAIN;
+        }
+        if (r != 0)
+            return r;
+        e->have = 1;
+        csgi_start_response_call(e->sr, "200 OK", NULL, 0, NULL);
+    }
+    if (e->sent)
+        return 0;
+    e->sent = 1;
+    chunk->data = e->data;
+    chunk->len = e->len;
+    return 1;
+}
+
+static void echo_ready(csgi_input *input, void *userdata)
+{
+    echo_state *e = userdata;
+    (void)input;
+    csgi_body_resume(e->self);
+}
+
+static const csgi_body_type echo_type = {"echo", echo_next, NULL};
+
+static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    if (path_is(environ, "/hello"))
+        return plain(environ, sr, "200 OK", "Hello World");
+    if (path_is(environ, "/environ")) {
+        char text[2048];
+        snprintf(text, sizeof(text), "%s|%s|%s|%s|%s|%s|%s",
+                 csgi_environ_get(environ, "REQUEST_METHOD"),
+                 csgi_environ_get(environ, "SCRIPT_NAME"), csgi_environ_get(environ, "PATH_INFO"),
+                 csgi_environ_get(environ, "QUERY_STRING"),
+                 csgi_environ_get(environ, "SERVER_NAME"), csgi_environ_get(environ, "SERVER_PORT"),
+                 csgi_environ_get(environ, "HTTP_X_TEST") ? csgi_environ_get(environ, "HTTP_X_TEST")
+                                                          : "-");
+        return plain(environ, sr, "200 OK", text);
+    }
+    if (path_is(environ, "/bad-status"))
+        return plain(environ, sr, "20 OK", "never");
+    if (path_is(environ, "/crlf-header")) {
+        static const csgi_header bad[] = {CSGI_HEADER("X-Evil", "a\r\nSet-Cookie: x=1")};
+        csgi_start_response_call(sr, "200 OK", bad, 1, NULL);
+        return csgi_body_static(environ, "never", 5);
+    }
+    if (path_is(environ, "/hop-by-hop")) {
+        static const csgi_header bad[] = {CSGI_HEADER("Connection", "close")};
+        csgi_start_response_call(sr, "200 OK", bad, 1, NULL);
+        return csgi_body_static(environ, "never", 5);
+    }
+    if (path_is(environ, "/no-start"))
+        return csgi_body_static(environ, "never", 5);
+    if (path_is(environ, "/null"))
+        return NULL;
+    if (path_is(environ, "/eager")) {
+        atomic_fetch_add(&iterated, 1);
+        return csgi_body_new(environ, &eager_type, NULL);
+    }
+    if (path_is(environ, "/length-mismatch")) {
+        static const csgi_header h[] = {CSGI_HEADER("Content-Length", "5")};
+        csgi_start_response_call(sr, "200 OK", h, 1, NULL);
+        return csgi_body_static(environ, "abc", 3);
+    }
+    if (path_is(environ, "/twice")) {
+        csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+        ck_assert_int_eq(csgi_start_response_call(sr, "404 Not Found", NULL, 0, NULL), CSGI_ESTATE);
+        return csgi_body_static(environ, "never", 5);
+    }
+    if (path_is(environ, "/exc-info")) {
+        csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+        /* Something failed after all: the answer changes, as nothing was sent. */
+        ck_assert_int_eq(
+            csgi_start_response_call(sr, "503 Service Unavailable", NULL, 0, "backend down"), 0);
+        return csgi_body_static(environ, "sorry", 5);
+    }
+    if (path_is(environ, "/stream") || path_is(environ, "/later")) {
+        counter_body *c = csgi_environ_alloc(environ, sizeof(*c));
+        memset(c, 0, sizeof(*c));
+        const char *query = csgi_environ_get(environ, "QUERY_STRING");
+        c->left = query && *query ? atoi(query) : 3;
+        c->size = 10000;
+        c->environ = environ;
+        c->start_response = sr;
+        atomic_fetch_add(&iterated, 1);
+        csgi_body *body = csgi_body_new(environ, &counter_type, c);
+        c->self = body;
+        if (path_is(environ, "/later")) {
+            c->start_later = 1;
+            c->size = 5;
+            c->left = 1;
+            c->timer = evtimer_new(csgi_environ_event_base(environ), later_fire, c);
+            struct timeval t = {0, 50000};
+            evtimer_add(c->timer, &t);
+        } else {
+            csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+        }
+        return body;
+    }
+    if (path_is(environ, "/echo")) {
+        echo_state *e = csgi_environ_alloc(environ, sizeof(*e));
+        memset(e, 0, sizeof(*e));
+        e->environ = environ;
+        e->sr = sr;
+        e->self = csgi_body_new(environ, &echo_type, e);
+        return e->self;
+    }
+    return plain(environ, sr, "404 Not Found", "not found");
+}
+
+static const csgi_app_type test_type = {"test", test_app, NULL};
+
+/* ---- Server ------------------------------------------------------------------------- */
+
+static csgi_server *server;
+static pthread_t server_thread;
+static int port;
+
+static void *run_server(void *arg)
+{
+    csgi_server_run(arg);
+    return NULL;
+}
+
+/* Log lines, kept for assertions. */
+static char log_text[16384];
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void keep_log(int level, const char *message, void *userdata)
+{
+    (void)level;
+    (void)userdata;
+    pthread_mutex_lock(&log_lock);
+    size_t len = strlen(log_text);
+    snprintf(log_text + len, sizeof(log_text) - len, "%s\n", message);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static int logged(const char *text)
+{
+    pthread_mutex_lock(&log_lock);
+    int found = strstr(log_text, text) != NULL;
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+static void start(csgi_app *app)
+{
+    atomic_store(&closes, 0);
+    atomic_store(&iterated, 0);
+    log_text[0] = '\0';
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.log = keep_log;
+    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    port = csgi_server_port(server, 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+}
+
+static csgi_app *test_application(void)
+{
+    csgi_app *app;
+    ck_assert_int_eq(csgi_app_new(&app, &test_type, NULL), 0);
+    return app;
+}
+
+static void stop(void)
+{
+    csgi_server_stop(server, 1000);
+    pthread_join(server_thread, NULL);
+    csgi_server_free(server);
+    server = NULL;
+}
+
+static void request(int fd, const char *method, const char *path, const char *extra,
+                    test_response *r)
+{
+    char text[1024];
+    snprintf(text, sizeof(text), "%s %s HTTP/1.1\r\nHost: example.org:8080\r\n%s\r\n", method, path,
+             extra ? extra : "");
+    ck_assert_int_eq(client_send_str(fd, text), 0);
+    ck_assert_int_eq(client_response(fd, r, strcmp(method, "HEAD") == 0, 5000), 0);
+}
+
+START_TEST(hello_through_the_gateway)
+{
+    start(test_application());
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/hello", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "Hello World");
+    ck_assert_str_eq(response_header(&r, "Content-Length"), "11");
+    ck_assert_str_eq(response_header(&r, "Content-Type"), "text/plain");
+    response_free(&r);
+    request(fd, "HEAD", "/hello", NULL, &r);
+    ck_assert_str_eq(response_header(&r, "Content-Length"), "11");
+    response_free(&r);
+    request(fd, "GET", "/environ?a=1", "X-Test: yes\r\n", &r);
+    ck_assert_str_eq(r.body, "GET||/environ|a=1|example.org|8080|yes");
+    response_free(&r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+START_TEST(misbehaving_applications_get_500)
+{
+    static const char *const paths[] = {"/bad-status",      "/crlf-header", "/hop-by-hop",
+                                        "/no-start",        "/null",        "/eager",
+                                        "/length-mismatch", "/twice"};
+    /* What the error log must say about each, in the same order. */
+    static const char *const reasons[] = {"status is not \"DDD Reason\"",
+                                          "CR, LF, NUL or control character in a header value",
+                                          "hop-by-hop header",
+                                          "GET /no-start: body produced before start-response",
+                                          "returned no body",
+                                          "GET /eager: body produced before start-response",
+                                          "Content-Length differs from the body's length",
+                                          "start-response called twice without exc_info"};
+    start(test_application());
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        int fd = client_connect(port);
+        test_response r;
+        request(fd, "GET", paths[i], NULL, &r);
+        ck_assert_msg(r.status == 500, "%s gave %d", paths[i], r.status);
+        ck_assert_msg(logged(reasons[i]), "no log line for %s in:\n%s", paths[i], log_text);
+        ck_assert_ptr_null(strstr(r.headers, "Set-Cookie"));
+        response_free(&r);
+        /* The server goes on serving, on a new connection. */
+        close(fd);
+        fd = client_connect(port);
+        request(fd, "GET", "/hello", NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        response_free(&r);
+        close(fd);
+    }
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), atomic_load(&iterated));
+}
+END_TEST
+
+START_TEST(exc_info_replaces_unsent_headers)
+{
+    start(test_application());
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/exc-info", NULL, &r);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "sorry");
+    response_free(&r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+START_TEST(streamed_body_and_close_once)
+{
+    start(test_application());
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/stream?300", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.chunked, 1);
+    ck_assert_uint_eq(r.body_len, 3000000);
+    response_free(&r);
+    close(fd);
+    usleep(50000);
+    ck_assert_int_eq(atomic_load(&closes), 1);
+
+    /* A client that leaves mid-stream: close runs once all the same. */
+    fd = client_connect(port);
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?100000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    char buf[65536];
+    ck_assert_uint_gt(client_read(fd, buf, sizeof(buf), 2000, NULL, NULL), 1000);
+    close(fd);
+    for (int i = 0; i < 100 && atomic_load(&closes) < 2; i++)
+        usleep(20000);
+    ck_assert_int_eq(atomic_load(&closes), 2);
+    fd = client_connect(port);
+    request(fd, "GET", "/hello", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    close(fd);
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), 2);
+}
+END_TEST
+
+START_TEST(answer_later_and_streamed_input)
+{
+    start(test_application());
+
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/later", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 5);
+    response_free(&r);
+
+    /* The body arrives in two parts; the application waits for all of it. */
+    ck_assert_int_eq(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\n"
+                                         "Content-Length: 10\r\n\r\nhello"),
+                     0);
+    usleep(100000);
+    ck_assert_int_eq(client_send_str(fd, "world"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "helloworld");
+    response_free(&r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* ---- Middleware: the three examples of docs/middleware.md ------------------------- */
+
+/* 1. Answers by itself: the talk's auth filter. */
+static csgi_body *auth_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    const char *token = csgi_environ_get(environ, "HTTP_X_AUTH_TOKEN");
+    if (!token || strcmp(token, "open-sesame") != 0) {
+        static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
+        csgi_start_response_call(sr, "403 Forbidden", headers, 1, NULL);
+        return csgi_body_static(environ, "Forbidden\n", 10);
+    }
+    return csgi_app_call(state, environ, sr);
+}
+
+static void filter_destroy(void *state)
+{
+    csgi_app_free(state);
+}
+
+static const csgi_app_type auth_type = {"auth", auth_call, filter_destroy};
+
+/* 2. Changes the response headers, through its own start-response. */
+static int add_header(void *userdata, const char *status, const csgi_header *headers, size_t count,
+                      const char *exc_info)
+{
+    csgi_start_response *parent = userdata;
+    csgi_header more[16];
+    if (count >= 16)
+        return CSGI_EINVAL;
+    if (count)
+        memcpy(more, headers, count * sizeof(*headers));
+    more[count] = (csgi_header)CSGI_HEADER("X-Filtered", "yes");
+    return csgi_start_response_call(parent, status, more, count + 1, exc_info);
+}
+
+static csgi_body *header_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    csgi_start_response *mine = csgi_start_response_new(environ, sr, add_header, sr);
+    return mine ? csgi_app_call(state, environ, mine) : NULL;
+}
+
+static const csgi_app_type header_type = {"headers", header_call, filter_destroy};
+
+/* 3. Transforms the body: upper-cases what the application behind sends. */
+typedef struct upper {
+    csgi_body *inner;
+    char buffer[16384];
+} upper;
+
+static int upper_next(void *state, csgi_chunk *chunk)
+{
+    upper *u = state;
+    csgi_chunk in;
+    int r = csgi_body_next(u->inner, &in);
+    if (r != 1)
+        return r;
+    size_t n = in.len < sizeof(u->buffer) ? in.len : sizeof(u->buffer);
+    for (size_t i = 0; i < n; i++)
+        u->buffer[i] = (char)toupper(((const unsigned char *)in.data)[i]);
+    chunk->data = u->buffer;
+    chunk->len = n;
+    return 1;
+}
+
+static void upper_close(void *state)
+{
+    upper *u = state;
+    csgi_body_close(u->inner);
+}
+
+static const csgi_body_type upper_body = {"upper", upper_next, upper_close};
+
+/* The length changes nothing here, but a transforming filter must drop a
+   Content-Length it cannot keep: this one keeps every byte count. */
+static csgi_body *upper_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    csgi_body *inner = csgi_app_call(state, environ, sr);
+    if (!inner)
+        return NULL;
+    upper *u = csgi_environ_alloc(environ, sizeof(*u));
+    if (!u) {
+        csgi_body_close(inner);
+        return NULL;
+    }
+    u->inner = inner;
+    return csgi_body_new(environ, &upper_body, u);
+}
+
+static const csgi_app_type upper_type = {"upper", upper_call, filter_destroy};
+
+static csgi_app *wrap(const csgi_app_type *type, csgi_app *next)
+{
+    csgi_app *app;
+    ck_assert_int_eq(csgi_app_new(&app, type, next), 0);
+    return app;
+}
+
+START_TEST(middleware_pipeline)
+{
+    /* auth(headers(upper(test))): freeing the server frees the chain. */
+    start(wrap(&auth_type, wrap(&header_type, wrap(&upper_type, test_application()))));
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/hello", NULL, &r);
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(r.body, "Forbidden\n");
+    ck_assert_ptr_null(response_header(&r, "X-Filtered"));
+    response_free(&r);
+    request(fd, "GET", "/hello", "X-Auth-Token: wrong\r\n", &r);
+    ck_assert_int_eq(r.status, 403);
+    response_free(&r);
+    request(fd, "GET", "/hello", "X-Auth-Token: open-sesame\r\n", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "HELLO WORLD");
+    ck_assert_str_eq(response_header(&r, "X-Filtered"), "yes");
+    response_free(&r);
+    request(fd, "GET", "/stream?2", "X-Auth-Token: open-sesame\r\n", &r);
+    ck_assert_uint_eq(r.body_len, 20000);
+    ck_assert_int_eq(r.body[0], 'B');
+    response_free(&r);
+    close(fd);
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("gateway");
+    TCase *tc = tcase_create("sockets");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, hello_through_the_gateway);
+    tcase_add_test(tc, misbehaving_applications_get_500);
+    tcase_add_test(tc, exc_info_replaces_unsent_headers);
+    tcase_add_test(tc, streamed_body_and_close_once);
+    tcase_add_test(tc, answer_later_and_streamed_input);
+    tcase_add_test(tc, middleware_pipeline);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
