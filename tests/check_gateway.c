@@ -336,7 +336,7 @@ START_TEST(misbehaving_applications_get_500)
                                         "/no-start",        "/null",        "/eager",
                                         "/length-mismatch", "/twice"};
     /* What the error log must say about each, in the same order. */
-    static const char *const reasons[] = {"status is not \"DDD Reason\"",
+    static const char *const reasons[] = {"status code is not three digits",
                                           "CR, LF, NUL or control character in a header value",
                                           "hop-by-hop header",
                                           "GET /no-start: body produced before start-response",

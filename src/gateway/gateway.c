@@ -86,60 +86,50 @@ static void environ_log(void *context, const char *line)
 
 /* ---- Checking what the application gives ------------------------------------ */
 
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static int lower_equals(const char *s, size_t len, const char *lower)
-{
-    return strlen(lower) == len && csgi_http__token_equals(s, len, lower);
-}
+#define NAME_IS(h, literal)                  \
+    ((h)->name_len == sizeof(literal) - 1 && \
+     csgi_http__token_equals((h)->name, (h)->name_len, literal))
 
 /* Fields that describe this connection, not the response: the server's
-   business (RFC 9110 7.6.1; PEP 3333 forbids them to applications). */
+   business (RFC 9110 7.6.1; PEP 3333 forbids them to applications).
+   Sorted by length first, so most names are dismissed by one compare. */
 static int is_hop_by_hop(const csgi_header *h)
 {
-    static const char *const names[] = {"connection", "keep-alive", "transfer-encoding",
-                                        "te",         "trailer",    "upgrade"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (lower_equals(h->name, h->name_len, names[i]))
-            return 1;
-    return h->name_len >= 6 && csgi_http__token_equals(h->name, 6, "proxy-");
+    switch (h->name_len) {
+    case 2: return NAME_IS(h, "te");
+    case 7: return NAME_IS(h, "trailer") || NAME_IS(h, "upgrade");
+    case 10: return NAME_IS(h, "connection") || NAME_IS(h, "keep-alive");
+    case 17: return NAME_IS(h, "transfer-encoding");
+    default: return h->name_len > 6 && csgi_http__token_equals(h->name, 6, "proxy-");
+    }
 }
 
-static const char *check_status(const char *status, int *code, const char **reason)
+/* "DDD Reason": returns the problem, or NULL with *code and *reason_len. */
+static const char *check_status(const char *status, int *code, size_t *reason_len)
 {
-    if (strlen(status) < 4 || status[3] != ' ')
-        return "status is not \"DDD Reason\"";
     for (int i = 0; i < 3; i++)
         if (status[i] < '0' || status[i] > '9')
             return "status code is not three digits";
+    if (status[3] != ' ')
+        return "status is not \"DDD Reason\"";
     *code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
     if (*code < 200 || *code > 599)
         return "status code outside 200-599";
-    for (const char *p = status + 4; *p; p++)
-        if ((unsigned char)*p < 0x20 && *p != '\t')
-            return "control character in the status line";
-    *reason = status + 4;
+    size_t len = strlen(status + 4);
+    if (!csgi_http__is_field_value(status + 4, len))
+        return "control character in the status line";
+    *reason_len = len;
     return NULL;
 }
 
 static const char *check_header(const csgi_header *h)
 {
-    if (!h->name || h->name_len == 0)
-        return "empty header name";
-    for (size_t i = 0; i < h->name_len; i++)
-        if (!is_tchar((unsigned char)h->name[i]))
-            return "invalid character in a header name";
+    if (!h->name || !csgi_http__is_token(h->name, h->name_len))
+        return "header name is not a token";
     if (h->value_len && !h->value)
         return "header value missing";
-    for (size_t i = 0; i < h->value_len; i++) {
-        unsigned char c = (unsigned char)h->value[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return "CR, LF, NUL or control character in a header value";
-    }
+    if (!csgi_http__is_field_value(h->value, h->value_len))
+        return "CR, LF, NUL or control character in a header value";
     if (is_hop_by_hop(h))
         return "hop-by-hop header (the server manages the connection)";
     return NULL;
@@ -177,12 +167,15 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
         return CSGI_ESTATE;
     }
     int code = 0;
-    const char *reason = NULL;
-    const char *problem = check_status(status, &code, &reason);
+    size_t reason_len = 0;
+    const char *problem = check_status(status, &code, &reason_len);
     int64_t length = -1;
+    /* One pass checks each field and sizes the copy. */
+    size_t bytes = reason_len + 1;
     for (size_t i = 0; !problem && i < count; i++) {
         problem = check_header(&headers[i]);
-        if (!problem && lower_equals(headers[i].name, headers[i].name_len, "content-length")) {
+        bytes += headers[i].name_len + headers[i].value_len;
+        if (!problem && NAME_IS(&headers[i], "content-length")) {
             if (length >= 0)
                 problem = "Content-Length given twice";
             else if ((length = parse_length(&headers[i])) < 0)
@@ -197,21 +190,18 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
         return CSGI_EINVAL;
     }
 
-    /* Copy what the engine needs beyond this call: the reason phrase and
-       the fields (names and values stay the application's until the head
-       is written, which happens before the request ends; but the array
-       and strings may be on the caller's stack, so copy them). */
+    /* The fields may live on the application's stack: copy them (one
+       arena block for the array and the strings) for the head, which is
+       written once the body is known. */
     csgi_arena *arena = csgi_environ__arena(request->environ);
-    size_t bytes = strlen(reason) + 1;
-    for (size_t i = 0; i < count; i++)
-        bytes += headers[i].name_len + headers[i].value_len;
-    csgi_header *copy = csgi_arena__alloc(arena, (count ? count : 1) * sizeof(*copy));
-    char *text = csgi_arena__alloc(arena, bytes);
-    if (!copy || !text)
+    size_t array = (count ? count : 1) * sizeof(csgi_header);
+    csgi_header *copy = csgi_arena__alloc(arena, array + bytes);
+    if (!copy)
         return CSGI_ENOMEM;
+    char *text = (char *)copy + array;
     size_t kept = 0;
     for (size_t i = 0; i < count; i++) {
-        if (lower_equals(headers[i].name, headers[i].name_len, "content-length"))
+        if (headers[i].name_len == 14 && NAME_IS(&headers[i], "content-length"))
             continue; /* the engine writes it from content_length */
         copy[kept].name = text;
         memcpy(text, headers[i].name, headers[i].name_len);
@@ -224,7 +214,7 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
         copy[kept].value_len = headers[i].value_len;
         kept++;
     }
-    strcpy(text, reason);
+    memcpy(text, status + 4, reason_len + 1);
     request->reason = text;
     request->status = code;
     request->headers = copy;
@@ -305,8 +295,14 @@ static void pump(csgi_gateway__request *request)
                     fail(request, "could not start the response");
                     break;
                 }
-                if (body->len && csgi_http__response_write_reference(request->http, body->data,
-                                                                     body->len, NULL, NULL) != 0) {
+                /* Small bodies are copied next to the head (one chain, no
+                   allocation); large ones are referenced: bytes live in
+                   the arena or are static, both outlast the response. */
+                int r = body->len <= 4096
+                            ? csgi_http__response_write(request->http, body->data, body->len)
+                            : csgi_http__response_write_reference(request->http, body->data,
+                                                                  body->len, NULL, NULL);
+                if (r != 0) {
                     fail(request, "could not write the response");
                     break;
                 }

@@ -65,6 +65,24 @@ int csgi_http__token_equals(const char *s, size_t len, const char *lower)
     return lower[len] == '\0';
 }
 
+int csgi_http__is_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!IS(s[i], C_TCHAR))
+            return 0;
+    return 1;
+}
+
+int csgi_http__is_field_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!IS(s[i], C_FIELD))
+            return 0;
+    return 1;
+}
+
 /* csgi_http__token_equals with a string literal, comparing lengths first. */
 #define TOKEN_IS(s, len, literal) \
     ((len) == sizeof(literal) - 1 && csgi_http__token_equals((s), (len), literal))

@@ -254,6 +254,13 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
 
 /* ---- Small helpers shared with the engine ------------------------------ */
 
+/* 1 when s is a token (RFC 9110 5.6.2): a valid field name or method. */
+int csgi_http__is_token(const char *s, size_t len);
+
+/* 1 when s may be a field value: HTAB, SP, VCHAR and obs-text only (no CR,
+   LF, NUL or other control bytes; RFC 9110 5.5). */
+int csgi_http__is_field_value(const char *s, size_t len);
+
 /* Case-insensitive ASCII comparison of a counted string with a C string. */
 int csgi_http__token_equals(const char *s, size_t len, const char *lower);
 
