@@ -7,6 +7,7 @@
 #include "engine_harness.h"
 
 #include <csgi.h>
+#include <csgi/json.h>
 
 #include <check.h>
 #include <event2/event.h>
@@ -161,6 +162,11 @@ static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_respon
                  csgi_environ_get(environ, "HTTP_X_TEST") ? csgi_environ_get(environ, "HTTP_X_TEST")
                                                           : "-");
         return plain(environ, sr, "200 OK", text);
+    }
+    if (path_is(environ, "/whoami")) {
+        json_t *info = csgi_environ_get_json(environ, "test.token_info");
+        const char *user = info ? json_string_value(json_object_get(info, "user")) : NULL;
+        return plain(environ, sr, "200 OK", user ? user : "nobody");
     }
     if (path_is(environ, "/bad-status"))
         return plain(environ, sr, "20 OK", "never");
@@ -450,6 +456,10 @@ static csgi_body *auth_call(void *state, csgi_environ *environ, csgi_start_respo
         csgi_start_response_call(sr, "403 Forbidden", headers, 1, NULL);
         return csgi_body_static(environ, "Forbidden\n", 10);
     }
+    /* What keystone's auth_token does: token information for the
+       application behind, released when the request ends. */
+    if (csgi_environ_set_json_new(environ, "test.token_info", json_pack("{s:s}", "user", "demo")))
+        return NULL;
     return csgi_app_call(state, environ, sr);
 }
 
@@ -554,6 +564,9 @@ START_TEST(middleware_pipeline)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "HELLO WORLD");
     ck_assert_str_eq(response_header(&r, "X-Filtered"), "yes");
+    response_free(&r);
+    request(fd, "GET", "/whoami", "X-Auth-Token: open-sesame\r\n", &r);
+    ck_assert_str_eq(r.body, "DEMO");
     response_free(&r);
     request(fd, "GET", "/stream?2", "X-Auth-Token: open-sesame\r\n", &r);
     ck_assert_uint_eq(r.body_len, 20000);
