@@ -22,6 +22,7 @@
 
 static atomic_int closes;   /* iterator bodies closed */
 static atomic_int iterated; /* iterator bodies created */
+static atomic_int pulls;    /* chunks produced by counter bodies */
 
 /* ---- The application under test, by path ------------------------------------- */
 
@@ -33,6 +34,7 @@ typedef struct counter_body {
     struct event *timer;
     int ready;
     int start_later;
+    int fail_after_first; /* start-response again with exc_info after one chunk */
     csgi_start_response *start_response;
     csgi_body *self;
 } counter_body;
@@ -44,6 +46,14 @@ static int counter_next(void *state, csgi_chunk *chunk)
         return CSGI_EAGAIN;
     if (c->left == 0)
         return 0;
+    if (c->fail_after_first && atomic_load(&pulls) > 0) {
+        /* Too late: the head is on its way, so the server must cut. */
+        ck_assert_int_eq(csgi_start_response_call(c->start_response, "500 Internal Server Error",
+                                                  NULL, 0, "database went away"),
+                         CSGI_ESTATE);
+        return CSGI_EIO;
+    }
+    atomic_fetch_add(&pulls, 1);
     c->left--;
     memset(c->buffer, 'a' + c->left % 26, c->size);
     chunk->data = c->buffer;
@@ -205,7 +215,8 @@ static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_respon
             csgi_start_response_call(sr, "503 Service Unavailable", NULL, 0, "backend down"), 0);
         return csgi_body_static(environ, "sorry", 5);
     }
-    if (path_is(environ, "/stream") || path_is(environ, "/later")) {
+    if (path_is(environ, "/stream") || path_is(environ, "/later") ||
+        path_is(environ, "/exc-late")) {
         counter_body *c = csgi_environ_alloc(environ, sizeof(*c));
         memset(c, 0, sizeof(*c));
         const char *query = csgi_environ_get(environ, "QUERY_STRING");
@@ -216,6 +227,7 @@ static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_respon
         atomic_fetch_add(&iterated, 1);
         csgi_body *body = csgi_body_new(environ, &counter_type, c);
         c->self = body;
+        c->fail_after_first = path_is(environ, "/exc-late");
         if (path_is(environ, "/later")) {
             c->start_later = 1;
             c->size = 5;
@@ -279,6 +291,7 @@ static void start(csgi_app *app)
 {
     atomic_store(&closes, 0);
     atomic_store(&iterated, 0);
+    atomic_store(&pulls, 0);
     log_text[0] = '\0';
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.log = keep_log;
@@ -381,6 +394,44 @@ START_TEST(exc_info_replaces_unsent_headers)
     ck_assert_int_eq(r.status, 503);
     ck_assert_str_eq(r.body, "sorry");
     response_free(&r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+START_TEST(exc_info_after_head_cuts)
+{
+    start(test_application());
+    int fd = client_connect(port);
+    ck_assert_int_eq(client_send_str(fd, "GET /exc-late?5 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert(client_closed(fd, 3000));
+    close(fd);
+    ck_assert(logged("database went away"));
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), 1);
+}
+END_TEST
+
+START_TEST(slow_reader_is_not_fed)
+{
+    start(test_application());
+    int fd = client_connect(port);
+    /* 100 MB for a client that reads nothing for a while: once the
+       kernel's buffers and the server's 64 KiB are full, the application
+       is asked for nothing more, so the server's memory stays flat. */
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?10000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(700000);
+    int stalled = atomic_load(&pulls);
+    usleep(700000);
+    ck_assert_int_eq(atomic_load(&pulls), stalled);
+    ck_assert_int_lt(stalled, 10000);
+    /* Reading again resumes the stream. */
+    char buf[65536];
+    size_t got = 0;
+    for (int i = 0; i < 200; i++)
+        got += client_read(fd, buf, sizeof(buf), 20, NULL, NULL);
+    ck_assert_uint_gt(got, 100000);
+    ck_assert_int_gt(atomic_load(&pulls), stalled);
     close(fd);
     stop();
 }
@@ -587,6 +638,8 @@ int main(void)
     tcase_add_test(tc, misbehaving_applications_get_500);
     tcase_add_test(tc, exc_info_replaces_unsent_headers);
     tcase_add_test(tc, streamed_body_and_close_once);
+    tcase_add_test(tc, exc_info_after_head_cuts);
+    tcase_add_test(tc, slow_reader_is_not_fed);
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
     suite_add_tcase(suite, tc);
