@@ -31,11 +31,14 @@ struct csgi_gateway__request {
     csgi_start_response start_response;
     csgi_body *body;
 
-    /* The response head, as the application gave it (arena copies). */
+    /* The response head, as the application gave it: the fields formatted
+       as "Name: value\r\n" lines, ready for the engine (arena copies). */
     int status;
     const char *reason;
-    csgi_header *headers;
-    size_t header_count;
+    size_t reason_len;
+    const char *fields;
+    size_t fields_len;
+    unsigned field_flags;   /* CSGI_HTTP__HAS_DATE, CSGI_HTTP__HAS_SERVER */
     int64_t content_length; /* from the application's Content-Length, else -1 */
 
     unsigned char started;   /* start-response was called */
@@ -190,35 +193,40 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
         return CSGI_EINVAL;
     }
 
-    /* The fields may live on the application's stack: copy them (one
-       arena block for the array and the strings) for the head, which is
-       written once the body is known. */
+    /* The fields may live on the application's stack: copy them now,
+       formatted as the head will carry them (one arena block), for the
+       head is written only once the body is known. */
     csgi_arena *arena = csgi_environ__arena(request->environ);
-    size_t array = (count ? count : 1) * sizeof(csgi_header);
-    csgi_header *copy = csgi_arena__alloc(arena, array + bytes);
-    if (!copy)
+    char *block = csgi_arena__alloc(arena, bytes + 4 * count);
+    if (!block)
         return CSGI_ENOMEM;
-    char *text = (char *)copy + array;
-    size_t kept = 0;
+    char *p = block;
+    unsigned flags = 0;
     for (size_t i = 0; i < count; i++) {
-        if (headers[i].name_len == 14 && NAME_IS(&headers[i], "content-length"))
+        const csgi_header *h = &headers[i];
+        if (h->name_len == 14 && NAME_IS(h, "content-length"))
             continue; /* the engine writes it from content_length */
-        copy[kept].name = text;
-        memcpy(text, headers[i].name, headers[i].name_len);
-        text += headers[i].name_len;
-        copy[kept].name_len = headers[i].name_len;
-        copy[kept].value = text;
-        if (headers[i].value_len)
-            memcpy(text, headers[i].value, headers[i].value_len);
-        text += headers[i].value_len;
-        copy[kept].value_len = headers[i].value_len;
-        kept++;
+        if (h->name_len == 4 && NAME_IS(h, "date"))
+            flags |= CSGI_HTTP__HAS_DATE;
+        else if (h->name_len == 6 && NAME_IS(h, "server"))
+            flags |= CSGI_HTTP__HAS_SERVER;
+        memcpy(p, h->name, h->name_len);
+        p += h->name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        if (h->value_len)
+            memcpy(p, h->value, h->value_len);
+        p += h->value_len;
+        *p++ = '\r';
+        *p++ = '\n';
     }
-    memcpy(text, status + 4, reason_len + 1);
-    request->reason = text;
+    request->fields = block;
+    request->fields_len = (size_t)(p - block);
+    request->field_flags = flags;
+    memcpy(p, status + 4, reason_len + 1);
+    request->reason = p;
+    request->reason_len = reason_len;
     request->status = code;
-    request->headers = copy;
-    request->header_count = kept;
     request->content_length = length;
     request->started = 1;
     request->failed = 0;
@@ -235,10 +243,9 @@ static int send_head(csgi_gateway__request *request, int64_t length)
         }
         length = request->content_length;
     }
-    /* csgi_header and csgi_http__header have the same layout by design. */
-    int r = csgi_http__response_start(request->http, request->status, request->reason,
-                                      (const csgi_http__header *)request->headers,
-                                      request->header_count, length);
+    int r = csgi_http__response_start_block(request->http, request->status, request->reason,
+                                            request->reason_len, request->fields,
+                                            request->fields_len, request->field_flags, length);
     if (r == 0)
         request->head_sent = 1;
     return r;

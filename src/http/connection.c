@@ -1089,9 +1089,15 @@ static char *put(char *p, const void *s, size_t len)
     return p + len;
 }
 
-int csgi_http__response_start(csgi_http__request *req, int status, const char *reason,
-                              const csgi_http__header *headers, size_t count,
-                              int64_t content_length)
+/*
+ * Write the response head into the output. The application's fields come
+ * either as an array (headers/count) or already formatted as
+ * "Name: value\r\n" lines (block/block_len, from the gateway, which
+ * validated and formatted them while copying them once anyway).
+ */
+static int start_head(csgi_http__request *req, int status, const char *reason, size_t reason_len,
+                      const csgi_http__header *headers, size_t count, const char *block,
+                      size_t block_len, int has_date, int has_server, int64_t content_length)
 {
     if (req->done || req->response_state != RESP_NONE || req->cut)
         return CSGI_ESTATE;
@@ -1128,8 +1134,7 @@ int csgi_http__response_start(csgi_http__request *req, int status, const char *r
         keep_alive = 0;
     req->keep_alive = (unsigned char)keep_alive;
 
-    int has_date = 0, has_server = 0;
-    size_t size = 0;
+    size_t size = block_len;
     for (size_t i = 0; i < count; i++) {
         size += headers[i].name_len + headers[i].value_len + 4;
         if (name_is(&headers[i], "date", 4))
@@ -1137,9 +1142,6 @@ int csgi_http__response_start(csgi_http__request *req, int status, const char *r
         else if (name_is(&headers[i], "server", 6))
             has_server = 1;
     }
-    if (!reason)
-        reason = csgi_http__status_reason(status);
-    size_t reason_len = strlen(reason);
     if (!has_date)
         csgi_http__date_refresh(loop);
     char length_line[48];
@@ -1168,6 +1170,8 @@ int csgi_http__response_start(csgi_http__request *req, int status, const char *r
         p = put(p, loop->date_line, loop->date_line_len);
     if (!has_server && engine->server_line)
         p = put(p, engine->server_line, engine->server_line_len);
+    if (block_len)
+        p = put(p, block, block_len);
     for (size_t i = 0; i < count; i++) {
         p = put(p, headers[i].name, headers[i].name_len);
         p = put(p, ": ", 2);
@@ -1193,6 +1197,25 @@ int csgi_http__response_start(csgi_http__request *req, int status, const char *r
     req->response_state = RESP_STARTED;
     conn_touch(conn);
     return 0;
+}
+
+int csgi_http__response_start(csgi_http__request *req, int status, const char *reason,
+                              const csgi_http__header *headers, size_t count,
+                              int64_t content_length)
+{
+    if (!reason)
+        reason = csgi_http__status_reason(status);
+    return start_head(req, status, reason, strlen(reason), headers, count, NULL, 0, 0, 0,
+                      content_length);
+}
+
+int csgi_http__response_start_block(csgi_http__request *req, int status, const char *reason,
+                                    size_t reason_len, const char *block, size_t block_len,
+                                    unsigned flags, int64_t content_length)
+{
+    return start_head(req, status, reason, reason_len, NULL, 0, block, block_len,
+                      (flags & CSGI_HTTP__HAS_DATE) != 0, (flags & CSGI_HTTP__HAS_SERVER) != 0,
+                      content_length);
 }
 
 /* Checks common to every write; returns 1 to write, 0 to discard, or an error. */

@@ -215,6 +215,21 @@ int csgi_http__response_start(csgi_http__request *req, int status, const char *r
                               const csgi_http__header *headers, size_t count,
                               int64_t content_length);
 
+/* csgi_http__response_start_block flags: the block has these fields. */
+#define CSGI_HTTP__HAS_DATE   1u
+#define CSGI_HTTP__HAS_SERVER 2u
+
+/*
+ * Like csgi_http__response_start, with the fields already checked and
+ * formatted by the caller as "Name: value\r\n" lines (block, borrowed for
+ * the call), and the reason phrase counted. flags: CSGI_HTTP__HAS_DATE,
+ * CSGI_HTTP__HAS_SERVER when the block has them (else the engine adds
+ * its own).
+ */
+int csgi_http__response_start_block(csgi_http__request *req, int status, const char *reason,
+                                    size_t reason_len, const char *block, size_t block_len,
+                                    unsigned flags, int64_t content_length);
+
 /* Append body bytes (copied). Returns 0, CSGI_ESTATE, CSGI_ERANGE (more
    than the declared Content-Length), CSGI_ENOMEM. */
 int csgi_http__response_write(csgi_http__request *req, const void *data, size_t len);
