@@ -100,6 +100,16 @@ static void eager_close(void *state)
 
 static const csgi_body_type eager_type = {"eager", eager_next, eager_close};
 
+/* A body that fails before producing anything. */
+static int broken_next(void *state, csgi_chunk *chunk)
+{
+    (void)state;
+    (void)chunk;
+    return CSGI_EIO;
+}
+
+static const csgi_body_type broken_type = {"broken", broken_next, eager_close};
+
 static int path_is(csgi_environ *environ, const char *path)
 {
     const char *p = csgi_environ_get(environ, "PATH_INFO");
@@ -177,6 +187,17 @@ static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_respon
         json_t *info = csgi_environ_get_json(environ, "test.token_info");
         const char *user = info ? json_string_value(json_object_get(info, "user")) : NULL;
         return plain(environ, sr, "200 OK", user ? user : "nobody");
+    }
+    if (path_is(environ, "/big")) {
+        char *big = csgi_environ_alloc(environ, 100000);
+        memset(big, 'q', 100000);
+        csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+        return csgi_body_static(environ, big, 100000);
+    }
+    if (path_is(environ, "/fails-early")) {
+        csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+        atomic_fetch_add(&iterated, 1);
+        return csgi_body_new(environ, &broken_type, NULL);
     }
     if (path_is(environ, "/bad-status"))
         return plain(environ, sr, "20 OK", "never");
@@ -353,7 +374,7 @@ START_TEST(misbehaving_applications_get_500)
 {
     static const char *const paths[] = {"/bad-status",      "/crlf-header", "/hop-by-hop",
                                         "/no-start",        "/null",        "/eager",
-                                        "/length-mismatch", "/twice"};
+                                        "/length-mismatch", "/twice",       "/fails-early"};
     /* What the error log must say about each, in the same order. */
     static const char *const reasons[] = {"status code is not three digits",
                                           "CR, LF, NUL or control character in a header value",
@@ -362,7 +383,8 @@ START_TEST(misbehaving_applications_get_500)
                                           "returned no body",
                                           "GET /eager: body produced before start-response",
                                           "Content-Length differs from the body's length",
-                                          "start-response called twice without exc_info"};
+                                          "start-response called twice without exc_info",
+                                          "GET /fails-early: the response body failed"};
     start(test_application());
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         int fd = client_connect(port);
@@ -381,7 +403,31 @@ START_TEST(misbehaving_applications_get_500)
         close(fd);
     }
     stop();
-    ck_assert_int_eq(atomic_load(&closes), atomic_load(&iterated));
+    int closed = atomic_load(&closes), made = atomic_load(&iterated);
+    ck_assert_int_eq(closed, made);
+}
+END_TEST
+
+START_TEST(decoded_path_refusals)
+{
+    start(test_application());
+    static const char *const paths[] = {"/a%2f..%2f..%2fetc", "/admin%00.png",
+                                        "/x/%2e%2e/%2E%2E/y"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        int fd = client_connect(port);
+        test_response r;
+        request(fd, "GET", paths[i], NULL, &r);
+        ck_assert_msg(r.status == 400, "%s gave %d", paths[i], r.status);
+        response_free(&r);
+        close(fd);
+    }
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/a%2fb/../environ", NULL, &r); /* stays below the root */
+    ck_assert_int_eq(r.status, 404);
+    response_free(&r);
+    close(fd);
+    stop();
 }
 END_TEST
 
@@ -546,19 +592,25 @@ static const csgi_app_type header_type = {"headers", header_call, filter_destroy
 /* 3. Transforms the body: upper-cases what the application behind sends. */
 typedef struct upper {
     csgi_body *inner;
+    csgi_chunk pending; /* what is left of the inner piece */
     char buffer[16384];
 } upper;
 
 static int upper_next(void *state, csgi_chunk *chunk)
 {
     upper *u = state;
-    csgi_chunk in;
-    int r = csgi_body_next(u->inner, &in);
-    if (r != 1)
-        return r;
-    size_t n = in.len < sizeof(u->buffer) ? in.len : sizeof(u->buffer);
+    if (u->pending.len == 0) {
+        int r = csgi_body_next(u->inner, &u->pending);
+        if (r != 1)
+            return r;
+    }
+    /* A piece larger than the buffer goes out over several calls. */
+    size_t n = u->pending.len < sizeof(u->buffer) ? u->pending.len : sizeof(u->buffer);
+    const unsigned char *in = u->pending.data;
     for (size_t i = 0; i < n; i++)
-        u->buffer[i] = (char)toupper(((const unsigned char *)in.data)[i]);
+        u->buffer[i] = (char)toupper(in[i]);
+    u->pending.data = in + n;
+    u->pending.len -= n;
     chunk->data = u->buffer;
     chunk->len = n;
     return 1;
@@ -616,6 +668,12 @@ START_TEST(middleware_pipeline)
     ck_assert_str_eq(r.body, "HELLO WORLD");
     ck_assert_str_eq(response_header(&r, "X-Filtered"), "yes");
     response_free(&r);
+    /* A piece of 100 000 bytes, larger than the filter's buffer, arrives whole. */
+    request(fd, "GET", "/big", "X-Auth-Token: open-sesame\r\n", &r);
+    ck_assert_uint_eq(r.body_len, 100000);
+    ck_assert_int_eq(r.body[0], 'Q');
+    ck_assert_int_eq(r.body[99999], 'Q');
+    response_free(&r);
     request(fd, "GET", "/whoami", "X-Auth-Token: open-sesame\r\n", &r);
     ck_assert_str_eq(r.body, "DEMO");
     response_free(&r);
@@ -637,6 +695,7 @@ int main(void)
     tcase_add_test(tc, hello_through_the_gateway);
     tcase_add_test(tc, misbehaving_applications_get_500);
     tcase_add_test(tc, exc_info_replaces_unsent_headers);
+    tcase_add_test(tc, decoded_path_refusals);
     tcase_add_test(tc, streamed_body_and_close_once);
     tcase_add_test(tc, exc_info_after_head_cuts);
     tcase_add_test(tc, slow_reader_is_not_fed);

@@ -224,7 +224,7 @@ static const target_case target_cases[] = {
      "h"},
     {"GET /a/./../b HTTP/1.1\r\n" HOST "\r\n", CSGI_HTTP__FORM_ORIGIN, NULL, "/a/./../b", NULL,
      "h"},
-    {"GET //.. HTTP/1.1\r\n" HOST "\r\n", CSGI_HTTP__FORM_ORIGIN, NULL, "//..", NULL, "h"},
+    {"GET /a//b/.. HTTP/1.1\r\n" HOST "\r\n", CSGI_HTTP__FORM_ORIGIN, NULL, "/a//b/..", NULL, "h"},
     {"GET /..a/.../x.. HTTP/1.1\r\n" HOST "\r\n", CSGI_HTTP__FORM_ORIGIN, NULL, "/..a/.../x..",
      NULL, "h"},
     {"GET /%2e%2e%2e/x HTTP/1.1\r\n" HOST "\r\n", CSGI_HTTP__FORM_ORIGIN, NULL, "/%2e%2e%2e/x",
@@ -485,6 +485,9 @@ static const refusal refusals[] = {
     REFUSE("GET /../x HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
     REFUSE("GET /.. HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
     REFUSE("GET /a/../../x HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
+    /* Empty segments are no level, as a file system sees them. */
+    REFUSE("GET //.. HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
+    REFUSE("GET /a//../../x HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
     REFUSE("GET /%2e%2e/x HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
     REFUSE("GET /%2E./x HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),
     REFUSE("GET /.%2e/x HTTP/1.1\r\n" HOST "\r\n", 400, "path climbs above the root"),

@@ -332,10 +332,8 @@ static void pump(csgi_gateway__request *request)
                 finish(request);
                 break;
             }
-            if (send_head(request, -1) != 0) {
-                fail(request, "could not start the response");
-                break;
-            }
+            /* An iterator's head waits for its first piece: if the body
+               fails before that, the client still gets a clean 500. */
         }
         if (request->head_sent && csgi_http__response_buffered(request->http) >= watermark)
             break; /* on_writable pumps again */
@@ -449,9 +447,13 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
     csgi_http__request_set_callbacks(http, &gateway_callbacks, request);
 
     const csgi_http__head *head = csgi_http__request_head(http);
+    /* PATH_INFO is the decoded path: refuse what decoding would turn
+       into a climb above the root ("%2F.." ) or a NUL byte ("%00"), which
+       would cut the path short for C string functions. */
     if (head->path_len && memchr(head->path, '%', head->path_len) &&
-        !csgi_environ__path_is_safe(head->path, head->path_len)) {
-        request_log(request, CSGI_LOG__INFO, "encoded path climbs above the root");
+        (!csgi_environ__path_is_safe(head->path, head->path_len) ||
+         memmem(head->path, head->path_len, "%00", 3))) {
+        request_log(request, CSGI_LOG__INFO, "encoded path climbs above the root or has NUL");
         csgi_http__response_abort(http, 400, CSGI_EPARSE);
         return;
     }

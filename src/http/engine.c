@@ -171,9 +171,17 @@ static int resolve(const char *address, csgi_http__listener *listener)
     const char *colon = strrchr(address, ':');
     if (!colon || !colon[1] || strlen(address) > 300)
         return CSGI_EINVAL;
+    /* libevent's parser refuses port 0, so "[::1]:0" and "127.0.0.1:0"
+       come here: take the brackets off an IPv6 literal. */
     char host[301];
-    memcpy(host, address, (size_t)(colon - address));
-    host[colon - address] = '\0';
+    const char *start = address;
+    size_t host_len = (size_t)(colon - address);
+    if (host_len >= 2 && address[0] == '[' && address[host_len - 1] == ']') {
+        start++;
+        host_len -= 2;
+    }
+    memcpy(host, start, host_len);
+    host[host_len] = '\0';
     for (const char *p = colon + 1; *p; p++)
         if (*p < '0' || *p > '9')
             return CSGI_EINVAL;

@@ -516,12 +516,15 @@ static int path_escapes_root(const unsigned char *p, const unsigned char *end)
         const unsigned char *segment = ++p; /* skip the '/' */
         while (p < end && *p != '/')
             p++;
-        int dots = dot_segment(segment, (size_t)(p - segment));
+        size_t segment_len = (size_t)(p - segment);
+        int dots = dot_segment(segment, segment_len);
         if (dots == 2) {
             if (depth == 0)
                 return 1;
             depth--;
-        } else if (dots == 0) {
+        } else if (dots == 0 && segment_len > 0) {
+            /* An empty segment ("//") is no level: file systems read "a//"
+               as "a/", so counting it would let "/a//../../x" out. */
             depth++;
         }
     }
