@@ -45,10 +45,27 @@ fail:;
     return -1;
 }
 
-size_t bench_request(char *buf, size_t size, const char *host, int port, const char *path)
+size_t bench_request(char *buf, size_t size, const char *host, int port, const char *path,
+                     const char *extra)
 {
-    int n = snprintf(buf, size, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", path, host, port);
+    int n = snprintf(buf, size, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", path, host, port,
+                     extra ? extra : "");
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+int bench_add_header(char **extra, const char *header)
+{
+    const char *colon = strchr(header, ':');
+    if (!colon || colon == header || strpbrk(header, "\r\n"))
+        return -1;
+    size_t old = *extra ? strlen(*extra) : 0, len = strlen(header);
+    char *grown = realloc(*extra, old + len + 3);
+    if (!grown)
+        return -1;
+    memcpy(grown + old, header, len);
+    memcpy(grown + old + len, "\r\n", 3);
+    *extra = grown;
+    return 0;
 }
 
 /* Like memmem for a NUL-free needle. */

@@ -15,8 +15,16 @@
 int bench_connect(const char *host, int port, int nonblock);
 
 /* Format the keep-alive request wrk would send into buf ("GET path
-   HTTP/1.1" and a Host field). Returns its length, or 0 if buf is small. */
-size_t bench_request(char *buf, size_t size, const char *host, int port, const char *path);
+   HTTP/1.1" and a Host field), then the extra header lines in extra (each
+   "Name: value\r\n"; NULL or "" for none). Returns its length, or 0 if buf
+   is small. */
+size_t bench_request(char *buf, size_t size, const char *host, int port, const char *path,
+                     const char *extra);
+
+/* Append "-H" header to *extra (a malloc'd string of "Name: value\r\n"
+   lines, NULL at first), as wrk -H does. Returns 0, or -1 if header is not
+   "Name: value" on one line or memory is exhausted. */
+int bench_add_header(char **extra, const char *header);
 
 /* Frame the response at the start of buf[0..len). Returns its total length
    (head and body) once all of it is in buf, 0 while it is incomplete, -1 if

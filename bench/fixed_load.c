@@ -2,15 +2,17 @@
  * Send an exact number of keep-alive GET requests, for the callgrind
  * measurement in bench/run.sh (wrk runs for a duration, not a count).
  *
- *   fixed_load PORT CONNECTIONS REQUESTS [TIMEOUT_SECONDS]
+ *   fixed_load [-H "Name: value"]... [-s STATUS] [-b BODY] PORT CONNECTIONS REQUESTS
+ *              [TIMEOUT_SECONDS]
  *
  * Opens CONNECTIONS connections to 127.0.0.1:PORT and spreads REQUESTS
  * over them; each connection sends its next request when the previous
  * response has arrived (sequential keep-alive, no pipelining), like wrk.
- * Every response must be 200 with a Content-Length. A connection the
- * server closes ("Connection: close", e.g. a keep-alive request limit) is
- * reopened and counted. Exits 0 when all responses arrived, 1 on any
- * error or when TIMEOUT_SECONDS (default 300) pass.
+ * -H adds a header field to every request, as wrk -H does (repeatable).
+ * Every response must have status STATUS (default 200) and a
+ * Content-Length, and with -b a body of exactly BODY. A connection the server closes ("Connection:
+ * close", e.g. a keep-alive request limit) is reopened and counted. Exits 0 when all responses
+ * arrived, 1 on any error or when TIMEOUT_SECONDS (default 300) pass.
  */
 #include "client.h"
 
@@ -33,7 +35,9 @@ typedef struct connection {
 
 static const char *host = "127.0.0.1";
 static int port;
-static char request[256];
+static char request[2048];
+static int expected_status = 200;
+static const char *expected_body; /* NULL: any */
 static size_t request_len;
 static unsigned long reconnects;
 
@@ -96,9 +100,19 @@ static long on_readable(connection *c)
         }
         if (len == 0)
             return completed;
-        if (status != 200) {
-            fprintf(stderr, "fixed_load: response status %d\n", status);
+        if (status != expected_status) {
+            fprintf(stderr, "fixed_load: response status %d, expected %d\n", status,
+                    expected_status);
             return -1;
+        }
+        if (expected_body) {
+            /* The body is the last bytes of the response, right after the head. */
+            size_t blen = strlen(expected_body);
+            if ((size_t)len < blen + 4 || memcmp(c->buf + len - blen - 4, "\r\n\r\n", 4) != 0 ||
+                memcmp(c->buf + len - blen, expected_body, blen) != 0) {
+                fprintf(stderr, "fixed_load: unexpected response body: %.*s\n", (int)len, c->buf);
+                return -1;
+            }
         }
         if (!c->in_flight) {
             fprintf(stderr, "fixed_load: response without a request\n");
@@ -125,23 +139,50 @@ static long on_readable(connection *c)
     }
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: fixed_load [-H \"Name: value\"]... [-s STATUS] [-b BODY] PORT "
+                    "CONNECTIONS REQUESTS [TIMEOUT_SECONDS]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: fixed_load PORT CONNECTIONS REQUESTS [TIMEOUT_SECONDS]\n");
-        return 2;
+    char *extra = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "+H:s:b:")) != -1) {
+        if (opt == 'H' && bench_add_header(&extra, optarg) == 0)
+            continue;
+        if (opt == 'b') {
+            expected_body = optarg;
+            continue;
+        }
+        if (opt == 's' && (expected_status = atoi(optarg)) >= 100 && expected_status <= 999)
+            continue;
+        if (opt == 'H' || opt == 's')
+            fprintf(stderr, "fixed_load: bad -%c %s\n", opt, optarg);
+        return usage();
     }
-    port = atoi(argv[1]);
-    unsigned long count = strtoul(argv[2], NULL, 10);
-    unsigned long total = strtoul(argv[3], NULL, 10);
-    double timeout = argc > 4 ? atof(argv[4]) : 300;
+    argc -= optind;
+    argv += optind;
+    if (argc < 3)
+        return usage();
+    port = atoi(argv[0]);
+    unsigned long count = strtoul(argv[1], NULL, 10);
+    unsigned long total = strtoul(argv[2], NULL, 10);
+    double timeout = argc > 3 ? atof(argv[3]) : 300;
     if (port <= 0 || count == 0 || total == 0) {
         fprintf(stderr, "fixed_load: bad arguments\n");
         return 2;
     }
     if (count > total)
         count = total;
-    request_len = bench_request(request, sizeof(request), host, port, "/");
+    request_len = bench_request(request, sizeof(request), host, port, "/", extra);
+    free(extra);
+    if (request_len == 0) {
+        fprintf(stderr, "fixed_load: the request does not fit in %zu bytes\n", sizeof(request));
+        return 2;
+    }
 
     connection *conns = calloc(count, sizeof(*conns));
     struct pollfd *fds = calloc(count, sizeof(*fds));

@@ -1,11 +1,12 @@
 /*
  * Measure what an idle keep-alive connection costs a server in memory.
  *
- *   idle_conns PORT PID COUNT
+ *   idle_conns [-H "Name: value"]... PORT PID COUNT
  *
- * PID is the server's process (its /proc/PID/status is read). First a few
- * connections make one request each and close, so buffers allocated on
- * first use are already in the baseline. Then COUNT connections are opened
+ * -H adds a header field to every request, as wrk -H does. PID is the
+ * server's process (its /proc/PID/status is read). First a few connections
+ * make one request each and close, so buffers allocated on first use are
+ * already in the baseline. Then COUNT connections are opened
  * in four steps; each sends one keep-alive request and reads the complete
  * response, then stays open and silent. After each step the server's
  * RssAnon (anonymous memory: heap and mmap'd allocations, where connection
@@ -36,7 +37,7 @@
 
 static const char *host = "127.0.0.1";
 static int port;
-static char request[256];
+static char request[2048];
 static size_t request_len;
 
 /* The value in kB of "name:" in /proc/pid/status, or -1. */
@@ -127,18 +128,31 @@ static int open_idle(int *fds, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: idle_conns PORT PID COUNT\n");
+    char *extra = NULL;
+    int opt, bad = 0;
+    while (!bad && (opt = getopt(argc, argv, "+H:")) != -1) {
+        bad = opt != 'H' || bench_add_header(&extra, optarg) != 0;
+        if (bad && opt == 'H')
+            fprintf(stderr, "idle_conns: bad -H %s\n", optarg);
+    }
+    if (bad || argc - optind != 3) {
+        fprintf(stderr, "usage: idle_conns [-H \"Name: value\"]... PORT PID COUNT\n");
         return 2;
     }
-    port = atoi(argv[1]);
-    int pid = atoi(argv[2]);
-    size_t count = strtoul(argv[3], NULL, 10);
+    argv += optind;
+    port = atoi(argv[0]);
+    int pid = atoi(argv[1]);
+    size_t count = strtoul(argv[2], NULL, 10);
     if (port <= 0 || pid <= 0 || count < STEPS) {
         fprintf(stderr, "idle_conns: bad arguments\n");
         return 2;
     }
-    request_len = bench_request(request, sizeof(request), host, port, "/");
+    request_len = bench_request(request, sizeof(request), host, port, "/", extra);
+    free(extra);
+    if (request_len == 0) {
+        fprintf(stderr, "idle_conns: the request does not fit in %zu bytes\n", sizeof(request));
+        return 2;
+    }
     int *fds = calloc(count, sizeof(*fds));
     if (!fds)
         return 1;

@@ -1,31 +1,45 @@
 #!/usr/bin/env bash
-# csgi's benchmark: examples/hello against libevent's evhttp (bench/evhttp_hello.c).
+# csgi's benchmark: four servers answering every request with "Hello World"
+# (text/html, with a Content-Length), measured in the same run:
+#
+#   engine  bench/engine_hello  csgi's HTTP engine alone, without the gateway
+#   hello   examples/hello      the same answer as a csgi application (gateway)
+#   auth    bench/auth_hello    hello behind the talk's auth filter (middleware)
+#   evhttp  bench/evhttp_hello  libevent's evhttp, the baseline
 #
 #   bench/run.sh [throughput] [callgrind] [idle]     (default: all three)
 #
-# 1. throughput  wrk -t1 -c64 keep-alive, server pinned to core 0 and wrk to
-#                core 1; the two servers alternate, ROUNDS rounds, medians
+# 0. check       always: each server answers 200 "Hello World" to a request
+#                carrying the token, and auth answers 403 without it or with
+#                a wrong one
+# 1. throughput  wrk -t1 -c64 keep-alive, servers pinned to core 0 and wrk to
+#                core 1; the servers take turns (the order reverses every
+#                round), ROUNDS rounds, medians
 # 2. callgrind   user-space instructions per request: two runs of different
 #                length under callgrind, the difference divided by the
-#                difference in requests (start-up and shut-down cancel)
-# 3. idle        anonymous memory a server holds per idle keep-alive connection
+#                difference in requests (start-up and shut-down cancel); also
+#                per function, and what the gateway and the filter add
+# 3. idle        anonymous memory a server holds per idle keep-alive
+#                connection (hello and evhttp)
 #
-# Then a summary block for docs/performance.md, with PASS/FAIL per target.
-# Everything listens on 127.0.0.1 only; servers started here are stopped on
-# exit. Environment (defaults in brackets):
-#   DURATION [10]   seconds per wrk run      ROUNDS [3]      wrk rounds per server
+# Every request to every server carries "X-Auth-Token: open-sesame", so the
+# four servers parse the same bytes and auth/hello is the filter's cost
+# alone. Then a summary block for docs/performance.md, with PASS/FAIL per
+# target. Everything listens on 127.0.0.1 only; servers started here are
+# stopped on exit. Environment (defaults in brackets):
+#   DURATION [5]    seconds per wrk run      ROUNDS [3]      wrk rounds per server
 #   CONNECTIONS [64] wrk connections         WARMUP [2]      seconds of wrk warm-up
 #   CG_SMALL [2000] CG_LARGE [22000]          requests of the two callgrind runs
 #   CG_CONNECTIONS [32]                       connections of the callgrind runs
 #   IDLE_CONNS [3000]                         idle connections per server
 #   BUILD_DIR [build-bench]                   STRICT [0]: exit 1 if a target fails
-# The callgrind profiles and per-function costs are kept in BUILD_DIR/results
-# (callgrind_annotate or kcachegrind read them).
+# The callgrind profiles, per-function costs and differences are kept in
+# BUILD_DIR/results (callgrind_annotate or kcachegrind read the profiles).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-2}
@@ -35,10 +49,18 @@ CG_CONNECTIONS=${CG_CONNECTIONS:-32}
 IDLE_CONNS=${IDLE_CONNS:-3000}
 STRICT=${STRICT:-0}
 
+# The servers, in the order of odd rounds and of the tables.
+SERVERS=(engine hello auth evhttp)
+# The header every request carries: the auth filter's token.
+AUTH_HEADER="X-Auth-Token: open-sesame"
+
 # Targets.
-TARGET_THROUGHPUT=1.5 # csgi req/s >= 1.5 x evhttp
-TARGET_INSTRUCTIONS=0.5 # csgi instructions/request <= 0.5 x evhttp
-TARGET_IDLE_BYTES=1024  # csgi bytes per idle connection <= 1 KiB
+TARGET_GATEWAY_IR=1.10     # hello instructions/request <= 1.10 x engine
+TARGET_GATEWAY_RPS=0.9     # hello req/s >= 0.9 x engine
+TARGET_AUTH_IR=1.05        # auth instructions/request <= 1.05 x hello
+TARGET_THROUGHPUT=1.5      # hello, auth (and engine) req/s >= 1.5 x evhttp
+TARGET_ENGINE_IR=0.5       # engine instructions/request <= 0.5 x evhttp
+TARGET_IDLE_BYTES=1024     # hello bytes per idle connection <= 1 KiB
 # A wrk run during which other processes used more than this % of a core is
 # repeated (once) and flagged.
 BUSY_LIMIT=10
@@ -82,6 +104,7 @@ fi
 
 # ---- Servers and clean-up ---------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/csgi-bench.XXXXXX")
+TMP=$(cd "$TMP" && pwd) # absolute: function_costs runs callgrind_annotate from /
 SERVER_PIDS=()
 CLIENT_PID=""
 
@@ -188,6 +211,7 @@ verdict() { # verdict VALUE OP LIMIT -> PASS or FAIL
     ok = (op == ">=") ? v >= l : v <= l; print ok ? "PASS" : "FAIL" }'
 }
 
+
 # ---- 1. Build -----------------------------------------------------------------
 CORES=$(nproc)
 log "== Building a Release build (-O2) in $BUILD_DIR"
@@ -196,15 +220,28 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DCSGI_BUILD_BENCH=ON -DCSGI_BUILD_TESTS=OFF -DCSGI_BUILD_EXAMPLES=ON \
   -DCSGI_BUILD_FUZZERS=OFF -DCSGI_SANITIZE=OFF >"$TMP/cmake.log" 2>&1 ||
   { cat "$TMP/cmake.log" >&2; die "cmake configure failed"; }
-cmake --build "$BUILD_DIR" -j "$CORES" --target hello evhttp_hello fixed_load idle_conns \
+cmake --build "$BUILD_DIR" -j "$CORES" \
+  --target engine_hello hello auth_hello evhttp_hello fixed_load idle_conns \
   >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log" >&2; die "build failed"; }
-HELLO=$BUILD_DIR/examples/hello
-EVHTTP=$BUILD_DIR/bench/evhttp_hello
+declare -A BIN=(
+  [engine]=$BUILD_DIR/bench/engine_hello
+  [hello]=$BUILD_DIR/examples/hello
+  [auth]=$BUILD_DIR/bench/auth_hello
+  [evhttp]=$BUILD_DIR/bench/evhttp_hello
+)
 FIXED_LOAD=$BUILD_DIR/bench/fixed_load
 IDLE=$BUILD_DIR/bench/idle_conns
-for bin in "$HELLO" "$EVHTTP" "$FIXED_LOAD" "$IDLE"; do
+for bin in "${BIN[@]}" "$FIXED_LOAD" "$IDLE"; do
   [ -x "$bin" ] || die "$bin was not built"
 done
+
+# server_command NAME: sets CMD to the command line serving on a free port.
+server_command() {
+  case $1 in
+    evhttp) CMD=("${BIN[$1]}" 0) ;;
+    *) CMD=("${BIN[$1]}" --port 0) ;;
+  esac
+}
 
 # Enough descriptors for the idle connections (both ends run under this limit;
 # raising the hard limit needs root).
@@ -217,12 +254,34 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
   fi
 fi
 
-# Results, filled in by the parts that run.
-CSGI_RPS="" EVHTTP_RPS="" CSGI_P99="" EVHTTP_P99="" CSGI_CPU="" EVHTTP_CPU=""
-CSGI_CPU_US="" EVHTTP_CPU_US=""
-PIN_NOTE="" BUSY_NOTE="" CLIENT_NOTE=""
-CSGI_IPR="" EVHTTP_IPR="" CSGI_MALLOC_SHARE=""
-CSGI_IDLE="" EVHTTP_IDLE=""
+# ---- 0. Check the answers -----------------------------------------------------
+# Each server must answer the benchmark's request with 200 and "Hello World";
+# auth must refuse a request without the token, or with a wrong one.
+log "== Checking the servers' answers (every request carries '$AUTH_HEADER')"
+for name in "${SERVERS[@]}"; do
+  server_command "$name"
+  start_server "check-$name" 10 "${CMD[@]}"
+  pid=$SERVER_PID
+  run_client 20 "$TMP/check.log" "$FIXED_LOAD" -H "$AUTH_HEADER" -b "Hello World" \
+    "$SERVER_PORT" 1 3 10 ||
+    { cat "$TMP/check.log" >&2; die "$name does not answer 200 \"Hello World\" with the token"; }
+  if [ "$name" = auth ]; then
+    run_client 20 "$TMP/check.log" "$FIXED_LOAD" -s 403 "$SERVER_PORT" 1 1 10 ||
+      { cat "$TMP/check.log" >&2; die "auth does not answer 403 without the token"; }
+    run_client 20 "$TMP/check.log" "$FIXED_LOAD" -s 403 -H "X-Auth-Token: open-sesamE" \
+      "$SERVER_PORT" 1 1 10 ||
+      { cat "$TMP/check.log" >&2; die "auth does not answer 403 to a wrong token"; }
+    log "   auth: 200 \"Hello World\" with the token, 403 without it and with a wrong one"
+  else
+    log "   $name: 200 \"Hello World\""
+  fi
+  stop_server "$pid" 15
+done
+
+# Results, filled in by the parts that run, per server name.
+declare -A RPS=() P99=() CPU=() CPU_US=() CLIENT=() IPR=() IR_SMALL=() IR_LARGE=() MALLOC=()
+declare -A IDLE_BYTES_OF=()
+PIN_NOTE="" BUSY_NOTE="" CLIENT_NOTE="" BUSY_BEFORE=""
 
 # ---- 2. Throughput --------------------------------------------------------------
 # cpu_ticks PID: user + system CPU time of a process, in clock ticks.
@@ -245,7 +304,7 @@ wrk_run() {
   children=$CHILDREN_SECONDS
   start=$(date +%s.%N)
   run_client $((duration + 30)) "$out" "${WRK_PIN[@]}" wrk -t1 -c"$CONNECTIONS" \
-    -d"${duration}s" --latency "http://127.0.0.1:$port/" ||
+    -d"${duration}s" --latency -H "$AUTH_HEADER" "http://127.0.0.1:$port/" ||
     { cat "$out" >&2; die "wrk against $name failed"; }
   children_seconds
   read -r WRK_CPU WRK_OTHER WRK_CLIENT < <(awk -v t="$(($(cpu_ticks "$pid") - ticks))" \
@@ -253,9 +312,15 @@ wrk_run() {
     -v w="$(awk -v a="$children" -v b="$CHILDREN_SECONDS" 'BEGIN { print b - a }')" 'BEGIN {
       other = (b - t) / hz - w; if (other < 0) other = 0
       d = e - s; printf "%.1f %.0f %.0f\n", 100 * t / hz / d, 100 * other / d, 100 * w / d }')
-  if grep -Eq 'Non-2xx|Socket errors' "$out"; then
+  # A non-2xx answer means the server refused the request (auth: the token):
+  # its req/s would measure the wrong thing.
+  if grep -q 'Non-2xx' "$out"; then
+    cat "$out" >&2
+    die "wrk against $name got non-2xx responses"
+  fi
+  if grep -q 'Socket errors' "$out"; then
     log "run.sh: warning: wrk against $name reported errors:"
-    grep -E 'Non-2xx|Socket errors' "$out" >&2
+    grep 'Socket errors' "$out" >&2
   fi
   local parsed
   parsed=$(awk '/^Requests\/sec:/ { rps = $2 }
@@ -275,100 +340,124 @@ cpu_per_request() { awk -v c="$WRK_CPU" -v r="$WRK_RPS" 'BEGIN { printf "%.2f", 
 if [ $RUN_THROUGHPUT = 1 ]; then
   if [ "$CORES" -ge 2 ]; then
     SRV_PIN=(taskset -c 0) WRK_PIN=(taskset -c 1)
-    PIN_NOTE="server pinned to core 0, wrk to core 1"
+    PIN_NOTE="servers pinned to core 0, wrk to core 1"
   else
     SRV_PIN=() WRK_PIN=()
-    PIN_NOTE="UNPINNED: only $CORES core, server and wrk share it"
-    log "run.sh: only $CORES core: running server and wrk unpinned on the same core"
+    PIN_NOTE="UNPINNED: only $CORES core, servers and wrk share it"
+    log "run.sh: only $CORES core: running servers and wrk unpinned on the same core"
   fi
   log "== Throughput: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, $PIN_NOTE"
-  busy_before=$(busy_percent)
-  if [ "$busy_before" -gt "$BUSY_LIMIT" ]; then
-    log "run.sh: warning: the machine is ${busy_before}% busy before the throughput runs"
+  BUSY_BEFORE=$(busy_percent)
+  if [ "$BUSY_BEFORE" -gt "$BUSY_LIMIT" ]; then
+    log "run.sh: warning: the machine is ${BUSY_BEFORE}% busy before the throughput runs"
   fi
-  start_server csgi 10 "${SRV_PIN[@]}" "$HELLO" --port 0
-  CSGI_PID=$SERVER_PID CSGI_PORT=$SERVER_PORT
-  start_server evhttp 10 "${SRV_PIN[@]}" "$EVHTTP" 0
-  EVHTTP_PID=$SERVER_PID EVHTTP_PORT=$SERVER_PORT
-
-  wrk_run csgi "$CSGI_PORT" "$CSGI_PID" "$WARMUP"
-  wrk_run evhttp "$EVHTTP_PORT" "$EVHTTP_PID" "$WARMUP"
-  csgi_rps=() csgi_p99=() csgi_cpu=() csgi_client=() csgi_cpu_us=()
-  evhttp_rps=() evhttp_p99=() evhttp_cpu=() evhttp_client=() evhttp_cpu_us=()
-  max_other=0 retries=$ROUNDS
+  declare -A PORT_OF=() PID_OF=() rps_list=() p99_list=() cpu_list=() client_list=() cpu_us_list=()
+  for name in "${SERVERS[@]}"; do
+    server_command "$name"
+    start_server "wrk-$name" 10 "${SRV_PIN[@]}" "${CMD[@]}"
+    PID_OF[$name]=$SERVER_PID PORT_OF[$name]=$SERVER_PORT
+  done
+  for name in "${SERVERS[@]}"; do
+    wrk_run "$name" "${PORT_OF[$name]}" "${PID_OF[$name]}" "$WARMUP"
+  done
+  # A run other processes disturbed is repeated, twice at most, and 2 x ROUNDS
+  # times in all. The medians leave out the disturbed runs when a server has
+  # undisturbed ones.
+  max_other=0 retries=$((2 * ROUNDS)) disturbed=0
+  reversed=()
+  for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do reversed+=("${SERVERS[i]}"); done
   for ((round = 1; round <= ROUNDS; round++)); do
-    # Alternate which server goes first, so drift favours neither.
-    if ((round % 2)); then order="csgi evhttp"; else order="evhttp csgi"; fi
-    for name in $order; do
-      port=$CSGI_PORT pid=$CSGI_PID
-      [ "$name" = csgi ] || port=$EVHTTP_PORT pid=$EVHTTP_PID
-      while :; do
-        wrk_run "$name" "$port" "$pid" "$DURATION"
+    # Reverse the order every round, so drift favours no server.
+    if ((round % 2)); then order=("${SERVERS[@]}"); else order=("${reversed[@]}"); fi
+    for name in "${order[@]}"; do
+      for ((attempt = 0; ; attempt++)); do
+        wrk_run "$name" "${PORT_OF[$name]}" "${PID_OF[$name]}" "$DURATION"
         log "   round $round  $(printf '%-6s' "$name")  $(printf '%10.0f' "$WRK_RPS") req/s" \
           " p99 $(printf '%6s' "$WRK_P99") us  CPU: server $(printf '%5s' "$WRK_CPU")%" \
           " wrk $(printf '%3s' "$WRK_CLIENT")%  other processes $WRK_OTHER%"
-        # A run other processes disturbed is repeated once, ROUNDS times at most.
-        ((WRK_OTHER > BUSY_LIMIT && retries > 0)) || break
+        ((WRK_OTHER > BUSY_LIMIT && retries > 0 && attempt < 2)) || break
         retries=$((retries - 1))
         log "   (other processes used $WRK_OTHER% of a core: repeating this run)"
       done
-      ((WRK_OTHER > max_other)) && max_other=$WRK_OTHER
-      if [ "$name" = csgi ]; then
-        csgi_rps+=("$WRK_RPS") csgi_p99+=("$WRK_P99") csgi_cpu+=("$WRK_CPU")
-        csgi_client+=("$WRK_CLIENT") csgi_cpu_us+=("$(cpu_per_request)")
-      else
-        evhttp_rps+=("$WRK_RPS") evhttp_p99+=("$WRK_P99") evhttp_cpu+=("$WRK_CPU")
-        evhttp_client+=("$WRK_CLIENT") evhttp_cpu_us+=("$(cpu_per_request)")
+      kind=clean
+      if ((WRK_OTHER > BUSY_LIMIT)); then
+        kind=busy disturbed=$((disturbed + 1))
       fi
+      ((WRK_OTHER > max_other)) && max_other=$WRK_OTHER
+      rps_list[$name.$kind]+=" $WRK_RPS" p99_list[$name.$kind]+=" $WRK_P99"
+      cpu_list[$name.$kind]+=" $WRK_CPU" client_list[$name.$kind]+=" $WRK_CLIENT"
+      cpu_us_list[$name.$kind]+=" $(cpu_per_request)"
     done
   done
-  stop_server "$CSGI_PID" 15
-  stop_server "$EVHTTP_PID" 15
-  if [ "$max_other" -gt "$BUSY_LIMIT" ]; then
-    BUSY_NOTE="WARNING: other processes used up to ${max_other}% of a core during the wrk runs:"
-    BUSY_NOTE+=" req/s and latency are unreliable"
+  for name in "${SERVERS[@]}"; do
+    stop_server "${PID_OF[$name]}" 15
+  done
+  if ((disturbed > 0)); then
+    BUSY_NOTE="WARNING: other processes used up to ${max_other}% of a core during the wrk runs;"
+    BUSY_NOTE+=" $disturbed of $((ROUNDS * ${#SERVERS[@]})) runs stayed disturbed after repeats"
+    BUSY_NOTE+=" and count only for servers without undisturbed runs: req/s and latency are"
+    BUSY_NOTE+=" unreliable"
     log "run.sh: $BUSY_NOTE"
   fi
-  CSGI_RPS=$(median "${csgi_rps[@]}") EVHTTP_RPS=$(median "${evhttp_rps[@]}")
-  CSGI_P99=$(median "${csgi_p99[@]}") EVHTTP_P99=$(median "${evhttp_p99[@]}")
-  CSGI_CPU=$(median "${csgi_cpu[@]}") EVHTTP_CPU=$(median "${evhttp_cpu[@]}")
-  # One wrk thread saturating its core means the client, not the server, set
-  # the pace: that server's req/s is a lower bound.
-  for name in csgi evhttp; do
-    c=$(median "${csgi_client[@]}")
-    [ "$name" = csgi ] || c=$(median "${evhttp_client[@]}")
-    if awk -v c="$c" 'BEGIN { exit !(c >= 95) }'; then
-      CLIENT_NOTE+="${CLIENT_NOTE:+ }wrk used ${c}% of its core against $name:"
+  declare -A RUNS_COUNTED=()
+  for name in "${SERVERS[@]}"; do
+    kind=clean
+    [ -n "${rps_list[$name.clean]:-}" ] || kind=busy
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    {
+      RPS[$name]=$(median ${rps_list[$name.$kind]})
+      P99[$name]=$(median ${p99_list[$name.$kind]})
+      CPU[$name]=$(median ${cpu_list[$name.$kind]})
+      CPU_US[$name]=$(median ${cpu_us_list[$name.$kind]})
+      CLIENT[$name]=$(median ${client_list[$name.$kind]})
+      RUNS_COUNTED[$name]=$(wc -w <<<"${rps_list[$name.$kind]}")
+    }
+    [ $kind = clean ] || RUNS_COUNTED[$name]+=" disturbed"
+    # One wrk thread saturating its core means the client, not the server, set
+    # the pace: that server's req/s is a lower bound.
+    if awk -v c="${CLIENT[$name]}" 'BEGIN { exit !(c >= 95) }'; then
+      CLIENT_NOTE+="${CLIENT_NOTE:+ }wrk used ${CLIENT[$name]}% of its core against $name:"
       CLIENT_NOTE+=" $name's req/s is a lower bound (client-bound)."
     fi
   done
-  CSGI_CPU_US=$(median "${csgi_cpu_us[@]}") EVHTTP_CPU_US=$(median "${evhttp_cpu_us[@]}")
   echo
   echo "Throughput (median of $ROUNDS x ${DURATION}s, wrk -t1 -c$CONNECTIONS, keep-alive;" \
     "$PIN_NOTE)"
-  printf '  %-8s %12s %12s %12s %14s\n' server "req/s" "p99 (us)" "server CPU" "CPU us/request"
-  printf '  %-8s %12.0f %12.0f %11.0f%% %14s\n' csgi "$CSGI_RPS" "$CSGI_P99" "$CSGI_CPU" \
-    "$CSGI_CPU_US"
-  printf '  %-8s %12.0f %12.0f %11.0f%% %14s\n' evhttp "$EVHTTP_RPS" "$EVHTTP_P99" "$EVHTTP_CPU" \
-    "$EVHTTP_CPU_US"
-  echo "  csgi/evhttp req/s: $(ratio "$CSGI_RPS" "$EVHTTP_RPS")  (target >= $TARGET_THROUGHPUT)"
+  printf '  %-8s %12s %12s %12s %14s %10s  %s\n' server "req/s" "p99 (us)" "server CPU" \
+    "CPU us/request" "wrk CPU" "runs counted"
+  for name in "${SERVERS[@]}"; do
+    printf '  %-8s %12.0f %12.0f %11.0f%% %14s %9.0f%%  %s\n' "$name" "${RPS[$name]}" \
+      "${P99[$name]}" "${CPU[$name]}" "${CPU_US[$name]}" "${CLIENT[$name]}" \
+      "${RUNS_COUNTED[$name]}"
+  done
+  echo "  hello/engine req/s: $(ratio "${RPS[hello]}" "${RPS[engine]}")" \
+    " (target >= $TARGET_GATEWAY_RPS)   CPU us/request: $(ratio "${CPU_US[hello]}" "${CPU_US[engine]}")"
+  echo "  auth/hello req/s: $(ratio "${RPS[auth]}" "${RPS[hello]}")" \
+    "   CPU us/request: $(ratio "${CPU_US[auth]}" "${CPU_US[hello]}")"
+  for name in engine hello auth; do
+    echo "  $name/evhttp req/s: $(ratio "${RPS[$name]}" "${RPS[evhttp]}")" \
+      " (target >= $TARGET_THROUGHPUT)   CPU us/request:" \
+      "$(ratio "${CPU_US[$name]}" "${CPU_US[evhttp]}")"
+  done
   [ -z "$BUSY_NOTE" ] || echo "  $BUSY_NOTE"
   [ -z "$CLIENT_NOTE" ] || echo "  $CLIENT_NOTE"
   echo
 fi
 
 # ---- 3. Instructions per request (callgrind) -----------------------------------
-# callgrind_run NAME REQUESTS COMMAND...: profile of one server run serving
+# callgrind_run NAME REQUESTS: profile of one run of server NAME serving
 # REQUESTS requests, in $TMP/cg.NAME.REQUESTS; sets CG_IR to its total Ir.
 callgrind_run() {
   local name=$1 requests=$2
-  shift 2
   local out=$TMP/cg.$name.$requests
-  start_server "cg-$name-$requests" 60 valgrind --tool=callgrind --callgrind-out-file="$out" "$@"
+  server_command "$name"
+  start_server "cg-$name-$requests" 60 valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "${CMD[@]}"
   local pid=$SERVER_PID
-  run_client 660 "$TMP/load.log" "$FIXED_LOAD" "$SERVER_PORT" "$CG_CONNECTIONS" "$requests" 600 ||
+  run_client 660 "$TMP/load.log" "$FIXED_LOAD" -H "$AUTH_HEADER" "$SERVER_PORT" \
+    "$CG_CONNECTIONS" "$requests" 600 ||
     { cat "$TMP/load.log" >&2; die "fixed_load against $name under callgrind failed"; }
-  log "   $name: $(cat "$TMP/load.log")"
+  log "   $(printf '%-6s' "$name") $(cat "$TMP/load.log")"
   stop_server "$pid" 60
   [ -s "$out" ] || die "callgrind wrote no profile for $name"
   CG_IR=$(awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 }
@@ -376,11 +465,14 @@ callgrind_run() {
   [ -n "$CG_IR" ] || die "no totals in the callgrind profile of $name"
 }
 
-# Self cost per function, "Ir<TAB>function [object]", from a profile. The
-# source file is dropped and the object shortened to its file name, so the
-# same function from two runs has the same key.
+# function_costs PROFILE [yes]: self cost (inclusive cost with "yes") per
+# function, "Ir<TAB>function [object]", from a profile. The source file is
+# dropped and the object shortened to its file name, so the same function
+# from two runs has the same key. callgrind_annotate runs from / : inside the
+# source tree it lists some functions twice in inclusive mode (under the
+# absolute and the relative path).
 function_costs() {
-  callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
+  (cd / && callgrind_annotate --auto=no --inclusive="${2:-no}" --threshold=100 "$1" 2>/dev/null) |
     awk '/^ *[0-9][0-9,]* +\([ 0-9.]+%\) +/ {
       n = $1; gsub(/,/, "", n); fn = $0
       sub(/^ *[0-9,]+ +\([ 0-9.]+%\) +/, "", fn)
@@ -392,20 +484,53 @@ function_costs() {
       }
       sub(/^[^ ]*:/, "", fn)
       if (obj != "") objects[fn] = obj
-      cost[fn] += n
+      cost[fn SUBSEP obj] += n
     } END {
-      for (f in cost) printf "%d\t%s%s\n", cost[f], f, (f in objects) ? " [" objects[f] "]" : ""
+      # A line without an object (code inlined from another file) belongs to
+      # the object its function has elsewhere in the profile.
+      for (key in cost) {
+        split(key, p, SUBSEP); fn = p[1]; obj = p[2]
+        if (obj == "" && (fn in objects)) obj = objects[fn]
+        total[fn (obj != "" ? " [" obj "]" : "")] += cost[key]
+      }
+      for (f in total) printf "%d\t%s\n", total[f], f
     }'
 }
 
-# per_request_costs SMALL_PROFILE LARGE_PROFILE: "Ir_per_request<TAB>function",
-# the per-function difference of the two runs over the difference in requests.
+# per_request_costs SMALL_PROFILE LARGE_PROFILE [yes]: "Ir_per_request<TAB>
+# function", the per-function difference of the two runs over the difference
+# in requests; self costs, or inclusive ones with "yes".
 per_request_costs() {
   LC_ALL=C join -t $'\t' -1 2 -2 2 -a 1 -a 2 -e 0 -o 0,1.1,2.1 \
-    <(function_costs "$1" | LC_ALL=C sort -t $'\t' -k2,2) \
-    <(function_costs "$2" | LC_ALL=C sort -t $'\t' -k2,2) |
+    <(function_costs "$1" "${3:-no}" | LC_ALL=C sort -t $'\t' -k2,2) \
+    <(function_costs "$2" "${3:-no}" | LC_ALL=C sort -t $'\t' -k2,2) |
     awk -F'\t' -v d=$((CG_LARGE - CG_SMALL)) '{ printf "%.1f\t%s\n", ($3 - $2) / d, $1 }' |
     sort -t $'\t' -k1,1 -g -r
+}
+
+# by_name FUNCTIONS_FILE: the same costs keyed by function name alone. csgi's
+# code is in the executable for engine_hello (static library) and in
+# libcsgi.so for hello and auth (shared library), so the object cannot be
+# part of the key when servers are compared.
+by_name() {
+  awk -F'\t' '{ f = $2; sub(/ \[[^]]*\]$/, "", f); c[f] += $1 }
+    END { for (f in c) printf "%.1f\t%s\n", c[f], f }' "$1" | LC_ALL=C sort -t $'\t' -k2,2
+}
+
+# function_diff BASE OTHER: "Ir_per_request<TAB>function<TAB>base<TAB>other",
+# what OTHER spends per request in each function beyond BASE (negative: less),
+# largest first; functions that differ by less than 0.5 Ir/request left out.
+function_diff() {
+  LC_ALL=C join -t $'\t' -1 2 -2 2 -a 1 -a 2 -e 0 -o 0,1.1,2.1 \
+    <(by_name "$TMP/$1.functions") <(by_name "$TMP/$2.functions") |
+    awk -F'\t' '{ d = $3 - $2; if (d >= 0.5 || d <= -0.5) printf "%.1f\t%s\t%s\t%s\n", d, $1, $2, $3 }' |
+    sort -t $'\t' -k1,1 -g -r
+}
+
+# print_diff FILE TOTAL: the lines of a function_diff, then their sum.
+print_diff() {
+  awk -F'\t' -v t="$2" '{ s += $1; printf "  %8.1f %8.1f %8.1f  %s\n", $1, $3, $4, $2 }
+    END { printf "  %8.1f  sum of the lines above (Ir/request difference: %s)\n", s, t }' "$1"
 }
 
 # glibc's allocator functions, as callgrind names them (with libc6-dbg).
@@ -416,40 +541,48 @@ ALLOCATOR_RE+='__libc_(malloc|free|calloc|realloc))( |$)'
 if [ $RUN_CALLGRIND = 1 ]; then
   log "== Instructions per request: callgrind, $CG_SMALL and $CG_LARGE requests" \
     "on $CG_CONNECTIONS keep-alive connections"
-  callgrind_run csgi "$CG_SMALL" "$HELLO" --port 0
-  ir_csgi_small=$CG_IR
-  callgrind_run csgi "$CG_LARGE" "$HELLO" --port 0
-  ir_csgi_large=$CG_IR
-  callgrind_run evhttp "$CG_SMALL" "$EVHTTP" 0
-  ir_evhttp_small=$CG_IR
-  callgrind_run evhttp "$CG_LARGE" "$EVHTTP" 0
-  ir_evhttp_large=$CG_IR
-  per_request() {
-    awk -v a="$1" -v b="$2" -v d=$((CG_LARGE - CG_SMALL)) 'BEGIN { printf "%.0f", (b - a) / d }'
-  }
-  CSGI_IPR=$(per_request "$ir_csgi_small" "$ir_csgi_large")
-  EVHTTP_IPR=$(per_request "$ir_evhttp_small" "$ir_evhttp_large")
-
-  per_request_costs "$TMP/cg.csgi.$CG_SMALL" "$TMP/cg.csgi.$CG_LARGE" >"$TMP/csgi.functions"
-  per_request_costs "$TMP/cg.evhttp.$CG_SMALL" "$TMP/cg.evhttp.$CG_LARGE" >"$TMP/evhttp.functions"
-  csgi_malloc=$(awk -F'\t' -v re="$ALLOCATOR_RE" '$2 ~ re { s += $1 } END { printf "%.0f", s }' \
-    "$TMP/csgi.functions")
+  for name in "${SERVERS[@]}"; do
+    callgrind_run "$name" "$CG_SMALL"
+    IR_SMALL[$name]=$CG_IR
+    callgrind_run "$name" "$CG_LARGE"
+    IR_LARGE[$name]=$CG_IR
+    IPR[$name]=$(awk -v a="${IR_SMALL[$name]}" -v b="${IR_LARGE[$name]}" \
+      -v d=$((CG_LARGE - CG_SMALL)) 'BEGIN { printf "%.0f", (b - a) / d }')
+    per_request_costs "$TMP/cg.$name.$CG_SMALL" "$TMP/cg.$name.$CG_LARGE" \
+      >"$TMP/$name.functions"
+    per_request_costs "$TMP/cg.$name.$CG_SMALL" "$TMP/cg.$name.$CG_LARGE" yes \
+      >"$TMP/$name.inclusive"
+    MALLOC[$name]=$(awk -F'\t' -v re="$ALLOCATOR_RE" '$2 ~ re { s += $1 }
+      END { printf "%.0f", s }' "$TMP/$name.functions")
+  done
+  function_diff engine hello >"$TMP/gateway.diff"
+  function_diff hello auth >"$TMP/auth.diff"
   mkdir -p "$BUILD_DIR/results"
-  cp "$TMP"/cg.* "$TMP"/csgi.functions "$TMP"/evhttp.functions "$BUILD_DIR/results/"
-  CSGI_MALLOC_SHARE=$(awk -v m="$csgi_malloc" -v t="$CSGI_IPR" \
-    'BEGIN { printf "%.1f", 100 * m / t }')
+  rm -f "$BUILD_DIR"/results/cg.* "$BUILD_DIR"/results/*.functions \
+    "$BUILD_DIR"/results/*.inclusive "$BUILD_DIR"/results/*.diff
+  cp "$TMP"/cg.* "$TMP"/*.functions "$TMP"/*.inclusive "$TMP"/*.diff "$BUILD_DIR/results/"
 
   echo
   echo "Instructions per request (callgrind Ir, (run of $CG_LARGE - run of $CG_SMALL)" \
     "/ $((CG_LARGE - CG_SMALL)))"
-  printf '  %-8s %14s %14s %12s\n' server "Ir ($CG_SMALL)" "Ir ($CG_LARGE)" "Ir/request"
-  printf '  %-8s %14s %14s %12s\n' csgi "$ir_csgi_small" "$ir_csgi_large" "$CSGI_IPR"
-  printf '  %-8s %14s %14s %12s\n' evhttp "$ir_evhttp_small" "$ir_evhttp_large" "$EVHTTP_IPR"
-  echo "  csgi/evhttp Ir/request: $(ratio "$CSGI_IPR" "$EVHTTP_IPR")" \
-    " (target <= $TARGET_INSTRUCTIONS)"
-  echo "  csgi: malloc/free/realloc inside glibc: $csgi_malloc Ir/request ($CSGI_MALLOC_SHARE%)"
-  echo "  (profiles and per-function costs: $BUILD_DIR/results/)"
-  for name in csgi evhttp; do
+  printf '  %-8s %14s %14s %12s %14s\n' server "Ir ($CG_SMALL)" "Ir ($CG_LARGE)" "Ir/request" \
+    "malloc/free Ir"
+  for name in "${SERVERS[@]}"; do
+    printf '  %-8s %14s %14s %12s %8s %4.1f%%\n' "$name" "${IR_SMALL[$name]}" \
+      "${IR_LARGE[$name]}" "${IPR[$name]}" "${MALLOC[$name]}" \
+      "$(awk -v m="${MALLOC[$name]}" -v t="${IPR[$name]}" 'BEGIN { print 100 * m / t }')"
+  done
+  echo "  hello/engine Ir/request: $(ratio "${IPR[hello]}" "${IPR[engine]}")" \
+    " (target <= $TARGET_GATEWAY_IR)"
+  echo "  auth/hello Ir/request: $(ratio "${IPR[auth]}" "${IPR[hello]}")" \
+    " (target <= $TARGET_AUTH_IR)"
+  echo "  engine/evhttp Ir/request: $(ratio "${IPR[engine]}" "${IPR[evhttp]}")" \
+    " (target <= $TARGET_ENGINE_IR)"
+  for name in hello auth; do
+    echo "  $name/evhttp Ir/request: $(ratio "${IPR[$name]}" "${IPR[evhttp]}")"
+  done
+  echo "  (profiles, per-function costs and differences: $BUILD_DIR/results/)"
+  for name in "${SERVERS[@]}"; do
     echo
     echo "  $name: Ir per request by object file"
     awk -F'\t' '{ obj = $2; if (!sub(/.*\[/, "", obj)) obj = "?]"; sub(/\]$/, "", obj)
@@ -459,101 +592,163 @@ if [ $RUN_CALLGRIND = 1 ]; then
       "$TMP/$name.functions" | sort -g -r
     echo "  $name: top 15 functions by self cost, Ir per request"
     head -n 15 "$TMP/$name.functions" |
-      awk -F'\t' -v t="$([ $name = csgi ] && echo "$CSGI_IPR" || echo "$EVHTTP_IPR")" \
-        '{ printf "  %8.1f %5.1f%%  %s\n", $1, 100 * $1 / t, $2 }'
+      awk -F'\t' -v t="${IPR[$name]}" '{ printf "  %8.1f %5.1f%%  %s\n", $1, 100 * $1 / t, $2 }'
+  done
+  echo
+  echo "  What the gateway adds: hello - engine, Ir per request by function"
+  echo "  (functions differing by 0.5 or more; csgi's own code is in libcsgi.so for"
+  echo "  hello, in the executable for engine_hello)"
+  printf '  %8s %8s %8s  %s\n' "hello-" engine hello function
+  print_diff "$TMP/gateway.diff" "$((IPR[hello] - IPR[engine]))"
+  echo
+  echo "  What the auth filter adds: auth - hello, Ir per request by function"
+  printf '  %8s %8s %8s  %s\n' "auth-" hello auth function
+  print_diff "$TMP/auth.diff" "$((IPR[auth] - IPR[hello]))"
+  for name in hello auth; do
+    echo
+    echo "  $name: csgi's functions by inclusive cost (self and callees), Ir per request"
+    grep -E $'\t(csgi_|auth_call|hello_call|application|materialise|lookup|format_address)' \
+      "$TMP/$name.inclusive" | awk -F'\t' -v t="${IPR[$name]}" '$1 < 0.99 * t' | head -n 15 |
+      awk -F'\t' -v t="${IPR[$name]}" '{ printf "  %8.1f %5.1f%%  %s\n", $1, 100 * $1 / t, $2 }'
   done
   echo
 fi
 
 # ---- 4. Idle keep-alive connections -------------------------------------------------
-# idle_run NAME COMMAND...: sets IDLE_BYTES to the server's anonymous memory
-# growth per idle connection in bytes.
+# idle_run NAME: sets IDLE_BYTES to the server's anonymous memory growth per
+# idle connection in bytes.
 idle_run() {
   local name=$1
-  shift
-  start_server "idle-$name" 10 "$@"
+  server_command "$name"
+  start_server "idle-$name" 10 "${CMD[@]}"
   local pid=$SERVER_PID
-  run_client 300 "$TMP/idle.$name.log" "$IDLE" "$SERVER_PORT" "$pid" "$IDLE_CONNS" ||
-    { cat "$TMP/idle.$name.log" >&2; die "idle_conns against $name failed"; }
+  run_client 300 "$TMP/idle.$name.log" "$IDLE" -H "$AUTH_HEADER" "$SERVER_PORT" "$pid" \
+    "$IDLE_CONNS" || { cat "$TMP/idle.$name.log" >&2; die "idle_conns against $name failed"; }
   stop_server "$pid" 15
   sed 's/^idle_conns:/  '"$name"':/' "$TMP/idle.$name.log" | grep -v 'count=' >&2
   IDLE_BYTES=$(sed -n 's/.*anon_per_conn=\([0-9-]*\).*/\1/p' "$TMP/idle.$name.log")
   [ -n "$IDLE_BYTES" ] || die "cannot parse idle_conns output for $name"
 }
 
+IDLE_SERVERS=(hello evhttp)
 if [ $RUN_IDLE = 1 ]; then
   log "== Idle keep-alive connections: $IDLE_CONNS per server (ulimit -n $(ulimit -n))"
   if [ "$IDLE_CONNS" -gt 4000 ]; then
     log "run.sh: warning: csgi accepts at most 4096 connections per loop by default"
   fi
-  idle_run csgi "$HELLO" --port 0
-  CSGI_IDLE=$IDLE_BYTES
-  idle_run evhttp "$EVHTTP" 0
-  EVHTTP_IDLE=$IDLE_BYTES
+  for name in "${IDLE_SERVERS[@]}"; do
+    idle_run "$name"
+    IDLE_BYTES_OF[$name]=$IDLE_BYTES
+  done
   echo
   echo "Idle keep-alive connections ($IDLE_CONNS, each after one request): server RssAnon growth"
   printf '  %-8s %10s\n' server "bytes/conn"
-  printf '  %-8s %10s\n' csgi "$CSGI_IDLE"
-  printf '  %-8s %10s\n' evhttp "$EVHTTP_IDLE"
+  for name in "${IDLE_SERVERS[@]}"; do
+    printf '  %-8s %10s\n' "$name" "${IDLE_BYTES_OF[$name]}"
+  done
   echo "  (process memory only: the kernel's socket buffers and TCP state are not in RSS)"
   echo
 fi
 
 # ---- 5. Summary -------------------------------------------------------------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-V_THROUGHPUT=- V_INSTRUCTIONS=- V_IDLE=-
-[ -n "$CSGI_RPS" ] &&
-  V_THROUGHPUT=$(verdict "$(ratio "$CSGI_RPS" "$EVHTTP_RPS")" '>=' "$TARGET_THROUGHPUT")
-[ -n "$CSGI_IPR" ] &&
-  V_INSTRUCTIONS=$(verdict "$(ratio "$CSGI_IPR" "$EVHTTP_IPR")" '<=' "$TARGET_INSTRUCTIONS")
-[ -n "$CSGI_IDLE" ] && V_IDLE=$(verdict "$CSGI_IDLE" '<=' "$TARGET_IDLE_BYTES")
+source_note=$(cd "$ROOT" && {
+  commit=$(git rev-parse --short HEAD 2>/dev/null) || exit 0
+  changed=$(git --no-optional-locks status --porcelain -- src include 2>/dev/null | wc -l)
+  printf 'commit %s' "$commit"
+  [ "$changed" = 0 ] || printf ' with %s uncommitted changes under src/ and include/' "$changed"
+}) || true
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# target_row LABEL VALUE OP LIMIT: one row of the targets table; a missing
+# value is "skipped".
 failed=0
-case "$V_THROUGHPUT $V_INSTRUCTIONS $V_IDLE" in *FAIL*) failed=1 ;; esac
+target_row() {
+  local label=$1 value=$2 op=$3 limit=$4 v
+  if [ -z "$value" ] || [ "$value" = nan ]; then
+    printf '| %s | skipped | %s %s | - |\n' "$label" "$op" "$limit"
+    return
+  fi
+  v=$(verdict "$value" "$op" "$limit")
+  [ "$v" = PASS ] || failed=1
+  printf '| %s | %s | %s %s | %s |\n' "$label" "$value" "$op" "$limit" "$v"
+}
+# r A B: ratio when both are known, else empty.
+r() { if [ -n "$1" ] && [ -n "$2" ]; then ratio "$1" "$2"; fi; }
+# cell VALUE FORMAT: a formatted value, or "-".
+# shellcheck disable=SC2059 # the format is the argument
+cell() { if [ -n "$1" ]; then printf "$2" "$1"; else printf -- -; fi; }
+
 echo "===================================================================="
 echo "csgi benchmark summary"
 echo
 echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "- System: $(uname -srm), $CORES cores, CPU: ${cpu:-unknown}"
+echo "- System: $(uname -srm), $CORES cores, CPU: ${cpu:-unknown}; load average $load at the end"
 echo "- libevent $(pkg-config --modversion libevent), $(cc --version | head -n 1)"
-echo "- Build: Release, -O2; csgi hello (one loop); evhttp_hello (one loop)"
+echo "- Build: Release, -O2${source_note:+; $source_note}"
+echo "- Servers (one loop each): engine = bench/engine_hello (engine alone), hello ="
+echo "  examples/hello (gateway), auth = bench/auth_hello (gateway + auth middleware),"
+echo "  evhttp = bench/evhttp_hello; every request carries '$AUTH_HEADER'"
 echo
-echo "| Measure | csgi | evhttp | csgi/evhttp | Target | Result |"
-echo "|---|---:|---:|---:|---|---|"
-if [ -n "$CSGI_RPS" ]; then
-  r=$(ratio "$CSGI_RPS" "$EVHTTP_RPS")
-  printf '| Requests/s (median of %s x %ss, wrk -t1 -c%s) | %.0f | %.0f | %s | >= %sx | %s |\n' \
-    "$ROUNDS" "$DURATION" "$CONNECTIONS" "$CSGI_RPS" "$EVHTTP_RPS" "$r" "$TARGET_THROUGHPUT" \
-    "$V_THROUGHPUT"
-  printf '| p99 latency, us (median) | %.0f | %.0f | %s | - | - |\n' \
-    "$CSGI_P99" "$EVHTTP_P99" "$(ratio "$CSGI_P99" "$EVHTTP_P99")"
-  printf '| Server CPU during the runs, %% of a core (median) | %.0f | %.0f | | - | - |\n' \
-    "$CSGI_CPU" "$EVHTTP_CPU"
-  printf '| Server CPU time per request, us (user + kernel) | %s | %s | %s | - | - |\n' \
-    "$CSGI_CPU_US" "$EVHTTP_CPU_US" "$(ratio "$CSGI_CPU_US" "$EVHTTP_CPU_US")"
-else
-  echo "| Requests/s | skipped | | | >= ${TARGET_THROUGHPUT}x | - |"
+echo "| Measure | engine | hello | auth | evhttp |"
+echo "|---|---:|---:|---:|---:|"
+row() { # row LABEL FORMAT ARRAY_NAME
+  local -n values=$3
+  printf '| %s' "$1"
+  for name in "${SERVERS[@]}"; do printf ' | %s' "$(cell "${values[$name]:-}" "$2")"; done
+  printf ' |\n'
+}
+if [ $RUN_THROUGHPUT = 1 ]; then
+  row "Requests/s (median of $ROUNDS x ${DURATION}s, wrk -t1 -c$CONNECTIONS)" '%.0f' RPS
+  row "Runs counted in the medians (undisturbed)" '%s' RUNS_COUNTED
+  row "p99 latency, us (median)" '%.0f' P99
+  row "Server CPU during the runs, % of a core (median)" '%.0f' CPU
+  row "Server CPU time per request, us (user + kernel)" '%s' CPU_US
+  row "wrk CPU, % of its core (median)" '%.0f' CLIENT
 fi
-if [ -n "$CSGI_IPR" ]; then
-  r=$(ratio "$CSGI_IPR" "$EVHTTP_IPR")
-  printf '| Instructions/request (callgrind) | %s | %s | %s | <= %sx | %s |\n' \
-    "$CSGI_IPR" "$EVHTTP_IPR" "$r" "$TARGET_INSTRUCTIONS" \
-    "$V_INSTRUCTIONS"
-  printf '| of which malloc/free (csgi) | %s%% | | | - | - |\n' "$CSGI_MALLOC_SHARE"
-else
-  echo "| Instructions/request | skipped | | | <= ${TARGET_INSTRUCTIONS}x | - |"
+if [ $RUN_CALLGRIND = 1 ]; then
+  row "Instructions/request (callgrind)" '%s' IPR
+  row "of which in malloc/free (Ir)" '%s' MALLOC
 fi
-if [ -n "$CSGI_IDLE" ]; then
-  printf '| Bytes per idle keep-alive connection (%s) | %s | %s | %s | csgi <= %s | %s |\n' \
-    "$IDLE_CONNS" "$CSGI_IDLE" "$EVHTTP_IDLE" "$(ratio "$CSGI_IDLE" "$EVHTTP_IDLE")" \
-    "$TARGET_IDLE_BYTES" "$V_IDLE"
-else
-  echo "| Bytes per idle connection | skipped | | | csgi <= $TARGET_IDLE_BYTES | - |"
+if [ $RUN_IDLE = 1 ]; then
+  row "Bytes per idle keep-alive connection ($IDLE_CONNS)" '%s' IDLE_BYTES_OF
 fi
+echo
+echo "| Target | measured | target | result |"
+echo "|---|---:|---|---|"
+target_row "Gateway: hello/engine instructions/request" \
+  "$(r "${IPR[hello]:-}" "${IPR[engine]:-}")" '<=' "$TARGET_GATEWAY_IR"
+target_row "Gateway: hello/engine req/s" \
+  "$(r "${RPS[hello]:-}" "${RPS[engine]:-}")" '>=' "$TARGET_GATEWAY_RPS"
+target_row "Middleware: auth/hello instructions/request" \
+  "$(r "${IPR[auth]:-}" "${IPR[hello]:-}")" '<=' "$TARGET_AUTH_IR"
+target_row "hello/evhttp req/s" "$(r "${RPS[hello]:-}" "${RPS[evhttp]:-}")" '>=' \
+  "$TARGET_THROUGHPUT"
+target_row "auth/evhttp req/s" "$(r "${RPS[auth]:-}" "${RPS[evhttp]:-}")" '>=' \
+  "$TARGET_THROUGHPUT"
+target_row "Engine: engine/evhttp req/s" "$(r "${RPS[engine]:-}" "${RPS[evhttp]:-}")" '>=' \
+  "$TARGET_THROUGHPUT"
+target_row "Engine: engine/evhttp instructions/request" \
+  "$(r "${IPR[engine]:-}" "${IPR[evhttp]:-}")" '<=' "$TARGET_ENGINE_IR"
+target_row "hello: bytes per idle connection" "${IDLE_BYTES_OF[hello]:-}" '<=' \
+  "$TARGET_IDLE_BYTES"
+echo
+echo "| Other ratios | requests/s | CPU time/request | instructions/request |"
+echo "|---|---:|---:|---:|"
+for pair in "hello engine" "auth hello" "hello evhttp" "auth evhttp" "engine evhttp"; do
+  read -r a b <<<"$pair"
+  printf '| %s/%s | %s | %s | %s |\n' "$a" "$b" \
+    "$(cell "$(r "${RPS[$a]:-}" "${RPS[$b]:-}")" %s)" \
+    "$(cell "$(r "${CPU_US[$a]:-}" "${CPU_US[$b]:-}")" %s)" \
+    "$(cell "$(r "${IPR[$a]:-}" "${IPR[$b]:-}")" %s)"
+done
 echo
 [ -n "$PIN_NOTE" ] && echo "Throughput: $PIN_NOTE."
+[ -n "$BUSY_BEFORE" ] && echo "Throughput: the machine was ${BUSY_BEFORE}% busy just before the runs."
 [ -n "$BUSY_NOTE" ] && echo "Throughput: $BUSY_NOTE."
 [ -n "$CLIENT_NOTE" ] && echo "Throughput: $CLIENT_NOTE"
-echo "Idle memory is the server's RssAnon growth; kernel socket memory is not included."
+[ $RUN_IDLE = 1 ] &&
+  echo "Idle memory is the server's RssAnon growth; kernel socket memory is not included."
 echo "===================================================================="
 
 if [ "$STRICT" = 1 ] && [ $failed = 1 ]; then
