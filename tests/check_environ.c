@@ -695,6 +695,54 @@ START_TEST(test_lazy)
 }
 END_TEST
 
+/* An HTTP_ key read before anything else is answered from the head, and
+   the answer is the one the full build gives. */
+START_TEST(test_header_fast_path)
+{
+    static const char *const requests[] = {
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Auth-Token: open-sesame\r\nAccept: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nx-auth-token: one\r\nX-Auth-Token: two\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Auth_Token: evil\r\nX-Auth-Token: good\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: text/x\r\nContent-Length: 0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\n\r\n",
+    };
+    static const char *const keys[] = {"HTTP_X_AUTH_TOKEN", "HTTP_HOST",           "HTTP_ACCEPT",
+                                       "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_X_EMPTY",
+                                       "HTTP_x_auth_token", "HTTP_X-AUTH-TOKEN",   "HTTP_MISSING"};
+    for (size_t r = 0; r < COUNT(requests); r++) {
+        for (size_t k = 0; k < COUNT(keys); k++) {
+            /* First read: possibly the fast path. */
+            fixture *f = fixture_open(requests[r], PEER_INET);
+            size_t fast_len = 0;
+            const char *fast = csgi_environ_get_n(f->environ, keys[k], &fast_len);
+            char *fast_copy = fast ? strndup(fast, fast_len) : NULL;
+            /* The full build, forced by setting a key first. */
+            fixture *g = fixture_open(requests[r], PEER_INET);
+            ck_assert_int_eq(csgi_environ_set(g->environ, "force", "1"), 0);
+            size_t full_len = 0;
+            const char *full = csgi_environ_get_n(g->environ, keys[k], &full_len);
+            if (!full) {
+                ck_assert_msg(!fast, "%s in request %zu: fast path found what the build does not",
+                              keys[k], r);
+            } else {
+                ck_assert_msg(fast != NULL, "%s in request %zu: fast path missed it", keys[k], r);
+                ck_assert_uint_eq(fast_len, full_len);
+                ck_assert_str_eq(fast_copy, full);
+            }
+            free(fast_copy);
+            fixture_free(f);
+            fixture_free(g);
+        }
+    }
+    /* The fast path builds nothing: an auth filter's read stays cheap. */
+    fixture *f = fixture_open(requests[0], PEER_INET);
+    size_t before = f->arena.allocated;
+    ck_assert_key(f->environ, "HTTP_X_AUTH_TOKEN", "open-sesame");
+    ck_assert_uint_lt(f->arena.allocated - before, 64);
+    fixture_free(f);
+}
+END_TEST
+
 START_TEST(test_allocations)
 {
     /* 10 headers: the environ and its keys fit one fresh chunk: one malloc
@@ -1854,6 +1902,7 @@ static Suite *environ_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_test(tc, test_lazy);
+    tcase_add_test(tc, test_header_fast_path);
     tcase_add_test(tc, test_allocations);
     tcase_add_test(tc, test_materialise_nomem);
     tcase_add_test(tc, test_set_nomem);

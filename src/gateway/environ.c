@@ -642,8 +642,58 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
     return e;
 }
 
+/*
+ * Answer an HTTP_ key straight from the parsed head, without building the
+ * environ: an authentication filter that reads one header should not pay
+ * for every CGI key. Only while nothing was built yet (so no middleware
+ * set or removed a key), and only when the answer is certain: a repeated
+ * header (values to join) or a name with '_' anywhere in the head (to be
+ * dropped and logged) sends the caller to the full build. Returns 1 with
+ * *out set (NULL when the key is absent), or 0 to build.
+ */
+static int header_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
+                       size_t *len)
+{
+    if (environ->entries || key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+        return 0;
+    const char *want = key + 5;
+    size_t want_len = key_len - 5;
+    const csgi_http__head *head = environ->source.head;
+    const csgi_http__header *found = NULL;
+    for (size_t i = 0; i < head->header_count; i++) {
+        const csgi_http__header *h = &head->headers[i];
+        if (memchr(h->name, '_', h->name_len))
+            return 0;
+        if (h->name_len != want_len)
+            continue;
+        size_t j = 0;
+        while (j < want_len && (h->name[j] == '-' ? want[j] == '_'
+                                                  : ascii_upper((unsigned char)h->name[j]) ==
+                                                        (unsigned char)want[j]))
+            j++;
+        if (j < want_len)
+            continue;
+        if (found)
+            return 0;
+        found = h;
+    }
+    *out = NULL;
+    if (!found || header_role(found) != ROLE_HTTP)
+        return 1; /* CONTENT_TYPE and CONTENT_LENGTH are never HTTP_ keys */
+    char *copy = csgi_arena__strndup(environ->arena, found->value, found->value_len);
+    if (!copy)
+        return 0;
+    *out = copy;
+    if (len)
+        *len = found->value_len;
+    return 1;
+}
+
 const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *len)
 {
+    const char *fast;
+    if (environ && key && header_fast(environ, key, strlen(key), &fast, len))
+        return fast;
     const entry *e = lookup(environ, key);
     if (!e || e->kind != CSGI_VALUE_STRING)
         return NULL;
