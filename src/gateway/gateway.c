@@ -125,19 +125,6 @@ static const char *check_status(const char *status, int *code, size_t *reason_le
     return NULL;
 }
 
-static const char *check_header(const csgi_header *h)
-{
-    if (!h->name || !csgi_http__is_token(h->name, h->name_len))
-        return "header name is not a token";
-    if (h->value_len && !h->value)
-        return "header value missing";
-    if (!csgi_http__is_field_value(h->value, h->value_len))
-        return "CR, LF, NUL or control character in a header value";
-    if (is_hop_by_hop(h))
-        return "hop-by-hop header (the server manages the connection)";
-    return NULL;
-}
-
 /* Parse a Content-Length value the application gave: -1 if malformed. */
 static int64_t parse_length(const csgi_header *h)
 {
@@ -150,6 +137,16 @@ static int64_t parse_length(const csgi_header *h)
         n = n * 10 + (h->value[i] - '0');
     }
     return n;
+}
+
+/* start-response was given something the server will not send. */
+static int refuse(csgi_gateway__request *request, const char *problem)
+{
+    char text[160];
+    snprintf(text, sizeof(text), "start-response refused: %s", problem);
+    request_log(request, CSGI_LOG__ERROR, text);
+    request->failed = 1;
+    return CSGI_EINVAL;
 }
 
 int csgi_gateway__start_response(csgi_gateway__request *request, const char *status,
@@ -172,50 +169,56 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
     int code = 0;
     size_t reason_len = 0;
     const char *problem = check_status(status, &code, &reason_len);
-    int64_t length = -1;
-    /* One pass checks each field and sizes the copy. */
-    size_t bytes = reason_len + 1;
-    for (size_t i = 0; !problem && i < count; i++) {
-        problem = check_header(&headers[i]);
-        bytes += headers[i].name_len + headers[i].value_len;
-        if (!problem && NAME_IS(&headers[i], "content-length")) {
-            if (length >= 0)
-                problem = "Content-Length given twice";
-            else if ((length = parse_length(&headers[i])) < 0)
-                problem = "malformed Content-Length";
-        }
-    }
-    if (problem) {
-        char text[160];
-        snprintf(text, sizeof(text), "start-response refused: %s", problem);
-        request_log(request, CSGI_LOG__ERROR, text);
-        request->failed = 1;
-        return CSGI_EINVAL;
-    }
+    if (problem)
+        return refuse(request, problem);
 
     /* The fields may live on the application's stack: copy them now,
        formatted as the head will carry them (one arena block), for the
-       head is written only once the body is known. */
+       head is written only once the body is known. Each byte is checked
+       as it is copied. */
+    size_t bytes = reason_len + 1;
+    for (size_t i = 0; i < count; i++)
+        bytes += headers[i].name_len + headers[i].value_len + 4;
     csgi_arena *arena = csgi_environ__arena(request->environ);
-    char *block = csgi_arena__alloc(arena, bytes + 4 * count);
+    char *block = csgi_arena__alloc(arena, bytes);
     if (!block)
         return CSGI_ENOMEM;
     char *p = block;
     unsigned flags = 0;
+    int64_t length = -1;
     for (size_t i = 0; i < count; i++) {
         const csgi_header *h = &headers[i];
-        if (h->name_len == 14 && NAME_IS(h, "content-length"))
-            continue; /* the engine writes it from content_length */
-        if (h->name_len == 4 && NAME_IS(h, "date"))
-            flags |= CSGI_HTTP__HAS_DATE;
-        else if (h->name_len == 6 && NAME_IS(h, "server"))
-            flags |= CSGI_HTTP__HAS_SERVER;
-        memcpy(p, h->name, h->name_len);
+        if (!h->name || (h->value_len && !h->value))
+            return refuse(request, "header name or value missing");
+        if (!csgi_http__copy_token(p, h->name, h->name_len))
+            return refuse(request, "header name is not a token");
+        if (!csgi_http__copy_field_value(p + h->name_len + 2, h->value, h->value_len))
+            return refuse(request, "CR, LF, NUL or control character in a header value");
+        switch (h->name_len) {
+        case 4:
+            if (NAME_IS(h, "date"))
+                flags |= CSGI_HTTP__HAS_DATE;
+            break;
+        case 6:
+            if (NAME_IS(h, "server"))
+                flags |= CSGI_HTTP__HAS_SERVER;
+            break;
+        case 14:
+            if (NAME_IS(h, "content-length")) {
+                if (length >= 0)
+                    return refuse(request, "Content-Length given twice");
+                if ((length = parse_length(h)) < 0)
+                    return refuse(request, "malformed Content-Length");
+                continue; /* the engine writes it from content_length */
+            }
+            break;
+        default: break;
+        }
+        if (is_hop_by_hop(h))
+            return refuse(request, "hop-by-hop header (the server manages the connection)");
         p += h->name_len;
         *p++ = ':';
         *p++ = ' ';
-        if (h->value_len)
-            memcpy(p, h->value, h->value_len);
         p += h->value_len;
         *p++ = '\r';
         *p++ = '\n';

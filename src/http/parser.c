@@ -83,6 +83,30 @@ int csgi_http__is_field_value(const char *s, size_t len)
     return 1;
 }
 
+/* Copy and check at once: the gateway copies every response field anyway,
+   and one loop that does both costs about what the copy alone did. */
+int csgi_http__copy_token(char *dst, const char *src, size_t len)
+{
+    unsigned char ok = len > 0 ? C_TCHAR : 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (char)c;
+        ok &= char_class[c];
+    }
+    return (ok & C_TCHAR) != 0;
+}
+
+int csgi_http__copy_field_value(char *dst, const char *src, size_t len)
+{
+    unsigned char ok = C_FIELD;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (char)c;
+        ok &= char_class[c];
+    }
+    return (ok & C_FIELD) != 0;
+}
+
 /* csgi_http__token_equals with a string literal, comparing lengths first. */
 #define TOKEN_IS(s, len, literal) \
     ((len) == sizeof(literal) - 1 && csgi_http__token_equals((s), (len), literal))

@@ -261,6 +261,12 @@ int csgi_http__is_token(const char *s, size_t len);
    LF, NUL or other control bytes; RFC 9110 5.5). */
 int csgi_http__is_field_value(const char *s, size_t len);
 
+/* Copy len bytes from src to dst (which must not overlap) and return 1
+   when they form a token (copy_token) or a valid field value
+   (copy_field_value), else 0 (the bytes are copied all the same). */
+int csgi_http__copy_token(char *dst, const char *src, size_t len);
+int csgi_http__copy_field_value(char *dst, const char *src, size_t len);
+
 /* Case-insensitive ASCII comparison of a counted string with a C string. */
 int csgi_http__token_equals(const char *s, size_t len, const char *lower);
 
