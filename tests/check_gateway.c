@@ -687,6 +687,77 @@ START_TEST(middleware_pipeline)
 }
 END_TEST
 
+static void *run_base(void *arg)
+{
+    event_base_dispatch(arg);
+    return NULL;
+}
+
+static void end_base(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+START_TEST(server_threads_and_host_loop)
+{
+    /* Two loops in threads, sharing the port. */
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.threads = 2;
+    options.log = keep_log;
+    ck_assert_int_eq(csgi_server_new(&server, test_application(), &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    port = csgi_server_port(server, 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+    for (int i = 0; i < 20; i++) {
+        int fd = client_connect(port);
+        test_response r;
+        request(fd, "GET", "/environ", NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        response_free(&r);
+        close(fd);
+    }
+    stop();
+
+    /* Options with a bad version are refused, and the app is freed. */
+    options.version = 99;
+    ck_assert_int_eq(csgi_server_new(&server, test_application(), &options, NULL), CSGI_EINVAL);
+    ck_assert_ptr_null(server);
+
+    /* On the host's own loop, beside its events. */
+    struct event_base *base = event_base_new();
+    ck_assert_int_eq(csgi_server_new(&server, test_application(), NULL, base), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    port = csgi_server_port(server, 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    ck_assert_int_eq(csgi_server_run(server), CSGI_ESTATE);
+    /* The test thread ends the host's loop through a pipe: libevent is
+       not thread-safe here, so no event_active from another thread. */
+    int wake[2];
+    ck_assert_int_eq(pipe(wake), 0);
+    struct event *keep = event_new(base, wake[0], EV_READ, end_base, base);
+    event_add(keep, NULL);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_base, base), 0);
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/hello", NULL, &r);
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    close(fd);
+    ck_assert_int_eq(write(wake[1], "x", 1), 1);
+    pthread_join(thread, NULL);
+    event_free(keep);
+    close(wake[0]);
+    close(wake[1]);
+    csgi_server_free(server);
+    server = NULL;
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("gateway");
@@ -701,6 +772,7 @@ int main(void)
     tcase_add_test(tc, slow_reader_is_not_fed);
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
+    tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
