@@ -636,6 +636,7 @@ static csgi_body *upper_call(void *state, csgi_environ *environ, csgi_start_resp
         csgi_body_close(inner);
         return NULL;
     }
+    memset(u, 0, sizeof(*u)); /* csgi_environ_alloc does not clear */
     u->inner = inner;
     return csgi_body_new(environ, &upper_body, u);
 }
