@@ -24,7 +24,10 @@ typedef struct large_block {
     alignas(max_align_t) char data[];
 } large_block;
 
-#define ALIGNMENT  alignof(max_align_t)
+#define ALIGNMENT alignof(max_align_t)
+
+_Static_assert(CSGI_ARENA__ALIGN % ALIGNMENT == 0,
+               "the inline fast path aligns at least as strictly as the slow path");
 #define CHUNK_DATA (CSGI_ARENA__CHUNK_SIZE - offsetof(csgi_arena__chunk, data))
 
 void csgi_arena__recycler_init(csgi_arena__recycler *recycler, size_t max)
@@ -72,7 +75,7 @@ static void chunk_put(csgi_arena__recycler *recycler, csgi_arena__chunk *chunk)
     csgi__free(chunk);
 }
 
-void *csgi_arena__alloc(csgi_arena *arena, size_t size)
+void *csgi_arena__alloc_slow(csgi_arena *arena, size_t size)
 {
     if (size == 0)
         size = 1;

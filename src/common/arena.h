@@ -47,8 +47,25 @@ void csgi_arena__recycler_clear(csgi_arena__recycler *recycler);
 /* An empty arena; recycler may be NULL. Allocates nothing. */
 void csgi_arena__init(csgi_arena *arena, csgi_arena__recycler *recycler);
 
-/* size bytes aligned for any type, or NULL when memory is exhausted. */
-void *csgi_arena__alloc(csgi_arena *arena, size_t size);
+/* The slow path of csgi_arena__alloc: a new chunk, or a block of its own. */
+void *csgi_arena__alloc_slow(csgi_arena *arena, size_t size);
+
+#define CSGI_ARENA__ALIGN 16 /* alignof(max_align_t) on the platforms csgi builds on */
+
+/* size bytes aligned for any type, or NULL when memory is exhausted. The
+   common case (room in the current chunk) is inline: a request makes
+   a dozen of these. */
+static inline void *csgi_arena__alloc(csgi_arena *arena, size_t size)
+{
+    size_t rounded = (size + CSGI_ARENA__ALIGN - 1) & ~(size_t)(CSGI_ARENA__ALIGN - 1);
+    if (size - 1 < CSGI_ARENA__CHUNK_SIZE / 8 && (size_t)(arena->end - arena->cursor) >= rounded) {
+        void *p = arena->cursor;
+        arena->cursor += rounded;
+        arena->allocated += rounded;
+        return p;
+    }
+    return csgi_arena__alloc_slow(arena, size);
+}
 
 /* A NUL-terminated copy of len bytes, or NULL. */
 char *csgi_arena__strndup(csgi_arena *arena, const char *s, size_t len);
