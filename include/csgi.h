@@ -13,6 +13,7 @@
 #include "csgi/environ.h"
 #include "csgi/app.h"
 #include "csgi/server.h"
+#include "csgi/composite.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */
