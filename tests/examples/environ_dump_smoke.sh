@@ -4,18 +4,9 @@
 # each the way docs/environ.md says.
 #   environ_dump_smoke.sh PATH_TO_ENVIRON_DUMP
 set -euo pipefail
-program=$1
-out=$(mktemp)
-trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
-
-"$program" --port 0 >"$out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-    grep -q 'serving on' "$out" && break
-    sleep 0.05
-done
-port=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$out" | head -n 1)
-[ -n "$port" ] || { echo "environ_dump printed no port:"; cat "$out"; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+start_example "$1"
 
 exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'POST /caf%%C3%%A9/a%%2Fb?x=1&y HTTP/1.1\r\nHost: example.org:8080\r\nConnection: close\r\n'\

@@ -1,0 +1,16 @@
+# Shared by the example smoke tests: start an example on port 0 and read
+# the port it printed. Sets $pid, $port and $out (its output file), and
+# stops it on exit.
+#   start_example PROGRAM
+start_example() {
+    out=$(mktemp)
+    "$1" --port 0 >"$out" 2>&1 &
+    pid=$!
+    trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
+    for _ in $(seq 100); do
+        grep -q 'serving on' "$out" && break
+        sleep 0.05
+    done
+    port=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$out" | head -n 1)
+    [ -n "$port" ] || { echo "$1 printed no port:"; cat "$out"; exit 1; }
+}
