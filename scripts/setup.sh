@@ -10,7 +10,7 @@ packages=(
     build-essential cmake pkg-config
     libevent-dev libjansson-dev libinih-dev check
     clang llvm libclang-rt-14-dev clang-format
-    curl python3
+    curl python3 valgrind
 )
 
 missing=()

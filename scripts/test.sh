@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh                 Release build (RelWithDebInfo, -Werror) in build-test, ctest
 #   scripts/test.sh --sanitize      ASan+UBSan build in build-asan, ctest
+#   scripts/test.sh --valgrind      the suites without sockets under valgrind's memcheck
 #   scripts/test.sh --fuzz SECONDS  clang libFuzzer build in build-fuzz, run every fuzzer on a
 #                                   copy of its seed corpus for SECONDS each
 #   scripts/test.sh --format        clang-format --dry-run --Werror on every tracked .c/.h
@@ -16,20 +17,20 @@ cd "$root"
 
 usage()
 {
-    sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 mode=default
 fuzz_seconds=
 while [ $# -gt 0 ]; do
     case "$1" in
-    --sanitize | --format)
-        [ "$mode" = default ] || { echo "test.sh: give only one of --sanitize, --fuzz, --format" >&2; exit 2; }
+    --sanitize | --format | --valgrind)
+        [ "$mode" = default ] || { echo "test.sh: give only one of --sanitize, --valgrind, --fuzz, --format" >&2; exit 2; }
         mode=${1#--}
         shift
         ;;
     --fuzz)
-        [ "$mode" = default ] || { echo "test.sh: give only one of --sanitize, --fuzz, --format" >&2; exit 2; }
+        [ "$mode" = default ] || { echo "test.sh: give only one of --sanitize, --valgrind, --fuzz, --format" >&2; exit 2; }
         if [ $# -lt 2 ] || ! [[ "$2" =~ ^[1-9][0-9]*$ ]]; then
             echo "test.sh: --fuzz needs a number of seconds" >&2
             exit 2
@@ -84,6 +85,20 @@ sanitize)
     run cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_SANITIZE=ON
     run cmake --build build-asan -j"$jobs"
     run ctest --test-dir build-asan --output-on-failure
+    ;;
+
+valgrind)
+    # The suites that need no sockets, in one process each (CK_FORK=no) so
+    # valgrind sees every test; the socket suites run under ASan instead.
+    section "valgrind: memcheck on the non-socket suites of build-test"
+    command -v valgrind >/dev/null || { echo "test.sh: valgrind is not installed" >&2; exit 1; }
+    run cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_WERROR=ON
+    run cmake --build build-test -j"$jobs"
+    export CSGI_SHARED_TESTDATA="$root/../shared/testdata"
+    for suite in common parser environ ini conf; do
+        CK_FORK=no run valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect "build-test/tests/check_$suite"
+    done
     ;;
 
 fuzz)
