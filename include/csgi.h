@@ -14,6 +14,7 @@
 #include "csgi/app.h"
 #include "csgi/server.h"
 #include "csgi/composite.h"
+#include "csgi/loader.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */

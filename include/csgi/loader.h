@@ -1,0 +1,219 @@
+/**
+ * @file csgi/loader.h
+ * @brief Building applications from PasteDeploy-style INI files.
+ *
+ * A deployer composes a service in an INI file, the way OpenStack services
+ * are composed by their api-paste.ini files:
+ *
+ * @code
+ * [pipeline:main]
+ * pipeline = auth hello
+ *
+ * [app:hello]
+ * paste.app_factory = wsgi_webob_mid:app_factory
+ *
+ * [filter:auth]
+ * paste.filter_factory = wsgi_webob_mid:filter_factory
+ * @endcode
+ *
+ * Factories are C functions found by the reference written in the file:
+ * first those the host program registered under that exact string (so
+ * "fakeapp.configapps:SimpleApp.make_app" or "egg:FakeApp#basic_app" can be
+ * registered as they are), then the ones built into csgi ("egg:csgi#urlmap",
+ * "egg:csgi#cascade", also answering to "egg:Paste#urlmap" and
+ * "egg:Paste#cascade"). docs/config.md describes the file format.
+ *
+ * A factory receives the global conf (the file's defaults and the caller's
+ * globals) and its section's local conf, both read-only and valid while the
+ * factory runs: copy what you keep.
+ */
+#ifndef CSGI_LOADER_H
+#define CSGI_LOADER_H
+
+#include "app.h"
+#include "common.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A loading session: registered factories, caller globals, the files read (opaque). */
+typedef struct csgi_loader csgi_loader;
+
+/** A read-only, ordered list of name = value pairs handed to factories (opaque). */
+typedef struct csgi_conf csgi_conf;
+
+/**
+ * Where loading failed and why: "file:line: [section] key: text". The first
+ * error wins; a field is empty (or line 0) when it does not apply.
+ */
+typedef struct csgi_load_error {
+    char file[512];    /**< the file, as it was named */
+    int line;          /**< the line, or 0 */
+    char section[128]; /**< the section header, e.g. "filter:auth", or "" */
+    char key[128];     /**< the key, or "" */
+    char text[512];    /**< what is wrong */
+} csgi_load_error;
+
+/**
+ * Format an error as "file:line: [section] key: text", leaving out what is
+ * empty.
+ *
+ * @param error the error (borrowed)
+ * @param buf   where to write, NUL-terminated (truncated to size)
+ * @param size  size of buf
+ * @return the length the whole text needs (like snprintf).
+ */
+CSGI_EXTERN size_t csgi_load_error_format(const csgi_load_error *error, char *buf, size_t size);
+
+/* ---- Conf ----------------------------------------------------------------- */
+
+/** The value of name, or NULL when conf has no such key. Borrowed from the loader. */
+CSGI_EXTERN const char *csgi_conf_get(const csgi_conf *conf, const char *name);
+
+/** Number of entries. */
+CSGI_EXTERN size_t csgi_conf_count(const csgi_conf *conf);
+
+/**
+ * Entry index, in file order.
+ *
+ * @return 1 with *name and *value set (borrowed), or 0 past the end.
+ */
+CSGI_EXTERN int csgi_conf_entry(const csgi_conf *conf, size_t index, const char **name,
+                                const char **value);
+
+/**
+ * A boolean setting: true, yes, on, y, t, 1 or false, no, off, n, f, 0 (any
+ * case); fallback when the key is absent.
+ *
+ * @param error filled (naming file:line, section and key) for any other value
+ * @return 0 with *out set, or CSGI_EINVAL.
+ */
+CSGI_EXTERN int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int *out,
+                                 csgi_load_error *error);
+
+/**
+ * An integer setting (decimal, optional sign); fallback when absent.
+ *
+ * @return 0 with *out set, or CSGI_EINVAL (not an integer, or out of range).
+ */
+CSGI_EXTERN int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback,
+                                long long *out, csgi_load_error *error);
+
+/**
+ * A list setting: the value split at whitespace (PasteDeploy's aslist).
+ *
+ * @param items set to the items (borrowed from the loader), NULL when absent
+ * @param count set to their number (0 when absent)
+ * @return 0, or CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_conf_aslist(const csgi_conf *conf, const char *name, const char *const **items,
+                                 size_t *count, csgi_load_error *error);
+
+/* ---- Factories -------------------------------------------------------------- */
+
+/**
+ * An application factory (paste.app_factory): make an application from its
+ * conf. Also the signature of a composite factory (paste.composite_factory),
+ * which builds the applications it dispatches to with csgi_loader_get_app().
+ *
+ * @return 0 with *out set (a new reference), or an error with *error filled
+ *         (the loader adds the file, line and section if the factory does not).
+ */
+typedef int (*csgi_app_factory_fn)(csgi_loader *loader, const csgi_conf *global_conf,
+                                   const csgi_conf *local_conf, csgi_app **out,
+                                   csgi_load_error *error);
+
+/**
+ * A filter factory (paste.filter_factory, and paste.filter_app_factory):
+ * wrap next in a filter made from the conf.
+ *
+ * @param next the application to wrap; taken (also when the factory fails)
+ * @return 0 with *out set, or an error with *error filled.
+ */
+typedef int (*csgi_filter_factory_fn)(csgi_loader *loader, const csgi_conf *global_conf,
+                                      const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
+                                      csgi_load_error *error);
+
+/** Which protocol a registered factory follows. */
+typedef enum csgi_factory_kind {
+    CSGI_FACTORY_APP,       /**< csgi_app_factory_fn, paste.app_factory */
+    CSGI_FACTORY_COMPOSITE, /**< csgi_app_factory_fn, paste.composite_factory */
+    CSGI_FACTORY_FILTER,    /**< csgi_filter_factory_fn, paste.filter_factory */
+    CSGI_FACTORY_FILTER_APP /**< csgi_filter_factory_fn, paste.filter_app_factory */
+} csgi_factory_kind;
+
+/**
+ * Create a loader.
+ *
+ * @return 0, or CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_new(csgi_loader **out);
+
+/** Free a loader (applications it built live on). Accepts NULL. */
+CSGI_EXTERN void csgi_loader_free(csgi_loader *loader);
+
+/**
+ * Register an application or composite factory under the reference written
+ * in INI files ("egg:FakeApp#basic_app", "call:fakeapp.apps:make_basic_app",
+ * "fakeapp.configapps:SimpleApp.make_app"; "egg:DIST" means
+ * "egg:DIST#main").
+ *
+ * @param reference copied
+ * @param kind      CSGI_FACTORY_APP or CSGI_FACTORY_COMPOSITE
+ * @return 0, CSGI_EINVAL (wrong kind, empty reference, already registered),
+ *         CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_register_app(csgi_loader *loader, const char *reference,
+                                         csgi_factory_kind kind, csgi_app_factory_fn factory);
+
+/**
+ * Register a filter or filter-app factory; as csgi_loader_register_app().
+ *
+ * @param kind CSGI_FACTORY_FILTER or CSGI_FACTORY_FILTER_APP
+ */
+CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *reference,
+                                            csgi_factory_kind kind, csgi_filter_factory_fn factory);
+
+/**
+ * Set a caller global (what `csgi-serve app.ini name=value` passes): it
+ * fills `%(name)s` where the file's [DEFAULT] does not define name, and
+ * overrides [DEFAULT] in the global conf factories receive.
+ *
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_set_global(csgi_loader *loader, const char *name, const char *value);
+
+/**
+ * Build the application an INI file names.
+ *
+ * @param uri "path/app.ini", "path/app.ini#name" or "config:path/app.ini#name";
+ *            the name defaults to "main". Only the sections it reaches are
+ *            built: sections whose factories are not installed are fine
+ *            elsewhere in the file.
+ * @param out where to store the application (a new reference)
+ * @param error may be NULL; filled on failure
+ * @return 0, CSGI_ENOTFOUND (file or section missing, factory unknown),
+ *         CSGI_EPARSE (malformed file, interpolation, cycle, ...),
+ *         CSGI_EINVAL, CSGI_ENOMEM, or what a factory returned.
+ */
+CSGI_EXTERN int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_app **out,
+                                     csgi_load_error *error);
+
+/**
+ * For composite factories: build the application (app, pipeline,
+ * composite or filter-app section, or a factory reference) called name in
+ * the file of the composite being built.
+ *
+ * @return as csgi_loader_load_app(); CSGI_ESTATE outside a composite factory.
+ */
+CSGI_EXTERN int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
+                                    csgi_load_error *error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSGI_LOADER_H */

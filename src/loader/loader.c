@@ -1,0 +1,965 @@
+/*
+ * The factory resolver: the third layer of the INI loader (csgi/loader.h).
+ *
+ * loader/conf.h turns a section into a context (kind, factory reference,
+ * local and global conf, pipeline items, next, filter-with) without building
+ * anything. This file finds the factories those contexts name and calls
+ * them, the way PasteDeploy's loadwsgi.py invokes its contexts:
+ *
+ *   - app and composite sections (and bare references) call their factory;
+ *   - a pipeline builds its last item as an app, then wraps it with the
+ *     other items, right to left, each resolved as a filter;
+ *   - a filter-app builds `next`, then applies its own filter;
+ *   - `filter-with = X` wraps what the section built in X; a filter that is
+ *     itself filtered-with composes (filter2(filter1(app))).
+ *
+ * Only what the entry point reaches is built. Every app built is a new
+ * reference; a filter takes the app it wraps, so on failure releasing the
+ * innermost piece built so far releases everything.
+ */
+#include "common/alloc.h"
+#include "loader/conf.h"
+#include "loader/ini.h"
+
+#include <csgi/composite.h>
+#include <csgi/loader.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The public conf: a view of a conf-layer list, with the loader that keeps
+   what csgi_conf_aslist() allocates. Lives on the stack while a factory runs. */
+struct csgi_conf {
+    const csgi_conf__list *list;
+    csgi_loader *loader;
+};
+
+typedef struct registration registration;
+
+struct registration {
+    registration *next;
+    char *reference; /* normalised: "egg:DIST" is stored as "egg:DIST#main" */
+    csgi_factory_kind kind;
+    csgi_app_factory_fn app_factory;
+    csgi_filter_factory_fn filter_factory;
+};
+
+/* Memory handed out by csgi_conf_aslist(), freed with the loader. */
+typedef struct allocation allocation;
+
+struct allocation {
+    allocation *next;
+};
+
+struct csgi_loader {
+    csgi_conf__loader *conf;
+    registration *registrations;
+    csgi_conf__list globals;
+    allocation *allocations;
+    /* The composite whose factory is running (csgi_loader_get_app resolves
+       names in it), or NULL. */
+    const csgi_conf__context *composite;
+};
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* Record an error unless one is recorded already (first error wins). */
+static void error_vset(csgi_load_error *error, const char *file, int line, const char *section,
+                       const char *key, const char *format, va_list args)
+    __attribute__((format(printf, 6, 0)));
+
+static void error_vset(csgi_load_error *error, const char *file, int line, const char *section,
+                       const char *key, const char *format, va_list args)
+{
+    if (!error || error->text[0])
+        return;
+    copy_field(error->file, sizeof(error->file), file);
+    error->line = line;
+    copy_field(error->section, sizeof(error->section), section);
+    copy_field(error->key, sizeof(error->key), key);
+    vsnprintf(error->text, sizeof(error->text), format, args);
+    if (!error->text[0])
+        snprintf(error->text, sizeof(error->text), "error");
+}
+
+static void error_set(csgi_load_error *error, const char *file, int line, const char *section,
+                      const char *key, const char *format, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void error_set(csgi_load_error *error, const char *file, int line, const char *section,
+                      const char *key, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    error_vset(error, file, line, section, key, format, args);
+    va_end(args);
+}
+
+static void error_from_ini(csgi_load_error *error, const csgi_ini__error *ini, int rc)
+{
+    if (!error || error->text[0])
+        return;
+    if (ini->text[0])
+        error_set(error, ini->file, ini->line, ini->section, ini->key, "%s", ini->text);
+    else
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(rc));
+}
+
+/* An error at the place a value was written. */
+static void error_at(csgi_load_error *error, const csgi_conf__origin *origin, const char *format,
+                     ...) __attribute__((format(printf, 3, 4)));
+
+static void error_at(csgi_load_error *error, const csgi_conf__origin *origin, const char *format,
+                     ...)
+{
+    va_list args;
+    va_start(args, format);
+    error_vset(error, origin->file, origin->line, origin->section, origin->key, format, args);
+    va_end(args);
+}
+
+size_t csgi_load_error_format(const csgi_load_error *error, char *buf, size_t size)
+{
+    if (!error) {
+        if (buf && size)
+            buf[0] = '\0';
+        return 0;
+    }
+    char location[32] = "";
+    if (error->line > 0)
+        snprintf(location, sizeof(location), ":%d", error->line);
+    int where = error->file[0] || location[0];
+    int in_section = error->section[0] != '\0';
+    int at_key = error->key[0] != '\0';
+    int n = snprintf(buf, buf ? size : 0, "%s%s%s%s%s%s%s%s%s", error->file, location,
+                     where ? ": " : "", in_section ? "[" : "", error->section,
+                     in_section ? "] " : "", error->key, at_key ? ": " : "", error->text);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* ---- conf ----------------------------------------------------------------------- */
+
+const char *csgi_conf_get(const csgi_conf *conf, const char *name)
+{
+    if (!conf || !name)
+        return NULL;
+    return csgi_conf__list_get(conf->list, name);
+}
+
+size_t csgi_conf_count(const csgi_conf *conf)
+{
+    return conf ? conf->list->count : 0;
+}
+
+int csgi_conf_entry(const csgi_conf *conf, size_t index, const char **name, const char **value)
+{
+    if (!conf)
+        return 0;
+    const csgi_conf__entry *entry = conf->list->first;
+    for (size_t i = 0; entry && i < index; i++)
+        entry = entry->next;
+    if (!entry)
+        return 0;
+    if (name)
+        *name = entry->name;
+    if (value)
+        *value = entry->value;
+    return 1;
+}
+
+/* An error about a conf entry, at the place it was written. */
+static void error_at_entry(csgi_load_error *error, const csgi_conf__entry *entry,
+                           const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+static void error_at_entry(csgi_load_error *error, const csgi_conf__entry *entry,
+                           const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    error_vset(error, entry->origin.file, entry->origin.line, entry->origin.section,
+               entry->origin.key ? entry->origin.key : entry->name, format, args);
+    va_end(args);
+}
+
+int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int *out,
+                     csgi_load_error *error)
+{
+    static const char *const truths[] = {"true", "yes", "on", "y", "t", "1"};
+    static const char *const lies[] = {"false", "no", "off", "n", "f", "0"};
+    if (!conf || !name || !out)
+        return CSGI_EINVAL;
+    const csgi_conf__entry *entry = csgi_conf__list_find(conf->list, name);
+    if (!entry) {
+        *out = fallback;
+        return 0;
+    }
+    /* PasteDeploy strips the value first. */
+    const char *value = entry->value;
+    while (*value == ' ' || *value == '\t' || *value == '\n')
+        value++;
+    size_t len = strlen(value);
+    while (len && (value[len - 1] == ' ' || value[len - 1] == '\t' || value[len - 1] == '\n'))
+        len--;
+    for (size_t i = 0; i < sizeof(truths) / sizeof(truths[0]); i++) {
+        if (strlen(truths[i]) == len && strncasecmp(value, truths[i], len) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strlen(lies[i]) == len && strncasecmp(value, lies[i], len) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    error_at_entry(error, entry, "not a boolean: '%s'", entry->value);
+    return CSGI_EINVAL;
+}
+
+int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback, long long *out,
+                    csgi_load_error *error)
+{
+    if (!conf || !name || !out)
+        return CSGI_EINVAL;
+    const csgi_conf__entry *entry = csgi_conf__list_find(conf->list, name);
+    if (!entry) {
+        *out = fallback;
+        return 0;
+    }
+    const char *value = entry->value;
+    while (*value == ' ' || *value == '\t' || *value == '\n')
+        value++;
+    const char *digits = value + (*value == '+' || *value == '-');
+    if (*digits < '0' || *digits > '9') {
+        error_at_entry(error, entry, "not an integer: '%s'", entry->value);
+        return CSGI_EINVAL;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long parsed = strtoll(value, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\n')
+        end++;
+    if (*end != '\0') {
+        error_at_entry(error, entry, "not an integer: '%s'", entry->value);
+        return CSGI_EINVAL;
+    }
+    if (errno == ERANGE) {
+        error_at_entry(error, entry, "integer out of range: '%s'", entry->value);
+        return CSGI_EINVAL;
+    }
+    *out = parsed;
+    return 0;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+int csgi_conf_aslist(const csgi_conf *conf, const char *name, const char *const **items,
+                     size_t *count, csgi_load_error *error)
+{
+    if (!conf || !name || !items || !count)
+        return CSGI_EINVAL;
+    *items = NULL;
+    *count = 0;
+    const char *value = csgi_conf__list_get(conf->list, name);
+    if (!value)
+        return 0;
+    size_t n = 0;
+    for (const char *p = value; *p;) {
+        while (*p && is_space(*p))
+            p++;
+        if (!*p)
+            break;
+        n++;
+        while (*p && !is_space(*p))
+            p++;
+    }
+    /* One block: the allocation header, the pointers, the strings. */
+    size_t len = strlen(value);
+    size_t header = sizeof(allocation);
+    header = (header + sizeof(void *) - 1) / sizeof(void *) * sizeof(void *);
+    allocation *block = csgi__malloc(header + (n + 1) * sizeof(char *) + len + 1);
+    if (!block) {
+        error_set(error, NULL, 0, NULL, name, "%s", csgi_strerror(CSGI_ENOMEM));
+        return CSGI_ENOMEM;
+    }
+    const char **list = (const char **)((char *)block + header);
+    char *text = (char *)(list + n + 1);
+    memcpy(text, value, len + 1);
+    size_t i = 0;
+    for (char *p = text; *p;) {
+        while (*p && is_space(*p))
+            p++;
+        if (!*p)
+            break;
+        list[i++] = p;
+        while (*p && !is_space(*p))
+            p++;
+        if (*p)
+            *p++ = '\0';
+    }
+    list[i] = NULL;
+    block->next = conf->loader->allocations;
+    conf->loader->allocations = block;
+    *items = list;
+    *count = n;
+    return 0;
+}
+
+/* ---- registry --------------------------------------------------------------------- */
+
+/* "egg:DIST" -> "egg:DIST#main"; anything else as it is. Owned (csgi__free). */
+static char *normalise(const char *reference)
+{
+    size_t len = strlen(reference);
+    int add = strncmp(reference, "egg:", 4) == 0 && !strchr(reference, '#');
+    char *copy = csgi__malloc(len + (add ? 5 : 0) + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, reference, len + 1);
+    if (add)
+        memcpy(copy + len, "#main", 6);
+    return copy;
+}
+
+static registration *find_registration(csgi_loader *loader, const char *normalised)
+{
+    for (registration *r = loader->registrations; r; r = r->next)
+        if (strcmp(r->reference, normalised) == 0)
+            return r;
+    return NULL;
+}
+
+static int add_registration(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
+                            csgi_app_factory_fn app_factory, csgi_filter_factory_fn filter_factory)
+{
+    if (!reference[0])
+        return CSGI_EINVAL;
+    char *normalised = normalise(reference);
+    if (!normalised)
+        return CSGI_ENOMEM;
+    if (find_registration(loader, normalised)) {
+        csgi__free(normalised);
+        return CSGI_EINVAL;
+    }
+    registration *r = csgi__calloc(1, sizeof(*r));
+    if (!r) {
+        csgi__free(normalised);
+        return CSGI_ENOMEM;
+    }
+    r->reference = normalised;
+    r->kind = kind;
+    r->app_factory = app_factory;
+    r->filter_factory = filter_factory;
+    r->next = loader->registrations;
+    loader->registrations = r;
+    return 0;
+}
+
+int csgi_loader_register_app(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
+                             csgi_app_factory_fn factory)
+{
+    if (!loader || !reference || !factory ||
+        (kind != CSGI_FACTORY_APP && kind != CSGI_FACTORY_COMPOSITE))
+        return CSGI_EINVAL;
+    return add_registration(loader, reference, kind, factory, NULL);
+}
+
+int csgi_loader_register_filter(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
+                                csgi_filter_factory_fn factory)
+{
+    if (!loader || !reference || !factory ||
+        (kind != CSGI_FACTORY_FILTER && kind != CSGI_FACTORY_FILTER_APP))
+        return CSGI_EINVAL;
+    return add_registration(loader, reference, kind, NULL, factory);
+}
+
+/* ---- built-in composites ------------------------------------------------------------ */
+
+/* Fill the location of an error a nested call left without one. */
+static void error_locate_entry(csgi_load_error *error, const csgi_conf__entry *entry)
+{
+    if (error && !error->file[0] && entry->origin.file) {
+        copy_field(error->file, sizeof(error->file), entry->origin.file);
+        error->line = entry->origin.line;
+        copy_field(error->section, sizeof(error->section), entry->origin.section);
+        copy_field(error->key, sizeof(error->key), entry->name);
+    }
+}
+
+/* Paste's urlmap_factory: every key but not_found_app and debug is a route. */
+static int urlmap_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    csgi_urlmap *map = NULL;
+    int rc = csgi_urlmap_new(&map);
+    if (rc != 0)
+        return rc;
+    int debug = 0;
+    rc = csgi_conf_asbool(local_conf, "debug", 0, &debug, error);
+    if (rc != 0)
+        goto fail;
+    csgi_urlmap_set_debug(map, debug);
+    const char *not_found = csgi_conf_get(local_conf, "not_found_app");
+    if (!not_found)
+        not_found = csgi_conf_get(global_conf, "not_found_app");
+    if (not_found) {
+        csgi_app *app = NULL;
+        rc = csgi_loader_get_app(loader, not_found, &app, error);
+        if (rc != 0)
+            goto fail;
+        csgi_urlmap_set_not_found(map, app);
+    }
+    for (const csgi_conf__entry *e = local_conf->list->first; e; e = e->next) {
+        if (strcmp(e->name, "not_found_app") == 0 || strcmp(e->name, "debug") == 0)
+            continue;
+        csgi_app *app = NULL;
+        rc = csgi_loader_get_app(loader, e->value, &app, error);
+        if (rc != 0) {
+            error_locate_entry(error, e);
+            goto fail;
+        }
+        rc = csgi_urlmap_add(map, e->name, app);
+        if (rc != 0) {
+            error_at_entry(error, e, "%s",
+                           rc == CSGI_EINVAL ? "malformed or repeated urlmap key"
+                                             : csgi_strerror(rc));
+            goto fail;
+        }
+    }
+    return csgi_urlmap_app(&map, out);
+fail:
+    csgi_urlmap_free(map);
+    return rc;
+}
+
+typedef struct numbered_app {
+    long long number;
+    csgi_app *app;
+} numbered_app;
+
+static int compare_numbered(const void *a, const void *b)
+{
+    const numbered_app *x = a, *y = b;
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/* Paste's make_cascade: keys app1, app2, ... (sorted by number) and catch. */
+static int cascade_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    (void)global_conf;
+    size_t capacity = csgi_conf_count(local_conf);
+    numbered_app *apps = csgi__calloc(capacity ? capacity : 1, sizeof(*apps));
+    csgi_app **plain = csgi__calloc(capacity ? capacity : 1, sizeof(*plain));
+    int *catches = NULL;
+    size_t count = 0, catch_count = 0;
+    int rc = 0;
+    if (!apps || !plain) {
+        rc = CSGI_ENOMEM;
+        goto done;
+    }
+    for (const csgi_conf__entry *e = local_conf->list->first; e; e = e->next) {
+        if (strcmp(e->name, "catch") == 0)
+            continue;
+        if (strncmp(e->name, "app", 3) != 0) {
+            error_at_entry(error, e, "bad cascade key (=%s): all keys must start with 'app'",
+                           e->value);
+            rc = CSGI_EINVAL;
+            goto done;
+        }
+        const char *digits = e->name + 3;
+        char *end = NULL;
+        long long number = strtoll(digits, &end, 10);
+        if (!*digits || *end) {
+            error_at_entry(error, e, "%s", "bad name for an application key (number expected)");
+            rc = CSGI_EINVAL;
+            goto done;
+        }
+        csgi_app *app = NULL;
+        rc = csgi_loader_get_app(loader, e->value, &app, error);
+        if (rc != 0) {
+            error_locate_entry(error, e);
+            goto done;
+        }
+        apps[count].number = number;
+        apps[count].app = app;
+        count++;
+    }
+    if (count == 0) {
+        error_set(error, NULL, 0, NULL, NULL, "a cascade needs at least one app (app1 = ...)");
+        rc = CSGI_EINVAL;
+        goto done;
+    }
+    qsort(apps, count, sizeof(*apps), compare_numbered);
+    const char *const *items = NULL;
+    rc = csgi_conf_aslist(local_conf, "catch", &items, &catch_count, error);
+    if (rc != 0)
+        goto done;
+    if (catch_count) {
+        catches = csgi__calloc(catch_count, sizeof(*catches));
+        if (!catches) {
+            rc = CSGI_ENOMEM;
+            goto done;
+        }
+        for (size_t i = 0; i < catch_count; i++) {
+            char *end = NULL;
+            long status = strtol(items[i], &end, 10);
+            if (*end || status < 100 || status > 999) {
+                const csgi_conf__entry *e = csgi_conf__list_find(local_conf->list, "catch");
+                error_at_entry(error, e, "not a status code: '%s'", items[i]);
+                rc = CSGI_EINVAL;
+                goto done;
+            }
+            catches[i] = (int)status;
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        plain[i] = apps[i].app;
+    rc = csgi_cascade_new(out, plain, count, catches, catch_count);
+    count = 0; /* taken, also on failure */
+done:
+    for (size_t i = 0; i < count; i++)
+        csgi_app_free(apps[i].app);
+    csgi__free(apps);
+    csgi__free(plain);
+    csgi__free(catches);
+    return rc;
+}
+
+static const struct {
+    const char *reference;
+    csgi_app_factory_fn factory;
+} builtins[] = {
+    {"egg:csgi#urlmap", urlmap_factory},
+    {"egg:Paste#urlmap", urlmap_factory},
+    {"egg:csgi#cascade", cascade_factory},
+    {"egg:Paste#cascade", cascade_factory},
+};
+
+/* The factory a reference names: registered, then built in. NULL if none. */
+static int lookup(csgi_loader *loader, const char *reference, registration *builtin,
+                  const registration **out)
+{
+    *out = NULL;
+    char *normalised = normalise(reference);
+    if (!normalised)
+        return CSGI_ENOMEM;
+    const registration *found = find_registration(loader, normalised);
+    if (!found) {
+        for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+            if (strcmp(builtins[i].reference, normalised) == 0) {
+                memset(builtin, 0, sizeof(*builtin));
+                builtin->kind = CSGI_FACTORY_COMPOSITE;
+                builtin->app_factory = builtins[i].factory;
+                found = builtin;
+                break;
+            }
+        }
+    }
+    csgi__free(normalised);
+    *out = found;
+    return 0;
+}
+
+/* ---- building ------------------------------------------------------------------ */
+
+static int build_app(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
+                     csgi_load_error *error);
+static int apply_filter(csgi_loader *loader, const csgi_conf__context *filter, csgi_app *next,
+                        csgi_app **out, csgi_load_error *error);
+
+static int resolve_child(csgi_loader *loader, const csgi_conf__context *parent,
+                         csgi_conf__type type, const csgi_conf__reference *reference,
+                         const csgi_conf__context **out, csgi_load_error *error)
+{
+    csgi_ini__error ini;
+    csgi_ini__error_clear(&ini);
+    int rc = csgi_conf__resolve_child(loader->conf, parent, type, reference, out, &ini);
+    if (rc != 0)
+        error_from_ini(error, &ini, rc);
+    return rc;
+}
+
+/* A factory failed: give its error the place of the section if it left it out. */
+static void error_locate(csgi_load_error *error, const csgi_conf__context *context, int rc)
+{
+    if (!error)
+        return;
+    if (!error->text[0])
+        snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(rc));
+    if (!error->file[0]) {
+        const char *file =
+            context->factory.origin.file ? context->factory.origin.file : context->file;
+        int line = context->factory.origin.file ? context->factory.origin.line : context->line;
+        copy_field(error->file, sizeof(error->file), file);
+        if (error->line == 0)
+            error->line = line;
+    }
+    if (!error->section[0]) {
+        const char *section = context->section ? context->section : context->factory.origin.section;
+        copy_field(error->section, sizeof(error->section), section);
+    }
+}
+
+static int unknown_factory(const csgi_conf__context *context, const char *expected,
+                           const char *found, csgi_load_error *error)
+{
+    const csgi_conf__origin *at = &context->factory.origin;
+    csgi_conf__origin origin = *at;
+    if (!origin.file) {
+        origin.file = context->file;
+        origin.line = context->line;
+        origin.section = context->section;
+    }
+    if (found)
+        error_at(error, &origin, "'%s' is a filter factory (%s was expected)",
+                 context->factory.text, expected);
+    else
+        error_at(error, &origin, "unknown factory '%s' (%s was expected)", context->factory.text,
+                 expected);
+    return found ? CSGI_EINVAL : CSGI_ENOTFOUND;
+}
+
+/* Whether the context asks for a composite: its section, its factory key, or
+   (through `use`) the section that wrote the factory reference. */
+static int wants_composite(const csgi_conf__context *context)
+{
+    return context->kind == CSGI_CONF__KIND_COMPOSITE ||
+           context->factory_kind == CSGI_CONF__KIND_COMPOSITE ||
+           context->protocol == CSGI_CONF__PROTOCOL_COMPOSITE_FACTORY ||
+           context->protocol == CSGI_CONF__PROTOCOL_COMPOSIT_FACTORY;
+}
+
+/* App and composite factories share a signature: a factory registered as a
+   composite, or called for a composite, may build named apps. */
+static int is_composite(const csgi_conf__context *context, const registration *r)
+{
+    return r->kind == CSGI_FACTORY_COMPOSITE || wants_composite(context);
+}
+
+/* Call the app (or composite) factory of an app, composite or reference context. */
+static int call_app_factory(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
+                            csgi_load_error *error)
+{
+    if (!context->factory.text) {
+        error_set(error, context->file, context->line, context->section, NULL,
+                  "no factory for this section");
+        return CSGI_EPARSE;
+    }
+    registration builtin;
+    const registration *r = NULL;
+    int rc = lookup(loader, context->factory.text, &builtin, &r);
+    if (rc != 0) {
+        error_set(error, context->file, context->line, context->section, NULL, "%s",
+                  csgi_strerror(rc));
+        return rc;
+    }
+    const char *expected = wants_composite(context) ? "a composite factory" : "an app factory";
+    if (!r || !r->app_factory)
+        return unknown_factory(context, expected, r ? r->reference : NULL, error);
+
+    csgi_conf global = {&context->global_conf, loader};
+    csgi_conf local = {&context->local_conf, loader};
+    const csgi_conf__context *saved = loader->composite;
+    loader->composite = is_composite(context, r) ? context : NULL;
+    csgi_app *app = NULL;
+    rc = r->app_factory(loader, &global, &local, &app, error);
+    loader->composite = saved;
+    if (rc == 0 && !app) {
+        error_set(error, NULL, 0, NULL, NULL, "the factory '%s' returned no application",
+                  context->factory.text);
+        rc = CSGI_EINVAL;
+    }
+    if (rc != 0) {
+        csgi_app_free(app);
+        error_locate(error, context, rc);
+        return rc;
+    }
+    *out = app;
+    return 0;
+}
+
+/* Wrap app in the filter-with filters of context (outermost first in the list). */
+static int apply_filter_with(csgi_loader *loader, const csgi_conf__context *context,
+                             const csgi_conf__filter_with *item, csgi_app *app, csgi_app **out,
+                             csgi_load_error *error)
+{
+    if (!item) {
+        *out = app;
+        return 0;
+    }
+    /* The inner filters go on first. */
+    csgi_app *inner = NULL;
+    int rc = apply_filter_with(loader, context, item->next, app, &inner, error);
+    if (rc != 0)
+        return rc;
+    const csgi_conf__context *filter = NULL;
+    rc = resolve_child(loader, context, CSGI_CONF__FILTER, &item->reference, &filter, error);
+    if (rc != 0) {
+        csgi_app_free(inner);
+        return rc;
+    }
+    return apply_filter(loader, filter, inner, out, error);
+}
+
+/* Call the filter factory of a filter context (or a filter-app's filter). Takes next. */
+static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *context,
+                               csgi_app *next, csgi_app **out, csgi_load_error *error)
+{
+    registration builtin;
+    const registration *r = NULL;
+    int rc = CSGI_EPARSE;
+    if (!context->factory.text) {
+        error_set(error, context->file, context->line, context->section, NULL,
+                  "no factory for this section");
+    } else if ((rc = lookup(loader, context->factory.text, &builtin, &r)) != 0) {
+        error_set(error, context->file, context->line, context->section, NULL, "%s",
+                  csgi_strerror(rc));
+    } else if (!r || !r->filter_factory) {
+        const csgi_conf__origin *at = &context->factory.origin;
+        csgi_conf__origin origin = *at;
+        if (!origin.file) {
+            origin.file = context->file;
+            origin.line = context->line;
+            origin.section = context->section;
+        }
+        if (r)
+            error_at(error, &origin, "'%s' is an app factory (%s was expected)",
+                     context->factory.text, "a filter factory");
+        else
+            error_at(error, &origin, "unknown factory '%s' (%s was expected)",
+                     context->factory.text, "a filter factory");
+        rc = r ? CSGI_EINVAL : CSGI_ENOTFOUND;
+    } else {
+        csgi_conf global = {&context->global_conf, loader};
+        csgi_conf local = {&context->local_conf, loader};
+        const csgi_conf__context *saved = loader->composite;
+        loader->composite = NULL;
+        csgi_app *app = NULL;
+        rc = r->filter_factory(loader, &global, &local, next, &app, error);
+        loader->composite = saved;
+        if (rc == 0 && !app) {
+            error_set(error, NULL, 0, NULL, NULL, "the factory '%s' returned no application",
+                      context->factory.text);
+            rc = CSGI_EINVAL;
+        }
+        if (rc != 0) {
+            csgi_app_free(app);
+            error_locate(error, context, rc);
+            return rc;
+        }
+        *out = app;
+        return 0;
+    }
+    csgi_app_free(next);
+    return rc;
+}
+
+/* Apply a filter context to next (taken): its factory, then its own filter-with
+   filters around it (PasteDeploy's "filtering a filter" composes). */
+static int apply_filter(csgi_loader *loader, const csgi_conf__context *filter, csgi_app *next,
+                        csgi_app **out, csgi_load_error *error)
+{
+    csgi_app *app = NULL;
+    int rc = call_filter_factory(loader, filter, next, &app, error);
+    if (rc != 0)
+        return rc;
+    return apply_filter_with(loader, filter, filter->filter_with, app, out, error);
+}
+
+static int build_pipeline(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
+                          csgi_load_error *error)
+{
+    if (context->pipeline_count == 0) {
+        error_set(error, context->file, context->line, context->section, "pipeline",
+                  "an empty pipeline");
+        return CSGI_EPARSE;
+    }
+    const csgi_conf__context *last = NULL;
+    size_t n = context->pipeline_count;
+    int rc =
+        resolve_child(loader, context, CSGI_CONF__APP, &context->pipeline[n - 1], &last, error);
+    if (rc != 0)
+        return rc;
+    csgi_app *app = NULL;
+    rc = build_app(loader, last, &app, error);
+    if (rc != 0)
+        return rc;
+    for (size_t i = n - 1; i-- > 0;) {
+        const csgi_conf__context *filter = NULL;
+        rc = resolve_child(loader, context, CSGI_CONF__FILTER, &context->pipeline[i], &filter,
+                           error);
+        if (rc != 0) {
+            csgi_app_free(app);
+            return rc;
+        }
+        rc = apply_filter(loader, filter, app, &app, error);
+        if (rc != 0)
+            return rc;
+    }
+    *out = app;
+    return 0;
+}
+
+static int build_app(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
+                     csgi_load_error *error)
+{
+    csgi_app *app = NULL;
+    int rc = 0;
+    switch (context->kind) {
+    case CSGI_CONF__KIND_PIPELINE: rc = build_pipeline(loader, context, &app, error); break;
+    case CSGI_CONF__KIND_FILTER_APP: {
+        const csgi_conf__context *next = NULL;
+        csgi_app *inner = NULL;
+        rc = resolve_child(loader, context, CSGI_CONF__APP, &context->next_app, &next, error);
+        if (rc == 0)
+            rc = build_app(loader, next, &inner, error);
+        if (rc == 0)
+            rc = call_filter_factory(loader, context, inner, &app, error);
+        break;
+    }
+    case CSGI_CONF__KIND_NONE:
+    case CSGI_CONF__KIND_APP:
+    case CSGI_CONF__KIND_COMPOSITE: rc = call_app_factory(loader, context, &app, error); break;
+    default:
+        error_set(error, context->file, context->line, context->section, NULL,
+                  "a %s section is not an application", csgi_conf__kind_name(context->kind));
+        return CSGI_EINVAL;
+    }
+    if (rc != 0)
+        return rc;
+    return apply_filter_with(loader, context, context->filter_with, app, out, error);
+}
+
+/* ---- loader ------------------------------------------------------------------------ */
+
+int csgi_loader_new(csgi_loader **out)
+{
+    if (!out)
+        return CSGI_EINVAL;
+    *out = NULL;
+    csgi_loader *loader = csgi__calloc(1, sizeof(*loader));
+    if (!loader)
+        return CSGI_ENOMEM;
+    int rc = csgi_conf__loader_new(&loader->conf);
+    if (rc != 0) {
+        csgi__free(loader);
+        return rc;
+    }
+    *out = loader;
+    return 0;
+}
+
+void csgi_loader_free(csgi_loader *loader)
+{
+    if (!loader)
+        return;
+    for (registration *r = loader->registrations, *next; r; r = next) {
+        next = r->next;
+        csgi__free(r->reference);
+        csgi__free(r);
+    }
+    for (allocation *a = loader->allocations, *next; a; a = next) {
+        next = a->next;
+        csgi__free(a);
+    }
+    csgi_conf__loader_free(loader->conf);
+    csgi__free(loader);
+}
+
+int csgi_loader_set_global(csgi_loader *loader, const char *name, const char *value)
+{
+    if (!loader || !name || !name[0] || !value)
+        return CSGI_EINVAL;
+    /* A name set twice keeps its last value. */
+    for (csgi_conf__entry *e = loader->globals.first; e; e = e->next) {
+        if (strcmp(e->name, name) == 0) {
+            csgi_conf__list scratch = {0};
+            int rc = csgi_conf__list_add(loader->conf, &scratch, name, value);
+            if (rc != 0)
+                return rc;
+            e->value = scratch.first->value;
+            return 0;
+        }
+    }
+    return csgi_conf__list_add(loader->conf, &loader->globals, name, value);
+}
+
+int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_app **out,
+                         csgi_load_error *error)
+{
+    csgi_load_error scratch;
+    if (!error)
+        error = &scratch;
+    memset(error, 0, sizeof(*error));
+    if (out)
+        *out = NULL;
+    if (!loader || !uri || !out) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
+        return CSGI_EINVAL;
+    }
+    csgi_ini__error ini;
+    csgi_ini__error_clear(&ini);
+    const csgi_conf__context *context = NULL;
+    int rc = csgi_conf__resolve(loader->conf, CSGI_CONF__APP, uri, NULL,
+                                loader->globals.first ? &loader->globals : NULL, &context, &ini);
+    if (rc != 0) {
+        error_from_ini(error, &ini, rc);
+        return rc;
+    }
+    const csgi_conf__context *saved = loader->composite;
+    loader->composite = NULL;
+    rc = build_app(loader, context, out, error);
+    loader->composite = saved;
+    return rc;
+}
+
+int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
+                        csgi_load_error *error)
+{
+    if (out)
+        *out = NULL;
+    if (!loader || !name || !out) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
+        return CSGI_EINVAL;
+    }
+    const csgi_conf__context *composite = loader->composite;
+    if (!composite) {
+        error_set(error, NULL, 0, NULL, NULL,
+                  "csgi_loader_get_app is for composite factories while they run");
+        return CSGI_ESTATE;
+    }
+    /* Contexts keep the name: give it the loader's lifetime. */
+    csgi_conf__list copy = {0};
+    if (csgi_conf__list_add(loader->conf, &copy, "name", name) != 0) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_ENOMEM));
+        return CSGI_ENOMEM;
+    }
+    csgi_conf__reference reference = {0};
+    reference.text = copy.first->value;
+    reference.origin = composite->factory.origin;
+    if (!reference.origin.file) {
+        reference.origin.file = composite->file;
+        reference.origin.line = composite->line;
+        reference.origin.section = composite->section;
+    }
+    const csgi_conf__context *context = NULL;
+    int rc = resolve_child(loader, composite, CSGI_CONF__APP, &reference, &context, error);
+    if (rc != 0)
+        return rc;
+    loader->composite = NULL;
+    rc = build_app(loader, context, out, error);
+    loader->composite = composite;
+    return rc;
+}
