@@ -955,7 +955,8 @@ START_TEST(unknown_factory_names_place)
     snprintf(expected, sizeof(expected),
              "%s:2: [app:main] use: unknown factory 'egg:Nope#x' (an app factory was expected)",
              path);
-    ck_assert_str_eq(message, expected);
+    /* then the shared-object paths tried */
+    ck_assert_int_eq(strncmp(message, expected, strlen(expected)), 0);
 
     /* the pipeline's filter is reached after its app: it is main that fails */
     snprintf(uri, sizeof(uri), "%s#direct", path);
@@ -964,7 +965,8 @@ START_TEST(unknown_factory_names_place)
              "%s:8: [app:direct] paste.app_factory: unknown factory 'nope.module:factory' (an "
              "app factory was expected)",
              path);
-    ck_assert_str_eq(message, expected);
+    /* then the shared-object paths tried */
+    ck_assert_int_eq(strncmp(message, expected, strlen(expected)), 0);
     csgi_loader_free(loader);
 }
 END_TEST

@@ -178,6 +178,37 @@ CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *ref
                                             csgi_factory_kind kind, csgi_filter_factory_fn factory);
 
 /**
+ * Add a directory to search for shared objects named by factory references
+ * (after the deploy file's own directory, before the directories of the
+ * CSGI_MODULE_PATH environment variable, a colon-separated list).
+ *
+ * A reference "MODULE:SYMBOL" (as a factory key's value, or with `use =
+ * call:MODULE:SYMBOL`) loads MODULE.so or libMODULE.so and takes SYMBOL,
+ * a function with the signature of the factory kind the section asks for
+ * (csgi_app_factory_fn or csgi_filter_factory_fn). "egg:DIST#NAME" loads
+ * DIST.so or libDIST.so and looks NAME up in its exported table
+ * csgi_plugin_entry_points.
+ *
+ * @param directory copied
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_add_module_path(csgi_loader *loader, const char *directory);
+
+/** One named factory of a plugin (see csgi_plugin_entry_points). */
+typedef struct csgi_entry_point {
+    const char *name;                      /**< the NAME of egg:DIST#NAME; NULL ends the table */
+    csgi_factory_kind kind;                /**< which protocol factory follows */
+    csgi_app_factory_fn app_factory;       /**< for CSGI_FACTORY_APP and _COMPOSITE */
+    csgi_filter_factory_fn filter_factory; /**< for CSGI_FACTORY_FILTER and _FILTER_APP */
+} csgi_entry_point;
+
+/**
+ * The name of the table a plugin exports: `const csgi_entry_point
+ * csgi_plugin_entry_points[]`, ended by an entry whose name is NULL.
+ */
+#define CSGI_PLUGIN_ENTRY_POINTS "csgi_plugin_entry_points"
+
+/**
  * Set a caller global (what `csgi-serve app.ini name=value` passes): it
  * fills `%(name)s` where the file's [DEFAULT] does not define name, and
  * overrides [DEFAULT] in the global conf factories receive.

@@ -24,6 +24,7 @@
 #include <csgi/composite.h>
 #include <csgi/loader.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* The public conf: a view of a conf-layer list, with the loader that keeps
    what csgi_conf_aslist() allocates. Lives on the stack while a factory runs. */
@@ -56,9 +58,31 @@ struct allocation {
     allocation *next;
 };
 
+/* A directory searched for shared objects (csgi_loader_add_module_path). */
+typedef struct module_dir module_dir;
+
+struct module_dir {
+    module_dir *next;
+    char *path;
+};
+
+/* A shared object opened for a factory reference, cached per loader under
+   the module name and the directory of the deploy file that named it (the
+   same name may find different files beside different files). */
+typedef struct module module;
+
+struct module {
+    module *next;
+    char *name;
+    char *ini_dir;
+    void *handle;
+};
+
 struct csgi_loader {
     csgi_conf__loader *conf;
     registration *registrations;
+    module_dir *module_dirs; /* in the order added */
+    module *modules;
     csgi_conf__list globals;
     allocation *allocations;
     /* The composite whose factory is running (csgi_loader_get_app resolves
@@ -547,31 +571,6 @@ static const struct {
     {"egg:Paste#cascade", cascade_factory},
 };
 
-/* The factory a reference names: registered, then built in. NULL if none. */
-static int lookup(csgi_loader *loader, const char *reference, registration *builtin,
-                  const registration **out)
-{
-    *out = NULL;
-    char *normalised = normalise(reference);
-    if (!normalised)
-        return CSGI_ENOMEM;
-    const registration *found = find_registration(loader, normalised);
-    if (!found) {
-        for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
-            if (strcmp(builtins[i].reference, normalised) == 0) {
-                memset(builtin, 0, sizeof(*builtin));
-                builtin->kind = CSGI_FACTORY_COMPOSITE;
-                builtin->app_factory = builtins[i].factory;
-                found = builtin;
-                break;
-            }
-        }
-    }
-    csgi__free(normalised);
-    *out = found;
-    return 0;
-}
-
 /* ---- building ------------------------------------------------------------------ */
 
 static int build_app(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
@@ -648,6 +647,309 @@ static int is_composite(const csgi_conf__context *context, const registration *r
     return r->kind == CSGI_FACTORY_COMPOSITE || wants_composite(context);
 }
 
+/* ---- shared objects ------------------------------------------------------------------ */
+
+/*
+ * A reference no registration or built-in answers may name a shared object:
+ * "call:MODULE:SYMBOL" and "MODULE:SYMBOL" load MODULE.so (else
+ * libMODULE.so) and take SYMBOL, a factory of the kind the section asks
+ * for; "egg:DIST#NAME" loads DIST.so (else libDIST.so) and looks NAME up in
+ * its csgi_plugin_entry_points table. The directories searched, in order:
+ * the one of the deploy file that wrote the reference, those given to
+ * csgi_loader_add_module_path, those of CSGI_MODULE_PATH.
+ *
+ * Handles are cached per loader and never closed: every application built
+ * from a module runs its code, and applications outlive the loader that
+ * built them (csgi_loader_free leaves them running), so no point before
+ * process exit is safe for dlclose. dlopen counts references, so a module
+ * opened by several loaders is mapped once.
+ */
+
+/* dlsym hands back a data pointer; POSIX guarantees it converts to a
+   function pointer of the same size. */
+_Static_assert(sizeof(void *) == sizeof(csgi_app_factory_fn) &&
+                   sizeof(void *) == sizeof(csgi_filter_factory_fn),
+               "dlsym results must convert to function pointers");
+
+static char *copy_text(const char *text, size_t len)
+{
+    char *copy = csgi__malloc(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+int csgi_loader_add_module_path(csgi_loader *loader, const char *directory)
+{
+    if (!loader || !directory || !directory[0])
+        return CSGI_EINVAL;
+    module_dir *dir = csgi__calloc(1, sizeof(*dir));
+    if (!dir)
+        return CSGI_ENOMEM;
+    dir->path = copy_text(directory, strlen(directory));
+    if (!dir->path) {
+        csgi__free(dir);
+        return CSGI_ENOMEM;
+    }
+    module_dir **tail = &loader->module_dirs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = dir;
+    return 0;
+}
+
+/* Where the factory reference of context was written (for errors). */
+static csgi_conf__origin factory_origin(const csgi_conf__context *context)
+{
+    csgi_conf__origin origin = context->factory.origin;
+    if (!origin.file) {
+        origin.file = context->file;
+        origin.line = context->line;
+        origin.section = context->section;
+    }
+    return origin;
+}
+
+/* The directory of the deploy file that wrote the reference ("." for a
+   bare file name). Owned (csgi__free), NULL when memory is exhausted. */
+static char *deploy_directory(const csgi_conf__context *context)
+{
+    const char *file = context->factory.origin.file ? context->factory.origin.file : context->file;
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (!slash)
+        return copy_text(".", 1);
+    return copy_text(file, slash == file ? 1 : (size_t)(slash - file));
+}
+
+/* The search for one module: the paths tried so far, for the error. */
+typedef struct module_search {
+    const char *name;
+    char tried[1024];
+    size_t tried_len;
+    void *handle;
+    char failure[400]; /* set when a file exists but does not load */
+} module_search;
+
+/* Try DIR/NAME.so and DIR/libNAME.so. Returns 1 when the search is over
+   (found, or a file that exists failed to load), 0 to go on, or CSGI_ENOMEM. */
+static int search_directory(module_search *search, const char *dir, size_t dir_len)
+{
+    static const char *const prefixes[] = {"", "lib"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = dir_len + 1 + strlen(prefixes[i]) + strlen(search->name) + 3;
+        char *path = csgi__malloc(len + 1);
+        if (!path)
+            return CSGI_ENOMEM;
+        snprintf(path, len + 1, "%.*s/%s%s.so", (int)dir_len, dir, prefixes[i], search->name);
+        if (search->tried_len < sizeof(search->tried)) {
+            int n = snprintf(search->tried + search->tried_len,
+                             sizeof(search->tried) - search->tried_len, "%s%s",
+                             search->tried_len ? ", " : "", path);
+            if (n > 0)
+                search->tried_len += (size_t)n;
+        }
+        /* A path with a slash is opened as it is, never searched for. */
+        search->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!search->handle && access(path, F_OK) == 0) {
+            const char *why = dlerror();
+            snprintf(search->failure, sizeof(search->failure), "cannot load %s: %s", path,
+                     why ? why : "unknown error");
+        }
+        csgi__free(path);
+        if (search->handle || search->failure[0])
+            return 1;
+    }
+    return 0;
+}
+
+/* Open the module name for a reference written in context (cached). *out
+   is NULL when not found; error says why (with the paths tried). */
+static int open_module(csgi_loader *loader, const csgi_conf__context *context, const char *name,
+                       size_t name_len, const char *expected, void **out, csgi_load_error *error)
+{
+    *out = NULL;
+    csgi_conf__origin origin = factory_origin(context);
+    char *module_name = copy_text(name, name_len);
+    char *ini_dir = deploy_directory(context);
+    int rc = 0;
+    if (!module_name || !ini_dir) {
+        rc = CSGI_ENOMEM;
+        goto done;
+    }
+    if (!module_name[0] || strchr(module_name, '/')) {
+        error_at(error, &origin, "unknown factory '%s' (%s was expected): bad module name '%s'",
+                 context->factory.text, expected, module_name);
+        rc = CSGI_ENOTFOUND;
+        goto done;
+    }
+    for (module *m = loader->modules; m; m = m->next) {
+        if (strcmp(m->name, module_name) == 0 && strcmp(m->ini_dir, ini_dir) == 0) {
+            *out = m->handle;
+            goto done;
+        }
+    }
+    module_search search;
+    memset(&search, 0, sizeof(search));
+    search.name = module_name;
+    rc = search_directory(&search, ini_dir, strlen(ini_dir));
+    for (module_dir *d = loader->module_dirs; rc == 0 && d; d = d->next)
+        rc = search_directory(&search, d->path, strlen(d->path));
+    const char *env = getenv("CSGI_MODULE_PATH");
+    while (rc == 0 && env && *env) {
+        size_t len = strcspn(env, ":");
+        if (len)
+            rc = search_directory(&search, env, len);
+        env += len;
+        if (*env == ':')
+            env++;
+    }
+    if (rc < 0)
+        goto done;
+    if (search.failure[0]) {
+        error_at(error, &origin, "%s", search.failure);
+        rc = CSGI_EINVAL;
+        goto done;
+    }
+    if (!search.handle) {
+        error_at(error, &origin,
+                 "unknown factory '%s' (%s was expected): no module %s.so or lib%s.so (tried %s)",
+                 context->factory.text, expected, module_name, module_name, search.tried);
+        rc = CSGI_ENOTFOUND;
+        goto done;
+    }
+    module *m = csgi__calloc(1, sizeof(*m));
+    if (!m) {
+        rc = CSGI_ENOMEM; /* the handle stays open: see above */
+        goto done;
+    }
+    m->name = module_name;
+    m->ini_dir = ini_dir;
+    m->handle = search.handle;
+    m->next = loader->modules;
+    loader->modules = m;
+    module_name = ini_dir = NULL;
+    *out = search.handle;
+    rc = 0;
+done:
+    if (rc == CSGI_ENOMEM)
+        error_at(error, &origin, "%s", csgi_strerror(rc));
+    csgi__free(module_name);
+    csgi__free(ini_dir);
+    return rc;
+}
+
+static void *find_symbol(void *handle, const char *symbol)
+{
+    dlerror();
+    return dlsym(handle, symbol);
+}
+
+/* The factory of a shared object a reference names, or *out NULL when the
+   reference names none (no "egg:", "call:" or "MODULE:SYMBOL" form). */
+static int lookup_module(csgi_loader *loader, const csgi_conf__context *context,
+                         const char *normalised, int want_filter, registration *found,
+                         const registration **out, csgi_load_error *error)
+{
+    const char *expected = want_filter                ? "a filter factory"
+                           : wants_composite(context) ? "a composite factory"
+                                                      : "an app factory";
+    csgi_conf__origin origin = factory_origin(context);
+    memset(found, 0, sizeof(*found));
+    void *handle = NULL;
+    int rc;
+    if (strncmp(normalised, "egg:", 4) == 0) {
+        const char *dist = normalised + 4;
+        const char *hash = strchr(dist, '#');
+        rc = open_module(loader, context, dist, (size_t)(hash - dist), expected, &handle, error);
+        if (rc != 0)
+            return rc;
+        const csgi_entry_point *table = find_symbol(handle, CSGI_PLUGIN_ENTRY_POINTS);
+        if (!table) {
+            error_at(error, &origin, "module '%.*s' exports no %s table", (int)(hash - dist), dist,
+                     CSGI_PLUGIN_ENTRY_POINTS);
+            return CSGI_ENOTFOUND;
+        }
+        for (const csgi_entry_point *e = table; e->name; e++) {
+            if (strcmp(e->name, hash + 1) != 0)
+                continue;
+            found->kind = e->kind;
+            if (e->kind == CSGI_FACTORY_APP || e->kind == CSGI_FACTORY_COMPOSITE)
+                found->app_factory = e->app_factory;
+            else
+                found->filter_factory = e->filter_factory;
+            if (!found->app_factory && !found->filter_factory) {
+                error_at(error, &origin, "entry point '%s' of module '%.*s' has no factory",
+                         hash + 1, (int)(hash - dist), dist);
+                return CSGI_EINVAL;
+            }
+            *out = found;
+            return 0;
+        }
+        error_at(error, &origin, "module '%.*s' has no entry point '%s' in its %s table",
+                 (int)(hash - dist), dist, hash + 1, CSGI_PLUGIN_ENTRY_POINTS);
+        return CSGI_ENOTFOUND;
+    }
+    const char *module_ref = normalised;
+    if (strncmp(module_ref, "call:", 5) == 0)
+        module_ref += 5;
+    const char *colon = strchr(module_ref, ':');
+    if (!colon)
+        return 0;
+    const char *symbol_name = colon + 1;
+    rc = open_module(loader, context, module_ref, (size_t)(colon - module_ref), expected, &handle,
+                     error);
+    if (rc != 0)
+        return rc;
+    void *symbol = symbol_name[0] ? find_symbol(handle, symbol_name) : NULL;
+    if (!symbol) {
+        error_at(error, &origin, "module '%.*s' has no symbol '%s' (%s was expected)",
+                 (int)(colon - module_ref), module_ref, symbol_name, expected);
+        return CSGI_ENOTFOUND;
+    }
+    if (want_filter) {
+        found->kind = context->kind == CSGI_CONF__KIND_FILTER_APP ? CSGI_FACTORY_FILTER_APP
+                                                                  : CSGI_FACTORY_FILTER;
+        memcpy(&found->filter_factory, &symbol, sizeof(symbol));
+    } else {
+        found->kind = wants_composite(context) ? CSGI_FACTORY_COMPOSITE : CSGI_FACTORY_APP;
+        memcpy(&found->app_factory, &symbol, sizeof(symbol));
+    }
+    *out = found;
+    return 0;
+}
+
+/* The factory a reference names: registered, then built in, then from a
+   shared object. *out NULL if the reference names none; an error (filled)
+   when a shared object or its symbol is missing. */
+static int lookup(csgi_loader *loader, const csgi_conf__context *context, int want_filter,
+                  registration *builtin, const registration **out, csgi_load_error *error)
+{
+    *out = NULL;
+    char *normalised = normalise(context->factory.text);
+    if (!normalised)
+        return CSGI_ENOMEM;
+    const registration *found = find_registration(loader, normalised);
+    if (!found) {
+        for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+            if (strcmp(builtins[i].reference, normalised) == 0) {
+                memset(builtin, 0, sizeof(*builtin));
+                builtin->kind = CSGI_FACTORY_COMPOSITE;
+                builtin->app_factory = builtins[i].factory;
+                found = builtin;
+                break;
+            }
+        }
+    }
+    int rc = 0;
+    if (!found)
+        rc = lookup_module(loader, context, normalised, want_filter, builtin, &found, error);
+    csgi__free(normalised);
+    *out = found;
+    return rc;
+}
+
 /* Call the app (or composite) factory of an app, composite or reference context. */
 static int call_app_factory(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
                             csgi_load_error *error)
@@ -659,7 +961,7 @@ static int call_app_factory(csgi_loader *loader, const csgi_conf__context *conte
     }
     registration builtin;
     const registration *r = NULL;
-    int rc = lookup(loader, context->factory.text, &builtin, &r);
+    int rc = lookup(loader, context, 0, &builtin, &r, error);
     if (rc != 0) {
         error_set(error, context->file, context->line, context->section, NULL, "%s",
                   csgi_strerror(rc));
@@ -667,7 +969,7 @@ static int call_app_factory(csgi_loader *loader, const csgi_conf__context *conte
     }
     const char *expected = wants_composite(context) ? "a composite factory" : "an app factory";
     if (!r || !r->app_factory)
-        return unknown_factory(context, expected, r ? r->reference : NULL, error);
+        return unknown_factory(context, expected, r ? context->factory.text : NULL, error);
 
     csgi_conf global = {&context->global_conf, loader};
     csgi_conf local = {&context->local_conf, loader};
@@ -723,7 +1025,7 @@ static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *co
     if (!context->factory.text) {
         error_set(error, context->file, context->line, context->section, NULL,
                   "no factory for this section");
-    } else if ((rc = lookup(loader, context->factory.text, &builtin, &r)) != 0) {
+    } else if ((rc = lookup(loader, context, 1, &builtin, &r, error)) != 0) {
         error_set(error, context->file, context->line, context->section, NULL, "%s",
                   csgi_strerror(rc));
     } else if (!r || !r->filter_factory) {
@@ -869,6 +1171,19 @@ void csgi_loader_free(csgi_loader *loader)
         next = r->next;
         csgi__free(r->reference);
         csgi__free(r);
+    }
+    for (module_dir *d = loader->module_dirs, *next; d; d = next) {
+        next = d->next;
+        csgi__free(d->path);
+        csgi__free(d);
+    }
+    /* The handles stay open: applications built from them outlive the
+       loader (see "shared objects" above). */
+    for (module *m = loader->modules, *next; m; m = next) {
+        next = m->next;
+        csgi__free(m->name);
+        csgi__free(m->ini_dir);
+        csgi__free(m);
     }
     for (allocation *a = loader->allocations, *next; a; a = next) {
         next = a->next;

@@ -1,0 +1,44 @@
+/*
+ * The talk's first Paste example as a csgi module: wsgi_webob.so.
+ *
+ *     @wsgify
+ *     def application(request):
+ *         return Response('Hello, World of WebOb !')
+ *
+ *     def app_factory(global_config, **local_config):
+ *         return application
+ *
+ * The talk's wsgi_webob.ini loads it unchanged:
+ *
+ *     [app:main]
+ *     paste.app_factory = wsgi_webob:app_factory
+ */
+#include <csgi.h>
+#include <csgi/loader.h>
+
+/* Exported from the shared object. */
+int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
+                csgi_app **out, csgi_load_error *error);
+
+static csgi_body *hello_call(void *state, csgi_environ *environ,
+                             csgi_start_response *start_response)
+{
+    static const char body[] = "Hello, World of WebOb !";
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/html")};
+    (void)state;
+    if (csgi_start_response_call(start_response, "200 OK", headers, 1, NULL) != 0)
+        return NULL;
+    return csgi_body_static(environ, body, sizeof(body) - 1);
+}
+
+static const csgi_app_type hello_type = {"wsgi_webob.application", hello_call, NULL};
+
+int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
+                csgi_app **out, csgi_load_error *error)
+{
+    (void)loader;
+    (void)global_conf;
+    (void)local_conf;
+    (void)error;
+    return csgi_app_new(out, &hello_type, NULL);
+}

@@ -1,0 +1,600 @@
+/* Factories from shared objects (csgi/loader.h): the talk's deploy files
+   loaded unchanged with the example modules, the module path, plugins, and
+   the errors of a missing module or symbol. The modules are found in
+   CSGI_MODULE_DIR (and testplugin.so in CSGI_TEST_PLUGIN_DIR, default the
+   same), which the build sets. */
+#include "common/arena.h"
+#include "gateway/environ_private.h"
+#include "gateway/gateway.h"
+#include "http/parser.h"
+
+#include <csgi.h>
+#include <csgi/loader.h>
+
+#include <check.h>
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_FIELDS 32
+
+/* ---- places ------------------------------------------------------------------------ */
+
+/* The project root, from this file's path. */
+static const char *project_dir(void)
+{
+    static char dir[PATH_MAX];
+    char root[PATH_MAX];
+    snprintf(root, sizeof(root), "%s", __FILE__);
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(root, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(root, sizeof(root), ".");
+    }
+    ck_assert_msg(realpath(root[0] ? root : ".", dir) != NULL, "no project at %s", root);
+    return dir;
+}
+
+static const char *testdata_dir(void)
+{
+    static char dir[PATH_MAX];
+    char candidate[PATH_MAX];
+    const char *env = getenv("CSGI_SHARED_TESTDATA");
+    if (env && *env)
+        snprintf(candidate, sizeof(candidate), "%s", env);
+    else
+        snprintf(candidate, sizeof(candidate), "%s/../shared/testdata", project_dir());
+    ck_assert_msg(realpath(candidate, dir) != NULL, "no test data at %s", candidate);
+    return dir;
+}
+
+static const char *talk_ini(const char *name)
+{
+    static char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/talk/%s", testdata_dir(), name);
+    return path;
+}
+
+static const char *module_dir(void)
+{
+    static char dir[PATH_MAX];
+    const char *env = getenv("CSGI_MODULE_DIR");
+    ck_assert_msg(env && *env, "CSGI_MODULE_DIR names the directory of the built modules");
+    ck_assert_msg(realpath(env, dir) != NULL, "no module directory %s", env);
+    return dir;
+}
+
+static const char *plugin_dir(void)
+{
+    static char dir[PATH_MAX];
+    const char *env = getenv("CSGI_TEST_PLUGIN_DIR");
+    if (!env || !*env)
+        return module_dir();
+    ck_assert_msg(realpath(env, dir) != NULL, "no plugin directory %s", env);
+    return dir;
+}
+
+static char tmp_dir[PATH_MAX];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void remove_tmp_dir(void)
+{
+    if (tmp_dir[0])
+        nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char path[PATH_MAX + 64];
+    if (!tmp_dir[0]) {
+        char pattern[] = "/tmp/check_modules_XXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(pattern));
+        ck_assert_ptr_nonnull(realpath(pattern, tmp_dir));
+        atexit(remove_tmp_dir);
+    }
+    snprintf(path, sizeof(path), "%s/%s", tmp_dir, name);
+    return path;
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+    const char *path = tmp_path(name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* ---- loading ------------------------------------------------------------------------ */
+
+static csgi_loader *new_loader(int with_module_dir)
+{
+    csgi_loader *loader = NULL;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    if (with_module_dir)
+        ck_assert_int_eq(csgi_loader_add_module_path(loader, module_dir()), 0);
+    return loader;
+}
+
+static csgi_app *load(csgi_loader *loader, const char *uri)
+{
+    csgi_app *app = NULL;
+    csgi_load_error error;
+    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    char message[2048];
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(rc == 0, "loading %s: %s (%s)", uri, message, csgi_err_name(rc));
+    ck_assert_ptr_nonnull(app);
+    return app;
+}
+
+static int load_fails(csgi_loader *loader, const char *uri, char *message, size_t size)
+{
+    csgi_app *app = (csgi_app *)&app; /* must be reset */
+    csgi_load_error error;
+    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_ptr_null(app);
+    csgi_load_error_format(&error, message, size);
+    return rc;
+}
+
+/* ---- running an app in-process ------------------------------------------------------- */
+
+typedef struct response {
+    char status[64];
+    char content_type[64];
+    char body[256];
+} response;
+
+static long no_body_read(void *context, void *buf, size_t len)
+{
+    (void)context;
+    (void)buf;
+    (void)len;
+    return 0;
+}
+
+static size_t no_body_buffered(void *context)
+{
+    (void)context;
+    return 0;
+}
+
+static void ignore_log(void *context, const char *line)
+{
+    (void)context;
+    (void)line;
+}
+
+static int capture_start(void *userdata, const char *status, const csgi_header *headers,
+                         size_t count, const char *exc_info)
+{
+    (void)exc_info;
+    response *r = userdata;
+    snprintf(r->status, sizeof(r->status), "%s", status);
+    for (size_t i = 0; i < count; i++)
+        if (headers[i].name_len == 12 && strncasecmp(headers[i].name, "Content-Type", 12) == 0)
+            snprintf(r->content_type, sizeof(r->content_type), "%.*s", (int)headers[i].value_len,
+                     headers[i].value);
+    return 0;
+}
+
+static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)storage;
+    memset(storage, 0, sizeof(*storage));
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
+}
+
+/* GET path through app with an optional extra header line ("Name: value");
+   the response in *out. */
+static void run(csgi_app *app, const char *path, const char *header, response *out)
+{
+    static const csgi_http__limits limits = CSGI_HTTP__LIMITS_DEFAULT;
+    char request[512];
+    int len = snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: example.com\r\n%s%s\r\n",
+                       path, header ? header : "", header ? "\r\n" : "");
+    csgi_http__error herror = {0, NULL};
+    csgi_http__scanner scanner;
+    csgi_http__header headers[MAX_FIELDS];
+    csgi_http__head head;
+    csgi_http__scanner_init(&scanner);
+    ck_assert_int_eq(csgi_http__scan(&scanner, request, (size_t)len, &limits, &herror),
+                     CSGI_HTTP__SCAN_DONE);
+    ck_assert_int_eq(csgi_http__parse_head(request + scanner.skipped,
+                                           scanner.head_length - scanner.skipped, headers,
+                                           MAX_FIELDS, &head, &herror),
+                     0);
+    struct sockaddr_storage peer, local;
+    set_inet(&peer, "192.0.2.7", 40000);
+    set_inet(&local, "10.0.0.1", 8080);
+    csgi_input__provider provider = {no_body_read, no_body_buffered};
+    csgi_environ__source source;
+    memset(&source, 0, sizeof(source));
+    source.head = &head;
+    source.peer = (const struct sockaddr *)&peer;
+    source.local = (const struct sockaddr *)&local;
+    source.url_scheme = "http";
+    source.multiprocess = 1;
+    source.input = &provider;
+    source.log = ignore_log;
+    csgi_arena arena;
+    csgi_arena__init(&arena, NULL);
+    csgi_environ *environ = csgi_environ__new(&arena, &source);
+    ck_assert_ptr_nonnull(environ);
+
+    memset(out, 0, sizeof(*out));
+    csgi_start_response root = {environ, NULL, capture_start, out, NULL};
+    csgi_body *body = csgi_app_call(app, environ, &root);
+    ck_assert_ptr_nonnull(body);
+    csgi_chunk chunk;
+    size_t used = 0;
+    int rc;
+    while ((rc = csgi_body_next(body, &chunk)) == 1) {
+        ck_assert_uint_lt(used + chunk.len, sizeof(out->body));
+        memcpy(out->body + used, chunk.data, chunk.len);
+        used += chunk.len;
+    }
+    ck_assert_int_eq(rc, 0);
+    csgi_body_close(body);
+    csgi_arena__clear(&arena);
+}
+
+static void expect(csgi_app *app, const char *path, const char *header, const char *status,
+                   const char *body)
+{
+    response r;
+    run(app, path, header, &r);
+    ck_assert_str_eq(r.status, status);
+    if (body)
+        ck_assert_str_eq(r.body, body);
+}
+
+static const char secret[] = "Hello, Secret World of WebOb !";
+
+/* ---- the talk's deploy files ----------------------------------------------------------- */
+
+START_TEST(talk_middleware_pipeline)
+{
+    csgi_loader *loader = new_loader(1);
+    csgi_app *app = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    ck_assert_str_eq(csgi_app_name(app), "wsgi_webob_mid.auth_filter");
+    expect(app, "/", NULL, "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: open-sesam", "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: open-sesame!", "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: ", "403 Forbidden", NULL);
+    response r;
+    run(app, "/", "X-Auth-Token: open-sesame", &r);
+    ck_assert_str_eq(r.status, "200 OK");
+    ck_assert_str_eq(r.body, secret);
+    ck_assert_str_eq(r.content_type, "text/html");
+    csgi_loader_free(loader);
+    /* Built from a module, the app outlives the loader: modules stay loaded. */
+    expect(app, "/any/path", "X-Auth-Token: open-sesame", "200 OK", secret);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(talk_hello)
+{
+    csgi_loader *loader = new_loader(1);
+    csgi_app *app = load(loader, talk_ini("wsgi_webob.ini"));
+    response r;
+    run(app, "/", NULL, &r);
+    ck_assert_str_eq(r.status, "200 OK");
+    ck_assert_str_eq(r.body, "Hello, World of WebOb !");
+    ck_assert_str_eq(r.content_type, "text/html");
+    /* Loading the other file with the same loader uses its own module. */
+    csgi_app *mid = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    expect(mid, "/", "X-Auth-Token: open-sesame", "200 OK", secret);
+    csgi_app_free(mid);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(example_token_variant)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/examples/auth_filter/auth_token.ini", project_dir());
+    csgi_loader *loader = new_loader(1);
+    csgi_app *app = load(loader, path);
+    expect(app, "/", NULL, "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: open-sesame", "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: swordfish", "200 OK", secret);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* ---- finding modules ------------------------------------------------------------------- */
+
+START_TEST(module_path_environment)
+{
+    char value[2 * PATH_MAX];
+    snprintf(value, sizeof(value), "/nonexistent/csgi::%s", module_dir());
+    ck_assert_int_eq(setenv("CSGI_MODULE_PATH", value, 1), 0);
+    csgi_loader *loader = new_loader(0);
+    csgi_app *app = load(loader, talk_ini("wsgi_webob.ini"));
+    expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+
+    /* without it, and without a module path, nothing is found */
+    ck_assert_int_eq(unsetenv("CSGI_MODULE_PATH"), 0);
+    loader = new_loader(0);
+    char message[2048];
+    ck_assert_int_eq(load_fails(loader, talk_ini("wsgi_webob.ini"), message, sizeof(message)),
+                     CSGI_ENOTFOUND);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(module_beside_the_deploy_file)
+{
+    /* libMODULE.so in the deploy file's directory, no module path */
+    char target[PATH_MAX + 64];
+    snprintf(target, sizeof(target), "%s/wsgi_webob.so", module_dir());
+    ck_assert_int_eq(symlink(target, tmp_path("libwsgi_webob.so")), 0);
+    const char *ini = write_file("beside.ini", "[app:main]\n"
+                                               "paste.app_factory = wsgi_webob:app_factory\n");
+    ck_assert_int_eq(unsetenv("CSGI_MODULE_PATH"), 0);
+    csgi_loader *loader = new_loader(0);
+    csgi_app *app = load(loader, ini);
+    expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(call_references)
+{
+    const char *ini = write_file("call.ini", "[pipeline:main]\n"
+                                             "pipeline = auth hello\n"
+                                             "\n"
+                                             "[app:hello]\n"
+                                             "use = call:wsgi_webob_mid:app_factory\n"
+                                             "\n"
+                                             "[filter:auth]\n"
+                                             "use = call:wsgi_webob_mid:filter_factory\n"
+                                             "token = letmein\n"
+                                             "\n"
+                                             "[filter-app:wrapped]\n"
+                                             "paste.filter_app_factory = "
+                                             "wsgi_webob_mid:filter_factory\n"
+                                             "next = hello\n");
+    csgi_loader *loader = new_loader(1);
+    csgi_app *app = load(loader, ini);
+    expect(app, "/", "X-Auth-Token: open-sesame", "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: letmein", "200 OK", secret);
+    csgi_app_free(app);
+    char uri[PATH_MAX + 64];
+    snprintf(uri, sizeof(uri), "%s#wrapped", ini);
+    app = load(loader, uri);
+    expect(app, "/", NULL, "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: open-sesame", "200 OK", secret);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(add_module_path_rules)
+{
+    csgi_loader *loader = new_loader(0);
+    ck_assert_int_eq(csgi_loader_add_module_path(NULL, "/tmp"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, ""), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, "/tmp"), 0);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+START_TEST(module_not_found_lists_paths)
+{
+    const char *ini = write_file("missing.ini", "[app:main]\n"
+                                                "paste.app_factory = no_such_module:app_factory\n");
+    char ini_copy[PATH_MAX + 64];
+    snprintf(ini_copy, sizeof(ini_copy), "%s", ini);
+    ck_assert_int_eq(setenv("CSGI_MODULE_PATH", "/env/one:/env/two", 1), 0);
+    csgi_loader *loader = new_loader(0);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, "/added/dir"), 0);
+    char message[2048], expected[4 * PATH_MAX];
+    ck_assert_int_eq(load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
+    snprintf(expected, sizeof(expected),
+             "%s:2: [app:main] paste.app_factory: unknown factory 'no_such_module:app_factory' "
+             "(an app factory was expected): no module no_such_module.so or "
+             "libno_such_module.so (tried %s/no_such_module.so, %s/libno_such_module.so, "
+             "/added/dir/no_such_module.so, /added/dir/libno_such_module.so, "
+             "/env/one/no_such_module.so, /env/one/libno_such_module.so, "
+             "/env/two/no_such_module.so, /env/two/libno_such_module.so)",
+             ini_copy, tmp_dir, tmp_dir);
+    ck_assert_str_eq(message, expected);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(symbol_not_found)
+{
+    const char *ini = write_file("nosymbol.ini", "[pipeline:main]\n"
+                                                 "pipeline = auth hello\n"
+                                                 "\n"
+                                                 "[app:hello]\n"
+                                                 "paste.app_factory = wsgi_webob:app_factory\n"
+                                                 "\n"
+                                                 "[filter:auth]\n"
+                                                 "paste.filter_factory = wsgi_webob:no_filter\n");
+    char ini_copy[PATH_MAX + 64];
+    snprintf(ini_copy, sizeof(ini_copy), "%s", ini);
+    csgi_loader *loader = new_loader(1);
+    char message[2048], expected[2 * PATH_MAX];
+    ck_assert_int_eq(load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
+    snprintf(expected, sizeof(expected),
+             "%s:8: [filter:auth] paste.filter_factory: module 'wsgi_webob' has no symbol "
+             "'no_filter' (a filter factory was expected)",
+             ini_copy);
+    ck_assert_str_eq(message, expected);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(broken_module)
+{
+    write_file("broken.so", "not an ELF file\n");
+    const char *ini = write_file("broken.ini", "[app:main]\n"
+                                               "paste.app_factory = broken:app_factory\n");
+    csgi_loader *loader = new_loader(0);
+    char message[2048];
+    ck_assert_int_eq(load_fails(loader, ini, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_ptr_nonnull(strstr(message, "[app:main] paste.app_factory: cannot load "));
+    ck_assert_ptr_nonnull(strstr(message, "/broken.so: "));
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* ---- plugins ------------------------------------------------------------------------------ */
+
+static const char plugin_ini[] = "[pipeline:main]\n"
+                                 "pipeline = tea home\n"
+                                 "\n"
+                                 "[filter:tea]\n"
+                                 "use = egg:testplugin#teapot\n"
+                                 "\n"
+                                 "[app:home]\n"
+                                 "use = egg:testplugin\n"
+                                 "\n"
+                                 "[app:missing]\n"
+                                 "use = egg:testplugin#nope\n"
+                                 "\n"
+                                 "[app:wrong_kind]\n"
+                                 "use = egg:testplugin#teapot\n"
+                                 "\n"
+                                 "[app:no_table]\n"
+                                 "use = egg:wsgi_webob#main\n";
+
+START_TEST(plugin_entry_points)
+{
+    const char *ini = write_file("plugin.ini", plugin_ini);
+    char path[PATH_MAX + 64], uri[PATH_MAX + 128], message[2048];
+    snprintf(path, sizeof(path), "%s", ini);
+    csgi_loader *loader = new_loader(1);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, plugin_dir()), 0);
+    csgi_app *app = load(loader, path);
+    expect(app, "/", NULL, "200 OK", "plugin main");
+    expect(app, "/tea", NULL, "418 I'm a teapot", "short and stout");
+    csgi_app_free(app);
+
+    snprintf(uri, sizeof(uri), "%s#missing", path);
+    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(message, ":11: [app:missing] use: module 'testplugin' has no "
+                                          "entry point 'nope' in its csgi_plugin_entry_points "
+                                          "table"));
+
+    snprintf(uri, sizeof(uri), "%s#wrong_kind", path);
+    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_ptr_nonnull(strstr(message, "'egg:testplugin#teapot' is a filter factory (an app "
+                                          "factory was expected)"));
+
+    snprintf(uri, sizeof(uri), "%s#no_table", path);
+    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_ptr_nonnull(
+        strstr(message, "module 'wsgi_webob' exports no csgi_plugin_entry_points table"));
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* Registered factories come before shared objects. */
+static int registered_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error);
+
+static csgi_body *registered_call(void *state, csgi_environ *environ,
+                                  csgi_start_response *start_response)
+{
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
+    (void)state;
+    if (csgi_start_response_call(start_response, "200 OK", headers, 1, NULL) != 0)
+        return NULL;
+    return csgi_body_static(environ, "registered", 10);
+}
+
+static const csgi_app_type registered_type = {"registered", registered_call, NULL};
+
+static int registered_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    (void)loader;
+    (void)global_conf;
+    (void)local_conf;
+    (void)error;
+    return csgi_app_new(out, &registered_type, NULL);
+}
+
+START_TEST(registered_before_modules)
+{
+    csgi_loader *loader = new_loader(1);
+    ck_assert_int_eq(csgi_loader_register_app(loader, "wsgi_webob:app_factory", CSGI_FACTORY_APP,
+                                              registered_factory),
+                     0);
+    csgi_app *app = load(loader, talk_ini("wsgi_webob.ini"));
+    expect(app, "/", NULL, "200 OK", "registered");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("modules");
+
+    TCase *talk = tcase_create("talk");
+    tcase_add_test(talk, talk_middleware_pipeline);
+    tcase_add_test(talk, talk_hello);
+    tcase_add_test(talk, example_token_variant);
+    suite_add_tcase(suite, talk);
+
+    TCase *search = tcase_create("search");
+    tcase_add_test(search, module_path_environment);
+    tcase_add_test(search, module_beside_the_deploy_file);
+    tcase_add_test(search, call_references);
+    tcase_add_test(search, add_module_path_rules);
+    tcase_add_test(search, registered_before_modules);
+    suite_add_tcase(suite, search);
+
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, module_not_found_lists_paths);
+    tcase_add_test(errors, symbol_not_found);
+    tcase_add_test(errors, broken_module);
+    suite_add_tcase(suite, errors);
+
+    TCase *plugins = tcase_create("plugins");
+    tcase_add_test(plugins, plugin_entry_points);
+    suite_add_tcase(suite, plugins);
+
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
