@@ -137,6 +137,18 @@ typedef int (*csgi_filter_factory_fn)(csgi_loader *loader, const csgi_conf *glob
                                       const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
                                       csgi_load_error *error);
 
+/**
+ * A server runner (paste.server_runner; a paste.server_factory becomes one
+ * in C): serve app, configured by the conf, until the server is stopped
+ * (SIGINT or SIGTERM for the built-in egg:csgi#http).
+ *
+ * @param app the application to serve; taken (also when the runner fails)
+ * @return 0 after a clean stop, or an error with *error filled.
+ */
+typedef int (*csgi_server_runner_fn)(csgi_loader *loader, const csgi_conf *global_conf,
+                                     const csgi_conf *local_conf, csgi_app *app,
+                                     csgi_load_error *error);
+
 /** Which protocol a registered factory follows. */
 typedef enum csgi_factory_kind {
     CSGI_FACTORY_APP,       /**< csgi_app_factory_fn, paste.app_factory */
@@ -176,6 +188,54 @@ CSGI_EXTERN int csgi_loader_register_app(csgi_loader *loader, const char *refere
  */
 CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *reference,
                                             csgi_factory_kind kind, csgi_filter_factory_fn factory);
+
+/**
+ * Register a server runner under a reference; as csgi_loader_register_app().
+ * Built in: "egg:csgi#http" (also "egg:Paste#http"), csgi's own server,
+ * configured by the section's keys: host (default 127.0.0.1), port
+ * (default 8080), threads, max_connections, max_body, header_timeout,
+ * body_timeout, keepalive_timeout, send_timeout (seconds),
+ * max_keepalive_requests, server_header, verbose.
+ *
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_register_server(csgi_loader *loader, const char *reference,
+                                            csgi_server_runner_fn runner);
+
+/**
+ * Listen on these addresses instead of the host and port of the server
+ * section (what `csgi-serve --listen` does); the built-in egg:csgi#http
+ * honours it.
+ *
+ * @param addresses "HOST:PORT", "[IPv6]:PORT" or "unix:/path" (copied)
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_set_listen(csgi_loader *loader, const char *const *addresses,
+                                       size_t count);
+
+/**
+ * Serve app with the server section uri names ("file.ini", "file.ini#name",
+ * default name "main"): build the server runner and run it.
+ *
+ * @param app taken (also on failure)
+ * @return 0 after a clean stop; the errors of csgi_loader_load_app().
+ */
+CSGI_EXTERN int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app *app,
+                                  csgi_load_error *error);
+
+/**
+ * Build the application uri names and describe what was built, outermost
+ * first, one item a line: its section, kind, factory reference and local
+ * conf (what `csgi-serve --check` prints).
+ *
+ * @param stub_unknown 1: an unknown factory becomes a labelled placeholder
+ *                     application instead of an error, so the structure of
+ *                     a foreign deploy file can be inspected without its code
+ * @param text         set to the description (malloc'd: free() it)
+ * @return as csgi_loader_load_app().
+ */
+CSGI_EXTERN int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown,
+                                     char **text, csgi_load_error *error);
 
 /**
  * Add a directory to search for shared objects named by factory references

@@ -23,10 +23,12 @@
 
 #include <csgi/composite.h>
 #include <csgi/loader.h>
+#include <csgi/server.h>
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@ struct registration {
     csgi_factory_kind kind;
     csgi_app_factory_fn app_factory;
     csgi_filter_factory_fn filter_factory;
+    csgi_server_runner_fn server_runner; /* set for server registrations */
 };
 
 /* Memory handed out by csgi_conf_aslist(), freed with the loader. */
@@ -88,6 +91,12 @@ struct csgi_loader {
     /* The composite whose factory is running (csgi_loader_get_app resolves
        names in it), or NULL. */
     const csgi_conf__context *composite;
+    /* csgi_loader_set_listen's addresses (owned), or none. */
+    char **listen;
+    size_t listen_count;
+    /* While csgi_loader_describe builds: the item being built, or NULL. */
+    struct describe_node *describing;
+    int stub_unknown;
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -408,6 +417,53 @@ int csgi_loader_register_filter(csgi_loader *loader, const char *reference, csgi
     return add_registration(loader, reference, kind, NULL, factory);
 }
 
+int csgi_loader_register_server(csgi_loader *loader, const char *reference,
+                                csgi_server_runner_fn runner)
+{
+    if (!loader || !reference || !runner)
+        return CSGI_EINVAL;
+    int rc = add_registration(loader, reference, CSGI_FACTORY_APP, NULL, NULL);
+    if (rc == 0)
+        loader->registrations->server_runner = runner;
+    return rc;
+}
+
+static void free_listen(csgi_loader *loader)
+{
+    for (size_t i = 0; i < loader->listen_count; i++)
+        csgi__free(loader->listen[i]);
+    csgi__free(loader->listen);
+    loader->listen = NULL;
+    loader->listen_count = 0;
+}
+
+int csgi_loader_set_listen(csgi_loader *loader, const char *const *addresses, size_t count)
+{
+    if (!loader || (count && !addresses))
+        return CSGI_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (!addresses[i] || !addresses[i][0])
+            return CSGI_EINVAL;
+    char **copy = count ? csgi__calloc(count, sizeof(*copy)) : NULL;
+    if (count && !copy)
+        return CSGI_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(addresses[i]);
+        copy[i] = csgi__malloc(len + 1);
+        if (!copy[i]) {
+            for (size_t j = 0; j < i; j++)
+                csgi__free(copy[j]);
+            csgi__free(copy);
+            return CSGI_ENOMEM;
+        }
+        memcpy(copy[i], addresses[i], len + 1);
+    }
+    free_listen(loader);
+    loader->listen = copy;
+    loader->listen_count = count;
+    return 0;
+}
+
 /* ---- built-in composites ------------------------------------------------------------ */
 
 /* Fill the location of an error a nested call left without one. */
@@ -570,6 +626,352 @@ static const struct {
     {"egg:csgi#cascade", cascade_factory},
     {"egg:Paste#cascade", cascade_factory},
 };
+
+/* ---- built-in server: egg:csgi#http ---------------------------------------------------- */
+
+/* An unsigned setting within [min, max], multiplied by scale (seconds to
+   milliseconds); *out unchanged when the key is absent. */
+static int conf_unsigned(const csgi_conf *conf, const char *name, long long min, long long max,
+                         long long scale, unsigned long long *out, csgi_load_error *error)
+{
+    const csgi_conf__entry *entry = csgi_conf__list_find(conf->list, name);
+    if (!entry)
+        return 0;
+    long long value = 0;
+    int rc = csgi_conf_asint(conf, name, 0, &value, error);
+    if (rc != 0)
+        return rc;
+    if (value < min || value > max) {
+        error_at_entry(error, entry, "%lld is out of range (%lld to %lld)", value, min, max);
+        return CSGI_EINVAL;
+    }
+    *out = (unsigned long long)value * (unsigned long long)scale;
+    return 0;
+}
+
+/* The server being run by http_runner, for the signal handler. */
+static csgi_server *volatile running_server;
+
+static void on_stop_signal(int signal_number)
+{
+    (void)signal_number;
+    csgi_server *server = running_server;
+    if (server)
+        csgi_server_stop(server, 10000); /* documented safe from a signal handler */
+}
+
+/* Print "serving on http://HOST:PORT/" for listener index of address. */
+static void print_listener(const csgi_server *server, size_t index, const char *address)
+{
+    if (strncmp(address, "unix:", 5) == 0) {
+        printf("serving on %s\n", address);
+        return;
+    }
+    const char *colon = strrchr(address, ':');
+    int host_len = colon ? (int)(colon - address) : (int)strlen(address);
+    printf("serving on http://%.*s:%d/\n", host_len, address, csgi_server_port(server, index));
+}
+
+static int http_runner(csgi_loader *loader, const csgi_conf *global_conf,
+                       const csgi_conf *local_conf, csgi_app *app, csgi_load_error *error)
+{
+    (void)global_conf;
+    csgi_server_options options;
+    csgi_server_options_init(&options);
+    unsigned long long threads = 0, max_connections = 0, max_body = 0, header_timeout = 0,
+                       body_timeout = 0, keepalive_timeout = 0, send_timeout = 0, max_keepalive = 0,
+                       port = 8080;
+    int verbose = 0;
+    int rc = conf_unsigned(local_conf, "threads", 1, 1024, 1, &threads, error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "max_connections", 1, UINT_MAX, 1, &max_connections, error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "max_body", 0, LLONG_MAX, 1, &max_body, error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "header_timeout", 1, UINT_MAX / 1000, 1000, &header_timeout,
+                           error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "body_timeout", 1, UINT_MAX / 1000, 1000, &body_timeout,
+                           error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "keepalive_timeout", 1, UINT_MAX / 1000, 1000,
+                           &keepalive_timeout, error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "send_timeout", 1, UINT_MAX / 1000, 1000, &send_timeout,
+                           error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "max_keepalive_requests", 1, UINT_MAX, 1, &max_keepalive,
+                           error);
+    if (rc == 0)
+        rc = conf_unsigned(local_conf, "port", 0, 65535, 1, &port, error);
+    if (rc == 0)
+        rc = csgi_conf_asbool(local_conf, "verbose", 0, &verbose, error);
+    if (rc != 0) {
+        csgi_app_free(app);
+        return rc;
+    }
+    options.threads = (unsigned)threads;
+    options.max_connections = (unsigned)max_connections;
+    if (csgi_conf__list_find(local_conf->list, "max_body"))
+        options.max_body = max_body; /* 0 keeps the default */
+    options.header_timeout_ms = (unsigned)header_timeout;
+    options.body_timeout_ms = (unsigned)body_timeout;
+    options.keepalive_timeout_ms = (unsigned)keepalive_timeout;
+    options.send_timeout_ms = (unsigned)send_timeout;
+    options.max_keepalive_requests = (unsigned)max_keepalive;
+    options.server_header = csgi_conf_get(local_conf, "server_header");
+    options.verbose = verbose;
+
+    /* The addresses: csgi_loader_set_listen's, else host:port. */
+    const char *host = csgi_conf_get(local_conf, "host");
+    if (!host || !host[0])
+        host = "127.0.0.1";
+    char own[300];
+    int v6 = strchr(host, ':') != NULL && host[0] != '[';
+    snprintf(own, sizeof(own), "%s%s%s:%llu", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    const char *own_list[1] = {own};
+    const char *const *addresses =
+        loader->listen_count ? (const char *const *)loader->listen : own_list;
+    size_t count = loader->listen_count ? loader->listen_count : 1;
+
+    if (running_server) {
+        csgi_app_free(app);
+        error_set(error, NULL, 0, NULL, NULL, "a server is already running in this process");
+        return CSGI_ESTATE;
+    }
+    csgi_server *server = NULL;
+    rc = csgi_server_new(&server, app, &options, NULL);
+    if (rc != 0) {
+        error_set(error, NULL, 0, NULL, NULL, "cannot create the server: %s", csgi_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        rc = csgi_server_listen(server, addresses[i]);
+        if (rc != 0)
+            error_set(error, NULL, 0, NULL, NULL, "cannot listen on %s: %s", addresses[i],
+                      csgi_strerror(rc));
+    }
+    if (rc == 0 && (rc = csgi_server_start(server)) != 0)
+        error_set(error, NULL, 0, NULL, NULL, "cannot start the server: %s", csgi_strerror(rc));
+    if (rc != 0) {
+        csgi_server_free(server);
+        return rc;
+    }
+    for (size_t i = 0; i < count; i++)
+        print_listener(server, i, addresses[i]);
+    fflush(stdout);
+
+    /* Stop gracefully on SIGINT and SIGTERM, then put the old handlers back. */
+    struct sigaction action, old_int, old_term;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    running_server = server;
+    sigaction(SIGINT, &action, &old_int);
+    sigaction(SIGTERM, &action, &old_term);
+    rc = csgi_server_run(server);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    running_server = NULL;
+    if (rc != 0)
+        error_set(error, NULL, 0, NULL, NULL, "the server failed: %s", csgi_strerror(rc));
+    csgi_server_free(server);
+    return rc;
+}
+
+static const struct {
+    const char *reference;
+    csgi_server_runner_fn runner;
+} builtin_servers[] = {
+    {"egg:csgi#http", http_runner},
+    {"egg:Paste#http", http_runner},
+};
+
+/* ---- describing ------------------------------------------------------------------------ */
+
+/*
+ * csgi_loader_describe records each item built as a node of a tree: what a
+ * section builds while its factory runs (a pipeline's items, a composite's
+ * apps, a filter-app's next) are its children. Filters wrap what was built
+ * before them, so a filter goes in front of the item it wraps: each node
+ * remembers where the chain being wrapped starts (chain_start), and a filter
+ * is inserted there. The text lists the tree outermost first.
+ */
+struct describe_node {
+    struct describe_node **children;
+    size_t count;
+    size_t capacity;
+    size_t chain_start;
+    const csgi_conf__context *context;
+    int stub;
+};
+
+typedef struct describe_node describe_node;
+
+static void describe_free(describe_node *node)
+{
+    if (!node)
+        return;
+    for (size_t i = 0; i < node->count; i++)
+        describe_free(node->children[i]);
+    csgi__free(node->children);
+    csgi__free(node);
+}
+
+/* While describing, add a node for context under the current one and make it
+   current: at the end (an app: it starts a chain) or, wrapping, in front of
+   the current chain (a filter). The caller restores loader->describing. */
+static int describe_enter(csgi_loader *loader, const csgi_conf__context *context, int wrapping)
+{
+    describe_node *parent = loader->describing;
+    if (!parent)
+        return 0;
+    if (parent->count == parent->capacity) {
+        size_t capacity = parent->capacity ? parent->capacity * 2 : 4;
+        describe_node **grown = csgi__realloc(parent->children, capacity * sizeof(*grown));
+        if (!grown)
+            return CSGI_ENOMEM;
+        parent->children = grown;
+        parent->capacity = capacity;
+    }
+    describe_node *node = csgi__calloc(1, sizeof(*node));
+    if (!node)
+        return CSGI_ENOMEM;
+    node->context = context;
+    size_t at = wrapping ? parent->chain_start : parent->count;
+    if (at > parent->count)
+        at = parent->count;
+    memmove(parent->children + at + 1, parent->children + at,
+            (parent->count - at) * sizeof(*parent->children));
+    parent->children[at] = node;
+    parent->count++;
+    parent->chain_start = at;
+    loader->describing = node;
+    return 0;
+}
+
+/* A growing text for the description (malloc'd: the caller free()s it). */
+typedef struct describe_text {
+    char *data;
+    size_t len;
+    size_t capacity;
+    int failed;
+} describe_text;
+
+static void text_append(describe_text *text, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void text_append(describe_text *text, const char *format, ...)
+{
+    if (text->failed)
+        return;
+    va_list args;
+    va_start(args, format);
+    va_list copy;
+    va_copy(copy, args);
+    int n = vsnprintf(NULL, 0, format, copy);
+    va_end(copy);
+    if (n < 0) {
+        text->failed = 1;
+        va_end(args);
+        return;
+    }
+    if (text->len + (size_t)n + 1 > text->capacity) {
+        size_t capacity = text->capacity ? text->capacity : 256;
+        while (text->len + (size_t)n + 1 > capacity)
+            capacity *= 2;
+        char *grown = realloc(text->data, capacity);
+        if (!grown) {
+            text->failed = 1;
+            va_end(args);
+            return;
+        }
+        text->data = grown;
+        text->capacity = capacity;
+    }
+    vsnprintf(text->data + text->len, text->capacity - text->len, format, args);
+    text->len += (size_t)n;
+    va_end(args);
+}
+
+static void describe_render(const describe_node *node, int depth, describe_text *text)
+{
+    const csgi_conf__context *context = node->context;
+    text_append(text, "%*s", depth * 2, "");
+    if (context->section)
+        text_append(text, "[%s] %s", context->section, csgi_conf__kind_name(context->kind));
+    else
+        text_append(text, "%s", csgi_conf__kind_name(context->kind));
+    if (context->factory.text) {
+        const char *protocol = csgi_conf__protocol_name(context->protocol);
+        text_append(text, " %s%s%s", protocol ? protocol : "use", " = ", context->factory.text);
+    }
+    if (context->kind == CSGI_CONF__KIND_PIPELINE) {
+        text_append(text, " pipeline =");
+        for (size_t i = 0; i < context->pipeline_count; i++)
+            text_append(text, " %s", context->pipeline[i].text);
+    }
+    if (context->local_conf.count) {
+        text_append(text, " (");
+        for (const csgi_conf__entry *e = context->local_conf.first; e; e = e->next)
+            text_append(text, "%s%s = %s", e == context->local_conf.first ? "" : ", ", e->name,
+                        e->value);
+        text_append(text, ")");
+    }
+    if (node->stub)
+        text_append(text, " (stub: unknown factory)");
+    text_append(text, "\n");
+    for (size_t i = 0; i < node->count; i++)
+        describe_render(node->children[i], depth + 1, text);
+}
+
+/* The placeholder --stub-unknown puts where a factory is unknown: 501. */
+static csgi_body *placeholder_call(void *state, csgi_environ *environ,
+                                   csgi_start_response *start_response)
+{
+    const char *message = state;
+    csgi_header headers[1] = {{"Content-Type", 12, "text/plain", 10}};
+    if (csgi_start_response_call(start_response, "501 Not Implemented", headers, 1, NULL) != 0)
+        return NULL;
+    return csgi_body_bytes(environ, message, strlen(message));
+}
+
+static void placeholder_destroy(void *state)
+{
+    csgi__free(state);
+}
+
+static const csgi_app_type placeholder_type = {"csgi.placeholder", placeholder_call,
+                                               placeholder_destroy};
+
+/* With stub_unknown while describing, an unknown factory (rc) becomes a
+   placeholder. Returns 1 with *out set (or the error in *rc) when it did. */
+static int stub_unknown(csgi_loader *loader, const csgi_conf__context *context, int *rc,
+                        csgi_app **out, csgi_load_error *error)
+{
+    if (!loader->stub_unknown || !loader->describing || *rc != CSGI_ENOTFOUND)
+        return 0;
+    if (error)
+        memset(error, 0, sizeof(*error));
+    loader->describing->stub = 1;
+    if (!out) {
+        *rc = 0;
+        return 1;
+    }
+    const char *reference = context->factory.text ? context->factory.text : "?";
+    size_t len = strlen("placeholder for ") + strlen(reference);
+    char *message = csgi__malloc(len + 1);
+    if (!message) {
+        *rc = CSGI_ENOMEM;
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(*rc));
+        return 1;
+    }
+    snprintf(message, len + 1, "placeholder for %s", reference);
+    *rc = csgi_app_new(out, &placeholder_type, message);
+    if (*rc != 0)
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(*rc));
+    return 1;
+}
 
 /* ---- building ------------------------------------------------------------------ */
 
@@ -852,7 +1254,8 @@ static int lookup_module(csgi_loader *loader, const csgi_conf__context *context,
                          const char *normalised, int want_filter, registration *found,
                          const registration **out, csgi_load_error *error)
 {
-    const char *expected = want_filter                ? "a filter factory"
+    const char *expected = want_filter == 2           ? "a server runner"
+                           : want_filter              ? "a filter factory"
                            : wants_composite(context) ? "a composite factory"
                                                       : "an app factory";
     csgi_conf__origin origin = factory_origin(context);
@@ -874,6 +1277,11 @@ static int lookup_module(csgi_loader *loader, const csgi_conf__context *context,
         for (const csgi_entry_point *e = table; e->name; e++) {
             if (strcmp(e->name, hash + 1) != 0)
                 continue;
+            if (want_filter == 2) {
+                error_at(error, &origin, "entry point '%s' of module '%.*s' is not %s", hash + 1,
+                         (int)(hash - dist), dist, expected);
+                return CSGI_EINVAL;
+            }
             found->kind = e->kind;
             if (e->kind == CSGI_FACTORY_APP || e->kind == CSGI_FACTORY_COMPOSITE)
                 found->app_factory = e->app_factory;
@@ -908,7 +1316,11 @@ static int lookup_module(csgi_loader *loader, const csgi_conf__context *context,
                  (int)(colon - module_ref), module_ref, symbol_name, expected);
         return CSGI_ENOTFOUND;
     }
-    if (want_filter) {
+    if (want_filter == 2) {
+        _Static_assert(sizeof(void *) == sizeof(csgi_server_runner_fn),
+                       "dlsym results must convert to function pointers");
+        memcpy(&found->server_runner, &symbol, sizeof(symbol));
+    } else if (want_filter) {
         found->kind = context->kind == CSGI_CONF__KIND_FILTER_APP ? CSGI_FACTORY_FILTER_APP
                                                                   : CSGI_FACTORY_FILTER;
         memcpy(&found->filter_factory, &symbol, sizeof(symbol));
@@ -920,9 +1332,10 @@ static int lookup_module(csgi_loader *loader, const csgi_conf__context *context,
     return 0;
 }
 
-/* The factory a reference names: registered, then built in, then from a
-   shared object. *out NULL if the reference names none; an error (filled)
-   when a shared object or its symbol is missing. */
+/* The factory a reference names (want_filter: 0 app, 1 filter, 2 server
+   runner): registered, then built in, then from a shared object. *out NULL
+   if the reference names none; an error (filled) when a shared object or
+   its symbol is missing. */
 static int lookup(csgi_loader *loader, const csgi_conf__context *context, int want_filter,
                   registration *builtin, const registration **out, csgi_load_error *error)
 {
@@ -931,7 +1344,16 @@ static int lookup(csgi_loader *loader, const csgi_conf__context *context, int wa
     if (!normalised)
         return CSGI_ENOMEM;
     const registration *found = find_registration(loader, normalised);
-    if (!found) {
+    if (!found && want_filter == 2) {
+        for (size_t i = 0; i < sizeof(builtin_servers) / sizeof(builtin_servers[0]); i++) {
+            if (strcmp(builtin_servers[i].reference, normalised) == 0) {
+                memset(builtin, 0, sizeof(*builtin));
+                builtin->server_runner = builtin_servers[i].runner;
+                found = builtin;
+                break;
+            }
+        }
+    } else if (!found) {
         for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
             if (strcmp(builtins[i].reference, normalised) == 0) {
                 memset(builtin, 0, sizeof(*builtin));
@@ -962,6 +1384,11 @@ static int call_app_factory(csgi_loader *loader, const csgi_conf__context *conte
     registration builtin;
     const registration *r = NULL;
     int rc = lookup(loader, context, 0, &builtin, &r, error);
+    if (rc == CSGI_ENOTFOUND || (rc == 0 && !r)) {
+        int unknown = CSGI_ENOTFOUND;
+        if (stub_unknown(loader, context, &unknown, out, error))
+            return unknown;
+    }
     if (rc != 0) {
         error_set(error, context->file, context->line, context->section, NULL, "%s",
                   csgi_strerror(rc));
@@ -1025,9 +1452,17 @@ static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *co
     if (!context->factory.text) {
         error_set(error, context->file, context->line, context->section, NULL,
                   "no factory for this section");
-    } else if ((rc = lookup(loader, context, 1, &builtin, &r, error)) != 0) {
+    } else if ((rc = lookup(loader, context, 1, &builtin, &r, error)) != 0 &&
+               !(rc == CSGI_ENOTFOUND && stub_unknown(loader, context, &rc, NULL, error))) {
         error_set(error, context->file, context->line, context->section, NULL, "%s",
                   csgi_strerror(rc));
+    } else if (!r && rc == 0 && loader->describing && loader->describing->stub) {
+        *out = next; /* a stub filter passes requests on */
+        return 0;
+    } else if (!r && (rc = CSGI_ENOTFOUND) != 0 &&
+               stub_unknown(loader, context, &rc, NULL, error)) {
+        *out = next;
+        return 0;
     } else if (!r || !r->filter_factory) {
         const csgi_conf__origin *at = &context->factory.origin;
         csgi_conf__origin origin = *at;
@@ -1074,7 +1509,15 @@ static int apply_filter(csgi_loader *loader, const csgi_conf__context *filter, c
                         csgi_app **out, csgi_load_error *error)
 {
     csgi_app *app = NULL;
-    int rc = call_filter_factory(loader, filter, next, &app, error);
+    describe_node *saved = loader->describing;
+    int rc = describe_enter(loader, filter, 1);
+    if (rc != 0) {
+        csgi_app_free(next);
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(rc));
+        return rc;
+    }
+    rc = call_filter_factory(loader, filter, next, &app, error);
+    loader->describing = saved;
     if (rc != 0)
         return rc;
     return apply_filter_with(loader, filter, filter->filter_with, app, out, error);
@@ -1118,7 +1561,12 @@ static int build_app(csgi_loader *loader, const csgi_conf__context *context, csg
                      csgi_load_error *error)
 {
     csgi_app *app = NULL;
-    int rc = 0;
+    describe_node *saved = loader->describing;
+    int rc = describe_enter(loader, context, 0);
+    if (rc != 0) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(rc));
+        return rc;
+    }
     switch (context->kind) {
     case CSGI_CONF__KIND_PIPELINE: rc = build_pipeline(loader, context, &app, error); break;
     case CSGI_CONF__KIND_FILTER_APP: {
@@ -1137,8 +1585,10 @@ static int build_app(csgi_loader *loader, const csgi_conf__context *context, csg
     default:
         error_set(error, context->file, context->line, context->section, NULL,
                   "a %s section is not an application", csgi_conf__kind_name(context->kind));
-        return CSGI_EINVAL;
+        rc = CSGI_EINVAL;
+        break;
     }
+    loader->describing = saved;
     if (rc != 0)
         return rc;
     return apply_filter_with(loader, context, context->filter_with, app, out, error);
@@ -1189,6 +1639,7 @@ void csgi_loader_free(csgi_loader *loader)
         next = a->next;
         csgi__free(a);
     }
+    free_listen(loader);
     csgi_conf__loader_free(loader->conf);
     csgi__free(loader);
 }
@@ -1276,5 +1727,99 @@ int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
     loader->composite = NULL;
     rc = build_app(loader, context, out, error);
     loader->composite = composite;
+    return rc;
+}
+
+int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app *app, csgi_load_error *error)
+{
+    csgi_load_error scratch;
+    if (!error)
+        error = &scratch;
+    memset(error, 0, sizeof(*error));
+    if (!loader || !uri || !app) {
+        csgi_app_free(app);
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
+        return CSGI_EINVAL;
+    }
+    csgi_ini__error ini;
+    csgi_ini__error_clear(&ini);
+    const csgi_conf__context *context = NULL;
+    int rc = csgi_conf__resolve(loader->conf, CSGI_CONF__SERVER, uri, NULL,
+                                loader->globals.first ? &loader->globals : NULL, &context, &ini);
+    if (rc != 0) {
+        csgi_app_free(app);
+        error_from_ini(error, &ini, rc);
+        return rc;
+    }
+    if (!context->factory.text) {
+        csgi_app_free(app);
+        error_set(error, context->file, context->line, context->section, NULL,
+                  "no factory for this section");
+        return CSGI_EPARSE;
+    }
+    registration builtin;
+    const registration *r = NULL;
+    rc = lookup(loader, context, 2, &builtin, &r, error);
+    if (rc == 0 && (!r || !r->server_runner)) {
+        csgi_conf__origin origin = factory_origin(context);
+        if (r)
+            error_at(error, &origin, "'%s' is not a server runner", context->factory.text);
+        else
+            error_at(error, &origin, "unknown factory '%s' (a server runner was expected)",
+                     context->factory.text);
+        rc = r ? CSGI_EINVAL : CSGI_ENOTFOUND;
+    }
+    if (rc != 0) {
+        csgi_app_free(app);
+        error_set(error, context->file, context->line, context->section, NULL, "%s",
+                  csgi_strerror(rc));
+        return rc;
+    }
+    csgi_conf global = {&context->global_conf, loader};
+    csgi_conf local = {&context->local_conf, loader};
+    rc = r->server_runner(loader, &global, &local, app, error);
+    if (rc != 0)
+        error_locate(error, context, rc);
+    return rc;
+}
+
+int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown, char **text,
+                         csgi_load_error *error)
+{
+    csgi_load_error scratch;
+    if (!error)
+        error = &scratch;
+    memset(error, 0, sizeof(*error));
+    if (text)
+        *text = NULL;
+    if (!loader || !uri || !text || loader->describing) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
+        return CSGI_EINVAL;
+    }
+    describe_node *root = csgi__calloc(1, sizeof(*root));
+    if (!root) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_ENOMEM));
+        return CSGI_ENOMEM;
+    }
+    loader->describing = root;
+    loader->stub_unknown = stub_unknown ? 1 : 0;
+    csgi_app *app = NULL;
+    int rc = csgi_loader_load_app(loader, uri, &app, error);
+    loader->describing = NULL;
+    loader->stub_unknown = 0;
+    csgi_app_free(app);
+    if (rc == 0) {
+        describe_text out = {0};
+        for (size_t i = 0; i < root->count; i++)
+            describe_render(root->children[i], 0, &out);
+        if (out.failed || !out.data) {
+            free(out.data);
+            rc = CSGI_ENOMEM;
+            error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(rc));
+        } else {
+            *text = out.data;
+        }
+    }
+    describe_free(root);
     return rc;
 }

@@ -1,0 +1,308 @@
+/*
+ * csgi-serve: serve the application a PasteDeploy-style INI file describes
+ * (the `pserve` of csgi). See docs/csgi-serve.1.
+ *
+ *   csgi-serve [options] CONFIG.ini[#name] [name=value ...]
+ *
+ * The application is built with csgi_loader_load_app() and served by the
+ * file's [server:NAME] section through csgi_loader_serve(). A file without
+ * a server section is served by csgi's own HTTP server on 127.0.0.1:8080
+ * (or the --listen addresses).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <csgi/common.h>
+#include <csgi/loader.h>
+#include <csgi/server.h>
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LISTEN 64
+
+static const char usage[] =
+    "usage: csgi-serve [options] CONFIG.ini[#name] [name=value ...]\n"
+    "\n"
+    "Serve the application a PasteDeploy-style deploy file describes.\n"
+    "\n"
+    "options:\n"
+    "  --server-name NAME  the [server:NAME] section (default main)\n"
+    "  --app-name NAME     the application (default: the #name of the file, or main)\n"
+    "  --listen HOST:PORT  listen here instead of the server section's host and\n"
+    "                      port (repeatable; [IPv6]:PORT and unix:/path work too)\n"
+    "  --module-path DIR   also search DIR for factory modules (repeatable)\n"
+    "  --check             build the application, print what was built, exit\n"
+    "  --stub-unknown      with --check: unknown factories become placeholders\n"
+    "  --help              show this help\n"
+    "  --version           show csgi's version\n"
+    "\n"
+    "name=value arguments are globals for %(name)s in the file and the global\n"
+    "conf of factories. Modules are searched in the file's directory, the\n"
+    "--module-path directories, then CSGI_MODULE_PATH.\n";
+
+static void report(const csgi_load_error *error)
+{
+    char text[2048];
+    csgi_load_error_format(error, text, sizeof(text));
+    fprintf(stderr, "csgi-serve: %s\n", text);
+}
+
+/* The option value after argv[*i], or NULL (and a message). */
+static const char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "csgi-serve: %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* Whether the file at path has a [server:name] section ([server] for main).
+   A file that cannot be read answers 1: the loader then reports it. */
+static int has_server_section(const char *path, const char *name)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return 1;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), file)) {
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '[')
+            continue;
+        char *end = strchr(p, ']');
+        if (!end)
+            continue;
+        *end = '\0';
+        p++;
+        /* Compare with the spaces taken out, as the loader does. */
+        char header[4096];
+        size_t n = 0;
+        for (; *p; p++)
+            if (!isspace((unsigned char)*p))
+                header[n++] = *p;
+        header[n] = '\0';
+        if (strncmp(header, "server:", 7) == 0 && strcmp(header + 7, name) == 0)
+            found = 1;
+        else if (strcmp(header, "server") == 0 && strcmp(name, "main") == 0)
+            found = 1;
+    }
+    fclose(file);
+    return found;
+}
+
+/* Without a server section: csgi's own server on the given addresses, until
+   SIGINT or SIGTERM. */
+static csgi_server *volatile running_server;
+
+static void on_stop_signal(int signal_number)
+{
+    (void)signal_number;
+    csgi_server *server = running_server;
+    if (server)
+        csgi_server_stop(server, 10000);
+}
+
+static int serve_default(csgi_app *app, const char *const *addresses, size_t count)
+{
+    csgi_server *server = NULL;
+    int rc = csgi_server_new(&server, app, NULL, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "csgi-serve: cannot create the server: %s\n", csgi_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < count; i++) {
+        rc = csgi_server_listen(server, addresses[i]);
+        if (rc != 0) {
+            fprintf(stderr, "csgi-serve: cannot listen on %s: %s\n", addresses[i],
+                    csgi_strerror(rc));
+            csgi_server_free(server);
+            return rc;
+        }
+    }
+    rc = csgi_server_start(server);
+    if (rc != 0) {
+        fprintf(stderr, "csgi-serve: cannot start the server: %s\n", csgi_strerror(rc));
+        csgi_server_free(server);
+        return rc;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const char *address = addresses[i];
+        if (strncmp(address, "unix:", 5) == 0) {
+            printf("serving on %s\n", address);
+            continue;
+        }
+        const char *colon = strrchr(address, ':');
+        int host_len = colon ? (int)(colon - address) : (int)strlen(address);
+        printf("serving on http://%.*s:%d/\n", host_len, address, csgi_server_port(server, i));
+    }
+    fflush(stdout);
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    running_server = server;
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    rc = csgi_server_run(server);
+    running_server = NULL;
+    if (rc != 0)
+        fprintf(stderr, "csgi-serve: the server failed: %s\n", csgi_strerror(rc));
+    csgi_server_free(server);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *server_name = "main";
+    const char *app_name = NULL;
+    const char *listen[MAX_LISTEN];
+    size_t listen_count = 0;
+    const char *module_paths[MAX_LISTEN];
+    size_t module_path_count = 0;
+    int check = 0, stub = 0;
+    const char *config = NULL;
+    const char *globals[256];
+    size_t global_count = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("csgi-serve %s\n", csgi_version_string());
+            return 0;
+        } else if (strcmp(arg, "--check") == 0) {
+            check = 1;
+        } else if (strcmp(arg, "--stub-unknown") == 0) {
+            stub = 1;
+        } else if (strcmp(arg, "--server-name") == 0) {
+            if (!(server_name = option_value(argc, argv, &i)))
+                return 1;
+        } else if (strcmp(arg, "--app-name") == 0) {
+            if (!(app_name = option_value(argc, argv, &i)))
+                return 1;
+        } else if (strcmp(arg, "--listen") == 0) {
+            const char *value = option_value(argc, argv, &i);
+            if (!value)
+                return 1;
+            if (listen_count == MAX_LISTEN) {
+                fprintf(stderr, "csgi-serve: too many --listen addresses\n");
+                return 1;
+            }
+            listen[listen_count++] = value;
+        } else if (strcmp(arg, "--module-path") == 0) {
+            const char *value = option_value(argc, argv, &i);
+            if (!value)
+                return 1;
+            if (module_path_count == MAX_LISTEN) {
+                fprintf(stderr, "csgi-serve: too many --module-path directories\n");
+                return 1;
+            }
+            module_paths[module_path_count++] = value;
+        } else if (strcmp(arg, "--") == 0 && !config && i + 1 < argc) {
+            config = argv[++i];
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            fprintf(stderr, "csgi-serve: unknown option %s (try --help)\n", arg);
+            return 1;
+        } else if (!config) {
+            config = arg;
+        } else if (strchr(arg, '=') && arg[0] != '=') {
+            if (global_count == sizeof(globals) / sizeof(globals[0])) {
+                fprintf(stderr, "csgi-serve: too many name=value arguments\n");
+                return 1;
+            }
+            globals[global_count++] = arg;
+        } else {
+            fprintf(stderr, "csgi-serve: expected name=value, got '%s'\n", arg);
+            return 1;
+        }
+    }
+    if (!config) {
+        fputs(usage, stderr);
+        return 1;
+    }
+    if (stub && !check) {
+        fprintf(stderr, "csgi-serve: --stub-unknown goes with --check\n");
+        return 1;
+    }
+
+    /* The file, without its #name: the app and server URIs are built from it. */
+    const char *hash = strchr(config, '#');
+    size_t path_len = hash ? (size_t)(hash - config) : strlen(config);
+    if (!app_name)
+        app_name = hash && hash[1] ? hash + 1 : "main";
+    size_t uri_size = path_len + 2 + strlen(app_name) + strlen(server_name);
+    char *app_uri = malloc(uri_size);
+    char *server_uri = malloc(uri_size);
+    char *path = malloc(path_len + 1);
+    if (!app_uri || !server_uri || !path) {
+        fprintf(stderr, "csgi-serve: out of memory\n");
+        return 1;
+    }
+    snprintf(app_uri, uri_size, "%.*s#%s", (int)path_len, config, app_name);
+    snprintf(server_uri, uri_size, "%.*s#%s", (int)path_len, config, server_name);
+    snprintf(path, path_len + 1, "%.*s", (int)path_len, config);
+    const char *file_path = strncmp(path, "config:", 7) == 0 ? path + 7 : path;
+
+    csgi_loader *loader = NULL;
+    int rc = csgi_loader_new(&loader);
+    for (size_t i = 0; rc == 0 && i < module_path_count; i++)
+        rc = csgi_loader_add_module_path(loader, module_paths[i]);
+    for (size_t i = 0; rc == 0 && i < global_count; i++) {
+        const char *eq = strchr(globals[i], '=');
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - globals[i]), globals[i]);
+        rc = csgi_loader_set_global(loader, name, eq + 1);
+    }
+    if (rc == 0 && listen_count)
+        rc = csgi_loader_set_listen(loader, listen, listen_count);
+    if (rc != 0) {
+        fprintf(stderr, "csgi-serve: %s\n", csgi_strerror(rc));
+        csgi_loader_free(loader);
+        return 1;
+    }
+
+    csgi_load_error error;
+    int status = 0;
+    if (check) {
+        char *text = NULL;
+        rc = csgi_loader_describe(loader, app_uri, stub, &text, &error);
+        if (rc != 0) {
+            report(&error);
+            status = 1;
+        } else {
+            fputs(text, stdout);
+            free(text);
+        }
+    } else {
+        csgi_app *app = NULL;
+        rc = csgi_loader_load_app(loader, app_uri, &app, &error);
+        if (rc != 0) {
+            report(&error);
+            status = 1;
+        } else if (has_server_section(file_path, server_name)) {
+            rc = csgi_loader_serve(loader, server_uri, app, &error);
+            if (rc != 0) {
+                report(&error);
+                status = 1;
+            }
+        } else {
+            const char *fallback[1] = {"127.0.0.1:8080"};
+            rc = listen_count ? serve_default(app, listen, listen_count)
+                              : serve_default(app, fallback, 1);
+            status = rc != 0;
+        }
+    }
+    csgi_loader_free(loader);
+    free(app_uri);
+    free(server_uri);
+    free(path);
+    return status;
+}
