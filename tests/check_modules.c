@@ -244,6 +244,45 @@ START_TEST(module_path_environment)
 }
 END_TEST
 
+START_TEST(module_path_in_the_deploy_file)
+{
+    /* csgi_module_path in [DEFAULT]: absolute, and relative to the file. */
+    char text[3 * PATH_MAX];
+    snprintf(text, sizeof(text),
+             "[DEFAULT]\ncsgi_module_path = nowhere:%s\n\n"
+             "[app:main]\npaste.app_factory = wsgi_webob:app_factory\n",
+             module_dir());
+    const char *ini = write_file("option.ini", text);
+    ck_assert_int_eq(unsetenv("CSGI_MODULE_PATH"), 0);
+    csgi_loader *loader = new_loader(0);
+    csgi_app *app = load(loader, ini);
+    expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+
+    char target[PATH_MAX + 64];
+    snprintf(target, sizeof(target), "%s/wsgi_webob.so", module_dir());
+    ck_assert_int_eq(mkdir(tmp_path("mods"), 0700), 0);
+    ck_assert_int_eq(symlink(target, tmp_path("mods/wsgi_webob.so")), 0);
+    ini = write_file("relative.ini", "[DEFAULT]\ncsgi_module_path = mods\n\n"
+                                     "[app:main]\npaste.app_factory = wsgi_webob:app_factory\n");
+    loader = new_loader(0);
+    app = load(loader, ini);
+    expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+
+    /* the paths tried name it */
+    ini = write_file("missing.ini", "[DEFAULT]\ncsgi_module_path = /opt/none\n\n"
+                                    "[app:main]\npaste.app_factory = absent:app_factory\n");
+    loader = new_loader(0);
+    char message[4096];
+    ck_assert_int_eq(load_fails(loader, ini, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(message, "/opt/none/absent.so"));
+    csgi_loader_free(loader);
+}
+END_TEST
+
 START_TEST(module_beside_the_deploy_file)
 {
     /* libMODULE.so in the deploy file's directory, no module path */
@@ -469,6 +508,7 @@ int main(void)
 
     TCase *search = tcase_create("search");
     tcase_add_test(search, module_path_environment);
+    tcase_add_test(search, module_path_in_the_deploy_file);
     tcase_add_test(search, module_beside_the_deploy_file);
     tcase_add_test(search, call_references);
     tcase_add_test(search, add_module_path_rules);

@@ -239,8 +239,10 @@ CSGI_EXTERN int csgi_loader_describe(csgi_loader *loader, const char *uri, int s
 
 /**
  * Add a directory to search for shared objects named by factory references
- * (after the deploy file's own directory, before the directories of the
- * CSGI_MODULE_PATH environment variable, a colon-separated list).
+ * (after the deploy file's own directory and the directories its global conf
+ * lists in csgi_module_path — colon-separated, relative to the file — and
+ * before those of the CSGI_MODULE_PATH environment variable, a
+ * colon-separated list).
  *
  * A reference "MODULE:SYMBOL" (as a factory key's value, or with `use =
  * call:MODULE:SYMBOL`) loads MODULE.so or libMODULE.so and takes SYMBOL,

@@ -1196,6 +1196,23 @@ static int open_module(csgi_loader *loader, const csgi_conf__context *context, c
     memset(&search, 0, sizeof(search));
     search.name = module_name;
     rc = search_directory(&search, ini_dir, strlen(ini_dir));
+    /* The deploy file's own module path: csgi_module_path in [DEFAULT]
+       (or a caller global), colon-separated, relative to the file. */
+    const char *conf_path = csgi_conf__list_get(&context->global_conf, "csgi_module_path");
+    while (rc == 0 && conf_path && *conf_path) {
+        size_t len = strcspn(conf_path, ":");
+        if (len && conf_path[0] == '/') {
+            rc = search_directory(&search, conf_path, len);
+        } else if (len) {
+            char joined[PATH_MAX];
+            int n = snprintf(joined, sizeof(joined), "%s/%.*s", ini_dir, (int)len, conf_path);
+            if (n > 0 && (size_t)n < sizeof(joined))
+                rc = search_directory(&search, joined, (size_t)n);
+        }
+        conf_path += len;
+        if (*conf_path == ':')
+            conf_path++;
+    }
     for (module_dir *d = loader->module_dirs; rc == 0 && d; d = d->next)
         rc = search_directory(&search, d->path, strlen(d->path));
     const char *env = getenv("CSGI_MODULE_PATH");
