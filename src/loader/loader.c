@@ -913,9 +913,19 @@ static void describe_render(const describe_node *node, int depth, describe_text 
     }
     if (context->local_conf.count) {
         text_append(text, " (");
-        for (const csgi_conf__entry *e = context->local_conf.first; e; e = e->next)
-            text_append(text, "%s%s = %s", e == context->local_conf.first ? "" : ", ", e->name,
-                        e->value);
+        for (const csgi_conf__entry *e = context->local_conf.first; e; e = e->next) {
+            text_append(text, "%s%s = ", e == context->local_conf.first ? "" : ", ", e->name);
+            /* One line per item: a multi-line value shows its newlines as \n. */
+            for (const char *v = e->value; *v;) {
+                size_t run = strcspn(v, "\n");
+                text_append(text, "%.*s", (int)run, v);
+                v += run;
+                if (*v == '\n') {
+                    text_append(text, "\\n");
+                    v++;
+                }
+            }
+        }
         text_append(text, ")");
     }
     if (node->stub)
