@@ -397,6 +397,18 @@ static int typed_factory(csgi_loader *loader, const csgi_conf *global_conf,
     return make_fake(&basic_type, "typed", "200 OK", global_conf, local_conf, out);
 }
 
+/* A composite that wraps its `app` with its `filter`, both by name. */
+static int filtered_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                            const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    (void)global_conf;
+    csgi_app *inner = NULL;
+    int rc = csgi_loader_get_app(loader, csgi_conf_get(local_conf, "app"), &inner, error);
+    if (rc != 0)
+        return rc;
+    return csgi_loader_get_filter(loader, csgi_conf_get(local_conf, "filter"), inner, out, error);
+}
+
 static csgi_loader *new_loader(void)
 {
     csgi_loader *loader = NULL;
@@ -437,6 +449,9 @@ static csgi_loader *new_loader(void)
         csgi_loader_register_app(loader, "egg:Test#fail", CSGI_FACTORY_APP, failing_factory), 0);
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:Test#typed", CSGI_FACTORY_APP, typed_factory), 0);
+    ck_assert_int_eq(csgi_loader_register_app(loader, "egg:Test#filtered", CSGI_FACTORY_COMPOSITE,
+                                              filtered_factory),
+                     0);
     return loader;
 }
 
@@ -1181,6 +1196,33 @@ START_TEST(out_of_memory_every_allocation)
 }
 END_TEST
 
+START_TEST(composite_builds_filters)
+{
+    const char *path = write_file("filtered.ini", "[composite:main]\n"
+                                                  "use = egg:Test#filtered\n"
+                                                  "app = basic\n"
+                                                  "filter = caps\n"
+                                                  "\n"
+                                                  "[app:basic]\n"
+                                                  "use = egg:FakeApp#basic_app\n"
+                                                  "\n"
+                                                  "[filter:caps]\n"
+                                                  "use = egg:FakeApp#caps\n");
+    csgi_loader *loader = new_loader();
+    csgi_app *app = load(loader, path);
+    expect(app, "/", NULL, "200 OK", "THIS IS BASIC APP");
+    csgi_app_free(app);
+
+    /* Outside a composite factory: refused, and next is released. */
+    csgi_app *next = load(loader, path);
+    csgi_app *out = (csgi_app *)&out;
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_get_filter(loader, "caps", next, &out, &error), CSGI_ESTATE);
+    ck_assert_ptr_null(out);
+    csgi_loader_free(loader);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("loader");
@@ -1200,6 +1242,7 @@ int main(void)
 
     TCase *builtins = tcase_create("builtins");
     tcase_add_test(builtins, urlmap_builtin);
+    tcase_add_test(builtins, composite_builds_filters);
     tcase_add_test(builtins, cascade_builtin);
     suite_add_tcase(suite, builtins);
 

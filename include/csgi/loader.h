@@ -305,6 +305,17 @@ CSGI_EXTERN int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_
 CSGI_EXTERN int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
                                     csgi_load_error *error);
 
+/**
+ * For composite factories: wrap next in the filter called name (a [filter:]
+ * section or a filter factory reference) in the file of the composite being
+ * built.
+ *
+ * @param next taken (also on failure)
+ * @return as csgi_loader_get_app().
+ */
+CSGI_EXTERN int csgi_loader_get_filter(csgi_loader *loader, const char *name, csgi_app *next,
+                                       csgi_app **out, csgi_load_error *error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1718,19 +1718,15 @@ int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_app **out,
     return rc;
 }
 
-int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
-                        csgi_load_error *error)
+/* Resolve name, written in the composite being built, as type. */
+static int resolve_in_composite(csgi_loader *loader, const char *name, csgi_conf__type type,
+                                const char *function, const csgi_conf__context **out,
+                                csgi_load_error *error)
 {
-    if (out)
-        *out = NULL;
-    if (!loader || !name || !out) {
-        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
-        return CSGI_EINVAL;
-    }
     const csgi_conf__context *composite = loader->composite;
     if (!composite) {
-        error_set(error, NULL, 0, NULL, NULL,
-                  "csgi_loader_get_app is for composite factories while they run");
+        error_set(error, NULL, 0, NULL, NULL, "%s is for composite factories while they run",
+                  function);
         return CSGI_ESTATE;
     }
     /* Contexts keep the name: give it the loader's lifetime. */
@@ -1747,12 +1743,50 @@ int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
         reference.origin.line = composite->line;
         reference.origin.section = composite->section;
     }
+    return resolve_child(loader, composite, type, &reference, out, error);
+}
+
+int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
+                        csgi_load_error *error)
+{
+    if (out)
+        *out = NULL;
+    if (!loader || !name || !out) {
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
+        return CSGI_EINVAL;
+    }
     const csgi_conf__context *context = NULL;
-    int rc = resolve_child(loader, composite, CSGI_CONF__APP, &reference, &context, error);
+    int rc =
+        resolve_in_composite(loader, name, CSGI_CONF__APP, "csgi_loader_get_app", &context, error);
     if (rc != 0)
         return rc;
+    const csgi_conf__context *composite = loader->composite;
     loader->composite = NULL;
     rc = build_app(loader, context, out, error);
+    loader->composite = composite;
+    return rc;
+}
+
+int csgi_loader_get_filter(csgi_loader *loader, const char *name, csgi_app *next, csgi_app **out,
+                           csgi_load_error *error)
+{
+    if (out)
+        *out = NULL;
+    if (!loader || !name || !out || !next) {
+        csgi_app_free(next);
+        error_set(error, NULL, 0, NULL, NULL, "%s", csgi_strerror(CSGI_EINVAL));
+        return CSGI_EINVAL;
+    }
+    const csgi_conf__context *context = NULL;
+    int rc = resolve_in_composite(loader, name, CSGI_CONF__FILTER, "csgi_loader_get_filter",
+                                  &context, error);
+    if (rc != 0) {
+        csgi_app_free(next);
+        return rc;
+    }
+    const csgi_conf__context *composite = loader->composite;
+    loader->composite = NULL;
+    rc = apply_filter(loader, context, next, out, error);
     loader->composite = composite;
     return rc;
 }
