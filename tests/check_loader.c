@@ -1217,7 +1217,9 @@ START_TEST(composite_builds_filters)
     csgi_app *next = load(loader, path);
     csgi_app *out = (csgi_app *)&out;
     csgi_load_error error;
+    memset(&error, 0, sizeof(error)); /* first error wins: start empty */
     ck_assert_int_eq(csgi_loader_get_filter(loader, "caps", next, &out, &error), CSGI_ESTATE);
+    ck_assert_ptr_nonnull(strstr(error.text, "csgi_loader_get_filter"));
     ck_assert_ptr_null(out);
     csgi_loader_free(loader);
 }
