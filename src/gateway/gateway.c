@@ -31,15 +31,8 @@ struct csgi_gateway__request {
     csgi_start_response start_response;
     csgi_body *body;
 
-    /* The response head, as the application gave it: the fields formatted
-       as "Name: value\r\n" lines, ready for the engine (arena copies). */
-    int status;
-    const char *reason;
-    size_t reason_len;
-    const char *fields;
-    size_t fields_len;
-    unsigned field_flags;   /* CSGI_HTTP__HAS_DATE, CSGI_HTTP__HAS_SERVER */
-    int64_t content_length; /* from the application's Content-Length, else -1 */
+    /* The response head, as the application gave it (arena copies). */
+    csgi_gateway__head head;
 
     unsigned char started;   /* start-response was called */
     unsigned char head_sent; /* the engine has the head */
@@ -87,58 +80,6 @@ static void environ_log(void *context, const char *line)
     csgi_gateway__log(request->gateway, CSGI_LOG__ERROR, "%s", line);
 }
 
-/* ---- Checking what the application gives ------------------------------------ */
-
-#define NAME_IS(h, literal)                  \
-    ((h)->name_len == sizeof(literal) - 1 && \
-     csgi_http__token_equals((h)->name, (h)->name_len, literal))
-
-/* Fields that describe this connection, not the response: the server's
-   business (RFC 9110 7.6.1; PEP 3333 forbids them to applications).
-   Sorted by length first, so most names are dismissed by one compare. */
-static int is_hop_by_hop(const csgi_header *h)
-{
-    switch (h->name_len) {
-    case 2: return NAME_IS(h, "te");
-    case 7: return NAME_IS(h, "trailer") || NAME_IS(h, "upgrade");
-    case 10: return NAME_IS(h, "connection") || NAME_IS(h, "keep-alive");
-    case 17: return NAME_IS(h, "transfer-encoding");
-    default: return h->name_len > 6 && csgi_http__token_equals(h->name, 6, "proxy-");
-    }
-}
-
-/* "DDD Reason": returns the problem, or NULL with *code and *reason_len. */
-static const char *check_status(const char *status, int *code, size_t *reason_len)
-{
-    for (int i = 0; i < 3; i++)
-        if (status[i] < '0' || status[i] > '9')
-            return "status code is not three digits";
-    if (status[3] != ' ')
-        return "status is not \"DDD Reason\"";
-    *code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
-    if (*code < 200 || *code > 599)
-        return "status code outside 200-599";
-    size_t len = strlen(status + 4);
-    if (!csgi_http__is_field_value(status + 4, len))
-        return "control character in the status line";
-    *reason_len = len;
-    return NULL;
-}
-
-/* Parse a Content-Length value the application gave: -1 if malformed. */
-static int64_t parse_length(const csgi_header *h)
-{
-    if (h->value_len == 0 || h->value_len > 18)
-        return -1;
-    int64_t n = 0;
-    for (size_t i = 0; i < h->value_len; i++) {
-        if (h->value[i] < '0' || h->value[i] > '9')
-            return -1;
-        n = n * 10 + (h->value[i] - '0');
-    }
-    return n;
-}
-
 /* start-response was given something the server will not send. */
 static int refuse(csgi_gateway__request *request, const char *problem)
 {
@@ -166,71 +107,13 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
         csgi_http__response_abort(request->http, 500, CSGI_ESTATE);
         return CSGI_ESTATE;
     }
-    int code = 0;
-    size_t reason_len = 0;
-    const char *problem = check_status(status, &code, &reason_len);
-    if (problem)
+    const char *problem = NULL;
+    int r = csgi_gateway__head_build(csgi_environ__arena(request->environ), status, headers, count,
+                                     &request->head, &problem);
+    if (r == CSGI_EINVAL)
         return refuse(request, problem);
-
-    /* The fields may live on the application's stack: copy them now,
-       formatted as the head will carry them (one arena block), for the
-       head is written only once the body is known. Each byte is checked
-       as it is copied. */
-    size_t bytes = reason_len + 1;
-    for (size_t i = 0; i < count; i++)
-        bytes += headers[i].name_len + headers[i].value_len + 4;
-    csgi_arena *arena = csgi_environ__arena(request->environ);
-    char *block = csgi_arena__alloc(arena, bytes);
-    if (!block)
-        return CSGI_ENOMEM;
-    char *p = block;
-    unsigned flags = 0;
-    int64_t length = -1;
-    for (size_t i = 0; i < count; i++) {
-        const csgi_header *h = &headers[i];
-        if (!h->name || (h->value_len && !h->value))
-            return refuse(request, "header name or value missing");
-        if (!csgi_http__copy_token(p, h->name, h->name_len))
-            return refuse(request, "header name is not a token");
-        if (!csgi_http__copy_field_value(p + h->name_len + 2, h->value, h->value_len))
-            return refuse(request, "CR, LF, NUL or control character in a header value");
-        switch (h->name_len) {
-        case 4:
-            if (NAME_IS(h, "date"))
-                flags |= CSGI_HTTP__HAS_DATE;
-            break;
-        case 6:
-            if (NAME_IS(h, "server"))
-                flags |= CSGI_HTTP__HAS_SERVER;
-            break;
-        case 14:
-            if (NAME_IS(h, "content-length")) {
-                if (length >= 0)
-                    return refuse(request, "Content-Length given twice");
-                if ((length = parse_length(h)) < 0)
-                    return refuse(request, "malformed Content-Length");
-                continue; /* the engine writes it from content_length */
-            }
-            break;
-        default: break;
-        }
-        if (is_hop_by_hop(h))
-            return refuse(request, "hop-by-hop header (the server manages the connection)");
-        p += h->name_len;
-        *p++ = ':';
-        *p++ = ' ';
-        p += h->value_len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    request->fields = block;
-    request->fields_len = (size_t)(p - block);
-    request->field_flags = flags;
-    memcpy(p, status + 4, reason_len + 1);
-    request->reason = p;
-    request->reason_len = reason_len;
-    request->status = code;
-    request->content_length = length;
+    if (r != 0)
+        return r;
     request->started = 1;
     request->failed = 0;
     return 0;
@@ -239,16 +122,17 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
 /* Hand the head to the engine. length: the body's length when known. */
 static int send_head(csgi_gateway__request *request, int64_t length)
 {
-    if (request->content_length >= 0) {
-        if (length >= 0 && length != request->content_length) {
+    const csgi_gateway__head *head = &request->head;
+    if (head->content_length >= 0) {
+        if (length >= 0 && length != head->content_length) {
             request_log(request, CSGI_LOG__ERROR, "Content-Length differs from the body's length");
             return CSGI_EINVAL;
         }
-        length = request->content_length;
+        length = head->content_length;
     }
-    int r = csgi_http__response_start_block(request->http, request->status, request->reason,
-                                            request->reason_len, request->fields,
-                                            request->fields_len, request->field_flags, length);
+    int r =
+        csgi_http__response_start_block(request->http, head->status, head->reason, head->reason_len,
+                                        head->fields, head->fields_len, head->field_flags, length);
     if (r == 0)
         request->head_sent = 1;
     return r;
@@ -446,7 +330,7 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
     memset(request, 0, sizeof(*request));
     request->http = http;
     request->gateway = gateway;
-    request->content_length = -1;
+    request->head.content_length = -1;
     csgi_http__request_set_callbacks(http, &gateway_callbacks, request);
 
     const csgi_http__head *head = csgi_http__request_head(http);
