@@ -115,6 +115,7 @@ START_TEST(test_simple_get)
     ck_assert_int_eq(h->body, CSGI_HTTP__BODY_NONE);
     ck_assert_uint_eq(h->keep_alive, 1);
     ck_assert_uint_eq(h->expect_continue, 0);
+    ck_assert_uint_eq(h->underscore, 0);
 
     ck_assert_ptr_eq(h->headers, r.headers);
     ck_assert_uint_eq(h->header_count, 5);
@@ -915,13 +916,13 @@ START_TEST(test_parse_fields)
     csgi_http__error error = {0, NULL};
     size_t count = 99;
 
-    ck_assert_int_eq(csgi_http__parse_fields("", 0, fields, 4, &count, &error), 0);
+    ck_assert_int_eq(csgi_http__parse_fields("", 0, fields, 4, &count, NULL, &error), 0);
     ck_assert_uint_eq(count, 0);
 
     static const char block[] = "X-Sum: 1\r\nx-other:\t two words \r\n";
     char *copy = copy_bytes(block, sizeof(block) - 1);
-    ck_assert_int_eq(csgi_http__parse_fields(copy, sizeof(block) - 1, fields, 4, &count, &error),
-                     0);
+    ck_assert_int_eq(
+        csgi_http__parse_fields(copy, sizeof(block) - 1, fields, 4, &count, NULL, &error), 0);
     ck_assert_uint_eq(count, 2);
     ck_assert_span(fields[0].name, fields[0].name_len, "X-Sum");
     ck_assert_span(fields[0].value, fields[0].value_len, "1");
@@ -929,9 +930,30 @@ START_TEST(test_parse_fields)
     ck_assert_span(fields[1].value, fields[1].value_len, "two words");
     ck_assert_ptr_eq(fields[0].name, copy);
 
-    ck_assert_int_eq(csgi_http__parse_fields(copy, sizeof(block) - 1, fields, 1, &count, &error),
-                     431);
+    ck_assert_int_eq(
+        csgi_http__parse_fields(copy, sizeof(block) - 1, fields, 1, &count, NULL, &error), 431);
     free(copy);
+
+    /* A name with '_' is a token (kept whole) and is noted; others leave
+       the flag alone. */
+    static const char underscored[] = "X-A: 1\r\nX_Auth-T: 2\r\nY: 3\r\n";
+    copy = copy_bytes(underscored, sizeof(underscored) - 1);
+    int underscore = 0;
+    ck_assert_int_eq(csgi_http__parse_fields(copy, sizeof(underscored) - 1, fields, 4, &count,
+                                             &underscore, &error),
+                     0);
+    ck_assert_uint_eq(count, 3);
+    ck_assert_span(fields[1].name, fields[1].name_len, "X_Auth-T");
+    ck_assert_int_eq(underscore, 1);
+    underscore = 0;
+    ck_assert_int_eq(csgi_http__parse_fields(copy, 8, fields, 4, &count, &underscore, &error), 0);
+    ck_assert_int_eq(underscore, 0);
+    free(copy);
+    request r;
+    static const char head[] = "GET / HTTP/1.1\r\nHost: h\r\nX-Auth_Token: x\r\n\r\n";
+    ck_assert_int_eq(request_parse(&r, head, sizeof(head) - 1), 0);
+    ck_assert_uint_eq(r.head.underscore, 1);
+    request_free(&r);
 
     static const refusal bad[] = {
         REFUSE("X: 1", 400, "header field line without CRLF"),
@@ -946,7 +968,7 @@ START_TEST(test_parse_fields)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         copy = copy_bytes(bad[i].in, bad[i].len);
-        int status = csgi_http__parse_fields(copy, bad[i].len, fields, 4, &count, &error);
+        int status = csgi_http__parse_fields(copy, bad[i].len, fields, 4, &count, NULL, &error);
         ck_assert_msg(status == bad[i].status && strcmp(error.reason, bad[i].reason) == 0,
                       "case %zu: %d %s", i, status, error.reason);
         free(copy);
@@ -1080,8 +1102,8 @@ START_TEST(test_chunked_good)
     csgi_http__header fields[4];
     csgi_http__error error;
     size_t count;
-    ck_assert_int_eq(csgi_http__parse_fields(d.trailer, d.trailer_len, fields, 4, &count, &error),
-                     0);
+    ck_assert_int_eq(
+        csgi_http__parse_fields(d.trailer, d.trailer_len, fields, 4, &count, NULL, &error), 0);
 }
 END_TEST
 

@@ -491,7 +491,7 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
                 req->trailers = csgi_arena__alloc(&req->arena, capacity * sizeof(*req->trailers));
                 if (!req->trailers ||
                     csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
-                                            capacity, &req->trailer_count, &error) != 0) {
+                                            capacity, &req->trailer_count, NULL, &error) != 0) {
                     req->body_state = BODY_FAILED;
                     req->body_error = req->trailers ? CSGI_EPARSE : CSGI_ENOMEM;
                     req->trailer_count = 0;

@@ -154,6 +154,7 @@ typedef struct csgi_http__head {
 
     unsigned keep_alive : 1;      /* the client allows another request on this connection */
     unsigned expect_continue : 1; /* Expect: 100-continue (HTTP/1.1 only) */
+    unsigned underscore : 1;      /* a field name holds '_' (the environ drops it) */
 } csgi_http__head;
 
 /*
@@ -198,10 +199,12 @@ int csgi_http__parse_head(const char *head, size_t len, csgi_http__header *heade
  * parser uses it for its fields; the engine uses it for a chunked trailer.
  *
  * Returns 0 with *count set, or 400 with *error filled; more than capacity
- * fields -> 431.
+ * fields -> 431. *underscore (when not NULL) is set to 1 when a name holds
+ * '_', and left alone otherwise.
  */
 int csgi_http__parse_fields(const char *block, size_t len, csgi_http__header *headers,
-                            size_t capacity, size_t *count, csgi_http__error *error);
+                            size_t capacity, size_t *count, int *underscore,
+                            csgi_http__error *error);
 
 /* ---- 3. The chunked decoder --------------------------------------------- */
 
