@@ -15,6 +15,7 @@
  */
 #include <csgi.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,15 +41,26 @@ static const char expected_token[] = "open-sesame";
 /* 1 when given[0..len) is the expected token. The time taken does not
    depend on where the bytes differ: a token of the wrong length is compared
    with the expected token itself (and fails on its length), so the loop
-   always reads the same number of bytes. */
+   always reads the same number of bytes. Eight bytes at a time: the compare is a filter's whole
+   work, so it should not dominate. */
 static int token_matches(const char *given, size_t len)
 {
     const size_t n = sizeof(expected_token) - 1;
     const unsigned char *a = (const unsigned char *)(len == n ? given : expected_token);
     const unsigned char *b = (const unsigned char *)expected_token;
-    unsigned diff = len != n;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned)(a[i] ^ b[i]);
+    uint64_t diff = len != n;
+    /* Whole words; a last word overlapping the one before covers the rest
+       (the expected token is at least eight bytes long). */
+    _Static_assert(sizeof(expected_token) - 1 >= 8, "the token fills a word");
+    for (size_t i = 0;; i += 8) {
+        size_t at = i + 8 <= n ? i : n - 8;
+        uint64_t x, y;
+        memcpy(&x, a + at, 8);
+        memcpy(&y, b + at, 8);
+        diff |= x ^ y;
+        if (at + 8 >= n)
+            break;
+    }
     return diff == 0;
 }
 

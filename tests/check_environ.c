@@ -705,10 +705,33 @@ START_TEST(test_header_fast_path)
         "GET / HTTP/1.1\r\nHost: h\r\nX-Auth_Token: evil\r\nX-Auth-Token: good\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: text/x\r\nContent-Length: 0\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\n\r\n",
+        /* Names around a word's length (the match goes eight bytes at a
+           time), in odd cases, with every non-letter tchar kind. */
+        "GET / HTTP/1.1\r\nHost: h\r\nAbcdefg: v7\r\nAbCdEfGh: value-of-8\r\n"
+        "x-Y-zAbCd: 0123456789abcdef\r\nA1-b2`C3|d4~e5^F: seventeen-bytes!!\r\n"
+        "xxxxxxxx-YYYYYYYYYYYYYYY: long\r\n\r\n",
     };
-    static const char *const keys[] = {"HTTP_X_AUTH_TOKEN", "HTTP_HOST",           "HTTP_ACCEPT",
-                                       "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_X_EMPTY",
-                                       "HTTP_x_auth_token", "HTTP_X-AUTH-TOKEN",   "HTTP_MISSING"};
+    static const char *const keys[] = {"HTTP_X_AUTH_TOKEN",
+                                       "HTTP_HOST",
+                                       "HTTP_ACCEPT",
+                                       "HTTP_CONTENT_TYPE",
+                                       "HTTP_CONTENT_LENGTH",
+                                       "HTTP_X_EMPTY",
+                                       "HTTP_x_auth_token",
+                                       "HTTP_X-AUTH-TOKEN",
+                                       "HTTP_MISSING",
+                                       "HTTP_ABCDEFG",
+                                       "HTTP_ABCDEFGH",
+                                       "HTTP_ABCDEFGI",
+                                       "HTTP_X_Y_ZABCD",
+                                       "HTTP_X_Y_ZABCE",
+                                       "HTTP_X_Y_YABCD",
+                                       "HTTP_X-Y_ZABCD",
+                                       "HTTP_A1_B2`C3|D4~E5^F",
+                                       "HTTP_A1_B2@C3|D4~E5^F",
+                                       "HTTP_XXXXXXXX_YYYYYYYYYYYYYYY",
+                                       "HTTP_XXXXXXXX_YYYYYYYYYYYYYYZ"};
+    size_t found = 0;
     for (size_t r = 0; r < COUNT(requests); r++) {
         for (size_t k = 0; k < COUNT(keys); k++) {
             /* First read: possibly the fast path. */
@@ -725,6 +748,7 @@ START_TEST(test_header_fast_path)
                 ck_assert_msg(!fast, "%s in request %zu: fast path found what the build does not",
                               keys[k], r);
             } else {
+                found++;
                 ck_assert_msg(fast != NULL, "%s in request %zu: fast path missed it", keys[k], r);
                 ck_assert_uint_eq(fast_len, full_len);
                 ck_assert_str_eq(fast_copy, full);
@@ -734,6 +758,9 @@ START_TEST(test_header_fast_path)
             fixture_free(g);
         }
     }
+    /* Host in each request, the token in three, Accept, Content-Type and
+       Content-Length as CGI keys only, X-Empty, and the five long names. */
+    ck_assert_uint_eq(found, 6 + 3 + 1 + 1 + 5);
     /* The fast path builds nothing: an auth filter's read stays cheap. */
     fixture *f = fixture_open(requests[0], PEER_INET);
     size_t before = f->arena.allocated;

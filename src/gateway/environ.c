@@ -111,13 +111,24 @@ struct csgi_input {
 
 struct csgi_environ {
     csgi_arena *arena;
-    csgi_environ__source source;
-    entry *entries; /* NULL until materialised */
-    size_t count;   /* entries used, holes included */
+    const csgi_environ__source *source; /* borrowed (csgi_environ__init) or copied */
+    entry *entries;                     /* NULL until materialised */
+    size_t count;                       /* entries used, holes included */
     size_t capacity;
     int destructors_deferred;
     csgi_input input;
 };
+
+/* The input stream is set up at its first use: most requests have no body. */
+static csgi_input *input_of(csgi_environ *environ)
+{
+    csgi_input *input = &environ->input;
+    if (!input->environ) {
+        memset(input, 0, sizeof(*input));
+        input->environ = environ;
+    }
+    return input;
+}
 
 /* ---- Small helpers --------------------------------------------------------- */
 
@@ -354,7 +365,7 @@ static const char *put_joined(char **cursor, const csgi_http__head *head, size_t
  */
 static void add_server_address(csgi_environ *environ, char **cursor)
 {
-    const csgi_environ__source *source = &environ->source;
+    const csgi_environ__source *source = environ->source;
     const csgi_http__head *head = source->head;
     const char *name = NULL;
     size_t name_len = 0;
@@ -409,7 +420,7 @@ static void add_remote_address(csgi_environ *environ, char **cursor)
     char *port = address + ADDRESS_ROOM + 1;
     size_t address_len, port_len;
 
-    if (format_address(environ->source.peer, 0, address, &address_len, port, &port_len) == 0) {
+    if (format_address(environ->source->peer, 0, address, &address_len, port, &port_len) == 0) {
         *cursor = port + port_len + 1;
         add_string(environ, LITERAL("REMOTE_ADDR"), address, address_len);
         add_string(environ, LITERAL("REMOTE_PORT"), port, port_len);
@@ -441,7 +452,7 @@ static int materialise(csgi_environ *environ)
     if (environ->entries)
         return 0;
 
-    const csgi_environ__source *source = &environ->source;
+    const csgi_environ__source *source = environ->source;
     const csgi_http__head *head = source->head;
     const csgi_http__header *first_dropped = NULL;
     size_t dropped = 0;
@@ -546,7 +557,7 @@ static int materialise(csgi_environ *environ)
     add_string(environ, LITERAL("csgi.version"), LITERAL("1.0"));
     const char *scheme = source->url_scheme ? source->url_scheme : "http";
     add_string(environ, LITERAL("csgi.url_scheme"), scheme, strlen(scheme));
-    add_pointer(environ, LITERAL("csgi.input"), &environ->input);
+    add_pointer(environ, LITERAL("csgi.input"), input_of(environ));
     add_pointer(environ, LITERAL("csgi.errors"), environ);
     add_int(environ, LITERAL("csgi.multithread"), source->multithread != 0);
     add_int(environ, LITERAL("csgi.multiprocess"), source->multiprocess != 0);
@@ -560,18 +571,38 @@ static int materialise(csgi_environ *environ)
 
 /* ---- Creating ---------------------------------------------------------------- */
 
+size_t csgi_environ__size(void)
+{
+    return sizeof(csgi_environ);
+}
+
+csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
+                                 const csgi_environ__source *source)
+{
+    csgi_environ *environ = memory;
+    environ->arena = arena;
+    environ->source = source;
+    environ->entries = NULL;
+    environ->count = 0;
+    environ->capacity = 0;
+    environ->destructors_deferred = 0;
+    environ->input.environ = NULL; /* set up at its first use (input_of) */
+    return environ;
+}
+
 csgi_environ *csgi_environ__new(csgi_arena *arena, const csgi_environ__source *source)
 {
     if (!arena || !source || !source->head)
         return NULL;
-    csgi_environ *environ = csgi_arena__alloc(arena, sizeof(*environ));
-    if (!environ)
+    /* The environ and its own copy of the source, in one block. */
+    struct {
+        csgi_environ environ;
+        csgi_environ__source source;
+    } *block = csgi_arena__alloc(arena, sizeof(*block));
+    if (!block)
         return NULL;
-    memset(environ, 0, sizeof(*environ));
-    environ->arena = arena;
-    environ->source = *source;
-    environ->input.environ = environ;
-    return environ;
+    block->source = *source;
+    return csgi_environ__init(&block->environ, arena, &block->source);
 }
 
 csgi_arena *csgi_environ__arena(csgi_environ *environ)
@@ -581,7 +612,7 @@ csgi_arena *csgi_environ__arena(csgi_environ *environ)
 
 void *csgi_environ__owner(csgi_environ *environ)
 {
-    return environ->source.owner;
+    return environ->source->owner;
 }
 
 /* ---- Keys ------------------------------------------------------------------ */
@@ -642,47 +673,110 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
     return e;
 }
 
+/* A header name byte as it appears in an HTTP_ key: letters upper-cased,
+   '-' as '_'. '_' itself maps to 0, which no key byte equals: names with
+   '_' are dropped from the environ, so "X-Auth_Token" never answers for
+   HTTP_X_AUTH_TOKEN (header_fast does not see such heads anyway). */
+static const unsigned char key_byte[256] = {
+#define R8(c) (c), (c) + 1, (c) + 2, (c) + 3, (c) + 4, (c) + 5, (c) + 6, (c) + 7
+    R8(0x00), R8(0x08), R8(0x10), R8(0x18), R8(0x20), 0x28,     0x29,     0x2a,     0x2b,
+    0x2c,     '_',      0x2e,     0x2f,     R8(0x30), R8(0x38), R8(0x40), R8(0x48), R8(0x50),
+    0x58,     0x59,     0x5a,     0x5b,     0x5c,     0x5d,     0x5e,     0,        0x60,
+    'A',      'B',      'C',      'D',      'E',      'F',      'G',      'H',      'I',
+    'J',      'K',      'L',      'M',      'N',      'O',      'P',      'Q',      'R',
+    'S',      'T',      'U',      'V',      'W',      'X',      'Y',      'Z',      0x7b,
+    0x7c,     0x7d,     0x7e,     0x7f,     R8(0x80), R8(0x88), R8(0x90), R8(0x98), R8(0xa0),
+    R8(0xa8), R8(0xb0), R8(0xb8), R8(0xc0), R8(0xc8), R8(0xd0), R8(0xd8), R8(0xe0), R8(0xe8),
+    R8(0xf0), R8(0xf8)
+#undef R8
+};
+
+/* Whether header name (len bytes) is the one an HTTP_ key names (want is
+   the key after "HTTP_", of the same length). Eight bytes at a time: each
+   word of the name is turned into key form (ASCII letters upper-cased, '-'
+   as '_'; both tests are exact per byte, no carry crosses a byte) and
+   compared with the key's. Names shorter than a word go through key_byte. */
+static int name_is_key(const char *name, const char *want, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t highs = ones * 0x80, lows = ones * 0x7f;
+    const unsigned char *n = (const unsigned char *)name;
+    const unsigned char *w = (const unsigned char *)want;
+    /* The last byte first: most names of the same length differ there. */
+    if (key_byte[n[len - 1]] != w[len - 1])
+        return 0;
+    if (len < 8) {
+        for (size_t i = 0; i + 1 < len; i++)
+            if (key_byte[n[i]] != w[i])
+                return 0;
+        return 1;
+    }
+    /* Whole words; a last word overlapping the one before covers the rest. */
+    for (size_t i = 0;; i += 8) {
+        size_t at = i + 8 <= len ? i : len - 8;
+        uint64_t word, key;
+        memcpy(&word, n + at, 8);
+        memcpy(&key, w + at, 8);
+        uint64_t seven = word & lows;
+        uint64_t at_least_a = seven + ones * (0x80 - 'a');
+        uint64_t above_z = seven + ones * (0x80 - 'z' - 1);
+        word ^= (at_least_a & ~above_z & ~word & highs) >> 2;
+        uint64_t dash = word ^ (ones * '-');
+        uint64_t is_dash = ~(((dash & lows) + lows) | dash | lows);
+        word ^= (is_dash >> 7) * ('-' ^ '_');
+        if (word != key)
+            return 0;
+        if (at + 8 >= len)
+            return 1;
+    }
+    return 1;
+}
+
 /*
  * Answer an HTTP_ key straight from the parsed head, without building the
  * environ: an authentication filter that reads one header should not pay
  * for every CGI key. Only while nothing was built yet (so no middleware
  * set or removed a key), and only when the answer is certain: a repeated
  * header (values to join) or a name with '_' anywhere in the head (to be
- * dropped and logged) sends the caller to the full build. Returns 1 with
- * *out set (NULL when the key is absent), or 0 to build.
+ * dropped and logged; the parser noted it) sends the caller to the full
+ * build. Returns 1 with *out set (NULL when the key is absent), or 0 to
+ * build.
  */
 static int header_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
                        size_t *len)
 {
-    if (environ->entries || key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+    const csgi_http__head *head = environ->source->head;
+    if (environ->entries || head->underscore || key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
         return 0;
     const char *want = key + 5;
     size_t want_len = key_len - 5;
-    const csgi_http__head *head = environ->source.head;
     const csgi_http__header *found = NULL;
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
-        if (memchr(h->name, '_', h->name_len))
-            return 0;
-        if (h->name_len != want_len)
-            continue;
-        size_t j = 0;
-        while (j < want_len && (h->name[j] == '-' ? want[j] == '_'
-                                                  : ascii_upper((unsigned char)h->name[j]) ==
-                                                        (unsigned char)want[j]))
-            j++;
-        if (j < want_len)
+        if (h->name_len != want_len || !name_is_key(h->name, want, want_len))
             continue;
         if (found)
             return 0;
         found = h;
     }
     *out = NULL;
-    if (!found || header_role(found) != ROLE_HTTP)
-        return 1; /* CONTENT_TYPE and CONTENT_LENGTH are never HTTP_ keys */
-    char *copy = csgi_arena__strndup(environ->arena, found->value, found->value_len);
+    /* CONTENT_TYPE and CONTENT_LENGTH are never HTTP_ keys. */
+    if (!found || (want_len == 12 && memcmp(want, "CONTENT_TYPE", 12) == 0) ||
+        (want_len == 14 && memcmp(want, "CONTENT_LENGTH", 14) == 0))
+        return 1;
+    char *copy = csgi_arena__alloc(environ->arena, found->value_len + 1);
     if (!copy)
         return 0;
+    size_t n = found->value_len;
+    if (n >= 8 && n <= 16) {
+        /* Tokens and ids are often this long: two word copies, the second
+           overlapping the first, instead of a call to memcpy. */
+        memcpy(copy, found->value, 8);
+        memcpy(copy + n - 8, found->value + n - 8, 8);
+    } else {
+        memcpy(copy, found->value, n);
+    }
+    copy[n] = '\0';
     *out = copy;
     if (len)
         *len = found->value_len;
@@ -927,9 +1021,9 @@ static void format_client(const struct sockaddr *peer, char *out)
  */
 void csgi_environ_log(csgi_environ *environ, const char *format, ...)
 {
-    if (!environ || !format || !environ->source.log)
+    if (!environ || !format || !environ->source->log)
         return;
-    const csgi_http__head *head = environ->source.head;
+    const csgi_http__head *head = environ->source->head;
     char message[LOG_MESSAGE_MAX];
     char client[ADDRESS_ROOM + 1 + PORT_ROOM + 1];
     char line[LOG_LINE_MAX];
@@ -938,7 +1032,7 @@ void csgi_environ_log(csgi_environ *environ, const char *format, ...)
     va_start(args, format);
     vsnprintf(message, sizeof(message), format, args);
     va_end(args);
-    format_client(environ->source.peer, client);
+    format_client(environ->source->peer, client);
 
     const char *path = head->path;
     size_t path_len = head->path_len;
@@ -950,14 +1044,14 @@ void csgi_environ_log(csgi_environ *environ, const char *format, ...)
     int shown = path_len > LOG_PATH_MAX ? LOG_PATH_MAX : (int)path_len;
     snprintf(line, sizeof(line), "%.*s %.*s%s (client %s): %s", method_len, head->method, shown,
              path, path_len > LOG_PATH_MAX ? "..." : "", client, message);
-    environ->source.log(environ->source.log_context, line);
+    environ->source->log(environ->source->log_context, line);
 }
 
 /* ---- csgi.input ------------------------------------------------------------ */
 
 csgi_input *csgi_environ_input(csgi_environ *environ)
 {
-    return &environ->input;
+    return environ ? input_of(environ) : NULL;
 }
 
 /* Record what the provider answered: the end and errors stick. */
@@ -974,7 +1068,7 @@ static long input_note(csgi_input *input, long n)
 
 static long input_pull(csgi_input *input, void *buf, size_t len)
 {
-    const csgi_environ__source *source = &input->environ->source;
+    const csgi_environ__source *source = input->environ->source;
     if (!source->input || !source->input->read)
         return input_note(input, 0);
     if (len > LONG_MAX)
@@ -1074,7 +1168,7 @@ int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t 
 {
     if (!input || !out)
         return CSGI_EINVAL;
-    const csgi_http__head *head = input->environ->source.head;
+    const csgi_http__head *head = input->environ->source->head;
     int known = head->body == CSGI_HTTP__BODY_LENGTH;
 
     /* A body announced too long is refused before a byte is read (and
@@ -1119,9 +1213,9 @@ int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t 
                 input->pulled < head->content_length ? head->content_length - input->pulled : 0;
             want = (size_t)left;
         } else {
-            const csgi_input__provider *provider = input->environ->source.input;
+            const csgi_input__provider *provider = input->environ->source->input;
             want = provider && provider->buffered
-                       ? provider->buffered(input->environ->source.input_context)
+                       ? provider->buffered(input->environ->source->input_context)
                        : 0;
         }
         if (want) {
@@ -1154,7 +1248,7 @@ void csgi_input_on_ready(csgi_input *input, csgi_input_ready_fn ready, void *use
 
 void csgi_environ__input_ready(csgi_environ *environ)
 {
-    csgi_input *input = &environ->input;
+    csgi_input *input = input_of(environ);
     csgi_input_ready_fn ready = input->ready;
     void *userdata = input->ready_userdata;
 

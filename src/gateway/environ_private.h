@@ -50,6 +50,14 @@ typedef struct csgi_environ__source {
    Returns NULL when memory is exhausted. */
 csgi_environ *csgi_environ__new(csgi_arena *arena, const csgi_environ__source *source);
 
+/* The gateway's way, which allocates one block per request for its own
+   state and the environ: csgi_environ__size() bytes at memory (aligned
+   like any allocation) become an environ reading source, which is
+   borrowed and must outlive the request. Cannot fail. */
+size_t csgi_environ__size(void);
+csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
+                                 const csgi_environ__source *source);
+
 /* The gateway calls this when the input provider has news (bytes, end,
    error): it runs the callback set with csgi_input_on_ready, once. */
 void csgi_environ__input_ready(csgi_environ *environ);
