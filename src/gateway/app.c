@@ -117,15 +117,17 @@ csgi_start_response *csgi_start_response_new(csgi_environ *environ, csgi_start_r
 
 /* ---- Bodies -------------------------------------------------------------------- */
 
-static csgi_body *body_alloc(csgi_environ *environ, int kind)
+/* A body of a kind; the caller sets the fields of that kind. Only the
+   common fields are set here: every response makes a body. */
+static inline csgi_body *body_alloc(csgi_environ *environ, int kind)
 {
-    csgi_body *body = csgi_environ_alloc(environ, sizeof(*body));
+    csgi_body *body =
+        environ ? csgi_arena__alloc(csgi_environ__arena(environ), sizeof(*body)) : NULL;
     if (!body)
         return NULL;
-    memset(body, 0, sizeof(*body));
     body->environ = environ;
     body->kind = kind;
-    body->fd = -1;
+    body->closed = 0;
     return body;
 }
 
@@ -159,6 +161,7 @@ csgi_body *csgi_body_static(csgi_environ *environ, const void *data, size_t len)
     if (body) {
         body->data = data;
         body->len = len;
+        body->delivered = 0;
     }
     return body;
 }
@@ -185,6 +188,7 @@ csgi_body *csgi_body_file(csgi_environ *environ, int fd, int64_t offset, int64_t
     body->fd = fd;
     body->offset = offset;
     body->length = length;
+    body->file_buffer = NULL;
     return body;
 }
 

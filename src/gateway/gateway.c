@@ -26,6 +26,7 @@
 
 struct csgi_gateway__request {
     csgi_http__request *http;
+    csgi_arena *arena; /* the request's */
     const csgi_gateway *gateway;
     csgi_environ *environ;
     csgi_start_response start_response;
@@ -41,7 +42,12 @@ struct csgi_gateway__request {
     unsigned char pumping;   /* inside pump(): resume only marks */
     unsigned char again;     /* resumed while pumping */
     unsigned char failed;    /* start-response refused what it was given */
+
+    csgi_environ__source source; /* what the environ reads */
 };
+
+/* The request and its environ are one arena block: the environ follows. */
+#define REQUEST_SIZE ((sizeof(csgi_gateway__request) + 15) & ~(size_t)15)
 
 /* ---- Logging -------------------------------------------------------------------- */
 
@@ -108,8 +114,8 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
         return CSGI_ESTATE;
     }
     const char *problem = NULL;
-    int r = csgi_gateway__head_build(csgi_environ__arena(request->environ), status, headers, count,
-                                     &request->head, &problem);
+    int r =
+        csgi_gateway__head_build(request->arena, status, headers, count, &request->head, &problem);
     if (r == CSGI_EINVAL)
         return refuse(request, problem);
     if (r != 0)
@@ -167,6 +173,28 @@ static void finish(csgi_gateway__request *request)
         request_log(request, CSGI_LOG__ERROR, "response shorter than its Content-Length");
 }
 
+/* A body of bytes, after start-response: its length is known, so the
+   whole response goes out at once. */
+static void send_bytes(csgi_gateway__request *request, csgi_body *body)
+{
+    if (send_head(request, (int64_t)body->len) != 0) {
+        fail(request, "could not start the response");
+        return;
+    }
+    /* Small bodies are copied next to the head (one chain, no allocation);
+       large ones are referenced: bytes live in the arena or are static,
+       both outlast the response. */
+    int r = body->len <= 4096 ? csgi_http__response_write(request->http, body->data, body->len)
+                              : csgi_http__response_write_reference(request->http, body->data,
+                                                                    body->len, NULL, NULL);
+    if (r != 0) {
+        fail(request, "could not write the response");
+        return;
+    }
+    body->delivered = 1;
+    finish(request);
+}
+
 static void pump(csgi_gateway__request *request)
 {
     if (request->pumping) {
@@ -185,23 +213,7 @@ static void pump(csgi_gateway__request *request)
         if (request->started && !request->head_sent) {
             /* Bytes and files need no pulling: their length is known. */
             if (body->kind == CSGI_BODY__BYTES) {
-                if (send_head(request, (int64_t)body->len) != 0) {
-                    fail(request, "could not start the response");
-                    break;
-                }
-                /* Small bodies are copied next to the head (one chain, no
-                   allocation); large ones are referenced: bytes live in
-                   the arena or are static, both outlast the response. */
-                int r = body->len <= 4096
-                            ? csgi_http__response_write(request->http, body->data, body->len)
-                            : csgi_http__response_write_reference(request->http, body->data,
-                                                                  body->len, NULL, NULL);
-                if (r != 0) {
-                    fail(request, "could not write the response");
-                    break;
-                }
-                body->delivered = 1;
-                finish(request);
+                send_bytes(request, body);
                 break;
             }
             if (body->kind == CSGI_BODY__FILE) {
@@ -301,7 +313,8 @@ static void on_done(csgi_http__request *http, int err, void *userdata)
         request_log(request, CSGI_LOG__INFO, csgi_strerror(err));
     /* Closed exactly once: here if the response did not run its course
        (the client left, a timeout); csgi_body_close ignores a second call. */
-    csgi_body_close(request->body);
+    if (request->body && !request->body->closed)
+        csgi_body_close(request->body);
 }
 
 static const csgi_http__request_callbacks gateway_callbacks = {on_body, on_writable, on_done};
@@ -318,26 +331,46 @@ static size_t input_buffered(void *context)
 
 static const csgi_input__provider engine_input = {input_read, input_buffered};
 
+/* Whether a path has a '%' (then its decoding is checked). Paths are
+   short: a plain loop beats a call to memchr. */
+static int has_percent(const char *path, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '%')
+            return 1;
+    return 0;
+}
+
 void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
 {
     const csgi_gateway *gateway = userdata;
     csgi_arena *arena = csgi_http__request_arena(http);
-    csgi_gateway__request *request = csgi_arena__alloc(arena, sizeof(*request));
+    csgi_gateway__request *request = csgi_arena__alloc(arena, REQUEST_SIZE + csgi_environ__size());
     if (!request) {
         csgi_http__response_abort(http, 500, CSGI_ENOMEM);
         return;
     }
-    memset(request, 0, sizeof(*request));
+    /* Every field is set here: this runs for every request, and clearing
+       the whole block first would cost more than the request's own work. */
     request->http = http;
+    request->arena = arena;
     request->gateway = gateway;
+    request->body = NULL;
     request->head.content_length = -1;
+    request->started = 0;
+    request->head_sent = 0;
+    request->finished = 0;
+    request->done = 0;
+    request->pumping = 0;
+    request->again = 0;
+    request->failed = 0;
     csgi_http__request_set_callbacks(http, &gateway_callbacks, request);
 
     const csgi_http__head *head = csgi_http__request_head(http);
     /* PATH_INFO is the decoded path: refuse what decoding would turn
        into a climb above the root ("%2F.." ) or a NUL byte ("%00"), which
        would cut the path short for C string functions. */
-    if (head->path_len && memchr(head->path, '%', head->path_len) &&
+    if (has_percent(head->path, head->path_len) &&
         (!csgi_environ__path_is_safe(head->path, head->path_len) ||
          memmem(head->path, head->path_len, "%00", 3))) {
         request_log(request, CSGI_LOG__INFO, "encoded path climbs above the root or has NUL");
@@ -345,31 +378,35 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
         return;
     }
 
-    csgi_environ__source source;
-    memset(&source, 0, sizeof(source));
-    source.head = head;
-    source.peer = csgi_http__request_peer(http, NULL);
-    source.local = csgi_http__request_local(http, NULL);
-    source.url_scheme = "http";
-    source.multithread = gateway->multithread;
-    source.input = &engine_input;
-    source.input_context = http;
-    source.log = environ_log;
-    source.log_context = request;
-    source.owner = request;
-    request->environ = csgi_environ__new(arena, &source);
-    request->start_response.request = request;
-    if (!request->environ) {
-        csgi_http__response_abort(http, 500, CSGI_ENOMEM);
-        return;
-    }
+    csgi_environ__source *source = &request->source;
+    source->head = head;
+    source->peer = csgi_http__request_peer(http, NULL);
+    source->local = csgi_http__request_local(http, NULL);
+    source->url_scheme = "http";
+    source->multithread = gateway->multithread;
+    source->multiprocess = 0;
+    source->input = &engine_input;
+    source->input_context = http;
+    source->log = environ_log;
+    source->log_context = request;
+    source->owner = request;
+    request->environ = csgi_environ__init((char *)request + REQUEST_SIZE, arena, source);
     request->start_response.environ = request->environ;
+    request->start_response.parent = NULL;
+    request->start_response.fn = NULL;
+    request->start_response.userdata = NULL;
+    request->start_response.request = request;
 
     request->body = csgi_app_call(gateway->app, request->environ, &request->start_response);
     if (!request->body) {
         request->finished = 1;
         request_log(request, CSGI_LOG__ERROR, "the application failed (returned no body)");
         csgi_http__response_abort(http, 500, CSGI_ESTATE);
+        return;
+    }
+    /* The common answer, bytes after start-response, needs no pumping. */
+    if (request->body->kind == CSGI_BODY__BYTES && request->started && !request->failed) {
+        send_bytes(request, request->body);
         return;
     }
     pump(request);

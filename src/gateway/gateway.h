@@ -62,25 +62,9 @@ struct csgi_start_response {
     csgi_gateway__request *request; /* for the server's own */
 };
 
-/* head.c: a response head as an application gave it to start-response,
-   checked and copied into the request's arena. */
-typedef struct csgi_gateway__head {
-    int status;         /* 200..599 */
-    const char *reason; /* NUL-terminated, reason_len bytes */
-    size_t reason_len;
-    const char *fields; /* "Name: value\r\n" lines, Content-Length left out */
-    size_t fields_len;
-    unsigned field_flags;   /* CSGI_HTTP__HAS_DATE, CSGI_HTTP__HAS_SERVER */
-    int64_t content_length; /* the application's Content-Length, else -1 */
-} csgi_gateway__head;
-
-/* Check status and headers (status line "DDD Reason" with 200-599, header
-   names tokens, values without CR/LF/NUL/controls, no hop-by-hop header,
-   at most one well-formed Content-Length) and copy them into arena.
-   Returns 0; CSGI_EINVAL with *problem set to a static sentence; or
-   CSGI_ENOMEM. */
-int csgi_gateway__head_build(csgi_arena *arena, const char *status, const csgi_header *headers,
-                             size_t count, csgi_gateway__head *out, const char **problem);
+/* head.h: csgi_gateway__head and csgi_gateway__head_build, which checks
+   and copies what an application gives start-response. */
+#include "gateway/head.h"
 
 /* gateway.c: the server's start-response and write. */
 int csgi_gateway__start_response(csgi_gateway__request *request, const char *status,
