@@ -9,6 +9,7 @@
 #include "http/parser.h"
 
 #include <csgi.h>
+#include <csgi/lint.h>
 #include <csgi/testing.h>
 #include <csgi/loader.h>
 
@@ -236,6 +237,36 @@ START_TEST(talk_middleware_pipeline)
     /* Built from a module, the app outlives the loader: modules stay loaded. */
     expect(app, "/any/path", "X-Auth-Token: open-sesame", "200 OK", secret);
     csgi_app_free(app);
+}
+END_TEST
+
+/* The talk's auth filter and application keep to the protocol: through the
+   strict lint filter, neither answer logs a violation. */
+START_TEST(talk_middleware_lint_clean)
+{
+    csgi_loader *loader = new_loader(1);
+    csgi_app *app = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    csgi_lint_options options = CSGI_LINT_OPTIONS_INIT;
+    options.strict = 1;
+    csgi_app *lint = NULL;
+    ck_assert_int_eq(csgi_lint_new(&lint, app, &options), 0);
+    for (int with_token = 0; with_token < 2; with_token++) {
+        csgi_test_request *request = NULL;
+        ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
+        if (with_token)
+            ck_assert_int_eq(csgi_test_request_header(request, "X-Auth-Token", "open-sesame"), 0);
+        csgi_test_response *got = NULL;
+        ck_assert_int_eq(csgi_test_request_run(request, lint, &got), 0);
+        ck_assert_int_eq(csgi_test_response_code(got), with_token ? 200 : 403);
+        if (with_token)
+            ck_assert_str_eq(csgi_test_response_body(got, NULL), secret);
+        ck_assert_msg(csgi_test_response_log_count(got) == 0, "%s",
+                      csgi_test_response_log_at(got, 0));
+        csgi_test_response_free(got);
+        csgi_test_request_free(request);
+    }
+    csgi_app_free(lint);
+    csgi_loader_free(loader);
 }
 END_TEST
 
@@ -552,6 +583,7 @@ int main(void)
 
     TCase *talk = tcase_create("talk");
     tcase_add_test(talk, talk_middleware_pipeline);
+    tcase_add_test(talk, talk_middleware_lint_clean);
     tcase_add_test(talk, talk_hello);
     tcase_add_test(talk, example_token_variant);
     suite_add_tcase(suite, talk);

@@ -3,8 +3,8 @@
  *
  * An environ is made from a "source": the parsed request head, the
  * addresses, and an input provider. The engine's gateway is one source; the
- * in-process test client (later) is another, which is why the environ
- * knows nothing of connections.
+ * in-process test client (src/testing/client.c) is another, which is why
+ * the environ knows nothing of connections.
  *
  * The environ is built lazily: csgi_environ__new() only records the
  * source. The CGI and HTTP_ keys are materialised, all at once, on the
