@@ -359,8 +359,9 @@ static int lint_next(void *state, csgi_chunk *chunk)
     count_bytes(req, got.len);
     if (req->replaced)
         return lint_next(state, chunk);
-    if (got.len)
-        req->body_started = 1;
+    /* The server sends the head with the first piece, even an empty one:
+       too late for a clean 500 from then on. */
+    req->body_started = 1;
     *chunk = got;
     return 1;
 }
