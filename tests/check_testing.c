@@ -107,6 +107,7 @@ typedef enum mode {
     NO_REASON,         /* "200 " */
     TWO_LENGTHS,       /* Content-Length twice */
     INFORMATIONAL,     /* "103 Early Hints" */
+    HUGE_BODY,         /* an iterator of 1 MiB pieces, one more than the client keeps */
 } mode;
 
 typedef struct test_app {
@@ -192,6 +193,14 @@ static int stream_next(void *state, csgi_chunk *chunk)
         chunk->len = 3;
         return 1;
     case NEVER: return CSGI_EAGAIN;
+    case HUGE_BODY: {
+        static char mib[1 << 20];
+        if ((size_t)step > CSGI_TEST_BODY_MAX / sizeof(mib))
+            return 0;
+        chunk->data = mib;
+        chunk->len = sizeof(mib);
+        return 1;
+    }
     case LATER:
         /* Rounds 0, 2, 4 wait for the timer; 1, 3, 5 answer. */
         if (step >= 6)
@@ -754,6 +763,19 @@ START_TEST(log_lines)
     ck_assert_int_eq(csgi_test_response_log_contains(r, "secret"), 0);
     csgi_test_response_free(r);
     csgi_test_request_free(request);
+    /* The environ's own lines are kept too: a header it drops. */
+    static const char *const keys[] = {"HTTP_X_UNDER_SCORE", NULL};
+    state.mode = ECHO_ENVIRON;
+    state.keys = keys;
+    request = new_request("GET", "/h");
+    ck_assert_int_eq(csgi_test_request_header(request, "X_Under_Score", "1"), 0);
+    r = run(request, app);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "HTTP_X_UNDER_SCORE=(none)\n");
+    ck_assert_int_eq(csgi_test_response_log_contains(
+                         r, "dropped header X_Under_Score: underscores are not allowed"),
+                     1);
+    csgi_test_response_free(r);
+    csgi_test_request_free(request);
     csgi_app_free(app);
 }
 END_TEST
@@ -860,6 +882,26 @@ START_TEST(answers_later)
     ck_assert_int_eq(closes, 2);
     csgi_test_response_free(r);
     csgi_app_free(lint);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(body_over_the_limit)
+{
+    closes = 0;
+    test_app state;
+    csgi_app *app = mode_app(&state, HUGE_BODY);
+    csgi_test_response *response = (csgi_test_response *)&response;
+    ck_assert_int_eq(csgi_test_get(app, "/huge", &response), CSGI_ETOOBIG);
+    ck_assert_ptr_null(response);
+    ck_assert_int_eq(closes, 1);
+    /* HEAD keeps no bytes: the same body is fine. */
+    csgi_test_request *request = new_request("HEAD", "/huge");
+    response = run(request, app);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), "");
+    ck_assert_int_eq(closes, 2);
+    csgi_test_response_free(response);
+    csgi_test_request_free(request);
     csgi_app_free(app);
 }
 END_TEST
@@ -1417,6 +1459,7 @@ int main(void)
     tcase_add_test(bodies, legacy_write);
     tcase_add_test(bodies, answers_later);
     tcase_add_test(bodies, timeout);
+    tcase_add_test(bodies, body_over_the_limit);
     suite_add_tcase(suite, bodies);
 
     TCase *rules = tcase_create("rules");
