@@ -1,12 +1,12 @@
 /* The factory resolver (csgi/loader.h): PasteDeploy's sample configs built
    with C FakeApp factories and run in-process. */
-#include "app_driver.h"
 #include "common/arena.h"
 #include "gateway/environ_private.h"
 #include "gateway/gateway.h"
 #include "http/parser.h"
 
 #include <csgi.h>
+#include <csgi/testing.h>
 #include <csgi/composite.h>
 #include <csgi/loader.h>
 
@@ -457,20 +457,70 @@ static csgi_loader *new_loader(void)
 
 static csgi_app *load(csgi_loader *loader, const char *uri)
 {
-    return app_driver_load(loader, uri);
+    csgi_app *app = NULL;
+    csgi_load_error error;
+    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    char message[2048];
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(rc == 0, "loading %s: %s (%s)", uri, message, csgi_err_name(rc));
+    ck_assert_ptr_nonnull(app);
+    return app;
 }
 
+/* Load uri, which must fail: the formatted error in message. Returns the code. */
 static int load_fails(csgi_loader *loader, const char *uri, char *message, size_t size)
 {
-    return app_driver_load_fails(loader, uri, message, size);
+    csgi_app *app = (csgi_app *)&app; /* must be reset */
+    csgi_load_error error;
+    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_ptr_null(app);
+    csgi_load_error_format(&error, message, size);
+    return rc;
 }
 
-typedef app_driver_response response;
+typedef struct response {
+    char status[64];
+    char content_type[64];
+    char body[256];
+} response;
+
+/* GET path on example.com through app with the public test client, from
+   remote (NULL: 192.0.2.7), with an optional extra header line ("Name:
+   value", or NULL); the response in *out. */
+static void run_request(csgi_app *app, const char *path, const char *remote, const char *header,
+                        response *out)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://example.com%s", path);
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", url), 0);
+    ck_assert_int_eq(csgi_test_request_remote(request, remote ? remote : "192.0.2.7", 40000), 0);
+    if (header) {
+        char name[128];
+        const char *colon = strchr(header, ':');
+        ck_assert_ptr_nonnull(colon);
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - header), header);
+        ck_assert_int_eq(csgi_test_request_header(request, name, colon + 1 + (colon[1] == ' ')), 0);
+    }
+    csgi_test_response *got = NULL;
+    ck_assert_int_eq(csgi_test_request_run(request, app, &got), 0);
+    memset(out, 0, sizeof(*out));
+    snprintf(out->status, sizeof(out->status), "%s", csgi_test_response_status(got));
+    const char *type = csgi_test_response_header(got, "Content-Type");
+    snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
+    size_t len = 0;
+    const char *body = csgi_test_response_body(got, &len);
+    ck_assert_uint_lt(len, sizeof(out->body));
+    memcpy(out->body, body, len);
+    csgi_test_response_free(got);
+    csgi_test_request_free(request);
+}
 
 /* GET path from remote, through app; the response in *out. */
 static void run(csgi_app *app, const char *path, const char *remote, response *out)
 {
-    app_driver_run(app, path, remote, NULL, out);
+    run_request(app, path, remote, NULL, out);
 }
 
 /* Run and check status code and body. */

@@ -3,13 +3,14 @@
    the errors of a missing module or symbol. The modules are found in
    CSGI_MODULE_DIR (and testplugin.so in CSGI_TEST_PLUGIN_DIR, default the
    same), which the build sets. */
-#include "app_driver.h"
 #include "common/arena.h"
 #include "gateway/environ_private.h"
 #include "gateway/gateway.h"
 #include "http/parser.h"
 
 #include <csgi.h>
+#include <csgi/lint.h>
+#include <csgi/testing.h>
 #include <csgi/loader.h>
 
 #include <check.h>
@@ -137,21 +138,71 @@ static csgi_loader *new_loader(int with_module_dir)
 
 static csgi_app *load(csgi_loader *loader, const char *uri)
 {
-    return app_driver_load(loader, uri);
+    csgi_app *app = NULL;
+    csgi_load_error error;
+    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    char message[2048];
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(rc == 0, "loading %s: %s (%s)", uri, message, csgi_err_name(rc));
+    ck_assert_ptr_nonnull(app);
+    return app;
 }
 
+/* Load uri, which must fail: the formatted error in message. Returns the code. */
 static int load_fails(csgi_loader *loader, const char *uri, char *message, size_t size)
 {
-    return app_driver_load_fails(loader, uri, message, size);
+    csgi_app *app = (csgi_app *)&app; /* must be reset */
+    csgi_load_error error;
+    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_ptr_null(app);
+    csgi_load_error_format(&error, message, size);
+    return rc;
 }
 
-typedef app_driver_response response;
+typedef struct response {
+    char status[64];
+    char content_type[64];
+    char body[256];
+} response;
+
+/* GET path on example.com through app with the public test client, from
+   remote (NULL: 192.0.2.7), with an optional extra header line ("Name:
+   value", or NULL); the response in *out. */
+static void run_request(csgi_app *app, const char *path, const char *remote, const char *header,
+                        response *out)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://example.com%s", path);
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", url), 0);
+    ck_assert_int_eq(csgi_test_request_remote(request, remote ? remote : "192.0.2.7", 40000), 0);
+    if (header) {
+        char name[128];
+        const char *colon = strchr(header, ':');
+        ck_assert_ptr_nonnull(colon);
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - header), header);
+        ck_assert_int_eq(csgi_test_request_header(request, name, colon + 1 + (colon[1] == ' ')), 0);
+    }
+    csgi_test_response *got = NULL;
+    ck_assert_int_eq(csgi_test_request_run(request, app, &got), 0);
+    memset(out, 0, sizeof(*out));
+    snprintf(out->status, sizeof(out->status), "%s", csgi_test_response_status(got));
+    const char *type = csgi_test_response_header(got, "Content-Type");
+    snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
+    size_t len = 0;
+    const char *body = csgi_test_response_body(got, &len);
+    ck_assert_uint_lt(len, sizeof(out->body));
+    memcpy(out->body, body, len);
+    csgi_test_response_free(got);
+    csgi_test_request_free(request);
+}
 
 /* GET path through app with an optional extra header line ("Name: value");
    the response in *out. */
 static void run(csgi_app *app, const char *path, const char *header, response *out)
 {
-    app_driver_run(app, path, NULL, header, out);
+    run_request(app, path, NULL, header, out);
 }
 
 static void expect(csgi_app *app, const char *path, const char *header, const char *status,
@@ -186,6 +237,36 @@ START_TEST(talk_middleware_pipeline)
     /* Built from a module, the app outlives the loader: modules stay loaded. */
     expect(app, "/any/path", "X-Auth-Token: open-sesame", "200 OK", secret);
     csgi_app_free(app);
+}
+END_TEST
+
+/* The talk's auth filter and application keep to the protocol: through the
+   strict lint filter, neither answer logs a violation. */
+START_TEST(talk_middleware_lint_clean)
+{
+    csgi_loader *loader = new_loader(1);
+    csgi_app *app = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    csgi_lint_options options = CSGI_LINT_OPTIONS_INIT;
+    options.strict = 1;
+    csgi_app *lint = NULL;
+    ck_assert_int_eq(csgi_lint_new(&lint, app, &options), 0);
+    for (int with_token = 0; with_token < 2; with_token++) {
+        csgi_test_request *request = NULL;
+        ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
+        if (with_token)
+            ck_assert_int_eq(csgi_test_request_header(request, "X-Auth-Token", "open-sesame"), 0);
+        csgi_test_response *got = NULL;
+        ck_assert_int_eq(csgi_test_request_run(request, lint, &got), 0);
+        ck_assert_int_eq(csgi_test_response_code(got), with_token ? 200 : 403);
+        if (with_token)
+            ck_assert_str_eq(csgi_test_response_body(got, NULL), secret);
+        ck_assert_msg(csgi_test_response_log_count(got) == 0, "%s",
+                      csgi_test_response_log_at(got, 0));
+        csgi_test_response_free(got);
+        csgi_test_request_free(request);
+    }
+    csgi_app_free(lint);
+    csgi_loader_free(loader);
 }
 END_TEST
 
@@ -502,6 +583,7 @@ int main(void)
 
     TCase *talk = tcase_create("talk");
     tcase_add_test(talk, talk_middleware_pipeline);
+    tcase_add_test(talk, talk_middleware_lint_clean);
     tcase_add_test(talk, talk_hello);
     tcase_add_test(talk, example_token_variant);
     suite_add_tcase(suite, talk);

@@ -1,5 +1,6 @@
 /*
- * Hello World: the C counterpart of the talk's "Simple WSGI Application",
+ * Hello World: the C counterpart of the talk's "Simple WSGI Application"
+ * (the application itself is in hello_app.c),
  *
  *     def application(environ, start_response):
  *         start_response('200 OK', [('Content-type', 'text/html')])
@@ -12,22 +13,11 @@
  * first line printed names the address actually bound. SIGINT and SIGTERM
  * stop it gracefully.
  */
-#include <csgi.h>
+#include "hello_app.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static csgi_body *application(void *state, csgi_environ *environ,
-                              csgi_start_response *start_response)
-{
-    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/html")};
-    (void)state;
-    csgi_start_response_call(start_response, "200 OK", headers, 1, NULL);
-    return csgi_body_static(environ, "Hello World", 11);
-}
-
-static const csgi_app_type hello = {"hello", application, NULL};
 
 int main(int argc, char **argv)
 {
@@ -50,7 +40,7 @@ int main(int argc, char **argv)
         }
     }
     csgi_app *app;
-    if (csgi_app_new(&app, &hello, NULL) != 0)
+    if (hello_app_new(&app) != 0)
         return 1;
     return csgi_serve(app, host, port) == 0 ? 0 : 1;
 }

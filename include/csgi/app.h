@@ -114,8 +114,9 @@ struct event_base;
  * later: it sets its timers or its own I/O on this loop, then calls
  * csgi_body_resume() from their callbacks.
  *
- * @return the loop (borrowed), or NULL when the request runs without one
- *         (the in-process test client).
+ * @return the loop (borrowed), or NULL when the request runs without one.
+ *         The in-process test client (csgi/testing.h) runs a loop of its
+ *         own for the request and returns it.
  */
 CSGI_EXTERN struct event_base *csgi_environ_event_base(csgi_environ *environ);
 

@@ -96,6 +96,13 @@ int csgi_start_response_write(csgi_start_response *start_response, const void *d
         return CSGI_EINVAL;
     while (start_response->parent)
         start_response = start_response->parent;
+    if (!start_response->request) {
+        /* Not the gateway's: the test client's root start-response. */
+        csgi_environ *environ = start_response->environ;
+        const csgi_environ__owner_hooks *hooks = environ ? csgi_environ__hooks(environ) : NULL;
+        return hooks && hooks->write ? hooks->write(csgi_environ__owner(environ), data, len)
+                                     : CSGI_ESTATE;
+    }
     return csgi_gateway__write(start_response->request, data, len);
 }
 
@@ -260,7 +267,12 @@ void csgi_body_close(csgi_body *body)
 
 void csgi_body_resume(csgi_body *body)
 {
-    if (body && !body->closed)
+    if (!body || body->closed)
+        return;
+    const csgi_environ__owner_hooks *hooks = csgi_environ__hooks(body->environ);
+    if (hooks)
+        hooks->resume(csgi_environ__owner(body->environ));
+    else
         csgi_gateway__resume(csgi_environ__owner(body->environ));
 }
 

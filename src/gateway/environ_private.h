@@ -3,8 +3,8 @@
  *
  * An environ is made from a "source": the parsed request head, the
  * addresses, and an input provider. The engine's gateway is one source; the
- * in-process test client (later) is another, which is why the environ
- * knows nothing of connections.
+ * in-process test client (src/testing/client.c) is another, which is why
+ * the environ knows nothing of connections.
  *
  * The environ is built lazily: csgi_environ__new() only records the
  * source. The CGI and HTTP_ keys are materialised, all at once, on the
@@ -32,6 +32,20 @@ typedef struct csgi_input__provider {
 
 typedef void (*csgi_environ__log_fn)(void *context, const char *line);
 
+struct event_base;
+
+/* How the protocol objects reach an owner that is not the gateway (the
+   in-process test client, src/testing/client.c). The gateway leaves the
+   source's hooks NULL and is called directly, so it pays one NULL test. */
+typedef struct csgi_environ__owner_hooks {
+    /* csgi_body_resume() on a body of this request. */
+    void (*resume)(void *owner);
+    /* csgi_start_response_write() on this request's start-response. */
+    int (*write)(void *owner, const void *data, size_t len);
+    /* csgi_environ_event_base(): the loop running the request, or NULL. */
+    struct event_base *(*event_base)(void *owner);
+} csgi_environ__owner_hooks;
+
 typedef struct csgi_environ__source {
     const csgi_http__head *head;  /* borrowed for the request's life */
     const struct sockaddr *peer;  /* AF_INET, AF_INET6 or AF_UNIX */
@@ -43,7 +57,8 @@ typedef struct csgi_environ__source {
     void *input_context;
     csgi_environ__log_fn log; /* csgi.errors: one line, no newline */
     void *log_context;
-    void *owner; /* the gateway's request (csgi_environ__owner) */
+    void *owner;                                  /* the gateway's request (csgi_environ__owner) */
+    const csgi_environ__owner_hooks *owner_hooks; /* NULL for the gateway */
 } csgi_environ__source;
 
 /* Create an environ in arena from source (copied; its pointers borrowed).
@@ -72,6 +87,9 @@ void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
 /* The source's owner pointer. */
 void *csgi_environ__owner(csgi_environ *environ);
+
+/* The source's owner hooks (NULL when the gateway owns the request). */
+const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ);
 
 /* The arena of an environ. */
 csgi_arena *csgi_environ__arena(csgi_environ *environ);

@@ -277,6 +277,9 @@ static void pump(csgi_gateway__request *request)
 
 struct event_base *csgi_environ_event_base(csgi_environ *environ)
 {
+    const csgi_environ__owner_hooks *hooks = environ ? csgi_environ__hooks(environ) : NULL;
+    if (hooks)
+        return hooks->event_base ? hooks->event_base(csgi_environ__owner(environ)) : NULL;
     csgi_gateway__request *request = environ ? csgi_environ__owner(environ) : NULL;
     return request ? csgi_http__request_base(request->http) : NULL;
 }

@@ -20,6 +20,7 @@
 #include "common/alloc.h"
 #include "loader/conf.h"
 #include "loader/ini.h"
+#include "middleware/middleware.h"
 
 #include <csgi/composite.h>
 #include <csgi/loader.h>
@@ -625,6 +626,15 @@ static const struct {
     {"egg:Paste#urlmap", urlmap_factory},
     {"egg:csgi#cascade", cascade_factory},
     {"egg:Paste#cascade", cascade_factory},
+};
+
+/* The bundled middleware (src/middleware/): filter factories. */
+static const struct {
+    const char *reference;
+    csgi_filter_factory_fn factory;
+} builtin_filters[] = {
+    {"egg:csgi#lint", csgi_lint__filter_factory},
+    {"egg:Paste#lint", csgi_lint__filter_factory},
 };
 
 /* ---- built-in server: egg:csgi#http ---------------------------------------------------- */
@@ -1380,7 +1390,20 @@ static int lookup(csgi_loader *loader, const csgi_conf__context *context, int wa
                 break;
             }
         }
-    } else if (!found) {
+    } else if (!found && want_filter == 1) {
+        for (size_t i = 0; i < sizeof(builtin_filters) / sizeof(builtin_filters[0]); i++) {
+            if (strcmp(builtin_filters[i].reference, normalised) == 0) {
+                memset(builtin, 0, sizeof(*builtin));
+                builtin->kind = context->kind == CSGI_CONF__KIND_FILTER_APP
+                                    ? CSGI_FACTORY_FILTER_APP
+                                    : CSGI_FACTORY_FILTER;
+                builtin->filter_factory = builtin_filters[i].factory;
+                found = builtin;
+                break;
+            }
+        }
+    }
+    if (!found && want_filter != 2) {
         for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
             if (strcmp(builtins[i].reference, normalised) == 0) {
                 memset(builtin, 0, sizeof(*builtin));

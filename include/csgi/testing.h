@@ -1,0 +1,257 @@
+/**
+ * @file csgi/testing.h
+ * @brief The in-process test client: run a request through an application
+ *        without a socket (WebOb's Request.blank and get_response).
+ *
+ * A test builds a request (method, URL, headers, body, environ overrides),
+ * runs it through any csgi_app (a single application, middleware, an
+ * INI-loaded pipeline) and looks at the response: status, headers, the
+ * whole body and the lines written to csgi.errors.
+ *
+ * The request goes through the same code as one read from a socket: its
+ * head is written out as HTTP/1.1 bytes and parsed by the server's parser
+ * (a malformed request is an error, CSGI_EPARSE), the environ is built by
+ * the server's environ code, and the application's answer is held to the
+ * server's rules: a status or header start-response refuses, start-response
+ * called twice without exc_info, a body before start-response, no body,
+ * a Content-Length that differs from the bytes, a failing body. Such an
+ * answer becomes "500 Internal Server Error" when nothing was sent yet, or a
+ * response flagged as cut (csgi_test_response_cut()) after, with a line in
+ * the log, as the server would log it.
+ *
+ * @code
+ * csgi_test_response *response = NULL;
+ * ck_assert_int_eq(csgi_test_get(app, "/hello?name=World", &response), 0);
+ * ck_assert_int_eq(csgi_test_response_code(response), 200);
+ * ck_assert_str_eq(csgi_test_response_header(response, "content-type"), "text/html");
+ * ck_assert_str_eq(csgi_test_response_body(response, NULL), "Hello World");
+ * csgi_test_response_free(response);
+ * @endcode
+ *
+ * An application that answers later (its body's next returns CSGI_EAGAIN,
+ * then csgi_body_resume() from a timer) works too: the test client runs a
+ * libevent loop of its own for the request (csgi_environ_event_base()
+ * returns it) until the body completes or the timeout passes.
+ *
+ * Threads: a request and a response belong to the thread using them; run
+ * requests on as many threads as you like, each with its own objects.
+ */
+#ifndef CSGI_TESTING_H
+#define CSGI_TESTING_H
+
+#include "app.h"
+#include "common.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A request to run (opaque). */
+typedef struct csgi_test_request csgi_test_request;
+
+/** What an application answered (opaque). */
+typedef struct csgi_test_response csgi_test_response;
+
+/** How long a run waits for a body that answered CSGI_EAGAIN, by default (milliseconds). */
+#define CSGI_TEST_TIMEOUT_DEFAULT 5000
+
+/** The most body bytes a response keeps; a longer body fails the run with CSGI_ETOOBIG. */
+#define CSGI_TEST_BODY_MAX (64u * 1024u * 1024u)
+
+/**
+ * Create a request.
+ *
+ * url is either a full URL, "http://host[:port]/path?query" or "https://...":
+ * the scheme becomes csgi.url_scheme and the authority the Host header
+ * (hence SERVER_NAME and SERVER_PORT, the port defaulting to the scheme's);
+ * or a request target as sent on the wire ("/path?query", "*"), with the
+ * Host header "localhost:80" and the scheme "http". The path and query are
+ * sent as given: percent-encode them as a client would.
+ *
+ * The client address (REMOTE_ADDR, REMOTE_PORT) is 127.0.0.1 port 0 unless
+ * csgi_test_request_remote() changes it.
+ *
+ * @param out    where to store the request
+ * @param method the method, a token such as "GET" (copied)
+ * @param url    the URL or target (copied)
+ * @return 0; CSGI_EINVAL (NULL, a method that is not a token, a URL with
+ *         another scheme or an empty host), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_request_new(csgi_test_request **out, const char *method, const char *url);
+
+/** Free a request. Accepts NULL. */
+CSGI_EXTERN void csgi_test_request_free(csgi_test_request *request);
+
+/**
+ * Add a header field, in order after the ones added before. A "Host" field
+ * replaces the one the URL gave. Repeat a name to send it several times.
+ * Content-Length and Transfer-Encoding are sent as given, so a test can
+ * make the request malformed on purpose (the run then fails with
+ * CSGI_EPARSE).
+ *
+ * @param name  a token (copied)
+ * @param value a field value without CR, LF, NUL or other control bytes (copied)
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_request_header(csgi_test_request *request, const char *name,
+                                         const char *value);
+
+/**
+ * Set the request body (csgi.input reads it) and its Content-Length. A
+ * second call replaces the first.
+ *
+ * @param data len bytes (copied); may be NULL when len is 0
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_request_body(csgi_test_request *request, const void *data, size_t len);
+
+/**
+ * Set an environ key to a string once the server's keys are built, before
+ * the application runs (e.g. "SCRIPT_NAME", "csgi.url_scheme" or a key of
+ * your own). Overrides apply in the order given.
+ *
+ * @param key   a non-empty key (copied)
+ * @param value its value (copied)
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_request_environ(csgi_test_request *request, const char *key,
+                                          const char *value);
+
+/**
+ * Set the client address.
+ *
+ * @param address a numeric IPv4 or IPv6 address, e.g. "192.0.2.7" or "::1"
+ * @param port    the client port, 0 to 65535
+ * @return 0, or CSGI_EINVAL (not a numeric address, or port out of range).
+ */
+CSGI_EXTERN int csgi_test_request_remote(csgi_test_request *request, const char *address,
+                                         unsigned port);
+
+/**
+ * Set how long a run waits, in all, for a body that answered CSGI_EAGAIN
+ * (default CSGI_TEST_TIMEOUT_DEFAULT).
+ *
+ * @param milliseconds the time limit; 0 restores the default
+ */
+CSGI_EXTERN void csgi_test_request_timeout(csgi_test_request *request, unsigned milliseconds);
+
+/**
+ * Run the request through an application and collect its response. The
+ * request can be run again (through the same or another application).
+ *
+ * The body is drained and closed exactly once before this returns, and the
+ * request's memory (the environ, its arena) is released: an application's
+ * deferred callbacks have run. A response to HEAD, 204 or 304 has no body,
+ * as the server sends none.
+ *
+ * @param request the request (borrowed)
+ * @param app     the application (borrowed: the caller keeps its reference)
+ * @param out     where to store the response (owned by the caller:
+ *                csgi_test_response_free()); NULL on error
+ * @return 0 with a response, also when the application misbehaved (then a
+ *         500 or a cut response, and a log line); CSGI_EINVAL (NULL
+ *         argument), CSGI_EPARSE (the request is malformed: the server
+ *         would refuse it before any application runs), CSGI_ETIMEDOUT (the
+ *         body did not complete in time), CSGI_ETOOBIG (a body over
+ *         CSGI_TEST_BODY_MAX), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_request_run(csgi_test_request *request, csgi_app *app,
+                                      csgi_test_response **out);
+
+/**
+ * GET url through app in one call: csgi_test_request_new(),
+ * csgi_test_request_run() and csgi_test_request_free().
+ *
+ * @return as csgi_test_request_new() and csgi_test_request_run().
+ */
+CSGI_EXTERN int csgi_test_get(csgi_app *app, const char *url, csgi_test_response **out);
+
+/* ---- The response ---------------------------------------------------------- */
+
+/** The status line without the version, e.g. "200 OK" (borrowed from the response). */
+CSGI_EXTERN const char *csgi_test_response_status(const csgi_test_response *response);
+
+/** The status code, e.g. 200. */
+CSGI_EXTERN int csgi_test_response_code(const csgi_test_response *response);
+
+/**
+ * The first value of a header field.
+ *
+ * The fields are the application's, in its order, plus Content-Length
+ * where the server sends one (the application's, or the length of a body
+ * of bytes or a file). Fields the server adds on the wire (Date, Server,
+ * Connection, Transfer-Encoding) are not shown.
+ *
+ * @param name the field name, compared case-insensitively
+ * @return the value (borrowed from the response), or NULL when absent.
+ */
+CSGI_EXTERN const char *csgi_test_response_header(const csgi_test_response *response,
+                                                  const char *name);
+
+/**
+ * The n-th value (from 0) of a header field that may be repeated
+ * (Set-Cookie).
+ *
+ * @return the value (borrowed), or NULL when the field has n values or fewer.
+ */
+CSGI_EXTERN const char *csgi_test_response_header_value(const csgi_test_response *response,
+                                                        const char *name, size_t n);
+
+/** The number of header fields. */
+CSGI_EXTERN size_t csgi_test_response_header_count(const csgi_test_response *response);
+
+/**
+ * The header field at index (from 0), for iterating over all of them.
+ *
+ * @param name  where to store its name as the application wrote it
+ *              (borrowed); may be NULL
+ * @param value where to store its value (borrowed); may be NULL
+ * @return 1, or 0 when index is out of range.
+ */
+CSGI_EXTERN int csgi_test_response_header_at(const csgi_test_response *response, size_t index,
+                                             const char **name, const char **value);
+
+/**
+ * The whole body, NUL-terminated (it may contain NUL bytes too).
+ *
+ * @param len where to store its length; may be NULL
+ * @return the body (borrowed from the response), "" when empty.
+ */
+CSGI_EXTERN const char *csgi_test_response_body(const csgi_test_response *response, size_t *len);
+
+/**
+ * 1 when the response was cut: the application misbehaved (or its body
+ * failed, or was shorter than its Content-Length) after the head was on its
+ * way, where the server would close the connection. The status, headers
+ * and body are what was sent until then. 0 otherwise.
+ */
+CSGI_EXTERN int csgi_test_response_cut(const csgi_test_response *response);
+
+/** The number of lines logged during the run (csgi.errors and the server's own). */
+CSGI_EXTERN size_t csgi_test_response_log_count(const csgi_test_response *response);
+
+/**
+ * A logged line: csgi_environ_log() lines as the server formats them
+ * ("GET /path (client 127.0.0.1): text"), and the server's refusals of an
+ * application's answer ("name: GET /path: start-response refused: ...").
+ *
+ * @return the line (borrowed), or NULL when index is out of range.
+ */
+CSGI_EXTERN const char *csgi_test_response_log_at(const csgi_test_response *response, size_t index);
+
+/**
+ * 1 when a logged line contains text, else 0: the usual assertion on logs.
+ */
+CSGI_EXTERN int csgi_test_response_log_contains(const csgi_test_response *response,
+                                                const char *text);
+
+/** Free a response. Accepts NULL. */
+CSGI_EXTERN void csgi_test_response_free(csgi_test_response *response);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSGI_TESTING_H */

@@ -1,0 +1,16 @@
+/*
+ * The bundled middleware (internal): the INI factories the loader knows as
+ * built-ins. Each middleware is one file under src/middleware/ holding the
+ * filter and its factory.
+ */
+#ifndef CSGI_MIDDLEWARE_MIDDLEWARE_H
+#define CSGI_MIDDLEWARE_MIDDLEWARE_H
+
+#include <csgi/loader.h>
+
+/* lint.c: egg:csgi#lint and egg:Paste#lint, conf key strict (boolean). */
+int csgi_lint__filter_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
+                              csgi_load_error *error);
+
+#endif
