@@ -617,7 +617,7 @@ void *csgi_environ__owner(csgi_environ *environ)
 
 const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ)
 {
-    return environ->source.owner_hooks;
+    return environ->source->owner_hooks;
 }
 
 /* ---- Keys ------------------------------------------------------------------ */

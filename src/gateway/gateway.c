@@ -393,6 +393,7 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
     source->log = environ_log;
     source->log_context = request;
     source->owner = request;
+    source->owner_hooks = NULL;
     request->environ = csgi_environ__init((char *)request + REQUEST_SIZE, arena, source);
     request->start_response.environ = request->environ;
     request->start_response.parent = NULL;
