@@ -15,6 +15,8 @@
 #include "csgi/server.h"
 #include "csgi/composite.h"
 #include "csgi/loader.h"
+#include "csgi/negotiate.h"
+#include "csgi/response.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */
