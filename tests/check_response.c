@@ -804,6 +804,16 @@ START_TEST(precondition_if_match)
     ck_assert_str_eq(c.status, "200 OK");
     conditional("PUT", "If-Match: *\r\n", &c);
     ck_assert_str_eq(c.status, "200 OK");
+    conditional("PUT", "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n", &c);
+    ck_assert_str_eq(c.status, "412 Precondition Failed");
+    conditional("PUT", "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n", &c);
+    ck_assert_str_eq(c.status, "200 OK");
+    conditional("PUT", "If-Unmodified-Since: not a date\r\n", &c);
+    ck_assert_str_eq(c.status, "200 OK");
+    /* If-Match decides alone when present */
+    conditional("PUT", "If-Match: \"v1\"\r\nIf-Unmodified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n",
+                &c);
+    ck_assert_str_eq(c.status, "200 OK");
     done(&c);
 }
 END_TEST

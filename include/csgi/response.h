@@ -376,7 +376,8 @@ CSGI_EXTERN int csgi_response_set_last_modified(csgi_response *response, time_t 
  *    without If-None-Match, If-Modified-Since not before Last-Modified gives
  *    304 (GET and HEAD only). A 304 keeps Cache-Control, Content-Location,
  *    Date, ETag, Expires, Last-Modified and Vary, and has no body.
- *  - If-Match not matching (strong comparison) gives 412.
+ *  - If-Match not matching (strong comparison) gives 412; without
+ *    If-Match, so does If-Unmodified-Since before Last-Modified.
  *  - A body of known length (bytes, text, JSON, file) gets
  *    "Accept-Ranges: bytes". A GET with one satisfiable Range gets 206
  *    Partial Content with Content-Range, unless If-Range (an entity tag,

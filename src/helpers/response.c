@@ -766,8 +766,16 @@ static int evaluate_conditions(const csgi_response *response, csgi_environ *envi
     int get_or_head = method_is(environ, "GET") || method_is(environ, "HEAD");
 
     const char *if_match = csgi_environ_get(environ, "HTTP_IF_MATCH");
-    if (if_match && !csgi_etag_list_match(if_match, has_etag ? &etag : NULL, 0, 1))
-        return SEND_PRECONDITION_FAILED;
+    if (if_match) {
+        if (!csgi_etag_list_match(if_match, has_etag ? &etag : NULL, 0, 1))
+            return SEND_PRECONDITION_FAILED;
+    } else if (has_modified) {
+        const char *unmodified_value = csgi_environ_get(environ, "HTTP_IF_UNMODIFIED_SINCE");
+        time_t unmodified;
+        if (unmodified_value && csgi_date_parse(unmodified_value, &unmodified) == 0 &&
+            last_modified > unmodified)
+            return SEND_PRECONDITION_FAILED;
+    }
 
     const char *if_none_match = csgi_environ_get(environ, "HTTP_IF_NONE_MATCH");
     if (if_none_match) {
