@@ -17,6 +17,8 @@
 #include "csgi/loader.h"
 #include "csgi/testing.h"
 #include "csgi/lint.h"
+#include "csgi/negotiate.h"
+#include "csgi/response.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */

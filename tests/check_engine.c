@@ -4,6 +4,7 @@
  * clients that leave, listeners, threads, stopping.
  */
 #include "engine_harness.h"
+#include "http/status.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -507,6 +508,10 @@ static void expect_refusal(const char *request, int status)
     ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
     ck_assert_msg(r.status == status, "expected %d, got %d for %s", status, r.status, request);
     ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    /* the page csgi_response_error() sends as text/plain */
+    char page[128];
+    csgi_http__error_text(page, sizeof(page), status, NULL);
+    ck_assert_str_eq(r.body, page);
     response_free(&r);
     ck_assert(client_closed(fd, 3000));
     close(fd);

@@ -29,6 +29,7 @@
 #include "common/alloc.h"
 #include "common/arena.h"
 #include "http/private.h"
+#include "http/status.h"
 
 #include <csgi/common.h>
 
@@ -340,18 +341,21 @@ static void queue_error_response(csgi_http__conn *conn, int status)
     const char *reason = csgi_http__status_reason(status);
     csgi_http__loop *loop = conn->loop;
     csgi_http__engine *engine = loop->engine;
+    /* the same page as csgi_response_error()'s text/plain body */
+    char text[80];
+    size_t text_len = csgi_http__error_text(text, sizeof(text), status, NULL);
     csgi_http__date_refresh(loop);
     /* Never echo the client's version: we answer HTTP/1.1 (RFC 9110 6.2). */
-    evbuffer_add_printf(
-        conn->out,
-        "HTTP/1.1 %d %s\r\n"
-        "%.*s%.*s"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        "Content-Length: %zu\r\n"
-        "Connection: close\r\n\r\n"
-        "%d %s\n",
-        status, reason, (int)loop->date_line_len, loop->date_line, (int)engine->server_line_len,
-        engine->server_line ? engine->server_line : "", strlen(reason) + 5, status, reason);
+    evbuffer_add_printf(conn->out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "%.*s%.*s"
+                        "Content-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Length: %zu\r\n"
+                        "Connection: close\r\n\r\n"
+                        "%s",
+                        status, reason, (int)loop->date_line_len, loop->date_line,
+                        (int)engine->server_line_len,
+                        engine->server_line ? engine->server_line : "", text_len, text);
 }
 
 /* Refuse what the client sent: answer status, then close (with lingering,

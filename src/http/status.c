@@ -1,5 +1,8 @@
 /* Reason phrases of the status codes of RFC 9110 and the few others in use. */
 #include "http/engine.h"
+#include "http/status.h"
+
+#include <stdio.h>
 
 const char *csgi_http__status_reason(int status)
 {
@@ -62,4 +65,14 @@ const char *csgi_http__status_reason(int status)
     case 511: return "Network Authentication Required";
     default: return "Unknown";
     }
+}
+
+size_t csgi_http__error_text(char *buf, size_t size, int status, const char *detail)
+{
+    int n;
+    if (detail && *detail)
+        n = snprintf(buf, size, "%d %s\n\n%s\n", status, csgi_http__status_reason(status), detail);
+    else
+        n = snprintf(buf, size, "%d %s\n", status, csgi_http__status_reason(status));
+    return n > 0 ? (size_t)n : 0;
 }
