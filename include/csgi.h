@@ -15,6 +15,7 @@
 #include "csgi/server.h"
 #include "csgi/composite.h"
 #include "csgi/loader.h"
+#include "csgi/request.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */
