@@ -96,9 +96,11 @@ static void set_error(csgi_request_error *error, size_t position, const char *fo
 
 int csgi_request_from_environ(csgi_request **out, csgi_environ *environ)
 {
-    if (!out || !environ)
+    if (!out)
         return CSGI_EINVAL;
     *out = NULL;
+    if (!environ)
+        return CSGI_EINVAL;
     csgi_request *request = csgi_environ_get_pointer(environ, REQUEST_KEY);
     if (request) {
         *out = request;
