@@ -402,15 +402,10 @@ static int delimiter_found(csgi_multipart__parser *parser)
     return 0;
 }
 
-int csgi_multipart__feed(csgi_multipart__parser *parser, const char *data, size_t len)
+static int feed_bytes(csgi_multipart__parser *parser, const char *data, size_t len)
 {
     size_t i = 0;
     int rc = 0;
-    if (parser->state == S_FAILED)
-        return parser->result;
-    if (len > parser->limits.max_body - parser->consumed)
-        return fail(parser, CSGI_ETOOBIG, "body longer than %zu bytes", parser->limits.max_body);
-
     while (i < len && rc == 0) {
         char c = data[i];
         switch (parser->state) {
@@ -489,6 +484,19 @@ int csgi_multipart__feed(csgi_multipart__parser *parser, const char *data, size_
         }
     }
     parser->consumed += i;
+    return rc;
+}
+
+int csgi_multipart__feed(csgi_multipart__parser *parser, const char *data, size_t len)
+{
+    if (parser->state == S_FAILED)
+        return parser->result;
+    /* Parse what fits under max_body first, so that the error does not
+       depend on how the body was cut into pieces. */
+    size_t room = parser->limits.max_body - parser->consumed;
+    int rc = feed_bytes(parser, data, len < room ? len : room);
+    if (rc == 0 && len > room)
+        rc = fail(parser, CSGI_ETOOBIG, "body longer than %zu bytes", parser->limits.max_body);
     return rc;
 }
 
