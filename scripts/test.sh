@@ -95,7 +95,7 @@ valgrind)
     run cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_WERROR=ON
     run cmake --build build-test -j"$jobs"
     export CSGI_SHARED_TESTDATA="$root/../shared/testdata"
-    for suite in common parser environ ini conf loader; do
+    for suite in common parser environ ini conf loader request; do
         CK_FORK=no run valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect "build-test/tests/check_$suite"
     done

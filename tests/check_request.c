@@ -8,11 +8,14 @@
  * the next piece, as the engine's body arrives over a slow connection.
  */
 #include "common/arena.h"
+#include "engine_harness.h"
 #include "gateway/environ_private.h"
 #include "helpers/helpers.h"
 #include "http/parser.h"
 
+#include <csgi/app.h>
 #include <csgi/json.h>
+#include <csgi/server.h>
 #include <csgi/request.h>
 
 #include <check.h>
@@ -21,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1446,6 +1450,156 @@ START_TEST(test_nomem_form_json)
 }
 END_TEST
 
+/* ---- In the server: a body that arrives late ------------------------------------ */
+
+/* The pattern of docs/request-response.md: the form is read from the
+   input's ready callback until it stops answering CSGI_EAGAIN. */
+typedef struct upload_state {
+    csgi_request *request;
+    csgi_start_response *start_response;
+    csgi_body *body;
+    int eagains;
+    int ready;
+    int sent;
+    char answer[256];
+} upload_state;
+
+static void upload_answer(upload_state *u, int rc, const csgi_params *form,
+                          const csgi_request_error *error)
+{
+    const char *status = "200 OK";
+    if (rc == 0) {
+        const csgi_form_file *photo = csgi_request_file(u->request, "photo");
+        snprintf(u->answer, sizeof(u->answer), "title=%s photo=%llu waited=%s",
+                 csgi_params_get(form, "title", NULL),
+                 photo ? (unsigned long long)photo->size : 0ULL, u->eagains ? "yes" : "no");
+    } else {
+        status = "400 Bad Request";
+        snprintf(u->answer, sizeof(u->answer), "%s: %s", csgi_err_name(rc), error->text);
+    }
+    csgi_start_response_call(u->start_response, status, NULL, 0, NULL);
+    u->ready = 1;
+}
+
+static void upload_ready(csgi_input *input, void *userdata)
+{
+    upload_state *u = userdata;
+    const csgi_params *form;
+    csgi_request_error error;
+    int rc = csgi_request_form(u->request, &form, &error);
+    if (rc == CSGI_EAGAIN) {
+        u->eagains++;
+        csgi_input_on_ready(input, upload_ready, u);
+        return;
+    }
+    upload_answer(u, rc, form, &error);
+    csgi_body_resume(u->body);
+}
+
+static int upload_next(void *state, csgi_chunk *chunk)
+{
+    upload_state *u = state;
+    if (!u->ready)
+        return CSGI_EAGAIN;
+    if (u->sent)
+        return 0;
+    u->sent = 1;
+    chunk->data = u->answer;
+    chunk->len = strlen(u->answer);
+    return 1;
+}
+
+static const csgi_body_type upload_body = {"upload", upload_next, NULL};
+
+static csgi_body *upload_call(void *state, csgi_environ *environ,
+                              csgi_start_response *start_response)
+{
+    (void)state;
+    upload_state *u = csgi_environ_alloc(environ, sizeof(*u));
+    if (!u)
+        return NULL;
+    memset(u, 0, sizeof(*u));
+    u->start_response = start_response;
+    if (csgi_request_from_environ(&u->request, environ) != 0)
+        return NULL;
+    u->body = csgi_body_new(environ, &upload_body, u);
+    if (!u->body)
+        return NULL;
+    const csgi_params *form;
+    csgi_request_error error;
+    int rc = csgi_request_form(u->request, &form, &error);
+    if (rc == CSGI_EAGAIN) {
+        u->eagains++;
+        csgi_input_on_ready(csgi_environ_input(environ), upload_ready, u);
+    } else
+        upload_answer(u, rc, form, &error);
+    return u->body;
+}
+
+static const csgi_app_type upload_type = {"upload", upload_call, NULL};
+
+static csgi_server *server;
+static pthread_t server_thread;
+
+static void *run_server(void *arg)
+{
+    csgi_server_run(arg);
+    return NULL;
+}
+
+static void quiet(int level, const char *message, void *userdata)
+{
+    (void)level;
+    (void)message;
+    (void)userdata;
+}
+
+/* POST body to the upload application, its first split bytes, a pause,
+   then the rest. */
+static void post_slowly(const char *body, size_t len, size_t split, test_response *response)
+{
+    csgi_app *app;
+    ck_assert_int_eq(csgi_app_new(&app, &upload_type, NULL), 0);
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.log = quiet;
+    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    int port = csgi_server_port(server, 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+
+    int fd = client_connect(port);
+    char head[256];
+    ck_assert_int_eq(client_send_str(fd, multipart_head(head, sizeof(head),
+                                                        "multipart/form-data; boundary=XyZ", len)),
+                     0);
+    ck_assert_int_eq(client_send(fd, body, split), 0);
+    usleep(200 * 1000);
+    ck_assert_int_eq(client_send(fd, body + split, len - split), 0);
+    ck_assert_int_eq(client_response(fd, response, 0, 5000), 0);
+    close(fd);
+    csgi_server_stop(server, 1000);
+    pthread_join(server_thread, NULL);
+    csgi_server_free(server);
+}
+
+START_TEST(test_server_late_body)
+{
+    test_response response;
+    post_slowly(upload, sizeof(upload) - 1, 100, &response);
+    ck_assert_int_eq(response.status, 200);
+    ck_assert_str_eq(response.body, "title=Holiday photo=11 waited=yes");
+    response_free(&response);
+
+    /* the error comes through the same path */
+    static const char broken[] = "--XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n--XyZ--";
+    post_slowly(broken, sizeof(broken) - 1, 3, &response);
+    ck_assert_int_eq(response.status, 400);
+    ck_assert_str_eq(response.body, "CSGI_EPARSE: part without Content-Disposition");
+    response_free(&response);
+}
+END_TEST
+
 /* ---- The suite --------------------------------------------------------------- */
 
 static Suite *request_suite(void)
@@ -1493,6 +1647,11 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_body);
     tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_json_errors);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("server");
+    tcase_add_test(tc, test_server_late_body);
+    tcase_set_timeout(tc, 30);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("memory");

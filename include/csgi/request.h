@@ -21,6 +21,8 @@
  * pointer returned is borrowed until the request ends. The object is kept
  * in the environ under the key "csgi.request", so middleware and the
  * application share one object and parse each part of the request once.
+ * Pointer arguments (names, texts, limits) are borrowed for the call only:
+ * nothing keeps them afterwards.
  * Parsed results are remembered with the environ strings they came from:
  * when PATH_INFO, SCRIPT_NAME or QUERY_STRING change (through the request's
  * setters or csgi_environ_set()), the next call parses the new value.
