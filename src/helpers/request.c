@@ -14,7 +14,6 @@
 
 #include <csgi/json.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -299,10 +298,16 @@ const char *csgi_request_host_url(csgi_request *request)
     return url;
 }
 
+/* ASCII letters and digits, whatever the locale says. */
+static int ascii_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 /* Whether a path byte stays as it is in a URL. */
 static int path_safe(unsigned char c)
 {
-    return isalnum(c) || strchr("-._~!$&'()*+,;=:@/", c) != NULL;
+    return ascii_alnum(c) || (c && strchr("-._~!$&'()*+,;=:@/", c) != NULL);
 }
 
 /* prefix followed by path, percent-encoded. */
@@ -313,7 +318,7 @@ static const char *append_quoted(csgi_request *request, const char *prefix, cons
     size_t prefix_len = strlen(prefix);
     size_t need = prefix_len + 1;
     for (size_t i = 0; i < len; i++)
-        need += path_safe((unsigned char)path[i]) && path[i] ? 1 : 3;
+        need += path_safe((unsigned char)path[i]) ? 1 : 3;
     char *out = csgi_arena__alloc(request->arena, need);
     if (!out)
         return NULL;
@@ -321,7 +326,7 @@ static const char *append_quoted(csgi_request *request, const char *prefix, cons
     char *p = out + prefix_len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)path[i];
-        if (c && path_safe(c))
+        if (path_safe(c))
             *p++ = (char)c;
         else {
             *p++ = '%';
@@ -436,7 +441,7 @@ int csgi_request_path_info_pop(csgi_request *request, const char **out, size_t *
 
 static int token_char(unsigned char c)
 {
-    return isalnum(c) || (c && strchr("!#$%&'*+-.^`|~", c));
+    return ascii_alnum(c) || (c && strchr("!#$%&'*+-.^`|~", c));
 }
 
 const char *csgi_request_header(csgi_request *request, const char *name, size_t *len)
@@ -456,7 +461,7 @@ const char *csgi_request_header(csgi_request *request, const char *name, size_t 
         unsigned char c = (unsigned char)name[i];
         if (!token_char(c))
             return NULL; /* '_' too: the server drops such headers */
-        key[5 + i] = c == '-' ? '_' : (char)toupper(c);
+        key[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : (char)c;
     }
     key[5 + name_len] = '\0';
     return csgi_environ_get_n(request->environ, key, len);
@@ -482,7 +487,8 @@ const char *csgi_request_content_type(csgi_request *request)
     if (!type)
         return NULL;
     for (char *p = type; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
     request->content_type_source = value;
     request->content_type = type;
     return type;
