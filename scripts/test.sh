@@ -88,14 +88,15 @@ sanitize)
     ;;
 
 valgrind)
-    # The suites that need no sockets, in one process each (CK_FORK=no) so
-    # valgrind sees every test; the socket suites run under ASan instead.
+    # The suites that need no sockets (request has one small server test),
+    # in one process each (CK_FORK=no) so valgrind sees every test; the
+    # socket suites run under ASan instead.
     section "valgrind: memcheck on the non-socket suites of build-test"
     command -v valgrind >/dev/null || { echo "test.sh: valgrind is not installed" >&2; exit 1; }
     run cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_WERROR=ON
     run cmake --build build-test -j"$jobs"
     export CSGI_SHARED_TESTDATA="$root/../shared/testdata"
-    for suite in common parser environ ini conf loader testing example; do
+    for suite in common parser environ ini conf loader testing example request negotiate response; do
         CK_FORK=no run valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect "build-test/tests/check_$suite"
     done
