@@ -20,6 +20,7 @@
 #include "csgi/negotiate.h"
 #include "csgi/response.h"
 #include "csgi/request.h"
+#include "csgi/handler.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */

@@ -96,7 +96,7 @@ valgrind)
     run cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_WERROR=ON
     run cmake --build build-test -j"$jobs"
     export CSGI_SHARED_TESTDATA="$root/../shared/testdata"
-    for suite in common parser environ ini conf loader testing example request negotiate response; do
+    for suite in common parser environ ini conf loader testing example request negotiate response handler; do
         CK_FORK=no run valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect "build-test/tests/check_$suite"
     done

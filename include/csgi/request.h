@@ -49,6 +49,7 @@
 
 #include "common.h"
 #include "environ.h"
+#include "negotiate.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -526,6 +527,56 @@ CSGI_EXTERN int csgi_request_json(csgi_request *request, size_t max, struct json
  * @return 1 when valid, else 0.
  */
 CSGI_EXTERN int csgi_request_text_is_utf8(const char *text, size_t len);
+
+/* ---- Negotiation and conditions -------------------------------------------------- */
+
+/**
+ * The offer the request's Accept header prefers (csgi_accept_best(): q-values,
+ * the most specific range decides, ties keep the offers' order; no Accept
+ * header accepts everything).
+ *
+ * @param offers media types, e.g. {"application/json", "text/html"}
+ * @return the index of the best offer, or -1 when none is acceptable.
+ */
+CSGI_EXTERN int csgi_request_accept_best(csgi_request *request, const char *const *offers,
+                                         size_t count);
+
+/** The language tag Accept-Language prefers (csgi_accept_language_best()), or -1. */
+CSGI_EXTERN int csgi_request_accept_language_best(csgi_request *request, const char *const *offers,
+                                                  size_t count);
+
+/** The content coding Accept-Encoding prefers (csgi_accept_encoding_best()), or -1. */
+CSGI_EXTERN int csgi_request_accept_encoding_best(csgi_request *request, const char *const *offers,
+                                                  size_t count);
+
+/**
+ * The request's If-Modified-Since date.
+ *
+ * @return 0 with *out set; CSGI_ENOTFOUND (no such header); CSGI_EPARSE (not
+ *         an HTTP date: RFC 9110 says to ignore the header then).
+ */
+CSGI_EXTERN int csgi_request_if_modified_since(csgi_request *request, time_t *out);
+
+/**
+ * Whether the request's If-None-Match matches the current representation's
+ * entity tag (weak comparison, as RFC 9110 13.1.2 asks): then a GET or HEAD
+ * should get 304 Not Modified.
+ *
+ * @param etag the current entity tag, or NULL when there is no current
+ *             representation ("*" matches only when there is one)
+ * @return 1 when it matches, 0 when not, CSGI_ENOTFOUND without the header.
+ */
+CSGI_EXTERN int csgi_request_if_none_match(csgi_request *request, const csgi_etag *etag);
+
+/**
+ * The byte range to send for the request's Range header and a
+ * representation of length bytes (csgi_range_resolve()).
+ *
+ * @return 0 with *out set (answer 206); CSGI_ERANGE (answer 416);
+ *         CSGI_ENOTFOUND (no Range header), CSGI_EPARSE or CSGI_ETOOBIG
+ *         (send the whole representation).
+ */
+CSGI_EXTERN int csgi_request_range(csgi_request *request, int64_t length, csgi_range *out);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 
 #include "common/arena.h"
 
+#include <csgi/app.h>
 #include <csgi/request.h>
 
 #include <stddef.h>
@@ -117,5 +118,13 @@ int csgi_multipart__feed(csgi_multipart__parser *parser, const char *data, size_
 
 /* The body ended: 0 when it closed with the final boundary, else CSGI_EPARSE. */
 int csgi_multipart__finish(csgi_multipart__parser *parser);
+
+/* The start-response of the handler running on the request (handler.c),
+   for csgi_handler_get_response: handlers can nest (a filter handler in
+   front of an application handler share one request object), so the
+   adapter swaps its own in and the previous one back. */
+csgi_start_response *csgi_request__swap_start_response(csgi_request *request,
+                                                       csgi_start_response *start_response);
+csgi_start_response *csgi_request__start_response(const csgi_request *request);
 
 #endif

@@ -73,6 +73,8 @@ struct csgi_request {
     size_t file_count;
 
     json_t *json;
+
+    csgi_start_response *start_response; /* the running handler's (handler.c) */
 };
 
 static void set_error(csgi_request_error *error, size_t position, const char *format, ...)
@@ -118,6 +120,19 @@ int csgi_request_from_environ(csgi_request **out, csgi_environ *environ)
         return rc;
     *out = request;
     return 0;
+}
+
+csgi_start_response *csgi_request__swap_start_response(csgi_request *request,
+                                                       csgi_start_response *start_response)
+{
+    csgi_start_response *previous = request->start_response;
+    request->start_response = start_response;
+    return previous;
+}
+
+csgi_start_response *csgi_request__start_response(const csgi_request *request)
+{
+    return request->start_response;
 }
 
 csgi_environ *csgi_request_environ(const csgi_request *request)

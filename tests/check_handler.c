@@ -1,0 +1,718 @@
+/*
+ * Handlers (csgi/handler.h): applications and filters written as "request
+ * in, response out", run through the public test client, a loaded INI
+ * pipeline and, for a body that arrives late, a real server.
+ */
+#include "engine_harness.h"
+
+#include <csgi.h>
+#include <csgi/json.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Run method url (with an optional header "Name: value" pair and body)
+   through app; the response must come back. */
+static csgi_test_response *run(csgi_app *app, const char *method, const char *url, const char *name,
+                               const char *value, const char *body)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
+    if (name)
+        ck_assert_int_eq(csgi_test_request_header(request, name, value), 0);
+    if (body)
+        ck_assert_int_eq(csgi_test_request_body(request, body, strlen(body)), 0);
+    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+    csgi_test_request_free(request);
+    ck_assert_ptr_nonnull(response);
+    return response;
+}
+
+static const char *body_of(const csgi_test_response *response)
+{
+    return csgi_test_response_body(response, NULL);
+}
+
+/* ---- Application handlers ----------------------------------------------------- */
+
+static csgi_response *hello(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, "Hello World\n", "utf-8") != 0)
+        return NULL;
+    return response;
+}
+
+/* ?code=N: that error, with a detail that needs escaping in HTML. */
+static csgi_response *fail_with(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const csgi_params *query;
+    if (csgi_request_query(request, &query, NULL) != 0)
+        return NULL;
+    const char *code = csgi_params_get(query, "code", NULL);
+    return csgi_handler_error(request, code ? atoi(code) : 500, "no <such> thing");
+}
+
+static csgi_response *no_response(csgi_request *request, void *userdata)
+{
+    (void)request;
+    (void)userdata;
+    return NULL;
+}
+
+static atomic_int echo_calls;
+
+/* The JSON body back, as 201: reads the body first, so "again" is safe. */
+static csgi_response *echo_json(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    atomic_fetch_add(&echo_calls, 1);
+    json_t *value;
+    csgi_response *error;
+    int rc = csgi_handler_json(request, 64, &value, &error);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    if (rc != 0)
+        return error;
+    /* The value is the request's; the response takes a reference. */
+    csgi_response *response = csgi_handler_response(request);
+    if (response && (csgi_response_set_status(response, 201) != 0 ||
+                     csgi_response_set_json(response, json_incref(value)) != 0))
+        response = NULL;
+    return response;
+}
+
+static csgi_app *handler_app(csgi_handler_fn fn)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_handler_app(&app, "test", fn, NULL, NULL), 0);
+    return app;
+}
+
+START_TEST(test_app_handler)
+{
+    csgi_app *app = handler_app(hello);
+    ck_assert_str_eq(csgi_app_name(app), "test");
+    csgi_test_response *response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "Hello World\n");
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"),
+                     "text/plain; charset=utf-8");
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Length"), "12");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(test_error_handler)
+{
+    csgi_app *app = handler_app(fail_with);
+    csgi_test_response *response =
+        run(app, "GET", "/?code=404", "Accept", "application/json", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 404);
+    json_error_t error;
+    json_t *value = json_loads(body_of(response), 0, &error);
+    ck_assert_ptr_nonnull(value);
+    ck_assert_int_eq(json_integer_value(json_object_get(value, "code")), 404);
+    ck_assert_str_eq(json_string_value(json_object_get(value, "title")), "Not Found");
+    ck_assert_str_eq(json_string_value(json_object_get(value, "message")), "no <such> thing");
+    json_decref(value);
+    csgi_test_response_free(response);
+
+    response = run(app, "GET", "/?code=403", "Accept", "text/html", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 403);
+    ck_assert_ptr_nonnull(strstr(body_of(response), "no &lt;such&gt; thing"));
+    csgi_test_response_free(response);
+
+    /* Not an error status: the handler returns NULL, the client gets 500. */
+    response = run(app, "GET", "/?code=299", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 500);
+    ck_assert(csgi_test_response_log_contains(response, "the handler failed"));
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    app = handler_app(no_response);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 500);
+    ck_assert(csgi_test_response_log_contains(response, "test: the handler failed"));
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(test_json_handler)
+{
+    csgi_app *app = handler_app(echo_json);
+    csgi_test_response *response =
+        run(app, "POST", "/", "Content-Type", "application/json", "{\"a\": [1, 2]}");
+    ck_assert_int_eq(csgi_test_response_code(response), 201);
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"), "application/json");
+    json_t *value = json_loads(body_of(response), 0, NULL);
+    ck_assert_ptr_nonnull(value);
+    ck_assert_int_eq(json_array_size(json_object_get(value, "a")), 2);
+    json_decref(value);
+    csgi_test_response_free(response);
+
+    /* Bad JSON: 400 naming where. */
+    response = run(app, "POST", "/", "Accept", "text/plain", "{\"a\": [1,\n 2,]}");
+    ck_assert_int_eq(csgi_test_response_code(response), 400);
+    ck_assert_msg(strstr(body_of(response), "invalid JSON at line 2, column") != NULL, "%s",
+                  body_of(response));
+    csgi_test_response_free(response);
+
+    /* Too long: 413. */
+    char big[100];
+    memset(big, ' ', sizeof(big) - 1);
+    big[0] = '1';
+    big[sizeof(big) - 1] = '\0';
+    response = run(app, "POST", "/", NULL, NULL, big);
+    ck_assert_int_eq(csgi_test_response_code(response), 413);
+    ck_assert_ptr_nonnull(strstr(body_of(response), "longer than 64 bytes"));
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(test_bad_arguments)
+{
+    csgi_app *app = (csgi_app *)&app;
+    ck_assert_int_eq(csgi_handler_app(&app, "x", NULL, NULL, NULL), CSGI_EINVAL);
+    ck_assert_ptr_null(app);
+    ck_assert_int_eq(csgi_handler_app(NULL, "x", hello, NULL, NULL), CSGI_EINVAL);
+    /* The filter takes next, also when it fails. */
+    csgi_app *next = handler_app(hello);
+    ck_assert_int_eq(csgi_handler_filter(&app, "x", NULL, next, NULL, NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_handler_filter(&app, "x", NULL, NULL, NULL, NULL), CSGI_EINVAL);
+    ck_assert_ptr_null(csgi_handler_response(NULL));
+    ck_assert_ptr_null(csgi_handler_error(NULL, 404, NULL));
+    ck_assert_ptr_nonnull(csgi_handler_again(NULL));
+}
+END_TEST
+
+/* ---- Filter handlers ----------------------------------------------------------- */
+
+/* The talk's auth filter: 403 unless X-Auth-Token is the configured token. */
+static csgi_response *auth(csgi_request *request, csgi_app *next, void *token)
+{
+    const char *given = csgi_request_header(request, "X-Auth-Token", NULL);
+    if (!given || strcmp(given, token) != 0)
+        return csgi_handler_error(request, 403, NULL);
+    return csgi_handler_forward(request, next);
+}
+
+/* Runs next, then marks its answer: a header, and 202 with ?accept. */
+static csgi_response *mark(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    csgi_response *response;
+    int rc = csgi_handler_get_response(request, next, &response);
+    if (rc != 0)
+        return csgi_handler_error(request, 502, csgi_err_name(rc));
+    const csgi_params *query;
+    if (csgi_request_query(request, &query, NULL) == 0 && csgi_params_get(query, "accept", NULL))
+        csgi_response_set_status(response, 202);
+    if (csgi_response_add_header(response, "X-Marked", "yes") != 0)
+        return NULL;
+    return response;
+}
+
+static csgi_app *filter(csgi_filter_handler_fn fn, csgi_app *next, void *userdata,
+                        csgi_destroy_fn destroy)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_handler_filter(&app, "filter", fn, next, userdata, destroy), 0);
+    return app;
+}
+
+START_TEST(test_auth_filter)
+{
+    csgi_app *app = filter(auth, handler_app(hello), strdup("open-sesame"), free);
+    csgi_test_response *response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 403);
+    csgi_test_response_free(response);
+    response = run(app, "GET", "/", "X-Auth-Token", "open-sesamE", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 403);
+    csgi_test_response_free(response);
+    response = run(app, "GET", "/", "X-Auth-Token", "open-sesame", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "Hello World\n");
+    csgi_test_response_free(response);
+    csgi_app_free(app); /* frees hello and the token */
+}
+END_TEST
+
+/* Raw applications for the filter to run. */
+static int closes;
+
+static csgi_body *bytes_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/x-bytes"),
+                                          CSGI_HEADER("Content-Length", "5")};
+    csgi_start_response_call(sr, "200 OK", headers, 2, NULL);
+    return csgi_body_static(environ, "bytes", 5);
+}
+
+typedef struct pieces {
+    int lazy;  /* start the response from the first next() */
+    int stall; /* answer CSGI_EAGAIN for ever */
+    int at;
+    csgi_start_response *start_response;
+} pieces;
+
+static int pieces_next(void *state, csgi_chunk *chunk)
+{
+    pieces *p = state;
+    static const char *const parts[] = {"ab", "cd"};
+    if (p->stall)
+        return CSGI_EAGAIN;
+    if (p->lazy && p->at == 0)
+        csgi_start_response_call(p->start_response, "404 Not Here", NULL, 0, NULL);
+    if (p->at == 2)
+        return 0;
+    chunk->data = parts[p->at];
+    chunk->len = 2;
+    p->at++;
+    return 1;
+}
+
+static void pieces_close(void *state)
+{
+    (void)state;
+    closes++;
+}
+
+static const csgi_body_type pieces_type = {"pieces", pieces_next, pieces_close};
+
+static csgi_body *pieces_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    const pieces *how = state;
+    pieces *p = csgi_environ_alloc(environ, sizeof(*p));
+    if (!p)
+        return NULL;
+    *p = *how;
+    p->start_response = sr;
+    if (!p->lazy && !p->stall)
+        csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+    return csgi_body_new(environ, &pieces_type, p);
+}
+
+static csgi_body *file_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    if (!f)
+        return NULL;
+    fputs("0123456789", f);
+    fflush(f);
+    int fd = dup(fileno(f));
+    fclose(f);
+    csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+    return csgi_body_file(environ, fd, 2, 5);
+}
+
+static csgi_body *outside_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    csgi_request *request;
+    csgi_response *response = (csgi_response *)&response;
+    if (csgi_request_from_environ(&request, environ) != 0)
+        return NULL;
+    int rc = csgi_handler_get_response(request, state, &response);
+    csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+    const char *name = csgi_err_name(rc);
+    return csgi_body_static(environ, name, strlen(name));
+}
+
+static const pieces eager = {0, 0, 0, NULL}, lazy = {1, 0, 0, NULL}, stalled = {0, 1, 0, NULL};
+static const csgi_app_type bytes_type = {"bytes", bytes_call, NULL};
+static const csgi_app_type eager_type = {"eager", pieces_call, NULL};
+static const csgi_app_type file_type = {"file", file_call, NULL};
+static const csgi_app_type outside_type = {"outside", outside_call, NULL};
+
+static csgi_app *raw_app(const csgi_app_type *type, const void *state)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_app_new(&app, type, (void *)state), 0);
+    return app;
+}
+
+START_TEST(test_get_response)
+{
+    /* Bytes: status, headers and the length pass through, marked. */
+    csgi_app *app = filter(mark, raw_app(&bytes_type, NULL), NULL, NULL);
+    csgi_test_response *response = run(app, "GET", "/?accept=1", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 202);
+    ck_assert_str_eq(body_of(response), "bytes");
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"), "text/x-bytes");
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Length"), "5");
+    ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* An iterator, started before it returns: relayed, closed once. */
+    closes = 0;
+    app = filter(mark, raw_app(&eager_type, &eager), NULL, NULL);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "abcd");
+    ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
+    ck_assert_int_eq(closes, 1);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* Started from its first piece: that piece is pulled, then replayed. */
+    closes = 0;
+    app = filter(mark, raw_app(&eager_type, &lazy), NULL, NULL);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 404);
+    ck_assert_str_eq(csgi_test_response_status(response), "404 Not Here");
+    ck_assert_str_eq(body_of(response), "abcd");
+    ck_assert_int_eq(closes, 1);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* Never starts: CSGI_EAGAIN, closed; the filter answers 502. */
+    closes = 0;
+    app = filter(mark, raw_app(&eager_type, &stalled), NULL, NULL);
+    response = run(app, "GET", "/", "Accept", "text/plain", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 502);
+    ck_assert_ptr_nonnull(strstr(body_of(response), "CSGI_EAGAIN"));
+    ck_assert_int_eq(closes, 1);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* A file keeps its range. */
+    app = filter(mark, raw_app(&file_type, NULL), NULL, NULL);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "23456");
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Length"), "5");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* A handler behind the filter (adapters nest). */
+    app = filter(mark, filter(auth, handler_app(hello), strdup("t"), free), NULL, NULL);
+    response = run(app, "GET", "/", "X-Auth-Token", "t", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "Hello World\n");
+    ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
+    csgi_test_response_free(response);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 403);
+    ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* Outside a handler there is no start-response to run it with. */
+    csgi_app *inner = raw_app(&bytes_type, NULL);
+    app = raw_app(&outside_type, inner);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_str_eq(body_of(response), "CSGI_ESTATE");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+    csgi_app_free(inner);
+}
+END_TEST
+
+/* ---- Negotiation and conditions on the request ----------------------------------- */
+
+static csgi_response *negotiate(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    static const char *const types[] = {"text/html", "application/json"};
+    static const char *const languages[] = {"en", "fr"};
+    static const char *const codings[] = {"gzip", "identity"};
+    time_t since = 0;
+    int ims = csgi_request_if_modified_since(request, &since);
+    csgi_etag etag;
+    csgi_etag_parse("\"v2\"", 4, &etag);
+    csgi_range range = {0, 0};
+    int r = csgi_request_range(request, 100, &range);
+    char text[256];
+    snprintf(text, sizeof(text), "type=%d lang=%d coding=%d ims=%s:%lld inm=%d range=%s:%lld-%lld",
+             csgi_request_accept_best(request, types, 2),
+             csgi_request_accept_language_best(request, languages, 2),
+             csgi_request_accept_encoding_best(request, codings, 2), csgi_err_name(ims),
+             (long long)since, csgi_request_if_none_match(request, &etag), csgi_err_name(r),
+             (long long)range.first, (long long)range.last);
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, text, NULL) != 0)
+        return NULL;
+    return response;
+}
+
+START_TEST(test_request_negotiation)
+{
+    csgi_app *app = handler_app(negotiate);
+    csgi_test_response *response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_str_eq(body_of(response), "type=0 lang=0 coding=0 ims=CSGI_ENOTFOUND:0 "
+                                        "inm=-7 range=CSGI_ENOTFOUND:0-0");
+    csgi_test_response_free(response);
+
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
+    ck_assert_int_eq(
+        csgi_test_request_header(request, "Accept", "text/html;q=0.5, application/json"), 0);
+    ck_assert_int_eq(
+        csgi_test_request_header(request, "Accept-Language", "fr-CA, fr;q=0.9, en;q=0.8"), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "Accept-Encoding", "identity;q=0, gzip"), 0);
+    ck_assert_int_eq(
+        csgi_test_request_header(request, "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "If-None-Match", "\"v1\", W/\"v2\""), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "Range", "bytes=-10"), 0);
+    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+    ck_assert_str_eq(body_of(response), "type=1 lang=1 coding=0 ims=CSGI_OK:784111777 inm=1 "
+                                        "range=CSGI_OK:90-99");
+    csgi_test_response_free(response);
+    csgi_test_request_free(request);
+
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "Accept", "image/png"), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "If-Modified-Since", "yesterday"), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "If-None-Match", "\"v1\""), 0);
+    ck_assert_int_eq(csgi_test_request_header(request, "Range", "bytes=200-"), 0);
+    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+    ck_assert_str_eq(body_of(response), "type=-1 lang=0 coding=0 ims=CSGI_EPARSE:0 inm=0 "
+                                        "range=CSGI_ERANGE:0-0");
+    csgi_test_response_free(response);
+    csgi_test_request_free(request);
+    csgi_app_free(app);
+}
+END_TEST
+
+/* ---- INI factories ------------------------------------------------------------------ */
+
+static int auth_setup(const csgi_conf *global_conf, const csgi_conf *local_conf, void **userdata,
+                      csgi_destroy_fn *destroy, csgi_load_error *error)
+{
+    (void)global_conf;
+    const char *token = csgi_conf_get(local_conf, "token");
+    if (token && !*token) {
+        snprintf(error->key, sizeof(error->key), "token");
+        snprintf(error->text, sizeof(error->text), "must not be empty");
+        return CSGI_EINVAL;
+    }
+    *userdata = strdup(token ? token : "open-sesame");
+    *destroy = free;
+    return *userdata ? 0 : CSGI_ENOMEM;
+}
+
+CSGI_HANDLER_FILTER_FACTORY(auth_filter_factory, auth, auth_setup)
+CSGI_HANDLER_APP_FACTORY(hello_app_factory, hello, NULL)
+
+static char ini_path[256];
+
+static void write_ini(const char *text)
+{
+    snprintf(ini_path, sizeof(ini_path), "/tmp/csgi-handler-XXXXXX");
+    int fd = mkstemp(ini_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static csgi_loader *test_loader(void)
+{
+    csgi_loader *loader;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    ck_assert_int_eq(csgi_loader_register_filter(loader, "egg:test#auth", CSGI_FACTORY_FILTER,
+                                                 auth_filter_factory),
+                     0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:test#hello", CSGI_FACTORY_APP, hello_app_factory), 0);
+    return loader;
+}
+
+START_TEST(test_factories)
+{
+    write_ini("[pipeline:main]\npipeline = auth hello\n\n[filter:auth]\nuse = egg:test#auth\n"
+              "token = sesame\n\n[app:hello]\nuse = egg:test#hello\n");
+    csgi_loader *loader = test_loader();
+    csgi_app *app = NULL;
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_load_app(loader, ini_path, &app, &error), 0);
+    csgi_test_response *response = run(app, "GET", "/", "X-Auth-Token", "sesame", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "Hello World\n");
+    csgi_test_response_free(response);
+    response = run(app, "GET", "/", "X-Auth-Token", "open-sesame", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 403);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+    unlink(ini_path);
+
+    /* The setup's error, with the file and line. */
+    write_ini("[pipeline:main]\npipeline = auth hello\n\n[filter:auth]\nuse = egg:test#auth\n"
+              "token =\n\n[app:hello]\nuse = egg:test#hello\n");
+    loader = test_loader();
+    app = NULL;
+    ck_assert_int_ne(csgi_loader_load_app(loader, ini_path, &app, &error), 0);
+    ck_assert_ptr_null(app);
+    char text[1024];
+    csgi_load_error_format(&error, text, sizeof(text));
+    ck_assert_msg(strstr(text, "[filter:auth] token: must not be empty") != NULL, "%s", text);
+    ck_assert_msg(strstr(text, ini_path) != NULL, "%s", text);
+    csgi_loader_free(loader);
+    unlink(ini_path);
+}
+END_TEST
+
+/* ---- A body that arrives late, in a real server ----------------------------------------- */
+
+static void *serve(void *server)
+{
+    csgi_server_run(server);
+    return NULL;
+}
+
+static void quiet(int level, const char *message, void *userdata)
+{
+    (void)level;
+    (void)message;
+    (void)userdata;
+}
+
+START_TEST(test_late_body)
+{
+    csgi_server *server;
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.log = quiet;
+    ck_assert_int_eq(csgi_server_new(&server, handler_app(echo_json), &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    int port = csgi_server_port(server, 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, serve, server), 0);
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        /* The second time the client leaves while the handler waits. */
+        atomic_store(&echo_calls, 0);
+        int fd = client_connect(port);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                                             "Content-Type: application/json\r\n"
+                                             "Content-Length: 12\r\n\r\n{\"late\": "),
+                         0);
+        usleep(200 * 1000);
+        if (attempt == 1) {
+            close(fd);
+            usleep(100 * 1000);
+            ck_assert_int_eq(atomic_load(&echo_calls), 1);
+            break;
+        }
+        ck_assert_int_eq(client_send_str(fd, "1}\n"), 0);
+        test_response response;
+        ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+        ck_assert_int_eq(response.status, 201);
+        ck_assert_str_eq(response.body, "{\"late\":1}");
+        response_free(&response);
+        close(fd);
+        /* Called once before the rest of the body came, once after. */
+        ck_assert_int_eq(atomic_load(&echo_calls), 2);
+    }
+    csgi_server_stop(server, 1000);
+    pthread_join(thread, NULL);
+    csgi_server_free(server);
+}
+END_TEST
+
+/* ---- Out of memory ------------------------------------------------------------------------ */
+
+static long alloc_budget = -1;
+static long alloc_count;
+
+static void *failing_malloc(size_t size)
+{
+    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
+        return NULL;
+    alloc_count++;
+    return malloc(size);
+}
+
+static void *failing_realloc(void *p, size_t size)
+{
+    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
+        return NULL;
+    alloc_count++;
+    return realloc(p, size);
+}
+
+/* Make and run the pipeline with each allocation failing in turn: every
+   attempt ends in an error or a response, and nothing leaks. */
+START_TEST(test_out_of_memory)
+{
+    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    int succeeded = 0;
+    for (long budget = 0; budget < 500 && !succeeded; budget++) {
+        alloc_budget = budget;
+        alloc_count = 0;
+        csgi_app *next = NULL, *app = NULL;
+        csgi_test_response *response = NULL;
+        int rc = csgi_handler_app(&next, "hello", hello, NULL, NULL);
+        if (rc == 0)
+            rc = csgi_handler_filter(&app, "mark", mark, next, NULL, NULL);
+        csgi_test_request *request = NULL;
+        if (rc == 0)
+            rc = csgi_test_request_new(&request, "GET", "/?accept=1");
+        if (rc == 0)
+            rc = csgi_test_request_run(request, app, &response);
+        ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget, csgi_err_name(rc));
+        if (rc == 0) {
+            int code = csgi_test_response_code(response);
+            ck_assert_msg(code == 202 || code == 500 || code == 502, "budget %ld: %d", budget,
+                          code);
+            if (code == 202) {
+                ck_assert_str_eq(body_of(response), "Hello World\n");
+                succeeded = alloc_count < budget;
+            }
+        }
+        alloc_budget = -1;
+        csgi_test_response_free(response);
+        csgi_test_request_free(request);
+        csgi_app_free(app);
+    }
+    ck_assert_int_eq(csgi_set_allocator(NULL, NULL, NULL), 0);
+    ck_assert_int_eq(succeeded, 1);
+}
+END_TEST
+
+static Suite *handler_suite(void)
+{
+    Suite *suite = suite_create("handler");
+    TCase *tc = tcase_create("handler");
+    tcase_add_test(tc, test_app_handler);
+    tcase_add_test(tc, test_error_handler);
+    tcase_add_test(tc, test_json_handler);
+    tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_auth_filter);
+    tcase_add_test(tc, test_get_response);
+    tcase_add_test(tc, test_request_negotiation);
+    tcase_add_test(tc, test_factories);
+    tcase_add_test(tc, test_late_body);
+    tcase_add_test(tc, test_out_of_memory);
+    suite_add_tcase(suite, tc);
+    return suite;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(handler_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
