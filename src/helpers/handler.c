@@ -60,7 +60,7 @@ static csgi_response *run(adapter *h, csgi_request *request, csgi_start_response
 }
 
 static csgi_body *send_response(adapter *h, csgi_response *response, csgi_environ *environ,
-                       csgi_start_response *start_response)
+                                csgi_start_response *start_response)
 {
     if (!response) {
         csgi_environ_log(environ, "%s: the handler failed (returned no response)", h->name);
