@@ -239,6 +239,27 @@ static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_respon
             csgi_start_response_call(sr, "503 Service Unavailable", NULL, 0, "backend down"), 0);
         return csgi_body_static(environ, "sorry", 5);
     }
+    if (path_is(environ, "/declared") || path_is(environ, "/declared-long") ||
+        path_is(environ, "/declared-empty")) {
+        /* Two pieces of 10 000 bytes (none for -empty) from an iterator
+           that declares 20 000 bytes (15 000 for -long, 4 for -empty). */
+        counter_body *c = csgi_environ_alloc(environ, sizeof(*c));
+        memset(c, 0, sizeof(*c));
+        int empty = path_is(environ, "/declared-empty");
+        c->left = empty ? 0 : 2;
+        c->size = 10000;
+        c->environ = environ;
+        c->start_response = sr;
+        atomic_fetch_add(&iterated, 1);
+        csgi_body *body = csgi_body_new(environ, &counter_type, c);
+        c->self = body;
+        ck_assert_int_eq(csgi_body_set_length(body, empty                           ? 4
+                                                    : path_is(environ, "/declared") ? 20000
+                                                                                    : 15000),
+                         0);
+        csgi_start_response_call(sr, "200 OK", text_plain, 1, NULL);
+        return body;
+    }
     if (path_is(environ, "/stream") || path_is(environ, "/later") ||
         path_is(environ, "/exc-late")) {
         counter_body *c = csgi_environ_alloc(environ, sizeof(*c));
@@ -375,9 +396,9 @@ END_TEST
 
 START_TEST(misbehaving_applications_get_500)
 {
-    static const char *const paths[] = {"/bad-status",      "/crlf-header", "/hop-by-hop",
-                                        "/no-start",        "/null",        "/eager",
-                                        "/length-mismatch", "/twice",       "/fails-early"};
+    static const char *const paths[] = {
+        "/bad-status", "/crlf-header",     "/hop-by-hop", "/no-start",    "/null",
+        "/eager",      "/length-mismatch", "/twice",      "/fails-early", "/declared-empty"};
     /* What the error log must say about each, in the same order. */
     static const char *const reasons[] = {"status code is not three digits",
                                           "CR, LF, NUL or control character in a header value",
@@ -387,7 +408,8 @@ START_TEST(misbehaving_applications_get_500)
                                           "GET /eager: body produced before start-response",
                                           "Content-Length differs from the body's length",
                                           "start-response called twice without exc_info",
-                                          "GET /fails-early: the response body failed"};
+                                          "GET /fails-early: the response body failed",
+                                          "the body is shorter than its declared length"};
     start(test_application());
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         int fd = client_connect(port);
@@ -627,8 +649,8 @@ static void upper_close(void *state)
 
 static const csgi_body_type upper_body = {"upper", upper_next, upper_close};
 
-/* The length changes nothing here, but a transforming filter must drop a
-   Content-Length it cannot keep: this one keeps every byte count. */
+/* A transforming filter must drop a Content-Length it cannot keep; this
+   one keeps every byte count, so it passes the length on. */
 static csgi_body *upper_call(void *state, csgi_environ *environ, csgi_start_response *sr)
 {
     csgi_body *inner = csgi_app_call(state, environ, sr);
@@ -641,7 +663,11 @@ static csgi_body *upper_call(void *state, csgi_environ *environ, csgi_start_resp
     }
     memset(u, 0, sizeof(*u)); /* csgi_environ_alloc does not clear */
     u->inner = inner;
-    return csgi_body_new(environ, &upper_body, u);
+    csgi_body *body = csgi_body_new(environ, &upper_body, u);
+    /* Every byte stays a byte: the length, when known, stays too. */
+    if (body && csgi_body_length(inner) >= 0)
+        csgi_body_set_length(body, csgi_body_length(inner));
+    return body;
 }
 
 static const csgi_app_type upper_type = {"upper", upper_call, filter_destroy};
@@ -703,6 +729,45 @@ START_TEST(middleware_pipeline)
     stop();
     ck_assert_int_eq(atomic_load(&closes), 1);
     ck_assert_msg(!logged("lint:"), "lint found:\n%s", log_text);
+}
+END_TEST
+
+/* An iterator that declares its length gets a Content-Length, not
+   chunked framing, and is held to it; a filter passes the length on. */
+START_TEST(declared_length)
+{
+    start(linted(wrap(&upper_type, test_application())));
+    int fd = client_connect(port);
+    test_response r;
+    request(fd, "GET", "/declared", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(response_header(&r, "Content-Length"), "20000");
+    ck_assert_ptr_null(response_header(&r, "Transfer-Encoding"));
+    ck_assert_uint_eq(r.body_len, 20000);
+    ck_assert_int_eq(r.body[0], 'B');
+    ck_assert_int_eq(r.body[19999], 'A');
+    response_free(&r);
+    /* upper keeps hello's length: 11 bytes, not chunked. */
+    request(fd, "GET", "/hello", NULL, &r);
+    ck_assert_str_eq(r.body, "HELLO WORLD");
+    ck_assert_str_eq(response_header(&r, "Content-Length"), "11");
+    response_free(&r);
+    /* Without a declared length: chunked. */
+    request(fd, "GET", "/stream?1", NULL, &r);
+    ck_assert_str_eq(response_header(&r, "Transfer-Encoding"), "chunked");
+    response_free(&r);
+    close(fd);
+
+    /* More bytes than declared: the head is out, so the response is cut. */
+    fd = client_connect(port);
+    client_send_str(fd, "GET /declared-long HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert(client_closed(fd, 5000));
+    close(fd);
+    ck_assert_msg(logged("the body is longer than its Content-Length"), "%s", log_text);
+    ck_assert_msg(logged("lint: the body is longer than its declared length (15000)"), "%s",
+                  log_text);
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), atomic_load(&iterated));
 }
 END_TEST
 
@@ -791,6 +856,7 @@ int main(void)
     tcase_add_test(tc, slow_reader_is_not_fed);
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
+    tcase_add_test(tc, declared_length);
     tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);

@@ -227,8 +227,29 @@ CSGI_EXTERN csgi_body *csgi_body_static(csgi_environ *environ, const void *data,
 CSGI_EXTERN csgi_body *csgi_body_file(csgi_environ *environ, int fd, int64_t offset,
                                       int64_t length);
 
-/** The body's length when known in advance (bytes and files), else -1. */
+/**
+ * The body's length when known in advance: bytes, files, and iterators
+ * whose length was declared with csgi_body_set_length(); else -1.
+ */
 CSGI_EXTERN int64_t csgi_body_length(const csgi_body *body);
+
+/**
+ * Declare how many bytes an iterator body will produce, so that the server
+ * sends a Content-Length instead of chunked framing (or, for HTTP/1.0, a
+ * close). A filter that wraps a body without changing its length passes
+ * it on: csgi_body_set_length(mine, csgi_body_length(inner)).
+ *
+ * The server holds the body to it as to a Content-Length header: more
+ * bytes, or fewer when the body ends, cut the response (500 when nothing
+ * was sent) with a line on the error log; a Content-Length header that
+ * disagrees gives a 500.
+ *
+ * @param body   an iterator body (csgi_body_new()) not pulled yet
+ * @param length the byte count, or -1 for unknown (the default)
+ * @return 0; CSGI_EINVAL (not an iterator, or length below -1); CSGI_ESTATE
+ *         (closed).
+ */
+CSGI_EXTERN int csgi_body_set_length(csgi_body *body, int64_t length);
 
 /**
  * Pull the next piece of a body: what a middleware that wraps the body does

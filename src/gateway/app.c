@@ -157,6 +157,7 @@ csgi_body *csgi_body_new(csgi_environ *environ, const csgi_body_type *type, void
     }
     body->type = type;
     body->state = state;
+    body->length = -1; /* until csgi_body_set_length */
     return body;
 }
 
@@ -204,7 +205,7 @@ int64_t csgi_body_length(const csgi_body *body)
     switch (body->kind) {
     case CSGI_BODY__BYTES: return (int64_t)body->len;
     case CSGI_BODY__FILE: return body->length;
-    default: return -1;
+    default: return body->length; /* declared, or -1 */
     }
 }
 
@@ -274,6 +275,16 @@ void csgi_body_resume(csgi_body *body)
         hooks->resume(csgi_environ__owner(body->environ));
     else
         csgi_gateway__resume(csgi_environ__owner(body->environ));
+}
+
+int csgi_body_set_length(csgi_body *body, int64_t length)
+{
+    if (!body || body->kind != CSGI_BODY__ITERATOR || length < -1)
+        return CSGI_EINVAL;
+    if (body->closed)
+        return CSGI_ESTATE;
+    body->length = length;
+    return 0;
 }
 
 int csgi_body__take_fd(csgi_body *body)

@@ -255,6 +255,10 @@ static void pump(csgi_gateway__request *request)
         if (request->failed)
             continue;
         if (r == 0) {
+            if (!request->head_sent && csgi_body_length(body) > 0) {
+                fail(request, "the body is shorter than its declared length");
+                break;
+            }
             if (!request->head_sent && send_head(request, 0) != 0) {
                 fail(request, "could not start the response");
                 break;
@@ -262,8 +266,9 @@ static void pump(csgi_gateway__request *request)
             finish(request);
             break;
         }
-        /* start-response may have been called from inside next(). */
-        if (!request->head_sent && send_head(request, -1) != 0) {
+        /* start-response may have been called from inside next(). The
+           length is the iterator's declared one, or unknown. */
+        if (!request->head_sent && send_head(request, csgi_body_length(body)) != 0) {
             fail(request, "could not start the response");
             break;
         }

@@ -12,6 +12,7 @@
  * Everything per request lives in the request's arena.
  */
 #include "common/alloc.h"
+#include "gateway/gateway.h"
 #include "http/parser.h"
 #include "middleware/middleware.h"
 
@@ -33,6 +34,7 @@ typedef struct lint_request {
     csgi_start_response *parent; /* the server's (or outer middleware's) */
     csgi_body *inner;            /* the application's body */
     int64_t content_length;      /* the application's, else -1 */
+    int64_t declared;            /* the iterator's declared length, else -1 */
     uint64_t produced;           /* body bytes the application produced */
     int status;                  /* its status code, 0 before start-response */
     unsigned char is_head;       /* a HEAD request */
@@ -304,6 +306,10 @@ static void count_bytes(lint_request *req, size_t len)
         req->produced > (uint64_t)req->content_length)
         violation(req, "the body is longer than its Content-Length (%lld)",
                   (long long)req->content_length);
+    if (req->declared >= 0 && before <= (uint64_t)req->declared &&
+        req->produced > (uint64_t)req->declared)
+        violation(req, "the body is longer than its declared length (%lld)",
+                  (long long)req->declared);
 }
 
 static void check_end(lint_request *req)
@@ -312,6 +318,9 @@ static void check_end(lint_request *req)
         !no_body_response(req))
         violation(req, "the body (%llu bytes) is shorter than its Content-Length (%lld)",
                   (unsigned long long)req->produced, (long long)req->content_length);
+    if (req->declared >= 0 && req->produced < (uint64_t)req->declared && !no_body_response(req))
+        violation(req, "the body (%llu bytes) is shorter than its declared length (%lld)",
+                  (unsigned long long)req->produced, (long long)req->declared);
 }
 
 static int lint_next(void *state, csgi_chunk *chunk)
@@ -385,6 +394,7 @@ static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_respo
     req->environ = environ;
     req->parent = start_response;
     req->content_length = -1;
+    req->declared = -1;
     check_environ(req);
     const char *method = csgi_environ_get(environ, "REQUEST_METHOD");
     req->is_head = method && strcmp(method, "HEAD") == 0;
@@ -401,10 +411,19 @@ static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_respo
         return NULL;
     }
     int64_t length = csgi_body_length(req->inner);
-    if (length < 0) {
+    if (req->inner->kind == CSGI_BODY__ITERATOR) {
+        /* Pieces checked as they pass; a declared length passed on. */
         csgi_body *body = csgi_body_new(environ, &lint_body_type, req);
         if (!body)
             csgi_body_close(req->inner);
+        else if (length >= 0) {
+            req->declared = length;
+            if (req->content_length >= 0 && req->content_length != length)
+                violation(req,
+                          "Content-Length (%lld) differs from the body's declared length (%lld)",
+                          (long long)req->content_length, (long long)length);
+            csgi_body_set_length(body, length);
+        }
         return body;
     }
     /* Bytes or a file: checked now, handed on as they are. */

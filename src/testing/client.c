@@ -650,8 +650,9 @@ static void pump(run *r)
             fail(r, "the application's response was refused");
             break;
         }
-        /* Bytes and files: their length is known, the head goes now. */
-        if (r->started && !r->head_sent && csgi_body_length(body) >= 0 &&
+        /* Bytes and files: their length is known, the head goes now (an
+           iterator's waits for its first piece, as in the gateway). */
+        if (r->started && !r->head_sent && body->kind != CSGI_BODY__ITERATOR &&
             send_head(r, csgi_body_length(body)) != 0) {
             fail(r, "could not start the response");
             break;
@@ -676,6 +677,10 @@ static void pump(run *r)
         if (r->failed)
             continue;
         if (rc == 0) {
+            if (!r->head_sent && csgi_body_length(body) > 0) {
+                fail(r, "the body is shorter than its declared length");
+                break;
+            }
             if (!r->head_sent && send_head(r, 0) != 0) {
                 fail(r, "could not start the response");
                 break;
@@ -684,7 +689,7 @@ static void pump(run *r)
             break;
         }
         /* start-response may have been called from inside next(). */
-        if (!r->head_sent && send_head(r, -1) != 0) {
+        if (!r->head_sent && send_head(r, csgi_body_length(body)) != 0) {
             fail(r, "could not start the response");
             break;
         }
