@@ -309,6 +309,19 @@ static void relay_close(void *state)
 
 static const csgi_body_type relay_type = {"get-response", relay_next, relay_close};
 
+/* A relay for body; on failure body is closed. */
+static relay *relay_new(csgi_environ *environ, csgi_body *body)
+{
+    relay *r = csgi_environ_alloc(environ, sizeof(*r));
+    if (!r) {
+        csgi_body_close(body);
+        return NULL;
+    }
+    memset(r, 0, sizeof(*r));
+    r->inner = body;
+    return r;
+}
+
 int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_response **out)
 {
     if (out)
@@ -335,13 +348,8 @@ int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_respons
     relay *r = NULL;
     int rc = 0;
     if (!c.started || body->kind == CSGI_BODY__ITERATOR) {
-        r = csgi_environ_alloc(environ, sizeof(*r));
-        if (!r) {
-            csgi_body_close(body);
+        if (!(r = relay_new(environ, body)))
             return CSGI_ENOMEM;
-        }
-        memset(r, 0, sizeof(*r));
-        r->inner = body;
         if (!c.started) {
             int n = csgi_body_next(body, &r->first);
             if (n == CSGI_EAGAIN || n < 0 || !c.started) {
@@ -364,15 +372,8 @@ int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_respons
         csgi_body_close(body);
         rc = csgi_response_set_file(c.response, fd, offset, length);
     } else {
-        if (!r) {
-            r = csgi_environ_alloc(environ, sizeof(*r));
-            if (!r) {
-                csgi_body_close(body);
-                return CSGI_ENOMEM;
-            }
-            memset(r, 0, sizeof(*r));
-            r->inner = body;
-        }
+        if (!r && !(r = relay_new(environ, body)))
+            return CSGI_ENOMEM;
         rc = csgi_response_set_stream(c.response, &relay_type, r);
     }
     if (rc != 0)
