@@ -8,6 +8,8 @@
 #include <csgi.h>
 #include <csgi/json.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 #include <jansson.h>
 
@@ -632,34 +634,14 @@ END_TEST
 
 /* ---- Out of memory ------------------------------------------------------------------------ */
 
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 /* Make and run the pipeline with each allocation failing in turn: every
    attempt ends in an error or a response, and nothing leaks. */
 START_TEST(test_out_of_memory)
 {
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     for (long budget = 0; budget < 500 && !succeeded; budget++) {
-        alloc_budget = budget;
-        alloc_count = 0;
+        test_alloc_fail_after(budget);
         csgi_app *next = NULL, *app = NULL;
         csgi_test_response *response = NULL;
         int rc = csgi_handler_app(&next, "hello", hello, NULL, NULL);
@@ -677,15 +659,15 @@ START_TEST(test_out_of_memory)
                           code);
             if (code == 202) {
                 ck_assert_str_eq(body_of(response), "Hello World\n");
-                succeeded = alloc_count < budget;
+                succeeded = test_alloc_count() < budget;
             }
         }
-        alloc_budget = -1;
+        test_alloc_fail_never();
         csgi_test_response_free(response);
         csgi_test_request_free(request);
         csgi_app_free(app);
     }
-    ck_assert_int_eq(csgi_set_allocator(NULL, NULL, NULL), 0);
+    ck_assert_int_eq(test_alloc_restore(), 0);
     ck_assert_int_eq(succeeded, 1);
 }
 END_TEST

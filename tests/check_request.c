@@ -18,6 +18,8 @@
 #include <csgi/server.h>
 #include <csgi/request.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 
 #include <arpa/inet.h>
@@ -1283,25 +1285,6 @@ END_TEST
 
 /* ---- Out of memory ----------------------------------------------------------------- */
 
-static long budget = -1;
-static long allocations;
-
-static void *counting_malloc(size_t size)
-{
-    if (budget >= 0 && allocations >= budget)
-        return NULL;
-    allocations++;
-    return malloc(size);
-}
-
-static void *counting_realloc(void *p, size_t size)
-{
-    if (budget >= 0 && allocations >= budget)
-        return NULL;
-    allocations++;
-    return realloc(p, size);
-}
-
 /* Run scenario with the Nth allocation failing, for N = 0, 1, ... until it
    succeeds: each run returns 0 or CSGI_ENOMEM, never crashes or leaks
    (AddressSanitizer checks), and the run that succeeds checks the
@@ -1312,16 +1295,15 @@ typedef void (*check_fn)(void);
 static void with_failures(const char *head, const char *body, size_t body_len, scenario_fn scenario,
                           check_fn check)
 {
-    ck_assert_int_eq(csgi_set_allocator(counting_malloc, counting_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     long failures = 0;
     for (long n = 0; n < 2000 && !succeeded; n++) {
         start_body(head, body, body_len, 0);
         csgi_environ_get(fx.environ, "PATH_INFO"); /* the environ itself is built */
-        allocations = 0;
-        budget = n;
+        test_alloc_fail_after(n);
         int rc = scenario();
-        budget = -1;
+        test_alloc_fail_never();
         if (rc == 0) {
             succeeded = 1;
             check();
@@ -1331,7 +1313,7 @@ static void with_failures(const char *head, const char *body, size_t body_len, s
         }
         finish();
     }
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
     ck_assert(succeeded);
     ck_assert_int_gt(failures, 0); /* the scenario did allocate */
 }

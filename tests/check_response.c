@@ -13,6 +13,8 @@
 #include "http/parser.h"
 #include "http/status.h"
 
+#include "test_alloc.h"
+
 #include <check.h>
 
 #include <arpa/inet.h>
@@ -1104,25 +1106,6 @@ END_TEST
 
 /* ---- Out of memory ------------------------------------------------------------------------- */
 
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 /* Build and send a response with every feature; returns 0 when all went
    through, else the first error (CSGI_ENOMEM expected). */
 static int build_and_send(fixture *f, csgi_environ *owner, int error_page)
@@ -1174,17 +1157,16 @@ START_TEST(out_of_memory_every_allocation)
     /* _i: 0 a request's response, 1 a heap one, 2 a request's error page,
        3 a heap error page */
     int heap = _i % 2, error_page = _i / 2;
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     long budget;
     for (budget = 0; budget < 500 && !succeeded; budget++) {
-        alloc_budget = -1;
+        test_alloc_fail_never();
         fixture *f =
             request("GET", "/a", error_page ? "Accept: text/html\r\n" : "Range: bytes=2-3\r\n");
-        alloc_count = 0;
-        alloc_budget = budget;
+        test_alloc_fail_after(budget);
         int rc = build_and_send(f, heap ? NULL : f->environ, error_page);
-        alloc_budget = -1;
+        test_alloc_fail_never();
         if (rc == 0)
             succeeded = 1;
         else
@@ -1193,7 +1175,7 @@ START_TEST(out_of_memory_every_allocation)
     }
     ck_assert_int_eq(succeeded, 1);
     ck_assert_int_gt(budget, 2); /* some allocations were made to fail */
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
 }
 END_TEST
 
