@@ -13,7 +13,6 @@
 #include <check.h>
 #include <jansson.h>
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -575,30 +574,11 @@ END_TEST
 
 /* ---- A body that arrives late, in a real server ----------------------------------------- */
 
-static void *serve(void *server)
-{
-    csgi_server_run(server);
-    return NULL;
-}
-
-static void quiet(int level, const char *message, void *userdata)
-{
-    (void)level;
-    (void)message;
-    (void)userdata;
-}
-
 START_TEST(test_late_body)
 {
-    csgi_server *server;
-    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
-    options.log = quiet;
-    ck_assert_int_eq(csgi_server_new(&server, handler_app(echo_json), &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    int port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    pthread_t thread;
-    ck_assert_int_eq(pthread_create(&thread, NULL, serve, server), 0);
+    app_server served;
+    app_server_start(&served, handler_app(echo_json), NULL);
+    int port = served.port;
 
     for (int attempt = 0; attempt < 2; attempt++) {
         /* The second time the client leaves while the handler waits. */
@@ -626,9 +606,7 @@ START_TEST(test_late_body)
         /* Called once before the rest of the body came, once after. */
         ck_assert_int_eq(atomic_load(&echo_calls), 2);
     }
-    csgi_server_stop(server, 1000);
-    pthread_join(thread, NULL);
-    csgi_server_free(server);
+    app_server_stop(&served);
 }
 END_TEST
 

@@ -401,7 +401,7 @@ static csgi_loader *new_loader(void)
 }
 
 /* GET path from remote, through app; the response in *out. */
-static void run(csgi_app *app, const char *path, const char *remote, test_response *out)
+static void run(csgi_app *app, const char *path, const char *remote, test_client_response *out)
 {
     test_run_request(app, path, remote, NULL, out);
 }
@@ -410,7 +410,7 @@ static void run(csgi_app *app, const char *path, const char *remote, test_respon
 static void expect(csgi_app *app, const char *path, const char *remote, const char *status,
                    const char *body)
 {
-    test_response r;
+    test_client_response r;
     run(app, path, remote, &r);
     ck_assert_str_eq(r.status, status);
     if (body)
@@ -739,7 +739,7 @@ START_TEST(urlmap_builtin)
 
     snprintf(uri, sizeof(uri), "%s#plain", path);
     app = test_load(loader, uri);
-    test_response r;
+    test_client_response r;
     run(app, "/elsewhere", NULL, &r);
     ck_assert_int_eq(strncmp(r.status, "404", 3), 0);
     csgi_app_free(app);

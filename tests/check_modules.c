@@ -71,7 +71,7 @@ static csgi_loader *new_loader(int with_module_dir)
 
 /* GET path through app with an optional extra header line ("Name: value");
    the response in *out. */
-static void run(csgi_app *app, const char *path, const char *header, test_response *out)
+static void run(csgi_app *app, const char *path, const char *header, test_client_response *out)
 {
     test_run_request(app, path, NULL, header, out);
 }
@@ -79,7 +79,7 @@ static void run(csgi_app *app, const char *path, const char *header, test_respon
 static void expect(csgi_app *app, const char *path, const char *header, const char *status,
                    const char *body)
 {
-    test_response r;
+    test_client_response r;
     run(app, path, header, &r);
     ck_assert_str_eq(r.status, status);
     if (body)
@@ -99,7 +99,7 @@ START_TEST(talk_middleware_pipeline)
     expect(app, "/", "X-Auth-Token: open-sesam", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: open-sesame!", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: ", "403 Forbidden", NULL);
-    test_response r;
+    test_client_response r;
     run(app, "/", "X-Auth-Token: open-sesame", &r);
     ck_assert_str_eq(r.status, "200 OK");
     ck_assert_str_eq(r.body, secret);
@@ -145,7 +145,7 @@ START_TEST(talk_hello)
 {
     csgi_loader *loader = new_loader(1);
     csgi_app *app = test_load(loader, talk_ini("wsgi_webob.ini"));
-    test_response r;
+    test_client_response r;
     run(app, "/", NULL, &r);
     ck_assert_str_eq(r.status, "200 OK");
     ck_assert_str_eq(r.body, "Hello, World of WebOb !");

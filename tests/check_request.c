@@ -19,14 +19,12 @@
 #include <csgi/request.h>
 
 #include "test_alloc.h"
+#include "test_sockaddr.h"
 
 #include <check.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,15 +96,6 @@ static void ignore_log(void *context, const char *line)
     (void)line;
 }
 
-static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
-{
-    struct sockaddr_in *in = (struct sockaddr_in *)storage;
-    memset(storage, 0, sizeof(*storage));
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
-}
-
 /* An environ for the request head (ending with an empty line) and body,
    delivered in pieces of piece_size bytes (0: at once). */
 static csgi_environ *start_body(const char *head, const char *body, size_t body_len,
@@ -128,8 +117,8 @@ static csgi_environ *start_body(const char *head, const char *body, size_t body_
                                            scanner.head_length - scanner.skipped, fx.headers,
                                            MAX_FIELDS, &fx.head, &herror),
                      0);
-    set_inet(&fx.peer, "192.0.2.7", 40000);
-    set_inet(&fx.local, "10.0.0.1", 8080);
+    test_set_inet(&fx.peer, "192.0.2.7", 40000);
+    test_set_inet(&fx.local, "10.0.0.1", 8080);
     fx.provider.read = body_read;
     fx.provider.buffered = body_buffered;
     fx.source.head = &fx.head;
@@ -1520,37 +1509,16 @@ static csgi_body *upload_call(void *state, csgi_environ *environ,
 
 static const csgi_app_type upload_type = {"upload", upload_call, NULL};
 
-static csgi_server *server;
-static pthread_t server_thread;
-
-static void *run_server(void *arg)
-{
-    csgi_server_run(arg);
-    return NULL;
-}
-
-static void quiet(int level, const char *message, void *userdata)
-{
-    (void)level;
-    (void)message;
-    (void)userdata;
-}
-
 /* POST body to the upload application, its first split bytes, a pause,
    then the rest. */
 static void post_slowly(const char *body, size_t len, size_t split, test_response *response)
 {
     csgi_app *app;
     ck_assert_int_eq(csgi_app_new(&app, &upload_type, NULL), 0);
-    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
-    options.log = quiet;
-    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    int port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+    app_server served;
+    app_server_start(&served, app, NULL);
 
-    int fd = client_connect(port);
+    int fd = client_connect(served.port);
     char head[256];
     ck_assert_int_eq(client_send_str(fd, multipart_head(head, sizeof(head),
                                                         "multipart/form-data; boundary=XyZ", len)),
@@ -1560,9 +1528,7 @@ static void post_slowly(const char *body, size_t len, size_t split, test_respons
     ck_assert_int_eq(client_send(fd, body + split, len - split), 0);
     ck_assert_int_eq(client_response(fd, response, 0, 5000), 0);
     close(fd);
-    csgi_server_stop(server, 1000);
-    pthread_join(server_thread, NULL);
-    csgi_server_free(server);
+    app_server_stop(&served);
 }
 
 START_TEST(test_server_late_body)

@@ -14,12 +14,11 @@
 #include "http/status.h"
 
 #include "test_alloc.h"
+#include "test_sockaddr.h"
 
 #include <check.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,15 +73,6 @@ static void ignore_log(void *context, const char *line)
     (void)line;
 }
 
-static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
-{
-    struct sockaddr_in *in = (struct sockaddr_in *)storage;
-    memset(storage, 0, sizeof(*storage));
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
-}
-
 /* A request: method, target, and extra header lines each ending in "\r\n". */
 static fixture *request(const char *method, const char *target, const char *headers)
 {
@@ -101,8 +91,8 @@ static fixture *request(const char *method, const char *target, const char *head
                                            scanner.head_length - scanner.skipped, f->headers,
                                            MAX_FIELDS, &f->head, &error),
                      0);
-    set_inet(&f->peer, "192.0.2.7", 40000);
-    set_inet(&f->local, "10.0.0.1", 8080);
+    test_set_inet(&f->peer, "192.0.2.7", 40000);
+    test_set_inet(&f->local, "10.0.0.1", 8080);
     f->provider.read = no_body_read;
     f->provider.buffered = no_body_buffered;
     f->source.head = &f->head;

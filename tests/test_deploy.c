@@ -31,7 +31,7 @@ int test_load_fails(csgi_loader *loader, const char *uri, char *message, size_t 
 }
 
 void test_run_request(csgi_app *app, const char *path, const char *remote, const char *header,
-                      test_response *out)
+                      test_client_response *out)
 {
     char url[512];
     snprintf(url, sizeof(url), "http://example.com%s", path);

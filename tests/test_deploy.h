@@ -21,16 +21,16 @@ int test_load_fails(csgi_loader *loader, const char *uri, char *message, size_t 
 
 /* What a request got back: status line, Content-Type ("" without one) and
    body, truncated to fit (the body must fit). */
-typedef struct test_response {
+typedef struct test_client_response {
     char status[64];
     char content_type[64];
     char body[256];
-} test_response;
+} test_client_response;
 
 /* GET path on example.com through app (borrowed) with the public test client,
    from remote (NULL: 192.0.2.7), with an optional extra header line ("Name:
    value", or NULL); the response in *out. */
 void test_run_request(csgi_app *app, const char *path, const char *remote, const char *header,
-                      test_response *out);
+                      test_client_response *out);
 
 #endif
