@@ -4,6 +4,8 @@
 
 #include <csgi.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,40 +40,19 @@ START_TEST(version)
 }
 END_TEST
 
-/* An allocator that fails once `budget` allocations have succeeded. */
-static long budget = -1;
-static long allocations;
-
-static void *counting_malloc(size_t size)
-{
-    if (budget >= 0 && allocations >= budget)
-        return NULL;
-    allocations++;
-    return malloc(size);
-}
-
-static void *counting_realloc(void *p, size_t size)
-{
-    if (budget >= 0 && allocations >= budget)
-        return NULL;
-    allocations++;
-    return realloc(p, size);
-}
-
 START_TEST(allocator_replaced)
 {
-    ck_assert_int_eq(csgi_set_allocator(counting_malloc, NULL, free), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_set_allocator(counting_malloc, counting_realloc, free), 0);
-    allocations = 0;
-    budget = 1;
+    ck_assert_int_eq(csgi_set_allocator(test_alloc_malloc, NULL, free), CSGI_EINVAL);
+    ck_assert_int_eq(test_alloc_install(), 0);
+    test_alloc_fail_after(1);
     void *a = csgi__malloc(10);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_null(csgi__malloc(10));
-    ck_assert_int_eq(allocations, 1);
+    ck_assert_int_eq(test_alloc_count(), 1);
     csgi__free(a);
-    budget = -1;
+    test_alloc_fail_never();
     ck_assert_ptr_null(csgi__calloc(SIZE_MAX / 2, 4)); /* overflow refused */
-    ck_assert_int_eq(csgi_set_allocator(NULL, NULL, NULL), 0);
+    ck_assert_int_eq(test_alloc_restore(), 0);
 }
 END_TEST
 
@@ -135,17 +116,16 @@ END_TEST
 
 START_TEST(arena_out_of_memory)
 {
-    ck_assert_int_eq(csgi_set_allocator(counting_malloc, counting_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     csgi_arena arena;
     csgi_arena__init(&arena, NULL);
-    allocations = 0;
-    budget = 0;
+    test_alloc_fail_after(0);
     ck_assert_ptr_null(csgi_arena__alloc(&arena, 10));
     ck_assert_int_eq(csgi_arena__defer(&arena, record, NULL), CSGI_ENOMEM);
-    budget = -1;
+    test_alloc_fail_never();
     ck_assert_ptr_nonnull(csgi_arena__alloc(&arena, 10));
     csgi_arena__clear(&arena);
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
 }
 END_TEST
 

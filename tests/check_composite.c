@@ -12,7 +12,6 @@
 #include <check.h>
 #include <event2/event.h>
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,40 +156,18 @@ static csgi_app *answering(answer *a)
 
 /* ---- Server ------------------------------------------------------------------------- */
 
-static csgi_server *server;
-static pthread_t server_thread;
+static app_server served;
 static int port;
-
-static void *run_server(void *arg)
-{
-    csgi_server_run(arg);
-    return NULL;
-}
-
-static void quiet(int level, const char *message, void *userdata)
-{
-    (void)level;
-    (void)message;
-    (void)userdata;
-}
 
 static void start(csgi_app *app)
 {
-    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
-    options.log = quiet;
-    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+    app_server_start(&served, app, NULL);
+    port = served.port;
 }
 
 static void stop(void)
 {
-    csgi_server_stop(server, 1000);
-    pthread_join(server_thread, NULL);
-    csgi_server_free(server);
-    server = NULL;
+    app_server_stop(&served);
 }
 
 /* One request on a fresh connection; the response in *r. */

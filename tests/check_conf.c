@@ -3,51 +3,24 @@
 
 #include <csgi.h>
 
+#include "test_alloc.h"
+#include "test_files.h"
+
 #include <check.h>
-#include <ftw.h>
 #include <limits.h>
-#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers -------------------------------------------------------------- */
-
-/* ../shared/testdata, from CSGI_SHARED_TESTDATA or relative to this file,
-   made absolute (symbolic links resolved) so `here` can be predicted. */
-static const char *testdata_dir(void)
-{
-    static char dir[PATH_MAX];
-    char candidate[PATH_MAX];
-    const char *env = getenv("CSGI_SHARED_TESTDATA");
-    if (env && *env) {
-        snprintf(candidate, sizeof(candidate), "%s", env);
-    } else {
-        /* __FILE__ is ROOT/tests/check_conf.c (or tests/check_conf.c when
-           built from the repository root): the root is two levels up. */
-        char root[PATH_MAX / 2];
-        snprintf(root, sizeof(root), "%s", __FILE__);
-        for (int i = 0; i < 2; i++) {
-            char *slash = strrchr(root, '/');
-            if (slash)
-                *slash = '\0';
-            else
-                root[0] = '\0';
-        }
-        snprintf(candidate, sizeof(candidate), "%s/../shared/testdata", root[0] ? root : ".");
-    }
-    ck_assert_msg(realpath(candidate, dir) != NULL, "no test data at %s", candidate);
-    return dir;
-}
 
 /* HERE of the PasteDeploy samples. */
 static const char *pd_dir(void)
 {
     static char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/pastedeploy", testdata_dir());
+    snprintf(dir, sizeof(dir), "%s/pastedeploy", test_testdata_dir());
     return dir;
 }
 
@@ -139,52 +112,6 @@ static void expect_conf(const csgi_conf__list *list, ...)
         }
         ck_abort_msg("conf has %zu entries (%s), expected %zu", list->count, names, count);
     }
-}
-
-static char tmp_dir[PATH_MAX];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmp_dir(void)
-{
-    if (tmp_dir[0])
-        nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A fresh directory for this test's files (forked tests: one per test),
-   removed when the test's process exits. */
-static void make_tmp_dir(void)
-{
-    char pattern[] = "/tmp/check_conf_XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(pattern));
-    ck_assert_ptr_nonnull(realpath(pattern, tmp_dir));
-    static bool registered;
-    if (!registered)
-        atexit(remove_tmp_dir);
-    registered = true;
-}
-
-static const char *write_file(const char *relative, const char *text)
-{
-    static char path[PATH_MAX + 64];
-    if (!tmp_dir[0])
-        make_tmp_dir();
-    snprintf(path, sizeof(path), "%s/%s", tmp_dir, relative);
-    char *slash = strrchr(path, '/');
-    *slash = '\0';
-    mkdir(path, 0700);
-    *slash = '/';
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
 }
 
 /* ---- test_config.ini (PasteDeploy's tests/test_config.py) ------------------ */
@@ -471,14 +398,14 @@ START_TEST(talk_files)
 {
     csgi_conf__loader *loader = new_loader();
     char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/talk/wsgi_webob.ini", testdata_dir());
+    snprintf(path, sizeof(path), "%s/talk/wsgi_webob.ini", test_testdata_dir());
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     ck_assert_int_eq(c->protocol, CSGI_CONF__PROTOCOL_APP_FACTORY);
     ck_assert_str_eq(csgi_conf__protocol_name(c->protocol), "paste.app_factory");
     ck_assert_str_eq(c->factory.text, "wsgi_webob:app_factory");
     expect_conf(&c->local_conf, NULL);
 
-    snprintf(path, sizeof(path), "%s/talk/wsgi_webob_mid.ini", testdata_dir());
+    snprintf(path, sizeof(path), "%s/talk/wsgi_webob_mid.ini", test_testdata_dir());
     c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     ck_assert_int_eq(c->kind, CSGI_CONF__KIND_PIPELINE);
     ck_assert_uint_eq(c->pipeline_count, 2);
@@ -495,17 +422,17 @@ END_TEST
 
 START_TEST(interpolation_escapes_and_recursion)
 {
-    const char *path = write_file("a.ini", "[DEFAULT]\n"
-                                           "pct = 100%%\n"
-                                           "base = /srv\n"
-                                           "[app:main]\n"
-                                           "use = egg:X#y\n"
-                                           "a = %(pct)s!\n"
-                                           "b = 50%% off\n"
-                                           "c = %(d)s/x\n"
-                                           "d = %(base)s/d\n"
-                                           "base = /local\n"
-                                           "e = %%(pct)s\n");
+    const char *path = test_write_file("a.ini", "[DEFAULT]\n"
+                                                "pct = 100%%\n"
+                                                "base = /srv\n"
+                                                "[app:main]\n"
+                                                "use = egg:X#y\n"
+                                                "a = %(pct)s!\n"
+                                                "b = 50%% off\n"
+                                                "c = %(d)s/x\n"
+                                                "d = %(base)s/d\n"
+                                                "base = /local\n"
+                                                "e = %%(pct)s\n");
     csgi_conf__loader *loader = new_loader();
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     /* `base` is in DEFAULT: dropped from local, but the section's value
@@ -522,22 +449,22 @@ START_TEST(interpolation_errors)
 {
     csgi_conf__loader *loader = new_loader();
     csgi_ini__error error;
-    const char *path = write_file("bad.ini", "[app:main]\nuse = egg:X#y\nv = 50% off\n");
+    const char *path = test_write_file("bad.ini", "[app:main]\nuse = egg:X#y\nv = 50% off\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_int_eq(error.line, 3);
     ck_assert_str_eq(error.key, "v");
     ck_assert_ptr_nonnull(strstr(error.text, "'%' must be followed by"));
 
-    path = write_file("bad2.ini", "[app:main]\nuse = egg:X#y\nv = %(x)\n");
+    path = test_write_file("bad2.ini", "[app:main]\nuse = egg:X#y\nv = %(x)\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.key, "v");
 
-    path = write_file("loop.ini", "[app:main]\nuse = egg:X#y\nx = %(y)s\ny = %(x)s\n");
+    path = test_write_file("loop.ini", "[app:main]\nuse = egg:X#y\nx = %(y)s\ny = %(x)s\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.key, "x");
     ck_assert_ptr_nonnull(strstr(error.text, "deeper than 10"));
 
-    path = write_file("def.ini", "[DEFAULT]\nroot = %(nothing)s\n[app:main]\nuse = egg:X#y\n");
+    path = test_write_file("def.ini", "[DEFAULT]\nroot = %(nothing)s\n[app:main]\nuse = egg:X#y\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.section, "DEFAULT");
     ck_assert_str_eq(error.key, "root");
@@ -548,15 +475,15 @@ END_TEST
 
 START_TEST(default_keys_dropped_unless_set)
 {
-    const char *path = write_file("d.ini", "[DEFAULT]\n"
-                                           "port = 1\n"
-                                           "[app:main]\n"
-                                           "use = egg:X#y\n"
-                                           "port = 2\n"
-                                           "[app:setter]\n"
-                                           "use = egg:X#y\n"
-                                           "set port = 3\n"
-                                           "set  fresh  = new\n");
+    const char *path = test_write_file("d.ini", "[DEFAULT]\n"
+                                                "port = 1\n"
+                                                "[app:main]\n"
+                                                "use = egg:X#y\n"
+                                                "port = 2\n"
+                                                "[app:setter]\n"
+                                                "use = egg:X#y\n"
+                                                "set port = 3\n"
+                                                "set  fresh  = new\n");
     csgi_conf__loader *loader = new_loader();
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     expect_conf(&c->local_conf, NULL);
@@ -571,12 +498,12 @@ END_TEST
 
 START_TEST(caller_globals_precedence)
 {
-    const char *path = write_file("g.ini", "[DEFAULT]\n"
-                                           "x = file\n"
-                                           "[app:main]\n"
-                                           "use = egg:X#y\n"
-                                           "v = %(x)s %(y)s\n"
-                                           "y = local\n");
+    const char *path = test_write_file("g.ini", "[DEFAULT]\n"
+                                                "x = file\n"
+                                                "[app:main]\n"
+                                                "use = egg:X#y\n"
+                                                "v = %(x)s %(y)s\n"
+                                                "y = local\n");
     csgi_conf__loader *loader = new_loader();
     csgi_conf__list globals = {0};
     csgi_conf__list_add(loader, &globals, "x", "caller");
@@ -594,7 +521,7 @@ END_TEST
 
 START_TEST(get_missing_global)
 {
-    const char *path = write_file("get.ini", "[app:main]\nuse = egg:X#y\nget v = nowhere\n");
+    const char *path = test_write_file("get.ini", "[app:main]\nuse = egg:X#y\nget v = nowhere\n");
     csgi_conf__loader *loader = new_loader();
     csgi_ini__error error;
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
@@ -606,22 +533,22 @@ END_TEST
 
 START_TEST(use_extends_and_overrides)
 {
-    const char *path = write_file("u.ini", "[app:base]\n"
-                                           "paste.app_factory = mod:make\n"
-                                           "a = 1\n"
-                                           "b = 2\n"
-                                           "set g = base\n"
-                                           "[app:main]\n"
-                                           "use = base\n"
-                                           "b = 3\n"
-                                           "c = 4\n"
-                                           "set g = main\n"
-                                           "[app:plain]\n"
-                                           "use = wsgi_webob:app_factory\n"
-                                           "[composite:map]\n"
-                                           "use = call:m:make_map\n"
-                                           "[app:outer]\n"
-                                           "use = map\n");
+    const char *path = test_write_file("u.ini", "[app:base]\n"
+                                                "paste.app_factory = mod:make\n"
+                                                "a = 1\n"
+                                                "b = 2\n"
+                                                "set g = base\n"
+                                                "[app:main]\n"
+                                                "use = base\n"
+                                                "b = 3\n"
+                                                "c = 4\n"
+                                                "set g = main\n"
+                                                "[app:plain]\n"
+                                                "use = wsgi_webob:app_factory\n"
+                                                "[composite:map]\n"
+                                                "use = call:m:make_map\n"
+                                                "[app:outer]\n"
+                                                "use = map\n");
     csgi_conf__loader *loader = new_loader();
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     ck_assert_str_eq(c->section, "app:main");
@@ -645,16 +572,16 @@ END_TEST
 
 START_TEST(included_file_here_and_relative_path)
 {
-    write_file("sub/inc.ini", "[app:x]\n"
-                              "paste.app_factory = m:f\n"
-                              "where = %(here)s\n");
-    const char *path = write_file("top.ini", "[app:main]\nuse = config:sub/inc.ini#x\n");
+    test_write_file("sub/inc.ini", "[app:x]\n"
+                                   "paste.app_factory = m:f\n"
+                                   "where = %(here)s\n");
+    const char *path = test_write_file("top.ini", "[app:main]\nuse = config:sub/inc.ini#x\n");
     char sub[PATH_MAX + 8];
-    snprintf(sub, sizeof(sub), "%s/sub", tmp_dir);
+    snprintf(sub, sizeof(sub), "%s/sub", test_tmp_dir());
     csgi_conf__loader *loader = new_loader();
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     expect_conf(&c->local_conf, "where", sub, NULL);
-    ck_assert_str_eq(csgi_conf__list_get(&c->global_conf, "here"), tmp_dir);
+    ck_assert_str_eq(csgi_conf__list_get(&c->global_conf, "here"), test_tmp_dir());
     ck_assert_str_eq(csgi_conf__list_get(&c->global_conf, "__file__"), path);
     csgi_conf__loader_free(loader);
 }
@@ -664,8 +591,8 @@ START_TEST(use_cycles)
 {
     csgi_conf__loader *loader = new_loader();
     csgi_ini__error error;
-    const char *path = write_file("c.ini", "[app:a]\nuse = b\n[app:b]\nuse = a\n"
-                                           "[app:self]\nuse = self\n");
+    const char *path = test_write_file("c.ini", "[app:a]\nuse = b\n[app:b]\nuse = a\n"
+                                                "[app:self]\nuse = self\n");
     const char *message =
         expect_failure(loader, CSGI_CONF__APP, path, "a", NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.section, "app:b");
@@ -675,8 +602,8 @@ START_TEST(use_cycles)
     expect_failure(loader, CSGI_CONF__APP, path, "self", NULL, CSGI_EPARSE, &error);
     ck_assert_ptr_nonnull(strstr(error.text, "[app:self] -> [app:self]"));
 
-    write_file("x.ini", "[app:main]\nuse = config:y.ini\n");
-    path = write_file("y.ini", "[app:main]\nuse = config:x.ini\n");
+    test_write_file("x.ini", "[app:main]\nuse = config:y.ini\n");
+    path = test_write_file("y.ini", "[app:main]\nuse = config:x.ini\n");
     message = expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_msg(strstr(message, "y.ini[app:main] -> ") && strstr(message, "x.ini[app:main] -> "),
                   "%s", message);
@@ -687,17 +614,17 @@ END_TEST
 START_TEST(child_cycles)
 {
     csgi_conf__loader *loader = new_loader();
-    const char *path = write_file("p.ini", "[pipeline:main]\n"
-                                           "pipeline = f main\n"
-                                           "[filter:f]\n"
-                                           "use = egg:X#f\n"
-                                           "filter-with = f\n"
-                                           "[composite:map]\n"
-                                           "use = egg:X#urlmap\n"
-                                           "/ = app\n"
-                                           "/b = app\n"
-                                           "[app:app]\n"
-                                           "use = egg:X#a\n");
+    const char *path = test_write_file("p.ini", "[pipeline:main]\n"
+                                                "pipeline = f main\n"
+                                                "[filter:f]\n"
+                                                "use = egg:X#f\n"
+                                                "filter-with = f\n"
+                                                "[composite:map]\n"
+                                                "use = egg:X#urlmap\n"
+                                                "/ = app\n"
+                                                "/b = app\n"
+                                                "[app:app]\n"
+                                                "use = egg:X#a\n");
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
     csgi_ini__error error;
     csgi_ini__error_clear(&error);
@@ -733,8 +660,8 @@ START_TEST(missing_and_unreadable)
 {
     csgi_conf__loader *loader = new_loader();
     csgi_ini__error error;
-    const char *path = write_file("m.ini", "[app:main]\nuse = nope\n"
-                                           "[app:inc]\nuse = config:missing.ini\n");
+    const char *path = test_write_file("m.ini", "[app:main]\nuse = nope\n"
+                                                "[app:inc]\nuse = config:missing.ini\n");
     const char *message =
         expect_failure(loader, CSGI_CONF__APP, path, "absent", NULL, CSGI_ENOTFOUND, &error);
     ck_assert_msg(strstr(message, "no section 'absent'") && strstr(message, "'application'"), "%s",
@@ -759,15 +686,15 @@ START_TEST(section_errors)
 {
     csgi_conf__loader *loader = new_loader();
     csgi_ini__error error;
-    const char *path = write_file("s.ini", "[app:dup]\nuse = egg:X#y\n"
-                                           "[composite:dup]\nuse = egg:X#z\n"
-                                           "[app:two]\npaste.app_factory = a:b\n"
-                                           "paste.composite_factory = c:d\n"
-                                           "[app:none]\nkey = v\n"
-                                           "[filter-app:fa]\nuse = egg:X#f\n"
-                                           "[app: spaced ]\nuse = egg:X#s\n"
-                                           "[application:dup2]\nuse = egg:X#late\n"
-                                           "[app:dup2]\nuse = egg:X#early\n");
+    const char *path = test_write_file("s.ini", "[app:dup]\nuse = egg:X#y\n"
+                                                "[composite:dup]\nuse = egg:X#z\n"
+                                                "[app:two]\npaste.app_factory = a:b\n"
+                                                "paste.composite_factory = c:d\n"
+                                                "[app:none]\nkey = v\n"
+                                                "[filter-app:fa]\nuse = egg:X#f\n"
+                                                "[app: spaced ]\nuse = egg:X#s\n"
+                                                "[application:dup2]\nuse = egg:X#late\n"
+                                                "[app:dup2]\nuse = egg:X#early\n");
     const char *message =
         expect_failure(loader, CSGI_CONF__APP, path, "dup", NULL, CSGI_EPARSE, &error);
     ck_assert_msg(strstr(message, "ambiguous") && strstr(message, "[composite:dup]"), "%s",
@@ -788,25 +715,6 @@ START_TEST(section_errors)
 END_TEST
 
 /* Fail the Nth allocation for every N: each failure is ENOMEM, nothing leaks. */
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 START_TEST(out_of_memory_every_allocation)
 {
     /* A value long enough to need the interpolation buffer to grow and a
@@ -817,17 +725,15 @@ START_TEST(out_of_memory_every_allocation)
         n += snprintf(text + n, sizeof(text) - (size_t)n, "long%d ", i);
     snprintf(text + n, sizeof(text) - (size_t)n,
              "\n[app:main]\nuse = config:inc.ini\nv = %%(x)s%%%%\nset g = 1\n");
-    write_file("inc.ini",
-               "[app:main]\nuse = base\nget w = g\n[app:base]\npaste.app_factory = a:b\n");
-    const char *path = write_file("oom.ini", text);
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    test_write_file("inc.ini",
+                    "[app:main]\nuse = base\nget w = g\n[app:base]\npaste.app_factory = a:b\n");
+    const char *path = test_write_file("oom.ini", text);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int successes = 0;
     long succeeded_at = 0;
     for (long budget = 0; budget < 500 && !successes; budget++) {
-        alloc_budget = -1;
         csgi_conf__loader *loader = NULL;
-        alloc_budget = budget;
-        alloc_count = 0;
+        test_alloc_fail_after(budget);
         int rc = csgi_conf__loader_new(&loader);
         if (rc == 0) {
             csgi_ini__error error;
@@ -835,7 +741,7 @@ START_TEST(out_of_memory_every_allocation)
             const csgi_conf__context *c = NULL;
             rc = csgi_conf__resolve(loader, CSGI_CONF__APP, path, NULL, NULL, &c, &error);
             if (rc == 0) {
-                alloc_budget = -1;
+                test_alloc_fail_never();
                 successes++;
                 succeeded_at = budget;
                 ck_assert_str_eq(csgi_conf__list_get(&c->local_conf, "w"), "1");
@@ -850,12 +756,12 @@ START_TEST(out_of_memory_every_allocation)
         } else {
             ck_assert_int_eq(rc, CSGI_ENOMEM);
         }
-        alloc_budget = -1;
+        test_alloc_fail_never();
         csgi_conf__loader_free(loader);
     }
     ck_assert_int_eq(successes, 1);
     ck_assert_int_gt(succeeded_at, 10); /* the failures above covered many paths */
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
 }
 END_TEST
 

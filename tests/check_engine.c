@@ -655,13 +655,6 @@ END_TEST
 
 /* ---- Listeners, threads, loops ------------------------------------------------ */
 
-static void quiet(int level, const char *message, void *userdata)
-{
-    (void)level;
-    (void)message;
-    (void)userdata;
-}
-
 static void plain_hello(csgi_http__request *req, void *userdata)
 {
     (void)userdata;
@@ -696,7 +689,7 @@ START_TEST(listeners_ipv6_unix_several)
 {
     csgi_http__options options;
     csgi_http__options_init(&options);
-    options.log = quiet;
+    options.log = quiet_log;
     csgi_http__handler handler = {plain_hello, NULL};
     csgi_http__engine *engine;
     ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, NULL), 0);
@@ -765,7 +758,7 @@ START_TEST(threads_share_the_port)
 {
     csgi_http__options options;
     csgi_http__options_init(&options);
-    options.log = quiet;
+    options.log = quiet_log;
     options.threads = 3;
     csgi_http__handler handler = {plain_hello, NULL};
     csgi_http__engine *engine;
@@ -806,7 +799,7 @@ START_TEST(attach_to_host_loop)
     struct event_base *base = event_base_new();
     csgi_http__options options;
     csgi_http__options_init(&options);
-    options.log = quiet;
+    options.log = quiet_log;
     csgi_http__handler handler = {plain_hello, NULL};
     csgi_http__engine *engine;
     options.threads = 2;

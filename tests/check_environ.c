@@ -16,11 +16,11 @@
 #include <csgi/common.h>
 #include <csgi/environ.h>
 
+#include "test_sockaddr.h"
+
 #include <check.h>
 
-#include <arpa/inet.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,24 +132,6 @@ static void capture_log(void *context, const char *line)
     f->log_count++;
 }
 
-static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
-{
-    struct sockaddr_in *in = (struct sockaddr_in *)storage;
-    memset(storage, 0, sizeof(*storage));
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
-}
-
-static void set_inet6(struct sockaddr_storage *storage, const char *address, unsigned port)
-{
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)storage;
-    memset(storage, 0, sizeof(*storage));
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET6, address, &in6->sin6_addr), 1);
-}
-
 static void set_unix(struct sockaddr_storage *storage)
 {
     struct sockaddr_un *un = (struct sockaddr_un *)storage;
@@ -182,12 +164,12 @@ static fixture *fixture_make(const char *request, peer_kind peer)
 
     switch (peer) {
     case PEER_INET:
-        set_inet(&f->peer, "192.0.2.7", 40000);
-        set_inet(&f->local, "10.0.0.1", 8080);
+        test_set_inet(&f->peer, "192.0.2.7", 40000);
+        test_set_inet(&f->local, "10.0.0.1", 8080);
         break;
     case PEER_INET6:
-        set_inet6(&f->peer, "2001:db8::7", 40001);
-        set_inet6(&f->local, "::1", 8443);
+        test_set_inet6(&f->peer, "2001:db8::7", 40001);
+        test_set_inet6(&f->local, "::1", 8443);
         break;
     case PEER_UNIX:
         set_unix(&f->peer);
@@ -430,8 +412,8 @@ START_TEST(test_remote_address)
 
     /* Port 0 and 65535 format as numbers too. */
     f = fixture_make("GET / HTTP/1.0\r\n\r\n", PEER_INET);
-    set_inet(&f->peer, "127.0.0.1", 65535);
-    set_inet(&f->local, "0.0.0.0", 0);
+    test_set_inet(&f->peer, "127.0.0.1", 65535);
+    test_set_inet(&f->local, "0.0.0.0", 0);
     fixture_environ(f);
     ck_assert_key(f->environ, "REMOTE_ADDR", "127.0.0.1");
     ck_assert_key(f->environ, "REMOTE_PORT", "65535");

@@ -300,15 +300,8 @@ static const csgi_app_type test_type = {"test", test_app, NULL};
 
 /* ---- Server ------------------------------------------------------------------------- */
 
-static csgi_server *server;
-static pthread_t server_thread;
+static app_server served;
 static int port;
-
-static void *run_server(void *arg)
-{
-    csgi_server_run(arg);
-    return NULL;
-}
 
 /* Log lines, kept for assertions. */
 static char log_text[16384];
@@ -340,11 +333,8 @@ static void start(csgi_app *app)
     log_text[0] = '\0';
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.log = keep_log;
-    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+    app_server_start(&served, app, &options);
+    port = served.port;
 }
 
 static csgi_app *test_application(void)
@@ -356,10 +346,7 @@ static csgi_app *test_application(void)
 
 static void stop(void)
 {
-    csgi_server_stop(server, 1000);
-    pthread_join(server_thread, NULL);
-    csgi_server_free(server);
-    server = NULL;
+    app_server_stop(&served);
 }
 
 static void request(int fd, const char *method, const char *path, const char *extra,
@@ -790,11 +777,8 @@ START_TEST(server_threads_and_host_loop)
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.threads = 2;
     options.log = keep_log;
-    ck_assert_int_eq(csgi_server_new(&server, test_application(), &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+    app_server_start(&served, test_application(), &options);
+    port = served.port;
     for (int i = 0; i < 20; i++) {
         int fd = client_connect(port);
         test_response r;
@@ -807,6 +791,7 @@ START_TEST(server_threads_and_host_loop)
 
     /* Options with a bad version are refused, and the app is freed. */
     options.version = 99;
+    csgi_server *server = NULL;
     ck_assert_int_eq(csgi_server_new(&server, test_application(), &options, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(server);
 
@@ -837,7 +822,6 @@ START_TEST(server_threads_and_host_loop)
     close(wake[0]);
     close(wake[1]);
     csgi_server_free(server);
-    server = NULL;
     event_base_free(base);
 }
 END_TEST

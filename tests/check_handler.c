@@ -8,10 +8,11 @@
 #include <csgi.h>
 #include <csgi/json.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 #include <jansson.h>
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -573,30 +574,11 @@ END_TEST
 
 /* ---- A body that arrives late, in a real server ----------------------------------------- */
 
-static void *serve(void *server)
-{
-    csgi_server_run(server);
-    return NULL;
-}
-
-static void quiet(int level, const char *message, void *userdata)
-{
-    (void)level;
-    (void)message;
-    (void)userdata;
-}
-
 START_TEST(test_late_body)
 {
-    csgi_server *server;
-    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
-    options.log = quiet;
-    ck_assert_int_eq(csgi_server_new(&server, handler_app(echo_json), &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    int port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    pthread_t thread;
-    ck_assert_int_eq(pthread_create(&thread, NULL, serve, server), 0);
+    app_server served;
+    app_server_start(&served, handler_app(echo_json), NULL);
+    int port = served.port;
 
     for (int attempt = 0; attempt < 2; attempt++) {
         /* The second time the client leaves while the handler waits. */
@@ -624,42 +606,20 @@ START_TEST(test_late_body)
         /* Called once before the rest of the body came, once after. */
         ck_assert_int_eq(atomic_load(&echo_calls), 2);
     }
-    csgi_server_stop(server, 1000);
-    pthread_join(thread, NULL);
-    csgi_server_free(server);
+    app_server_stop(&served);
 }
 END_TEST
 
 /* ---- Out of memory ------------------------------------------------------------------------ */
 
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 /* Make and run the pipeline with each allocation failing in turn: every
    attempt ends in an error or a response, and nothing leaks. */
 START_TEST(test_out_of_memory)
 {
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     for (long budget = 0; budget < 500 && !succeeded; budget++) {
-        alloc_budget = budget;
-        alloc_count = 0;
+        test_alloc_fail_after(budget);
         csgi_app *next = NULL, *app = NULL;
         csgi_test_response *response = NULL;
         int rc = csgi_handler_app(&next, "hello", hello, NULL, NULL);
@@ -677,15 +637,15 @@ START_TEST(test_out_of_memory)
                           code);
             if (code == 202) {
                 ck_assert_str_eq(body_of(response), "Hello World\n");
-                succeeded = alloc_count < budget;
+                succeeded = test_alloc_count() < budget;
             }
         }
-        alloc_budget = -1;
+        test_alloc_fail_never();
         csgi_test_response_free(response);
         csgi_test_request_free(request);
         csgi_app_free(app);
     }
-    ck_assert_int_eq(csgi_set_allocator(NULL, NULL, NULL), 0);
+    ck_assert_int_eq(test_alloc_restore(), 0);
     ck_assert_int_eq(succeeded, 1);
 }
 END_TEST

@@ -5,6 +5,9 @@
 
 #include <csgi.h>
 
+#include "test_alloc.h"
+#include "test_files.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <limits.h>
@@ -84,34 +87,10 @@ static void expect_keys(const csgi_ini *ini, const char *section, const char *ex
     ck_assert_uint_eq(count, s->key_count);
 }
 
-/* ../shared/testdata, from CSGI_SHARED_TESTDATA or relative to this file. */
-static const char *testdata_dir(void)
-{
-    static char dir[PATH_MAX];
-    const char *env = getenv("CSGI_SHARED_TESTDATA");
-    if (env && *env) {
-        snprintf(dir, sizeof(dir), "%s", env);
-        return dir;
-    }
-    /* __FILE__ is ROOT/tests/check_ini.c (or tests/check_ini.c when built
-       from the repository root): the repository root is two levels up. */
-    char root[PATH_MAX / 2];
-    snprintf(root, sizeof(root), "%s", __FILE__);
-    for (int i = 0; i < 2; i++) {
-        char *slash = strrchr(root, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            root[0] = '\0';
-    }
-    snprintf(dir, sizeof(dir), "%s/../shared/testdata", root[0] ? root : ".");
-    return dir;
-}
-
 static csgi_ini *load_testdata(const char *relative)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", testdata_dir(), relative);
+    snprintf(path, sizeof(path), "%s/%s", test_testdata_dir(), relative);
     csgi_ini__error error;
     csgi_ini__error_clear(&error);
     csgi_ini *ini = NULL;
@@ -619,42 +598,22 @@ START_TEST(query_helpers_accept_null)
 END_TEST
 
 /* Fail the Nth allocation for every N: each failure is ENOMEM, nothing leaks. */
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 START_TEST(out_of_memory_every_allocation)
 {
     char *big = repeat("long value ", 3000);
     char *text = malloc(8000);
     snprintf(text, 8000, "[DEFAULT]\na = 1\n[app:main]\nuse = x\nlong = %s\nmulti = 1\n  2\n", big);
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int successes = 0;
     for (long budget = 0; budget < 200 && !successes; budget++) {
-        alloc_budget = budget;
-        alloc_count = 0;
+        test_alloc_fail_after(budget);
         csgi_ini__error error;
         csgi_ini__error_clear(&error);
         csgi_ini *ini = NULL;
         int rc = csgi_ini__load_buffer(&ini, "t.ini", text, strlen(text), &error);
         if (rc == 0) {
             successes++;
-            alloc_budget = -1;
+            test_alloc_fail_never();
             ck_assert_str_eq(value_of(ini, "app:main", "multi"), "1\n2");
             csgi_ini__free(ini);
         } else {
@@ -663,9 +622,9 @@ START_TEST(out_of_memory_every_allocation)
             ck_assert_str_eq(error.text, "out of memory");
         }
     }
-    alloc_budget = -1;
+    test_alloc_fail_never();
     ck_assert_int_eq(successes, 1);
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
     free(text);
     free(big);
 }
@@ -800,7 +759,7 @@ START_TEST(testdata_every_file_loads)
     int loaded = 0;
     for (size_t d = 0; d < 2; d++) {
         char dir_path[PATH_MAX];
-        snprintf(dir_path, sizeof(dir_path), "%s/%s", testdata_dir(), dirs[d]);
+        snprintf(dir_path, sizeof(dir_path), "%s/%s", test_testdata_dir(), dirs[d]);
         DIR *dir = opendir(dir_path);
         ck_assert_msg(dir != NULL, "cannot open %s", dir_path);
         struct dirent *entry;

@@ -10,51 +10,29 @@
 #include <csgi/composite.h>
 #include <csgi/loader.h>
 
+#include "test_alloc.h"
+#include "test_deploy.h"
+#include "test_files.h"
+
 #include <check.h>
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_FIELDS 32
 
 /* ---- test data ------------------------------------------------------------------ */
 
-static const char *testdata_dir(void)
-{
-    static char dir[PATH_MAX];
-    char candidate[PATH_MAX];
-    const char *env = getenv("CSGI_SHARED_TESTDATA");
-    if (env && *env) {
-        snprintf(candidate, sizeof(candidate), "%s", env);
-    } else {
-        char root[PATH_MAX / 2];
-        snprintf(root, sizeof(root), "%s", __FILE__);
-        for (int i = 0; i < 2; i++) {
-            char *slash = strrchr(root, '/');
-            if (slash)
-                *slash = '\0';
-            else
-                root[0] = '\0';
-        }
-        snprintf(candidate, sizeof(candidate), "%s/../shared/testdata", root[0] ? root : ".");
-    }
-    ck_assert_msg(realpath(candidate, dir) != NULL, "no test data at %s", candidate);
-    return dir;
-}
-
 static const char *pd_dir(void)
 {
     static char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/pastedeploy", testdata_dir());
+    snprintf(dir, sizeof(dir), "%s/pastedeploy", test_testdata_dir());
     return dir;
 }
 
@@ -64,39 +42,6 @@ static const char *pd_uri(const char *file, const char *name)
     static char uri[PATH_MAX + 128];
     snprintf(uri, sizeof(uri), "%s/%s%s%s", pd_dir(), file, name ? "#" : "", name ? name : "");
     return uri;
-}
-
-static char tmp_dir[PATH_MAX];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmp_dir(void)
-{
-    if (tmp_dir[0])
-        nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[PATH_MAX + 64];
-    if (!tmp_dir[0]) {
-        char pattern[] = "/tmp/check_loader_XXXXXX";
-        ck_assert_ptr_nonnull(mkdtemp(pattern));
-        ck_assert_ptr_nonnull(realpath(pattern, tmp_dir));
-        atexit(remove_tmp_dir);
-    }
-    snprintf(path, sizeof(path), "%s/%s", tmp_dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
 }
 
 /* ---- FakeApp ------------------------------------------------------------------------ */
@@ -455,79 +400,17 @@ static csgi_loader *new_loader(void)
     return loader;
 }
 
-static csgi_app *load(csgi_loader *loader, const char *uri)
-{
-    csgi_app *app = NULL;
-    csgi_load_error error;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
-    char message[2048];
-    csgi_load_error_format(&error, message, sizeof(message));
-    ck_assert_msg(rc == 0, "loading %s: %s (%s)", uri, message, csgi_err_name(rc));
-    ck_assert_ptr_nonnull(app);
-    return app;
-}
-
-/* Load uri, which must fail: the formatted error in message. Returns the code. */
-static int load_fails(csgi_loader *loader, const char *uri, char *message, size_t size)
-{
-    csgi_app *app = (csgi_app *)&app; /* must be reset */
-    csgi_load_error error;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
-    ck_assert_int_ne(rc, 0);
-    ck_assert_ptr_null(app);
-    csgi_load_error_format(&error, message, size);
-    return rc;
-}
-
-typedef struct response {
-    char status[64];
-    char content_type[64];
-    char body[256];
-} response;
-
-/* GET path on example.com through app with the public test client, from
-   remote (NULL: 192.0.2.7), with an optional extra header line ("Name:
-   value", or NULL); the response in *out. */
-static void run_request(csgi_app *app, const char *path, const char *remote, const char *header,
-                        response *out)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "http://example.com%s", path);
-    csgi_test_request *request = NULL;
-    ck_assert_int_eq(csgi_test_request_new(&request, "GET", url), 0);
-    ck_assert_int_eq(csgi_test_request_remote(request, remote ? remote : "192.0.2.7", 40000), 0);
-    if (header) {
-        char name[128];
-        const char *colon = strchr(header, ':');
-        ck_assert_ptr_nonnull(colon);
-        snprintf(name, sizeof(name), "%.*s", (int)(colon - header), header);
-        ck_assert_int_eq(csgi_test_request_header(request, name, colon + 1 + (colon[1] == ' ')), 0);
-    }
-    csgi_test_response *got = NULL;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &got), 0);
-    memset(out, 0, sizeof(*out));
-    snprintf(out->status, sizeof(out->status), "%s", csgi_test_response_status(got));
-    const char *type = csgi_test_response_header(got, "Content-Type");
-    snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
-    size_t len = 0;
-    const char *body = csgi_test_response_body(got, &len);
-    ck_assert_uint_lt(len, sizeof(out->body));
-    memcpy(out->body, body, len);
-    csgi_test_response_free(got);
-    csgi_test_request_free(request);
-}
-
 /* GET path from remote, through app; the response in *out. */
-static void run(csgi_app *app, const char *path, const char *remote, response *out)
+static void run(csgi_app *app, const char *path, const char *remote, test_client_response *out)
 {
-    run_request(app, path, remote, NULL, out);
+    test_run_request(app, path, remote, NULL, out);
 }
 
 /* Run and check status code and body. */
 static void expect(csgi_app *app, const char *path, const char *remote, const char *status,
                    const char *body)
 {
-    response r;
+    test_client_response r;
     run(app, path, remote, &r);
     ck_assert_str_eq(r.status, status);
     if (body)
@@ -556,14 +439,14 @@ START_TEST(basic_app_names)
     csgi_loader *loader = new_loader();
     const char *uris[] = {pd_uri("basic_app.ini", NULL), pd_uri("basic_app.ini", "main")};
     for (size_t i = 0; i < 2; i++) {
-        csgi_app *app = load(loader, uris[i]);
+        csgi_app *app = test_load(loader, uris[i]);
         ck_assert_str_eq(csgi_app_name(app), "basic_app");
         expect(app, "/", NULL, "200 OK", "This is basic app");
         csgi_app_free(app);
     }
     char config[PATH_MAX + 256];
     snprintf(config, sizeof(config), "config:%s", pd_uri("basic_app.ini", "other"));
-    csgi_app *other = load(loader, config);
+    csgi_app *other = test_load(loader, config);
     expect(other, "/", NULL, "200 OK", "This is another app");
     csgi_app_free(other);
     csgi_loader_free(loader);
@@ -573,7 +456,7 @@ END_TEST
 START_TEST(basic_app_remote_addr)
 {
     csgi_loader *loader = new_loader();
-    csgi_app *app = load(loader, pd_uri("basic_app.ini", "remote_addr"));
+    csgi_app *app = test_load(loader, pd_uri("basic_app.ini", "remote_addr"));
     ck_assert_str_eq(csgi_app_name(app), "remote_addr");
     expect(app, "/", "127.0.0.1", "200 OK", "This is basic app");
     expect(app, "/", "192.0.2.9", "200 OK", "This is another app");
@@ -585,13 +468,13 @@ END_TEST
 START_TEST(test_func_call_references)
 {
     csgi_loader *loader = new_loader();
-    csgi_app *app = load(loader, pd_uri("test_func.ini", NULL));
+    csgi_app *app = test_load(loader, pd_uri("test_func.ini", NULL));
     expect(app, "/", NULL, "200 OK", "This is basic app");
     csgi_app_free(app);
-    app = load(loader, pd_uri("test_func.ini", "other"));
+    app = test_load(loader, pd_uri("test_func.ini", "other"));
     expect(app, "/", NULL, "200 OK", "This is another app");
     csgi_app_free(app);
-    app = load(loader, pd_uri("test_func.ini", "remote_addr"));
+    app = test_load(loader, pd_uri("test_func.ini", "remote_addr"));
     expect(app, "/", "127.0.0.1", "200 OK", "This is basic app");
     expect(app, "/", "10.9.9.9", "200 OK", "This is another app");
     csgi_app_free(app);
@@ -611,7 +494,7 @@ START_TEST(test_filter_sections)
         {"inv", "THIS IS BASIC APP"},    {"normal", "This is basic app"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        csgi_app *app = load(loader, pd_uri("test_filter.ini", cases[i].name));
+        csgi_app *app = test_load(loader, pd_uri("test_filter.ini", cases[i].name));
         expect(app, "/", NULL, "200 OK", cases[i].body);
         if (strcmp(cases[i].name, "normal") != 0) {
             ck_assert_str_eq(csgi_app_name(app), "caps");
@@ -621,7 +504,7 @@ START_TEST(test_filter_sections)
         csgi_app_free(app);
     }
     char message[2048];
-    int rc = load_fails(loader, pd_uri("test_filter.ini", "piped3"), message, sizeof(message));
+    int rc = test_load_fails(loader, pd_uri("test_filter.ini", "piped3"), message, sizeof(message));
     ck_assert_int_eq(rc, CSGI_EPARSE);
     ck_assert_ptr_nonnull(strstr(message, "extra_config_option"));
     ck_assert_ptr_nonnull(strstr(message, "[pipeline:piped3]"));
@@ -632,7 +515,7 @@ END_TEST
 START_TEST(test_filter_with_chain)
 {
     csgi_loader *loader = new_loader();
-    csgi_app *app = load(loader, pd_uri("test_filter_with.ini", NULL));
+    csgi_app *app = test_load(loader, pd_uri("test_filter_with.ini", NULL));
     expect(app, "/", NULL, "200 OK", "THIS IS BASIC APP");
     /* filter2(filter1(basic_app)) */
     ck_assert_str_eq(csgi_app_name(app), "caps");
@@ -670,7 +553,7 @@ START_TEST(config_test1_test2_test3)
     char apppath[PATH_MAX + 16];
     snprintf(apppath, sizeof(apppath), "%s/app", pd_dir());
 
-    csgi_app *test1 = load(loader, pd_uri("test_config.ini", "test1"));
+    csgi_app *test1 = test_load(loader, pd_uri("test_config.ini", "test1"));
     fake_app *c = configed(test1);
     ck_assert_uint_eq(c->local_count, 3);
     expect_pair(c->local, c->local_count, "setting1", "foo");
@@ -682,7 +565,7 @@ START_TEST(config_test1_test2_test3)
     expect_here(c);
     expect(test1, "/", NULL, "200 OK", "configed");
 
-    csgi_app *test2 = load(loader, pd_uri("test_config.ini", "test2"));
+    csgi_app *test2 = test_load(loader, pd_uri("test_config.ini", "test2"));
     c = configed(test2);
     ck_assert_uint_eq(c->local_count, 1);
     expect_pair(c->local, c->local_count, "local conf", "something");
@@ -693,13 +576,13 @@ START_TEST(config_test1_test2_test3)
     expect_here(c);
 
     /* test1 again: unchanged by test2 */
-    csgi_app *again = load(loader, pd_uri("test_config.ini", "test1"));
+    csgi_app *again = test_load(loader, pd_uri("test_config.ini", "test1"));
     c = configed(again);
     expect_pair(c->global, c->global_count, "def1", "a");
     ck_assert_ptr_null(pairs_find(c->global, c->global_count, "another"));
     csgi_app_free(again);
 
-    csgi_app *test3 = load(loader, pd_uri("test_config.ini", "test3"));
+    csgi_app *test3 = test_load(loader, pd_uri("test_config.ini", "test3"));
     c = configed(test3);
     ck_assert_uint_eq(c->local_count, 2);
     expect_pair(c->local, c->local_count, "local conf", "something");
@@ -719,7 +602,7 @@ END_TEST
 START_TEST(config_foreign_and_get)
 {
     csgi_loader *loader = new_loader();
-    csgi_app *app = load(loader, pd_uri("test_config.ini", "test_foreign_config"));
+    csgi_app *app = test_load(loader, pd_uri("test_config.ini", "test_foreign_config"));
     fake_app *c = configed(app);
     ck_assert_uint_eq(c->local_count, 2);
     expect_pair(c->local, c->local_count, "another", "FOO");
@@ -731,7 +614,7 @@ START_TEST(config_foreign_and_get)
     expect_here(c);
     csgi_app_free(app);
 
-    app = load(loader, pd_uri("test_config.ini", "test_get"));
+    app = test_load(loader, pd_uri("test_config.ini", "test_get"));
     c = configed(app);
     ck_assert_uint_eq(c->local_count, 2);
     expect_pair(c->local, c->local_count, "def1", "a");
@@ -750,7 +633,7 @@ START_TEST(config_caller_globals)
     ck_assert_int_eq(csgi_loader_set_global(loader, "def2", "TEST DEF 2"), 0);
     ck_assert_int_eq(csgi_loader_set_global(loader, "inherit", "bazbar"), 0);
     ck_assert_int_eq(csgi_loader_set_global(loader, "", "x"), CSGI_EINVAL);
-    csgi_app *app = load(loader, pd_uri("test_config.ini", "test_global_conf"));
+    csgi_app *app = test_load(loader, pd_uri("test_config.ini", "test_global_conf"));
     fake_app *c = configed(app);
     ck_assert_uint_eq(c->local_count, 1);
     expect_pair(c->local, c->local_count, "test_interp", "this:bazbar");
@@ -766,7 +649,7 @@ START_TEST(config_test_error)
 {
     csgi_loader *loader = new_loader();
     char message[2048];
-    int rc = load_fails(loader, pd_uri("test_error.ini", NULL), message, sizeof(message));
+    int rc = test_load_fails(loader, pd_uri("test_error.ini", NULL), message, sizeof(message));
     ck_assert_int_eq(rc, CSGI_EPARSE);
     ck_assert_ptr_nonnull(strstr(message, "test_error.ini:8: [app:main] setting2: "));
     ck_assert_ptr_nonnull(strstr(message, "does_not_exist"));
@@ -777,7 +660,7 @@ END_TEST
 START_TEST(executable_main)
 {
     csgi_loader *loader = new_loader();
-    csgi_app *app = load(loader, pd_uri("executable.ini", NULL));
+    csgi_app *app = test_load(loader, pd_uri("executable.ini", NULL));
     expect(app, "/", NULL, "200 OK", "This is basic app");
     csgi_app_free(app);
     csgi_loader_free(loader);
@@ -840,35 +723,35 @@ static const char urlmap_ini[] = "[composite:main]\n"
 START_TEST(urlmap_builtin)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("urlmap.ini", urlmap_ini);
+    const char *path = test_write_file("urlmap.ini", urlmap_ini);
     char uri[PATH_MAX + 64];
-    csgi_app *app = load(loader, path);
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "200 OK", "This is basic app");
     expect(app, "/v2/x", NULL, "200 OK", "THIS IS BASIC APP");
     expect(app, "/v21", NULL, "200 OK", "This is basic app");
     csgi_app_free(app);
 
     snprintf(uri, sizeof(uri), "%s#strict", path);
-    app = load(loader, uri);
+    app = test_load(loader, uri);
     expect(app, "/only/x", NULL, "200 OK", "This is basic app");
     expect(app, "/elsewhere", NULL, "404 Not Found", "nothing here");
     csgi_app_free(app);
 
     snprintf(uri, sizeof(uri), "%s#plain", path);
-    app = load(loader, uri);
-    response r;
+    app = test_load(loader, uri);
+    test_client_response r;
     run(app, "/elsewhere", NULL, &r);
     ck_assert_int_eq(strncmp(r.status, "404", 3), 0);
     csgi_app_free(app);
 
     char message[2048];
     snprintf(uri, sizeof(uri), "%s#bad_debug", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
     ck_assert_ptr_nonnull(strstr(message, "urlmap.ini:34: [composite:bad_debug] debug: "));
     ck_assert_ptr_nonnull(strstr(message, "maybe"));
 
     snprintf(uri, sizeof(uri), "%s#bad_route", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(message, "nowhere"));
     csgi_loader_free(loader);
 }
@@ -877,22 +760,22 @@ END_TEST
 START_TEST(cascade_builtin)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("cascade.ini", urlmap_ini);
+    const char *path = test_write_file("cascade.ini", urlmap_ini);
     char uri[PATH_MAX + 64];
     snprintf(uri, sizeof(uri), "%s#cascade", path);
-    csgi_app *app = load(loader, uri);
+    csgi_app *app = test_load(loader, uri);
     expect(app, "/", NULL, "200 OK", "This is basic app");
     csgi_app_free(app);
 
     /* catch = 500: the 404 of app1 is the answer */
     snprintf(uri, sizeof(uri), "%s#cascade_caught", path);
-    app = load(loader, uri);
+    app = test_load(loader, uri);
     expect(app, "/", NULL, "404 Not Found", "nothing here");
     csgi_app_free(app);
 
     char message[2048];
     snprintf(uri, sizeof(uri), "%s#bad_cascade", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
     ck_assert_ptr_nonnull(strstr(message, "[composite:bad_cascade] first: "));
     csgi_loader_free(loader);
 }
@@ -903,16 +786,16 @@ END_TEST
 START_TEST(unknown_factory_names_place)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("unknown.ini", "[app:main]\n"
-                                                 "use = egg:Nope#x\n"
-                                                 "\n"
-                                                 "[pipeline:piped]\n"
-                                                 "pipeline = egg:Nope#filter main\n"
-                                                 "\n"
-                                                 "[app:direct]\n"
-                                                 "paste.app_factory = nope.module:factory\n");
+    const char *path = test_write_file("unknown.ini", "[app:main]\n"
+                                                      "use = egg:Nope#x\n"
+                                                      "\n"
+                                                      "[pipeline:piped]\n"
+                                                      "pipeline = egg:Nope#filter main\n"
+                                                      "\n"
+                                                      "[app:direct]\n"
+                                                      "paste.app_factory = nope.module:factory\n");
     char message[2048], expected[PATH_MAX + 256], uri[PATH_MAX + 64];
-    ck_assert_int_eq(load_fails(loader, path, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, path, message, sizeof(message)), CSGI_ENOTFOUND);
     snprintf(expected, sizeof(expected),
              "%s:2: [app:main] use: unknown factory 'egg:Nope#x' (an app factory was expected)",
              path);
@@ -921,7 +804,7 @@ START_TEST(unknown_factory_names_place)
 
     /* the pipeline's filter is reached after its app: it is main that fails */
     snprintf(uri, sizeof(uri), "%s#direct", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
     snprintf(expected, sizeof(expected),
              "%s:8: [app:direct] paste.app_factory: unknown factory 'nope.module:factory' (an "
              "app factory was expected)",
@@ -935,13 +818,13 @@ END_TEST
 START_TEST(unknown_filter_in_pipeline)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("unknown_filter.ini", "[pipeline:main]\n"
-                                                        "pipeline = egg:Nope#filter home\n"
-                                                        "\n"
-                                                        "[app:home]\n"
-                                                        "use = egg:FakeApp#basic_app\n");
+    const char *path = test_write_file("unknown_filter.ini", "[pipeline:main]\n"
+                                                             "pipeline = egg:Nope#filter home\n"
+                                                             "\n"
+                                                             "[app:home]\n"
+                                                             "use = egg:FakeApp#basic_app\n");
     char message[2048];
-    ck_assert_int_eq(load_fails(loader, path, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, path, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(message, ":2: [pipeline:main] pipeline: unknown factory "
                                           "'egg:Nope#filter' (a filter factory was expected)"));
     csgi_loader_free(loader);
@@ -951,15 +834,15 @@ END_TEST
 START_TEST(lazy_building)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("lazy.ini", "[app:broken]\n"
-                                              "use = egg:NotInstalled#thing\n"
-                                              "\n"
-                                              "[filter:unused]\n"
-                                              "use = egg:NotInstalled#filter\n"
-                                              "\n"
-                                              "[app:main]\n"
-                                              "use = egg:FakeApp#basic_app\n");
-    csgi_app *app = load(loader, path);
+    const char *path = test_write_file("lazy.ini", "[app:broken]\n"
+                                                   "use = egg:NotInstalled#thing\n"
+                                                   "\n"
+                                                   "[filter:unused]\n"
+                                                   "use = egg:NotInstalled#filter\n"
+                                                   "\n"
+                                                   "[app:main]\n"
+                                                   "use = egg:FakeApp#basic_app\n");
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "200 OK", "This is basic app");
     csgi_app_free(app);
     csgi_loader_free(loader);
@@ -969,24 +852,24 @@ END_TEST
 START_TEST(filter_with_composes)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("chain.ini", "[app:main]\n"
-                                               "use = egg:FakeApp#basic_app\n"
-                                               "filter-with = lower\n"
-                                               "\n"
-                                               "[filter:lower]\n"
-                                               "use = egg:FakeApp#caps\n"
-                                               "method_to_call = lower\n"
-                                               "filter-with = upper\n"
-                                               "\n"
-                                               "[filter:upper]\n"
-                                               "use = egg:FakeApp#caps\n"
-                                               "\n"
-                                               "[filter-app:fa]\n"
-                                               "use = egg:FakeApp#caps\n"
-                                               "next = main\n"
-                                               "method_to_call = lower\n");
+    const char *path = test_write_file("chain.ini", "[app:main]\n"
+                                                    "use = egg:FakeApp#basic_app\n"
+                                                    "filter-with = lower\n"
+                                                    "\n"
+                                                    "[filter:lower]\n"
+                                                    "use = egg:FakeApp#caps\n"
+                                                    "method_to_call = lower\n"
+                                                    "filter-with = upper\n"
+                                                    "\n"
+                                                    "[filter:upper]\n"
+                                                    "use = egg:FakeApp#caps\n"
+                                                    "\n"
+                                                    "[filter-app:fa]\n"
+                                                    "use = egg:FakeApp#caps\n"
+                                                    "next = main\n"
+                                                    "method_to_call = lower\n");
     /* upper(lower(basic)): upper wins */
-    csgi_app *app = load(loader, path);
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "200 OK", "THIS IS BASIC APP");
     caps_filter *outer = csgi_app_state(app);
     ck_assert_int_eq(outer->lower, 0);
@@ -996,7 +879,7 @@ START_TEST(filter_with_composes)
 
     char uri[PATH_MAX + 64];
     snprintf(uri, sizeof(uri), "%s#fa", path);
-    app = load(loader, uri);
+    app = test_load(loader, uri);
     expect(app, "/", NULL, "200 OK", "this is basic app");
     csgi_app_free(app);
     csgi_loader_free(loader);
@@ -1006,23 +889,23 @@ END_TEST
 START_TEST(factory_error_located)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("fail.ini", "[composite:main]\n"
-                                              "use = egg:csgi#urlmap\n"
-                                              "/ = good\n"
-                                              "/bad = bad\n"
-                                              "\n"
-                                              "[app:good]\n"
-                                              "use = egg:FakeApp#basic_app\n"
-                                              "\n"
-                                              "[app:bad]\n"
-                                              "use = egg:Test#fail\n");
+    const char *path = test_write_file("fail.ini", "[composite:main]\n"
+                                                   "use = egg:csgi#urlmap\n"
+                                                   "/ = good\n"
+                                                   "/bad = bad\n"
+                                                   "\n"
+                                                   "[app:good]\n"
+                                                   "use = egg:FakeApp#basic_app\n"
+                                                   "\n"
+                                                   "[app:bad]\n"
+                                                   "use = egg:Test#fail\n");
     char message[2048], expected[PATH_MAX + 256], uri[PATH_MAX + 64];
     snprintf(uri, sizeof(uri), "%s#bad", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
     snprintf(expected, sizeof(expected), "%s:10: [app:bad] boom", path);
     ck_assert_str_eq(message, expected);
     /* inside a composite: the good app built first is released (ASan) */
-    ck_assert_int_eq(load_fails(loader, path, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_int_eq(test_load_fails(loader, path, message, sizeof(message)), CSGI_EINVAL);
     ck_assert_str_eq(message, expected);
     csgi_loader_free(loader);
 }
@@ -1031,17 +914,17 @@ END_TEST
 START_TEST(typed_conf)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("typed.ini", "[app:main]\n"
-                                               "use = egg:Test#typed\n"
-                                               "flag = Yes\n"
-                                               "flag2 = off\n"
-                                               "bad_flag = maybe\n"
-                                               "n = -12\n"
-                                               "bad_n = 12x\n"
-                                               "big_n = 99999999999999999999999\n"
-                                               "items = a  b\n"
-                                               "   c\n");
-    csgi_app *app = load(loader, path);
+    const char *path = test_write_file("typed.ini", "[app:main]\n"
+                                                    "use = egg:Test#typed\n"
+                                                    "flag = Yes\n"
+                                                    "flag2 = off\n"
+                                                    "bad_flag = maybe\n"
+                                                    "n = -12\n"
+                                                    "bad_n = 12x\n"
+                                                    "big_n = 99999999999999999999999\n"
+                                                    "items = a  b\n"
+                                                    "   c\n");
+    csgi_app *app = test_load(loader, path);
     ck_assert_int_eq(typed.flag, 1);
     ck_assert_int_eq(typed.flag2, 0);
     ck_assert_int_eq(typed.missing_flag, 1);
@@ -1085,17 +968,17 @@ START_TEST(registration_rules)
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:Short#main", CSGI_FACTORY_APP, other_factory),
         CSGI_EINVAL);
-    const char *path = write_file("short.ini", "[app:main]\n"
-                                               "use = egg:Short#main\n"
-                                               "\n"
-                                               "[app:bare]\n"
-                                               "use = egg:Short\n");
-    csgi_app *app = load(loader, path);
+    const char *path = test_write_file("short.ini", "[app:main]\n"
+                                                    "use = egg:Short#main\n"
+                                                    "\n"
+                                                    "[app:bare]\n"
+                                                    "use = egg:Short\n");
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "200 OK", "This is another app");
     csgi_app_free(app);
     char uri[PATH_MAX + 64];
     snprintf(uri, sizeof(uri), "%s#bare", path);
-    app = load(loader, uri);
+    app = test_load(loader, uri);
     csgi_app_free(app);
 
     /* outside a composite factory */
@@ -1106,8 +989,8 @@ START_TEST(registration_rules)
     /* missing file and section */
     char message[2048];
     snprintf(uri, sizeof(uri), "%s#absent", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
-    ck_assert_int_eq(load_fails(loader, "/nonexistent/x.ini", message, sizeof(message)),
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, "/nonexistent/x.ini", message, sizeof(message)),
                      CSGI_ENOTFOUND);
     ck_assert_int_eq(csgi_loader_load_app(loader, NULL, &app, NULL), CSGI_EINVAL);
     csgi_loader_free(NULL);
@@ -1141,92 +1024,73 @@ END_TEST
 START_TEST(composite_cycles_and_nesting)
 {
     csgi_loader *loader = new_loader();
-    const char *path = write_file("nested.ini", "[composite:main]\n"
-                                                "use = egg:csgi#urlmap\n"
-                                                "/api = inner\n"
-                                                "/ = egg:FakeApp#other\n"
-                                                "\n"
-                                                "[composite:inner]\n"
-                                                "use = egg:csgi#urlmap\n"
-                                                "/v1 = egg:FakeApp#basic_app\n"
-                                                "\n"
-                                                "[composite:loop]\n"
-                                                "use = egg:csgi#urlmap\n"
-                                                "/ = loop\n");
-    csgi_app *app = load(loader, path);
+    const char *path = test_write_file("nested.ini", "[composite:main]\n"
+                                                     "use = egg:csgi#urlmap\n"
+                                                     "/api = inner\n"
+                                                     "/ = egg:FakeApp#other\n"
+                                                     "\n"
+                                                     "[composite:inner]\n"
+                                                     "use = egg:csgi#urlmap\n"
+                                                     "/v1 = egg:FakeApp#basic_app\n"
+                                                     "\n"
+                                                     "[composite:loop]\n"
+                                                     "use = egg:csgi#urlmap\n"
+                                                     "/ = loop\n");
+    csgi_app *app = test_load(loader, path);
     expect(app, "/api/v1/x", NULL, "200 OK", "This is basic app");
     expect(app, "/elsewhere", NULL, "200 OK", "This is another app");
     csgi_app_free(app);
     char uri[PATH_MAX + 64], message[2048];
     snprintf(uri, sizeof(uri), "%s#loop", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_EPARSE);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EPARSE);
     ck_assert_ptr_nonnull(strstr(message, "[composite:loop]"));
     csgi_loader_free(loader);
 }
 END_TEST
 
 /* Fail the Nth allocation for every N: each failure is ENOMEM, nothing leaks. */
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 START_TEST(out_of_memory_every_allocation)
 {
-    const char *path = write_file("oom.ini", "[composite:main]\n"
-                                             "use = egg:Paste#urlmap\n"
-                                             "/ = piped\n"
-                                             "/c = casc\n"
-                                             "not_found_app = egg:FakeApp#other\n"
-                                             "\n"
-                                             "[composite:casc]\n"
-                                             "use = egg:Paste#cascade\n"
-                                             "app1 = egg:FakeApp#not_found\n"
-                                             "app2 = fa\n"
-                                             "catch = 404 500\n"
-                                             "\n"
-                                             "[pipeline:piped]\n"
-                                             "pipeline = egg:FakeApp#caps egg:FakeApp#caps2 home\n"
-                                             "\n"
-                                             "[app:home]\n"
-                                             "use = egg:Test#typed\n"
-                                             "filter-with = f\n"
-                                             "items = a b c\n"
-                                             "flag = on\n"
-                                             "n = 3\n"
-                                             "\n"
-                                             "[filter:f]\n"
-                                             "use = egg:FakeApp#caps\n"
-                                             "\n"
-                                             "[filter-app:fa]\n"
-                                             "use = egg:FakeApp#caps\n"
-                                             "next = home\n");
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    const char *path =
+        test_write_file("oom.ini", "[composite:main]\n"
+                                   "use = egg:Paste#urlmap\n"
+                                   "/ = piped\n"
+                                   "/c = casc\n"
+                                   "not_found_app = egg:FakeApp#other\n"
+                                   "\n"
+                                   "[composite:casc]\n"
+                                   "use = egg:Paste#cascade\n"
+                                   "app1 = egg:FakeApp#not_found\n"
+                                   "app2 = fa\n"
+                                   "catch = 404 500\n"
+                                   "\n"
+                                   "[pipeline:piped]\n"
+                                   "pipeline = egg:FakeApp#caps egg:FakeApp#caps2 home\n"
+                                   "\n"
+                                   "[app:home]\n"
+                                   "use = egg:Test#typed\n"
+                                   "filter-with = f\n"
+                                   "items = a b c\n"
+                                   "flag = on\n"
+                                   "n = 3\n"
+                                   "\n"
+                                   "[filter:f]\n"
+                                   "use = egg:FakeApp#caps\n"
+                                   "\n"
+                                   "[filter-app:fa]\n"
+                                   "use = egg:FakeApp#caps\n"
+                                   "next = home\n");
+    ck_assert_int_eq(test_alloc_install(), 0);
     int done = 0;
     long succeeded_at = -1;
     for (long budget = 0; budget < 2000 && !done; budget++) {
-        alloc_budget = -1;
+        test_alloc_fail_never();
         csgi_loader *loader = new_loader();
-        alloc_budget = budget;
-        alloc_count = 0;
+        test_alloc_fail_after(budget);
         csgi_app *app = NULL;
         csgi_load_error error;
         int rc = csgi_loader_load_app(loader, path, &app, &error);
-        alloc_budget = -1;
+        test_alloc_fail_never();
         if (rc == 0) {
             done = 1;
             succeeded_at = budget;
@@ -1248,23 +1112,23 @@ END_TEST
 
 START_TEST(composite_builds_filters)
 {
-    const char *path = write_file("filtered.ini", "[composite:main]\n"
-                                                  "use = egg:Test#filtered\n"
-                                                  "app = basic\n"
-                                                  "filter = caps\n"
-                                                  "\n"
-                                                  "[app:basic]\n"
-                                                  "use = egg:FakeApp#basic_app\n"
-                                                  "\n"
-                                                  "[filter:caps]\n"
-                                                  "use = egg:FakeApp#caps\n");
+    const char *path = test_write_file("filtered.ini", "[composite:main]\n"
+                                                       "use = egg:Test#filtered\n"
+                                                       "app = basic\n"
+                                                       "filter = caps\n"
+                                                       "\n"
+                                                       "[app:basic]\n"
+                                                       "use = egg:FakeApp#basic_app\n"
+                                                       "\n"
+                                                       "[filter:caps]\n"
+                                                       "use = egg:FakeApp#caps\n");
     csgi_loader *loader = new_loader();
-    csgi_app *app = load(loader, path);
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "200 OK", "THIS IS BASIC APP");
     csgi_app_free(app);
 
     /* Outside a composite factory: refused, and next is released. */
-    csgi_app *next = load(loader, path);
+    csgi_app *next = test_load(loader, path);
     csgi_app *out = (csgi_app *)&out;
     csgi_load_error error;
     memset(&error, 0, sizeof(error)); /* first error wins: start empty */

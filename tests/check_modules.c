@@ -13,9 +13,11 @@
 #include <csgi/testing.h>
 #include <csgi/loader.h>
 
+#include "test_deploy.h"
+#include "test_files.h"
+
 #include <check.h>
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -30,40 +32,10 @@
 
 /* ---- places ------------------------------------------------------------------------ */
 
-/* The project root, from this file's path. */
-static const char *project_dir(void)
-{
-    static char dir[PATH_MAX];
-    char root[PATH_MAX];
-    snprintf(root, sizeof(root), "%s", __FILE__);
-    for (int i = 0; i < 2; i++) {
-        char *slash = strrchr(root, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(root, sizeof(root), ".");
-    }
-    ck_assert_msg(realpath(root[0] ? root : ".", dir) != NULL, "no project at %s", root);
-    return dir;
-}
-
-static const char *testdata_dir(void)
-{
-    static char dir[PATH_MAX];
-    char candidate[PATH_MAX];
-    const char *env = getenv("CSGI_SHARED_TESTDATA");
-    if (env && *env)
-        snprintf(candidate, sizeof(candidate), "%s", env);
-    else
-        snprintf(candidate, sizeof(candidate), "%s/../shared/testdata", project_dir());
-    ck_assert_msg(realpath(candidate, dir) != NULL, "no test data at %s", candidate);
-    return dir;
-}
-
 static const char *talk_ini(const char *name)
 {
     static char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/talk/%s", testdata_dir(), name);
+    snprintf(path, sizeof(path), "%s/talk/%s", test_testdata_dir(), name);
     return path;
 }
 
@@ -86,45 +58,6 @@ static const char *plugin_dir(void)
     return dir;
 }
 
-static char tmp_dir[PATH_MAX];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmp_dir(void)
-{
-    if (tmp_dir[0])
-        nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char path[PATH_MAX + 64];
-    if (!tmp_dir[0]) {
-        char pattern[] = "/tmp/check_modules_XXXXXX";
-        ck_assert_ptr_nonnull(mkdtemp(pattern));
-        ck_assert_ptr_nonnull(realpath(pattern, tmp_dir));
-        atexit(remove_tmp_dir);
-    }
-    snprintf(path, sizeof(path), "%s/%s", tmp_dir, name);
-    return path;
-}
-
-static const char *write_file(const char *name, const char *text)
-{
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
 /* ---- loading ------------------------------------------------------------------------ */
 
 static csgi_loader *new_loader(int with_module_dir)
@@ -136,79 +69,17 @@ static csgi_loader *new_loader(int with_module_dir)
     return loader;
 }
 
-static csgi_app *load(csgi_loader *loader, const char *uri)
-{
-    csgi_app *app = NULL;
-    csgi_load_error error;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
-    char message[2048];
-    csgi_load_error_format(&error, message, sizeof(message));
-    ck_assert_msg(rc == 0, "loading %s: %s (%s)", uri, message, csgi_err_name(rc));
-    ck_assert_ptr_nonnull(app);
-    return app;
-}
-
-/* Load uri, which must fail: the formatted error in message. Returns the code. */
-static int load_fails(csgi_loader *loader, const char *uri, char *message, size_t size)
-{
-    csgi_app *app = (csgi_app *)&app; /* must be reset */
-    csgi_load_error error;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
-    ck_assert_int_ne(rc, 0);
-    ck_assert_ptr_null(app);
-    csgi_load_error_format(&error, message, size);
-    return rc;
-}
-
-typedef struct response {
-    char status[64];
-    char content_type[64];
-    char body[256];
-} response;
-
-/* GET path on example.com through app with the public test client, from
-   remote (NULL: 192.0.2.7), with an optional extra header line ("Name:
-   value", or NULL); the response in *out. */
-static void run_request(csgi_app *app, const char *path, const char *remote, const char *header,
-                        response *out)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "http://example.com%s", path);
-    csgi_test_request *request = NULL;
-    ck_assert_int_eq(csgi_test_request_new(&request, "GET", url), 0);
-    ck_assert_int_eq(csgi_test_request_remote(request, remote ? remote : "192.0.2.7", 40000), 0);
-    if (header) {
-        char name[128];
-        const char *colon = strchr(header, ':');
-        ck_assert_ptr_nonnull(colon);
-        snprintf(name, sizeof(name), "%.*s", (int)(colon - header), header);
-        ck_assert_int_eq(csgi_test_request_header(request, name, colon + 1 + (colon[1] == ' ')), 0);
-    }
-    csgi_test_response *got = NULL;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &got), 0);
-    memset(out, 0, sizeof(*out));
-    snprintf(out->status, sizeof(out->status), "%s", csgi_test_response_status(got));
-    const char *type = csgi_test_response_header(got, "Content-Type");
-    snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
-    size_t len = 0;
-    const char *body = csgi_test_response_body(got, &len);
-    ck_assert_uint_lt(len, sizeof(out->body));
-    memcpy(out->body, body, len);
-    csgi_test_response_free(got);
-    csgi_test_request_free(request);
-}
-
 /* GET path through app with an optional extra header line ("Name: value");
    the response in *out. */
-static void run(csgi_app *app, const char *path, const char *header, response *out)
+static void run(csgi_app *app, const char *path, const char *header, test_client_response *out)
 {
-    run_request(app, path, NULL, header, out);
+    test_run_request(app, path, NULL, header, out);
 }
 
 static void expect(csgi_app *app, const char *path, const char *header, const char *status,
                    const char *body)
 {
-    response r;
+    test_client_response r;
     run(app, path, header, &r);
     ck_assert_str_eq(r.status, status);
     if (body)
@@ -222,13 +93,13 @@ static const char secret[] = "Hello, Secret World of WebOb !";
 START_TEST(talk_middleware_pipeline)
 {
     csgi_loader *loader = new_loader(1);
-    csgi_app *app = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    csgi_app *app = test_load(loader, talk_ini("wsgi_webob_mid.ini"));
     ck_assert_str_eq(csgi_app_name(app), "wsgi_webob_mid.auth_filter");
     expect(app, "/", NULL, "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: open-sesam", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: open-sesame!", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: ", "403 Forbidden", NULL);
-    response r;
+    test_client_response r;
     run(app, "/", "X-Auth-Token: open-sesame", &r);
     ck_assert_str_eq(r.status, "200 OK");
     ck_assert_str_eq(r.body, secret);
@@ -245,7 +116,7 @@ END_TEST
 START_TEST(talk_middleware_lint_clean)
 {
     csgi_loader *loader = new_loader(1);
-    csgi_app *app = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    csgi_app *app = test_load(loader, talk_ini("wsgi_webob_mid.ini"));
     csgi_lint_options options = CSGI_LINT_OPTIONS_INIT;
     options.strict = 1;
     csgi_app *lint = NULL;
@@ -273,14 +144,14 @@ END_TEST
 START_TEST(talk_hello)
 {
     csgi_loader *loader = new_loader(1);
-    csgi_app *app = load(loader, talk_ini("wsgi_webob.ini"));
-    response r;
+    csgi_app *app = test_load(loader, talk_ini("wsgi_webob.ini"));
+    test_client_response r;
     run(app, "/", NULL, &r);
     ck_assert_str_eq(r.status, "200 OK");
     ck_assert_str_eq(r.body, "Hello, World of WebOb !");
     ck_assert_str_eq(r.content_type, "text/html");
     /* Loading the other file with the same loader uses its own module. */
-    csgi_app *mid = load(loader, talk_ini("wsgi_webob_mid.ini"));
+    csgi_app *mid = test_load(loader, talk_ini("wsgi_webob_mid.ini"));
     expect(mid, "/", "X-Auth-Token: open-sesame", "200 OK", secret);
     csgi_app_free(mid);
     csgi_app_free(app);
@@ -291,9 +162,9 @@ END_TEST
 START_TEST(example_token_variant)
 {
     char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/examples/auth_filter/auth_token.ini", project_dir());
+    snprintf(path, sizeof(path), "%s/examples/auth_filter/auth_token.ini", test_project_dir());
     csgi_loader *loader = new_loader(1);
-    csgi_app *app = load(loader, path);
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: open-sesame", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: swordfish", "200 OK", secret);
@@ -310,7 +181,7 @@ START_TEST(module_path_environment)
     snprintf(value, sizeof(value), "/nonexistent/csgi::%s", module_dir());
     ck_assert_int_eq(setenv("CSGI_MODULE_PATH", value, 1), 0);
     csgi_loader *loader = new_loader(0);
-    csgi_app *app = load(loader, talk_ini("wsgi_webob.ini"));
+    csgi_app *app = test_load(loader, talk_ini("wsgi_webob.ini"));
     expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
     csgi_app_free(app);
     csgi_loader_free(loader);
@@ -319,7 +190,7 @@ START_TEST(module_path_environment)
     ck_assert_int_eq(unsetenv("CSGI_MODULE_PATH"), 0);
     loader = new_loader(0);
     char message[2048];
-    ck_assert_int_eq(load_fails(loader, talk_ini("wsgi_webob.ini"), message, sizeof(message)),
+    ck_assert_int_eq(test_load_fails(loader, talk_ini("wsgi_webob.ini"), message, sizeof(message)),
                      CSGI_ENOTFOUND);
     csgi_loader_free(loader);
 }
@@ -333,32 +204,33 @@ START_TEST(module_path_in_the_deploy_file)
              "[DEFAULT]\ncsgi_module_path = nowhere:%s\n\n"
              "[app:main]\npaste.app_factory = wsgi_webob:app_factory\n",
              module_dir());
-    const char *ini = write_file("option.ini", text);
+    const char *ini = test_write_file("option.ini", text);
     ck_assert_int_eq(unsetenv("CSGI_MODULE_PATH"), 0);
     csgi_loader *loader = new_loader(0);
-    csgi_app *app = load(loader, ini);
+    csgi_app *app = test_load(loader, ini);
     expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
     csgi_app_free(app);
     csgi_loader_free(loader);
 
     char target[PATH_MAX + 64];
     snprintf(target, sizeof(target), "%s/wsgi_webob.so", module_dir());
-    ck_assert_int_eq(mkdir(tmp_path("mods"), 0700), 0);
-    ck_assert_int_eq(symlink(target, tmp_path("mods/wsgi_webob.so")), 0);
-    ini = write_file("relative.ini", "[DEFAULT]\ncsgi_module_path = mods\n\n"
-                                     "[app:main]\npaste.app_factory = wsgi_webob:app_factory\n");
+    ck_assert_int_eq(mkdir(test_tmp_path("mods"), 0700), 0);
+    ck_assert_int_eq(symlink(target, test_tmp_path("mods/wsgi_webob.so")), 0);
+    ini =
+        test_write_file("relative.ini", "[DEFAULT]\ncsgi_module_path = mods\n\n"
+                                        "[app:main]\npaste.app_factory = wsgi_webob:app_factory\n");
     loader = new_loader(0);
-    app = load(loader, ini);
+    app = test_load(loader, ini);
     expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
     csgi_app_free(app);
     csgi_loader_free(loader);
 
     /* the paths tried name it */
-    ini = write_file("missing.ini", "[DEFAULT]\ncsgi_module_path = /opt/none\n\n"
-                                    "[app:main]\npaste.app_factory = absent:app_factory\n");
+    ini = test_write_file("missing.ini", "[DEFAULT]\ncsgi_module_path = /opt/none\n\n"
+                                         "[app:main]\npaste.app_factory = absent:app_factory\n");
     loader = new_loader(0);
     char message[4096];
-    ck_assert_int_eq(load_fails(loader, ini, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, ini, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(message, "/opt/none/absent.so"));
     csgi_loader_free(loader);
 }
@@ -369,12 +241,12 @@ START_TEST(module_beside_the_deploy_file)
     /* libMODULE.so in the deploy file's directory, no module path */
     char target[PATH_MAX + 64];
     snprintf(target, sizeof(target), "%s/wsgi_webob.so", module_dir());
-    ck_assert_int_eq(symlink(target, tmp_path("libwsgi_webob.so")), 0);
-    const char *ini = write_file("beside.ini", "[app:main]\n"
-                                               "paste.app_factory = wsgi_webob:app_factory\n");
+    ck_assert_int_eq(symlink(target, test_tmp_path("libwsgi_webob.so")), 0);
+    const char *ini = test_write_file("beside.ini", "[app:main]\n"
+                                                    "paste.app_factory = wsgi_webob:app_factory\n");
     ck_assert_int_eq(unsetenv("CSGI_MODULE_PATH"), 0);
     csgi_loader *loader = new_loader(0);
-    csgi_app *app = load(loader, ini);
+    csgi_app *app = test_load(loader, ini);
     expect(app, "/", NULL, "200 OK", "Hello, World of WebOb !");
     csgi_app_free(app);
     csgi_loader_free(loader);
@@ -383,28 +255,28 @@ END_TEST
 
 START_TEST(call_references)
 {
-    const char *ini = write_file("call.ini", "[pipeline:main]\n"
-                                             "pipeline = auth hello\n"
-                                             "\n"
-                                             "[app:hello]\n"
-                                             "use = call:wsgi_webob_mid:app_factory\n"
-                                             "\n"
-                                             "[filter:auth]\n"
-                                             "use = call:wsgi_webob_mid:filter_factory\n"
-                                             "token = letmein\n"
-                                             "\n"
-                                             "[filter-app:wrapped]\n"
-                                             "paste.filter_app_factory = "
-                                             "wsgi_webob_mid:filter_factory\n"
-                                             "next = hello\n");
+    const char *ini = test_write_file("call.ini", "[pipeline:main]\n"
+                                                  "pipeline = auth hello\n"
+                                                  "\n"
+                                                  "[app:hello]\n"
+                                                  "use = call:wsgi_webob_mid:app_factory\n"
+                                                  "\n"
+                                                  "[filter:auth]\n"
+                                                  "use = call:wsgi_webob_mid:filter_factory\n"
+                                                  "token = letmein\n"
+                                                  "\n"
+                                                  "[filter-app:wrapped]\n"
+                                                  "paste.filter_app_factory = "
+                                                  "wsgi_webob_mid:filter_factory\n"
+                                                  "next = hello\n");
     csgi_loader *loader = new_loader(1);
-    csgi_app *app = load(loader, ini);
+    csgi_app *app = test_load(loader, ini);
     expect(app, "/", "X-Auth-Token: open-sesame", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: letmein", "200 OK", secret);
     csgi_app_free(app);
     char uri[PATH_MAX + 64];
     snprintf(uri, sizeof(uri), "%s#wrapped", ini);
-    app = load(loader, uri);
+    app = test_load(loader, uri);
     expect(app, "/", NULL, "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: open-sesame", "200 OK", secret);
     csgi_app_free(app);
@@ -427,15 +299,16 @@ END_TEST
 
 START_TEST(module_not_found_lists_paths)
 {
-    const char *ini = write_file("missing.ini", "[app:main]\n"
-                                                "paste.app_factory = no_such_module:app_factory\n");
+    const char *ini =
+        test_write_file("missing.ini", "[app:main]\n"
+                                       "paste.app_factory = no_such_module:app_factory\n");
     char ini_copy[PATH_MAX + 64];
     snprintf(ini_copy, sizeof(ini_copy), "%s", ini);
     ck_assert_int_eq(setenv("CSGI_MODULE_PATH", "/env/one:/env/two", 1), 0);
     csgi_loader *loader = new_loader(0);
     ck_assert_int_eq(csgi_loader_add_module_path(loader, "/added/dir"), 0);
     char message[2048], expected[4 * PATH_MAX];
-    ck_assert_int_eq(load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
     snprintf(expected, sizeof(expected),
              "%s:2: [app:main] paste.app_factory: unknown factory 'no_such_module:app_factory' "
              "(an app factory was expected): no module no_such_module.so or "
@@ -443,7 +316,7 @@ START_TEST(module_not_found_lists_paths)
              "/added/dir/no_such_module.so, /added/dir/libno_such_module.so, "
              "/env/one/no_such_module.so, /env/one/libno_such_module.so, "
              "/env/two/no_such_module.so, /env/two/libno_such_module.so)",
-             ini_copy, tmp_dir, tmp_dir);
+             ini_copy, test_tmp_dir(), test_tmp_dir());
     ck_assert_str_eq(message, expected);
     csgi_loader_free(loader);
 }
@@ -451,19 +324,20 @@ END_TEST
 
 START_TEST(symbol_not_found)
 {
-    const char *ini = write_file("nosymbol.ini", "[pipeline:main]\n"
-                                                 "pipeline = auth hello\n"
-                                                 "\n"
-                                                 "[app:hello]\n"
-                                                 "paste.app_factory = wsgi_webob:app_factory\n"
-                                                 "\n"
-                                                 "[filter:auth]\n"
-                                                 "paste.filter_factory = wsgi_webob:no_filter\n");
+    const char *ini =
+        test_write_file("nosymbol.ini", "[pipeline:main]\n"
+                                        "pipeline = auth hello\n"
+                                        "\n"
+                                        "[app:hello]\n"
+                                        "paste.app_factory = wsgi_webob:app_factory\n"
+                                        "\n"
+                                        "[filter:auth]\n"
+                                        "paste.filter_factory = wsgi_webob:no_filter\n");
     char ini_copy[PATH_MAX + 64];
     snprintf(ini_copy, sizeof(ini_copy), "%s", ini);
     csgi_loader *loader = new_loader(1);
     char message[2048], expected[2 * PATH_MAX];
-    ck_assert_int_eq(load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
     snprintf(expected, sizeof(expected),
              "%s:8: [filter:auth] paste.filter_factory: module 'wsgi_webob' has no symbol "
              "'no_filter' (a filter factory was expected)",
@@ -475,12 +349,12 @@ END_TEST
 
 START_TEST(broken_module)
 {
-    write_file("broken.so", "not an ELF file\n");
-    const char *ini = write_file("broken.ini", "[app:main]\n"
-                                               "paste.app_factory = broken:app_factory\n");
+    test_write_file("broken.so", "not an ELF file\n");
+    const char *ini = test_write_file("broken.ini", "[app:main]\n"
+                                                    "paste.app_factory = broken:app_factory\n");
     csgi_loader *loader = new_loader(0);
     char message[2048];
-    ck_assert_int_eq(load_fails(loader, ini, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_int_eq(test_load_fails(loader, ini, message, sizeof(message)), CSGI_EINVAL);
     ck_assert_ptr_nonnull(strstr(message, "[app:main] paste.app_factory: cannot load "));
     ck_assert_ptr_nonnull(strstr(message, "/broken.so: "));
     csgi_loader_free(loader);
@@ -509,29 +383,29 @@ static const char plugin_ini[] = "[pipeline:main]\n"
 
 START_TEST(plugin_entry_points)
 {
-    const char *ini = write_file("plugin.ini", plugin_ini);
+    const char *ini = test_write_file("plugin.ini", plugin_ini);
     char path[PATH_MAX + 64], uri[PATH_MAX + 128], message[2048];
     snprintf(path, sizeof(path), "%s", ini);
     csgi_loader *loader = new_loader(1);
     ck_assert_int_eq(csgi_loader_add_module_path(loader, plugin_dir()), 0);
-    csgi_app *app = load(loader, path);
+    csgi_app *app = test_load(loader, path);
     expect(app, "/", NULL, "200 OK", "plugin main");
     expect(app, "/tea", NULL, "418 I'm a teapot", "short and stout");
     csgi_app_free(app);
 
     snprintf(uri, sizeof(uri), "%s#missing", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(message, ":11: [app:missing] use: module 'testplugin' has no "
                                           "entry point 'nope' in its csgi_plugin_entry_points "
                                           "table"));
 
     snprintf(uri, sizeof(uri), "%s#wrong_kind", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
     ck_assert_ptr_nonnull(strstr(message, "'egg:testplugin#teapot' is a filter factory (an app "
                                           "factory was expected)"));
 
     snprintf(uri, sizeof(uri), "%s#no_table", path);
-    ck_assert_int_eq(load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_ptr_nonnull(
         strstr(message, "module 'wsgi_webob' exports no csgi_plugin_entry_points table"));
     csgi_loader_free(loader);
@@ -570,7 +444,7 @@ START_TEST(registered_before_modules)
     ck_assert_int_eq(csgi_loader_register_app(loader, "wsgi_webob:app_factory", CSGI_FACTORY_APP,
                                               registered_factory),
                      0);
-    csgi_app *app = load(loader, talk_ini("wsgi_webob.ini"));
+    csgi_app *app = test_load(loader, talk_ini("wsgi_webob.ini"));
     expect(app, "/", NULL, "200 OK", "registered");
     csgi_app_free(app);
     csgi_loader_free(loader);

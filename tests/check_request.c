@@ -18,13 +18,13 @@
 #include <csgi/server.h>
 #include <csgi/request.h>
 
+#include "test_alloc.h"
+#include "test_sockaddr.h"
+
 #include <check.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,15 +96,6 @@ static void ignore_log(void *context, const char *line)
     (void)line;
 }
 
-static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
-{
-    struct sockaddr_in *in = (struct sockaddr_in *)storage;
-    memset(storage, 0, sizeof(*storage));
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
-}
-
 /* An environ for the request head (ending with an empty line) and body,
    delivered in pieces of piece_size bytes (0: at once). */
 static csgi_environ *start_body(const char *head, const char *body, size_t body_len,
@@ -126,8 +117,8 @@ static csgi_environ *start_body(const char *head, const char *body, size_t body_
                                            scanner.head_length - scanner.skipped, fx.headers,
                                            MAX_FIELDS, &fx.head, &herror),
                      0);
-    set_inet(&fx.peer, "192.0.2.7", 40000);
-    set_inet(&fx.local, "10.0.0.1", 8080);
+    test_set_inet(&fx.peer, "192.0.2.7", 40000);
+    test_set_inet(&fx.local, "10.0.0.1", 8080);
     fx.provider.read = body_read;
     fx.provider.buffered = body_buffered;
     fx.source.head = &fx.head;
@@ -1283,25 +1274,6 @@ END_TEST
 
 /* ---- Out of memory ----------------------------------------------------------------- */
 
-static long budget = -1;
-static long allocations;
-
-static void *counting_malloc(size_t size)
-{
-    if (budget >= 0 && allocations >= budget)
-        return NULL;
-    allocations++;
-    return malloc(size);
-}
-
-static void *counting_realloc(void *p, size_t size)
-{
-    if (budget >= 0 && allocations >= budget)
-        return NULL;
-    allocations++;
-    return realloc(p, size);
-}
-
 /* Run scenario with the Nth allocation failing, for N = 0, 1, ... until it
    succeeds: each run returns 0 or CSGI_ENOMEM, never crashes or leaks
    (AddressSanitizer checks), and the run that succeeds checks the
@@ -1312,16 +1284,15 @@ typedef void (*check_fn)(void);
 static void with_failures(const char *head, const char *body, size_t body_len, scenario_fn scenario,
                           check_fn check)
 {
-    ck_assert_int_eq(csgi_set_allocator(counting_malloc, counting_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     long failures = 0;
     for (long n = 0; n < 2000 && !succeeded; n++) {
         start_body(head, body, body_len, 0);
         csgi_environ_get(fx.environ, "PATH_INFO"); /* the environ itself is built */
-        allocations = 0;
-        budget = n;
+        test_alloc_fail_after(n);
         int rc = scenario();
-        budget = -1;
+        test_alloc_fail_never();
         if (rc == 0) {
             succeeded = 1;
             check();
@@ -1331,7 +1302,7 @@ static void with_failures(const char *head, const char *body, size_t body_len, s
         }
         finish();
     }
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
     ck_assert(succeeded);
     ck_assert_int_gt(failures, 0); /* the scenario did allocate */
 }
@@ -1538,37 +1509,16 @@ static csgi_body *upload_call(void *state, csgi_environ *environ,
 
 static const csgi_app_type upload_type = {"upload", upload_call, NULL};
 
-static csgi_server *server;
-static pthread_t server_thread;
-
-static void *run_server(void *arg)
-{
-    csgi_server_run(arg);
-    return NULL;
-}
-
-static void quiet(int level, const char *message, void *userdata)
-{
-    (void)level;
-    (void)message;
-    (void)userdata;
-}
-
 /* POST body to the upload application, its first split bytes, a pause,
    then the rest. */
 static void post_slowly(const char *body, size_t len, size_t split, test_response *response)
 {
     csgi_app *app;
     ck_assert_int_eq(csgi_app_new(&app, &upload_type, NULL), 0);
-    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
-    options.log = quiet;
-    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
-    int port = csgi_server_port(server, 0);
-    ck_assert_int_eq(csgi_server_start(server), 0);
-    ck_assert_int_eq(pthread_create(&server_thread, NULL, run_server, server), 0);
+    app_server served;
+    app_server_start(&served, app, NULL);
 
-    int fd = client_connect(port);
+    int fd = client_connect(served.port);
     char head[256];
     ck_assert_int_eq(client_send_str(fd, multipart_head(head, sizeof(head),
                                                         "multipart/form-data; boundary=XyZ", len)),
@@ -1578,9 +1528,7 @@ static void post_slowly(const char *body, size_t len, size_t split, test_respons
     ck_assert_int_eq(client_send(fd, body + split, len - split), 0);
     ck_assert_int_eq(client_response(fd, response, 0, 5000), 0);
     close(fd);
-    csgi_server_stop(server, 1000);
-    pthread_join(server_thread, NULL);
-    csgi_server_free(server);
+    app_server_stop(&served);
 }
 
 START_TEST(test_server_late_body)

@@ -13,11 +13,12 @@
 #include "http/parser.h"
 #include "http/status.h"
 
+#include "test_alloc.h"
+#include "test_sockaddr.h"
+
 #include <check.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,15 +73,6 @@ static void ignore_log(void *context, const char *line)
     (void)line;
 }
 
-static void set_inet(struct sockaddr_storage *storage, const char *address, unsigned port)
-{
-    struct sockaddr_in *in = (struct sockaddr_in *)storage;
-    memset(storage, 0, sizeof(*storage));
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    ck_assert_int_eq(inet_pton(AF_INET, address, &in->sin_addr), 1);
-}
-
 /* A request: method, target, and extra header lines each ending in "\r\n". */
 static fixture *request(const char *method, const char *target, const char *headers)
 {
@@ -99,8 +91,8 @@ static fixture *request(const char *method, const char *target, const char *head
                                            scanner.head_length - scanner.skipped, f->headers,
                                            MAX_FIELDS, &f->head, &error),
                      0);
-    set_inet(&f->peer, "192.0.2.7", 40000);
-    set_inet(&f->local, "10.0.0.1", 8080);
+    test_set_inet(&f->peer, "192.0.2.7", 40000);
+    test_set_inet(&f->local, "10.0.0.1", 8080);
     f->provider.read = no_body_read;
     f->provider.buffered = no_body_buffered;
     f->source.head = &f->head;
@@ -1104,25 +1096,6 @@ END_TEST
 
 /* ---- Out of memory ------------------------------------------------------------------------- */
 
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 /* Build and send a response with every feature; returns 0 when all went
    through, else the first error (CSGI_ENOMEM expected). */
 static int build_and_send(fixture *f, csgi_environ *owner, int error_page)
@@ -1174,17 +1147,16 @@ START_TEST(out_of_memory_every_allocation)
     /* _i: 0 a request's response, 1 a heap one, 2 a request's error page,
        3 a heap error page */
     int heap = _i % 2, error_page = _i / 2;
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     long budget;
     for (budget = 0; budget < 500 && !succeeded; budget++) {
-        alloc_budget = -1;
+        test_alloc_fail_never();
         fixture *f =
             request("GET", "/a", error_page ? "Accept: text/html\r\n" : "Range: bytes=2-3\r\n");
-        alloc_count = 0;
-        alloc_budget = budget;
+        test_alloc_fail_after(budget);
         int rc = build_and_send(f, heap ? NULL : f->environ, error_page);
-        alloc_budget = -1;
+        test_alloc_fail_never();
         if (rc == 0)
             succeeded = 1;
         else
@@ -1193,7 +1165,7 @@ START_TEST(out_of_memory_every_allocation)
     }
     ck_assert_int_eq(succeeded, 1);
     ck_assert_int_gt(budget, 2); /* some allocations were made to fail */
-    csgi_set_allocator(NULL, NULL, NULL);
+    test_alloc_restore();
 }
 END_TEST
 

@@ -7,6 +7,8 @@
 #include <csgi/lint.h>
 #include <csgi/testing.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 #include <event2/event.h>
 
@@ -1036,25 +1038,6 @@ END_TEST
 
 /* ---- Allocation failures ------------------------------------------------------------ */
 
-static long alloc_budget = -1;
-static long alloc_count;
-
-static void *failing_malloc(size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return malloc(size);
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (alloc_budget >= 0 && alloc_count >= alloc_budget)
-        return NULL;
-    alloc_count++;
-    return realloc(p, size);
-}
-
 /* Build and run a request with every allocation failing in turn: each
    attempt ends in CSGI_ENOMEM or a response, and nothing leaks (ASan and
    valgrind check that). */
@@ -1062,11 +1045,10 @@ static void out_of_memory_run(csgi_app *app, const char *expected_body)
 {
     static char big[6000];
     memset(big, 'b', sizeof(big) - 1);
-    ck_assert_int_eq(csgi_set_allocator(failing_malloc, failing_realloc, free), 0);
+    ck_assert_int_eq(test_alloc_install(), 0);
     int succeeded = 0;
     for (long budget = 0; budget < 400 && !succeeded; budget++) {
-        alloc_budget = budget;
-        alloc_count = 0;
+        test_alloc_fail_after(budget);
         csgi_test_request *request = NULL;
         csgi_test_response *response = NULL;
         int rc = csgi_test_request_new(&request, "POST", "https://example.com/p?q=1");
@@ -1085,16 +1067,16 @@ static void out_of_memory_run(csgi_app *app, const char *expected_body)
             ck_assert_msg(code == 200 || code == 500, "budget %ld: %d", budget, code);
             if (code == 200) {
                 ck_assert_str_eq(csgi_test_response_body(response, NULL), expected_body);
-                succeeded = alloc_count < budget; /* no allocation failed */
+                succeeded = test_alloc_count() < budget; /* no allocation failed */
             }
         } else {
             ck_assert_ptr_null(response);
         }
-        alloc_budget = -1;
+        test_alloc_fail_never();
         csgi_test_response_free(response);
         csgi_test_request_free(request);
     }
-    ck_assert_int_eq(csgi_set_allocator(NULL, NULL, NULL), 0);
+    ck_assert_int_eq(test_alloc_restore(), 0);
     ck_assert_int_eq(succeeded, 1);
 }
 

@@ -236,7 +236,7 @@ static void on_request(csgi_http__request *req, void *userdata)
 
 /* ---- Server ----------------------------------------------------------------- */
 
-static void quiet_log(int level, const char *message, void *userdata)
+void quiet_log(int level, const char *message, void *userdata)
 {
     (void)level;
     (void)message;
@@ -308,6 +308,37 @@ void server_stop(test_server *server, unsigned grace_ms)
     csgi_http__engine_free(server->engine);
     server->engine = NULL;
     unlink(server->file_path);
+}
+
+/* ---- csgi_server ----------------------------------------------------------------- */
+
+static void *app_server_thread(void *arg)
+{
+    csgi_server_run(arg);
+    return NULL;
+}
+
+void app_server_start(app_server *server, csgi_app *app, const csgi_server_options *options)
+{
+    csgi_server_options defaults = CSGI_SERVER_OPTIONS_INIT;
+    if (!options) {
+        defaults.log = quiet_log;
+        options = &defaults;
+    }
+    memset(server, 0, sizeof(*server));
+    ck_assert_int_eq(csgi_server_new(&server->server, app, options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server->server, "127.0.0.1:0"), 0);
+    server->port = csgi_server_port(server->server, 0);
+    ck_assert_int_eq(csgi_server_start(server->server), 0);
+    ck_assert_int_eq(pthread_create(&server->thread, NULL, app_server_thread, server->server), 0);
+}
+
+void app_server_stop(app_server *server)
+{
+    csgi_server_stop(server->server, 1000);
+    pthread_join(server->thread, NULL);
+    csgi_server_free(server->server);
+    server->server = NULL;
 }
 
 /* ---- Client -------------------------------------------------------------------- */

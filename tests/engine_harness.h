@@ -11,6 +11,10 @@
 
 #include "http/engine.h"
 
+#include <csgi/server.h>
+
+#include <pthread.h>
+
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -34,6 +38,9 @@ typedef struct test_stats {
 
 extern test_stats stats;
 
+/* A log callback that drops every line. */
+void quiet_log(int level, const char *message, void *userdata);
+
 /* Options with the defaults, quiet logging. */
 void test_options(csgi_http__options *options);
 
@@ -41,6 +48,20 @@ void test_options(csgi_http__options *options);
 void server_start(test_server *server, const csgi_http__options *options);
 /* Stop it (grace_ms for requests in progress), join and free. */
 void server_stop(test_server *server, unsigned grace_ms);
+
+/* A public csgi_server (csgi/server.h) running an application. */
+typedef struct app_server {
+    csgi_server *server;
+    pthread_t thread;
+    int port;
+} app_server;
+
+/* Serve app (takes it, as csgi_server_new does) on 127.0.0.1 port 0, with
+   csgi_server_run in a thread of its own; options NULL = the defaults with
+   quiet logging. Fails the test on error. */
+void app_server_start(app_server *server, csgi_app *app, const csgi_server_options *options);
+/* Stop it (1000 ms for requests in progress), join and free. */
+void app_server_stop(app_server *server);
 
 /* Connect to 127.0.0.1:port; fails the test on error. */
 int client_connect(int port);

@@ -13,19 +13,13 @@
  * entity tag lies inside the input; a parsed date formats and parses back to
  * the same time. A violation aborts.
  */
+#include "fuzz_common.h"
+
 #include <csgi/negotiate.h>
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
 
 typedef int (*quality_fn)(const char *header, const char *offer);
 typedef int (*best_fn)(const char *header, const char *const *offers, size_t count);

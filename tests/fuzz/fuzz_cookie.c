@@ -10,28 +10,14 @@
  * NUL-terminated and found in the input as sent (nothing is decoded). A
  * violation aborts.
  */
+#include "fuzz_common.h"
+
 #include "common/arena.h"
 #include "helpers/helpers.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
-
-static uint64_t hash_input(const uint8_t *data, size_t size)
-{
-    uint64_t hash = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < size; i++)
-        hash = (hash ^ data[i]) * 0x100000001b3ULL;
-    return hash;
-}
 
 static int found_in(const char *needle, size_t len, const char *hay, size_t hay_len)
 {
@@ -42,7 +28,7 @@ static int found_in(const char *needle, size_t len, const char *hay, size_t hay_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint64_t hash = hash_input(data, size);
+    uint64_t hash = fuzz_hash(data, size);
     size_t max_fields = hash % 2 ? CSGI_HELPERS__MAX_FIELDS : 1 + (size_t)(hash >> 8) % 8;
     char *header = malloc(size ? size : 1);
     CHECK(header);

@@ -11,6 +11,8 @@
  * "\n" when its first line is empty) and no line terminator, and every
  * section and key is found again by name. A violation aborts.
  */
+#include "fuzz_common.h"
+
 #include "loader/ini.h"
 
 #include <csgi/common.h>
@@ -19,14 +21,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
 
 static bool is_space(char c)
 {

@@ -17,6 +17,8 @@
  * success the app is non-NULL (and describe returns a text). A violation
  * aborts.
  */
+#include "fuzz_common.h"
+
 #include <csgi.h>
 #include <csgi/loader.h>
 
@@ -26,14 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
 
 static csgi_body *ok_call(void *state, csgi_environ *env, csgi_start_response *start_response)
 {

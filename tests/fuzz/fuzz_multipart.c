@@ -15,36 +15,14 @@
  * with a message; counts and sizes stay inside the limits. A violation
  * aborts.
  */
+#include "fuzz_common.h"
+
 #include "common/arena.h"
 #include "helpers/helpers.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
-
-static uint64_t next_random(uint64_t *state)
-{
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return *state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t hash_input(const uint8_t *data, size_t size)
-{
-    uint64_t hash = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < size; i++)
-        hash = (hash ^ data[i]) * 0x100000001b3ULL;
-    return hash ? hash : 1;
-}
 
 static int parse(csgi_multipart__parser *parser, csgi_arena *arena, const char *boundary,
                  size_t boundary_len, const csgi_form_limits *limits, const uint8_t *body,
@@ -57,7 +35,7 @@ static int parse(csgi_multipart__parser *parser, csgi_arena *arena, const char *
     while (offset < len && rc == 0) {
         size_t piece = len - offset;
         if (random) {
-            uint64_t r = next_random(random);
+            uint64_t r = fuzz_next_random(random);
             size_t most = r % 4 == 0 ? 512 : 8;
             piece = 1 + (size_t)(r >> 8) % most;
             if (piece > len - offset)
@@ -87,7 +65,7 @@ static void file_bytes(const csgi_form_file *file, char *buf)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint64_t random = hash_input(data, size);
+    uint64_t random = fuzz_seed(data, size);
     const char *boundary = "b";
     size_t boundary_len = 1;
     const uint8_t *body = data;
@@ -102,14 +80,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     csgi_form_limits limits;
     CHECK(csgi_helpers__limits(&limits, NULL) == 0);
-    if (next_random(&random) % 2) {
-        limits.max_parts = 1 + (size_t)(next_random(&random) % 8);
-        limits.max_part_header = 1 + (size_t)(next_random(&random) % 256);
-        limits.max_field_size = 1 + (size_t)(next_random(&random) % 64);
-        limits.max_file_size = 1 + (size_t)(next_random(&random) % 256);
-        limits.spool_threshold = 1 + (size_t)(next_random(&random) % 32);
-        limits.max_body = 1 + (size_t)(next_random(&random) % 4096);
-        limits.strict = (int)(next_random(&random) % 2);
+    if (fuzz_next_random(&random) % 2) {
+        limits.max_parts = 1 + (size_t)(fuzz_next_random(&random) % 8);
+        limits.max_part_header = 1 + (size_t)(fuzz_next_random(&random) % 256);
+        limits.max_field_size = 1 + (size_t)(fuzz_next_random(&random) % 64);
+        limits.max_file_size = 1 + (size_t)(fuzz_next_random(&random) % 256);
+        limits.spool_threshold = 1 + (size_t)(fuzz_next_random(&random) % 32);
+        limits.max_body = 1 + (size_t)(fuzz_next_random(&random) % 4096);
+        limits.strict = (int)(fuzz_next_random(&random) % 2);
     }
 
     csgi_arena arena;

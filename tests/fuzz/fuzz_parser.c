@@ -14,41 +14,18 @@
  * pointer the head parser returns lies inside the head; error statuses are
  * ones parser.h lists. A violation aborts.
  */
+#include "fuzz_common.h"
+
 #include "http/parser.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
-
-/* xorshift64*: split points from the input's hash */
-static uint64_t next_random(uint64_t *state)
-{
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return *state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t hash_input(const uint8_t *data, size_t size)
-{
-    uint64_t hash = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < size; i++)
-        hash = (hash ^ data[i]) * 0x100000001b3ULL;
-    return hash ? hash : 1;
-}
-
 /* A piece size: mostly small, so lines and CRLFs get split, sometimes large. */
 static size_t piece_size(uint64_t *random)
 {
-    uint64_t r = next_random(random);
+    uint64_t r = fuzz_next_random(random);
     if (r % 4 == 0)
         return 1 + (size_t)(r >> 8) % 512;
     return 1 + (size_t)(r >> 8) % 8;
@@ -247,9 +224,9 @@ static void decode_body(const uint8_t *bytes, size_t len, uint64_t *random)
 
     /* the default limits, or small ones that inputs can reach */
     csgi_http__chunked_init(&limits);
-    if (next_random(random) % 2) {
-        limits.max_line = 1 + (size_t)(next_random(random) % 64);
-        limits.max_trailer = 1 + (size_t)(next_random(random) % 256);
+    if (fuzz_next_random(random) % 2) {
+        limits.max_line = 1 + (size_t)(fuzz_next_random(random) % 64);
+        limits.max_trailer = 1 + (size_t)(fuzz_next_random(random) % 256);
     }
     decode(bytes, len, &limits, random, 0, &whole);
     decode(bytes, len, &limits, random, 1, &split);
@@ -313,17 +290,17 @@ static void parse_fields(const uint8_t *bytes, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint64_t random = hash_input(data, size);
+    uint64_t random = fuzz_seed(data, size);
     csgi_http__limits limits = CSGI_HTTP__LIMITS_DEFAULT;
     scan_outcome whole;
     scan_outcome split;
 
     /* the default limits, or small ones that inputs can reach */
-    if (next_random(&random) % 2) {
-        limits.max_request_line = 1 + (size_t)(next_random(&random) % 128);
-        limits.max_header_line = 1 + (size_t)(next_random(&random) % 128);
-        limits.max_head = 1 + (size_t)(next_random(&random) % 512);
-        limits.max_headers = 1 + (size_t)(next_random(&random) % 16);
+    if (fuzz_next_random(&random) % 2) {
+        limits.max_request_line = 1 + (size_t)(fuzz_next_random(&random) % 128);
+        limits.max_header_line = 1 + (size_t)(fuzz_next_random(&random) % 128);
+        limits.max_head = 1 + (size_t)(fuzz_next_random(&random) % 512);
+        limits.max_headers = 1 + (size_t)(fuzz_next_random(&random) % 16);
     }
     scan(data, size, &limits, &random, 0, &whole);
     scan(data, size, &limits, &random, 1, &split);

@@ -12,28 +12,14 @@
  * tolerant one, all valid UTF-8; the map's lookups agree with its order.
  * A violation aborts.
  */
+#include "fuzz_common.h"
+
 #include "common/arena.h"
 #include "helpers/helpers.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
-
-static uint64_t hash_input(const uint8_t *data, size_t size)
-{
-    uint64_t hash = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < size; i++)
-        hash = (hash ^ data[i]) * 0x100000001b3ULL;
-    return hash;
-}
 
 static void check_map(const csgi_params *params, size_t size, size_t max_fields)
 {
@@ -56,7 +42,7 @@ static void check_map(const csgi_params *params, size_t size, size_t max_fields)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint64_t hash = hash_input(data, size);
+    uint64_t hash = fuzz_hash(data, size);
     size_t max_fields = hash % 2 ? CSGI_HELPERS__MAX_FIELDS : 1 + (size_t)(hash >> 8) % 8;
     char *text = malloc(size ? size : 1); /* exact size: ASan sees over-reads */
     CHECK(text);

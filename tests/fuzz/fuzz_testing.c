@@ -20,19 +20,13 @@
  * anything else; the response's body, headers and log lines are readable.
  * A violation aborts.
  */
+#include "fuzz_common.h"
+
 #include <csgi.h>
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
 
 static const csgi_header text_plain[] = {CSGI_HEADER("Content-Type", "text/plain")};
 
