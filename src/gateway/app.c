@@ -1,6 +1,9 @@
 /*
  * Applications, start-responses and bodies: the objects of the application
  * protocol (include/csgi/app.h). The request-driving logic is in gateway.c.
+ *
+ * Parameters are "env" here, not "environ" as in the header: this file
+ * needs <unistd.h>, where glibc declares a global "environ".
  */
 #include "common/alloc.h"
 #include "common/arena.h"
@@ -71,9 +74,9 @@ const char *csgi_app_name(const csgi_app *app)
     return app->type->name ? app->type->name : "application";
 }
 
-csgi_body *csgi_app_call(csgi_app *app, csgi_environ *environ, csgi_start_response *start_response)
+csgi_body *csgi_app_call(csgi_app *app, csgi_environ *env, csgi_start_response *start_response)
 {
-    return app->type->call(app->state, environ, start_response);
+    return app->type->call(app->state, env, start_response);
 }
 
 /* ---- Start-responses --------------------------------------------------------- */
@@ -98,24 +101,24 @@ int csgi_start_response_write(csgi_start_response *start_response, const void *d
         start_response = start_response->parent;
     if (!start_response->request) {
         /* Not the gateway's: the test client's root start-response. */
-        csgi_environ *environ = start_response->environ;
-        const csgi_environ__owner_hooks *hooks = environ ? csgi_environ__hooks(environ) : NULL;
-        return hooks && hooks->write ? hooks->write(csgi_environ__owner(environ), data, len)
+        csgi_environ *env = start_response->environ;
+        const csgi_environ__owner_hooks *hooks = env ? csgi_environ__hooks(env) : NULL;
+        return hooks && hooks->write ? hooks->write(csgi_environ__owner(env), data, len)
                                      : CSGI_ESTATE;
     }
     return csgi_gateway__write(start_response->request, data, len);
 }
 
-csgi_start_response *csgi_start_response_new(csgi_environ *environ, csgi_start_response *parent,
+csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_response *parent,
                                              csgi_start_response_fn fn, void *userdata)
 {
-    if (!environ || !parent)
+    if (!env || !parent)
         return NULL;
-    csgi_start_response *made = csgi_environ_alloc(environ, sizeof(*made));
+    csgi_start_response *made = csgi_environ_alloc(env, sizeof(*made));
     if (!made)
         return NULL;
     memset(made, 0, sizeof(*made));
-    made->environ = environ;
+    made->environ = env;
     made->parent = parent;
     made->fn = fn;
     made->userdata = userdata;
@@ -126,13 +129,12 @@ csgi_start_response *csgi_start_response_new(csgi_environ *environ, csgi_start_r
 
 /* A body of a kind; the caller sets the fields of that kind. Only the
    common fields are set here: every response makes a body. */
-static inline csgi_body *body_alloc(csgi_environ *environ, int kind)
+static inline csgi_body *body_alloc(csgi_environ *env, int kind)
 {
-    csgi_body *body =
-        environ ? csgi_arena__alloc(csgi_environ__arena(environ), sizeof(*body)) : NULL;
+    csgi_body *body = env ? csgi_arena__alloc(csgi_environ__arena(env), sizeof(*body)) : NULL;
     if (!body)
         return NULL;
-    body->environ = environ;
+    body->environ = env;
     body->kind = kind;
     body->closed = 0;
     return body;
@@ -147,10 +149,10 @@ static void close_at_end(void *body)
     csgi_body_close(body);
 }
 
-csgi_body *csgi_body_new(csgi_environ *environ, const csgi_body_type *type, void *state)
+csgi_body *csgi_body_new(csgi_environ *env, const csgi_body_type *type, void *state)
 {
-    csgi_body *body = type && type->next ? body_alloc(environ, CSGI_BODY__ITERATOR) : NULL;
-    if (!body || csgi_environ_defer(environ, close_at_end, body) != 0) {
+    csgi_body *body = type && type->next ? body_alloc(env, CSGI_BODY__ITERATOR) : NULL;
+    if (!body || csgi_environ_defer(env, close_at_end, body) != 0) {
         if (type && type->close)
             type->close(state);
         return NULL;
@@ -161,11 +163,11 @@ csgi_body *csgi_body_new(csgi_environ *environ, const csgi_body_type *type, void
     return body;
 }
 
-csgi_body *csgi_body_static(csgi_environ *environ, const void *data, size_t len)
+csgi_body *csgi_body_static(csgi_environ *env, const void *data, size_t len)
 {
     if (len && !data)
         return NULL;
-    csgi_body *body = body_alloc(environ, CSGI_BODY__BYTES);
+    csgi_body *body = body_alloc(env, CSGI_BODY__BYTES);
     if (body) {
         body->data = data;
         body->len = len;
@@ -174,22 +176,22 @@ csgi_body *csgi_body_static(csgi_environ *environ, const void *data, size_t len)
     return body;
 }
 
-csgi_body *csgi_body_bytes(csgi_environ *environ, const void *data, size_t len)
+csgi_body *csgi_body_bytes(csgi_environ *env, const void *data, size_t len)
 {
     if (len && !data)
         return NULL;
-    void *copy = csgi_environ_alloc(environ, len ? len : 1);
+    void *copy = csgi_environ_alloc(env, len ? len : 1);
     if (!copy)
         return NULL;
     if (len)
         memcpy(copy, data, len);
-    return csgi_body_static(environ, copy, len);
+    return csgi_body_static(env, copy, len);
 }
 
-csgi_body *csgi_body_file(csgi_environ *environ, int fd, int64_t offset, int64_t length)
+csgi_body *csgi_body_file(csgi_environ *env, int fd, int64_t offset, int64_t length)
 {
-    csgi_body *body = offset >= 0 && length >= 0 ? body_alloc(environ, CSGI_BODY__FILE) : NULL;
-    if (!body || csgi_environ_defer(environ, close_at_end, body) != 0) {
+    csgi_body *body = offset >= 0 && length >= 0 ? body_alloc(env, CSGI_BODY__FILE) : NULL;
+    if (!body || csgi_environ_defer(env, close_at_end, body) != 0) {
         close(fd);
         return NULL;
     }

@@ -280,12 +280,13 @@ static void pump(csgi_gateway__request *request)
     request->pumping = 0;
 }
 
-struct event_base *csgi_environ_event_base(csgi_environ *environ)
+/* "env", not "environ": glibc declares a global of that name. */
+struct event_base *csgi_environ_event_base(csgi_environ *env)
 {
-    const csgi_environ__owner_hooks *hooks = environ ? csgi_environ__hooks(environ) : NULL;
+    const csgi_environ__owner_hooks *hooks = env ? csgi_environ__hooks(env) : NULL;
     if (hooks)
-        return hooks->event_base ? hooks->event_base(csgi_environ__owner(environ)) : NULL;
-    csgi_gateway__request *request = environ ? csgi_environ__owner(environ) : NULL;
+        return hooks->event_base ? hooks->event_base(csgi_environ__owner(env)) : NULL;
+    csgi_gateway__request *request = env ? csgi_environ__owner(env) : NULL;
     return request ? csgi_http__request_base(request->http) : NULL;
 }
 
