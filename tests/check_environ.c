@@ -11,6 +11,7 @@
  */
 #include "common/arena.h"
 #include "gateway/environ_private.h"
+#include "http/engine.h"
 #include "http/parser.h"
 
 #include <csgi/common.h>
@@ -73,6 +74,7 @@ typedef struct fixture {
     body body;
     csgi_environ__source source;
     char logs[MAX_LOGS][LOG_SIZE];
+    int levels[MAX_LOGS]; /* CSGI_LOG__* of each line */
     size_t log_count;
     csgi_environ *environ;
 } fixture;
@@ -121,13 +123,14 @@ static size_t body_buffered(void *context)
     return left;
 }
 
-static void capture_log(void *context, const char *line)
+static void capture_log(void *context, int level, const char *line)
 {
     fixture *f = context;
     ck_assert_ptr_null(strchr(line, '\n'));
     if (f->log_count < MAX_LOGS) {
         ck_assert_uint_lt(strlen(line), LOG_SIZE);
         strcpy(f->logs[f->log_count], line);
+        f->levels[f->log_count] = level;
     }
     f->log_count++;
 }
@@ -571,6 +574,8 @@ START_TEST(test_underscore_headers)
     ck_assert_uint_eq(f->log_count, 1);
     ck_assert_str_eq(f->logs[0], "GET /p (client 192.0.2.7:40000): dropped header X-Auth_Token: "
                                  "underscores are not allowed");
+    /* The client's doing, not the application's: a warning. */
+    ck_assert_int_eq(f->levels[0], CSGI_LOG__WARN);
     /* Once per request. */
     ck_assert_key(f->environ, "HTTP_X_AUTH_TOKEN", "good");
     ck_assert_int_eq(csgi_environ_set(f->environ, "k", "v"), 0);
@@ -1344,6 +1349,7 @@ START_TEST(test_log_prefix)
     csgi_environ_log(f->environ, "hello %d %s", 42, "world");
     ck_assert_uint_eq(f->log_count, 1);
     ck_assert_str_eq(f->logs[0], "GET /a%20b (client 192.0.2.7:40000): hello 42 world");
+    ck_assert_int_eq(f->levels[0], CSGI_LOG__ERROR); /* csgi.errors */
     fixture_free(f);
 
     f = fixture_open("POST http://h/x?q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",

@@ -90,9 +90,10 @@ static size_t body_buffered(void *context)
     return 0;
 }
 
-static void ignore_log(void *context, const char *line)
+static void ignore_log(void *context, int level, const char *line)
 {
     (void)context;
+    (void)level;
     (void)line;
 }
 

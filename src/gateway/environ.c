@@ -37,6 +37,7 @@
  * destructor runs exactly once.
  */
 #include "gateway/environ_private.h"
+#include "http/engine.h"
 
 #include "common/arena.h"
 #include "http/parser.h"
@@ -430,15 +431,20 @@ static void add_remote_address(csgi_environ *environ, char **cursor)
     }
 }
 
+/* A line about what the client sent (a dropped header): a warning, not
+   an error of the application (csgi_environ_log). */
+static void log_warning(csgi_environ *environ, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void log_dropped(csgi_environ *environ, const csgi_http__header *first, size_t dropped)
 {
     int name_len = first->name_len > 64 ? 64 : (int)first->name_len;
     if (dropped == 1)
-        csgi_environ_log(environ, "dropped header %.*s: underscores are not allowed", name_len,
-                         first->name);
+        log_warning(environ, "dropped header %.*s: underscores are not allowed", name_len,
+                    first->name);
     else
-        csgi_environ_log(environ, "dropped header %.*s (and %zu more): underscores are not allowed",
-                         name_len, first->name, dropped - 1);
+        log_warning(environ, "dropped header %.*s (and %zu more): underscores are not allowed",
+                    name_len, first->name, dropped - 1);
 }
 
 /* Server keys beside the HTTP_ and CONTENT_ ones: REQUEST_METHOD,
@@ -1024,7 +1030,10 @@ static void format_client(const struct sockaddr *peer, char *out)
  * may carry secrets, cut to LOG_PATH_MAX bytes. It has no control bytes:
  * the parser refused them.
  */
-void csgi_environ_log(csgi_environ *environ, const char *format, ...)
+static void log_line(csgi_environ *environ, int level, const char *format, va_list args)
+    __attribute__((format(printf, 3, 0)));
+
+static void log_line(csgi_environ *environ, int level, const char *format, va_list args)
 {
     if (!environ || !format || !environ->source->log)
         return;
@@ -1032,11 +1041,7 @@ void csgi_environ_log(csgi_environ *environ, const char *format, ...)
     char message[LOG_MESSAGE_MAX];
     char client[ADDRESS_ROOM + 1 + PORT_ROOM + 1];
     char line[LOG_LINE_MAX];
-    va_list args;
-
-    va_start(args, format);
     vsnprintf(message, sizeof(message), format, args);
-    va_end(args);
     format_client(environ->source->peer, client);
 
     const char *path = head->path;
@@ -1049,7 +1054,23 @@ void csgi_environ_log(csgi_environ *environ, const char *format, ...)
     int shown = path_len > LOG_PATH_MAX ? LOG_PATH_MAX : (int)path_len;
     snprintf(line, sizeof(line), "%.*s %.*s%s (client %s): %s", method_len, head->method, shown,
              path, path_len > LOG_PATH_MAX ? "..." : "", client, message);
-    environ->source->log(environ->source->log_context, line);
+    environ->source->log(environ->source->log_context, level, line);
+}
+
+void csgi_environ_log(csgi_environ *environ, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    log_line(environ, CSGI_LOG__ERROR, format, args);
+    va_end(args);
+}
+
+static void log_warning(csgi_environ *environ, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    log_line(environ, CSGI_LOG__WARN, format, args);
+    va_end(args);
 }
 
 /* ---- csgi.input ------------------------------------------------------------ */

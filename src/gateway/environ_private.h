@@ -30,7 +30,10 @@ typedef struct csgi_input__provider {
     size_t (*buffered)(void *context);
 } csgi_input__provider;
 
-typedef void (*csgi_environ__log_fn)(void *context, const char *line);
+/* One log line (no newline) at a level of http/engine.h: CSGI_LOG__ERROR
+   for csgi.errors, CSGI_LOG__WARN for what the environ notes about the
+   request (dropped headers). */
+typedef void (*csgi_environ__log_fn)(void *context, int level, const char *line);
 
 struct event_base;
 

@@ -80,10 +80,10 @@ static void request_log(const csgi_gateway__request *request, int level, const c
                       (int)(head->target_len > 200 ? 200 : head->target_len), head->target, what);
 }
 
-static void environ_log(void *context, const char *line)
+static void environ_log(void *context, int level, const char *line)
 {
     csgi_gateway__request *request = context;
-    csgi_gateway__log(request->gateway, CSGI_LOG__ERROR, "%s", line);
+    csgi_gateway__log(request->gateway, level, "%s", line);
 }
 
 /* start-response was given something the server will not send. */

@@ -7,6 +7,9 @@
  * arena memory that is never reused during the request, so a different
  * pointer means a different value, whoever set it: no setter has to
  * remember to invalidate anything.
+ *
+ * (Parameters are "env", not "environ": <unistd.h> declares a global
+ * "environ" under _GNU_SOURCE.)
  */
 #include "helpers/helpers.h"
 
@@ -95,27 +98,27 @@ static void set_error(csgi_request_error *error, size_t position, const char *fo
     va_end(args);
 }
 
-int csgi_request_from_environ(csgi_request **out, csgi_environ *environ)
+int csgi_request_from_environ(csgi_request **out, csgi_environ *env)
 {
     if (!out)
         return CSGI_EINVAL;
     *out = NULL;
-    if (!environ)
+    if (!env)
         return CSGI_EINVAL;
-    csgi_request *request = csgi_environ_get_pointer(environ, REQUEST_KEY);
+    csgi_request *request = csgi_environ_get_pointer(env, REQUEST_KEY);
     if (request) {
         *out = request;
         return 0;
     }
-    request = csgi_environ_alloc(environ, sizeof(*request));
+    request = csgi_environ_alloc(env, sizeof(*request));
     if (!request)
         return CSGI_ENOMEM;
     memset(request, 0, sizeof(*request));
-    request->environ = environ;
-    request->arena = csgi_environ__arena(environ);
+    request->environ = env;
+    request->arena = csgi_environ__arena(env);
     csgi_helpers__limits(&request->limits, NULL);
     /* Arena memory: nothing to destroy. */
-    int rc = csgi_environ_set_pointer(environ, REQUEST_KEY, request, NULL);
+    int rc = csgi_environ_set_pointer(env, REQUEST_KEY, request, NULL);
     if (rc != 0)
         return rc;
     *out = request;

@@ -11,6 +11,9 @@
  * a request needs (the chosen error page, the sliced range, the absolute
  * Location) is built in that request's arena, so one heap response can
  * serve many requests.
+ *
+ * (Parameters are "env", not "environ": <unistd.h> declares a global
+ * "environ" under _GNU_SOURCE.)
  */
 #include "helpers/response_private.h"
 
@@ -108,21 +111,21 @@ static void release_deferred(void *data)
     release_body(data);
 }
 
-int csgi_response_new(csgi_response **out, csgi_environ *environ)
+int csgi_response_new(csgi_response **out, csgi_environ *env)
 {
     if (!out)
         return CSGI_EINVAL;
     *out = NULL;
     csgi_response *response =
-        environ ? csgi_environ_alloc(environ, sizeof(*response)) : csgi__malloc(sizeof(*response));
+        env ? csgi_environ_alloc(env, sizeof(*response)) : csgi__malloc(sizeof(*response));
     if (!response)
         return CSGI_ENOMEM;
     memset(response, 0, sizeof(*response));
-    response->environ = environ;
+    response->environ = env;
     response->status = 200;
     response->reason = "OK";
     response->fd = -1;
-    if (environ && csgi_environ_defer(environ, release_deferred, response) != 0)
+    if (env && csgi_environ_defer(env, release_deferred, response) != 0)
         return CSGI_ENOMEM;
     *out = response;
     return 0;
@@ -686,18 +689,18 @@ static size_t encode_path(char *out, const char *path, size_t len)
 
 /* The Location made absolute against the request (see csgi/response.h),
    in the request's arena; NULL when memory is exhausted. */
-static const char *absolute_location(csgi_environ *environ, const char *location)
+static const char *absolute_location(csgi_environ *env, const char *location)
 {
     if (has_scheme(location))
         return location;
-    const char *scheme = csgi_environ_get(environ, "csgi.url_scheme");
+    const char *scheme = csgi_environ_get(env, "csgi.url_scheme");
     if (!scheme)
         scheme = "http";
-    const char *host = csgi_environ_get(environ, "HTTP_HOST");
+    const char *host = csgi_environ_get(env, "HTTP_HOST");
     const char *port = "";
     if (!host) {
-        host = csgi_environ_get(environ, "SERVER_NAME");
-        port = csgi_environ_get(environ, "SERVER_PORT");
+        host = csgi_environ_get(env, "SERVER_NAME");
+        port = csgi_environ_get(env, "SERVER_PORT");
         if (!host)
             host = "localhost";
         if (!port || (strcmp(scheme, "http") == 0 && strcmp(port, "80") == 0) ||
@@ -705,9 +708,9 @@ static const char *absolute_location(csgi_environ *environ, const char *location
             port = "";
     }
     size_t script_len = 0, path_len = 0;
-    const char *script = csgi_environ_get_n(environ, "SCRIPT_NAME", &script_len);
-    const char *path = csgi_environ_get_n(environ, "PATH_INFO", &path_len);
-    const char *query = csgi_environ_get(environ, "QUERY_STRING");
+    const char *script = csgi_environ_get_n(env, "SCRIPT_NAME", &script_len);
+    const char *path = csgi_environ_get_n(env, "PATH_INFO", &path_len);
+    const char *query = csgi_environ_get(env, "QUERY_STRING");
     if (!script)
         script_len = 0;
     if (!path)
@@ -717,7 +720,7 @@ static const char *absolute_location(csgi_environ *environ, const char *location
 
     size_t size = strlen(scheme) + strlen(host) + strlen(port) + 3 * (script_len + path_len) +
                   strlen(query) + strlen(location) + 8;
-    char *out = csgi_environ_alloc(environ, size);
+    char *out = csgi_environ_alloc(env, size);
     if (!out)
         return NULL;
     if (location[0] == '/' && location[1] == '/') {
@@ -747,15 +750,14 @@ static const char *absolute_location(csgi_environ *environ, const char *location
     return out;
 }
 
-static int method_is(csgi_environ *environ, const char *method)
+static int method_is(csgi_environ *env, const char *method)
 {
-    const char *actual = csgi_environ_get(environ, "REQUEST_METHOD");
+    const char *actual = csgi_environ_get(env, "REQUEST_METHOD");
     return actual && strcmp(actual, method) == 0;
 }
 
 /* Decide 304, 412, 206, 416 or the full response (RFC 9110 13.2.2). */
-static int evaluate_conditions(const csgi_response *response, csgi_environ *environ,
-                               outcome *result)
+static int evaluate_conditions(const csgi_response *response, csgi_environ *env, outcome *result)
 {
     csgi_etag etag;
     time_t last_modified = 0;
@@ -763,35 +765,35 @@ static int evaluate_conditions(const csgi_response *response, csgi_environ *envi
     const char *modified_value = csgi_response_get_header(response, "Last-Modified", 0);
     int has_etag = etag_value && csgi_etag_parse(etag_value, strlen(etag_value), &etag) == 0;
     int has_modified = modified_value && csgi_date_parse(modified_value, &last_modified) == 0;
-    int get_or_head = method_is(environ, "GET") || method_is(environ, "HEAD");
+    int get_or_head = method_is(env, "GET") || method_is(env, "HEAD");
 
-    const char *if_match = csgi_environ_get(environ, "HTTP_IF_MATCH");
+    const char *if_match = csgi_environ_get(env, "HTTP_IF_MATCH");
     if (if_match) {
         if (!csgi_etag_list_match(if_match, has_etag ? &etag : NULL, 0, 1))
             return SEND_PRECONDITION_FAILED;
     } else if (has_modified) {
-        const char *unmodified_value = csgi_environ_get(environ, "HTTP_IF_UNMODIFIED_SINCE");
+        const char *unmodified_value = csgi_environ_get(env, "HTTP_IF_UNMODIFIED_SINCE");
         time_t unmodified;
         if (unmodified_value && csgi_date_parse(unmodified_value, &unmodified) == 0 &&
             last_modified > unmodified)
             return SEND_PRECONDITION_FAILED;
     }
 
-    const char *if_none_match = csgi_environ_get(environ, "HTTP_IF_NONE_MATCH");
+    const char *if_none_match = csgi_environ_get(env, "HTTP_IF_NONE_MATCH");
     if (if_none_match) {
         if (csgi_etag_list_match(if_none_match, has_etag ? &etag : NULL, 1, 1))
             return get_or_head ? SEND_NOT_MODIFIED : SEND_PRECONDITION_FAILED;
     } else if (get_or_head && has_modified) {
-        const char *since_value = csgi_environ_get(environ, "HTTP_IF_MODIFIED_SINCE");
+        const char *since_value = csgi_environ_get(env, "HTTP_IF_MODIFIED_SINCE");
         time_t since;
         if (since_value && csgi_date_parse(since_value, &since) == 0 && last_modified <= since)
             return SEND_NOT_MODIFIED;
     }
 
-    const char *range = csgi_environ_get(environ, "HTTP_RANGE");
-    if (!range || result->length < 0 || !method_is(environ, "GET"))
+    const char *range = csgi_environ_get(env, "HTTP_RANGE");
+    if (!range || result->length < 0 || !method_is(env, "GET"))
         return SEND_FULL;
-    const char *if_range = csgi_environ_get(environ, "HTTP_IF_RANGE");
+    const char *if_range = csgi_environ_get(env, "HTTP_IF_RANGE");
     if (if_range) {
         while (*if_range == ' ' || *if_range == '\t')
             if_range++;
@@ -827,12 +829,12 @@ static int kept_by_304(const char *name)
     return strncasecmp(name, "Content-", 8) != 0 || strcasecmp(name, "Content-Location") == 0;
 }
 
-static char *format_in(csgi_environ *environ, size_t size, const char *format, ...)
+static char *format_in(csgi_environ *env, size_t size, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
-static char *format_in(csgi_environ *environ, size_t size, const char *format, ...)
+static char *format_in(csgi_environ *env, size_t size, const char *format, ...)
 {
-    char *out = csgi_environ_alloc(environ, size);
+    char *out = csgi_environ_alloc(env, size);
     if (out) {
         va_list args;
         va_start(args, format);
@@ -842,7 +844,7 @@ static char *format_in(csgi_environ *environ, size_t size, const char *format, .
     return out;
 }
 
-static csgi_body *make_body(csgi_response *response, csgi_environ *environ, int mode,
+static csgi_body *make_body(csgi_response *response, csgi_environ *env, int mode,
                             const outcome *result)
 {
     int64_t first = mode == SEND_PARTIAL ? result->first : 0;
@@ -850,34 +852,34 @@ static csgi_body *make_body(csgi_response *response, csgi_environ *environ, int 
     /* 412 and 416 carry a short page (in the request's arena already); 304
        nothing. A stream not sent stays with the response, which closes it. */
     if (mode == SEND_PRECONDITION_FAILED || mode == SEND_UNSATISFIABLE)
-        return csgi_body_static(environ, result->data, result->len);
+        return csgi_body_static(env, result->data, result->len);
     if (mode == SEND_NOT_MODIFIED || response->body_kind == CSGI_RESPONSE__EMPTY)
-        return csgi_body_static(environ, "", 0);
+        return csgi_body_static(env, "", 0);
     switch (response->body_kind) {
     case CSGI_RESPONSE__FILE: {
         int fd = dup(response->fd);
         if (fd < 0)
             return NULL;
-        return csgi_body_file(environ, fd, response->offset + first, count);
+        return csgi_body_file(env, fd, response->offset + first, count);
     }
     case CSGI_RESPONSE__STREAM: {
         const csgi_body_type *type = response->stream_type;
         response->stream_type = NULL; /* handed over: the body closes it */
-        return csgi_body_new(environ, type, response->stream_state);
+        return csgi_body_new(env, type, response->stream_state);
     }
     default:
         /* bytes, or the error page (in the request's arena already) */
-        return csgi_body_static(environ, result->data + first, (size_t)count);
+        return csgi_body_static(env, result->data + first, (size_t)count);
     }
 }
 
-csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
+csgi_body *csgi_response_send(csgi_response *response, csgi_environ *env,
                               csgi_start_response *start_response)
 {
-    if (!response || !environ || !start_response)
+    if (!response || !env || !start_response)
         return NULL;
     if (response->body_kind == CSGI_RESPONSE__APP)
-        return csgi_app_call(response->app, environ, start_response);
+        return csgi_app_call(response->app, env, start_response);
     if (response->body_kind == CSGI_RESPONSE__STREAM && !response->stream_type)
         return NULL; /* sent already */
 
@@ -891,7 +893,7 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
         break;
     case CSGI_RESPONSE__FILE: result.length = response->length; break;
     case CSGI_RESPONSE__ERROR:
-        if (csgi_response__error_body(environ, response->status, response->detail, &result.data,
+        if (csgi_response__error_body(env, response->status, response->detail, &result.data,
                                       &result.len, &result.content_type) != 0)
             return NULL;
         result.length = (int64_t)result.len;
@@ -901,13 +903,12 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
 
     int mode = SEND_FULL;
     if (response->conditional && response->status == 200)
-        mode = evaluate_conditions(response, environ, &result);
+        mode = evaluate_conditions(response, env, &result);
 
     int status = response->status;
     const char *reason = response->reason;
     /* the room for extra fields: Content-Type, Accept-Ranges, Content-Range */
-    csgi_header *headers =
-        csgi_environ_alloc(environ, (response->field_count + 3) * sizeof(*headers));
+    csgi_header *headers = csgi_environ_alloc(env, (response->field_count + 3) * sizeof(*headers));
     if (!headers)
         goto fail;
     size_t count = 0;
@@ -919,7 +920,7 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
         if (mode != SEND_NOT_MODIFIED) {
             /* a short text/plain page, as the server's own errors */
             size_t size = csgi_http__error_text(NULL, 0, status, NULL) + 1;
-            char *text = csgi_environ_alloc(environ, size);
+            char *text = csgi_environ_alloc(env, size);
             if (!text)
                 goto fail;
             result.len = csgi_http__error_text(text, size, status, NULL);
@@ -939,7 +940,7 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
         if (content_type && strcasecmp(field->name, "Content-Type") == 0)
             continue;
         if (strcasecmp(field->name, "Location") == 0) {
-            value = absolute_location(environ, value);
+            value = absolute_location(env, value);
             if (!value)
                 goto fail;
         }
@@ -967,10 +968,10 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
     if (mode == SEND_PARTIAL || mode == SEND_UNSATISFIABLE) {
         char *value;
         if (mode == SEND_PARTIAL)
-            value = format_in(environ, 80, "bytes %lld-%lld/%lld", (long long)result.first,
+            value = format_in(env, 80, "bytes %lld-%lld/%lld", (long long)result.first,
                               (long long)result.last, (long long)result.length);
         else
-            value = format_in(environ, 40, "bytes */%lld", (long long)result.length);
+            value = format_in(env, 40, "bytes */%lld", (long long)result.length);
         if (!value)
             goto fail;
         headers[count].name = "Content-Range";
@@ -980,10 +981,10 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *environ,
         count++;
     }
 
-    char *line = format_in(environ, strlen(reason) + 5, "%03d %s", status, reason);
+    char *line = format_in(env, strlen(reason) + 5, "%03d %s", status, reason);
     if (!line)
         goto fail;
-    csgi_body *body = make_body(response, environ, mode, &result);
+    csgi_body *body = make_body(response, env, mode, &result);
     if (!body)
         return NULL;
     if (csgi_start_response_call(start_response, line, headers, count, NULL) != 0) {
@@ -998,10 +999,10 @@ fail:
 
 /* ---- A response as an application ------------------------------------------------------ */
 
-static csgi_body *serve_response(void *state, csgi_environ *environ,
+static csgi_body *serve_response(void *state, csgi_environ *env,
                                  csgi_start_response *start_response)
 {
-    return csgi_response_send(state, environ, start_response);
+    return csgi_response_send(state, env, start_response);
 }
 
 static void free_response(void *state)

@@ -16,6 +16,9 @@
  * Only what the entry point reaches is built. Every app built is a new
  * reference; a filter takes the app it wraps, so on failure releasing the
  * innermost piece built so far releases everything.
+ *
+ * (Parameters are "env", not "environ": <unistd.h> declares a global
+ * "environ" under _GNU_SOURCE.)
  */
 #include "common/alloc.h"
 #include "loader/conf.h"
@@ -946,14 +949,14 @@ static void describe_render(const describe_node *node, int depth, describe_text 
 }
 
 /* The placeholder --stub-unknown puts where a factory is unknown: 501. */
-static csgi_body *placeholder_call(void *state, csgi_environ *environ,
+static csgi_body *placeholder_call(void *state, csgi_environ *env,
                                    csgi_start_response *start_response)
 {
     const char *message = state;
     csgi_header headers[1] = {{"Content-Type", 12, "text/plain", 10}};
     if (csgi_start_response_call(start_response, "501 Not Implemented", headers, 1, NULL) != 0)
         return NULL;
-    return csgi_body_bytes(environ, message, strlen(message));
+    return csgi_body_bytes(env, message, strlen(message));
 }
 
 static void placeholder_destroy(void *state)
