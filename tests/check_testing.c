@@ -93,6 +93,9 @@ typedef enum mode {
     LENGTH_MISMATCH,   /* Content-Length 10 on a 5-byte bytes body */
     STREAM_TOO_LONG,   /* Content-Length 3 on an iterator of 3 + 3 bytes */
     STREAM_TOO_SHORT,  /* Content-Length 10 on an iterator of 3 bytes */
+    DECLARED_OK,       /* an iterator of 3 bytes that declares 3 */
+    DECLARED_SHORT,    /* an iterator of 3 bytes that declares 10 */
+    DECLARED_EMPTY,    /* an empty iterator that declares 4 */
     FAIL_FIRST,        /* iterator fails before its first chunk */
     FAIL_LATER,        /* iterator fails after its first chunk */
     HOP_BY_HOP,        /* a Connection header */
@@ -168,6 +171,9 @@ static int stream_next(void *state, csgi_chunk *chunk)
         csgi_start_response_call(s->start_response, "503 Service Unavailable", html, 1,
                                  "database went away");
         return 0;
+    case DECLARED_EMPTY: return 0;
+    case DECLARED_OK:
+    case DECLARED_SHORT:
     case STREAM_TOO_LONG:
     case STREAM_TOO_SHORT:
         if (step >= (s->app->mode == STREAM_TOO_LONG ? 2 : 1))
@@ -376,6 +382,16 @@ static csgi_body *test_call(void *state, csgi_environ *environ, csgi_start_respo
     case STREAM_TOO_SHORT:
         csgi_start_response_call(start_response, "200 OK", length_10, 2, NULL);
         return stream_body(app, environ, start_response);
+    case DECLARED_OK:
+    case DECLARED_SHORT:
+    case DECLARED_EMPTY: {
+        csgi_start_response_call(start_response, "200 OK", html, 1, NULL);
+        csgi_body *body = stream_body(app, environ, start_response);
+        int64_t declared = app->mode == DECLARED_OK ? 3 : app->mode == DECLARED_SHORT ? 10 : 4;
+        if (body)
+            ck_assert_int_eq(csgi_body_set_length(body, declared), 0);
+        return body;
+    }
     case HOP_BY_HOP:
         csgi_start_response_call(start_response, "200 OK", hop, 2, NULL);
         return csgi_body_static(environ, "hello", 5);
@@ -997,6 +1013,27 @@ START_TEST(rule_content_length)
 }
 END_TEST
 
+/* An iterator that declares its length: a Content-Length, held to it. */
+START_TEST(rule_declared_length)
+{
+    csgi_test_response *r = get_mode(DECLARED_OK);
+    ck_assert_int_eq(csgi_test_response_code(r), 200);
+    ck_assert_int_eq(csgi_test_response_cut(r), 0);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "abc");
+    ck_assert_str_eq(csgi_test_response_header(r, "Content-Length"), "3");
+    csgi_test_response_free(r);
+    r = get_mode(DECLARED_SHORT);
+    ck_assert_int_eq(csgi_test_response_cut(r), 1);
+    ck_assert_str_eq(csgi_test_response_header(r, "Content-Length"), "10");
+    ck_assert_int_eq(csgi_test_response_log_contains(r, "shorter than its Content-Length"), 1);
+    csgi_test_response_free(r);
+    r = get_mode(DECLARED_EMPTY);
+    assert_500(r);
+    ck_assert_int_eq(csgi_test_response_log_contains(r, "shorter than its declared length"), 1);
+    csgi_test_response_free(r);
+}
+END_TEST
+
 START_TEST(rule_body_fails)
 {
     csgi_test_response *r = get_mode(FAIL_FIRST);
@@ -1148,6 +1185,8 @@ START_TEST(lint_application_violations)
          "lint: the body (5 bytes) is shorter than its Content-Length (10)"},
         {STREAM_TOO_LONG, "GET", "lint: the body is longer than its Content-Length (3)"},
         {STREAM_TOO_SHORT, "GET", "lint: the body (3 bytes) is shorter than its Content-Length"},
+        {DECLARED_SHORT, "GET",
+         "lint: the body (3 bytes) is shorter than its declared length (10)"},
         {HOP_BY_HOP, "GET", "lint: header Connection is hop-by-hop"},
         {BAD_VALUE, "GET", "lint: header X-Bad: CR, LF, NUL or control character"},
         {BAD_STATUS, "GET", "lint: start-response: status is not \"DDD Reason\": \"200OK\""},
@@ -1449,6 +1488,7 @@ int main(void)
     tcase_add_test(rules, rule_exc_info);
     tcase_add_test(rules, rule_order_and_no_body);
     tcase_add_test(rules, rule_content_length);
+    tcase_add_test(rules, rule_declared_length);
     tcase_add_test(rules, rule_body_fails);
     tcase_add_test(rules, rule_refused_head);
     tcase_add_test(rules, out_of_memory_every_allocation);
