@@ -267,8 +267,9 @@ static csgi_body *bytes_call(void *state, csgi_environ *environ, csgi_start_resp
 }
 
 typedef struct pieces {
-    int lazy;  /* start the response from the first next() */
-    int stall; /* answer CSGI_EAGAIN for ever */
+    int lazy;    /* start the response from the first next() */
+    int stall;   /* answer CSGI_EAGAIN for ever */
+    int declare; /* declare the length (4) */
     int at;
     csgi_start_response *start_response;
 } pieces;
@@ -307,7 +308,10 @@ static csgi_body *pieces_call(void *state, csgi_environ *environ, csgi_start_res
     p->start_response = sr;
     if (!p->lazy && !p->stall)
         csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
-    return csgi_body_new(environ, &pieces_type, p);
+    csgi_body *body = csgi_body_new(environ, &pieces_type, p);
+    if (body && p->declare)
+        csgi_body_set_length(body, 4);
+    return body;
 }
 
 static csgi_body *file_call(void *state, csgi_environ *environ, csgi_start_response *sr)
@@ -337,7 +341,8 @@ static csgi_body *outside_call(void *state, csgi_environ *environ, csgi_start_re
     return csgi_body_static(environ, name, strlen(name));
 }
 
-static const pieces eager = {0, 0, 0, NULL}, lazy = {1, 0, 0, NULL}, stalled = {0, 1, 0, NULL};
+static const pieces eager = {0, 0, 0, 0, NULL}, lazy = {1, 0, 0, 0, NULL},
+                    stalled = {0, 1, 0, 0, NULL}, declared = {0, 0, 1, 0, NULL};
 static const csgi_app_type bytes_type = {"bytes", bytes_call, NULL};
 static const csgi_app_type eager_type = {"eager", pieces_call, NULL};
 static const csgi_app_type file_type = {"file", file_call, NULL};
@@ -370,7 +375,16 @@ START_TEST(test_get_response)
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "abcd");
     ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
+    ck_assert_ptr_null(csgi_test_response_header(response, "Content-Length"));
     ck_assert_int_eq(closes, 1);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* An iterator with a declared length keeps it through the filter. */
+    app = filter(mark, raw_app(&eager_type, &declared), NULL, NULL);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_str_eq(body_of(response), "abcd");
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Length"), "4");
     csgi_test_response_free(response);
     csgi_app_free(app);
 

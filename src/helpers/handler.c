@@ -374,7 +374,10 @@ int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_respons
     } else {
         if (!r && !(r = relay_new(environ, body)))
             return CSGI_ENOMEM;
+        int64_t length = csgi_body_length(body);
         rc = csgi_response_set_stream(c.response, &relay_type, r);
+        if (rc == 0 && length >= 0)
+            csgi_response__set_stream_length(c.response, length);
     }
     if (rc != 0)
         return rc;

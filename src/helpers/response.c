@@ -437,7 +437,14 @@ int csgi_response_set_stream(csgi_response *response, const csgi_body_type *type
     response->body_kind = CSGI_RESPONSE__STREAM;
     response->stream_type = type;
     response->stream_state = state;
+    response->length = -1; /* unknown, unless csgi_response__set_stream_length */
     return 0;
+}
+
+void csgi_response__set_stream_length(csgi_response *response, int64_t length)
+{
+    if (response->body_kind == CSGI_RESPONSE__STREAM)
+        response->length = length;
 }
 
 int csgi_response_set_app(csgi_response *response, csgi_app *app)
@@ -865,7 +872,10 @@ static csgi_body *make_body(csgi_response *response, csgi_environ *env, int mode
     case CSGI_RESPONSE__STREAM: {
         const csgi_body_type *type = response->stream_type;
         response->stream_type = NULL; /* handed over: the body closes it */
-        return csgi_body_new(env, type, response->stream_state);
+        csgi_body *body = csgi_body_new(env, type, response->stream_state);
+        if (body && response->length >= 0)
+            csgi_body_set_length(body, response->length);
+        return body;
     }
     default:
         /* bytes, or the error page (in the request's arena already) */

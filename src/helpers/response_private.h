@@ -62,4 +62,9 @@ char *csgi_response__strdup(csgi_response *response, const char *s);
 int csgi_response__error_body(csgi_environ *environ, int status, const char *detail,
                               const char **body, size_t *len, const char **content_type);
 
+/* A streaming body's length, declared on the body when it is sent
+   (csgi_body_set_length): the handler's get_response keeps the length of
+   the application's iterator. */
+void csgi_response__set_stream_length(csgi_response *response, int64_t length);
+
 #endif
