@@ -13,6 +13,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include <ctype.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,6 +625,132 @@ START_TEST(test_late_body)
 }
 END_TEST
 
+/* ---- A filter that replaces csgi.input --------------------------------------------- */
+
+/* Upper-cases the request body for the application behind. */
+typedef struct upper_input {
+    csgi_input *inner;
+    csgi_input *outer;
+} upper_input;
+
+static long upper_read(void *state, void *buf, size_t len)
+{
+    upper_input *u = state;
+    long n = csgi_input_read(u->inner, buf, len);
+    for (long i = 0; i < n; i++)
+        ((char *)buf)[i] = (char)toupper(((unsigned char *)buf)[i]);
+    return n;
+}
+
+static void upper_inner_ready(csgi_input *inner, void *userdata)
+{
+    (void)inner;
+    upper_input *u = userdata;
+    csgi_input_notify(u->outer);
+}
+
+static void upper_wait(void *state, csgi_input *input, int waiting)
+{
+    upper_input *u = state;
+    u->outer = input;
+    csgi_input_on_ready(u->inner, waiting ? upper_inner_ready : NULL, u);
+}
+
+static const csgi_input_type upper_input_type = {"upper", upper_read, upper_wait, NULL};
+
+static csgi_body *upper_input_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    upper_input *u = csgi_environ_alloc(environ, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->inner = csgi_environ_input(environ);
+    const char *length = csgi_environ_get(environ, "CONTENT_LENGTH");
+    u->outer = csgi_input_new(environ, &upper_input_type, u, length ? atoll(length) : -1);
+    if (!u->outer || csgi_environ_set_input(environ, u->outer) != 0)
+        return NULL;
+    return csgi_app_call(state, environ, sr);
+}
+
+static void app_free(void *state)
+{
+    csgi_app_free(state);
+}
+
+static const csgi_app_type upper_input_app = {"upper-input", upper_input_call, app_free};
+
+/* The body back as text, after the csgi.input checks. */
+static csgi_response *echo_text(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    atomic_fetch_add(&echo_calls, 1);
+    csgi_environ *environ = csgi_request_environ(request);
+    /* The key and the accessor give the replacement. */
+    if (csgi_environ_get_pointer(environ, "csgi.input") != csgi_environ_input(environ))
+        return NULL;
+    const char *body;
+    size_t len;
+    int rc = csgi_request_body(request, 16, &body, &len);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    if (rc == CSGI_ETOOBIG)
+        return csgi_handler_error(request, 413, NULL);
+    if (rc != 0)
+        return NULL;
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_body(response, body, len) != 0)
+        return NULL;
+    return response;
+}
+
+static csgi_app *upper_echo(void)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_app_new(&app, &upper_input_app, handler_app(echo_text)), 0);
+    return app;
+}
+
+START_TEST(test_replaced_input)
+{
+    csgi_app *app = upper_echo();
+    csgi_test_response *response = run(app, "POST", "/", NULL, NULL, "hello world");
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(body_of(response), "HELLO WORLD");
+    csgi_test_response_free(response);
+    /* The declared length lets read_all refuse at once. */
+    response = run(app, "POST", "/", NULL, NULL, "a body longer than sixteen bytes");
+    ck_assert_int_eq(csgi_test_response_code(response), 413);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* In a real server, the body in two parts: the handler waits on the
+       replacement, which waits on the server's stream. */
+    app_server served;
+    app_server_start(&served, upper_echo(), NULL);
+    int port = served.port;
+    atomic_store(&echo_calls, 0);
+    int fd = client_connect(port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n"
+                                         "\r\nhello"),
+                     0);
+    usleep(200 * 1000);
+    ck_assert_int_eq(client_send_str(fd, " world"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "HELLO WORLD");
+    response_free(&r);
+    close(fd);
+    ck_assert_int_ge(atomic_load(&echo_calls), 2);
+    app_server_stop(&served);
+
+    /* Arguments. */
+    csgi_test_response_free(NULL);
+    ck_assert_ptr_null(csgi_input_new(NULL, &upper_input_type, NULL, -1));
+    ck_assert_int_eq(csgi_environ_set_input(NULL, NULL), CSGI_EINVAL);
+}
+END_TEST
+
 /* ---- Out of memory ------------------------------------------------------------------------ */
 
 /* Make and run the pipeline with each allocation failing in turn: every
@@ -677,6 +804,7 @@ static Suite *handler_suite(void)
     tcase_add_test(tc, test_request_negotiation);
     tcase_add_test(tc, test_factories);
     tcase_add_test(tc, test_late_body);
+    tcase_add_test(tc, test_replaced_input);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(suite, tc);
     return suite;

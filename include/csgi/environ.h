@@ -227,6 +227,64 @@ CSGI_EXTERN int csgi_input_read_all(csgi_input *input, size_t max, const char **
  */
 CSGI_EXTERN void csgi_input_on_ready(csgi_input *input, csgi_input_ready_fn ready, void *userdata);
 
+/* ---- Replacing csgi.input (middleware that changes the request body) ------- */
+
+/**
+ * What a middleware's input stream does. It usually reads the stream it
+ * replaces (csgi_environ_input() before csgi_environ_set_input()) and
+ * changes the bytes: decompressing, counting, limiting, logging.
+ */
+typedef struct csgi_input_type {
+    const char *name; /**< for logs */
+    /**
+     * Up to len bytes into buf: > 0, 0 at the end (asked again after it:
+     * 0 again), CSGI_EAGAIN when nothing can be read yet, or an error.
+     */
+    long (*read)(void *state, void *buf, size_t len);
+    /**
+     * Optional. A reader of this stream waits (waiting 1) or stopped
+     * waiting (0): wait on the inner stream with csgi_input_on_ready(), and
+     * when it is ready call csgi_input_notify(input). Without it, readers
+     * that got CSGI_EAGAIN are never woken.
+     */
+    void (*wait)(void *state, csgi_input *input, int waiting);
+    /** Optional: called once when the request ends. */
+    void (*close)(void *state);
+} csgi_input_type;
+
+/**
+ * A new input stream reading through type, for csgi_environ_set_input().
+ * read, readline, read_all and on_ready work on it as on the server's.
+ *
+ * @param type   the functions (borrowed; usually static)
+ * @param state  passed to them; close(state) runs when the request ends,
+ *               or now if this call fails
+ * @param length how many bytes the stream gives, or -1 when unknown (read_all
+ *               uses it to refuse a body longer than its max at once)
+ * @return the stream (in the request's arena), or NULL (type without read,
+ *         length below -1, out of memory).
+ */
+CSGI_EXTERN csgi_input *csgi_input_new(csgi_environ *environ, const csgi_input_type *type,
+                                       void *state, int64_t length);
+
+/**
+ * Make input the request's csgi.input, for the applications behind: what
+ * csgi_environ_input() and the "csgi.input" key return from now on. The
+ * stream it replaces stays readable by whoever holds it (the middleware).
+ * Passing the server's own stream back restores it.
+ *
+ * @param input a stream of this request (csgi_input_new() or the original)
+ * @return 0, or CSGI_EINVAL.
+ */
+CSGI_EXTERN int csgi_environ_set_input(csgi_environ *environ, csgi_input *input);
+
+/**
+ * Tell the readers of a middleware's stream that it can make progress: runs
+ * the callback set with csgi_input_on_ready(), once. Called from the
+ * type's wait machinery, typically from the inner stream's ready callback.
+ */
+CSGI_EXTERN void csgi_input_notify(csgi_input *input);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,6 +108,11 @@ struct csgi_input {
     int status;      /* enum input_status, or the provider's error (sticky) */
     csgi_input_ready_fn ready;
     void *ready_userdata;
+    /* A middleware's stream (csgi_input_new): it reads through type; the
+       server's own stream (type NULL) reads the source's provider. */
+    const csgi_input_type *type;
+    void *state;
+    int64_t length; /* a middleware stream's byte count, or -1 */
 };
 
 struct csgi_environ {
@@ -118,6 +123,7 @@ struct csgi_environ {
     size_t capacity;
     int destructors_deferred;
     csgi_input input;
+    csgi_input *replaced; /* csgi_environ_set_input, else NULL */
 };
 
 /* The input stream is set up at its first use: most requests have no body. */
@@ -127,6 +133,7 @@ static csgi_input *input_of(csgi_environ *environ)
     if (!input->environ) {
         memset(input, 0, sizeof(*input));
         input->environ = environ;
+        input->length = -1;
     }
     return input;
 }
@@ -563,7 +570,7 @@ static int materialise(csgi_environ *environ)
     add_string(environ, LITERAL("csgi.version"), LITERAL("1.0"));
     const char *scheme = source->url_scheme ? source->url_scheme : "http";
     add_string(environ, LITERAL("csgi.url_scheme"), scheme, strlen(scheme));
-    add_pointer(environ, LITERAL("csgi.input"), input_of(environ));
+    add_pointer(environ, LITERAL("csgi.input"), csgi_environ_input(environ));
     add_pointer(environ, LITERAL("csgi.errors"), environ);
     add_int(environ, LITERAL("csgi.multithread"), source->multithread != 0);
     add_int(environ, LITERAL("csgi.multiprocess"), source->multiprocess != 0);
@@ -593,6 +600,7 @@ csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
     environ->capacity = 0;
     environ->destructors_deferred = 0;
     environ->input.environ = NULL; /* set up at its first use (input_of) */
+    environ->replaced = NULL;
     return environ;
 }
 
@@ -1077,7 +1085,50 @@ static void log_warning(csgi_environ *environ, const char *format, ...)
 
 csgi_input *csgi_environ_input(csgi_environ *environ)
 {
-    return environ ? input_of(environ) : NULL;
+    if (!environ)
+        return NULL;
+    return environ->replaced ? environ->replaced : input_of(environ);
+}
+
+static void input_close(void *data)
+{
+    csgi_input *input = data;
+    if (input->type->close)
+        input->type->close(input->state);
+}
+
+csgi_input *csgi_input_new(csgi_environ *environ, const csgi_input_type *type, void *state,
+                           int64_t length)
+{
+    csgi_input *input = environ && type && type->read && length >= -1
+                            ? csgi_arena__alloc(environ->arena, sizeof(*input))
+                            : NULL;
+    if (input) {
+        memset(input, 0, sizeof(*input));
+        input->environ = environ;
+        input->type = type;
+        input->state = state;
+        input->length = length;
+        if (csgi_arena__defer(environ->arena, input_close, input) != 0)
+            input = NULL;
+    }
+    if (!input && type && type->close)
+        type->close(state);
+    return input;
+}
+
+int csgi_environ_set_input(csgi_environ *environ, csgi_input *input)
+{
+    if (!environ || !input || input->environ != environ)
+        return CSGI_EINVAL;
+    environ->replaced = input == &environ->input ? NULL : input;
+    /* A built environ holds csgi.input as a key: it follows. */
+    if (environ->entries) {
+        entry *e = find(environ, "csgi.input", 10);
+        if (e && e->kind == CSGI_VALUE_POINTER)
+            e->value.pointer.pointer = input;
+    }
+    return 0;
 }
 
 /* Record what the provider answered: the end and errors stick. */
@@ -1094,6 +1145,8 @@ static long input_note(csgi_input *input, long n)
 
 static long input_pull(csgi_input *input, void *buf, size_t len)
 {
+    if (input->type)
+        return input_note(input, input->type->read(input->state, buf, len));
     const csgi_environ__source *source = input->environ->source;
     if (!source->input || !source->input->read)
         return input_note(input, 0);
@@ -1194,15 +1247,19 @@ int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t 
 {
     if (!input || !out)
         return CSGI_EINVAL;
+    /* The byte count when known: CONTENT_LENGTH for the server's stream,
+       what a middleware declared for its own. */
     const csgi_http__head *head = input->environ->source->head;
-    int known = head->body == CSGI_HTTP__BODY_LENGTH;
+    int64_t total = input->type                            ? input->length
+                    : head->body == CSGI_HTTP__BODY_LENGTH ? (int64_t)head->content_length
+                                                           : -1;
+    int known = total >= 0;
 
     /* A body announced too long is refused before a byte is read (and
        before a "100 Continue" invites the client to send it). What counts
        is what is left: bytes already read and delivered are not returned. */
     if (known) {
-        uint64_t left =
-            input->pulled < head->content_length ? head->content_length - input->pulled : 0;
+        uint64_t left = input->pulled < (uint64_t)total ? (uint64_t)total - input->pulled : 0;
         if (left > max || input->end - input->start > max - left)
             return CSGI_ETOOBIG;
     }
@@ -1235,12 +1292,11 @@ int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t 
            the buffer. */
         size_t want;
         if (known) {
-            uint64_t left =
-                input->pulled < head->content_length ? head->content_length - input->pulled : 0;
+            uint64_t left = input->pulled < (uint64_t)total ? (uint64_t)total - input->pulled : 0;
             want = (size_t)left;
         } else {
             const csgi_input__provider *provider = input->environ->source->input;
-            want = provider && provider->buffered
+            want = !input->type && provider && provider->buffered
                        ? provider->buffered(input->environ->source->input_context)
                        : 0;
         }
@@ -1270,11 +1326,20 @@ void csgi_input_on_ready(csgi_input *input, csgi_input_ready_fn ready, void *use
         return;
     input->ready = ready;
     input->ready_userdata = ready ? userdata : NULL;
+    /* A middleware's stream waits on what it reads from. */
+    if (input->type && input->type->wait)
+        input->type->wait(input->state, input, ready != NULL);
 }
 
 void csgi_environ__input_ready(csgi_environ *environ)
 {
-    csgi_input *input = input_of(environ);
+    csgi_input_notify(input_of(environ));
+}
+
+void csgi_input_notify(csgi_input *input)
+{
+    if (!input)
+        return;
     csgi_input_ready_fn ready = input->ready;
     void *userdata = input->ready_userdata;
 
