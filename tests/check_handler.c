@@ -74,6 +74,12 @@ static csgi_response *no_response(csgi_request *request, void *userdata)
     return NULL;
 }
 
+static csgi_response *always_again(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    return csgi_handler_again(request);
+}
+
 static atomic_int echo_calls;
 
 /* The JSON body back, as 201: reads the body first, so "again" is safe. */
@@ -142,6 +148,17 @@ START_TEST(test_error_handler)
     response = run(app, "GET", "/?code=299", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 500);
     ck_assert(csgi_test_response_log_contains(response, "the handler failed"));
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* Waiting for a body that will not come would hang: 500 instead. */
+    app = handler_app(always_again);
+    response = run(app, "GET", "/", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 500);
+    ck_assert(csgi_test_response_log_contains(response, "asked to wait, but the body has all"));
+    csgi_test_response_free(response);
+    response = run(app, "POST", "/", NULL, NULL, "all here");
+    ck_assert_int_eq(csgi_test_response_code(response), 500);
     csgi_test_response_free(response);
     csgi_app_free(app);
 

@@ -33,7 +33,9 @@
  *    CSGI_EAGAIN: the body has not all arrived yet. The adapter calls the
  *    handler again when more of it is there; the request's body readers
  *    resume where they stopped, so a handler that reads the body before it
- *    does anything else is simply called again;
+ *    does anything else is simply called again. Asking to wait when no
+ *    more can arrive (no body, or unread bytes already there) would hang
+ *    the request: the client gets a 500 and the log a line instead;
  *  - NULL, when it failed (out of memory): the client gets a 500 and the
  *    error log a line.
  *

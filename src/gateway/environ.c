@@ -1336,6 +1336,26 @@ void csgi_environ__input_ready(csgi_environ *environ)
     csgi_input_notify(input_of(environ));
 }
 
+int csgi_input__pending(csgi_input *input)
+{
+    if (!input || input->status != INPUT_READING)
+        return 0;
+    if (input->type)
+        return 1;
+    const csgi_http__head *head = input->environ->source->head;
+    if (head->body == CSGI_HTTP__BODY_NONE)
+        return 0;
+    if (head->body == CSGI_HTTP__BODY_LENGTH && input->pulled >= head->content_length)
+        return 0;
+    /* Bytes the server holds and nobody pulled bring no news later: the
+       reader should read them. (Bytes read_all keeps are not that: they
+       wait for the rest.) */
+    const csgi_input__provider *provider = input->environ->source->input;
+    if (provider && provider->buffered && provider->buffered(input->environ->source->input_context))
+        return 0;
+    return 1;
+}
+
 void csgi_input_notify(csgi_input *input)
 {
     if (!input)

@@ -76,6 +76,11 @@ size_t csgi_environ__size(void);
 csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
                                  const csgi_environ__source *source);
 
+/* 1 while waiting on the input can bring news: a body is announced, not
+   all read, and nothing of it is readable now (or a middleware's stream
+   has not ended). 0 when a wait would last for ever. */
+int csgi_input__pending(csgi_input *input);
+
 /* The gateway calls this when the input provider has news (bytes, end,
    error): it runs the callback set with csgi_input_on_ready, once. */
 void csgi_environ__input_ready(csgi_environ *environ);

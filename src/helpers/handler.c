@@ -11,6 +11,7 @@
  * pieces of the response's own body.
  */
 #include "common/alloc.h"
+#include "gateway/environ_private.h"
 #include "gateway/gateway.h"
 #include "helpers/helpers.h"
 #include "helpers/response_private.h"
@@ -94,9 +95,14 @@ static void on_input(csgi_input *input, void *userdata)
 {
     pending *p = userdata;
     csgi_response *response = run(p->adapter, p->request, p->start_response);
-    if (response == &again_marker) {
+    if (response == &again_marker && csgi_input__pending(input)) {
         csgi_input_on_ready(input, on_input, p);
         return;
+    }
+    if (response == &again_marker) {
+        csgi_environ_log(p->environ, "%s: the handler asked to wait, but the body has all arrived",
+                         p->adapter->name);
+        response = NULL;
     }
     p->inner = send_response(p->adapter, response, p->environ, p->start_response);
     if (!p->inner)
@@ -116,6 +122,12 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
     csgi_response *response = run(h, request, start_response);
     if (response != &again_marker)
         return send_response(h, response, environ, start_response);
+    if (!csgi_input__pending(csgi_environ_input(environ))) {
+        /* Nothing more will arrive: waiting would hang the request. */
+        csgi_environ_log(environ, "%s: the handler asked to wait, but the body has all arrived",
+                         h->name);
+        return NULL;
+    }
 
     pending *p = csgi_environ_alloc(environ, sizeof(*p));
     if (!p)
