@@ -95,7 +95,6 @@ valgrind)
     command -v valgrind >/dev/null || { echo "test.sh: valgrind is not installed" >&2; exit 1; }
     run cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_WERROR=ON
     run cmake --build build-test -j"$jobs"
-    export CSGI_SHARED_TESTDATA="$root/../shared/testdata"
     for suite in common parser environ ini conf loader testing example request negotiate response handler; do
         CK_FORK=no run valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect "build-test/tests/check_$suite"
