@@ -3,7 +3,7 @@
 #
 #   scripts/test.sh                 Release build (RelWithDebInfo, -Werror) in build-test, ctest
 #   scripts/test.sh --sanitize      ASan+UBSan build in build-asan, ctest
-#   scripts/test.sh --valgrind      the suites without sockets under valgrind's memcheck
+#   scripts/test.sh --valgrind      the tests labelled valgrind under valgrind's memcheck
 #   scripts/test.sh --fuzz SECONDS  clang libFuzzer build in build-fuzz, run every fuzzer on a
 #                                   copy of its seed corpus for SECONDS each
 #   scripts/test.sh --format        clang-format --dry-run --Werror on every tracked .c/.h
@@ -88,18 +88,33 @@ sanitize)
     ;;
 
 valgrind)
-    # The suites that need no sockets (request has one small server test),
-    # in one process each (CK_FORK=no) so valgrind sees every test; the
-    # socket suites run under ASan instead.
-    section "valgrind: memcheck on the non-socket suites of build-test"
+    # The tests labelled valgrind in tests/CMakeLists.txt, each with the
+    # command and environment CTest gives it, in one process (CK_FORK=no) so
+    # valgrind sees every test; the socket-heavy suites run under ASan instead.
+    section "valgrind: memcheck on the tests labelled valgrind (ctest -L valgrind) of build-test"
     command -v valgrind >/dev/null || { echo "test.sh: valgrind is not installed" >&2; exit 1; }
     run cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCSGI_WERROR=ON
     run cmake --build build-test -j"$jobs"
-    export CSGI_SHARED_TESTDATA="$root/../shared/testdata"
-    for suite in common parser environ ini conf loader testing example request negotiate response handler; do
-        CK_FORK=no run valgrind -q --error-exitcode=99 --leak-check=full \
-            --errors-for-leak-kinds=definite,indirect "build-test/tests/check_$suite"
-    done
+    # One line a test, shell-quoted: its name, its working directory, then
+    # env NAME=VALUE... valgrind OPTIONS... COMMAND ARGS...
+    tests=$(ctest --test-dir build-test -L valgrind --show-only=json-v1 | python3 -c '
+import json, shlex, sys
+for test in json.load(sys.stdin)["tests"]:
+    props = {p["name"]: p["value"] for p in test.get("properties", [])}
+    print(shlex.join([test["name"], props.get("WORKING_DIRECTORY", "."), "env", "CK_FORK=no",
+                      *props.get("ENVIRONMENT", []), "valgrind", "-q", "--error-exitcode=99",
+                      "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                      *test["command"]]))
+')
+    [ -n "$tests" ] || { echo "test.sh: no tests are labelled valgrind" >&2; exit 1; }
+    count=0
+    while IFS= read -r line; do
+        eval "set -- $line"
+        section "valgrind: $1"
+        (cd "$2" && shift 2 && run "$@")
+        count=$((count + 1))
+    done <<<"$tests"
+    echo "test.sh: $count test(s) clean under valgrind" >&2
     ;;
 
 fuzz)

@@ -32,11 +32,11 @@ const char *test_testdata_dir(void)
 {
     static char dir[PATH_MAX];
     char candidate[PATH_MAX];
-    const char *env = getenv("CSGI_SHARED_TESTDATA");
+    const char *env = getenv("CSGI_TEST_DATA");
     if (env && *env)
         snprintf(candidate, sizeof(candidate), "%s", env);
     else
-        snprintf(candidate, sizeof(candidate), "%s/../shared/testdata", test_project_dir());
+        snprintf(candidate, sizeof(candidate), "%s/tests/data", test_project_dir());
     ck_assert_msg(realpath(candidate, dir) != NULL, "no test data at %s", candidate);
     return dir;
 }

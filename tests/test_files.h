@@ -1,6 +1,6 @@
 /*
  * Files for the suites that read deploy files: the project's directories,
- * the shared test data and a temporary directory to write files into.
+ * the test data and a temporary directory to write files into.
  *
  * Each function fails the running test (Check) when a directory is missing;
  * the paths they return live in static buffers, valid until the next call
@@ -12,9 +12,9 @@
 /* The project root (the directory above tests/), absolute. */
 const char *test_project_dir(void);
 
-/* ../shared/testdata beside the project, or CSGI_SHARED_TESTDATA when set:
-   absolute, symbolic links resolved, so that paths built from it (and a deploy
-   file's `here`) can be predicted. */
+/* The project's tests/data (pastedeploy/ and talk/, see tests/data/README.md),
+   or CSGI_TEST_DATA when set: absolute, symbolic links resolved, so that paths
+   built from it (and a deploy file's `here`) can be predicted. */
 const char *test_testdata_dir(void);
 
 /* The test process's temporary directory, made on first use and removed with

@@ -3,17 +3,18 @@
 # (the auth filter in front of the hello app), GET / with and without the
 # token through bash's /dev/tcp, stop it with SIGTERM; then --check, on it
 # and on a file with an unknown factory (with and without --stub-unknown).
-#   csgi_serve_smoke.sh PATH_TO_CSGI_SERVE MODULE_DIR SHARED_TESTDATA
+#   csgi_serve_smoke.sh PATH_TO_CSGI_SERVE MODULE_DIR TALK_INI
+# TALK_INI is the talk's examples/auth_filter/wsgi_webob_mid.ini.
 set -euo pipefail
 serve=$1
 modules=$2
-testdata=$3
+talk_ini=$3
 
 dir=$(mktemp -d)
 out="$dir/out"
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-cp "$testdata/talk/wsgi_webob_mid.ini" "$dir/"
+cp "$talk_ini" "$dir/wsgi_webob_mid.ini"
 
 "$serve" --module-path "$modules" --listen 127.0.0.1:0 "$dir/wsgi_webob_mid.ini" >"$out" 2>&1 &
 pid=$!
