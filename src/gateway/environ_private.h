@@ -102,6 +102,8 @@ const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ);
 /* The arena of an environ. */
 csgi_arena *csgi_environ__arena(csgi_environ *environ);
 
+/* ---- path.c ---- */
+
 /* Percent-decode src into dst (which may be src): returns the decoded
    length. "%2F" becomes "/" like any other escape (documented in
    docs/environ.md); a malformed escape ("%zz", a lone "%") is kept as is. */
@@ -113,5 +115,22 @@ size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len);
    with "/" separators; the gateway refuses these with 400 before any
    application sees them, since PATH_INFO is the decoded path. */
 int csgi_environ__path_is_safe(const char *path, size_t len);
+
+/* 1 when a path with a '%' decodes to a climb above the root ("%2F..") or
+   holds a NUL ("%00", which would cut the path short for C string
+   functions): what the gateway refuses with 400 before any application
+   sees it. */
+int csgi_environ__decoded_path_refused(const char *path, size_t len);
+
+/* csgi_environ__decoded_path_refused() for a raw request path: only paths
+   with a '%' are decoded and checked. Paths are short: a plain loop beats
+   a call to memchr, and this runs for every request. */
+static inline int csgi_environ__path_refused(const char *path, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '%')
+            return csgi_environ__decoded_path_refused(path, len);
+    return 0;
+}
 
 #endif

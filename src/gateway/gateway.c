@@ -340,16 +340,6 @@ static size_t input_buffered(void *context)
 
 static const csgi_input__provider engine_input = {input_read, input_buffered};
 
-/* Whether a path has a '%' (then its decoding is checked). Paths are
-   short: a plain loop beats a call to memchr. */
-static int has_percent(const char *path, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (path[i] == '%')
-            return 1;
-    return 0;
-}
-
 void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
 {
     const csgi_gateway *gateway = userdata;
@@ -377,11 +367,8 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
 
     const csgi_http__head *head = csgi_http__request_head(http);
     /* PATH_INFO is the decoded path: refuse what decoding would turn
-       into a climb above the root ("%2F.." ) or a NUL byte ("%00"), which
-       would cut the path short for C string functions. */
-    if (has_percent(head->path, head->path_len) &&
-        (!csgi_environ__path_is_safe(head->path, head->path_len) ||
-         memmem(head->path, head->path_len, "%00", 3))) {
+       into a climb above the root or a NUL byte. */
+    if (csgi_environ__path_refused(head->path, head->path_len)) {
         request_log(request, CSGI_LOG__INFO, "encoded path climbs above the root or has NUL");
         csgi_http__response_abort(http, 400, CSGI_EPARSE);
         return;

@@ -791,9 +791,7 @@ static int parse_request(const char *text, size_t len, csgi_arena *arena, csgi_h
                               headers, capacity, head, &error) != 0)
         return CSGI_EPARSE;
     /* What the gateway refuses with 400 before any application runs. */
-    if (head->path_len && memchr(head->path, '%', head->path_len) &&
-        (!csgi_environ__path_is_safe(head->path, head->path_len) ||
-         memmem(head->path, head->path_len, "%00", 3)))
+    if (csgi_environ__path_refused(head->path, head->path_len))
         return CSGI_EPARSE;
     return 0;
 }
