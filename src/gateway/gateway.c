@@ -212,18 +212,19 @@ static void pump(csgi_gateway__request *request)
         }
         if (request->started && !request->head_sent) {
             /* Bytes and files need no pulling: their length is known. */
-            if (body->kind == CSGI_BODY__BYTES) {
+            if (body->kind == CSGI_BODY_BYTES) {
                 send_bytes(request, body);
                 break;
             }
-            if (body->kind == CSGI_BODY__FILE) {
+            if (body->kind == CSGI_BODY_FILE) {
                 int64_t length = body->length;
                 if (send_head(request, length) != 0) {
                     fail(request, "could not start the response");
                     break;
                 }
-                int64_t offset = body->offset;
-                int fd = csgi_body__take_fd(body);
+                int64_t offset = 0;
+                int fd = -1;
+                csgi_body_take_file(body, &fd, &offset, NULL);
                 if (csgi_http__response_sendfile(request->http, fd, offset, length) != 0) {
                     fail(request, "could not send the file");
                     break;
@@ -402,7 +403,7 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
         return;
     }
     /* The common answer, bytes after start-response, needs no pumping. */
-    if (request->body->kind == CSGI_BODY__BYTES && request->started && !request->failed) {
+    if (request->body->kind == CSGI_BODY_BYTES && request->started && !request->failed) {
         send_bytes(request, request->body);
         return;
     }

@@ -32,22 +32,20 @@ void csgi_gateway__log(const csgi_gateway *gateway, int level, const char *forma
 
 /* ---- app.c: bodies and start-responses, seen from the gateway --------- */
 
-enum csgi_body__kind { CSGI_BODY__BYTES, CSGI_BODY__FILE, CSGI_BODY__ITERATOR };
-
 struct csgi_body {
     csgi_environ *environ;
-    int kind;
+    int kind; /* csgi_body_kind */
     int closed;
-    /* CSGI_BODY__BYTES */
+    /* CSGI_BODY_BYTES */
     const void *data;
     size_t len;
     int delivered;
-    /* CSGI_BODY__FILE */
+    /* CSGI_BODY_FILE */
     int fd;
     int64_t offset;
     int64_t length;
     char *file_buffer; /* for csgi_body_next on a file: pread into it */
-    /* CSGI_BODY__ITERATOR */
+    /* CSGI_BODY_ITERATOR */
     const csgi_body_type *type;
     void *state;
 };
@@ -71,8 +69,5 @@ int csgi_gateway__start_response(csgi_gateway__request *request, const char *sta
                                  const csgi_header *headers, size_t count, const char *exc_info);
 int csgi_gateway__write(csgi_gateway__request *request, const void *data, size_t len);
 void csgi_gateway__resume(csgi_gateway__request *request);
-
-/* A file descriptor handed over (the file body no longer closes it). */
-int csgi_body__take_fd(csgi_body *body);
 
 #endif

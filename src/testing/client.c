@@ -654,7 +654,7 @@ static void pump(run *r)
         }
         /* Bytes and files: their length is known, the head goes now (an
            iterator's waits for its first piece, as in the gateway). */
-        if (r->started && !r->head_sent && body->kind != CSGI_BODY__ITERATOR &&
+        if (r->started && !r->head_sent && body->kind != CSGI_BODY_ITERATOR &&
             send_head(r, csgi_body_length(body)) != 0) {
             fail(r, "could not start the response");
             break;
