@@ -843,7 +843,7 @@ START_TEST(file_body)
     r = get(app, "/file");
     ck_assert_int_eq(csgi_test_response_cut(r), 1);
     ck_assert_str_eq(csgi_test_response_body(r, NULL), "23");
-    ck_assert_int_eq(csgi_test_response_log_contains(r, "the response body failed"), 1);
+    ck_assert_int_eq(csgi_test_response_log_contains(r, "could not send the file"), 1);
     csgi_test_response_free(r);
     close(fd);
     csgi_app_free(app);

@@ -1,13 +1,15 @@
 /*
  * Applications, start-responses and bodies: the objects of the application
- * protocol (include/csgi/app.h). The request-driving logic is in gateway.c.
+ * protocol (include/csgi/app.h). The rules of a request are in driver.c.
  *
  * Parameters are "env" here, not "environ" as in the header: this file
  * needs <unistd.h>, where glibc declares a global "environ".
  */
 #include "common/alloc.h"
 #include "common/arena.h"
-#include "gateway/gateway.h"
+#include "gateway/app_private.h"
+#include "gateway/driver.h"
+#include "gateway/environ_private.h"
 
 #include <csgi/app.h>
 
@@ -90,23 +92,16 @@ int csgi_start_response_call(csgi_start_response *start_response, const char *st
         return start_response->fn(start_response->userdata, status, headers, count, exc_info);
     if (start_response->parent)
         return csgi_start_response_call(start_response->parent, status, headers, count, exc_info);
-    return csgi_gateway__start_response(start_response->request, status, headers, count, exc_info);
+    return CSGI_ESTATE;
 }
 
 int csgi_start_response_write(csgi_start_response *start_response, const void *data, size_t len)
 {
     if (!start_response || (len && !data))
         return CSGI_EINVAL;
-    while (start_response->parent)
-        start_response = start_response->parent;
-    if (!start_response->request) {
-        /* Not the gateway's: the test client's root start-response. */
-        csgi_environ *env = start_response->environ;
-        const csgi_environ__owner_hooks *hooks = env ? csgi_environ__hooks(env) : NULL;
-        return hooks && hooks->write ? hooks->write(csgi_environ__owner(env), data, len)
-                                     : CSGI_ESTATE;
-    }
-    return csgi_gateway__write(start_response->request, data, len);
+    /* Every node of a request's chain writes to the request's driver. */
+    csgi_driver *driver = csgi_environ__owner(start_response->environ);
+    return driver ? csgi_driver__write(driver, data, len) : CSGI_ESTATE;
 }
 
 csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_response *parent,
@@ -272,11 +267,9 @@ void csgi_body_resume(csgi_body *body)
 {
     if (!body || body->closed)
         return;
-    const csgi_environ__owner_hooks *hooks = csgi_environ__hooks(body->environ);
-    if (hooks)
-        hooks->resume(csgi_environ__owner(body->environ));
-    else
-        csgi_gateway__resume(csgi_environ__owner(body->environ));
+    csgi_driver *driver = csgi_environ__owner(body->environ);
+    if (driver)
+        csgi_driver__resume(driver);
 }
 
 int csgi_body_set_length(csgi_body *body, int64_t length)

@@ -594,11 +594,6 @@ void *csgi_environ__owner(csgi_environ *environ)
     return environ->source->owner;
 }
 
-const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ)
-{
-    return environ->source->owner_hooks;
-}
-
 /* ---- Keys ------------------------------------------------------------------ */
 
 /* The length of a key, or 0 when it cannot be one (NULL, empty, huge). */

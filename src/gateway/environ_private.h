@@ -16,11 +16,15 @@
 #define CSGI_GATEWAY_ENVIRON_PRIVATE_H
 
 #include "common/arena.h"
-#include "http/parser.h"
 
 #include <csgi/environ.h>
 
+#include <stddef.h>
 #include <sys/socket.h>
+
+/* The parsed request head (http/parser.h): helpers that include this
+   header need none of the parser. */
+struct csgi_http__head;
 
 /* Where csgi.input reads from. */
 typedef struct csgi_input__provider {
@@ -35,33 +39,18 @@ typedef struct csgi_input__provider {
    request (dropped headers). */
 typedef void (*csgi_environ__log_fn)(void *context, int level, const char *line);
 
-struct event_base;
-
-/* How the protocol objects reach an owner that is not the gateway (the
-   in-process test client, src/testing/client.c). The gateway leaves the
-   source's hooks NULL and is called directly, so it pays one NULL test. */
-typedef struct csgi_environ__owner_hooks {
-    /* csgi_body_resume() on a body of this request. */
-    void (*resume)(void *owner);
-    /* csgi_start_response_write() on this request's start-response. */
-    int (*write)(void *owner, const void *data, size_t len);
-    /* csgi_environ_event_base(): the loop running the request, or NULL. */
-    struct event_base *(*event_base)(void *owner);
-} csgi_environ__owner_hooks;
-
 typedef struct csgi_environ__source {
-    const csgi_http__head *head;  /* borrowed for the request's life */
-    const struct sockaddr *peer;  /* AF_INET, AF_INET6 or AF_UNIX */
-    const struct sockaddr *local; /* the listener's address */
-    const char *url_scheme;       /* "http" or "https" */
-    int multithread;              /* csgi.multithread */
-    int multiprocess;             /* csgi.multiprocess */
+    const struct csgi_http__head *head; /* borrowed for the request's life */
+    const struct sockaddr *peer;        /* AF_INET, AF_INET6 or AF_UNIX */
+    const struct sockaddr *local;       /* the listener's address */
+    const char *url_scheme;             /* "http" or "https" */
+    int multithread;                    /* csgi.multithread */
+    int multiprocess;                   /* csgi.multiprocess */
     const csgi_input__provider *input;
     void *input_context;
     csgi_environ__log_fn log; /* csgi.errors: one line, no newline */
     void *log_context;
-    void *owner;                                  /* the gateway's request (csgi_environ__owner) */
-    const csgi_environ__owner_hooks *owner_hooks; /* NULL for the gateway */
+    void *owner; /* the request's csgi_driver (driver.h), for csgi_environ__owner */
 } csgi_environ__source;
 
 /* Create an environ in arena from source (copied; its pointers borrowed).
@@ -93,11 +82,9 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 /* The pointer of a key holding the given kind, else NULL. */
 void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
-/* The source's owner pointer. */
+/* The source's owner: the driver of the request (csgi_body_resume,
+   csgi_environ_event_base). */
 void *csgi_environ__owner(csgi_environ *environ);
-
-/* The source's owner hooks (NULL when the gateway owns the request). */
-const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ);
 
 /* The arena of an environ. */
 csgi_arena *csgi_environ__arena(csgi_environ *environ);
