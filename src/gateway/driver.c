@@ -230,6 +230,8 @@ static void pump(csgi_driver *driver)
             break; /* csgi_driver__writable pumps again */
         csgi_chunk chunk = {NULL, 0};
         int r = csgi_body_next(body, &chunk);
+        if (driver->finished || driver->done)
+            break; /* ended from inside next() (exc_info after the head) */
         if (r == CSGI_EAGAIN) {
             if (driver->again)
                 continue;
