@@ -144,7 +144,7 @@ static int run(fixture *f, csgi_response *response, csgi_app *app, captured *c)
     int refuse = c->refuse;
     memset(c, 0, sizeof(*c));
     c->refuse = refuse;
-    csgi_start_response root = {f->environ, NULL, capture_start, c, NULL};
+    csgi_start_response root = {f->environ, NULL, capture_start, c};
     csgi_body *body = app ? csgi_app_call(app, f->environ, &root)
                           : csgi_response_send(response, f->environ, &root);
     if (!body)
@@ -1086,7 +1086,7 @@ START_TEST(heap_response_as_application)
     ck_assert_int_eq(csgi_response_app(&app, NULL), CSGI_EINVAL);
     ck_assert_int_eq(csgi_response_app(NULL, new_response(NULL)), CSGI_EINVAL);
     csgi_response_free(NULL);
-    csgi_start_response root = {f->environ, NULL, capture_start, &c, NULL};
+    csgi_start_response root = {f->environ, NULL, capture_start, &c};
     ck_assert_ptr_null(csgi_response_send(NULL, f->environ, &root));
     ck_assert_ptr_null(csgi_response_send(r, NULL, &root));
     ck_assert_ptr_null(csgi_response_send(r, f->environ, NULL));

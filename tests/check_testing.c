@@ -817,13 +817,20 @@ START_TEST(stream_body_closed_once)
 }
 END_TEST
 
-START_TEST(file_body)
+/* An unlinked temporary file holding "0123456789". */
+static int digits_file(void)
 {
     char path[] = "/tmp/check_testing_XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     unlink(path);
     ck_assert_int_eq(write(fd, "0123456789", 10), 10);
+    return fd;
+}
+
+START_TEST(file_body)
+{
+    int fd = digits_file();
     test_app state;
     csgi_app *app = mode_app(&state, FILE_BODY);
     state.fd = fd;
@@ -836,10 +843,62 @@ START_TEST(file_body)
     r = get(app, "/file");
     ck_assert_int_eq(csgi_test_response_cut(r), 1);
     ck_assert_str_eq(csgi_test_response_body(r, NULL), "23");
-    ck_assert_int_eq(csgi_test_response_log_contains(r, "the response body failed"), 1);
+    ck_assert_int_eq(csgi_test_response_log_contains(r, "could not send the file"), 1);
     csgi_test_response_free(r);
     close(fd);
     csgi_app_free(app);
+}
+END_TEST
+
+/* What middleware can see of a body without pulling it (kind, bytes, file). */
+static csgi_body *accessors_call(void *state, csgi_environ *environ,
+                                 csgi_start_response *start_response)
+{
+    int *file = state;
+    csgi_body *bytes = csgi_body_static(environ, "hello", 5);
+    size_t len = 99;
+    ck_assert_int_eq(csgi_body_kind_of(bytes), CSGI_BODY_BYTES);
+    ck_assert_ptr_eq(csgi_body_data(bytes, &len), "hello");
+    ck_assert_uint_eq(len, 5);
+    int fd = -1;
+    ck_assert_int_eq(csgi_body_take_file(bytes, &fd, NULL, NULL), CSGI_EINVAL);
+
+    csgi_body *iterator = stream_body(NULL, environ, start_response);
+    ck_assert_int_eq(csgi_body_kind_of(iterator), CSGI_BODY_ITERATOR);
+    ck_assert_ptr_null(csgi_body_data(iterator, &len));
+    ck_assert_uint_eq(len, 0);
+    csgi_body_close(iterator);
+
+    csgi_body *from_file = csgi_body_file(environ, dup(*file), 2, 6);
+    ck_assert_int_eq(csgi_body_kind_of(from_file), CSGI_BODY_FILE);
+    ck_assert_ptr_null(csgi_body_data(from_file, NULL));
+    ck_assert_int_eq(csgi_body_take_file(from_file, NULL, NULL, NULL), CSGI_EINVAL);
+    int64_t offset = -1, length = -1;
+    ck_assert_int_eq(csgi_body_take_file(from_file, &fd, &offset, &length), 0);
+    ck_assert_int_eq(offset, 2);
+    ck_assert_int_eq(length, 6);
+    ck_assert_int_eq(csgi_body_take_file(from_file, &fd, NULL, NULL), CSGI_ESTATE);
+    /* The caller owns the descriptor: closing the body leaves it open. */
+    csgi_body_close(from_file);
+    char byte = 0;
+    ck_assert_int_eq(pread(fd, &byte, 1, offset), 1);
+    ck_assert_int_eq(byte, '2');
+    close(fd);
+
+    csgi_start_response_call(start_response, "200 OK", html, 1, NULL);
+    return bytes;
+}
+
+START_TEST(body_accessors)
+{
+    int fd = digits_file();
+    static const csgi_app_type accessors_type = {"accessors", accessors_call, NULL};
+    csgi_app *app = new_app(&accessors_type, &fd);
+    csgi_test_response *r = get(app, "/x");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "hello");
+    csgi_test_response_free(r);
+    csgi_app_free(app);
+    close(fd);
 }
 END_TEST
 
@@ -1476,6 +1535,7 @@ int main(void)
     TCase *bodies = tcase_create("bodies");
     tcase_add_test(bodies, stream_body_closed_once);
     tcase_add_test(bodies, file_body);
+    tcase_add_test(bodies, body_accessors);
     tcase_add_test(bodies, head_and_no_content);
     tcase_add_test(bodies, legacy_write);
     tcase_add_test(bodies, answers_later);

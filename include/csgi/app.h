@@ -227,6 +227,45 @@ CSGI_EXTERN csgi_body *csgi_body_static(csgi_environ *environ, const void *data,
 CSGI_EXTERN csgi_body *csgi_body_file(csgi_environ *environ, int fd, int64_t offset,
                                       int64_t length);
 
+/** What a body is, which decides how the server sends it. */
+typedef enum csgi_body_kind {
+    CSGI_BODY_BYTES,   /**< csgi_body_bytes(), csgi_body_static(): bytes in memory */
+    CSGI_BODY_FILE,    /**< csgi_body_file(): a range of a file, sent with sendfile(2) */
+    CSGI_BODY_ITERATOR /**< csgi_body_new(): pieces pulled with csgi_body_next() */
+} csgi_body_kind;
+
+/**
+ * The kind of a body: what a middleware looks at before it wraps a body
+ * or passes it on as it is (bytes and files keep their fast paths only
+ * when nothing wraps them).
+ */
+CSGI_EXTERN csgi_body_kind csgi_body_kind_of(const csgi_body *body);
+
+/**
+ * The bytes of a bytes body (csgi_body_bytes(), csgi_body_static()),
+ * without pulling it.
+ *
+ * @param body a body of any kind (not NULL)
+ * @param len  where to store the byte count (may be NULL)
+ * @return the bytes (borrowed: they outlive the request), or NULL (with
+ *         *len 0) for files and iterators.
+ */
+CSGI_EXTERN const void *csgi_body_data(const csgi_body *body, size_t *len);
+
+/**
+ * Take the file of a file body (csgi_body_file()) not pulled yet, to send
+ * it another way (a response object that answers ranges, a cache).
+ *
+ * @param body   a file body (not NULL)
+ * @param fd     where to store the file descriptor (owned by the caller
+ *               from here: closing the body no longer closes it)
+ * @param offset where to store the range's first byte (may be NULL)
+ * @param length where to store the range's length (may be NULL)
+ * @return 0; CSGI_EINVAL (not a file body, or fd NULL); CSGI_ESTATE (the
+ *         body was closed, or its file taken already).
+ */
+CSGI_EXTERN int csgi_body_take_file(csgi_body *body, int *fd, int64_t *offset, int64_t *length);
+
 /**
  * The body's length when known in advance: bytes, files, and iterators
  * whose length was declared with csgi_body_set_length(); else -1.

@@ -1,13 +1,15 @@
 /*
  * Applications, start-responses and bodies: the objects of the application
- * protocol (include/csgi/app.h). The request-driving logic is in gateway.c.
+ * protocol (include/csgi/app.h). The rules of a request are in driver.c.
  *
  * Parameters are "env" here, not "environ" as in the header: this file
  * needs <unistd.h>, where glibc declares a global "environ".
  */
 #include "common/alloc.h"
 #include "common/arena.h"
-#include "gateway/gateway.h"
+#include "gateway/app_private.h"
+#include "gateway/driver.h"
+#include "gateway/environ_private.h"
 
 #include <csgi/app.h>
 
@@ -90,23 +92,16 @@ int csgi_start_response_call(csgi_start_response *start_response, const char *st
         return start_response->fn(start_response->userdata, status, headers, count, exc_info);
     if (start_response->parent)
         return csgi_start_response_call(start_response->parent, status, headers, count, exc_info);
-    return csgi_gateway__start_response(start_response->request, status, headers, count, exc_info);
+    return CSGI_ESTATE;
 }
 
 int csgi_start_response_write(csgi_start_response *start_response, const void *data, size_t len)
 {
     if (!start_response || (len && !data))
         return CSGI_EINVAL;
-    while (start_response->parent)
-        start_response = start_response->parent;
-    if (!start_response->request) {
-        /* Not the gateway's: the test client's root start-response. */
-        csgi_environ *env = start_response->environ;
-        const csgi_environ__owner_hooks *hooks = env ? csgi_environ__hooks(env) : NULL;
-        return hooks && hooks->write ? hooks->write(csgi_environ__owner(env), data, len)
-                                     : CSGI_ESTATE;
-    }
-    return csgi_gateway__write(start_response->request, data, len);
+    /* Every node of a request's chain writes to the request's driver. */
+    csgi_driver *driver = csgi_environ__owner(start_response->environ);
+    return driver ? csgi_driver__write(driver, data, len) : CSGI_ESTATE;
 }
 
 csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_response *parent,
@@ -151,7 +146,7 @@ static void close_at_end(void *body)
 
 csgi_body *csgi_body_new(csgi_environ *env, const csgi_body_type *type, void *state)
 {
-    csgi_body *body = type && type->next ? body_alloc(env, CSGI_BODY__ITERATOR) : NULL;
+    csgi_body *body = type && type->next ? body_alloc(env, CSGI_BODY_ITERATOR) : NULL;
     if (!body || csgi_environ_defer(env, close_at_end, body) != 0) {
         if (type && type->close)
             type->close(state);
@@ -167,7 +162,7 @@ csgi_body *csgi_body_static(csgi_environ *env, const void *data, size_t len)
 {
     if (len && !data)
         return NULL;
-    csgi_body *body = body_alloc(env, CSGI_BODY__BYTES);
+    csgi_body *body = body_alloc(env, CSGI_BODY_BYTES);
     if (body) {
         body->data = data;
         body->len = len;
@@ -190,7 +185,7 @@ csgi_body *csgi_body_bytes(csgi_environ *env, const void *data, size_t len)
 
 csgi_body *csgi_body_file(csgi_environ *env, int fd, int64_t offset, int64_t length)
 {
-    csgi_body *body = offset >= 0 && length >= 0 ? body_alloc(env, CSGI_BODY__FILE) : NULL;
+    csgi_body *body = offset >= 0 && length >= 0 ? body_alloc(env, CSGI_BODY_FILE) : NULL;
     if (!body || csgi_environ_defer(env, close_at_end, body) != 0) {
         close(fd);
         return NULL;
@@ -205,8 +200,8 @@ csgi_body *csgi_body_file(csgi_environ *env, int fd, int64_t offset, int64_t len
 int64_t csgi_body_length(const csgi_body *body)
 {
     switch (body->kind) {
-    case CSGI_BODY__BYTES: return (int64_t)body->len;
-    case CSGI_BODY__FILE: return body->length;
+    case CSGI_BODY_BYTES: return (int64_t)body->len;
+    case CSGI_BODY_FILE: return body->length;
     default: return body->length; /* declared, or -1 */
     }
 }
@@ -218,14 +213,14 @@ int csgi_body_next(csgi_body *body, csgi_chunk *chunk)
     if (!body || !chunk || body->closed)
         return CSGI_ESTATE;
     switch (body->kind) {
-    case CSGI_BODY__BYTES:
+    case CSGI_BODY_BYTES:
         if (body->delivered || body->len == 0)
             return 0;
         body->delivered = 1;
         chunk->data = body->data;
         chunk->len = body->len;
         return 1;
-    case CSGI_BODY__FILE: {
+    case CSGI_BODY_FILE: {
         if (body->length == 0)
             return 0;
         if (!body->file_buffer) {
@@ -260,9 +255,9 @@ void csgi_body_close(csgi_body *body)
     if (!body || body->closed)
         return;
     body->closed = 1;
-    if (body->kind == CSGI_BODY__ITERATOR && body->type->close)
+    if (body->kind == CSGI_BODY_ITERATOR && body->type->close)
         body->type->close(body->state);
-    if (body->kind == CSGI_BODY__FILE && body->fd >= 0) {
+    if (body->kind == CSGI_BODY_FILE && body->fd >= 0) {
         close(body->fd);
         body->fd = -1;
     }
@@ -272,16 +267,14 @@ void csgi_body_resume(csgi_body *body)
 {
     if (!body || body->closed)
         return;
-    const csgi_environ__owner_hooks *hooks = csgi_environ__hooks(body->environ);
-    if (hooks)
-        hooks->resume(csgi_environ__owner(body->environ));
-    else
-        csgi_gateway__resume(csgi_environ__owner(body->environ));
+    csgi_driver *driver = csgi_environ__owner(body->environ);
+    if (driver)
+        csgi_driver__resume(driver);
 }
 
 int csgi_body_set_length(csgi_body *body, int64_t length)
 {
-    if (!body || body->kind != CSGI_BODY__ITERATOR || length < -1)
+    if (!body || body->kind != CSGI_BODY_ITERATOR || length < -1)
         return CSGI_EINVAL;
     if (body->closed)
         return CSGI_ESTATE;
@@ -289,10 +282,31 @@ int csgi_body_set_length(csgi_body *body, int64_t length)
     return 0;
 }
 
-int csgi_body__take_fd(csgi_body *body)
+csgi_body_kind csgi_body_kind_of(const csgi_body *body)
 {
-    int fd = body->fd;
+    return (csgi_body_kind)body->kind;
+}
+
+const void *csgi_body_data(const csgi_body *body, size_t *len)
+{
+    int bytes = body->kind == CSGI_BODY_BYTES;
+    if (len)
+        *len = bytes ? body->len : 0;
+    return bytes ? body->data : NULL;
+}
+
+int csgi_body_take_file(csgi_body *body, int *fd, int64_t *offset, int64_t *length)
+{
+    if (!body || body->kind != CSGI_BODY_FILE || !fd)
+        return CSGI_EINVAL;
+    if (body->closed || body->fd < 0)
+        return CSGI_ESTATE;
+    *fd = body->fd;
+    if (offset)
+        *offset = body->offset;
+    if (length)
+        *length = body->length;
     body->fd = -1;
     body->length = 0;
-    return fd;
+    return 0;
 }

@@ -37,6 +37,7 @@
  * destructor runs exactly once.
  */
 #include "gateway/environ_private.h"
+#include "gateway/input.h"
 #include "http/engine.h"
 
 #include "common/arena.h"
@@ -63,10 +64,6 @@
 /* Room for a numeric address with brackets, and for a port. */
 #define ADDRESS_ROOM (INET6_ADDRSTRLEN + 2)
 #define PORT_ROOM    6
-
-/* Body bytes asked of the provider at once when nothing says how many. */
-#define READ_CHUNK 4096
-#define READ_GUESS 512
 
 /* Log lines: the request's identification is cut to these lengths. */
 #define LOG_METHOD_MAX  32
@@ -96,25 +93,6 @@ typedef struct entry {
 /* The arithmetic behind SPARE_ENTRIES. */
 _Static_assert(sizeof(entry) <= 32, "an entry should stay at 32 bytes");
 
-enum input_status { INPUT_READING = 0, INPUT_ENDED = 1 }; /* or a negative error */
-
-struct csgi_input {
-    csgi_environ *environ;
-    /* Bytes read from the provider but not yet delivered, which readline
-       and read_all keep between calls: [start, end) of buffer. */
-    char *buffer;
-    size_t start, end, capacity;
-    uint64_t pulled; /* bytes read from the provider in all */
-    int status;      /* enum input_status, or the provider's error (sticky) */
-    csgi_input_ready_fn ready;
-    void *ready_userdata;
-    /* A middleware's stream (csgi_input_new): it reads through type; the
-       server's own stream (type NULL) reads the source's provider. */
-    const csgi_input_type *type;
-    void *state;
-    int64_t length; /* a middleware stream's byte count, or -1 */
-};
-
 struct csgi_environ {
     csgi_arena *arena;
     const csgi_environ__source *source; /* borrowed (csgi_environ__init) or copied */
@@ -130,25 +108,12 @@ struct csgi_environ {
 static csgi_input *input_of(csgi_environ *environ)
 {
     csgi_input *input = &environ->input;
-    if (!input->environ) {
-        memset(input, 0, sizeof(*input));
-        input->environ = environ;
-        input->length = -1;
-    }
+    if (!input->environ)
+        csgi_input__init(input, environ, environ->source);
     return input;
 }
 
 /* ---- Small helpers --------------------------------------------------------- */
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 static unsigned char ascii_lower(unsigned char c)
 {
@@ -629,11 +594,6 @@ void *csgi_environ__owner(csgi_environ *environ)
     return environ->source->owner;
 }
 
-const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ)
-{
-    return environ->source->owner_hooks;
-}
-
 /* ---- Keys ------------------------------------------------------------------ */
 
 /* The length of a key, or 0 when it cannot be one (NULL, empty, huge). */
@@ -1081,40 +1041,13 @@ static void log_warning(csgi_environ *environ, const char *format, ...)
     va_end(args);
 }
 
-/* ---- csgi.input ------------------------------------------------------------ */
+/* ---- csgi.input (the stream itself is input.c) ------------------------------ */
 
 csgi_input *csgi_environ_input(csgi_environ *environ)
 {
     if (!environ)
         return NULL;
     return environ->replaced ? environ->replaced : input_of(environ);
-}
-
-static void input_close(void *data)
-{
-    csgi_input *input = data;
-    if (input->type->close)
-        input->type->close(input->state);
-}
-
-csgi_input *csgi_input_new(csgi_environ *environ, const csgi_input_type *type, void *state,
-                           int64_t length)
-{
-    csgi_input *input = environ && type && type->read && length >= -1
-                            ? csgi_arena__alloc(environ->arena, sizeof(*input))
-                            : NULL;
-    if (input) {
-        memset(input, 0, sizeof(*input));
-        input->environ = environ;
-        input->type = type;
-        input->state = state;
-        input->length = length;
-        if (csgi_arena__defer(environ->arena, input_close, input) != 0)
-            input = NULL;
-    }
-    if (!input && type && type->close)
-        type->close(state);
-    return input;
 }
 
 int csgi_environ_set_input(csgi_environ *environ, csgi_input *input)
@@ -1131,308 +1064,7 @@ int csgi_environ_set_input(csgi_environ *environ, csgi_input *input)
     return 0;
 }
 
-/* Record what the provider answered: the end and errors stick. */
-static long input_note(csgi_input *input, long n)
-{
-    if (n > 0)
-        input->pulled += (uint64_t)n;
-    else if (n == 0)
-        input->status = INPUT_ENDED;
-    else if (n != CSGI_EAGAIN)
-        input->status = (int)n;
-    return n;
-}
-
-static long input_pull(csgi_input *input, void *buf, size_t len)
-{
-    if (input->type)
-        return input_note(input, input->type->read(input->state, buf, len));
-    const csgi_environ__source *source = input->environ->source;
-    if (!source->input || !source->input->read)
-        return input_note(input, 0);
-    if (len > LONG_MAX)
-        len = LONG_MAX;
-    return input_note(input, source->input->read(source->input_context, buf, len));
-}
-
-/* Make room for more bytes after the kept ones: move them to the front, or
-   into a block at least twice as large. */
-static int input_reserve(csgi_input *input, size_t more)
-{
-    size_t held = input->end - input->start;
-    if (input->capacity - input->end >= more)
-        return 0;
-    if (input->capacity - held >= more) {
-        memmove(input->buffer, input->buffer + input->start, held);
-        input->start = 0;
-        input->end = held;
-        return 0;
-    }
-    if (more > SIZE_MAX - held)
-        return CSGI_ENOMEM;
-    size_t capacity = held + more;
-    if (input->capacity <= SIZE_MAX / 2 && capacity < input->capacity * 2)
-        capacity = input->capacity * 2;
-    char *buffer = csgi_arena__alloc(input->environ->arena, capacity);
-    if (!buffer)
-        return CSGI_ENOMEM;
-    if (held)
-        memcpy(buffer, input->buffer + input->start, held);
-    input->buffer = buffer;
-    input->start = 0;
-    input->end = held;
-    input->capacity = capacity;
-    return 0;
-}
-
-long csgi_input_read(csgi_input *input, void *buf, size_t len)
-{
-    if (!input || !buf || !len)
-        return CSGI_EINVAL;
-    size_t held = input->end - input->start;
-    if (held) {
-        size_t n = held < len ? held : len;
-        if (n > LONG_MAX)
-            n = LONG_MAX;
-        memcpy(buf, input->buffer + input->start, n);
-        input->start += n;
-        return (long)n;
-    }
-    if (input->status != INPUT_READING)
-        return input->status == INPUT_ENDED ? 0 : input->status;
-    return input_pull(input, buf, len);
-}
-
-long csgi_input_readline(csgi_input *input, char *buf, size_t len)
-{
-    if (!input || !buf || len < 2)
-        return CSGI_EINVAL;
-    size_t limit = len - 1 > LONG_MAX ? LONG_MAX : len - 1;
-
-    for (;;) {
-        size_t held = input->end - input->start;
-        size_t take = 0;
-        const char *lf =
-            held ? memchr(input->buffer + input->start, '\n', held < limit ? held : limit) : NULL;
-        if (lf)
-            take = (size_t)(lf - (input->buffer + input->start)) + 1;
-        else if (held >= limit)
-            take = limit;
-        else if (input->status == INPUT_ENDED)
-            take = held; /* the last line has no LF; 0 at the end */
-        else if (input->status != INPUT_READING)
-            return input->status;
-
-        if (take || input->status == INPUT_ENDED) {
-            if (take)
-                memcpy(buf, input->buffer + input->start, take);
-            buf[take] = '\0';
-            input->start += take;
-            return (long)take;
-        }
-
-        /* Partial bytes stay in the buffer until the line is complete. */
-        size_t want = limit - held < READ_CHUNK ? limit - held : READ_CHUNK;
-        if (input_reserve(input, want) != 0)
-            return CSGI_ENOMEM;
-        long n = input_pull(input, input->buffer + input->end, want);
-        if (n == CSGI_EAGAIN)
-            return n;
-        if (n > 0)
-            input->end += (size_t)n;
-    }
-}
-
-int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t *len)
-{
-    if (!input || !out)
-        return CSGI_EINVAL;
-    /* The byte count when known: CONTENT_LENGTH for the server's stream,
-       what a middleware declared for its own. */
-    const csgi_http__head *head = input->environ->source->head;
-    int64_t total = input->type                            ? input->length
-                    : head->body == CSGI_HTTP__BODY_LENGTH ? (int64_t)head->content_length
-                                                           : -1;
-    int known = total >= 0;
-
-    /* A body announced too long is refused before a byte is read (and
-       before a "100 Continue" invites the client to send it). What counts
-       is what is left: bytes already read and delivered are not returned. */
-    if (known) {
-        uint64_t left = input->pulled < (uint64_t)total ? (uint64_t)total - input->pulled : 0;
-        if (left > max || input->end - input->start > max - left)
-            return CSGI_ETOOBIG;
-    }
-
-    for (;;) {
-        size_t held = input->end - input->start;
-        if (held > max)
-            return CSGI_ETOOBIG;
-        if (input->status < 0)
-            return input->status;
-        if (input->status == INPUT_ENDED) {
-            if (input_reserve(input, 1) != 0)
-                return CSGI_ENOMEM;
-            input->buffer[input->end] = '\0';
-            *out = input->buffer + input->start;
-            if (len)
-                *len = held;
-            /* The body is handed out: later reads must not write over it. */
-            input->buffer = NULL;
-            input->start = input->end = input->capacity = 0;
-            return 0;
-        }
-
-        /* Ask for the rest of a known body at once, else for what the
-           provider has buffered, with room for the final NUL: one
-           allocation when the length is known. Never more than max + 1
-           bytes, which is enough to tell the body is too long. When
-           nothing is announced, probe with the room there is (at least
-           the NUL's byte), which tells the end or EAGAIN without growing
-           the buffer. */
-        size_t want;
-        if (known) {
-            uint64_t left = input->pulled < (uint64_t)total ? (uint64_t)total - input->pulled : 0;
-            want = (size_t)left;
-        } else {
-            const csgi_input__provider *provider = input->environ->source->input;
-            want = !input->type && provider && provider->buffered
-                       ? provider->buffered(input->environ->source->input_context)
-                       : 0;
-        }
-        if (want) {
-            if (want - 1 > max - held)
-                want = max - held + 1;
-            if (want > SIZE_MAX - 1 || input_reserve(input, want + 1) != 0)
-                return CSGI_ENOMEM;
-        } else {
-            if (input->capacity == input->end && input_reserve(input, known ? 1 : READ_GUESS) != 0)
-                return CSGI_ENOMEM;
-            want = input->capacity - input->end;
-            if (want - 1 > max - held)
-                want = max - held + 1;
-        }
-        long n = input_pull(input, input->buffer + input->end, want);
-        if (n == CSGI_EAGAIN)
-            return CSGI_EAGAIN;
-        if (n > 0)
-            input->end += (size_t)n;
-    }
-}
-
-void csgi_input_on_ready(csgi_input *input, csgi_input_ready_fn ready, void *userdata)
-{
-    if (!input)
-        return;
-    input->ready = ready;
-    input->ready_userdata = ready ? userdata : NULL;
-    /* A middleware's stream waits on what it reads from. */
-    if (input->type && input->type->wait)
-        input->type->wait(input->state, input, ready != NULL);
-}
-
 void csgi_environ__input_ready(csgi_environ *environ)
 {
     csgi_input_notify(input_of(environ));
-}
-
-int csgi_input__pending(csgi_input *input)
-{
-    if (!input || input->status != INPUT_READING)
-        return 0;
-    if (input->type)
-        return 1;
-    const csgi_http__head *head = input->environ->source->head;
-    if (head->body == CSGI_HTTP__BODY_NONE)
-        return 0;
-    if (head->body == CSGI_HTTP__BODY_LENGTH && input->pulled >= head->content_length)
-        return 0;
-    /* Bytes the server holds and nobody pulled bring no news later: the
-       reader should read them. (Bytes read_all keeps are not that: they
-       wait for the rest.) */
-    const csgi_input__provider *provider = input->environ->source->input;
-    if (provider && provider->buffered && provider->buffered(input->environ->source->input_context))
-        return 0;
-    return 1;
-}
-
-void csgi_input_notify(csgi_input *input)
-{
-    if (!input)
-        return;
-    csgi_input_ready_fn ready = input->ready;
-    void *userdata = input->ready_userdata;
-
-    /* Cleared first: the callback may ask again. */
-    input->ready = NULL;
-    input->ready_userdata = NULL;
-    if (ready)
-        ready(input, userdata);
-}
-
-/* ---- Paths ----------------------------------------------------------------- */
-
-size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len)
-{
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (src[i] == '%' && len - i >= 3) {
-            int high = hex_value((unsigned char)src[i + 1]);
-            int low = hex_value((unsigned char)src[i + 2]);
-            if (high >= 0 && low >= 0) {
-                dst[out++] = (char)(high << 4 | low);
-                i += 2;
-                continue;
-            }
-        }
-        dst[out++] = src[i];
-    }
-    return out;
-}
-
-/*
- * Walk the decoded path segment by segment, counting depth. Unlike RFC 3986
- * 5.2.4 (and the parser), an empty segment does not count as a level: a
- * file server joining PATH_INFO to its root resolves "/a//../../x" as
- * POSIX does ("//" is "/"), which climbs above the root.
- */
-int csgi_environ__path_is_safe(const char *path, size_t len)
-{
-    size_t depth = 0;
-    size_t dots = 0; /* the segment so far is this many dots... */
-    int other = 0;   /* ...or holds another byte */
-    size_t i = 0;
-
-    for (;;) {
-        int at_end = i >= len;
-        unsigned char c = 0;
-        if (!at_end) {
-            c = (unsigned char)path[i++];
-            if (c == '%' && len - i >= 2) {
-                int high = hex_value((unsigned char)path[i]);
-                int low = hex_value((unsigned char)path[i + 1]);
-                if (high >= 0 && low >= 0) {
-                    c = (unsigned char)(high << 4 | low);
-                    i += 2;
-                }
-            }
-        }
-        if (at_end || c == '/') {
-            if (!other && dots == 2) {
-                if (depth == 0)
-                    return 0;
-                depth--;
-            } else if (other || dots > 2) {
-                depth++;
-            }
-            if (at_end)
-                return 1;
-            dots = 0;
-            other = 0;
-        } else if (c == '.' && !other) {
-            dots++;
-        } else {
-            other = 1;
-        }
-    }
 }

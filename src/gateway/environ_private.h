@@ -16,11 +16,15 @@
 #define CSGI_GATEWAY_ENVIRON_PRIVATE_H
 
 #include "common/arena.h"
-#include "http/parser.h"
 
 #include <csgi/environ.h>
 
+#include <stddef.h>
 #include <sys/socket.h>
+
+/* The parsed request head (http/parser.h): helpers that include this
+   header need none of the parser. */
+struct csgi_http__head;
 
 /* Where csgi.input reads from. */
 typedef struct csgi_input__provider {
@@ -35,33 +39,18 @@ typedef struct csgi_input__provider {
    request (dropped headers). */
 typedef void (*csgi_environ__log_fn)(void *context, int level, const char *line);
 
-struct event_base;
-
-/* How the protocol objects reach an owner that is not the gateway (the
-   in-process test client, src/testing/client.c). The gateway leaves the
-   source's hooks NULL and is called directly, so it pays one NULL test. */
-typedef struct csgi_environ__owner_hooks {
-    /* csgi_body_resume() on a body of this request. */
-    void (*resume)(void *owner);
-    /* csgi_start_response_write() on this request's start-response. */
-    int (*write)(void *owner, const void *data, size_t len);
-    /* csgi_environ_event_base(): the loop running the request, or NULL. */
-    struct event_base *(*event_base)(void *owner);
-} csgi_environ__owner_hooks;
-
 typedef struct csgi_environ__source {
-    const csgi_http__head *head;  /* borrowed for the request's life */
-    const struct sockaddr *peer;  /* AF_INET, AF_INET6 or AF_UNIX */
-    const struct sockaddr *local; /* the listener's address */
-    const char *url_scheme;       /* "http" or "https" */
-    int multithread;              /* csgi.multithread */
-    int multiprocess;             /* csgi.multiprocess */
+    const struct csgi_http__head *head; /* borrowed for the request's life */
+    const struct sockaddr *peer;        /* AF_INET, AF_INET6 or AF_UNIX */
+    const struct sockaddr *local;       /* the listener's address */
+    const char *url_scheme;             /* "http" or "https" */
+    int multithread;                    /* csgi.multithread */
+    int multiprocess;                   /* csgi.multiprocess */
     const csgi_input__provider *input;
     void *input_context;
     csgi_environ__log_fn log; /* csgi.errors: one line, no newline */
     void *log_context;
-    void *owner;                                  /* the gateway's request (csgi_environ__owner) */
-    const csgi_environ__owner_hooks *owner_hooks; /* NULL for the gateway */
+    void *owner; /* the request's csgi_driver (driver.h), for csgi_environ__owner */
 } csgi_environ__source;
 
 /* Create an environ in arena from source (copied; its pointers borrowed).
@@ -93,14 +82,14 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 /* The pointer of a key holding the given kind, else NULL. */
 void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
-/* The source's owner pointer. */
+/* The source's owner: the driver of the request (csgi_body_resume,
+   csgi_environ_event_base). */
 void *csgi_environ__owner(csgi_environ *environ);
-
-/* The source's owner hooks (NULL when the gateway owns the request). */
-const csgi_environ__owner_hooks *csgi_environ__hooks(csgi_environ *environ);
 
 /* The arena of an environ. */
 csgi_arena *csgi_environ__arena(csgi_environ *environ);
+
+/* ---- path.c ---- */
 
 /* Percent-decode src into dst (which may be src): returns the decoded
    length. "%2F" becomes "/" like any other escape (documented in
@@ -113,5 +102,22 @@ size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len);
    with "/" separators; the gateway refuses these with 400 before any
    application sees them, since PATH_INFO is the decoded path. */
 int csgi_environ__path_is_safe(const char *path, size_t len);
+
+/* 1 when a path with a '%' decodes to a climb above the root ("%2F..") or
+   holds a NUL ("%00", which would cut the path short for C string
+   functions): what the gateway refuses with 400 before any application
+   sees it. */
+int csgi_environ__decoded_path_refused(const char *path, size_t len);
+
+/* csgi_environ__decoded_path_refused() for a raw request path: only paths
+   with a '%' are decoded and checked. Paths are short: a plain loop beats
+   a call to memchr, and this runs for every request. */
+static inline int csgi_environ__path_refused(const char *path, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '%')
+            return csgi_environ__decoded_path_refused(path, len);
+    return 0;
+}
 
 #endif

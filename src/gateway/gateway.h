@@ -1,7 +1,9 @@
 /*
  * The gateway (internal): runs a csgi application for each request the
  * engine parsed. app.c holds applications, start-responses and bodies;
- * gateway.c drives one request; server.c is the public server object.
+ * driver.c applies the protocol's rules to one request; gateway.c hands
+ * it the engine's request and is the engine's sink; server.c is the
+ * public server object.
  */
 #ifndef CSGI_GATEWAY_GATEWAY_H
 #define CSGI_GATEWAY_GATEWAY_H
@@ -11,8 +13,6 @@
 
 #include <csgi/app.h>
 #include <csgi/server.h>
-
-typedef struct csgi_gateway__request csgi_gateway__request;
 
 /* What the gateway needs from whoever runs it. */
 typedef struct csgi_gateway {
@@ -30,49 +30,9 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata);
 void csgi_gateway__log(const csgi_gateway *gateway, int level, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- app.c: bodies and start-responses, seen from the gateway --------- */
-
-enum csgi_body__kind { CSGI_BODY__BYTES, CSGI_BODY__FILE, CSGI_BODY__ITERATOR };
-
-struct csgi_body {
-    csgi_environ *environ;
-    int kind;
-    int closed;
-    /* CSGI_BODY__BYTES */
-    const void *data;
-    size_t len;
-    int delivered;
-    /* CSGI_BODY__FILE */
-    int fd;
-    int64_t offset;
-    int64_t length;
-    char *file_buffer; /* for csgi_body_next on a file: pread into it */
-    /* CSGI_BODY__ITERATOR */
-    const csgi_body_type *type;
-    void *state;
-};
-
-/* The server's own start-response (parent NULL) forwards to the gateway
-   request; a middleware's calls fn. */
-struct csgi_start_response {
-    csgi_environ *environ;
-    csgi_start_response *parent;
-    csgi_start_response_fn fn;
-    void *userdata;
-    csgi_gateway__request *request; /* for the server's own */
-};
-
-/* head.h: csgi_gateway__head and csgi_gateway__head_build, which checks
-   and copies what an application gives start-response. */
+/* The protocol objects' insides (app_private.h) and the checks on
+   start-response (head.h), for the suites that test them. */
+#include "gateway/app_private.h"
 #include "gateway/head.h"
-
-/* gateway.c: the server's start-response and write. */
-int csgi_gateway__start_response(csgi_gateway__request *request, const char *status,
-                                 const csgi_header *headers, size_t count, const char *exc_info);
-int csgi_gateway__write(csgi_gateway__request *request, const void *data, size_t len);
-void csgi_gateway__resume(csgi_gateway__request *request);
-
-/* A file descriptor handed over (the file body no longer closes it). */
-int csgi_body__take_fd(csgi_body *body);
 
 #endif

@@ -12,7 +12,6 @@
  */
 #include "common/alloc.h"
 #include "gateway/environ_private.h"
-#include "gateway/gateway.h"
 #include "helpers/helpers.h"
 #include "helpers/response_private.h"
 
@@ -359,7 +358,8 @@ int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_respons
        start-response has not been called yet. */
     relay *r = NULL;
     int rc = 0;
-    if (!c.started || body->kind == CSGI_BODY__ITERATOR) {
+    csgi_body_kind kind = csgi_body_kind_of(body);
+    if (!c.started || kind == CSGI_BODY_ITERATOR) {
         if (!(r = relay_new(environ, body)))
             return CSGI_ENOMEM;
         if (!c.started) {
@@ -375,14 +375,18 @@ int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_respons
         csgi_body_close(body);
         return c.result;
     }
-    if (body->kind == CSGI_BODY__BYTES && !r) {
-        rc = csgi_response_set_body_static(c.response, body->data, body->len);
+    if (kind == CSGI_BODY_BYTES && !r) {
+        size_t len = 0;
+        const void *data = csgi_body_data(body, &len);
+        rc = csgi_response_set_body_static(c.response, data, len);
         csgi_body_close(body);
-    } else if (body->kind == CSGI_BODY__FILE && !r) {
-        int64_t offset = body->offset, length = body->length;
-        int fd = csgi_body__take_fd(body);
+    } else if (kind == CSGI_BODY_FILE && !r) {
+        int fd = -1;
+        int64_t offset = 0, length = 0;
+        rc = csgi_body_take_file(body, &fd, &offset, &length);
         csgi_body_close(body);
-        rc = csgi_response_set_file(c.response, fd, offset, length);
+        if (rc == 0)
+            rc = csgi_response_set_file(c.response, fd, offset, length);
     } else {
         if (!r && !(r = relay_new(environ, body)))
             return CSGI_ENOMEM;

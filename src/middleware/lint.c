@@ -12,7 +12,6 @@
  * Everything per request lives in the request's arena.
  */
 #include "common/alloc.h"
-#include "gateway/gateway.h"
 #include "http/parser.h"
 #include "middleware/middleware.h"
 
@@ -411,7 +410,7 @@ static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_respo
         return NULL;
     }
     int64_t length = csgi_body_length(req->inner);
-    if (req->inner->kind == CSGI_BODY__ITERATOR) {
+    if (csgi_body_kind_of(req->inner) == CSGI_BODY_ITERATOR) {
         /* Pieces checked as they pass; a declared length passed on. */
         csgi_body *body = csgi_body_new(environ, &lint_body_type, req);
         if (!body)

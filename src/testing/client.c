@@ -5,20 +5,22 @@
  * socket, minus the socket: the request head is written as HTTP/1.1 bytes
  * and parsed by the real parser, the environ is built by the real environ
  * code (with this file as its "source": the given body as csgi.input, a
- * log that keeps the lines), and the application's answer goes through
- * csgi_gateway__head_build() and the rules of src/gateway/gateway.c, which
- * pump() below mirrors step by step. The engine's framing rules (HEAD,
- * 204 and 304 have no body; Content-Length caps the bytes) are mirrored
- * from src/http/connection.c.
+ * log that keeps the lines), and the application is run by the server's
+ * own response driver (src/gateway/driver.c), which holds every rule of
+ * the protocol. Only the driver's sink differs, as in h2o's unit tests
+ * that replace the final output stage: this file's memory sink keeps the
+ * response instead of framing it on a socket.
  *
  * What differs: no Date or Server fields, no chunked framing on the wire,
  * and the whole body is kept in memory.
  */
 #include "common/alloc.h"
 #include "common/arena.h"
+#include "gateway/driver.h"
 #include "gateway/environ_private.h"
-#include "gateway/gateway.h"
+#include "gateway/sink.h"
 #include "http/parser.h"
+#include "http/status.h"
 
 #include <csgi/testing.h>
 
@@ -349,17 +351,18 @@ static int response_set_head(csgi_test_response *response, int code, const char 
 }
 
 /* The engine's own error page (src/http/connection.c queue_error_response). */
-static int response_set_error(csgi_test_response *response, int code, const char *reason)
+static int response_set_error(csgi_test_response *response, int code)
 {
-    char block[64], body[64];
-    int body_len = snprintf(body, sizeof(body), "%d %s\n", code, reason);
-    int block_len = snprintf(block, sizeof(block), "Content-Type: text/plain; charset=utf-8\r\n");
+    static const char block[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    const char *reason = csgi_http__status_reason(code);
+    char body[80];
+    size_t body_len = csgi_http__error_text(body, sizeof(body), code, NULL);
     response->body_len = 0;
     if (response->body)
         response->body[0] = '\0';
-    int rc = response_set_head(response, code, reason, strlen(reason), block, (size_t)block_len,
-                               body_len);
-    return rc ? rc : body_append(response, body, (size_t)body_len);
+    int rc = response_set_head(response, code, reason, strlen(reason), block, sizeof(block) - 1,
+                               (int64_t)body_len);
+    return rc ? rc : body_append(response, body, body_len);
 }
 
 const char *csgi_test_response_status(const csgi_test_response *response)
@@ -437,53 +440,27 @@ int csgi_test_response_log_contains(const csgi_test_response *response, const ch
     return 0;
 }
 
-/* ---- Running --------------------------------------------------------------------- */
+/* ---- Running: the memory sink -------------------------------------------------- */
 
-enum framing { FRAME_NONE, FRAME_LENGTH, FRAME_OPEN };
-
+/* A run drives the application with the server's response driver
+   (src/gateway/driver.c); only the final stage differs: this sink keeps
+   the response in memory instead of writing HTTP/1.1 to a socket. */
 typedef struct run {
     csgi_test_request *request;
     csgi_test_response *response;
-    csgi_app *app;
-    const csgi_http__head *head_in; /* the parsed request */
+    csgi_driver driver; /* the environ's owner */
+    csgi_environ__source source;
     csgi_environ *environ;
-    csgi_start_response start_response;
-    csgi_body *body;
     size_t input_offset;
-
-    /* The response head, as the application gave it (arena copies). */
-    csgi_gateway__head head;
-    int framing;
-    int64_t left; /* with FRAME_LENGTH: bytes still promised */
 
     struct event_base *base;
     struct event *timer;
-    int error; /* the run's own failure: CSGI_ENOMEM, CSGI_ETOOBIG, CSGI_ETIMEDOUT */
-
-    unsigned char is_head;   /* a HEAD request */
-    unsigned char started;   /* start-response was called */
-    unsigned char head_sent; /* the head counts as sent */
-    unsigned char finished;  /* the response is complete or given up */
-    unsigned char done;      /* the run is over */
-    unsigned char pumping;   /* inside pump(): resume only marks */
-    unsigned char again;     /* resumed while pumping */
-    unsigned char waiting;   /* the body answered CSGI_EAGAIN */
-    unsigned char failed;    /* start-response refused what it was given */
+    int error;     /* the run's own failure: CSGI_ENOMEM, CSGI_ETOOBIG, CSGI_ETIMEDOUT */
+    int head_sent; /* the sink has the head */
 } run;
 
-/* A line as the gateway logs it (gateway.c request_log). */
-static void run_log(run *r, const char *what)
-{
-    const csgi_http__head *head = r->head_in;
-    char line[1400];
-    snprintf(line, sizeof(line), "%s: %.*s %.*s: %s", csgi_app_name(r->app), (int)head->method_len,
-             head->method, (int)(head->target_len > 200 ? 200 : head->target_len), head->target,
-             what);
-    response_log(r->response, line);
-}
-
 /* Every line is kept, whatever its level: a test asserts on them. */
-static void environ_log(void *context, int level, const char *line)
+static void run_log(void *context, int level, const char *line)
 {
     run *r = context;
     (void)level;
@@ -510,215 +487,63 @@ static size_t input_buffered(void *context)
 
 static const csgi_input__provider body_input = {input_read, input_buffered};
 
-/* start-response refused what it was given (gateway.c refuse). */
-static int refuse(run *r, const char *problem)
+/* The sink's own failures (memory, the body cap) end the run. */
+static int sink_result(run *r, int rc)
 {
-    char text[160];
-    snprintf(text, sizeof(text), "start-response refused: %s", problem);
-    run_log(r, text);
-    r->failed = 1;
-    return CSGI_EINVAL;
+    if (rc != 0 && !r->error)
+        r->error = rc;
+    return rc;
 }
 
-/* The root start-response (gateway.c csgi_gateway__start_response). */
-static int start_response(void *userdata, const char *status, const csgi_header *headers,
-                          size_t count, const char *exc_info)
+static int memory_send_head(csgi_sink *sink, const csgi_gateway__head *head, int64_t length)
 {
-    run *r = userdata;
-    if (r->done)
-        return CSGI_ESTATE;
-    if (r->started && !exc_info) {
-        run_log(r, "start-response called twice without exc_info");
-        r->failed = 1;
-        return CSGI_ESTATE;
-    }
-    if (r->started && r->head_sent) {
-        run_log(r, exc_info);
-        r->finished = 1;
-        r->response->cut = 1;
-        return CSGI_ESTATE;
-    }
-    const char *problem = NULL;
-    int rc = csgi_gateway__head_build(csgi_environ__arena(r->environ), status, headers, count,
-                                      &r->head, &problem);
-    if (rc == CSGI_EINVAL)
-        return refuse(r, problem);
-    if (rc != 0)
-        return rc;
-    r->started = 1;
-    r->failed = 0;
-    return 0;
-}
-
-/* The head goes out (gateway.c send_head, connection.c start_head).
-   length: the body's length when known. */
-static int send_head(run *r, int64_t length)
-{
-    const csgi_gateway__head *head = &r->head;
-    if (head->content_length >= 0) {
-        if (length >= 0 && length != head->content_length) {
-            run_log(r, "Content-Length differs from the body's length");
-            return CSGI_EINVAL;
-        }
-        length = head->content_length;
-    }
-    int no_body = head->status == 204 || head->status == 304;
-    r->framing = no_body ? FRAME_NONE : length >= 0 ? FRAME_LENGTH : FRAME_OPEN;
-    int show_length = r->framing == FRAME_LENGTH || (r->is_head && !no_body && length >= 0);
+    run *r = sink->context;
     int rc = response_set_head(r->response, head->status, head->reason, head->reason_len,
-                               head->fields, head->fields_len, show_length ? length : -1);
-    if (rc != 0) {
-        r->error = rc;
-        return rc;
-    }
-    if (r->is_head)
-        r->framing = FRAME_NONE;
-    r->left = r->framing == FRAME_LENGTH ? length : -1;
-    r->head_sent = 1;
-    return 0;
+                               head->fields, head->fields_len, length);
+    r->head_sent = rc == 0;
+    return sink_result(r, rc);
 }
 
-/* Body bytes go out (connection.c write_check): a body longer than its
-   Content-Length is refused, HEAD, 204 and 304 bodies are dropped. */
-static int send_bytes(run *r, const void *data, size_t len)
+static int memory_write(csgi_sink *sink, const void *data, size_t len)
 {
-    if (r->framing == FRAME_LENGTH && (uint64_t)len > (uint64_t)r->left)
-        return CSGI_ERANGE;
-    if (len == 0 || r->framing == FRAME_NONE)
-        return 0;
-    int rc = body_append(r->response, data, len);
-    if (rc != 0) {
-        r->error = rc;
-        return rc;
-    }
-    if (r->framing == FRAME_LENGTH)
-        r->left -= (int64_t)len;
-    return 0;
+    run *r = sink->context;
+    return sink_result(r, body_append(r->response, data, len));
 }
 
-/* csgi_start_response_write (gateway.c csgi_gateway__write). */
-static int hook_write(void *owner, const void *data, size_t len)
+/* The engine's answer (csgi_http__response_abort): its error page when
+   nothing was sent, else a cut. */
+static void memory_cut(csgi_sink *sink)
 {
-    run *r = owner;
-    if (r->done || !r->started || r->finished)
-        return CSGI_ESTATE;
-    if (!r->head_sent && send_head(r, -1) != 0)
-        return CSGI_ESTATE;
-    return send_bytes(r, data, len);
-}
-
-/* The application broke the protocol or failed (gateway.c fail): 500 when
-   nothing was sent, else cut. */
-static void fail(run *r, const char *why)
-{
-    run_log(r, why);
-    r->finished = 1;
-    csgi_body_close(r->body);
+    run *r = sink->context;
     if (r->error)
         return;
-    if (!r->head_sent) {
-        int rc = response_set_error(r->response, 500, "Internal Server Error");
-        if (rc != 0)
-            r->error = rc;
-    } else {
+    if (r->head_sent)
         r->response->cut = 1;
-    }
+    else
+        sink_result(r, response_set_error(r->response, 500));
 }
 
-static void finish(run *r)
+/* The request's loop, made when the application first asks for it. */
+static struct event_base *memory_event_base(csgi_sink *sink)
 {
-    r->finished = 1;
-    csgi_body_close(r->body);
-    if (r->framing == FRAME_LENGTH && r->left > 0) {
-        run_log(r, "response shorter than its Content-Length");
-        r->response->cut = 1;
-    }
-}
-
-/* Pull the body to its end (gateway.c pump, without the output watermark:
-   everything goes to memory). */
-static void pump(run *r)
-{
-    if (r->pumping) {
-        r->again = 1;
-        return;
-    }
-    r->pumping = 1;
-    r->waiting = 0;
-    csgi_body *body = r->body;
-    while (!r->finished && !r->error) {
-        r->again = 0;
-        if (r->failed) {
-            fail(r, "the application's response was refused");
-            break;
-        }
-        /* Bytes and files: their length is known, the head goes now (an
-           iterator's waits for its first piece, as in the gateway). */
-        if (r->started && !r->head_sent && body->kind != CSGI_BODY__ITERATOR &&
-            send_head(r, csgi_body_length(body)) != 0) {
-            fail(r, "could not start the response");
-            break;
-        }
-        csgi_chunk chunk = {NULL, 0};
-        int rc = csgi_body_next(body, &chunk);
-        if (rc == CSGI_EAGAIN) {
-            if (r->again)
-                continue;
-            r->waiting = 1;
-            break; /* csgi_body_resume pumps again */
-        }
-        if (rc < 0) {
-            fail(r, "the response body failed");
-            break;
-        }
-        if (!r->started) {
-            fail(r, rc == 0 ? "the application returned without calling start-response"
-                            : "body produced before start-response");
-            break;
-        }
-        if (r->failed)
-            continue;
-        if (rc == 0) {
-            if (!r->head_sent && csgi_body_length(body) > 0) {
-                fail(r, "the body is shorter than its declared length");
-                break;
-            }
-            if (!r->head_sent && send_head(r, 0) != 0) {
-                fail(r, "could not start the response");
-                break;
-            }
-            finish(r);
-            break;
-        }
-        /* start-response may have been called from inside next(). */
-        if (!r->head_sent && send_head(r, csgi_body_length(body)) != 0) {
-            fail(r, "could not start the response");
-            break;
-        }
-        if (chunk.len && send_bytes(r, chunk.data, chunk.len) != 0) {
-            fail(r, "the body is longer than its Content-Length");
-            break;
-        }
-    }
-    r->pumping = 0;
-}
-
-static void hook_resume(void *owner)
-{
-    run *r = owner;
-    if (!r->done && !r->finished && r->body)
-        pump(r);
-}
-
-static struct event_base *hook_event_base(void *owner)
-{
-    run *r = owner;
-    if (!r->base && !r->done)
+    run *r = sink->context;
+    if (!r->base)
         r->base = event_base_new();
     return r->base;
 }
 
-static const csgi_environ__owner_hooks client_hooks = {hook_resume, hook_write, hook_event_base};
+static const csgi_sink_type memory_sink = {
+    .name = "memory",
+    .send_head = memory_send_head,
+    .respond = csgi_sink__respond_in_parts,
+    .write = memory_write,
+    .write_reference = csgi_sink__write_reference_copy,
+    .sendfile = csgi_sink__sendfile_copy,
+    .buffered = csgi_sink__buffered_none,
+    .finish = csgi_sink__finish_none,
+    .cut = memory_cut,
+    .event_base = memory_event_base,
+};
 
 static void on_timeout(evutil_socket_t fd, short what, void *userdata)
 {
@@ -731,7 +556,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *userdata)
 /* Wait on the loop until the body is resumed to its end, or time is up. */
 static int wait_for_body(run *r)
 {
-    if (!hook_event_base(r))
+    if (!memory_event_base(&r->driver.sink))
         return CSGI_ENOMEM;
     if (!r->timer) {
         r->timer = evtimer_new(r->base, on_timeout, r);
@@ -740,7 +565,7 @@ static int wait_for_body(run *r)
         if (!r->timer || evtimer_add(r->timer, &limit) != 0)
             return CSGI_ENOMEM;
     }
-    while (!r->finished && !r->error) {
+    while (!csgi_driver__finished(&r->driver) && !r->error) {
         if (event_base_loop(r->base, EVLOOP_ONCE) < 0)
             return CSGI_ESYSTEM;
     }
@@ -791,14 +616,12 @@ static int parse_request(const char *text, size_t len, csgi_arena *arena, csgi_h
                               headers, capacity, head, &error) != 0)
         return CSGI_EPARSE;
     /* What the gateway refuses with 400 before any application runs. */
-    if (head->path_len && memchr(head->path, '%', head->path_len) &&
-        (!csgi_environ__path_is_safe(head->path, head->path_len) ||
-         memmem(head->path, head->path_len, "%00", 3)))
+    if (csgi_environ__path_refused(head->path, head->path_len))
         return CSGI_EPARSE;
     return 0;
 }
 
-static int run_app(run *r, csgi_arena *arena)
+static int run_app(run *r, csgi_app *app, csgi_arena *arena)
 {
     const csgi_test_request *request = r->request;
     size_t len = 0;
@@ -809,44 +632,32 @@ static int run_app(run *r, csgi_arena *arena)
     int rc = parse_request(text, len, arena, head);
     if (rc != 0)
         return rc;
-    r->head_in = head;
-    r->is_head = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
 
     struct sockaddr_storage *local = csgi_arena__alloc(arena, sizeof(*local));
     if (!local)
         return CSGI_ENOMEM;
     set_peer(local, "127.0.0.1", request->default_port);
-    csgi_environ__source source;
-    memset(&source, 0, sizeof(source));
-    source.head = head;
-    source.peer = (const struct sockaddr *)&request->peer;
-    source.local = (const struct sockaddr *)local;
-    source.url_scheme = request->scheme;
-    source.input = &body_input;
-    source.input_context = r;
-    source.log = environ_log;
-    source.log_context = r;
-    source.owner = r;
-    source.owner_hooks = &client_hooks;
-    r->environ = csgi_environ__new(arena, &source);
+    csgi_environ__source *source = &r->source;
+    source->head = head;
+    source->peer = (const struct sockaddr *)&request->peer;
+    source->local = (const struct sockaddr *)local;
+    source->url_scheme = request->scheme;
+    source->input = &body_input;
+    source->input_context = r;
+    source->log = run_log;
+    source->log_context = r;
+    source->owner = &r->driver;
+    csgi_driver__init(&r->driver, &memory_sink, r, app, arena, source);
+    r->environ = csgi_environ__new(arena, source);
     if (!r->environ)
         return CSGI_ENOMEM;
     for (const pair *o = request->overrides; o; o = o->next)
         if ((rc = csgi_environ_set(r->environ, o->name, o->value)) != 0)
             return rc;
-    r->start_response.environ = r->environ;
-    r->start_response.fn = start_response;
-    r->start_response.userdata = r;
 
-    r->body = csgi_app_call(r->app, r->environ, &r->start_response);
-    if (!r->body) {
-        r->finished = 1;
-        run_log(r, "the application failed (returned no body)");
-        return response_set_error(r->response, 500, "Internal Server Error");
-    }
-    pump(r);
-    if (!r->finished && !r->error && r->waiting)
-        rc = wait_for_body(r);
+    csgi_driver__run(&r->driver, r->environ);
+    if (!csgi_driver__finished(&r->driver) && !r->error)
+        rc = wait_for_body(r); /* the body answered CSGI_EAGAIN */
     return rc ? rc : r->error;
 }
 
@@ -867,13 +678,9 @@ int csgi_test_request_run(csgi_test_request *request, csgi_app *app, csgi_test_r
         memset(r, 0, sizeof(*r));
         r->request = request;
         r->response = response;
-        r->app = app;
-        r->head.content_length = -1;
-        r->left = -1;
-        rc = run_app(r, &arena);
-        r->done = 1;
+        rc = run_app(r, app, &arena);
         /* Closed exactly once, whatever happened (a no-op when closed). */
-        csgi_body_close(r->body);
+        csgi_driver__end(&r->driver);
     }
     struct event_base *base = r ? r->base : NULL;
     struct event *timer = r ? r->timer : NULL;
