@@ -1110,6 +1110,166 @@ START_TEST(out_of_memory_every_allocation)
 }
 END_TEST
 
+/* `use` of a pipeline builds the pipeline (PasteDeploy keeps its type). */
+START_TEST(use_of_a_pipeline)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("use_pipeline.ini", "[app:main]\n"
+                                                           "use = piped\n"
+                                                           "\n"
+                                                           "[app:extra]\n"
+                                                           "use = piped\n"
+                                                           "stray = 1\n"
+                                                           "\n"
+                                                           "[pipeline:piped]\n"
+                                                           "pipeline = egg:FakeApp#caps home\n"
+                                                           "\n"
+                                                           "[app:home]\n"
+                                                           "use = EGG:FakeApp#basic_app\n");
+    csgi_app *app = test_load(loader, path);
+    expect(app, "/", NULL, "200 OK", "THIS IS BASIC APP");
+    csgi_app_free(app);
+    char uri[PATH_MAX + 64], message[2048];
+    snprintf(uri, sizeof(uri), "%s#extra", path);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EPARSE);
+    ck_assert_ptr_nonnull(strstr(message, "use_pipeline.ini:6: [app:extra] stray: a section "
+                                          "using a pipeline holds only 'use' (and set/get)"));
+    csgi_loader_free(loader);
+}
+END_TEST
+
+static int counted_calls;
+
+static int counted_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    counted_calls++;
+    return basic_app_factory(loader, global_conf, local_conf, out, error);
+}
+
+/* Every name of a pipeline is resolved before any factory runs. */
+START_TEST(pipeline_names_before_factories)
+{
+    csgi_loader *loader = new_loader();
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#counted", CSGI_FACTORY_APP, counted_factory), 0);
+    const char *path = test_write_file("missing_filter.ini", "[pipeline:main]\n"
+                                                             "pipeline = auth nosuch home\n"
+                                                             "\n"
+                                                             "[filter:auth]\n"
+                                                             "use = egg:FakeApp#caps\n"
+                                                             "\n"
+                                                             "[app:home]\n"
+                                                             "use = egg:Test#counted\n");
+    char message[2048];
+    counted_calls = 0;
+    ck_assert_int_eq(test_load_fails(loader, path, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(message, "missing_filter.ini:2: [pipeline:main] pipeline: no "
+                                          "section 'nosuch' (prefixed by 'filter')"));
+    ck_assert_int_eq(counted_calls, 0);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+static const char server_ini[] = "[app:main]\n"
+                                 "use = egg:FakeApp#basic_app\n"
+                                 "\n"
+                                 "[server:main]\n"
+                                 "use = egg:csgi#http\n"
+                                 "port = 8081\n"
+                                 "grace_timeout = 3\n"
+                                 "\n"
+                                 "[server:typo]\n"
+                                 "use = egg:csgi#http\n"
+                                 "workers = 4\n"
+                                 "\n"
+                                 "[server:bad_port]\n"
+                                 "use = egg:Paste#http\n"
+                                 "port = 70000\n"
+                                 "\n"
+                                 "[server:unknown]\n"
+                                 "use = egg:Nope#http\n"
+                                 "\n"
+                                 "[server:an_app]\n"
+                                 "use = egg:FakeApp#basic_app\n";
+
+/* The server section checked without serving (csgi-serve --check). */
+START_TEST(server_section_checked)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("servers.ini", server_ini);
+    char uri[PATH_MAX + 64], message[2048];
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_has_server(loader, path, &error), 1);
+    snprintf(uri, sizeof(uri), "%s#nosuch", path);
+    ck_assert_int_eq(csgi_loader_has_server(loader, uri, &error), 0);
+    ck_assert_int_eq(csgi_loader_has_server(loader, "/nonexistent/x.ini", &error), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_loader_check_server(loader, path, &error), 0);
+
+    static const struct {
+        const char *name;
+        int rc;
+        const char *text;
+    } bad[] = {
+        {"typo", CSGI_EINVAL,
+         "servers.ini:11: [server:typo] workers: unknown key for egg:csgi#http"},
+        {"bad_port", CSGI_EINVAL,
+         "servers.ini:15: [server:bad_port] port: 70000 is out of range (0 to 65535)"},
+        {"unknown", CSGI_ENOTFOUND,
+         "servers.ini:18: [server:unknown] use: unknown factory 'egg:Nope#http'"},
+        {"an_app", CSGI_EINVAL,
+         "servers.ini:21: [server:an_app] use: 'egg:FakeApp#basic_app' "
+         "is an app factory (a server runner was expected)"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(uri, sizeof(uri), "%s#%s", path, bad[i].name);
+        ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), bad[i].rc);
+        csgi_load_error_format(&error, message, sizeof(message));
+        ck_assert_msg(strstr(message, bad[i].text) != NULL, "%s", message);
+        /* serving checks the same, before it would listen */
+        csgi_app *app = test_load(loader, path);
+        ck_assert_int_eq(csgi_loader_serve(loader, uri, app, &error), bad[i].rc);
+        csgi_load_error_format(&error, message, sizeof(message));
+        ck_assert_msg(strstr(message, bad[i].text) != NULL, "%s", message);
+    }
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* csgi_loader_describe's text comes from csgi's allocator: failing each
+   allocation in turn fails the call cleanly (and leaks nothing). */
+START_TEST(describe_out_of_memory)
+{
+    const char *path = test_write_file("describe_oom.ini", "[pipeline:main]\n"
+                                                           "pipeline = egg:FakeApp#caps home\n"
+                                                           "\n"
+                                                           "[app:home]\n"
+                                                           "use = egg:FakeApp#basic_app\n"
+                                                           "a = 1\n"
+                                                           "b = 2\n");
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int done = 0;
+    for (long budget = 0; budget < 2000 && !done; budget++) {
+        test_alloc_fail_never();
+        csgi_loader *loader = new_loader();
+        test_alloc_fail_after(budget);
+        const char *text = NULL;
+        csgi_load_error error;
+        int rc = csgi_loader_describe(loader, path, 0, &text, &error);
+        test_alloc_fail_never();
+        if (rc == 0) {
+            done = 1;
+            ck_assert_ptr_nonnull(strstr(text, "[app:home] app use = egg:FakeApp#basic_app"));
+        } else {
+            ck_assert_msg(rc == CSGI_ENOMEM, "budget %ld: %s", budget, error.text);
+            ck_assert_ptr_null(text);
+        }
+        csgi_loader_free(loader);
+    }
+    ck_assert_int_eq(done, 1);
+}
+END_TEST
+
 START_TEST(composite_builds_filters)
 {
     const char *path = test_write_file("filtered.ini", "[composite:main]\n"
@@ -1173,6 +1333,10 @@ int main(void)
     tcase_add_test(rules, error_format);
     tcase_add_test(rules, composite_cycles_and_nesting);
     tcase_add_test(rules, out_of_memory_every_allocation);
+    tcase_add_test(rules, use_of_a_pipeline);
+    tcase_add_test(rules, pipeline_names_before_factories);
+    tcase_add_test(rules, server_section_checked);
+    tcase_add_test(rules, describe_out_of_memory);
     suite_add_tcase(suite, rules);
 
     SRunner *runner = srunner_create(suite);
