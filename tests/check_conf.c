@@ -42,13 +42,13 @@ static const csgi_conf__context *resolve(csgi_conf__loader *loader, csgi_conf__t
                                          const char *uri, const char *name,
                                          const csgi_conf__list *globals)
 {
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     const csgi_conf__context *context = NULL;
     int rc = csgi_conf__resolve(loader, type, uri, name, globals, &context, &error);
     if (rc != 0) {
         char message[1024];
-        csgi_ini__error_format(&error, message, sizeof(message));
+        csgi_load_error_format(&error, message, sizeof(message));
         ck_abort_msg("resolve %s#%s failed (%d): %s", uri, name ? name : "", rc, message);
     }
     ck_assert_ptr_nonnull(context);
@@ -58,13 +58,13 @@ static const csgi_conf__context *resolve(csgi_conf__loader *loader, csgi_conf__t
 static const csgi_conf__context *child(csgi_conf__loader *loader, const csgi_conf__context *parent,
                                        csgi_conf__type type, const csgi_conf__reference *reference)
 {
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     const csgi_conf__context *context = NULL;
     int rc = csgi_conf__resolve_child(loader, parent, type, reference, &context, &error);
     if (rc != 0) {
         char message[1024];
-        csgi_ini__error_format(&error, message, sizeof(message));
+        csgi_load_error_format(&error, message, sizeof(message));
         ck_abort_msg("resolve child %s failed (%d): %s", reference->text, rc, message);
     }
     return context;
@@ -73,13 +73,13 @@ static const csgi_conf__context *child(csgi_conf__loader *loader, const csgi_con
 /* Resolving must fail with code; returns the formatted error. */
 static const char *expect_failure(csgi_conf__loader *loader, csgi_conf__type type, const char *uri,
                                   const char *name, const csgi_conf__list *globals, int code,
-                                  csgi_ini__error *error)
+                                  csgi_load_error *error)
 {
     static char message[1024];
-    csgi_ini__error_clear(error);
+    csgi_load_error__clear(error);
     const csgi_conf__context *context = (const csgi_conf__context *)1;
     int rc = csgi_conf__resolve(loader, type, uri, name, globals, &context, error);
-    csgi_ini__error_format(error, message, sizeof(message));
+    csgi_load_error_format(error, message, sizeof(message));
     ck_assert_msg(rc == code, "expected %d, got %d (%s)", code, rc, message);
     ck_assert_ptr_null(context);
     return message;
@@ -240,7 +240,7 @@ END_TEST
 START_TEST(config_test_error)
 {
     csgi_conf__loader *loader = new_loader();
-    csgi_ini__error error;
+    csgi_load_error error;
     const char *message = expect_failure(loader, CSGI_CONF__APP, pd_path("test_error.ini"), NULL,
                                          NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.file, pd_path("test_error.ini"));
@@ -366,7 +366,7 @@ START_TEST(test_filter_sections)
     ck_assert_ptr_null(c->filter_with->next);
     expect_conf(&c->local_conf, NULL);
 
-    csgi_ini__error error;
+    csgi_load_error error;
     expect_failure(loader, CSGI_CONF__APP, path, "piped3", NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.section, "pipeline:piped3");
     ck_assert_str_eq(error.key, "extra_config_option");
@@ -448,7 +448,7 @@ END_TEST
 START_TEST(interpolation_errors)
 {
     csgi_conf__loader *loader = new_loader();
-    csgi_ini__error error;
+    csgi_load_error error;
     const char *path = test_write_file("bad.ini", "[app:main]\nuse = egg:X#y\nv = 50% off\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_int_eq(error.line, 3);
@@ -523,7 +523,7 @@ START_TEST(get_missing_global)
 {
     const char *path = test_write_file("get.ini", "[app:main]\nuse = egg:X#y\nget v = nowhere\n");
     csgi_conf__loader *loader = new_loader();
-    csgi_ini__error error;
+    csgi_load_error error;
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.key, "get v");
     ck_assert_ptr_nonnull(strstr(error.text, "nowhere"));
@@ -590,7 +590,7 @@ END_TEST
 START_TEST(use_cycles)
 {
     csgi_conf__loader *loader = new_loader();
-    csgi_ini__error error;
+    csgi_load_error error;
     const char *path = test_write_file("c.ini", "[app:a]\nuse = b\n[app:b]\nuse = a\n"
                                                 "[app:self]\nuse = self\n");
     const char *message =
@@ -626,8 +626,8 @@ START_TEST(child_cycles)
                                                 "[app:app]\n"
                                                 "use = egg:X#a\n");
     const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     const csgi_conf__context *out = NULL;
     ck_assert_int_eq(
         csgi_conf__resolve_child(loader, c, CSGI_CONF__APP, &c->pipeline[1], &out, &error),
@@ -641,7 +641,7 @@ START_TEST(child_cycles)
     /* a filter whose filter-with names itself */
     const csgi_conf__context *f = child(loader, c, CSGI_CONF__FILTER, &c->pipeline[0]);
     ck_assert_ptr_eq(f->parent, c);
-    csgi_ini__error_clear(&error);
+    csgi_load_error__clear(&error);
     ck_assert_int_eq(csgi_conf__resolve_child(loader, f, CSGI_CONF__FILTER,
                                               &f->filter_with->reference, &out, &error),
                      CSGI_EPARSE);
@@ -659,7 +659,7 @@ END_TEST
 START_TEST(missing_and_unreadable)
 {
     csgi_conf__loader *loader = new_loader();
-    csgi_ini__error error;
+    csgi_load_error error;
     const char *path = test_write_file("m.ini", "[app:main]\nuse = nope\n"
                                                 "[app:inc]\nuse = config:missing.ini\n");
     const char *message =
@@ -685,7 +685,7 @@ END_TEST
 START_TEST(section_errors)
 {
     csgi_conf__loader *loader = new_loader();
-    csgi_ini__error error;
+    csgi_load_error error;
     const char *path = test_write_file("s.ini", "[app:dup]\nuse = egg:X#y\n"
                                                 "[composite:dup]\nuse = egg:X#z\n"
                                                 "[app:two]\npaste.app_factory = a:b\n"
@@ -736,8 +736,8 @@ START_TEST(out_of_memory_every_allocation)
         test_alloc_fail_after(budget);
         int rc = csgi_conf__loader_new(&loader);
         if (rc == 0) {
-            csgi_ini__error error;
-            csgi_ini__error_clear(&error);
+            csgi_load_error error;
+            csgi_load_error__clear(&error);
             const csgi_conf__context *c = NULL;
             rc = csgi_conf__resolve(loader, CSGI_CONF__APP, path, NULL, NULL, &c, &error);
             if (rc == 0) {
@@ -779,6 +779,33 @@ START_TEST(null_arguments)
 }
 END_TEST
 
+/* 100,000 local keys and 20,000 defaults through `use`: the conf lists
+   find their entries through an index (a scan per key took minutes). */
+START_TEST(hundred_thousand_keys)
+{
+    enum { LOCAL = 100000, DEFAULTS = 20000 };
+    size_t size = (size_t)(LOCAL + DEFAULTS) * 40 + 256, len = 0;
+    char *text = malloc(size);
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text + len, size - len, "[DEFAULT]\n");
+    for (int i = 0; i < DEFAULTS; i++)
+        len += (size_t)snprintf(text + len, size - len, "d%d = %d\n", i, i);
+    len += (size_t)snprintf(text + len, size - len,
+                            "[app:base]\nuse = egg:X#y\n[app:main]\nuse = base\n");
+    for (int i = 0; i < LOCAL; i++)
+        len += (size_t)snprintf(text + len, size - len, "key%d = %%(d%d)s\n", i, i % DEFAULTS);
+    const char *path = test_write_file("many.ini", text);
+    free(text);
+    csgi_conf__loader *loader = new_loader();
+    const csgi_conf__context *context = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
+    ck_assert_uint_eq(context->local_conf.count, LOCAL);
+    ck_assert_str_eq(csgi_conf__list_get(&context->local_conf, "key99999"), "19999");
+    ck_assert_ptr_null(csgi_conf__list_get(&context->local_conf, "d5"));
+    ck_assert_str_eq(csgi_conf__list_get(&context->global_conf, "d12345"), "12345");
+    csgi_conf__loader_free(loader);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("conf");
@@ -816,6 +843,7 @@ int main(void)
     tcase_add_test(rules, section_errors);
     tcase_add_test(rules, null_arguments);
     tcase_add_test(rules, out_of_memory_every_allocation);
+    tcase_add_test(rules, hundred_thousand_keys);
     suite_add_tcase(suite, rules);
 
     SRunner *runner = srunner_create(suite);

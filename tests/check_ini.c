@@ -21,13 +21,13 @@
 
 static csgi_ini *load_text(const char *text)
 {
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = NULL;
     int rc = csgi_ini__load_buffer(&ini, "t.ini", text, strlen(text), &error);
     if (rc != 0) {
         char message[1024];
-        csgi_ini__error_format(&error, message, sizeof(message));
+        csgi_load_error_format(&error, message, sizeof(message));
         ck_abort_msg("load failed (%d): %s", rc, message);
     }
     ck_assert_ptr_nonnull(ini);
@@ -37,14 +37,14 @@ static csgi_ini *load_text(const char *text)
 /* Loading text must fail with CSGI_EPARSE and exactly this formatted error. */
 static void expect_error(const char *text, const char *expected)
 {
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = (csgi_ini *)1;
     int rc = csgi_ini__load_buffer(&ini, "t.ini", text, strlen(text), &error);
     ck_assert_int_eq(rc, CSGI_EPARSE);
     ck_assert_ptr_null(ini);
     char message[1024];
-    csgi_ini__error_format(&error, message, sizeof(message));
+    csgi_load_error_format(&error, message, sizeof(message));
     ck_assert_str_eq(message, expected);
 }
 
@@ -91,13 +91,13 @@ static csgi_ini *load_testdata(const char *relative)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", test_testdata_dir(), relative);
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = NULL;
     int rc = csgi_ini__load(&ini, path, &error);
     if (rc != 0) {
         char message[1024];
-        csgi_ini__error_format(&error, message, sizeof(message));
+        csgi_load_error_format(&error, message, sizeof(message));
         ck_abort_msg("load %s failed (%d): %s", path, rc, message);
     }
     ck_assert_str_eq(ini->path, path);
@@ -431,8 +431,8 @@ START_TEST(long_lines_from_a_file)
     char *value = repeat("0123456789", 20000);
     fprintf(f, "[s]\nk = %s\nnext = 1\n", value);
     fclose(f);
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = NULL;
     ck_assert_int_eq(csgi_ini__load(&ini, path, &error), 0);
     ck_assert_str_eq(value_of(ini, "s", "k"), value);
@@ -494,32 +494,32 @@ END_TEST
 START_TEST(error_nul_byte)
 {
     const char text[] = "[s]\nk = v\0w\n";
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = NULL;
     ck_assert_int_eq(csgi_ini__load_buffer(&ini, "t.ini", text, sizeof(text) - 1, &error),
                      CSGI_EPARSE);
     char message[256];
-    csgi_ini__error_format(&error, message, sizeof(message));
+    csgi_load_error_format(&error, message, sizeof(message));
     ck_assert_str_eq(message, "t.ini:2: NUL byte in file");
 }
 END_TEST
 
 START_TEST(error_unreadable_file)
 {
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = (csgi_ini *)1;
     ck_assert_int_eq(csgi_ini__load(&ini, "/nonexistent/dir/app.ini", &error), CSGI_ENOTFOUND);
     ck_assert_ptr_null(ini);
     char message[512];
-    csgi_ini__error_format(&error, message, sizeof(message));
+    csgi_load_error_format(&error, message, sizeof(message));
     ck_assert_str_eq(message, "/nonexistent/dir/app.ini: cannot open: No such file or directory");
     ck_assert_int_eq(error.line, 0);
 
-    csgi_ini__error_clear(&error);
+    csgi_load_error__clear(&error);
     ck_assert_int_eq(csgi_ini__load(&ini, "/tmp", &error), CSGI_EIO);
-    csgi_ini__error_format(&error, message, sizeof(message));
+    csgi_load_error_format(&error, message, sizeof(message));
     ck_assert_str_eq(message, "/tmp: cannot read: Is a directory");
 
     if (geteuid() != 0) {
@@ -528,7 +528,7 @@ START_TEST(error_unreadable_file)
         ck_assert_int_ge(fd, 0);
         close(fd);
         chmod(path, 0);
-        csgi_ini__error_clear(&error);
+        csgi_load_error__clear(&error);
         ck_assert_int_eq(csgi_ini__load(&ini, path, &error), CSGI_EACCESS);
         ck_assert_str_eq(error.text, "cannot open: Permission denied");
         unlink(path);
@@ -538,13 +538,13 @@ END_TEST
 
 START_TEST(error_first_wins)
 {
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
-    csgi_ini__error_set(&error, "earlier.ini", 7, "app:x", "k", "first %s", "problem");
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
+    csgi_load_error__set(&error, "earlier.ini", 7, "app:x", "k", "first %s", "problem");
     csgi_ini *ini = NULL;
     ck_assert_int_eq(csgi_ini__load_buffer(&ini, "t.ini", "junk\n", 5, &error), CSGI_EPARSE);
     char message[256];
-    csgi_ini__error_format(&error, message, sizeof(message));
+    csgi_load_error_format(&error, message, sizeof(message));
     ck_assert_str_eq(message, "earlier.ini:7: [app:x] k: first problem");
     /* Inside one file, the first bad line is reported, not the later ones. */
     expect_error("[s]\na = 1\na = 2\nbad line\n[s]\n",
@@ -558,33 +558,33 @@ END_TEST
 
 START_TEST(error_format_omits_missing_parts)
 {
-    csgi_ini__error error;
+    csgi_load_error error;
     char buf[256];
-    csgi_ini__error_clear(&error);
-    csgi_ini__error_set(&error, "a.ini", 3, "app:main", "use", "missing");
-    ck_assert_int_eq(csgi_ini__error_format(&error, buf, sizeof(buf)),
+    csgi_load_error__clear(&error);
+    csgi_load_error__set(&error, "a.ini", 3, "app:main", "use", "missing");
+    ck_assert_int_eq(csgi_load_error_format(&error, buf, sizeof(buf)),
                      (int)strlen("a.ini:3: [app:main] use: missing"));
     ck_assert_str_eq(buf, "a.ini:3: [app:main] use: missing");
-    csgi_ini__error_clear(&error);
-    csgi_ini__error_set(&error, "a.ini", 0, "app:main", NULL, "no such section");
-    csgi_ini__error_format(&error, buf, sizeof(buf));
+    csgi_load_error__clear(&error);
+    csgi_load_error__set(&error, "a.ini", 0, "app:main", NULL, "no such section");
+    csgi_load_error_format(&error, buf, sizeof(buf));
     ck_assert_str_eq(buf, "a.ini: [app:main] no such section");
-    csgi_ini__error_clear(&error);
-    csgi_ini__error_set(&error, NULL, 0, NULL, "k", "bad");
-    csgi_ini__error_format(&error, buf, sizeof(buf));
+    csgi_load_error__clear(&error);
+    csgi_load_error__set(&error, NULL, 0, NULL, "k", "bad");
+    csgi_load_error_format(&error, buf, sizeof(buf));
     ck_assert_str_eq(buf, "k: bad");
-    csgi_ini__error_clear(&error);
-    csgi_ini__error_set(&error, NULL, 0, NULL, NULL, "plain");
-    csgi_ini__error_format(&error, buf, sizeof(buf));
+    csgi_load_error__clear(&error);
+    csgi_load_error__set(&error, NULL, 0, NULL, NULL, "plain");
+    csgi_load_error_format(&error, buf, sizeof(buf));
     ck_assert_str_eq(buf, "plain");
     /* Truncation keeps the buffer terminated and reports the full length. */
     char small[8];
-    csgi_ini__error_clear(&error);
-    csgi_ini__error_set(&error, "long-name.ini", 12, NULL, NULL, "text");
-    ck_assert_int_eq(csgi_ini__error_format(&error, small, sizeof(small)),
+    csgi_load_error__clear(&error);
+    csgi_load_error__set(&error, "long-name.ini", 12, NULL, NULL, "text");
+    ck_assert_int_eq(csgi_load_error_format(&error, small, sizeof(small)),
                      (int)strlen("long-name.ini:12: text"));
     ck_assert_str_eq(small, "long-na");
-    csgi_ini__error_set(NULL, "x", 1, NULL, NULL, "ignored");
+    csgi_load_error__set(NULL, "x", 1, NULL, NULL, "ignored");
 }
 END_TEST
 
@@ -607,8 +607,8 @@ START_TEST(out_of_memory_every_allocation)
     int successes = 0;
     for (long budget = 0; budget < 200 && !successes; budget++) {
         test_alloc_fail_after(budget);
-        csgi_ini__error error;
-        csgi_ini__error_clear(&error);
+        csgi_load_error error;
+        csgi_load_error__clear(&error);
         csgi_ini *ini = NULL;
         int rc = csgi_ini__load_buffer(&ini, "t.ini", text, strlen(text), &error);
         if (rc == 0) {
@@ -780,6 +780,66 @@ START_TEST(testdata_every_file_loads)
 }
 END_TEST
 
+/* ---- size ----------------------------------------------------------------- */
+
+/* A file of n keys in one section (and n sections of one key), the last
+   line repeating the key (section) written at line dup_line, or none. */
+static char *many(size_t n, int sections, int with_duplicate)
+{
+    size_t size = n * 40 + 64;
+    char *text = malloc(size);
+    ck_assert_ptr_nonnull(text);
+    size_t len = 0;
+    if (!sections)
+        len += (size_t)snprintf(text + len, size - len, "[app:main]\n");
+    for (size_t i = 0; i < n; i++) {
+        if (sections)
+            len += (size_t)snprintf(text + len, size - len, "[s%zu]\nk = %zu\n", i, i);
+        else
+            len += (size_t)snprintf(text + len, size - len, "key%zu = value %zu\n", i, i);
+    }
+    if (with_duplicate)
+        len += (size_t)snprintf(text + len, size - len, sections ? "[s%zu]\n" : "key%zu = again\n",
+                                n / 2);
+    return text;
+}
+
+/* 100,000 keys (and sections) load, and a repeated one is still found:
+   duplicates are found through an index, not by scanning (PasteDeploy
+   takes 1.6 s for this; a scan per key took 49 s). */
+START_TEST(hundred_thousand_keys)
+{
+    enum { N = 100000 };
+    for (int sections = 0; sections < 2; sections++) {
+        char *text = many(N, sections, 0);
+        csgi_ini *ini = load_text(text);
+        if (sections) {
+            ck_assert_uint_eq(ini->section_count, N);
+            ck_assert_str_eq(value_of(ini, "s77777", "k"), "77777");
+        } else {
+            ck_assert_uint_eq(ini->sections->key_count, N);
+            ck_assert_str_eq(value_of(ini, "app:main", "key99999"), "value 99999");
+            ck_assert_ptr_null(csgi_ini__find_key(ini->sections, "key100000"));
+        }
+        csgi_ini__free(ini);
+        free(text);
+
+        text = many(N, sections, 1);
+        char expected[256];
+        if (sections)
+            snprintf(expected, sizeof(expected),
+                     "t.ini:%d: [s%d] duplicate section [s%d] (first at line %d)", 2 * N + 1, N / 2,
+                     N / 2, N + 1);
+        else
+            snprintf(expected, sizeof(expected),
+                     "t.ini:%d: [app:main] key%d: duplicate key 'key%d' (first at line %d)", N + 2,
+                     N / 2, N / 2, N / 2 + 2);
+        expect_error(text, expected);
+        free(text);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("ini");
@@ -803,6 +863,7 @@ int main(void)
     tcase_add_test(long_lines, long_pipeline);
     tcase_add_test(long_lines, long_key_and_header);
     tcase_add_test(long_lines, long_lines_from_a_file);
+    tcase_add_test(long_lines, hundred_thousand_keys);
     suite_add_tcase(suite, long_lines);
 
     TCase *errors = tcase_create("errors");

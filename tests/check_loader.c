@@ -9,6 +9,7 @@
 #include <csgi/testing.h>
 #include <csgi/composite.h>
 #include <csgi/loader.h>
+#include <csgi/server.h>
 
 #include "test_alloc.h"
 #include "test_deploy.h"
@@ -19,6 +20,8 @@
 #include <ctype.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1110,6 +1113,321 @@ START_TEST(out_of_memory_every_allocation)
 }
 END_TEST
 
+/* `use` of a pipeline builds the pipeline (PasteDeploy keeps its type). */
+START_TEST(use_of_a_pipeline)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("use_pipeline.ini", "[app:main]\n"
+                                                           "use = piped\n"
+                                                           "\n"
+                                                           "[app:extra]\n"
+                                                           "use = piped\n"
+                                                           "stray = 1\n"
+                                                           "\n"
+                                                           "[pipeline:piped]\n"
+                                                           "pipeline = egg:FakeApp#caps home\n"
+                                                           "\n"
+                                                           "[app:home]\n"
+                                                           "use = EGG:FakeApp#basic_app\n");
+    csgi_app *app = test_load(loader, path);
+    expect(app, "/", NULL, "200 OK", "THIS IS BASIC APP");
+    csgi_app_free(app);
+    char uri[PATH_MAX + 64], message[2048];
+    snprintf(uri, sizeof(uri), "%s#extra", path);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EPARSE);
+    ck_assert_ptr_nonnull(strstr(message, "use_pipeline.ini:6: [app:extra] stray: a section "
+                                          "using a pipeline holds only 'use' (and set/get)"));
+    csgi_loader_free(loader);
+}
+END_TEST
+
+static int counted_calls;
+
+static int counted_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    counted_calls++;
+    return basic_app_factory(loader, global_conf, local_conf, out, error);
+}
+
+/* Every name of a pipeline is resolved before any factory runs. */
+START_TEST(pipeline_names_before_factories)
+{
+    csgi_loader *loader = new_loader();
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#counted", CSGI_FACTORY_APP, counted_factory), 0);
+    const char *path = test_write_file("missing_filter.ini", "[pipeline:main]\n"
+                                                             "pipeline = auth nosuch home\n"
+                                                             "\n"
+                                                             "[filter:auth]\n"
+                                                             "use = egg:FakeApp#caps\n"
+                                                             "\n"
+                                                             "[app:home]\n"
+                                                             "use = egg:Test#counted\n");
+    char message[2048];
+    counted_calls = 0;
+    ck_assert_int_eq(test_load_fails(loader, path, message, sizeof(message)), CSGI_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(message, "missing_filter.ini:2: [pipeline:main] pipeline: no "
+                                          "section 'nosuch' (prefixed by 'filter')"));
+    ck_assert_int_eq(counted_calls, 0);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+static const char server_ini[] = "[app:main]\n"
+                                 "use = egg:FakeApp#basic_app\n"
+                                 "\n"
+                                 "[server:main]\n"
+                                 "use = egg:csgi#http\n"
+                                 "port = 8081\n"
+                                 "grace_timeout = 3\n"
+                                 "\n"
+                                 "[server:typo]\n"
+                                 "use = egg:csgi#http\n"
+                                 "workers = 4\n"
+                                 "\n"
+                                 "[server:bad_port]\n"
+                                 "use = egg:Paste#http\n"
+                                 "port = 70000\n"
+                                 "\n"
+                                 "[server:unknown]\n"
+                                 "use = egg:Nope#http\n"
+                                 "\n"
+                                 "[server:an_app]\n"
+                                 "use = egg:FakeApp#basic_app\n";
+
+/* The server section checked without serving (csgi-serve --check). */
+START_TEST(server_section_checked)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("servers.ini", server_ini);
+    char uri[PATH_MAX + 64], message[2048];
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_has_server(loader, path, &error), 1);
+    snprintf(uri, sizeof(uri), "%s#nosuch", path);
+    ck_assert_int_eq(csgi_loader_has_server(loader, uri, &error), 0);
+    ck_assert_int_eq(csgi_loader_has_server(loader, "/nonexistent/x.ini", &error), CSGI_ENOTFOUND);
+    ck_assert_int_eq(csgi_loader_check_server(loader, path, &error), 0);
+
+    static const struct {
+        const char *name;
+        int rc;
+        const char *text;
+    } bad[] = {
+        {"typo", CSGI_EINVAL,
+         "servers.ini:11: [server:typo] workers: unknown key for egg:csgi#http"},
+        {"bad_port", CSGI_EINVAL,
+         "servers.ini:15: [server:bad_port] port: 70000 is out of range (0 to 65535)"},
+        {"unknown", CSGI_ENOTFOUND,
+         "servers.ini:18: [server:unknown] use: unknown factory 'egg:Nope#http'"},
+        {"an_app", CSGI_EINVAL,
+         "servers.ini:21: [server:an_app] use: 'egg:FakeApp#basic_app' "
+         "is an app factory (a server runner was expected)"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(uri, sizeof(uri), "%s#%s", path, bad[i].name);
+        ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), bad[i].rc);
+        csgi_load_error_format(&error, message, sizeof(message));
+        ck_assert_msg(strstr(message, bad[i].text) != NULL, "%s", message);
+        /* serving checks the same, before it would listen */
+        csgi_app *app = test_load(loader, path);
+        ck_assert_int_eq(csgi_loader_serve(loader, uri, app, &error), bad[i].rc);
+        csgi_load_error_format(&error, message, sizeof(message));
+        ck_assert_msg(strstr(message, bad[i].text) != NULL, "%s", message);
+    }
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* csgi_loader_describe's text comes from csgi's allocator: failing each
+   allocation in turn fails the call cleanly (and leaks nothing). */
+START_TEST(describe_out_of_memory)
+{
+    const char *path = test_write_file("describe_oom.ini", "[pipeline:main]\n"
+                                                           "pipeline = egg:FakeApp#caps home\n"
+                                                           "\n"
+                                                           "[app:home]\n"
+                                                           "use = egg:FakeApp#basic_app\n"
+                                                           "a = 1\n"
+                                                           "b = 2\n");
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int done = 0;
+    for (long budget = 0; budget < 2000 && !done; budget++) {
+        test_alloc_fail_never();
+        csgi_loader *loader = new_loader();
+        test_alloc_fail_after(budget);
+        const char *text = NULL;
+        csgi_load_error error;
+        int rc = csgi_loader_describe(loader, path, 0, &text, &error);
+        test_alloc_fail_never();
+        if (rc == 0) {
+            done = 1;
+            ck_assert_ptr_nonnull(strstr(text, "[app:home] app use = egg:FakeApp#basic_app"));
+        } else {
+            ck_assert_msg(rc == CSGI_ENOMEM, "budget %ld: %s", budget, error.text);
+            ck_assert_ptr_null(text);
+        }
+        csgi_loader_free(loader);
+    }
+    ck_assert_int_eq(done, 1);
+}
+END_TEST
+
+/* ---- serving until a signal ------------------------------------------------------------ */
+
+static volatile sig_atomic_t own_handler_calls;
+
+static void own_handler(int signal_number)
+{
+    (void)signal_number;
+    own_handler_calls++;
+}
+
+typedef struct signaller {
+    pthread_t thread;
+    int port;             /* > 0: GET / on it first */
+    char response[256];   /* what came back */
+    volatile int stopped; /* set once the server returned */
+} signaller;
+
+/* GET / once (when a port is given), then SIGTERM to the process every
+   20 ms until the server has returned: a signal before the server listens
+   for it reaches own_handler, harmlessly. */
+static void *signal_until_stopped(void *arg)
+{
+    signaller *s = arg;
+    if (s->port > 0) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) {
+            static const char request[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            if (write(fd, request, sizeof(request) - 1) == (ssize_t)sizeof(request) - 1) {
+                size_t len = 0;
+                ssize_t n;
+                while (len + 1 < sizeof(s->response) &&
+                       (n = read(fd, s->response + len, sizeof(s->response) - 1 - len)) > 0)
+                    len += (size_t)n;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    while (!s->stopped) {
+        kill(getpid(), SIGTERM);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+static void signaller_start(signaller *s, int port)
+{
+    memset(s, 0, sizeof(*s));
+    s->port = port;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = own_handler;
+    sigemptyset(&action.sa_mask);
+    ck_assert_int_eq(sigaction(SIGTERM, &action, NULL), 0);
+    ck_assert_int_eq(pthread_create(&s->thread, NULL, signal_until_stopped, s), 0);
+}
+
+static void signaller_stop(signaller *s)
+{
+    s->stopped = 1;
+    pthread_join(s->thread, NULL);
+    /* the server put the previous handler back */
+    struct sigaction current;
+    ck_assert_int_eq(sigaction(SIGTERM, NULL, &current), 0);
+    ck_assert_ptr_eq((void *)current.sa_handler, (void *)own_handler);
+}
+
+static char captured[8][256];
+static int captured_levels[8];
+static int captured_count;
+
+static void capture_log(int level, const char *message, void *userdata)
+{
+    (void)userdata;
+    if (captured_count < 8) {
+        snprintf(captured[captured_count], sizeof(captured[0]), "%s", message);
+        captured_levels[captured_count++] = level;
+    }
+}
+
+/* The level of the captured line containing text, or -1. */
+static int captured_level(const char *text)
+{
+    for (int i = 0; i < captured_count; i++)
+        if (strstr(captured[i], text))
+            return captured_levels[i];
+    return -1;
+}
+
+static csgi_body *logging_call(void *state, csgi_environ *environ,
+                               csgi_start_response *start_response)
+{
+    (void)state;
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
+    csgi_environ_log_at(environ, CSGI_LOG_WARNING, "app warning");
+    csgi_environ_log_at(environ, CSGI_LOG_INFO, "app info");
+    if (csgi_start_response_call(start_response, "200 OK", headers, 1, NULL) != 0)
+        return NULL;
+    return csgi_body_static(environ, "logged", 6);
+}
+
+static const csgi_app_type logging_type = {"logging", logging_call, NULL};
+
+/* One way to serve until a signal: SIGTERM stops it gracefully (logged at
+   warning through the server's logger, with its grace), the previous
+   handler comes back; an application's own lines keep their levels. */
+START_TEST(run_until_signal)
+{
+    captured_count = 0;
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_app_new(&app, &logging_type, NULL), 0);
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.log = capture_log;
+    options.grace_timeout_ms = 500;
+    csgi_server *server = NULL;
+    ck_assert_int_eq(csgi_server_new(&server, app, &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    signaller s;
+    signaller_start(&s, csgi_server_port(server, 0));
+    ck_assert_int_eq(csgi_server_run_until_signal(server), 0);
+    signaller_stop(&s);
+    csgi_server_free(server);
+    ck_assert_ptr_nonnull(strstr(s.response, "HTTP/1.1 200"));
+    ck_assert_int_eq(captured_level("app warning"), CSGI_LOG_WARNING);
+    ck_assert_int_eq(captured_level("app info"), -1); /* below the threshold */
+    ck_assert_int_eq(captured_level("stopping (grace 500 ms)"), CSGI_LOG_WARNING);
+}
+END_TEST
+
+/* egg:csgi#http serves the same way, configured by its section. */
+START_TEST(http_runner_until_signal)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("serve.ini", "[app:main]\n"
+                                                    "use = egg:FakeApp#basic_app\n"
+                                                    "\n"
+                                                    "[server:main]\n"
+                                                    "use = egg:csgi#http\n"
+                                                    "grace_timeout = 1\n"
+                                                    "threads = 2\n");
+    const char *listen[] = {"127.0.0.1:0"};
+    ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
+    csgi_app *app = test_load(loader, path);
+    signaller s;
+    signaller_start(&s, 0);
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_serve(loader, path, app, &error), 0);
+    signaller_stop(&s);
+    csgi_loader_free(loader);
+}
+END_TEST
+
 START_TEST(composite_builds_filters)
 {
     const char *path = test_write_file("filtered.ini", "[composite:main]\n"
@@ -1173,6 +1491,12 @@ int main(void)
     tcase_add_test(rules, error_format);
     tcase_add_test(rules, composite_cycles_and_nesting);
     tcase_add_test(rules, out_of_memory_every_allocation);
+    tcase_add_test(rules, use_of_a_pipeline);
+    tcase_add_test(rules, pipeline_names_before_factories);
+    tcase_add_test(rules, server_section_checked);
+    tcase_add_test(rules, describe_out_of_memory);
+    tcase_add_test(rules, run_until_signal);
+    tcase_add_test(rules, http_runner_until_signal);
     suite_add_tcase(suite, rules);
 
     SRunner *runner = srunner_create(suite);

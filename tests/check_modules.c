@@ -339,8 +339,8 @@ START_TEST(symbol_not_found)
     char message[2048], expected[2 * PATH_MAX];
     ck_assert_int_eq(test_load_fails(loader, ini_copy, message, sizeof(message)), CSGI_ENOTFOUND);
     snprintf(expected, sizeof(expected),
-             "%s:8: [filter:auth] paste.filter_factory: module 'wsgi_webob' has no symbol "
-             "'no_filter' (a filter factory was expected)",
+             "%s:8: [filter:auth] paste.filter_factory: module 'wsgi_webob' has no entry point "
+             "'no_filter' in its csgi_plugin_entry_points table",
              ini_copy);
     ck_assert_str_eq(message, expected);
     csgi_loader_free(loader);
@@ -379,7 +379,7 @@ static const char plugin_ini[] = "[pipeline:main]\n"
                                  "use = egg:testplugin#teapot\n"
                                  "\n"
                                  "[app:no_table]\n"
-                                 "use = egg:wsgi_webob#main\n";
+                                 "use = egg:notable#main\n";
 
 START_TEST(plugin_entry_points)
 {
@@ -407,8 +407,112 @@ START_TEST(plugin_entry_points)
     snprintf(uri, sizeof(uri), "%s#no_table", path);
     ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_ptr_nonnull(
-        strstr(message, "module 'wsgi_webob' exports no csgi_plugin_entry_points table"));
+        strstr(message, "module 'notable' exports no csgi_plugin_entry_points table"));
     csgi_loader_free(loader);
+}
+END_TEST
+
+/* Load section name of ini (written as file) with the plugin directory on
+   the module path; it must fail with rc: the message in message. */
+static void plugin_load_fails(const char *file, const char *ini, const char *name, int rc,
+                              char *message, size_t size)
+{
+    char uri[PATH_MAX + 128];
+    snprintf(uri, sizeof(uri), "%s#%s", test_write_file(file, ini), name);
+    csgi_loader *loader = new_loader(0);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, plugin_dir()), 0);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, size), rc);
+    /* --check builds the same way: an error too, never a crash. */
+    const char *text = NULL;
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_describe(loader, uri, 0, &text, &error), rc);
+    ck_assert_ptr_null(text);
+    csgi_loader_free(loader);
+}
+
+static const char kinds_ini[] = "[app:filter_as_app]\n"
+                                "paste.app_factory = testplugin:teapot\n"
+                                "\n"
+                                "[app:undeclared]\n"
+                                "paste.app_factory = notable:filter_factory\n"
+                                "\n"
+                                "[app:unlisted]\n"
+                                "paste.app_factory = testplugin:bare_filter\n"
+                                "\n"
+                                "[filter:app_as_filter]\n"
+                                "paste.filter_factory = testplugin:main\n"
+                                "\n"
+                                "[pipeline:pipe]\n"
+                                "pipeline = app_as_filter ok\n"
+                                "\n"
+                                "[app:ok]\n"
+                                "use = call:testplugin:main\n";
+
+/* A factory named with the wrong kind is an error, never a call through
+   the wrong signature (which crashed csgi-serve --check). */
+START_TEST(factory_kinds_checked)
+{
+    char message[2048];
+    plugin_load_fails("kinds.ini", kinds_ini, "filter_as_app", CSGI_EINVAL, message,
+                      sizeof(message));
+    ck_assert_ptr_nonnull(strstr(message, "kinds.ini:2: [app:filter_as_app] paste.app_factory: "
+                                          "'testplugin:teapot' is a filter factory (an app "
+                                          "factory was expected)"));
+    plugin_load_fails("kinds.ini", kinds_ini, "undeclared", CSGI_ENOTFOUND, message,
+                      sizeof(message));
+    ck_assert_ptr_nonnull(strstr(message, "kinds.ini:5: [app:undeclared] paste.app_factory: "
+                                          "module 'notable' exports no csgi_plugin_entry_points "
+                                          "table declaring its factories"));
+    plugin_load_fails("kinds.ini", kinds_ini, "unlisted", CSGI_ENOTFOUND, message, sizeof(message));
+    ck_assert_ptr_nonnull(strstr(message, "kinds.ini:8: [app:unlisted] paste.app_factory: module "
+                                          "'testplugin' has no entry point 'bare_filter'"));
+    plugin_load_fails("kinds.ini", kinds_ini, "pipe", CSGI_EINVAL, message, sizeof(message));
+    ck_assert_ptr_nonnull(strstr(message, "kinds.ini:11: [filter:app_as_filter] "
+                                          "paste.filter_factory: 'testplugin:main' is an app "
+                                          "factory (a filter factory was expected)"));
+}
+END_TEST
+
+static const char schemes_ini[] = "[app:upper_egg]\n"
+                                  "use = EGG:testplugin#main\n"
+                                  "\n"
+                                  "[app:mixed_call]\n"
+                                  "use = Call:testplugin:main\n"
+                                  "\n"
+                                  "[app:module_named_like_a_scheme]\n"
+                                  "use = testplugin:main\n"
+                                  "\n"
+                                  "[app:unknown_scheme]\n"
+                                  "use = nosuchscheme:thing\n"
+                                  "\n"
+                                  "[app:not_a_scheme]\n"
+                                  "use = no_such_module:thing\n";
+
+/* URI schemes are case-insensitive; `use = foo:bar` with foo letters only
+   is a URI whose scheme PasteDeploy does not know, unless foo is a module. */
+START_TEST(uri_schemes)
+{
+    const char *ini = test_write_file("schemes.ini", schemes_ini);
+    char uri[PATH_MAX + 128], message[2048];
+    const char *names[] = {"upper_egg", "mixed_call", "module_named_like_a_scheme"};
+    csgi_loader *loader = new_loader(0);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, plugin_dir()), 0);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(uri, sizeof(uri), "%s#%s", ini, names[i]);
+        csgi_app *app = test_load(loader, uri);
+        expect(app, "/", NULL, "200 OK", "plugin main");
+        csgi_app_free(app);
+    }
+    csgi_loader_free(loader);
+    plugin_load_fails("schemes.ini", schemes_ini, "unknown_scheme", CSGI_ENOTFOUND, message,
+                      sizeof(message));
+    ck_assert_ptr_nonnull(strstr(message, "schemes.ini:11: [app:unknown_scheme] use: URI scheme "
+                                          "not known: 'nosuchscheme' (from config, egg, call), "
+                                          "nor a module nosuchscheme.so or libnosuchscheme.so"));
+    plugin_load_fails("schemes.ini", schemes_ini, "not_a_scheme", CSGI_ENOTFOUND, message,
+                      sizeof(message));
+    ck_assert_ptr_nonnull(strstr(message, "schemes.ini:14: [app:not_a_scheme] use: unknown "
+                                          "factory 'no_such_module:thing'"));
 }
 END_TEST
 
@@ -479,6 +583,8 @@ int main(void)
 
     TCase *plugins = tcase_create("plugins");
     tcase_add_test(plugins, plugin_entry_points);
+    tcase_add_test(plugins, factory_kinds_checked);
+    tcase_add_test(plugins, uri_schemes);
     suite_add_tcase(suite, plugins);
 
     SRunner *runner = srunner_create(suite);

@@ -15,8 +15,6 @@
 #include <csgi/loader.h>
 #include <csgi/server.h>
 
-#include <ctype.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,54 +58,8 @@ static const char *option_value(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-/* Whether the file at path has a [server:name] section ([server] for main).
-   A file that cannot be read answers 1: the loader then reports it. */
-static int has_server_section(const char *path, const char *name)
-{
-    FILE *file = fopen(path, "r");
-    if (!file)
-        return 1;
-    char line[4096];
-    int found = 0;
-    while (!found && fgets(line, sizeof(line), file)) {
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p != '[')
-            continue;
-        char *end = strchr(p, ']');
-        if (!end)
-            continue;
-        *end = '\0';
-        p++;
-        /* Compare with the spaces taken out, as the loader does. */
-        char header[4096];
-        size_t n = 0;
-        for (; *p; p++)
-            if (!isspace((unsigned char)*p))
-                header[n++] = *p;
-        header[n] = '\0';
-        if (strncmp(header, "server:", 7) == 0 && strcmp(header + 7, name) == 0)
-            found = 1;
-        else if (strcmp(header, "server") == 0 && strcmp(name, "main") == 0)
-            found = 1;
-    }
-    fclose(file);
-    return found;
-}
-
 /* Without a server section: csgi's own server on the given addresses, until
-   SIGINT or SIGTERM. */
-static csgi_server *volatile running_server;
-
-static void on_stop_signal(int signal_number)
-{
-    (void)signal_number;
-    csgi_server *server = running_server;
-    if (server)
-        csgi_server_stop(server, 10000);
-}
-
+   SIGINT or SIGTERM. Takes app. */
 static int serve_default(csgi_app *app, const char *const *addresses, size_t count)
 {
     csgi_server *server = NULL;
@@ -116,42 +68,13 @@ static int serve_default(csgi_app *app, const char *const *addresses, size_t cou
         fprintf(stderr, "csgi-serve: cannot create the server: %s\n", csgi_strerror(rc));
         return rc;
     }
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && rc == 0; i++) {
         rc = csgi_server_listen(server, addresses[i]);
-        if (rc != 0) {
+        if (rc != 0)
             fprintf(stderr, "csgi-serve: cannot listen on %s: %s\n", addresses[i],
                     csgi_strerror(rc));
-            csgi_server_free(server);
-            return rc;
-        }
     }
-    rc = csgi_server_start(server);
-    if (rc != 0) {
-        fprintf(stderr, "csgi-serve: cannot start the server: %s\n", csgi_strerror(rc));
-        csgi_server_free(server);
-        return rc;
-    }
-    for (size_t i = 0; i < count; i++) {
-        const char *address = addresses[i];
-        if (strncmp(address, "unix:", 5) == 0) {
-            printf("serving on %s\n", address);
-            continue;
-        }
-        const char *colon = strrchr(address, ':');
-        int host_len = colon ? (int)(colon - address) : (int)strlen(address);
-        printf("serving on http://%.*s:%d/\n", host_len, address, csgi_server_port(server, i));
-    }
-    fflush(stdout);
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    running_server = server;
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGTERM, &action, NULL);
-    rc = csgi_server_run(server);
-    running_server = NULL;
-    if (rc != 0)
+    if (rc == 0 && (rc = csgi_server_run_until_signal(server)) != 0)
         fprintf(stderr, "csgi-serve: the server failed: %s\n", csgi_strerror(rc));
     csgi_server_free(server);
     return rc;
@@ -241,15 +164,12 @@ int main(int argc, char **argv)
     size_t uri_size = path_len + 2 + strlen(app_name) + strlen(server_name);
     char *app_uri = malloc(uri_size);
     char *server_uri = malloc(uri_size);
-    char *path = malloc(path_len + 1);
-    if (!app_uri || !server_uri || !path) {
+    if (!app_uri || !server_uri) {
         fprintf(stderr, "csgi-serve: out of memory\n");
         return 1;
     }
     snprintf(app_uri, uri_size, "%.*s#%s", (int)path_len, config, app_name);
     snprintf(server_uri, uri_size, "%.*s#%s", (int)path_len, config, server_name);
-    snprintf(path, path_len + 1, "%.*s", (int)path_len, config);
-    const char *file_path = strncmp(path, "config:", 7) == 0 ? path + 7 : path;
 
     csgi_loader *loader = NULL;
     int rc = csgi_loader_new(&loader);
@@ -271,23 +191,27 @@ int main(int argc, char **argv)
 
     csgi_load_error error;
     int status = 0;
+    /* A file without the server section is served by csgi's own server. */
+    int has_server = csgi_loader_has_server(loader, server_uri, &error);
     if (check) {
-        char *text = NULL;
-        rc = csgi_loader_describe(loader, app_uri, stub, &text, &error);
+        const char *text = NULL;
+        rc = has_server < 0 ? has_server
+                            : csgi_loader_describe(loader, app_uri, stub, &text, &error);
+        if (rc == 0 && has_server)
+            rc = csgi_loader_check_server(loader, server_uri, &error);
         if (rc != 0) {
             report(&error);
             status = 1;
         } else {
             fputs(text, stdout);
-            free(text);
         }
     } else {
         csgi_app *app = NULL;
-        rc = csgi_loader_load_app(loader, app_uri, &app, &error);
+        rc = has_server < 0 ? has_server : csgi_loader_load_app(loader, app_uri, &app, &error);
         if (rc != 0) {
             report(&error);
             status = 1;
-        } else if (has_server_section(file_path, server_name)) {
+        } else if (has_server) {
             rc = csgi_loader_serve(loader, server_uri, app, &error);
             if (rc != 0) {
                 report(&error);
@@ -303,6 +227,5 @@ int main(int argc, char **argv)
     csgi_loader_free(loader);
     free(app_uri);
     free(server_uri);
-    free(path);
     return status;
 }

@@ -12,13 +12,12 @@
  *
  *     [app:main]
  *     paste.app_factory = wsgi_webob:app_factory
+ *
+ * which finds app_factory in the module's exported table
+ * csgi_plugin_entry_points, where its kind is declared.
  */
 #include <csgi.h>
 #include <csgi/loader.h>
-
-/* Exported from the shared object. */
-int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                csgi_app **out, csgi_load_error *error);
 
 static csgi_body *hello_call(void *state, csgi_environ *environ,
                              csgi_start_response *start_response)
@@ -33,8 +32,8 @@ static csgi_body *hello_call(void *state, csgi_environ *environ,
 
 static const csgi_app_type hello_type = {"wsgi_webob.application", hello_call, NULL};
 
-int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                csgi_app **out, csgi_load_error *error)
+static int app_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                       const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -42,3 +41,11 @@ int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_co
     (void)error;
     return csgi_app_new(out, &hello_type, NULL);
 }
+
+/* What the module exports: its factories and their kinds. */
+extern const csgi_entry_point csgi_plugin_entry_points[];
+
+const csgi_entry_point csgi_plugin_entry_points[] = {
+    {"app_factory", CSGI_FACTORY_APP, app_factory, NULL, NULL},
+    {NULL, CSGI_FACTORY_APP, NULL, NULL, NULL},
+};

@@ -22,6 +22,10 @@
  *     [filter:auth]
  *     paste.filter_factory = wsgi_webob_mid:filter_factory
  *
+ * "wsgi_webob_mid:app_factory" finds app_factory in the module's exported
+ * csgi_plugin_entry_points table, which declares each factory's kind (the
+ * loader checks it: naming filter_factory as an app factory is an error).
+ *
  * The filter's token comes from its local conf (`token = ...`), default
  * "open-sesame", and is compared in constant time.
  */
@@ -30,13 +34,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Exported from the shared object; declared here to keep
-   -Wmissing-prototypes quiet. */
-int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                csgi_app **out, csgi_load_error *error);
-int filter_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                   csgi_app *next, csgi_app **out, csgi_load_error *error);
 
 /* ---- the application ---------------------------------------------------------------- */
 
@@ -53,8 +50,8 @@ static csgi_body *hello_call(void *state, csgi_environ *environ,
 
 static const csgi_app_type hello_type = {"wsgi_webob_mid.application", hello_call, NULL};
 
-int app_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                csgi_app **out, csgi_load_error *error)
+static int app_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                       const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -108,8 +105,9 @@ static void auth_destroy(void *state)
 
 static const csgi_app_type auth_type = {"wsgi_webob_mid.auth_filter", auth_call, auth_destroy};
 
-int filter_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                   csgi_app *next, csgi_app **out, csgi_load_error *error)
+static int filter_factory(csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
+                          csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -133,3 +131,13 @@ int filter_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi
     /* On failure csgi_app_new destroys the state, which frees next. */
     return csgi_app_new(out, &auth_type, auth);
 }
+
+/* ---- what the module exports --------------------------------------------------------- */
+
+extern const csgi_entry_point csgi_plugin_entry_points[];
+
+const csgi_entry_point csgi_plugin_entry_points[] = {
+    {"app_factory", CSGI_FACTORY_APP, app_factory, NULL, NULL},
+    {"filter_factory", CSGI_FACTORY_FILTER, NULL, filter_factory, NULL},
+    {NULL, CSGI_FACTORY_APP, NULL, NULL, NULL},
+};

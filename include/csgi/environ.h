@@ -177,6 +177,23 @@ CSGI_EXTERN void csgi_environ_log(csgi_environ *environ, const char *format, ...
 #endif
     ;
 
+/**
+ * csgi_environ_log() at a level of the application's choosing, so that its
+ * own lines are not all errors: 0 error, 1 warning, 2 info, 3 debug (the
+ * csgi_log_level values of csgi/server.h). The server drops lines above its
+ * threshold (warning; info with the verbose option); any other number is
+ * taken as an error.
+ *
+ * @param environ the request's environ (borrowed); NULL is ignored
+ * @param level   the level
+ * @param format  printf-style format; a trailing newline is not needed.
+ */
+CSGI_EXTERN void csgi_environ_log_at(csgi_environ *environ, int level, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* ---- csgi.input ---------------------------------------------------------- */
 
 /** Called when body bytes, the body's end or an error can be read. */

@@ -112,6 +112,24 @@ CSGI_EXTERN int csgi_conf_asint(const csgi_conf *conf, const char *name, long lo
 CSGI_EXTERN int csgi_conf_aslist(const csgi_conf *conf, const char *name, const char *const **items,
                                  size_t *count, csgi_load_error *error);
 
+/**
+ * Fill error (unless it holds an error already) with text placed where the
+ * key name of conf was written: "file:line: [section] name: text". For
+ * factories reporting a bad value; a name conf does not hold gives the
+ * text and the name only (the loader adds the section's place).
+ *
+ * @param conf   the conf (borrowed); NULL allowed
+ * @param name   the key (borrowed); NULL allowed
+ * @param error  the error to fill; NULL allowed (then nothing happens)
+ * @param format printf-style text
+ */
+CSGI_EXTERN void csgi_conf_error(const csgi_conf *conf, const char *name, csgi_load_error *error,
+                                 const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* ---- Factories -------------------------------------------------------------- */
 
 /**
@@ -151,10 +169,11 @@ typedef int (*csgi_server_runner_fn)(csgi_loader *loader, const csgi_conf *globa
 
 /** Which protocol a registered factory follows. */
 typedef enum csgi_factory_kind {
-    CSGI_FACTORY_APP,       /**< csgi_app_factory_fn, paste.app_factory */
-    CSGI_FACTORY_COMPOSITE, /**< csgi_app_factory_fn, paste.composite_factory */
-    CSGI_FACTORY_FILTER,    /**< csgi_filter_factory_fn, paste.filter_factory */
-    CSGI_FACTORY_FILTER_APP /**< csgi_filter_factory_fn, paste.filter_app_factory */
+    CSGI_FACTORY_APP,        /**< csgi_app_factory_fn, paste.app_factory */
+    CSGI_FACTORY_COMPOSITE,  /**< csgi_app_factory_fn, paste.composite_factory */
+    CSGI_FACTORY_FILTER,     /**< csgi_filter_factory_fn, paste.filter_factory */
+    CSGI_FACTORY_FILTER_APP, /**< csgi_filter_factory_fn, paste.filter_app_factory */
+    CSGI_FACTORY_SERVER      /**< csgi_server_runner_fn, paste.server_runner */
 } csgi_factory_kind;
 
 /**
@@ -194,8 +213,9 @@ CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *ref
  * Built in: "egg:csgi#http" (also "egg:Paste#http"), csgi's own server,
  * configured by the section's keys: host (default 127.0.0.1), port
  * (default 8080), threads, max_connections, max_body, header_timeout,
- * body_timeout, keepalive_timeout, send_timeout (seconds),
- * max_keepalive_requests, server_header, verbose.
+ * body_timeout, keepalive_timeout, send_timeout, grace_timeout (seconds),
+ * max_keepalive_requests, server_header, verbose. Any other key is an
+ * error naming its file and line.
  *
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
@@ -224,6 +244,28 @@ CSGI_EXTERN int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app
                                   csgi_load_error *error);
 
 /**
+ * Whether the file uri names ("file.ini", "file.ini#name") has the server
+ * section name (default "main"): [server:name], or [server] for main. For
+ * programs that serve a file without one their own way (csgi-serve), so
+ * that they never read the file themselves.
+ *
+ * @return 1 or 0; or CSGI_ENOTFOUND, CSGI_EPARSE, ... when the file cannot
+ *         be read, with error filled.
+ */
+CSGI_EXTERN int csgi_loader_has_server(csgi_loader *loader, const char *uri,
+                                       csgi_load_error *error);
+
+/**
+ * Check the server section uri names without serving (what `csgi-serve
+ * --check` does): its factory exists and is a server runner, and for the
+ * built-in egg:csgi#http every key is known and every value valid.
+ *
+ * @return 0, or the errors of csgi_loader_serve() before it would serve.
+ */
+CSGI_EXTERN int csgi_loader_check_server(csgi_loader *loader, const char *uri,
+                                         csgi_load_error *error);
+
+/**
  * Build the application uri names and describe what was built, outermost
  * first, one item a line: its section, kind, factory reference and local
  * conf (what `csgi-serve --check` prints).
@@ -231,11 +273,13 @@ CSGI_EXTERN int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app
  * @param stub_unknown 1: an unknown factory becomes a labelled placeholder
  *                     application instead of an error, so the structure of
  *                     a foreign deploy file can be inspected without its code
- * @param text         set to the description (malloc'd: free() it)
+ * @param text         set to the description, borrowed from the loader:
+ *                     valid until the next csgi_loader_describe() or
+ *                     csgi_loader_free()
  * @return as csgi_loader_load_app().
  */
 CSGI_EXTERN int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown,
-                                     char **text, csgi_load_error *error);
+                                     const char **text, csgi_load_error *error);
 
 /**
  * Add a directory to search for shared objects named by factory references
@@ -245,11 +289,12 @@ CSGI_EXTERN int csgi_loader_describe(csgi_loader *loader, const char *uri, int s
  * colon-separated list).
  *
  * A reference "MODULE:SYMBOL" (as a factory key's value, or with `use =
- * call:MODULE:SYMBOL`) loads MODULE.so or libMODULE.so and takes SYMBOL,
- * a function with the signature of the factory kind the section asks for
- * (csgi_app_factory_fn or csgi_filter_factory_fn). "egg:DIST#NAME" loads
- * DIST.so or libDIST.so and looks NAME up in its exported table
- * csgi_plugin_entry_points.
+ * call:MODULE:SYMBOL`) loads MODULE.so or libMODULE.so and looks SYMBOL up
+ * in its exported table csgi_plugin_entry_points; "egg:DIST#NAME" loads
+ * DIST.so or libDIST.so and looks NAME up in the same table. The table
+ * declares each factory's kind, which must be the one the section asks for:
+ * a factory is never called through another kind's signature, and a
+ * function the table does not list is never called.
  *
  * @param directory copied
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
@@ -262,6 +307,7 @@ typedef struct csgi_entry_point {
     csgi_factory_kind kind;                /**< which protocol factory follows */
     csgi_app_factory_fn app_factory;       /**< for CSGI_FACTORY_APP and _COMPOSITE */
     csgi_filter_factory_fn filter_factory; /**< for CSGI_FACTORY_FILTER and _FILTER_APP */
+    csgi_server_runner_fn server_runner;   /**< for CSGI_FACTORY_SERVER */
 } csgi_entry_point;
 
 /**

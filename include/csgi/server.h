@@ -37,7 +37,7 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 1
+#define CSGI_SERVER_OPTIONS_VERSION 2
 
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
@@ -66,12 +66,15 @@ typedef struct csgi_server_options {
     int verbose;               /**< also log refused requests and clients leaving: 0 */
     csgi_log_fn log;           /**< where log lines go: NULL = standard error, timestamped */
     void *log_userdata;        /**< passed to log */
+
+    unsigned grace_timeout_ms; /**< csgi_server_run_until_signal lets requests in progress
+                                    finish this long after the signal (version 2): 10000 */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
-#define CSGI_SERVER_OPTIONS_INIT                                                             \
-    {                                                                                        \
-        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL \
+#define CSGI_SERVER_OPTIONS_INIT                                                                \
+    {                                                                                           \
+        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0 \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
@@ -119,13 +122,29 @@ CSGI_EXTERN int csgi_server_run(csgi_server *server);
  */
 CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
 
+/**
+ * Serve until SIGINT or SIGTERM: start the server if csgi_server_start()
+ * was not called, print "serving on http://HOST:PORT/" (the real port) or
+ * "serving on unix:/path" for each listener to standard output, run the
+ * server's own loops, and on the first signal log it and stop gracefully,
+ * letting requests in progress finish for grace_timeout_ms. The previous
+ * signal handlers are back when it returns. The one way csgi serves until a
+ * signal: csgi_serve(), the INI server egg:csgi#http and csgi-serve use it.
+ *
+ * @param server the server (borrowed), listening already
+ * @return 0 after a signal stopped it; CSGI_ESTATE for a server on the
+ *         host's loop; the errors of csgi_server_start().
+ */
+CSGI_EXTERN int csgi_server_run_until_signal(csgi_server *server);
+
 /** Stop, close everything and free the server and its application. Accepts NULL. */
 CSGI_EXTERN void csgi_server_free(csgi_server *server);
 
 /**
- * Serve app on host:port until SIGINT or SIGTERM, then stop gracefully.
- * Prints "serving on http://HOST:PORT/" (with the real port when port is 0)
- * to standard output first.
+ * Serve app on host:port until SIGINT or SIGTERM, then stop gracefully:
+ * csgi_server_run_until_signal() with the default options. Prints "serving
+ * on http://HOST:PORT/" (with the real port when port is 0) to standard
+ * output first; a failure to listen is logged.
  *
  * @param app  taken (freed before returning)
  * @param host an address such as "127.0.0.1" or "::1"

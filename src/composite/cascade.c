@@ -19,6 +19,9 @@
 
 #include <csgi.h>
 #include <csgi/composite.h>
+#include "composite/composite_private.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -256,4 +259,89 @@ fail:
         for (size_t i = 0; i < count; i++)
             csgi_app_free(apps[i]);
     return err;
+}
+
+/* ---- INI factory ------------------------------------------------------------- */
+
+typedef struct numbered_app {
+    long long number;
+    csgi_app *app;
+} numbered_app;
+
+static int compare_numbered(const void *a, const void *b)
+{
+    const numbered_app *x = a, *y = b;
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/* The catch list: status codes. *out owned (csgi__free). */
+static int catch_statuses(const csgi_conf *conf, int **out, size_t *count, csgi_load_error *error)
+{
+    const char *const *items = NULL;
+    int rc = csgi_conf_aslist(conf, "catch", &items, count, error);
+    if (rc != 0 || *count == 0)
+        return rc;
+    *out = csgi__calloc(*count, sizeof(**out));
+    if (!*out)
+        return CSGI_ENOMEM;
+    for (size_t i = 0; i < *count; i++) {
+        char *end = NULL;
+        long status = strtol(items[i], &end, 10);
+        if (*end || status < 100 || status > 999) {
+            csgi_conf_error(conf, "catch", error, "not a status code: '%s'", items[i]);
+            return CSGI_EINVAL;
+        }
+        (*out)[i] = (int)status;
+    }
+    return 0;
+}
+
+int csgi_cascade__factory(csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    (void)global_conf;
+    size_t capacity = csgi_conf_count(local_conf);
+    numbered_app *apps = csgi__calloc(capacity ? capacity : 1, sizeof(*apps));
+    csgi_app **plain = csgi__calloc(capacity ? capacity : 1, sizeof(*plain));
+    int *catches = NULL;
+    size_t count = 0, catch_count = 0;
+    int rc = apps && plain ? 0 : CSGI_ENOMEM;
+    const char *name, *value;
+    for (size_t i = 0; rc == 0 && csgi_conf_entry(local_conf, i, &name, &value); i++) {
+        if (strcmp(name, "catch") == 0)
+            continue;
+        const char *digits = name + 3;
+        char *end = NULL;
+        long long number = strncmp(name, "app", 3) == 0 ? strtoll(digits, &end, 10) : 0;
+        if (strncmp(name, "app", 3) != 0) {
+            csgi_conf_error(local_conf, name, error,
+                            "bad cascade key (=%s): all keys must start with 'app'", value);
+            rc = CSGI_EINVAL;
+        } else if (!*digits || *end) {
+            csgi_conf_error(local_conf, name, error,
+                            "bad name for an application key (number expected)");
+            rc = CSGI_EINVAL;
+        } else if ((rc = csgi_loader_get_app(loader, value, &apps[count].app, error)) == 0) {
+            apps[count++].number = number;
+        }
+    }
+    if (rc == 0 && count == 0) {
+        csgi_conf_error(local_conf, NULL, error, "a cascade needs at least one app (app1 = ...)");
+        rc = CSGI_EINVAL;
+    }
+    if (rc == 0)
+        rc = catch_statuses(local_conf, &catches, &catch_count, error);
+    if (rc == 0) {
+        qsort(apps, count, sizeof(*apps), compare_numbered);
+        for (size_t i = 0; i < count; i++)
+            plain[i] = apps[i].app;
+        rc = csgi_cascade_new(out, plain, count, catches, catch_count);
+        count = 0; /* taken, also on failure */
+    }
+    for (size_t i = 0; i < count; i++)
+        csgi_app_free(apps[i].app);
+    csgi__free(apps);
+    csgi__free(plain);
+    csgi__free(catches);
+    return rc;
 }

@@ -11,6 +11,7 @@
 
 #include <csgi.h>
 #include <csgi/composite.h>
+#include "composite/composite_private.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,4 +530,50 @@ static csgi_body *urlmap_call(void *state, csgi_environ *environ,
         return csgi_app_call(r->app, environ, start_response);
     }
     return not_found(map, environ, start_response);
+}
+
+/* ---- INI factory ------------------------------------------------------------- */
+
+int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+{
+    csgi_urlmap *map = NULL;
+    int rc = csgi_urlmap_new(&map);
+    if (rc != 0)
+        return rc;
+    int debug = 0;
+    rc = csgi_conf_asbool(local_conf, "debug", 0, &debug, error);
+    if (rc != 0)
+        goto fail;
+    csgi_urlmap_set_debug(map, debug);
+    const char *not_found = csgi_conf_get(local_conf, "not_found_app");
+    if (!not_found)
+        not_found = csgi_conf_get(global_conf, "not_found_app");
+    if (not_found) {
+        csgi_app *app = NULL;
+        rc = csgi_loader_get_app(loader, not_found, &app, error);
+        if (rc != 0)
+            goto fail;
+        csgi_urlmap_set_not_found(map, app);
+    }
+    const char *name, *value;
+    for (size_t i = 0; csgi_conf_entry(local_conf, i, &name, &value); i++) {
+        if (strcmp(name, "not_found_app") == 0 || strcmp(name, "debug") == 0)
+            continue;
+        csgi_app *app = NULL;
+        rc = csgi_loader_get_app(loader, value, &app, error);
+        if (rc != 0)
+            goto fail;
+        rc = csgi_urlmap_add(map, name, app);
+        if (rc != 0) {
+            csgi_conf_error(local_conf, name, error, "%s",
+                            rc == CSGI_EINVAL ? "malformed or repeated urlmap key"
+                                              : csgi_strerror(rc));
+            goto fail;
+        }
+    }
+    return csgi_urlmap_app(&map, out);
+fail:
+    csgi_urlmap_free(map);
+    return rc;
 }

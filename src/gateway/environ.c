@@ -1033,6 +1033,16 @@ void csgi_environ_log(csgi_environ *environ, const char *format, ...)
     va_end(args);
 }
 
+void csgi_environ_log_at(csgi_environ *environ, int level, const char *format, ...)
+{
+    if (level < CSGI_LOG__ERROR || level > CSGI_LOG__DEBUG)
+        level = CSGI_LOG__ERROR;
+    va_list args;
+    va_start(args, format);
+    log_line(environ, level, format, args);
+    va_end(args);
+}
+
 static void log_warning(csgi_environ *environ, const char *format, ...)
 {
     va_list args;

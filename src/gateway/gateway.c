@@ -7,6 +7,7 @@
  * (on_done).
  */
 #include "gateway/gateway.h"
+#include "gateway/log.h"
 
 #include "common/arena.h"
 #include "gateway/driver.h"
@@ -34,23 +35,10 @@ typedef struct request {
 
 void csgi_gateway__log(const csgi_gateway *gateway, int level, const char *format, ...)
 {
-    if (level > gateway->log_level)
-        return;
-    char message[1024];
     va_list args;
     va_start(args, format);
-    vsnprintf(message, sizeof(message), format, args);
+    csgi_log__vwrite(gateway->log, gateway->log_userdata, gateway->log_level, level, format, args);
     va_end(args);
-    if (gateway->log) {
-        gateway->log(level, message, gateway->log_userdata);
-        return;
-    }
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s csgi[%ld] %s\n", stamp, (long)getpid(), message);
 }
 
 static void request_log(void *context, int level, const char *line)

@@ -19,6 +19,8 @@
 #define MAX_INTERPOLATION_DEPTH 10
 /* Sections being resolved at once (a `use` chain); deeper is refused. */
 #define MAX_USE_DEPTH 64
+/* Lists with more entries than this find them through an index. */
+#define LINEAR_ENTRIES 8
 
 typedef struct cached_file {
     struct cached_file *next;
@@ -50,7 +52,7 @@ typedef struct frame {
 /* One resolution in progress. */
 typedef struct resolver {
     csgi_conf__loader *loader;
-    csgi_ini__error *error;
+    csgi_load_error *error;
     frame stack[MAX_USE_DEPTH];
     size_t depth;
 } resolver;
@@ -67,8 +69,8 @@ static int fail_at(resolver *rs, int code, const csgi_conf__origin *at, const ch
     va_start(args, format);
     vsnprintf(text, sizeof(text), format, args);
     va_end(args);
-    csgi_ini__error_set(rs->error, at ? at->file : NULL, at ? at->line : 0, at ? at->section : NULL,
-                        at ? at->key : NULL, "%s", text);
+    csgi_load_error__set(rs->error, at ? at->file : NULL, at ? at->line : 0,
+                         at ? at->section : NULL, at ? at->key : NULL, "%s", text);
     return code;
 }
 
@@ -116,6 +118,8 @@ const csgi_conf__entry *csgi_conf__list_find(const csgi_conf__list *list, const 
 {
     if (!list || !name)
         return NULL;
+    if (list->count > LINEAR_ENTRIES)
+        return csgi_name_index__get(&list->index, name);
     for (const csgi_conf__entry *e = list->first; e; e = e->next)
         if (strcmp(e->name, name) == 0)
             return e;
@@ -132,18 +136,25 @@ const char *csgi_conf__list_get(const csgi_conf__list *list, const char *name)
 static int list_set(csgi_conf__loader *loader, csgi_conf__list *list, const char *name,
                     const char *value, const csgi_conf__origin *origin)
 {
-    for (csgi_conf__entry *e = list->first; e; e = e->next) {
-        if (strcmp(e->name, name) == 0) {
-            e->value = value;
-            if (origin)
-                e->origin = *origin;
-            else
-                memset(&e->origin, 0, sizeof(e->origin));
-            return 0;
-        }
+    csgi_conf__entry *e = (csgi_conf__entry *)csgi_conf__list_find(list, name);
+    if (e) {
+        e->value = value;
+        if (origin)
+            e->origin = *origin;
+        else
+            memset(&e->origin, 0, sizeof(e->origin));
+        return 0;
     }
-    csgi_conf__entry *e = arena_zalloc(loader, sizeof(*e));
+    e = arena_zalloc(loader, sizeof(*e));
     if (!e)
+        return CSGI_ENOMEM;
+    if (list->count == LINEAR_ENTRIES) {
+        for (csgi_conf__entry *old = list->first; old; old = old->next)
+            if (csgi_name_index__put(&list->index, &loader->arena, old->name, old) != 0)
+                return CSGI_ENOMEM;
+    }
+    if (list->count >= LINEAR_ENTRIES &&
+        csgi_name_index__put(&list->index, &loader->arena, name, e) != 0)
         return CSGI_ENOMEM;
     e->name = name;
     e->value = value;
@@ -181,6 +192,7 @@ static csgi_conf__entry *list_pop(csgi_conf__list *list, const char *name)
                 list->first = e->next;
             if (list->last == e)
                 list->last = prev;
+            csgi_name_index__remove(&list->index, name);
             list->count--;
             e->next = NULL;
             return e;
@@ -406,14 +418,14 @@ static int load_file(resolver *rs, const char *path, const char *abs_path,
             return 0;
         }
     }
-    csgi_ini__error inner;
-    csgi_ini__error_clear(&inner);
+    csgi_load_error inner;
+    csgi_load_error__clear(&inner);
     csgi_ini *ini = NULL;
     int rc = csgi_ini__load(&ini, path, &inner);
     if (rc != 0) {
         if (from && (rc == CSGI_ENOTFOUND || rc == CSGI_EACCESS || rc == CSGI_EIO)) {
             char message[1024];
-            csgi_ini__error_format(&inner, message, sizeof(message));
+            csgi_load_error_format(&inner, message, sizeof(message));
             return fail_at(rs, rc, from, "cannot read included file %s (%s)", abs_path, message);
         }
         if (rs->error && !rs->error->text[0])
@@ -930,6 +942,13 @@ static int section_context(resolver *rs, const csgi_conf__scope *scope, csgi_con
     }
     if (rc != 0)
         return rc;
+    /* `use` of a pipeline or a filter-app builds that (PasteDeploy keeps the
+       used context's object type): the context stays the used section's. */
+    bool used_builder = kind != context->kind && (context->kind == CSGI_CONF__KIND_PIPELINE ||
+                                                  context->kind == CSGI_CONF__KIND_FILTER_APP);
+    if (used_builder && context->kind == CSGI_CONF__KIND_PIPELINE && context->local_conf.first)
+        return fail_at(rs, CSGI_EPARSE, &context->local_conf.first->origin,
+                       "a section using a pipeline holds only 'use' (and set/get)");
     if (filter_with) {
         csgi_conf__filter_with *item = arena_zalloc(loader, sizeof(*item));
         if (!item)
@@ -938,6 +957,10 @@ static int section_context(resolver *rs, const csgi_conf__scope *scope, csgi_con
         item->reference.origin = filter_with->origin;
         item->next = context->filter_with;
         context->filter_with = item;
+    }
+    if (used_builder) {
+        *out = context;
+        return 0;
     }
     if (context->factory_kind == CSGI_CONF__KIND_NONE)
         context->factory_kind = kind == CSGI_CONF__KIND_FILTER_APP ? CSGI_CONF__KIND_FILTER : kind;
@@ -1015,41 +1038,69 @@ void csgi_conf__loader_free(csgi_conf__loader *loader)
     csgi__free(loader);
 }
 
-int csgi_conf__resolve(csgi_conf__loader *loader, csgi_conf__type type, const char *uri,
-                       const char *name, const csgi_conf__list *globals,
-                       const csgi_conf__context **out, csgi_ini__error *error)
+/* The file uri names, read with globals, and the section name it asks for
+   (name, else uri's fragment, else main). */
+static int entry_point(resolver *rs, const char *uri, const char *name,
+                       const csgi_conf__list *globals, const csgi_conf__scope **scope,
+                       const char **name_out)
 {
-    if (out)
-        *out = NULL;
-    if (!loader || !uri || !out)
-        return CSGI_EINVAL;
-    resolver rs = {.loader = loader, .error = error};
+    csgi_conf__loader *loader = rs->loader;
     if (has_scheme(uri, "config"))
         uri += strlen("config:");
     const char *hash = strchr(uri, '#');
     char *path =
         csgi_arena__strndup(&loader->arena, uri, hash ? (size_t)(hash - uri) : strlen(uri));
     if (!path)
-        return fail_nomem(&rs);
+        return fail_nomem(rs);
     if (!name)
         name = hash ? hash + 1 : "main";
     char *name_copy = arena_strdup(loader, name);
     if (!name_copy)
-        return fail_nomem(&rs);
+        return fail_nomem(rs);
+    *name_out = name_copy;
+    return new_scope(rs, path, globals, NULL, scope);
+}
+
+int csgi_conf__resolve(csgi_conf__loader *loader, csgi_conf__type type, const char *uri,
+                       const char *name, const csgi_conf__list *globals,
+                       const csgi_conf__context **out, csgi_load_error *error)
+{
+    if (out)
+        *out = NULL;
+    if (!loader || !uri || !out)
+        return CSGI_EINVAL;
+    resolver rs = {.loader = loader, .error = error};
     const csgi_conf__scope *scope = NULL;
-    int rc = new_scope(&rs, path, globals, NULL, &scope);
+    int rc = entry_point(&rs, uri, name, globals, &scope, &name);
     if (rc != 0)
         return rc;
     csgi_conf__context *context = NULL;
-    rc = get_context(&rs, scope, type, name_copy, globals, NULL, &context);
+    rc = get_context(&rs, scope, type, name, globals, NULL, &context);
     if (rc == 0)
         *out = context;
     return rc;
 }
 
+int csgi_conf__has_section(csgi_conf__loader *loader, csgi_conf__type type, const char *uri,
+                           const csgi_conf__list *globals, int *found, csgi_load_error *error)
+{
+    if (!loader || !uri || !found)
+        return CSGI_EINVAL;
+    *found = 0;
+    resolver rs = {.loader = loader, .error = error};
+    const csgi_conf__scope *scope = NULL;
+    const char *name = NULL;
+    int rc = entry_point(&rs, uri, NULL, globals, &scope, &name);
+    const csgi_ini__section *section = NULL;
+    if (rc == 0)
+        rc = find_section(&rs, scope, type, name, NULL, &section);
+    *found = section != NULL;
+    return rc;
+}
+
 int csgi_conf__resolve_child(csgi_conf__loader *loader, const csgi_conf__context *parent,
                              csgi_conf__type type, const csgi_conf__reference *reference,
-                             const csgi_conf__context **out, csgi_ini__error *error)
+                             const csgi_conf__context **out, csgi_load_error *error)
 {
     if (out)
         *out = NULL;

@@ -54,6 +54,7 @@
 
 #include "common/arena.h"
 #include "loader/ini.h"
+#include "loader/name_index.h"
 
 #include <stddef.h>
 
@@ -105,11 +106,14 @@ struct csgi_conf__entry {
     csgi_conf__origin origin;
 };
 
-/* An ordered conf (Python dict order: a replaced key keeps its place). */
+/* An ordered conf (Python dict order: a replaced key keeps its place).
+   Zeroed, it is empty. A copy of the struct takes the list over: use the
+   copy only. */
 typedef struct csgi_conf__list {
     csgi_conf__entry *first;
     csgi_conf__entry *last;
     size_t count;
+    csgi_name_index index; /* the entries by name, once there are more than a few */
 } csgi_conf__list;
 
 /* A reference written in the file, recorded for the next layer. */
@@ -191,7 +195,15 @@ void csgi_conf__loader_free(csgi_conf__loader *loader);
  */
 int csgi_conf__resolve(csgi_conf__loader *loader, csgi_conf__type type, const char *uri,
                        const char *name, const csgi_conf__list *globals,
-                       const csgi_conf__context **out, csgi_ini__error *error);
+                       const csgi_conf__context **out, csgi_load_error *error);
+
+/*
+ * Whether the file uri names ("PATH#name", as for csgi_conf__resolve) has a
+ * section of type called name: *found 1 or 0. Returns 0, or the errors of
+ * reading the file.
+ */
+int csgi_conf__has_section(csgi_conf__loader *loader, csgi_conf__type type, const char *uri,
+                           const csgi_conf__list *globals, int *found, csgi_load_error *error);
 
 /*
  * Resolve a name written in parent (a pipeline item, `next`, `filter-with`,
@@ -202,7 +214,7 @@ int csgi_conf__resolve(csgi_conf__loader *loader, csgi_conf__type type, const ch
  */
 int csgi_conf__resolve_child(csgi_conf__loader *loader, const csgi_conf__context *parent,
                              csgi_conf__type type, const csgi_conf__reference *reference,
-                             const csgi_conf__context **out, csgi_ini__error *error);
+                             const csgi_conf__context **out, csgi_load_error *error);
 
 /* Append name = value to list, allocated in the loader (for caller globals). */
 int csgi_conf__list_add(csgi_conf__loader *loader, csgi_conf__list *list, const char *name,

@@ -1,11 +1,13 @@
+/*
+ * The INI reader: a deploy file into the model of ini.h, line by line, as
+ * ConfigParser reads it (see ini.h for the rules and for why not inih).
+ */
 #include "loader/ini.h"
 
 #include "common/alloc.h"
 #include "common/arena.h"
 
 #include <csgi/common.h>
-
-#include <ini.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -14,69 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- errors ------------------------------------------------------------ */
+/* Sections with more keys than this find them through an index. */
+#define LINEAR_KEYS 8
 
-void csgi_ini__error_clear(csgi_ini__error *error)
-{
-    if (error)
-        memset(error, 0, sizeof(*error));
-}
-
-static void copy_field(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src ? src : "");
-}
-
-void csgi_ini__error_set(csgi_ini__error *error, const char *file, int line, const char *section,
-                         const char *key, const char *format, ...)
-{
-    if (!error || error->text[0])
-        return;
-    copy_field(error->file, sizeof(error->file), file);
-    error->line = line;
-    copy_field(error->section, sizeof(error->section), section);
-    copy_field(error->key, sizeof(error->key), key);
-    va_list args;
-    va_start(args, format);
-    vsnprintf(error->text, sizeof(error->text), format, args);
-    va_end(args);
-    if (!error->text[0])
-        copy_field(error->text, sizeof(error->text), "error");
-}
-
-int csgi_ini__error_format(const csgi_ini__error *error, char *buf, size_t size)
-{
-    char location[32] = "";
-    if (error->line > 0)
-        snprintf(location, sizeof(location), ":%d", error->line);
-    bool where = error->file[0] || location[0];
-    bool in_section = error->section[0];
-    bool at_key = error->key[0];
-    return snprintf(buf, size, "%s%s%s%s%s%s%s%s%s", error->file, location, where ? ": " : "",
-                    in_section ? "[" : "", error->section, in_section ? "] " : "", error->key,
-                    at_key ? ": " : "", error->text);
-}
-
-/* ---- the parser state shared by the reader and the handler --------------- */
+/* ---- the parser state ------------------------------------------------------ */
 
 typedef struct parse_state {
     csgi_ini *ini;
-    csgi_ini__error *error;
+    csgi_load_error *error;
     int result; /* 0, or the first error's code */
 
     const char *data; /* the whole file */
     size_t len;
-    size_t pos;   /* start of the next physical line */
-    int line;     /* number of the last line read */
-    size_t index; /* number of sections created so far */
-    csgi_ini__section **by_index;
-    size_t by_index_size;
-
-    /* The key the reader handed to inih and the handler has yet to attach. */
-    unsigned long sequence;
-    const char *pending_name;
-    const char *pending_value;
-    int pending_line;
+    size_t pos; /* start of the next physical line */
+    int line;   /* number of the last line read */
 
     /* Growable buffer for joining continuation lines. */
     char *value;
@@ -103,12 +56,18 @@ static void strip(const char **start, const char **end)
 }
 
 static void fail(parse_state *st, int code, int line, const char *section, const char *key,
-                 const char *text)
+                 const char *format, ...) __attribute__((format(printf, 6, 7)));
+
+static void fail(parse_state *st, int code, int line, const char *section, const char *key,
+                 const char *format, ...)
 {
     if (st->result)
         return;
     st->result = code;
-    csgi_ini__error_set(st->error, st->ini->path, line, section, key, "%s", text);
+    va_list args;
+    va_start(args, format);
+    csgi_load_error__vset(st->error, st->ini->path, line, section, key, format, args);
+    va_end(args);
 }
 
 static void fail_nomem(parse_state *st)
@@ -188,60 +147,37 @@ static char *keep(parse_state *st, const char *start, const char *end)
 
 static csgi_ini__section *find_section(const csgi_ini *ini, const char *name)
 {
-    for (csgi_ini__section *s = ini->sections; s; s = s->next)
-        if (strcmp(s->name, name) == 0)
-            return s;
-    return NULL;
+    return csgi_name_index__get(&ini->sections_by_name, name);
 }
 
-/* Open the section whose header is [start, end); returns its index or -1. */
-static long open_section(parse_state *st, const char *start, const char *end)
+/* Open the section whose header is [start, end); false after an error. */
+static bool open_section(parse_state *st, const char *start, const char *end)
 {
     char *name = keep(st, start, end);
     if (!name)
-        return -1;
+        return false;
     const csgi_ini__section *first = find_section(st->ini, name);
     if (first) {
-        char text[sizeof(st->error->text)];
-        snprintf(text, sizeof(text), "duplicate section [%.150s] (first at line %d)", name,
-                 first->line);
-        fail(st, CSGI_EPARSE, st->line, name, NULL, text);
-        return -1;
+        fail(st, CSGI_EPARSE, st->line, name, NULL, "duplicate section [%.150s] (first at line %d)",
+             name, first->line);
+        return false;
     }
-    csgi_ini__section *section = csgi_arena__alloc(&st->ini->arena, sizeof(*section));
-    if (!section) {
+    csgi_ini *ini = st->ini;
+    csgi_ini__section *section = csgi_arena__alloc(&ini->arena, sizeof(*section));
+    if (!section || csgi_name_index__put(&ini->sections_by_name, &ini->arena, name, section) != 0) {
         fail_nomem(st);
-        return -1;
+        return false;
     }
     memset(section, 0, sizeof(*section));
     section->name = name;
     section->line = st->line;
-
-    if (st->index == st->by_index_size) {
-        size_t size = st->by_index_size ? st->by_index_size * 2 : 16;
-        csgi_ini__section **grown = csgi__realloc(st->by_index, size * sizeof(*grown));
-        if (!grown) {
-            fail_nomem(st);
-            return -1;
-        }
-        st->by_index = grown;
-        st->by_index_size = size;
-    }
-    st->by_index[st->index] = section;
-
-    csgi_ini *ini = st->ini;
     if (ini->last_section)
         ini->last_section->next = section;
     else
         ini->sections = section;
     ini->last_section = section;
     ini->section_count++;
-    return (long)st->index++;
-}
-
-static csgi_ini__section *current_section(const parse_state *st)
-{
-    return st->index ? st->by_index[st->index - 1] : NULL;
+    return true;
 }
 
 /* ---- keys ---------------------------------------------------------------- */
@@ -287,132 +223,130 @@ static bool read_value(parse_state *st, const char *first, const char *first_end
     return true;
 }
 
-/* ---- the inih reader and handler ----------------------------------------- */
+/* ---- lines --------------------------------------------------------------- */
 
-/*
- * inih's reader: reads the next meaningful line of the file itself and hands
- * inih a short placeholder for it (see ini.h). Returns NULL at the end of the
- * file or after an error, which ends ini_parse_stream.
- */
-static char *reader(char *buf, int size, void *stream)
+static const csgi_ini__key *find_key(const csgi_ini__section *section, const char *name)
 {
-    parse_state *st = stream;
-    line_span l;
-    while (!st->result && next_line(st, &l)) {
-        const char *s = l.start, *e = l.end;
-        strip(&s, &e);
-        if (s == e || *s == '#' || *s == ';')
-            continue;
-        csgi_ini__section *section = current_section(st);
-        const char *section_name = section ? section->name : NULL;
-
-        if (*s == '[') {
-            /* The header ends at the last ']' (ConfigParser's greedy match). */
-            const char *close = e - 1;
-            while (close > s && *close != ']')
-                close--;
-            if (close == s) {
-                fail(st, CSGI_EPARSE, st->line, NULL, NULL,
-                     "unterminated section header (missing ']')");
-                return NULL;
-            }
-            if (close == s + 1) {
-                fail(st, CSGI_EPARSE, st->line, NULL, NULL, "empty section name '[]'");
-                return NULL;
-            }
-            long index = open_section(st, s + 1, close);
-            if (index < 0)
-                return NULL;
-            snprintf(buf, (size_t)size, "[%ld]\n", index);
-            return buf;
-        }
-
-        const char *delim = s;
-        while (delim < e && *delim != '=' && *delim != ':')
-            delim++;
-        if (delim == e) {
-            fail(st, CSGI_EPARSE, st->line, section_name, NULL,
-                 "malformed line (expected 'key = value', 'key: value' or '[section]')");
-            return NULL;
-        }
-        const char *key_end = delim;
-        strip(&s, &key_end);
-        char *name = keep(st, s, key_end);
-        if (!name)
-            return NULL;
-        if (!*name) {
-            fail(st, CSGI_EPARSE, st->line, section_name, NULL, "empty key");
-            return NULL;
-        }
-        if (!section) {
-            char text[sizeof(st->error->text)];
-            snprintf(text, sizeof(text), "key '%.150s' before any section header", name);
-            fail(st, CSGI_EPARSE, st->line, NULL, name, text);
-            return NULL;
-        }
-        int key_line = st->line;
-        const char *v = delim + 1, *v_end = e;
-        strip(&v, &v_end);
-        if (!read_value(st, v, v_end, indent_of(l))) {
-            fail_nomem(st);
-            return NULL;
-        }
-        /* ConfigParser joins the pieces, then rstrips: empty lines at the end go. */
-        while (st->value_len && st->value[st->value_len - 1] == '\n')
-            st->value_len--;
-        char *value = keep(st, st->value, st->value + st->value_len);
-        if (!value)
-            return NULL;
-        st->pending_name = name;
-        st->pending_value = value;
-        st->pending_line = key_line;
-        st->sequence++;
-        snprintf(buf, (size_t)size, "k=%lu\n", st->sequence);
-        return buf;
-    }
+    if (section->key_count > LINEAR_KEYS)
+        return csgi_name_index__get(&section->keys_by_name, name);
+    for (const csgi_ini__key *k = section->keys; k; k = k->next)
+        if (strcmp(k->name, name) == 0)
+            return k;
     return NULL;
 }
 
-static int handler(void *user, const char *section_text, const char *name, const char *value)
+/* Append a key to section, indexing the keys once there are many. */
+static bool add_key(parse_state *st, csgi_ini__section *section, csgi_ini__key *key)
 {
-    parse_state *st = user;
-    if (st->result)
-        return 1;
-    char *end;
-    unsigned long index = strtoul(section_text, &end, 10);
-    unsigned long sequence = strtoul(value, &end, 10);
-    if (strcmp(name, "k") != 0 || index >= st->index || sequence != st->sequence ||
-        !st->pending_name) {
-        fail(st, CSGI_EPARSE, st->line, NULL, NULL, "internal error: unexpected line from inih");
-        return 0;
+    csgi_arena *arena = &st->ini->arena;
+    if (section->key_count == LINEAR_KEYS) {
+        for (csgi_ini__key *k = section->keys; k; k = k->next)
+            if (csgi_name_index__put(&section->keys_by_name, arena, k->name, k) != 0)
+                return false;
     }
-    csgi_ini__section *section = st->by_index[index];
-    for (const csgi_ini__key *k = section->keys; k; k = k->next) {
-        if (strcmp(k->name, st->pending_name) == 0) {
-            char text[sizeof(st->error->text)];
-            snprintf(text, sizeof(text), "duplicate key '%.150s' (first at line %d)",
-                     st->pending_name, k->line);
-            fail(st, CSGI_EPARSE, st->pending_line, section->name, st->pending_name, text);
-            return 1;
-        }
-    }
-    csgi_ini__key *key = csgi_arena__alloc(&st->ini->arena, sizeof(*key));
-    if (!key) {
-        fail_nomem(st);
-        return 1;
-    }
-    key->next = NULL;
-    key->name = st->pending_name;
-    key->value = st->pending_value;
-    key->line = st->pending_line;
+    if (section->key_count >= LINEAR_KEYS &&
+        csgi_name_index__put(&section->keys_by_name, arena, key->name, key) != 0)
+        return false;
     if (section->last_key)
         section->last_key->next = key;
     else
         section->keys = key;
     section->last_key = key;
     section->key_count++;
-    st->pending_name = NULL;
-    return 1;
+    return true;
+}
+
+/* A `[header]` line, stripped: [s, e). */
+static bool read_header(parse_state *st, const char *s, const char *e)
+{
+    /* The header ends at the last ']' (ConfigParser's greedy match). */
+    const char *close = e - 1;
+    while (close > s && *close != ']')
+        close--;
+    if (close == s) {
+        fail(st, CSGI_EPARSE, st->line, NULL, NULL, "unterminated section header (missing ']')");
+        return false;
+    }
+    if (close == s + 1) {
+        fail(st, CSGI_EPARSE, st->line, NULL, NULL, "empty section name '[]'");
+        return false;
+    }
+    return open_section(st, s + 1, close);
+}
+
+/* A `key = value` line l, stripped: [s, e), with its continuation lines. */
+static bool read_key(parse_state *st, line_span l, const char *s, const char *e)
+{
+    csgi_ini__section *section = st->ini->last_section;
+    const char *section_name = section ? section->name : NULL;
+    const char *delim = s;
+    while (delim < e && *delim != '=' && *delim != ':')
+        delim++;
+    if (delim == e) {
+        fail(st, CSGI_EPARSE, st->line, section_name, NULL,
+             "malformed line (expected 'key = value', 'key: value' or '[section]')");
+        return false;
+    }
+    const char *key_end = delim;
+    strip(&s, &key_end);
+    char *name = keep(st, s, key_end);
+    if (!name)
+        return false;
+    if (!*name) {
+        fail(st, CSGI_EPARSE, st->line, section_name, NULL, "empty key");
+        return false;
+    }
+    if (!section) {
+        fail(st, CSGI_EPARSE, st->line, NULL, name, "key '%.150s' before any section header", name);
+        return false;
+    }
+    const csgi_ini__key *first = find_key(section, name);
+    if (first) {
+        fail(st, CSGI_EPARSE, st->line, section->name, name,
+             "duplicate key '%.150s' (first at line %d)", name, first->line);
+        return false;
+    }
+    int key_line = st->line;
+    const char *v = delim + 1, *v_end = e;
+    strip(&v, &v_end);
+    if (!read_value(st, v, v_end, indent_of(l))) {
+        fail_nomem(st);
+        return false;
+    }
+    /* ConfigParser joins the pieces, then rstrips: empty lines at the end go. */
+    while (st->value_len && st->value[st->value_len - 1] == '\n')
+        st->value_len--;
+    char *value = keep(st, st->value, st->value + st->value_len);
+    csgi_ini__key *key = value ? csgi_arena__alloc(&st->ini->arena, sizeof(*key)) : NULL;
+    if (!key) {
+        fail_nomem(st);
+        return false;
+    }
+    key->next = NULL;
+    key->name = name;
+    key->value = value;
+    key->line = key_line;
+    if (!add_key(st, section, key)) {
+        fail_nomem(st);
+        return false;
+    }
+    return true;
+}
+
+/* Every line of the file; stops at the first error (st->result). */
+static void read_lines(parse_state *st)
+{
+    line_span l;
+    while (!st->result && next_line(st, &l)) {
+        const char *s = l.start, *e = l.end;
+        strip(&s, &e);
+        if (s == e || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[')
+            read_header(st, s, e);
+        else
+            read_key(st, l, s, e);
+    }
 }
 
 /* ---- loading ------------------------------------------------------------- */
@@ -426,10 +360,10 @@ void csgi_ini__free(csgi_ini *ini)
 }
 
 int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, size_t len,
-                          csgi_ini__error *error)
+                          csgi_load_error *error)
 {
     if (!out || !name || (!data && len)) {
-        csgi_ini__error_set(error, name, 0, NULL, NULL, "invalid argument");
+        csgi_load_error__set(error, name, 0, NULL, NULL, "invalid argument");
         if (out)
             *out = NULL;
         return CSGI_EINVAL;
@@ -437,14 +371,14 @@ int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, si
     *out = NULL;
     csgi_ini *ini = csgi__calloc(1, sizeof(*ini));
     if (!ini) {
-        csgi_ini__error_set(error, name, 0, NULL, NULL, "out of memory");
+        csgi_load_error__set(error, name, 0, NULL, NULL, "out of memory");
         return CSGI_ENOMEM;
     }
     csgi_arena__init(&ini->arena, NULL);
     ini->path = csgi_arena__strndup(&ini->arena, name, strlen(name));
     if (!ini->path) {
         csgi_ini__free(ini);
-        csgi_ini__error_set(error, name, 0, NULL, NULL, "out of memory");
+        csgi_load_error__set(error, name, 0, NULL, NULL, "out of memory");
         return CSGI_ENOMEM;
     }
 
@@ -460,12 +394,8 @@ int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, si
                 line++;
         fail(&st, CSGI_EPARSE, line, NULL, NULL, "NUL byte in file");
     } else {
-        int rc = ini_parse_stream(reader, &st, handler, &st);
-        if (rc != 0 && !st.result)
-            fail(&st, rc == -2 ? CSGI_ENOMEM : CSGI_EPARSE, rc > 0 ? rc : 0, NULL, NULL,
-                 rc == -2 ? "out of memory" : "internal error: inih rejected a line");
+        read_lines(&st);
     }
-    csgi__free(st.by_index);
     csgi__free(st.value);
     if (st.result) {
         csgi_ini__free(ini);
@@ -475,10 +405,10 @@ int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, si
     return 0;
 }
 
-int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error)
+int csgi_ini__load(csgi_ini **out, const char *path, csgi_load_error *error)
 {
     if (!out || !path) {
-        csgi_ini__error_set(error, path, 0, NULL, NULL, "invalid argument");
+        csgi_load_error__set(error, path, 0, NULL, NULL, "invalid argument");
         if (out)
             *out = NULL;
         return CSGI_EINVAL;
@@ -487,7 +417,7 @@ int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error)
     FILE *file = fopen(path, "rb");
     if (!file) {
         int saved = errno;
-        csgi_ini__error_set(error, path, 0, NULL, NULL, "cannot open: %s", strerror(saved));
+        csgi_load_error__set(error, path, 0, NULL, NULL, "cannot open: %s", strerror(saved));
         return saved == ENOENT || saved == ENOTDIR ? CSGI_ENOTFOUND
                : saved == EACCES || saved == EPERM ? CSGI_EACCESS
                                                    : CSGI_EIO;
@@ -500,8 +430,8 @@ int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error)
     for (;;) {
         if (len == cap) {
             if (cap == CSGI_INI__MAX_FILE_SIZE + 1) {
-                csgi_ini__error_set(error, path, 0, NULL, NULL, "file larger than %u bytes",
-                                    CSGI_INI__MAX_FILE_SIZE);
+                csgi_load_error__set(error, path, 0, NULL, NULL, "file larger than %u bytes",
+                                     CSGI_INI__MAX_FILE_SIZE);
                 rc = CSGI_ETOOBIG;
                 break;
             }
@@ -510,7 +440,7 @@ int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error)
                 grown_cap = CSGI_INI__MAX_FILE_SIZE + 1;
             char *grown = csgi__realloc(data, grown_cap);
             if (!grown) {
-                csgi_ini__error_set(error, path, 0, NULL, NULL, "out of memory");
+                csgi_load_error__set(error, path, 0, NULL, NULL, "out of memory");
                 rc = CSGI_ENOMEM;
                 break;
             }
@@ -522,7 +452,8 @@ int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error)
         if (n == 0) {
             if (ferror(file)) {
                 int saved = errno;
-                csgi_ini__error_set(error, path, 0, NULL, NULL, "cannot read: %s", strerror(saved));
+                csgi_load_error__set(error, path, 0, NULL, NULL, "cannot read: %s",
+                                     strerror(saved));
                 rc = CSGI_EIO;
             }
             break;
@@ -544,12 +475,7 @@ const csgi_ini__section *csgi_ini__find_section(const csgi_ini *ini, const char 
 
 const csgi_ini__key *csgi_ini__find_key(const csgi_ini__section *section, const char *name)
 {
-    if (!section || !name)
-        return NULL;
-    for (const csgi_ini__key *k = section->keys; k; k = k->next)
-        if (strcmp(k->name, name) == 0)
-            return k;
-    return NULL;
+    return section && name ? find_key(section, name) : NULL;
 }
 
 const char *csgi_ini__get(const csgi_ini__section *section, const char *name)

@@ -30,11 +30,15 @@
  *     before any section, a line that is neither a header, a key nor a
  *     comment, an empty key or header, a NUL byte.
  *
- * Parsing goes through Debian's inih (ini_parse_stream). inih cuts lines at
- * 200 bytes and strips ` ; comments`, so our reader function does the
- * line-level work itself and hands inih short placeholder lines: "[N]" for
- * the Nth section, "k=S" for the key whose text it keeps aside under sequence
- * number S. inih's handler then attaches that key to section N.
+ * The reader is our own, not Debian's inih: inih (as Debian builds it) cuts
+ * lines at 200 bytes and section names at 50, strips ` ; comments` from
+ * values, ends a header at the first ']', continues a value on any indented
+ * line and drops the empty lines inside one, and gives its handler no line
+ * numbers. Each of those differs from ConfigParser, so every line would
+ * need our own handling anyway (docs/architecture.md, "Why no inih").
+ *
+ * Duplicate sections and keys are found through name indexes
+ * (loader/name_index.h): a file loads in time linear in its size.
  *
  * All strings of a csgi_ini live in its arena and die with csgi_ini__free.
  */
@@ -42,6 +46,8 @@
 #define CSGI_LOADER_INI_H
 
 #include "common/arena.h"
+#include "loader/error.h"
+#include "loader/name_index.h"
 
 #include <stddef.h>
 
@@ -65,6 +71,7 @@ struct csgi_ini__section {
     csgi_ini__key *keys;     /* first key, or NULL */
     csgi_ini__key *last_key;
     size_t key_count;
+    csgi_name_index keys_by_name; /* the keys by name, once there are more than a few */
 };
 
 /* A loaded file. Read its fields; change nothing. */
@@ -73,41 +80,9 @@ typedef struct csgi_ini {
     csgi_ini__section *sections;
     csgi_ini__section *last_section;
     size_t section_count;
+    csgi_name_index sections_by_name;
     csgi_arena arena; /* every string above */
 } csgi_ini;
-
-/*
- * Where and why loading failed. Caller-owned; filled by the first error only
- * (a call that finds text[0] != '\0' leaves it alone), like jansson's
- * json_error_t. Initialise with memset(0) or csgi_ini__error_clear. Strings
- * that do not fit are truncated.
- */
-typedef struct csgi_ini__error {
-    char file[512];    /* "" when unknown */
-    int line;          /* 0 when not about a line */
-    char section[128]; /* "" when not about a section */
-    char key[128];     /* "" when not about a key */
-    char text[256];    /* what is wrong; "" while no error was recorded */
-} csgi_ini__error;
-
-/* Reset error to "no error yet". error may be NULL. */
-void csgi_ini__error_clear(csgi_ini__error *error);
-
-/*
- * Record an error unless one is already recorded. error may be NULL (then
- * nothing happens); file, section and key may be NULL; line may be 0.
- * The next layer (references, interpolation) reports through this too.
- */
-void csgi_ini__error_set(csgi_ini__error *error, const char *file, int line, const char *section,
-                         const char *key, const char *format, ...)
-    __attribute__((format(printf, 6, 7)));
-
-/*
- * Write "file:line: [section] key: text" into buf (size bytes, always
- * NUL-terminated when size > 0), leaving out the parts that are empty.
- * Returns the length the full text needs, like snprintf.
- */
-int csgi_ini__error_format(const csgi_ini__error *error, char *buf, size_t size);
 
 /*
  * Read the file at path into a new model.
@@ -121,7 +96,7 @@ int csgi_ini__error_format(const csgi_ini__error *error, char *buf, size_t size)
  * CSGI_EIO when the file cannot be read; CSGI_ETOOBIG above
  * CSGI_INI__MAX_FILE_SIZE; CSGI_ENOMEM; CSGI_EINVAL for NULL out or path.
  */
-int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error);
+int csgi_ini__load(csgi_ini **out, const char *path, csgi_load_error *error);
 
 /*
  * The same from memory: data (len bytes, borrowed, need not be
@@ -129,7 +104,7 @@ int csgi_ini__load(csgi_ini **out, const char *path, csgi_ini__error *error);
  * copied; used as the model's path and in errors).
  */
 int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, size_t len,
-                          csgi_ini__error *error);
+                          csgi_load_error *error);
 
 /* Release a model and all its strings. Accepts NULL. */
 void csgi_ini__free(csgi_ini *ini);

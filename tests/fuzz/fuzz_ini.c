@@ -70,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (copy[i] == '\n' || (copy[i] == '\r' && (i + 1 == size || copy[i + 1] != '\n')))
             lines++;
 
-    csgi_ini__error error;
-    csgi_ini__error_clear(&error);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
     csgi_ini *ini = NULL;
     int rc = csgi_ini__load_buffer(&ini, "fuzz.ini", copy, size, &error);
     if (rc == 0) {
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(error.text[0] && strcmp(error.file, "fuzz.ini") == 0);
         CHECK(error.line >= 1 && error.line <= lines);
         char message[1024];
-        CHECK(csgi_ini__error_format(&error, message, sizeof(message)) > 0);
+        CHECK(csgi_load_error_format(&error, message, sizeof(message)) > 0);
     }
     free(copy);
     return 0;

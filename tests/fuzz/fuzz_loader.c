@@ -172,13 +172,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     csgi_app_free(app);
 
     memset(&error, 0, sizeof(error));
-    char *text = NULL;
+    const char *text = NULL;
     rc = csgi_loader_describe(loader, uri, 1, &text, &error);
     if (rc == 0)
         CHECK(text);
     else
         CHECK(error.text[0]);
-    free(text);
 
     csgi_loader_free(loader);
     return 0;

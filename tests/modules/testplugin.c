@@ -4,6 +4,11 @@
  *
  *   main   (app)    "plugin main", 200
  *   teapot (filter) 418 for PATH_INFO /tea, else the next application
+ *
+ * and it exports bare_filter, a filter factory the table does not list:
+ * `paste.app_factory = testplugin:teapot` (a filter named as an app) and
+ * `paste.filter_factory = testplugin:bare_filter` (a kind never declared)
+ * must be clear errors, never a call through the wrong signature.
  */
 #include <csgi.h>
 #include <csgi/loader.h>
@@ -64,11 +69,21 @@ static int teapot_factory(csgi_loader *loader, const csgi_conf *global_conf,
     return csgi_app_new(out, &teapot_type, next); /* destroys next on failure */
 }
 
-/* Exported: what egg:testplugin#NAME looks NAME up in. */
+/* Exported, but not in the table: the loader must never call it. */
+int bare_filter(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
+                csgi_app *next, csgi_app **out, csgi_load_error *error);
+
+int bare_filter(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
+                csgi_app *next, csgi_app **out, csgi_load_error *error)
+{
+    return teapot_factory(loader, global_conf, local_conf, next, out, error);
+}
+
+/* Exported: what egg:testplugin#NAME and testplugin:NAME look NAME up in. */
 extern const csgi_entry_point csgi_plugin_entry_points[];
 
 const csgi_entry_point csgi_plugin_entry_points[] = {
-    {"main", CSGI_FACTORY_APP, main_factory, NULL},
-    {"teapot", CSGI_FACTORY_FILTER, NULL, teapot_factory},
-    {NULL, CSGI_FACTORY_APP, NULL, NULL},
+    {"main", CSGI_FACTORY_APP, main_factory, NULL, NULL},
+    {"teapot", CSGI_FACTORY_FILTER, NULL, teapot_factory, NULL},
+    {NULL, CSGI_FACTORY_APP, NULL, NULL, NULL},
 };

@@ -1,0 +1,164 @@
+/*
+ * Which factory a reference names: the ones the host program registered
+ * (csgi_loader_register_*), then the ones built into csgi, then a shared
+ * object's (module.c).
+ */
+#include "common/alloc.h"
+#include "composite/composite_private.h"
+#include "gateway/server_private.h"
+#include "loader/loader_private.h"
+#include "middleware/middleware.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+/* The built-in factories; each lives beside what it builds. */
+static const struct builtin {
+    const char *reference;
+    csgi_factory_kind kind;
+    csgi_app_factory_fn app_factory;
+    csgi_filter_factory_fn filter_factory;
+    csgi_server_runner_fn server_runner;
+    csgi_loader__server_check_fn server_check;
+} builtins[] = {
+    {"egg:csgi#urlmap", CSGI_FACTORY_COMPOSITE, csgi_urlmap__factory, NULL, NULL, NULL},
+    {"egg:Paste#urlmap", CSGI_FACTORY_COMPOSITE, csgi_urlmap__factory, NULL, NULL, NULL},
+    {"egg:csgi#cascade", CSGI_FACTORY_COMPOSITE, csgi_cascade__factory, NULL, NULL, NULL},
+    {"egg:Paste#cascade", CSGI_FACTORY_COMPOSITE, csgi_cascade__factory, NULL, NULL, NULL},
+    {"egg:csgi#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
+    {"egg:Paste#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
+    {"egg:csgi#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
+     csgi_server__http_check},
+    {"egg:Paste#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
+     csgi_server__http_check},
+};
+
+char *csgi_loader__normalise(const char *reference)
+{
+    /* URI schemes are case-insensitive, as in PasteDeploy. */
+    size_t scheme = strncasecmp(reference, "egg:", 4) == 0    ? 3
+                    : strncasecmp(reference, "call:", 5) == 0 ? 4
+                                                              : 0;
+    size_t len = strlen(reference);
+    int add = scheme == 3 && !strchr(reference, '#');
+    char *copy = csgi__malloc(len + (add ? 5 : 0) + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, reference, len + 1);
+    for (size_t i = 0; i < scheme; i++)
+        copy[i] = (char)tolower((unsigned char)copy[i]);
+    if (add)
+        memcpy(copy + len, "#main", 6);
+    return copy;
+}
+
+static csgi_loader__factory *find_registration(csgi_loader *loader, const char *normalised)
+{
+    for (csgi_loader__factory *r = loader->registrations; r; r = r->next)
+        if (strcmp(r->reference, normalised) == 0)
+            return r;
+    return NULL;
+}
+
+static int add_registration(csgi_loader *loader, const char *reference,
+                            const csgi_loader__factory *factory)
+{
+    if (!reference[0])
+        return CSGI_EINVAL;
+    char *normalised = csgi_loader__normalise(reference);
+    if (!normalised)
+        return CSGI_ENOMEM;
+    if (find_registration(loader, normalised)) {
+        csgi__free(normalised);
+        return CSGI_EINVAL;
+    }
+    csgi_loader__factory *r = csgi__calloc(1, sizeof(*r));
+    if (!r) {
+        csgi__free(normalised);
+        return CSGI_ENOMEM;
+    }
+    *r = *factory;
+    r->reference = normalised;
+    r->next = loader->registrations;
+    loader->registrations = r;
+    return 0;
+}
+
+int csgi_loader_register_app(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
+                             csgi_app_factory_fn factory)
+{
+    if (!loader || !reference || !factory ||
+        (kind != CSGI_FACTORY_APP && kind != CSGI_FACTORY_COMPOSITE))
+        return CSGI_EINVAL;
+    csgi_loader__factory r = {.kind = kind, .app_factory = factory};
+    return add_registration(loader, reference, &r);
+}
+
+int csgi_loader_register_filter(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
+                                csgi_filter_factory_fn factory)
+{
+    if (!loader || !reference || !factory ||
+        (kind != CSGI_FACTORY_FILTER && kind != CSGI_FACTORY_FILTER_APP))
+        return CSGI_EINVAL;
+    csgi_loader__factory r = {.kind = kind, .filter_factory = factory};
+    return add_registration(loader, reference, &r);
+}
+
+int csgi_loader_register_server(csgi_loader *loader, const char *reference,
+                                csgi_server_runner_fn runner)
+{
+    if (!loader || !reference || !runner)
+        return CSGI_EINVAL;
+    csgi_loader__factory r = {.kind = CSGI_FACTORY_SERVER, .server_runner = runner};
+    return add_registration(loader, reference, &r);
+}
+
+void csgi_loader__free_registrations(csgi_loader *loader)
+{
+    for (csgi_loader__factory *r = loader->registrations, *next; r; r = next) {
+        next = r->next;
+        csgi__free(r->reference);
+        csgi__free(r);
+    }
+    loader->registrations = NULL;
+}
+
+int csgi_loader__wants_composite(const csgi_conf__context *context)
+{
+    return context->kind == CSGI_CONF__KIND_COMPOSITE ||
+           context->factory_kind == CSGI_CONF__KIND_COMPOSITE ||
+           context->protocol == CSGI_CONF__PROTOCOL_COMPOSITE_FACTORY ||
+           context->protocol == CSGI_CONF__PROTOCOL_COMPOSIT_FACTORY;
+}
+
+int csgi_loader__lookup(csgi_loader *loader, const csgi_conf__context *context,
+                        csgi_loader__want want, csgi_loader__factory *found,
+                        const csgi_loader__factory **out, csgi_load_error *error)
+{
+    *out = NULL;
+    char *normalised = csgi_loader__normalise(context->factory.text);
+    if (!normalised) {
+        csgi_load_error__code(error, CSGI_ENOMEM);
+        return CSGI_ENOMEM;
+    }
+    int rc = 0;
+    const csgi_loader__factory *r = find_registration(loader, normalised);
+    for (size_t i = 0; !r && i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+        const struct builtin *b = &builtins[i];
+        if (strcmp(b->reference, normalised) != 0)
+            continue;
+        memset(found, 0, sizeof(*found));
+        found->kind = b->kind;
+        found->app_factory = b->app_factory;
+        found->filter_factory = b->filter_factory;
+        found->server_runner = b->server_runner;
+        found->server_check = b->server_check;
+        r = found;
+    }
+    if (!r)
+        rc = csgi_loader__lookup_module(loader, context, normalised, want, found, &r, error);
+    csgi__free(normalised);
+    *out = r;
+    return rc;
+}
