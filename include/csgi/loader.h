@@ -301,9 +301,12 @@ CSGI_EXTERN int csgi_loader_describe(csgi_loader *loader, const char *uri, int s
  */
 CSGI_EXTERN int csgi_loader_add_module_path(csgi_loader *loader, const char *directory);
 
-/** One named factory of a plugin (see csgi_plugin_entry_points). */
+/**
+ * One named factory of a plugin (see csgi_plugin_entry_points). Its name
+ * is the NAME of `egg:DIST#NAME` and the SYMBOL of `MODULE:SYMBOL`.
+ */
 typedef struct csgi_entry_point {
-    const char *name;                      /**< the NAME of egg:DIST#NAME; NULL ends the table */
+    const char *name;                      /**< the factory's name; NULL ends the table */
     csgi_factory_kind kind;                /**< which protocol factory follows */
     csgi_app_factory_fn app_factory;       /**< for CSGI_FACTORY_APP and _COMPOSITE */
     csgi_filter_factory_fn filter_factory; /**< for CSGI_FACTORY_FILTER and _FILTER_APP */
