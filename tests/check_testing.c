@@ -1398,6 +1398,14 @@ START_TEST(lint_new_arguments)
     options.version = 99;
     /* The next application is taken even on failure (no leak under ASan). */
     ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), CSGI_EINVAL);
+    /* Versions 1 to the current one are accepted, 0 (never initialised) is not. */
+    options.version = 0;
+    ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), CSGI_EINVAL);
+    options.version = CSGI_LINT_OPTIONS_VERSION + 1;
+    ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), CSGI_EINVAL);
+    options.version = CSGI_LINT_OPTIONS_VERSION;
+    ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), 0);
+    csgi_app_free(out);
     ck_assert_int_eq(csgi_lint_new(NULL, mode_app(&state, BYTES), NULL), CSGI_EINVAL);
     ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), NULL), 0);
     ck_assert_str_eq(csgi_app_name(out), "lint");
