@@ -151,12 +151,15 @@ CSGI_EXTERN int csgi_environ_next(csgi_environ *environ, size_t *cursor, const c
 CSGI_EXTERN void *csgi_environ_alloc(csgi_environ *environ, size_t size);
 
 /**
- * Run fn(data) when the request ends (after the body's close), last
+ * Run fn(userdata) when the request ends (after the body's close), last
  * registered first.
  *
- * @return 0, or CSGI_ENOMEM (then fn is not called: the caller keeps data).
+ * @param fn       the callback
+ * @param userdata passed to fn; the caller's until fn runs
+ * @return 0, CSGI_EINVAL (no fn), or CSGI_ENOMEM (then fn is not called: the
+ *         caller keeps userdata).
  */
-CSGI_EXTERN int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *data);
+CSGI_EXTERN int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *userdata);
 
 /**
  * The request body stream (the value of csgi.input).

@@ -264,8 +264,8 @@ static char *copy_counted(csgi_response *response, const char *s, size_t len)
     return copy;
 }
 
-static int capture_start(void *userdata, const char *status, const csgi_header *headers,
-                         size_t count, const char *exc_info)
+static int capture_start(const char *status, const csgi_header *headers, size_t count,
+                         const char *exc_info, void *userdata)
 {
     capture *c = userdata;
     (void)exc_info;

@@ -256,8 +256,8 @@ static void check_headers(lint_request *req, int code, const csgi_header *header
                   (long long)req->content_length, code);
 }
 
-static int lint_start_response(void *userdata, const char *status, const csgi_header *headers,
-                               size_t count, const char *exc_info)
+static int lint_start_response(const char *status, const csgi_header *headers, size_t count,
+                               const char *exc_info, void *userdata)
 {
     lint_request *req = userdata;
     if (req->started && !exc_info) {
