@@ -236,7 +236,7 @@ static csgi_response *mark(csgi_request *request, csgi_app *next, void *userdata
 {
     (void)userdata;
     csgi_response *response;
-    int rc = csgi_handler_get_response(request, next, &response);
+    int rc = csgi_handler_get_response(&response, request, next);
     if (rc != 0)
         return csgi_handler_error(request, 502, csgi_err_name(rc));
     const csgi_params *query;
@@ -353,7 +353,7 @@ static csgi_body *outside_call(void *state, csgi_environ *environ, csgi_start_re
     csgi_response *response = (csgi_response *)&response;
     if (csgi_request_from_environ(&request, environ) != 0)
         return NULL;
-    int rc = csgi_handler_get_response(request, state, &response);
+    int rc = csgi_handler_get_response(&response, request, state);
     csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
     const char *name = csgi_err_name(rc);
     return csgi_body_static(environ, name, strlen(name));

@@ -151,14 +151,17 @@ CSGI_EXTERN csgi_response *csgi_handler_again(csgi_request *request);
  * CSGI_EAGAIN before start-response) gives CSGI_EAGAIN and is closed.
  * Only inside a handler (the adapter provides the start-response).
  *
- * @param out set to the response (in the request's arena)
+ * @param out     set to the response (borrowed: it lives in the request's
+ *                arena)
+ * @param request the request (borrowed)
+ * @param app     the application to run (borrowed)
  * @return 0, CSGI_ESTATE (not inside a handler, or the application
  *         returned no body or never started its response), CSGI_EAGAIN,
  *         CSGI_EINVAL (start-response was given something malformed),
  *         CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_handler_get_response(csgi_request *request, csgi_app *app,
-                                          csgi_response **out);
+CSGI_EXTERN int csgi_handler_get_response(csgi_response **out, csgi_request *request,
+                                          csgi_app *app);
 
 /**
  * Read the body as JSON, or make the error response to return: 400 with

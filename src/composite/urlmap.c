@@ -363,7 +363,7 @@ static void urlmap_destroy(void *state)
 
 static const csgi_app_type urlmap_type = {"urlmap", urlmap_call, urlmap_destroy};
 
-int csgi_urlmap_app(csgi_urlmap **map_in, csgi_app **out)
+int csgi_urlmap_app(csgi_app **out, csgi_urlmap **map_in)
 {
     if (out)
         *out = NULL;

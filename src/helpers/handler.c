@@ -333,7 +333,7 @@ static relay *relay_new(csgi_environ *environ, csgi_body *body)
     return r;
 }
 
-int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_response **out)
+int csgi_handler_get_response(csgi_response **out, csgi_request *request, csgi_app *app)
 {
     if (out)
         *out = NULL;

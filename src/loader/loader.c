@@ -521,7 +521,7 @@ static int urlmap_factory(csgi_loader *loader, const csgi_conf *global_conf,
             goto fail;
         }
     }
-    return csgi_urlmap_app(&map, out);
+    return csgi_urlmap_app(out, &map);
 fail:
     csgi_urlmap_free(map);
     return rc;
