@@ -157,6 +157,7 @@ CSGI_EXTERN int csgi_start_response_call(csgi_start_response *start_response, co
  * The legacy write function of PEP 3333: send body bytes before the
  * returned body. Only after start-response.
  *
+ * @param data len bytes (copied)
  * @return 0, CSGI_ESTATE, CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_start_response_write(csgi_start_response *start_response, const void *data,
@@ -314,7 +315,8 @@ CSGI_EXTERN int csgi_body_set_length(csgi_body *body, int64_t length);
 /**
  * Pull the next piece of a body: what a middleware that wraps the body does
  * with the body of the application behind it. Same results as
- * csgi_body_type.next.
+ * csgi_body_type.next: chunk->data is borrowed until the next call on the
+ * body or its close.
  */
 CSGI_EXTERN int csgi_body_next(csgi_body *body, csgi_chunk *chunk);
 
