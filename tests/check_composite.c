@@ -201,7 +201,7 @@ static int count(atomic_int *value)
 static csgi_app *map_app(csgi_urlmap *map)
 {
     csgi_app *app = NULL;
-    ck_assert_int_eq(csgi_urlmap_app(&map, &app), 0);
+    ck_assert_int_eq(csgi_urlmap_app(&app, &map), 0);
     ck_assert_ptr_null(map);
     return app;
 }

@@ -44,7 +44,7 @@ START_TEST(greets_by_name)
 {
     csgi_app *app = make_app();
     csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_get(app, "/hello?Alice", &response), 0);
+    ck_assert_int_eq(csgi_test_get(&response, app, "/hello?Alice"), 0);
     ck_assert_str_eq(csgi_test_response_status(response), "200 OK");
     ck_assert_str_eq(csgi_test_response_header(response, "content-type"), "text/plain");
     ck_assert_str_eq(csgi_test_response_body(response, NULL), "Hello, Alice");
@@ -60,9 +60,9 @@ START_TEST(unknown_path_is_404)
     csgi_app *app = make_app();
     csgi_test_request *request = NULL;
     ck_assert_int_eq(csgi_test_request_new(&request, "GET", "https://example.com/elsewhere"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "Accept", "text/plain"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Accept", "text/plain"), 0);
     csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     ck_assert_int_eq(csgi_test_response_code(response), 404);
     ck_assert_str_eq(csgi_test_response_body(response, NULL), "not here\n");
     csgi_test_response_free(response);

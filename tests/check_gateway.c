@@ -580,8 +580,8 @@ static void filter_destroy(void *state)
 static const csgi_app_type auth_type = {"auth", auth_call, filter_destroy};
 
 /* 2. Changes the response headers, through its own start-response. */
-static int add_header(void *userdata, const char *status, const csgi_header *headers, size_t count,
-                      const char *exc_info)
+static int add_header(const char *status, const csgi_header *headers, size_t count,
+                      const char *exc_info, void *userdata)
 {
     csgi_start_response *parent = userdata;
     csgi_header more[16];

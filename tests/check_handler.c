@@ -31,10 +31,10 @@ static csgi_test_response *run(csgi_app *app, const char *method, const char *ur
     csgi_test_response *response = NULL;
     ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
     if (name)
-        ck_assert_int_eq(csgi_test_request_header(request, name, value), 0);
+        ck_assert_int_eq(csgi_test_request_add_header(request, name, value), 0);
     if (body)
-        ck_assert_int_eq(csgi_test_request_body(request, body, strlen(body)), 0);
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+        ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     csgi_test_request_free(request);
     ck_assert_ptr_nonnull(response);
     return response;
@@ -236,7 +236,7 @@ static csgi_response *mark(csgi_request *request, csgi_app *next, void *userdata
 {
     (void)userdata;
     csgi_response *response;
-    int rc = csgi_handler_get_response(request, next, &response);
+    int rc = csgi_handler_get_response(&response, request, next);
     if (rc != 0)
         return csgi_handler_error(request, 502, csgi_err_name(rc));
     const csgi_params *query;
@@ -353,7 +353,7 @@ static csgi_body *outside_call(void *state, csgi_environ *environ, csgi_start_re
     csgi_response *response = (csgi_response *)&response;
     if (csgi_request_from_environ(&request, environ) != 0)
         return NULL;
-    int rc = csgi_handler_get_response(request, state, &response);
+    int rc = csgi_handler_get_response(&response, request, state);
     csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
     const char *name = csgi_err_name(rc);
     return csgi_body_static(environ, name, strlen(name));
@@ -498,26 +498,28 @@ START_TEST(test_request_negotiation)
     csgi_test_request *request = NULL;
     ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
     ck_assert_int_eq(
-        csgi_test_request_header(request, "Accept", "text/html;q=0.5, application/json"), 0);
+        csgi_test_request_add_header(request, "Accept", "text/html;q=0.5, application/json"), 0);
     ck_assert_int_eq(
-        csgi_test_request_header(request, "Accept-Language", "fr-CA, fr;q=0.9, en;q=0.8"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "Accept-Encoding", "identity;q=0, gzip"), 0);
+        csgi_test_request_add_header(request, "Accept-Language", "fr-CA, fr;q=0.9, en;q=0.8"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Accept-Encoding", "identity;q=0, gzip"),
+                     0);
     ck_assert_int_eq(
-        csgi_test_request_header(request, "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "If-None-Match", "\"v1\", W/\"v2\""), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "Range", "bytes=-10"), 0);
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+        csgi_test_request_add_header(request, "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "If-None-Match", "\"v1\", W/\"v2\""), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Range", "bytes=-10"), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     ck_assert_str_eq(body_of(response), "type=1 lang=1 coding=0 ims=CSGI_OK:784111777 inm=1 "
                                         "range=CSGI_OK:90-99");
     csgi_test_response_free(response);
     csgi_test_request_free(request);
 
     ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "Accept", "image/png"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "If-Modified-Since", "yesterday"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "If-None-Match", "\"v1\""), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "Range", "bytes=200-"), 0);
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Accept", "image/png"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "If-Modified-Since", "yesterday"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "If-None-Match", "\"v1\""), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Range", "bytes=200-"), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     ck_assert_str_eq(body_of(response), "type=-1 lang=0 coding=0 ims=CSGI_EPARSE:0 inm=0 "
                                         "range=CSGI_ERANGE:0-0");
     csgi_test_response_free(response);
@@ -787,7 +789,7 @@ START_TEST(test_out_of_memory)
         if (rc == 0)
             rc = csgi_test_request_new(&request, "GET", "/?accept=1");
         if (rc == 0)
-            rc = csgi_test_request_run(request, app, &response);
+            rc = csgi_test_request_run(&response, request, app);
         ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget, csgi_err_name(rc));
         if (rc == 0) {
             int code = csgi_test_response_code(response);

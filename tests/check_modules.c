@@ -125,9 +125,10 @@ START_TEST(talk_middleware_lint_clean)
         csgi_test_request *request = NULL;
         ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
         if (with_token)
-            ck_assert_int_eq(csgi_test_request_header(request, "X-Auth-Token", "open-sesame"), 0);
+            ck_assert_int_eq(csgi_test_request_add_header(request, "X-Auth-Token", "open-sesame"),
+                             0);
         csgi_test_response *got = NULL;
-        ck_assert_int_eq(csgi_test_request_run(request, lint, &got), 0);
+        ck_assert_int_eq(csgi_test_request_run(&got, request, lint), 0);
         ck_assert_int_eq(csgi_test_response_code(got), with_token ? 200 : 403);
         if (with_token)
             ck_assert_str_eq(csgi_test_response_body(got, NULL), secret);

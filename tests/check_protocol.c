@@ -281,7 +281,7 @@ static void through_client(const protocol_case *c, csgi_app *app, answer *out)
     csgi_test_request *request = NULL;
     ck_assert_int_eq(csgi_test_request_new(&request, c->method, c->path), 0);
     csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     out->status = csgi_test_response_code(response);
     copy_header(out->content_length, sizeof(out->content_length),
                 csgi_test_response_header(response, "Content-Length"));

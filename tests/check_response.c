@@ -116,8 +116,8 @@ static void finish(fixture *f)
     free(f);
 }
 
-static int capture_start(void *userdata, const char *status, const csgi_header *headers,
-                         size_t count, const char *exc_info)
+static int capture_start(const char *status, const csgi_header *headers, size_t count,
+                         const char *exc_info, void *userdata)
 {
     (void)exc_info;
     captured *c = userdata;

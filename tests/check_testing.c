@@ -24,7 +24,7 @@
 static csgi_test_response *run(csgi_test_request *request, csgi_app *app)
 {
     csgi_test_response *response = NULL;
-    int rc = csgi_test_request_run(request, app, &response);
+    int rc = csgi_test_request_run(&response, request, app);
     ck_assert_msg(rc == 0, "run: %s", csgi_err_name(rc));
     ck_assert_ptr_nonnull(response);
     return response;
@@ -33,7 +33,7 @@ static csgi_test_response *run(csgi_test_request *request, csgi_app *app)
 static csgi_test_response *get(csgi_app *app, const char *url)
 {
     csgi_test_response *response = NULL;
-    int rc = csgi_test_get(app, url, &response);
+    int rc = csgi_test_get(&response, app, url);
     ck_assert_msg(rc == 0, "get %s: %s", url, csgi_err_name(rc));
     return response;
 }
@@ -561,11 +561,11 @@ START_TEST(environ_from_target_and_overrides)
     csgi_app *app = mode_app(&state, ECHO_ENVIRON);
     state.keys = keys;
     csgi_test_request *request = new_request("DELETE", "/p");
-    ck_assert_int_eq(csgi_test_request_header(request, "X-Many", "1"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "x-many", "2"), 0);
-    ck_assert_int_eq(csgi_test_request_environ(request, "SCRIPT_NAME", "/mount"), 0);
-    ck_assert_int_eq(csgi_test_request_environ(request, "my.key", "mine"), 0);
-    ck_assert_int_eq(csgi_test_request_remote(request, "192.0.2.7", 5555), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X-Many", "1"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "x-many", "2"), 0);
+    ck_assert_int_eq(csgi_test_request_set_environ(request, "SCRIPT_NAME", "/mount"), 0);
+    ck_assert_int_eq(csgi_test_request_set_environ(request, "my.key", "mine"), 0);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, "192.0.2.7", 5555), 0);
     csgi_test_response *r = run(request, app);
     ck_assert_str_eq(csgi_test_response_body(r, NULL), "REQUEST_METHOD=DELETE\n"
                                                        "SCRIPT_NAME=/mount\n"
@@ -580,8 +580,8 @@ START_TEST(environ_from_target_and_overrides)
                                                        "my.key=mine\n");
     csgi_test_response_free(r);
     /* A Host header replaces the default one; IPv6 clients. */
-    ck_assert_int_eq(csgi_test_request_header(request, "Host", "other.test:81"), 0);
-    ck_assert_int_eq(csgi_test_request_remote(request, "2001:db8::1", 65535), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Host", "other.test:81"), 0);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, "2001:db8::1", 65535), 0);
     r = run(request, app);
     const char *body = csgi_test_response_body(r, NULL);
     ck_assert_ptr_nonnull(strstr(body, "SERVER_NAME=other.test\nSERVER_PORT=81\n"));
@@ -605,20 +605,21 @@ START_TEST(invalid_arguments)
     ck_assert_int_eq(csgi_test_request_new(&request, "GET", "ftp://example.com/"), CSGI_EINVAL);
     ck_assert_int_eq(csgi_test_request_new(&request, "GET", "http:///path"), CSGI_EINVAL);
     request = new_request("GET", "/");
-    ck_assert_int_eq(csgi_test_request_header(request, "X-A", "a\r\nX-Injected: 1"), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_header(request, "Bad Name", "v"), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_header(request, "X-A", NULL), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_environ(request, "", "v"), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_remote(request, "example.com", 1), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_remote(request, "127.0.0.1", 65536), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_body(request, NULL, 3), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X-A", "a\r\nX-Injected: 1"),
+                     CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Bad Name", "v"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X-A", NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_set_environ(request, "", "v"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, "example.com", 1), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, "127.0.0.1", 65536), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_set_body(request, NULL, 3), CSGI_EINVAL);
     csgi_test_response *response = (csgi_test_response *)&response;
-    ck_assert_int_eq(csgi_test_request_run(request, NULL, &response), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(response);
     test_app state;
     csgi_app *app = mode_app(&state, BYTES);
-    ck_assert_int_eq(csgi_test_request_run(NULL, app, &response), CSGI_EINVAL);
-    ck_assert_int_eq(csgi_test_request_run(request, app, NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_run(&response, NULL, app), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_request_run(NULL, request, app), CSGI_EINVAL);
     ck_assert_int_eq(state.calls, 0);
     csgi_test_request_free(request);
     csgi_test_request_free(NULL);
@@ -633,7 +634,7 @@ static void expect_parse_error(csgi_test_request *request)
     test_app state;
     csgi_app *app = mode_app(&state, BYTES);
     csgi_test_response *response = (csgi_test_response *)&response;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), CSGI_EPARSE);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), CSGI_EPARSE);
     ck_assert_ptr_null(response);
     ck_assert_int_eq(state.calls, 0);
     csgi_app_free(app);
@@ -650,37 +651,37 @@ START_TEST(malformed_requests)
     expect_parse_error(new_request("GET", "*"));
     expect_parse_error(new_request("GET", "http://bad host/"));
     csgi_test_request *request = new_request("POST", "/");
-    ck_assert_int_eq(csgi_test_request_header(request, "Content-Length", "abc"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Content-Length", "abc"), 0);
     expect_parse_error(request);
     request = new_request("POST", "/");
-    ck_assert_int_eq(csgi_test_request_header(request, "Content-Length", "3"), 0);
-    ck_assert_int_eq(csgi_test_request_body(request, "abc", 3), 0); /* two lengths */
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Content-Length", "3"), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, "abc", 3), 0); /* two lengths */
     expect_parse_error(request);
     request = new_request("POST", "/");
-    ck_assert_int_eq(csgi_test_request_header(request, "Transfer-Encoding", "gzip"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Transfer-Encoding", "gzip"), 0);
     expect_parse_error(request);
     request = new_request("GET", "/");
-    ck_assert_int_eq(csgi_test_request_header(request, "Host", "a"), 0);
-    ck_assert_int_eq(csgi_test_request_header(request, "Host", "b"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Host", "a"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Host", "b"), 0);
     expect_parse_error(request);
     /* The server's limits: 100 fields pass, 101 do not; 8 KiB lines. */
     request = new_request("GET", "/");
     for (int i = 0; i < 99; i++)
-        ck_assert_int_eq(csgi_test_request_header(request, "X-Field", "value"), 0);
+        ck_assert_int_eq(csgi_test_request_add_header(request, "X-Field", "value"), 0);
     test_app state;
     csgi_app *app = mode_app(&state, BYTES);
     csgi_test_response_free(run(request, app));
-    ck_assert_int_eq(csgi_test_request_header(request, "X-Field", "value"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X-Field", "value"), 0);
     csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), CSGI_EPARSE);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), CSGI_EPARSE);
     csgi_test_request_free(request);
     static char big[9000];
     memset(big, 'v', sizeof(big) - 1);
     request = new_request("GET", "/");
-    ck_assert_int_eq(csgi_test_request_header(request, "X-Big", big + 1000), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X-Big", big + 1000), 0);
     csgi_test_response_free(run(request, app));
-    ck_assert_int_eq(csgi_test_request_header(request, "X-Bigger", big), 0);
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), CSGI_EPARSE);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X-Bigger", big), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), CSGI_EPARSE);
     csgi_test_request_free(request);
     ck_assert_int_eq(state.calls, 2);
     csgi_app_free(app);
@@ -705,9 +706,9 @@ END_TEST
 static csgi_test_response *post(csgi_app *app, const char *body)
 {
     csgi_test_request *request = new_request("POST", "/upload");
-    ck_assert_int_eq(csgi_test_request_header(request, "Content-Type", "text/plain"), 0);
-    ck_assert_int_eq(csgi_test_request_body(request, "replaced", 8), 0);
-    ck_assert_int_eq(csgi_test_request_body(request, body, strlen(body)), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Content-Type", "text/plain"), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, "replaced", 8), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
     csgi_test_response *r = run(request, app);
     csgi_test_request_free(request);
     return r;
@@ -771,7 +772,7 @@ START_TEST(log_lines)
     test_app state;
     csgi_app *app = mode_app(&state, LOG_LINES);
     csgi_test_request *request = new_request("GET", "/logs?secret=1");
-    ck_assert_int_eq(csgi_test_request_remote(request, "192.0.2.9", 1234), 0);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, "192.0.2.9", 1234), 0);
     csgi_test_response *r = run(request, app);
     ck_assert_uint_eq(csgi_test_response_log_count(r), 2);
     ck_assert_str_eq(csgi_test_response_log_at(r, 0), "GET /logs (client 192.0.2.9:1234): first 1");
@@ -786,7 +787,7 @@ START_TEST(log_lines)
     state.mode = ECHO_ENVIRON;
     state.keys = keys;
     request = new_request("GET", "/h");
-    ck_assert_int_eq(csgi_test_request_header(request, "X_Under_Score", "1"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "X_Under_Score", "1"), 0);
     r = run(request, app);
     ck_assert_str_eq(csgi_test_response_body(r, NULL), "HTTP_X_UNDER_SCORE=(none)\n");
     ck_assert_int_eq(csgi_test_response_log_contains(
@@ -969,7 +970,7 @@ START_TEST(body_over_the_limit)
     test_app state;
     csgi_app *app = mode_app(&state, HUGE_BODY);
     csgi_test_response *response = (csgi_test_response *)&response;
-    ck_assert_int_eq(csgi_test_get(app, "/huge", &response), CSGI_ETOOBIG);
+    ck_assert_int_eq(csgi_test_get(&response, app, "/huge"), CSGI_ETOOBIG);
     ck_assert_ptr_null(response);
     ck_assert_int_eq(closes, 1);
     /* HEAD keeps no bytes: the same body is fine. */
@@ -989,9 +990,9 @@ START_TEST(timeout)
     test_app state;
     csgi_app *app = mode_app(&state, NEVER);
     csgi_test_request *request = new_request("GET", "/never");
-    csgi_test_request_timeout(request, 50);
+    csgi_test_request_set_timeout(request, 50);
     csgi_test_response *response = (csgi_test_response *)&response;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &response), CSGI_ETIMEDOUT);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), CSGI_ETIMEDOUT);
     ck_assert_ptr_null(response);
     ck_assert_int_eq(closes, 1);
     csgi_test_request_free(request);
@@ -1149,13 +1150,13 @@ static void out_of_memory_run(csgi_app *app, const char *expected_body)
         csgi_test_response *response = NULL;
         int rc = csgi_test_request_new(&request, "POST", "https://example.com/p?q=1");
         if (rc == 0)
-            rc = csgi_test_request_header(request, "X-Big", big);
+            rc = csgi_test_request_add_header(request, "X-Big", big);
         if (rc == 0)
-            rc = csgi_test_request_body(request, "body", 4);
+            rc = csgi_test_request_set_body(request, "body", 4);
         if (rc == 0)
-            rc = csgi_test_request_environ(request, "my.key", "v");
+            rc = csgi_test_request_set_environ(request, "my.key", "v");
         if (rc == 0)
-            rc = csgi_test_request_run(request, app, &response);
+            rc = csgi_test_request_run(&response, request, app);
         ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget, csgi_err_name(rc));
         if (rc == 0) {
             ck_assert_ptr_nonnull(response);
@@ -1311,7 +1312,7 @@ static csgi_test_response *lint_environ(const char *key, const char *value, int 
     options.strict = strict;
     ck_assert_int_eq(csgi_lint_new(&lint, app, &options), 0);
     csgi_test_request *request = new_request("GET", "/x");
-    ck_assert_int_eq(csgi_test_request_environ(request, key, value), 0);
+    ck_assert_int_eq(csgi_test_request_set_environ(request, key, value), 0);
     csgi_test_response *r = run(request, lint);
     ck_assert_int_eq(state.calls, strict ? 0 : 1);
     csgi_test_request_free(request);
@@ -1398,6 +1399,14 @@ START_TEST(lint_new_arguments)
     options.version = 99;
     /* The next application is taken even on failure (no leak under ASan). */
     ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), CSGI_EINVAL);
+    /* Versions 1 to the current one are accepted, 0 (never initialised) is not. */
+    options.version = 0;
+    ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), CSGI_EINVAL);
+    options.version = CSGI_LINT_OPTIONS_VERSION + 1;
+    ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), CSGI_EINVAL);
+    options.version = CSGI_LINT_OPTIONS_VERSION;
+    ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), &options), 0);
+    csgi_app_free(out);
     ck_assert_int_eq(csgi_lint_new(NULL, mode_app(&state, BYTES), NULL), CSGI_EINVAL);
     ck_assert_int_eq(csgi_lint_new(&out, mode_app(&state, BYTES), NULL), 0);
     ck_assert_str_eq(csgi_app_name(out), "lint");

@@ -37,16 +37,18 @@ void test_run_request(csgi_app *app, const char *path, const char *remote, const
     snprintf(url, sizeof(url), "http://example.com%s", path);
     csgi_test_request *request = NULL;
     ck_assert_int_eq(csgi_test_request_new(&request, "GET", url), 0);
-    ck_assert_int_eq(csgi_test_request_remote(request, remote ? remote : "192.0.2.7", 40000), 0);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, remote ? remote : "192.0.2.7", 40000),
+                     0);
     if (header) {
         char name[128];
         const char *colon = strchr(header, ':');
         ck_assert_ptr_nonnull(colon);
         snprintf(name, sizeof(name), "%.*s", (int)(colon - header), header);
-        ck_assert_int_eq(csgi_test_request_header(request, name, colon + 1 + (colon[1] == ' ')), 0);
+        ck_assert_int_eq(csgi_test_request_add_header(request, name, colon + 1 + (colon[1] == ' ')),
+                         0);
     }
     csgi_test_response *got = NULL;
-    ck_assert_int_eq(csgi_test_request_run(request, app, &got), 0);
+    ck_assert_int_eq(csgi_test_request_run(&got, request, app), 0);
     memset(out, 0, sizeof(*out));
     snprintf(out->status, sizeof(out->status), "%s", csgi_test_response_status(got));
     const char *type = csgi_test_response_header(got, "Content-Type");

@@ -87,7 +87,11 @@ typedef struct csgi_app_type {
  */
 CSGI_EXTERN int csgi_app_new(csgi_app **out, const csgi_app_type *type, void *state);
 
-/** Take one more reference (for an application shared by several routes). Returns app. */
+/**
+ * Take one more reference (for an application shared by several routes).
+ *
+ * @return app, whose new reference the caller owns (csgi_app_free()).
+ */
 CSGI_EXTERN csgi_app *csgi_app_ref(csgi_app *app);
 
 /** Drop a reference; the last one destroys the application. Accepts NULL. */
@@ -96,13 +100,17 @@ CSGI_EXTERN void csgi_app_free(csgi_app *app);
 /** The application's state as given to csgi_app_new() (borrowed). */
 CSGI_EXTERN void *csgi_app_state(const csgi_app *app);
 
-/** The application's type name. */
+/** The application's type name (borrowed from its type). */
 CSGI_EXTERN const char *csgi_app_name(const csgi_app *app);
 
 /**
  * Call an application: what middleware does with the next application.
  *
- * @return the body it returned, or NULL when it failed.
+ * @param app            the application (borrowed)
+ * @param environ        the request's environ (borrowed)
+ * @param start_response the start-response to give it (borrowed)
+ * @return the body it returned (in the request's arena; the caller passes
+ *         it on or closes it with csgi_body_close()), or NULL when it failed.
  */
 CSGI_EXTERN csgi_body *csgi_app_call(csgi_app *app, csgi_environ *environ,
                                      csgi_start_response *start_response);
@@ -149,15 +157,24 @@ CSGI_EXTERN int csgi_start_response_call(csgi_start_response *start_response, co
  * The legacy write function of PEP 3333: send body bytes before the
  * returned body. Only after start-response.
  *
+ * @param data len bytes (copied)
  * @return 0, CSGI_ESTATE, CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_start_response_write(csgi_start_response *start_response, const void *data,
                                           size_t len);
 
-/** What middleware does when the application behind it starts its response. */
-typedef int (*csgi_start_response_fn)(void *userdata, const char *status,
-                                      const csgi_header *headers, size_t count,
-                                      const char *exc_info);
+/**
+ * What middleware does when the application behind it starts its response
+ * (see csgi_start_response_new()).
+ *
+ * @param status   the status line (borrowed for the call)
+ * @param headers  count header fields (borrowed for the call)
+ * @param exc_info as given to csgi_start_response_call()
+ * @param userdata what was given to csgi_start_response_new()
+ * @return as csgi_start_response_call().
+ */
+typedef int (*csgi_start_response_fn)(const char *status, const csgi_header *headers, size_t count,
+                                      const char *exc_info, void *userdata);
 
 /**
  * A start-response of the middleware's own, to pass to the next application:
@@ -167,8 +184,9 @@ typedef int (*csgi_start_response_fn)(void *userdata, const char *status,
  * @param environ  the request's environ (the object lives in its arena)
  * @param parent   the start-response the middleware was called with (borrowed)
  * @param fn       the callback
- * @param userdata passed to fn
- * @return the start-response, or NULL when memory is exhausted.
+ * @param userdata passed to fn, last
+ * @return the start-response (borrowed: it lives in the request's arena), or
+ *         NULL when memory is exhausted.
  */
 CSGI_EXTERN csgi_start_response *csgi_start_response_new(csgi_environ *environ,
                                                          csgi_start_response *parent,
@@ -206,15 +224,19 @@ typedef struct csgi_body_type {
  * @param type    borrowed, must outlive the request
  * @param state   taken: type->close(state) runs exactly once, also when this
  *                call fails
- * @return the body, or NULL when memory is exhausted.
+ * @return the body (borrowed: it lives in the request's arena), or NULL when
+ *         memory is exhausted.
  */
 CSGI_EXTERN csgi_body *csgi_body_new(csgi_environ *environ, const csgi_body_type *type,
                                      void *state);
 
-/** A body of len bytes, copied into the request's arena. NULL on ENOMEM. */
+/** A body of len bytes, copied into the request's arena (borrowed). NULL on ENOMEM. */
 CSGI_EXTERN csgi_body *csgi_body_bytes(csgi_environ *environ, const void *data, size_t len);
 
-/** A body of len bytes that outlive the request (a string literal): not copied. */
+/**
+ * A body of len bytes that outlive the request (a string literal): borrowed,
+ * not copied. The body lives in the request's arena; NULL on ENOMEM.
+ */
 CSGI_EXTERN csgi_body *csgi_body_static(csgi_environ *environ, const void *data, size_t len);
 
 /**
@@ -222,7 +244,7 @@ CSGI_EXTERN csgi_body *csgi_body_static(csgi_environ *environ, const void *data,
  * nothing wraps it.
  *
  * @param fd taken: closed when the request ends, also when this call fails
- * @return the body, or NULL (CSGI_ENOMEM or a negative offset or length).
+ * @return the body (in the request's arena), or NULL (CSGI_ENOMEM or a negative offset or length).
  */
 CSGI_EXTERN csgi_body *csgi_body_file(csgi_environ *environ, int fd, int64_t offset,
                                       int64_t length);
@@ -293,7 +315,8 @@ CSGI_EXTERN int csgi_body_set_length(csgi_body *body, int64_t length);
 /**
  * Pull the next piece of a body: what a middleware that wraps the body does
  * with the body of the application behind it. Same results as
- * csgi_body_type.next.
+ * csgi_body_type.next: chunk->data is borrowed until the next call on the
+ * body or its close.
  */
 CSGI_EXTERN int csgi_body_next(csgi_body *body, csgi_chunk *chunk);
 

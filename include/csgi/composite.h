@@ -18,7 +18,7 @@
  * csgi_urlmap_add(map, "/v2", api_v2);                 // takes api_v2
  * csgi_urlmap_add(map, "/", csgi_app_ref(files));      // files is shared
  * csgi_urlmap_add(map, "domain admin.example.com /", files);
- * if (csgi_urlmap_app(&map, &app) != 0)                // takes map
+ * if (csgi_urlmap_app(&app, &map) != 0)                // takes map
  *     return 1;
  * return csgi_serve(app, "127.0.0.1", 8080);           // takes app
  * @endcode
@@ -141,13 +141,14 @@ CSGI_EXTERN void csgi_urlmap_set_debug(csgi_urlmap *map, int debug);
  * The application owns the map and its applications: freeing it (its last
  * reference) frees them all.
  *
- * @param map_in where the map is (takes it: *map_in is set to NULL, on
- *               success and on failure; on failure the map and its
- *               applications are freed)
- * @param out    where to store the application (reference count 1)
+ * @param out where to store the application (reference count 1, owned by
+ *            the caller)
+ * @param map where the map is (takes it: *map is set to NULL, on success
+ *            and on failure; on failure the map and its applications are
+ *            freed)
  * @return 0, CSGI_EINVAL (a NULL argument), CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_urlmap_app(csgi_urlmap **map_in, csgi_app **out);
+CSGI_EXTERN int csgi_urlmap_app(csgi_app **out, csgi_urlmap **map);
 
 /**
  * Free a map that was not turned into an application, with its

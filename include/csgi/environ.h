@@ -65,7 +65,7 @@ CSGI_EXTERN const char *csgi_environ_get(csgi_environ *environ, const char *key)
  * @param environ the environ
  * @param key     the key
  * @param len     where to store the length; may be NULL
- * @return as csgi_environ_get().
+ * @return as csgi_environ_get(): borrowed until the request ends.
  */
 CSGI_EXTERN const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *len);
 
@@ -146,17 +146,21 @@ CSGI_EXTERN int csgi_environ_next(csgi_environ *environ, size_t *cursor, const c
 /**
  * Allocate memory that lives as long as the request.
  *
- * @return size bytes aligned for any type, or NULL when memory is exhausted.
+ * @return size bytes aligned for any type (borrowed: the request's arena
+ *         releases them, never the caller), or NULL when memory is exhausted.
  */
 CSGI_EXTERN void *csgi_environ_alloc(csgi_environ *environ, size_t size);
 
 /**
- * Run fn(data) when the request ends (after the body's close), last
+ * Run fn(userdata) when the request ends (after the body's close), last
  * registered first.
  *
- * @return 0, or CSGI_ENOMEM (then fn is not called: the caller keeps data).
+ * @param fn       the callback
+ * @param userdata passed to fn; the caller's until fn runs
+ * @return 0, CSGI_EINVAL (no fn), or CSGI_ENOMEM (then fn is not called: the
+ *         caller keeps userdata).
  */
-CSGI_EXTERN int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *data);
+CSGI_EXTERN int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *userdata);
 
 /**
  * The request body stream (the value of csgi.input).
@@ -290,7 +294,8 @@ CSGI_EXTERN csgi_input *csgi_input_new(csgi_environ *environ, const csgi_input_t
  * stream it replaces stays readable by whoever holds it (the middleware).
  * Passing the server's own stream back restores it.
  *
- * @param input a stream of this request (csgi_input_new() or the original)
+ * @param input a stream of this request (csgi_input_new() or the original;
+ *              borrowed: the request's arena holds it)
  * @return 0, or CSGI_EINVAL.
  */
 CSGI_EXTERN int csgi_environ_set_input(csgi_environ *environ, csgi_input *input);

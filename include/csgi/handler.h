@@ -135,7 +135,8 @@ CSGI_EXTERN csgi_response *csgi_handler_forward(csgi_request *request, csgi_app 
 
 /**
  * The "call me again" answer: return it when a read of the request body
- * answered CSGI_EAGAIN. No allocation; never NULL.
+ * answered CSGI_EAGAIN. No allocation; never NULL (a static marker,
+ * borrowed).
  */
 CSGI_EXTERN csgi_response *csgi_handler_again(csgi_request *request);
 
@@ -151,14 +152,17 @@ CSGI_EXTERN csgi_response *csgi_handler_again(csgi_request *request);
  * CSGI_EAGAIN before start-response) gives CSGI_EAGAIN and is closed.
  * Only inside a handler (the adapter provides the start-response).
  *
- * @param out set to the response (in the request's arena)
+ * @param out     set to the response (borrowed: it lives in the request's
+ *                arena)
+ * @param request the request (borrowed)
+ * @param app     the application to run (borrowed)
  * @return 0, CSGI_ESTATE (not inside a handler, or the application
  *         returned no body or never started its response), CSGI_EAGAIN,
  *         CSGI_EINVAL (start-response was given something malformed),
  *         CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_handler_get_response(csgi_request *request, csgi_app *app,
-                                          csgi_response **out);
+CSGI_EXTERN int csgi_handler_get_response(csgi_response **out, csgi_request *request,
+                                          csgi_app *app);
 
 /**
  * Read the body as JSON, or make the error response to return: 400 with
@@ -206,7 +210,12 @@ CSGI_EXTERN int csgi_handler_filter_factory(const csgi_conf *global_conf,
                                             const char *name, csgi_filter_handler_fn handler,
                                             csgi_handler_setup_fn setup);
 
-/** The body of an application factory (csgi_app_factory_fn) for a handler. */
+/**
+ * The body of an application factory (csgi_app_factory_fn) for a handler:
+ * setup (may be NULL: userdata NULL) makes the userdata from the conf, then
+ * csgi_handler_app() makes the application, stored in *out (owned by the
+ * caller). CSGI_HANDLER_APP_FACTORY writes the factory function around it.
+ */
 CSGI_EXTERN int csgi_handler_app_factory(const csgi_conf *global_conf, const csgi_conf *local_conf,
                                          csgi_app **out, csgi_load_error *error, const char *name,
                                          csgi_handler_fn handler, csgi_handler_setup_fn setup);

@@ -146,7 +146,7 @@ typedef struct csgi_etag {
 CSGI_EXTERN int csgi_etag_parse(const char *text, size_t len, csgi_etag *out);
 
 /**
- * Compare two entity tags (RFC 9110 8.8.3.2).
+ * Compare two entity tags (RFC 9110 8.8.3.2); both borrowed for the call.
  *
  * @param weak 1 for the weak comparison (the opaque parts are equal), 0 for
  *             the strong one (also neither is weak)

@@ -203,7 +203,9 @@ CSGI_EXTERN const char *csgi_request_url(csgi_request *request);
  */
 CSGI_EXTERN const char *csgi_request_path_info(csgi_request *request, size_t *len);
 
-/** SCRIPT_NAME: the decoded path of the application ("" when not set). As csgi_request_path_info().
+/**
+ * SCRIPT_NAME: the decoded path of the application ("" when not set), borrowed
+ * until it changes. As csgi_request_path_info().
  */
 CSGI_EXTERN const char *csgi_request_script_name(csgi_request *request, size_t *len);
 
@@ -562,8 +564,8 @@ CSGI_EXTERN int csgi_request_if_modified_since(csgi_request *request, time_t *ou
  * entity tag (weak comparison, as RFC 9110 13.1.2 asks): then a GET or HEAD
  * should get 304 Not Modified.
  *
- * @param etag the current entity tag, or NULL when there is no current
- *             representation ("*" matches only when there is one)
+ * @param etag the current entity tag (borrowed), or NULL when there is no
+ *             current representation ("*" matches only when there is one)
  * @return 1 when it matches, 0 when not, CSGI_ENOTFOUND without the header.
  */
 CSGI_EXTERN int csgi_request_if_none_match(csgi_request *request, const csgi_etag *etag);

@@ -333,6 +333,7 @@ typedef struct csgi_cache_control {
  * Set Cache-Control from directives, in the order of the struct, separated
  * by ", ". No directive at all removes the field.
  *
+ * @param cache the directives (borrowed for the call)
  * @return 0, CSGI_EINVAL (public with private, an unknown version),
  *         CSGI_ENOMEM.
  */

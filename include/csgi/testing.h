@@ -21,7 +21,7 @@
  *
  * @code
  * csgi_test_response *response = NULL;
- * ck_assert_int_eq(csgi_test_get(app, "/hello?name=World", &response), 0);
+ * ck_assert_int_eq(csgi_test_get(&response, app, "/hello?name=World"), 0);
  * ck_assert_int_eq(csgi_test_response_code(response), 200);
  * ck_assert_str_eq(csgi_test_response_header(response, "content-type"), "text/html");
  * ck_assert_str_eq(csgi_test_response_body(response, NULL), "Hello World");
@@ -71,7 +71,7 @@ typedef struct csgi_test_response csgi_test_response;
  * sent as given: percent-encode them as a client would.
  *
  * The client address (REMOTE_ADDR, REMOTE_PORT) is 127.0.0.1 port 0 unless
- * csgi_test_request_remote() changes it.
+ * csgi_test_request_set_remote() changes it.
  *
  * @param out    where to store the request
  * @param method the method, a token such as "GET" (copied)
@@ -95,8 +95,8 @@ CSGI_EXTERN void csgi_test_request_free(csgi_test_request *request);
  * @param value a field value without CR, LF, NUL or other control bytes (copied)
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_test_request_header(csgi_test_request *request, const char *name,
-                                         const char *value);
+CSGI_EXTERN int csgi_test_request_add_header(csgi_test_request *request, const char *name,
+                                             const char *value);
 
 /**
  * Set the request body (csgi.input reads it) and its Content-Length. A
@@ -105,7 +105,8 @@ CSGI_EXTERN int csgi_test_request_header(csgi_test_request *request, const char 
  * @param data len bytes (copied); may be NULL when len is 0
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_test_request_body(csgi_test_request *request, const void *data, size_t len);
+CSGI_EXTERN int csgi_test_request_set_body(csgi_test_request *request, const void *data,
+                                           size_t len);
 
 /**
  * Set an environ key to a string once the server's keys are built, before
@@ -116,8 +117,8 @@ CSGI_EXTERN int csgi_test_request_body(csgi_test_request *request, const void *d
  * @param value its value (copied)
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_test_request_environ(csgi_test_request *request, const char *key,
-                                          const char *value);
+CSGI_EXTERN int csgi_test_request_set_environ(csgi_test_request *request, const char *key,
+                                              const char *value);
 
 /**
  * Set the client address.
@@ -126,8 +127,8 @@ CSGI_EXTERN int csgi_test_request_environ(csgi_test_request *request, const char
  * @param port    the client port, 0 to 65535
  * @return 0, or CSGI_EINVAL (not a numeric address, or port out of range).
  */
-CSGI_EXTERN int csgi_test_request_remote(csgi_test_request *request, const char *address,
-                                         unsigned port);
+CSGI_EXTERN int csgi_test_request_set_remote(csgi_test_request *request, const char *address,
+                                             unsigned port);
 
 /**
  * Set how long a run waits, in all, for a body that answered CSGI_EAGAIN
@@ -135,7 +136,7 @@ CSGI_EXTERN int csgi_test_request_remote(csgi_test_request *request, const char 
  *
  * @param milliseconds the time limit; 0 restores the default
  */
-CSGI_EXTERN void csgi_test_request_timeout(csgi_test_request *request, unsigned milliseconds);
+CSGI_EXTERN void csgi_test_request_set_timeout(csgi_test_request *request, unsigned milliseconds);
 
 /**
  * Run the request through an application and collect its response. The
@@ -146,10 +147,10 @@ CSGI_EXTERN void csgi_test_request_timeout(csgi_test_request *request, unsigned 
  * deferred callbacks have run. A response to HEAD, 204 or 304 has no body,
  * as the server sends none.
  *
- * @param request the request (borrowed)
- * @param app     the application (borrowed: the caller keeps its reference)
  * @param out     where to store the response (owned by the caller:
  *                csgi_test_response_free()); NULL on error
+ * @param request the request (borrowed)
+ * @param app     the application (borrowed: the caller keeps its reference)
  * @return 0 with a response, also when the application misbehaved (then a
  *         500 or a cut response, and a log line); CSGI_EINVAL (NULL
  *         argument), CSGI_EPARSE (the request is malformed: the server
@@ -157,16 +158,20 @@ CSGI_EXTERN void csgi_test_request_timeout(csgi_test_request *request, unsigned 
  *         body did not complete in time), CSGI_ETOOBIG (a body over
  *         CSGI_TEST_BODY_MAX), CSGI_ENOMEM.
  */
-CSGI_EXTERN int csgi_test_request_run(csgi_test_request *request, csgi_app *app,
-                                      csgi_test_response **out);
+CSGI_EXTERN int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request,
+                                      csgi_app *app);
 
 /**
  * GET url through app in one call: csgi_test_request_new(),
  * csgi_test_request_run() and csgi_test_request_free().
  *
+ * @param out where to store the response (owned by the caller:
+ *            csgi_test_response_free()); NULL on error
+ * @param app the application (borrowed)
+ * @param url the URL or target, as for csgi_test_request_new() (copied)
  * @return as csgi_test_request_new() and csgi_test_request_run().
  */
-CSGI_EXTERN int csgi_test_get(csgi_app *app, const char *url, csgi_test_response **out);
+CSGI_EXTERN int csgi_test_get(csgi_test_response **out, csgi_app *app, const char *url);
 
 /* ---- The response ---------------------------------------------------------- */
 

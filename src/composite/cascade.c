@@ -75,8 +75,8 @@ static int is_caught(const cascade *c, const char *status)
     return 0;
 }
 
-static int on_start_response(void *userdata, const char *status, const csgi_header *headers,
-                             size_t count, const char *exc_info)
+static int on_start_response(const char *status, const csgi_header *headers, size_t count,
+                             const char *exc_info, void *userdata)
 {
     attempt *a = userdata;
     if (a->started && !exc_info)

@@ -364,7 +364,7 @@ static void urlmap_destroy(void *state)
 
 static const csgi_app_type urlmap_type = {"urlmap", urlmap_call, urlmap_destroy};
 
-int csgi_urlmap_app(csgi_urlmap **map_in, csgi_app **out)
+int csgi_urlmap_app(csgi_app **out, csgi_urlmap **map_in)
 {
     if (out)
         *out = NULL;
@@ -572,7 +572,7 @@ int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
             goto fail;
         }
     }
-    return csgi_urlmap_app(&map, out);
+    return csgi_urlmap_app(out, &map);
 fail:
     csgi_urlmap_free(map);
     return rc;

@@ -89,7 +89,7 @@ int csgi_start_response_call(csgi_start_response *start_response, const char *st
     if (!start_response || !status || (count && !headers))
         return CSGI_EINVAL;
     if (start_response->fn)
-        return start_response->fn(start_response->userdata, status, headers, count, exc_info);
+        return start_response->fn(status, headers, count, exc_info, start_response->userdata);
     if (start_response->parent)
         return csgi_start_response_call(start_response->parent, status, headers, count, exc_info);
     return CSGI_ESTATE;

@@ -47,8 +47,8 @@ static int refuse(csgi_driver *driver, const char *problem)
 }
 
 /* The root of the start-response chain (userdata: the driver). */
-static int start_response(void *userdata, const char *status, const csgi_header *headers,
-                          size_t count, const char *exc_info)
+static int start_response(const char *status, const csgi_header *headers, size_t count,
+                          const char *exc_info, void *userdata)
 {
     csgi_driver *driver = userdata;
     if (driver->done)

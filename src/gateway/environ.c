@@ -972,11 +972,11 @@ void *csgi_environ_alloc(csgi_environ *environ, size_t size)
     return environ ? csgi_arena__alloc(environ->arena, size) : NULL;
 }
 
-int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *data)
+int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *userdata)
 {
     if (!environ || !fn)
         return CSGI_EINVAL;
-    return csgi_arena__defer(environ->arena, fn, data);
+    return csgi_arena__defer(environ->arena, fn, userdata);
 }
 
 /* "192.0.2.7:40000", "[2001:db8::7]:40001" or "unix", as the engine's own

@@ -264,8 +264,8 @@ static char *copy_counted(csgi_response *response, const char *s, size_t len)
     return copy;
 }
 
-static int capture_start(void *userdata, const char *status, const csgi_header *headers,
-                         size_t count, const char *exc_info)
+static int capture_start(const char *status, const csgi_header *headers, size_t count,
+                         const char *exc_info, void *userdata)
 {
     capture *c = userdata;
     (void)exc_info;
@@ -333,7 +333,7 @@ static relay *relay_new(csgi_environ *environ, csgi_body *body)
     return r;
 }
 
-int csgi_handler_get_response(csgi_request *request, csgi_app *app, csgi_response **out)
+int csgi_handler_get_response(csgi_response **out, csgi_request *request, csgi_app *app)
 {
     if (out)
         *out = NULL;

@@ -5,6 +5,7 @@
  */
 #include "helpers/helpers.h"
 
+#include "common/options.h"
 #include "gateway/environ_private.h"
 
 #include <string.h>
@@ -15,7 +16,7 @@ int csgi_helpers__limits(csgi_form_limits *out, const csgi_form_limits *in)
     static const csgi_form_limits defaults = CSGI_FORM_LIMITS_INIT;
     if (!in)
         in = &defaults;
-    if (in->version != CSGI_FORM_LIMITS_VERSION)
+    if (!CSGI_OPTIONS__VERSION_OK(in->version, CSGI_FORM_LIMITS_VERSION))
         return CSGI_EINVAL;
     *out = *in;
 #define DEFAULT(field, value) \

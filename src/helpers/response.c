@@ -18,6 +18,7 @@
 #include "helpers/response_private.h"
 
 #include "common/alloc.h"
+#include "common/options.h"
 #include "http/status.h"
 
 #include <csgi/negotiate.h>
@@ -505,8 +506,8 @@ int csgi_response_set_cookie(csgi_response *response, const char *name, const ch
     if (!options)
         options = &none;
     if (!response || !is_token(name) || !value || !is_cookie_value(value) ||
-        options->version != CSGI_COOKIE_OPTIONS_VERSION || options->max_age < -1 ||
-        (options->path && !is_attribute_value(options->path, 1)) ||
+        !CSGI_OPTIONS__VERSION_OK(options->version, CSGI_COOKIE_OPTIONS_VERSION) ||
+        options->max_age < -1 || (options->path && !is_attribute_value(options->path, 1)) ||
         (options->domain && !is_attribute_value(options->domain, 0)) ||
         (unsigned)options->same_site > CSGI_SAME_SITE_NONE ||
         (options->same_site == CSGI_SAME_SITE_NONE && !options->secure))
@@ -564,7 +565,8 @@ static size_t append_directive(char *value, size_t n, const char *directive)
 
 int csgi_response_set_cache_control(csgi_response *response, const csgi_cache_control *cache)
 {
-    if (!response || !cache || cache->version != CSGI_CACHE_CONTROL_VERSION ||
+    if (!response || !cache ||
+        !CSGI_OPTIONS__VERSION_OK(cache->version, CSGI_CACHE_CONTROL_VERSION) ||
         (cache->is_public && cache->is_private) || cache->max_age < -1 || cache->s_maxage < -1)
         return CSGI_EINVAL;
     char value[200];

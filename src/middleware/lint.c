@@ -12,6 +12,7 @@
  * Everything per request lives in the request's arena.
  */
 #include "common/alloc.h"
+#include "common/options.h"
 #include "http/parser.h"
 #include "middleware/middleware.h"
 
@@ -255,8 +256,8 @@ static void check_headers(lint_request *req, int code, const csgi_header *header
                   (long long)req->content_length, code);
 }
 
-static int lint_start_response(void *userdata, const char *status, const csgi_header *headers,
-                               size_t count, const char *exc_info)
+static int lint_start_response(const char *status, const csgi_header *headers, size_t count,
+                               const char *exc_info, void *userdata)
 {
     lint_request *req = userdata;
     if (req->started && !exc_info) {
@@ -454,7 +455,8 @@ int csgi_lint_new(csgi_app **out, csgi_app *next, const csgi_lint_options *optio
 {
     if (out)
         *out = NULL;
-    if (!out || !next || (options && options->version != CSGI_LINT_OPTIONS_VERSION)) {
+    if (!out || !next ||
+        (options && !CSGI_OPTIONS__VERSION_OK(options->version, CSGI_LINT_OPTIONS_VERSION))) {
         csgi_app_free(next);
         return CSGI_EINVAL;
     }

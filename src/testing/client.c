@@ -181,7 +181,7 @@ static int add_pair(csgi_test_request *request, pair ***tail, const char *name, 
     return 0;
 }
 
-int csgi_test_request_header(csgi_test_request *request, const char *name, const char *value)
+int csgi_test_request_add_header(csgi_test_request *request, const char *name, const char *value)
 {
     if (!request || !name || !value || !csgi_http__is_token(name, strlen(name)) ||
         !csgi_http__is_field_value(value, strlen(value)))
@@ -189,7 +189,7 @@ int csgi_test_request_header(csgi_test_request *request, const char *name, const
     return add_pair(request, &request->headers_tail, name, value);
 }
 
-int csgi_test_request_body(csgi_test_request *request, const void *data, size_t len)
+int csgi_test_request_set_body(csgi_test_request *request, const void *data, size_t len)
 {
     if (!request || (len && !data))
         return CSGI_EINVAL;
@@ -204,21 +204,21 @@ int csgi_test_request_body(csgi_test_request *request, const void *data, size_t 
     return 0;
 }
 
-int csgi_test_request_environ(csgi_test_request *request, const char *key, const char *value)
+int csgi_test_request_set_environ(csgi_test_request *request, const char *key, const char *value)
 {
     if (!request || !key || !*key || !value)
         return CSGI_EINVAL;
     return add_pair(request, &request->overrides_tail, key, value);
 }
 
-int csgi_test_request_remote(csgi_test_request *request, const char *address, unsigned port)
+int csgi_test_request_set_remote(csgi_test_request *request, const char *address, unsigned port)
 {
     if (!request)
         return CSGI_EINVAL;
     return set_peer(&request->peer, address, port);
 }
 
-void csgi_test_request_timeout(csgi_test_request *request, unsigned milliseconds)
+void csgi_test_request_set_timeout(csgi_test_request *request, unsigned milliseconds)
 {
     if (request)
         request->timeout_ms = milliseconds ? milliseconds : CSGI_TEST_TIMEOUT_DEFAULT;
@@ -661,7 +661,7 @@ static int run_app(run *r, csgi_app *app, csgi_arena *arena)
     return rc ? rc : r->error;
 }
 
-int csgi_test_request_run(csgi_test_request *request, csgi_app *app, csgi_test_response **out)
+int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, csgi_app *app)
 {
     if (out)
         *out = NULL;
@@ -699,14 +699,14 @@ int csgi_test_request_run(csgi_test_request *request, csgi_app *app, csgi_test_r
     return 0;
 }
 
-int csgi_test_get(csgi_app *app, const char *url, csgi_test_response **out)
+int csgi_test_get(csgi_test_response **out, csgi_app *app, const char *url)
 {
     if (out)
         *out = NULL;
     csgi_test_request *request = NULL;
     int rc = csgi_test_request_new(&request, "GET", url);
     if (rc == 0)
-        rc = csgi_test_request_run(request, app, out);
+        rc = csgi_test_request_run(out, request, app);
     csgi_test_request_free(request);
     return rc;
 }

@@ -119,15 +119,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *value = colon + 1;
         while (*value == ' ')
             value++;
-        rc = csgi_test_request_header(request, line, value);
+        rc = csgi_test_request_add_header(request, line, value);
         CHECK(rc == 0 || rc == CSGI_EINVAL);
         usable = rc == 0;
     }
     if (usable && p < end)
-        CHECK(csgi_test_request_body(request, p, (size_t)(end - p)) == 0);
+        CHECK(csgi_test_request_set_body(request, p, (size_t)(end - p)) == 0);
     if (usable) {
         csgi_test_response *response = NULL;
-        rc = csgi_test_request_run(request, choice & 4 ? app : lint, &response);
+        rc = csgi_test_request_run(&response, request, choice & 4 ? app : lint);
         CHECK(rc == 0 || rc == CSGI_EPARSE);
         if (rc == 0) {
             int code = csgi_test_response_code(response);
