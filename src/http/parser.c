@@ -157,6 +157,19 @@ static const char *find_line_end(const char *p, const char *end)
 }
 
 /*
+ * Whether the request line [start, end) ends in SP "HTTP/" DIGIT "." DIGIT.
+ * The parser checks the version fully; the scanner checks its shape at the
+ * line's CRLF, so that a request line without one ("GET /", HTTP/0.9 style)
+ * is refused at once instead of waiting for header fields that will never
+ * come.
+ */
+static int ends_with_version(const char *start, const char *end)
+{
+    return end - start >= 9 && memcmp(end - 9, " HTTP/", 6) == 0 && IS(end[-3], C_DIGIT) &&
+           end[-2] == '.' && IS(end[-1], C_DIGIT);
+}
+
+/*
  * The state lives in locals and is written back only when returning MORE or
  * DONE: after an error the scanner is unchanged, so calling it again reports
  * the same error instead of scanning on from a bad state.
@@ -234,6 +247,8 @@ csgi_http__scan_result csgi_http__scan(csgi_http__scanner *scanner, const char *
             }
             if (buf[offset] != '\n')
                 return scan_fail(error, 400, "CR not followed by LF in request head");
+            if (request_line && !ends_with_version(buf + head_start, end))
+                return scan_fail(error, 400, "malformed HTTP version");
             offset++;
             line_start = offset;
             state = SCAN_LINE_START;
@@ -244,6 +259,9 @@ csgi_http__scan_result csgi_http__scan(csgi_http__scanner *scanner, const char *
         case SCAN_FIELD_LINE_CR:
             if (buf[offset] != '\n')
                 return scan_fail(error, 400, "CR not followed by LF in request head");
+            if (state == SCAN_REQUEST_LINE_CR &&
+                !ends_with_version(buf + head_start, buf + offset - 1))
+                return scan_fail(error, 400, "malformed HTTP version");
             offset++;
             line_start = offset;
             state = SCAN_LINE_START;
