@@ -96,7 +96,9 @@ struct csgi_http__request {
     size_t trailer_len;
     csgi_http__header *trailers;
     size_t trailer_count;
-    int body_error;
+    int body_error;       /* with BODY_FAILED: the error the consumer reads */
+    int body_status;      /* with BODY_FAILED: the status the engine answers */
+    const char *body_why; /* with BODY_FAILED: static text for the log */
 
     /* Response. */
     int64_t response_left; /* bytes still owed under Content-Length */
@@ -415,9 +417,19 @@ static csgi_http__request *request_new(csgi_http__conn *conn)
     return req;
 }
 
+/* The body cannot be read on: record why (the log line and the answer
+   are for whoever ends the request). */
+static void body_fail(csgi_http__request *req, int err, int status, const char *why)
+{
+    req->body_state = BODY_FAILED;
+    req->body_error = err;
+    req->body_status = status;
+    req->body_why = why;
+}
+
 /* Move body bytes from the socket buffer to the request's body buffer (or
    discard them while draining), decoding chunked framing, up to the body
-   buffer's room. Records errors in req->body_error; never calls out. */
+   buffer's room. Records errors with body_fail; never calls out. */
 static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discard)
 {
     const csgi_http__options *options = conn_options(conn);
@@ -457,12 +469,7 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
         csgi_http__chunk_result r =
             csgi_http__chunked_decode(&req->chunked, extent.iov_base, len, &consumed, &error);
         switch (r) {
-        case CSGI_HTTP__CHUNK_DATA:
-            if (options->max_body && req->body_received + consumed > options->max_body) {
-                req->body_state = BODY_FAILED;
-                req->body_error = CSGI_ETOOBIG;
-                return;
-            }
+        case CSGI_HTTP__CHUNK_DATA: /* the decoder holds the sizes to max_body */
             if (discard)
                 evbuffer_drain(conn->in, consumed);
             else
@@ -473,14 +480,12 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
             if (!req->trailer_bytes) {
                 req->trailer_bytes = csgi_arena__alloc(&req->arena, req->chunked.max_trailer);
                 if (!req->trailer_bytes) {
-                    req->body_state = BODY_FAILED;
-                    req->body_error = CSGI_ENOMEM;
+                    body_fail(req, CSGI_ENOMEM, 500, "out of memory for the trailer");
                     return;
                 }
             }
-            if (req->trailer_len + consumed > req->chunked.max_trailer) {
-                req->body_state = BODY_FAILED;
-                req->body_error = CSGI_ETOOBIG;
+            if (req->trailer_len + consumed > req->chunked.max_trailer) { /* the decoder's limit */
+                body_fail(req, CSGI_ETOOBIG, 431, "trailer section too large");
                 return;
             }
             evbuffer_remove(conn->in, req->trailer_bytes + req->trailer_len, consumed);
@@ -493,56 +498,53 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
             if (req->trailer_len) {
                 size_t capacity = options->limits.max_headers;
                 req->trailers = csgi_arena__alloc(&req->arena, capacity * sizeof(*req->trailers));
-                if (!req->trailers ||
-                    csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
+                if (!req->trailers) {
+                    body_fail(req, CSGI_ENOMEM, 500, "out of memory for the trailer");
+                    return;
+                }
+                if (csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
                                             capacity, &req->trailer_count, NULL, &error) != 0) {
-                    req->body_state = BODY_FAILED;
-                    req->body_error = req->trailers ? CSGI_EPARSE : CSGI_ENOMEM;
+                    body_fail(req, error.status == 400 ? CSGI_EPARSE : CSGI_ETOOBIG, error.status,
+                              error.reason);
                     req->trailer_count = 0;
                     return;
                 }
             }
             break;
         default:
-            req->body_state = BODY_FAILED;
-            req->body_error = error.status == 431 ? CSGI_ETOOBIG : CSGI_EPARSE;
-            conn_log(conn, CSGI_LOG__INFO, "bad chunked body: %s",
-                     error.reason ? error.reason : "malformed");
+            body_fail(req, error.status == 400 ? CSGI_EPARSE : CSGI_ETOOBIG, error.status,
+                      error.reason);
             return;
         }
     }
     if (req->body_state == BODY_READING && (conn->peer_eof || conn->io_error) &&
         evbuffer_get_length(conn->in) == 0) {
-        req->body_state = BODY_FAILED;
-        req->body_error = conn->io_error ? CSGI_EIO : CSGI_ECLOSED;
-    }
-}
-
-static int status_for_body_error(int err)
-{
-    switch (err) {
-    case CSGI_ETOOBIG: return 413;
-    case CSGI_ETIMEDOUT: return 408;
-    case CSGI_ENOMEM: return 500;
-    default: return 400;
+        body_fail(req, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0,
+                  "client went away during the body");
     }
 }
 
 /*
  * End the request with an error: answer with status when nothing was sent
  * yet (and the client can still read), else cut the connection. The
- * consumer hears of it through on_done.
+ * consumer hears of it through on_done. why, when not NULL, is the one log
+ * line that says what happened.
  */
-static void request_fail(csgi_http__conn *conn, int err, int status)
+static void request_fail(csgi_http__conn *conn, int err, int status, const char *why)
 {
     csgi_http__request *req = conn->req;
     req->done_error = err;
     if (req->response_state == RESP_NONE && status && err != CSGI_ECLOSED && err != CSGI_EIO) {
+        if (why)
+            conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_http__status_reason(status),
+                     why);
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
         queue_error_response(conn, status);
         conn->state = ST_CLOSING;
         conn->linger = 1;
     } else {
+        if (why)
+            conn_log(conn, CSGI_LOG__INFO, "connection cut (%s)", why);
         /* Cut: the client learns from the close that the response is
            incomplete. Queued output is dropped, not flushed: it may refer
            to memory of the request, which is released now. */
@@ -623,6 +625,7 @@ static int conn_read_head(csgi_http__conn *conn)
     case CSGI_HTTP__BODY_CHUNKED:
         csgi_http__chunked_init(&req->chunked);
         req->chunked.max_trailer = options->max_trailer;
+        req->chunked.max_body = options->max_body;
         req->body_state = BODY_READING;
         break;
     default: req->body_state = BODY_COMPLETE; break;
@@ -637,7 +640,18 @@ static int conn_read_head(csgi_http__conn *conn)
         }
         if (req->head.expect_continue)
             req->continue_state = CONTINUE_EXPECTED;
+        /* Body bytes that came with the head are checked before the
+           application is called, so that the answer to a broken body does
+           not depend on how the client's bytes were split into packets. */
         body_pump(conn, req, 0);
+        if (req->body_state == BODY_FAILED) {
+            int status = req->body_status;
+            const char *why = req->body_why;
+            req->done = 1; /* the consumer never saw it */
+            request_release(conn);
+            conn_refuse(conn, status, why);
+            return -1;
+        }
     }
     conn->state = ST_ACTIVE;
     return 1;
@@ -667,9 +681,11 @@ static void request_complete(csgi_http__conn *conn)
     csgi_http__request *req = conn->req;
     dispatch_done(conn, req);
     if (!req->keep_alive) {
+        /* A client still sending its body would get a reset for the bytes
+           that arrive after the close, and could lose the response with it. */
+        conn->linger = evbuffer_get_length(conn->in) > 0 || req->body_state != BODY_COMPLETE;
         request_release(conn);
         conn->state = ST_CLOSING;
-        conn->linger = evbuffer_get_length(conn->in) > 0;
         return;
     }
     if (req->body_state == BODY_READING) {
@@ -737,15 +753,24 @@ static void conn_run(csgi_http__conn *conn)
             if (conn->io_error || (conn->peer_eof && req->response_state != RESP_FINISHED)) {
                 /* The client is gone; nobody will read what we send. */
                 conn_log(conn, CSGI_LOG__INFO, "client went away during the request");
-                request_fail(conn, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0);
+                request_fail(conn, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0, NULL);
                 continue;
             }
             if (req->body_state == BODY_FAILED) {
-                request_fail(conn, req->body_error, status_for_body_error(req->body_error));
-                continue;
+                if (req->response_state != RESP_FINISHED) {
+                    request_fail(conn, req->body_error, req->body_status, req->body_why);
+                    continue;
+                }
+                /* The response is complete: it goes out as it is, then the
+                   connection closes, as when the body breaks while it is
+                   drained. The consumer's request succeeded. */
+                if (req->keep_alive && req->body_status)
+                    conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                             req->body_why);
+                req->keep_alive = 0;
             }
             if (req->cut) {
-                request_fail(conn, req->done_error ? req->done_error : CSGI_ESTATE, 0);
+                request_fail(conn, req->done_error ? req->done_error : CSGI_ESTATE, 0, NULL);
                 continue;
             }
             if (evbuffer_get_length(conn->out) && conn_flush(conn) < 0)
@@ -798,9 +823,16 @@ static void conn_run(csgi_http__conn *conn)
                 continue;
             }
             if (req->body_state == BODY_FAILED || req->body_received > req->drain_limit) {
+                /* Close, but lingering: the client may still be sending,
+                   and a reset could destroy the response it has not read.
+                   A client that left needs no log line. */
+                if (req->body_state != BODY_FAILED || req->body_status)
+                    conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                             req->body_state == BODY_FAILED ? req->body_why
+                                                            : "unread body above max_drain");
                 request_release(conn);
                 conn->state = ST_CLOSING;
-                conn->linger = 0;
+                conn->linger = 1;
                 continue;
             }
             conn_arm(conn, EV_READ, TO_BODY);
@@ -886,12 +918,11 @@ static void conn_timeout(csgi_http__conn *conn)
     case ST_ACTIVE:
         if (conn->timeout == TO_SEND) {
             conn_log(conn, CSGI_LOG__INFO, "client stopped reading the response");
-            request_fail(conn, CSGI_ETIMEDOUT, 0);
+            request_fail(conn, CSGI_ETIMEDOUT, 0, NULL);
             conn_free(conn);
             return;
         }
-        conn_log(conn, CSGI_LOG__INFO, "request body not received in time");
-        request_fail(conn, CSGI_ETIMEDOUT, 408);
+        request_fail(conn, CSGI_ETIMEDOUT, 408, "request body not received in time");
         break;
     default: conn_free(conn); return;
     }
