@@ -758,6 +758,77 @@ START_TEST(declared_length)
 }
 END_TEST
 
+/* ---- The framing does not depend on when the request body came ------------ */
+
+/* A handler that reads the whole body, then answers it back as 201 with
+   a known length. */
+static csgi_response *created_echo(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const char *body;
+    size_t len;
+    int rc = csgi_request_body(request, 1 << 16, &body, &len);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    csgi_response *response = csgi_handler_response(request);
+    if (rc != 0 || !response || csgi_response_set_status(response, 201) != 0 ||
+        csgi_response_set_body(response, body, len) != 0)
+        return NULL;
+    return response;
+}
+
+START_TEST(framing_independent_of_body_timing)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_handler_app(&app, "created", created_echo, NULL, NULL), 0);
+    start(app);
+    static const struct {
+        const char *name;
+        const char *head;
+        int wait_continue; /* send the body after the 100 Continue */
+        int later;         /* send the body 100 ms after the head */
+        int keep_alive;    /* the connection stays open */
+    } cases[] = {
+        {"with the head", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0, 0, 1},
+        {"after the head", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0, 1, 1},
+        {"after 100-continue",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 1, 0,
+         1},
+        {"HTTP/1.0 with the head", "POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\n", 0, 0, 0},
+        {"HTTP/1.0 after the head", "POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\n", 0, 1, 0},
+        {"HTTP/1.0 keep-alive after the head",
+         "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n", 0, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fd = client_connect(port);
+        ck_assert_int_eq(client_send_str(fd, cases[i].head), 0);
+        if (cases[i].wait_continue) {
+            char buf[256];
+            client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\n", NULL);
+            ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+        } else if (cases[i].later) {
+            usleep(100 * 1000);
+        }
+        ck_assert_int_eq(client_send_str(fd, "hello"), 0);
+        test_response r;
+        ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+        ck_assert_int_eq(r.status, 201);
+        ck_assert_str_eq(r.body, "hello");
+        const char *length = response_header(&r, "Content-Length");
+        ck_assert_msg(length && strcmp(length, "5") == 0, "%s: no Content-Length", cases[i].name);
+        ck_assert_ptr_null(response_header(&r, "Transfer-Encoding"));
+        response_free(&r);
+        if (cases[i].keep_alive) {
+            request(fd, "GET", "/", NULL, &r); /* served on the same connection */
+            ck_assert_int_eq(r.status, 201);
+            response_free(&r);
+        }
+        close(fd);
+    }
+    stop();
+}
+END_TEST
+
 static void *run_base(void *arg)
 {
     event_base_dispatch(arg);
@@ -841,6 +912,7 @@ int main(void)
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
     tcase_add_test(tc, declared_length);
+    tcase_add_test(tc, framing_independent_of_body_timing);
     tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
