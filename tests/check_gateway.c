@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -829,6 +830,119 @@ START_TEST(framing_independent_of_body_timing)
 }
 END_TEST
 
+/* ---- HEAD, 204 and 304 from response objects pass strict lint ------------- */
+
+static int pieces_next(void *state, csgi_chunk *chunk)
+{
+    int *left = state;
+    if (*left == 0)
+        return 0;
+    (*left)--;
+    chunk->data = "piece;";
+    chunk->len = 6;
+    return 1;
+}
+
+static const csgi_body_type pieces_type = {"pieces", pieces_next, NULL};
+
+static char shaped_file[64];
+
+/* A response object of the kind the path names. */
+static csgi_response *shaped(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const char *path = csgi_environ_get(csgi_request_environ(request), "PATH_INFO");
+    csgi_response *response = NULL;
+    if (strcmp(path, "/missing") == 0) {
+        csgi_response_error(&response, csgi_request_environ(request), 404, "no such thing");
+        return response;
+    }
+    response = csgi_handler_response(request);
+    if (!response)
+        return NULL;
+    if (strcmp(path, "/text") == 0) {
+        csgi_response_set_text(response, "hello world", NULL);
+    } else if (strcmp(path, "/file") == 0) {
+        csgi_response_set_content_type(response, "application/octet-stream", NULL);
+        csgi_response_set_file(response, open(shaped_file, O_RDONLY), 0, 16);
+    } else if (strcmp(path, "/stream") == 0) {
+        int *left = csgi_environ_alloc(csgi_request_environ(request), sizeof(*left));
+        *left = 3;
+        csgi_response_set_content_type(response, "text/plain", NULL);
+        csgi_response_set_stream(response, &pieces_type, left);
+    } else if (strcmp(path, "/nocontent") == 0) {
+        csgi_response_set_status(response, 204);
+        csgi_response_set_body(response, "dropped", 7);
+    } else if (strcmp(path, "/cached") == 0) {
+        csgi_response_set_text(response, "cached body", NULL);
+        csgi_response_set_etag(response, "v1", 0);
+        csgi_response_set_conditional(response, 1);
+    }
+    return response;
+}
+
+START_TEST(head_and_no_body_responses_pass_strict_lint)
+{
+    snprintf(shaped_file, sizeof(shaped_file), "/tmp/csgi-shaped-XXXXXX");
+    int fd = mkstemp(shaped_file);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "0123456789abcdef", 16), 16);
+    close(fd);
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_handler_app(&app, "shaped", shaped, NULL, NULL), 0);
+    start(linted(app));
+    static const struct {
+        const char *path;
+        const char *extra;
+        int status;
+        const char *length; /* the Content-Length GET and HEAD get, or NULL */
+        int chunked;        /* GET's body is chunked */
+    } cases[] = {
+        {"/text", NULL, 200, "11", 0},
+        {"/file", NULL, 200, "16", 0},
+        {"/stream", NULL, 200, NULL, 1},
+        {"/missing", NULL, 404, NULL, 0}, /* the page's length, checked below */
+        {"/nocontent", NULL, 204, NULL, 0},
+        {"/cached", "If-None-Match: \"v1\"\r\n", 304, NULL, 0},
+    };
+    fd = client_connect(port);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        test_response get, head;
+        request(fd, "GET", cases[i].path, cases[i].extra, &get);
+        request(fd, "HEAD", cases[i].path, cases[i].extra, &head);
+        ck_assert_msg(get.status == cases[i].status && head.status == cases[i].status,
+                      "%s: GET %d, HEAD %d", cases[i].path, get.status, head.status);
+        const char *get_length = response_header(&get, "Content-Length");
+        char copy[32] = "";
+        if (get_length)
+            snprintf(copy, sizeof(copy), "%s", get_length);
+        const char *head_length = response_header(&head, "Content-Length");
+        if (cases[i].length)
+            ck_assert_str_eq(copy, cases[i].length);
+        if (cases[i].status == 404)
+            ck_assert_uint_eq(strtoul(copy, NULL, 10), get.body_len);
+        /* HEAD's head has the framing GET's has, and no body follows */
+        if (*copy)
+            ck_assert_msg(head_length && strcmp(head_length, copy) == 0, "%s: HEAD length %s",
+                          cases[i].path, head_length ? head_length : "none");
+        else
+            ck_assert_msg(!head_length || cases[i].status >= 300, "%s: HEAD length %s",
+                          cases[i].path, head_length);
+        ck_assert_int_eq(get.chunked, cases[i].chunked);
+        ck_assert_ptr_null(response_header(&head, "Transfer-Encoding"));
+        ck_assert_uint_eq(head.body_len, 0);
+        if (cases[i].status == 204 || cases[i].status == 304)
+            ck_assert_uint_eq(get.body_len, 0);
+        response_free(&get);
+        response_free(&head);
+    }
+    close(fd);
+    stop();
+    unlink(shaped_file);
+    ck_assert_msg(!logged("lint"), "%s", log_text);
+}
+END_TEST
+
 static void *run_base(void *arg)
 {
     event_base_dispatch(arg);
@@ -913,6 +1027,7 @@ int main(void)
     tcase_add_test(tc, middleware_pipeline);
     tcase_add_test(tc, declared_length);
     tcase_add_test(tc, framing_independent_of_body_timing);
+    tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
