@@ -165,8 +165,17 @@ static const char *find_line_end(const char *p, const char *end)
  */
 static int ends_with_version(const char *start, const char *end)
 {
-    return end - start >= 9 && memcmp(end - 9, " HTTP/", 6) == 0 && IS(end[-3], C_DIGIT) &&
-           end[-2] == '.' && IS(end[-1], C_DIGIT);
+    /* " HTTP/" DIGIT "." in one 8-byte compare with the digit masked out
+       (memcpy of constants folds to constants); then the two digits */
+    static const unsigned char pattern[8] = {' ', 'H', 'T', 'T', 'P', '/', 0, '.'};
+    static const unsigned char mask_bytes[8] = {255, 255, 255, 255, 255, 255, 0, 255};
+    uint64_t word, want, mask;
+    if (end - start < 9)
+        return 0;
+    memcpy(&word, end - 9, 8);
+    memcpy(&want, pattern, 8);
+    memcpy(&mask, mask_bytes, 8);
+    return (word & mask) == want && IS(end[-3], C_DIGIT) && IS(end[-1], C_DIGIT);
 }
 
 /*
