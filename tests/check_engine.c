@@ -1168,6 +1168,42 @@ START_TEST(request_line_without_version_refused_at_once)
 }
 END_TEST
 
+START_TEST(idle_connections_hand_their_buffers_on)
+{
+    /* An idle connection holds no buffers: they pass to the next one that
+       reads. Interleaved connections, one of them halfway through a head
+       while the others go idle and come back, each get their own bytes. */
+    server_start(&server, NULL);
+    int a = client_connect(server.port);
+    int b = client_connect(server.port);
+    int c = client_connect(server.port);
+    test_response r;
+    get(a, "/path?a1", &r);
+    ck_assert_str_eq(r.body, "GET /path?a1 host=test");
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(b, "GET /path?b1 HTTP/1.1\r\nHo"), 0);
+    usleep(20000);
+    get(c, "/path?c1", &r);
+    ck_assert_str_eq(r.body, "GET /path?c1 host=test");
+    response_free(&r);
+    get(a, "/path?a2", &r);
+    ck_assert_str_eq(r.body, "GET /path?a2 host=test");
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(b, "st: b\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(b, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?b1 host=b");
+    response_free(&r);
+    get(c, "/path?c2", &r);
+    ck_assert_str_eq(r.body, "GET /path?c2 host=test");
+    response_free(&r);
+    close(a);
+    close(b);
+    close(c);
+    ck_assert(wait_connections(&server, 0, 2000));
+    server_stop(&server, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("engine");
@@ -1211,6 +1247,7 @@ int main(void)
     tcase_add_test(tc, broken_body_after_the_response_closes_with_one_log_line);
     tcase_add_loop_test(tc, unread_large_body_no_reset, 0, 2);
     tcase_add_test(tc, request_line_without_version_refused_at_once);
+    tcase_add_test(tc, idle_connections_hand_their_buffers_on);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
