@@ -10,7 +10,9 @@
 #include <event2/event.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,13 +502,13 @@ START_TEST(send_timeout)
 }
 END_TEST
 
-static void expect_refusal(const char *request, int status)
+/* The engine's own error page with status, Connection: close, then the
+   server closes. what names the request in messages. */
+static void check_refusal(int fd, int status, const char *what)
 {
-    int fd = client_connect(server.port);
-    ck_assert_int_eq(client_send_str(fd, request), 0);
     test_response r;
-    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
-    ck_assert_msg(r.status == status, "expected %d, got %d for %s", status, r.status, request);
+    ck_assert_msg(client_response(fd, &r, 0, 3000) == 0, "no answer to %s", what);
+    ck_assert_msg(r.status == status, "expected %d, got %d for %s", status, r.status, what);
     ck_assert_str_eq(response_header(&r, "Connection"), "close");
     /* the page csgi_response_error() sends as text/plain */
     char page[128];
@@ -514,6 +516,13 @@ static void expect_refusal(const char *request, int status)
     ck_assert_str_eq(r.body, page);
     response_free(&r);
     ck_assert(client_closed(fd, 3000));
+}
+
+static void expect_refusal(const char *request, int status)
+{
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, request), 0);
+    check_refusal(fd, status, request);
     close(fd);
 }
 
@@ -587,8 +596,7 @@ START_TEST(chunked_body_over_limit)
     ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
     ck_assert_int_eq(r.status, 413);
     response_free(&r);
-    ck_assert(wait_done(1, 2000));
-    ck_assert_int_eq(stats.last_error, CSGI_ETOOBIG);
+    ck_assert_int_eq(stats.requests, 0); /* came with the head: checked before the app */
     close(fd);
     server_stop(&server, 0);
 }
@@ -606,8 +614,7 @@ START_TEST(malformed_chunk_mid_body)
     ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
     ck_assert_int_eq(r.status, 400);
     response_free(&r);
-    ck_assert(wait_done(1, 2000));
-    ck_assert_int_eq(stats.last_error, CSGI_EPARSE);
+    ck_assert_int_eq(stats.requests, 0); /* came with the head: checked before the app */
     close(fd);
     server_stop(&server, 0);
 }
@@ -878,6 +885,325 @@ START_TEST(stop_cuts_after_grace)
 }
 END_TEST
 
+/* ---- Broken bodies: the same answer however the bytes are split ---------- */
+
+/* How a test sends a request: all in one write; the head, then (once the
+   application has the request) the rest; or a byte at a time. */
+enum { SEND_ONE, SEND_TWO, SEND_BYTES, SEND_WAYS };
+static const char *const send_way_names[] = {"one write", "two writes", "byte at a time"};
+
+static void send_split(int fd, const char *data, size_t len, size_t head_len, int way)
+{
+    if (way == SEND_ONE) {
+        ck_assert_int_eq(client_send(fd, data, len), 0);
+        return;
+    }
+    if (way == SEND_TWO) {
+        int before = atomic_load(&stats.requests);
+        ck_assert_int_eq(client_send(fd, data, head_len), 0);
+        for (long end = now_ms() + 3000; atomic_load(&stats.requests) == before;) {
+            ck_assert_msg(now_ms() < end, "the head did not reach the application");
+            usleep(1000);
+        }
+        ck_assert_int_eq(client_send(fd, data + head_len, len - head_len), 0);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        /* The server may go first once it has seen enough. */
+        if (client_send(fd, data + i, 1) != 0)
+            return;
+        if (len < 1000)
+            usleep(200);
+    }
+}
+
+#define CHUNKED_HEAD(path) "POST " path " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+/* Bodies too long to write out: "%E" is 5000 bytes of chunk extension
+   (a size line may take 4 KiB), "%D" a chunk of 1000 bytes of data. */
+static const struct {
+    const char *name;
+    const char *body;
+    int status;
+} broken_bodies[] = {
+    {"size not hex", "zz\r\nab\r\n0\r\n\r\n", 400},
+    {"0x prefix", "0x5\r\nhello\r\n0\r\n\r\n", 400},
+    {"negative size", "-5\r\nhello\r\n0\r\n\r\n", 400},
+    {"overflowing size", "ffffffffffffffffffffff\r\nhello\r\n0\r\n\r\n", 400},
+    {"size line ended by bare LF", "5\nhello\r\n0\r\n\r\n", 400},
+    {"data not followed by CRLF", "5\r\nhelloXY0\r\n\r\n", 400},
+    {"malformed extension", "5;a b\r\nhello\r\n0\r\n\r\n", 400},
+    {"long extension", "5;x=%E\r\nhello\r\n0\r\n\r\n", 400},
+    /* max_body is 1000 in these tests */
+    {"size above max_body", "3e9\r\nhello\r\n0\r\n\r\n", 413},
+    {"sizes adding up above max_body", "3e8\r\n%D\r\n1\r\nx\r\n0\r\n\r\n", 413},
+};
+
+/* Broken body i after a chunked head for path, malloc'd; *head_len is
+   the head's length. */
+static char *broken_request(size_t i, const char *path, size_t *head_len, size_t *len)
+{
+    char head[256];
+    snprintf(head, sizeof(head), CHUNKED_HEAD("%s"), path);
+    *head_len = strlen(head);
+    char *body = malloc(strlen(broken_bodies[i].body) + 5000);
+    char *out = body;
+    for (const char *p = broken_bodies[i].body; *p; p++) {
+        if (*p == '%' && (p[1] == 'E' || p[1] == 'D')) {
+            size_t n = p[1] == 'E' ? 5000 : 1000;
+            memset(out, p[1] == 'E' ? 'v' : 'x', n);
+            out += n;
+            p++;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+    *len = *head_len + strlen(body);
+    char *request = malloc(*len + 1);
+    memcpy(request, head, *head_len);
+    strcpy(request + *head_len, body);
+    free(body);
+    return request;
+}
+
+static void broken_body_options(csgi_http__options *options)
+{
+    test_options(options);
+    options->max_body = 1000;
+}
+
+START_TEST(broken_chunked_body_same_answer_any_split)
+{
+    /* An application that reads the body: whether the broken bytes came
+       with the head (checked before the application is called) or after it
+       (the application's read fails), the engine answers, and closes. */
+    csgi_http__options options;
+    broken_body_options(&options);
+    server_start(&server, &options);
+    for (int way = 0; way < SEND_WAYS; way++) {
+        size_t head_len, len;
+        char *request = broken_request((size_t)_i, "/echo", &head_len, &len);
+        int fd = client_connect(server.port);
+        send_split(fd, request, len, head_len, way);
+        char what[128];
+        snprintf(what, sizeof(what), "%s, %s", broken_bodies[_i].name, send_way_names[way]);
+        check_refusal(fd, broken_bodies[_i].status, what);
+        close(fd);
+        free(request);
+    }
+    ck_assert_int_eq(stats.done_ok, 0);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(broken_body_with_the_head_never_reaches_the_app)
+{
+    /* An application that answers without reading (examples/hello): broken
+       bytes that came with the head are refused before it is called. */
+    csgi_http__options options;
+    broken_body_options(&options);
+    server_start(&server, &options);
+    size_t head_len, len;
+    char *request = broken_request((size_t)_i, "/noread", &head_len, &len);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send(fd, request, len), 0);
+    check_refusal(fd, broken_bodies[_i].status, broken_bodies[_i].name);
+    close(fd);
+    free(request);
+    ck_assert_int_eq(stats.requests, 0);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* Log lines at info level containing `needle`, counted by the server. */
+static struct {
+    pthread_mutex_t lock;
+    const char *needle;
+    int count;
+    char last[512];
+} log_capture = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, ""};
+
+static void capture_log(int level, const char *message, void *userdata)
+{
+    (void)userdata;
+    pthread_mutex_lock(&log_capture.lock);
+    if (level == CSGI_LOG__INFO && strstr(message, log_capture.needle)) {
+        log_capture.count++;
+        snprintf(log_capture.last, sizeof(log_capture.last), "%s", message);
+    }
+    pthread_mutex_unlock(&log_capture.lock);
+}
+
+static int captured_lines(void)
+{
+    pthread_mutex_lock(&log_capture.lock);
+    int count = log_capture.count;
+    pthread_mutex_unlock(&log_capture.lock);
+    return count;
+}
+
+START_TEST(broken_body_after_the_response_closes_with_one_log_line)
+{
+    /* The application answered before the broken bytes came: its answer
+       stands (it is complete, and was promised keep-alive), then the
+       connection closes, and one log line says why. Nothing sent after the
+       broken bytes is served. */
+    csgi_http__options options;
+    broken_body_options(&options);
+    options.log = capture_log;
+    log_capture.needle = "closing after the response";
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, CHUNKED_HEAD("/noread")), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "ok");
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(fd, "zz\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert(client_closed(fd, 3000));
+    close(fd);
+    ck_assert_int_eq(stats.requests, 1);
+    for (long end = now_ms() + 2000; captured_lines() == 0 && now_ms() < end;)
+        usleep(1000);
+    ck_assert_int_eq(captured_lines(), 1);
+    ck_assert_ptr_nonnull(strstr(log_capture.last, "(invalid chunk size)"));
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* Read until EOF, a reset or timeout_ms. Returns the bytes read (buf
+   NUL-terminated); *reset set when the connection was reset. */
+static size_t read_until_close(int fd, char *buf, size_t cap, int timeout_ms, int *reset)
+{
+    size_t len = 0;
+    long end = now_ms() + timeout_ms;
+    *reset = 0;
+    struct timeval tv = {0, 100000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (len + 1 < cap && now_ms() < end) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == ECONNRESET) {
+                *reset = 1;
+                break;
+            }
+            continue; /* timeout: try again */
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+START_TEST(unread_large_body_no_reset)
+{
+    /* 900 KB the application never reads, well under max_body, as chunks
+       (_i == 0) or with a Content-Length (_i == 1): the client reads its
+       whole response and an orderly close, never a reset. */
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    size_t total = 900 * 1000;
+    char head[256];
+    if (_i == 0)
+        snprintf(head, sizeof(head), CHUNKED_HEAD("/noread"));
+    else
+        snprintf(head, sizeof(head),
+                 "POST /noread HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", total);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    static char chunk[1000 + 16];
+    for (size_t sent = 0; sent < total; sent += 1000) {
+        size_t n = 0;
+        if (_i == 0)
+            n = (size_t)snprintf(chunk, sizeof(chunk), "3e8\r\n");
+        memset(chunk + n, 'a', 1000);
+        n += 1000;
+        if (_i == 0) {
+            memcpy(chunk + n, "\r\n", 2);
+            n += 2;
+        }
+        ck_assert_msg(client_send(fd, chunk, n) == 0, "send failed after %zu bytes: %s", sent,
+                      strerror(errno));
+    }
+    if (_i == 0)
+        ck_assert_int_eq(client_send_str(fd, "0\r\n\r\n"), 0);
+    char buf[4096];
+    int reset = 0;
+    read_until_close(fd, buf, sizeof(buf), 10000, &reset);
+    ck_assert_int_eq(reset, 0);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "got %s", buf);
+    const char *body = strstr(buf, "\r\n\r\n");
+    ck_assert_ptr_nonnull(body);
+    ck_assert_str_eq(body + 4, "ok"); /* one response, then the close */
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(request_line_without_version_refused_at_once)
+{
+    /* HTTP/0.9 style: answered 400 at once, not after the header timeout. */
+    server_start(&server, NULL);
+    static const char request[] = "GET /\r\n";
+    for (int way = 0; way < SEND_WAYS; way++) {
+        int fd = client_connect(server.port);
+        long start = now_ms();
+        if (way == SEND_TWO) {
+            /* no request reaches the application to wait for */
+            ck_assert_int_eq(client_send_str(fd, "GET /"), 0);
+            usleep(50000);
+            ck_assert_int_eq(client_send_str(fd, "\r\n"), 0);
+        } else {
+            send_split(fd, request, sizeof(request) - 1, 0, way);
+        }
+        check_refusal(fd, 400, send_way_names[way]);
+        ck_assert_int_lt(now_ms() - start, 2000);
+        close(fd);
+    }
+    ck_assert_int_eq(stats.requests, 0);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(idle_connections_hand_their_buffers_on)
+{
+    /* An idle connection holds no buffers: they pass to the next one that
+       reads. Interleaved connections, one of them halfway through a head
+       while the others go idle and come back, each get their own bytes. */
+    server_start(&server, NULL);
+    int a = client_connect(server.port);
+    int b = client_connect(server.port);
+    int c = client_connect(server.port);
+    test_response r;
+    get(a, "/path?a1", &r);
+    ck_assert_str_eq(r.body, "GET /path?a1 host=test");
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(b, "GET /path?b1 HTTP/1.1\r\nHo"), 0);
+    usleep(20000);
+    get(c, "/path?c1", &r);
+    ck_assert_str_eq(r.body, "GET /path?c1 host=test");
+    response_free(&r);
+    get(a, "/path?a2", &r);
+    ck_assert_str_eq(r.body, "GET /path?a2 host=test");
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(b, "st: b\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(b, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?b1 host=b");
+    response_free(&r);
+    get(c, "/path?c2", &r);
+    ck_assert_str_eq(r.body, "GET /path?c2 host=test");
+    response_free(&r);
+    close(a);
+    close(b);
+    close(c);
+    ck_assert(wait_connections(&server, 0, 2000));
+    server_stop(&server, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("engine");
@@ -914,6 +1240,14 @@ int main(void)
     tcase_add_test(tc, attach_to_host_loop);
     tcase_add_test(tc, graceful_stop);
     tcase_add_test(tc, stop_cuts_after_grace);
+    tcase_add_loop_test(tc, broken_chunked_body_same_answer_any_split, 0,
+                        sizeof(broken_bodies) / sizeof(broken_bodies[0]));
+    tcase_add_loop_test(tc, broken_body_with_the_head_never_reaches_the_app, 0,
+                        sizeof(broken_bodies) / sizeof(broken_bodies[0]));
+    tcase_add_test(tc, broken_body_after_the_response_closes_with_one_log_line);
+    tcase_add_loop_test(tc, unread_large_body_no_reset, 0, 2);
+    tcase_add_test(tc, request_line_without_version_refused_at_once);
+    tcase_add_test(tc, idle_connections_hand_their_buffers_on);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

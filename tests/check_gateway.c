@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -758,6 +759,190 @@ START_TEST(declared_length)
 }
 END_TEST
 
+/* ---- The framing does not depend on when the request body came ------------ */
+
+/* A handler that reads the whole body, then answers it back as 201 with
+   a known length. */
+static csgi_response *created_echo(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const char *body;
+    size_t len;
+    int rc = csgi_request_body(request, 1 << 16, &body, &len);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    csgi_response *response = csgi_handler_response(request);
+    if (rc != 0 || !response || csgi_response_set_status(response, 201) != 0 ||
+        csgi_response_set_body(response, body, len) != 0)
+        return NULL;
+    return response;
+}
+
+START_TEST(framing_independent_of_body_timing)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_handler_app(&app, "created", created_echo, NULL, NULL), 0);
+    start(app);
+    static const struct {
+        const char *name;
+        const char *head;
+        int wait_continue; /* send the body after the 100 Continue */
+        int later;         /* send the body 100 ms after the head */
+        int keep_alive;    /* the connection stays open */
+    } cases[] = {
+        {"with the head", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0, 0, 1},
+        {"after the head", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0, 1, 1},
+        {"after 100-continue",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 1, 0,
+         1},
+        {"HTTP/1.0 with the head", "POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\n", 0, 0, 0},
+        {"HTTP/1.0 after the head", "POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\n", 0, 1, 0},
+        {"HTTP/1.0 keep-alive after the head",
+         "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n", 0, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fd = client_connect(port);
+        ck_assert_int_eq(client_send_str(fd, cases[i].head), 0);
+        if (cases[i].wait_continue) {
+            char buf[256];
+            client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\n", NULL);
+            ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+        } else if (cases[i].later) {
+            usleep(100 * 1000);
+        }
+        ck_assert_int_eq(client_send_str(fd, "hello"), 0);
+        test_response r;
+        ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+        ck_assert_int_eq(r.status, 201);
+        ck_assert_str_eq(r.body, "hello");
+        const char *length = response_header(&r, "Content-Length");
+        ck_assert_msg(length && strcmp(length, "5") == 0, "%s: no Content-Length", cases[i].name);
+        ck_assert_ptr_null(response_header(&r, "Transfer-Encoding"));
+        response_free(&r);
+        if (cases[i].keep_alive) {
+            request(fd, "GET", "/", NULL, &r); /* served on the same connection */
+            ck_assert_int_eq(r.status, 201);
+            response_free(&r);
+        }
+        close(fd);
+    }
+    stop();
+}
+END_TEST
+
+/* ---- HEAD, 204 and 304 from response objects pass strict lint ------------- */
+
+static int pieces_next(void *state, csgi_chunk *chunk)
+{
+    int *left = state;
+    if (*left == 0)
+        return 0;
+    (*left)--;
+    chunk->data = "piece;";
+    chunk->len = 6;
+    return 1;
+}
+
+static const csgi_body_type pieces_type = {"pieces", pieces_next, NULL};
+
+static char shaped_file[64];
+
+/* A response object of the kind the path names. */
+static csgi_response *shaped(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const char *path = csgi_environ_get(csgi_request_environ(request), "PATH_INFO");
+    csgi_response *response = NULL;
+    if (strcmp(path, "/missing") == 0) {
+        csgi_response_error(&response, csgi_request_environ(request), 404, "no such thing");
+        return response;
+    }
+    response = csgi_handler_response(request);
+    if (!response)
+        return NULL;
+    if (strcmp(path, "/text") == 0) {
+        csgi_response_set_text(response, "hello world", NULL);
+    } else if (strcmp(path, "/file") == 0) {
+        csgi_response_set_content_type(response, "application/octet-stream", NULL);
+        csgi_response_set_file(response, open(shaped_file, O_RDONLY), 0, 16);
+    } else if (strcmp(path, "/stream") == 0) {
+        int *left = csgi_environ_alloc(csgi_request_environ(request), sizeof(*left));
+        *left = 3;
+        csgi_response_set_content_type(response, "text/plain", NULL);
+        csgi_response_set_stream(response, &pieces_type, left);
+    } else if (strcmp(path, "/nocontent") == 0) {
+        csgi_response_set_status(response, 204);
+        csgi_response_set_body(response, "dropped", 7);
+    } else if (strcmp(path, "/cached") == 0) {
+        csgi_response_set_text(response, "cached body", NULL);
+        csgi_response_set_etag(response, "v1", 0);
+        csgi_response_set_conditional(response, 1);
+    }
+    return response;
+}
+
+START_TEST(head_and_no_body_responses_pass_strict_lint)
+{
+    snprintf(shaped_file, sizeof(shaped_file), "/tmp/csgi-shaped-XXXXXX");
+    int fd = mkstemp(shaped_file);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "0123456789abcdef", 16), 16);
+    close(fd);
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_handler_app(&app, "shaped", shaped, NULL, NULL), 0);
+    start(linted(app));
+    static const struct {
+        const char *path;
+        const char *extra;
+        int status;
+        const char *length; /* the Content-Length GET and HEAD get, or NULL */
+        int chunked;        /* GET's body is chunked */
+    } cases[] = {
+        {"/text", NULL, 200, "11", 0},
+        {"/file", NULL, 200, "16", 0},
+        {"/stream", NULL, 200, NULL, 1},
+        {"/missing", NULL, 404, NULL, 0}, /* the page's length, checked below */
+        {"/nocontent", NULL, 204, NULL, 0},
+        {"/cached", "If-None-Match: \"v1\"\r\n", 304, NULL, 0},
+    };
+    fd = client_connect(port);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        test_response get, head;
+        request(fd, "GET", cases[i].path, cases[i].extra, &get);
+        request(fd, "HEAD", cases[i].path, cases[i].extra, &head);
+        ck_assert_msg(get.status == cases[i].status && head.status == cases[i].status,
+                      "%s: GET %d, HEAD %d", cases[i].path, get.status, head.status);
+        const char *get_length = response_header(&get, "Content-Length");
+        char copy[32] = "";
+        if (get_length)
+            snprintf(copy, sizeof(copy), "%s", get_length);
+        const char *head_length = response_header(&head, "Content-Length");
+        if (cases[i].length)
+            ck_assert_str_eq(copy, cases[i].length);
+        if (cases[i].status == 404)
+            ck_assert_uint_eq(strtoul(copy, NULL, 10), get.body_len);
+        /* HEAD's head has the framing GET's has, and no body follows */
+        if (*copy)
+            ck_assert_msg(head_length && strcmp(head_length, copy) == 0, "%s: HEAD length %s",
+                          cases[i].path, head_length ? head_length : "none");
+        else
+            ck_assert_msg(!head_length || cases[i].status >= 300, "%s: HEAD length %s",
+                          cases[i].path, head_length);
+        ck_assert_int_eq(get.chunked, cases[i].chunked);
+        ck_assert_ptr_null(response_header(&head, "Transfer-Encoding"));
+        ck_assert_uint_eq(head.body_len, 0);
+        if (cases[i].status == 204 || cases[i].status == 304)
+            ck_assert_uint_eq(get.body_len, 0);
+        response_free(&get);
+        response_free(&head);
+    }
+    close(fd);
+    stop();
+    unlink(shaped_file);
+    ck_assert_msg(!logged("lint"), "%s", log_text);
+}
+END_TEST
+
 static void *run_base(void *arg)
 {
     event_base_dispatch(arg);
@@ -841,6 +1026,8 @@ int main(void)
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
     tcase_add_test(tc, declared_length);
+    tcase_add_test(tc, framing_independent_of_body_timing);
+    tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);

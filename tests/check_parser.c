@@ -443,7 +443,7 @@ static const refusal refusals[] = {
     REFUSE("GET /  HTTP/1.1\r\n" HOST "\r\n", 400, "malformed HTTP version"),
     REFUSE("GET / HTTP/1.1 \r\n" HOST "\r\n", 400, "malformed HTTP version"),
     REFUSE("GET /a b HTTP/1.1\r\n" HOST "\r\n", 400, "malformed HTTP version"),
-    REFUSE("GET /\r\n" HOST "\r\n", 400, "invalid byte in request target"),
+    REFUSE("GET /\r\n" HOST "\r\n", 400, "malformed HTTP version"),
     REFUSE("GET / http/1.1\r\n" HOST "\r\n", 400, "malformed HTTP version"),
     REFUSE("GET / HTTP/1.10\r\n" HOST "\r\n", 400, "malformed HTTP version"),
     REFUSE("GET / HTTP/1\r\n" HOST "\r\n", 400, "malformed HTTP version"),
@@ -720,6 +720,32 @@ START_TEST(test_scan_byte_at_a_time)
     ck_assert_uint_eq(scanner.head_length, head_end);
     ck_assert_uint_eq(scanner.skipped, 4);
     ck_assert_uint_eq(scanner.header_count, 2);
+}
+END_TEST
+
+/* A request line without a version (HTTP/0.9 style) is refused at its
+   CRLF, not after header fields that will never come. */
+START_TEST(test_scan_request_line_without_version)
+{
+    static const char *const cases[] = {"GET /\r\n", "GET / \r\n", "GET /x HTTP/1\r\n", "GET\r\n",
+                                        "GET / HTTP/1.1 \r\n"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i]);
+        for (size_t step = 1; step <= len; step++) {
+            csgi_http__scanner scanner;
+            csgi_http__error error = {0, NULL};
+            ck_assert_int_eq(scan_in_steps(cases[i], len, step, NULL, &scanner, &error),
+                             CSGI_HTTP__SCAN_ERROR);
+            ck_assert_int_eq(error.status, 400);
+            ck_assert_str_eq(error.reason, "malformed HTTP version");
+        }
+    }
+    csgi_http__scanner scanner;
+    csgi_http__error error = {0, NULL};
+    ck_assert_int_eq(scan_in_steps("GET / HTTP/1.1\r\n", 16, 1, NULL, &scanner, &error),
+                     CSGI_HTTP__SCAN_MORE);
+    ck_assert_int_eq(scan_in_steps("GET / HTTP/2.0\r\n", 16, 1, NULL, &scanner, &error),
+                     CSGI_HTTP__SCAN_MORE);
 }
 END_TEST
 
@@ -1004,11 +1030,13 @@ typedef struct decoded {
 } decoded;
 
 /* Decode s handing the decoder at most step bytes per call, each call
-   through a heap buffer of exactly those bytes. */
-static void decode_in_steps(const char *s, size_t len, size_t step, decoded *out)
+   through a heap buffer of exactly those bytes; max_body as the engine
+   sets it (0: none). */
+static void decode_in_steps(const char *s, size_t len, size_t step, uint64_t max_body, decoded *out)
 {
     csgi_http__chunked decoder;
     csgi_http__chunked_init(&decoder);
+    decoder.max_body = max_body;
     memset(out, 0, sizeof(*out));
     out->result = CSGI_HTTP__CHUNK_FRAMING;
 
@@ -1043,13 +1071,13 @@ static void decode_in_steps(const char *s, size_t len, size_t step, decoded *out
 }
 
 /* Decode in one go, byte at a time and in a few other steps; all must agree. */
-static void decode_all_ways(const char *s, size_t len, decoded *out)
+static void decode_all_ways_limited(const char *s, size_t len, uint64_t max_body, decoded *out)
 {
     static const size_t steps[] = {1, 2, 3, 5, 16};
     static decoded split;
-    decode_in_steps(s, len, len ? len : 1, out);
+    decode_in_steps(s, len, len ? len : 1, max_body, out);
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        decode_in_steps(s, len, steps[i], &split);
+        decode_in_steps(s, len, steps[i], max_body, &split);
         ck_assert_msg(split.result == out->result, "%.*s: step %zu gives %d, one go %d", (int)len,
                       s, steps[i], split.result, out->result);
         if (out->result == CSGI_HTTP__CHUNK_ERROR) {
@@ -1062,6 +1090,11 @@ static void decode_all_ways(const char *s, size_t len, decoded *out)
         ck_assert_uint_eq(split.trailer_len, out->trailer_len);
         ck_assert(memcmp(split.trailer, out->trailer, out->trailer_len) == 0);
     }
+}
+
+static void decode_all_ways(const char *s, size_t len, decoded *out)
+{
+    decode_all_ways_limited(s, len, 0, out);
 }
 
 static const struct {
@@ -1235,6 +1268,45 @@ START_TEST(test_chunked_bad)
 }
 END_TEST
 
+/* With a body limit, the sum of the chunk sizes is held to it as soon as
+   each size is complete: 413 before any data of the chunk that breaks it. */
+START_TEST(test_chunked_body_limit)
+{
+    static decoded d;
+    static const struct {
+        const char *in;
+        int status; /* 0: the body ends */
+    } cases[] = {
+        {"a\r\n0123456789\r\n0\r\n\r\n", 0},
+        {"5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n", 0},
+        {"b\r\n", 413},
+        {"0000000b;x=y\r\n", 413},
+        {"5\r\n01234\r\n6\r\n", 413},
+        {"5\r\n01234\r\n6;", 413},
+        {"ffffffffffffffffffff\r\n", 400}, /* overflowing: malformed, not too big */
+        {"-1\r\n", 400},
+        {"0x1\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        decode_all_ways_limited(cases[i].in, strlen(cases[i].in), 10, &d);
+        if (cases[i].status == 0) {
+            ck_assert_msg(d.result == CSGI_HTTP__CHUNK_DONE, "%s: %d", cases[i].in, d.result);
+            ck_assert_uint_eq(d.data_len, 10);
+            continue;
+        }
+        ck_assert_msg(d.result == CSGI_HTTP__CHUNK_ERROR && d.status == cases[i].status,
+                      "%s: result %d status %d", cases[i].in, d.result, d.status);
+        if (d.status == 413) {
+            ck_assert_str_eq(d.reason, "chunk size above the body limit");
+            ck_assert_uint_le(d.data_len, 5);
+        }
+    }
+    /* without a limit, the same sizes pass */
+    decode_all_ways("b\r\n0123456789a\r\n0\r\n\r\n", 21, &d);
+    ck_assert_int_eq(d.result, CSGI_HTTP__CHUNK_DONE);
+}
+END_TEST
+
 START_TEST(test_chunked_limits)
 {
     static decoded d;
@@ -1328,6 +1400,7 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_scan_split_invariant);
     tcase_add_test(tc, test_scan_byte_at_a_time);
     tcase_add_test(tc, test_scan_pipelined);
+    tcase_add_test(tc, test_scan_request_line_without_version);
     tcase_add_test(tc, test_scan_leading_empty_lines);
     tcase_add_test(tc, test_scan_error_is_sticky);
     tcase_add_test(tc, test_limit_request_line);
@@ -1347,6 +1420,7 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_chunked_sequence);
     tcase_add_loop_test(tc, test_chunked_bad, 0, sizeof(chunked_bad) / sizeof(chunked_bad[0]));
     tcase_add_test(tc, test_chunked_limits);
+    tcase_add_test(tc, test_chunked_body_limit);
     suite_add_tcase(suite, tc);
 
     return suite;

@@ -497,6 +497,57 @@ static void delegate_destroy(void *state)
 
 static const csgi_app_type delegate_type = {"delegate", delegate_call, delegate_destroy};
 
+START_TEST(no_body_for_head_204_304)
+{
+    /* HEAD: no bytes, the length a GET would get declared */
+    fixture *f = request("HEAD", "/", NULL);
+    csgi_response *r = new_response(f);
+    captured c = {0};
+    ck_assert_int_eq(csgi_response_set_text(r, "Hello World", NULL), 0);
+    ck_assert(run(f, r, NULL, &c));
+    ck_assert_str_eq(c.status, "200 OK");
+    ck_assert_str_eq(field(&c, "Content-Type", 0), "text/plain; charset=utf-8");
+    ck_assert_uint_eq(c.body_len, 0);
+    ck_assert_int_eq(c.body_length, 11);
+    int before = open_fds();
+    ck_assert_int_eq(csgi_response_set_file(r, make_file(), 2, 5), 0);
+    ck_assert(run(f, r, NULL, &c));
+    ck_assert_uint_eq(c.body_len, 0);
+    ck_assert_int_eq(c.body_length, 5);
+    /* a stream is not pulled, but closed, and goes once all the same */
+    stream_closes = 0;
+    stream_left = 3;
+    ck_assert_int_eq(csgi_response_set_stream(r, &stream_type, NULL), 0);
+    ck_assert(run(f, r, NULL, &c));
+    ck_assert_uint_eq(c.body_len, 0);
+    ck_assert_int_eq(c.body_length, -1);
+    ck_assert_int_eq(stream_left, 3);
+    ck_assert_int_eq(stream_closes, 1);
+    ck_assert(!run(f, r, NULL, &c));
+    done(&c);
+    finish(f);
+    ck_assert_int_eq(open_fds(), before);
+
+    /* 204, and a 304 to a conditional GET: no bytes, nothing declared */
+    f = request("GET", "/", "If-None-Match: \"v\"\r\n");
+    r = new_response(f);
+    ck_assert_int_eq(csgi_response_set_status(r, 204), 0);
+    ck_assert_int_eq(csgi_response_set_body(r, "dropped", 7), 0);
+    ck_assert(run(f, r, NULL, &c));
+    ck_assert_str_eq(c.status, "204 No Content");
+    ck_assert_uint_eq(c.body_len, 0);
+    ck_assert_int_eq(c.body_length, 0);
+    ck_assert_int_eq(csgi_response_set_status(r, 200), 0);
+    ck_assert_int_eq(csgi_response_set_etag(r, "v", 0), 0);
+    csgi_response_set_conditional(r, 1);
+    ck_assert(run(f, r, NULL, &c));
+    ck_assert_str_eq(c.status, "304 Not Modified");
+    ck_assert_uint_eq(c.body_len, 0);
+    done(&c);
+    finish(f);
+}
+END_TEST
+
 START_TEST(delegate_to_application)
 {
     csgi_app *app = NULL;
@@ -1179,6 +1230,7 @@ static Suite *response_suite(void)
     tcase_add_test(tc, bodies_bytes_text_json);
     tcase_add_test(tc, file_body_and_descriptors);
     tcase_add_test(tc, stream_body_sent_once);
+    tcase_add_test(tc, no_body_for_head_204_304);
     tcase_add_test(tc, delegate_to_application);
     tcase_add_test(tc, cookies_set_and_delete);
     tcase_add_test(tc, cache_control_etag_last_modified);

@@ -430,6 +430,12 @@ CSGI_EXTERN int csgi_response_error(csgi_response **out, csgi_environ *environ, 
  * be sent twice); a heap response may be sent to any number of requests
  * and is not changed by it.
  *
+ * No body goes out with a 204 or a 304, nor to a HEAD request: the
+ * response drops it itself (a stream is closed without being pulled), so
+ * that what it gives passes strict lint. To HEAD the returned body
+ * declares the length a GET would get (csgi_body_length()), so the server
+ * sends the same Content-Length, or none for a stream of unknown length.
+ *
  * @param response       the response (borrowed)
  * @param environ        the request
  * @param start_response the request's start-response

@@ -7,6 +7,7 @@
  * csgi/loader.h and docs/config.md).
  */
 #include "common/alloc.h"
+#include "common/options.h"
 #include "gateway/gateway.h"
 #include "gateway/log.h"
 #include "gateway/server_private.h"
@@ -57,7 +58,7 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     if (!in)
         return 0;
     /* Version 1 had no grace_timeout_ms: never read past its end. */
-    if (in->version != 1 && in->version != CSGI_SERVER_OPTIONS_VERSION)
+    if (!CSGI_OPTIONS__VERSION_OK(in->version, CSGI_SERVER_OPTIONS_VERSION))
         return CSGI_EINVAL;
 #define TAKE(field, target) \
     if (in->field)          \

@@ -106,6 +106,9 @@ static void on_input(csgi_input *input, void *userdata)
     p->inner = send_response(p->adapter, response, p->environ, p->start_response);
     if (!p->inner)
         p->failed = 1;
+    else /* else the late answer goes out chunked (or close-delimited on
+            HTTP/1.0) where the same answer given at once has a length */
+        csgi_body_set_length(p->body, csgi_body_length(p->inner));
     csgi_body_resume(p->body);
 }
 

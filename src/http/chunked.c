@@ -219,6 +219,13 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
                     return chunk_fail(decoder, error, 400, "chunk size line too long");
                 break;
             }
+            /* The size is complete: a chunk the body limit cannot hold is
+               refused now, before any of its data is waited for. */
+            if (decoder->max_body) {
+                if (decoder->remaining > decoder->max_body - decoder->declared)
+                    return chunk_fail(decoder, error, 413, "chunk size above the body limit");
+                decoder->declared += decoder->remaining;
+            }
             decoder->state = CHUNK_EXT;
             decoder->ext_state = EXT_AFTER_SIZE;
             /* fall through */

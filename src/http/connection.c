@@ -62,7 +62,7 @@ struct csgi_http__conn {
     struct event ev;
     csgi_http__loop *loop;
     csgi_http__conn *prev, *next;
-    struct evbuffer *in, *out;
+    struct evbuffer *in, *out; /* NULL while idle: see conn_buffers_take */
     csgi_http__request *req;
     const csgi_http__listener *listener;
     csgi_http__addr peer;
@@ -96,7 +96,9 @@ struct csgi_http__request {
     size_t trailer_len;
     csgi_http__header *trailers;
     size_t trailer_count;
-    int body_error;
+    int body_error;       /* with BODY_FAILED: the error the consumer reads */
+    int body_status;      /* with BODY_FAILED: the status the engine answers */
+    const char *body_why; /* with BODY_FAILED: static text for the log */
 
     /* Response. */
     int64_t response_left; /* bytes still owed under Content-Length */
@@ -238,13 +240,17 @@ static void conn_touch(csgi_http__conn *conn)
     event_active(&conn->ev, EV_WRITE, 1);
 }
 
-static int conn_flush(csgi_http__conn *conn)
+/* Write what *pending (the output's length) says is queued; *pending is
+   then what is left. */
+static int conn_flush(csgi_http__conn *conn, size_t *pending)
 {
     /* Usually one writev takes the whole response and the loop ends. A file
        range needs a second call (sendfile after the head); a full socket
        buffer ends it with EAGAIN. The bound keeps one connection from
-       holding the loop while a fast client drains a large body. */
-    for (int i = 0; i < 4 && evbuffer_get_length(conn->out) > 0; i++) {
+       holding the loop while a fast client drains a large body. What was
+       written is drained from the output, so the length left is counted
+       here rather than asked of the buffer again. */
+    for (int i = 0; i < 4 && *pending > 0; i++) {
         int n = evbuffer_write(conn->out, event_get_fd(&conn->ev));
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -254,8 +260,60 @@ static int conn_flush(csgi_http__conn *conn)
         }
         if (n == 0)
             break;
+        *pending -= (size_t)n;
     }
     return 0;
+}
+
+/* ---- Buffers ------------------------------------------------------------- */
+
+/*
+ * Most connections are idle keep-alive connections, and an idle connection
+ * has nothing to buffer. So it holds no buffers: they go back to the loop
+ * when the connection goes idle (ST_HEAD with nothing read) and are taken
+ * again when it next reads. Passing them through the loop's spares costs a
+ * few instructions per request, where allocating them would cost hundreds;
+ * it saves two struct evbuffer (some 290 bytes with malloc's overhead) per
+ * idle connection, about half of what one holds.
+ *
+ * conn_buffers_take returns 0, or -1 when memory is exhausted.
+ */
+static int conn_buffers_take(csgi_http__conn *conn)
+{
+    csgi_http__loop *loop = conn->loop;
+    if (loop->spare_count) {
+        loop->spare_count--;
+        conn->in = loop->spare_buffers[loop->spare_count].in;
+        conn->out = loop->spare_buffers[loop->spare_count].out;
+        return 0;
+    }
+    conn->in = evbuffer_new();
+    conn->out = evbuffer_new();
+    return conn->in && conn->out ? 0 : -1;
+}
+
+static void conn_buffers_give_back(csgi_http__conn *conn)
+{
+    csgi_http__loop *loop = conn->loop;
+    if (loop->spare_count < sizeof(loop->spare_buffers) / sizeof(loop->spare_buffers[0])) {
+        loop->spare_buffers[loop->spare_count].in = conn->in;
+        loop->spare_buffers[loop->spare_count].out = conn->out;
+        loop->spare_count++;
+    } else {
+        evbuffer_free(conn->in);
+        evbuffer_free(conn->out);
+    }
+    conn->in = NULL;
+    conn->out = NULL;
+}
+
+void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop)
+{
+    while (loop->spare_count) {
+        loop->spare_count--;
+        evbuffer_free(loop->spare_buffers[loop->spare_count].in);
+        evbuffer_free(loop->spare_buffers[loop->spare_count].out);
+    }
 }
 
 /* ---- Connection lifetime ----------------------------------------------- */
@@ -269,8 +327,10 @@ static void conn_free(csgi_http__conn *conn)
         request_release(conn);
     event_del(&conn->ev);
     evutil_closesocket(event_get_fd(&conn->ev));
-    evbuffer_free(conn->in);
-    evbuffer_free(conn->out);
+    if (conn->in)
+        evbuffer_free(conn->in);
+    if (conn->out)
+        evbuffer_free(conn->out);
     if (conn->prev)
         conn->prev->next = conn->next;
     else
@@ -291,20 +351,7 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
         csgi_http__loop_connection_closed(loop);
         return;
     }
-    conn->in = evbuffer_new();
-    conn->out = evbuffer_new();
-    if (!conn->in || !conn->out) {
-        if (conn->in)
-            evbuffer_free(conn->in);
-        if (conn->out)
-            evbuffer_free(conn->out);
-        csgi__free(conn);
-        evutil_closesocket(fd);
-        csgi_http__log(loop->engine, CSGI_LOG__ERROR, "out of memory accepting a connection");
-        csgi_http__loop_connection_closed(loop);
-        return;
-    }
-    conn->loop = loop;
+    conn->loop = loop; /* the buffers come with the first read */
     conn->listener = listener;
     if (peer && peer_len <= sizeof(conn->peer) && peer->sa_family != AF_UNIX)
         memcpy(&conn->peer, peer, peer_len);
@@ -415,9 +462,19 @@ static csgi_http__request *request_new(csgi_http__conn *conn)
     return req;
 }
 
+/* The body cannot be read on: record why (the log line and the answer
+   are for whoever ends the request). */
+static void body_fail(csgi_http__request *req, int err, int status, const char *why)
+{
+    req->body_state = BODY_FAILED;
+    req->body_error = err;
+    req->body_status = status;
+    req->body_why = why;
+}
+
 /* Move body bytes from the socket buffer to the request's body buffer (or
    discard them while draining), decoding chunked framing, up to the body
-   buffer's room. Records errors in req->body_error; never calls out. */
+   buffer's room. Records errors with body_fail; never calls out. */
 static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discard)
 {
     const csgi_http__options *options = conn_options(conn);
@@ -457,12 +514,7 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
         csgi_http__chunk_result r =
             csgi_http__chunked_decode(&req->chunked, extent.iov_base, len, &consumed, &error);
         switch (r) {
-        case CSGI_HTTP__CHUNK_DATA:
-            if (options->max_body && req->body_received + consumed > options->max_body) {
-                req->body_state = BODY_FAILED;
-                req->body_error = CSGI_ETOOBIG;
-                return;
-            }
+        case CSGI_HTTP__CHUNK_DATA: /* the decoder holds the sizes to max_body */
             if (discard)
                 evbuffer_drain(conn->in, consumed);
             else
@@ -473,14 +525,12 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
             if (!req->trailer_bytes) {
                 req->trailer_bytes = csgi_arena__alloc(&req->arena, req->chunked.max_trailer);
                 if (!req->trailer_bytes) {
-                    req->body_state = BODY_FAILED;
-                    req->body_error = CSGI_ENOMEM;
+                    body_fail(req, CSGI_ENOMEM, 500, "out of memory for the trailer");
                     return;
                 }
             }
-            if (req->trailer_len + consumed > req->chunked.max_trailer) {
-                req->body_state = BODY_FAILED;
-                req->body_error = CSGI_ETOOBIG;
+            if (req->trailer_len + consumed > req->chunked.max_trailer) { /* the decoder's limit */
+                body_fail(req, CSGI_ETOOBIG, 431, "trailer section too large");
                 return;
             }
             evbuffer_remove(conn->in, req->trailer_bytes + req->trailer_len, consumed);
@@ -493,56 +543,53 @@ static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discar
             if (req->trailer_len) {
                 size_t capacity = options->limits.max_headers;
                 req->trailers = csgi_arena__alloc(&req->arena, capacity * sizeof(*req->trailers));
-                if (!req->trailers ||
-                    csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
+                if (!req->trailers) {
+                    body_fail(req, CSGI_ENOMEM, 500, "out of memory for the trailer");
+                    return;
+                }
+                if (csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
                                             capacity, &req->trailer_count, NULL, &error) != 0) {
-                    req->body_state = BODY_FAILED;
-                    req->body_error = req->trailers ? CSGI_EPARSE : CSGI_ENOMEM;
+                    body_fail(req, error.status == 400 ? CSGI_EPARSE : CSGI_ETOOBIG, error.status,
+                              error.reason);
                     req->trailer_count = 0;
                     return;
                 }
             }
             break;
         default:
-            req->body_state = BODY_FAILED;
-            req->body_error = error.status == 431 ? CSGI_ETOOBIG : CSGI_EPARSE;
-            conn_log(conn, CSGI_LOG__INFO, "bad chunked body: %s",
-                     error.reason ? error.reason : "malformed");
+            body_fail(req, error.status == 400 ? CSGI_EPARSE : CSGI_ETOOBIG, error.status,
+                      error.reason);
             return;
         }
     }
     if (req->body_state == BODY_READING && (conn->peer_eof || conn->io_error) &&
         evbuffer_get_length(conn->in) == 0) {
-        req->body_state = BODY_FAILED;
-        req->body_error = conn->io_error ? CSGI_EIO : CSGI_ECLOSED;
-    }
-}
-
-static int status_for_body_error(int err)
-{
-    switch (err) {
-    case CSGI_ETOOBIG: return 413;
-    case CSGI_ETIMEDOUT: return 408;
-    case CSGI_ENOMEM: return 500;
-    default: return 400;
+        body_fail(req, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0,
+                  "client went away during the body");
     }
 }
 
 /*
  * End the request with an error: answer with status when nothing was sent
  * yet (and the client can still read), else cut the connection. The
- * consumer hears of it through on_done.
+ * consumer hears of it through on_done. why, when not NULL, is the one log
+ * line that says what happened.
  */
-static void request_fail(csgi_http__conn *conn, int err, int status)
+static void request_fail(csgi_http__conn *conn, int err, int status, const char *why)
 {
     csgi_http__request *req = conn->req;
     req->done_error = err;
     if (req->response_state == RESP_NONE && status && err != CSGI_ECLOSED && err != CSGI_EIO) {
+        if (why)
+            conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_http__status_reason(status),
+                     why);
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
         queue_error_response(conn, status);
         conn->state = ST_CLOSING;
         conn->linger = 1;
     } else {
+        if (why)
+            conn_log(conn, CSGI_LOG__INFO, "connection cut (%s)", why);
         /* Cut: the client learns from the close that the response is
            incomplete. Queued output is dropped, not flushed: it may refer
            to memory of the request, which is released now. */
@@ -623,6 +670,7 @@ static int conn_read_head(csgi_http__conn *conn)
     case CSGI_HTTP__BODY_CHUNKED:
         csgi_http__chunked_init(&req->chunked);
         req->chunked.max_trailer = options->max_trailer;
+        req->chunked.max_body = options->max_body;
         req->body_state = BODY_READING;
         break;
     default: req->body_state = BODY_COMPLETE; break;
@@ -637,7 +685,18 @@ static int conn_read_head(csgi_http__conn *conn)
         }
         if (req->head.expect_continue)
             req->continue_state = CONTINUE_EXPECTED;
+        /* Body bytes that came with the head are checked before the
+           application is called, so that the answer to a broken body does
+           not depend on how the client's bytes were split into packets. */
         body_pump(conn, req, 0);
+        if (req->body_state == BODY_FAILED) {
+            int status = req->body_status;
+            const char *why = req->body_why;
+            req->done = 1; /* the consumer never saw it */
+            request_release(conn);
+            conn_refuse(conn, status, why);
+            return -1;
+        }
     }
     conn->state = ST_ACTIVE;
     return 1;
@@ -667,9 +726,11 @@ static void request_complete(csgi_http__conn *conn)
     csgi_http__request *req = conn->req;
     dispatch_done(conn, req);
     if (!req->keep_alive) {
+        /* A client still sending its body would get a reset for the bytes
+           that arrive after the close, and could lose the response with it. */
+        conn->linger = evbuffer_get_length(conn->in) > 0 || req->body_state != BODY_COMPLETE;
         request_release(conn);
         conn->state = ST_CLOSING;
-        conn->linger = evbuffer_get_length(conn->in) > 0;
         return;
     }
     if (req->body_state == BODY_READING) {
@@ -705,11 +766,15 @@ static void conn_run(csgi_http__conn *conn)
                 conn_free(conn);
                 return;
             }
-            if (evbuffer_get_length(conn->in) == 0) {
+            if (!conn->in || evbuffer_get_length(conn->in) == 0) {
                 if (conn->peer_eof || conn->loop->stopping) {
                     conn_free(conn);
                     return;
                 }
+                /* Idle: the output went out before the request completed
+                   (ST_ACTIVE and ST_DRAIN flush it first). */
+                if (conn->in)
+                    conn_buffers_give_back(conn);
                 conn_arm(conn, EV_READ, conn->requests ? TO_KEEPALIVE : head_timeout);
                 return;
             }
@@ -737,20 +802,29 @@ static void conn_run(csgi_http__conn *conn)
             if (conn->io_error || (conn->peer_eof && req->response_state != RESP_FINISHED)) {
                 /* The client is gone; nobody will read what we send. */
                 conn_log(conn, CSGI_LOG__INFO, "client went away during the request");
-                request_fail(conn, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0);
+                request_fail(conn, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0, NULL);
                 continue;
             }
             if (req->body_state == BODY_FAILED) {
-                request_fail(conn, req->body_error, status_for_body_error(req->body_error));
-                continue;
+                if (req->response_state != RESP_FINISHED) {
+                    request_fail(conn, req->body_error, req->body_status, req->body_why);
+                    continue;
+                }
+                /* The response is complete: it goes out as it is, then the
+                   connection closes, as when the body breaks while it is
+                   drained. The consumer's request succeeded. */
+                if (req->keep_alive && req->body_status)
+                    conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                             req->body_why);
+                req->keep_alive = 0;
             }
             if (req->cut) {
-                request_fail(conn, req->done_error ? req->done_error : CSGI_ESTATE, 0);
+                request_fail(conn, req->done_error ? req->done_error : CSGI_ESTATE, 0, NULL);
                 continue;
             }
-            if (evbuffer_get_length(conn->out) && conn_flush(conn) < 0)
-                continue; /* io_error set: handled above */
             size_t pending = evbuffer_get_length(conn->out);
+            if (pending && conn_flush(conn, &pending) < 0)
+                continue; /* io_error set: handled above */
             if (req->response_state == RESP_FINISHED && pending == 0) {
                 request_complete(conn);
                 continue;
@@ -798,9 +872,16 @@ static void conn_run(csgi_http__conn *conn)
                 continue;
             }
             if (req->body_state == BODY_FAILED || req->body_received > req->drain_limit) {
+                /* Close, but lingering: the client may still be sending,
+                   and a reset could destroy the response it has not read.
+                   A client that left needs no log line. */
+                if (req->body_state != BODY_FAILED || req->body_status)
+                    conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                             req->body_state == BODY_FAILED ? req->body_why
+                                                            : "unread body above max_drain");
                 request_release(conn);
                 conn->state = ST_CLOSING;
-                conn->linger = 0;
+                conn->linger = 1;
                 continue;
             }
             conn_arm(conn, EV_READ, TO_BODY);
@@ -812,11 +893,12 @@ static void conn_run(csgi_http__conn *conn)
                 conn_free(conn);
                 return;
             }
-            if (evbuffer_get_length(conn->out) && conn_flush(conn) < 0) {
+            size_t pending = evbuffer_get_length(conn->out);
+            if (pending && conn_flush(conn, &pending) < 0) {
                 conn_free(conn);
                 return;
             }
-            if (evbuffer_get_length(conn->out)) {
+            if (pending) {
                 conn_arm(conn, EV_WRITE, TO_SEND);
                 return;
             }
@@ -846,6 +928,10 @@ static void conn_run(csgi_http__conn *conn)
 
 static void conn_read(csgi_http__conn *conn)
 {
+    if (!conn->in && conn_buffers_take(conn) != 0) { /* idle until now */
+        conn->io_error = ENOMEM;
+        return;
+    }
     struct evbuffer_iovec vec[2];
     int n_vec = evbuffer_reserve_space(conn->in, READ_SIZE, vec, 2);
     if (n_vec < 1) {
@@ -874,7 +960,7 @@ static void conn_timeout(csgi_http__conn *conn)
 {
     switch (conn->state) {
     case ST_HEAD:
-        if (conn->timeout == TO_KEEPALIVE || evbuffer_get_length(conn->in) == 0) {
+        if (conn->timeout == TO_KEEPALIVE || !conn->in || evbuffer_get_length(conn->in) == 0) {
             conn_free(conn);
             return;
         }
@@ -886,12 +972,11 @@ static void conn_timeout(csgi_http__conn *conn)
     case ST_ACTIVE:
         if (conn->timeout == TO_SEND) {
             conn_log(conn, CSGI_LOG__INFO, "client stopped reading the response");
-            request_fail(conn, CSGI_ETIMEDOUT, 0);
+            request_fail(conn, CSGI_ETIMEDOUT, 0, NULL);
             conn_free(conn);
             return;
         }
-        conn_log(conn, CSGI_LOG__INFO, "request body not received in time");
-        request_fail(conn, CSGI_ETIMEDOUT, 408);
+        request_fail(conn, CSGI_ETIMEDOUT, 408, "request body not received in time");
         break;
     default: conn_free(conn); return;
     }
@@ -923,7 +1008,7 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
             if (conn->req)
                 conn->req->done_error = CSGI_ECLOSED;
             conn_free(conn);
-        } else if (conn->state == ST_HEAD && evbuffer_get_length(conn->in) == 0) {
+        } else if (conn->state == ST_HEAD && (!conn->in || evbuffer_get_length(conn->in) == 0)) {
             conn_free(conn); /* idle keep-alive */
         } else if (conn->state == ST_DRAIN) {
             request_release(conn);

@@ -525,6 +525,7 @@ static void loop_destroy(csgi_http__loop *loop)
         return;
     free_acceptors(loop);
     csgi_http__loop_shutdown_connections(loop, 1);
+    csgi_http__loop_free_spare_buffers(loop);
     event_del(&loop->retry_accept);
     event_del(&loop->stop_event);
     event_del(&loop->grace_event);

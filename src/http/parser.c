@@ -157,6 +157,28 @@ static const char *find_line_end(const char *p, const char *end)
 }
 
 /*
+ * Whether the request line [start, end) ends in SP "HTTP/" DIGIT "." DIGIT.
+ * The parser checks the version fully; the scanner checks its shape at the
+ * line's CRLF, so that a request line without one ("GET /", HTTP/0.9 style)
+ * is refused at once instead of waiting for header fields that will never
+ * come.
+ */
+static int ends_with_version(const char *start, const char *end)
+{
+    /* " HTTP/" DIGIT "." in one 8-byte compare with the digit masked out
+       (memcpy of constants folds to constants); then the two digits */
+    static const unsigned char pattern[8] = {' ', 'H', 'T', 'T', 'P', '/', 0, '.'};
+    static const unsigned char mask_bytes[8] = {255, 255, 255, 255, 255, 255, 0, 255};
+    uint64_t word, want, mask;
+    if (end - start < 9)
+        return 0;
+    memcpy(&word, end - 9, 8);
+    memcpy(&want, pattern, 8);
+    memcpy(&mask, mask_bytes, 8);
+    return (word & mask) == want && IS(end[-3], C_DIGIT) && IS(end[-1], C_DIGIT);
+}
+
+/*
  * The state lives in locals and is written back only when returning MORE or
  * DONE: after an error the scanner is unchanged, so calling it again reports
  * the same error instead of scanning on from a bad state.
@@ -234,6 +256,8 @@ csgi_http__scan_result csgi_http__scan(csgi_http__scanner *scanner, const char *
             }
             if (buf[offset] != '\n')
                 return scan_fail(error, 400, "CR not followed by LF in request head");
+            if (request_line && !ends_with_version(buf + head_start, end))
+                return scan_fail(error, 400, "malformed HTTP version");
             offset++;
             line_start = offset;
             state = SCAN_LINE_START;
@@ -244,6 +268,9 @@ csgi_http__scan_result csgi_http__scan(csgi_http__scanner *scanner, const char *
         case SCAN_FIELD_LINE_CR:
             if (buf[offset] != '\n')
                 return scan_fail(error, 400, "CR not followed by LF in request head");
+            if (state == SCAN_REQUEST_LINE_CR &&
+                !ends_with_version(buf + head_start, buf + offset - 1))
+                return scan_fail(error, 400, "malformed HTTP version");
             offset++;
             line_start = offset;
             state = SCAN_LINE_START;

@@ -222,6 +222,8 @@ typedef struct csgi_http__chunked {
     size_t trailer_len; /* bytes of trailer section so far */
     size_t max_line;    /* limit on a chunk-size line with extensions (default 4096) */
     size_t max_trailer; /* limit on the trailer section (default 8192) */
+    uint64_t max_body;  /* limit on the sum of the chunk sizes, 0 = none (the default) */
+    uint64_t declared;  /* sum of the chunk sizes so far (counted when max_body is set) */
     int state;
     int ext_state;
 } csgi_http__chunked;
@@ -244,7 +246,9 @@ void csgi_http__chunked_init(csgi_http__chunked *decoder);
  * after chunk data; bare LF or CR; control bytes; a malformed trailer
  * field line (the trailer section is checked line by line as it arrives).
  * A size line longer than max_line or a trailer section longer than
- * max_trailer -> 431 for the trailer, 400 for the size line.
+ * max_trailer -> 431 for the trailer, 400 for the size line. A chunk size
+ * that takes the sum of the sizes above max_body (when set) -> 413, as
+ * soon as its last digit is seen, before any of its data.
  *
  * The trailer bytes the caller kept are the trailer field lines, each with
  * its CRLF; the empty line that ends the body is framing, consumed with the

@@ -71,6 +71,14 @@ struct csgi_http__loop {
 
     csgi_arena__recycler recycler;
 
+    /* Empty input and output buffers handed back by connections going idle,
+       for the next one that reads: an idle keep-alive connection holds
+       none (connection.c). */
+    struct {
+        struct evbuffer *in, *out;
+    } spare_buffers[16];
+    unsigned spare_count;
+
     /* Cached "Date: ...\r\n" line, rebuilt when the second changes. */
     time_t date_second;
     char date_line[48];
@@ -109,6 +117,8 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
                             socklen_t peer_len, const csgi_http__listener *listener);
 /* Close idle connections and mark the rest to close after their response. */
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
+/* Free the spare buffers (when the loop ends). */
+void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop);
 
 /* date.c */
 void csgi_http__date_refresh(csgi_http__loop *loop);

@@ -174,6 +174,7 @@ static void decode(const uint8_t *bytes, size_t len, const csgi_http__chunked *l
     csgi_http__chunked_init(&decoder);
     decoder.max_line = limits->max_line;
     decoder.max_trailer = limits->max_trailer;
+    decoder.max_body = limits->max_body;
     memset(out, 0, sizeof(*out));
     out->data = malloc(len ? len : 1);
     out->trailer = malloc(len ? len : 1);
@@ -192,7 +193,7 @@ static void decode(const uint8_t *bytes, size_t len, const csgi_http__chunked *l
         csgi_http__error error = {0, NULL};
         out->result = csgi_http__chunked_decode(&decoder, piece, n, &consumed, &error);
         if (out->result == CSGI_HTTP__CHUNK_ERROR) {
-            CHECK(error.status == 400 || error.status == 431);
+            CHECK(error.status == 400 || error.status == 413 || error.status == 431);
             CHECK(error.reason != NULL);
             out->status = error.status;
             free(piece);
@@ -202,6 +203,7 @@ static void decode(const uint8_t *bytes, size_t len, const csgi_http__chunked *l
         if (out->result == CSGI_HTTP__CHUNK_DATA) {
             memcpy(out->data + out->data_len, piece, consumed);
             out->data_len += consumed;
+            CHECK(!decoder.max_body || out->data_len <= decoder.max_body);
         } else if (out->result == CSGI_HTTP__CHUNK_TRAILER) {
             memcpy(out->trailer + out->trailer_len, piece, consumed);
             out->trailer_len += consumed;
@@ -227,6 +229,7 @@ static void decode_body(const uint8_t *bytes, size_t len, uint64_t *random)
     if (fuzz_next_random(random) % 2) {
         limits.max_line = 1 + (size_t)(fuzz_next_random(random) % 64);
         limits.max_trailer = 1 + (size_t)(fuzz_next_random(random) % 256);
+        limits.max_body = fuzz_next_random(random) % 512;
     }
     decode(bytes, len, &limits, random, 0, &whole);
     decode(bytes, len, &limits, random, 1, &split);
