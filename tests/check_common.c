@@ -220,6 +220,21 @@ START_TEST(chartab_matches_rfc)
 }
 END_TEST
 
+START_TEST(percent_encode_outside_class)
+{
+    char out[64];
+    static const char path[] = "/a b/\xc3\xa9?#%~:@!";
+    size_t len = csgi_char__percent_encode(NULL, path, sizeof(path) - 1, CSGI_CHAR__PATH);
+    ck_assert_uint_lt(len, sizeof(out));
+    ck_assert_uint_eq(csgi_char__percent_encode(out, path, sizeof(path) - 1, CSGI_CHAR__PATH), len);
+    out[len] = '\0';
+    ck_assert_str_eq(out, "/a%20b/%C3%A9%3F%23%25~:@!");
+    ck_assert_uint_eq(csgi_char__percent_encode(out, "", 0, CSGI_CHAR__PATH), 0);
+    ck_assert_uint_eq(csgi_char__percent_encode(out, "\0", 1, CSGI_CHAR__PATH), 3);
+    ck_assert_int_eq(memcmp(out, "%00", 3), 0);
+}
+END_TEST
+
 START_TEST(equal_nocase_letters_only)
 {
     ck_assert(csgi_char__equal_nocase("Content-Type", "content-type", 12));
@@ -511,6 +526,7 @@ int main(void)
     suite_add_tcase(suite, tc);
     tc = tcase_create("tables");
     tcase_add_test(tc, chartab_matches_rfc);
+    tcase_add_test(tc, percent_encode_outside_class);
     tcase_add_test(tc, equal_nocase_letters_only);
     tcase_add_test(tc, token_lookup_every_name);
     tcase_add_test(tc, token_flags);

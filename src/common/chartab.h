@@ -156,6 +156,31 @@ static inline int csgi_char__hex_value(unsigned char c)
     return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }
 
+/* The len bytes at s with every byte outside the classes of keep written
+   as %XX (upper-case hex), into out when it is not NULL (no NUL added).
+   Returns the encoded length either way: a first call sizes the buffer. */
+static inline size_t csgi_char__percent_encode(char *out, const char *s, size_t len, unsigned keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (csgi_char__is(c, keep)) {
+            if (out)
+                out[n] = (char)c;
+            n++;
+        } else {
+            if (out) {
+                out[n] = '%';
+                out[n + 1] = hex[c >> 4];
+                out[n + 2] = hex[c & 15];
+            }
+            n += 3;
+        }
+    }
+    return n;
+}
+
 /* ASCII lower case, whatever the locale says. */
 static inline unsigned char csgi_char__lower(unsigned char c)
 {

@@ -321,27 +321,14 @@ const char *csgi_request_host_url(csgi_request *request)
 static const char *append_quoted(csgi_request *request, const char *prefix, const char *path,
                                  size_t len)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t prefix_len = strlen(prefix);
-    size_t need = prefix_len + 1;
-    for (size_t i = 0; i < len; i++)
-        need += csgi_char__is_path((unsigned char)path[i]) ? 1 : 3;
-    char *out = csgi_arena__alloc(request->arena, need);
+    size_t quoted_len = csgi_char__percent_encode(NULL, path, len, CSGI_CHAR__PATH);
+    char *out = csgi_arena__alloc(request->arena, prefix_len + quoted_len + 1);
     if (!out)
         return NULL;
     memcpy(out, prefix, prefix_len);
-    char *p = out + prefix_len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (csgi_char__is_path(c))
-            *p++ = (char)c;
-        else {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        }
-    }
-    *p = '\0';
+    csgi_char__percent_encode(out + prefix_len, path, len, CSGI_CHAR__PATH);
+    out[prefix_len + quoted_len] = '\0';
     return out;
 }
 

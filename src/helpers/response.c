@@ -649,24 +649,6 @@ static int has_scheme(const char *s)
     return 0;
 }
 
-/* Append the path (decoded, as the environ holds it) percent-encoded. */
-static size_t encode_path(char *out, const char *path, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (csgi_char__is_path(c)) {
-            out[n++] = (char)c;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-    }
-    return n;
-}
-
 /* The Location made absolute against the request (see csgi/response.h),
    in the request's arena; NULL when memory is exhausted. */
 static const char *absolute_location(csgi_environ *env, const char *location)
@@ -712,10 +694,10 @@ static const char *absolute_location(csgi_environ *env, const char *location)
         snprintf(out + n, size - n, "%s", location);
         return out;
     }
-    /* the request's path, encoded again */
+    /* the request's path (decoded, as the environ holds it), encoded again */
     size_t path_start = n;
-    n += encode_path(out + n, script ? script : "", script_len);
-    n += encode_path(out + n, path ? path : "", path_len);
+    n += csgi_char__percent_encode(out + n, script ? script : "", script_len, CSGI_CHAR__PATH);
+    n += csgi_char__percent_encode(out + n, path ? path : "", path_len, CSGI_CHAR__PATH);
     if (n == path_start)
         out[n++] = '/';
     if (location[0] == '?' || location[0] == '\0') {
