@@ -291,6 +291,36 @@ START_TEST(headers_add_set_remove_get)
 }
 END_TEST
 
+/* The names refused are the gateway's hop-by-hop list (common/token.h), in
+   any case, and the field array grows past many doublings in order. */
+START_TEST(headers_hop_by_hop_and_many)
+{
+    csgi_response *r;
+    ck_assert_int_eq(csgi_response_new(&r, NULL), 0);
+    static const char *const refused[] = {"proxy-status",   "PROXY-CONNECTION",
+                                          "content-length", "tRaIlEr",
+                                          "keep-alive",     "Proxy-Authorization"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        ck_assert_msg(csgi_response_add_header(r, refused[i], "v") == CSGI_EINVAL, "took %s",
+                      refused[i]);
+    static const char *const taken[] = {
+        "Proxy", "X-Upgrade", "Content-Location", "Trailers", "Upgrade-Insecure-Requests", "T"};
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        ck_assert_msg(csgi_response_add_header(r, taken[i], "v") == 0, "refused %s", taken[i]);
+    char value[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(value, sizeof(value), "%d", i);
+        ck_assert_int_eq(csgi_response_add_header(r, "X-Many", value), 0);
+    }
+    for (int i = 0; i < 300; i++) {
+        snprintf(value, sizeof(value), "%d", i);
+        ck_assert_str_eq(csgi_response_get_header(r, "x-many", (size_t)i), value);
+    }
+    ck_assert_ptr_null(csgi_response_get_header(r, "X-Many", 300));
+    csgi_response_free(r);
+}
+END_TEST
+
 /* ---- Bodies ------------------------------------------------------------------------- */
 
 START_TEST(bodies_bytes_text_json)
@@ -1227,6 +1257,7 @@ static Suite *response_suite(void)
     TCase *tc = tcase_create("building");
     tcase_add_test(tc, status_by_code_and_line);
     tcase_add_test(tc, headers_add_set_remove_get);
+    tcase_add_test(tc, headers_hop_by_hop_and_many);
     tcase_add_test(tc, bodies_bytes_text_json);
     tcase_add_test(tc, file_body_and_descriptors);
     tcase_add_test(tc, stream_body_sent_once);

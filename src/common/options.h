@@ -1,14 +1,16 @@
-/* Version checks of the public options structs (docs/conventions.md). */
+/*
+ * Versioned option structs (internal). Each public options struct starts
+ * with a version (CSGI_X_OPTIONS_VERSION); a program built against an
+ * older csgi passes a smaller one, and stays valid, so the check accepts a
+ * range, never one value (libgit2's GIT_ERROR_CHECK_VERSION does the same).
+ */
 #ifndef CSGI_COMMON_OPTIONS_H
 #define CSGI_COMMON_OPTIONS_H
 
-/*
- * Whether an options struct of this version can be read: every version
- * from 1 to the library's current one is. A program built against an
- * older header passes a smaller version and keeps working; 0 is a struct
- * never initialised and a larger version one from a newer header, whose
- * fields this library cannot know.
- */
-#define CSGI_OPTIONS__VERSION_OK(version, current) ((version) >= 1 && (version) <= (current))
+/* 1 when version is one this csgi reads: 1 up to current. */
+static inline int csgi_options__version_ok(unsigned version, unsigned current)
+{
+    return version >= 1 && version <= current;
+}
 
-#endif /* CSGI_COMMON_OPTIONS_H */
+#endif

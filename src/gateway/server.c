@@ -58,7 +58,7 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     if (!in)
         return 0;
     /* Version 1 had no grace_timeout_ms: never read past its end. */
-    if (!CSGI_OPTIONS__VERSION_OK(in->version, CSGI_SERVER_OPTIONS_VERSION))
+    if (!csgi_options__version_ok(in->version, CSGI_SERVER_OPTIONS_VERSION))
         return CSGI_EINVAL;
 #define TAKE(field, target) \
     if (in->field)          \

@@ -41,41 +41,32 @@ int csgi_response_error(csgi_response **out, csgi_environ *environ, int status, 
     return 0;
 }
 
-/* Bytes of text once HTML-escaped. */
-static size_t escaped_length(const char *text)
-{
-    size_t len = 0;
-    for (; *text; text++) {
-        switch (*text) {
-        case '&': len += 5; break;
-        case '<':
-        case '>': len += 4; break;
-        case '"':
-        case '\'': len += 6; break;
-        default: len++;
-        }
-    }
-    return len;
-}
-
+/* text HTML-escaped into out (with a NUL) when out is not NULL; returns its
+   length either way, so one pass sizes the buffer and another fills it. */
 static size_t escape_html(char *out, const char *text)
 {
     size_t n = 0;
     for (; *text; text++) {
-        const char *entity = NULL;
+        const char *entity;
         switch (*text) {
         case '&': entity = "&amp;"; break;
         case '<': entity = "&lt;"; break;
         case '>': entity = "&gt;"; break;
         case '"': entity = "&quot;"; break;
         case '\'': entity = "&#x27;"; break;
-        default: out[n++] = *text; continue;
+        default:
+            if (out)
+                out[n] = *text;
+            n++;
+            continue;
         }
         size_t len = strlen(entity);
-        memcpy(out + n, entity, len);
+        if (out)
+            memcpy(out + n, entity, len);
         n += len;
     }
-    out[n] = '\0';
+    if (out)
+        out[n] = '\0';
     return n;
 }
 
@@ -86,7 +77,7 @@ static int html_page(csgi_environ *environ, int status, const char *reason, cons
                                "</head>\n<body>\n<h1>%d %s</h1>\n";
     static const char tail[] = "</body>\n</html>\n";
     size_t head_len = (size_t)snprintf(NULL, 0, head, status, reason, status, reason);
-    size_t detail_len = detail ? escaped_length(detail) + 8 : 0; /* <p>...</p>\n */
+    size_t detail_len = detail ? escape_html(NULL, detail) + 8 : 0; /* <p>...</p>\n */
     size_t size = head_len + detail_len + sizeof(tail);
     char *page = csgi_environ_alloc(environ, size);
     if (!page)

@@ -16,6 +16,8 @@
  */
 #include "helpers/helpers.h"
 
+#include "common/chartab.h"
+#include "common/vec.h"
 #include "gateway/environ_private.h"
 
 #include <errno.h>
@@ -59,16 +61,9 @@ static int fail(csgi_multipart__parser *parser, int rc, const char *format, ...)
 /* RFC 2046 bchars: what a boundary may hold (a space, but not last). */
 static int boundary_ok(const char *boundary, size_t len)
 {
-    static const char allowed[] = "'()+_,-./:=? ";
-    if (len == 0 || len > 70 || boundary[len - 1] == ' ')
+    if (len > 70 || (len && boundary[len - 1] == ' '))
         return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = boundary[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c != '\0' && strchr(allowed, c))))
-            return 0;
-    }
-    return 1;
+    return csgi_char__all(boundary, len, CSGI_CHAR__BCHAR);
 }
 
 int csgi_multipart__init(csgi_multipart__parser *parser, csgi_arena *arena, const char *boundary,
@@ -94,25 +89,15 @@ int csgi_multipart__init(csgi_multipart__parser *parser, csgi_arena *arena, cons
 }
 
 /* Make room for need more bytes of part data (plus a NUL), growing to at
-   most limit + 1 bytes. */
+   most limit + 1 bytes (the callers check limit first). */
 static int reserve(csgi_multipart__parser *parser, size_t need, size_t limit)
 {
-    if (parser->data_capacity - parser->data_len > need)
-        return 0;
-    size_t want = parser->data_len + need + 1;
-    size_t capacity = parser->data_capacity ? parser->data_capacity * 2 : 256;
-    if (capacity < want)
-        capacity = want;
-    if (capacity > limit + 1)
-        capacity = limit + 1;
-    char *data = csgi_arena__alloc(parser->arena, capacity);
-    if (!data)
-        return CSGI_ENOMEM;
-    if (parser->data_len)
-        memcpy(data, parser->data, parser->data_len);
+    void *data = parser->data;
+    int rc =
+        csgi_vec__reserve_in(parser->arena, &data, &parser->data_capacity, 1, parser->data_len,
+                             parser->data_len + need + 1, limit < SIZE_MAX ? limit + 1 : SIZE_MAX);
     parser->data = data;
-    parser->data_capacity = capacity;
-    return 0;
+    return rc;
 }
 
 static void close_descriptor(void *pointer)
@@ -229,11 +214,6 @@ static int end_part(csgi_multipart__parser *parser)
     return 0;
 }
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* filename*=UTF-8''%E2%82%AC.txt (RFC 5987/8187). Other charsets are
    ignored: 1 with the decoded name, 0 to fall back to filename. */
 static int extended_filename(csgi_multipart__parser *parser, const char *value, size_t len,
@@ -274,7 +254,7 @@ static int start_part(csgi_multipart__parser *parser)
         i += line_len + 2;
         if (line_len == 0)
             break; /* the empty line */
-        if (is_space(line[0]))
+        if (csgi_char__is_ws(line[0]))
             return fail(parser, CSGI_EPARSE, "folded part header");
         const char *colon = memchr(line, ':', line_len);
         if (!colon || colon == line)
@@ -282,11 +262,11 @@ static int start_part(csgi_multipart__parser *parser)
         size_t name_len = (size_t)(colon - line);
         const char *value = colon + 1;
         size_t value_len = line_len - name_len - 1;
-        while (value_len && is_space(*value)) {
+        while (value_len && csgi_char__is_ws(*value)) {
             value++;
             value_len--;
         }
-        while (value_len && is_space(value[value_len - 1]))
+        while (value_len && csgi_char__is_ws(value[value_len - 1]))
             value_len--;
         if (name_len == 19 && strncasecmp(line, "Content-Disposition", 19) == 0 && !disposition) {
             disposition = value;
@@ -301,7 +281,7 @@ static int start_part(csgi_multipart__parser *parser)
         return fail(parser, CSGI_EPARSE, "part without Content-Disposition");
     size_t type_len = 0;
     while (type_len < disposition_len && disposition[type_len] != ';' &&
-           !is_space(disposition[type_len]))
+           !csgi_char__is_ws(disposition[type_len]))
         type_len++;
     if (type_len != 9 || strncasecmp(disposition, "form-data", 9) != 0)
         return fail(parser, CSGI_EPARSE, "part's Content-Disposition is not form-data");
@@ -359,18 +339,12 @@ static int header_byte(csgi_multipart__parser *parser, char c)
     if (parser->header_len >= parser->limits.max_part_header)
         return fail(parser, CSGI_ETOOBIG, "part header longer than %zu bytes",
                     parser->limits.max_part_header);
-    if (parser->header_len == parser->header_capacity) {
-        size_t capacity = parser->header_capacity ? parser->header_capacity * 2 : 256;
-        if (capacity > parser->limits.max_part_header)
-            capacity = parser->limits.max_part_header;
-        char *header = csgi_arena__alloc(parser->arena, capacity);
-        if (!header)
-            return fail(parser, CSGI_ENOMEM, "out of memory");
-        if (parser->header_len)
-            memcpy(header, parser->header, parser->header_len);
-        parser->header = header;
-        parser->header_capacity = capacity;
-    }
+    void *header = parser->header;
+    if (csgi_vec__reserve_in(parser->arena, &header, &parser->header_capacity, 1,
+                             parser->header_len, parser->header_len + 1,
+                             parser->limits.max_part_header) != 0)
+        return fail(parser, CSGI_ENOMEM, "out of memory");
+    parser->header = header;
     if (c == '\n' && (parser->header_len == 0 || parser->header[parser->header_len - 1] != '\r'))
         return fail(parser, CSGI_EPARSE, "part header line ends without CR");
     if (c != '\n' && parser->header_len && parser->header[parser->header_len - 1] == '\r')
@@ -443,7 +417,7 @@ static int feed_bytes(csgi_multipart__parser *parser, const char *data, size_t l
                 parser->state = S_CLOSE_DASH;
             else if (c == '\r')
                 parser->state = S_PADDING_LF;
-            else if (is_space(c))
+            else if (csgi_char__is_ws(c))
                 parser->state = S_PADDING;
             else
                 rc = fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
@@ -459,7 +433,7 @@ static int feed_bytes(csgi_multipart__parser *parser, const char *data, size_t l
             i++;
             if (c == '\r')
                 parser->state = S_PADDING_LF;
-            else if (!is_space(c))
+            else if (!csgi_char__is_ws(c))
                 rc = fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
             break;
         case S_PADDING_LF:

@@ -8,44 +8,34 @@
  */
 #include <csgi/negotiate.h>
 
+#include "common/chartab.h"
+#include "common/date.h"
+
 #include <limits.h>
-#include <stdio.h>
 #include <string.h>
 
 /* ---- Lexical helpers (RFC 9110 5.6) --------------------------------------- */
-
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
 
 static int equal_nocase(const char *a, size_t a_len, const char *b, size_t b_len)
 {
     if (a_len != b_len)
         return 0;
     for (size_t i = 0; i < a_len; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+        if (csgi_char__lower((unsigned char)a[i]) != csgi_char__lower((unsigned char)b[i]))
             return 0;
     return 1;
 }
 
 static const char *skip_ows(const char *p)
 {
-    while (*p == ' ' || *p == '\t')
+    while (csgi_char__is_ws((unsigned char)*p))
         p++;
     return p;
 }
 
 static const char *skip_token(const char *p)
 {
-    while (is_tchar((unsigned char)*p))
+    while (csgi_char__is_tchar((unsigned char)*p))
         p++;
     return p;
 }
@@ -97,11 +87,11 @@ static const char *parse_qvalue(const char *p, int *out)
     if (*p == '.') {
         p++;
         int scale = 100;
-        for (int i = 0; i < 3 && *p >= '0' && *p <= '9'; i++, p++) {
+        for (int i = 0; i < 3 && csgi_char__is_digit((unsigned char)*p); i++, p++) {
             value += (*p - '0') * scale;
             scale /= 10;
         }
-        if (*p >= '0' && *p <= '9')
+        if (csgi_char__is_digit((unsigned char)*p))
             return NULL; /* a fourth decimal */
     }
     if (value > 1000)
@@ -150,8 +140,8 @@ static const char *parse_value(const char *p, enum list_kind kind)
             return p + 1;
         for (int part = 0;; part++) {
             const char *start = p;
-            while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                   (part > 0 && *p >= '0' && *p <= '9'))
+            unsigned allowed = part > 0 ? CSGI_CHAR__ALPHA | CSGI_CHAR__DIGIT : CSGI_CHAR__ALPHA;
+            while (csgi_char__is((unsigned char)*p, allowed))
                 p++;
             if (p == start || p - start > 8)
                 return NULL;
@@ -241,7 +231,7 @@ static int next_param(const char **cursor, const char *end, const char **name, s
                       const char **value, size_t *value_len)
 {
     const char *p = *cursor;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+    while (p < end && (csgi_char__is_ws((unsigned char)*p) || *p == ';'))
         p++;
     if (p >= end)
         return 0;
@@ -377,7 +367,7 @@ static int list_quality(const char *header, const char *offer, enum list_kind ki
             offer_params = semicolon;
             offer_len = (size_t)(semicolon - offer);
         }
-        while (offer_len > 0 && (offer[offer_len - 1] == ' ' || offer[offer_len - 1] == '\t'))
+        while (offer_len > 0 && csgi_char__is_ws((unsigned char)offer[offer_len - 1]))
             offer_len--;
     }
 
@@ -468,165 +458,13 @@ int csgi_accept_encoding_best(const char *header, const char *const *offers, siz
 
 /* ---- HTTP dates -------------------------------------------------------------- */
 
-static const char weekdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const long_weekdays[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
-                                             "Thursday", "Friday", "Saturday"};
-static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t year, int month, int day)
-{
-    year -= month <= 2;
-    int64_t era = (year >= 0 ? year : year - 399) / 400;
-    int64_t year_of_era = year - era * 400;
-    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + day_of_era - 719468;
-}
-
-static void civil_from_days(int64_t days, int64_t *year, int *month, int *day)
-{
-    days += 719468;
-    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    int64_t day_of_era = days - era * 146097;
-    int64_t year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    int64_t mp = (5 * day_of_year + 2) / 153;
-    *day = (int)(day_of_year - (153 * mp + 2) / 5 + 1);
-    *month = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *year = year_of_era + era * 400 + (*month <= 2);
-}
-
-static int days_in_month(int64_t year, int month)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
-        return 29;
-    return days[month - 1];
-}
-
-/* Exactly n digits at *p. */
-static int digits(const char **p, int n, int *out)
-{
-    int value = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return -1;
-        value = value * 10 + (c - '0');
-    }
-    *p += n;
-    *out = value;
-    return 0;
-}
-
-static int expect(const char **p, const char *literal)
-{
-    size_t len = strlen(literal);
-    if (strncmp(*p, literal, len) != 0)
-        return -1;
-    *p += len;
-    return 0;
-}
-
-static int month_of(const char **p, int *out)
-{
-    for (int i = 0; i < 12; i++)
-        if (strncmp(*p, months[i], 3) == 0) {
-            *p += 3;
-            *out = i + 1;
-            return 0;
-        }
-    return -1;
-}
-
-/* "HH:MM:SS" */
-static int time_of_day(const char **p, int *hour, int *minute, int *second)
-{
-    if (digits(p, 2, hour) || expect(p, ":") || digits(p, 2, minute) || expect(p, ":") ||
-        digits(p, 2, second))
-        return -1;
-    /* 60 is a leap second (RFC 5322 allows it); it counts as 59 */
-    if (*hour > 23 || *minute > 59 || *second > 60)
-        return -1;
-    if (*second == 60)
-        *second = 59;
-    return 0;
-}
-
-static int current_year(void)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    if (now == (time_t)-1 || !gmtime_r(&now, &tm))
-        return 2000;
-    return tm.tm_year + 1900;
-}
+/* The engine's Date header uses the same formatter: common/date.c. */
 
 int csgi_date_parse(const char *text, time_t *out)
 {
     if (!text || !out)
         return CSGI_EINVAL;
-    const char *p = skip_ows(text);
-    int weekday = -1;
-    for (int i = 0; i < 7 && weekday < 0; i++) {
-        size_t long_len = strlen(long_weekdays[i]);
-        if (strncmp(p, long_weekdays[i], long_len) == 0 && p[long_len] == ',') {
-            p += long_len;
-            weekday = i + 10; /* RFC 850 */
-        } else if (strncmp(p, weekdays[i], 3) == 0) {
-            p += 3;
-            weekday = i;
-        }
-    }
-    if (weekday < 0)
-        return CSGI_EPARSE;
-
-    int year, month, day, hour, minute, second;
-    if (weekday >= 10) {
-        /* RFC 850: ", 06-Nov-94 08:49:37 GMT" */
-        if (expect(&p, ", ") || digits(&p, 2, &day) || expect(&p, "-") || month_of(&p, &month) ||
-            expect(&p, "-") || digits(&p, 2, &year) || expect(&p, " ") ||
-            time_of_day(&p, &hour, &minute, &second) || expect(&p, " GMT"))
-            return CSGI_EPARSE;
-        int now = current_year();
-        year += now - now % 100;
-        if (year > now + 50)
-            year -= 100;
-    } else if (*p == ',') {
-        /* IMF-fixdate: ", 06 Nov 1994 08:49:37 GMT" */
-        if (expect(&p, ", ") || digits(&p, 2, &day) || expect(&p, " ") || month_of(&p, &month) ||
-            expect(&p, " ") || digits(&p, 4, &year) || expect(&p, " ") ||
-            time_of_day(&p, &hour, &minute, &second) || expect(&p, " GMT"))
-            return CSGI_EPARSE;
-    } else {
-        /* asctime: " Nov  6 08:49:37 1994" */
-        if (expect(&p, " ") || month_of(&p, &month) || expect(&p, " "))
-            return CSGI_EPARSE;
-        if (*p == ' ') {
-            p++;
-            if (digits(&p, 1, &day))
-                return CSGI_EPARSE;
-        } else if (digits(&p, 2, &day)) {
-            return CSGI_EPARSE;
-        }
-        if (expect(&p, " ") || time_of_day(&p, &hour, &minute, &second) || expect(&p, " ") ||
-            digits(&p, 4, &year))
-            return CSGI_EPARSE;
-    }
-    if (*skip_ows(p) != '\0')
-        return CSGI_EPARSE;
-    if (day < 1 || day > days_in_month(year, month))
-        return CSGI_EPARSE;
-    int64_t seconds =
-        days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
-    time_t when = (time_t)seconds;
-    if ((int64_t)when != seconds)
-        return CSGI_EPARSE; /* a 32-bit time_t */
-    *out = when;
-    return 0;
+    return csgi_date__parse(text, out);
 }
 
 int csgi_date_format(time_t when, char out[CSGI_DATE_SIZE])
@@ -634,32 +472,13 @@ int csgi_date_format(time_t when, char out[CSGI_DATE_SIZE])
     if (!out)
         return CSGI_EINVAL;
     out[0] = '\0';
-    int64_t seconds = (int64_t)when;
-    /* 0000-01-01 .. 9999-12-31 */
-    if (seconds < -62167219200LL || seconds > 253402300799LL)
-        return CSGI_ERANGE;
-    int64_t days = seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
-    int64_t rest = seconds - days * 86400;
-    int64_t year;
-    int month, day;
-    civil_from_days(days, &year, &month, &day);
-    int weekday = (int)(((days % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
-    /* a roomier buffer than needed keeps the compiler's range checks quiet */
-    char text[64];
-    snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT", weekdays[weekday], day,
-             months[month - 1], (int)year, (int)(rest / 3600), (int)(rest / 60 % 60),
-             (int)(rest % 60));
-    memcpy(out, text, CSGI_DATE_SIZE - 1);
-    out[CSGI_DATE_SIZE - 1] = '\0';
-    return 0;
+    int rc = csgi_date__format(when, out);
+    if (rc == 0)
+        out[CSGI_DATE__LEN] = '\0';
+    return rc;
 }
 
 /* ---- Entity tags --------------------------------------------------------------- */
-
-static int is_etagc(unsigned char c)
-{
-    return c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80;
-}
 
 /* Parse the entity tag at p (at most end); returns its end or NULL. */
 static const char *scan_etag(const char *p, const char *end, csgi_etag *out)
@@ -672,7 +491,7 @@ static const char *scan_etag(const char *p, const char *end, csgi_etag *out)
     if (p >= end || *p != '"')
         return NULL;
     const char *opaque = ++p;
-    while (p < end && is_etagc((unsigned char)*p))
+    while (p < end && csgi_char__is_etagc((unsigned char)*p))
         p++;
     if (p >= end || *p != '"')
         return NULL;
@@ -736,7 +555,7 @@ static const char *parse_offset(const char *p, int64_t *out)
 {
     int64_t value = 0;
     const char *start = p;
-    while (*p >= '0' && *p <= '9') {
+    while (csgi_char__is_digit((unsigned char)*p)) {
         if (value > (INT64_MAX - (*p - '0')) / 10)
             return NULL;
         value = value * 10 + (*p - '0');
@@ -778,7 +597,7 @@ int csgi_range_parse(const char *header, csgi_range *ranges, size_t max, size_t 
                 return CSGI_EPARSE;
             p++;
             range.last = -1;
-            if (*p >= '0' && *p <= '9') {
+            if (csgi_char__is_digit((unsigned char)*p)) {
                 p = parse_offset(p, &range.last);
                 if (!p || range.last < range.first)
                     return CSGI_EPARSE;

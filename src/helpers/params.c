@@ -5,7 +5,9 @@
  */
 #include "helpers/helpers.h"
 
+#include "common/chartab.h"
 #include "common/options.h"
+#include "common/vec.h"
 #include "gateway/environ_private.h"
 
 #include <string.h>
@@ -16,7 +18,7 @@ int csgi_helpers__limits(csgi_form_limits *out, const csgi_form_limits *in)
     static const csgi_form_limits defaults = CSGI_FORM_LIMITS_INIT;
     if (!in)
         in = &defaults;
-    if (!CSGI_OPTIONS__VERSION_OK(in->version, CSGI_FORM_LIMITS_VERSION))
+    if (!csgi_options__version_ok(in->version, CSGI_FORM_LIMITS_VERSION))
         return CSGI_EINVAL;
     *out = *in;
 #define DEFAULT(field, value) \
@@ -49,20 +51,14 @@ csgi_params *csgi_params__new(csgi_arena *arena)
 int csgi_params__append(csgi_params *params, const char *name, size_t name_len, const char *value,
                         size_t value_len)
 {
-    if (params->count == params->capacity) {
-        /* The arena cannot grow a block: copy into one twice as large. The
-           old one is wasted, which max_fields bounds. */
-        size_t capacity = params->capacity ? params->capacity * 2 : 8;
-        if (capacity > SIZE_MAX / sizeof(csgi_param))
-            return CSGI_ENOMEM;
-        csgi_param *items = csgi_arena__alloc(params->arena, capacity * sizeof(csgi_param));
-        if (!items)
-            return CSGI_ENOMEM;
-        if (params->count)
-            memcpy(items, params->items, params->count * sizeof(csgi_param));
-        params->items = items;
-        params->capacity = capacity;
-    }
+    /* No cap here: the parsers count fields against max_fields and
+       max_parts before they append. */
+    void *items = params->items;
+    int rc = csgi_vec__reserve_in(params->arena, &items, &params->capacity, sizeof(csgi_param),
+                                  params->count, params->count + 1, SIZE_MAX);
+    if (rc != 0)
+        return rc;
+    params->items = items;
     csgi_param *item = &params->items[params->count++];
     item->name = name;
     item->name_len = name_len;
@@ -165,17 +161,6 @@ int csgi_request_text_is_utf8(const char *text, size_t len)
 
 /* ---- URL-encoded text ---------------------------------------------------------- */
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int strict)
 {
     size_t out = 0;
@@ -186,8 +171,8 @@ size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int str
             continue;
         }
         if (c == '%') {
-            int high = len - i >= 3 ? hex_digit((unsigned char)src[i + 1]) : -1;
-            int low = len - i >= 3 ? hex_digit((unsigned char)src[i + 2]) : -1;
+            int high = len - i >= 3 ? csgi_char__hex_value((unsigned char)src[i + 1]) : -1;
+            int low = len - i >= 3 ? csgi_char__hex_value((unsigned char)src[i + 2]) : -1;
             if (high >= 0 && low >= 0) {
                 dst[out++] = (char)(high << 4 | low);
                 i += 2;
@@ -252,11 +237,6 @@ int csgi_params__parse_urlencoded(csgi_params *params, const char *text, size_t 
 
 /* ---- Cookies ---------------------------------------------------------------- */
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 static int cookie_name_ok(const char *name, size_t len)
 {
     if (len == 0)
@@ -269,13 +249,12 @@ static int cookie_name_ok(const char *name, size_t len)
     return 1;
 }
 
+/* A field value (empty allowed): no control but HTAB. */
 static int cookie_value_ok(const char *value, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7F)
+    for (size_t i = 0; i < len; i++)
+        if (!csgi_char__is_field((unsigned char)value[i]))
             return 0;
-    }
     return 1;
 }
 
@@ -289,21 +268,21 @@ int csgi_params__parse_cookies(csgi_params *params, const char *header, size_t l
         const char *semi = memchr(pair, ';', len - start);
         size_t pair_len = semi ? (size_t)(semi - pair) : len - start;
         start += pair_len + 1;
-        while (pair_len && is_space(*pair)) {
+        while (pair_len && csgi_char__is_ws(*pair)) {
             pair++;
             pair_len--;
         }
-        while (pair_len && is_space(pair[pair_len - 1]))
+        while (pair_len && csgi_char__is_ws(pair[pair_len - 1]))
             pair_len--;
         const char *eq = memchr(pair, '=', pair_len);
         if (!eq)
             continue;
         size_t name_len = (size_t)(eq - pair);
-        while (name_len && is_space(pair[name_len - 1]))
+        while (name_len && csgi_char__is_ws(pair[name_len - 1]))
             name_len--;
         const char *value = eq + 1;
         size_t value_len = pair_len - (size_t)(value - pair);
-        while (value_len && is_space(*value)) {
+        while (value_len && csgi_char__is_ws(*value)) {
             value++;
             value_len--;
         }
@@ -394,18 +373,18 @@ int csgi_helpers__header_param(csgi_arena *arena, const char *value, size_t len,
     }
     while (i < len) {
         i++; /* the ';' */
-        while (i < len && is_space(value[i]))
+        while (i < len && csgi_char__is_ws(value[i]))
             i++;
         size_t key = i;
         while (i < len && value[i] != '=' && value[i] != ';')
             i++;
         size_t key_end = i;
-        while (key_end > key && is_space(value[key_end - 1]))
+        while (key_end > key && csgi_char__is_ws(value[key_end - 1]))
             key_end--;
         if (i >= len || value[i] == ';')
             continue; /* a parameter without '=' */
         i++;          /* '=' */
-        while (i < len && is_space(value[i]))
+        while (i < len && csgi_char__is_ws(value[i]))
             i++;
         size_t start = i;
         int quoted = i < len && value[i] == '"';
@@ -420,7 +399,7 @@ int csgi_helpers__header_param(csgi_arena *arena, const char *value, size_t len,
             while (i < len && value[i] != ';')
                 i++;
         } else {
-            while (end > start && is_space(value[end - 1]))
+            while (end > start && csgi_char__is_ws(value[end - 1]))
                 end--;
         }
         if (key_end - key != name_len || strncasecmp(value + key, name, name_len) != 0)

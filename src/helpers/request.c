@@ -13,6 +13,7 @@
  */
 #include "helpers/helpers.h"
 
+#include "common/chartab.h"
 #include "gateway/environ_private.h"
 
 #include <csgi/json.h>
@@ -316,43 +317,18 @@ const char *csgi_request_host_url(csgi_request *request)
     return url;
 }
 
-/* ASCII letters and digits, whatever the locale says. */
-static int ascii_alnum(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-/* Whether a path byte stays as it is in a URL. */
-static int path_safe(unsigned char c)
-{
-    return ascii_alnum(c) || (c && strchr("-._~!$&'()*+,;=:@/", c) != NULL);
-}
-
 /* prefix followed by path, percent-encoded. */
 static const char *append_quoted(csgi_request *request, const char *prefix, const char *path,
                                  size_t len)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t prefix_len = strlen(prefix);
-    size_t need = prefix_len + 1;
-    for (size_t i = 0; i < len; i++)
-        need += path_safe((unsigned char)path[i]) ? 1 : 3;
-    char *out = csgi_arena__alloc(request->arena, need);
+    size_t quoted_len = csgi_char__percent_encode(NULL, path, len, CSGI_CHAR__PATH);
+    char *out = csgi_arena__alloc(request->arena, prefix_len + quoted_len + 1);
     if (!out)
         return NULL;
     memcpy(out, prefix, prefix_len);
-    char *p = out + prefix_len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (path_safe(c))
-            *p++ = (char)c;
-        else {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        }
-    }
-    *p = '\0';
+    csgi_char__percent_encode(out + prefix_len, path, len, CSGI_CHAR__PATH);
+    out[prefix_len + quoted_len] = '\0';
     return out;
 }
 
@@ -457,11 +433,6 @@ int csgi_request_path_info_pop(csgi_request *request, const char **out, size_t *
 
 /* ---- Headers -------------------------------------------------------------- */
 
-static int token_char(unsigned char c)
-{
-    return ascii_alnum(c) || (c && strchr("!#$%&'*+-.^`|~", c));
-}
-
 const char *csgi_request_header(csgi_request *request, const char *name, size_t *len)
 {
     if (!request || !name)
@@ -477,8 +448,8 @@ const char *csgi_request_header(csgi_request *request, const char *name, size_t 
     memcpy(key, "HTTP_", 5);
     for (size_t i = 0; i < name_len; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (!token_char(c))
-            return NULL; /* '_' too: the server drops such headers */
+        if (!csgi_char__is_name(c))
+            return NULL; /* not a tchar, or '_': the server drops such headers */
         key[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : (char)c;
     }
     key[5 + name_len] = '\0';
@@ -497,9 +468,9 @@ const char *csgi_request_content_type(csgi_request *request)
     while (end < len && value[end] != ';')
         end++;
     size_t start = 0;
-    while (start < end && (value[start] == ' ' || value[start] == '\t'))
+    while (start < end && csgi_char__is_ws((unsigned char)value[start]))
         start++;
-    while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+    while (end > start && csgi_char__is_ws((unsigned char)value[end - 1]))
         end--;
     char *type = csgi_arena__strndup(request->arena, value + start, end - start);
     if (!type)

@@ -18,7 +18,10 @@
 #include "helpers/response_private.h"
 
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "common/options.h"
+#include "common/token.h"
+#include "common/vec.h"
 #include "http/status.h"
 
 #include <csgi/negotiate.h>
@@ -161,31 +164,17 @@ const char *csgi_response_reason(int status)
 
 /* ---- Status and headers ------------------------------------------------------ */
 
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int is_token(const char *s)
 {
-    if (!s || !*s)
-        return 0;
-    for (; *s; s++)
-        if (!is_tchar((unsigned char)*s))
-            return 0;
-    return 1;
+    return s && csgi_char__is_token(s, strlen(s));
 }
 
 /* Visible characters, spaces, tabs and obs-text: no CR, LF, NUL, DEL. */
 static int is_field_text(const char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
+    for (; *s; s++)
+        if (!csgi_char__is_field((unsigned char)*s))
             return 0;
-    }
     return 1;
 }
 
@@ -222,15 +211,12 @@ int csgi_response_status(const csgi_response *response)
     return response ? response->status : 0;
 }
 
+/* Content-Length (csgi sets it from the body) and hop-by-hop fields. */
 static int refused_name(const char *name)
 {
-    static const char *const refused[] = {
-        "content-length", "connection", "keep-alive", "transfer-encoding", "te",
-        "trailer",        "upgrade"};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (strcasecmp(name, refused[i]) == 0)
-            return 1;
-    return strncasecmp(name, "proxy-", 6) == 0;
+    size_t len = strlen(name);
+    return csgi_token__lookup(name, len) == CSGI_TOKEN__CONTENT_LENGTH ||
+           csgi_token__is_hop_by_hop(name, len);
 }
 
 static int check_field(const char *name, const char *value)
@@ -244,7 +230,11 @@ static int check_field(const char *name, const char *value)
 static int append_field(csgi_response *response, const char *name, const char *value)
 {
     if (response->field_count == response->field_capacity) {
-        size_t capacity = response->field_capacity ? response->field_capacity * 2 : 8;
+        size_t capacity;
+        int rc = csgi_vec__grow(response->field_capacity, response->field_count + 1,
+                                sizeof(csgi_response__field), SIZE_MAX, &capacity);
+        if (rc != 0)
+            return rc;
         csgi_response__field *fields = csgi_response__alloc(response, capacity * sizeof(*fields));
         if (!fields)
             return CSGI_ENOMEM;
@@ -334,11 +324,8 @@ int csgi_response_set_content_type(csgi_response *response, const char *type, co
     if (!response || !type)
         return CSGI_EINVAL;
     const char *slash = strchr(type, '/');
-    if (!slash || slash == type || !is_token(slash + 1))
+    if (!slash || !csgi_char__is_token(type, (size_t)(slash - type)) || !is_token(slash + 1))
         return CSGI_EINVAL;
-    for (const char *p = type; p < slash; p++)
-        if (!is_tchar((unsigned char)*p))
-            return CSGI_EINVAL;
     if (charset && !is_token(charset))
         return CSGI_EINVAL;
     size_t size = strlen(type) + (charset ? strlen(charset) + 11 : 0) + 1;
@@ -468,14 +455,6 @@ int csgi_response_set_app(csgi_response *response, csgi_app *app)
 
 /* ---- Cookies --------------------------------------------------------------------- */
 
-/* cookie-octet (RFC 6265 4.1.1): no CTL, space, DQUOTE, comma, semicolon
-   or backslash. */
-static int is_cookie_octet(unsigned char c)
-{
-    return c == 0x21 || (c >= 0x23 && c <= 0x2b) || (c >= 0x2d && c <= 0x3a) ||
-           (c >= 0x3c && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
-}
-
 static int is_cookie_value(const char *value)
 {
     size_t len = strlen(value);
@@ -486,7 +465,7 @@ static int is_cookie_value(const char *value)
         len -= 2;
     }
     for (size_t i = 0; i < len; i++)
-        if (!is_cookie_octet((unsigned char)value[i]))
+        if (!csgi_char__is_cookie_octet((unsigned char)value[i]))
             return 0;
     return 1;
 }
@@ -512,7 +491,7 @@ int csgi_response_set_cookie(csgi_response *response, const char *name, const ch
     if (!options)
         options = &none;
     if (!response || !is_token(name) || !value || !is_cookie_value(value) ||
-        !CSGI_OPTIONS__VERSION_OK(options->version, CSGI_COOKIE_OPTIONS_VERSION) ||
+        !csgi_options__version_ok(options->version, CSGI_COOKIE_OPTIONS_VERSION) ||
         options->max_age < -1 || (options->path && !is_attribute_value(options->path, 1)) ||
         (options->domain && !is_attribute_value(options->domain, 0)) ||
         (unsigned)options->same_site > CSGI_SAME_SITE_NONE ||
@@ -572,7 +551,7 @@ static size_t append_directive(char *value, size_t n, const char *directive)
 int csgi_response_set_cache_control(csgi_response *response, const csgi_cache_control *cache)
 {
     if (!response || !cache ||
-        !CSGI_OPTIONS__VERSION_OK(cache->version, CSGI_CACHE_CONTROL_VERSION) ||
+        !csgi_options__version_ok(cache->version, CSGI_CACHE_CONTROL_VERSION) ||
         (cache->is_public && cache->is_private) || cache->max_age < -1 || cache->s_maxage < -1)
         return CSGI_EINVAL;
     char value[200];
@@ -664,42 +643,16 @@ enum { SEND_FULL, SEND_NOT_MODIFIED, SEND_PRECONDITION_FAILED, SEND_PARTIAL, SEN
 /* Does the string start with a URI scheme and ':'? */
 static int has_scheme(const char *s)
 {
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+    if (!csgi_char__is_alpha((unsigned char)*s))
         return 0;
     for (s++; *s; s++) {
         if (*s == ':')
             return 1;
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '+' || *s == '-' || *s == '.'))
+        if (!csgi_char__is((unsigned char)*s, CSGI_CHAR__ALPHA | CSGI_CHAR__DIGIT) && *s != '+' &&
+            *s != '-' && *s != '.')
             return 0;
     }
     return 0;
-}
-
-/* Bytes kept as they are in a path: unreserved, sub-delims, ':', '@', '/'. */
-static int is_path_char(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("-._~!$&'()*+,;=:@/", c) != NULL;
-}
-
-/* Append the path (decoded, as the environ holds it) percent-encoded. */
-static size_t encode_path(char *out, const char *path, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (is_path_char(c)) {
-            out[n++] = (char)c;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-    }
-    return n;
 }
 
 /* The Location made absolute against the request (see csgi/response.h),
@@ -747,10 +700,10 @@ static const char *absolute_location(csgi_environ *env, const char *location)
         snprintf(out + n, size - n, "%s", location);
         return out;
     }
-    /* the request's path, encoded again */
+    /* the request's path (decoded, as the environ holds it), encoded again */
     size_t path_start = n;
-    n += encode_path(out + n, script ? script : "", script_len);
-    n += encode_path(out + n, path ? path : "", path_len);
+    n += csgi_char__percent_encode(out + n, script ? script : "", script_len, CSGI_CHAR__PATH);
+    n += csgi_char__percent_encode(out + n, path ? path : "", path_len, CSGI_CHAR__PATH);
     if (n == path_start)
         out[n++] = '/';
     if (location[0] == '?' || location[0] == '\0') {

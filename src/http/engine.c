@@ -10,6 +10,7 @@
  * loop polls the one socket, and the first accept wins.
  */
 #include "common/alloc.h"
+#include "common/date.h"
 #include "http/private.h"
 
 #include <csgi/common.h>
@@ -74,11 +75,8 @@ void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ..
         engine->options.log(level, message, engine->options.log_userdata);
         return;
     }
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char stamp[CSGI_DATE__STAMP_SIZE];
+    csgi_date__stamp(time(NULL), stamp);
     fprintf(stderr, "%s csgi[%ld] %s: %s\n", stamp, (long)getpid(), level_name(level), message);
 }
 

@@ -456,7 +456,7 @@ int csgi_lint_new(csgi_app **out, csgi_app *next, const csgi_lint_options *optio
     if (out)
         *out = NULL;
     if (!out || !next ||
-        (options && !CSGI_OPTIONS__VERSION_OK(options->version, CSGI_LINT_OPTIONS_VERSION))) {
+        (options && !csgi_options__version_ok(options->version, CSGI_LINT_OPTIONS_VERSION))) {
         csgi_app_free(next);
         return CSGI_EINVAL;
     }
