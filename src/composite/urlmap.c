@@ -534,8 +534,8 @@ static csgi_body *urlmap_call(void *state, csgi_environ *environ,
 
 /* ---- INI factory ------------------------------------------------------------- */
 
-int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
-                         const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+int csgi_urlmap__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error)
 {
     csgi_urlmap *map = NULL;
     int rc = csgi_urlmap_new(&map);
@@ -551,7 +551,7 @@ int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
         not_found = csgi_conf_get(global_conf, "not_found_app");
     if (not_found) {
         csgi_app *app = NULL;
-        rc = csgi_loader_get_app(loader, not_found, &app, error);
+        rc = csgi_loader_get_app(&app, loader, not_found, error);
         if (rc != 0)
             goto fail;
         csgi_urlmap_set_not_found(map, app);
@@ -561,7 +561,7 @@ int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
         if (strcmp(name, "not_found_app") == 0 || strcmp(name, "debug") == 0)
             continue;
         csgi_app *app = NULL;
-        rc = csgi_loader_get_app(loader, value, &app, error);
+        rc = csgi_loader_get_app(&app, loader, value, error);
         if (rc != 0)
             goto fail;
         rc = csgi_urlmap_add(map, name, app);

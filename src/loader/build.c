@@ -181,7 +181,7 @@ static int call_app_factory(csgi_loader *loader, const csgi_conf__context *conte
        as a composite, or called for a composite, may build named apps. */
     loader->composite = r->kind == CSGI_FACTORY_COMPOSITE || composite ? context : NULL;
     csgi_app *app = NULL;
-    rc = r->app_factory(loader, &global, &local, &app, error);
+    rc = r->app_factory(&app, loader, &global, &local, error);
     loader->composite = saved;
     return factory_result(context, rc, app, out, error);
 }
@@ -219,7 +219,7 @@ static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *co
     const csgi_conf__context *saved = loader->composite;
     loader->composite = NULL;
     csgi_app *app = NULL;
-    rc = r->filter_factory(loader, &global, &local, next, &app, error);
+    rc = r->filter_factory(&app, loader, &global, &local, next, error);
     loader->composite = saved;
     return factory_result(context, rc, app, out, error);
 }
@@ -339,7 +339,7 @@ int csgi_loader__build_app(csgi_loader *loader, const csgi_conf__context *contex
 
 /* ---- the API ----------------------------------------------------------------------- */
 
-int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_app **out,
+int csgi_loader_load_app(csgi_app **out, csgi_loader *loader, const char *uri,
                          csgi_load_error *error)
 {
     csgi_load_error scratch;
@@ -386,7 +386,7 @@ static int resolve_in_composite(csgi_loader *loader, const char *name, csgi_conf
     return resolve_child(loader, composite, type, &reference, out, error);
 }
 
-int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
+int csgi_loader_get_app(csgi_app **out, csgi_loader *loader, const char *name,
                         csgi_load_error *error)
 {
     if (out)
@@ -407,7 +407,7 @@ int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
     return rc;
 }
 
-int csgi_loader_get_filter(csgi_loader *loader, const char *name, csgi_app *next, csgi_app **out,
+int csgi_loader_get_filter(csgi_app **out, csgi_loader *loader, const char *name, csgi_app *next,
                            csgi_load_error *error)
 {
     if (out)

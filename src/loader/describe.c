@@ -206,16 +206,16 @@ void csgi_loader__free_description(csgi_loader *loader)
     loader->description = NULL;
 }
 
-int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown, const char **text,
+int csgi_loader_describe(const char **out, csgi_loader *loader, const char *uri, int stub_unknown,
                          csgi_load_error *error)
 {
     csgi_load_error scratch;
     if (!error)
         error = &scratch;
     csgi_load_error__clear(error);
-    if (text)
-        *text = NULL;
-    if (!loader || !uri || !text || loader->describing) {
+    if (out)
+        *out = NULL;
+    if (!loader || !uri || !out || loader->describing) {
         csgi_load_error__code(error, CSGI_EINVAL);
         return CSGI_EINVAL;
     }
@@ -227,22 +227,22 @@ int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown,
     loader->describing = root;
     loader->stub_unknown = stub_unknown ? 1 : 0;
     csgi_app *app = NULL;
-    int rc = csgi_loader_load_app(loader, uri, &app, error);
+    int rc = csgi_loader_load_app(&app, loader, uri, error);
     loader->describing = NULL;
     loader->stub_unknown = 0;
     csgi_app_free(app);
     if (rc == 0) {
-        describe_text out = {0};
+        describe_text text = {0};
         for (size_t i = 0; i < root->count; i++)
-            describe_render(root->children[i], 0, &out);
-        if (out.failed || !out.data) {
-            csgi__free(out.data);
+            describe_render(root->children[i], 0, &text);
+        if (text.failed || !text.data) {
+            csgi__free(text.data);
             rc = CSGI_ENOMEM;
             csgi_load_error__code(error, rc);
         } else {
             csgi__free(loader->description);
-            loader->description = out.data;
-            *text = out.data;
+            loader->description = text.data;
+            *out = text.data;
         }
     }
     describe_free(root);
