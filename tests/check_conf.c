@@ -464,6 +464,22 @@ START_TEST(interpolation_errors)
     ck_assert_str_eq(error.key, "x");
     ck_assert_ptr_nonnull(strstr(error.text, "deeper than 10"));
 
+    /* Each level repeats the one below 16 times: 1 KiB becomes 64 MiB in
+       four levels of a 1.5 KiB file, above the cap of an interpolated value. */
+    char laughs[2048];
+    int n = snprintf(laughs, sizeof(laughs), "[DEFAULT]\na0 = %01024d\n", 0);
+    for (int level = 1; level <= 4; level++) {
+        n += snprintf(laughs + n, sizeof(laughs) - (size_t)n, "a%d = ", level);
+        for (int i = 0; i < 16; i++)
+            n += snprintf(laughs + n, sizeof(laughs) - (size_t)n, "%%(a%d)s", level - 1);
+        n += snprintf(laughs + n, sizeof(laughs) - (size_t)n, "\n");
+    }
+    snprintf(laughs + n, sizeof(laughs) - (size_t)n, "[app:main]\nuse = egg:X#y\n");
+    path = test_write_file("laughs.ini", laughs);
+    expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_ETOOBIG, &error);
+    ck_assert_str_eq(error.key, "a4");
+    ck_assert_ptr_nonnull(strstr(error.text, "interpolated value longer than"));
+
     path = test_write_file("def.ini", "[DEFAULT]\nroot = %(nothing)s\n[app:main]\nuse = egg:X#y\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.section, "DEFAULT");

@@ -3,16 +3,19 @@
  * Paste's paste.urlmap does (include/csgi/composite.h).
  *
  * Written over the public protocol only (csgi.h): the map is an ordinary
- * application whose state is the sorted table of routes. The one internal
- * dependency is the library's allocator, so that tests replacing it
- * (csgi_set_allocator) reach the map's memory too.
+ * application whose state is the sorted table of routes. The internal
+ * dependencies are the library's allocator, so that tests replacing it
+ * (csgi_set_allocator) reach the map's memory too, and its one growth
+ * rule (common/vec.h).
  */
 #include "common/alloc.h"
+#include "common/vec.h"
 
 #include <csgi.h>
 #include <csgi/composite.h>
 #include "composite/composite_private.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,15 +270,12 @@ int csgi_urlmap_add(csgi_urlmap *map, const char *key, csgi_app *app)
     for (size_t i = 0; i < map->count; i++)
         if (same_key(&map->routes[i], &r))
             goto fail;
-    if (map->count == map->capacity) {
-        size_t capacity = map->capacity ? map->capacity * 2 : 8;
-        route *routes = csgi__realloc(map->routes, capacity * sizeof(*routes));
-        err = CSGI_ENOMEM;
-        if (!routes)
-            goto fail;
-        map->routes = routes;
-        map->capacity = capacity;
-    }
+    /* No cap of its own: each route is one the caller added. */
+    void *routes = map->routes;
+    err = csgi_vec__reserve(&routes, &map->capacity, sizeof(route), map->count + 1, SIZE_MAX);
+    if (err)
+        goto fail;
+    map->routes = routes;
     r.order = map->added++;
     map->routes[map->count++] = r;
     return 0;
