@@ -198,6 +198,27 @@ START_TEST(config_foreign_config)
 }
 END_TEST
 
+START_TEST(config_uri_percent_decoded)
+{
+    /* `use = config:` decodes %XX (either case) in the path, as
+       PasteDeploy's urllib unquoting does; a '%' without two hex digits
+       stays. A '%' in a value is written %% (interpolation). */
+    csgi_conf__loader *loader = new_loader();
+    test_write_file("with space*A.ini", "[app:inner]\nuse = egg:X#y\nfrom = there\n");
+    const char *path = test_write_file(
+        "percent.ini", "[app:main]\nuse = config:with%%20space%%2a%%41.ini#inner\n");
+    const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
+    expect_conf(&c->local_conf, "from", "there", NULL);
+
+    path =
+        test_write_file("percent2.ini", "[app:main]\nuse = config:with%%20space%%zz.ini#inner\n");
+    csgi_load_error error;
+    expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_ENOTFOUND, &error);
+    ck_assert_ptr_nonnull(strstr(error.text, "with space%zz.ini"));
+    csgi_conf__loader_free(loader);
+}
+END_TEST
+
 START_TEST(config_get)
 {
     csgi_conf__loader *loader = new_loader();
@@ -831,6 +852,7 @@ int main(void)
     tcase_add_test(config, config_test3_uses_test2);
     tcase_add_test(config, config_foreign_config);
     tcase_add_test(config, config_get);
+    tcase_add_test(config, config_uri_percent_decoded);
     tcase_add_test(config, config_global_conf_from_caller);
     tcase_add_test(config, config_included_file_alone);
     tcase_add_test(config, config_test_error);

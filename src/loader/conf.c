@@ -2,6 +2,7 @@
 #include "loader/conf.h"
 
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "loader/text.h"
 
 #include <csgi/common.h>
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 /* ConfigParser's MAX_INTERPOLATION_DEPTH. */
@@ -105,7 +105,7 @@ static bool starts_with(const char *s, const char *prefix)
 static size_t scheme_length(const char *name)
 {
     size_t n = 0;
-    while (isalpha((unsigned char)name[n]))
+    while (csgi_char__is_alpha((unsigned char)name[n]))
         n++;
     return n > 0 && name[n] == ':' ? n : 0;
 }
@@ -113,7 +113,7 @@ static size_t scheme_length(const char *name)
 static bool has_scheme(const char *name, const char *scheme)
 {
     size_t n = scheme_length(name);
-    return n == strlen(scheme) && strncasecmp(name, scheme, n) == 0;
+    return n == strlen(scheme) && csgi_char__equal_nocase(name, scheme, n);
 }
 
 /* ---- ordered conf lists ------------------------------------------------------ */
@@ -659,10 +659,11 @@ static int config_context(resolver *rs, const csgi_conf__scope *scope, csgi_conf
     }
     for (size_t i = 0; i < path_len; i++) {
         char c = path[i] == '\\' ? '/' : path[i];
-        if (c == '%' && i + 2 < path_len && isxdigit((unsigned char)path[i + 1]) &&
-            isxdigit((unsigned char)path[i + 2])) {
-            char hex[3] = {path[i + 1], path[i + 2], '\0'};
-            c = (char)strtol(hex, NULL, 16);
+        int high =
+            c == '%' && i + 2 < path_len ? csgi_char__hex_value((unsigned char)path[i + 1]) : -1;
+        int low = high >= 0 ? csgi_char__hex_value((unsigned char)path[i + 2]) : -1;
+        if (low >= 0) {
+            c = (char)(high * 16 + low);
             i += 2;
         }
         joined[len++] = c;
