@@ -187,15 +187,11 @@ int csgi_loader_describe(const char **out, csgi_loader *loader, const char *uri,
                          csgi_load_error *error)
 {
     csgi_load_error scratch;
-    if (!error)
-        error = &scratch;
-    csgi_load_error__clear(error);
     if (out)
         *out = NULL;
-    if (!loader || !uri || !out || loader->describing) {
-        csgi_load_error__code(error, CSGI_EINVAL);
-        return CSGI_EINVAL;
-    }
+    int rc = csgi_loader__start(&error, &scratch, loader && uri && out && !loader->describing);
+    if (rc != 0)
+        return rc;
     csgi_loader__describe_node *root = csgi__calloc(1, sizeof(*root));
     if (!root) {
         csgi_load_error__code(error, CSGI_ENOMEM);
@@ -204,7 +200,7 @@ int csgi_loader_describe(const char **out, csgi_loader *loader, const char *uri,
     loader->describing = root;
     loader->stub_unknown = stub_unknown ? 1 : 0;
     csgi_app *app = NULL;
-    int rc = csgi_loader_load_app(&app, loader, uri, error);
+    rc = csgi_loader_load_app(&app, loader, uri, error);
     loader->describing = NULL;
     loader->stub_unknown = 0;
     csgi_app_free(app);
