@@ -198,6 +198,27 @@ START_TEST(config_foreign_config)
 }
 END_TEST
 
+START_TEST(config_uri_percent_decoded)
+{
+    /* `use = config:` decodes %XX (either case) in the path, as
+       PasteDeploy's urllib unquoting does; a '%' without two hex digits
+       stays. A '%' in a value is written %% (interpolation). */
+    csgi_conf__loader *loader = new_loader();
+    test_write_file("with space*A.ini", "[app:inner]\nuse = egg:X#y\nfrom = there\n");
+    const char *path = test_write_file(
+        "percent.ini", "[app:main]\nuse = config:with%%20space%%2a%%41.ini#inner\n");
+    const csgi_conf__context *c = resolve(loader, CSGI_CONF__APP, path, NULL, NULL);
+    expect_conf(&c->local_conf, "from", "there", NULL);
+
+    path =
+        test_write_file("percent2.ini", "[app:main]\nuse = config:with%%20space%%zz.ini#inner\n");
+    csgi_load_error error;
+    expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_ENOTFOUND, &error);
+    ck_assert_ptr_nonnull(strstr(error.text, "with space%zz.ini"));
+    csgi_conf__loader_free(loader);
+}
+END_TEST
+
 START_TEST(config_get)
 {
     csgi_conf__loader *loader = new_loader();
@@ -463,6 +484,22 @@ START_TEST(interpolation_errors)
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
     ck_assert_str_eq(error.key, "x");
     ck_assert_ptr_nonnull(strstr(error.text, "deeper than 10"));
+
+    /* Each level repeats the one below 16 times: 1 KiB becomes 64 MiB in
+       four levels of a 1.5 KiB file, above the cap of an interpolated value. */
+    char laughs[2048];
+    int n = snprintf(laughs, sizeof(laughs), "[DEFAULT]\na0 = %01024d\n", 0);
+    for (int level = 1; level <= 4; level++) {
+        n += snprintf(laughs + n, sizeof(laughs) - (size_t)n, "a%d = ", level);
+        for (int i = 0; i < 16; i++)
+            n += snprintf(laughs + n, sizeof(laughs) - (size_t)n, "%%(a%d)s", level - 1);
+        n += snprintf(laughs + n, sizeof(laughs) - (size_t)n, "\n");
+    }
+    snprintf(laughs + n, sizeof(laughs) - (size_t)n, "[app:main]\nuse = egg:X#y\n");
+    path = test_write_file("laughs.ini", laughs);
+    expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_ETOOBIG, &error);
+    ck_assert_str_eq(error.key, "a4");
+    ck_assert_ptr_nonnull(strstr(error.text, "interpolated value longer than"));
 
     path = test_write_file("def.ini", "[DEFAULT]\nroot = %(nothing)s\n[app:main]\nuse = egg:X#y\n");
     expect_failure(loader, CSGI_CONF__APP, path, NULL, NULL, CSGI_EPARSE, &error);
@@ -815,6 +852,7 @@ int main(void)
     tcase_add_test(config, config_test3_uses_test2);
     tcase_add_test(config, config_foreign_config);
     tcase_add_test(config, config_get);
+    tcase_add_test(config, config_uri_percent_decoded);
     tcase_add_test(config, config_global_conf_from_caller);
     tcase_add_test(config, config_included_file_alone);
     tcase_add_test(config, config_test_error);

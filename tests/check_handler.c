@@ -530,8 +530,8 @@ END_TEST
 
 /* ---- INI factories ------------------------------------------------------------------ */
 
-static int auth_setup(const csgi_conf *global_conf, const csgi_conf *local_conf, void **userdata,
-                      csgi_destroy_fn *destroy, csgi_load_error *error)
+static int auth_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *global_conf,
+                      const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)global_conf;
     const char *token = csgi_conf_get(local_conf, "token");
@@ -578,7 +578,7 @@ START_TEST(test_factories)
     csgi_loader *loader = test_loader();
     csgi_app *app = NULL;
     csgi_load_error error;
-    ck_assert_int_eq(csgi_loader_load_app(loader, ini_path, &app, &error), 0);
+    ck_assert_int_eq(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     csgi_test_response *response = run(app, "GET", "/", "X-Auth-Token", "sesame", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "Hello World\n");
@@ -595,7 +595,7 @@ START_TEST(test_factories)
               "token =\n\n[app:hello]\nuse = egg:test#hello\n");
     loader = test_loader();
     app = NULL;
-    ck_assert_int_ne(csgi_loader_load_app(loader, ini_path, &app, &error), 0);
+    ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     ck_assert_ptr_null(app);
     char text[1024];
     csgi_load_error_format(&error, text, sizeof(text));

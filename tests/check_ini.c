@@ -536,6 +536,36 @@ START_TEST(error_unreadable_file)
 }
 END_TEST
 
+START_TEST(error_file_too_large)
+{
+    /* A file exactly at the limit is read (one comment line); one byte
+       more is refused before it is parsed. */
+    char path[] = "/tmp/check_ini_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("#", f);
+    for (size_t i = 1; i < CSGI_INI__MAX_FILE_SIZE; i++)
+        fputc('x', f);
+    fclose(f);
+    csgi_load_error error;
+    csgi_load_error__clear(&error);
+    csgi_ini *ini = NULL;
+    ck_assert_int_eq(csgi_ini__load(&ini, path, &error), 0);
+    ck_assert_uint_eq(ini->section_count, 0);
+    csgi_ini__free(ini);
+
+    f = fopen(path, "a");
+    fputc('x', f);
+    fclose(f);
+    ini = (csgi_ini *)1;
+    ck_assert_int_eq(csgi_ini__load(&ini, path, &error), CSGI_ETOOBIG);
+    ck_assert_ptr_null(ini);
+    ck_assert_ptr_nonnull(strstr(error.text, "file larger than 16777216 bytes"));
+    unlink(path);
+}
+END_TEST
+
 START_TEST(error_first_wins)
 {
     csgi_load_error error;
@@ -874,6 +904,7 @@ int main(void)
     tcase_add_test(errors, error_section_header);
     tcase_add_test(errors, error_nul_byte);
     tcase_add_test(errors, error_unreadable_file);
+    tcase_add_test(errors, error_file_too_large);
     tcase_add_test(errors, error_first_wins);
     tcase_add_test(errors, error_format_omits_missing_parts);
     tcase_add_test(errors, query_helpers_accept_null);

@@ -114,34 +114,34 @@ static int make_fake(const csgi_app_type *type, const char *body, const char *st
     return csgi_app_new(out, type, fake);
 }
 
-static int basic_app_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                             const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int basic_app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)error;
     /* Not a composite: no names to resolve. */
     csgi_app *app = NULL;
-    ck_assert_int_eq(csgi_loader_get_app(loader, "main", &app, NULL), CSGI_ESTATE);
+    ck_assert_int_eq(csgi_loader_get_app(&app, loader, "main", NULL), CSGI_ESTATE);
     return make_fake(&basic_type, "This is basic app", "200 OK", global_conf, local_conf, out);
 }
 
-static int other_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                         const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int other_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)error;
     return make_fake(&other_type, "This is another app", "200 OK", global_conf, local_conf, out);
 }
 
-static int configed_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                            const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int configed_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                            const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)error;
     return make_fake(&configed_type, "configed", "200 OK", global_conf, local_conf, out);
 }
 
-static int not_found_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                             const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int not_found_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)error;
@@ -213,9 +213,8 @@ static void caps_destroy(void *state)
 
 static const csgi_app_type caps_type = {"caps", caps_call, caps_destroy};
 
-static int caps_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                        const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
-                        csgi_load_error *error)
+static int caps_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                        const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -266,8 +265,8 @@ static void remote_addr_destroy(void *state)
 static const csgi_app_type remote_addr_type = {"remote_addr", remote_addr_call,
                                                remote_addr_destroy};
 
-static int remote_addr_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                               const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int remote_addr_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                               const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)global_conf;
     remote_addr *r = calloc(1, sizeof(*r));
@@ -281,7 +280,7 @@ static int remote_addr_factory(csgi_loader *loader, const csgi_conf *global_conf
         const char *addr = csgi_conf_get(local_conf, addr_key);
         ck_assert_ptr_nonnull(addr);
         ck_assert_uint_lt(r->count, MAX_ROUTES);
-        int rc = csgi_loader_get_app(loader, value, &r->app[r->count], error);
+        int rc = csgi_loader_get_app(&r->app[r->count], loader, value, error);
         if (rc != 0) {
             remote_addr_destroy(r);
             return rc;
@@ -292,8 +291,8 @@ static int remote_addr_factory(csgi_loader *loader, const csgi_conf *global_conf
 }
 
 /* A factory that fails with a bare message. */
-static int failing_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                           const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int failing_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -314,8 +313,8 @@ static struct {
     char bad_n_message[1024];
 } typed;
 
-static int typed_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                         const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int typed_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     csgi_load_error e;
@@ -346,15 +345,15 @@ static int typed_factory(csgi_loader *loader, const csgi_conf *global_conf,
 }
 
 /* A composite that wraps its `app` with its `filter`, both by name. */
-static int filtered_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                            const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int filtered_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                            const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)global_conf;
     csgi_app *inner = NULL;
-    int rc = csgi_loader_get_app(loader, csgi_conf_get(local_conf, "app"), &inner, error);
+    int rc = csgi_loader_get_app(&inner, loader, csgi_conf_get(local_conf, "app"), error);
     if (rc != 0)
         return rc;
-    return csgi_loader_get_filter(loader, csgi_conf_get(local_conf, "filter"), inner, out, error);
+    return csgi_loader_get_filter(out, loader, csgi_conf_get(local_conf, "filter"), inner, error);
 }
 
 static csgi_loader *new_loader(void)
@@ -987,7 +986,7 @@ START_TEST(registration_rules)
     /* outside a composite factory */
     csgi_load_error error;
     memset(&error, 0, sizeof(error));
-    ck_assert_int_eq(csgi_loader_get_app(loader, "main", &app, &error), CSGI_ESTATE);
+    ck_assert_int_eq(csgi_loader_get_app(&app, loader, "main", &error), CSGI_ESTATE);
     ck_assert_ptr_null(app);
     /* missing file and section */
     char message[2048];
@@ -995,7 +994,7 @@ START_TEST(registration_rules)
     ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_ENOTFOUND);
     ck_assert_int_eq(test_load_fails(loader, "/nonexistent/x.ini", message, sizeof(message)),
                      CSGI_ENOTFOUND);
-    ck_assert_int_eq(csgi_loader_load_app(loader, NULL, &app, NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_loader_load_app(&app, loader, NULL, NULL), CSGI_EINVAL);
     csgi_loader_free(NULL);
     csgi_loader_free(loader);
 }
@@ -1092,7 +1091,7 @@ START_TEST(out_of_memory_every_allocation)
         test_alloc_fail_after(budget);
         csgi_app *app = NULL;
         csgi_load_error error;
-        int rc = csgi_loader_load_app(loader, path, &app, &error);
+        int rc = csgi_loader_load_app(&app, loader, path, &error);
         test_alloc_fail_never();
         if (rc == 0) {
             done = 1;
@@ -1143,11 +1142,11 @@ END_TEST
 
 static int counted_calls;
 
-static int counted_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                           const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int counted_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_load_error *error)
 {
     counted_calls++;
-    return basic_app_factory(loader, global_conf, local_conf, out, error);
+    return basic_app_factory(out, loader, global_conf, local_conf, error);
 }
 
 /* Every name of a pipeline is resolved before any factory runs. */
@@ -1258,7 +1257,7 @@ START_TEST(describe_out_of_memory)
         test_alloc_fail_after(budget);
         const char *text = NULL;
         csgi_load_error error;
-        int rc = csgi_loader_describe(loader, path, 0, &text, &error);
+        int rc = csgi_loader_describe(&text, loader, path, 0, &error);
         test_alloc_fail_never();
         if (rc == 0) {
             done = 1;
@@ -1450,7 +1449,7 @@ START_TEST(composite_builds_filters)
     csgi_app *out = (csgi_app *)&out;
     csgi_load_error error;
     memset(&error, 0, sizeof(error)); /* first error wins: start empty */
-    ck_assert_int_eq(csgi_loader_get_filter(loader, "caps", next, &out, &error), CSGI_ESTATE);
+    ck_assert_int_eq(csgi_loader_get_filter(&out, loader, "caps", next, &error), CSGI_ESTATE);
     ck_assert_ptr_nonnull(strstr(error.text, "csgi_loader_get_filter"));
     ck_assert_ptr_null(out);
     csgi_loader_free(loader);

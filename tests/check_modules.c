@@ -426,7 +426,7 @@ static void plugin_load_fails(const char *file, const char *ini, const char *nam
     /* --check builds the same way: an error too, never a crash. */
     const char *text = NULL;
     csgi_load_error error;
-    ck_assert_int_eq(csgi_loader_describe(loader, uri, 0, &text, &error), rc);
+    ck_assert_int_eq(csgi_loader_describe(&text, loader, uri, 0, &error), rc);
     ck_assert_ptr_null(text);
     csgi_loader_free(loader);
 }
@@ -518,8 +518,8 @@ START_TEST(uri_schemes)
 END_TEST
 
 /* Registered factories come before shared objects. */
-static int registered_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                              const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error);
+static int registered_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_load_error *error);
 
 static csgi_body *registered_call(void *state, csgi_environ *environ,
                                   csgi_start_response *start_response)
@@ -533,8 +533,8 @@ static csgi_body *registered_call(void *state, csgi_environ *environ,
 
 static const csgi_app_type registered_type = {"registered", registered_call, NULL};
 
-static int registered_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                              const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int registered_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;

@@ -1418,8 +1418,8 @@ END_TEST
 
 static test_app ini_state;
 
-static int test_app_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                            const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int test_app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                            const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -1453,7 +1453,7 @@ static csgi_app *load_ini(const char *text, const char *name, int *rc, char *mes
     snprintf(uri, sizeof(uri), "config:%s#%s", ini_path, name);
     csgi_app *app = NULL;
     csgi_load_error error;
-    *rc = csgi_loader_load_app(loader, uri, &app, &error);
+    *rc = csgi_loader_load_app(&app, loader, uri, &error);
     csgi_load_error_format(&error, message, size);
     csgi_loader_free(loader);
     remove_ini();

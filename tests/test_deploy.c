@@ -11,7 +11,7 @@ csgi_app *test_load(csgi_loader *loader, const char *uri)
 {
     csgi_app *app = NULL;
     csgi_load_error error;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    int rc = csgi_loader_load_app(&app, loader, uri, &error);
     char message[2048];
     csgi_load_error_format(&error, message, sizeof(message));
     ck_assert_msg(rc == 0, "loading %s: %s (%s)", uri, message, csgi_err_name(rc));
@@ -23,7 +23,7 @@ int test_load_fails(csgi_loader *loader, const char *uri, char *message, size_t 
 {
     csgi_app *app = (csgi_app *)&app; /* must be reset */
     csgi_load_error error;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    int rc = csgi_loader_load_app(&app, loader, uri, &error);
     ck_assert_int_ne(rc, 0);
     ck_assert_ptr_null(app);
     csgi_load_error_format(&error, message, size);

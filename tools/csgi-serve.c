@@ -196,7 +196,7 @@ int main(int argc, char **argv)
     if (check) {
         const char *text = NULL;
         rc = has_server < 0 ? has_server
-                            : csgi_loader_describe(loader, app_uri, stub, &text, &error);
+                            : csgi_loader_describe(&text, loader, app_uri, stub, &error);
         if (rc == 0 && has_server)
             rc = csgi_loader_check_server(loader, server_uri, &error);
         if (rc != 0) {
@@ -207,7 +207,7 @@ int main(int argc, char **argv)
         }
     } else {
         csgi_app *app = NULL;
-        rc = has_server < 0 ? has_server : csgi_loader_load_app(loader, app_uri, &app, &error);
+        rc = has_server < 0 ? has_server : csgi_loader_load_app(&app, loader, app_uri, &error);
         if (rc != 0) {
             report(&error);
             status = 1;

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     }
     csgi_app *app = NULL;
     csgi_load_error error;
-    rc = csgi_loader_load_app(loader, argv[1], &app, &error);
+    rc = csgi_loader_load_app(&app, loader, argv[1], &error);
     /* The app lives on without the loader (the modules stay loaded). */
     csgi_loader_free(loader);
     if (rc != 0) {

@@ -32,8 +32,8 @@ static csgi_body *hello_call(void *state, csgi_environ *environ,
 
 static const csgi_app_type hello_type = {"wsgi_webob.application", hello_call, NULL};
 
-static int app_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                       const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                       const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;

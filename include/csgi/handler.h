@@ -192,8 +192,8 @@ CSGI_EXTERN int csgi_handler_json(csgi_request *request, size_t max, struct json
  * @param destroy  set to what frees it (or NULL)
  * @return 0, or an error with *error filled.
  */
-typedef int (*csgi_handler_setup_fn)(const csgi_conf *global_conf, const csgi_conf *local_conf,
-                                     void **userdata, csgi_destroy_fn *destroy,
+typedef int (*csgi_handler_setup_fn)(void **userdata, csgi_destroy_fn *destroy,
+                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                      csgi_load_error *error);
 
 /**
@@ -204,11 +204,10 @@ typedef int (*csgi_handler_setup_fn)(const csgi_conf *global_conf, const csgi_co
  *
  * @param next taken, also on failure
  */
-CSGI_EXTERN int csgi_handler_filter_factory(const csgi_conf *global_conf,
+CSGI_EXTERN int csgi_handler_filter_factory(csgi_app **out, const csgi_conf *global_conf,
                                             const csgi_conf *local_conf, csgi_app *next,
-                                            csgi_app **out, csgi_load_error *error,
                                             const char *name, csgi_filter_handler_fn handler,
-                                            csgi_handler_setup_fn setup);
+                                            csgi_handler_setup_fn setup, csgi_load_error *error);
 
 /**
  * The body of an application factory (csgi_app_factory_fn) for a handler:
@@ -216,36 +215,37 @@ CSGI_EXTERN int csgi_handler_filter_factory(const csgi_conf *global_conf,
  * csgi_handler_app() makes the application, stored in *out (owned by the
  * caller). CSGI_HANDLER_APP_FACTORY writes the factory function around it.
  */
-CSGI_EXTERN int csgi_handler_app_factory(const csgi_conf *global_conf, const csgi_conf *local_conf,
-                                         csgi_app **out, csgi_load_error *error, const char *name,
-                                         csgi_handler_fn handler, csgi_handler_setup_fn setup);
+CSGI_EXTERN int csgi_handler_app_factory(csgi_app **out, const csgi_conf *global_conf,
+                                         const csgi_conf *local_conf, const char *name,
+                                         csgi_handler_fn handler, csgi_handler_setup_fn setup,
+                                         csgi_load_error *error);
 
 /**
  * Define a filter factory named factory (paste.filter_factory, e.g.
  * "filter_factory" in a module loaded as MODULE:filter_factory) for a filter
  * handler and its setup function (or NULL).
  */
-#define CSGI_HANDLER_FILTER_FACTORY(factory, handler, setup)                                    \
-    int factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf, \
-                csgi_app *next, csgi_app **out, csgi_load_error *error);                        \
-    int factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf, \
-                csgi_app *next, csgi_app **out, csgi_load_error *error)                         \
-    {                                                                                           \
-        (void)loader;                                                                           \
-        return csgi_handler_filter_factory(global_conf, local_conf, next, out, error, #handler, \
-                                           handler, setup);                                     \
+#define CSGI_HANDLER_FILTER_FACTORY(factory, handler, setup)                                      \
+    int factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,                \
+                const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);             \
+    int factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,                \
+                const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)              \
+    {                                                                                             \
+        (void)loader;                                                                             \
+        return csgi_handler_filter_factory(out, global_conf, local_conf, next, #handler, handler, \
+                                           setup, error);                                         \
     }
 
 /** Define an application factory named factory for a handler and its setup (or NULL). */
 #define CSGI_HANDLER_APP_FACTORY(factory, handler, setup)                                       \
-    int factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf, \
-                csgi_app **out, csgi_load_error *error);                                        \
-    int factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf, \
-                csgi_app **out, csgi_load_error *error)                                         \
+    int factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,              \
+                const csgi_conf *local_conf, csgi_load_error *error);                           \
+    int factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,              \
+                const csgi_conf *local_conf, csgi_load_error *error)                            \
     {                                                                                           \
         (void)loader;                                                                           \
-        return csgi_handler_app_factory(global_conf, local_conf, out, error, #handler, handler, \
-                                        setup);                                                 \
+        return csgi_handler_app_factory(out, global_conf, local_conf, #handler, handler, setup, \
+                                        error);                                                 \
     }
 
 #ifdef __cplusplus

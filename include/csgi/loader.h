@@ -140,8 +140,8 @@ CSGI_EXTERN void csgi_conf_error(const csgi_conf *conf, const char *name, csgi_l
  * @return 0 with *out set (a new reference), or an error with *error filled
  *         (the loader adds the file, line and section if the factory does not).
  */
-typedef int (*csgi_app_factory_fn)(csgi_loader *loader, const csgi_conf *global_conf,
-                                   const csgi_conf *local_conf, csgi_app **out,
+typedef int (*csgi_app_factory_fn)(csgi_app **out, csgi_loader *loader,
+                                   const csgi_conf *global_conf, const csgi_conf *local_conf,
                                    csgi_load_error *error);
 
 /**
@@ -151,9 +151,9 @@ typedef int (*csgi_app_factory_fn)(csgi_loader *loader, const csgi_conf *global_
  * @param next the application to wrap; taken (also when the factory fails)
  * @return 0 with *out set, or an error with *error filled.
  */
-typedef int (*csgi_filter_factory_fn)(csgi_loader *loader, const csgi_conf *global_conf,
-                                      const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
-                                      csgi_load_error *error);
+typedef int (*csgi_filter_factory_fn)(csgi_app **out, csgi_loader *loader,
+                                      const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                      csgi_app *next, csgi_load_error *error);
 
 /**
  * A server runner (paste.server_runner; a paste.server_factory becomes one
@@ -273,13 +273,13 @@ CSGI_EXTERN int csgi_loader_check_server(csgi_loader *loader, const char *uri,
  * @param stub_unknown 1: an unknown factory becomes a labelled placeholder
  *                     application instead of an error, so the structure of
  *                     a foreign deploy file can be inspected without its code
- * @param text         set to the description, borrowed from the loader:
+ * @param out          set to the description, borrowed from the loader:
  *                     valid until the next csgi_loader_describe() or
  *                     csgi_loader_free()
  * @return as csgi_loader_load_app().
  */
-CSGI_EXTERN int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown,
-                                     const char **text, csgi_load_error *error);
+CSGI_EXTERN int csgi_loader_describe(const char **out, csgi_loader *loader, const char *uri,
+                                     int stub_unknown, csgi_load_error *error);
 
 /**
  * Add a directory to search for shared objects named by factory references
@@ -341,7 +341,7 @@ CSGI_EXTERN int csgi_loader_set_global(csgi_loader *loader, const char *name, co
  *         CSGI_EPARSE (malformed file, interpolation, cycle, ...),
  *         CSGI_EINVAL, CSGI_ENOMEM, or what a factory returned.
  */
-CSGI_EXTERN int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_app **out,
+CSGI_EXTERN int csgi_loader_load_app(csgi_app **out, csgi_loader *loader, const char *uri,
                                      csgi_load_error *error);
 
 /**
@@ -351,7 +351,7 @@ CSGI_EXTERN int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_
  *
  * @return as csgi_loader_load_app(); CSGI_ESTATE outside a composite factory.
  */
-CSGI_EXTERN int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
+CSGI_EXTERN int csgi_loader_get_app(csgi_app **out, csgi_loader *loader, const char *name,
                                     csgi_load_error *error);
 
 /**
@@ -362,8 +362,8 @@ CSGI_EXTERN int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_
  * @param next taken (also on failure)
  * @return as csgi_loader_get_app().
  */
-CSGI_EXTERN int csgi_loader_get_filter(csgi_loader *loader, const char *name, csgi_app *next,
-                                       csgi_app **out, csgi_load_error *error);
+CSGI_EXTERN int csgi_loader_get_filter(csgi_app **out, csgi_loader *loader, const char *name,
+                                       csgi_app *next, csgi_load_error *error);
 
 #ifdef __cplusplus
 }

@@ -296,8 +296,8 @@ static int catch_statuses(const csgi_conf *conf, int **out, size_t *count, csgi_
     return 0;
 }
 
-int csgi_cascade__factory(csgi_loader *loader, const csgi_conf *global_conf,
-                          const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+int csgi_cascade__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)global_conf;
     size_t capacity = csgi_conf_count(local_conf);
@@ -321,7 +321,7 @@ int csgi_cascade__factory(csgi_loader *loader, const csgi_conf *global_conf,
             csgi_conf_error(local_conf, name, error,
                             "bad name for an application key (number expected)");
             rc = CSGI_EINVAL;
-        } else if ((rc = csgi_loader_get_app(loader, value, &apps[count].app, error)) == 0) {
+        } else if ((rc = csgi_loader_get_app(&apps[count].app, loader, value, error)) == 0) {
             apps[count++].number = number;
         }
     }

@@ -9,12 +9,12 @@
 
 /* urlmap.c: egg:csgi#urlmap and egg:Paste#urlmap (Paste's urlmap_factory):
    every key but not_found_app and debug is a route. */
-int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
-                         const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error);
+int csgi_urlmap__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error);
 
 /* cascade.c: egg:csgi#cascade and egg:Paste#cascade (Paste's make_cascade):
    keys app1, app2, ... (sorted by number) and catch. */
-int csgi_cascade__factory(csgi_loader *loader, const csgi_conf *global_conf,
-                          const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error);
+int csgi_cascade__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_load_error *error);
 
 #endif

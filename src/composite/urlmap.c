@@ -3,16 +3,19 @@
  * Paste's paste.urlmap does (include/csgi/composite.h).
  *
  * Written over the public protocol only (csgi.h): the map is an ordinary
- * application whose state is the sorted table of routes. The one internal
- * dependency is the library's allocator, so that tests replacing it
- * (csgi_set_allocator) reach the map's memory too.
+ * application whose state is the sorted table of routes. The internal
+ * dependencies are the library's allocator, so that tests replacing it
+ * (csgi_set_allocator) reach the map's memory too, and its one growth
+ * rule (common/vec.h).
  */
 #include "common/alloc.h"
+#include "common/vec.h"
 
 #include <csgi.h>
 #include <csgi/composite.h>
 #include "composite/composite_private.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,15 +270,12 @@ int csgi_urlmap_add(csgi_urlmap *map, const char *key, csgi_app *app)
     for (size_t i = 0; i < map->count; i++)
         if (same_key(&map->routes[i], &r))
             goto fail;
-    if (map->count == map->capacity) {
-        size_t capacity = map->capacity ? map->capacity * 2 : 8;
-        route *routes = csgi__realloc(map->routes, capacity * sizeof(*routes));
-        err = CSGI_ENOMEM;
-        if (!routes)
-            goto fail;
-        map->routes = routes;
-        map->capacity = capacity;
-    }
+    /* No cap of its own: each route is one the caller added. */
+    void *routes = map->routes;
+    err = csgi_vec__reserve(&routes, &map->capacity, sizeof(route), map->count + 1, SIZE_MAX);
+    if (err)
+        goto fail;
+    map->routes = routes;
     r.order = map->added++;
     map->routes[map->count++] = r;
     return 0;
@@ -534,8 +534,8 @@ static csgi_body *urlmap_call(void *state, csgi_environ *environ,
 
 /* ---- INI factory ------------------------------------------------------------- */
 
-int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
-                         const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+int csgi_urlmap__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error)
 {
     csgi_urlmap *map = NULL;
     int rc = csgi_urlmap_new(&map);
@@ -551,7 +551,7 @@ int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
         not_found = csgi_conf_get(global_conf, "not_found_app");
     if (not_found) {
         csgi_app *app = NULL;
-        rc = csgi_loader_get_app(loader, not_found, &app, error);
+        rc = csgi_loader_get_app(&app, loader, not_found, error);
         if (rc != 0)
             goto fail;
         csgi_urlmap_set_not_found(map, app);
@@ -561,7 +561,7 @@ int csgi_urlmap__factory(csgi_loader *loader, const csgi_conf *global_conf,
         if (strcmp(name, "not_found_app") == 0 || strcmp(name, "debug") == 0)
             continue;
         csgi_app *app = NULL;
-        rc = csgi_loader_get_app(loader, value, &app, error);
+        rc = csgi_loader_get_app(&app, loader, value, error);
         if (rc != 0)
             goto fail;
         rc = csgi_urlmap_add(map, name, app);

@@ -441,16 +441,16 @@ static int setup_userdata(csgi_handler_setup_fn setup, const csgi_conf *global_c
     *destroy = NULL;
     if (!setup)
         return 0;
-    int rc = setup(global_conf, local_conf, userdata, destroy, error);
+    int rc = setup(userdata, destroy, global_conf, local_conf, error);
     if (rc != 0 && error && !error->text[0])
         snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(rc));
     return rc;
 }
 
-int csgi_handler_filter_factory(const csgi_conf *global_conf, const csgi_conf *local_conf,
-                                csgi_app *next, csgi_app **out, csgi_load_error *error,
-                                const char *name, csgi_filter_handler_fn handler,
-                                csgi_handler_setup_fn setup)
+int csgi_handler_filter_factory(csgi_app **out, const csgi_conf *global_conf,
+                                const csgi_conf *local_conf, csgi_app *next, const char *name,
+                                csgi_filter_handler_fn handler, csgi_handler_setup_fn setup,
+                                csgi_load_error *error)
 {
     void *userdata;
     csgi_destroy_fn destroy;
@@ -462,9 +462,9 @@ int csgi_handler_filter_factory(const csgi_conf *global_conf, const csgi_conf *l
     return csgi_handler_filter(out, name, handler, next, userdata, destroy);
 }
 
-int csgi_handler_app_factory(const csgi_conf *global_conf, const csgi_conf *local_conf,
-                             csgi_app **out, csgi_load_error *error, const char *name,
-                             csgi_handler_fn handler, csgi_handler_setup_fn setup)
+int csgi_handler_app_factory(csgi_app **out, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, const char *name, csgi_handler_fn handler,
+                             csgi_handler_setup_fn setup, csgi_load_error *error)
 {
     void *userdata;
     csgi_destroy_fn destroy;

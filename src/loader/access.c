@@ -4,14 +4,15 @@
  * the key they are about.
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "loader/loader_private.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* Memory handed out by csgi_conf_aslist(), freed with the loader. */
 struct csgi_loader__allocation {
@@ -70,7 +71,20 @@ int csgi_conf_entry(const csgi_conf *conf, size_t index, const char **name, cons
     return 1;
 }
 
-/* An error about a conf entry, at the place it was written. */
+/* An error about the key name, at the place entry (NULL: none) was written. */
+static void verror_at_entry(csgi_load_error *error, const csgi_conf__entry *entry, const char *name,
+                            const char *format, va_list args) __attribute__((format(printf, 4, 0)));
+
+static void verror_at_entry(csgi_load_error *error, const csgi_conf__entry *entry, const char *name,
+                            const char *format, va_list args)
+{
+    if (entry)
+        csgi_load_error__vset(error, entry->origin.file, entry->origin.line, entry->origin.section,
+                              entry->origin.key ? entry->origin.key : entry->name, format, args);
+    else
+        csgi_load_error__vset(error, NULL, 0, NULL, name, format, args);
+}
+
 static void error_at_entry(csgi_load_error *error, const csgi_conf__entry *entry,
                            const char *format, ...) __attribute__((format(printf, 3, 4)));
 
@@ -79,8 +93,7 @@ static void error_at_entry(csgi_load_error *error, const csgi_conf__entry *entry
 {
     va_list args;
     va_start(args, format);
-    csgi_load_error__vset(error, entry->origin.file, entry->origin.line, entry->origin.section,
-                          entry->origin.key ? entry->origin.key : entry->name, format, args);
+    verror_at_entry(error, entry, entry->name, format, args);
     va_end(args);
 }
 
@@ -90,12 +103,27 @@ void csgi_conf_error(const csgi_conf *conf, const char *name, csgi_load_error *e
     const csgi_conf__entry *entry = conf && name ? csgi_conf__list_find(conf->list, name) : NULL;
     va_list args;
     va_start(args, format);
-    if (entry)
-        csgi_load_error__vset(error, entry->origin.file, entry->origin.line, entry->origin.section,
-                              entry->origin.key ? entry->origin.key : entry->name, format, args);
-    else
-        csgi_load_error__vset(error, NULL, 0, NULL, name, format, args);
+    verror_at_entry(error, entry, name, format, args);
     va_end(args);
+}
+
+/* PasteDeploy strips a value before converting it. */
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* The entry a converter reads: NULL when conf has no key name, else the
+   entry with *value its text after the leading blanks. */
+static const csgi_conf__entry *converted_entry(const csgi_conf *conf, const char *name,
+                                               const char **value)
+{
+    const csgi_conf__entry *entry = csgi_conf__list_find(conf->list, name);
+    const char *v = entry ? entry->value : "";
+    while (is_blank(*v))
+        v++;
+    *value = v;
+    return entry;
 }
 
 int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int *out,
@@ -105,24 +133,21 @@ int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int 
     static const char *const lies[] = {"false", "no", "off", "n", "f", "0"};
     if (!conf || !name || !out)
         return CSGI_EINVAL;
-    const csgi_conf__entry *entry = csgi_conf__list_find(conf->list, name);
+    const char *value;
+    const csgi_conf__entry *entry = converted_entry(conf, name, &value);
     if (!entry) {
         *out = fallback;
         return 0;
     }
-    /* PasteDeploy strips the value first. */
-    const char *value = entry->value;
-    while (*value == ' ' || *value == '\t' || *value == '\n')
-        value++;
     size_t len = strlen(value);
-    while (len && (value[len - 1] == ' ' || value[len - 1] == '\t' || value[len - 1] == '\n'))
+    while (len && is_blank(value[len - 1]))
         len--;
     for (size_t i = 0; i < sizeof(truths) / sizeof(truths[0]); i++) {
-        if (strlen(truths[i]) == len && strncasecmp(value, truths[i], len) == 0) {
+        if (strlen(truths[i]) == len && csgi_char__equal_nocase(value, truths[i], len)) {
             *out = 1;
             return 0;
         }
-        if (strlen(lies[i]) == len && strncasecmp(value, lies[i], len) == 0) {
+        if (strlen(lies[i]) == len && csgi_char__equal_nocase(value, lies[i], len)) {
             *out = 0;
             return 0;
         }
@@ -136,14 +161,12 @@ int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback,
 {
     if (!conf || !name || !out)
         return CSGI_EINVAL;
-    const csgi_conf__entry *entry = csgi_conf__list_find(conf->list, name);
+    const char *value;
+    const csgi_conf__entry *entry = converted_entry(conf, name, &value);
     if (!entry) {
         *out = fallback;
         return 0;
     }
-    const char *value = entry->value;
-    while (*value == ' ' || *value == '\t' || *value == '\n')
-        value++;
     const char *digits = value + (*value == '+' || *value == '-');
     if (*digits < '0' || *digits > '9') {
         error_at_entry(error, entry, "not an integer: '%s'", entry->value);
@@ -152,7 +175,7 @@ int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback,
     char *end = NULL;
     errno = 0;
     long long parsed = strtoll(value, &end, 10);
-    while (*end == ' ' || *end == '\t' || *end == '\n')
+    while (is_blank(*end))
         end++;
     if (*end != '\0') {
         error_at_entry(error, entry, "not an integer: '%s'", entry->value);

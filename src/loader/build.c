@@ -35,6 +35,18 @@ void csgi_loader__error_at(csgi_load_error *error, const csgi_conf__origin *orig
     va_end(args);
 }
 
+int csgi_loader__start(csgi_load_error **error, csgi_load_error *scratch, int valid)
+{
+    if (!*error)
+        *error = scratch;
+    csgi_load_error__clear(*error);
+    if (!valid) {
+        csgi_load_error__code(*error, CSGI_EINVAL);
+        return CSGI_EINVAL;
+    }
+    return 0;
+}
+
 csgi_conf__origin csgi_loader__factory_origin(const csgi_conf__context *context)
 {
     csgi_conf__origin origin = context->factory.origin;
@@ -181,7 +193,7 @@ static int call_app_factory(csgi_loader *loader, const csgi_conf__context *conte
        as a composite, or called for a composite, may build named apps. */
     loader->composite = r->kind == CSGI_FACTORY_COMPOSITE || composite ? context : NULL;
     csgi_app *app = NULL;
-    rc = r->app_factory(loader, &global, &local, &app, error);
+    rc = r->app_factory(&app, loader, &global, &local, error);
     loader->composite = saved;
     return factory_result(context, rc, app, out, error);
 }
@@ -219,7 +231,7 @@ static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *co
     const csgi_conf__context *saved = loader->composite;
     loader->composite = NULL;
     csgi_app *app = NULL;
-    rc = r->filter_factory(loader, &global, &local, next, &app, error);
+    rc = r->filter_factory(&app, loader, &global, &local, next, error);
     loader->composite = saved;
     return factory_result(context, rc, app, out, error);
 }
@@ -339,28 +351,33 @@ int csgi_loader__build_app(csgi_loader *loader, const csgi_conf__context *contex
 
 /* ---- the API ----------------------------------------------------------------------- */
 
-int csgi_loader_load_app(csgi_loader *loader, const char *uri, csgi_app **out,
+/* Build context outside any composite (what it builds cannot name the
+   apps of the composite that asked for it): an application, or with next
+   (taken) a filter around next. */
+static int build_outside(csgi_loader *loader, const csgi_conf__context *context, csgi_app *next,
+                         csgi_app **out, csgi_load_error *error)
+{
+    const csgi_conf__context *composite = loader->composite;
+    loader->composite = NULL;
+    int rc = next ? apply_filter(loader, context, next, out, error)
+                  : csgi_loader__build_app(loader, context, out, error);
+    loader->composite = composite;
+    return rc;
+}
+
+int csgi_loader_load_app(csgi_app **out, csgi_loader *loader, const char *uri,
                          csgi_load_error *error)
 {
     csgi_load_error scratch;
-    if (!error)
-        error = &scratch;
-    csgi_load_error__clear(error);
     if (out)
         *out = NULL;
-    if (!loader || !uri || !out) {
-        csgi_load_error__code(error, CSGI_EINVAL);
-        return CSGI_EINVAL;
-    }
+    int rc = csgi_loader__start(&error, &scratch, loader && uri && out);
     const csgi_conf__context *context = NULL;
-    int rc = csgi_loader__resolve(loader, CSGI_CONF__APP, uri, &context, error);
+    if (rc == 0)
+        rc = csgi_loader__resolve(loader, CSGI_CONF__APP, uri, &context, error);
     if (rc != 0)
         return rc;
-    const csgi_conf__context *saved = loader->composite;
-    loader->composite = NULL;
-    rc = csgi_loader__build_app(loader, context, out, error);
-    loader->composite = saved;
-    return rc;
+    return build_outside(loader, context, NULL, out, error);
 }
 
 /* Resolve name, written in the composite being built, as type. */
@@ -386,7 +403,7 @@ static int resolve_in_composite(csgi_loader *loader, const char *name, csgi_conf
     return resolve_child(loader, composite, type, &reference, out, error);
 }
 
-int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
+int csgi_loader_get_app(csgi_app **out, csgi_loader *loader, const char *name,
                         csgi_load_error *error)
 {
     if (out)
@@ -400,14 +417,10 @@ int csgi_loader_get_app(csgi_loader *loader, const char *name, csgi_app **out,
         resolve_in_composite(loader, name, CSGI_CONF__APP, "csgi_loader_get_app", &context, error);
     if (rc != 0)
         return rc;
-    const csgi_conf__context *composite = loader->composite;
-    loader->composite = NULL;
-    rc = csgi_loader__build_app(loader, context, out, error);
-    loader->composite = composite;
-    return rc;
+    return build_outside(loader, context, NULL, out, error);
 }
 
-int csgi_loader_get_filter(csgi_loader *loader, const char *name, csgi_app *next, csgi_app **out,
+int csgi_loader_get_filter(csgi_app **out, csgi_loader *loader, const char *name, csgi_app *next,
                            csgi_load_error *error)
 {
     if (out)
@@ -424,9 +437,5 @@ int csgi_loader_get_filter(csgi_loader *loader, const char *name, csgi_app *next
         csgi_app_free(next);
         return rc;
     }
-    const csgi_conf__context *composite = loader->composite;
-    loader->composite = NULL;
-    rc = apply_filter(loader, context, next, out, error);
-    loader->composite = composite;
-    return rc;
+    return build_outside(loader, context, next, out, error);
 }

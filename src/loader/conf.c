@@ -2,6 +2,8 @@
 #include "loader/conf.h"
 
 #include "common/alloc.h"
+#include "common/chartab.h"
+#include "loader/text.h"
 
 #include <csgi/common.h>
 
@@ -12,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 /* ConfigParser's MAX_INTERPOLATION_DEPTH. */
 #define MAX_INTERPOLATION_DEPTH 10
+/* An interpolated value is no longer than the largest file: %(x)s
+   nested ten deep could otherwise make gigabytes of a small file. */
+#define MAX_INTERPOLATED_SIZE CSGI_INI__MAX_FILE_SIZE
 /* Sections being resolved at once (a `use` chain); deeper is refused. */
 #define MAX_USE_DEPTH 64
 /* Lists with more entries than this find them through an index. */
@@ -101,7 +105,7 @@ static bool starts_with(const char *s, const char *prefix)
 static size_t scheme_length(const char *name)
 {
     size_t n = 0;
-    while (isalpha((unsigned char)name[n]))
+    while (csgi_char__is_alpha((unsigned char)name[n]))
         n++;
     return n > 0 && name[n] == ':' ? n : 0;
 }
@@ -109,7 +113,7 @@ static size_t scheme_length(const char *name)
 static bool has_scheme(const char *name, const char *scheme)
 {
     size_t n = scheme_length(name);
-    return n == strlen(scheme) && strncasecmp(name, scheme, n) == 0;
+    return n == strlen(scheme) && csgi_char__equal_nocase(name, scheme, n);
 }
 
 /* ---- ordered conf lists ------------------------------------------------------ */
@@ -246,28 +250,15 @@ const char *csgi_conf__protocol_name(csgi_conf__protocol protocol)
 
 /* ---- interpolation ----------------------------------------------------------- */
 
-typedef struct buffer {
-    char *data;
-    size_t len;
-    size_t size;
-} buffer;
-
-static bool buffer_append(buffer *b, const char *s, size_t n)
+/* Append to an interpolated value; 0 or the error, filled. */
+static int append(resolver *rs, const csgi_conf__origin *at, csgi_text *out, const char *s,
+                  size_t n)
 {
-    if (b->len + n + 1 > b->size) {
-        size_t size = b->size ? b->size : 64;
-        while (size < b->len + n + 1)
-            size *= 2;
-        char *data = csgi__realloc(b->data, size);
-        if (!data)
-            return false;
-        b->data = data;
-        b->size = size;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return true;
+    int rc = csgi_text__append(out, s, n);
+    if (rc == CSGI_ETOOBIG)
+        return fail_at(rs, rc, at, "interpolated value longer than %u bytes",
+                       MAX_INTERPOLATED_SIZE);
+    return rc == 0 ? 0 : fail_nomem(rs);
 }
 
 /* The raw value of name as interpolation sees it: the section's key, else
@@ -282,7 +273,7 @@ static const char *raw_lookup(const csgi_conf__scope *scope, const csgi_ini__sec
 /* ConfigParser's BasicInterpolation._interpolate_some. */
 static int interpolate_some(resolver *rs, const csgi_conf__scope *scope,
                             const csgi_ini__section *section, const csgi_conf__origin *at,
-                            buffer *out, const char *rest, int depth)
+                            csgi_text *out, const char *rest, int depth)
 {
     if (depth > MAX_INTERPOLATION_DEPTH)
         return fail_at(rs, CSGI_EPARSE, at,
@@ -291,13 +282,15 @@ static int interpolate_some(resolver *rs, const csgi_conf__scope *scope,
     while (*rest) {
         const char *percent = strchr(rest, '%');
         if (!percent)
-            return buffer_append(out, rest, strlen(rest)) ? 0 : fail_nomem(rs);
-        if (!buffer_append(out, rest, (size_t)(percent - rest)))
-            return fail_nomem(rs);
+            return append(rs, at, out, rest, strlen(rest));
+        int rc = append(rs, at, out, rest, (size_t)(percent - rest));
+        if (rc != 0)
+            return rc;
         rest = percent;
         if (rest[1] == '%') {
-            if (!buffer_append(out, "%", 1))
-                return fail_nomem(rs);
+            rc = append(rs, at, out, "%", 1);
+            if (rc != 0)
+                return rc;
             rest += 2;
         } else if (rest[1] == '(') {
             const char *close = strchr(rest + 2, ')');
@@ -317,13 +310,11 @@ static int interpolate_some(resolver *rs, const csgi_conf__scope *scope,
                                "bad interpolation: %%(%s)s names no key of the section or the "
                                "defaults",
                                name);
-            if (strchr(value, '%')) {
-                int rc = interpolate_some(rs, scope, section, at, out, value, depth + 1);
-                if (rc != 0)
-                    return rc;
-            } else if (!buffer_append(out, value, strlen(value))) {
-                return fail_nomem(rs);
-            }
+            rc = strchr(value, '%')
+                     ? interpolate_some(rs, scope, section, at, out, value, depth + 1)
+                     : append(rs, at, out, value, strlen(value));
+            if (rc != 0)
+                return rc;
         } else {
             return fail_at(rs, CSGI_EPARSE, at,
                            "bad interpolation: '%%' must be followed by '%%' or '(', found '%s'",
@@ -342,14 +333,14 @@ static int interpolate(resolver *rs, const csgi_conf__scope *scope,
         *out = raw;
         return 0;
     }
-    buffer b = {0};
-    int rc = interpolate_some(rs, scope, section, at, &b, raw, 1);
+    csgi_text text = {.max = MAX_INTERPOLATED_SIZE};
+    int rc = interpolate_some(rs, scope, section, at, &text, raw, 1);
     if (rc == 0) {
-        *out = csgi_arena__strndup(&rs->loader->arena, b.data ? b.data : "", b.len);
+        *out = csgi_arena__strndup(&rs->loader->arena, text.data ? text.data : "", text.len);
         if (!*out)
             rc = fail_nomem(rs);
     }
-    csgi__free(b.data);
+    csgi_text__free(&text);
     return rc;
 }
 
@@ -668,10 +659,11 @@ static int config_context(resolver *rs, const csgi_conf__scope *scope, csgi_conf
     }
     for (size_t i = 0; i < path_len; i++) {
         char c = path[i] == '\\' ? '/' : path[i];
-        if (c == '%' && i + 2 < path_len && isxdigit((unsigned char)path[i + 1]) &&
-            isxdigit((unsigned char)path[i + 2])) {
-            char hex[3] = {path[i + 1], path[i + 2], '\0'};
-            c = (char)strtol(hex, NULL, 16);
+        int high =
+            c == '%' && i + 2 < path_len ? csgi_char__hex_value((unsigned char)path[i + 1]) : -1;
+        int low = high >= 0 ? csgi_char__hex_value((unsigned char)path[i + 2]) : -1;
+        if (low >= 0) {
+            c = (char)(high * 16 + low);
             i += 2;
         }
         joined[len++] = c;

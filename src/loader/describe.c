@@ -4,9 +4,12 @@
  * unknown factory becomes a labelled placeholder instead of an error.
  */
 #include "common/alloc.h"
+#include "common/vec.h"
 #include "loader/loader_private.h"
+#include "loader/text.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,15 +48,13 @@ int csgi_loader__describe_enter(csgi_loader *loader, const csgi_conf__context *c
     csgi_loader__describe_node *parent = loader->describing;
     if (!parent)
         return 0;
-    if (parent->count == parent->capacity) {
-        size_t capacity = parent->capacity ? parent->capacity * 2 : 4;
-        csgi_loader__describe_node **grown =
-            csgi__realloc(parent->children, capacity * sizeof(*grown));
-        if (!grown)
-            return CSGI_ENOMEM;
-        parent->children = grown;
-        parent->capacity = capacity;
-    }
+    /* No cap of its own: a node is an item the loader built. */
+    void *children = parent->children;
+    int rc = csgi_vec__reserve(&children, &parent->capacity, sizeof(*parent->children),
+                               parent->count + 1, SIZE_MAX);
+    if (rc != 0)
+        return rc;
+    parent->children = children;
     csgi_loader__describe_node *node = csgi__calloc(1, sizeof(*node));
     if (!node)
         return CSGI_ENOMEM;
@@ -70,12 +71,11 @@ int csgi_loader__describe_enter(csgi_loader *loader, const csgi_conf__context *c
     return 0;
 }
 
-/* A growing text for the description (csgi__realloc'd: the loader keeps it). */
+/* The description being written: the first failure sticks (rc), later
+   appends do nothing. The text is csgi__realloc'd: the loader keeps it. */
 typedef struct describe_text {
-    char *data;
-    size_t len;
-    size_t capacity;
-    int failed;
+    csgi_text text;
+    int rc;
 } describe_text;
 
 static void text_append(describe_text *text, const char *format, ...)
@@ -83,34 +83,11 @@ static void text_append(describe_text *text, const char *format, ...)
 
 static void text_append(describe_text *text, const char *format, ...)
 {
-    if (text->failed)
+    if (text->rc != 0)
         return;
     va_list args;
     va_start(args, format);
-    va_list copy;
-    va_copy(copy, args);
-    int n = vsnprintf(NULL, 0, format, copy);
-    va_end(copy);
-    if (n < 0) {
-        text->failed = 1;
-        va_end(args);
-        return;
-    }
-    if (text->len + (size_t)n + 1 > text->capacity) {
-        size_t capacity = text->capacity ? text->capacity : 256;
-        while (text->len + (size_t)n + 1 > capacity)
-            capacity *= 2;
-        char *grown = csgi__realloc(text->data, capacity);
-        if (!grown) {
-            text->failed = 1;
-            va_end(args);
-            return;
-        }
-        text->data = grown;
-        text->capacity = capacity;
-    }
-    vsnprintf(text->data + text->len, text->capacity - text->len, format, args);
-    text->len += (size_t)n;
+    text->rc = csgi_text__vprintf(&text->text, format, args);
     va_end(args);
 }
 
@@ -206,19 +183,15 @@ void csgi_loader__free_description(csgi_loader *loader)
     loader->description = NULL;
 }
 
-int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown, const char **text,
+int csgi_loader_describe(const char **out, csgi_loader *loader, const char *uri, int stub_unknown,
                          csgi_load_error *error)
 {
     csgi_load_error scratch;
-    if (!error)
-        error = &scratch;
-    csgi_load_error__clear(error);
-    if (text)
-        *text = NULL;
-    if (!loader || !uri || !text || loader->describing) {
-        csgi_load_error__code(error, CSGI_EINVAL);
-        return CSGI_EINVAL;
-    }
+    if (out)
+        *out = NULL;
+    int rc = csgi_loader__start(&error, &scratch, loader && uri && out && !loader->describing);
+    if (rc != 0)
+        return rc;
     csgi_loader__describe_node *root = csgi__calloc(1, sizeof(*root));
     if (!root) {
         csgi_load_error__code(error, CSGI_ENOMEM);
@@ -227,22 +200,25 @@ int csgi_loader_describe(csgi_loader *loader, const char *uri, int stub_unknown,
     loader->describing = root;
     loader->stub_unknown = stub_unknown ? 1 : 0;
     csgi_app *app = NULL;
-    int rc = csgi_loader_load_app(loader, uri, &app, error);
+    rc = csgi_loader_load_app(&app, loader, uri, error);
     loader->describing = NULL;
     loader->stub_unknown = 0;
     csgi_app_free(app);
     if (rc == 0) {
-        describe_text out = {0};
+        /* No cap of its own: a line per item the loader built. */
+        describe_text text = {.text.max = SIZE_MAX};
         for (size_t i = 0; i < root->count; i++)
-            describe_render(root->children[i], 0, &out);
-        if (out.failed || !out.data) {
-            csgi__free(out.data);
-            rc = CSGI_ENOMEM;
+            describe_render(root->children[i], 0, &text);
+        if (text.rc == 0 && !text.text.data)
+            text.rc = CSGI_ENOMEM;
+        if (text.rc != 0) {
+            csgi_text__free(&text.text);
+            rc = text.rc;
             csgi_load_error__code(error, rc);
         } else {
             csgi__free(loader->description);
-            loader->description = out.data;
-            *text = out.data;
+            loader->description = text.text.data;
+            *out = text.text.data;
         }
     }
     describe_free(root);

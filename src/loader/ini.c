@@ -3,9 +3,11 @@
  * ConfigParser reads it (see ini.h for the rules and for why not inih).
  */
 #include "loader/ini.h"
+#include "loader/text.h"
 
 #include "common/alloc.h"
 #include "common/arena.h"
+#include "common/vec.h"
 
 #include <csgi/common.h>
 
@@ -31,10 +33,8 @@ typedef struct parse_state {
     size_t pos; /* start of the next physical line */
     int line;   /* number of the last line read */
 
-    /* Growable buffer for joining continuation lines. */
-    char *value;
-    size_t value_len;
-    size_t value_cap;
+    /* Continuation lines joined; never longer than the data. */
+    csgi_text value;
 } parse_state;
 
 typedef struct line_span {
@@ -117,21 +117,7 @@ static size_t indent_of(line_span l)
 
 static bool value_append(parse_state *st, const char *s, size_t n)
 {
-    if (st->value_len + n + 1 > st->value_cap) {
-        size_t cap = st->value_cap ? st->value_cap : 256;
-        while (cap < st->value_len + n + 1)
-            cap *= 2;
-        char *grown = csgi__realloc(st->value, cap);
-        if (!grown)
-            return false;
-        st->value = grown;
-        st->value_cap = cap;
-    }
-    if (n)
-        memcpy(st->value + st->value_len, s, n);
-    st->value_len += n;
-    st->value[st->value_len] = '\0';
-    return true;
+    return csgi_text__append(&st->value, s, n) == 0;
 }
 
 /* A NUL-terminated, arena-owned copy of [start, end), or NULL (error set). */
@@ -191,7 +177,7 @@ static bool open_section(parse_state *st, const char *start, const char *end)
  */
 static bool read_value(parse_state *st, const char *first, const char *first_end, size_t key_indent)
 {
-    st->value_len = 0;
+    st->value.len = 0;
     if (!value_append(st, first, (size_t)(first_end - first)))
         return false;
     size_t empty_pieces = 0;
@@ -314,9 +300,10 @@ static bool read_key(parse_state *st, line_span l, const char *s, const char *e)
         return false;
     }
     /* ConfigParser joins the pieces, then rstrips: empty lines at the end go. */
-    while (st->value_len && st->value[st->value_len - 1] == '\n')
-        st->value_len--;
-    char *value = keep(st, st->value, st->value + st->value_len);
+    csgi_text *joined = &st->value;
+    while (joined->len && joined->data[joined->len - 1] == '\n')
+        joined->len--;
+    char *value = keep(st, joined->data, joined->data + joined->len);
     csgi_ini__key *key = value ? csgi_arena__alloc(&st->ini->arena, sizeof(*key)) : NULL;
     if (!key) {
         fail_nomem(st);
@@ -382,7 +369,9 @@ int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, si
         return CSGI_ENOMEM;
     }
 
-    parse_state st = {.ini = ini, .error = error, .data = data, .len = len};
+    /* A joined value is at most the data: its pieces are separated by line
+       ends at least as long as the "\n" that joins them. */
+    parse_state st = {.ini = ini, .error = error, .data = data, .len = len, .value.max = len};
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
         st.pos = 3;
     if (len && memchr(data, '\0', len)) {
@@ -396,7 +385,7 @@ int csgi_ini__load_buffer(csgi_ini **out, const char *name, const char *data, si
     } else {
         read_lines(&st);
     }
-    csgi__free(st.value);
+    csgi_text__free(&st.value);
     if (st.result) {
         csgi_ini__free(ini);
         return st.result;
@@ -424,30 +413,23 @@ int csgi_ini__load(csgi_ini **out, const char *path, csgi_load_error *error)
     }
     /* Read it whole; the buffer may grow to one byte past the limit, which
        is how a file above the limit is told from one exactly at it. */
-    char *data = NULL;
+    void *data = NULL;
     size_t len = 0, cap = 0;
     int rc = 0;
     for (;;) {
         if (len == cap) {
-            if (cap == CSGI_INI__MAX_FILE_SIZE + 1) {
+            rc = csgi_vec__reserve(&data, &cap, 1, len + 1, CSGI_INI__MAX_FILE_SIZE + 1);
+            if (rc == CSGI_ETOOBIG) {
                 csgi_load_error__set(error, path, 0, NULL, NULL, "file larger than %u bytes",
                                      CSGI_INI__MAX_FILE_SIZE);
-                rc = CSGI_ETOOBIG;
                 break;
             }
-            size_t grown_cap = cap ? cap * 2 : 8192;
-            if (grown_cap > CSGI_INI__MAX_FILE_SIZE + 1)
-                grown_cap = CSGI_INI__MAX_FILE_SIZE + 1;
-            char *grown = csgi__realloc(data, grown_cap);
-            if (!grown) {
+            if (rc != 0) {
                 csgi_load_error__set(error, path, 0, NULL, NULL, "out of memory");
-                rc = CSGI_ENOMEM;
                 break;
             }
-            data = grown;
-            cap = grown_cap;
         }
-        size_t n = fread(data + len, 1, cap - len, file);
+        size_t n = fread((char *)data + len, 1, cap - len, file);
         len += n;
         if (n == 0) {
             if (ferror(file)) {

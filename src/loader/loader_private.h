@@ -94,6 +94,10 @@ const char *const *csgi_loader__listen(const csgi_loader *loader, size_t *count)
 
 /* ---- errors (build.c) --------------------------------------------------- */
 
+/* The start of a public function that loads: *error (NULL: scratch)
+   cleared, and CSGI_EINVAL, filled, unless the arguments are valid. */
+int csgi_loader__start(csgi_load_error **error, csgi_load_error *scratch, int valid);
+
 /* An error at the place a value was written. */
 void csgi_loader__error_at(csgi_load_error *error, const csgi_conf__origin *origin,
                            const char *format, ...) __attribute__((format(printf, 3, 4)));

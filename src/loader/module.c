@@ -29,9 +29,9 @@
  * opened by several loaders is mapped once.
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "loader/loader_private.h"
 
-#include <ctype.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
@@ -255,7 +255,7 @@ static const char *expected_kind(const csgi_conf__context *context, csgi_loader_
 static int is_uri_scheme(const char *name, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!isalpha((unsigned char)name[i]))
+        if (!csgi_char__is_alpha((unsigned char)name[i]))
             return 0;
     return len > 0;
 }

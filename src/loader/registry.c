@@ -4,14 +4,13 @@
  * object's (module.c).
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "composite/composite_private.h"
 #include "gateway/server_private.h"
 #include "loader/loader_private.h"
 #include "middleware/middleware.h"
 
-#include <ctype.h>
 #include <string.h>
-#include <strings.h>
 
 /* The built-in factories; each lives beside what it builds. */
 static const struct builtin {
@@ -37,9 +36,9 @@ static const struct builtin {
 char *csgi_loader__normalise(const char *reference)
 {
     /* URI schemes are case-insensitive, as in PasteDeploy. */
-    size_t scheme = strncasecmp(reference, "egg:", 4) == 0    ? 3
-                    : strncasecmp(reference, "call:", 5) == 0 ? 4
-                                                              : 0;
+    size_t scheme = csgi_char__equal_nocase(reference, "egg:", 4)    ? 3
+                    : csgi_char__equal_nocase(reference, "call:", 5) ? 4
+                                                                     : 0;
     size_t len = strlen(reference);
     int add = scheme == 3 && !strchr(reference, '#');
     char *copy = csgi__malloc(len + (add ? 5 : 0) + 1);
@@ -47,7 +46,7 @@ char *csgi_loader__normalise(const char *reference)
         return NULL;
     memcpy(copy, reference, len + 1);
     for (size_t i = 0; i < scheme; i++)
-        copy[i] = (char)tolower((unsigned char)copy[i]);
+        copy[i] = (char)csgi_char__lower((unsigned char)copy[i]);
     if (add)
         memcpy(copy + len, "#main", 6);
     return copy;

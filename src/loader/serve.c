@@ -28,24 +28,10 @@ static int find_runner(csgi_loader *loader, const char *uri, csgi_loader__factor
     return rc;
 }
 
-/* The arguments every public function here checks. */
-static int start(csgi_loader *loader, const char *uri, csgi_load_error **error,
-                 csgi_load_error *scratch)
-{
-    if (!*error)
-        *error = scratch;
-    csgi_load_error__clear(*error);
-    if (!loader || !uri) {
-        csgi_load_error__code(*error, CSGI_EINVAL);
-        return CSGI_EINVAL;
-    }
-    return 0;
-}
-
 int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app *app, csgi_load_error *error)
 {
     csgi_load_error scratch;
-    int rc = start(loader, uri, &error, &scratch);
+    int rc = csgi_loader__start(&error, &scratch, loader && uri);
     if (rc == 0 && !app) {
         csgi_load_error__code(error, CSGI_EINVAL);
         rc = CSGI_EINVAL;
@@ -70,7 +56,7 @@ int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app *app, csgi_
 int csgi_loader_check_server(csgi_loader *loader, const char *uri, csgi_load_error *error)
 {
     csgi_load_error scratch;
-    int rc = start(loader, uri, &error, &scratch);
+    int rc = csgi_loader__start(&error, &scratch, loader && uri);
     csgi_loader__factory found;
     const csgi_loader__factory *r = NULL;
     const csgi_conf__context *context = NULL;
@@ -88,7 +74,7 @@ int csgi_loader_check_server(csgi_loader *loader, const char *uri, csgi_load_err
 int csgi_loader_has_server(csgi_loader *loader, const char *uri, csgi_load_error *error)
 {
     csgi_load_error scratch;
-    int rc = start(loader, uri, &error, &scratch);
+    int rc = csgi_loader__start(&error, &scratch, loader && uri);
     int found = 0;
     if (rc == 0) {
         const csgi_conf__list *globals = loader->globals.first ? &loader->globals : NULL;

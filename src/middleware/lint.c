@@ -472,9 +472,8 @@ int csgi_lint_new(csgi_app **out, csgi_app *next, const csgi_lint_options *optio
 
 /* ---- INI factory --------------------------------------------------------------------- */
 
-int csgi_lint__filter_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                              const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
-                              csgi_load_error *error)
+int csgi_lint__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;

@@ -9,8 +9,7 @@
 #include <csgi/loader.h>
 
 /* lint.c: egg:csgi#lint and egg:Paste#lint, conf key strict (boolean). */
-int csgi_lint__filter_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                              const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
-                              csgi_load_error *error);
+int csgi_lint__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
 #endif

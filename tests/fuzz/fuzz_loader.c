@@ -40,8 +40,8 @@ static csgi_body *ok_call(void *state, csgi_environ *env, csgi_start_response *s
 
 static const csgi_app_type ok_type = {"fuzz.ok", ok_call, NULL};
 
-static int ok_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                      const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int ok_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                      const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -51,9 +51,8 @@ static int ok_factory(csgi_loader *loader, const csgi_conf *global_conf,
 }
 
 /* Filters take next and hand it back as the filtered application. */
-static int pass_filter(csgi_loader *loader, const csgi_conf *global_conf,
-                       const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
-                       csgi_load_error *error)
+static int pass_filter(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                       const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -64,14 +63,14 @@ static int pass_filter(csgi_loader *loader, const csgi_conf *global_conf,
     return 0;
 }
 
-static int composite_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                             const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int composite_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_load_error *error)
 {
     const char *name = csgi_conf_get(local_conf, "app");
     if (!name)
-        return ok_factory(loader, global_conf, local_conf, out, error);
+        return ok_factory(out, loader, global_conf, local_conf, error);
     csgi_app *app = NULL;
-    int rc = csgi_loader_get_app(loader, name, &app, error);
+    int rc = csgi_loader_get_app(&app, loader, name, error);
     if (rc != 0) {
         CHECK(app == NULL);
         return rc;
@@ -160,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     csgi_load_error error;
     memset(&error, 0, sizeof(error));
     csgi_app *app = NULL;
-    int rc = csgi_loader_load_app(loader, uri, &app, &error);
+    int rc = csgi_loader_load_app(&app, loader, uri, &error);
     if (rc == 0) {
         CHECK(app);
     } else {
@@ -173,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&error, 0, sizeof(error));
     const char *text = NULL;
-    rc = csgi_loader_describe(loader, uri, 1, &text, &error);
+    rc = csgi_loader_describe(&text, loader, uri, 1, &error);
     if (rc == 0)
         CHECK(text);
     else

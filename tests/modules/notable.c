@@ -8,11 +8,11 @@
 #include <csgi.h>
 #include <csgi/loader.h>
 
-int filter_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                   csgi_app *next, csgi_app **out, csgi_load_error *error);
+int filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                   const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
-int filter_factory(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                   csgi_app *next, csgi_app **out, csgi_load_error *error)
+int filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                   const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;

@@ -28,8 +28,8 @@ static csgi_body *main_call(void *state, csgi_environ *environ, csgi_start_respo
 
 static const csgi_app_type main_type = {"testplugin.main", main_call, NULL};
 
-static int main_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                        const csgi_conf *local_conf, csgi_app **out, csgi_load_error *error)
+static int main_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                        const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -58,9 +58,8 @@ static void teapot_destroy(void *state)
 
 static const csgi_app_type teapot_type = {"testplugin.teapot", teapot_call, teapot_destroy};
 
-static int teapot_factory(csgi_loader *loader, const csgi_conf *global_conf,
-                          const csgi_conf *local_conf, csgi_app *next, csgi_app **out,
-                          csgi_load_error *error)
+static int teapot_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)
 {
     (void)loader;
     (void)global_conf;
@@ -70,13 +69,13 @@ static int teapot_factory(csgi_loader *loader, const csgi_conf *global_conf,
 }
 
 /* Exported, but not in the table: the loader must never call it. */
-int bare_filter(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                csgi_app *next, csgi_app **out, csgi_load_error *error);
+int bare_filter(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
-int bare_filter(csgi_loader *loader, const csgi_conf *global_conf, const csgi_conf *local_conf,
-                csgi_app *next, csgi_app **out, csgi_load_error *error)
+int bare_filter(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error)
 {
-    return teapot_factory(loader, global_conf, local_conf, next, out, error);
+    return teapot_factory(out, loader, global_conf, local_conf, next, error);
 }
 
 /* Exported: what egg:testplugin#NAME and testplugin:NAME look NAME up in. */
