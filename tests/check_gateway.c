@@ -5,6 +5,7 @@
  * docs/middleware.md (answer by itself, change headers, transform the body).
  */
 #include "engine_harness.h"
+#include "gateway/head.h"
 
 #include <csgi.h>
 #include <csgi/json.h>
@@ -1011,6 +1012,37 @@ START_TEST(server_threads_and_host_loop)
 }
 END_TEST
 
+/* ---- The response head's header names ------------------------------------ */
+
+/* The fast path (the usual spelling) and the slow one (any case) both
+   answer from the token table: same id, hop-by-hop names refused. */
+START_TEST(head_names_follow_the_token_table)
+{
+    int fast = 0;
+    for (int id = 1; id < CSGI_TOKEN__COUNT; id++) {
+        const csgi_token__info *info = &csgi_token__table[id];
+        char lower[64], copy[64];
+        for (size_t i = 0; i < info->len; i++)
+            lower[i] = (char)tolower((unsigned char)info->name[i]);
+        csgi_token__id known = csgi_head__known_name(info->name, info->len);
+        int hop = (info->flags & CSGI_TOKEN__HOP_BY_HOP) != 0;
+        ck_assert_msg(known == CSGI_TOKEN__UNKNOWN || ((int)known == id && !hop), "%s",
+                      info->name);
+        fast += known != CSGI_TOKEN__UNKNOWN;
+        int other = csgi_head__other_name(copy, lower, info->len);
+        ck_assert_msg(other == (hop ? CSGI_HEAD__HOP_BY_HOP : id), "%s: %d", info->name, other);
+        ck_assert(memcmp(copy, lower, info->len) == 0);
+    }
+    ck_assert_int_ge(fast, 15);
+    char copy[32];
+    ck_assert_int_eq(csgi_head__known_name("content-type", 12), CSGI_TOKEN__UNKNOWN);
+    ck_assert_int_eq(csgi_head__other_name(copy, "X-Request-Id", 12), CSGI_TOKEN__UNKNOWN);
+    ck_assert_int_eq(csgi_head__other_name(copy, "Proxy-Whatever", 14), CSGI_HEAD__HOP_BY_HOP);
+    ck_assert_int_eq(csgi_head__other_name(copy, "Bad Name", 8), CSGI_HEAD__NOT_TOKEN);
+    ck_assert_int_eq(csgi_head__other_name(copy, "", 0), CSGI_HEAD__NOT_TOKEN);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("gateway");
@@ -1030,6 +1062,9 @@ int main(void)
     tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
+    TCase *head = tcase_create("head");
+    tcase_add_test(head, head_names_follow_the_token_table);
+    suite_add_tcase(suite, head);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);

@@ -12,8 +12,9 @@
  * Everything per request lives in the request's arena.
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "common/options.h"
-#include "http/parser.h"
+#include "common/token.h"
 #include "middleware/middleware.h"
 
 #include <csgi/lint.h>
@@ -112,7 +113,7 @@ static int all_digits(const char *s)
 static void check_environ(lint_request *req)
 {
     const char *method = string_key(req, "REQUEST_METHOD");
-    if (method && !csgi_http__is_token(method, strlen(method)))
+    if (method && !csgi_char__is_token(method, strlen(method)))
         violation(req, "environ: REQUEST_METHOD is not a token: \"%.40s\"", method);
     const char *script_name = string_key(req, "SCRIPT_NAME");
     if (script_name && *script_name &&
@@ -167,16 +168,11 @@ static void check_environ(lint_request *req)
 
 /* ---- start-response ------------------------------------------------------------------ */
 
-static int name_is(const csgi_header *h, const char *lower)
+/* 1 when the len bytes at s may be a field value (RFC 9110 5.5): no
+   controls but HTAB, no DEL. */
+static int is_field_value(const char *s, size_t len)
 {
-    return h->name_len == strlen(lower) && csgi_http__token_equals(h->name, h->name_len, lower);
-}
-
-static int is_hop_by_hop(const csgi_header *h)
-{
-    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "te") ||
-           name_is(h, "trailer") || name_is(h, "transfer-encoding") || name_is(h, "upgrade") ||
-           (h->name_len > 6 && csgi_http__token_equals(h->name, 6, "proxy-"));
+    return len == 0 || csgi_char__all(s, len, CSGI_CHAR__FIELD);
 }
 
 /* Check the status line; returns the code, or 0 when malformed. */
@@ -198,7 +194,7 @@ static int check_status(lint_request *req, const char *status)
         violation(req, "start-response: status %d is above 599", code);
     if (!status[4])
         violation(req, "start-response: status %d has no reason phrase", code);
-    else if (!csgi_http__is_field_value(status + 4, strlen(status + 4)))
+    else if (!is_field_value(status + 4, strlen(status + 4)))
         violation(req, "start-response: control character in the status line");
     return code;
 }
@@ -214,21 +210,22 @@ static void check_headers(lint_request *req, int code, const csgi_header *header
             continue;
         }
         int shown = h->name_len > 60 ? 60 : (int)h->name_len;
-        if (!csgi_http__is_token(h->name, h->name_len)) {
+        if (!csgi_char__is_token(h->name, h->name_len)) {
             violation(req, "header name is not a token: \"%.*s\"", shown, h->name);
             continue;
         }
-        if (!csgi_http__is_field_value(h->value, h->value_len))
+        if (!is_field_value(h->value, h->value_len))
             violation(req, "header %.*s: CR, LF, NUL or control character in the value", shown,
                       h->name);
-        if (name_is(h, "status"))
+        csgi_token__id id = csgi_token__lookup(h->name, h->name_len);
+        if (id == CSGI_TOKEN__STATUS)
             violation(req, "header Status is not allowed (the status goes in the status line)");
-        if (is_hop_by_hop(h))
+        if (csgi_token__is_hop_by_hop(h->name, h->name_len))
             violation(req, "header %.*s is hop-by-hop (the server manages the connection)", shown,
                       h->name);
-        if (name_is(h, "content-type"))
+        if (id == CSGI_TOKEN__CONTENT_TYPE)
             content_type++;
-        if (name_is(h, "content-length")) {
+        if (id == CSGI_TOKEN__CONTENT_LENGTH) {
             if (content_length++) {
                 violation(req, "header Content-Length given twice");
                 continue;
