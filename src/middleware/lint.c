@@ -15,6 +15,7 @@
 #include "common/chartab.h"
 #include "common/options.h"
 #include "common/token.h"
+#include "gateway/app_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/lint.h>
@@ -34,6 +35,7 @@ typedef struct lint_request {
     csgi_environ *environ;
     csgi_start_response *parent; /* the server's (or outer middleware's) */
     csgi_body *inner;            /* the application's body */
+    csgi_body *body;             /* the filter's iterator around it, or NULL */
     int64_t content_length;      /* the application's, else -1 */
     int64_t declared;            /* the iterator's declared length, else -1 */
     uint64_t produced;           /* body bytes the application produced */
@@ -46,6 +48,7 @@ typedef struct lint_request {
     unsigned char error_sent;    /* ... and its text went out */
     unsigned char no_body_noted; /* bytes for 204/304/HEAD already reported */
     unsigned char ended;         /* the body ended (next returned 0) */
+    unsigned char length_read;   /* declared was read from the inner body */
 } lint_request;
 
 static const char error_text[] = "500 Internal Server Error\n";
@@ -72,6 +75,9 @@ static void violation(lint_request *req, const char *format, ...)
         0) {
         req->replaced = 1;
         req->passed = 1;
+        /* The error text goes out instead of the application's bytes. */
+        if (req->body)
+            csgi_body_set_length(req->body, sizeof(error_text) - 1);
     }
 }
 
@@ -320,6 +326,23 @@ static void check_end(lint_request *req)
                   (unsigned long long)req->produced, (long long)req->declared);
 }
 
+/* The application's declared length, once its body gave a first answer:
+   a late answer (a handler waiting for the request body) declares it only
+   then. The filter's own body has the same length (lint_call). */
+static void read_declared(lint_request *req)
+{
+    if (req->length_read)
+        return;
+    req->length_read = 1;
+    int64_t length = csgi_body_length(req->inner);
+    if (length < 0)
+        return;
+    req->declared = length;
+    if (req->content_length >= 0 && req->content_length != length)
+        violation(req, "Content-Length (%lld) differs from the body's declared length (%lld)",
+                  (long long)req->content_length, (long long)length);
+}
+
 static int lint_next(void *state, csgi_chunk *chunk)
 {
     lint_request *req = state;
@@ -351,6 +374,9 @@ static int lint_next(void *state, csgi_chunk *chunk)
             return lint_next(state, chunk);
         return rc;
     }
+    read_declared(req);
+    if (req->replaced)
+        return lint_next(state, chunk);
     if (rc == 0) {
         req->ended = 1;
         check_end(req);
@@ -380,6 +406,13 @@ static void lint_close(void *state)
 
 static const csgi_body_type lint_body_type = {"lint", lint_next, lint_close};
 
+/* Strict mode: the filter's own 500 instead of the application's body. */
+static csgi_body *error_answer(lint_request *req)
+{
+    csgi_body_close(req->inner);
+    return csgi_body_static(req->environ, error_text, sizeof(error_text) - 1);
+}
+
 static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
 {
     const lint *l = state;
@@ -401,40 +434,29 @@ static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_respo
     if (!mine)
         return NULL;
     if (req->replaced)
-        return csgi_body_static(environ, error_text, sizeof(error_text) - 1);
+        return error_answer(req);
     req->inner = csgi_app_call(l->next, environ, mine);
     if (!req->inner) {
         csgi_environ_log(environ, "lint: the application returned no body");
         return NULL;
     }
-    int64_t length = csgi_body_length(req->inner);
-    if (csgi_body_kind_of(req->inner) == CSGI_BODY_ITERATOR) {
-        /* Pieces checked as they pass; a declared length passed on. */
-        csgi_body *body = csgi_body_new(environ, &lint_body_type, req);
-        if (!body)
-            csgi_body_close(req->inner);
-        else if (length >= 0) {
-            req->declared = length;
-            if (req->content_length >= 0 && req->content_length != length)
-                violation(req,
-                          "Content-Length (%lld) differs from the body's declared length (%lld)",
-                          (long long)req->content_length, (long long)length);
-            csgi_body_set_length(body, length);
-        }
-        return body;
+    int iterator = csgi_body_kind_of(req->inner) == CSGI_BODY_ITERATOR;
+    if (iterator && !req->replaced) {
+        /* Pieces checked as they pass; the length passed on as the
+           application's body has it when the head goes out. */
+        req->body = csgi_body_new(environ, &lint_body_type, req);
+        if (req->body)
+            csgi_body__length_from(req->body, req->inner);
+        return req->body;
     }
     /* Bytes or a file: checked now, handed on as they are. */
-    if (!req->started)
+    if (!iterator && !req->started)
         violation(req, "body returned before start-response was called");
-    else {
-        count_bytes(req, (size_t)length);
+    else if (!iterator) {
+        count_bytes(req, (size_t)csgi_body_length(req->inner));
         check_end(req);
     }
-    if (req->replaced) {
-        csgi_body_close(req->inner);
-        return csgi_body_static(environ, error_text, sizeof(error_text) - 1);
-    }
-    return req->inner;
+    return req->replaced ? error_answer(req) : req->inner;
 }
 
 static void lint_destroy(void *state)
