@@ -327,7 +327,7 @@ static int logged(const char *text)
     return found;
 }
 
-static void start(csgi_app *app)
+static void start_verbose(csgi_app *app, int verbose)
 {
     atomic_store(&closes, 0);
     atomic_store(&iterated, 0);
@@ -335,8 +335,14 @@ static void start(csgi_app *app)
     log_text[0] = '\0';
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.log = keep_log;
+    options.verbose = verbose;
     app_server_start(&served, app, &options);
     port = served.port;
+}
+
+static void start(csgi_app *app)
+{
+    start_verbose(app, 0);
 }
 
 static csgi_app *test_application(void)
@@ -494,6 +500,29 @@ START_TEST(slow_reader_is_not_fed)
     ck_assert_int_gt(atomic_load(&pulls), stalled);
     close(fd);
     stop();
+}
+END_TEST
+
+/* A client that leaves in the middle of a response: the response is cut,
+   and the log says so once (the engine's line), not once per layer. */
+START_TEST(a_cut_logs_one_line)
+{
+    start_verbose(test_application(), 1);
+    int fd = client_connect(port);
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?10000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    char buf[4096];
+    ck_assert_uint_gt(client_read(fd, buf, sizeof(buf), 2000, NULL, NULL), 0);
+    close(fd);
+    for (int i = 0; i < 200 && atomic_load(&closes) < 1; i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&closes), 1);
+    usleep(50 * 1000);
+    stop();
+    int lines = 0;
+    for (const char *p = log_text; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    ck_assert_msg(lines == 1, "%d lines:\n%s", lines, log_text);
+    ck_assert_msg(logged("went away"), "%s", log_text);
 }
 END_TEST
 
@@ -1085,6 +1114,7 @@ int main(void)
     tcase_add_test(tc, streamed_body_and_close_once);
     tcase_add_test(tc, exc_info_after_head_cuts);
     tcase_add_test(tc, slow_reader_is_not_fed);
+    tcase_add_test(tc, a_cut_logs_one_line);
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
     tcase_add_test(tc, declared_length);
