@@ -163,27 +163,8 @@ int csgi_request_text_is_utf8(const char *text, size_t len)
 
 size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int strict)
 {
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '+') {
-            dst[out++] = ' ';
-            continue;
-        }
-        if (c == '%') {
-            int high = len - i >= 3 ? csgi_char__hex_value((unsigned char)src[i + 1]) : -1;
-            int low = len - i >= 3 ? csgi_char__hex_value((unsigned char)src[i + 2]) : -1;
-            if (high >= 0 && low >= 0) {
-                dst[out++] = (char)(high << 4 | low);
-                i += 2;
-                continue;
-            }
-            if (strict)
-                return (size_t)-1;
-        }
-        dst[out++] = c;
-    }
-    return out;
+    return csgi_environ__unescape(dst, src, len,
+                                  CSGI_ENVIRON__PLUS_IS_SPACE | (strict ? CSGI_ENVIRON__STRICT : 0));
 }
 
 /* A decoded, NUL-terminated copy of text in the arena. */
