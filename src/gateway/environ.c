@@ -228,32 +228,32 @@ static entry *append(csgi_environ *environ)
     return &environ->entries[environ->count++];
 }
 
-static void add_string(csgi_environ *environ, const char *key, size_t key_len, const char *bytes,
-                       size_t len)
+/* The next entry of a materialising environ (sized in advance), for key. */
+static entry *add(csgi_environ *environ, const char *key, size_t key_len, int kind)
 {
     entry *e = &environ->entries[environ->count++];
     e->key = key;
     e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_STRING;
+    e->kind = (uint8_t)kind;
+    return e;
+}
+
+static void add_string(csgi_environ *environ, const char *key, size_t key_len, const char *bytes,
+                       size_t len)
+{
+    entry *e = add(environ, key, key_len, CSGI_VALUE_STRING);
     e->value.string.bytes = bytes;
     e->value.string.len = len;
 }
 
 static void add_int(csgi_environ *environ, const char *key, size_t key_len, int64_t value)
 {
-    entry *e = &environ->entries[environ->count++];
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_INT;
-    e->value.integer = value;
+    add(environ, key, key_len, CSGI_VALUE_INT)->value.integer = value;
 }
 
 static void add_pointer(csgi_environ *environ, const char *key, size_t key_len, void *pointer)
 {
-    entry *e = &environ->entries[environ->count++];
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_POINTER;
+    entry *e = add(environ, key, key_len, CSGI_VALUE_POINTER);
     e->value.pointer.pointer = pointer;
     e->value.pointer.destroy = NULL;
 }

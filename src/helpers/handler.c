@@ -11,6 +11,7 @@
  * pieces of the response's own body.
  */
 #include "common/alloc.h"
+#include "common/token.h"
 #include "gateway/app_private.h"
 #include "gateway/environ_private.h"
 #include "helpers/helpers.h"
@@ -23,7 +24,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 /* ---- The adapter ------------------------------------------------------------ */
 
@@ -286,7 +286,7 @@ static int capture_start(const char *status, const csgi_header *headers, size_t 
             rc = CSGI_EINVAL;
             break;
         }
-        if (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
+        if (csgi_token__lookup(h->name, h->name_len) == CSGI_TOKEN__CONTENT_LENGTH)
             continue; /* the body decides */
         char *name = copy_counted(response, h->name, h->name_len);
         char *value = copy_counted(response, h->value ? h->value : "", h->value_len);

@@ -288,8 +288,10 @@ int csgi_params__parse_cookies(csgi_params *params, const char *header, size_t l
 
 /* ---- Public parsers ----------------------------------------------------------- */
 
-int csgi_params_parse_urlencoded(csgi_params **out, csgi_environ *environ, const char *text,
-                                 size_t len, const csgi_form_limits *limits)
+/* The public parsers' common part: arguments, limits, a new list in the
+   request's arena; parse a query or form (urlencoded), else a Cookie header. */
+static int parse_public(csgi_params **out, csgi_environ *environ, const char *text, size_t len,
+                        const csgi_form_limits *limits, int urlencoded)
 {
     csgi_form_limits resolved;
     if (!out || !environ || (!text && len))
@@ -300,28 +302,24 @@ int csgi_params_parse_urlencoded(csgi_params **out, csgi_environ *environ, const
     csgi_params *params = csgi_params__new(csgi_environ__arena(environ));
     if (!params)
         return CSGI_ENOMEM;
-    int rc = csgi_params__parse_urlencoded(params, text, len, resolved.max_fields, resolved.strict);
+    int rc = urlencoded ? csgi_params__parse_urlencoded(params, text, len, resolved.max_fields,
+                                                        resolved.strict)
+                        : csgi_params__parse_cookies(params, text, len, resolved.max_fields);
     if (rc == 0)
         *out = params;
     return rc;
 }
 
+int csgi_params_parse_urlencoded(csgi_params **out, csgi_environ *environ, const char *text,
+                                 size_t len, const csgi_form_limits *limits)
+{
+    return parse_public(out, environ, text, len, limits, 1);
+}
+
 int csgi_params_parse_cookies(csgi_params **out, csgi_environ *environ, const char *header,
                               size_t len, const csgi_form_limits *limits)
 {
-    csgi_form_limits resolved;
-    if (!out || !environ || (!header && len))
-        return CSGI_EINVAL;
-    *out = NULL;
-    if (csgi_helpers__limits(&resolved, limits) != 0)
-        return CSGI_EINVAL;
-    csgi_params *params = csgi_params__new(csgi_environ__arena(environ));
-    if (!params)
-        return CSGI_ENOMEM;
-    int rc = csgi_params__parse_cookies(params, header, len, resolved.max_fields);
-    if (rc == 0)
-        *out = params;
-    return rc;
+    return parse_public(out, environ, header, len, limits, 0);
 }
 
 /* ---- Header parameters --------------------------------------------------------- */
