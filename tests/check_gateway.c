@@ -1085,8 +1085,7 @@ START_TEST(head_names_follow_the_token_table)
             lower[i] = (char)tolower((unsigned char)info->name[i]);
         csgi_token__id known = csgi_head__known_name(info->name, info->len);
         int hop = (info->flags & CSGI_TOKEN__HOP_BY_HOP) != 0;
-        ck_assert_msg(known == CSGI_TOKEN__UNKNOWN || ((int)known == id && !hop), "%s",
-                      info->name);
+        ck_assert_msg(known == CSGI_TOKEN__UNKNOWN || ((int)known == id && !hop), "%s", info->name);
         fast += known != CSGI_TOKEN__UNKNOWN;
         int other = csgi_head__other_name(copy, lower, info->len);
         ck_assert_msg(other == (hop ? CSGI_HEAD__HOP_BY_HOP : id), "%s: %d", info->name, other);

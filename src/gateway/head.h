@@ -125,8 +125,7 @@ static inline csgi_token__id csgi_head__known_name(const char *name, size_t len)
         if (SAME(name, "Accept-Ranges"))
             return CSGI_TOKEN__ACCEPT_RANGES;
         return SAME(name, "Content-Range") ? CSGI_TOKEN__CONTENT_RANGE : CSGI_TOKEN__UNKNOWN;
-    case 14:
-        return SAME(name, "Content-Length") ? CSGI_TOKEN__CONTENT_LENGTH : CSGI_TOKEN__UNKNOWN;
+    case 14: return SAME(name, "Content-Length") ? CSGI_TOKEN__CONTENT_LENGTH : CSGI_TOKEN__UNKNOWN;
     case 16:
         if (SAME(name, "Content-Encoding"))
             return CSGI_TOKEN__CONTENT_ENCODING;
@@ -157,8 +156,8 @@ static inline int csgi_head__other_name(char *dst, const char *name, size_t len)
     if (!ok)
         return CSGI_HEAD__NOT_TOKEN;
     csgi_token__id id = csgi_token__lookup(name, len);
-    unsigned flags = id != CSGI_TOKEN__UNKNOWN ? csgi_token__table[id].flags
-                                               : csgi_token__flags(name, len);
+    unsigned flags =
+        id != CSGI_TOKEN__UNKNOWN ? csgi_token__table[id].flags : csgi_token__flags(name, len);
     return flags & CSGI_TOKEN__HOP_BY_HOP ? CSGI_HEAD__HOP_BY_HOP : (int)id;
 }
 

@@ -163,8 +163,8 @@ int csgi_request_text_is_utf8(const char *text, size_t len)
 
 size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int strict)
 {
-    return csgi_environ__unescape(dst, src, len,
-                                  CSGI_ENVIRON__PLUS_IS_SPACE | (strict ? CSGI_ENVIRON__STRICT : 0));
+    return csgi_environ__unescape(
+        dst, src, len, CSGI_ENVIRON__PLUS_IS_SPACE | (strict ? CSGI_ENVIRON__STRICT : 0));
 }
 
 /* A decoded, NUL-terminated copy of text in the arena. */

@@ -46,8 +46,8 @@ struct csgi_response {
     const csgi_body_type *stream_type; /* STREAM: state owned until sent */
     void *stream_state;
     const csgi_body *stream_length_of; /* STREAM: whose length it has, or NULL */
-    csgi_app *app;      /* APP: one reference owned */
-    const char *detail; /* ERROR: copied, or NULL */
+    csgi_app *app;                     /* APP: one reference owned */
+    const char *detail;                /* ERROR: copied, or NULL */
 };
 
 /* Memory that lives as long as the response (the request's arena, or a
