@@ -5,6 +5,7 @@
  * docs/middleware.md (answer by itself, change headers, transform the body).
  */
 #include "engine_harness.h"
+#include "gateway/head.h"
 
 #include <csgi.h>
 #include <csgi/json.h>
@@ -326,7 +327,7 @@ static int logged(const char *text)
     return found;
 }
 
-static void start(csgi_app *app)
+static void start_verbose(csgi_app *app, int verbose)
 {
     atomic_store(&closes, 0);
     atomic_store(&iterated, 0);
@@ -334,8 +335,14 @@ static void start(csgi_app *app)
     log_text[0] = '\0';
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.log = keep_log;
+    options.verbose = verbose;
     app_server_start(&served, app, &options);
     port = served.port;
+}
+
+static void start(csgi_app *app)
+{
+    start_verbose(app, 0);
 }
 
 static csgi_app *test_application(void)
@@ -493,6 +500,29 @@ START_TEST(slow_reader_is_not_fed)
     ck_assert_int_gt(atomic_load(&pulls), stalled);
     close(fd);
     stop();
+}
+END_TEST
+
+/* A client that leaves in the middle of a response: the response is cut,
+   and the log says so once (the engine's line), not once per layer. */
+START_TEST(a_cut_logs_one_line)
+{
+    start_verbose(test_application(), 1);
+    int fd = client_connect(port);
+    ck_assert_int_eq(client_send_str(fd, "GET /stream?10000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    char buf[4096];
+    ck_assert_uint_gt(client_read(fd, buf, sizeof(buf), 2000, NULL, NULL), 0);
+    close(fd);
+    for (int i = 0; i < 200 && atomic_load(&closes) < 1; i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&closes), 1);
+    usleep(50 * 1000);
+    stop();
+    int lines = 0;
+    for (const char *p = log_text; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    ck_assert_msg(lines == 1, "%d lines:\n%s", lines, log_text);
+    ck_assert_msg(logged("went away"), "%s", log_text);
 }
 END_TEST
 
@@ -773,16 +803,43 @@ static csgi_response *created_echo(csgi_request *request, void *userdata)
         return csgi_handler_again(request);
     csgi_response *response = csgi_handler_response(request);
     if (rc != 0 || !response || csgi_response_set_status(response, 201) != 0 ||
+        csgi_response_set_content_type(response, "text/plain", NULL) != 0 ||
         csgi_response_set_body(response, body, len) != 0)
         return NULL;
     return response;
 }
 
+/* A filter handler that runs the next application with
+   csgi_handler_get_response and sends what it answered: a relay. */
+static csgi_response *relay_next(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    csgi_response *response = NULL;
+    int rc = csgi_handler_get_response(&response, request, next);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    return rc == 0 ? response : NULL;
+}
+
+/* The late handler alone, behind strict lint, behind a get_response
+   relay, and behind lint and the relay: each wrapper must let the late
+   answer's length through. */
+static csgi_app *late_pipeline(int which)
+{
+    csgi_app *app = NULL, *relay = NULL;
+    ck_assert_int_eq(csgi_handler_app(&app, "created", created_echo, NULL, NULL), 0);
+    if (which >= 2) {
+        ck_assert_int_eq(csgi_handler_filter(&relay, "relay", relay_next, app, NULL, NULL), 0);
+        app = relay;
+    }
+    return which == 1 || which == 3 ? linted(app) : app;
+}
+
 START_TEST(framing_independent_of_body_timing)
 {
-    csgi_app *app = NULL;
-    ck_assert_int_eq(csgi_handler_app(&app, "created", created_echo, NULL, NULL), 0);
-    start(app);
+    static const char *const pipelines[] = {"handler", "lint(handler)", "relay(handler)",
+                                            "lint(relay(handler))"};
+    start(late_pipeline(_i));
     static const struct {
         const char *name;
         const char *head;
@@ -813,10 +870,12 @@ START_TEST(framing_independent_of_body_timing)
         ck_assert_int_eq(client_send_str(fd, "hello"), 0);
         test_response r;
         ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
-        ck_assert_int_eq(r.status, 201);
+        ck_assert_msg(r.status == 201, "%s, body %s: %d\n%s", pipelines[_i], cases[i].name,
+                      r.status, log_text);
         ck_assert_str_eq(r.body, "hello");
         const char *length = response_header(&r, "Content-Length");
-        ck_assert_msg(length && strcmp(length, "5") == 0, "%s: no Content-Length", cases[i].name);
+        ck_assert_msg(length && strcmp(length, "5") == 0, "%s, body %s: no Content-Length",
+                      pipelines[_i], cases[i].name);
         ck_assert_ptr_null(response_header(&r, "Transfer-Encoding"));
         response_free(&r);
         if (cases[i].keep_alive) {
@@ -827,6 +886,7 @@ START_TEST(framing_independent_of_body_timing)
         close(fd);
     }
     stop();
+    ck_assert_msg(!logged("lint"), "%s: %s", pipelines[_i], log_text);
 }
 END_TEST
 
@@ -1011,6 +1071,36 @@ START_TEST(server_threads_and_host_loop)
 }
 END_TEST
 
+/* ---- The response head's header names ------------------------------------ */
+
+/* The fast path (the usual spelling) and the slow one (any case) both
+   answer from the token table: same id, hop-by-hop names refused. */
+START_TEST(head_names_follow_the_token_table)
+{
+    int fast = 0;
+    for (int id = 1; id < CSGI_TOKEN__COUNT; id++) {
+        const csgi_token__info *info = &csgi_token__table[id];
+        char lower[64], copy[64];
+        for (size_t i = 0; i < info->len; i++)
+            lower[i] = (char)tolower((unsigned char)info->name[i]);
+        csgi_token__id known = csgi_head__known_name(info->name, info->len);
+        int hop = (info->flags & CSGI_TOKEN__HOP_BY_HOP) != 0;
+        ck_assert_msg(known == CSGI_TOKEN__UNKNOWN || ((int)known == id && !hop), "%s", info->name);
+        fast += known != CSGI_TOKEN__UNKNOWN;
+        int other = csgi_head__other_name(copy, lower, info->len);
+        ck_assert_msg(other == (hop ? CSGI_HEAD__HOP_BY_HOP : id), "%s: %d", info->name, other);
+        ck_assert(memcmp(copy, lower, info->len) == 0);
+    }
+    ck_assert_int_ge(fast, 15);
+    char copy[32];
+    ck_assert_int_eq(csgi_head__known_name("content-type", 12), CSGI_TOKEN__UNKNOWN);
+    ck_assert_int_eq(csgi_head__other_name(copy, "X-Request-Id", 12), CSGI_TOKEN__UNKNOWN);
+    ck_assert_int_eq(csgi_head__other_name(copy, "Proxy-Whatever", 14), CSGI_HEAD__HOP_BY_HOP);
+    ck_assert_int_eq(csgi_head__other_name(copy, "Bad Name", 8), CSGI_HEAD__NOT_TOKEN);
+    ck_assert_int_eq(csgi_head__other_name(copy, "", 0), CSGI_HEAD__NOT_TOKEN);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("gateway");
@@ -1023,13 +1113,17 @@ int main(void)
     tcase_add_test(tc, streamed_body_and_close_once);
     tcase_add_test(tc, exc_info_after_head_cuts);
     tcase_add_test(tc, slow_reader_is_not_fed);
+    tcase_add_test(tc, a_cut_logs_one_line);
     tcase_add_test(tc, answer_later_and_streamed_input);
     tcase_add_test(tc, middleware_pipeline);
     tcase_add_test(tc, declared_length);
-    tcase_add_test(tc, framing_independent_of_body_timing);
+    tcase_add_loop_test(tc, framing_independent_of_body_timing, 0, 4);
     tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
     suite_add_tcase(suite, tc);
+    TCase *head = tcase_create("head");
+    tcase_add_test(head, head_names_follow_the_token_table);
+    suite_add_tcase(suite, head);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);

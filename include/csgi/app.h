@@ -298,14 +298,17 @@ CSGI_EXTERN int64_t csgi_body_length(const csgi_body *body);
  * Declare how many bytes an iterator body will produce, so that the server
  * sends a Content-Length instead of chunked framing (or, for HTTP/1.0, a
  * close). A filter that wraps a body without changing its length passes
- * it on: csgi_body_set_length(mine, csgi_body_length(inner)).
+ * it on: csgi_body_set_length(mine, csgi_body_length(inner)). The server
+ * reads the length when it sends the head, with the body's first piece, so
+ * a body may declare it from inside its first next() (a filter whose inner
+ * body answers late passes the length on there).
  *
  * The server holds the body to it as to a Content-Length header: more
  * bytes, or fewer when the body ends, cut the response (500 when nothing
  * was sent) with a line on the error log; a Content-Length header that
  * disagrees gives a 500.
  *
- * @param body   an iterator body (csgi_body_new()) not pulled yet
+ * @param body   an iterator body (csgi_body_new()) that gave no piece yet
  * @param length the byte count, or -1 for unknown (the default)
  * @return 0; CSGI_EINVAL (not an iterator, or length below -1); CSGI_ESTATE
  *         (closed).

@@ -155,6 +155,7 @@ csgi_body *csgi_body_new(csgi_environ *env, const csgi_body_type *type, void *st
     body->type = type;
     body->state = state;
     body->length = -1; /* until csgi_body_set_length */
+    body->length_of = NULL;
     return body;
 }
 
@@ -202,8 +203,19 @@ int64_t csgi_body_length(const csgi_body *body)
     switch (body->kind) {
     case CSGI_BODY_BYTES: return (int64_t)body->len;
     case CSGI_BODY_FILE: return body->length;
-    default: return body->length; /* declared, or -1 */
+    default: /* declared, or the inner body's, or -1 */
+        return body->length_of ? csgi_body_length(body->length_of) : body->length;
     }
+}
+
+void csgi_body__length_from(csgi_body *body, const csgi_body *inner)
+{
+    if (body->kind != CSGI_BODY_ITERATOR || body->closed)
+        return;
+    /* Only an iterator's length can still change; a file's shrinks as it
+       is read, so it is taken now. */
+    body->length_of = inner->kind == CSGI_BODY_ITERATOR ? inner : NULL;
+    body->length = csgi_body_length(inner);
 }
 
 #define FILE_CHUNK 65536
@@ -279,6 +291,7 @@ int csgi_body_set_length(csgi_body *body, int64_t length)
     if (body->closed)
         return CSGI_ESTATE;
     body->length = length;
+    body->length_of = NULL;
     return 0;
 }
 

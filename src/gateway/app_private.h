@@ -28,7 +28,17 @@ struct csgi_body {
     /* CSGI_BODY_ITERATOR */
     const csgi_body_type *type;
     void *state;
+    const csgi_body *length_of; /* the inner body whose length this one has, or NULL */
 };
+
+/* Give body (an iterator, not pulled yet) the length of inner, the body
+   it wraps without changing its bytes: read whenever it is asked, which
+   is when the server sends the head, not now. A wrapper in front of a
+   body that learns its length late (a handler answering once the request
+   body came, csgi_body_set_length() from inside) so passes that length on,
+   and the framing does not depend on when the request body arrived.
+   csgi_body_set_length() on body ends the link. */
+void csgi_body__length_from(csgi_body *body, const csgi_body *inner);
 
 /* A node of the start-response chain: it calls fn, or forwards to its
    parent when it has none. The root (parent NULL) is an ordinary node

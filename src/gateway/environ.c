@@ -8,7 +8,7 @@
  * build than all the lookups of a typical request. Removing a key leaves a
  * hole (key_len 0, which no lookup matches) rather than moving the entries
  * behind it, so that an iteration cursor stays valid while keys are removed.
- * The array grows by doubling into a new arena block.
+ * The array grows by csgi_vec's rule into a new arena block.
  *
  * Laziness. csgi_environ__new() only allocates the environ and copies the
  * source. The first call that reads, sets, removes or iterates keys
@@ -41,6 +41,8 @@
 #include "http/engine.h"
 
 #include "common/arena.h"
+#include "common/chartab.h"
+#include "common/vec.h"
 #include "http/parser.h"
 
 #include <csgi/common.h>
@@ -115,23 +117,14 @@ static csgi_input *input_of(csgi_environ *environ)
 
 /* ---- Small helpers --------------------------------------------------------- */
 
-static unsigned char ascii_lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
-}
-
-static unsigned char ascii_upper(unsigned char c)
-{
-    return c >= 'a' && c <= 'z' ? (unsigned char)(c & ~0x20) : c;
-}
-
 /* Field names compare case-insensitively (RFC 9110 5.1). */
 static int name_equals(const csgi_http__header *a, const csgi_http__header *b)
 {
     if (a->name_len != b->name_len)
         return 0;
     for (size_t i = 0; i < a->name_len; i++)
-        if (ascii_lower((unsigned char)a->name[i]) != ascii_lower((unsigned char)b->name[i]))
+        if (csgi_char__lower((unsigned char)a->name[i]) !=
+            csgi_char__lower((unsigned char)b->name[i]))
             return 0;
     return 1;
 }
@@ -225,45 +218,42 @@ static entry *find(csgi_environ *environ, const char *key, size_t key_len)
 static entry *append(csgi_environ *environ)
 {
     if (environ->count == environ->capacity) {
-        if (environ->capacity > SIZE_MAX / 2 / sizeof(entry))
+        /* No cap but memory: each key is a call of the application's. */
+        void *entries = environ->entries;
+        if (csgi_vec__reserve_in(environ->arena, &entries, &environ->capacity, sizeof(entry),
+                                 environ->count, environ->count + 1, SIZE_MAX) != 0)
             return NULL;
-        size_t capacity = environ->capacity * 2;
-        entry *entries = csgi_arena__alloc(environ->arena, capacity * sizeof(entry));
-        if (!entries)
-            return NULL;
-        memcpy(entries, environ->entries, environ->count * sizeof(entry));
         environ->entries = entries;
-        environ->capacity = capacity;
     }
     return &environ->entries[environ->count++];
+}
+
+/* The next entry of a materialising environ (sized in advance), for key. */
+static entry *add(csgi_environ *environ, const char *key, size_t key_len, int kind)
+{
+    entry *e = &environ->entries[environ->count++];
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = (uint8_t)kind;
+    return e;
 }
 
 static void add_string(csgi_environ *environ, const char *key, size_t key_len, const char *bytes,
                        size_t len)
 {
-    entry *e = &environ->entries[environ->count++];
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_STRING;
+    entry *e = add(environ, key, key_len, CSGI_VALUE_STRING);
     e->value.string.bytes = bytes;
     e->value.string.len = len;
 }
 
 static void add_int(csgi_environ *environ, const char *key, size_t key_len, int64_t value)
 {
-    entry *e = &environ->entries[environ->count++];
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_INT;
-    e->value.integer = value;
+    add(environ, key, key_len, CSGI_VALUE_INT)->value.integer = value;
 }
 
 static void add_pointer(csgi_environ *environ, const char *key, size_t key_len, void *pointer)
 {
-    entry *e = &environ->entries[environ->count++];
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_POINTER;
+    entry *e = add(environ, key, key_len, CSGI_VALUE_POINTER);
     e->value.pointer.pointer = pointer;
     e->value.pointer.destroy = NULL;
 }
@@ -521,12 +511,7 @@ static int materialise(csgi_environ *environ)
         if (header_role(h) != ROLE_HTTP || is_repeat(head, i))
             continue;
         char *key = cursor;
-        memcpy(key, "HTTP_", 5);
-        for (size_t k = 0; k < h->name_len; k++) {
-            unsigned char c = ascii_upper((unsigned char)h->name[k]);
-            key[5 + k] = c == '-' ? '_' : (char)c;
-        }
-        key[5 + h->name_len] = '\0';
+        csgi_environ__header_key(key, h->name, h->name_len);
         cursor += 5 + h->name_len + 1;
         value = put_joined(&cursor, head, i, &len);
         add_string(environ, key, 5 + h->name_len, value, len);
@@ -669,6 +654,19 @@ static const unsigned char key_byte[256] = {
     R8(0xf0), R8(0xf8)
 #undef R8
 };
+
+int csgi_environ__header_key(char *key, const char *name, size_t len)
+{
+    unsigned ok = len > 0 ? CSGI_CHAR__NAME : 0;
+    memcpy(key, "HTTP_", 5);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        ok &= csgi_char__table[c];
+        key[5 + i] = (char)key_byte[c];
+    }
+    key[5 + len] = '\0';
+    return ok ? 0 : CSGI_EINVAL;
+}
 
 /* Whether header name (len bytes) is the one an HTTP_ key names (want is
    the key after "HTTP_", of the same length). Eight bytes at a time: each

@@ -89,12 +89,33 @@ void *csgi_environ__owner(csgi_environ *environ);
 /* The arena of an environ. */
 csgi_arena *csgi_environ__arena(csgi_environ *environ);
 
+/* The environ key of a request header: "HTTP_" and name (len bytes) with
+   letters upper-cased and '-' as '_', NUL-terminated, at key (5 + len + 1
+   bytes). The one mapping of csgi: the environ's keys and
+   csgi_request_header() both use it. Returns 0, or CSGI_EINVAL (key
+   written anyway) when name is empty or holds '_' or a byte a field name
+   may not: the environ drops headers with '_', so no key names them. */
+int csgi_environ__header_key(char *key, const char *name, size_t len);
+
 /* ---- path.c ---- */
 
-/* Percent-decode src into dst (which may be src): returns the decoded
-   length. "%2F" becomes "/" like any other escape (documented in
-   docs/environ.md); a malformed escape ("%zz", a lone "%") is kept as is. */
-size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len);
+/* csgi_environ__unescape flags: '+' is a space (form encoding); a
+   malformed escape fails the decoding. */
+#define CSGI_ENVIRON__PLUS_IS_SPACE 1u
+#define CSGI_ENVIRON__STRICT        2u
+
+/* The one percent-decoder: src into dst (which may be src), returns the
+   decoded length. "%2F" becomes "/" like any other escape (documented in
+   docs/environ.md); a malformed escape ("%zz", a lone "%") is kept as is,
+   or with CSGI_ENVIRON__STRICT gives (size_t)-1. */
+size_t csgi_environ__unescape(char *dst, const char *src, size_t len, unsigned flags);
+
+/* Percent-decode a path or a parameter: csgi_environ__unescape without
+   flags. */
+static inline size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len)
+{
+    return csgi_environ__unescape(dst, src, len, 0);
+}
 
 /* 1 unless the raw (still encoded) path climbs above the root once it is
    percent-decoded ("%2F" counts as "/") and its dot segments resolved, as

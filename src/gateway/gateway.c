@@ -139,12 +139,14 @@ static void on_writable(csgi_http__request *http, void *userdata)
     csgi_driver__writable(&r->driver);
 }
 
+/* err says how the request ended. No line here: a cut or a failure
+   already has its one line, from the engine (the client left, a timeout,
+   a broken body: it knows why) or from the driver (the application). */
 static void on_done(csgi_http__request *http, int err, void *userdata)
 {
     request *r = userdata;
     (void)http;
-    if (err && err != CSGI_ESTATE && r->driver.started && CSGI_LOG__INFO <= r->gateway->log_level)
-        csgi_driver__log(&r->driver, CSGI_LOG__INFO, csgi_strerror(err));
+    (void)err;
     csgi_driver__end(&r->driver);
 }
 

@@ -9,8 +9,9 @@
 #define CSGI_GATEWAY_HEAD_H
 
 #include "common/arena.h"
+#include "common/chartab.h"
+#include "common/token.h"
 #include "http/engine.h"
-#include "http/parser.h"
 
 #include <csgi/app.h>
 
@@ -28,40 +29,6 @@ typedef struct csgi_gateway__head {
     unsigned field_flags;   /* CSGI_HTTP__HAS_DATE, CSGI_HTTP__HAS_SERVER */
     int64_t content_length; /* the application's Content-Length, else -1 */
 } csgi_gateway__head;
-
-#define NAME_IS(h, literal)                  \
-    ((h)->name_len == sizeof(literal) - 1 && \
-     csgi_http__token_equals((h)->name, (h)->name_len, literal))
-
-/* Fields that describe this connection, not the response: the server's
-   business (RFC 9110 7.6.1; PEP 3333 forbids them to applications).
-   Sorted by length first, so most names are dismissed by one compare. */
-static inline int csgi_head__is_hop_by_hop(const csgi_header *h)
-{
-    switch (h->name_len) {
-    case 2: return NAME_IS(h, "te");
-    case 7: return NAME_IS(h, "trailer") || NAME_IS(h, "upgrade");
-    case 10: return NAME_IS(h, "connection") || NAME_IS(h, "keep-alive");
-    case 17: return NAME_IS(h, "transfer-encoding");
-    default: return h->name_len > 6 && csgi_http__token_equals(h->name, 6, "proxy-");
-    }
-}
-
-/* A byte a field value may not hold: controls other than HTAB, and DEL
-   (RFC 9110 5.5; obs-text, 0x80-0xFF, is allowed). */
-/* 1 for a byte a field value may not hold: controls other than HTAB, and
-   DEL (RFC 9110 5.5; obs-text, 0x80-0xFF, is allowed). */
-static inline int csgi_head__bad_value_byte(unsigned char c)
-{
-    static const unsigned char bad_value_byte[256] = {
-        [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
-        [0x07] = 1, [0x08] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
-        [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1,
-        [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1,
-        [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
-    };
-    return bad_value_byte[c];
-}
 
 /* "DDD Reason": returns the problem, or NULL with *code and *reason_len.
    The reason is checked while its length is found. */
@@ -87,7 +54,7 @@ static inline const char *csgi_head__check_status(const char *status, int *code,
     size_t len = 0;
     int bad = 0;
     for (unsigned char c; (c = s[4 + len]) != '\0'; len++)
-        bad |= csgi_head__bad_value_byte(c);
+        bad |= !csgi_char__is_field(c);
     if (bad)
         return "control character in the status line";
     *reason_len = len;
@@ -114,67 +81,84 @@ static inline int csgi_head__copy_value(char *dst, const char *src, size_t len)
     for (; i < len; i++) {
         unsigned char c = (unsigned char)src[i];
         dst[i] = (char)c;
-        bad |= csgi_head__bad_value_byte(c);
+        bad |= !csgi_char__is_field(c);
     }
     if (suspect & highs) {
         for (i = 0; i < len && !bad; i++)
-            bad = csgi_head__bad_value_byte((unsigned char)src[i]);
+            bad = !csgi_char__is_field((unsigned char)src[i]);
     }
     return !bad;
 }
 
-/* What a header name means to the server. */
-enum csgi_head__name_kind { NAME_UNKNOWN, NAME_PLAIN, NAME_DATE, NAME_SERVER, NAME_CONTENT_LENGTH };
+/* What csgi_head__other_name answers besides a token id. */
+#define CSGI_HEAD__NOT_TOKEN  (-2)
+#define CSGI_HEAD__HOP_BY_HOP (-1)
 
 #define SAME(name, literal) (memcmp((name), (literal), sizeof(literal) - 1) == 0)
 
-/* The common response header names, spelled as applications spell them
-   (canonical case): one compare proves such a name is a token and not
-   hop-by-hop. NAME_UNKNOWN for any other spelling or name. */
-static inline enum csgi_head__name_kind csgi_head__known_name(const char *name, size_t len)
+/* The fast path: the common response header names, spelled as
+   applications spell them (the token table's spelling). One compare
+   proves such a name is a token and not hop-by-hop. Returns its token id,
+   or CSGI_TOKEN__UNKNOWN for any other spelling or name (then
+   csgi_head__other_name decides); a test holds this list to the table. */
+static inline csgi_token__id csgi_head__known_name(const char *name, size_t len)
 {
     switch (len) {
     case 4:
         if (SAME(name, "Date"))
-            return NAME_DATE;
-        return SAME(name, "ETag") || SAME(name, "Vary") ? NAME_PLAIN : NAME_UNKNOWN;
-    case 5: return SAME(name, "Allow") ? NAME_PLAIN : NAME_UNKNOWN;
-    case 6: return SAME(name, "Server") ? NAME_SERVER : NAME_UNKNOWN;
-    case 7: return SAME(name, "Expires") ? NAME_PLAIN : NAME_UNKNOWN;
-    case 8: return SAME(name, "Location") ? NAME_PLAIN : NAME_UNKNOWN;
-    case 10: return SAME(name, "Set-Cookie") ? NAME_PLAIN : NAME_UNKNOWN;
-    case 11: return SAME(name, "Retry-After") ? NAME_PLAIN : NAME_UNKNOWN;
-    case 12: return SAME(name, "Content-Type") ? NAME_PLAIN : NAME_UNKNOWN;
+            return CSGI_TOKEN__DATE;
+        if (SAME(name, "ETag"))
+            return CSGI_TOKEN__ETAG;
+        return SAME(name, "Vary") ? CSGI_TOKEN__VARY : CSGI_TOKEN__UNKNOWN;
+    case 5: return SAME(name, "Allow") ? CSGI_TOKEN__ALLOW : CSGI_TOKEN__UNKNOWN;
+    case 6: return SAME(name, "Server") ? CSGI_TOKEN__SERVER : CSGI_TOKEN__UNKNOWN;
+    case 7: return SAME(name, "Expires") ? CSGI_TOKEN__EXPIRES : CSGI_TOKEN__UNKNOWN;
+    case 8: return SAME(name, "Location") ? CSGI_TOKEN__LOCATION : CSGI_TOKEN__UNKNOWN;
+    case 10: return SAME(name, "Set-Cookie") ? CSGI_TOKEN__SET_COOKIE : CSGI_TOKEN__UNKNOWN;
+    case 11: return SAME(name, "Retry-After") ? CSGI_TOKEN__RETRY_AFTER : CSGI_TOKEN__UNKNOWN;
+    case 12: return SAME(name, "Content-Type") ? CSGI_TOKEN__CONTENT_TYPE : CSGI_TOKEN__UNKNOWN;
     case 13:
-        return SAME(name, "Cache-Control") || SAME(name, "Last-Modified") ||
-                       SAME(name, "Accept-Ranges") || SAME(name, "Content-Range")
-                   ? NAME_PLAIN
-                   : NAME_UNKNOWN;
-    case 14: return SAME(name, "Content-Length") ? NAME_CONTENT_LENGTH : NAME_UNKNOWN;
+        if (SAME(name, "Cache-Control"))
+            return CSGI_TOKEN__CACHE_CONTROL;
+        if (SAME(name, "Last-Modified"))
+            return CSGI_TOKEN__LAST_MODIFIED;
+        if (SAME(name, "Accept-Ranges"))
+            return CSGI_TOKEN__ACCEPT_RANGES;
+        return SAME(name, "Content-Range") ? CSGI_TOKEN__CONTENT_RANGE : CSGI_TOKEN__UNKNOWN;
+    case 14: return SAME(name, "Content-Length") ? CSGI_TOKEN__CONTENT_LENGTH : CSGI_TOKEN__UNKNOWN;
     case 16:
-        return SAME(name, "Content-Encoding") || SAME(name, "WWW-Authenticate") ||
-                       SAME(name, "Content-Language")
-                   ? NAME_PLAIN
-                   : NAME_UNKNOWN;
-    case 19: return SAME(name, "Content-Disposition") ? NAME_PLAIN : NAME_UNKNOWN;
-    default: return NAME_UNKNOWN;
+        if (SAME(name, "Content-Encoding"))
+            return CSGI_TOKEN__CONTENT_ENCODING;
+        if (SAME(name, "WWW-Authenticate"))
+            return CSGI_TOKEN__WWW_AUTHENTICATE;
+        return SAME(name, "Content-Language") ? CSGI_TOKEN__CONTENT_LANGUAGE : CSGI_TOKEN__UNKNOWN;
+    case 19:
+        return SAME(name, "Content-Disposition") ? CSGI_TOKEN__CONTENT_DISPOSITION
+                                                 : CSGI_TOKEN__UNKNOWN;
+    default: return CSGI_TOKEN__UNKNOWN;
     }
 }
 
-/* Any other name: copied and checked byte by byte, classified ignoring
-   case. NAME_UNKNOWN when it is not a token, -1 when it is hop-by-hop. */
-static inline int csgi_head__other_name(char *dst, const csgi_header *h)
+#undef SAME
+
+/* Any other name: copied to dst and checked byte by byte, then looked up
+   in the token table ignoring case. Returns its token id
+   (CSGI_TOKEN__UNKNOWN for a name csgi does not know), CSGI_HEAD__NOT_TOKEN
+   or CSGI_HEAD__HOP_BY_HOP. */
+static inline int csgi_head__other_name(char *dst, const char *name, size_t len)
 {
-    if (!csgi_http__copy_token(dst, h->name, h->name_len))
-        return NAME_UNKNOWN;
-    if (csgi_head__is_hop_by_hop(h))
-        return -1;
-    switch (h->name_len) {
-    case 4: return NAME_IS(h, "date") ? NAME_DATE : NAME_PLAIN;
-    case 6: return NAME_IS(h, "server") ? NAME_SERVER : NAME_PLAIN;
-    case 14: return NAME_IS(h, "content-length") ? NAME_CONTENT_LENGTH : NAME_PLAIN;
-    default: return NAME_PLAIN;
+    unsigned ok = len > 0 ? CSGI_CHAR__TCHAR : 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        dst[i] = (char)c;
+        ok &= csgi_char__table[c];
     }
+    if (!ok)
+        return CSGI_HEAD__NOT_TOKEN;
+    csgi_token__id id = csgi_token__lookup(name, len);
+    unsigned flags =
+        id != CSGI_TOKEN__UNKNOWN ? csgi_token__table[id].flags : csgi_token__flags(name, len);
+    return flags & CSGI_TOKEN__HOP_BY_HOP ? CSGI_HEAD__HOP_BY_HOP : (int)id;
 }
 
 /* Parse a Content-Length value the application gave: -1 if malformed. */
@@ -231,15 +215,15 @@ static inline int csgi_gateway__head_build(csgi_arena *arena, const char *status
         const csgi_header *h = &headers[i];
         if (!h->name || (h->value_len && !h->value))
             return csgi_head__refuse(problem, "header name or value missing");
-        int kind = h->name_len ? (int)csgi_head__known_name(h->name, h->name_len) : NAME_UNKNOWN;
-        if (kind != NAME_UNKNOWN)
+        int id = (int)csgi_head__known_name(h->name, h->name_len);
+        if (id != CSGI_TOKEN__UNKNOWN)
             memcpy(p, h->name, h->name_len);
-        else if ((kind = csgi_head__other_name(p, h)) == NAME_UNKNOWN)
+        else if ((id = csgi_head__other_name(p, h->name, h->name_len)) == CSGI_HEAD__NOT_TOKEN)
             return csgi_head__refuse(problem, "header name is not a token");
-        else if (kind < 0)
+        else if (id == CSGI_HEAD__HOP_BY_HOP)
             return csgi_head__refuse(problem,
                                      "hop-by-hop header (the server manages the connection)");
-        if (kind == NAME_CONTENT_LENGTH) {
+        if (id == CSGI_TOKEN__CONTENT_LENGTH) {
             if (length >= 0)
                 return csgi_head__refuse(problem, "Content-Length given twice");
             if ((length = csgi_head__parse_length(h)) < 0)
@@ -248,9 +232,9 @@ static inline int csgi_gateway__head_build(csgi_arena *arena, const char *status
         }
         if (!csgi_head__copy_value(p + h->name_len + 2, h->value, h->value_len))
             return csgi_head__refuse(problem, "CR, LF, NUL or control character in a header value");
-        if (kind == NAME_DATE)
+        if (id == CSGI_TOKEN__DATE)
             flags |= CSGI_HTTP__HAS_DATE;
-        else if (kind == NAME_SERVER)
+        else if (id == CSGI_TOKEN__SERVER)
             flags |= CSGI_HTTP__HAS_SERVER;
         p += h->name_len;
         *p++ = ':';

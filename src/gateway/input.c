@@ -8,6 +8,7 @@
 #include "gateway/input.h"
 
 #include "common/arena.h"
+#include "common/vec.h"
 #include "http/parser.h"
 
 #include <csgi/environ.h>
@@ -87,7 +88,7 @@ static long input_pull(csgi_input *input, void *buf, size_t len)
 }
 
 /* Make room for more bytes after the kept ones: move them to the front, or
-   into a block at least twice as large. */
+   into a larger block (csgi_vec__grow's rule). */
 static int input_reserve(csgi_input *input, size_t more)
 {
     size_t held = input->end - input->start;
@@ -99,11 +100,13 @@ static int input_reserve(csgi_input *input, size_t more)
         input->end = held;
         return 0;
     }
-    if (more > SIZE_MAX - held)
-        return CSGI_ENOMEM;
-    size_t capacity = held + more;
-    if (input->capacity <= SIZE_MAX / 2 && capacity < input->capacity * 2)
-        capacity = input->capacity * 2;
+    /* No cap here: whoever reads holds the body to its own maximum. */
+    size_t capacity;
+    int rc = more > SIZE_MAX - held
+                 ? CSGI_ENOMEM
+                 : csgi_vec__grow(input->capacity, held + more, 1, SIZE_MAX, &capacity);
+    if (rc != 0)
+        return rc;
     char *buffer = csgi_arena__alloc(csgi_environ__arena(input->environ), capacity);
     if (!buffer)
         return CSGI_ENOMEM;

@@ -5,32 +5,41 @@
  */
 #include "gateway/environ_private.h"
 
+#include "common/chartab.h"
+
 #include <string.h>
 
-static int hex_value(unsigned char c)
+/* The byte the escape "%XY" at s stands for (left: the bytes from s on),
+   or -1 when s does not start a whole escape. */
+static inline int escape_at(const char *s, size_t left)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    if (left < 3 || s[0] != '%')
+        return -1;
+    int high = csgi_char__hex_value((unsigned char)s[1]);
+    int low = csgi_char__hex_value((unsigned char)s[2]);
+    return high < 0 || low < 0 ? -1 : high << 4 | low;
 }
 
-size_t csgi_environ__percent_decode(char *dst, const char *src, size_t len)
+size_t csgi_environ__unescape(char *dst, const char *src, size_t len, unsigned flags)
 {
     size_t out = 0;
     for (size_t i = 0; i < len; i++) {
-        if (src[i] == '%' && len - i >= 3) {
-            int high = hex_value((unsigned char)src[i + 1]);
-            int low = hex_value((unsigned char)src[i + 2]);
-            if (high >= 0 && low >= 0) {
-                dst[out++] = (char)(high << 4 | low);
+        char c = src[i];
+        if (c == '+' && (flags & CSGI_ENVIRON__PLUS_IS_SPACE)) {
+            dst[out++] = ' ';
+            continue;
+        }
+        if (c == '%') {
+            int byte = escape_at(src + i, len - i);
+            if (byte >= 0) {
+                dst[out++] = (char)byte;
                 i += 2;
                 continue;
             }
+            if (flags & CSGI_ENVIRON__STRICT)
+                return (size_t)-1;
         }
-        dst[out++] = src[i];
+        dst[out++] = c;
     }
     return out;
 }
@@ -52,15 +61,9 @@ int csgi_environ__path_is_safe(const char *path, size_t len)
         int at_end = i >= len;
         unsigned char c = 0;
         if (!at_end) {
-            c = (unsigned char)path[i++];
-            if (c == '%' && len - i >= 2) {
-                int high = hex_value((unsigned char)path[i]);
-                int low = hex_value((unsigned char)path[i + 1]);
-                if (high >= 0 && low >= 0) {
-                    c = (unsigned char)(high << 4 | low);
-                    i += 2;
-                }
-            }
+            int byte = escape_at(path + i, len - i);
+            c = (unsigned char)(byte >= 0 ? byte : path[i]);
+            i += byte >= 0 ? 3 : 1;
         }
         if (at_end || c == '/') {
             if (!other && dots == 2) {

@@ -11,6 +11,8 @@
  * pieces of the response's own body.
  */
 #include "common/alloc.h"
+#include "common/token.h"
+#include "gateway/app_private.h"
 #include "gateway/environ_private.h"
 #include "helpers/helpers.h"
 #include "helpers/response_private.h"
@@ -22,7 +24,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 /* ---- The adapter ------------------------------------------------------------ */
 
@@ -108,7 +109,7 @@ static void on_input(csgi_input *input, void *userdata)
         p->failed = 1;
     else /* else the late answer goes out chunked (or close-delimited on
             HTTP/1.0) where the same answer given at once has a length */
-        csgi_body_set_length(p->body, csgi_body_length(p->inner));
+        csgi_body__length_from(p->body, p->inner);
     csgi_body_resume(p->body);
 }
 
@@ -285,7 +286,7 @@ static int capture_start(const char *status, const csgi_header *headers, size_t 
             rc = CSGI_EINVAL;
             break;
         }
-        if (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
+        if (csgi_token__lookup(h->name, h->name_len) == CSGI_TOKEN__CONTENT_LENGTH)
             continue; /* the body decides */
         char *name = copy_counted(response, h->name, h->name_len);
         char *value = copy_counted(response, h->value ? h->value : "", h->value_len);
@@ -393,10 +394,9 @@ int csgi_handler_get_response(csgi_response **out, csgi_request *request, csgi_a
     } else {
         if (!r && !(r = relay_new(environ, body)))
             return CSGI_ENOMEM;
-        int64_t length = csgi_body_length(body);
         rc = csgi_response_set_stream(c.response, &relay_type, r);
-        if (rc == 0 && length >= 0)
-            csgi_response__set_stream_length(c.response, length);
+        if (rc == 0)
+            csgi_response__set_stream_length_of(c.response, body);
     }
     if (rc != 0)
         return rc;

@@ -163,27 +163,8 @@ int csgi_request_text_is_utf8(const char *text, size_t len)
 
 size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int strict)
 {
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '+') {
-            dst[out++] = ' ';
-            continue;
-        }
-        if (c == '%') {
-            int high = len - i >= 3 ? csgi_char__hex_value((unsigned char)src[i + 1]) : -1;
-            int low = len - i >= 3 ? csgi_char__hex_value((unsigned char)src[i + 2]) : -1;
-            if (high >= 0 && low >= 0) {
-                dst[out++] = (char)(high << 4 | low);
-                i += 2;
-                continue;
-            }
-            if (strict)
-                return (size_t)-1;
-        }
-        dst[out++] = c;
-    }
-    return out;
+    return csgi_environ__unescape(
+        dst, src, len, CSGI_ENVIRON__PLUS_IS_SPACE | (strict ? CSGI_ENVIRON__STRICT : 0));
 }
 
 /* A decoded, NUL-terminated copy of text in the arena. */
@@ -307,8 +288,10 @@ int csgi_params__parse_cookies(csgi_params *params, const char *header, size_t l
 
 /* ---- Public parsers ----------------------------------------------------------- */
 
-int csgi_params_parse_urlencoded(csgi_params **out, csgi_environ *environ, const char *text,
-                                 size_t len, const csgi_form_limits *limits)
+/* The public parsers' common part: arguments, limits, a new list in the
+   request's arena; parse a query or form (urlencoded), else a Cookie header. */
+static int parse_public(csgi_params **out, csgi_environ *environ, const char *text, size_t len,
+                        const csgi_form_limits *limits, int urlencoded)
 {
     csgi_form_limits resolved;
     if (!out || !environ || (!text && len))
@@ -319,28 +302,24 @@ int csgi_params_parse_urlencoded(csgi_params **out, csgi_environ *environ, const
     csgi_params *params = csgi_params__new(csgi_environ__arena(environ));
     if (!params)
         return CSGI_ENOMEM;
-    int rc = csgi_params__parse_urlencoded(params, text, len, resolved.max_fields, resolved.strict);
+    int rc = urlencoded ? csgi_params__parse_urlencoded(params, text, len, resolved.max_fields,
+                                                        resolved.strict)
+                        : csgi_params__parse_cookies(params, text, len, resolved.max_fields);
     if (rc == 0)
         *out = params;
     return rc;
 }
 
+int csgi_params_parse_urlencoded(csgi_params **out, csgi_environ *environ, const char *text,
+                                 size_t len, const csgi_form_limits *limits)
+{
+    return parse_public(out, environ, text, len, limits, 1);
+}
+
 int csgi_params_parse_cookies(csgi_params **out, csgi_environ *environ, const char *header,
                               size_t len, const csgi_form_limits *limits)
 {
-    csgi_form_limits resolved;
-    if (!out || !environ || (!header && len))
-        return CSGI_EINVAL;
-    *out = NULL;
-    if (csgi_helpers__limits(&resolved, limits) != 0)
-        return CSGI_EINVAL;
-    csgi_params *params = csgi_params__new(csgi_environ__arena(environ));
-    if (!params)
-        return CSGI_ENOMEM;
-    int rc = csgi_params__parse_cookies(params, header, len, resolved.max_fields);
-    if (rc == 0)
-        *out = params;
-    return rc;
+    return parse_public(out, environ, header, len, limits, 0);
 }
 
 /* ---- Header parameters --------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include "helpers/helpers.h"
 
 #include "common/chartab.h"
+#include "common/token.h"
 #include "gateway/environ_private.h"
 
 #include <csgi/json.h>
@@ -23,7 +24,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #define REQUEST_KEY "csgi.request"
@@ -441,18 +441,13 @@ const char *csgi_request_header(csgi_request *request, const char *name, size_t 
     size_t name_len = strlen(name);
     if (name_len == 0 || name_len > 200)
         return NULL;
-    if (strcasecmp(name, "Content-Type") == 0)
+    csgi_token__id id = csgi_token__lookup(name, name_len);
+    if (id == CSGI_TOKEN__CONTENT_TYPE)
         return csgi_environ_get_n(request->environ, "CONTENT_TYPE", len);
-    if (strcasecmp(name, "Content-Length") == 0)
+    if (id == CSGI_TOKEN__CONTENT_LENGTH)
         return csgi_environ_get_n(request->environ, "CONTENT_LENGTH", len);
-    memcpy(key, "HTTP_", 5);
-    for (size_t i = 0; i < name_len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!csgi_char__is_name(c))
-            return NULL; /* not a tchar, or '_': the server drops such headers */
-        key[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : (char)c;
-    }
-    key[5 + name_len] = '\0';
+    if (csgi_environ__header_key(key, name, name_len) != 0)
+        return NULL; /* not a tchar, or '_': the server drops such headers */
     return csgi_environ_get_n(request->environ, key, len);
 }
 

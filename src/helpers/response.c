@@ -22,6 +22,7 @@
 #include "common/options.h"
 #include "common/token.h"
 #include "common/vec.h"
+#include "gateway/app_private.h"
 #include "http/status.h"
 
 #include <csgi/negotiate.h>
@@ -431,14 +432,15 @@ int csgi_response_set_stream(csgi_response *response, const csgi_body_type *type
     response->body_kind = CSGI_RESPONSE__STREAM;
     response->stream_type = type;
     response->stream_state = state;
-    response->length = -1; /* unknown, unless csgi_response__set_stream_length */
+    response->length = -1; /* unknown */
+    response->stream_length_of = NULL;
     return 0;
 }
 
-void csgi_response__set_stream_length(csgi_response *response, int64_t length)
+void csgi_response__set_stream_length_of(csgi_response *response, const csgi_body *inner)
 {
     if (response->body_kind == CSGI_RESPONSE__STREAM)
-        response->length = length;
+        response->stream_length_of = inner;
 }
 
 int csgi_response_set_app(csgi_response *response, csgi_app *app)
@@ -834,8 +836,8 @@ static csgi_body *make_body(csgi_response *response, csgi_environ *env, int mode
         const csgi_body_type *type = response->stream_type;
         response->stream_type = NULL; /* handed over: the body closes it */
         csgi_body *body = csgi_body_new(env, type, response->stream_state);
-        if (body && response->length >= 0)
-            csgi_body_set_length(body, response->length);
+        if (body && response->stream_length_of)
+            csgi_body__length_from(body, response->stream_length_of);
         return body;
     }
     default:
@@ -888,7 +890,7 @@ static csgi_body *no_body(csgi_response *response, csgi_environ *env, int status
     if (mode == SEND_PRECONDITION_FAILED || mode == SEND_UNSATISFIABLE)
         length = (int64_t)result->len;
     else if (response->body_kind == CSGI_RESPONSE__STREAM)
-        length = response->length;
+        length = response->stream_length_of ? csgi_body_length(response->stream_length_of) : -1;
     return head_body(env, length);
 }
 

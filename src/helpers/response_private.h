@@ -45,8 +45,9 @@ struct csgi_response {
     int64_t length;
     const csgi_body_type *stream_type; /* STREAM: state owned until sent */
     void *stream_state;
-    csgi_app *app;      /* APP: one reference owned */
-    const char *detail; /* ERROR: copied, or NULL */
+    const csgi_body *stream_length_of; /* STREAM: whose length it has, or NULL */
+    csgi_app *app;                     /* APP: one reference owned */
+    const char *detail;                /* ERROR: copied, or NULL */
 };
 
 /* Memory that lives as long as the response (the request's arena, or a
@@ -62,9 +63,9 @@ char *csgi_response__strdup(csgi_response *response, const char *s);
 int csgi_response__error_body(csgi_environ *environ, int status, const char *detail,
                               const char **body, size_t *len, const char **content_type);
 
-/* A streaming body's length, declared on the body when it is sent
-   (csgi_body_set_length): the handler's get_response keeps the length of
-   the application's iterator. */
-void csgi_response__set_stream_length(csgi_response *response, int64_t length);
+/* A streaming body that relays inner has inner's length, read when the
+   head goes out (csgi_body__length_from): the handler's get_response keeps
+   the length of the application's iterator, even one declared late. */
+void csgi_response__set_stream_length_of(csgi_response *response, const csgi_body *inner);
 
 #endif

@@ -12,8 +12,10 @@
  * Everything per request lives in the request's arena.
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "common/options.h"
-#include "http/parser.h"
+#include "common/token.h"
+#include "gateway/app_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/lint.h>
@@ -33,6 +35,7 @@ typedef struct lint_request {
     csgi_environ *environ;
     csgi_start_response *parent; /* the server's (or outer middleware's) */
     csgi_body *inner;            /* the application's body */
+    csgi_body *body;             /* the filter's iterator around it, or NULL */
     int64_t content_length;      /* the application's, else -1 */
     int64_t declared;            /* the iterator's declared length, else -1 */
     uint64_t produced;           /* body bytes the application produced */
@@ -45,6 +48,7 @@ typedef struct lint_request {
     unsigned char error_sent;    /* ... and its text went out */
     unsigned char no_body_noted; /* bytes for 204/304/HEAD already reported */
     unsigned char ended;         /* the body ended (next returned 0) */
+    unsigned char length_read;   /* declared was read from the inner body */
 } lint_request;
 
 static const char error_text[] = "500 Internal Server Error\n";
@@ -71,6 +75,9 @@ static void violation(lint_request *req, const char *format, ...)
         0) {
         req->replaced = 1;
         req->passed = 1;
+        /* The error text goes out instead of the application's bytes. */
+        if (req->body)
+            csgi_body_set_length(req->body, sizeof(error_text) - 1);
     }
 }
 
@@ -112,7 +119,7 @@ static int all_digits(const char *s)
 static void check_environ(lint_request *req)
 {
     const char *method = string_key(req, "REQUEST_METHOD");
-    if (method && !csgi_http__is_token(method, strlen(method)))
+    if (method && !csgi_char__is_token(method, strlen(method)))
         violation(req, "environ: REQUEST_METHOD is not a token: \"%.40s\"", method);
     const char *script_name = string_key(req, "SCRIPT_NAME");
     if (script_name && *script_name &&
@@ -167,16 +174,11 @@ static void check_environ(lint_request *req)
 
 /* ---- start-response ------------------------------------------------------------------ */
 
-static int name_is(const csgi_header *h, const char *lower)
+/* 1 when the len bytes at s may be a field value (RFC 9110 5.5): no
+   controls but HTAB, no DEL. */
+static int is_field_value(const char *s, size_t len)
 {
-    return h->name_len == strlen(lower) && csgi_http__token_equals(h->name, h->name_len, lower);
-}
-
-static int is_hop_by_hop(const csgi_header *h)
-{
-    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "te") ||
-           name_is(h, "trailer") || name_is(h, "transfer-encoding") || name_is(h, "upgrade") ||
-           (h->name_len > 6 && csgi_http__token_equals(h->name, 6, "proxy-"));
+    return len == 0 || csgi_char__all(s, len, CSGI_CHAR__FIELD);
 }
 
 /* Check the status line; returns the code, or 0 when malformed. */
@@ -198,7 +200,7 @@ static int check_status(lint_request *req, const char *status)
         violation(req, "start-response: status %d is above 599", code);
     if (!status[4])
         violation(req, "start-response: status %d has no reason phrase", code);
-    else if (!csgi_http__is_field_value(status + 4, strlen(status + 4)))
+    else if (!is_field_value(status + 4, strlen(status + 4)))
         violation(req, "start-response: control character in the status line");
     return code;
 }
@@ -214,21 +216,22 @@ static void check_headers(lint_request *req, int code, const csgi_header *header
             continue;
         }
         int shown = h->name_len > 60 ? 60 : (int)h->name_len;
-        if (!csgi_http__is_token(h->name, h->name_len)) {
+        if (!csgi_char__is_token(h->name, h->name_len)) {
             violation(req, "header name is not a token: \"%.*s\"", shown, h->name);
             continue;
         }
-        if (!csgi_http__is_field_value(h->value, h->value_len))
+        if (!is_field_value(h->value, h->value_len))
             violation(req, "header %.*s: CR, LF, NUL or control character in the value", shown,
                       h->name);
-        if (name_is(h, "status"))
+        csgi_token__id id = csgi_token__lookup(h->name, h->name_len);
+        if (id == CSGI_TOKEN__STATUS)
             violation(req, "header Status is not allowed (the status goes in the status line)");
-        if (is_hop_by_hop(h))
+        if (csgi_token__is_hop_by_hop(h->name, h->name_len))
             violation(req, "header %.*s is hop-by-hop (the server manages the connection)", shown,
                       h->name);
-        if (name_is(h, "content-type"))
+        if (id == CSGI_TOKEN__CONTENT_TYPE)
             content_type++;
-        if (name_is(h, "content-length")) {
+        if (id == CSGI_TOKEN__CONTENT_LENGTH) {
             if (content_length++) {
                 violation(req, "header Content-Length given twice");
                 continue;
@@ -323,6 +326,23 @@ static void check_end(lint_request *req)
                   (unsigned long long)req->produced, (long long)req->declared);
 }
 
+/* The application's declared length, once its body gave a first answer:
+   a late answer (a handler waiting for the request body) declares it only
+   then. The filter's own body has the same length (lint_call). */
+static void read_declared(lint_request *req)
+{
+    if (req->length_read)
+        return;
+    req->length_read = 1;
+    int64_t length = csgi_body_length(req->inner);
+    if (length < 0)
+        return;
+    req->declared = length;
+    if (req->content_length >= 0 && req->content_length != length)
+        violation(req, "Content-Length (%lld) differs from the body's declared length (%lld)",
+                  (long long)req->content_length, (long long)length);
+}
+
 static int lint_next(void *state, csgi_chunk *chunk)
 {
     lint_request *req = state;
@@ -354,6 +374,9 @@ static int lint_next(void *state, csgi_chunk *chunk)
             return lint_next(state, chunk);
         return rc;
     }
+    read_declared(req);
+    if (req->replaced)
+        return lint_next(state, chunk);
     if (rc == 0) {
         req->ended = 1;
         check_end(req);
@@ -383,6 +406,13 @@ static void lint_close(void *state)
 
 static const csgi_body_type lint_body_type = {"lint", lint_next, lint_close};
 
+/* Strict mode: the filter's own 500 instead of the application's body. */
+static csgi_body *error_answer(lint_request *req)
+{
+    csgi_body_close(req->inner);
+    return csgi_body_static(req->environ, error_text, sizeof(error_text) - 1);
+}
+
 static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
 {
     const lint *l = state;
@@ -404,40 +434,29 @@ static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_respo
     if (!mine)
         return NULL;
     if (req->replaced)
-        return csgi_body_static(environ, error_text, sizeof(error_text) - 1);
+        return error_answer(req);
     req->inner = csgi_app_call(l->next, environ, mine);
     if (!req->inner) {
         csgi_environ_log(environ, "lint: the application returned no body");
         return NULL;
     }
-    int64_t length = csgi_body_length(req->inner);
-    if (csgi_body_kind_of(req->inner) == CSGI_BODY_ITERATOR) {
-        /* Pieces checked as they pass; a declared length passed on. */
-        csgi_body *body = csgi_body_new(environ, &lint_body_type, req);
-        if (!body)
-            csgi_body_close(req->inner);
-        else if (length >= 0) {
-            req->declared = length;
-            if (req->content_length >= 0 && req->content_length != length)
-                violation(req,
-                          "Content-Length (%lld) differs from the body's declared length (%lld)",
-                          (long long)req->content_length, (long long)length);
-            csgi_body_set_length(body, length);
-        }
-        return body;
+    int iterator = csgi_body_kind_of(req->inner) == CSGI_BODY_ITERATOR;
+    if (iterator && !req->replaced) {
+        /* Pieces checked as they pass; the length passed on as the
+           application's body has it when the head goes out. */
+        req->body = csgi_body_new(environ, &lint_body_type, req);
+        if (req->body)
+            csgi_body__length_from(req->body, req->inner);
+        return req->body;
     }
     /* Bytes or a file: checked now, handed on as they are. */
-    if (!req->started)
+    if (!iterator && !req->started)
         violation(req, "body returned before start-response was called");
-    else {
-        count_bytes(req, (size_t)length);
+    else if (!iterator) {
+        count_bytes(req, (size_t)csgi_body_length(req->inner));
         check_end(req);
     }
-    if (req->replaced) {
-        csgi_body_close(req->inner);
-        return csgi_body_static(environ, error_text, sizeof(error_text) - 1);
-    }
-    return req->inner;
+    return req->replaced ? error_answer(req) : req->inner;
 }
 
 static void lint_destroy(void *state)

@@ -16,6 +16,9 @@
  */
 #include "common/alloc.h"
 #include "common/arena.h"
+#include "common/chartab.h"
+#include "common/token.h"
+#include "common/vec.h"
 #include "gateway/driver.h"
 #include "gateway/environ_private.h"
 #include "gateway/sink.h"
@@ -85,11 +88,11 @@ static int set_peer(struct sockaddr_storage *storage, const char *address, unsig
 static int parse_url(csgi_test_request *request, const char *url)
 {
     size_t skip = 0;
-    if (strncasecmp(url, "http://", 7) == 0) {
+    if (csgi_char__equal_nocase(url, "http://", 7)) {
         request->scheme = "http";
         request->default_port = 80;
         skip = 7;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
+    } else if (csgi_char__equal_nocase(url, "https://", 8)) {
         request->scheme = "https";
         request->default_port = 443;
         skip = 8;
@@ -266,18 +269,18 @@ void csgi_test_response_free(csgi_test_response *response)
     csgi__free(response);
 }
 
-/* Keep a log line. A line that does not fit in memory is dropped: logging
-   cannot fail. */
+/* Log lines a response keeps; later ones are dropped. */
+#define LOG_LINES_MAX 65536
+
+/* Keep a log line. A line that does not fit (in memory, or beyond
+   LOG_LINES_MAX) is dropped: logging cannot fail. */
 static void response_log(csgi_test_response *response, const char *line)
 {
-    if (response->log_count == response->log_capacity) {
-        size_t capacity = response->log_capacity ? response->log_capacity * 2 : 8;
-        const char **grown = csgi__realloc(response->logs, capacity * sizeof(*grown));
-        if (!grown)
-            return;
-        response->logs = grown;
-        response->log_capacity = capacity;
-    }
+    void *logs = response->logs;
+    if (csgi_vec__reserve(&logs, &response->log_capacity, sizeof(*response->logs),
+                          response->log_count + 1, LOG_LINES_MAX) != 0)
+        return;
+    response->logs = logs;
     const char *copy = csgi_arena__strndup(&response->arena, line, strlen(line));
     if (copy)
         response->logs[response->log_count++] = copy;
@@ -287,16 +290,13 @@ static int body_append(csgi_test_response *response, const void *data, size_t le
 {
     if (len > CSGI_TEST_BODY_MAX - response->body_len)
         return CSGI_ETOOBIG;
-    if (response->body_len + len + 1 > response->body_capacity) {
-        size_t capacity = response->body_capacity ? response->body_capacity : 256;
-        while (capacity < response->body_len + len + 1)
-            capacity *= 2;
-        char *grown = csgi__realloc(response->body, capacity);
-        if (!grown)
-            return CSGI_ENOMEM;
-        response->body = grown;
-        response->body_capacity = capacity;
-    }
+    /* The body and its NUL. */
+    void *body = response->body;
+    int rc = csgi_vec__reserve(&body, &response->body_capacity, 1, response->body_len + len + 1,
+                               CSGI_TEST_BODY_MAX + 1);
+    if (rc != 0)
+        return rc;
+    response->body = body;
     memcpy(response->body + response->body_len, data, len);
     response->body_len += len;
     response->body[response->body_len] = '\0';
@@ -579,7 +579,7 @@ static char *write_head(const csgi_test_request *request, csgi_arena *arena, siz
     size_t size = strlen(request->method) + strlen(request->target) + strlen(request->host) + 64;
     for (const pair *h = request->headers; h; h = h->next) {
         size += strlen(h->name) + strlen(h->value) + 4;
-        if (strcasecmp(h->name, "host") == 0)
+        if (csgi_token__lookup(h->name, strlen(h->name)) == CSGI_TOKEN__HOST)
             has_host = 1;
     }
     char *text = csgi_arena__alloc(arena, size);
