@@ -1341,6 +1341,28 @@ START_TEST(test_alloc_and_defer)
 }
 END_TEST
 
+/* Zeroed memory is zero even where the heap hands back bytes an earlier
+   request dirtied (glibc reuses the freed block; ASan fills new blocks). */
+START_TEST(test_alloc_zeroed)
+{
+    fixture *f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    for (size_t size = 1; size < 5000; size = size * 3 + 1)
+        memset(csgi_environ_alloc(f->environ, size), 0xa5, size);
+    fixture_free(f);
+
+    f = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    for (size_t size = 1; size < 5000; size = size * 3 + 1) {
+        unsigned char *p = csgi_environ_alloc_zeroed(f->environ, size);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % _Alignof(max_align_t), 0);
+        for (size_t i = 0; i < size; i++)
+            ck_assert_uint_eq(p[i], 0);
+    }
+    ck_assert_ptr_null(csgi_environ_alloc_zeroed(NULL, 8));
+    fixture_free(f);
+}
+END_TEST
+
 /* ---- The error log ----------------------------------------------------------- */
 
 START_TEST(test_log_prefix)
@@ -1923,6 +1945,7 @@ static Suite *environ_suite(void)
     tcase_add_test(tc, test_set_nomem);
     tcase_add_test(tc, test_new_invalid);
     tcase_add_test(tc, test_alloc_and_defer);
+    tcase_add_test(tc, test_alloc_zeroed);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("keys");

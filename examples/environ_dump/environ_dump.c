@@ -123,10 +123,9 @@ static csgi_body *application(void *state, csgi_environ *environ,
                               csgi_start_response *start_response)
 {
     (void)state;
-    dump *d = csgi_environ_alloc(environ, sizeof(*d));
+    dump *d = csgi_environ_alloc_zeroed(environ, sizeof(*d));
     if (!d)
         return NULL;
-    memset(d, 0, sizeof(*d));
     d->environ = environ;
     d->start_response = start_response;
     d->self = csgi_body_new(environ, &dump_body, d);

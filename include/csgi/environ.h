@@ -152,6 +152,16 @@ CSGI_EXTERN int csgi_environ_next(csgi_environ *environ, size_t *cursor, const c
 CSGI_EXTERN void *csgi_environ_alloc(csgi_environ *environ, size_t size);
 
 /**
+ * Allocate zeroed memory that lives as long as the request: the
+ * per-request state of a middleware, every field starting at 0 or NULL.
+ *
+ * @return size zeroed bytes aligned for any type (borrowed: the request's
+ *         arena releases them, never the caller), or NULL when memory is
+ *         exhausted.
+ */
+CSGI_EXTERN void *csgi_environ_alloc_zeroed(csgi_environ *environ, size_t size);
+
+/**
  * Run fn(userdata) when the request ends (after the body's close), last
  * registered first.
  *

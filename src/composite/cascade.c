@@ -191,10 +191,9 @@ static csgi_body *cascade_call(void *state, csgi_environ *environ,
     const cascade *c = state;
     if (c->count == 1)
         return csgi_app_call(c->apps[0], environ, start_response);
-    attempt *a = csgi_environ_alloc(environ, sizeof(*a));
+    attempt *a = csgi_environ_alloc_zeroed(environ, sizeof(*a));
     if (!a)
         return NULL;
-    memset(a, 0, sizeof(*a));
     a->cascade = c;
     a->environ = environ;
     a->parent = start_response;

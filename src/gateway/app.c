@@ -109,10 +109,9 @@ csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_respo
 {
     if (!env || !parent)
         return NULL;
-    csgi_start_response *made = csgi_environ_alloc(env, sizeof(*made));
+    csgi_start_response *made = csgi_environ_alloc_zeroed(env, sizeof(*made));
     if (!made)
         return NULL;
-    memset(made, 0, sizeof(*made));
     made->environ = env;
     made->parent = parent;
     made->fn = fn;

@@ -970,6 +970,14 @@ void *csgi_environ_alloc(csgi_environ *environ, size_t size)
     return environ ? csgi_arena__alloc(environ->arena, size) : NULL;
 }
 
+void *csgi_environ_alloc_zeroed(csgi_environ *environ, size_t size)
+{
+    void *memory = csgi_environ_alloc(environ, size);
+    if (memory)
+        memset(memory, 0, size);
+    return memory;
+}
+
 int csgi_environ_defer(csgi_environ *environ, csgi_destroy_fn fn, void *userdata)
 {
     if (!environ || !fn)

@@ -132,10 +132,9 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
         return NULL;
     }
 
-    pending *p = csgi_environ_alloc(environ, sizeof(*p));
+    pending *p = csgi_environ_alloc_zeroed(environ, sizeof(*p));
     if (!p)
         return NULL;
-    memset(p, 0, sizeof(*p));
     p->adapter = h;
     p->request = request;
     p->environ = environ;

@@ -111,10 +111,9 @@ int csgi_request_from_environ(csgi_request **out, csgi_environ *env)
         *out = request;
         return 0;
     }
-    request = csgi_environ_alloc(env, sizeof(*request));
+    request = csgi_environ_alloc_zeroed(env, sizeof(*request));
     if (!request)
         return CSGI_ENOMEM;
-    memset(request, 0, sizeof(*request));
     request->environ = env;
     request->arena = csgi_environ__arena(env);
     csgi_helpers__limits(&request->limits, NULL);

@@ -416,10 +416,9 @@ static csgi_body *error_answer(lint_request *req)
 static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
 {
     const lint *l = state;
-    lint_request *req = csgi_environ_alloc(environ, sizeof(*req));
+    lint_request *req = csgi_environ_alloc_zeroed(environ, sizeof(*req));
     if (!req)
         return NULL;
-    memset(req, 0, sizeof(*req));
     req->lint = l;
     req->environ = environ;
     req->parent = start_response;
