@@ -4,7 +4,7 @@
  * clients that leave, listeners, threads, stopping.
  */
 #include "engine_harness.h"
-#include "http/status.h"
+#include "common/status.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -512,7 +512,7 @@ static void check_refusal(int fd, int status, const char *what)
     ck_assert_str_eq(response_header(&r, "Connection"), "close");
     /* the page csgi_response_error() sends as text/plain */
     char page[128];
-    csgi_http__error_text(page, sizeof(page), status, NULL);
+    csgi_status__error_text(page, sizeof(page), status, NULL);
     ck_assert_str_eq(r.body, page);
     response_free(&r);
     ck_assert(client_closed(fd, 3000));

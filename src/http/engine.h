@@ -259,9 +259,4 @@ int csgi_http__response_finish(csgi_http__request *req);
    and close; else cut the connection. on_done follows with err. */
 void csgi_http__response_abort(csgi_http__request *req, int status, int err);
 
-/* ---- Small shared helpers ---------------------------------------------- */
-
-/* The standard reason phrase of a status code, or "Unknown" . */
-const char *csgi_http__status_reason(int status);
-
 #endif /* CSGI_HTTP_ENGINE_H */
