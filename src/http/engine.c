@@ -10,7 +10,6 @@
  * loop polls the one socket, and the first accept wins.
  */
 #include "common/alloc.h"
-#include "common/date.h"
 #include "http/private.h"
 
 #include <csgi/common.h>
@@ -28,7 +27,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 void csgi_http__options_init(csgi_http__options *options)
@@ -56,28 +54,13 @@ void csgi_http__options_init(csgi_http__options *options)
 
 /* ---- Logging ---------------------------------------------------------------- */
 
-static const char *level_name(int level)
-{
-    static const char *const names[] = {"error", "warning", "info", "debug"};
-    return level >= 0 && level <= CSGI_LOG__DEBUG ? names[level] : "log";
-}
-
 void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ...)
 {
-    if (level > engine->options.log_level)
-        return;
-    char message[1024];
+    const csgi_http__options *o = &engine->options;
     va_list args;
     va_start(args, format);
-    vsnprintf(message, sizeof(message), format, args);
+    csgi_log__vwrite(o->log, o->log_userdata, o->log_level, level, format, args);
     va_end(args);
-    if (engine->options.log) {
-        engine->options.log(level, message, engine->options.log_userdata);
-        return;
-    }
-    char stamp[CSGI_DATE__STAMP_SIZE];
-    csgi_date__stamp(time(NULL), stamp);
-    fprintf(stderr, "%s csgi[%ld] %s: %s\n", stamp, (long)getpid(), level_name(level), message);
 }
 
 /* ---- Engine ----------------------------------------------------------------- */

@@ -41,6 +41,7 @@
 #define CSGI_HTTP_ENGINE_H
 
 #include "common/arena.h"
+#include "common/log.h"
 #include "http/parser.h"
 
 #include <csgi/common.h>
@@ -56,10 +57,8 @@ struct evbuffer;
 typedef struct csgi_http__engine csgi_http__engine;
 typedef struct csgi_http__request csgi_http__request;
 
-/* Log levels, most severe first. */
-enum { CSGI_LOG__ERROR = 0, CSGI_LOG__WARN = 1, CSGI_LOG__INFO = 2, CSGI_LOG__DEBUG = 3 };
-
-typedef void (*csgi_http__log_fn)(int level, const char *message, void *userdata);
+/* The engine logs through the one logger (common/log.h). */
+typedef csgi_log__fn csgi_http__log_fn;
 
 typedef struct csgi_http__options {
     /* Request head limits (see parser.h). */
