@@ -60,7 +60,8 @@ def sub_delims(c):
 
 
 # (name, comment, predicate). Order gives the bits: append, do not reorder
-# without regenerating. At most 16 (the table holds uint16_t).
+# without regenerating. At most 32 (the table holds uint32_t: one load and
+# one AND whatever the width, as with the uint8_t tables it replaced).
 CLASSES = [
     ("TCHAR", "tchar (RFC 9110 5.6.2): what a token, a field name or a method holds",
      lambda c: alpha(c) or digit(c) or chr(c) in "!#$%&'*+-.^_`|~"),
@@ -91,7 +92,12 @@ CLASSES = [
      or 0x5D <= c <= 0x7E),
     ("BCHAR", "bchars (RFC 2046 5.1.1): what a multipart boundary holds (SP, not last)",
      lambda c: alpha(c) or digit(c) or chr(c) in "'()+_,-./:=? "),
+    ("TARGET_MARK", "a target byte the parser looks at twice: '?', '.' and '%' (query, dot segment)",
+     among("?.%")),
 ]
+
+# Hex digits of a table word and of a class bit.
+WORD_DIGITS = max(4, (len(CLASSES) + 3) // 4)
 
 # ---- Header names ------------------------------------------------------------
 
@@ -195,7 +201,7 @@ def identifier(name):
 
 
 def chartab_h():
-    assert len(CLASSES) <= 16
+    assert len(CLASSES) <= 32
     out = [BANNER, "/*",
            " * Byte classes of the HTTP grammar (internal): one table of 256 flag",
            " * words, a bit per class, so a parser tests any union of classes with one",
@@ -205,10 +211,10 @@ def chartab_h():
            "#include <stddef.h>", "#include <stdint.h>", ""]
     for bit, (name, comment, _) in enumerate(CLASSES):
         out.append(f"/* {comment} */")
-        out.append(f"#define CSGI_CHAR__{name} 0x{1 << bit:04x}u")
+        out.append(f"#define CSGI_CHAR__{name} 0x{1 << bit:0{WORD_DIGITS}x}u")
     out += ["",
             "/* The classes of each byte value. */",
-            "extern const uint16_t csgi_char__table[256];", "",
+            "extern const uint32_t csgi_char__table[256];", "",
             "/* 1 when byte c is in any of the classes of mask. */",
             "static inline int csgi_char__is(unsigned char c, unsigned mask)",
             "{", "    return (csgi_char__table[c] & mask) != 0;", "}", ""]
@@ -222,6 +228,19 @@ def chartab_h():
             "    unsigned ok = len > 0 ? mask : 0;",
             "    for (size_t i = 0; i < len; i++)",
             "        ok &= csgi_char__table[(unsigned char)s[i]];",
+            "    return ok != 0;",
+            "}", "",
+            "/* Copy len bytes from src to dst and test them as csgi_char__all does,",
+            "   in one loop: a caller that copies anyway checks for the cost of the copy. */",
+            "static inline int csgi_char__copy_all(char *dst, const char *src, size_t len, "
+            "unsigned mask)",
+            "{",
+            "    unsigned ok = len > 0 ? mask : 0;",
+            "    for (size_t i = 0; i < len; i++) {",
+            "        unsigned char c = (unsigned char)src[i];",
+            "        dst[i] = (char)c;",
+            "        ok &= csgi_char__table[c];",
+            "    }",
             "    return ok != 0;",
             "}", "",
             "/* A token (RFC 9110 5.6.2): one or more tchar. */",
@@ -287,7 +306,7 @@ def chartab_c():
            "/* The byte class table of common/chartab.h, eight byte values a row. */",
            '#include "common/chartab.h"', "",
            "/* clang-format off */",
-           "const uint16_t csgi_char__table[256] = {"]
+           "const uint32_t csgi_char__table[256] = {"]
     for row in range(32):
         words = []
         for c in range(row * 8, row * 8 + 8):
@@ -295,7 +314,7 @@ def chartab_c():
             for bit, (_, _, predicate) in enumerate(CLASSES):
                 if predicate(c):
                     word |= 1 << bit
-            words.append(f"0x{word:04x}")
+            words.append(f"0x{word:0{WORD_DIGITS}x}")
         out.append(f"    /* 0x{row * 8:02x} */ " + ", ".join(words) + ",")
     out += ["};", "/* clang-format on */"]
     return "\n".join(out) + "\n"
