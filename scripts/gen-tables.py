@@ -10,7 +10,8 @@ Writes:
   src/common/token_table.h, token_table.c
                                        the header names csgi knows, each with
                                        flags (hop-by-hop, repeatable, ...), and
-                                       a case-insensitive lookup
+                                       a case-insensitive lookup over data:
+                                       the names by length, with an index
 
 The classes are written as the RFCs write them (CLASSES); the header names
 once each with their flags (TOKENS), as h2o's misc/tokens.pl does for
@@ -354,39 +355,65 @@ def token_table_c():
            '    {"", 0, 0},']
     for name, flags in TOKENS:
         out.append(f'    {{"{name}", {len(name)}, {token_flags(flags)}}},')
+    out += ["};", ""]
+    # The names in lower case, by length, then alphabetically; by_length[n]
+    # is the first of length n, by_length[n + 1] one past its last.
+    ordered = sorted(enumerate(TOKENS, 1), key=lambda t: (len(t[1][0]), t[1][0].lower()))
+    longest = max(len(name) for name, _ in TOKENS)
+    starts = [0] * (longest + 2)
+    for length in range(longest + 2):
+        starts[length] = sum(1 for _, (name, _) in ordered if len(name) < length)
+    out += ["/* The known names in lower case, shortest first: those of length n are",
+            "   entries by_length[n] to by_length[n + 1] - 1. */",
+            "static const struct {",
+            "    const char *lower;",
+            "    unsigned char id;",
+            "} names[] = {"]
+    for token_id, (name, _) in ordered:
+        out.append(f'    {{"{name.lower()}", CSGI_TOKEN__{identifier(name)}}},')
     out += ["};", "",
-            "/* By length, then by the last byte (folded to lower case), then one",
-            "   comparison that ignores case. */",
+            "/* clang-format off */",
+            f"static const unsigned char by_length[{longest + 2}] = {{"]
+    for row in range(0, longest + 2, 16):
+        cells = ", ".join(str(n) for n in starts[row:row + 16])
+        out.append(f"    /* {row:2d} */ {cells},")
+    out += ["};", "/* clang-format on */", ""]
+    out += ["/* Names csgi does not list one by one: the flags of a prefix. */",
+            "static const struct {",
+            "    const char *lower;",
+            "    unsigned char len;",
+            "    unsigned char flags;",
+            "} prefixes[] = {"]
+    for prefix, flags in PREFIXES:
+        out.append(f'    {{"{prefix}", {len(prefix)}, {token_flags(flags)}}},')
+    out += ["};", "",
+            "/* The names of this length, each by its last byte (folded to lower case:",
+            "   every known name ends in a letter) before one comparison that ignores",
+            "   case. */",
             "csgi_token__id csgi_token__lookup(const char *name, size_t len)",
-            "{", "    switch (len) {"]
-    by_length = {}
-    for name, _ in TOKENS:
-        by_length.setdefault(len(name), []).append(name)
-    for length in sorted(by_length):
-        out.append(f"    case {length}:")
-        by_last = {}
-        for name in by_length[length]:
-            by_last.setdefault(name[-1].lower(), []).append(name)
-        out.append(f"        switch ((unsigned char)name[{length - 1}] | 0x20) {{")
-        for last in sorted(by_last):
-            out.append(f"        case '{last}':")
-            for name in by_last[last]:
-                out.append(f'            if (csgi_char__equal_nocase(name, "{name.lower()}", '
-                           f"{length - 1}))")
-                out.append(f"                return CSGI_TOKEN__{identifier(name)};")
-            out.append("            break;")
-        out += ["        }", "        break;"]
-    out += ["    }", "    return CSGI_TOKEN__UNKNOWN;", "}", "",
+            "{",
+            "    if (len >= sizeof(by_length) - 1)",
+            "        return CSGI_TOKEN__UNKNOWN;",
+            "    for (unsigned i = by_length[len]; i < by_length[len + 1]; i++) {",
+            "        const char *lower = names[i].lower;",
+            "        if (((unsigned char)name[len - 1] | 0x20) == (unsigned char)lower[len - 1] &&",
+            "            csgi_char__equal_nocase(name, lower, len - 1))",
+            "            return (csgi_token__id)names[i].id;",
+            "    }",
+            "    return CSGI_TOKEN__UNKNOWN;",
+            "}", "",
             "unsigned csgi_token__flags(const char *name, size_t len)",
             "{",
             "    csgi_token__id id = csgi_token__lookup(name, len);",
             "    if (id != CSGI_TOKEN__UNKNOWN)",
-            "        return csgi_token__table[id].flags;"]
-    for prefix, flags in PREFIXES:
-        out.append(f'    if (len > {len(prefix)} && csgi_char__equal_nocase(name, "{prefix}", '
-                   f"{len(prefix)}))")
-        out.append(f"        return {token_flags(flags)};")
-    out += ["    return 0;", "}"]
+            "        return csgi_token__table[id].flags;",
+            "    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {",
+            "        if (len > prefixes[i].len &&",
+            "            csgi_char__equal_nocase(name, prefixes[i].lower, prefixes[i].len))",
+            "            return prefixes[i].flags;",
+            "    }",
+            "    return 0;",
+            "}"]
     return "\n".join(out) + "\n"
 
 
