@@ -47,6 +47,18 @@ enum ext_state {
     EXT_QUOTED_PAIR     /* after a backslash in a quoted-string */
 };
 
+/* The states that only take one given byte: that byte, the state it leads
+   to, and why any other byte is refused. */
+static const struct {
+    unsigned char byte;
+    unsigned char next;
+    const char *reason;
+} one_byte[] = {
+    [CHUNK_DATA_CR] = {'\r', CHUNK_DATA_LF, "missing CRLF after chunk data"},
+    [CHUNK_DATA_LF] = {'\n', CHUNK_SIZE_START, "missing CRLF after chunk data"},
+    [CHUNK_TRAILER_LF] = {'\n', CHUNK_TRAILER_START, "CR not followed by LF in trailer"},
+};
+
 void csgi_http__chunked_init(csgi_http__chunked *decoder)
 {
     memset(decoder, 0, sizeof(*decoder));
@@ -235,15 +247,11 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
             return CSGI_HTTP__CHUNK_FRAMING;
 
         case CHUNK_DATA_CR:
-            if (c != '\r')
-                return chunk_fail(decoder, error, 400, "missing CRLF after chunk data");
-            decoder->state = CHUNK_DATA_LF;
-            break;
-
         case CHUNK_DATA_LF:
-            if (c != '\n')
-                return chunk_fail(decoder, error, 400, "missing CRLF after chunk data");
-            decoder->state = CHUNK_SIZE_START;
+        case CHUNK_TRAILER_LF:
+            if (c != one_byte[decoder->state].byte)
+                return chunk_fail(decoder, error, 400, one_byte[decoder->state].reason);
+            decoder->state = one_byte[decoder->state].next;
             break;
 
         case CHUNK_TRAILER_START:
@@ -285,12 +293,6 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
                 decoder->state = CHUNK_TRAILER_LF;
             else if (!csgi_char__is_field(c))
                 return chunk_fail(decoder, error, 400, "control byte in trailer value");
-            break;
-
-        case CHUNK_TRAILER_LF:
-            if (c != '\n')
-                return chunk_fail(decoder, error, 400, "CR not followed by LF in trailer");
-            decoder->state = CHUNK_TRAILER_START;
             break;
 
         case CHUNK_END_LF:

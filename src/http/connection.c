@@ -831,21 +831,15 @@ static void conn_run(csgi_http__conn *conn)
             if (req->body_waiting &&
                 (evbuffer_get_length(req->body) || req->body_state != BODY_READING)) {
                 req->body_waiting = 0;
-                if (req->callbacks && req->callbacks->on_body) {
-                    conn->dispatching++;
-                    req->callbacks->on_body(req, req->userdata);
-                    conn->dispatching--;
-                }
+                if (req->callbacks && req->callbacks->on_body)
+                    dispatch(conn, req->callbacks->on_body);
                 continue;
             }
             if (req->want_writable && pending < options->output_buffer &&
                 req->response_state == RESP_STARTED) {
                 req->want_writable = 0;
-                if (req->callbacks && req->callbacks->on_writable) {
-                    conn->dispatching++;
-                    req->callbacks->on_writable(req, req->userdata);
-                    conn->dispatching--;
-                }
+                if (req->callbacks && req->callbacks->on_writable)
+                    dispatch(conn, req->callbacks->on_writable);
                 continue;
             }
             int events = 0;
