@@ -10,7 +10,8 @@ Writes:
   src/common/token_table.h, token_table.c
                                        the header names csgi knows, each with
                                        flags (hop-by-hop, repeatable, ...), and
-                                       a case-insensitive lookup
+                                       a case-insensitive lookup over data:
+                                       the names by length, with an index
 
 The classes are written as the RFCs write them (CLASSES); the header names
 once each with their flags (TOKENS), as h2o's misc/tokens.pl does for
@@ -60,7 +61,8 @@ def sub_delims(c):
 
 
 # (name, comment, predicate). Order gives the bits: append, do not reorder
-# without regenerating. At most 16 (the table holds uint16_t).
+# without regenerating. At most 32 (the table holds uint32_t: one load and
+# one AND whatever the width, as with the uint8_t tables it replaced).
 CLASSES = [
     ("TCHAR", "tchar (RFC 9110 5.6.2): what a token, a field name or a method holds",
      lambda c: alpha(c) or digit(c) or chr(c) in "!#$%&'*+-.^_`|~"),
@@ -91,7 +93,12 @@ CLASSES = [
      or 0x5D <= c <= 0x7E),
     ("BCHAR", "bchars (RFC 2046 5.1.1): what a multipart boundary holds (SP, not last)",
      lambda c: alpha(c) or digit(c) or chr(c) in "'()+_,-./:=? "),
+    ("TARGET_MARK", "a target byte the parser looks at twice: '?', '.' and '%' (query, dot segment)",
+     among("?.%")),
 ]
+
+# Hex digits of a table word and of a class bit.
+WORD_DIGITS = max(4, (len(CLASSES) + 3) // 4)
 
 # ---- Header names ------------------------------------------------------------
 
@@ -195,7 +202,7 @@ def identifier(name):
 
 
 def chartab_h():
-    assert len(CLASSES) <= 16
+    assert len(CLASSES) <= 32
     out = [BANNER, "/*",
            " * Byte classes of the HTTP grammar (internal): one table of 256 flag",
            " * words, a bit per class, so a parser tests any union of classes with one",
@@ -205,10 +212,10 @@ def chartab_h():
            "#include <stddef.h>", "#include <stdint.h>", ""]
     for bit, (name, comment, _) in enumerate(CLASSES):
         out.append(f"/* {comment} */")
-        out.append(f"#define CSGI_CHAR__{name} 0x{1 << bit:04x}u")
+        out.append(f"#define CSGI_CHAR__{name} 0x{1 << bit:0{WORD_DIGITS}x}u")
     out += ["",
             "/* The classes of each byte value. */",
-            "extern const uint16_t csgi_char__table[256];", "",
+            "extern const uint32_t csgi_char__table[256];", "",
             "/* 1 when byte c is in any of the classes of mask. */",
             "static inline int csgi_char__is(unsigned char c, unsigned mask)",
             "{", "    return (csgi_char__table[c] & mask) != 0;", "}", ""]
@@ -222,6 +229,19 @@ def chartab_h():
             "    unsigned ok = len > 0 ? mask : 0;",
             "    for (size_t i = 0; i < len; i++)",
             "        ok &= csgi_char__table[(unsigned char)s[i]];",
+            "    return ok != 0;",
+            "}", "",
+            "/* Copy len bytes from src to dst and test them as csgi_char__all does,",
+            "   in one loop: a caller that copies anyway checks for the cost of the copy. */",
+            "static inline int csgi_char__copy_all(char *dst, const char *src, size_t len, "
+            "unsigned mask)",
+            "{",
+            "    unsigned ok = len > 0 ? mask : 0;",
+            "    for (size_t i = 0; i < len; i++) {",
+            "        unsigned char c = (unsigned char)src[i];",
+            "        dst[i] = (char)c;",
+            "        ok &= csgi_char__table[c];",
+            "    }",
             "    return ok != 0;",
             "}", "",
             "/* A token (RFC 9110 5.6.2): one or more tchar. */",
@@ -287,7 +307,7 @@ def chartab_c():
            "/* The byte class table of common/chartab.h, eight byte values a row. */",
            '#include "common/chartab.h"', "",
            "/* clang-format off */",
-           "const uint16_t csgi_char__table[256] = {"]
+           "const uint32_t csgi_char__table[256] = {"]
     for row in range(32):
         words = []
         for c in range(row * 8, row * 8 + 8):
@@ -295,7 +315,7 @@ def chartab_c():
             for bit, (_, _, predicate) in enumerate(CLASSES):
                 if predicate(c):
                     word |= 1 << bit
-            words.append(f"0x{word:04x}")
+            words.append(f"0x{word:0{WORD_DIGITS}x}")
         out.append(f"    /* 0x{row * 8:02x} */ " + ", ".join(words) + ",")
     out += ["};", "/* clang-format on */"]
     return "\n".join(out) + "\n"
@@ -335,39 +355,65 @@ def token_table_c():
            '    {"", 0, 0},']
     for name, flags in TOKENS:
         out.append(f'    {{"{name}", {len(name)}, {token_flags(flags)}}},')
+    out += ["};", ""]
+    # The names in lower case, by length, then alphabetically; by_length[n]
+    # is the first of length n, by_length[n + 1] one past its last.
+    ordered = sorted(enumerate(TOKENS, 1), key=lambda t: (len(t[1][0]), t[1][0].lower()))
+    longest = max(len(name) for name, _ in TOKENS)
+    starts = [0] * (longest + 2)
+    for length in range(longest + 2):
+        starts[length] = sum(1 for _, (name, _) in ordered if len(name) < length)
+    out += ["/* The known names in lower case, shortest first: those of length n are",
+            "   entries by_length[n] to by_length[n + 1] - 1. */",
+            "static const struct {",
+            "    const char *lower;",
+            "    unsigned char id;",
+            "} names[] = {"]
+    for token_id, (name, _) in ordered:
+        out.append(f'    {{"{name.lower()}", CSGI_TOKEN__{identifier(name)}}},')
     out += ["};", "",
-            "/* By length, then by the last byte (folded to lower case), then one",
-            "   comparison that ignores case. */",
+            "/* clang-format off */",
+            f"static const unsigned char by_length[{longest + 2}] = {{"]
+    for row in range(0, longest + 2, 16):
+        cells = ", ".join(str(n) for n in starts[row:row + 16])
+        out.append(f"    /* {row:2d} */ {cells},")
+    out += ["};", "/* clang-format on */", ""]
+    out += ["/* Names csgi does not list one by one: the flags of a prefix. */",
+            "static const struct {",
+            "    const char *lower;",
+            "    unsigned char len;",
+            "    unsigned char flags;",
+            "} prefixes[] = {"]
+    for prefix, flags in PREFIXES:
+        out.append(f'    {{"{prefix}", {len(prefix)}, {token_flags(flags)}}},')
+    out += ["};", "",
+            "/* The names of this length, each by its last byte (folded to lower case:",
+            "   every known name ends in a letter) before one comparison that ignores",
+            "   case. */",
             "csgi_token__id csgi_token__lookup(const char *name, size_t len)",
-            "{", "    switch (len) {"]
-    by_length = {}
-    for name, _ in TOKENS:
-        by_length.setdefault(len(name), []).append(name)
-    for length in sorted(by_length):
-        out.append(f"    case {length}:")
-        by_last = {}
-        for name in by_length[length]:
-            by_last.setdefault(name[-1].lower(), []).append(name)
-        out.append(f"        switch ((unsigned char)name[{length - 1}] | 0x20) {{")
-        for last in sorted(by_last):
-            out.append(f"        case '{last}':")
-            for name in by_last[last]:
-                out.append(f'            if (csgi_char__equal_nocase(name, "{name.lower()}", '
-                           f"{length - 1}))")
-                out.append(f"                return CSGI_TOKEN__{identifier(name)};")
-            out.append("            break;")
-        out += ["        }", "        break;"]
-    out += ["    }", "    return CSGI_TOKEN__UNKNOWN;", "}", "",
+            "{",
+            "    if (len >= sizeof(by_length) - 1)",
+            "        return CSGI_TOKEN__UNKNOWN;",
+            "    for (unsigned i = by_length[len]; i < by_length[len + 1]; i++) {",
+            "        const char *lower = names[i].lower;",
+            "        if (((unsigned char)name[len - 1] | 0x20) == (unsigned char)lower[len - 1] &&",
+            "            csgi_char__equal_nocase(name, lower, len - 1))",
+            "            return (csgi_token__id)names[i].id;",
+            "    }",
+            "    return CSGI_TOKEN__UNKNOWN;",
+            "}", "",
             "unsigned csgi_token__flags(const char *name, size_t len)",
             "{",
             "    csgi_token__id id = csgi_token__lookup(name, len);",
             "    if (id != CSGI_TOKEN__UNKNOWN)",
-            "        return csgi_token__table[id].flags;"]
-    for prefix, flags in PREFIXES:
-        out.append(f'    if (len > {len(prefix)} && csgi_char__equal_nocase(name, "{prefix}", '
-                   f"{len(prefix)}))")
-        out.append(f"        return {token_flags(flags)};")
-    out += ["    return 0;", "}"]
+            "        return csgi_token__table[id].flags;",
+            "    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {",
+            "        if (len > prefixes[i].len &&",
+            "            csgi_char__equal_nocase(name, prefixes[i].lower, prefixes[i].len))",
+            "            return prefixes[i].flags;",
+            "    }",
+            "    return 0;",
+            "}"]
     return "\n".join(out) + "\n"
 
 

@@ -199,6 +199,7 @@ START_TEST(chartab_matches_rfc)
             {"cookie-octet", rfc_vchar(c) && !rfc_in(c, "\",;\\"), csgi_char__is_cookie_octet(b)},
             {"bchars", rfc_alpha(c) || rfc_digit(c) || rfc_in(c, "'()+_,-./:=? "),
              csgi_char__is_bchar(b)},
+            {"target-mark", rfc_in(c, "?.%"), csgi_char__is_target_mark(b)},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
             ck_assert_msg(cases[i].expected == cases[i].actual, "byte 0x%02x: %s is %d", c,
@@ -217,6 +218,13 @@ START_TEST(chartab_matches_rfc)
     ck_assert(!csgi_char__is_token("", 0));
     ck_assert(!csgi_char__is_token("a b", 3));
     ck_assert(!csgi_char__is_token("a\0b", 3));
+    /* Copy and check in one loop: the bytes are copied either way. */
+    char copy[16] = "";
+    ck_assert(csgi_char__copy_all(copy, "Set-Cookie", 10, CSGI_CHAR__TCHAR));
+    ck_assert_str_eq(copy, "Set-Cookie");
+    ck_assert(!csgi_char__copy_all(copy, "a b", 3, CSGI_CHAR__TCHAR));
+    ck_assert(memcmp(copy, "a b", 3) == 0);
+    ck_assert(!csgi_char__copy_all(copy, "", 0, CSGI_CHAR__TCHAR));
 }
 END_TEST
 

@@ -4,7 +4,8 @@
  * clients that leave, listeners, threads, stopping.
  */
 #include "engine_harness.h"
-#include "http/status.h"
+#include "common/log.h"
+#include "common/status.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -512,7 +513,7 @@ static void check_refusal(int fd, int status, const char *what)
     ck_assert_str_eq(response_header(&r, "Connection"), "close");
     /* the page csgi_response_error() sends as text/plain */
     char page[128];
-    csgi_http__error_text(page, sizeof(page), status, NULL);
+    csgi_status__error_text(page, sizeof(page), status, NULL);
     ck_assert_str_eq(r.body, page);
     response_free(&r);
     ck_assert(client_closed(fd, 3000));
@@ -1073,6 +1074,60 @@ START_TEST(broken_body_after_the_response_closes_with_one_log_line)
 }
 END_TEST
 
+/* 1 when line is "YYYY-MM-DDTHH:MM:SSZ csgi[pid] level: " followed by text. */
+static int log_line_is(const char *line, const char *level, const char *text)
+{
+    char want[128];
+    int n = snprintf(want, sizeof(want), " csgi[%ld] %s: ", (long)getpid(), level);
+    static const char shape[] = "0000-00-00T00:00:00Z";
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == '0' ? line[i] < '0' || line[i] > '9' : line[i] != shape[i])
+            return 0;
+    }
+    line += sizeof(shape) - 1;
+    return strncmp(line, want, (size_t)n) == 0 && strstr(line + n, text) == line + n;
+}
+
+START_TEST(engine_and_gateway_log_lines_share_one_format)
+{
+    /* Without a log function the engine writes its lines to standard error
+       through the one logger, the same line the gateway's default
+       (csgi_log__stderr) writes. */
+    char path[] = "/tmp/csgi-test-log-XXXXXX";
+    int log_fd = mkstemp(path);
+    ck_assert_int_ge(log_fd, 0);
+    unlink(path);
+    int saved = dup(2);
+    ck_assert_int_eq(dup2(log_fd, 2), 2);
+
+    csgi_http__options options;
+    test_options(&options);
+    options.log = NULL;
+    options.log_level = CSGI_LOG__INFO;
+    server_start(&server, &options);
+    expect_refusal("GET / HTTP/1.1\r\n\r\n", 400);
+    server_stop(&server, 0);
+    csgi_log__write(csgi_log__stderr, NULL, CSGI_LOG__INFO, CSGI_LOG__INFO, "from %s", "gateway");
+    csgi_log__write(NULL, NULL, CSGI_LOG__WARN, CSGI_LOG__INFO, "dropped: above the threshold");
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char text[2048];
+    ssize_t len = pread(log_fd, text, sizeof(text) - 1, 0);
+    close(log_fd);
+    ck_assert_int_gt(len, 0);
+    text[len] = '\0';
+    char *second = strchr(text, '\n');
+    ck_assert_ptr_nonnull(second);
+    *second++ = '\0';
+    ck_assert_msg(log_line_is(text, "info", "client 127.0.0.1:"), "engine line: %s", text);
+    ck_assert_ptr_nonnull(strstr(text, ": 400 Bad Request (missing Host)"));
+    ck_assert_msg(log_line_is(second, "info", "from gateway\n"), "gateway line: %s", second);
+    ck_assert_ptr_null(strstr(second, "dropped"));
+}
+END_TEST
+
 /* Read until EOF, a reset or timeout_ms. Returns the bytes read (buf
    NUL-terminated); *reset set when the connection was reset. */
 static size_t read_until_close(int fd, char *buf, size_t cap, int timeout_ms, int *reset)
@@ -1230,6 +1285,7 @@ int main(void)
     tcase_add_test(tc, body_timeout);
     tcase_add_test(tc, send_timeout);
     tcase_add_test(tc, refusals_close_and_never_reach_the_app);
+    tcase_add_test(tc, engine_and_gateway_log_lines_share_one_format);
     tcase_add_test(tc, smuggled_request_never_served);
     tcase_add_test(tc, chunked_body_over_limit);
     tcase_add_test(tc, malformed_chunk_mid_body);

@@ -11,7 +11,7 @@
 #include "gateway/environ_private.h"
 #include "gateway/gateway.h"
 #include "http/parser.h"
-#include "http/status.h"
+#include "common/status.h"
 
 #include "test_alloc.h"
 #include "test_sockaddr.h"
@@ -1063,11 +1063,11 @@ END_TEST
 START_TEST(error_page_is_the_engines)
 {
     /* the engine's queue_error_response and the text/plain body share
-       csgi_http__error_text */
+       csgi_status__error_text */
     char text[128];
-    ck_assert_uint_eq(csgi_http__error_text(text, sizeof(text), 431, NULL), 36);
+    ck_assert_uint_eq(csgi_status__error_text(text, sizeof(text), 431, NULL), 36);
     ck_assert_str_eq(text, "431 Request Header Fields Too Large\n");
-    ck_assert_uint_eq(csgi_http__error_text(text, 5, 404, "d"), 17);
+    ck_assert_uint_eq(csgi_status__error_text(text, 5, 404, "d"), 17);
     ck_assert_str_eq(text, "404 ");
     captured c = {0};
     error_for(NULL, 431, NULL, &c);

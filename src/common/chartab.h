@@ -11,40 +11,42 @@
 #include <stdint.h>
 
 /* tchar (RFC 9110 5.6.2): what a token, a field name or a method holds */
-#define CSGI_CHAR__TCHAR 0x0001u
+#define CSGI_CHAR__TCHAR 0x00001u
 /* field-vchar (RFC 9110 5.5): VCHAR / obs-text */
-#define CSGI_CHAR__FIELD_VCHAR 0x0002u
+#define CSGI_CHAR__FIELD_VCHAR 0x00002u
 /* a field value byte (RFC 9110 5.5): field-vchar / SP / HTAB */
-#define CSGI_CHAR__FIELD 0x0004u
+#define CSGI_CHAR__FIELD 0x00004u
 /* qdtext (RFC 9110 5.6.4): a quoted-string byte other than '"' and '\\' */
-#define CSGI_CHAR__QDTEXT 0x0008u
+#define CSGI_CHAR__QDTEXT 0x00008u
 /* HEXDIG (RFC 5234 B.1), either case */
-#define CSGI_CHAR__HEXDIG 0x0010u
+#define CSGI_CHAR__HEXDIG 0x00010u
 /* DIGIT (RFC 5234 B.1) */
-#define CSGI_CHAR__DIGIT 0x0020u
+#define CSGI_CHAR__DIGIT 0x00020u
 /* ALPHA (RFC 5234 B.1) */
-#define CSGI_CHAR__ALPHA 0x0040u
+#define CSGI_CHAR__ALPHA 0x00040u
 /* SP / HTAB: OWS and BWS (RFC 9110 5.6.3) */
-#define CSGI_CHAR__WS 0x0080u
+#define CSGI_CHAR__WS 0x00080u
 /* unreserved (RFC 3986 2.3): ALPHA / DIGIT / "-" / "." / "_" / "~" */
-#define CSGI_CHAR__UNRESERVED 0x0100u
+#define CSGI_CHAR__UNRESERVED 0x00100u
 /* sub-delims (RFC 3986 2.2) */
-#define CSGI_CHAR__SUB_DELIMS 0x0200u
+#define CSGI_CHAR__SUB_DELIMS 0x00200u
 /* a path byte kept as it is in a URL: pchar without pct-encoded, and '/' (RFC 3986 3.3) */
-#define CSGI_CHAR__PATH 0x0400u
+#define CSGI_CHAR__PATH 0x00400u
 /* a request-target byte (RFC 9112 3.2): VCHAR but '#', and obs-text */
-#define CSGI_CHAR__TARGET 0x0800u
+#define CSGI_CHAR__TARGET 0x00800u
 /* tchar but '_': a field name the environ keeps as it is */
-#define CSGI_CHAR__NAME 0x1000u
+#define CSGI_CHAR__NAME 0x01000u
 /* etagc (RFC 9110 8.8.3): "!" / %x23-7E / obs-text */
-#define CSGI_CHAR__ETAGC 0x2000u
+#define CSGI_CHAR__ETAGC 0x02000u
 /* cookie-octet (RFC 6265 4.1.1): US-ASCII but CTLs, SP, DQUOTE, ",", ";" and "\\" */
-#define CSGI_CHAR__COOKIE_OCTET 0x4000u
+#define CSGI_CHAR__COOKIE_OCTET 0x04000u
 /* bchars (RFC 2046 5.1.1): what a multipart boundary holds (SP, not last) */
-#define CSGI_CHAR__BCHAR 0x8000u
+#define CSGI_CHAR__BCHAR 0x08000u
+/* a target byte the parser looks at twice: '?', '.' and '%' (query, dot segment) */
+#define CSGI_CHAR__TARGET_MARK 0x10000u
 
 /* The classes of each byte value. */
-extern const uint16_t csgi_char__table[256];
+extern const uint32_t csgi_char__table[256];
 
 /* 1 when byte c is in any of the classes of mask. */
 static inline int csgi_char__is(unsigned char c, unsigned mask)
@@ -132,6 +134,11 @@ static inline int csgi_char__is_bchar(unsigned char c)
     return (csgi_char__table[c] & CSGI_CHAR__BCHAR) != 0;
 }
 
+static inline int csgi_char__is_target_mark(unsigned char c)
+{
+    return (csgi_char__table[c] & CSGI_CHAR__TARGET_MARK) != 0;
+}
+
 /* 1 when the len bytes at s are all in one of the classes of mask (and
    len > 0). */
 static inline int csgi_char__all(const char *s, size_t len, unsigned mask)
@@ -139,6 +146,19 @@ static inline int csgi_char__all(const char *s, size_t len, unsigned mask)
     unsigned ok = len > 0 ? mask : 0;
     for (size_t i = 0; i < len; i++)
         ok &= csgi_char__table[(unsigned char)s[i]];
+    return ok != 0;
+}
+
+/* Copy len bytes from src to dst and test them as csgi_char__all does,
+   in one loop: a caller that copies anyway checks for the cost of the copy. */
+static inline int csgi_char__copy_all(char *dst, const char *src, size_t len, unsigned mask)
+{
+    unsigned ok = len > 0 ? mask : 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (char)c;
+        ok &= csgi_char__table[c];
+    }
     return ok != 0;
 }
 

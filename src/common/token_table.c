@@ -64,299 +64,99 @@ const csgi_token__info csgi_token__table[CSGI_TOKEN__COUNT] = {
     {"WWW-Authenticate", 16, CSGI_TOKEN__REPEATABLE},
 };
 
-/* By length, then by the last byte (folded to lower case), then one
-   comparison that ignores case. */
+/* The known names in lower case, shortest first: those of length n are
+   entries by_length[n] to by_length[n + 1] - 1. */
+static const struct {
+    const char *lower;
+    unsigned char id;
+} names[] = {
+    {"te", CSGI_TOKEN__TE},
+    {"age", CSGI_TOKEN__AGE},
+    {"via", CSGI_TOKEN__VIA},
+    {"date", CSGI_TOKEN__DATE},
+    {"etag", CSGI_TOKEN__ETAG},
+    {"from", CSGI_TOKEN__FROM},
+    {"host", CSGI_TOKEN__HOST},
+    {"link", CSGI_TOKEN__LINK},
+    {"vary", CSGI_TOKEN__VARY},
+    {"allow", CSGI_TOKEN__ALLOW},
+    {"range", CSGI_TOKEN__RANGE},
+    {"accept", CSGI_TOKEN__ACCEPT},
+    {"cookie", CSGI_TOKEN__COOKIE},
+    {"expect", CSGI_TOKEN__EXPECT},
+    {"origin", CSGI_TOKEN__ORIGIN},
+    {"pragma", CSGI_TOKEN__PRAGMA},
+    {"server", CSGI_TOKEN__SERVER},
+    {"status", CSGI_TOKEN__STATUS},
+    {"expires", CSGI_TOKEN__EXPIRES},
+    {"referer", CSGI_TOKEN__REFERER},
+    {"trailer", CSGI_TOKEN__TRAILER},
+    {"upgrade", CSGI_TOKEN__UPGRADE},
+    {"if-match", CSGI_TOKEN__IF_MATCH},
+    {"if-range", CSGI_TOKEN__IF_RANGE},
+    {"location", CSGI_TOKEN__LOCATION},
+    {"forwarded", CSGI_TOKEN__FORWARDED},
+    {"connection", CSGI_TOKEN__CONNECTION},
+    {"keep-alive", CSGI_TOKEN__KEEP_ALIVE},
+    {"set-cookie", CSGI_TOKEN__SET_COOKIE},
+    {"user-agent", CSGI_TOKEN__USER_AGENT},
+    {"retry-after", CSGI_TOKEN__RETRY_AFTER},
+    {"content-type", CSGI_TOKEN__CONTENT_TYPE},
+    {"max-forwards", CSGI_TOKEN__MAX_FORWARDS},
+    {"accept-ranges", CSGI_TOKEN__ACCEPT_RANGES},
+    {"authorization", CSGI_TOKEN__AUTHORIZATION},
+    {"cache-control", CSGI_TOKEN__CACHE_CONTROL},
+    {"content-range", CSGI_TOKEN__CONTENT_RANGE},
+    {"if-none-match", CSGI_TOKEN__IF_NONE_MATCH},
+    {"last-modified", CSGI_TOKEN__LAST_MODIFIED},
+    {"accept-charset", CSGI_TOKEN__ACCEPT_CHARSET},
+    {"content-length", CSGI_TOKEN__CONTENT_LENGTH},
+    {"accept-encoding", CSGI_TOKEN__ACCEPT_ENCODING},
+    {"accept-language", CSGI_TOKEN__ACCEPT_LANGUAGE},
+    {"content-encoding", CSGI_TOKEN__CONTENT_ENCODING},
+    {"content-language", CSGI_TOKEN__CONTENT_LANGUAGE},
+    {"content-location", CSGI_TOKEN__CONTENT_LOCATION},
+    {"proxy-connection", CSGI_TOKEN__PROXY_CONNECTION},
+    {"www-authenticate", CSGI_TOKEN__WWW_AUTHENTICATE},
+    {"if-modified-since", CSGI_TOKEN__IF_MODIFIED_SINCE},
+    {"transfer-encoding", CSGI_TOKEN__TRANSFER_ENCODING},
+    {"proxy-authenticate", CSGI_TOKEN__PROXY_AUTHENTICATE},
+    {"authentication-info", CSGI_TOKEN__AUTHENTICATION_INFO},
+    {"content-disposition", CSGI_TOKEN__CONTENT_DISPOSITION},
+    {"if-unmodified-since", CSGI_TOKEN__IF_UNMODIFIED_SINCE},
+    {"proxy-authorization", CSGI_TOKEN__PROXY_AUTHORIZATION},
+    {"proxy-authentication-info", CSGI_TOKEN__PROXY_AUTHENTICATION_INFO},
+};
+
+/* clang-format off */
+static const unsigned char by_length[27] = {
+    /*  0 */ 0, 0, 0, 1, 3, 9, 11, 18, 22, 25, 26, 30, 31, 33, 39, 41,
+    /* 16 */ 43, 48, 50, 51, 55, 55, 55, 55, 55, 55, 56,
+};
+/* clang-format on */
+
+/* Names csgi does not list one by one: the flags of a prefix. */
+static const struct {
+    const char *lower;
+    unsigned char len;
+    unsigned char flags;
+} prefixes[] = {
+    {"proxy-", 6, CSGI_TOKEN__HOP_BY_HOP},
+    {"content-", 8, CSGI_TOKEN__CONTENT},
+};
+
+/* The names of this length, each by its last byte (folded to lower case:
+   every known name ends in a letter) before one comparison that ignores
+   case. */
 csgi_token__id csgi_token__lookup(const char *name, size_t len)
 {
-    switch (len) {
-    case 2:
-        switch ((unsigned char)name[1] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "te", 1))
-                return CSGI_TOKEN__TE;
-            break;
-        }
-        break;
-    case 3:
-        switch ((unsigned char)name[2] | 0x20) {
-        case 'a':
-            if (csgi_char__equal_nocase(name, "via", 2))
-                return CSGI_TOKEN__VIA;
-            break;
-        case 'e':
-            if (csgi_char__equal_nocase(name, "age", 2))
-                return CSGI_TOKEN__AGE;
-            break;
-        }
-        break;
-    case 4:
-        switch ((unsigned char)name[3] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "date", 3))
-                return CSGI_TOKEN__DATE;
-            break;
-        case 'g':
-            if (csgi_char__equal_nocase(name, "etag", 3))
-                return CSGI_TOKEN__ETAG;
-            break;
-        case 'k':
-            if (csgi_char__equal_nocase(name, "link", 3))
-                return CSGI_TOKEN__LINK;
-            break;
-        case 'm':
-            if (csgi_char__equal_nocase(name, "from", 3))
-                return CSGI_TOKEN__FROM;
-            break;
-        case 't':
-            if (csgi_char__equal_nocase(name, "host", 3))
-                return CSGI_TOKEN__HOST;
-            break;
-        case 'y':
-            if (csgi_char__equal_nocase(name, "vary", 3))
-                return CSGI_TOKEN__VARY;
-            break;
-        }
-        break;
-    case 5:
-        switch ((unsigned char)name[4] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "range", 4))
-                return CSGI_TOKEN__RANGE;
-            break;
-        case 'w':
-            if (csgi_char__equal_nocase(name, "allow", 4))
-                return CSGI_TOKEN__ALLOW;
-            break;
-        }
-        break;
-    case 6:
-        switch ((unsigned char)name[5] | 0x20) {
-        case 'a':
-            if (csgi_char__equal_nocase(name, "pragma", 5))
-                return CSGI_TOKEN__PRAGMA;
-            break;
-        case 'e':
-            if (csgi_char__equal_nocase(name, "cookie", 5))
-                return CSGI_TOKEN__COOKIE;
-            break;
-        case 'n':
-            if (csgi_char__equal_nocase(name, "origin", 5))
-                return CSGI_TOKEN__ORIGIN;
-            break;
-        case 'r':
-            if (csgi_char__equal_nocase(name, "server", 5))
-                return CSGI_TOKEN__SERVER;
-            break;
-        case 's':
-            if (csgi_char__equal_nocase(name, "status", 5))
-                return CSGI_TOKEN__STATUS;
-            break;
-        case 't':
-            if (csgi_char__equal_nocase(name, "accept", 5))
-                return CSGI_TOKEN__ACCEPT;
-            if (csgi_char__equal_nocase(name, "expect", 5))
-                return CSGI_TOKEN__EXPECT;
-            break;
-        }
-        break;
-    case 7:
-        switch ((unsigned char)name[6] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "upgrade", 6))
-                return CSGI_TOKEN__UPGRADE;
-            break;
-        case 'r':
-            if (csgi_char__equal_nocase(name, "referer", 6))
-                return CSGI_TOKEN__REFERER;
-            if (csgi_char__equal_nocase(name, "trailer", 6))
-                return CSGI_TOKEN__TRAILER;
-            break;
-        case 's':
-            if (csgi_char__equal_nocase(name, "expires", 6))
-                return CSGI_TOKEN__EXPIRES;
-            break;
-        }
-        break;
-    case 8:
-        switch ((unsigned char)name[7] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "if-range", 7))
-                return CSGI_TOKEN__IF_RANGE;
-            break;
-        case 'h':
-            if (csgi_char__equal_nocase(name, "if-match", 7))
-                return CSGI_TOKEN__IF_MATCH;
-            break;
-        case 'n':
-            if (csgi_char__equal_nocase(name, "location", 7))
-                return CSGI_TOKEN__LOCATION;
-            break;
-        }
-        break;
-    case 9:
-        switch ((unsigned char)name[8] | 0x20) {
-        case 'd':
-            if (csgi_char__equal_nocase(name, "forwarded", 8))
-                return CSGI_TOKEN__FORWARDED;
-            break;
-        }
-        break;
-    case 10:
-        switch ((unsigned char)name[9] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "keep-alive", 9))
-                return CSGI_TOKEN__KEEP_ALIVE;
-            if (csgi_char__equal_nocase(name, "set-cookie", 9))
-                return CSGI_TOKEN__SET_COOKIE;
-            break;
-        case 'n':
-            if (csgi_char__equal_nocase(name, "connection", 9))
-                return CSGI_TOKEN__CONNECTION;
-            break;
-        case 't':
-            if (csgi_char__equal_nocase(name, "user-agent", 9))
-                return CSGI_TOKEN__USER_AGENT;
-            break;
-        }
-        break;
-    case 11:
-        switch ((unsigned char)name[10] | 0x20) {
-        case 'r':
-            if (csgi_char__equal_nocase(name, "retry-after", 10))
-                return CSGI_TOKEN__RETRY_AFTER;
-            break;
-        }
-        break;
-    case 12:
-        switch ((unsigned char)name[11] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "content-type", 11))
-                return CSGI_TOKEN__CONTENT_TYPE;
-            break;
-        case 's':
-            if (csgi_char__equal_nocase(name, "max-forwards", 11))
-                return CSGI_TOKEN__MAX_FORWARDS;
-            break;
-        }
-        break;
-    case 13:
-        switch ((unsigned char)name[12] | 0x20) {
-        case 'd':
-            if (csgi_char__equal_nocase(name, "last-modified", 12))
-                return CSGI_TOKEN__LAST_MODIFIED;
-            break;
-        case 'e':
-            if (csgi_char__equal_nocase(name, "content-range", 12))
-                return CSGI_TOKEN__CONTENT_RANGE;
-            break;
-        case 'h':
-            if (csgi_char__equal_nocase(name, "if-none-match", 12))
-                return CSGI_TOKEN__IF_NONE_MATCH;
-            break;
-        case 'l':
-            if (csgi_char__equal_nocase(name, "cache-control", 12))
-                return CSGI_TOKEN__CACHE_CONTROL;
-            break;
-        case 'n':
-            if (csgi_char__equal_nocase(name, "authorization", 12))
-                return CSGI_TOKEN__AUTHORIZATION;
-            break;
-        case 's':
-            if (csgi_char__equal_nocase(name, "accept-ranges", 12))
-                return CSGI_TOKEN__ACCEPT_RANGES;
-            break;
-        }
-        break;
-    case 14:
-        switch ((unsigned char)name[13] | 0x20) {
-        case 'h':
-            if (csgi_char__equal_nocase(name, "content-length", 13))
-                return CSGI_TOKEN__CONTENT_LENGTH;
-            break;
-        case 't':
-            if (csgi_char__equal_nocase(name, "accept-charset", 13))
-                return CSGI_TOKEN__ACCEPT_CHARSET;
-            break;
-        }
-        break;
-    case 15:
-        switch ((unsigned char)name[14] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "accept-language", 14))
-                return CSGI_TOKEN__ACCEPT_LANGUAGE;
-            break;
-        case 'g':
-            if (csgi_char__equal_nocase(name, "accept-encoding", 14))
-                return CSGI_TOKEN__ACCEPT_ENCODING;
-            break;
-        }
-        break;
-    case 16:
-        switch ((unsigned char)name[15] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "content-language", 15))
-                return CSGI_TOKEN__CONTENT_LANGUAGE;
-            if (csgi_char__equal_nocase(name, "www-authenticate", 15))
-                return CSGI_TOKEN__WWW_AUTHENTICATE;
-            break;
-        case 'g':
-            if (csgi_char__equal_nocase(name, "content-encoding", 15))
-                return CSGI_TOKEN__CONTENT_ENCODING;
-            break;
-        case 'n':
-            if (csgi_char__equal_nocase(name, "content-location", 15))
-                return CSGI_TOKEN__CONTENT_LOCATION;
-            if (csgi_char__equal_nocase(name, "proxy-connection", 15))
-                return CSGI_TOKEN__PROXY_CONNECTION;
-            break;
-        }
-        break;
-    case 17:
-        switch ((unsigned char)name[16] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "if-modified-since", 16))
-                return CSGI_TOKEN__IF_MODIFIED_SINCE;
-            break;
-        case 'g':
-            if (csgi_char__equal_nocase(name, "transfer-encoding", 16))
-                return CSGI_TOKEN__TRANSFER_ENCODING;
-            break;
-        }
-        break;
-    case 18:
-        switch ((unsigned char)name[17] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "proxy-authenticate", 17))
-                return CSGI_TOKEN__PROXY_AUTHENTICATE;
-            break;
-        }
-        break;
-    case 19:
-        switch ((unsigned char)name[18] | 0x20) {
-        case 'e':
-            if (csgi_char__equal_nocase(name, "if-unmodified-since", 18))
-                return CSGI_TOKEN__IF_UNMODIFIED_SINCE;
-            break;
-        case 'n':
-            if (csgi_char__equal_nocase(name, "content-disposition", 18))
-                return CSGI_TOKEN__CONTENT_DISPOSITION;
-            if (csgi_char__equal_nocase(name, "proxy-authorization", 18))
-                return CSGI_TOKEN__PROXY_AUTHORIZATION;
-            break;
-        case 'o':
-            if (csgi_char__equal_nocase(name, "authentication-info", 18))
-                return CSGI_TOKEN__AUTHENTICATION_INFO;
-            break;
-        }
-        break;
-    case 25:
-        switch ((unsigned char)name[24] | 0x20) {
-        case 'o':
-            if (csgi_char__equal_nocase(name, "proxy-authentication-info", 24))
-                return CSGI_TOKEN__PROXY_AUTHENTICATION_INFO;
-            break;
-        }
-        break;
+    if (len >= sizeof(by_length) - 1)
+        return CSGI_TOKEN__UNKNOWN;
+    for (unsigned i = by_length[len]; i < by_length[len + 1]; i++) {
+        const char *lower = names[i].lower;
+        if (((unsigned char)name[len - 1] | 0x20) == (unsigned char)lower[len - 1] &&
+            csgi_char__equal_nocase(name, lower, len - 1))
+            return (csgi_token__id)names[i].id;
     }
     return CSGI_TOKEN__UNKNOWN;
 }
@@ -366,9 +166,10 @@ unsigned csgi_token__flags(const char *name, size_t len)
     csgi_token__id id = csgi_token__lookup(name, len);
     if (id != CSGI_TOKEN__UNKNOWN)
         return csgi_token__table[id].flags;
-    if (len > 6 && csgi_char__equal_nocase(name, "proxy-", 6))
-        return CSGI_TOKEN__HOP_BY_HOP;
-    if (len > 8 && csgi_char__equal_nocase(name, "content-", 8))
-        return CSGI_TOKEN__CONTENT;
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (len > prefixes[i].len &&
+            csgi_char__equal_nocase(name, prefixes[i].lower, prefixes[i].len))
+            return prefixes[i].flags;
+    }
     return 0;
 }

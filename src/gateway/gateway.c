@@ -7,7 +7,7 @@
  * (on_done).
  */
 #include "gateway/gateway.h"
-#include "gateway/log.h"
+#include "common/log.h"
 
 #include "common/arena.h"
 #include "gateway/driver.h"

@@ -9,7 +9,7 @@
 #include "common/alloc.h"
 #include "common/options.h"
 #include "gateway/gateway.h"
-#include "gateway/log.h"
+#include "common/log.h"
 #include "gateway/server_private.h"
 #include "http/engine.h"
 #include "loader/loader_private.h"

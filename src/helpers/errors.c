@@ -2,11 +2,11 @@
  * HTTP error responses (csgi_response_error()), like webob.exc: a status,
  * an optional detail, and a page in the format the client accepts. The
  * text/plain page is the one the server sends for its own errors
- * (csgi_http__error_text()), so clients see one format whoever answered.
+ * (csgi_status__error_text()), so clients see one format whoever answered.
  */
 #include "helpers/response_private.h"
 
-#include "http/status.h"
+#include "common/status.h"
 
 #include <csgi/negotiate.h>
 
@@ -133,7 +133,7 @@ int csgi_response__error_body(csgi_environ *environ, int status, const char *det
        sending no Accept get the plain page, browsers (text/html at a higher
        quality than "*" "/" "*") the HTML one */
     static const char *const offers[] = {"text/plain", "text/html", "application/json"};
-    const char *reason = csgi_http__status_reason(status);
+    const char *reason = csgi_status__reason(status);
     int choice = csgi_accept_best(csgi_environ_get(environ, "HTTP_ACCEPT"), offers, 3);
     if (choice == 1) {
         *content_type = "text/html; charset=utf-8";
@@ -144,11 +144,11 @@ int csgi_response__error_body(csgi_environ *environ, int status, const char *det
         return json_page(environ, status, reason, detail, body, len);
     }
     *content_type = "text/plain; charset=utf-8";
-    size_t size = csgi_http__error_text(NULL, 0, status, detail) + 1;
+    size_t size = csgi_status__error_text(NULL, 0, status, detail) + 1;
     char *text = csgi_environ_alloc(environ, size);
     if (!text)
         return CSGI_ENOMEM;
-    *len = csgi_http__error_text(text, size, status, detail);
+    *len = csgi_status__error_text(text, size, status, detail);
     *body = text;
     return 0;
 }

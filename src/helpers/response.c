@@ -20,10 +20,10 @@
 #include "common/alloc.h"
 #include "common/chartab.h"
 #include "common/options.h"
+#include "common/status.h"
 #include "common/token.h"
 #include "common/vec.h"
 #include "gateway/app_private.h"
-#include "http/status.h"
 
 #include <csgi/negotiate.h>
 
@@ -159,7 +159,7 @@ const char *csgi_response_reason(int status)
 {
     if (status < 100 || status > 599)
         return NULL;
-    const char *reason = csgi_http__status_reason(status);
+    const char *reason = csgi_status__reason(status);
     return strcmp(reason, "Unknown") == 0 ? NULL : reason;
 }
 
@@ -937,20 +937,20 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *env,
     if (mode == SEND_NOT_MODIFIED || mode == SEND_PRECONDITION_FAILED ||
         mode == SEND_UNSATISFIABLE) {
         status = mode == SEND_NOT_MODIFIED ? 304 : mode == SEND_UNSATISFIABLE ? 416 : 412;
-        reason = csgi_http__status_reason(status);
+        reason = csgi_status__reason(status);
         if (mode != SEND_NOT_MODIFIED) {
             /* a short text/plain page, as the server's own errors */
-            size_t size = csgi_http__error_text(NULL, 0, status, NULL) + 1;
+            size_t size = csgi_status__error_text(NULL, 0, status, NULL) + 1;
             char *text = csgi_environ_alloc(env, size);
             if (!text)
                 goto fail;
-            result.len = csgi_http__error_text(text, size, status, NULL);
+            result.len = csgi_status__error_text(text, size, status, NULL);
             result.data = text;
             content_type = "text/plain; charset=utf-8";
         }
     } else if (mode == SEND_PARTIAL) {
         status = 206;
-        reason = csgi_http__status_reason(206);
+        reason = csgi_status__reason(206);
     }
 
     for (size_t i = 0; i < response->field_count; i++) {

@@ -8,35 +8,9 @@
  */
 #include "http/parser.h"
 
+#include "common/chartab.h"
+
 #include <string.h>
-
-#define C_TCHAR  0x01 /* tchar (RFC 9110 5.6.2) */
-#define C_FIELD  0x02 /* HTAB, SP, VCHAR, obs-text: field values, quoted-pair */
-#define C_QDTEXT 0x04 /* qdtext (RFC 9110 5.6.4): C_FIELD without '"' and '\' */
-#define C_HEX    0x08 /* HEXDIG */
-
-/* Generated from the definitions above: one row per 16 byte values, 0x00 first. */
-static const unsigned char char_class[256] = {
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x06, 0x07, 0x02, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x06, 0x07, 0x07, 0x06, 0x07, 0x07, 0x06,
-    0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07,
-    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x02, 0x06, 0x07, 0x07,
-    0x07, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07,
-    0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x06, 0x07, 0x06, 0x07, 0x00,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-};
-
-#define IS(c, cls) (char_class[(unsigned char)(c)] & (cls))
-#define IS_WS(c)   ((c) == ' ' || (c) == '\t')
 
 /* Chunk sizes above this are refused: no real body is that large, and the
    bound keeps the arithmetic far from overflow. */
@@ -73,6 +47,18 @@ enum ext_state {
     EXT_QUOTED_PAIR     /* after a backslash in a quoted-string */
 };
 
+/* The states that only take one given byte: that byte, the state it leads
+   to, and why any other byte is refused. */
+static const struct {
+    unsigned char byte;
+    unsigned char next;
+    const char *reason;
+} one_byte[] = {
+    [CHUNK_DATA_CR] = {'\r', CHUNK_DATA_LF, "missing CRLF after chunk data"},
+    [CHUNK_DATA_LF] = {'\n', CHUNK_SIZE_START, "missing CRLF after chunk data"},
+    [CHUNK_TRAILER_LF] = {'\n', CHUNK_TRAILER_START, "CR not followed by LF in trailer"},
+};
+
 void csgi_http__chunked_init(csgi_http__chunked *decoder)
 {
     memset(decoder, 0, sizeof(*decoder));
@@ -91,19 +77,12 @@ static csgi_http__chunk_result chunk_fail(csgi_http__chunked *decoder, csgi_http
     return CSGI_HTTP__CHUNK_ERROR;
 }
 
-static unsigned hex_value(unsigned char c)
-{
-    if (c <= '9')
-        return (unsigned)(c - '0');
-    return (unsigned)((c | 0x20) - 'a' + 10);
-}
-
 /* One byte of chunk extensions other than CR. Returns 0 if it is not allowed. */
 static int ext_step(csgi_http__chunked *decoder, unsigned char c)
 {
     switch (decoder->ext_state) {
     case EXT_TOKEN_VALUE:
-        if (IS(c, C_TCHAR))
+        if (csgi_char__is_tchar(c))
             return 1;
         /* a value ends as the size does */
         /* fall through */
@@ -112,19 +91,19 @@ static int ext_step(csgi_http__chunked *decoder, unsigned char c)
     case EXT_WS_BEFORE_SEMI:
         if (c == ';')
             decoder->ext_state = EXT_NAME_START;
-        else if (IS_WS(c))
+        else if (csgi_char__is_ws(c))
             decoder->ext_state = EXT_WS_BEFORE_SEMI;
         else
             return 0;
         return 1;
     case EXT_NAME_START:
-        if (IS(c, C_TCHAR))
+        if (csgi_char__is_tchar(c))
             decoder->ext_state = EXT_NAME;
-        else if (!IS_WS(c))
+        else if (!csgi_char__is_ws(c))
             return 0;
         return 1;
     case EXT_NAME:
-        if (IS(c, C_TCHAR))
+        if (csgi_char__is_tchar(c))
             return 1;
         /* fall through */
     case EXT_WS_AFTER_NAME:
@@ -132,7 +111,7 @@ static int ext_step(csgi_http__chunked *decoder, unsigned char c)
             decoder->ext_state = EXT_NAME_START;
         else if (c == '=')
             decoder->ext_state = EXT_VALUE_START;
-        else if (IS_WS(c))
+        else if (csgi_char__is_ws(c))
             decoder->ext_state = EXT_WS_AFTER_NAME;
         else
             return 0;
@@ -140,9 +119,9 @@ static int ext_step(csgi_http__chunked *decoder, unsigned char c)
     case EXT_VALUE_START:
         if (c == '"')
             decoder->ext_state = EXT_QUOTED;
-        else if (IS(c, C_TCHAR))
+        else if (csgi_char__is_tchar(c))
             decoder->ext_state = EXT_TOKEN_VALUE;
-        else if (!IS_WS(c))
+        else if (!csgi_char__is_ws(c))
             return 0;
         return 1;
     case EXT_QUOTED:
@@ -150,11 +129,11 @@ static int ext_step(csgi_http__chunked *decoder, unsigned char c)
             decoder->ext_state = EXT_AFTER_VALUE;
         else if (c == '\\')
             decoder->ext_state = EXT_QUOTED_PAIR;
-        else if (!IS(c, C_QDTEXT))
+        else if (!csgi_char__is_qdtext(c))
             return 0;
         return 1;
     case EXT_QUOTED_PAIR:
-        if (!IS(c, C_FIELD))
+        if (!csgi_char__is_field(c))
             return 0;
         decoder->ext_state = EXT_QUOTED;
         return 1;
@@ -197,22 +176,25 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
 
     for (size_t i = 0; i < len; i++) {
         unsigned char c = p[i];
+        int digit;
 
         switch (decoder->state) {
         case CHUNK_SIZE_START:
-            if (!IS(c, C_HEX))
+            digit = csgi_char__hex_value(c);
+            if (digit < 0)
                 return chunk_fail(decoder, error, 400, "invalid chunk size");
-            decoder->remaining = hex_value(c);
+            decoder->remaining = (unsigned)digit;
             decoder->line_len = 1;
             decoder->state = CHUNK_SIZE;
             break;
 
         case CHUNK_SIZE:
-            if (IS(c, C_HEX)) {
+            digit = csgi_char__hex_value(c);
+            if (digit >= 0) {
                 /* 16 * (2^56 + 1) already exceeds 2^60: check before shifting. */
                 if (decoder->remaining > MAX_CHUNK_SIZE / 16)
                     return chunk_fail(decoder, error, 400, "chunk size too large");
-                decoder->remaining = decoder->remaining * 16 + hex_value(c);
+                decoder->remaining = decoder->remaining * 16 + (unsigned)digit;
                 if (decoder->remaining > MAX_CHUNK_SIZE)
                     return chunk_fail(decoder, error, 400, "chunk size too large");
                 if (++decoder->line_len > decoder->max_line)
@@ -265,15 +247,11 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
             return CSGI_HTTP__CHUNK_FRAMING;
 
         case CHUNK_DATA_CR:
-            if (c != '\r')
-                return chunk_fail(decoder, error, 400, "missing CRLF after chunk data");
-            decoder->state = CHUNK_DATA_LF;
-            break;
-
         case CHUNK_DATA_LF:
-            if (c != '\n')
-                return chunk_fail(decoder, error, 400, "missing CRLF after chunk data");
-            decoder->state = CHUNK_SIZE_START;
+        case CHUNK_TRAILER_LF:
+            if (c != one_byte[decoder->state].byte)
+                return chunk_fail(decoder, error, 400, one_byte[decoder->state].reason);
+            decoder->state = one_byte[decoder->state].next;
             break;
 
         case CHUNK_TRAILER_START:
@@ -294,9 +272,9 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
             trailer = 1;
             if (c == '\n')
                 return chunk_fail(decoder, error, 400, "bare LF in trailer");
-            if (IS_WS(c))
+            if (csgi_char__is_ws(c))
                 return chunk_fail(decoder, error, 400, "obsolete line folding in trailer");
-            if (!IS(c, C_TCHAR))
+            if (!csgi_char__is_tchar(c))
                 return chunk_fail(decoder, error, 400, "invalid byte in trailer field name");
             decoder->state = CHUNK_TRAILER_NAME;
             break;
@@ -304,23 +282,17 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
         case CHUNK_TRAILER_NAME:
             if (c == ':')
                 decoder->state = CHUNK_TRAILER_VALUE;
-            else if (IS_WS(c))
+            else if (csgi_char__is_ws(c))
                 return chunk_fail(decoder, error, 400, "whitespace before trailer colon");
-            else if (!IS(c, C_TCHAR))
+            else if (!csgi_char__is_tchar(c))
                 return chunk_fail(decoder, error, 400, "invalid byte in trailer field name");
             break;
 
         case CHUNK_TRAILER_VALUE:
             if (c == '\r')
                 decoder->state = CHUNK_TRAILER_LF;
-            else if (!IS(c, C_FIELD))
+            else if (!csgi_char__is_field(c))
                 return chunk_fail(decoder, error, 400, "control byte in trailer value");
-            break;
-
-        case CHUNK_TRAILER_LF:
-            if (c != '\n')
-                return chunk_fail(decoder, error, 400, "CR not followed by LF in trailer");
-            decoder->state = CHUNK_TRAILER_START;
             break;
 
         case CHUNK_END_LF:

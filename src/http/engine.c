@@ -10,7 +10,7 @@
  * loop polls the one socket, and the first accept wins.
  */
 #include "common/alloc.h"
-#include "common/date.h"
+#include "common/vec.h"
 #include "http/private.h"
 
 #include <csgi/common.h>
@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 void csgi_http__options_init(csgi_http__options *options)
@@ -56,28 +55,13 @@ void csgi_http__options_init(csgi_http__options *options)
 
 /* ---- Logging ---------------------------------------------------------------- */
 
-static const char *level_name(int level)
-{
-    static const char *const names[] = {"error", "warning", "info", "debug"};
-    return level >= 0 && level <= CSGI_LOG__DEBUG ? names[level] : "log";
-}
-
 void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ...)
 {
-    if (level > engine->options.log_level)
-        return;
-    char message[1024];
+    const csgi_http__options *o = &engine->options;
     va_list args;
     va_start(args, format);
-    vsnprintf(message, sizeof(message), format, args);
+    csgi_log__vwrite(o->log, o->log_userdata, o->log_level, level, format, args);
     va_end(args);
-    if (engine->options.log) {
-        engine->options.log(level, message, engine->options.log_userdata);
-        return;
-    }
-    char stamp[CSGI_DATE__STAMP_SIZE];
-    csgi_date__stamp(time(NULL), stamp);
-    fprintf(stderr, "%s csgi[%ld] %s: %s\n", stamp, (long)getpid(), level_name(level), message);
 }
 
 /* ---- Engine ----------------------------------------------------------------- */
@@ -262,14 +246,24 @@ static int unix_socket(csgi_http__engine *engine, csgi_http__listener *listener,
     return 0;
 }
 
+/* Listeners per engine: far more than any deployment binds, few enough that
+   every loop can hold a socket for each. */
+#define MAX_LISTENERS 1024
+
 int csgi_http__engine_listen(csgi_http__engine *engine, const char *address)
 {
     if (!address || engine->started)
         return address ? CSGI_ESTATE : CSGI_EINVAL;
+    /* Room first: a socket, once bound, has nothing left to fail. */
+    void *items = engine->listeners;
+    int err = csgi_vec__reserve(&items, &engine->listener_capacity, sizeof(*engine->listeners),
+                                engine->listener_count + 1, MAX_LISTENERS);
+    engine->listeners = items;
+    if (err)
+        return err;
     csgi_http__listener listener;
     memset(&listener, 0, sizeof(listener));
     listener.fd = -1;
-    int err;
     if (strncmp(address, "unix:", 5) == 0) {
         const char *path = address + 5;
         size_t len = strlen(path);
@@ -293,15 +287,6 @@ int csgi_http__engine_listen(csgi_http__engine *engine, const char *address)
     }
     if (err)
         return err;
-    csgi_http__listener *grown =
-        csgi__realloc(engine->listeners, (engine->listener_count + 1) * sizeof(*grown));
-    if (!grown) {
-        close(listener.fd);
-        if (listener.family == AF_UNIX)
-            unlink(listener.unix_addr.sun_path);
-        return CSGI_ENOMEM;
-    }
-    engine->listeners = grown;
     engine->listeners[engine->listener_count++] = listener;
     return 0;
 }

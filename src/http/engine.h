@@ -41,6 +41,7 @@
 #define CSGI_HTTP_ENGINE_H
 
 #include "common/arena.h"
+#include "common/log.h"
 #include "http/parser.h"
 
 #include <csgi/common.h>
@@ -56,10 +57,8 @@ struct evbuffer;
 typedef struct csgi_http__engine csgi_http__engine;
 typedef struct csgi_http__request csgi_http__request;
 
-/* Log levels, most severe first. */
-enum { CSGI_LOG__ERROR = 0, CSGI_LOG__WARN = 1, CSGI_LOG__INFO = 2, CSGI_LOG__DEBUG = 3 };
-
-typedef void (*csgi_http__log_fn)(int level, const char *message, void *userdata);
+/* The engine logs through the one logger (common/log.h). */
+typedef csgi_log__fn csgi_http__log_fn;
 
 typedef struct csgi_http__options {
     /* Request head limits (see parser.h). */
@@ -258,10 +257,5 @@ int csgi_http__response_finish(csgi_http__request *req);
 /* Give up on the request: if nothing was sent, answer status (500 if 0)
    and close; else cut the connection. on_done follows with err. */
 void csgi_http__response_abort(csgi_http__request *req, int status, int err);
-
-/* ---- Small shared helpers ---------------------------------------------- */
-
-/* The standard reason phrase of a status code, or "Unknown" . */
-const char *csgi_http__status_reason(int status);
 
 #endif /* CSGI_HTTP_ENGINE_H */

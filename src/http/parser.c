@@ -8,42 +8,10 @@
  */
 #include "http/parser.h"
 
+#include "common/chartab.h"
+
 #include <stdint.h>
 #include <string.h>
-
-/* ---- Byte classes -------------------------------------------------------- */
-
-#define C_TCHAR  0x01 /* tchar (RFC 9110 5.6.2) */
-#define C_FIELD  0x02 /* field-value byte: HTAB, SP, VCHAR, obs-text (RFC 9110 5.5) */
-#define C_TARGET 0x04 /* request-target byte: VCHAR except '#', and obs-text */
-#define C_MARK   0x08 /* target bytes that need a second look: '?', '.', '%' */
-#define C_HOST   0x10 /* reg-name byte: unreserved / sub-delims (RFC 3986 3.2.2) */
-#define C_HEX    0x20 /* HEXDIG */
-#define C_DIGIT  0x40 /* DIGIT */
-#define C_NAME   0x80 /* tchar except '_': the names the environ keeps as they are */
-
-/* Generated from the definitions above: one row per 16 byte values, 0x00 first. */
-static const unsigned char char_class[256] = {
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x02, 0x97, 0x06, 0x83, 0x97, 0x8f, 0x97, 0x97, 0x16, 0x16, 0x97, 0x97, 0x16, 0x97, 0x9f, 0x06,
-    0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0x06, 0x16, 0x06, 0x16, 0x06, 0x0e,
-    0x06, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97,
-    0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x06, 0x06, 0x06, 0x87, 0x17,
-    0x87, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97,
-    0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x97, 0x06, 0x87, 0x06, 0x97, 0x00,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-    0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06,
-};
-
-#define IS(c, cls) (char_class[(unsigned char)(c)] & (cls))
-#define IS_WS(c)   ((c) == ' ' || (c) == '\t')
 
 static int fail(csgi_http__error *error, int status, const char *reason)
 {
@@ -52,65 +20,9 @@ static int fail(csgi_http__error *error, int status, const char *reason)
     return status;
 }
 
-int csgi_http__token_equals(const char *s, size_t len, const char *lower)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        unsigned char l = (unsigned char)lower[i];
-        /* Only a letter may match in another case, and then c | 0x20 is l:
-           no other byte maps to a lower-case letter that way. A NUL in lower
-           (it is shorter than s) is not a letter. */
-        if ((c != l || l == '\0') && (l < 'a' || l > 'z' || (c | 0x20) != l))
-            return 0;
-    }
-    return lower[len] == '\0';
-}
-
-int csgi_http__is_token(const char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!IS(s[i], C_TCHAR))
-            return 0;
-    return 1;
-}
-
-int csgi_http__is_field_value(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!IS(s[i], C_FIELD))
-            return 0;
-    return 1;
-}
-
-/* Copy and check at once: the gateway copies every response field anyway,
-   and one loop that does both costs about what the copy alone did. */
-int csgi_http__copy_token(char *dst, const char *src, size_t len)
-{
-    unsigned char ok = len > 0 ? C_TCHAR : 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (char)c;
-        ok &= char_class[c];
-    }
-    return (ok & C_TCHAR) != 0;
-}
-
-int csgi_http__copy_field_value(char *dst, const char *src, size_t len)
-{
-    unsigned char ok = C_FIELD;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (char)c;
-        ok &= char_class[c];
-    }
-    return (ok & C_FIELD) != 0;
-}
-
-/* csgi_http__token_equals with a string literal, comparing lengths first. */
+/* csgi_char__equal_nocase with a string literal, comparing lengths first. */
 #define TOKEN_IS(s, len, literal) \
-    ((len) == sizeof(literal) - 1 && csgi_http__token_equals((s), (len), literal))
+    ((len) == sizeof(literal) - 1 && csgi_char__equal_nocase((s), literal, (len)))
 
 /* ---- 1. The head scanner ------------------------------------------------- */
 
@@ -175,7 +87,7 @@ static int ends_with_version(const char *start, const char *end)
     memcpy(&word, end - 9, 8);
     memcpy(&want, pattern, 8);
     memcpy(&mask, mask_bytes, 8);
-    return (word & mask) == want && IS(end[-3], C_DIGIT) && IS(end[-1], C_DIGIT);
+    return (word & mask) == want && csgi_char__is_digit(end[-3]) && csgi_char__is_digit(end[-1]);
 }
 
 /*
@@ -365,18 +277,18 @@ int csgi_http__parse_fields(const char *block, size_t len, csgi_http__header *he
         const char *name = p;
         /* '_' is a tchar, but the environ drops such names: note them
            here, where the bytes are read anyway. */
-        while (IS(*p, C_NAME))
+        while (csgi_char__is_name(*p))
             p++;
         if (*p == '_') {
             if (underscore)
                 *underscore = 1;
-            while (IS(*p, C_TCHAR))
+            while (csgi_char__is_tchar(*p))
                 p++;
         }
         if (*p != ':') {
-            if (p == name && IS_WS(*p))
+            if (p == name && csgi_char__is_ws(*p))
                 return fail(error, 400, "obsolete line folding"); /* RFC 9112 5.2 */
-            if (p != name && IS_WS(*p))
+            if (p != name && csgi_char__is_ws(*p))
                 return fail(error, 400, "whitespace before header colon"); /* RFC 9112 5.1 */
             return fail(error, 400, "invalid byte in header name");
         }
@@ -385,11 +297,11 @@ int csgi_http__parse_fields(const char *block, size_t len, csgi_http__header *he
         size_t name_len = (size_t)(p - name);
 
         p++;
-        while (IS_WS(*p))
+        while (csgi_char__is_ws(*p))
             p++;
         const char *value = p;
         p = skip_plain_value(p, end);
-        while (IS(*p, C_FIELD))
+        while (csgi_char__is_field(*p))
             p++;
         /* *p is CR, LF or another control byte. A CR here is at most
            end[-2] because end[-1] is LF, so p[1] is inside the block. */
@@ -401,7 +313,7 @@ int csgi_http__parse_fields(const char *block, size_t len, csgi_http__header *he
             return fail(error, 400, "control byte in header value");
         }
         const char *value_end = p;
-        while (value_end > value && IS_WS(value_end[-1]))
+        while (value_end > value && csgi_char__is_ws(value_end[-1]))
             value_end--;
 
         if (n >= capacity)
@@ -431,7 +343,7 @@ static int ipv4_valid(const unsigned char *p, const unsigned char *end)
         }
         const unsigned char *start = p;
         unsigned value = 0;
-        while (p < end && p - start < 3 && IS(*p, C_DIGIT))
+        while (p < end && p - start < 3 && csgi_char__is_digit(*p))
             value = value * 10 + (unsigned)(*p++ - '0');
         if (p == start || value > 255 || (p - start > 1 && *start == '0'))
             return 0;
@@ -455,7 +367,7 @@ static int ipv6_valid(const unsigned char *p, const unsigned char *end)
     }
     for (;;) {
         const unsigned char *start = p;
-        while (p < end && IS(*p, C_HEX))
+        while (p < end && csgi_char__is_hexdig(*p))
             p++;
         if (p < end && *p == '.') {
             if (groups > 6 || !ipv4_valid(start, end))
@@ -485,11 +397,12 @@ static int ip_literal_valid(const unsigned char *p, const unsigned char *end)
 {
     if (p < end && (*p == 'v' || *p == 'V')) {
         const unsigned char *start = ++p;
-        while (p < end && IS(*p, C_HEX))
+        while (p < end && csgi_char__is_hexdig(*p))
             p++;
         if (p == start || p == end || *p != '.' || ++p == end)
             return 0;
-        while (p < end && (IS(*p, C_HOST) || *p == ':'))
+        while (p < end &&
+               (csgi_char__is(*p, CSGI_CHAR__UNRESERVED | CSGI_CHAR__SUB_DELIMS) || *p == ':'))
             p++;
         return p == end;
     }
@@ -514,9 +427,10 @@ static const char *authority_error(const char *s, size_t len, int need_host, int
         p = bracket + 1;
     } else {
         while (p < end) {
-            if (IS(*p, C_HOST))
+            if (csgi_char__is(*p, CSGI_CHAR__UNRESERVED | CSGI_CHAR__SUB_DELIMS))
                 p++;
-            else if (*p == '%' && end - p >= 3 && IS(p[1], C_HEX) && IS(p[2], C_HEX))
+            else if (*p == '%' && end - p >= 3 && csgi_char__is_hexdig(p[1]) &&
+                     csgi_char__is_hexdig(p[2]))
                 p += 3;
             else
                 break;
@@ -531,7 +445,7 @@ static const char *authority_error(const char *s, size_t len, int need_host, int
     if (*p != ':')
         return "invalid byte in host";
     const unsigned char *port = ++p;
-    while (p < end && IS(*p, C_DIGIT))
+    while (p < end && csgi_char__is_digit(*p))
         p++;
     if (p != end)
         return memchr(p, '@', (size_t)(end - p)) ? "userinfo in authority" : "malformed port";
@@ -604,7 +518,7 @@ static int next_element(const char **cursor, const char *end, const char **eleme
 {
     const char *p = *cursor;
 
-    while (p < end && (IS_WS(*p) || *p == ','))
+    while (p < end && (csgi_char__is_ws(*p) || *p == ','))
         p++;
     if (p == end) {
         *cursor = p;
@@ -613,7 +527,7 @@ static int next_element(const char **cursor, const char *end, const char **eleme
     const char *comma = memchr(p, ',', (size_t)(end - p));
     const char *stop = comma ? comma : end;
     const char *last = stop;
-    while (last > p && IS_WS(last[-1]))
+    while (last > p && csgi_char__is_ws(last[-1]))
         last--;
     *element = p;
     *element_len = (size_t)(last - p);
@@ -640,10 +554,10 @@ static void add_codings(coding_list *c, const char *value, size_t len)
 
     while (next_element(&cursor, end, &element, &element_len)) {
         size_t name_len = 0;
-        while (name_len < element_len && IS(element[name_len], C_TCHAR))
+        while (name_len < element_len && csgi_char__is_tchar(element[name_len]))
             name_len++;
         size_t rest = name_len;
-        while (rest < element_len && IS_WS(element[rest]))
+        while (rest < element_len && csgi_char__is_ws(element[rest]))
             rest++;
         if (name_len == 0 || (rest < element_len && element[rest] != ';')) {
             c->malformed = "malformed Transfer-Encoding";
@@ -673,7 +587,7 @@ static const char *content_length_error(const char *s, size_t len, uint64_t *out
     if (len == 0)
         return "empty Content-Length";
     for (size_t i = 0; i < len; i++) {
-        if (!IS(s[i], C_DIGIT))
+        if (!csgi_char__is_digit(s[i]))
             return memchr(s, ',', len) ? "several Content-Length values" : "invalid Content-Length";
         unsigned digit = (unsigned)(s[i] - '0');
         if (value > (UINT64_MAX - digit) / 10)
@@ -721,10 +635,10 @@ static int parse_target(csgi_http__head *out, const char *question, int has_mark
     } else {
         /* absolute-form, "http" or "https" only (RFC 9112 3.2.2) */
         size_t scheme_len;
-        if (out->target_len > 7 && csgi_http__token_equals(target, 4, "http") &&
+        if (out->target_len > 7 && csgi_char__equal_nocase(target, "http", 4) &&
             memcmp(target + 4, "://", 3) == 0)
             scheme_len = 4;
-        else if (out->target_len > 8 && csgi_http__token_equals(target, 5, "https") &&
+        else if (out->target_len > 8 && csgi_char__equal_nocase(target, "https", 5) &&
                  memcmp(target + 5, "://", 3) == 0)
             scheme_len = 5;
         else
@@ -792,13 +706,13 @@ static int apply_fields(csgi_http__head *out, csgi_http__error *error)
         const char *value_end = h->value + h->value_len;
         switch (h->name_len) {
         case 4:
-            if (csgi_http__token_equals(h->name, 4, "host")) {
+            if (csgi_char__equal_nocase(h->name, "host", 4)) {
                 host = h;
                 host_count++;
             }
             break;
         case 6:
-            if (csgi_http__token_equals(h->name, 6, "expect")) {
+            if (csgi_char__equal_nocase(h->name, "expect", 6)) {
                 cursor = h->value;
                 while (next_element(&cursor, value_end, &element, &element_len)) {
                     if (TOKEN_IS(element, element_len, "100-continue"))
@@ -809,7 +723,7 @@ static int apply_fields(csgi_http__head *out, csgi_http__error *error)
             }
             break;
         case 10:
-            if (csgi_http__token_equals(h->name, 10, "connection")) {
+            if (csgi_char__equal_nocase(h->name, "connection", 10)) {
                 cursor = h->value;
                 while (next_element(&cursor, value_end, &element, &element_len)) {
                     if (TOKEN_IS(element, element_len, "close"))
@@ -820,13 +734,13 @@ static int apply_fields(csgi_http__head *out, csgi_http__error *error)
             }
             break;
         case 14:
-            if (csgi_http__token_equals(h->name, 14, "content-length")) {
+            if (csgi_char__equal_nocase(h->name, "content-length", 14)) {
                 content_length = h;
                 content_length_count++;
             }
             break;
         case 17:
-            if (csgi_http__token_equals(h->name, 17, "transfer-encoding")) {
+            if (csgi_char__equal_nocase(h->name, "transfer-encoding", 17)) {
                 transfer_encoding = 1;
                 if (!codings.malformed)
                     add_codings(&codings, h->value, h->value_len);
@@ -910,7 +824,7 @@ int csgi_http__parse_head(const char *head, size_t len, csgi_http__header *heade
         return fail(error, 400, "request head does not end with an empty line");
 
     /* method SP request-target SP HTTP-version CRLF (RFC 9112 3) */
-    while (IS(*p, C_TCHAR))
+    while (csgi_char__is_tchar(*p))
         p++;
     if (p == head)
         return fail(error, 400, "invalid method");
@@ -926,9 +840,10 @@ int csgi_http__parse_head(const char *head, size_t len, csgi_http__header *heade
     const char *question = NULL;
     int has_marks = 0;
     for (;;) {
-        while ((char_class[(unsigned char)*p] & (C_TARGET | C_MARK)) == C_TARGET)
+        while ((csgi_char__table[(unsigned char)*p] &
+                (CSGI_CHAR__TARGET | CSGI_CHAR__TARGET_MARK)) == CSGI_CHAR__TARGET)
             p++;
-        if (!IS(*p, C_MARK))
+        if (!csgi_char__is_target_mark(*p))
             break;
         if (*p == '?') {
             if (!question)
@@ -950,8 +865,8 @@ int csgi_http__parse_head(const char *head, size_t len, csgi_http__header *heade
 
     /* HTTP-version = "HTTP" "/" DIGIT "." DIGIT, case-sensitive (RFC 9112 2.3) */
     p++;
-    if (end - p < 10 || memcmp(p, "HTTP/", 5) != 0 || !IS(p[5], C_DIGIT) || p[6] != '.' ||
-        !IS(p[7], C_DIGIT) || p[8] != '\r' || p[9] != '\n')
+    if (end - p < 10 || memcmp(p, "HTTP/", 5) != 0 || !csgi_char__is_digit(p[5]) || p[6] != '.' ||
+        !csgi_char__is_digit(p[7]) || p[8] != '\r' || p[9] != '\n')
         return fail(error, 400, "malformed HTTP version");
     if (p[5] != '1')
         return fail(error, 505, "unsupported HTTP version");

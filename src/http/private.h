@@ -96,8 +96,9 @@ struct csgi_http__engine {
     size_t server_line_len;
     csgi_http__handler handler;
 
-    csgi_http__listener *listeners;
+    csgi_http__listener *listeners; /* grown by csgi_vec__reserve */
     size_t listener_count;
+    size_t listener_capacity;
 
     csgi_http__loop *loops;
     unsigned loop_count;

@@ -23,7 +23,7 @@
 #include "gateway/environ_private.h"
 #include "gateway/sink.h"
 #include "http/parser.h"
-#include "http/status.h"
+#include "common/status.h"
 
 #include <csgi/testing.h>
 
@@ -354,9 +354,9 @@ static int response_set_head(csgi_test_response *response, int code, const char 
 static int response_set_error(csgi_test_response *response, int code)
 {
     static const char block[] = "Content-Type: text/plain; charset=utf-8\r\n";
-    const char *reason = csgi_http__status_reason(code);
+    const char *reason = csgi_status__reason(code);
     char body[80];
-    size_t body_len = csgi_http__error_text(body, sizeof(body), code, NULL);
+    size_t body_len = csgi_status__error_text(body, sizeof(body), code, NULL);
     response->body_len = 0;
     if (response->body)
         response->body[0] = '\0';

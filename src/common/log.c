@@ -1,5 +1,7 @@
 /* The one logger and its line format (see log.h). */
-#include "gateway/log.h"
+#include "common/log.h"
+
+#include "common/date.h"
 
 #include <stdio.h>
 #include <time.h>
@@ -8,22 +10,19 @@
 static const char *level_name(int level)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    return level >= CSGI_LOG_ERROR && level <= CSGI_LOG_DEBUG ? names[level] : "log";
+    return level >= CSGI_LOG__ERROR && level <= CSGI_LOG__DEBUG ? names[level] : "log";
 }
 
 void csgi_log__stderr(int level, const char *message, void *userdata)
 {
     (void)userdata;
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char stamp[CSGI_DATE__STAMP_SIZE];
+    csgi_date__stamp(time(NULL), stamp);
     fprintf(stderr, "%s csgi[%ld] %s: %s\n", stamp, (long)getpid(), level_name(level), message);
 }
 
-void csgi_log__vwrite(csgi_log_fn log, void *userdata, int threshold, int level, const char *format,
-                      va_list args)
+void csgi_log__vwrite(csgi_log__fn log, void *userdata, int threshold, int level,
+                      const char *format, va_list args)
 {
     if (level > threshold)
         return;
@@ -32,7 +31,7 @@ void csgi_log__vwrite(csgi_log_fn log, void *userdata, int threshold, int level,
     (log ? log : csgi_log__stderr)(level, message, userdata);
 }
 
-void csgi_log__write(csgi_log_fn log, void *userdata, int threshold, int level, const char *format,
+void csgi_log__write(csgi_log__fn log, void *userdata, int threshold, int level, const char *format,
                      ...)
 {
     va_list args;

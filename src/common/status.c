@@ -1,10 +1,9 @@
 /* Reason phrases of the status codes of RFC 9110 and the few others in use. */
-#include "http/engine.h"
-#include "http/status.h"
+#include "common/status.h"
 
 #include <stdio.h>
 
-const char *csgi_http__status_reason(int status)
+const char *csgi_status__reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
@@ -67,12 +66,12 @@ const char *csgi_http__status_reason(int status)
     }
 }
 
-size_t csgi_http__error_text(char *buf, size_t size, int status, const char *detail)
+size_t csgi_status__error_text(char *buf, size_t size, int status, const char *detail)
 {
     int n;
     if (detail && *detail)
-        n = snprintf(buf, size, "%d %s\n\n%s\n", status, csgi_http__status_reason(status), detail);
+        n = snprintf(buf, size, "%d %s\n\n%s\n", status, csgi_status__reason(status), detail);
     else
-        n = snprintf(buf, size, "%d %s\n", status, csgi_http__status_reason(status));
+        n = snprintf(buf, size, "%d %s\n", status, csgi_status__reason(status));
     return n > 0 ? (size_t)n : 0;
 }
