@@ -350,7 +350,7 @@ static int response_set_head(csgi_test_response *response, int code, const char 
     return 0;
 }
 
-/* The engine's own error page (src/http/connection.c queue_error_response). */
+/* The engine's own error page (src/http/response.c csgi_http__queue_error_response). */
 static int response_set_error(csgi_test_response *response, int code)
 {
     static const char block[] = "Content-Type: text/plain; charset=utf-8\r\n";
