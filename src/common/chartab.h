@@ -168,6 +168,13 @@ static inline int csgi_char__is_token(const char *s, size_t len)
     return csgi_char__all(s, len, CSGI_CHAR__TCHAR);
 }
 
+/* A field value (RFC 9110 5.5), empty or not: HTAB, SP, VCHAR and obs-text
+   only (no CR, LF, NUL or other control bytes). */
+static inline int csgi_char__is_field_value(const char *s, size_t len)
+{
+    return len == 0 || csgi_char__all(s, len, CSGI_CHAR__FIELD);
+}
+
 /* The value of a HEXDIG, or -1. */
 static inline int csgi_char__hex_value(unsigned char c)
 {

@@ -1,7 +1,7 @@
 /*
  * Status codes (internal): the reason phrases and the plain-text error
  * page. Protocol, not engine: the engine's own error responses
- * (http/connection.c), csgi_response_error() (helpers/errors.c) and the
+ * (http/response.c), csgi_response_error() (helpers/errors.c) and the
  * test client all use them, so a client sees one format whoever answered.
  */
 #ifndef CSGI_COMMON_STATUS_H

@@ -277,9 +277,9 @@ static int header_role(const csgi_http__header *h)
        be fooled by the other. Names with '_' are dropped (as nginx does). */
     if (memchr(h->name, '_', h->name_len))
         return ROLE_DROPPED;
-    if (h->name_len == 12 && csgi_http__token_equals(h->name, 12, "content-type"))
+    if (h->name_len == 12 && csgi_char__equal_nocase(h->name, "content-type", 12))
         return ROLE_CONTENT_TYPE;
-    if (h->name_len == 14 && csgi_http__token_equals(h->name, 14, "content-length"))
+    if (h->name_len == 14 && csgi_char__equal_nocase(h->name, "content-length", 14))
         return ROLE_CONTENT_LENGTH;
     return ROLE_HTTP;
 }
@@ -299,7 +299,7 @@ static const char *put_joined(char **cursor, const csgi_http__head *head, size_t
     const csgi_http__header *first = &head->headers[i];
     /* Cookie pairs are separated by "; " (RFC 6265 5.4); RFC 9113 8.2.3
        joins split Cookie fields the same way. */
-    int cookie = first->name_len == 6 && csgi_http__token_equals(first->name, 6, "cookie");
+    int cookie = first->name_len == 6 && csgi_char__equal_nocase(first->name, "cookie", 6);
     char *start = *cursor;
     char *p = start;
 

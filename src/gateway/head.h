@@ -147,13 +147,7 @@ static inline csgi_token__id csgi_head__known_name(const char *name, size_t len)
    or CSGI_HEAD__HOP_BY_HOP. */
 static inline int csgi_head__other_name(char *dst, const char *name, size_t len)
 {
-    unsigned ok = len > 0 ? CSGI_CHAR__TCHAR : 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        dst[i] = (char)c;
-        ok &= csgi_char__table[c];
-    }
-    if (!ok)
+    if (!csgi_char__copy_all(dst, name, len, CSGI_CHAR__TCHAR))
         return CSGI_HEAD__NOT_TOKEN;
     csgi_token__id id = csgi_token__lookup(name, len);
     unsigned flags =

@@ -1,6 +1,8 @@
 /*
- * One HTTP/1.1 connection: reading, the request head, the streamed body,
- * the response framing, keep-alive, timeouts and closing.
+ * One HTTP/1.1 connection: reading, the request head, the request's
+ * lifetime, keep-alive, timeouts and closing. The request body is
+ * request_body.c's, the response and its framing response.c's; the
+ * structures all three share are in private.h.
  *
  * A connection is a small state machine driven by one libevent event on
  * its socket (read and, while output is pending, write interest, plus one
@@ -39,6 +41,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,73 +53,6 @@ enum conn_state { ST_HEAD, ST_ACTIVE, ST_DRAIN, ST_CLOSING, ST_LINGER };
    lingering); the others restart at every read or write. */
 enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_BODY, TO_SEND };
 
-enum body_state { BODY_READING, BODY_COMPLETE, BODY_FAILED };
-
-enum response_state { RESP_NONE, RESP_STARTED, RESP_FINISHED };
-
-enum framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE, FRAME_NONE };
-
-enum continue_state { CONTINUE_NONE, CONTINUE_EXPECTED, CONTINUE_SENT };
-
-struct csgi_http__conn {
-    struct event ev;
-    csgi_http__loop *loop;
-    csgi_http__conn *prev, *next;
-    struct evbuffer *in, *out; /* NULL while idle: see conn_buffers_take */
-    csgi_http__request *req;
-    const csgi_http__listener *listener;
-    csgi_http__addr peer;
-    csgi_http__scanner scanner;
-    struct timeval deadline; /* end of the head's time, or of lingering */
-    unsigned requests;       /* requests started on this connection */
-    int io_error;            /* errno of a failed read or write */
-    unsigned char state;
-    unsigned char armed;   /* EV_READ / EV_WRITE currently registered */
-    unsigned char timeout; /* enum timeout_kind currently armed */
-    unsigned char dispatching;
-    unsigned char touched;  /* event_active pending */
-    unsigned char peer_eof; /* the client closed its sending side */
-    unsigned char linger;   /* linger after CLOSING */
-};
-
-struct csgi_http__request {
-    csgi_arena arena;
-    csgi_http__conn *conn;
-    csgi_http__head head;
-    const csgi_http__request_callbacks *callbacks;
-    void *userdata;
-
-    /* Body: decoded bytes wait in `body` until the consumer reads them. */
-    struct evbuffer *body;
-    uint64_t body_left;     /* Content-Length bytes still to arrive */
-    uint64_t body_received; /* decoded bytes so far */
-    uint64_t drain_limit;   /* while draining: close past this many */
-    csgi_http__chunked chunked;
-    char *trailer_bytes;
-    size_t trailer_len;
-    csgi_http__header *trailers;
-    size_t trailer_count;
-    int body_error;       /* with BODY_FAILED: the error the consumer reads */
-    int body_status;      /* with BODY_FAILED: the status the engine answers */
-    const char *body_why; /* with BODY_FAILED: static text for the log */
-
-    /* Response. */
-    int64_t response_left; /* bytes still owed under Content-Length */
-    uint64_t response_sent;
-    int status;
-    int done_error; /* error to report in on_done, 0 for success */
-
-    unsigned char body_state;
-    unsigned char body_waiting; /* the consumer got EAGAIN: call on_body on news */
-    unsigned char continue_state;
-    unsigned char response_state;
-    unsigned char framing;
-    unsigned char keep_alive;    /* decided when the response starts */
-    unsigned char want_writable; /* call on_writable once output drains */
-    unsigned char cut;           /* close the connection without more output */
-    unsigned char done;          /* on_done has been called */
-};
-
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_run(csgi_http__conn *conn);
 
@@ -127,11 +63,6 @@ static void conn_run(csgi_http__conn *conn);
 static csgi_http__engine *conn_engine(const csgi_http__conn *conn)
 {
     return conn->loop->engine;
-}
-
-static const csgi_http__options *conn_options(const csgi_http__conn *conn)
-{
-    return &conn->loop->engine->options;
 }
 
 static void format_peer(const csgi_http__conn *conn, char *out, size_t size)
@@ -153,16 +84,19 @@ static void format_peer(const csgi_http__conn *conn, char *out, size_t size)
     }
 }
 
-#define conn_log(conn, level, ...)                                                     \
-    do {                                                                               \
-        if ((level) <= conn_options(conn)->log_level) {                                \
-            char peer_[INET6_ADDRSTRLEN + 112];                                        \
-            char text_[512];                                                           \
-            format_peer((conn), peer_, sizeof(peer_));                                 \
-            snprintf(text_, sizeof(text_), __VA_ARGS__);                               \
-            csgi_http__log(conn_engine(conn), (level), "client %s: %s", peer_, text_); \
-        }                                                                              \
-    } while (0)
+void csgi_http__conn_log(const csgi_http__conn *conn, int level, const char *format, ...)
+{
+    if (level > csgi_http__conn_options(conn)->log_level)
+        return;
+    char peer[INET6_ADDRSTRLEN + 112];
+    char text[512];
+    format_peer(conn, peer, sizeof(peer));
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof(text), format, args);
+    va_end(args);
+    csgi_http__log(conn_engine(conn), level, "client %s: %s", peer, text);
+}
 
 static const struct timeval *timeout_value(const csgi_http__conn *conn, int kind,
                                            struct timeval *scratch)
@@ -228,16 +162,6 @@ static void set_deadline(csgi_http__conn *conn, unsigned ms)
     struct timeval limit = {ms / 1000, (ms % 1000) * 1000};
     event_base_gettimeofday_cached(conn->loop->base, &conn->deadline);
     evutil_timeradd(&conn->deadline, &limit, &conn->deadline);
-}
-
-/* Ask for the state machine to run: now if the engine is dispatching to the
-   consumer (it runs when the callback returns), else on the next loop turn. */
-static void conn_touch(csgi_http__conn *conn)
-{
-    if (conn->dispatching || conn->touched)
-        return;
-    conn->touched = 1;
-    event_active(&conn->ev, EV_WRITE, 1);
 }
 
 /* Write what *pending (the output's length) says is queued; *pending is
@@ -370,7 +294,7 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     loop->connections = conn;
 
     /* The first head's deadline counts from the accept. */
-    unsigned ms = conn_options(conn)->header_timeout_ms;
+    unsigned ms = csgi_http__conn_options(conn)->header_timeout_ms;
     set_deadline(conn, ms);
 
     event_assign(&conn->ev, loop->base, fd, EV_READ | EV_PERSIST, conn_event, conn);
@@ -380,37 +304,15 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     event_add(&conn->ev, ms ? timeout_value(conn, TO_DEADLINE, &scratch) : NULL);
 }
 
-/* ---- Error responses ---------------------------------------------------- */
-
-/* Queue a complete error response that closes the connection. */
-static void queue_error_response(csgi_http__conn *conn, int status)
-{
-    const char *reason = csgi_status__reason(status);
-    csgi_http__loop *loop = conn->loop;
-    csgi_http__engine *engine = loop->engine;
-    /* the same page as csgi_response_error()'s text/plain body */
-    char text[80];
-    size_t text_len = csgi_status__error_text(text, sizeof(text), status, NULL);
-    csgi_http__date_refresh(loop);
-    /* Never echo the client's version: we answer HTTP/1.1 (RFC 9110 6.2). */
-    evbuffer_add_printf(conn->out,
-                        "HTTP/1.1 %d %s\r\n"
-                        "%.*s%.*s"
-                        "Content-Type: text/plain; charset=utf-8\r\n"
-                        "Content-Length: %zu\r\n"
-                        "Connection: close\r\n\r\n"
-                        "%s",
-                        status, reason, (int)loop->date_line_len, loop->date_line,
-                        (int)engine->server_line_len,
-                        engine->server_line ? engine->server_line : "", text_len, text);
-}
+/* ---- Refusing a request ---------------------------------------------------- */
 
 /* Refuse what the client sent: answer status, then close (with lingering,
    so the client reads the answer before any reset). */
 static void conn_refuse(csgi_http__conn *conn, int status, const char *why)
 {
-    conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_status__reason(status), why);
-    queue_error_response(conn, status);
+    csgi_http__conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_status__reason(status),
+                        why);
+    csgi_http__queue_error_response(conn, status);
     conn->state = ST_CLOSING;
     conn->linger = 1;
 }
@@ -462,113 +364,6 @@ static csgi_http__request *request_new(csgi_http__conn *conn)
     return req;
 }
 
-/* The body cannot be read on: record why (the log line and the answer
-   are for whoever ends the request). */
-static void body_fail(csgi_http__request *req, int err, int status, const char *why)
-{
-    req->body_state = BODY_FAILED;
-    req->body_error = err;
-    req->body_status = status;
-    req->body_why = why;
-}
-
-/* Move body bytes from the socket buffer to the request's body buffer (or
-   discard them while draining), decoding chunked framing, up to the body
-   buffer's room. Records errors with body_fail; never calls out. */
-static void body_pump(csgi_http__conn *conn, csgi_http__request *req, int discard)
-{
-    const csgi_http__options *options = conn_options(conn);
-    while (req->body_state == BODY_READING) {
-        size_t available = evbuffer_get_length(conn->in);
-        if (available == 0)
-            break;
-        size_t room = SIZE_MAX;
-        if (!discard) {
-            size_t buffered = evbuffer_get_length(req->body);
-            if (buffered >= options->body_buffer)
-                break;
-            room = options->body_buffer - buffered;
-        }
-
-        if (req->head.body == CSGI_HTTP__BODY_LENGTH) {
-            size_t n = available < room ? available : room;
-            if (n > req->body_left)
-                n = (size_t)req->body_left;
-            if (discard)
-                evbuffer_drain(conn->in, n);
-            else
-                evbuffer_remove_buffer(conn->in, req->body, n);
-            req->body_left -= n;
-            req->body_received += n;
-            if (req->body_left == 0)
-                req->body_state = BODY_COMPLETE;
-            continue;
-        }
-
-        struct evbuffer_iovec extent;
-        if (evbuffer_peek(conn->in, -1, NULL, &extent, 1) < 1)
-            break;
-        size_t len = extent.iov_len < room ? extent.iov_len : room;
-        size_t consumed = 0;
-        csgi_http__error error = {0, NULL};
-        csgi_http__chunk_result r =
-            csgi_http__chunked_decode(&req->chunked, extent.iov_base, len, &consumed, &error);
-        switch (r) {
-        case CSGI_HTTP__CHUNK_DATA: /* the decoder holds the sizes to max_body */
-            if (discard)
-                evbuffer_drain(conn->in, consumed);
-            else
-                evbuffer_remove_buffer(conn->in, req->body, consumed);
-            req->body_received += consumed;
-            break;
-        case CSGI_HTTP__CHUNK_TRAILER:
-            if (!req->trailer_bytes) {
-                req->trailer_bytes = csgi_arena__alloc(&req->arena, req->chunked.max_trailer);
-                if (!req->trailer_bytes) {
-                    body_fail(req, CSGI_ENOMEM, 500, "out of memory for the trailer");
-                    return;
-                }
-            }
-            if (req->trailer_len + consumed > req->chunked.max_trailer) { /* the decoder's limit */
-                body_fail(req, CSGI_ETOOBIG, 431, "trailer section too large");
-                return;
-            }
-            evbuffer_remove(conn->in, req->trailer_bytes + req->trailer_len, consumed);
-            req->trailer_len += consumed;
-            break;
-        case CSGI_HTTP__CHUNK_FRAMING: evbuffer_drain(conn->in, consumed); break;
-        case CSGI_HTTP__CHUNK_DONE:
-            evbuffer_drain(conn->in, consumed);
-            req->body_state = BODY_COMPLETE;
-            if (req->trailer_len) {
-                size_t capacity = options->limits.max_headers;
-                req->trailers = csgi_arena__alloc(&req->arena, capacity * sizeof(*req->trailers));
-                if (!req->trailers) {
-                    body_fail(req, CSGI_ENOMEM, 500, "out of memory for the trailer");
-                    return;
-                }
-                if (csgi_http__parse_fields(req->trailer_bytes, req->trailer_len, req->trailers,
-                                            capacity, &req->trailer_count, NULL, &error) != 0) {
-                    body_fail(req, error.status == 400 ? CSGI_EPARSE : CSGI_ETOOBIG, error.status,
-                              error.reason);
-                    req->trailer_count = 0;
-                    return;
-                }
-            }
-            break;
-        default:
-            body_fail(req, error.status == 400 ? CSGI_EPARSE : CSGI_ETOOBIG, error.status,
-                      error.reason);
-            return;
-        }
-    }
-    if (req->body_state == BODY_READING && (conn->peer_eof || conn->io_error) &&
-        evbuffer_get_length(conn->in) == 0) {
-        body_fail(req, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0,
-                  "client went away during the body");
-    }
-}
-
 /*
  * End the request with an error: answer with status when nothing was sent
  * yet (and the client can still read), else cut the connection. The
@@ -579,16 +374,18 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
 {
     csgi_http__request *req = conn->req;
     req->done_error = err;
-    if (req->response_state == RESP_NONE && status && err != CSGI_ECLOSED && err != CSGI_EIO) {
+    if (req->response_state == CSGI_HTTP__RESPONSE_NONE && status && err != CSGI_ECLOSED &&
+        err != CSGI_EIO) {
         if (why)
-            conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_status__reason(status), why);
+            csgi_http__conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status,
+                                csgi_status__reason(status), why);
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
-        queue_error_response(conn, status);
+        csgi_http__queue_error_response(conn, status);
         conn->state = ST_CLOSING;
         conn->linger = 1;
     } else {
         if (why)
-            conn_log(conn, CSGI_LOG__INFO, "connection cut (%s)", why);
+            csgi_http__conn_log(conn, CSGI_LOG__INFO, "connection cut (%s)", why);
         /* Cut: the client learns from the close that the response is
            incomplete. Queued output is dropped, not flushed: it may refer
            to memory of the request, which is released now. */
@@ -604,7 +401,7 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
    more bytes are needed, -1 when the connection now closes. */
 static int conn_read_head(csgi_http__conn *conn)
 {
-    const csgi_http__options *options = conn_options(conn);
+    const csgi_http__options *options = csgi_http__conn_options(conn);
     size_t available = evbuffer_get_length(conn->in);
     /* Beyond max_head (plus the empty lines the scanner may skip) the
        scanner refuses anyway, so never make more than that contiguous. */
@@ -664,17 +461,17 @@ static int conn_read_head(csgi_http__conn *conn)
             return -1;
         }
         req->body_left = req->head.content_length;
-        req->body_state = req->body_left ? BODY_READING : BODY_COMPLETE;
+        req->body_state = req->body_left ? CSGI_HTTP__BODY_READING : CSGI_HTTP__BODY_COMPLETE;
         break;
     case CSGI_HTTP__BODY_CHUNKED:
         csgi_http__chunked_init(&req->chunked);
         req->chunked.max_trailer = options->max_trailer;
         req->chunked.max_body = options->max_body;
-        req->body_state = BODY_READING;
+        req->body_state = CSGI_HTTP__BODY_READING;
         break;
-    default: req->body_state = BODY_COMPLETE; break;
+    default: req->body_state = CSGI_HTTP__BODY_COMPLETE; break;
     }
-    if (req->body_state == BODY_READING) {
+    if (req->body_state == CSGI_HTTP__BODY_READING) {
         req->body = evbuffer_new();
         if (!req->body) {
             req->done = 1;
@@ -683,12 +480,12 @@ static int conn_read_head(csgi_http__conn *conn)
             return -1;
         }
         if (req->head.expect_continue)
-            req->continue_state = CONTINUE_EXPECTED;
+            req->continue_state = CSGI_HTTP__CONTINUE_EXPECTED;
         /* Body bytes that came with the head are checked before the
            application is called, so that the answer to a broken body does
            not depend on how the client's bytes were split into packets. */
-        body_pump(conn, req, 0);
-        if (req->body_state == BODY_FAILED) {
+        csgi_http__body_pump(conn, req, 0);
+        if (req->body_state == CSGI_HTTP__BODY_FAILED) {
             int status = req->body_status;
             const char *why = req->body_why;
             req->done = 1; /* the consumer never saw it */
@@ -727,27 +524,28 @@ static void request_complete(csgi_http__conn *conn)
     if (!req->keep_alive) {
         /* A client still sending its body would get a reset for the bytes
            that arrive after the close, and could lose the response with it. */
-        conn->linger = evbuffer_get_length(conn->in) > 0 || req->body_state != BODY_COMPLETE;
+        conn->linger =
+            evbuffer_get_length(conn->in) > 0 || req->body_state != CSGI_HTTP__BODY_COMPLETE;
         request_release(conn);
         conn->state = ST_CLOSING;
         return;
     }
-    if (req->body_state == BODY_READING) {
+    if (req->body_state == CSGI_HTTP__BODY_READING) {
         /* Discard the unread body, but not forever. */
-        req->drain_limit = req->body_received + conn_options(conn)->max_drain;
+        req->drain_limit = req->body_received + csgi_http__conn_options(conn)->max_drain;
         conn->state = ST_DRAIN; /* keeps req for its decoder */
         return;
     }
     request_release(conn);
     conn->state = ST_HEAD;
     if (evbuffer_get_length(conn->in) > 0) /* pipelined: its time starts now */
-        set_deadline(conn, conn_options(conn)->header_timeout_ms);
+        set_deadline(conn, csgi_http__conn_options(conn)->header_timeout_ms);
 }
 
 /* Input beyond this is not read while a request is in progress. */
 static size_t input_cap(const csgi_http__conn *conn)
 {
-    const csgi_http__options *options = conn_options(conn);
+    const csgi_http__options *options = csgi_http__conn_options(conn);
     size_t cap = options->limits.max_head + 17;
     return cap > options->body_buffer ? cap : options->body_buffer;
 }
@@ -756,7 +554,7 @@ static size_t input_cap(const csgi_http__conn *conn)
    May free the connection. */
 static void conn_run(csgi_http__conn *conn)
 {
-    const csgi_http__options *options = conn_options(conn);
+    const csgi_http__options *options = csgi_http__conn_options(conn);
     for (;;) {
         switch (conn->state) {
         case ST_HEAD: {
@@ -782,7 +580,8 @@ static void conn_run(csgi_http__conn *conn)
             int r = conn_read_head(conn);
             if (r == 0) {
                 if (conn->peer_eof) {
-                    conn_log(conn, CSGI_LOG__INFO, "closed with an incomplete request head");
+                    csgi_http__conn_log(conn, CSGI_LOG__INFO,
+                                        "closed with an incomplete request head");
                     conn_free(conn);
                     return;
                 }
@@ -796,16 +595,17 @@ static void conn_run(csgi_http__conn *conn)
 
         case ST_ACTIVE: {
             csgi_http__request *req = conn->req;
-            if (req->body_state == BODY_READING)
-                body_pump(conn, req, 0);
-            if (conn->io_error || (conn->peer_eof && req->response_state != RESP_FINISHED)) {
+            if (req->body_state == CSGI_HTTP__BODY_READING)
+                csgi_http__body_pump(conn, req, 0);
+            if (conn->io_error ||
+                (conn->peer_eof && req->response_state != CSGI_HTTP__RESPONSE_FINISHED)) {
                 /* The client is gone; nobody will read what we send. */
-                conn_log(conn, CSGI_LOG__INFO, "client went away during the request");
+                csgi_http__conn_log(conn, CSGI_LOG__INFO, "client went away during the request");
                 request_fail(conn, conn->io_error ? CSGI_EIO : CSGI_ECLOSED, 0, NULL);
                 continue;
             }
-            if (req->body_state == BODY_FAILED) {
-                if (req->response_state != RESP_FINISHED) {
+            if (req->body_state == CSGI_HTTP__BODY_FAILED) {
+                if (req->response_state != CSGI_HTTP__RESPONSE_FINISHED) {
                     request_fail(conn, req->body_error, req->body_status, req->body_why);
                     continue;
                 }
@@ -813,8 +613,8 @@ static void conn_run(csgi_http__conn *conn)
                    connection closes, as when the body breaks while it is
                    drained. The consumer's request succeeded. */
                 if (req->keep_alive && req->body_status)
-                    conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
-                             req->body_why);
+                    csgi_http__conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                                        req->body_why);
                 req->keep_alive = 0;
             }
             if (req->cut) {
@@ -824,19 +624,19 @@ static void conn_run(csgi_http__conn *conn)
             size_t pending = evbuffer_get_length(conn->out);
             if (pending && conn_flush(conn, &pending) < 0)
                 continue; /* io_error set: handled above */
-            if (req->response_state == RESP_FINISHED && pending == 0) {
+            if (req->response_state == CSGI_HTTP__RESPONSE_FINISHED && pending == 0) {
                 request_complete(conn);
                 continue;
             }
             if (req->body_waiting &&
-                (evbuffer_get_length(req->body) || req->body_state != BODY_READING)) {
+                (evbuffer_get_length(req->body) || req->body_state != CSGI_HTTP__BODY_READING)) {
                 req->body_waiting = 0;
                 if (req->callbacks && req->callbacks->on_body)
                     dispatch(conn, req->callbacks->on_body);
                 continue;
             }
             if (req->want_writable && pending < options->output_buffer &&
-                req->response_state == RESP_STARTED) {
+                req->response_state == CSGI_HTTP__RESPONSE_STARTED) {
                 req->want_writable = 0;
                 if (req->callbacks && req->callbacks->on_writable)
                     dispatch(conn, req->callbacks->on_writable);
@@ -850,7 +650,7 @@ static void conn_run(csgi_http__conn *conn)
             int kind = TO_NONE;
             if (pending)
                 kind = TO_SEND;
-            else if (req->body_waiting && req->body_state == BODY_READING)
+            else if (req->body_waiting && req->body_state == CSGI_HTTP__BODY_READING)
                 kind = TO_BODY;
             conn_arm(conn, events, kind);
             return;
@@ -858,20 +658,22 @@ static void conn_run(csgi_http__conn *conn)
 
         case ST_DRAIN: {
             csgi_http__request *req = conn->req;
-            body_pump(conn, req, 1);
-            if (req->body_state == BODY_COMPLETE) {
+            csgi_http__body_pump(conn, req, 1);
+            if (req->body_state == CSGI_HTTP__BODY_COMPLETE) {
                 request_release(conn);
                 conn->state = ST_HEAD;
                 continue;
             }
-            if (req->body_state == BODY_FAILED || req->body_received > req->drain_limit) {
+            if (req->body_state == CSGI_HTTP__BODY_FAILED ||
+                req->body_received > req->drain_limit) {
                 /* Close, but lingering: the client may still be sending,
                    and a reset could destroy the response it has not read.
                    A client that left needs no log line. */
-                if (req->body_state != BODY_FAILED || req->body_status)
-                    conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
-                             req->body_state == BODY_FAILED ? req->body_why
-                                                            : "unread body above max_drain");
+                if (req->body_state != CSGI_HTTP__BODY_FAILED || req->body_status)
+                    csgi_http__conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                                        req->body_state == CSGI_HTTP__BODY_FAILED
+                                            ? req->body_why
+                                            : "unread body above max_drain");
                 request_release(conn);
                 conn->state = ST_CLOSING;
                 conn->linger = 1;
@@ -957,14 +759,14 @@ static void conn_timeout(csgi_http__conn *conn)
             conn_free(conn);
             return;
         }
-        conn_log(conn, CSGI_LOG__INFO, "request head not complete in time");
-        queue_error_response(conn, 408);
+        csgi_http__conn_log(conn, CSGI_LOG__INFO, "request head not complete in time");
+        csgi_http__queue_error_response(conn, 408);
         conn->state = ST_CLOSING;
         conn->linger = 0;
         break;
     case ST_ACTIVE:
         if (conn->timeout == TO_SEND) {
-            conn_log(conn, CSGI_LOG__INFO, "client stopped reading the response");
+            csgi_http__conn_log(conn, CSGI_LOG__INFO, "client stopped reading the response");
             request_fail(conn, CSGI_ETIMEDOUT, 0, NULL);
             conn_free(conn);
             return;
@@ -1006,7 +808,7 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
         } else if (conn->state == ST_DRAIN) {
             request_release(conn);
             conn->state = ST_CLOSING;
-            conn_touch(conn);
+            csgi_http__conn_touch(conn);
         }
         /* Active requests see loop->stopping when their response starts
            and answer with Connection: close. */
@@ -1063,403 +865,4 @@ const struct sockaddr *csgi_http__request_local(const csgi_http__request *req, s
 struct event_base *csgi_http__request_base(const csgi_http__request *req)
 {
     return req->conn->loop->base;
-}
-
-const csgi_http__header *csgi_http__request_trailers(const csgi_http__request *req, size_t *count)
-{
-    *count = req->body_state == BODY_COMPLETE ? req->trailer_count : 0;
-    return req->trailers;
-}
-
-static void send_continue(csgi_http__request *req)
-{
-    if (req->continue_state != CONTINUE_EXPECTED)
-        return;
-    req->continue_state = CONTINUE_SENT;
-    if (req->response_state == RESP_NONE) {
-        evbuffer_add(req->conn->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        conn_touch(req->conn);
-    }
-}
-
-/* Common start of both read functions: returns 1 when bytes can be read,
-   else the value to return. */
-static ssize_t read_prepare(csgi_http__request *req)
-{
-    if (req->done || !req->body)
-        return req->body_state == BODY_FAILED ? req->body_error : 0;
-    send_continue(req);
-    if (evbuffer_get_length(req->body) == 0 && req->body_state == BODY_READING) {
-        body_pump(req->conn, req, 0);
-        if (req->body_state == BODY_FAILED)
-            conn_touch(req->conn); /* the engine answers the error */
-        if (evbuffer_get_length(req->body) == 0 && req->body_state == BODY_READING) {
-            req->body_waiting = 1;
-            conn_touch(req->conn); /* re-arm reading with the body timeout */
-            return CSGI_EAGAIN;
-        }
-    }
-    if (evbuffer_get_length(req->body) == 0)
-        return req->body_state == BODY_FAILED ? req->body_error : 0;
-    return 1;
-}
-
-/* After a read made room in the body buffer, let more in. */
-static void read_finish(csgi_http__request *req)
-{
-    if (req->body_state == BODY_READING) {
-        body_pump(req->conn, req, 0);
-        conn_touch(req->conn);
-    }
-}
-
-ssize_t csgi_http__request_read(csgi_http__request *req, void *buf, size_t len)
-{
-    ssize_t ready = read_prepare(req);
-    if (ready != 1)
-        return ready;
-    int n = evbuffer_remove(req->body, buf, len);
-    read_finish(req);
-    return n;
-}
-
-ssize_t csgi_http__request_read_buffer(csgi_http__request *req, struct evbuffer *dst, size_t len)
-{
-    ssize_t ready = read_prepare(req);
-    if (ready != 1)
-        return ready;
-    int n = evbuffer_remove_buffer(req->body, dst, len);
-    read_finish(req);
-    return n;
-}
-
-size_t csgi_http__request_body_buffered(const csgi_http__request *req)
-{
-    return req->body ? evbuffer_get_length(req->body) : 0;
-}
-
-int csgi_http__request_body_complete(const csgi_http__request *req)
-{
-    return req->body_state == BODY_COMPLETE;
-}
-
-/* ---- The consumer's API: response ----------------------------------------- */
-
-/* Write value in base 10 or 16 (lower case) at out; returns the digit
-   count (at most 20). snprintf costs some 800 instructions for this. */
-static size_t format_number(char *out, uint64_t value, unsigned base)
-{
-    char digits[20];
-    size_t n = 0;
-    do {
-        digits[n++] = "0123456789abcdef"[value % base];
-        value /= base;
-    } while (value);
-    for (size_t i = 0; i < n; i++)
-        out[i] = digits[n - 1 - i];
-    return n;
-}
-
-/* Lengths first, so most names cost one compare. The byte comparison stays
-   out of line: inlined into start_head it costs more in spilled registers
-   than the call it saves on the rare name of the right length. */
-static __attribute__((noinline)) int same_name(const char *name, const char *lower, size_t len)
-{
-    return csgi_char__equal_nocase(name, lower, len);
-}
-
-static int name_is(const csgi_http__header *h, const char *lower, size_t len)
-{
-    return h->name_len == len && same_name(h->name, lower, len);
-}
-
-static char *put(char *p, const void *s, size_t len)
-{
-    memcpy(p, s, len);
-    return p + len;
-}
-
-/*
- * Write the response head into the output. The application's fields come
- * either as an array (headers/count) or already formatted as
- * "Name: value\r\n" lines (block/block_len, from the gateway, which
- * validated and formatted them while copying them once anyway).
- */
-static int start_head(csgi_http__request *req, int status, const char *reason, size_t reason_len,
-                      const csgi_http__header *headers, size_t count, const char *block,
-                      size_t block_len, int has_date, int has_server, int64_t content_length)
-{
-    if (req->done || req->response_state != RESP_NONE || req->cut)
-        return CSGI_ESTATE;
-    if (status < 200 || status > 599)
-        return CSGI_EINVAL;
-    csgi_http__conn *conn = req->conn;
-    csgi_http__loop *loop = conn->loop;
-    csgi_http__engine *engine = loop->engine;
-    const csgi_http__options *options = &engine->options;
-
-    int is_head = req->head.method_len == 4 && memcmp(req->head.method, "HEAD", 4) == 0;
-    int no_body = status == 204 || status == 304;
-    if (no_body)
-        req->framing = FRAME_NONE;
-    else if (content_length >= 0)
-        req->framing = FRAME_LENGTH;
-    else if (req->head.version_minor >= 1)
-        req->framing = FRAME_CHUNKED;
-    else
-        req->framing = FRAME_CLOSE;
-
-    /* Keep the connection only when the next request can be found: the
-       body must be complete or small enough to drain, and a client waiting
-       for 100 Continue has not sent its body at all (RFC 9110 10.1.1). */
-    int keep_alive =
-        req->head.keep_alive && !loop->stopping && req->framing != FRAME_CLOSE &&
-        (!options->max_keepalive_requests || conn->requests < options->max_keepalive_requests) &&
-        req->continue_state != CONTINUE_EXPECTED;
-    if (keep_alive && req->body_state == BODY_READING) {
-        if (req->head.body == CSGI_HTTP__BODY_LENGTH)
-            keep_alive = req->body_left <= options->max_drain;
-    }
-    if (req->body_state == BODY_FAILED)
-        keep_alive = 0;
-    req->keep_alive = (unsigned char)keep_alive;
-
-    size_t size = block_len;
-    for (size_t i = 0; i < count; i++) {
-        size += headers[i].name_len + headers[i].value_len + 4;
-        if (name_is(&headers[i], "date", 4))
-            has_date = 1;
-        else if (name_is(&headers[i], "server", 6))
-            has_server = 1;
-    }
-    if (!has_date)
-        csgi_http__date_refresh(loop);
-    char length_line[48];
-    size_t length_line_len = 0;
-    if (req->framing == FRAME_LENGTH ||
-        (req->framing == FRAME_NONE && is_head && !no_body && content_length >= 0)) {
-        memcpy(length_line, "Content-Length: ", 16);
-        length_line_len = 16 + format_number(length_line + 16, (uint64_t)content_length, 10);
-        memcpy(length_line + length_line_len, "\r\n", 2);
-        length_line_len += 2;
-    }
-    size += 13 + reason_len + 2 + (has_date ? 0 : loop->date_line_len) +
-            (has_server ? 0 : engine->server_line_len) + length_line_len + 28 + 26 + 2;
-
-    struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(conn->out, (ssize_t)size, &vec, 1) != 1)
-        return CSGI_ENOMEM;
-    char *p = vec.iov_base;
-    char status_digits[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
-                             (char)('0' + status % 10), ' '};
-    p = put(p, "HTTP/1.1 ", 9);
-    p = put(p, status_digits, 4);
-    p = put(p, reason, reason_len);
-    p = put(p, "\r\n", 2);
-    if (!has_date)
-        p = put(p, loop->date_line, loop->date_line_len);
-    if (!has_server && engine->server_line)
-        p = put(p, engine->server_line, engine->server_line_len);
-    if (block_len)
-        p = put(p, block, block_len);
-    for (size_t i = 0; i < count; i++) {
-        p = put(p, headers[i].name, headers[i].name_len);
-        p = put(p, ": ", 2);
-        p = put(p, headers[i].value, headers[i].value_len);
-        p = put(p, "\r\n", 2);
-    }
-    if (length_line_len)
-        p = put(p, length_line, length_line_len);
-    else if (req->framing == FRAME_CHUNKED && !is_head)
-        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
-    if (!keep_alive)
-        p = put(p, "Connection: close\r\n", 19);
-    else if (req->head.version_minor == 0)
-        p = put(p, "Connection: keep-alive\r\n", 24);
-    p = put(p, "\r\n", 2);
-    vec.iov_len = (size_t)(p - (char *)vec.iov_base);
-    evbuffer_commit_space(conn->out, &vec, 1);
-
-    if (is_head)
-        req->framing = FRAME_NONE;
-    req->status = status;
-    req->response_left = req->framing == FRAME_LENGTH ? content_length : -1;
-    req->response_state = RESP_STARTED;
-    conn_touch(conn);
-    return 0;
-}
-
-int csgi_http__response_start(csgi_http__request *req, int status, const char *reason,
-                              const csgi_http__header *headers, size_t count,
-                              int64_t content_length)
-{
-    if (!reason)
-        reason = csgi_status__reason(status);
-    return start_head(req, status, reason, strlen(reason), headers, count, NULL, 0, 0, 0,
-                      content_length);
-}
-
-int csgi_http__response_start_block(csgi_http__request *req, int status, const char *reason,
-                                    size_t reason_len, const char *block, size_t block_len,
-                                    unsigned flags, int64_t content_length)
-{
-    return start_head(req, status, reason, reason_len, NULL, 0, block, block_len,
-                      (flags & CSGI_HTTP__HAS_DATE) != 0, (flags & CSGI_HTTP__HAS_SERVER) != 0,
-                      content_length);
-}
-
-/* Checks common to every write; returns 1 to write, 0 to discard, or an error. */
-static int write_check(csgi_http__request *req, size_t len)
-{
-    if (req->done || req->response_state != RESP_STARTED || req->cut)
-        return CSGI_ESTATE;
-    if (req->framing == FRAME_LENGTH) {
-        if ((uint64_t)len > (uint64_t)req->response_left)
-            return CSGI_ERANGE;
-    }
-    if (len == 0 || req->framing == FRAME_NONE) {
-        req->response_sent += len;
-        return 0;
-    }
-    return 1;
-}
-
-static int write_done(csgi_http__request *req, size_t len, int chunked)
-{
-    csgi_http__conn *conn = req->conn;
-    if (chunked && evbuffer_add(conn->out, "\r\n", 2) != 0)
-        return CSGI_ENOMEM;
-    if (req->framing == FRAME_LENGTH)
-        req->response_left -= (int64_t)len;
-    req->response_sent += len;
-    if (evbuffer_get_length(conn->out) >= conn_options(conn)->output_buffer)
-        req->want_writable = 1;
-    conn_touch(conn);
-    return 0;
-}
-
-static int chunk_prefix(csgi_http__request *req, size_t len)
-{
-    if (req->framing != FRAME_CHUNKED)
-        return 0;
-    char line[24];
-    size_t n = format_number(line, len, 16);
-    memcpy(line + n, "\r\n", 2);
-    return evbuffer_add(req->conn->out, line, n + 2) != 0 ? CSGI_ENOMEM : 1;
-}
-
-int csgi_http__response_write(csgi_http__request *req, const void *data, size_t len)
-{
-    int r = write_check(req, len);
-    if (r <= 0)
-        return r;
-    int chunked = chunk_prefix(req, len);
-    if (chunked < 0 || evbuffer_add(req->conn->out, data, len) != 0)
-        return CSGI_ENOMEM;
-    return write_done(req, len, chunked);
-}
-
-int csgi_http__response_write_reference(csgi_http__request *req, const void *data, size_t len,
-                                        void (*cleanup)(const void *data, size_t len, void *arg),
-                                        void *arg)
-{
-    int r = write_check(req, len);
-    if (r <= 0) {
-        if (cleanup)
-            cleanup(data, len, arg);
-        return r;
-    }
-    int chunked = chunk_prefix(req, len);
-    if (chunked < 0 || evbuffer_add_reference(req->conn->out, data, len, cleanup, arg) != 0) {
-        if (cleanup)
-            cleanup(data, len, arg);
-        return CSGI_ENOMEM;
-    }
-    return write_done(req, len, chunked);
-}
-
-int csgi_http__response_write_buffer(csgi_http__request *req, struct evbuffer *buf)
-{
-    size_t len = evbuffer_get_length(buf);
-    int r = write_check(req, len);
-    if (r <= 0) {
-        if (r == 0)
-            evbuffer_drain(buf, len);
-        return r;
-    }
-    int chunked = chunk_prefix(req, len);
-    if (chunked < 0 || evbuffer_add_buffer(req->conn->out, buf) != 0)
-        return CSGI_ENOMEM;
-    return write_done(req, len, chunked);
-}
-
-int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset, int64_t length)
-{
-    if (offset < 0 || length < 0) {
-        close(fd);
-        return CSGI_EINVAL;
-    }
-    int r = write_check(req, (size_t)length);
-    if (r <= 0) {
-        close(fd);
-        return r;
-    }
-    int chunked = chunk_prefix(req, (size_t)length);
-    /* evbuffer_add_file owns fd from here, also when it fails. */
-    if (chunked < 0) {
-        close(fd);
-        return CSGI_ENOMEM;
-    }
-    if (evbuffer_add_file(req->conn->out, fd, offset, length) != 0)
-        return CSGI_ENOMEM;
-    return write_done(req, (size_t)length, chunked);
-}
-
-size_t csgi_http__response_buffered(const csgi_http__request *req)
-{
-    return evbuffer_get_length(req->conn->out);
-}
-
-int csgi_http__response_finish(csgi_http__request *req)
-{
-    if (req->done || req->response_state != RESP_STARTED || req->cut)
-        return CSGI_ESTATE;
-    csgi_http__conn *conn = req->conn;
-    if (req->framing == FRAME_LENGTH && req->response_left > 0) {
-        /* The client was promised more bytes: only closing tells it. */
-        conn_log(conn, CSGI_LOG__ERROR, "response ended %lld bytes short of its Content-Length",
-                 (long long)req->response_left);
-        req->cut = 1;
-        req->done_error = CSGI_ESTATE;
-        conn_touch(conn);
-        return CSGI_ESTATE;
-    }
-    if (req->framing == FRAME_CHUNKED && evbuffer_add(conn->out, "0\r\n\r\n", 5) != 0) {
-        req->cut = 1;
-        req->done_error = CSGI_ENOMEM;
-        conn_touch(conn);
-        return CSGI_ENOMEM;
-    }
-    if (req->framing == FRAME_CLOSE)
-        req->keep_alive = 0;
-    req->response_state = RESP_FINISHED;
-    conn_touch(conn);
-    return 0;
-}
-
-void csgi_http__response_abort(csgi_http__request *req, int status, int err)
-{
-    if (req->done)
-        return;
-    csgi_http__conn *conn = req->conn;
-    req->done_error = err ? err : CSGI_ESTATE;
-    if (req->response_state == RESP_NONE) {
-        queue_error_response(conn, status ? status : 500);
-        req->response_state = RESP_FINISHED;
-        req->keep_alive = 0;
-        req->framing = FRAME_NONE;
-    } else {
-        req->cut = 1;
-    }
-    conn_touch(conn);
 }

@@ -262,39 +262,11 @@ csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, c
                                                   size_t len, size_t *consumed,
                                                   csgi_http__error *error);
 
-/* ---- Field checks in the parser's terms --------------------------------- */
-
-/* The byte classes themselves are common/chartab.h's; these name the
-   checks the parser's callers make, in one place each. */
-
-/* 1 when s is a token (RFC 9110 5.6.2): a valid field name or method. */
-static inline int csgi_http__is_token(const char *s, size_t len)
-{
-    return csgi_char__is_token(s, len);
-}
-
-/* 1 when s may be a field value, empty or not: HTAB, SP, VCHAR and obs-text
-   only (no CR, LF, NUL or other control bytes; RFC 9110 5.5). */
-static inline int csgi_http__is_field_value(const char *s, size_t len)
-{
-    return len == 0 || csgi_char__all(s, len, CSGI_CHAR__FIELD);
-}
-
-/* Copy len bytes from src to dst (which must not overlap) and return 1
-   when they form a token (copy_token) or a valid field value
-   (copy_field_value), else 0 (the bytes are copied all the same). */
-static inline int csgi_http__copy_token(char *dst, const char *src, size_t len)
-{
-    return csgi_char__copy_all(dst, src, len, CSGI_CHAR__TCHAR);
-}
-
-static inline int csgi_http__copy_field_value(char *dst, const char *src, size_t len)
-{
-    return csgi_char__copy_all(dst, src, len, CSGI_CHAR__FIELD) || len == 0;
-}
+/* ---- Names ---------------------------------------------------------------- */
 
 /* 1 when the len bytes at s are the C string lower (no upper-case letter),
-   ignoring ASCII case. */
+   ignoring ASCII case. The byte classes themselves, and the checks callers
+   outside the parser make, are common/chartab.h's. */
 static inline int csgi_http__token_equals(const char *s, size_t len, const char *lower)
 {
     return strlen(lower) == len && csgi_char__equal_nocase(s, lower, len);

@@ -1,6 +1,8 @@
 /*
- * Structures shared by engine.c (listeners, loops, threads) and
- * connection.c (the per-connection state machine). Not for the gateway.
+ * Structures shared by the engine's files: engine.c (listeners, loops,
+ * threads), connection.c (the per-connection state machine),
+ * request_body.c (the request body) and response.c (the response). Not for
+ * the gateway.
  */
 #ifndef CSGI_HTTP_PRIVATE_H
 #define CSGI_HTTP_PRIVATE_H
@@ -8,6 +10,7 @@
 #include "common/arena.h"
 #include "http/engine.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
@@ -108,6 +111,90 @@ struct csgi_http__engine {
     _Atomic size_t connection_total;
 };
 
+/* ---- Connections and requests --------------------------------------------- */
+
+/* Where the request body is (csgi_http__request.body_state). */
+enum csgi_http__body_state {
+    CSGI_HTTP__BODY_READING,
+    CSGI_HTTP__BODY_COMPLETE,
+    CSGI_HTTP__BODY_FAILED
+};
+
+/* How far the response is (csgi_http__request.response_state). */
+enum csgi_http__response_state {
+    CSGI_HTTP__RESPONSE_NONE,
+    CSGI_HTTP__RESPONSE_STARTED,
+    CSGI_HTTP__RESPONSE_FINISHED
+};
+
+/* Expect: 100-continue (csgi_http__request.continue_state). */
+enum csgi_http__continue_state {
+    CSGI_HTTP__CONTINUE_NONE,
+    CSGI_HTTP__CONTINUE_EXPECTED,
+    CSGI_HTTP__CONTINUE_SENT
+};
+
+/* One connection (connection.c runs its state machine). */
+struct csgi_http__conn {
+    struct event ev;
+    csgi_http__loop *loop;
+    csgi_http__conn *prev, *next;
+    struct evbuffer *in, *out; /* NULL while idle: see connection.c */
+    csgi_http__request *req;
+    const csgi_http__listener *listener;
+    csgi_http__addr peer;
+    csgi_http__scanner scanner;
+    struct timeval deadline; /* end of the head's time, or of lingering */
+    unsigned requests;       /* requests started on this connection */
+    int io_error;            /* errno of a failed read or write */
+    unsigned char state;     /* connection.c's enum conn_state */
+    unsigned char armed;     /* EV_READ / EV_WRITE currently registered */
+    unsigned char timeout;   /* connection.c's enum timeout_kind currently armed */
+    unsigned char dispatching;
+    unsigned char touched;  /* event_active pending */
+    unsigned char peer_eof; /* the client closed its sending side */
+    unsigned char linger;   /* linger after CLOSING */
+};
+
+/* One request, from its head to on_done; it lives in its own arena. */
+struct csgi_http__request {
+    csgi_arena arena;
+    csgi_http__conn *conn;
+    csgi_http__head head;
+    const csgi_http__request_callbacks *callbacks;
+    void *userdata;
+
+    /* Body: decoded bytes wait in `body` until the consumer reads them. */
+    struct evbuffer *body;
+    uint64_t body_left;     /* Content-Length bytes still to arrive */
+    uint64_t body_received; /* decoded bytes so far */
+    uint64_t drain_limit;   /* while draining: close past this many */
+    csgi_http__chunked chunked;
+    char *trailer_bytes;
+    size_t trailer_len;
+    csgi_http__header *trailers;
+    size_t trailer_count;
+    int body_error;       /* when the body failed: the error the consumer reads */
+    int body_status;      /* when the body failed: the status the engine answers */
+    const char *body_why; /* when the body failed: static text for the log */
+
+    /* Response. */
+    int64_t response_left; /* bytes still owed under Content-Length */
+    uint64_t response_sent;
+    int status;
+    int done_error; /* error to report in on_done, 0 for success */
+
+    unsigned char body_state;     /* enum csgi_http__body_state */
+    unsigned char body_waiting;   /* the consumer got EAGAIN: call on_body on news */
+    unsigned char continue_state; /* enum csgi_http__continue_state */
+    unsigned char response_state; /* enum csgi_http__response_state */
+    unsigned char framing;        /* response.c's enum framing */
+    unsigned char keep_alive;     /* decided when the response starts */
+    unsigned char want_writable;  /* call on_writable once output drains */
+    unsigned char cut;            /* close the connection without more output */
+    unsigned char done;           /* on_done has been called */
+};
+
 /* engine.c */
 void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
@@ -120,6 +207,35 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
 /* Free the spare buffers (when the loop ends). */
 void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop);
+/* Log "client <peer>: <text>" when level is enabled. */
+void csgi_http__conn_log(const csgi_http__conn *conn, int level, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline const csgi_http__options *csgi_http__conn_options(const csgi_http__conn *conn)
+{
+    return &conn->loop->engine->options;
+}
+
+/* Ask for the state machine to run: now if the engine is dispatching to the
+   consumer (it runs when the callback returns), else on the next loop turn.
+   Every consumer call ends with it, so it stays inline. */
+static inline void csgi_http__conn_touch(csgi_http__conn *conn)
+{
+    if (conn->dispatching || conn->touched)
+        return;
+    conn->touched = 1;
+    event_active(&conn->ev, EV_WRITE, 1);
+}
+
+/* request_body.c */
+/* Move body bytes from the socket buffer to the request's body buffer (or
+   discard them while draining), decoding chunked framing, up to the body
+   buffer's room. Records errors in the request; never calls out. */
+void csgi_http__body_pump(csgi_http__conn *conn, csgi_http__request *req, int discard);
+
+/* response.c */
+/* Queue a complete error response (text/plain) that closes the connection. */
+void csgi_http__queue_error_response(csgi_http__conn *conn, int status);
 
 /* date.c */
 void csgi_http__date_refresh(csgi_http__loop *loop);

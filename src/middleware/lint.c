@@ -174,13 +174,6 @@ static void check_environ(lint_request *req)
 
 /* ---- start-response ------------------------------------------------------------------ */
 
-/* 1 when the len bytes at s may be a field value (RFC 9110 5.5): no
-   controls but HTAB, no DEL. */
-static int is_field_value(const char *s, size_t len)
-{
-    return len == 0 || csgi_char__all(s, len, CSGI_CHAR__FIELD);
-}
-
 /* Check the status line; returns the code, or 0 when malformed. */
 static int check_status(lint_request *req, const char *status)
 {
@@ -200,7 +193,7 @@ static int check_status(lint_request *req, const char *status)
         violation(req, "start-response: status %d is above 599", code);
     if (!status[4])
         violation(req, "start-response: status %d has no reason phrase", code);
-    else if (!is_field_value(status + 4, strlen(status + 4)))
+    else if (!csgi_char__is_field_value(status + 4, strlen(status + 4)))
         violation(req, "start-response: control character in the status line");
     return code;
 }
@@ -220,7 +213,7 @@ static void check_headers(lint_request *req, int code, const csgi_header *header
             violation(req, "header name is not a token: \"%.*s\"", shown, h->name);
             continue;
         }
-        if (!is_field_value(h->value, h->value_len))
+        if (!csgi_char__is_field_value(h->value, h->value_len))
             violation(req, "header %.*s: CR, LF, NUL or control character in the value", shown,
                       h->name);
         csgi_token__id id = csgi_token__lookup(h->name, h->name_len);

@@ -138,7 +138,7 @@ int csgi_test_request_new(csgi_test_request **out, const char *method, const cha
 {
     if (out)
         *out = NULL;
-    if (!out || !method || !url || !csgi_http__is_token(method, strlen(method)))
+    if (!out || !method || !url || !csgi_char__is_token(method, strlen(method)))
         return CSGI_EINVAL;
     csgi_test_request *request = csgi__malloc(sizeof(*request));
     if (!request)
@@ -186,8 +186,8 @@ static int add_pair(csgi_test_request *request, pair ***tail, const char *name, 
 
 int csgi_test_request_add_header(csgi_test_request *request, const char *name, const char *value)
 {
-    if (!request || !name || !value || !csgi_http__is_token(name, strlen(name)) ||
-        !csgi_http__is_field_value(value, strlen(value)))
+    if (!request || !name || !value || !csgi_char__is_token(name, strlen(name)) ||
+        !csgi_char__is_field_value(value, strlen(value)))
         return CSGI_EINVAL;
     return add_pair(request, &request->headers_tail, name, value);
 }
@@ -350,7 +350,7 @@ static int response_set_head(csgi_test_response *response, int code, const char 
     return 0;
 }
 
-/* The engine's own error page (src/http/connection.c queue_error_response). */
+/* The engine's own error page (src/http/response.c csgi_http__queue_error_response). */
 static int response_set_error(csgi_test_response *response, int code)
 {
     static const char block[] = "Content-Type: text/plain; charset=utf-8\r\n";
