@@ -60,7 +60,7 @@ TARGET_GATEWAY_RPS=0.9     # hello req/s >= 0.9 x engine
 TARGET_AUTH_IR=1.05        # auth instructions/request <= 1.05 x hello
 TARGET_THROUGHPUT=1.5      # hello, auth (and engine) req/s >= 1.5 x evhttp
 TARGET_ENGINE_IR=0.5       # engine instructions/request <= 0.5 x evhttp
-TARGET_IDLE_BYTES=1024     # hello bytes per idle connection <= 1 KiB
+TARGET_IDLE_BYTES=600      # hello bytes per idle connection <= 600 (nginx holds about 520)
 # A wrk run during which other processes used more than this % of a core is
 # repeated (once) and flagged.
 BUSY_LIMIT=10
