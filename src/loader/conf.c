@@ -592,12 +592,12 @@ static csgi_conf__kind kind_of(const char *header)
         const char *prefix;
         csgi_conf__kind kind;
     } kinds[] = {
-        {"app", CSGI_CONF__KIND_APP},
-        {"composit", CSGI_CONF__KIND_COMPOSITE},
-        {"pipeline", CSGI_CONF__KIND_PIPELINE},
-        {"filter-app", CSGI_CONF__KIND_FILTER_APP},
-        {"filter", CSGI_CONF__KIND_FILTER},
-        {"server", CSGI_CONF__KIND_SERVER},
+        {.prefix = "app", .kind = CSGI_CONF__KIND_APP},
+        {.prefix = "composit", .kind = CSGI_CONF__KIND_COMPOSITE},
+        {.prefix = "pipeline", .kind = CSGI_CONF__KIND_PIPELINE},
+        {.prefix = "filter-app", .kind = CSGI_CONF__KIND_FILTER_APP},
+        {.prefix = "filter", .kind = CSGI_CONF__KIND_FILTER},
+        {.prefix = "server", .kind = CSGI_CONF__KIND_SERVER},
     };
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (starts_with(header, kinds[i].prefix))
