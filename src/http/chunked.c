@@ -35,7 +35,8 @@ enum chunk_state {
 
 /* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ) (RFC 9112 7.1.1) */
 enum ext_state {
-    EXT_AFTER_SIZE = 0, /* after the size digits: ';', BWS or CR */
+    EXT_REFUSED = 0,    /* not a state: ext_next's answer for a byte not allowed */
+    EXT_AFTER_SIZE,     /* after the size digits: ';', BWS or CR */
     EXT_AFTER_VALUE,    /* after a complete extension: ';', BWS or CR */
     EXT_WS_BEFORE_SEMI, /* BWS that only a ';' may follow */
     EXT_NAME_START,     /* after ';': BWS, then the first tchar of a name */
@@ -46,6 +47,43 @@ enum ext_state {
     EXT_QUOTED,         /* inside a quoted-string */
     EXT_QUOTED_PAIR     /* after a backslash in a quoted-string */
 };
+
+/* The kinds of byte the extension states outside quoted-strings tell apart. */
+enum ext_byte { BYTE_SEMI, BYTE_EQUALS, BYTE_DQUOTE, BYTE_TCHAR, BYTE_WS, BYTE_OTHER, BYTE_KINDS };
+
+/* Where each extension state outside quoted-strings goes on each kind of
+   byte; a kind left out is refused (EXT_REFUSED). */
+static const unsigned char ext_next[EXT_QUOTED][BYTE_KINDS] = {
+    [EXT_AFTER_SIZE] = {[BYTE_SEMI] = EXT_NAME_START, [BYTE_WS] = EXT_WS_BEFORE_SEMI},
+    [EXT_AFTER_VALUE] = {[BYTE_SEMI] = EXT_NAME_START, [BYTE_WS] = EXT_WS_BEFORE_SEMI},
+    [EXT_WS_BEFORE_SEMI] = {[BYTE_SEMI] = EXT_NAME_START, [BYTE_WS] = EXT_WS_BEFORE_SEMI},
+    [EXT_NAME_START] = {[BYTE_TCHAR] = EXT_NAME, [BYTE_WS] = EXT_NAME_START},
+    [EXT_NAME] = {[BYTE_SEMI] = EXT_NAME_START,
+                  [BYTE_EQUALS] = EXT_VALUE_START,
+                  [BYTE_TCHAR] = EXT_NAME,
+                  [BYTE_WS] = EXT_WS_AFTER_NAME},
+    [EXT_WS_AFTER_NAME] = {[BYTE_SEMI] = EXT_NAME_START,
+                           [BYTE_EQUALS] = EXT_VALUE_START,
+                           [BYTE_WS] = EXT_WS_AFTER_NAME},
+    [EXT_VALUE_START] =
+        {[BYTE_DQUOTE] = EXT_QUOTED, [BYTE_TCHAR] = EXT_TOKEN_VALUE, [BYTE_WS] = EXT_VALUE_START},
+    [EXT_TOKEN_VALUE] = {[BYTE_SEMI] = EXT_NAME_START,
+                         [BYTE_TCHAR] = EXT_TOKEN_VALUE,
+                         [BYTE_WS] = EXT_WS_BEFORE_SEMI},
+};
+
+static enum ext_byte ext_byte_kind(unsigned char c)
+{
+    if (c == ';')
+        return BYTE_SEMI;
+    if (c == '=')
+        return BYTE_EQUALS;
+    if (c == '"')
+        return BYTE_DQUOTE;
+    if (csgi_char__is_tchar(c))
+        return BYTE_TCHAR;
+    return csgi_char__is_ws(c) ? BYTE_WS : BYTE_OTHER;
+}
 
 /* The states that only take one given byte: that byte, the state it leads
    to, and why any other byte is refused. */
@@ -80,65 +118,20 @@ static csgi_http__chunk_result chunk_fail(csgi_http__chunked *decoder, csgi_http
 /* One byte of chunk extensions other than CR. Returns 0 if it is not allowed. */
 static int ext_step(csgi_http__chunked *decoder, unsigned char c)
 {
-    switch (decoder->ext_state) {
-    case EXT_TOKEN_VALUE:
-        if (csgi_char__is_tchar(c))
-            return 1;
-        /* a value ends as the size does */
-        /* fall through */
-    case EXT_AFTER_SIZE:
-    case EXT_AFTER_VALUE:
-    case EXT_WS_BEFORE_SEMI:
-        if (c == ';')
-            decoder->ext_state = EXT_NAME_START;
-        else if (csgi_char__is_ws(c))
-            decoder->ext_state = EXT_WS_BEFORE_SEMI;
-        else
-            return 0;
-        return 1;
-    case EXT_NAME_START:
-        if (csgi_char__is_tchar(c))
-            decoder->ext_state = EXT_NAME;
-        else if (!csgi_char__is_ws(c))
-            return 0;
-        return 1;
-    case EXT_NAME:
-        if (csgi_char__is_tchar(c))
-            return 1;
-        /* fall through */
-    case EXT_WS_AFTER_NAME:
-        if (c == ';')
-            decoder->ext_state = EXT_NAME_START;
-        else if (c == '=')
-            decoder->ext_state = EXT_VALUE_START;
-        else if (csgi_char__is_ws(c))
-            decoder->ext_state = EXT_WS_AFTER_NAME;
-        else
-            return 0;
-        return 1;
-    case EXT_VALUE_START:
-        if (c == '"')
-            decoder->ext_state = EXT_QUOTED;
-        else if (csgi_char__is_tchar(c))
-            decoder->ext_state = EXT_TOKEN_VALUE;
-        else if (!csgi_char__is_ws(c))
-            return 0;
-        return 1;
-    case EXT_QUOTED:
-        if (c == '"')
-            decoder->ext_state = EXT_AFTER_VALUE;
-        else if (c == '\\')
-            decoder->ext_state = EXT_QUOTED_PAIR;
-        else if (!csgi_char__is_qdtext(c))
-            return 0;
-        return 1;
-    case EXT_QUOTED_PAIR:
-        if (!csgi_char__is_field(c))
-            return 0;
-        decoder->ext_state = EXT_QUOTED;
-        return 1;
-    default: return 0;
-    }
+    int next;
+    if (decoder->ext_state == EXT_QUOTED)
+        next = c == '"'                  ? EXT_AFTER_VALUE
+               : c == '\\'               ? EXT_QUOTED_PAIR
+               : csgi_char__is_qdtext(c) ? EXT_QUOTED
+                                         : EXT_REFUSED;
+    else if (decoder->ext_state == EXT_QUOTED_PAIR)
+        next = csgi_char__is_field(c) ? EXT_QUOTED : EXT_REFUSED;
+    else
+        next = ext_next[decoder->ext_state][ext_byte_kind(c)];
+    if (next == EXT_REFUSED)
+        return 0;
+    decoder->ext_state = next;
+    return 1;
 }
 
 /*

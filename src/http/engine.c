@@ -32,25 +32,25 @@
 
 void csgi_http__options_init(csgi_http__options *options)
 {
-    static const csgi_http__limits limits = CSGI_HTTP__LIMITS_DEFAULT;
-    memset(options, 0, sizeof(*options));
-    options->limits = limits;
-    options->max_body = 1024 * 1024;
-    options->max_trailer = 8192;
-    options->header_timeout_ms = 60000;
-    options->body_timeout_ms = 60000;
-    options->keepalive_timeout_ms = 75000;
-    options->send_timeout_ms = 60000;
-    options->linger_timeout_ms = 5000;
-    options->max_keepalive_requests = 1000;
-    options->max_connections = 4096;
-    options->threads = 1;
-    options->backlog = 511;
-    options->body_buffer = 64 * 1024;
-    options->output_buffer = 64 * 1024;
-    options->max_drain = 64 * 1024;
-    options->server_header = "csgi";
-    options->log_level = CSGI_LOG__WARN;
+    *options = (csgi_http__options){
+        .limits = CSGI_HTTP__LIMITS_DEFAULT,
+        .max_body = 1024 * 1024,
+        .max_trailer = 8192,
+        .header_timeout_ms = 60000,
+        .body_timeout_ms = 60000,
+        .keepalive_timeout_ms = 75000,
+        .send_timeout_ms = 60000,
+        .linger_timeout_ms = 5000,
+        .max_keepalive_requests = 1000,
+        .max_connections = 4096,
+        .threads = 1,
+        .backlog = 511,
+        .body_buffer = 64 * 1024,
+        .output_buffer = 64 * 1024,
+        .max_drain = 64 * 1024,
+        .server_header = "csgi",
+        .log_level = CSGI_LOG__WARN,
+    };
 }
 
 /* ---- Logging ---------------------------------------------------------------- */

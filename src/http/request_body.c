@@ -143,8 +143,8 @@ static void send_continue(csgi_http__request *req)
     }
 }
 
-/* Common start of both read functions: returns 1 when bytes can be read,
-   else the value to return. */
+/* The start of body_read(): returns 1 when bytes can be read, else the
+   value to return. */
 static ssize_t read_prepare(csgi_http__request *req)
 {
     if (req->done || !req->body)
@@ -165,33 +165,30 @@ static ssize_t read_prepare(csgi_http__request *req)
     return 1;
 }
 
-/* After a read made room in the body buffer, let more in. */
-static void read_finish(csgi_http__request *req)
+/* Both read functions: move up to len body bytes into dst, or into buf
+   when dst is NULL, then let more in if the read made room. */
+static ssize_t body_read(csgi_http__request *req, void *buf, struct evbuffer *dst, size_t len)
 {
+    ssize_t ready = read_prepare(req);
+    if (ready != 1)
+        return ready;
+    int n =
+        dst ? evbuffer_remove_buffer(req->body, dst, len) : evbuffer_remove(req->body, buf, len);
     if (req->body_state == CSGI_HTTP__BODY_READING) {
         csgi_http__body_pump(req->conn, req, 0);
         csgi_http__conn_touch(req->conn);
     }
+    return n;
 }
 
 ssize_t csgi_http__request_read(csgi_http__request *req, void *buf, size_t len)
 {
-    ssize_t ready = read_prepare(req);
-    if (ready != 1)
-        return ready;
-    int n = evbuffer_remove(req->body, buf, len);
-    read_finish(req);
-    return n;
+    return body_read(req, buf, NULL, len);
 }
 
 ssize_t csgi_http__request_read_buffer(csgi_http__request *req, struct evbuffer *dst, size_t len)
 {
-    ssize_t ready = read_prepare(req);
-    if (ready != 1)
-        return ready;
-    int n = evbuffer_remove_buffer(req->body, dst, len);
-    read_finish(req);
-    return n;
+    return body_read(req, NULL, dst, len);
 }
 
 size_t csgi_http__request_body_buffered(const csgi_http__request *req)

@@ -126,19 +126,16 @@ static const csgi_conf__entry *converted_entry(const csgi_conf *conf, const char
     return entry;
 }
 
-int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int *out,
-                     csgi_load_error *error)
+/* A converter's reading of a present key: value is its text after the
+   leading blanks. 0 with *out set, or CSGI_EINVAL with error filled. */
+typedef int parse_fn(const csgi_conf__entry *entry, const char *value, long long *out,
+                     csgi_load_error *error);
+
+static int parse_bool(const csgi_conf__entry *entry, const char *value, long long *out,
+                      csgi_load_error *error)
 {
     static const char *const truths[] = {"true", "yes", "on", "y", "t", "1"};
     static const char *const lies[] = {"false", "no", "off", "n", "f", "0"};
-    if (!conf || !name || !out)
-        return CSGI_EINVAL;
-    const char *value;
-    const csgi_conf__entry *entry = converted_entry(conf, name, &value);
-    if (!entry) {
-        *out = fallback;
-        return 0;
-    }
     size_t len = strlen(value);
     while (len && is_blank(value[len - 1]))
         len--;
@@ -156,17 +153,9 @@ int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int 
     return CSGI_EINVAL;
 }
 
-int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback, long long *out,
-                    csgi_load_error *error)
+static int parse_int(const csgi_conf__entry *entry, const char *value, long long *out,
+                     csgi_load_error *error)
 {
-    if (!conf || !name || !out)
-        return CSGI_EINVAL;
-    const char *value;
-    const csgi_conf__entry *entry = converted_entry(conf, name, &value);
-    if (!entry) {
-        *out = fallback;
-        return 0;
-    }
     const char *digits = value + (*value == '+' || *value == '-');
     if (*digits < '0' || *digits > '9') {
         error_at_entry(error, entry, "not an integer: '%s'", entry->value);
@@ -187,6 +176,40 @@ int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback,
     }
     *out = parsed;
     return 0;
+}
+
+/* The converters' common part: fallback when conf has no key name, else
+   the key's value read by parse. *out is left alone on an error. */
+static int convert(const csgi_conf *conf, const char *name, long long fallback, long long *out,
+                   csgi_load_error *error, parse_fn *parse)
+{
+    if (!conf || !name || !out)
+        return CSGI_EINVAL;
+    const char *value;
+    const csgi_conf__entry *entry = converted_entry(conf, name, &value);
+    if (!entry) {
+        *out = fallback;
+        return 0;
+    }
+    return parse(entry, value, out, error);
+}
+
+int csgi_conf_asbool(const csgi_conf *conf, const char *name, int fallback, int *out,
+                     csgi_load_error *error)
+{
+    if (!out)
+        return CSGI_EINVAL;
+    long long parsed;
+    int rc = convert(conf, name, fallback, &parsed, error, parse_bool);
+    if (rc == 0)
+        *out = (int)parsed;
+    return rc;
+}
+
+int csgi_conf_asint(const csgi_conf *conf, const char *name, long long fallback, long long *out,
+                    csgi_load_error *error)
+{
+    return convert(conf, name, fallback, out, error, parse_int);
 }
 
 static int is_space(char c)

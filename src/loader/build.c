@@ -165,6 +165,22 @@ static int no_factory(const csgi_conf__context *context, csgi_load_error *error)
     return CSGI_EPARSE;
 }
 
+/* After a lookup that left rc and r: an unknown factory (not found, or
+   nothing registered) becomes a stub when the loader stubs them
+   (csgi_loader__stub_unknown). Returns 1 with *rc the stub's outcome when
+   it did, else 0 with *rc unchanged. */
+static int unknown_stubbed(csgi_loader *loader, const csgi_conf__context *context, int *rc,
+                           const csgi_loader__factory *r, csgi_app **out, csgi_load_error *error)
+{
+    if (*rc != CSGI_ENOTFOUND && (*rc != 0 || r))
+        return 0;
+    int stub = CSGI_ENOTFOUND;
+    if (!csgi_loader__stub_unknown(loader, context, &stub, out, error))
+        return 0;
+    *rc = stub;
+    return 1;
+}
+
 /* Call the app (or composite) factory of an app, composite or reference context. */
 static int call_app_factory(csgi_loader *loader, const csgi_conf__context *context, csgi_app **out,
                             csgi_load_error *error)
@@ -174,11 +190,8 @@ static int call_app_factory(csgi_loader *loader, const csgi_conf__context *conte
     csgi_loader__factory found;
     const csgi_loader__factory *r = NULL;
     int rc = csgi_loader__lookup(loader, context, CSGI_LOADER__WANT_APP, &found, &r, error);
-    if (rc == CSGI_ENOTFOUND || (rc == 0 && !r)) {
-        int unknown = CSGI_ENOTFOUND;
-        if (csgi_loader__stub_unknown(loader, context, &unknown, out, error))
-            return unknown;
-    }
+    if (unknown_stubbed(loader, context, &rc, r, out, error))
+        return rc;
     if (rc != 0)
         return rc;
     int composite = csgi_loader__wants_composite(context);
@@ -209,16 +222,12 @@ static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *co
     csgi_loader__factory found;
     const csgi_loader__factory *r = NULL;
     int rc = csgi_loader__lookup(loader, context, CSGI_LOADER__WANT_FILTER, &found, &r, error);
-    if (rc == CSGI_ENOTFOUND || (rc == 0 && !r)) {
-        int unknown = CSGI_ENOTFOUND;
-        if (csgi_loader__stub_unknown(loader, context, &unknown, NULL, error)) {
-            if (unknown != 0) {
-                csgi_app_free(next);
-                return unknown;
-            }
+    if (unknown_stubbed(loader, context, &rc, r, NULL, error)) {
+        if (rc == 0)
             *out = next; /* a stub filter passes requests on */
-            return 0;
-        }
+        else
+            csgi_app_free(next);
+        return rc;
     }
     if (rc == 0 && (!r || !r->filter_factory))
         rc = csgi_loader__wrong_factory(context, r, "a filter factory", error);

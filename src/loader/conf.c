@@ -586,18 +586,22 @@ static int find_section(resolver *rs, const csgi_conf__scope *scope, csgi_conf__
 
 static csgi_conf__kind kind_of(const char *header)
 {
-    if (starts_with(header, "app") || starts_with(header, "application"))
-        return CSGI_CONF__KIND_APP;
-    if (starts_with(header, "composit"))
-        return CSGI_CONF__KIND_COMPOSITE;
-    if (starts_with(header, "pipeline"))
-        return CSGI_CONF__KIND_PIPELINE;
-    if (starts_with(header, "filter-app"))
-        return CSGI_CONF__KIND_FILTER_APP;
-    if (starts_with(header, "filter"))
-        return CSGI_CONF__KIND_FILTER;
-    if (starts_with(header, "server"))
-        return CSGI_CONF__KIND_SERVER;
+    /* PasteDeploy's prefixes; the first match wins, so "filter-app" comes
+       before "filter". "app" covers "application", "composit" "composite". */
+    static const struct {
+        const char *prefix;
+        csgi_conf__kind kind;
+    } kinds[] = {
+        {.prefix = "app", .kind = CSGI_CONF__KIND_APP},
+        {.prefix = "composit", .kind = CSGI_CONF__KIND_COMPOSITE},
+        {.prefix = "pipeline", .kind = CSGI_CONF__KIND_PIPELINE},
+        {.prefix = "filter-app", .kind = CSGI_CONF__KIND_FILTER_APP},
+        {.prefix = "filter", .kind = CSGI_CONF__KIND_FILTER},
+        {.prefix = "server", .kind = CSGI_CONF__KIND_SERVER},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (starts_with(header, kinds[i].prefix))
+            return kinds[i].kind;
     return CSGI_CONF__KIND_NONE;
 }
 

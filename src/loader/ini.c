@@ -154,13 +154,8 @@ static bool open_section(parse_state *st, const char *start, const char *end)
         fail_nomem(st);
         return false;
     }
-    memset(section, 0, sizeof(*section));
-    section->name = name;
-    section->line = st->line;
-    if (ini->last_section)
-        ini->last_section->next = section;
-    else
-        ini->sections = section;
+    *section = (csgi_ini__section){.name = name, .line = st->line};
+    *(ini->last_section ? &ini->last_section->next : &ini->sections) = section;
     ini->last_section = section;
     ini->section_count++;
     return true;
@@ -233,10 +228,7 @@ static bool add_key(parse_state *st, csgi_ini__section *section, csgi_ini__key *
     if (section->key_count >= LINEAR_KEYS &&
         csgi_name_index__put(&section->keys_by_name, arena, key->name, key) != 0)
         return false;
-    if (section->last_key)
-        section->last_key->next = key;
-    else
-        section->keys = key;
+    *(section->last_key ? &section->last_key->next : &section->keys) = key;
     section->last_key = key;
     section->key_count++;
     return true;
@@ -309,10 +301,7 @@ static bool read_key(parse_state *st, line_span l, const char *s, const char *e)
         fail_nomem(st);
         return false;
     }
-    key->next = NULL;
-    key->name = name;
-    key->value = value;
-    key->line = key_line;
+    *key = (csgi_ini__key){.name = name, .value = value, .line = key_line};
     if (!add_key(st, section, key)) {
         fail_nomem(st);
         return false;

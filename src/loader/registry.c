@@ -10,6 +10,7 @@
 #include "loader/loader_private.h"
 #include "middleware/middleware.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* The built-in factories; each lives beside what it builds. */
@@ -60,10 +61,13 @@ static csgi_loader__factory *find_registration(csgi_loader *loader, const char *
     return NULL;
 }
 
-static int add_registration(csgi_loader *loader, const char *reference,
+/* Register a copy of factory under reference. usable: the caller's own
+   arguments are present and fit; CSGI_EINVAL when not, or for a missing,
+   empty or already registered reference. */
+static int add_registration(csgi_loader *loader, const char *reference, bool usable,
                             const csgi_loader__factory *factory)
 {
-    if (!reference[0])
+    if (!loader || !reference || !usable || !reference[0])
         return CSGI_EINVAL;
     char *normalised = csgi_loader__normalise(reference);
     if (!normalised)
@@ -87,30 +91,24 @@ static int add_registration(csgi_loader *loader, const char *reference,
 int csgi_loader_register_app(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
                              csgi_app_factory_fn factory)
 {
-    if (!loader || !reference || !factory ||
-        (kind != CSGI_FACTORY_APP && kind != CSGI_FACTORY_COMPOSITE))
-        return CSGI_EINVAL;
+    bool fits = kind == CSGI_FACTORY_APP || kind == CSGI_FACTORY_COMPOSITE;
     csgi_loader__factory r = {.kind = kind, .app_factory = factory};
-    return add_registration(loader, reference, &r);
+    return add_registration(loader, reference, factory && fits, &r);
 }
 
 int csgi_loader_register_filter(csgi_loader *loader, const char *reference, csgi_factory_kind kind,
                                 csgi_filter_factory_fn factory)
 {
-    if (!loader || !reference || !factory ||
-        (kind != CSGI_FACTORY_FILTER && kind != CSGI_FACTORY_FILTER_APP))
-        return CSGI_EINVAL;
+    bool fits = kind == CSGI_FACTORY_FILTER || kind == CSGI_FACTORY_FILTER_APP;
     csgi_loader__factory r = {.kind = kind, .filter_factory = factory};
-    return add_registration(loader, reference, &r);
+    return add_registration(loader, reference, factory && fits, &r);
 }
 
 int csgi_loader_register_server(csgi_loader *loader, const char *reference,
                                 csgi_server_runner_fn runner)
 {
-    if (!loader || !reference || !runner)
-        return CSGI_EINVAL;
     csgi_loader__factory r = {.kind = CSGI_FACTORY_SERVER, .server_runner = runner};
-    return add_registration(loader, reference, &r);
+    return add_registration(loader, reference, runner != NULL, &r);
 }
 
 void csgi_loader__free_registrations(csgi_loader *loader)

@@ -8,67 +8,70 @@
 
 #include <string.h>
 
-/* The runner of the server section uri names: *context and *r set. */
-static int find_runner(csgi_loader *loader, const char *uri, csgi_loader__factory *found,
-                       const csgi_conf__context **context, const csgi_loader__factory **r,
-                       csgi_load_error *error)
+/* A server section's runner, as find_runner() finds it. */
+typedef struct server_runner {
+    csgi_loader__factory found; /* room csgi_loader__lookup() may fill */
+    const csgi_loader__factory *r;
+    const csgi_conf__context *context;
+} server_runner;
+
+/* Start a serve or check (csgi_loader__start, valid: the caller's
+   arguments are usable) and find the runner of the server section uri
+   names: *error and out set. */
+static int find_runner(csgi_loader *loader, const char *uri, int valid, csgi_load_error **error,
+                       csgi_load_error *scratch, server_runner *out)
 {
-    int rc = csgi_loader__resolve(loader, CSGI_CONF__SERVER, uri, context, error);
+    out->r = NULL;
+    out->context = NULL;
+    int rc = csgi_loader__start(error, scratch, valid);
+    if (rc == 0)
+        rc = csgi_loader__resolve(loader, CSGI_CONF__SERVER, uri, &out->context, *error);
     if (rc != 0)
         return rc;
-    const csgi_conf__context *c = *context;
+    const csgi_conf__context *c = out->context;
     if (!c->factory.text) {
-        csgi_load_error__set(error, c->file, c->line, c->section, NULL,
+        csgi_load_error__set(*error, c->file, c->line, c->section, NULL,
                              "no factory for this section");
         return CSGI_EPARSE;
     }
-    rc = csgi_loader__lookup(loader, c, CSGI_LOADER__WANT_SERVER, found, r, error);
-    if (rc == 0 && (!*r || !(*r)->server_runner))
-        rc = csgi_loader__wrong_factory(c, *r, "a server runner", error);
+    rc = csgi_loader__lookup(loader, c, CSGI_LOADER__WANT_SERVER, &out->found, &out->r, *error);
+    if (rc == 0 && (!out->r || !out->r->server_runner))
+        rc = csgi_loader__wrong_factory(c, out->r, "a server runner", *error);
+    return rc;
+}
+
+/* What the runner's call returned, its error located at the section. */
+static int runner_result(const server_runner *runner, csgi_load_error *error, int rc)
+{
+    if (rc != 0)
+        csgi_loader__error_locate(error, runner->context, rc);
     return rc;
 }
 
 int csgi_loader_serve(csgi_loader *loader, const char *uri, csgi_app *app, csgi_load_error *error)
 {
     csgi_load_error scratch;
-    int rc = csgi_loader__start(&error, &scratch, loader && uri);
-    if (rc == 0 && !app) {
-        csgi_load_error__code(error, CSGI_EINVAL);
-        rc = CSGI_EINVAL;
-    }
-    csgi_loader__factory found;
-    const csgi_loader__factory *r = NULL;
-    const csgi_conf__context *context = NULL;
-    if (rc == 0)
-        rc = find_runner(loader, uri, &found, &context, &r, error);
+    server_runner runner;
+    int rc = find_runner(loader, uri, loader && uri && app, &error, &scratch, &runner);
     if (rc != 0) {
         csgi_app_free(app);
         return rc;
     }
-    csgi_conf global = csgi_loader__conf(loader, &context->global_conf);
-    csgi_conf local = csgi_loader__conf(loader, &context->local_conf);
-    rc = r->server_runner(loader, &global, &local, app, error);
-    if (rc != 0)
-        csgi_loader__error_locate(error, context, rc);
-    return rc;
+    csgi_conf global = csgi_loader__conf(loader, &runner.context->global_conf);
+    csgi_conf local = csgi_loader__conf(loader, &runner.context->local_conf);
+    return runner_result(&runner, error,
+                         runner.r->server_runner(loader, &global, &local, app, error));
 }
 
 int csgi_loader_check_server(csgi_loader *loader, const char *uri, csgi_load_error *error)
 {
     csgi_load_error scratch;
-    int rc = csgi_loader__start(&error, &scratch, loader && uri);
-    csgi_loader__factory found;
-    const csgi_loader__factory *r = NULL;
-    const csgi_conf__context *context = NULL;
-    if (rc == 0)
-        rc = find_runner(loader, uri, &found, &context, &r, error);
-    if (rc != 0 || !r->server_check)
+    server_runner runner;
+    int rc = find_runner(loader, uri, loader && uri, &error, &scratch, &runner);
+    if (rc != 0 || !runner.r->server_check)
         return rc;
-    csgi_conf local = csgi_loader__conf(loader, &context->local_conf);
-    rc = r->server_check(&local, error);
-    if (rc != 0)
-        csgi_loader__error_locate(error, context, rc);
-    return rc;
+    csgi_conf local = csgi_loader__conf(loader, &runner.context->local_conf);
+    return runner_result(&runner, error, runner.r->server_check(&local, error));
 }
 
 int csgi_loader_has_server(csgi_loader *loader, const char *uri, csgi_load_error *error)
