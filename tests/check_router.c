@@ -27,7 +27,7 @@ static csgi_body *echo_call(void *state, csgi_environ *environ, csgi_start_respo
     static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
     static const char *const names[] = {"image_id", "project_id", "id", "name", "rest"};
     char text[512];
-    const char *route = csgi_environ_get(environ, "csgi.route");
+    const char *route = csgi_router_route(environ);
     size_t n = (size_t)snprintf(text, sizeof(text), "%s route=%s", (const char *)state,
                                 route ? route : "-");
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -276,6 +276,7 @@ START_TEST(arguments_outside_a_route)
 {
     const char *out = "x";
     ck_assert_ptr_null(csgi_router_arg(NULL, "x"));
+    ck_assert_ptr_null(csgi_router_route(NULL));
     ck_assert_int_eq(csgi_router_url(NULL, "x", NULL, &out), CSGI_EINVAL);
     ck_assert_int_eq(csgi_router_url(NULL, "x", NULL, NULL), CSGI_EINVAL);
 }

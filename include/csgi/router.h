@@ -35,13 +35,15 @@
  * of all of them, HEAD (with GET) and OPTIONS included. No match: 404, or
  * the not-found application. Both errors are csgi_response_error() pages.
  *
- * On a match, SCRIPT_NAME and PATH_INFO are left as they are; each
- * variable's value is set in the environ as "csgi.routing_args.NAME" (the
- * named part of wsgiorg.routing_args; read it with csgi_router_arg()),
- * "csgi.route" holds the route's name (when it has one) and
+ * On a match, SCRIPT_NAME and PATH_INFO are left as they are, and the
+ * environ key "csgi.routing_args" (a pointer value, the counterpart of
+ * wsgiorg.routing_args) records the match: csgi_router_arg() reads a
+ * variable's value, csgi_router_route() the route's name, and
  * csgi_router_url() builds the URL of any named route of the router,
  * prefixed with SCRIPT_NAME, so that a router mounted under urlmap makes
- * URLs that lead back to it.
+ * URLs that lead back to it. One key whatever the number of variables
+ * keeps the match cheap; a router nested behind another replaces the
+ * outer one's record.
  *
  * @code
  * csgi_router *router = NULL;
@@ -89,8 +91,8 @@ CSGI_EXTERN int csgi_router_new(csgi_router **out);
  * Add a route.
  *
  * @param router  the router (borrowed); not turned into an application yet
- * @param name    the route's name for csgi_router_url() and "csgi.route"
- *                (copied), unique in the router; NULL for an unnamed route
+ * @param name    the route's name, for csgi_router_url() and
+ *                csgi_router_route() (copied), unique in the router; NULL for an unnamed route
  * @param methods the methods, separated by commas or blanks ("GET",
  *                "GET,POST"), or "*" or NULL for any method (copied)
  * @param pattern the pattern, starting with "/" (copied; see the file's
@@ -141,11 +143,20 @@ CSGI_EXTERN void csgi_router_free(csgi_router *router);
  *
  * @param environ the request (borrowed)
  * @param name    the variable's name, as in the pattern (borrowed)
- * @return the decoded value, borrowed until the request ends (the key
- *         "csgi.routing_args.NAME"); NULL when the request has no such
- *         variable (or a NULL argument).
+ * @return the decoded value, NUL-terminated, borrowed until the request
+ *         ends; NULL when no router matched the request, its route has no
+ *         such variable, or an argument is NULL.
  */
 CSGI_EXTERN const char *csgi_router_arg(csgi_environ *environ, const char *name);
+
+/**
+ * The name of the route a router matched for the request.
+ *
+ * @param environ the request (borrowed); NULL allowed
+ * @return the name, borrowed from the router (valid while the request
+ *         runs); NULL when no router matched or the route has no name.
+ */
+CSGI_EXTERN const char *csgi_router_route(csgi_environ *environ);
 
 /**
  * Build the URL path of a named route of the router that matched the

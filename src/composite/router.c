@@ -32,7 +32,8 @@
 /* A 405 lists the methods of at most this many matching patterns. */
 #define MAX_ALLOW_NODES 16
 
-#define ARGS_PREFIX "csgi.routing_args."
+/* The environ key of a match: a pointer to its routing record. */
+#define ROUTING_KEY "csgi.routing_args"
 
 enum kind { SEGMENT_LITERAL, SEGMENT_ANY, SEGMENT_INT, SEGMENT_HEX, SEGMENT_REGEX };
 
@@ -54,7 +55,6 @@ typedef struct route {
     int any_method;
     segment *segments;
     size_t segment_count;
-    char **keys; /* "csgi.routing_args.NAME", one per variable, in pattern order */
     size_t variable_count;
     csgi_app *app; /* one reference */
 } route;
@@ -136,9 +136,6 @@ static void route_free(route *r)
         csgi__free(r->segments[i].source);
     }
     csgi__free(r->segments);
-    for (size_t i = 0; r->keys && i < r->variable_count; i++)
-        csgi__free(r->keys[i]);
-    csgi__free(r->keys);
     csgi_app_free(r->app);
     csgi__free(r);
 }
@@ -301,28 +298,6 @@ static int parse_pattern(route *r, const char *pattern, regex_t **regexes, const
     }
 }
 
-/* The environ keys of the variables. */
-static int make_keys(route *r)
-{
-    size_t count = r->variable_count;
-    r->variable_count = 0;
-    r->keys = csgi__calloc(count ? count : 1, sizeof(char *));
-    if (!r->keys)
-        return CSGI_ENOMEM;
-    for (size_t i = 0; i < r->segment_count; i++) {
-        const segment *s = &r->segments[i];
-        if (s->kind == SEGMENT_LITERAL)
-            continue;
-        char *key = csgi__malloc(sizeof(ARGS_PREFIX) + s->len);
-        if (!key)
-            return CSGI_ENOMEM;
-        memcpy(key, ARGS_PREFIX, sizeof(ARGS_PREFIX) - 1);
-        memcpy(key + sizeof(ARGS_PREFIX) - 1, s->text, s->len + 1);
-        r->keys[r->variable_count++] = key;
-    }
-    return 0;
-}
-
 /* ---- The tree ------------------------------------------------------------------ */
 
 static int new_node(node **out)
@@ -445,8 +420,6 @@ static int add_route(csgi_router *router, const char *name, const char *methods,
         err = parse_methods(r, methods, why);
     if (!err)
         err = parse_pattern(r, pattern, regexes, why);
-    if (!err)
-        err = make_keys(r);
     if (!err)
         err = reserve_one(&router->routes, &router->capacity, sizeof(route *), router->count);
     node *n = &router->root;
@@ -647,8 +620,12 @@ static int step(const node *child, const char *slash, const char *end, match *m)
 /* Match the path from text (a segment's start) to end below node n. */
 static int walk(const node *n, const char *text, const char *end, match *m)
 {
-    const char *slash = memchr(text, '/', (size_t)(end - text));
-    size_t len = (size_t)((slash ? slash : end) - text);
+    /* Segments are short: a loop costs less than a call to memchr. */
+    const char *stop = text;
+    while (stop < end && *stop != '/')
+        stop++;
+    const char *slash = stop < end ? stop : NULL;
+    size_t len = (size_t)(stop - text);
     const node *child = find_literal(n, text, len);
     if (child && step(child, slash, end, m))
         return 1;
@@ -727,6 +704,35 @@ static csgi_body *answer(csgi_environ *environ, csgi_start_response *start_respo
     return csgi_response_send(response, environ, start_response);
 }
 
+/* What a match leaves in the environ (ROUTING_KEY), in the request's arena:
+   one key and one allocation, whatever the number of variables. */
+typedef struct routing {
+    const csgi_router *router;
+    const route *route;
+    const char *values[]; /* NUL-terminated copies, in pattern order */
+} routing;
+
+static int set_routing(csgi_environ *environ, const csgi_router *router, const route *r,
+                       const capture *values)
+{
+    size_t size = sizeof(routing) + r->variable_count * sizeof(char *);
+    for (size_t i = 0; i < r->variable_count; i++)
+        size += values[i].len + 1;
+    routing *record = csgi_environ_alloc(environ, size);
+    if (!record)
+        return CSGI_ENOMEM;
+    record->router = router;
+    record->route = r;
+    char *text = (char *)&record->values[r->variable_count];
+    for (size_t i = 0; i < r->variable_count; i++) {
+        memcpy(text, values[i].text, values[i].len);
+        text[values[i].len] = '\0';
+        record->values[i] = text;
+        text += values[i].len + 1;
+    }
+    return csgi_environ_set_pointer(environ, ROUTING_KEY, record, NULL);
+}
+
 static csgi_body *router_call(void *state, csgi_environ *environ,
                               csgi_start_response *start_response)
 {
@@ -755,12 +761,7 @@ static csgi_body *router_call(void *state, csgi_environ *environ,
         return NULL;
     if (m.found) {
         const route *r = m.found;
-        for (size_t i = 0; i < r->variable_count; i++)
-            if (csgi_environ_set_n(environ, r->keys[i], m.values[i].text, m.values[i].len) != 0)
-                return NULL;
-        if (r->name && csgi_environ_set(environ, "csgi.route", r->name) != 0)
-            return NULL;
-        if (csgi_environ_set_pointer(environ, "csgi.router", router, NULL) != 0)
+        if (set_routing(environ, router, r, m.values) != 0)
             return NULL;
         return csgi_app_call(r->app, environ, start_response);
     }
@@ -779,19 +780,24 @@ static csgi_body *router_call(void *state, csgi_environ *environ,
 
 const char *csgi_router_arg(csgi_environ *environ, const char *name)
 {
-    if (!environ || !name)
+    const routing *record = environ ? csgi_environ_get_pointer(environ, ROUTING_KEY) : NULL;
+    if (!record || !name)
         return NULL;
-    char small[128];
-    size_t len = strlen(name);
-    char *key = small;
-    if (sizeof(ARGS_PREFIX) + len > sizeof(small)) {
-        key = csgi_environ_alloc(environ, sizeof(ARGS_PREFIX) + len);
-        if (!key)
-            return NULL;
+    const route *r = record->route;
+    for (size_t i = 0, variable = 0; i < r->segment_count; i++) {
+        if (r->segments[i].kind == SEGMENT_LITERAL)
+            continue;
+        if (strcmp(r->segments[i].text, name) == 0)
+            return record->values[variable];
+        variable++;
     }
-    memcpy(key, ARGS_PREFIX, sizeof(ARGS_PREFIX) - 1);
-    memcpy(key + sizeof(ARGS_PREFIX) - 1, name, len + 1);
-    return csgi_environ_get(environ, key);
+    return NULL;
+}
+
+const char *csgi_router_route(csgi_environ *environ)
+{
+    const routing *record = environ ? csgi_environ_get_pointer(environ, ROUTING_KEY) : NULL;
+    return record ? record->route->name : NULL;
 }
 
 /* Append text percent-encoded, keeping RFC 3986's pchar (and "/" when
@@ -835,9 +841,10 @@ int csgi_router_url(csgi_environ *environ, const char *route_name, const char *c
     if (!environ || !route_name || !out)
         return CSGI_EINVAL;
     *out = NULL;
-    const csgi_router *router = csgi_environ_get_pointer(environ, "csgi.router");
-    if (!router)
+    const routing *record = csgi_environ_get_pointer(environ, ROUTING_KEY);
+    if (!record)
         return CSGI_EINVAL;
+    const csgi_router *router = record->router;
     const route *r = NULL;
     for (size_t i = 0; i < router->count && !r; i++)
         if (router->routes[i]->name && strcmp(router->routes[i]->name, route_name) == 0)
