@@ -222,6 +222,35 @@ START_TEST(method_not_allowed_options_head)
 }
 END_TEST
 
+/* The router's own answers (404, 405, 204; to HEAD too) pass strict lint. */
+START_TEST(answers_pass_strict_lint)
+{
+    csgi_lint_options options = CSGI_LINT_OPTIONS_INIT;
+    options.strict = 1;
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_lint_new(&app, sample_router(), &options), 0);
+    static const struct {
+        const char *method, *url;
+        int code;
+    } cases[] = {
+        {"GET", "/nothing", 404},      {"PATCH", "/images", 405}, {"OPTIONS", "/images", 204},
+        {"OPTIONS", "/images/1", 204}, {"HEAD", "/nothing", 404}, {"GET", "/images/1", 200},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        csgi_test_request *req = NULL;
+        csgi_test_response *res = NULL;
+        ck_assert_int_eq(csgi_test_request_new(&req, cases[i].method, cases[i].url), 0);
+        ck_assert_int_eq(csgi_test_request_run(&res, req, app), 0);
+        ck_assert_msg(csgi_test_response_code(res) == cases[i].code, "%s %s: %d", cases[i].method,
+                      cases[i].url, csgi_test_response_code(res));
+        ck_assert_uint_eq(csgi_test_response_log_count(res), 0);
+        csgi_test_response_free(res);
+        csgi_test_request_free(req);
+    }
+    csgi_app_free(app);
+}
+END_TEST
+
 START_TEST(not_found_app)
 {
     csgi_router *router = NULL;
@@ -412,6 +441,14 @@ static const char router_ini[] = "[composite:main]\n"
                                  "use = egg:csgi#router\n"
                                  "route.x = GET /a nowhere\n"
                                  "\n"
+                                 "[composite:bad_regex]\n"
+                                 "use = egg:csgi#router\n"
+                                 "route.x = GET /a/{id:[0-9} list\n"
+                                 "\n"
+                                 "[composite:bad_methods]\n"
+                                 "use = egg:csgi#router\n"
+                                 "route.x = GE(T /a list\n"
+                                 "\n"
                                  "[composite:twice]\n"
                                  "use = egg:csgi#router\n"
                                  "route.x = GET /a list\n"
@@ -444,8 +481,12 @@ START_TEST(ini_factory)
         {"bad_pattern", CSGI_EINVAL,
          "router.ini:31: [composite:bad_pattern] route.x: a variable must be a whole segment"},
         {"bad_app", CSGI_ENOTFOUND, "nowhere"},
+        {"bad_regex", CSGI_EINVAL,
+         "router.ini:39: [composite:bad_regex] route.x: malformed regular expression"},
+        {"bad_methods", CSGI_EINVAL,
+         "router.ini:43: [composite:bad_methods] route.x: malformed method list"},
         {"twice", CSGI_EINVAL,
-         "router.ini:40: [composite:twice] route.y: the pattern is routed already"},
+         "router.ini:48: [composite:twice] route.y: the pattern is routed already"},
     };
     for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
         char message[2048];
@@ -516,6 +557,7 @@ static Suite *router_suite(void)
     tcase_add_test(tc, matching_and_arguments);
     tcase_add_test(tc, typed_segments_reject_and_404);
     tcase_add_test(tc, method_not_allowed_options_head);
+    tcase_add_test(tc, answers_pass_strict_lint);
     tcase_add_test(tc, not_found_app);
     tcase_add_test(tc, urls_under_urlmap);
     tcase_add_test(tc, arguments_outside_a_route);

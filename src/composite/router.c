@@ -203,10 +203,14 @@ static int compile_regex(regex_t **out, const char *source, size_t len)
     memcpy(anchored + 2 + len, ")$", 3);
     regex_t *regex = csgi__malloc(sizeof(*regex));
     int err = regex ? 0 : CSGI_ENOMEM;
-    if (!err && regcomp(regex, anchored, REG_EXTENDED | REG_NOSUB) != 0) {
-        csgi__free(regex);
-        regex = NULL;
-        err = CSGI_EINVAL;
+    if (!err) {
+        /* regcomp allocates with the C library's malloc, not csgi's. */
+        int rc = regcomp(regex, anchored, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            csgi__free(regex);
+            regex = NULL;
+            err = rc == REG_ESPACE ? CSGI_ENOMEM : CSGI_EINVAL;
+        }
     }
     csgi__free(anchored);
     *out = regex;
