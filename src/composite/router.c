@@ -15,6 +15,7 @@
  * Typed segments use the C library's POSIX regex.h, no other engine.
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "common/vec.h"
 
 #include <csgi.h>
@@ -142,12 +143,6 @@ static void route_free(route *r)
 
 /* ---- Patterns ------------------------------------------------------------------ */
 
-static int is_token_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static int is_identifier(const char *s, size_t len)
 {
     if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
@@ -177,7 +172,7 @@ static int parse_methods(route *r, const char *methods, const char **why)
         if (!*p)
             break;
         const char *start = p;
-        while (is_token_char(*p))
+        while (csgi_char__is_tchar((unsigned char)*p))
             p++;
         if (*p && *p != ',' && *p != ' ' && *p != '\t')
             return CSGI_EINVAL;
@@ -559,14 +554,11 @@ static const node *find_literal(const node *n, const char *text, size_t len)
     return NULL;
 }
 
-static int all_of(const char *text, size_t len, int hex)
+static int all_of(const char *text, size_t len, unsigned mask)
 {
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (!((c >= '0' && c <= '9') ||
-              (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))))
+    for (size_t i = 0; i < len; i++)
+        if (!csgi_char__is((unsigned char)text[i], mask))
             return 0;
-    }
     return 1;
 }
 
@@ -575,8 +567,8 @@ static int all_of(const char *text, size_t len, int hex)
 static int value_fits(enum kind kind, const regex_t *regex, const char *text, size_t len, match *m)
 {
     switch (kind) {
-    case SEGMENT_INT: return all_of(text, len, 0);
-    case SEGMENT_HEX: return all_of(text, len, 1);
+    case SEGMENT_INT: return all_of(text, len, CSGI_CHAR__DIGIT);
+    case SEGMENT_HEX: return all_of(text, len, CSGI_CHAR__HEXDIG);
     case SEGMENT_REGEX: {
         if (memchr(text, '\0', len))
             return 0;
@@ -804,25 +796,9 @@ const char *csgi_router_route(csgi_environ *environ)
     return record ? record->route->name : NULL;
 }
 
-/* Append text percent-encoded, keeping RFC 3986's pchar (and "/" when
-   keep_slash). */
-static size_t encode(char *out, const char *text, size_t len, int keep_slash)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            (c && strchr("-._~!$&'()*+,;=:@", c)) || (keep_slash && c == '/')) {
-            out[n++] = (char)c;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-    }
-    return n;
-}
+/* What a segment keeps as it is in a URL: pchar without ':' and '@'
+   (RFC 3986 3.3), so never '/'. SCRIPT_NAME keeps CSGI_CHAR__PATH. */
+#define SEGMENT_KEEP (CSGI_CHAR__UNRESERVED | CSGI_CHAR__SUB_DELIMS)
 
 /* The value of variable name in args, or NULL; CSGI_EINVAL in *err when
    it is given twice. */
@@ -886,12 +862,12 @@ int csgi_router_url(csgi_environ *environ, const char *route_name, const char *c
     char *url = csgi_environ_alloc(environ, size);
     if (!url)
         return CSGI_ENOMEM;
-    size_t n = encode(url, script, script_len, 1);
+    size_t n = csgi_char__percent_encode(url, script, script_len, CSGI_CHAR__PATH);
     for (size_t i = 0; i < r->segment_count; i++) {
         const segment *s = &r->segments[i];
         const char *value = s->kind == SEGMENT_LITERAL ? s->text : find_arg(args, s->text, &err);
         url[n++] = '/';
-        n += encode(url + n, value, strlen(value), 0);
+        n += csgi_char__percent_encode(url + n, value, strlen(value), SEGMENT_KEEP);
     }
     url[n] = '\0';
     *out = url;
