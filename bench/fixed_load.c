@@ -2,13 +2,14 @@
  * Send an exact number of keep-alive GET requests, for the callgrind
  * measurement in bench/run.sh (wrk runs for a duration, not a count).
  *
- *   fixed_load [-H "Name: value"]... [-s STATUS] [-b BODY] PORT CONNECTIONS REQUESTS
- *              [TIMEOUT_SECONDS]
+ *   fixed_load [-H "Name: value"]... [-s STATUS] [-b BODY] [-p PATH] PORT CONNECTIONS
+ *              REQUESTS [TIMEOUT_SECONDS]
  *
  * Opens CONNECTIONS connections to 127.0.0.1:PORT and spreads REQUESTS
  * over them; each connection sends its next request when the previous
  * response has arrived (sequential keep-alive, no pipelining), like wrk.
- * -H adds a header field to every request, as wrk -H does (repeatable).
+ * -H adds a header field to every request, as wrk -H does (repeatable);
+ * -p requests PATH instead of "/".
  * Every response must have status STATUS (default 200) and a
  * Content-Length, and with -b a body of exactly BODY. A connection the server closes ("Connection:
  * close", e.g. a keep-alive request limit) is reopened and counted. Exits 0 when all responses
@@ -141,8 +142,9 @@ static long on_readable(connection *c)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: fixed_load [-H \"Name: value\"]... [-s STATUS] [-b BODY] PORT "
-                    "CONNECTIONS REQUESTS [TIMEOUT_SECONDS]\n");
+    fprintf(stderr,
+            "usage: fixed_load [-H \"Name: value\"]... [-s STATUS] [-b BODY] [-p PATH] PORT "
+            "CONNECTIONS REQUESTS [TIMEOUT_SECONDS]\n");
     return 2;
 }
 
@@ -150,9 +152,14 @@ int main(int argc, char **argv)
 {
     char *extra = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "+H:s:b:")) != -1) {
+    const char *path = "/";
+    while ((opt = getopt(argc, argv, "+H:s:b:p:")) != -1) {
         if (opt == 'H' && bench_add_header(&extra, optarg) == 0)
             continue;
+        if (opt == 'p') {
+            path = optarg;
+            continue;
+        }
         if (opt == 'b') {
             expected_body = optarg;
             continue;
@@ -177,7 +184,7 @@ int main(int argc, char **argv)
     }
     if (count > total)
         count = total;
-    request_len = bench_request(request, sizeof(request), host, port, "/", extra);
+    request_len = bench_request(request, sizeof(request), host, port, path, extra);
     free(extra);
     if (request_len == 0) {
         fprintf(stderr, "fixed_load: the request does not fit in %zu bytes\n", sizeof(request));

@@ -17,4 +17,9 @@ int csgi_urlmap__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *g
 int csgi_cascade__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                           const csgi_conf *local_conf, csgi_load_error *error);
 
+/* router.c: egg:csgi#router: keys route.NAME = "METHODS /pattern app" and
+   not_found_app. */
+int csgi_router__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error);
+
 #endif

@@ -26,6 +26,7 @@ static const struct builtin {
     {"egg:Paste#urlmap", CSGI_FACTORY_COMPOSITE, csgi_urlmap__factory, NULL, NULL, NULL},
     {"egg:csgi#cascade", CSGI_FACTORY_COMPOSITE, csgi_cascade__factory, NULL, NULL, NULL},
     {"egg:Paste#cascade", CSGI_FACTORY_COMPOSITE, csgi_cascade__factory, NULL, NULL, NULL},
+    {"egg:csgi#router", CSGI_FACTORY_COMPOSITE, csgi_router__factory, NULL, NULL, NULL},
     {"egg:csgi#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
     {"egg:Paste#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
     {"egg:csgi#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
