@@ -109,13 +109,10 @@ csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_respo
 {
     if (!env || !parent)
         return NULL;
-    csgi_start_response *made = csgi_environ_alloc_zeroed(env, sizeof(*made));
+    csgi_start_response *made = csgi_environ_alloc(env, sizeof(*made));
     if (!made)
         return NULL;
-    made->environ = env;
-    made->parent = parent;
-    made->fn = fn;
-    made->userdata = userdata;
+    *made = (csgi_start_response){.environ = env, .parent = parent, .fn = fn, .userdata = userdata};
     return made;
 }
 

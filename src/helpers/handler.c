@@ -132,13 +132,11 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
         return NULL;
     }
 
-    pending *p = csgi_environ_alloc_zeroed(environ, sizeof(*p));
+    pending *p = csgi_environ_alloc(environ, sizeof(*p));
     if (!p)
         return NULL;
-    p->adapter = h;
-    p->request = request;
-    p->environ = environ;
-    p->start_response = start_response;
+    *p = (pending){
+        .adapter = h, .request = request, .environ = environ, .start_response = start_response};
     p->body = csgi_body_new(environ, &pending_type, p);
     if (p->body)
         csgi_input_on_ready(csgi_environ_input(environ), on_input, p);
