@@ -170,16 +170,13 @@ static int make(csgi_app **out, const char *name, csgi_handler_fn handler,
         return CSGI_ENOMEM;
     }
     memcpy(copy, name, strlen(name) + 1);
-    memset(h, 0, sizeof(*h));
-    h->name = copy;
-    h->handler = handler;
-    h->filter_handler = filter_handler;
-    h->next = next;
-    h->userdata = userdata;
-    h->destroy = destroy;
-    h->type.name = h->name;
-    h->type.call = adapter_call;
-    h->type.destroy = adapter_destroy;
+    *h = (adapter){.name = copy,
+                   .handler = handler,
+                   .filter_handler = filter_handler,
+                   .next = next,
+                   .userdata = userdata,
+                   .destroy = destroy,
+                   .type = {.name = copy, .call = adapter_call, .destroy = adapter_destroy}};
     /* csgi_app_new runs adapter_destroy when it fails. */
     return csgi_app_new(out, &h->type, h);
 }
@@ -329,8 +326,7 @@ static relay *relay_new(csgi_environ *environ, csgi_body *body)
         csgi_body_close(body);
         return NULL;
     }
-    memset(r, 0, sizeof(*r));
-    r->inner = body;
+    *r = (relay){.inner = body};
     return r;
 }
 
