@@ -191,12 +191,10 @@ static csgi_body *cascade_call(void *state, csgi_environ *environ,
     const cascade *c = state;
     if (c->count == 1)
         return csgi_app_call(c->apps[0], environ, start_response);
-    attempt *a = csgi_environ_alloc_zeroed(environ, sizeof(*a));
+    attempt *a = csgi_environ_alloc(environ, sizeof(*a));
     if (!a)
         return NULL;
-    a->cascade = c;
-    a->environ = environ;
-    a->parent = start_response;
+    *a = (attempt){.cascade = c, .environ = environ, .parent = start_response};
     if (save(environ, "SCRIPT_NAME", &a->script_name, &a->script_name_len) != 0 ||
         save(environ, "PATH_INFO", &a->path_info, &a->path_info_len) != 0)
         return NULL;

@@ -109,28 +109,24 @@ csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_respo
 {
     if (!env || !parent)
         return NULL;
-    csgi_start_response *made = csgi_environ_alloc_zeroed(env, sizeof(*made));
+    csgi_start_response *made = csgi_environ_alloc(env, sizeof(*made));
     if (!made)
         return NULL;
-    made->environ = env;
-    made->parent = parent;
-    made->fn = fn;
-    made->userdata = userdata;
+    *made = (csgi_start_response){.environ = env, .parent = parent, .fn = fn, .userdata = userdata};
     return made;
 }
 
 /* ---- Bodies -------------------------------------------------------------------- */
 
-/* A body of a kind; the caller sets the fields of that kind. Only the
-   common fields are set here: every response makes a body. */
-static inline csgi_body *body_alloc(csgi_environ *env, int kind)
+/* A body of env's request, as init sets it up for its kind: the fields
+   of that kind, the others zero. */
+static inline csgi_body *body_alloc(csgi_environ *env, csgi_body init)
 {
     csgi_body *body = env ? csgi_arena__alloc(csgi_environ__arena(env), sizeof(*body)) : NULL;
     if (!body)
         return NULL;
+    *body = init;
     body->environ = env;
-    body->kind = kind;
-    body->closed = 0;
     return body;
 }
 
@@ -143,18 +139,23 @@ static void close_at_end(void *body)
     csgi_body_close(body);
 }
 
+/* body_alloc for a body that holds something outside the arena (a file,
+   an iterator's state): the arena closes it at the end. */
+static csgi_body *body_alloc_closed_at_end(csgi_environ *env, csgi_body init)
+{
+    csgi_body *body = body_alloc(env, init);
+    return body && csgi_environ_defer(env, close_at_end, body) == 0 ? body : NULL;
+}
+
 csgi_body *csgi_body_new(csgi_environ *env, const csgi_body_type *type, void *state)
 {
-    csgi_body *body = type && type->next ? body_alloc(env, CSGI_BODY_ITERATOR) : NULL;
-    if (!body || csgi_environ_defer(env, close_at_end, body) != 0) {
-        if (type && type->close)
-            type->close(state);
-        return NULL;
-    }
-    body->type = type;
-    body->state = state;
-    body->length = -1; /* until csgi_body_set_length */
-    body->length_of = NULL;
+    csgi_body *body = NULL;
+    if (type && type->next) /* length unknown until csgi_body_set_length */
+        body = body_alloc_closed_at_end(
+            env,
+            (csgi_body){.kind = CSGI_BODY_ITERATOR, .type = type, .state = state, .length = -1});
+    if (!body && type && type->close)
+        type->close(state);
     return body;
 }
 
@@ -162,13 +163,7 @@ csgi_body *csgi_body_static(csgi_environ *env, const void *data, size_t len)
 {
     if (len && !data)
         return NULL;
-    csgi_body *body = body_alloc(env, CSGI_BODY_BYTES);
-    if (body) {
-        body->data = data;
-        body->len = len;
-        body->delivered = 0;
-    }
-    return body;
+    return body_alloc(env, (csgi_body){.kind = CSGI_BODY_BYTES, .data = data, .len = len});
 }
 
 csgi_body *csgi_body_bytes(csgi_environ *env, const void *data, size_t len)
@@ -185,15 +180,12 @@ csgi_body *csgi_body_bytes(csgi_environ *env, const void *data, size_t len)
 
 csgi_body *csgi_body_file(csgi_environ *env, int fd, int64_t offset, int64_t length)
 {
-    csgi_body *body = offset >= 0 && length >= 0 ? body_alloc(env, CSGI_BODY_FILE) : NULL;
-    if (!body || csgi_environ_defer(env, close_at_end, body) != 0) {
+    csgi_body *body = NULL;
+    if (offset >= 0 && length >= 0)
+        body = body_alloc_closed_at_end(
+            env, (csgi_body){.kind = CSGI_BODY_FILE, .fd = fd, .offset = offset, .length = length});
+    if (!body)
         close(fd);
-        return NULL;
-    }
-    body->fd = fd;
-    body->offset = offset;
-    body->length = length;
-    body->file_buffer = NULL;
     return body;
 }
 

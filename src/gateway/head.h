@@ -105,11 +105,10 @@ static inline csgi_token__id csgi_head__known_name(const char *name, size_t len)
 {
     switch (len) {
     case 4:
-        if (SAME(name, "Date"))
-            return CSGI_TOKEN__DATE;
-        if (SAME(name, "ETag"))
-            return CSGI_TOKEN__ETAG;
-        return SAME(name, "Vary") ? CSGI_TOKEN__VARY : CSGI_TOKEN__UNKNOWN;
+        return SAME(name, "Date")   ? CSGI_TOKEN__DATE
+               : SAME(name, "ETag") ? CSGI_TOKEN__ETAG
+               : SAME(name, "Vary") ? CSGI_TOKEN__VARY
+                                    : CSGI_TOKEN__UNKNOWN;
     case 5: return SAME(name, "Allow") ? CSGI_TOKEN__ALLOW : CSGI_TOKEN__UNKNOWN;
     case 6: return SAME(name, "Server") ? CSGI_TOKEN__SERVER : CSGI_TOKEN__UNKNOWN;
     case 7: return SAME(name, "Expires") ? CSGI_TOKEN__EXPIRES : CSGI_TOKEN__UNKNOWN;
@@ -118,20 +117,17 @@ static inline csgi_token__id csgi_head__known_name(const char *name, size_t len)
     case 11: return SAME(name, "Retry-After") ? CSGI_TOKEN__RETRY_AFTER : CSGI_TOKEN__UNKNOWN;
     case 12: return SAME(name, "Content-Type") ? CSGI_TOKEN__CONTENT_TYPE : CSGI_TOKEN__UNKNOWN;
     case 13:
-        if (SAME(name, "Cache-Control"))
-            return CSGI_TOKEN__CACHE_CONTROL;
-        if (SAME(name, "Last-Modified"))
-            return CSGI_TOKEN__LAST_MODIFIED;
-        if (SAME(name, "Accept-Ranges"))
-            return CSGI_TOKEN__ACCEPT_RANGES;
-        return SAME(name, "Content-Range") ? CSGI_TOKEN__CONTENT_RANGE : CSGI_TOKEN__UNKNOWN;
+        return SAME(name, "Cache-Control")   ? CSGI_TOKEN__CACHE_CONTROL
+               : SAME(name, "Last-Modified") ? CSGI_TOKEN__LAST_MODIFIED
+               : SAME(name, "Accept-Ranges") ? CSGI_TOKEN__ACCEPT_RANGES
+               : SAME(name, "Content-Range") ? CSGI_TOKEN__CONTENT_RANGE
+                                             : CSGI_TOKEN__UNKNOWN;
     case 14: return SAME(name, "Content-Length") ? CSGI_TOKEN__CONTENT_LENGTH : CSGI_TOKEN__UNKNOWN;
     case 16:
-        if (SAME(name, "Content-Encoding"))
-            return CSGI_TOKEN__CONTENT_ENCODING;
-        if (SAME(name, "WWW-Authenticate"))
-            return CSGI_TOKEN__WWW_AUTHENTICATE;
-        return SAME(name, "Content-Language") ? CSGI_TOKEN__CONTENT_LANGUAGE : CSGI_TOKEN__UNKNOWN;
+        return SAME(name, "Content-Encoding")   ? CSGI_TOKEN__CONTENT_ENCODING
+               : SAME(name, "WWW-Authenticate") ? CSGI_TOKEN__WWW_AUTHENTICATE
+               : SAME(name, "Content-Language") ? CSGI_TOKEN__CONTENT_LANGUAGE
+                                                : CSGI_TOKEN__UNKNOWN;
     case 19:
         return SAME(name, "Content-Disposition") ? CSGI_TOKEN__CONTENT_DISPOSITION
                                                  : CSGI_TOKEN__UNKNOWN;

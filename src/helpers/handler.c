@@ -132,13 +132,11 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
         return NULL;
     }
 
-    pending *p = csgi_environ_alloc_zeroed(environ, sizeof(*p));
+    pending *p = csgi_environ_alloc(environ, sizeof(*p));
     if (!p)
         return NULL;
-    p->adapter = h;
-    p->request = request;
-    p->environ = environ;
-    p->start_response = start_response;
+    *p = (pending){
+        .adapter = h, .request = request, .environ = environ, .start_response = start_response};
     p->body = csgi_body_new(environ, &pending_type, p);
     if (p->body)
         csgi_input_on_ready(csgi_environ_input(environ), on_input, p);
@@ -172,16 +170,13 @@ static int make(csgi_app **out, const char *name, csgi_handler_fn handler,
         return CSGI_ENOMEM;
     }
     memcpy(copy, name, strlen(name) + 1);
-    memset(h, 0, sizeof(*h));
-    h->name = copy;
-    h->handler = handler;
-    h->filter_handler = filter_handler;
-    h->next = next;
-    h->userdata = userdata;
-    h->destroy = destroy;
-    h->type.name = h->name;
-    h->type.call = adapter_call;
-    h->type.destroy = adapter_destroy;
+    *h = (adapter){.name = copy,
+                   .handler = handler,
+                   .filter_handler = filter_handler,
+                   .next = next,
+                   .userdata = userdata,
+                   .destroy = destroy,
+                   .type = {.name = copy, .call = adapter_call, .destroy = adapter_destroy}};
     /* csgi_app_new runs adapter_destroy when it fails. */
     return csgi_app_new(out, &h->type, h);
 }
@@ -331,8 +326,7 @@ static relay *relay_new(csgi_environ *environ, csgi_body *body)
         csgi_body_close(body);
         return NULL;
     }
-    memset(r, 0, sizeof(*r));
-    r->inner = body;
+    *r = (relay){.inner = body};
     return r;
 }
 

@@ -366,13 +366,46 @@ static int header_byte(csgi_multipart__parser *parser, char c)
 /* The delimiter was found after a part's body or the preamble. */
 static int delimiter_found(csgi_multipart__parser *parser)
 {
-    if (parser->state == S_BODY) {
-        int rc = end_part(parser);
-        if (rc != 0)
-            return rc;
+    int rc = parser->state == S_BODY ? end_part(parser) : 0;
+    if (rc == 0) {
+        parser->state = S_AFTER_DELIMITER;
+        parser->matched = 0;
     }
-    parser->state = S_AFTER_DELIMITER;
-    parser->matched = 0;
+    return rc;
+}
+
+/* A byte between a delimiter and what follows it: "--" closes the body;
+   else optional padding (spaces, tabs) and CRLF, then the next part's
+   headers. */
+static int after_delimiter_byte(csgi_multipart__parser *parser, unsigned char c)
+{
+    int next = S_FAILED;
+    switch (parser->state) {
+    case S_AFTER_DELIMITER:
+        if (c == '-') {
+            next = S_CLOSE_DASH;
+            break;
+        }
+        /* padding may start right after the boundary */
+        /* fall through */
+    case S_PADDING:
+        if (c == '\r')
+            next = S_PADDING_LF;
+        else if (csgi_char__is_ws(c))
+            next = S_PADDING;
+        break;
+    case S_CLOSE_DASH: next = c == '-' ? S_EPILOGUE : S_FAILED; break;
+    case S_PADDING_LF: next = c == '\n' ? S_HEADERS : S_FAILED; break;
+    default: break;
+    }
+    if (next == S_FAILED)
+        return fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
+    if (next == S_HEADERS) {
+        if (++parser->parts > parser->limits.max_parts)
+            return fail(parser, CSGI_ETOOBIG, "more than %zu parts", parser->limits.max_parts);
+        parser->header_len = 0;
+    }
+    parser->state = next;
     return 0;
 }
 
@@ -412,40 +445,11 @@ static int feed_bytes(csgi_multipart__parser *parser, const char *data, size_t l
             }
             break;
         case S_AFTER_DELIMITER:
-            i++;
-            if (c == '-')
-                parser->state = S_CLOSE_DASH;
-            else if (c == '\r')
-                parser->state = S_PADDING_LF;
-            else if (csgi_char__is_ws(c))
-                parser->state = S_PADDING;
-            else
-                rc = fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
-            break;
         case S_CLOSE_DASH:
-            i++;
-            if (c == '-')
-                parser->state = S_EPILOGUE;
-            else
-                rc = fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
-            break;
         case S_PADDING:
-            i++;
-            if (c == '\r')
-                parser->state = S_PADDING_LF;
-            else if (!csgi_char__is_ws(c))
-                rc = fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
-            break;
         case S_PADDING_LF:
             i++;
-            if (c != '\n')
-                rc = fail(parser, CSGI_EPARSE, "boundary not followed by CRLF or \"--\"");
-            else if (++parser->parts > parser->limits.max_parts)
-                rc = fail(parser, CSGI_ETOOBIG, "more than %zu parts", parser->limits.max_parts);
-            else {
-                parser->state = S_HEADERS;
-                parser->header_len = 0;
-            }
+            rc = after_delimiter_byte(parser, c);
             break;
         case S_HEADERS:
             i++;

@@ -167,6 +167,19 @@ size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int str
         dst, src, len, CSGI_ENVIRON__PLUS_IS_SPACE | (strict ? CSGI_ENVIRON__STRICT : 0));
 }
 
+/* The piece of text[*start, len) before the next separator (or the end);
+   *start moves past that separator. Both the query and the Cookie header
+   are such lists: "a=1&b=2", "a=1; b=2". */
+static const char *next_piece(const char *text, size_t len, char separator, size_t *start,
+                              size_t *piece_len)
+{
+    const char *piece = text + *start;
+    const char *end = memchr(piece, separator, len - *start);
+    *piece_len = end ? (size_t)(end - piece) : len - *start;
+    *start += *piece_len + 1;
+    return piece;
+}
+
 /* A decoded, NUL-terminated copy of text in the arena. */
 static int decode_copy(csgi_arena *arena, const char *text, size_t len, int strict,
                        const char **out, size_t *out_len)
@@ -191,10 +204,8 @@ int csgi_params__parse_urlencoded(csgi_params *params, const char *text, size_t 
     size_t start = 0;
     size_t fields = 0;
     while (start < len) {
-        const char *pair = text + start;
-        const char *amp = memchr(pair, '&', len - start);
-        size_t pair_len = amp ? (size_t)(amp - pair) : len - start;
-        start += pair_len + 1;
+        size_t pair_len;
+        const char *pair = next_piece(text, len, '&', &start, &pair_len);
         if (pair_len == 0)
             continue; /* "a=1&&b=2", a trailing '&' */
         if (++fields > max_fields)
@@ -245,10 +256,8 @@ int csgi_params__parse_cookies(csgi_params *params, const char *header, size_t l
     size_t start = 0;
     size_t fields = 0;
     while (start < len) {
-        const char *pair = header + start;
-        const char *semi = memchr(pair, ';', len - start);
-        size_t pair_len = semi ? (size_t)(semi - pair) : len - start;
-        start += pair_len + 1;
+        size_t pair_len;
+        const char *pair = next_piece(header, len, ';', &start, &pair_len);
         while (pair_len && csgi_char__is_ws(*pair)) {
             pair++;
             pair_len--;

@@ -331,30 +331,33 @@ static const char *append_quoted(csgi_request *request, const char *prefix, cons
     return out;
 }
 
+/* A URL one level deeper than prefix: prefix and the quoted path piece
+   that piece_of returns, made once and kept in *cached. */
+static const char *extend_url(csgi_request *request, const char *prefix, const char **cached,
+                              const char *(*piece_of)(csgi_request *, size_t *))
+{
+    if (!*cached) {
+        size_t len;
+        const char *piece = piece_of(request, &len);
+        *cached = append_quoted(request, prefix, piece, len);
+    }
+    return *cached;
+}
+
 const char *csgi_request_application_url(csgi_request *request)
 {
     const char *host_url = csgi_request_host_url(request);
-    if (!host_url)
-        return NULL;
-    if (!request->application_url) {
-        size_t len;
-        const char *script = csgi_request_script_name(request, &len);
-        request->application_url = append_quoted(request, host_url, script, len);
-    }
-    return request->application_url;
+    return host_url
+               ? extend_url(request, host_url, &request->application_url, csgi_request_script_name)
+               : NULL;
 }
 
 const char *csgi_request_path_url(csgi_request *request)
 {
     const char *application_url = csgi_request_application_url(request);
-    if (!application_url)
-        return NULL;
-    if (!request->path_url) {
-        size_t len;
-        const char *path = csgi_request_path_info(request, &len);
-        request->path_url = append_quoted(request, application_url, path, len);
-    }
-    return request->path_url;
+    return application_url
+               ? extend_url(request, application_url, &request->path_url, csgi_request_path_info)
+               : NULL;
 }
 
 const char *csgi_request_url(csgi_request *request)

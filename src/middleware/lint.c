@@ -409,14 +409,14 @@ static csgi_body *error_answer(lint_request *req)
 static csgi_body *lint_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
 {
     const lint *l = state;
-    lint_request *req = csgi_environ_alloc_zeroed(environ, sizeof(*req));
+    lint_request *req = csgi_environ_alloc(environ, sizeof(*req));
     if (!req)
         return NULL;
-    req->lint = l;
-    req->environ = environ;
-    req->parent = start_response;
-    req->content_length = -1;
-    req->declared = -1;
+    *req = (lint_request){.lint = l,
+                          .environ = environ,
+                          .parent = start_response,
+                          .content_length = -1,
+                          .declared = -1};
     check_environ(req);
     const char *method = csgi_environ_get(environ, "REQUEST_METHOD");
     req->is_head = method && strcmp(method, "HEAD") == 0;
