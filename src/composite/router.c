@@ -906,16 +906,12 @@ int csgi_router__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *g
     int rc = csgi_router_new(&router);
     if (rc != 0)
         return rc;
-    const char *not_found = csgi_conf_get(local_conf, "not_found_app");
-    if (!not_found)
-        not_found = csgi_conf_get(global_conf, "not_found_app");
-    if (not_found) {
-        csgi_app *app = NULL;
-        rc = csgi_loader_get_app(&app, loader, not_found, error);
-        if (rc != 0)
-            goto fail;
-        csgi_router_set_not_found(router, app);
-    }
+    csgi_app *not_found = NULL;
+    rc = csgi_composite__not_found_app(&not_found, loader, global_conf, local_conf, error);
+    if (rc != 0)
+        goto fail;
+    if (not_found)
+        csgi_router_set_not_found(router, not_found);
     const char *name, *value;
     for (size_t i = 0; csgi_conf_entry(local_conf, i, &name, &value); i++) {
         if (strcmp(name, "not_found_app") == 0)

@@ -534,6 +534,16 @@ static csgi_body *urlmap_call(void *state, csgi_environ *environ,
 
 /* ---- INI factory ------------------------------------------------------------- */
 
+int csgi_composite__not_found_app(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                                  const csgi_conf *local_conf, csgi_load_error *error)
+{
+    *out = NULL;
+    const char *name = csgi_conf_get(local_conf, "not_found_app");
+    if (!name)
+        name = csgi_conf_get(global_conf, "not_found_app");
+    return name ? csgi_loader_get_app(out, loader, name, error) : 0;
+}
+
 int csgi_urlmap__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                          const csgi_conf *local_conf, csgi_load_error *error)
 {
@@ -546,16 +556,12 @@ int csgi_urlmap__factory(csgi_app **out, csgi_loader *loader, const csgi_conf *g
     if (rc != 0)
         goto fail;
     csgi_urlmap_set_debug(map, debug);
-    const char *not_found = csgi_conf_get(local_conf, "not_found_app");
-    if (!not_found)
-        not_found = csgi_conf_get(global_conf, "not_found_app");
-    if (not_found) {
-        csgi_app *app = NULL;
-        rc = csgi_loader_get_app(&app, loader, not_found, error);
-        if (rc != 0)
-            goto fail;
-        csgi_urlmap_set_not_found(map, app);
-    }
+    csgi_app *not_found = NULL;
+    rc = csgi_composite__not_found_app(&not_found, loader, global_conf, local_conf, error);
+    if (rc != 0)
+        goto fail;
+    if (not_found)
+        csgi_urlmap_set_not_found(map, not_found);
     const char *name, *value;
     for (size_t i = 0; csgi_conf_entry(local_conf, i, &name, &value); i++) {
         if (strcmp(name, "not_found_app") == 0 || strcmp(name, "debug") == 0)
