@@ -646,11 +646,15 @@ END_TEST
 
 /* ---- A filter that replaces csgi.input --------------------------------------------- */
 
-/* Upper-cases the request body for the application behind. */
-typedef struct upper_input {
+/* The stream replaced and ours: the state of the test filters' streams
+   begins with it, so that they share the waiting. */
+typedef struct replaced_input {
     csgi_input *inner;
     csgi_input *outer;
-} upper_input;
+} replaced_input;
+
+/* Upper-cases the request body for the application behind. */
+typedef replaced_input upper_input;
 
 static long upper_read(void *state, void *buf, size_t len)
 {
@@ -661,21 +665,21 @@ static long upper_read(void *state, void *buf, size_t len)
     return n;
 }
 
-static void upper_inner_ready(csgi_input *inner, void *userdata)
+static void replaced_inner_ready(csgi_input *inner, void *userdata)
 {
     (void)inner;
-    upper_input *u = userdata;
-    csgi_input_notify(u->outer);
+    replaced_input *r = userdata;
+    csgi_input_notify(r->outer);
 }
 
-static void upper_wait(void *state, csgi_input *input, int waiting)
+static void replaced_wait(void *state, csgi_input *input, int waiting)
 {
-    upper_input *u = state;
-    u->outer = input;
-    csgi_input_on_ready(u->inner, waiting ? upper_inner_ready : NULL, u);
+    replaced_input *r = state;
+    r->outer = input;
+    csgi_input_on_ready(r->inner, waiting ? replaced_inner_ready : NULL, r);
 }
 
-static const csgi_input_type upper_input_type = {"upper", upper_read, upper_wait, NULL};
+static const csgi_input_type upper_input_type = {"upper", upper_read, replaced_wait, NULL};
 
 static csgi_body *upper_input_call(void *state, csgi_environ *environ, csgi_start_response *sr)
 {
@@ -770,6 +774,209 @@ START_TEST(test_replaced_input)
 }
 END_TEST
 
+/* ---- A size limit in a replaced csgi.input ---------------------------------------- */
+
+/* Refuses a body longer than max bytes (CSGI_ETOOBIG), declaring the limit
+   with csgi_input_set_limit() when declare is set. */
+typedef struct limit_filter {
+    csgi_app *next;
+    uint64_t max;
+    int declare;
+} limit_filter;
+
+typedef struct limit_input {
+    replaced_input replaced; /* first: replaced_wait's state */
+    uint64_t max, seen;
+} limit_input;
+
+static long limit_read(void *state, void *buf, size_t len)
+{
+    limit_input *l = state;
+    /* One byte more than the limit is enough to tell. */
+    if (len > l->max - l->seen + 1)
+        len = (size_t)(l->max - l->seen + 1);
+    long n = csgi_input_read(l->replaced.inner, buf, len);
+    if (n > 0 && (l->seen += (uint64_t)n) > l->max)
+        return CSGI_ETOOBIG;
+    return n;
+}
+
+static const csgi_input_type limit_input_type = {"limit", limit_read, replaced_wait, NULL};
+
+static csgi_body *limit_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    limit_filter *filter = state;
+    limit_input *l = csgi_environ_alloc(environ, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->replaced.inner = csgi_environ_input(environ);
+    l->max = filter->max;
+    l->seen = 0;
+    const char *length = csgi_environ_get(environ, "CONTENT_LENGTH");
+    csgi_input *outer = csgi_input_new(environ, &limit_input_type, l, length ? atoll(length) : -1);
+    l->replaced.outer = outer;
+    if (!outer || (filter->declare && csgi_input_set_limit(outer, filter->max) != 0) ||
+        csgi_environ_set_input(environ, outer) != 0)
+        return NULL;
+    return csgi_app_call(filter->next, environ, sr);
+}
+
+static void limit_free(void *state)
+{
+    limit_filter *filter = state;
+    csgi_app_free(filter->next);
+    free(filter);
+}
+
+static const csgi_app_type limit_app_type = {"limit", limit_call, limit_free};
+
+/* The JSON body's size as text, the helper's own limit 16384 bytes. */
+static csgi_response *json_size(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    json_t *value;
+    csgi_response *error;
+    int rc = csgi_handler_json(request, 16384, &value, &error);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    if (rc != 0)
+        return error;
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, "ok", "utf-8") != 0)
+        return NULL;
+    return response;
+}
+
+/* The form, or its error's text as a 413 / 400. */
+static csgi_response *form_text(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const csgi_params *form;
+    csgi_request_error error;
+    int rc = csgi_request_form(request, &form, &error);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    if (rc != 0)
+        return csgi_handler_error(request, rc == CSGI_ETOOBIG ? 413 : 400, error.text);
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, "ok", "utf-8") != 0)
+        return NULL;
+    return response;
+}
+
+static csgi_app *limited(csgi_handler_fn fn, uint64_t max, int declare)
+{
+    limit_filter *filter = malloc(sizeof(*filter));
+    ck_assert_ptr_nonnull(filter);
+    filter->next = handler_app(fn);
+    filter->max = max;
+    filter->declare = declare;
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_app_new(&app, &limit_app_type, filter), 0);
+    return app;
+}
+
+/* A JSON array of n bytes. */
+static char *json_of_size(size_t n)
+{
+    char *text = malloc(n + 1);
+    ck_assert_ptr_nonnull(text);
+    memset(text, ' ', n);
+    text[0] = '[';
+    text[n - 1] = ']';
+    text[n] = '\0';
+    return text;
+}
+
+/* Run a POST of body (Content-Type type, NULL for none) through app, which
+   this frees: 413 with text in the answer. */
+static void expect_413(csgi_app *app, const char *type, const char *body, const char *text)
+{
+    csgi_test_response *response = run(app, "POST", "/", type ? "Content-Type" : NULL, type, body);
+    ck_assert_int_eq(csgi_test_response_code(response), 413);
+    ck_assert_msg(strstr(body_of(response), text) != NULL, "%s", body_of(response));
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+
+START_TEST(test_replaced_input_limit)
+{
+    char *big = json_of_size(2000), *small = json_of_size(1000);
+
+    /* The stream's declared limit is the number the 413 names, not the
+       helper's own 16384; under it the body goes through. */
+    expect_413(limited(json_size, 1024, 1), NULL, big, "the body is longer than 1024 bytes");
+    csgi_app *app = limited(json_size, 1024, 1);
+    csgi_test_response *response = run(app, "POST", "/", NULL, NULL, small);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* Without a declared limit: no number, and not the helper's. */
+    expect_413(limited(json_size, 1024, 0), NULL, big, "the body is longer than the server allows");
+
+    /* The helper's own limit still names itself. */
+    char *huge = json_of_size(20000);
+    expect_413(limited(json_size, 100000, 1), NULL, huge, "the body is longer than 16384 bytes");
+    free(huge);
+
+    /* A URL-encoded form: the stream's limit, not max_body's 10 MiB; a
+       multipart one, which streams the body, the same. */
+    const char *urlencoded = "application/x-www-form-urlencoded";
+    expect_413(limited(form_text, 8, 1), urlencoded, "a=1&b=2&c=3", "body longer than 8 bytes");
+    expect_413(limited(form_text, 8, 0), urlencoded, "a=1&b=2&c=3",
+               "body longer than the server allows");
+    expect_413(limited(form_text, 8, 1), "multipart/form-data; boundary=b",
+               "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n",
+               "body longer than 8 bytes");
+
+    /* Over a real socket, a chunked body that arrives in two parts. */
+    app_server served;
+    app_server_start(&served, limited(json_size, 1024, 1), NULL);
+    int fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    char head[128];
+    snprintf(head, sizeof(head),
+             "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", 1000);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    ck_assert_int_eq(client_send(fd, big, 1000), 0);
+    usleep(100 * 1000);
+    snprintf(head, sizeof(head), "\r\n%x\r\n", 1000);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    ck_assert_int_eq(client_send(fd, big + 1000, 1000), 0);
+    ck_assert_int_eq(client_send_str(fd, "\r\n0\r\n\r\n"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_msg(strstr(r.body, "the body is longer than 1024 bytes") != NULL, "%s", r.body);
+    response_free(&r);
+    close(fd);
+    app_server_stop(&served);
+
+    /* And with a Content-Length, no limit declared. */
+    app_server_start(&served, limited(json_size, 1024, 0), NULL);
+    fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    snprintf(head, sizeof(head), "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n");
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    ck_assert_int_eq(client_send(fd, big, 2000), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_msg(strstr(r.body, "the body is longer than the server allows") != NULL, "%s",
+                  r.body);
+    response_free(&r);
+    close(fd);
+    app_server_stop(&served);
+
+    /* Arguments. */
+    ck_assert_int_eq(csgi_input_set_limit(NULL, 1), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_input_limit(NULL), -1);
+
+    free(big);
+    free(small);
+}
+END_TEST
+
 /* ---- Out of memory ------------------------------------------------------------------------ */
 
 /* Make and run the pipeline with each allocation failing in turn: every
@@ -824,6 +1031,7 @@ static Suite *handler_suite(void)
     tcase_add_test(tc, test_factories);
     tcase_add_test(tc, test_late_body);
     tcase_add_test(tc, test_replaced_input);
+    tcase_add_test(tc, test_replaced_input_limit);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(suite, tc);
     return suite;

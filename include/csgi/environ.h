@@ -245,7 +245,8 @@ CSGI_EXTERN long csgi_input_readline(csgi_input *input, char *buf, size_t len);
  * @param len where to store its length
  * @return 0 with the whole body, CSGI_EAGAIN while it has not all arrived,
  *         CSGI_ETOOBIG when it is longer than max, or a csgi_input_read()
- *         error.
+ *         error (CSGI_ETOOBIG too when the stream itself refuses the body:
+ *         see csgi_input_limit()).
  */
 CSGI_EXTERN int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t *len);
 
@@ -297,6 +298,26 @@ typedef struct csgi_input_type {
  */
 CSGI_EXTERN csgi_input *csgi_input_new(csgi_environ *environ, const csgi_input_type *type,
                                        void *state, int64_t length);
+
+/**
+ * Declare the most bytes a middleware's stream lets through: its read fails
+ * with CSGI_ETOOBIG past them. The request helpers name this number when
+ * the stream refuses a body ("body longer than 1024 bytes"); without it they
+ * say the body is longer than the server allows, as they cannot know.
+ *
+ * @param input a stream made with csgi_input_new() (not the server's own)
+ * @param max   the limit in bytes, at most INT64_MAX
+ * @return 0, or CSGI_EINVAL (input NULL or the server's stream, max too large).
+ */
+CSGI_EXTERN int csgi_input_set_limit(csgi_input *input, uint64_t max);
+
+/**
+ * The limit a stream declared with csgi_input_set_limit().
+ *
+ * @param input the stream; NULL gives -1
+ * @return the limit in bytes, or -1 when none was declared.
+ */
+CSGI_EXTERN int64_t csgi_input_limit(csgi_input *input);
 
 /**
  * Make input the request's csgi.input, for the applications behind: what

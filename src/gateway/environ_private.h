@@ -70,6 +70,10 @@ csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
    has not ended). 0 when a wait would last for ever. */
 int csgi_input__pending(csgi_input *input);
 
+/* 1 when the stream itself failed with CSGI_ETOOBIG (a limit of the server
+   or of a middleware's stream, csgi_input_limit()), not a reader's max. */
+int csgi_input__refused(csgi_input *input);
+
 /* The gateway calls this when the input provider has news (bytes, end,
    error): it runs the callback set with csgi_input_on_ready, once. */
 void csgi_environ__input_ready(csgi_environ *environ);

@@ -27,6 +27,7 @@ void csgi_input__init(csgi_input *input, csgi_environ *environ, const csgi_envir
     input->environ = environ;
     input->source = source;
     input->length = -1;
+    input->limit = -1;
 }
 
 /* Bytes the server's stream can read now without waiting. */
@@ -55,12 +56,31 @@ csgi_input *csgi_input_new(csgi_environ *environ, const csgi_input_type *type, v
         input->type = type;
         input->state = state;
         input->length = length;
+        input->limit = -1;
         if (csgi_arena__defer(csgi_environ__arena(environ), input_close, input) != 0)
             input = NULL;
     }
     if (!input && type && type->close)
         type->close(state);
     return input;
+}
+
+int csgi_input_set_limit(csgi_input *input, uint64_t max)
+{
+    if (!input || !input->type || max > INT64_MAX)
+        return CSGI_EINVAL;
+    input->limit = (int64_t)max;
+    return 0;
+}
+
+int64_t csgi_input_limit(csgi_input *input)
+{
+    return input ? input->limit : -1;
+}
+
+int csgi_input__refused(csgi_input *input)
+{
+    return input && input->status == CSGI_ETOOBIG;
 }
 
 /* Record what the provider answered: the end and errors stick. */

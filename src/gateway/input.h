@@ -30,6 +30,7 @@ struct csgi_input {
     const csgi_input_type *type;
     void *state;
     int64_t length; /* a middleware stream's byte count, or -1 */
+    int64_t limit;  /* the most bytes it lets through (csgi_input_set_limit), or -1 */
 };
 
 /* Set up the server's stream of environ, reading source's provider. */

@@ -417,8 +417,9 @@ int csgi_handler_json(csgi_request *request, size_t max, json_t **out,
                  error.line, error.column, error.position, error.text);
         *error_response = csgi_handler_error(request, 400, detail);
     } else if (rc == CSGI_ETOOBIG) {
-        char detail[96];
-        snprintf(detail, sizeof(detail), "the body is longer than %zu bytes", max);
+        char text[64], detail[96];
+        csgi_helpers__too_long(csgi_request_environ(request), max, text, sizeof(text));
+        snprintf(detail, sizeof(detail), "the body is %s", text);
         *error_response = csgi_handler_error(request, 413, detail);
     }
     return rc;

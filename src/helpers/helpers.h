@@ -57,6 +57,12 @@ int csgi_params__parse_cookies(csgi_params *params, const char *header, size_t l
    length, or (size_t)-1 when strict and an escape is malformed. */
 size_t csgi_helpers__form_decode(char *dst, const char *src, size_t len, int strict);
 
+/* What a body refused with CSGI_ETOOBIG was longer than, into buf: "longer
+   than N bytes" with the reader's max, or with the limit the request's
+   csgi.input declared when the stream itself refused it, else "longer than
+   the server allows" (a limit the helpers cannot know). */
+void csgi_helpers__too_long(csgi_environ *environ, size_t max, char *buf, size_t size);
+
 /*
  * Find the parameter `name` (case-insensitive) in a header value of the
  * form "type; a=1; b=\"two\"" (Content-Type, Content-Disposition). The

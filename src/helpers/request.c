@@ -576,6 +576,20 @@ const char *csgi_request_cookie(csgi_request *request, const char *name, size_t 
 
 /* ---- Body -------------------------------------------------------------------- */
 
+void csgi_helpers__too_long(csgi_environ *environ, size_t max, char *buf, size_t size)
+{
+    csgi_input *input = csgi_environ_input(environ);
+    if (!csgi_input__refused(input)) {
+        snprintf(buf, size, "longer than %zu bytes", max);
+        return;
+    }
+    int64_t limit = csgi_input_limit(input);
+    if (limit >= 0)
+        snprintf(buf, size, "longer than %lld bytes", (long long)limit);
+    else
+        snprintf(buf, size, "longer than the server allows");
+}
+
 int csgi_request_body(csgi_request *request, size_t max, const char **out, size_t *len)
 {
     if (!request || !out)
@@ -613,8 +627,11 @@ int csgi_request_json(csgi_request *request, size_t max, struct json_t **out,
     const char *body;
     size_t len;
     int rc = csgi_request_body(request, max, &body, &len);
-    if (rc == CSGI_ETOOBIG)
-        set_error(error, 0, "body longer than %zu bytes", max);
+    if (rc == CSGI_ETOOBIG) {
+        char text[64];
+        csgi_helpers__too_long(request->environ, max, text, sizeof(text));
+        set_error(error, 0, "body %s", text);
+    }
     if (rc != 0)
         return rc;
     json_error_t json_error;
@@ -712,8 +729,9 @@ static int form_urlencoded(csgi_request *request, const csgi_params **out,
     if (rc == CSGI_EAGAIN)
         return rc;
     if (rc == CSGI_ETOOBIG) {
-        char text[80];
-        snprintf(text, sizeof(text), "body longer than %zu bytes", request->limits.max_body);
+        char text[80] = "body ";
+        csgi_helpers__too_long(request->environ, request->limits.max_body, text + 5,
+                               sizeof(text) - 5);
         return form_fail(request, rc, 0, text, error);
     }
     if (rc != 0)
@@ -748,6 +766,12 @@ static int form_multipart(csgi_request *request, const csgi_params **out, csgi_r
             long n = csgi_input_read(input, request->read_buffer, READ_SIZE);
             if (n == CSGI_EAGAIN)
                 return CSGI_EAGAIN;
+            if (n == CSGI_ETOOBIG) {
+                char text[80] = "body ";
+                csgi_helpers__too_long(request->environ, request->limits.max_body, text + 5,
+                                       sizeof(text) - 5);
+                return form_fail(request, (int)n, (size_t)parser->consumed, text, error);
+            }
             if (n < 0)
                 return form_fail(request, (int)n, (size_t)parser->consumed, NULL, error);
             if (n == 0) {
