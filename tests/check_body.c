@@ -194,66 +194,6 @@ static csgi_app *filtered(csgi_filter_handler_fn fn, csgi_handler_body body, csg
 
 /* ---- Sending a body the ways the network does ------------------------------------------ */
 
-enum split { WITH_HEAD, TWO_WRITES, BYTE_BY_BYTE, CHUNKED, AFTER_CONTINUE, SPLITS };
-static const char *const split_names[] = {"with the head", "in two writes", "a byte at a time",
-                                          "chunked", "after 100-continue"};
-
-/* POST body to path on fd, split as asked; 0, or -1 when the server
-   answered (or closed) before it all went. */
-static int send_post(int fd, const char *path, const char *body, size_t len, enum split split)
-{
-    char head[256];
-    if (split == CHUNKED)
-        snprintf(head, sizeof(head),
-                 "POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", path);
-    else
-        snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n%s\r\n",
-                 path, len, split == AFTER_CONTINUE ? "Expect: 100-continue\r\n" : "");
-    if (split == WITH_HEAD) {
-        char *all = malloc(strlen(head) + len);
-        ck_assert_ptr_nonnull(all);
-        memcpy(all, head, strlen(head));
-        memcpy(all + strlen(head), body, len);
-        int rc = client_send(fd, all, strlen(head) + len);
-        free(all);
-        return rc;
-    }
-    if (client_send_str(fd, head) != 0)
-        return -1;
-    if (split == AFTER_CONTINUE) {
-        char buf[128];
-        client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\n", NULL);
-        if (strcmp(buf, "HTTP/1.1 100 Continue\r\n\r\n") != 0)
-            return -1;
-        return client_send(fd, body, len);
-    }
-    if (split == TWO_WRITES) {
-        usleep(20 * 1000);
-        if (client_send(fd, body, len / 2) != 0)
-            return -1;
-        usleep(20 * 1000);
-        return client_send(fd, body + len / 2, len - len / 2);
-    }
-    if (split == BYTE_BY_BYTE) {
-        for (size_t i = 0; i < len; i++)
-            if (client_send(fd, body + i, 1) != 0)
-                return -1;
-        return 0;
-    }
-    /* Chunked, in pieces of up to 1000 bytes, with pauses. */
-    for (size_t at = 0; at < len; at += 1000) {
-        size_t n = len - at < 1000 ? len - at : 1000;
-        char size[32];
-        snprintf(size, sizeof(size), "%zx\r\n", n);
-        if (client_send_str(fd, size) != 0 || client_send(fd, body + at, n) != 0 ||
-            client_send_str(fd, "\r\n") != 0)
-            return -1;
-        if (at == 0)
-            usleep(20 * 1000);
-    }
-    return client_send_str(fd, "0\r\n\r\n");
-}
-
 static char *pattern(size_t len)
 {
     char *body = malloc(len + 1);
@@ -270,20 +210,21 @@ static void expect_digest_every_split(int port, size_t len, int byte_by_byte)
     char *body = pattern(len);
     char expected[64];
     snprintf(expected, sizeof(expected), "%zu:%lu", len, sum_of(body, len));
-    for (int split = 0; split < SPLITS; split++) {
-        if ((split == BYTE_BY_BYTE && !byte_by_byte) || (split == AFTER_CONTINUE && len == 0))
+    for (int split = 0; split < SPLIT_COUNT; split++) {
+        if ((split == SPLIT_BYTE_BY_BYTE && !byte_by_byte) ||
+            (split == SPLIT_AFTER_CONTINUE && len == 0))
             continue; /* (nothing to continue for) */
         atomic_store(&calls, 0);
         atomic_store(&filter_runs, 0);
         int fd = client_connect(port);
-        ck_assert_int_eq(send_post(fd, "/", body, len, (enum split)split), 0);
+        ck_assert_int_eq(client_send_post(fd, "/", "", body, len, (enum body_split)split), 0);
         test_response r;
         ck_assert_int_eq(client_response(fd, &r, 0, 10000), 0);
-        ck_assert_msg(r.status == 200, "%zu bytes %s: %d %s", len, split_names[split], r.status,
-                      r.body);
-        ck_assert_msg(strcmp(r.body, expected) == 0, "%zu bytes %s: %s", len, split_names[split],
-                      r.body);
-        ck_assert_msg(atomic_load(&calls) == 1, "%s: %d calls", split_names[split],
+        ck_assert_msg(r.status == 200, "%zu bytes %s: %d %s", len, body_split_names[split],
+                      r.status, r.body);
+        ck_assert_msg(strcmp(r.body, expected) == 0, "%zu bytes %s: %s", len,
+                      body_split_names[split], r.body);
+        ck_assert_msg(atomic_load(&calls) == 1, "%s: %d calls", body_split_names[split],
                       atomic_load(&calls));
         response_free(&r);
         close(fd);
@@ -324,7 +265,7 @@ START_TEST(streaming_reader_every_split)
     atomic_store(&ends, 0);
     char *body = pattern(300000);
     int fd = client_connect(served.port);
-    send_post(fd, "/", body, 300000, WITH_HEAD);
+    client_send_post(fd, "/", "", body, 300000, SPLIT_WITH_HEAD);
     test_response r;
     ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
     ck_assert_int_eq(r.status, 413);
@@ -382,14 +323,14 @@ START_TEST(gathering_filter_runs_once)
     char *body = pattern(3000);
     char expected[64];
     snprintf(expected, sizeof(expected), "3000:%lu", sum_of(body, 3000));
-    for (int split = 0; split < SPLITS; split++) {
+    for (int split = 0; split < SPLIT_COUNT; split++) {
         atomic_store(&filter_runs, 0);
         atomic_store(&calls, 0);
         int fd = client_connect(served.port);
-        ck_assert_int_eq(send_post(fd, "/", body, 3000, (enum split)split), 0);
+        ck_assert_int_eq(client_send_post(fd, "/", "", body, 3000, (enum body_split)split), 0);
         test_response r;
         ck_assert_int_eq(client_response(fd, &r, 0, 10000), 0);
-        ck_assert_msg(r.status == 200, "%s: %d", split_names[split], r.status);
+        ck_assert_msg(r.status == 200, "%s: %d", body_split_names[split], r.status);
         /* Both read the same body: the filter's gathering serves both. */
         ck_assert_str_eq(r.body, expected);
         ck_assert_str_eq(response_header(&r, "X-Body-Length"), "3000");
@@ -424,14 +365,14 @@ START_TEST(refused_without_continue)
     /* Chunked: refused once it passes the limit. */
     char *body = pattern(5000);
     fd = client_connect(served.port);
-    send_post(fd, "/", body, 5000, CHUNKED);
+    client_send_post(fd, "/", "", body, 5000, SPLIT_CHUNKED);
     ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
     ck_assert_int_eq(r.status, 413);
     response_free(&r);
     close(fd);
     /* Under it: served. */
     fd = client_connect(served.port);
-    send_post(fd, "/", body, 1000, CHUNKED);
+    client_send_post(fd, "/", "", body, 1000, SPLIT_CHUNKED);
     ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
     ck_assert_int_eq(r.status, 200);
     response_free(&r);
