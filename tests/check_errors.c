@@ -889,6 +889,28 @@ START_TEST(format_set_per_request)
         ck_assert_msg(strcmp(type_of(r), cases[i].type) == 0, "%s: %s", cases[i].how, type_of(r));
         csgi_test_response_free(r);
     }
+    /* the conditional pages too; an unknown name leaves them text */
+    csgi_test_response *r = NULL;
+    static const struct {
+        const char *how, *type;
+    } conditional[] = {
+        {"string html", "text/html; charset=utf-8"},
+        {"string unknown", "text/plain; charset=utf-8"},
+        {"set custom", "application/json; charset=UTF-8"},
+        {"foreign pointer", "text/plain; charset=utf-8"},
+    };
+    for (size_t i = 0; i < sizeof(conditional) / sizeof(conditional[0]); i++) {
+        csgi_test_request *request = NULL;
+        ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/file"), 0);
+        ck_assert_int_eq(csgi_test_request_add_header(request, "X-How", conditional[i].how), 0);
+        ck_assert_int_eq(csgi_test_request_add_header(request, "If-Match", "\"other\""), 0);
+        ck_assert_int_eq(csgi_test_request_run(&r, request, app), 0);
+        csgi_test_request_free(request);
+        ck_assert_int_eq(csgi_test_response_code(r), 412);
+        ck_assert_msg(strcmp(type_of(r), conditional[i].type) == 0, "412 %s: %s",
+                      conditional[i].how, type_of(r));
+        csgi_test_response_free(r);
+    }
     ck_assert_int_eq(csgi_error_format_set(NULL, csgi_error_render_json, NULL), CSGI_EINVAL);
     csgi_app_free(app);
 }

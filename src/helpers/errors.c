@@ -79,10 +79,14 @@ int csgi_error_format_set(csgi_environ *environ, csgi_error_render_fn render, vo
 static int fixed_renderer(csgi_environ *environ, csgi_error_render_fn *render, void **userdata)
 {
     switch (csgi_environ_kind(environ, FORMAT_KEY)) {
-    case CSGI_VALUE_STRING:
-        *render = csgi_error_page__named(csgi_environ_get(environ, FORMAT_KEY));
+    case CSGI_VALUE_STRING: {
+        csgi_error_render_fn named = csgi_error_page__named(csgi_environ_get(environ, FORMAT_KEY));
+        if (!named)
+            return 0; /* not a format: ignored */
+        *render = named;
         *userdata = NULL;
-        return *render != NULL;
+        return 1;
+    }
     case CSGI_VALUE_POINTER: {
         const custom_renderer *custom = csgi_environ_get_pointer(environ, FORMAT_KEY);
         if (custom->tag != custom_tag)
