@@ -12,6 +12,7 @@
 #include "csgi/common.h"
 #include "csgi/environ.h"
 #include "csgi/app.h"
+#include "csgi/errors.h"
 #include "csgi/server.h"
 #include "csgi/composite.h"
 #include "csgi/router.h"

@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "common.h"
+#include "errors.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +38,7 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 2
+#define CSGI_SERVER_OPTIONS_VERSION 3
 
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
@@ -69,12 +70,20 @@ typedef struct csgi_server_options {
 
     unsigned grace_timeout_ms; /**< csgi_server_run_until_signal lets requests in progress
                                     finish this long after the signal (version 2): 10000 */
+
+    csgi_error_render_fn error_render; /**< renders the server's own error pages: 400, 408,
+                                            413, 414, 431, 501, 505, and 500 for an application
+                                            that failed before it answered (csgi/errors.h;
+                                            version 3): NULL = csgi_error_render_text */
+    void *error_render_userdata;       /**< passed to error_render (borrowed: it must outlive
+                                            the server) */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
-#define CSGI_SERVER_OPTIONS_INIT                                                                \
-    {                                                                                           \
-        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0 \
+#define CSGI_SERVER_OPTIONS_INIT                                                                 \
+    {                                                                                            \
+        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
+            NULL, NULL                                                                           \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */

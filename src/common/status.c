@@ -1,7 +1,7 @@
 /* Reason phrases of the status codes of RFC 9110 and the few others in use. */
 #include "common/status.h"
 
-#include <stdio.h>
+#include "common/error_page.h"
 
 const char *csgi_status__reason(int status)
 {
@@ -68,10 +68,12 @@ const char *csgi_status__reason(int status)
 
 size_t csgi_status__error_text(char *buf, size_t size, int status, const char *detail)
 {
-    int n;
-    if (detail && *detail)
-        n = snprintf(buf, size, "%d %s\n\n%s\n", status, csgi_status__reason(status), detail);
-    else
-        n = snprintf(buf, size, "%d %s\n", status, csgi_status__reason(status));
-    return n > 0 ? (size_t)n : 0;
+    /* the text renderer's page, NUL-terminated as snprintf's */
+    size_t len = 0;
+    const char *type;
+    csgi_error_render_text(size ? buf : NULL, size ? size - 1 : 0, &len, &type, status,
+                           csgi_status__reason(status), detail, NULL);
+    if (size)
+        buf[len < size - 1 ? len : size - 1] = '\0';
+    return len;
 }

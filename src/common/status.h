@@ -13,7 +13,8 @@
 const char *csgi_status__reason(int status);
 
 /* Format the text/plain body of an error response into buf (snprintf
-   rules: NUL-terminated when size > 0, truncated if needed):
+   rules: NUL-terminated when size > 0, truncated if needed; the page of
+   csgi_error_render_text()):
        "404 Not Found\n"                    without detail (NULL or "")
        "404 Not Found\n\nDETAIL\n"          with one
    Returns the length of the whole text, as snprintf does. */

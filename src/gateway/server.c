@@ -7,6 +7,7 @@
  * csgi/loader.h and docs/config.md).
  */
 #include "common/alloc.h"
+#include "common/error_page.h"
 #include "common/options.h"
 #include "gateway/gateway.h"
 #include "common/log.h"
@@ -57,7 +58,8 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     *grace_ms = DEFAULT_GRACE_MS;
     if (!in)
         return 0;
-    /* Version 1 had no grace_timeout_ms: never read past its end. */
+    /* Version 1 had no grace_timeout_ms, version 2 no error_render: never
+       read past the end of an older struct. */
     if (!csgi_options__version_ok(in->version, CSGI_SERVER_OPTIONS_VERSION))
         return CSGI_EINVAL;
 #define TAKE(field, target) \
@@ -86,6 +88,10 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     }
     if (in->version >= 2 && in->grace_timeout_ms)
         *grace_ms = in->grace_timeout_ms;
+    if (in->version >= 3) {
+        out->error_render = in->error_render;
+        out->error_render_userdata = in->error_render_userdata;
+    }
     return 0;
 }
 
@@ -273,7 +279,7 @@ int csgi_serve(csgi_app *app, const char *host, int port)
 
 /* The keys of a [server:] section using egg:csgi#http. Numbers are checked
    within [min, max] and multiplied by scale (seconds to milliseconds). */
-typedef enum key_type { KEY_TEXT, KEY_BOOL, KEY_NUMBER } key_type;
+typedef enum key_type { KEY_TEXT, KEY_BOOL, KEY_NUMBER, KEY_ERROR_FORMAT } key_type;
 
 static const struct server_key {
     const char *name;
@@ -293,6 +299,7 @@ static const struct server_key {
     {"max_keepalive_requests", KEY_NUMBER, 1, UINT_MAX, 1},
     {"server_header", KEY_TEXT, 0, 0, 0},
     {"verbose", KEY_BOOL, 0, 0, 0},
+    {"error_format", KEY_ERROR_FORMAT, 0, 0, 0},
 };
 
 #define SERVER_KEY_COUNT (sizeof(server_keys) / sizeof(server_keys[0]))
@@ -322,7 +329,7 @@ static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *e
                             "unknown key for egg:csgi#http (known: host, port, threads, "
                             "max_connections, max_body, header_timeout, body_timeout, "
                             "keepalive_timeout, send_timeout, grace_timeout, "
-                            "max_keepalive_requests, server_header, verbose)");
+                            "max_keepalive_requests, server_header, verbose, error_format)");
             return CSGI_EINVAL;
         }
         const struct server_key *key = &server_keys[k];
@@ -340,6 +347,10 @@ static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *e
                 rc = CSGI_EINVAL;
             }
             number *= key->scale;
+        } else if (key->type == KEY_ERROR_FORMAT && !csgi_error_page__named(value)) {
+            csgi_conf_error(conf, name, error, "'%s' is not an error format (%s)", value,
+                            CSGI_ERROR_PAGE__NAMES);
+            rc = CSGI_EINVAL;
         }
         if (rc != 0)
             return rc;
@@ -385,6 +396,7 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
     options.max_keepalive_requests = (unsigned)setting(&conf, "max_keepalive_requests", 0);
     options.server_header = csgi_conf_get(local_conf, "server_header");
     options.verbose = (int)setting(&conf, "verbose", 0);
+    options.error_render = csgi_error_page__named(csgi_conf_get(local_conf, "error_format"));
 
     /* The addresses: csgi_loader_set_listen's, else host:port. */
     const char *host = csgi_conf_get(local_conf, "host");

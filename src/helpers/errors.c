@@ -1,18 +1,19 @@
 /*
  * HTTP error responses (csgi_response_error()), like webob.exc: a status,
- * an optional detail, and a page in the format the client accepts. The
- * text/plain page is the one the server sends for its own errors
- * (csgi_status__error_text()), so clients see one format whoever answered.
+ * an optional detail, and a page in the format the client accepts, or the
+ * one fixed for the request (csgi_error_format_set(), the environ key
+ * csgi.error_format). The pages come from the renderers of csgi/errors.h
+ * (common/error_page.c), the ones the server uses for its own errors, so
+ * clients see one format whoever answered.
  */
 #include "helpers/response_private.h"
 
+#include "common/error_page.h"
 #include "common/status.h"
 
+#include <csgi/errors.h>
 #include <csgi/negotiate.h>
 
-#include <jansson.h>
-
-#include <stdio.h>
 #include <string.h>
 
 int csgi_response_error(csgi_response **out, csgi_environ *environ, int status, const char *detail)
@@ -41,114 +42,113 @@ int csgi_response_error(csgi_response **out, csgi_environ *environ, int status, 
     return 0;
 }
 
-/* text HTML-escaped into out (with a NUL) when out is not NULL; returns its
-   length either way, so one pass sizes the buffer and another fills it. */
-static size_t escape_html(char *out, const char *text)
+/* ---- The format fixed for a request: csgi.error_format ------------------------------ */
+
+#define FORMAT_KEY "csgi.error_format"
+
+/* A renderer that is not a built-in one, in the request's arena; the tag
+   tells it from a pointer someone else stored under the key. */
+typedef struct custom_renderer {
+    const void *tag;
+    csgi_error_render_fn render;
+    void *userdata;
+} custom_renderer;
+
+static const char custom_tag[] = "csgi_error_format_set";
+
+int csgi_error_format_set(csgi_environ *environ, csgi_error_render_fn render, void *userdata)
 {
-    size_t n = 0;
-    for (; *text; text++) {
-        const char *entity;
-        switch (*text) {
-        case '&': entity = "&amp;"; break;
-        case '<': entity = "&lt;"; break;
-        case '>': entity = "&gt;"; break;
-        case '"': entity = "&quot;"; break;
-        case '\'': entity = "&#x27;"; break;
-        default:
-            if (out)
-                out[n] = *text;
-            n++;
-            continue;
-        }
-        size_t len = strlen(entity);
-        if (out)
-            memcpy(out + n, entity, len);
-        n += len;
+    if (!environ)
+        return CSGI_EINVAL;
+    if (!render) {
+        int rc = csgi_environ_remove(environ, FORMAT_KEY);
+        return rc == CSGI_ENOTFOUND ? 0 : rc;
     }
-    if (out)
-        out[n] = '\0';
-    return n;
+    const char *name = csgi_error_page__name(render);
+    if (name)
+        return csgi_environ_set(environ, FORMAT_KEY, name);
+    custom_renderer *custom = csgi_environ_alloc(environ, sizeof(*custom));
+    if (!custom)
+        return CSGI_ENOMEM;
+    *custom = (custom_renderer){custom_tag, render, userdata};
+    return csgi_environ_set_pointer(environ, FORMAT_KEY, custom, NULL);
 }
 
-static int html_page(csgi_environ *environ, int status, const char *reason, const char *detail,
-                     const char **body, size_t *len)
+/* The renderer csgi.error_format names: 1 with *render and *userdata set,
+   or 0 when the key is not set or holds no renderer. */
+static int fixed_renderer(csgi_environ *environ, csgi_error_render_fn *render, void **userdata)
 {
-    static const char head[] = "<!DOCTYPE html>\n<html>\n<head>\n<title>%d %s</title>\n"
-                               "</head>\n<body>\n<h1>%d %s</h1>\n";
-    static const char tail[] = "</body>\n</html>\n";
-    size_t head_len = (size_t)snprintf(NULL, 0, head, status, reason, status, reason);
-    size_t detail_len = detail ? escape_html(NULL, detail) + 8 : 0; /* <p>...</p>\n */
-    size_t size = head_len + detail_len + sizeof(tail);
+    switch (csgi_environ_kind(environ, FORMAT_KEY)) {
+    case CSGI_VALUE_STRING: {
+        csgi_error_render_fn named = csgi_error_page__named(csgi_environ_get(environ, FORMAT_KEY));
+        if (!named)
+            return 0; /* not a format: ignored */
+        *render = named;
+        *userdata = NULL;
+        return 1;
+    }
+    case CSGI_VALUE_POINTER: {
+        const custom_renderer *custom = csgi_environ_get_pointer(environ, FORMAT_KEY);
+        if (custom->tag != custom_tag)
+            return 0;
+        *render = custom->render;
+        *userdata = custom->userdata;
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+/* ---- The page ---------------------------------------------------------------------------- */
+
+/* The page render gives, in the request's arena: 0, CSGI_ENOMEM, or the
+   renderer's failure. Most pages fit the scratch buffer and are copied
+   once; a longer one is rendered again into memory of its size (and a
+   byte for the NUL an snprintf-based renderer writes). */
+static int render_page(csgi_environ *environ, int status, const char *reason, const char *detail,
+                       csgi_error_render_fn render, void *userdata, const char **body, size_t *len,
+                       const char **content_type)
+{
+    char scratch[512];
+    int rc = csgi_error_page__render(scratch, sizeof(scratch), len, content_type, status, reason,
+                                     detail, render, userdata);
+    if (rc < 0)
+        return rc;
+    size_t size = *len + 1;
     char *page = csgi_environ_alloc(environ, size);
     if (!page)
         return CSGI_ENOMEM;
-    size_t n = (size_t)snprintf(page, size, head, status, reason, status, reason);
-    if (detail) {
-        memcpy(page + n, "<p>", 3);
-        n += 3;
-        n += escape_html(page + n, detail);
-        memcpy(page + n, "</p>\n", 5);
-        n += 5;
-    }
-    memcpy(page + n, tail, sizeof(tail));
+    if (rc == 0)
+        memcpy(page, scratch, *len);
+    else if (csgi_error_page__render(page, size, len, content_type, status, reason, detail, render,
+                                     userdata) != 0)
+        return CSGI_EINVAL; /* it wants still more room, or failed the second time */
     *body = page;
-    *len = n + sizeof(tail) - 1;
     return 0;
 }
 
-static int json_page(csgi_environ *environ, int status, const char *reason, const char *detail,
-                     const char **body, size_t *len)
-{
-    json_t *message = NULL;
-    if (detail)
-        message = json_string(detail);
-    if (!message) /* no detail, or one that is not UTF-8 */
-        message = json_string(reason);
-    json_t *object = json_object();
-    if (!message || !object || json_object_set_new(object, "message", message) != 0) {
-        json_decref(object);
-        return CSGI_ENOMEM;
-    }
-    if (json_object_set_new(object, "code", json_integer(status)) != 0 ||
-        json_object_set_new(object, "title", json_string(reason)) != 0) {
-        json_decref(object);
-        return CSGI_ENOMEM;
-    }
-    size_t size = json_dumpb(object, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *text = size ? csgi_environ_alloc(environ, size) : NULL;
-    if (text)
-        json_dumpb(object, text, size, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(object);
-    if (!text)
-        return CSGI_ENOMEM;
-    *body = text;
-    *len = size;
-    return 0;
-}
-
-int csgi_response__error_body(csgi_environ *environ, int status, const char *detail,
+int csgi_response__error_body(csgi_environ *environ, int status, const char *detail, int negotiate,
                               const char **body, size_t *len, const char **content_type)
 {
     /* text/plain first: it wins ties, so curl's "*" "/" "*" and clients
        sending no Accept get the plain page, browsers (text/html at a higher
        quality than "*" "/" "*") the HTML one */
     static const char *const offers[] = {"text/plain", "text/html", "application/json"};
+    static const csgi_error_render_fn offered[] = {csgi_error_render_text, csgi_error_render_html,
+                                                   csgi_error_render_json};
     const char *reason = csgi_status__reason(status);
-    int choice = csgi_accept_best(csgi_environ_get(environ, "HTTP_ACCEPT"), offers, 3);
-    if (choice == 1) {
-        *content_type = "text/html; charset=utf-8";
-        return html_page(environ, status, reason, detail, body, len);
+    csgi_error_render_fn render = csgi_error_render_text;
+    void *userdata = NULL;
+    if (!fixed_renderer(environ, &render, &userdata) && negotiate) {
+        int choice = csgi_accept_best(csgi_environ_get(environ, "HTTP_ACCEPT"), offers, 3);
+        render = offered[choice > 0 ? choice : 0];
     }
-    if (choice == 2) {
-        *content_type = "application/json";
-        return json_page(environ, status, reason, detail, body, len);
-    }
-    *content_type = "text/plain; charset=utf-8";
-    size_t size = csgi_status__error_text(NULL, 0, status, detail) + 1;
-    char *text = csgi_environ_alloc(environ, size);
-    if (!text)
-        return CSGI_ENOMEM;
-    *len = csgi_status__error_text(text, size, status, detail);
-    *body = text;
-    return 0;
+    int rc =
+        render_page(environ, status, reason, detail, render, userdata, body, len, content_type);
+    if (rc == 0 || render == csgi_error_render_text)
+        return rc;
+    csgi_environ_log(environ, "error renderer failed for %d (%s): sent the text page", status,
+                     csgi_strerror(rc));
+    return render_page(environ, status, reason, detail, csgi_error_render_text, NULL, body, len,
+                       content_type);
 }

@@ -914,7 +914,7 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *env,
         break;
     case CSGI_RESPONSE__FILE: result.length = response->length; break;
     case CSGI_RESPONSE__ERROR:
-        if (csgi_response__error_body(env, response->status, response->detail, &result.data,
+        if (csgi_response__error_body(env, response->status, response->detail, 1, &result.data,
                                       &result.len, &result.content_type) != 0)
             return NULL;
         result.length = (int64_t)result.len;
@@ -938,16 +938,12 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *env,
         mode == SEND_UNSATISFIABLE) {
         status = mode == SEND_NOT_MODIFIED ? 304 : mode == SEND_UNSATISFIABLE ? 416 : 412;
         reason = csgi_status__reason(status);
-        if (mode != SEND_NOT_MODIFIED) {
-            /* a short text/plain page, as the server's own errors */
-            size_t size = csgi_status__error_text(NULL, 0, status, NULL) + 1;
-            char *text = csgi_environ_alloc(env, size);
-            if (!text)
-                goto fail;
-            result.len = csgi_status__error_text(text, size, status, NULL);
-            result.data = text;
-            content_type = "text/plain; charset=utf-8";
-        }
+        /* a short text/plain page, as the server's own errors, unless the
+           request's error pages have a fixed format */
+        if (mode != SEND_NOT_MODIFIED &&
+            csgi_response__error_body(env, status, NULL, 0, &result.data, &result.len,
+                                      &content_type) != 0)
+            goto fail;
     } else if (mode == SEND_PARTIAL) {
         status = 206;
         reason = csgi_status__reason(206);

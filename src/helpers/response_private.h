@@ -16,7 +16,7 @@ enum csgi_response__body_kind {
     CSGI_RESPONSE__FILE,
     CSGI_RESPONSE__STREAM,
     CSGI_RESPONSE__APP,
-    CSGI_RESPONSE__ERROR /* an error page, chosen by Accept when sent */
+    CSGI_RESPONSE__ERROR /* an error page, rendered when sent (errors.c) */
 };
 
 typedef struct csgi_response__field {
@@ -57,10 +57,11 @@ void *csgi_response__alloc(csgi_response *response, size_t size);
 /* A copy of s in the response's memory, or NULL. */
 char *csgi_response__strdup(csgi_response *response, const char *s);
 
-/* The error page of status for the request's Accept (errors.c), in the
-   request's arena: body, length and Content-Type value. Returns 0 or
-   CSGI_ENOMEM. */
-int csgi_response__error_body(csgi_environ *environ, int status, const char *detail,
+/* The error page of status (errors.c), in the request's arena: body,
+   length and Content-Type value. Rendered with the renderer fixed for the
+   request (csgi.error_format), else, when negotiate, chosen by Accept,
+   else the text page. Returns 0 or CSGI_ENOMEM. */
+int csgi_response__error_body(csgi_environ *environ, int status, const char *detail, int negotiate,
                               const char **body, size_t *len, const char **content_type);
 
 /* A streaming body that relays inner has inner's length, read when the

@@ -45,6 +45,7 @@
 #include "http/parser.h"
 
 #include <csgi/common.h>
+#include <csgi/errors.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +90,11 @@ typedef struct csgi_http__options {
     csgi_http__log_fn log; /* NULL = stderr */
     void *log_userdata;
     int log_level; /* messages above this level are dropped: CSGI_LOG__WARN */
+
+    /* Renders the engine's own error pages (csgi/errors.h); NULL = the
+       text page. Called from the loops' threads. */
+    csgi_error_render_fn error_render;
+    void *error_render_userdata;
 } csgi_http__options;
 
 /* Fill *options with the documented defaults. */

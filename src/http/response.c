@@ -8,6 +8,7 @@
  * and then touch the connection: its state machine (connection.c) writes.
  */
 #include "common/chartab.h"
+#include "common/error_page.h"
 #include "common/status.h"
 #include "http/private.h"
 
@@ -23,6 +24,36 @@ enum framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE, FRAME_NONE };
 
 /* ---- Error responses ---------------------------------------------------- */
 
+/* The body and Content-Type of the engine's error page for status: the
+   options' renderer's page, or the text page when there is none or it
+   failed (logged: a broken renderer is the operator's to fix). On the
+   stack: a flood of malformed requests allocates nothing here. */
+static size_t error_page(csgi_http__conn *conn, int status, const char *reason,
+                         char page[CSGI_ERROR_PAGE_MAX + 1], const char **content_type)
+{
+    const csgi_http__options *options = &conn->loop->engine->options;
+    size_t len = 0;
+    if (options->error_render) {
+        int rc = csgi_error_page__render(page, CSGI_ERROR_PAGE_MAX + 1, &len, content_type, status,
+                                         reason, NULL, options->error_render,
+                                         options->error_render_userdata);
+        if (rc == 0)
+            return len;
+        if (rc > 0)
+            csgi_http__conn_log(conn, CSGI_LOG__WARN,
+                                "error renderer: the %d page has %zu bytes (at most %d): "
+                                "sent the text page",
+                                status, len, CSGI_ERROR_PAGE_MAX);
+        else
+            csgi_http__conn_log(conn, CSGI_LOG__WARN,
+                                "error renderer failed for %d (%s): sent the text page", status,
+                                csgi_strerror(rc));
+    }
+    /* the same page as csgi_response_error()'s text/plain body */
+    *content_type = CSGI_ERROR_PAGE__TEXT_TYPE;
+    return csgi_status__error_text(page, CSGI_ERROR_PAGE_MAX, status, NULL);
+}
+
 /* Queue a complete error response that closes the connection: the
    engine's own answers, and an aborted response that had not started. */
 void csgi_http__queue_error_response(csgi_http__conn *conn, int status)
@@ -30,21 +61,21 @@ void csgi_http__queue_error_response(csgi_http__conn *conn, int status)
     const char *reason = csgi_status__reason(status);
     csgi_http__loop *loop = conn->loop;
     csgi_http__engine *engine = loop->engine;
-    /* the same page as csgi_response_error()'s text/plain body */
-    char text[80];
-    size_t text_len = csgi_status__error_text(text, sizeof(text), status, NULL);
+    char page[CSGI_ERROR_PAGE_MAX + 1];
+    const char *content_type;
+    size_t page_len = error_page(conn, status, reason, page, &content_type);
     csgi_http__date_refresh(loop);
     /* Never echo the client's version: we answer HTTP/1.1 (RFC 9110 6.2). */
     evbuffer_add_printf(conn->out,
                         "HTTP/1.1 %d %s\r\n"
                         "%.*s%.*s"
-                        "Content-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Type: %s\r\n"
                         "Content-Length: %zu\r\n"
-                        "Connection: close\r\n\r\n"
-                        "%s",
+                        "Connection: close\r\n\r\n",
                         status, reason, (int)loop->date_line_len, loop->date_line,
                         (int)engine->server_line_len,
-                        engine->server_line ? engine->server_line : "", text_len, text);
+                        engine->server_line ? engine->server_line : "", content_type, page_len);
+    evbuffer_add(conn->out, page, page_len);
 }
 
 /* ---- The consumer's API: response ----------------------------------------- */

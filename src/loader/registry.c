@@ -29,6 +29,8 @@ static const struct builtin {
     {"egg:csgi#router", CSGI_FACTORY_COMPOSITE, csgi_router__factory, NULL, NULL, NULL},
     {"egg:csgi#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
     {"egg:Paste#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
+    {"egg:csgi#error_format", CSGI_FACTORY_FILTER, NULL, csgi_error_format__filter_factory, NULL,
+     NULL},
     {"egg:csgi#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
      csgi_server__http_check},
     {"egg:Paste#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,

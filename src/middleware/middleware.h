@@ -12,4 +12,10 @@
 int csgi_lint__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
+/* error_format.c: egg:csgi#error_format, conf key format (text, json or
+   html). */
+int csgi_error_format__filter_factory(csgi_app **out, csgi_loader *loader,
+                                      const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                      csgi_app *next, csgi_load_error *error);
+
 #endif
