@@ -102,11 +102,77 @@ CSGI_EXTERN int csgi_test_request_add_header(csgi_test_request *request, const c
  * Set the request body (csgi.input reads it) and its Content-Length. A
  * second call replaces the first.
  *
+ * The client sends Content-Length with it, unless the body goes chunked
+ * (csgi_test_request_set_chunked()) or the test added its own
+ * Transfer-Encoding field: then the bytes go out as given, framing and
+ * all, and the server's chunked decoder reads them, so a test can break
+ * the framing on purpose (refused with CSGI_EPARSE when the bytes came with
+ * the head; a read error and the server's answer when they came late).
+ *
  * @param data len bytes (copied); may be NULL when len is 0
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_test_request_set_body(csgi_test_request *request, const void *data,
                                            size_t len);
+
+/** When the request body reaches the server (csgi_test_request_set_body_delivery()). */
+typedef enum csgi_test_delivery {
+    /** All of it with the head, readable before the application is called (the default). */
+    CSGI_TEST_DELIVERY_AT_ONCE = 0,
+    /** None of it when the application is called; then a piece per turn of the loop. */
+    CSGI_TEST_DELIVERY_LATE = 1
+} csgi_test_delivery;
+
+/**
+ * Choose when the body arrives, to test an application the way the
+ * network treats it: a real server calls the application once the head is
+ * there, and the body follows in pieces.
+ *
+ * With CSGI_TEST_DELIVERY_LATE nothing of the body is readable when the
+ * application is first called: csgi.input answers CSGI_EAGAIN. The run's
+ * libevent loop (csgi_environ_event_base()) then delivers one piece of
+ * piece_size bytes per turn (0: the whole body in one piece); each
+ * arrival wakes a reader that waited with csgi_input_on_ready(), exactly
+ * as the engine does, and a read before the next piece answers
+ * CSGI_EAGAIN again. An application that answers without reading the
+ * body is not kept waiting for it. A chunked body (see
+ * csgi_test_request_set_chunked()) arrives a chunk per turn, then the
+ * last-chunk in a turn of its own; a body whose framing the test wrote
+ * itself arrives in pieces of piece_size bytes of that framing.
+ *
+ * "Expect: 100-continue" (csgi_test_request_add_header()) makes the client
+ * wait for the server's go-ahead, as curl does: nothing of the body is
+ * sent until the application first reads csgi.input, which is when the
+ * server sends "100 Continue" (csgi_test_response_continued()). That read
+ * answers CSGI_EAGAIN; the body follows from the next turn of the loop, at
+ * once or in pieces as chosen here. An application that answers without
+ * reading never gets the body.
+ *
+ * @param request    the request
+ * @param delivery   CSGI_TEST_DELIVERY_AT_ONCE or CSGI_TEST_DELIVERY_LATE
+ * @param piece_size the bytes of a piece (and of a chunk when the body
+ *                   goes chunked, also when it goes at once); 0 for all
+ * @return 0, or CSGI_EINVAL (NULL request, unknown delivery).
+ */
+CSGI_EXTERN int csgi_test_request_set_body_delivery(csgi_test_request *request,
+                                                    csgi_test_delivery delivery, size_t piece_size);
+
+/**
+ * Send the body with "Transfer-Encoding: chunked" instead of
+ * Content-Length, as a client streaming an upload does: the client frames
+ * it into chunks of the piece size (csgi_test_request_set_body_delivery();
+ * one chunk when it is 0) ending with the last-chunk, and the server's own
+ * chunked decoder decodes them. As on the server, CONTENT_LENGTH is then
+ * absent from the environ and csgi.input reads to the end of the chunks.
+ * The framing is always well formed; to break it on purpose, add the
+ * Transfer-Encoding field yourself and write the framing with
+ * csgi_test_request_set_body().
+ *
+ * @param request the request (NULL does nothing)
+ * @param chunked 1 to send the body chunked (an empty body is the
+ *                last-chunk alone), 0 for Content-Length (the default)
+ */
+CSGI_EXTERN void csgi_test_request_set_chunked(csgi_test_request *request, int chunked);
 
 /**
  * Set an environ key to a string once the server's keys are built, before
@@ -251,6 +317,15 @@ CSGI_EXTERN const char *csgi_test_response_log_at(const csgi_test_response *resp
  */
 CSGI_EXTERN int csgi_test_response_log_contains(const csgi_test_response *response,
                                                 const char *text);
+
+/**
+ * 1 when the server sent "100 Continue": the request carried "Expect:
+ * 100-continue" and a body, and the application read csgi.input before
+ * its response started. 0 otherwise, in particular when the application
+ * answered (a 413, a 401) without reading the body, which the client then
+ * never sent.
+ */
+CSGI_EXTERN int csgi_test_response_continued(const csgi_test_response *response);
 
 /** Free a response. Accepts NULL. */
 CSGI_EXTERN void csgi_test_response_free(csgi_test_response *response);

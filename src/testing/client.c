@@ -1,22 +1,25 @@
 /*
- * The in-process test client (include/csgi/testing.h).
+ * The in-process test client (include/csgi/testing.h): running a request.
  *
  * A run does what the engine and the gateway do for a request read from a
  * socket, minus the socket: the request head is written as HTTP/1.1 bytes
  * and parsed by the real parser, the environ is built by the real environ
- * code (with this file as its "source": the given body as csgi.input, a
- * log that keeps the lines), and the application is run by the server's
- * own response driver (src/gateway/driver.c), which holds every rule of
- * the protocol. Only the driver's sink differs, as in h2o's unit tests
- * that replace the final output stage: this file's memory sink keeps the
- * response instead of framing it on a socket.
+ * code (with this file as its "source": the body as upload.c sends and
+ * decodes it as csgi.input, a log that keeps the lines), and the
+ * application is run by the server's own response driver
+ * (src/gateway/driver.c), which holds every rule of the protocol. Only the
+ * driver's sink differs, as in h2o's unit tests that replace the final
+ * output stage: this file's memory sink keeps the response instead of
+ * framing it on a socket.
  *
- * What differs: no Date or Server fields, no chunked framing on the wire,
- * and the whole body is kept in memory.
+ * What differs: no Date or Server fields, no chunked framing of the
+ * response, and the whole response body is kept in memory.
  */
 #include "testing/testing_private.h"
 
 #include "common/arena.h"
+#include "common/log.h"
+#include "common/status.h"
 #include "common/token.h"
 #include "gateway/driver.h"
 #include "gateway/environ_private.h"
@@ -35,19 +38,7 @@
 /* A run drives the application with the server's response driver
    (src/gateway/driver.c); only the final stage differs: this sink keeps
    the response in memory instead of writing HTTP/1.1 to a socket. */
-typedef struct run {
-    csgi_test_request *request;
-    csgi_test_response *response;
-    csgi_driver driver; /* the environ's owner */
-    csgi_environ__source source;
-    csgi_environ *environ;
-    size_t input_offset;
-
-    struct event_base *base;
-    struct event *timer;
-    int error;     /* the run's own failure: CSGI_ENOMEM, CSGI_ETOOBIG, CSGI_ETIMEDOUT */
-    int head_sent; /* the sink has the head */
-} run;
+typedef csgi_test__run run;
 
 /* Every line is kept, whatever its level: a test asserts on them. */
 static void run_log(void *context, int level, const char *line)
@@ -57,28 +48,8 @@ static void run_log(void *context, int level, const char *line)
     csgi_test__response_log(r->response, line);
 }
 
-static long input_read(void *context, void *buf, size_t len)
-{
-    run *r = context;
-    size_t left = r->request->body_len - r->input_offset;
-    if (len > left)
-        len = left;
-    if (len)
-        memcpy(buf, r->request->body + r->input_offset, len);
-    r->input_offset += len;
-    return (long)len;
-}
-
-static size_t input_buffered(void *context)
-{
-    run *r = context;
-    return r->request->body_len - r->input_offset;
-}
-
-static const csgi_input__provider body_input = {input_read, input_buffered};
-
 /* The sink's own failures (memory, the body cap) end the run. */
-static int sink_result(run *r, int rc)
+int csgi_test__run_failed(run *r, int rc)
 {
     if (rc != 0 && !r->error)
         r->error = rc;
@@ -91,35 +62,57 @@ static int memory_send_head(csgi_sink *sink, const csgi_gateway__head *head, int
     int rc = csgi_test__response_set_head(r->response, head->status, head->reason, head->reason_len,
                                           head->fields, head->fields_len, length);
     r->head_sent = rc == 0;
-    return sink_result(r, rc);
+    return csgi_test__run_failed(r, rc);
 }
 
 static int memory_write(csgi_sink *sink, const void *data, size_t len)
 {
     run *r = sink->context;
-    return sink_result(r, csgi_test__response_append(r->response, data, len));
+    return csgi_test__run_failed(r, csgi_test__response_append(r->response, data, len));
 }
 
-/* The engine's answer (csgi_http__response_abort): its error page when
-   nothing was sent, else a cut. */
-static void memory_cut(csgi_sink *sink)
+/* The engine's answer: its error page when nothing was sent, else a cut. */
+static void answer_failure(run *r, int status)
 {
-    run *r = sink->context;
     if (r->error)
         return;
     if (r->head_sent)
         r->response->cut = 1;
     else
-        sink_result(r, csgi_test__response_set_error(r->response, 500));
+        csgi_test__run_failed(r, csgi_test__response_set_error(r->response, status));
+}
+
+/* As csgi_http__response_abort. */
+static void memory_cut(csgi_sink *sink)
+{
+    answer_failure(sink->context, 500);
+}
+
+/* As the engine's request_fail for a body that broke. */
+void csgi_test__run_abort(run *r, int status, const char *why)
+{
+    char line[160];
+    if (r->head_sent)
+        snprintf(line, sizeof(line), "connection cut (%s)", why);
+    else
+        snprintf(line, sizeof(line), "%d %s (%s)", status, csgi_status__reason(status), why);
+    csgi_driver__log(&r->driver, CSGI_LOG__INFO, line);
+    answer_failure(r, status);
+    r->ended = 1;
+    csgi_driver__end(&r->driver);
+}
+
+struct event_base *csgi_test__run_base(run *r)
+{
+    if (!r->base)
+        r->base = event_base_new();
+    return r->base;
 }
 
 /* The request's loop, made when the application first asks for it. */
 static struct event_base *memory_event_base(csgi_sink *sink)
 {
-    run *r = sink->context;
-    if (!r->base)
-        r->base = event_base_new();
-    return r->base;
+    return csgi_test__run_base(sink->context);
 }
 
 static const csgi_sink_type memory_sink = {
@@ -146,7 +139,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *userdata)
 /* Wait on the loop until the body is resumed to its end, or time is up. */
 static int wait_for_body(run *r)
 {
-    if (!memory_event_base(&r->driver.sink))
+    if (!csgi_test__run_base(r))
         return CSGI_ENOMEM;
     if (!r->timer) {
         r->timer = evtimer_new(r->base, on_timeout, r);
@@ -155,7 +148,7 @@ static int wait_for_body(run *r)
         if (!r->timer || evtimer_add(r->timer, &limit) != 0)
             return CSGI_ENOMEM;
     }
-    while (!csgi_driver__finished(&r->driver) && !r->error) {
+    while (!csgi_driver__finished(&r->driver) && !r->ended && !r->error) {
         if (event_base_loop(r->base, EVLOOP_ONCE) < 0)
             return CSGI_ESYSTEM;
     }
@@ -166,7 +159,7 @@ static int wait_for_body(run *r)
 static char *write_head(const csgi_test_request *request, csgi_arena *arena, size_t *len)
 {
     int has_host = 0;
-    size_t size = strlen(request->method) + strlen(request->target) + strlen(request->host) + 64;
+    size_t size = strlen(request->method) + strlen(request->target) + strlen(request->host) + 112;
     for (const csgi_test__pair *h = request->headers; h; h = h->next) {
         size += strlen(h->name) + strlen(h->value) + 4;
         if (csgi_token__lookup(h->name, strlen(h->name)) == CSGI_TOKEN__HOST)
@@ -181,8 +174,7 @@ static char *write_head(const csgi_test_request *request, csgi_arena *arena, siz
         p += sprintf(p, "Host: %s\r\n", request->host);
     for (const csgi_test__pair *h = request->headers; h; h = h->next)
         p += sprintf(p, "%s: %s\r\n", h->name, h->value);
-    if (request->has_body)
-        p += sprintf(p, "Content-Length: %zu\r\n", request->body_len);
+    p += csgi_test__upload_field(request, p);
     p += sprintf(p, "\r\n");
     *len = (size_t)(p - text);
     return text;
@@ -222,6 +214,8 @@ static int run_app(run *r, csgi_app *app, csgi_arena *arena)
     int rc = parse_request(text, len, arena, head);
     if (rc != 0)
         return rc;
+    if ((rc = csgi_test__upload_start(r, head, arena)) != 0)
+        return rc;
 
     struct sockaddr_storage *local = csgi_arena__alloc(arena, sizeof(*local));
     if (!local)
@@ -232,7 +226,7 @@ static int run_app(run *r, csgi_app *app, csgi_arena *arena)
     source->peer = (const struct sockaddr *)&request->peer;
     source->local = (const struct sockaddr *)local;
     source->url_scheme = request->scheme;
-    source->input = &body_input;
+    source->input = &csgi_test__upload_input;
     source->input_context = r;
     source->log = run_log;
     source->log_context = r;
@@ -246,7 +240,7 @@ static int run_app(run *r, csgi_app *app, csgi_arena *arena)
             return rc;
 
     csgi_driver__run(&r->driver, r->environ);
-    if (!csgi_driver__finished(&r->driver) && !r->error)
+    if (!csgi_driver__finished(&r->driver) && !r->ended && !r->error)
         rc = wait_for_body(r); /* the body answered CSGI_EAGAIN */
     return rc ? rc : r->error;
 }
@@ -274,11 +268,14 @@ int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, 
     }
     struct event_base *base = r ? r->base : NULL;
     struct event *timer = r ? r->timer : NULL;
+    struct event *arrival = r ? r->upload.arrival : NULL;
     /* The application's deferred callbacks may free events of the loop:
        the arena goes first. */
     csgi_arena__clear(&arena);
     if (timer)
         event_free(timer);
+    if (arrival)
+        event_free(arrival);
     if (base)
         event_base_free(base);
     if (rc != 0) {

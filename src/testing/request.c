@@ -160,6 +160,22 @@ int csgi_test_request_set_body(csgi_test_request *request, const void *data, siz
     return 0;
 }
 
+int csgi_test_request_set_body_delivery(csgi_test_request *request, csgi_test_delivery delivery,
+                                        size_t piece_size)
+{
+    if (!request || (delivery != CSGI_TEST_DELIVERY_AT_ONCE && delivery != CSGI_TEST_DELIVERY_LATE))
+        return CSGI_EINVAL;
+    request->delivery = delivery;
+    request->piece_size = piece_size;
+    return 0;
+}
+
+void csgi_test_request_set_chunked(csgi_test_request *request, int chunked)
+{
+    if (request)
+        request->chunked = chunked != 0;
+}
+
 int csgi_test_request_set_environ(csgi_test_request *request, const char *key, const char *value)
 {
     if (!request || !key || !*key || !value)

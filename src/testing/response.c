@@ -182,6 +182,11 @@ int csgi_test_response_cut(const csgi_test_response *response)
     return response ? response->cut : 0;
 }
 
+int csgi_test_response_continued(const csgi_test_response *response)
+{
+    return response ? response->continued : 0;
+}
+
 size_t csgi_test_response_log_count(const csgi_test_response *response)
 {
     return response ? response->log_count : 0;

@@ -2,18 +2,24 @@
  * The in-process test client's insides (internal), shared by its files:
  * request.c builds requests, response.c holds what an application
  * answered, client.c runs a request through the server's code with a
- * memory sink.
+ * memory sink, upload.c sends the request body as a client would.
  */
 #ifndef CSGI_TESTING_PRIVATE_H
 #define CSGI_TESTING_PRIVATE_H
 
 #include "common/arena.h"
+#include "gateway/driver.h"
+#include "gateway/environ_private.h"
+#include "http/parser.h"
 
 #include <csgi/testing.h>
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+struct event;
+struct event_base;
 
 /* ---- Requests (request.c) ------------------------------------------------------- */
 
@@ -40,6 +46,9 @@ struct csgi_test_request {
     int has_body;
     struct sockaddr_storage peer;
     unsigned timeout_ms;
+    csgi_test_delivery delivery;
+    size_t piece_size; /* bytes a piece (and a chunk), 0 for all */
+    int chunked;       /* csgi_test_request_set_chunked() */
 };
 
 /* Store a numeric address and port in storage: 0 or CSGI_EINVAL. */
@@ -65,6 +74,7 @@ struct csgi_test_response {
     size_t log_count;
     size_t log_capacity;
     int cut;
+    int continued; /* "100 Continue" was sent */
 };
 
 /* An empty response, or NULL when memory is exhausted. */
@@ -85,5 +95,76 @@ int csgi_test__response_set_head(csgi_test_response *response, int code, const c
 /* Replace the response with the engine's own error page for code
    (src/http/response.c csgi_http__queue_error_response). */
 int csgi_test__response_set_error(csgi_test_response *response, int code);
+
+/* ---- The request body on the wire (upload.c) ------------------------------------ */
+
+/* The body as the client sends it and the server's side of it: the bytes
+   after the head, what reached the server, and what its decoder made of
+   them for csgi.input, as in the engine's csgi_http__request. */
+typedef struct csgi_test__upload {
+    const char *wire; /* what the client sends after the head: the body, framed */
+    size_t wire_len;
+    size_t sent;       /* wire bytes that reached the server */
+    size_t consumed;   /* wire bytes the server's decoder took */
+    size_t chunk_data; /* body bytes sent in the client's chunks so far */
+    char *data;        /* decoded bytes csgi.input reads: [start, end) */
+    size_t start, end;
+    uint64_t left; /* Content-Length bytes still to arrive */
+    csgi_http__chunked decoder;
+    struct event *arrival;        /* the next piece, one turn of the loop later */
+    int error;                    /* when the body failed: what csgi.input reads */
+    int status;                   /* when the body failed: the server's answer */
+    const char *why;              /* when the body failed: static text for the log */
+    unsigned char framing;        /* the head's: enum csgi_http__body */
+    unsigned char client_chunks;  /* the client framed the chunks: one a piece */
+    unsigned char has_body;       /* a body was announced and had bytes to come */
+    unsigned char state;          /* upload.c's enum upload_state */
+    unsigned char waiting;        /* a reader got CSGI_EAGAIN: tell it of news */
+    unsigned char continue_state; /* upload.c's enum continue_state */
+} csgi_test__upload;
+
+/* ---- A run (client.c) ----------------------------------------------------------- */
+
+/* One request through an application: the server's response driver with
+   the memory sink, and the request's loop. */
+typedef struct csgi_test__run {
+    csgi_test_request *request;
+    csgi_test_response *response;
+    csgi_driver driver; /* the environ's owner */
+    csgi_environ__source source;
+    csgi_environ *environ;
+    csgi_test__upload upload;
+
+    struct event_base *base;
+    struct event *timer;
+    int error;     /* the run's own failure: CSGI_ENOMEM, CSGI_ETOOBIG, CSGI_ETIMEDOUT */
+    int head_sent; /* the sink has the head */
+    int ended;     /* the server ended the request early (a broken body) */
+} csgi_test__run;
+
+/* The request's loop, made on first use; NULL when memory is exhausted. */
+struct event_base *csgi_test__run_base(csgi_test__run *run);
+
+/* Record the run's own failure (the first one wins); returns rc. */
+int csgi_test__run_failed(csgi_test__run *run, int rc);
+
+/* End the request as the engine does when its body breaks: status and
+   its page when nothing was sent yet, else a cut; why is logged. */
+void csgi_test__run_abort(csgi_test__run *run, int status, const char *why);
+
+/* The framing field the client adds for the request's body
+   ("Transfer-Encoding: chunked\r\n", "Content-Length: N\r\n"), written at
+   out (room for 48 bytes); returns its length, 0 for none. */
+size_t csgi_test__upload_field(const csgi_test_request *request, char *out);
+
+/* Prepare the body of a run whose head is parsed, in the run's arena: what
+   the client sends, what arrives with the head (decoded before the
+   application runs, as the engine does) and the first late piece. 0;
+   CSGI_EPARSE when the bytes that came with the head are refused (the
+   server answers before any application runs); CSGI_ENOMEM. */
+int csgi_test__upload_start(csgi_test__run *run, const csgi_http__head *head, csgi_arena *arena);
+
+/* csgi.input's provider; its context is the run. */
+extern const csgi_input__provider csgi_test__upload_input;
 
 #endif
