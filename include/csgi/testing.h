@@ -327,8 +327,132 @@ CSGI_EXTERN int csgi_test_response_log_contains(const csgi_test_response *respon
  */
 CSGI_EXTERN int csgi_test_response_continued(const csgi_test_response *response);
 
+/**
+ * The URL the response answers: "scheme://host[:port]/target" as the
+ * request sent it (its Host, the scheme's default port left out), e.g.
+ * "http://localhost/hello" for csgi_test_get(&response, app, "/hello").
+ *
+ * @return the URL (borrowed from the response).
+ */
+CSGI_EXTERN const char *csgi_test_response_url(const csgi_test_response *response);
+
 /** Free a response. Accepts NULL. */
 CSGI_EXTERN void csgi_test_response_free(csgi_test_response *response);
+
+/* ---- Sessions: cookies across requests ----------------------------------------- */
+
+/**
+ * A session (opaque): an application and a cookie jar that requests share,
+ * like WebTest's TestApp. A request run through the session carries the
+ * jar's cookies for its URL, and the Set-Cookie fields of every response
+ * go into the jar, by the rules of RFC 6265 a browser follows:
+ *
+ * - Storing (section 5.3): name=value; Domain, else a host-only cookie for
+ *   the request's host (a Domain the host is not in, or under, is
+ *   ignored, and so is the whole cookie); Path, else the directory of the
+ *   request's path; Max-Age (which wins) or Expires, else a cookie for the
+ *   session; Secure. A Max-Age of 0 or less, or an Expires in the past,
+ *   deletes the cookie of that name, domain and path; a new one replaces
+ *   it, keeping its place. HttpOnly is kept but changes nothing: the test
+ *   client is an HTTP client. Expires is read by csgi_date_parse(); a date
+ *   it cannot read is ignored, as RFC 6265 says. There is no public
+ *   suffix list.
+ * - Sending (section 5.4): the cookies whose domain and path match the
+ *   request's host and path, Secure ones only to https URLs, in one
+ *   Cookie field, longest paths first, then oldest first. A Cookie field
+ *   the request has of its own is sent as well (the environ joins the two
+ *   with "; ").
+ *
+ * @code
+ * csgi_test_session *session = NULL;
+ * csgi_test_response *response = NULL;
+ * csgi_test_session_new(&session, app);
+ * csgi_test_session_get(&response, session, "/login?user=ann"); // Set-Cookie: sid=...
+ * csgi_test_response_free(response);
+ * csgi_test_session_get(&response, session, "/account");        // Cookie: sid=...
+ * csgi_test_session_cookie(session, "sid");
+ * csgi_test_response_free(response);
+ * csgi_test_session_free(session);
+ * @endcode
+ */
+typedef struct csgi_test_session csgi_test_session;
+
+/**
+ * Create a session with an empty cookie jar.
+ *
+ * @param out where to store the session (owned by the caller:
+ *            csgi_test_session_free())
+ * @param app the application every request of the session runs through
+ *            (borrowed: the session takes a reference of its own with
+ *            csgi_app_ref(), so the caller may free its own)
+ * @return 0, CSGI_EINVAL (NULL argument), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_session_new(csgi_test_session **out, csgi_app *app);
+
+/** Free a session, its cookies and its reference to the application. Accepts NULL. */
+CSGI_EXTERN void csgi_test_session_free(csgi_test_session *session);
+
+/**
+ * Run a request through the session's application with the jar's
+ * cookies, and keep the cookies its response sets. The request is not
+ * changed: the Cookie field is added on the wire only.
+ *
+ * @param out     where to store the response (owned by the caller:
+ *                csgi_test_response_free()); NULL on error
+ * @param session the session
+ * @param request the request (borrowed)
+ * @return as csgi_test_request_run(); also CSGI_ETOOBIG when the jar is
+ *         full (3000 cookies).
+ */
+CSGI_EXTERN int csgi_test_session_run(csgi_test_response **out, csgi_test_session *session,
+                                      csgi_test_request *request);
+
+/**
+ * GET url through the session in one call (see csgi_test_get()).
+ *
+ * @param out where to store the response (owned by the caller:
+ *            csgi_test_response_free()); NULL on error
+ * @param url the URL or target, as for csgi_test_request_new() (copied)
+ * @return as csgi_test_request_new() and csgi_test_session_run().
+ */
+CSGI_EXTERN int csgi_test_session_get(csgi_test_response **out, csgi_test_session *session,
+                                      const char *url);
+
+/**
+ * The value of a cookie in the jar, whatever its domain and path; of
+ * several with that name, the one a Cookie field would list first
+ * (longest path, then oldest). Expired cookies are not seen.
+ *
+ * @param name the cookie's name (case-sensitive)
+ * @return the value (borrowed: valid until the jar changes), or NULL when
+ *         the jar has no such cookie (or session or name is NULL).
+ */
+CSGI_EXTERN const char *csgi_test_session_cookie(const csgi_test_session *session,
+                                                 const char *name);
+
+/** The number of cookies in the jar (expired ones not counted). */
+CSGI_EXTERN size_t csgi_test_session_cookie_count(const csgi_test_session *session);
+
+/**
+ * Store a cookie as if the response to a request for url had carried
+ * "Set-Cookie: set_cookie", by the same rules (so "sid=x; Max-Age=0"
+ * deletes one).
+ *
+ * @param url        the URL whose response sets it (copied), as for
+ *                   csgi_test_request_new(); NULL for "/" on localhost
+ * @param set_cookie the Set-Cookie field value, e.g. "sid=abc; Path=/"
+ *                   (copied)
+ * @return 0 (also when the cookie was deleted); CSGI_EINVAL (NULL
+ *         session or set_cookie, a URL csgi_test_request_new() refuses, a
+ *         cookie RFC 6265 ignores: no '=', an empty name, a Domain url's
+ *         host is not in, control bytes); CSGI_ETOOBIG (a full jar);
+ *         CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_session_set_cookie(csgi_test_session *session, const char *url,
+                                             const char *set_cookie);
+
+/** Delete every cookie of the jar. Accepts NULL. */
+CSGI_EXTERN void csgi_test_session_clear_cookies(csgi_test_session *session);
 
 #ifdef __cplusplus
 }

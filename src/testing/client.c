@@ -155,11 +155,14 @@ static int wait_for_body(run *r)
     return r->error;
 }
 
-/* The request's head as the wire carries it, in arena. */
-static char *write_head(const csgi_test_request *request, csgi_arena *arena, size_t *len)
+/* The request's head as the wire carries it, in arena, with a Cookie field
+   of the session's when cookie is not NULL. */
+static char *write_head(const csgi_test_request *request, const char *cookie, csgi_arena *arena,
+                        size_t *len)
 {
     int has_host = 0;
-    size_t size = strlen(request->method) + strlen(request->target) + strlen(request->host) + 112;
+    size_t size = strlen(request->method) + strlen(request->target) + strlen(request->host) + 112 +
+                  (cookie ? strlen(cookie) + 10 : 0);
     for (const csgi_test__pair *h = request->headers; h; h = h->next) {
         size += strlen(h->name) + strlen(h->value) + 4;
         if (csgi_token__lookup(h->name, strlen(h->name)) == CSGI_TOKEN__HOST)
@@ -174,6 +177,8 @@ static char *write_head(const csgi_test_request *request, csgi_arena *arena, siz
         p += sprintf(p, "Host: %s\r\n", request->host);
     for (const csgi_test__pair *h = request->headers; h; h = h->next)
         p += sprintf(p, "%s: %s\r\n", h->name, h->value);
+    if (cookie)
+        p += sprintf(p, "Cookie: %s\r\n", cookie);
     p += csgi_test__upload_field(request, p);
     p += sprintf(p, "\r\n");
     *len = (size_t)(p - text);
@@ -203,11 +208,11 @@ static int parse_request(const char *text, size_t len, csgi_arena *arena, csgi_h
     return 0;
 }
 
-static int run_app(run *r, csgi_app *app, csgi_arena *arena)
+static int run_app(run *r, csgi_app *app, const char *cookie, csgi_arena *arena)
 {
     const csgi_test_request *request = r->request;
     size_t len = 0;
-    char *text = write_head(request, arena, &len);
+    char *text = write_head(request, cookie, arena, &len);
     csgi_http__head *head = csgi_arena__alloc(arena, sizeof(*head));
     if (!text || !head)
         return CSGI_ENOMEM;
@@ -245,15 +250,17 @@ static int run_app(run *r, csgi_app *app, csgi_arena *arena)
     return rc ? rc : r->error;
 }
 
-int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, csgi_app *app)
+int csgi_test__run_once(csgi_test_response **out, csgi_test_request *request, csgi_app *app,
+                        const char *cookie)
 {
-    if (out)
-        *out = NULL;
-    if (!request || !app || !out)
-        return CSGI_EINVAL;
+    *out = NULL;
     csgi_test_response *response = csgi_test__response_new();
     if (!response)
         return CSGI_ENOMEM;
+    if (!(response->url = csgi_test__request_url(request, &response->arena))) {
+        csgi_test_response_free(response);
+        return CSGI_ENOMEM;
+    }
     csgi_arena arena;
     csgi_arena__init(&arena, NULL);
     run *r = csgi_arena__alloc(&arena, sizeof(*r));
@@ -262,7 +269,7 @@ int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, 
         memset(r, 0, sizeof(*r));
         r->request = request;
         r->response = response;
-        rc = run_app(r, app, &arena);
+        rc = run_app(r, app, cookie, &arena);
         /* Closed exactly once, whatever happened (a no-op when closed). */
         csgi_driver__end(&r->driver);
     }
@@ -286,14 +293,30 @@ int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, 
     return 0;
 }
 
+int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, csgi_app *app)
+{
+    if (out)
+        *out = NULL;
+    if (!request || !app || !out)
+        return CSGI_EINVAL;
+    return csgi_test__run_once(out, request, app, NULL);
+}
+
+int csgi_test__get(csgi_test_response **out, const char *url, csgi_app *app, csgi_test__jar *jar)
+{
+    csgi_test_request *request = NULL;
+    int rc = csgi_test_request_new(&request, "GET", url);
+    if (rc == 0)
+        rc = csgi_test__exchange(out, request, app, jar);
+    csgi_test_request_free(request);
+    return rc;
+}
+
 int csgi_test_get(csgi_test_response **out, csgi_app *app, const char *url)
 {
     if (out)
         *out = NULL;
-    csgi_test_request *request = NULL;
-    int rc = csgi_test_request_new(&request, "GET", url);
-    if (rc == 0)
-        rc = csgi_test_request_run(out, request, app);
-    csgi_test_request_free(request);
-    return rc;
+    if (!out || !app)
+        return CSGI_EINVAL;
+    return csgi_test__get(out, url, app, NULL);
 }

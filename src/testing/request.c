@@ -9,9 +9,11 @@
 #include "common/alloc.h"
 #include "common/arena.h"
 #include "common/chartab.h"
+#include "common/token.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 int csgi_test__set_peer(struct sockaddr_storage *storage, const char *address, unsigned port)
@@ -194,4 +196,33 @@ void csgi_test_request_set_timeout(csgi_test_request *request, unsigned millisec
 {
     if (request)
         request->timeout_ms = milliseconds ? milliseconds : CSGI_TEST_TIMEOUT_DEFAULT;
+}
+
+const char *csgi_test__request_authority(const csgi_test_request *request)
+{
+    for (const csgi_test__pair *h = request->headers; h; h = h->next)
+        if (csgi_token__lookup(h->name, strlen(h->name)) == CSGI_TOKEN__HOST)
+            return h->value;
+    return request->host;
+}
+
+char *csgi_test__request_url(const csgi_test_request *request, csgi_arena *arena)
+{
+    const char *authority = csgi_test__request_authority(request);
+    size_t authority_len = strlen(authority);
+    const char *default_port = strcmp(request->scheme, "https") == 0 ? ":443" : ":80";
+    size_t port_len = strlen(default_port);
+    if (authority_len > port_len && strcmp(authority + authority_len - port_len, default_port) == 0)
+        authority_len -= port_len;
+    size_t size = strlen(request->scheme) + authority_len + strlen(request->target) + 4;
+    char *url = csgi_arena__alloc(arena, size);
+    if (url)
+        snprintf(url, size, "%s://%.*s%s", request->scheme, (int)authority_len, authority,
+                 request->target);
+    return url;
+}
+
+size_t csgi_test__request_path_len(const csgi_test_request *request)
+{
+    return strcspn(request->target, "?");
 }

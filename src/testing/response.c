@@ -187,6 +187,11 @@ int csgi_test_response_continued(const csgi_test_response *response)
     return response ? response->continued : 0;
 }
 
+const char *csgi_test_response_url(const csgi_test_response *response)
+{
+    return response && response->url ? response->url : "";
+}
+
 size_t csgi_test_response_log_count(const csgi_test_response *response)
 {
     return response ? response->log_count : 0;

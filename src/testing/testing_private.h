@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct event;
 struct event_base;
@@ -54,6 +55,16 @@ struct csgi_test_request {
 /* Store a numeric address and port in storage: 0 or CSGI_EINVAL. */
 int csgi_test__set_peer(struct sockaddr_storage *storage, const char *address, unsigned port);
 
+/* The Host the request sends: its own Host field, else the URL's. */
+const char *csgi_test__request_authority(const csgi_test_request *request);
+
+/* The request's URL, "scheme://host[:port]/target" with the scheme's
+   default port left out, in arena; NULL when memory is exhausted. */
+char *csgi_test__request_url(const csgi_test_request *request, csgi_arena *arena);
+
+/* The length of the path of the request's target (up to '?'). */
+size_t csgi_test__request_path_len(const csgi_test_request *request);
+
 /* ---- Responses (response.c) ----------------------------------------------------- */
 
 typedef struct csgi_test__field {
@@ -74,7 +85,9 @@ struct csgi_test_response {
     size_t log_count;
     size_t log_capacity;
     int cut;
-    int continued; /* "100 Continue" was sent */
+    int continued;    /* "100 Continue" was sent */
+    const char *url;  /* the request's URL */
+    size_t redirects; /* redirects followed to get here */
 };
 
 /* An empty response, or NULL when memory is exhausted. */
@@ -123,6 +136,47 @@ typedef struct csgi_test__upload {
     unsigned char continue_state; /* upload.c's enum continue_state */
 } csgi_test__upload;
 
+/* ---- The cookie jar (cookies.c) ------------------------------------------------- */
+
+/* The most cookies a jar holds (RFC 6265 6.1 asks for at least 3000). */
+#define CSGI_TEST__COOKIES_MAX 3000
+
+typedef struct csgi_test__cookie csgi_test__cookie;
+
+typedef struct csgi_test__jar {
+    csgi_test__cookie **cookies; /* csgi__malloc'd, in the Cookie header's order */
+    size_t count;
+    size_t capacity;
+    uint64_t sequence; /* creation times: a counter, so the order is exact */
+} csgi_test__jar;
+
+void csgi_test__jar_init(csgi_test__jar *jar);
+
+/* Free every cookie. The jar is empty and usable after. */
+void csgi_test__jar_clear(csgi_test__jar *jar);
+
+/* The host of an authority without its port, lower-cased, into out (size
+   bytes): 1, or 0 when it does not fit. */
+int csgi_test__cookie_host(const char *authority, char *out, size_t size);
+
+/* Store a Set-Cookie field value received for a request to host (from
+   csgi_test__cookie_host) and path (path_len bytes) at time now. 0 (also
+   when the cookie was deleted); CSGI_EINVAL when RFC 6265 says to ignore
+   it; CSGI_ETOOBIG (a full jar), CSGI_ENOMEM. */
+int csgi_test__jar_store(csgi_test__jar *jar, const char *set_cookie, const char *host,
+                         const char *path, size_t path_len, time_t now);
+
+/* The Cookie field value for a request (csgi__malloc'd, for csgi__free),
+   or NULL in *out when no cookie matches. 0 or CSGI_ENOMEM. */
+int csgi_test__jar_header(const csgi_test__jar *jar, int secure, const char *host, const char *path,
+                          size_t path_len, time_t now, char **out);
+
+/* The value of the first live cookie named name, or NULL. */
+const char *csgi_test__jar_get(const csgi_test__jar *jar, const char *name, time_t now);
+
+/* The number of live cookies. */
+size_t csgi_test__jar_count(const csgi_test__jar *jar, time_t now);
+
 /* ---- A run (client.c) ----------------------------------------------------------- */
 
 /* One request through an application: the server's response driver with
@@ -141,6 +195,21 @@ typedef struct csgi_test__run {
     int head_sent; /* the sink has the head */
     int ended;     /* the server ended the request early (a broken body) */
 } csgi_test__run;
+
+/* One request with the jar's cookies (when jar is not NULL): the Cookie
+   field for its URL, and the Set-Cookie fields of its response stored
+   (session.c). As csgi_test__run_once() otherwise. */
+int csgi_test__exchange(csgi_test_response **out, csgi_test_request *request, csgi_app *app,
+                        csgi_test__jar *jar);
+
+/* GET url through app with the jar's cookies (jar may be NULL):
+   csgi_test_get() and csgi_test_session_get(). */
+int csgi_test__get(csgi_test_response **out, const char *url, csgi_app *app, csgi_test__jar *jar);
+
+/* Run request through app once, adding a Cookie field with the value
+   cookie when it is not NULL: csgi_test_request_run() without redirects. */
+int csgi_test__run_once(csgi_test_response **out, csgi_test_request *request, csgi_app *app,
+                        const char *cookie);
 
 /* The request's loop, made on first use; NULL when memory is exhausted. */
 struct event_base *csgi_test__run_base(csgi_test__run *run);
