@@ -1,5 +1,6 @@
 /* Test sessions (csgi/testing.h): the cookie jar a session keeps across
-   requests, by RFC 6265's rules for storing and sending cookies. */
+   requests, by RFC 6265's rules for storing and sending cookies, and
+   following redirects, with or without a session. */
 #include <csgi.h>
 #include <csgi/testing.h>
 
@@ -281,6 +282,302 @@ START_TEST(session_set_cookie_and_arguments)
 }
 END_TEST
 
+/* ---- Redirects -------------------------------------------------------------------- */
+
+/* Where each path sends the client: status and Location (NULL: none). */
+static const struct {
+    const char *path;
+    int status;
+    const char *location;
+} moves[] = {
+    {"/start", 302, "/middle"},
+    {"/middle", 302, "end?x=1"}, /* relative to /middle */
+    {"/post", 302, "/result"},
+    {"/moved", 301, "/result"},
+    {"/see-other", 303, "/result"},
+    {"/keep", 307, "/result"},
+    {"/perm", 308, "/result"},
+    {"/loop", 302, "/loop"},
+    {"/x/y/dots", 302, "../a/./b/../c?q=1#fragment"},
+    {"/space", 302, "/with space?a b"},
+    {"/other-host", 302, "//other.example/result"},
+    {"/secure", 301, "https://secure.example:8443/result"},
+    {"/same-host", 302, "http://localhost/result"},
+    {"/mailto", 302, "mailto:someone@example.com"},
+    {"/nowhere", 302, NULL},
+    {"/login", 303, "/home"},
+};
+
+/* Answers with what it got: method, URL, body (read whole, waiting for
+   it), Content-Type, Authorization and Cookie. */
+static csgi_response *echo_handler(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    const char *body = NULL;
+    size_t len = 0;
+    int rc = csgi_request_body(request, 4096, &body, &len);
+    if (rc == CSGI_EAGAIN)
+        return csgi_handler_again(request);
+    csgi_response *response = csgi_handler_response(request);
+    if (!response)
+        return NULL;
+    const char *type = csgi_request_header(request, "Content-Type", NULL);
+    const char *authorization = csgi_request_header(request, "Authorization", NULL);
+    const char *cookie = csgi_request_header(request, "Cookie", NULL);
+    char text[512];
+    snprintf(text, sizeof(text), "%s %s body=[%.*s] type=%s auth=%s cookie=%s",
+             csgi_request_method(request), csgi_request_url(request), rc == 0 ? (int)len : 0,
+             rc == 0 ? body : "", type ? type : "-", authorization ? authorization : "-",
+             cookie ? cookie : "-");
+    csgi_response_set_text(response, text, NULL);
+    return response;
+}
+
+typedef struct mover {
+    csgi_app *echo;
+    int calls;
+} mover;
+
+/* Redirects as the table says, the Location as given (csgi's response
+   objects would make it absolute); anything else goes to the echo. */
+static csgi_body *mover_call(void *state, csgi_environ *environ,
+                             csgi_start_response *start_response)
+{
+    mover *m = state;
+    m->calls++;
+    const char *path = csgi_environ_get(environ, "PATH_INFO");
+    for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
+        if (strcmp(path, moves[i].path) != 0)
+            continue;
+        csgi_header headers[3] = {CSGI_HEADER("Content-Type", "text/plain")};
+        size_t count = 1;
+        if (moves[i].location)
+            headers[count++] =
+                (csgi_header){"Location", 8, moves[i].location, strlen(moves[i].location)};
+        if (strcmp(path, "/login") == 0)
+            headers[count++] = (csgi_header)CSGI_HEADER("Set-Cookie", "sid=42; Path=/");
+        char status[32];
+        snprintf(status, sizeof(status), "%d Moved", moves[i].status);
+        if (csgi_start_response_call(start_response, status, headers, count, NULL) != 0)
+            return NULL;
+        return csgi_body_static(environ, "moved\n", 6);
+    }
+    return csgi_app_call(m->echo, environ, start_response);
+}
+
+static const csgi_app_type mover_type = {"mover", mover_call, NULL};
+
+static csgi_app *redirect_app(mover *m)
+{
+    memset(m, 0, sizeof(*m));
+    ck_assert_int_eq(csgi_handler_app(&m->echo, "echo", echo_handler, NULL, NULL), 0);
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_app_new(&app, &mover_type, m), 0);
+    return app;
+}
+
+static void redirect_app_free(csgi_app *app, mover *m)
+{
+    csgi_app_free(app);
+    csgi_app_free(m->echo);
+}
+
+/* Run method url through app, following up to max redirects. */
+static csgi_test_response *follow(csgi_app *app, const char *method, const char *url, unsigned max,
+                                  const char *body)
+{
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
+    csgi_test_request_set_follow_redirects(request, max);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Authorization", "Bearer t"), 0);
+    if (body) {
+        ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
+        ck_assert_int_eq(csgi_test_request_add_header(request, "Content-Type", "text/plain"), 0);
+    }
+    csgi_test_response *r = NULL;
+    int rc = csgi_test_request_run(&r, request, app);
+    ck_assert_msg(rc == 0, "%s %s: %s", method, url, csgi_err_name(rc));
+    csgi_test_request_free(request);
+    return r;
+}
+
+START_TEST(redirect_chain_302_relative)
+{
+    mover m;
+    csgi_app *app = redirect_app(&m);
+    csgi_test_response *r = follow(app, "GET", "/start", 5, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 200);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL),
+                     "GET http://localhost/end?x=1 body=[] type=- auth=Bearer t cookie=-");
+    ck_assert_uint_eq(csgi_test_response_redirects(r), 2);
+    ck_assert_str_eq(csgi_test_response_url(r), "http://localhost/end?x=1");
+    ck_assert_int_eq(m.calls, 3);
+    csgi_test_response_free(r);
+
+    /* Not followed unless asked: the redirect is the response. */
+    r = follow(app, "GET", "/start", 0, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 302);
+    ck_assert_str_eq(csgi_test_response_header(r, "Location"), "/middle");
+    ck_assert_uint_eq(csgi_test_response_redirects(r), 0);
+    ck_assert_str_eq(csgi_test_response_url(r), "http://localhost/start");
+    csgi_test_response_free(r);
+    redirect_app_free(app, &m);
+}
+END_TEST
+
+START_TEST(redirect_method_and_body)
+{
+    mover m;
+    csgi_app *app = redirect_app(&m);
+    static const struct {
+        const char *method;
+        const char *path;
+        const char *answer;
+    } cases[] = {
+        /* 301 and 302: a POST becomes a GET without its body and fields. */
+        {"POST", "/post", "GET http://localhost/result body=[] type=- auth=Bearer t cookie=-"},
+        {"POST", "/moved", "GET http://localhost/result body=[] type=- auth=Bearer t cookie=-"},
+        {"PUT", "/post",
+         "PUT http://localhost/result body=[payload] type=text/plain auth=Bearer t cookie=-"},
+        /* 303: a GET whatever the method. */
+        {"PUT", "/see-other", "GET http://localhost/result body=[] type=- auth=Bearer t cookie=-"},
+        /* 307 and 308: the same method and body. */
+        {"POST", "/keep",
+         "POST http://localhost/result body=[payload] type=text/plain auth=Bearer t cookie=-"},
+        {"PATCH", "/perm",
+         "PATCH http://localhost/result body=[payload] type=text/plain auth=Bearer t cookie=-"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        csgi_test_response *r = follow(app, cases[i].method, cases[i].path, 1, "payload");
+        ck_assert_msg(strcmp(csgi_test_response_body(r, NULL), cases[i].answer) == 0, "%s %s: %s",
+                      cases[i].method, cases[i].path, csgi_test_response_body(r, NULL));
+        ck_assert_uint_eq(csgi_test_response_redirects(r), 1);
+        csgi_test_response_free(r);
+    }
+    /* HEAD stays HEAD through a 303. */
+    csgi_test_response *r = follow(app, "HEAD", "/see-other", 1, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 200);
+    ck_assert_str_eq(csgi_test_response_url(r), "http://localhost/result");
+    csgi_test_response_free(r);
+
+    /* A 307 re-sends the body as it was sent: late, chunked, with 100-continue. */
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "POST", "/keep"), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, "in pieces", 9), 0);
+    ck_assert_int_eq(csgi_test_request_set_body_delivery(request, CSGI_TEST_DELIVERY_LATE, 2), 0);
+    csgi_test_request_set_chunked(request, 1);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Expect", "100-continue"), 0);
+    csgi_test_request_set_follow_redirects(request, 1);
+    ck_assert_int_eq(csgi_test_request_run(&r, request, app), 0);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL),
+                     "POST http://localhost/result body=[in pieces] type=- auth=- cookie=-");
+    ck_assert_int_eq(csgi_test_response_continued(r), 1);
+    csgi_test_response_free(r);
+    csgi_test_request_free(request);
+    redirect_app_free(app, &m);
+}
+END_TEST
+
+START_TEST(redirect_loop_limit)
+{
+    mover m;
+    csgi_app *app = redirect_app(&m);
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/loop"), 0);
+    csgi_test_request_set_follow_redirects(request, 3);
+    csgi_test_response *r = (csgi_test_response *)&r;
+    ck_assert_int_eq(csgi_test_request_run(&r, request, app), CSGI_EREDIRECTS);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(m.calls, 4); /* the request and the 3 redirects followed */
+    ck_assert_str_eq(csgi_err_name(CSGI_EREDIRECTS), "CSGI_EREDIRECTS");
+    ck_assert_str_eq(csgi_strerror(CSGI_EREDIRECTS), "too many redirects");
+    csgi_test_request_free(request);
+    /* Exactly as many as allowed is fine, one more is not. */
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/start"), 0);
+    csgi_test_request_set_follow_redirects(request, 2);
+    ck_assert_int_eq(csgi_test_request_run(&r, request, app), 0);
+    ck_assert_uint_eq(csgi_test_response_redirects(r), 2);
+    csgi_test_response_free(r);
+    csgi_test_request_set_follow_redirects(request, 1);
+    ck_assert_int_eq(csgi_test_request_run(&r, request, app), CSGI_EREDIRECTS);
+    csgi_test_request_free(request);
+    csgi_test_request_set_follow_redirects(NULL, 1);
+    redirect_app_free(app, &m);
+}
+END_TEST
+
+START_TEST(redirect_locations)
+{
+    mover m;
+    csgi_app *app = redirect_app(&m);
+    static const struct {
+        const char *from;
+        const char *url;
+        const char *auth;
+    } cases[] = {
+        /* Dot segments removed, the fragment dropped. */
+        {"/x/y/dots", "http://localhost/x/a/c?q=1", "Bearer t"},
+        /* A space percent-encoded, as a browser does. */
+        {"/space", "http://localhost/with%20space?a%20b", "Bearer t"},
+        /* Another host: Authorization is not sent there. */
+        {"/other-host", "http://other.example/result", "-"},
+        {"https://example.com/other-host", "https://other.example/result", "-"},
+        {"/secure", "https://secure.example:8443/result", "-"},
+        /* The same scheme and host spelt out: it is. */
+        {"/same-host", "http://localhost/result", "Bearer t"},
+        {"http://localhost:80/same-host", "http://localhost/result", "Bearer t"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        csgi_test_response *r = follow(app, "GET", cases[i].from, 1, NULL);
+        ck_assert_msg(strcmp(csgi_test_response_url(r), cases[i].url) == 0, "%s: %s", cases[i].from,
+                      csgi_test_response_url(r));
+        char expected[256];
+        snprintf(expected, sizeof(expected), "GET %s body=[] type=- auth=%s cookie=-", cases[i].url,
+                 cases[i].auth);
+        ck_assert_str_eq(csgi_test_response_body(r, NULL), expected);
+        csgi_test_response_free(r);
+    }
+    /* Not followed: another scheme, no Location. */
+    csgi_test_response *r = follow(app, "GET", "/mailto", 5, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 302);
+    ck_assert_uint_eq(csgi_test_response_redirects(r), 0);
+    csgi_test_response_free(r);
+    r = follow(app, "GET", "/nowhere", 5, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 302);
+    csgi_test_response_free(r);
+    redirect_app_free(app, &m);
+}
+END_TEST
+
+/* Through a session, the cookies set along the way are sent on. */
+START_TEST(redirect_keeps_cookies_in_session)
+{
+    mover m;
+    csgi_app *app = redirect_app(&m);
+    csgi_test_session *session = NULL;
+    ck_assert_int_eq(csgi_test_session_new(&session, app), 0);
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "POST", "/login"), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, "user=ann", 8), 0);
+    csgi_test_request_set_follow_redirects(request, 2);
+    csgi_test_response *r = NULL;
+    ck_assert_int_eq(csgi_test_session_run(&r, session, request), 0);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL),
+                     "GET http://localhost/home body=[] type=- auth=- cookie=sid=42");
+    ck_assert_uint_eq(csgi_test_response_redirects(r), 1);
+    ck_assert_str_eq(csgi_test_session_cookie(session, "sid"), "42");
+    csgi_test_response_free(r);
+    /* Without a session the cookie is not kept. */
+    ck_assert_int_eq(csgi_test_request_run(&r, request, app), 0);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL),
+                     "GET http://localhost/home body=[] type=- auth=- cookie=-");
+    csgi_test_response_free(r);
+    csgi_test_request_free(request);
+    csgi_test_session_free(session);
+    redirect_app_free(app, &m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("testing_session");
@@ -293,6 +590,13 @@ int main(void)
     tcase_add_test(cookies, cookie_from_response_helpers);
     tcase_add_test(cookies, session_set_cookie_and_arguments);
     suite_add_tcase(suite, cookies);
+    TCase *redirects = tcase_create("redirects");
+    tcase_add_test(redirects, redirect_chain_302_relative);
+    tcase_add_test(redirects, redirect_method_and_body);
+    tcase_add_test(redirects, redirect_loop_limit);
+    tcase_add_test(redirects, redirect_locations);
+    tcase_add_test(redirects, redirect_keeps_cookies_in_session);
+    suite_add_tcase(suite, redirects);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);

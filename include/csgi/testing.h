@@ -205,6 +205,35 @@ CSGI_EXTERN int csgi_test_request_set_remote(csgi_test_request *request, const c
 CSGI_EXTERN void csgi_test_request_set_timeout(csgi_test_request *request, unsigned milliseconds);
 
 /**
+ * Follow redirects, as a browser does, up to max of them (0, the default:
+ * the redirect is the response).
+ *
+ * A 301, 302, 303, 307 or 308 response with a Location is followed: the
+ * Location is resolved against the request's URL (its scheme and Host; a
+ * relative reference as RFC 3986 5.2 says, dot segments removed, the
+ * fragment dropped, a space percent-encoded) and requested in turn,
+ * through the same application. 303 makes the next request a GET
+ * without a body (HEAD stays HEAD), and so do 301 and 302 for a POST;
+ * 307 and 308 keep the method and the body. A request that loses its
+ * body loses its Content-Type and other Content-* fields, its own
+ * Transfer-Encoding and Expect; Authorization is dropped when the scheme
+ * or host changes; the other header fields, the environ overrides, the
+ * client address, the timeout and the body's delivery go on. A Location
+ * of another scheme (mailto:, ftp:), or one whose request the server
+ * would refuse, is not followed: the redirect is the response.
+ *
+ * The final response tells how it was reached: csgi_test_response_url()
+ * and csgi_test_response_redirects(). Run through a session
+ * (csgi_test_session_run()), the cookies set along the way are kept and
+ * sent on.
+ *
+ * @param request the request (NULL does nothing)
+ * @param max     the most redirects to follow; one more fails the run
+ *                with CSGI_EREDIRECTS
+ */
+CSGI_EXTERN void csgi_test_request_set_follow_redirects(csgi_test_request *request, unsigned max);
+
+/**
  * Run the request through an application and collect its response. The
  * request can be run again (through the same or another application).
  *
@@ -222,7 +251,8 @@ CSGI_EXTERN void csgi_test_request_set_timeout(csgi_test_request *request, unsig
  *         argument), CSGI_EPARSE (the request is malformed: the server
  *         would refuse it before any application runs), CSGI_ETIMEDOUT (the
  *         body did not complete in time), CSGI_ETOOBIG (a body over
- *         CSGI_TEST_BODY_MAX), CSGI_ENOMEM.
+ *         CSGI_TEST_BODY_MAX), CSGI_EREDIRECTS (more redirects than
+ *         csgi_test_request_set_follow_redirects() allows), CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request,
                                       csgi_app *app);
@@ -336,6 +366,13 @@ CSGI_EXTERN int csgi_test_response_continued(const csgi_test_response *response)
  */
 CSGI_EXTERN const char *csgi_test_response_url(const csgi_test_response *response);
 
+/**
+ * The number of redirects followed to reach this response (see
+ * csgi_test_request_set_follow_redirects()); 0 when it answers the request
+ * as given.
+ */
+CSGI_EXTERN size_t csgi_test_response_redirects(const csgi_test_response *response);
+
 /** Free a response. Accepts NULL. */
 CSGI_EXTERN void csgi_test_response_free(csgi_test_response *response);
 
@@ -394,8 +431,9 @@ CSGI_EXTERN void csgi_test_session_free(csgi_test_session *session);
 
 /**
  * Run a request through the session's application with the jar's
- * cookies, and keep the cookies its response sets. The request is not
- * changed: the Cookie field is added on the wire only.
+ * cookies, and keep the cookies its response sets (also along the
+ * redirects it follows, csgi_test_request_set_follow_redirects()). The
+ * request is not changed: the Cookie field is added on the wire only.
  *
  * @param out     where to store the response (owned by the caller:
  *                csgi_test_response_free()); NULL on error

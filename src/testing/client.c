@@ -299,7 +299,7 @@ int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request, 
         *out = NULL;
     if (!request || !app || !out)
         return CSGI_EINVAL;
-    return csgi_test__run_once(out, request, app, NULL);
+    return csgi_test__follow(out, request, app, NULL);
 }
 
 int csgi_test__get(csgi_test_response **out, const char *url, csgi_app *app, csgi_test__jar *jar)
@@ -307,7 +307,7 @@ int csgi_test__get(csgi_test_response **out, const char *url, csgi_app *app, csg
     csgi_test_request *request = NULL;
     int rc = csgi_test_request_new(&request, "GET", url);
     if (rc == 0)
-        rc = csgi_test__exchange(out, request, app, jar);
+        rc = csgi_test__follow(out, request, app, jar);
     csgi_test_request_free(request);
     return rc;
 }

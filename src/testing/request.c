@@ -172,6 +172,12 @@ int csgi_test_request_set_body_delivery(csgi_test_request *request, csgi_test_de
     return 0;
 }
 
+void csgi_test_request_set_follow_redirects(csgi_test_request *request, unsigned max)
+{
+    if (request)
+        request->max_redirects = max;
+}
+
 void csgi_test_request_set_chunked(csgi_test_request *request, int chunked)
 {
     if (request)

@@ -192,6 +192,11 @@ const char *csgi_test_response_url(const csgi_test_response *response)
     return response && response->url ? response->url : "";
 }
 
+size_t csgi_test_response_redirects(const csgi_test_response *response)
+{
+    return response ? response->redirects : 0;
+}
+
 size_t csgi_test_response_log_count(const csgi_test_response *response)
 {
     return response ? response->log_count : 0;

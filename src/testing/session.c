@@ -91,7 +91,7 @@ int csgi_test_session_run(csgi_test_response **out, csgi_test_session *session,
         *out = NULL;
     if (!out || !session || !request)
         return CSGI_EINVAL;
-    return csgi_test__exchange(out, request, session->app, &session->jar);
+    return csgi_test__follow(out, request, session->app, &session->jar);
 }
 
 int csgi_test_session_get(csgi_test_response **out, csgi_test_session *session, const char *url)

@@ -48,8 +48,9 @@ struct csgi_test_request {
     struct sockaddr_storage peer;
     unsigned timeout_ms;
     csgi_test_delivery delivery;
-    size_t piece_size; /* bytes a piece (and a chunk), 0 for all */
-    int chunked;       /* csgi_test_request_set_chunked() */
+    size_t piece_size;      /* bytes a piece (and a chunk), 0 for all */
+    int chunked;            /* csgi_test_request_set_chunked() */
+    unsigned max_redirects; /* csgi_test_request_set_follow_redirects() */
 };
 
 /* Store a numeric address and port in storage: 0 or CSGI_EINVAL. */
@@ -201,6 +202,12 @@ typedef struct csgi_test__run {
    (session.c). As csgi_test__run_once() otherwise. */
 int csgi_test__exchange(csgi_test_response **out, csgi_test_request *request, csgi_app *app,
                         csgi_test__jar *jar);
+
+/* Run request through app, following its redirects (redirect.c), with
+   the jar's cookies when jar is not NULL: csgi_test_request_run() and
+   csgi_test_session_run(). */
+int csgi_test__follow(csgi_test_response **out, csgi_test_request *request, csgi_app *app,
+                      csgi_test__jar *jar);
 
 /* GET url through app with the jar's cookies (jar may be NULL):
    csgi_test_get() and csgi_test_session_get(). */
