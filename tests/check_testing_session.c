@@ -4,6 +4,8 @@
 #include <csgi.h>
 #include <csgi/testing.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 
 #include <stdarg.h>
@@ -578,6 +580,49 @@ START_TEST(redirect_keeps_cookies_in_session)
 }
 END_TEST
 
+/* Every allocation of a session's redirect chain that stores and sends a
+   cookie fails in turn: CSGI_ENOMEM or an answer, and the right answer
+   once nothing fails; the jar stays usable. */
+START_TEST(out_of_memory_every_allocation)
+{
+    mover m;
+    csgi_app *app = redirect_app(&m);
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int succeeded = 0;
+    for (long budget = 0; budget < 600 && !succeeded; budget++) {
+        test_alloc_fail_after(budget);
+        csgi_test_session *session = NULL;
+        csgi_test_request *request = NULL;
+        csgi_test_response *response = NULL;
+        int rc = csgi_test_session_new(&session, app);
+        if (rc == 0)
+            rc = csgi_test_session_set_cookie(session, NULL, "theme=dark; Path=/");
+        if (rc == 0)
+            rc = csgi_test_request_new(&request, "POST", "/login");
+        if (rc == 0)
+            rc = csgi_test_request_set_body(request, "user=ann", 8);
+        csgi_test_request_set_follow_redirects(request, 2);
+        if (rc == 0)
+            rc = csgi_test_session_run(&response, session, request);
+        ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget, csgi_err_name(rc));
+        ck_assert(rc == 0 ? response != NULL : response == NULL);
+        if (rc == 0 && test_alloc_count() < budget) {
+            ck_assert_str_eq(csgi_test_response_body(response, NULL),
+                             "GET http://localhost/home body=[] type=- auth=- cookie=theme=dark; "
+                             "sid=42");
+            succeeded = 1;
+        }
+        test_alloc_fail_never();
+        csgi_test_response_free(response);
+        csgi_test_request_free(request);
+        csgi_test_session_free(session);
+    }
+    ck_assert_int_eq(test_alloc_restore(), 0);
+    ck_assert_int_eq(succeeded, 1);
+    redirect_app_free(app, &m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("testing_session");
@@ -596,6 +641,7 @@ int main(void)
     tcase_add_test(redirects, redirect_loop_limit);
     tcase_add_test(redirects, redirect_locations);
     tcase_add_test(redirects, redirect_keeps_cookies_in_session);
+    tcase_add_test(redirects, out_of_memory_every_allocation);
     suite_add_tcase(suite, redirects);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

@@ -6,6 +6,8 @@
 #include <csgi.h>
 #include <csgi/testing.h>
 
+#include "test_alloc.h"
+
 #include <check.h>
 
 #include <stdio.h>
@@ -558,6 +560,49 @@ START_TEST(delivery_arguments)
 }
 END_TEST
 
+/* Every allocation of a run with a late, chunked body behind
+   100-continue fails in turn: the run fails with CSGI_ENOMEM or answers
+   (a 500, or the application's own answer to a failed read), and once
+   nothing fails the answer is the right one. No leak (the sanitizer and
+   valgrind runs check). */
+START_TEST(out_of_memory_every_allocation)
+{
+    app_counts counts = {0, 0};
+    csgi_app *app = new_app(&echo_type, &counts);
+    static const sending how = {CSGI_TEST_DELIVERY_LATE, 3, 1, 1};
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int succeeded = 0;
+    for (long budget = 0; budget < 400 && !succeeded; budget++) {
+        test_alloc_fail_after(budget);
+        csgi_test_request *request = NULL;
+        csgi_test_response *response = NULL;
+        int rc = csgi_test_request_new(&request, "POST", "/upload");
+        if (rc == 0)
+            rc = csgi_test_request_set_body(request, BODY, strlen(BODY));
+        if (rc == 0)
+            rc = csgi_test_request_set_body_delivery(request, how.delivery, how.piece_size);
+        csgi_test_request_set_chunked(request, how.chunked);
+        if (rc == 0)
+            rc = csgi_test_request_add_header(request, "Expect", "100-continue");
+        if (rc == 0)
+            rc = csgi_test_request_run(&response, request, app);
+        ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget, csgi_err_name(rc));
+        ck_assert(rc == 0 ? response != NULL : response == NULL);
+        if (rc == 0 && test_alloc_count() < budget) {
+            ck_assert_str_eq(csgi_test_response_body(response, NULL), "12 bytes [" BODY "]");
+            ck_assert_int_eq(csgi_test_response_continued(response), 1);
+            succeeded = 1;
+        }
+        test_alloc_fail_never();
+        csgi_test_response_free(response);
+        csgi_test_request_free(request);
+    }
+    ck_assert_int_eq(test_alloc_restore(), 0);
+    ck_assert_int_eq(succeeded, 1);
+    csgi_app_free(app);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("testing_upload");
@@ -571,6 +616,7 @@ int main(void)
     tcase_add_test(delivery, announced_body_never_sent);
     tcase_add_test(delivery, chunked_empty_body);
     tcase_add_test(delivery, delivery_arguments);
+    tcase_add_test(delivery, out_of_memory_every_allocation);
     suite_add_tcase(suite, delivery);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
