@@ -439,6 +439,34 @@ static csgi_body *late_reader_call(void *state, csgi_environ *environ,
     return l->body = csgi_body_new(environ, &late_reader_body, l);
 }
 
+/* read_all with a max below the announced length refuses before reading a
+   byte: no 100 goes out, as on the server. */
+static csgi_body *small_reader_call(void *state, csgi_environ *environ,
+                                    csgi_start_response *start_response)
+{
+    (void)state;
+    const char *data = NULL;
+    size_t len = 0;
+    int rc = csgi_input_read_all(csgi_environ_input(environ), 5, &data, &len);
+    const char *status = rc == CSGI_ETOOBIG ? "413 Content Too Large" : "500 Unexpected";
+    csgi_start_response_call(start_response, status, text_plain, 1, NULL);
+    return csgi_body_static(environ, "", 0);
+}
+
+START_TEST(no_continue_when_read_all_refuses_the_length)
+{
+    csgi_app *app = new_app(&(const csgi_app_type){"small_reader", small_reader_call, NULL}, NULL);
+    static const sending expect = {CSGI_TEST_DELIVERY_AT_ONCE, 0, 0, 1};
+    csgi_test_request *request = upload_request(BODY, &expect);
+    csgi_test_response *r = run(request, app);
+    ck_assert_int_eq(csgi_test_response_code(r), 413);
+    ck_assert_int_eq(csgi_test_response_continued(r), 0);
+    csgi_test_response_free(r);
+    csgi_test_request_free(request);
+    csgi_app_free(app);
+}
+END_TEST
+
 START_TEST(no_continue_after_the_response_started)
 {
     csgi_app *app = new_app(&(const csgi_app_type){"late_reader", late_reader_call, NULL}, NULL);
@@ -611,6 +639,7 @@ int main(void)
     tcase_add_test(delivery, naive_app_caught_when_body_is_late);
     tcase_add_test(delivery, form_handler_every_way);
     tcase_add_test(delivery, continue_only_when_the_body_is_read);
+    tcase_add_test(delivery, no_continue_when_read_all_refuses_the_length);
     tcase_add_test(delivery, no_continue_after_the_response_started);
     tcase_add_test(delivery, own_chunked_framing);
     tcase_add_test(delivery, announced_body_never_sent);
