@@ -33,8 +33,16 @@
  * libevent loop of its own for the request (csgi_environ_event_base()
  * returns it) until the body completes or the timeout passes.
  *
- * Threads: a request and a response belong to the thread using them; run
- * requests on as many threads as you like, each with its own objects.
+ * The request body can arrive as the network brings it: late, in pieces,
+ * after "100 Continue", or chunked (csgi_test_request_set_body_delivery(),
+ * csgi_test_request_set_chunked()), so an application that does not wait
+ * for its body with csgi_input_on_ready() is caught in its tests. A
+ * session (csgi_test_session_new()) keeps cookies across requests, and a
+ * request can follow redirects (csgi_test_request_set_follow_redirects()).
+ *
+ * Threads: a request, a response and a session belong to the thread using
+ * them; run requests on as many threads as you like, each with its own
+ * objects.
  */
 #ifndef CSGI_TESTING_H
 #define CSGI_TESTING_H

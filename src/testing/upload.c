@@ -18,7 +18,6 @@
 #include "testing/testing_private.h"
 
 #include "common/arena.h"
-#include "common/log.h"
 #include "common/token.h"
 
 #include <event2/event.h>
