@@ -67,7 +67,8 @@ CSGI_EXTERN const char *csgi_version_string(void);
     X(TIMEDOUT, -12, "timed out")                              \
     X(PARSE, -13, "malformed input")                           \
     X(TOOBIG, -14, "limit exceeded")                           \
-    X(SYSTEM, -15, "system call failed")
+    X(SYSTEM, -15, "system call failed")                       \
+    X(REDIRECTS, -16, "too many redirects")
 
 /** Error codes. Functions that can fail return 0 or one of these. */
 typedef enum csgi_err {

@@ -33,8 +33,16 @@
  * libevent loop of its own for the request (csgi_environ_event_base()
  * returns it) until the body completes or the timeout passes.
  *
- * Threads: a request and a response belong to the thread using them; run
- * requests on as many threads as you like, each with its own objects.
+ * The request body can arrive as the network brings it: late, in pieces,
+ * after "100 Continue", or chunked (csgi_test_request_set_body_delivery(),
+ * csgi_test_request_set_chunked()), so an application that does not wait
+ * for its body with csgi_input_on_ready() is caught in its tests. A
+ * session (csgi_test_session_new()) keeps cookies across requests, and a
+ * request can follow redirects (csgi_test_request_set_follow_redirects()).
+ *
+ * Threads: a request, a response and a session belong to the thread using
+ * them; run requests on as many threads as you like, each with its own
+ * objects.
  */
 #ifndef CSGI_TESTING_H
 #define CSGI_TESTING_H
@@ -102,11 +110,77 @@ CSGI_EXTERN int csgi_test_request_add_header(csgi_test_request *request, const c
  * Set the request body (csgi.input reads it) and its Content-Length. A
  * second call replaces the first.
  *
+ * The client sends Content-Length with it, unless the body goes chunked
+ * (csgi_test_request_set_chunked()) or the test added its own
+ * Transfer-Encoding field: then the bytes go out as given, framing and
+ * all, and the server's chunked decoder reads them, so a test can break
+ * the framing on purpose (refused with CSGI_EPARSE when the bytes came with
+ * the head; a read error and the server's answer when they came late).
+ *
  * @param data len bytes (copied); may be NULL when len is 0
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_test_request_set_body(csgi_test_request *request, const void *data,
                                            size_t len);
+
+/** When the request body reaches the server (csgi_test_request_set_body_delivery()). */
+typedef enum csgi_test_delivery {
+    /** All of it with the head, readable before the application is called (the default). */
+    CSGI_TEST_DELIVERY_AT_ONCE = 0,
+    /** None of it when the application is called; then a piece per turn of the loop. */
+    CSGI_TEST_DELIVERY_LATE = 1
+} csgi_test_delivery;
+
+/**
+ * Choose when the body arrives, to test an application the way the
+ * network treats it: a real server calls the application once the head is
+ * there, and the body follows in pieces.
+ *
+ * With CSGI_TEST_DELIVERY_LATE nothing of the body is readable when the
+ * application is first called: csgi.input answers CSGI_EAGAIN. The run's
+ * libevent loop (csgi_environ_event_base()) then delivers one piece of
+ * piece_size bytes per turn (0: the whole body in one piece); each
+ * arrival wakes a reader that waited with csgi_input_on_ready(), exactly
+ * as the engine does, and a read before the next piece answers
+ * CSGI_EAGAIN again. An application that answers without reading the
+ * body is not kept waiting for it. A chunked body (see
+ * csgi_test_request_set_chunked()) arrives a chunk per turn, then the
+ * last-chunk in a turn of its own; a body whose framing the test wrote
+ * itself arrives in pieces of piece_size bytes of that framing.
+ *
+ * "Expect: 100-continue" (csgi_test_request_add_header()) makes the client
+ * wait for the server's go-ahead, as curl does: nothing of the body is
+ * sent until the application first reads csgi.input, which is when the
+ * server sends "100 Continue" (csgi_test_response_continued()). That read
+ * answers CSGI_EAGAIN; the body follows from the next turn of the loop, at
+ * once or in pieces as chosen here. An application that answers without
+ * reading never gets the body.
+ *
+ * @param request    the request
+ * @param delivery   CSGI_TEST_DELIVERY_AT_ONCE or CSGI_TEST_DELIVERY_LATE
+ * @param piece_size the bytes of a piece (and of a chunk when the body
+ *                   goes chunked, also when it goes at once); 0 for all
+ * @return 0, or CSGI_EINVAL (NULL request, unknown delivery).
+ */
+CSGI_EXTERN int csgi_test_request_set_body_delivery(csgi_test_request *request,
+                                                    csgi_test_delivery delivery, size_t piece_size);
+
+/**
+ * Send the body with "Transfer-Encoding: chunked" instead of
+ * Content-Length, as a client streaming an upload does: the client frames
+ * it into chunks of the piece size (csgi_test_request_set_body_delivery();
+ * one chunk when it is 0) ending with the last-chunk, and the server's own
+ * chunked decoder decodes them. As on the server, CONTENT_LENGTH is then
+ * absent from the environ and csgi.input reads to the end of the chunks.
+ * The framing is always well formed; to break it on purpose, add the
+ * Transfer-Encoding field yourself and write the framing with
+ * csgi_test_request_set_body().
+ *
+ * @param request the request (NULL does nothing)
+ * @param chunked 1 to send the body chunked (an empty body is the
+ *                last-chunk alone), 0 for Content-Length (the default)
+ */
+CSGI_EXTERN void csgi_test_request_set_chunked(csgi_test_request *request, int chunked);
 
 /**
  * Set an environ key to a string once the server's keys are built, before
@@ -139,6 +213,35 @@ CSGI_EXTERN int csgi_test_request_set_remote(csgi_test_request *request, const c
 CSGI_EXTERN void csgi_test_request_set_timeout(csgi_test_request *request, unsigned milliseconds);
 
 /**
+ * Follow redirects, as a browser does, up to max of them (0, the default:
+ * the redirect is the response).
+ *
+ * A 301, 302, 303, 307 or 308 response with a Location is followed: the
+ * Location is resolved against the request's URL (its scheme and Host; a
+ * relative reference as RFC 3986 5.2 says, dot segments removed, the
+ * fragment dropped, a space percent-encoded) and requested in turn,
+ * through the same application. 303 makes the next request a GET
+ * without a body (HEAD stays HEAD), and so do 301 and 302 for a POST;
+ * 307 and 308 keep the method and the body. A request that loses its
+ * body loses its Content-Type and other Content-* fields, its own
+ * Transfer-Encoding and Expect; Authorization is dropped when the scheme
+ * or host changes; the other header fields, the environ overrides, the
+ * client address, the timeout and the body's delivery go on. A Location
+ * of another scheme (mailto:, ftp:), or one whose request the server
+ * would refuse, is not followed: the redirect is the response.
+ *
+ * The final response tells how it was reached: csgi_test_response_url()
+ * and csgi_test_response_redirects(). Run through a session
+ * (csgi_test_session_run()), the cookies set along the way are kept and
+ * sent on.
+ *
+ * @param request the request (NULL does nothing)
+ * @param max     the most redirects to follow; one more fails the run
+ *                with CSGI_EREDIRECTS
+ */
+CSGI_EXTERN void csgi_test_request_set_follow_redirects(csgi_test_request *request, unsigned max);
+
+/**
  * Run the request through an application and collect its response. The
  * request can be run again (through the same or another application).
  *
@@ -156,7 +259,8 @@ CSGI_EXTERN void csgi_test_request_set_timeout(csgi_test_request *request, unsig
  *         argument), CSGI_EPARSE (the request is malformed: the server
  *         would refuse it before any application runs), CSGI_ETIMEDOUT (the
  *         body did not complete in time), CSGI_ETOOBIG (a body over
- *         CSGI_TEST_BODY_MAX), CSGI_ENOMEM.
+ *         CSGI_TEST_BODY_MAX), CSGI_EREDIRECTS (more redirects than
+ *         csgi_test_request_set_follow_redirects() allows), CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_test_request_run(csgi_test_response **out, csgi_test_request *request,
                                       csgi_app *app);
@@ -252,8 +356,149 @@ CSGI_EXTERN const char *csgi_test_response_log_at(const csgi_test_response *resp
 CSGI_EXTERN int csgi_test_response_log_contains(const csgi_test_response *response,
                                                 const char *text);
 
+/**
+ * 1 when the server sent "100 Continue": the request carried "Expect:
+ * 100-continue" and a body, and the application read csgi.input before
+ * its response started. 0 otherwise, in particular when the application
+ * answered (a 413, a 401) without reading the body, which the client then
+ * never sent.
+ */
+CSGI_EXTERN int csgi_test_response_continued(const csgi_test_response *response);
+
+/**
+ * The URL the response answers: "scheme://host[:port]/target" as the
+ * request sent it (its Host, the scheme's default port left out), e.g.
+ * "http://localhost/hello" for csgi_test_get(&response, app, "/hello").
+ *
+ * @return the URL (borrowed from the response).
+ */
+CSGI_EXTERN const char *csgi_test_response_url(const csgi_test_response *response);
+
+/**
+ * The number of redirects followed to reach this response (see
+ * csgi_test_request_set_follow_redirects()); 0 when it answers the request
+ * as given.
+ */
+CSGI_EXTERN size_t csgi_test_response_redirects(const csgi_test_response *response);
+
 /** Free a response. Accepts NULL. */
 CSGI_EXTERN void csgi_test_response_free(csgi_test_response *response);
+
+/* ---- Sessions: cookies across requests ----------------------------------------- */
+
+/**
+ * A session (opaque): an application and a cookie jar that requests share,
+ * like WebTest's TestApp. A request run through the session carries the
+ * jar's cookies for its URL, and the Set-Cookie fields of every response
+ * go into the jar, by the rules of RFC 6265 a browser follows:
+ *
+ * - Storing (section 5.3): name=value; Domain, else a host-only cookie for
+ *   the request's host (a Domain the host is not in, or under, is
+ *   ignored, and so is the whole cookie); Path, else the directory of the
+ *   request's path; Max-Age (which wins) or Expires, else a cookie for the
+ *   session; Secure. A Max-Age of 0 or less, or an Expires in the past,
+ *   deletes the cookie of that name, domain and path; a new one replaces
+ *   it, keeping its place. HttpOnly is kept but changes nothing: the test
+ *   client is an HTTP client. Expires is read by csgi_date_parse(); a date
+ *   it cannot read is ignored, as RFC 6265 says. There is no public
+ *   suffix list.
+ * - Sending (section 5.4): the cookies whose domain and path match the
+ *   request's host and path, Secure ones only to https URLs, in one
+ *   Cookie field, longest paths first, then oldest first. A Cookie field
+ *   the request has of its own is sent as well (the environ joins the two
+ *   with "; ").
+ *
+ * @code
+ * csgi_test_session *session = NULL;
+ * csgi_test_response *response = NULL;
+ * csgi_test_session_new(&session, app);
+ * csgi_test_session_get(&response, session, "/login?user=ann"); // Set-Cookie: sid=...
+ * csgi_test_response_free(response);
+ * csgi_test_session_get(&response, session, "/account");        // Cookie: sid=...
+ * csgi_test_session_cookie(session, "sid");
+ * csgi_test_response_free(response);
+ * csgi_test_session_free(session);
+ * @endcode
+ */
+typedef struct csgi_test_session csgi_test_session;
+
+/**
+ * Create a session with an empty cookie jar.
+ *
+ * @param out where to store the session (owned by the caller:
+ *            csgi_test_session_free())
+ * @param app the application every request of the session runs through
+ *            (borrowed: the session takes a reference of its own with
+ *            csgi_app_ref(), so the caller may free its own)
+ * @return 0, CSGI_EINVAL (NULL argument), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_session_new(csgi_test_session **out, csgi_app *app);
+
+/** Free a session, its cookies and its reference to the application. Accepts NULL. */
+CSGI_EXTERN void csgi_test_session_free(csgi_test_session *session);
+
+/**
+ * Run a request through the session's application with the jar's
+ * cookies, and keep the cookies its response sets (also along the
+ * redirects it follows, csgi_test_request_set_follow_redirects()). The
+ * request is not changed: the Cookie field is added on the wire only.
+ *
+ * @param out     where to store the response (owned by the caller:
+ *                csgi_test_response_free()); NULL on error
+ * @param session the session
+ * @param request the request (borrowed)
+ * @return as csgi_test_request_run(); also CSGI_ETOOBIG when the jar is
+ *         full (3000 cookies).
+ */
+CSGI_EXTERN int csgi_test_session_run(csgi_test_response **out, csgi_test_session *session,
+                                      csgi_test_request *request);
+
+/**
+ * GET url through the session in one call (see csgi_test_get()).
+ *
+ * @param out where to store the response (owned by the caller:
+ *            csgi_test_response_free()); NULL on error
+ * @param url the URL or target, as for csgi_test_request_new() (copied)
+ * @return as csgi_test_request_new() and csgi_test_session_run().
+ */
+CSGI_EXTERN int csgi_test_session_get(csgi_test_response **out, csgi_test_session *session,
+                                      const char *url);
+
+/**
+ * The value of a cookie in the jar, whatever its domain and path; of
+ * several with that name, the one a Cookie field would list first
+ * (longest path, then oldest). Expired cookies are not seen.
+ *
+ * @param name the cookie's name (case-sensitive)
+ * @return the value (borrowed: valid until the jar changes), or NULL when
+ *         the jar has no such cookie (or session or name is NULL).
+ */
+CSGI_EXTERN const char *csgi_test_session_cookie(const csgi_test_session *session,
+                                                 const char *name);
+
+/** The number of cookies in the jar (expired ones not counted). */
+CSGI_EXTERN size_t csgi_test_session_cookie_count(const csgi_test_session *session);
+
+/**
+ * Store a cookie as if the response to a request for url had carried
+ * "Set-Cookie: set_cookie", by the same rules (so "sid=x; Max-Age=0"
+ * deletes one).
+ *
+ * @param url        the URL whose response sets it (copied), as for
+ *                   csgi_test_request_new(); NULL for "/" on localhost
+ * @param set_cookie the Set-Cookie field value, e.g. "sid=abc; Path=/"
+ *                   (copied)
+ * @return 0 (also when the cookie was deleted); CSGI_EINVAL (NULL
+ *         session or set_cookie, a URL csgi_test_request_new() refuses, a
+ *         cookie RFC 6265 ignores: no '=', an empty name, a Domain url's
+ *         host is not in, control bytes); CSGI_ETOOBIG (a full jar);
+ *         CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_session_set_cookie(csgi_test_session *session, const char *url,
+                                             const char *set_cookie);
+
+/** Delete every cookie of the jar. Accepts NULL. */
+CSGI_EXTERN void csgi_test_session_clear_cookies(csgi_test_session *session);
 
 #ifdef __cplusplus
 }

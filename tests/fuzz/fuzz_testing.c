@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the in-process test client (include/csgi/testing.h,
- * src/testing/client.c) and the lint filter in front of an application.
+ * src/testing/) and the lint filter in front of an application.
  *
  * The input is a request in a simple text form:
  *
@@ -11,14 +11,18 @@
  *     body bytes
  *
  * with a first byte choosing the application (an echo of the environ and
- * the body, or a three-piece stream) and lint's strictness. The request is
- * built with the public calls (a refused method, URL or header ends the
- * input) and run.
+ * the body, which waits for the body with csgi_input_on_ready(), or a
+ * three-piece stream), lint's strictness, and how the body is sent: at
+ * once or late in pieces of 0 to 7 bytes, with Content-Length or chunked
+ * by the client (a Transfer-Encoding header of the input sends the body
+ * as it is, framing and all). The request is built with the public calls
+ * (a refused method, URL or header ends the input) and run.
  *
  * Invariants: a run returns 0 with a response whose status code is
- * 200-599, or CSGI_EPARSE (a request the server would refuse), never
- * anything else; the response's body, headers and log lines are readable.
- * A violation aborts.
+ * 200-599, CSGI_EPARSE (a request the server would refuse), or
+ * CSGI_ETIMEDOUT (a body announced and never all sent, which the echo
+ * waits for), never anything else; the response's body, headers and log
+ * lines are readable. A violation aborts.
  */
 #include "fuzz_common.h"
 
@@ -30,20 +34,76 @@
 
 static const csgi_header text_plain[] = {CSGI_HEADER("Content-Type", "text/plain")};
 
+typedef struct echo {
+    csgi_environ *environ;
+    csgi_start_response *start_response;
+    csgi_body *self;
+    const char *all;
+    size_t len;
+    int ready;
+    int sent;
+} echo;
+
+static void echo_ready(csgi_input *input, void *userdata);
+
+/* Read the whole body, waiting for it; 1 once it is there (or failed). */
+static int echo_read(echo *e)
+{
+    csgi_input *input = csgi_environ_input(e->environ);
+    int rc = csgi_input_read_all(input, 1 << 16, &e->all, &e->len);
+    if (rc == CSGI_EAGAIN) {
+        csgi_input_on_ready(input, echo_ready, e);
+        return 0;
+    }
+    if (rc != 0) {
+        e->all = "";
+        e->len = 0;
+    }
+    const char *path = csgi_environ_get(e->environ, "PATH_INFO");
+    csgi_environ_log(e->environ, "path %s, %zu body bytes", path ? path : "(none)", e->len);
+    e->ready =
+        csgi_start_response_call(e->start_response, "200 OK", text_plain, 1, NULL) == 0 ? 1 : -1;
+    return 1;
+}
+
+static void echo_ready(csgi_input *input, void *userdata)
+{
+    echo *e = userdata;
+    (void)input;
+    if (echo_read(e))
+        csgi_body_resume(e->self);
+}
+
+static int echo_next(void *state, csgi_chunk *chunk)
+{
+    echo *e = state;
+    if (e->ready < 0)
+        return CSGI_ESTATE;
+    if (!e->ready)
+        return CSGI_EAGAIN;
+    if (e->sent || !e->len)
+        return 0;
+    e->sent = 1;
+    chunk->data = e->all;
+    chunk->len = e->len;
+    return 1;
+}
+
+static const csgi_body_type echo_body = {"echo", echo_next, NULL};
+
 static csgi_body *echo_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
 {
     (void)state;
-    const char *all = NULL;
-    size_t len = 0;
-    if (csgi_input_read_all(csgi_environ_input(environ), 1 << 16, &all, &len) != 0) {
-        all = "";
-        len = 0;
-    }
-    const char *path = csgi_environ_get(environ, "PATH_INFO");
-    csgi_environ_log(environ, "path %s, %zu body bytes", path ? path : "(none)", len);
-    if (csgi_start_response_call(start_response, "200 OK", text_plain, 1, NULL) != 0)
+    echo *e = csgi_environ_alloc(environ, sizeof(*e));
+    if (!e)
         return NULL;
-    return csgi_body_bytes(environ, all, len);
+    memset(e, 0, sizeof(*e));
+    e->environ = environ;
+    e->start_response = start_response;
+    if (!(e->self = csgi_body_new(environ, &echo_body, e)))
+        return NULL;
+    echo_read(e);
+    return e->self;
 }
 
 static int stream_next(void *state, csgi_chunk *chunk)
@@ -126,9 +186,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (usable && p < end)
         CHECK(csgi_test_request_set_body(request, p, (size_t)(end - p)) == 0);
     if (usable) {
+        CHECK(csgi_test_request_set_body_delivery(
+                  request, choice & 8 ? CSGI_TEST_DELIVERY_LATE : CSGI_TEST_DELIVERY_AT_ONCE,
+                  (choice >> 5) & 7) == 0);
+        csgi_test_request_set_chunked(request, (choice & 16) != 0);
+        csgi_test_request_set_timeout(request, 20);
         csgi_test_response *response = NULL;
         rc = csgi_test_request_run(&response, request, choice & 4 ? app : lint);
-        CHECK(rc == 0 || rc == CSGI_EPARSE);
+        CHECK(rc == 0 || rc == CSGI_EPARSE || rc == CSGI_ETIMEDOUT);
         if (rc == 0) {
             int code = csgi_test_response_code(response);
             CHECK(code >= 200 && code <= 599);
