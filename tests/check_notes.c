@@ -4,7 +4,10 @@
  * request body is sent with the head, in two writes, a byte at a time,
  * chunked and after 100-continue: the answers are the same, each request
  * gets one request id and one log line, and the errors (404, 405, 413,
- * 415, 422, 400) are JSON, whatever Accept says.
+ * 415, 422, 400) are JSON, whatever Accept says. The same requests go
+ * through the in-process test client, with the body at once, late in
+ * pieces, chunked and after 100-continue; and a filter that reads the body
+ * without asking for it to be gathered is shown to be caught.
  */
 #include "engine_harness.h"
 
@@ -146,7 +149,7 @@ static void expect_one_request_id(const answer *a, const char *what)
                   id, log_text);
 }
 
-#define JSON_TYPE   "Content-Type: application/json\r\n"
+#define JSON_TYPE "Content-Type: application/json\r\n"
 /* A browser's Accept: the errors are JSON all the same. */
 #define ACCEPT_HTML "Accept: text/html,application/xhtml+xml;q=0.9,*/*;q=0.8\r\n"
 
@@ -259,6 +262,167 @@ START_TEST(errors_are_json_every_split)
 }
 END_TEST
 
+/* ---- The same through the test client ----------------------------------------------- */
+
+/* How the test client sends a body: delivery, piece size, chunked, with
+   100-continue. */
+typedef struct sending {
+    const char *name;
+    csgi_test_delivery delivery;
+    size_t piece;
+    int chunked, expect;
+} sending;
+
+static const sending ways[] = {
+    {"at once", CSGI_TEST_DELIVERY_AT_ONCE, 0, 0, 0},
+    {"late, a byte at a time", CSGI_TEST_DELIVERY_LATE, 1, 0, 0},
+    {"late, chunked", CSGI_TEST_DELIVERY_LATE, 5, 1, 0},
+    {"after 100-continue", CSGI_TEST_DELIVERY_LATE, 7, 0, 1},
+};
+
+static csgi_test_response *client_post(csgi_app *app, const sending *way, const char *type,
+                                       const char *body)
+{
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "POST", "/notes"), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Content-Type", type), 0);
+    ck_assert_int_eq(csgi_test_request_add_header(request, "Accept", "text/html"), 0);
+    if (way->expect)
+        ck_assert_int_eq(csgi_test_request_add_header(request, "Expect", "100-continue"), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
+    ck_assert_int_eq(csgi_test_request_set_body_delivery(request, way->delivery, way->piece), 0);
+    csgi_test_request_set_chunked(request, way->chunked);
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    return response;
+}
+
+/* One X-Request-Id, and one log line of the run naming it. */
+static void expect_client_request_id(const csgi_test_response *response, const char *what)
+{
+    const char *id = csgi_test_response_header(response, "X-Request-Id");
+    ck_assert_msg(id != NULL, "%s: no X-Request-Id", what);
+    ck_assert_ptr_null(csgi_test_response_header_value(response, "X-Request-Id", 1));
+    int lines = 0;
+    for (size_t i = 0; i < csgi_test_response_log_count(response); i++)
+        lines += strstr(csgi_test_response_log_at(response, i), "request req-") != NULL;
+    ck_assert_msg(lines == 1, "%s: %d request lines", what, lines);
+    char line[80];
+    snprintf(line, sizeof(line), "request %s", id);
+    ck_assert(csgi_test_response_log_contains(response, line));
+}
+
+static void expect_client_json_error(const csgi_test_response *response, int status,
+                                     const char *what)
+{
+    ck_assert_msg(csgi_test_response_code(response) == status, "%s: %d, not %d", what,
+                  csgi_test_response_code(response), status);
+    ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"), "application/json");
+    json_t *value = json_loads(csgi_test_response_body(response, NULL), 0, NULL);
+    ck_assert_msg(value && json_integer_value(json_object_get(value, "code")) == status, "%s: %s",
+                  what, csgi_test_response_body(response, NULL));
+    json_decref(value);
+}
+
+START_TEST(test_client_every_way)
+{
+    csgi_app *app = load_notes();
+    char big[1100];
+    snprintf(big, sizeof(big), "{\"text\": \"%01080d\"}", 0);
+    for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+        const sending *way = &ways[i];
+        csgi_test_response *response =
+            client_post(app, way, "application/json", "{\"text\": \"by the test client\"}");
+        ck_assert_msg(csgi_test_response_code(response) == 201, "%s: %d %s", way->name,
+                      csgi_test_response_code(response), csgi_test_response_body(response, NULL));
+        ck_assert_int_eq(csgi_test_response_continued(response), way->expect);
+        expect_client_request_id(response, way->name);
+        csgi_test_response_free(response);
+
+        response = client_post(app, way, "application/json", "{\"title\": 1}");
+        expect_client_json_error(response, 422, way->name);
+        expect_client_request_id(response, way->name);
+        csgi_test_response_free(response);
+        response = client_post(app, way, "text/plain", "words");
+        expect_client_json_error(response, 415, way->name);
+        csgi_test_response_free(response);
+        response = client_post(app, way, "application/json", "[1,");
+        expect_client_json_error(response, 400, way->name);
+        csgi_test_response_free(response);
+        response = client_post(app, way, "application/json", big);
+        expect_client_json_error(response, 413, way->name);
+        /* Refused by its Content-Length: no 100 Continue, no body read. */
+        ck_assert_int_eq(csgi_test_response_continued(response), 0);
+        csgi_test_response_free(response);
+    }
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_get(&response, app, "/notes/424242"), 0);
+    expect_client_json_error(response, 404, "GET a missing note");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+/* A filter that reads the body without asking for it to be gathered: it
+   assumes the whole body is there when it runs, which holds only when the
+   body came with the head. It refuses notes that shout. */
+static csgi_response *no_shouting(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    json_t *body;
+    csgi_response *error;
+    if (csgi_handler_json(request, 4096, &body, &error) != 0)
+        return error ? error : csgi_handler_error(request, 500, "the body was not there");
+    const char *text = json_string_value(json_object_get(body, "text"));
+    if (text && strchr(text, '!'))
+        return csgi_handler_error(request, 422, "no shouting");
+    return csgi_handler_forward(request, next);
+}
+
+static csgi_app *shouting_filter(csgi_handler_body body)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(
+        csgi_handler_filter(&app, "no-shouting", no_shouting, load_notes(), NULL, NULL), 0);
+    csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
+    options.body = body;
+    ck_assert_int_eq(csgi_handler_set_options(app, &options), 0);
+    return app;
+}
+
+START_TEST(a_filter_that_is_not_once_safe_is_caught)
+{
+    /* With the body at once, the careless filter seems to work... */
+    csgi_app *careless = shouting_filter(CSGI_HANDLER_BODY_DEFAULT);
+    csgi_test_response *response =
+        client_post(careless, &ways[0], "application/json", "{\"text\": \"calm\"}");
+    ck_assert_int_eq(csgi_test_response_code(response), 201);
+    csgi_test_response_free(response);
+    /* ...and sent late, as the network does, it fails: caught. */
+    for (size_t i = 1; i < sizeof(ways) / sizeof(ways[0]); i++) {
+        response = client_post(careless, &ways[i], "application/json", "{\"text\": \"calm\"}");
+        ck_assert_msg(csgi_test_response_code(response) == 500, "%s: %d", ways[i].name,
+                      csgi_test_response_code(response));
+        csgi_test_response_free(response);
+    }
+    csgi_app_free(careless);
+
+    /* Asking for the body (CSGI_HANDLER_BODY_GATHER) makes it right every way. */
+    csgi_app *careful = shouting_filter(CSGI_HANDLER_BODY_GATHER);
+    for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+        response = client_post(careful, &ways[i], "application/json", "{\"text\": \"calm\"}");
+        ck_assert_msg(csgi_test_response_code(response) == 201, "%s: %d", ways[i].name,
+                      csgi_test_response_code(response));
+        csgi_test_response_free(response);
+        response = client_post(careful, &ways[i], "application/json", "{\"text\": \"hey!\"}");
+        ck_assert_int_eq(csgi_test_response_code(response), 422);
+        csgi_test_response_free(response);
+    }
+    csgi_app_free(careful);
+}
+END_TEST
+
 static Suite *notes_suite(void)
 {
     Suite *suite = suite_create("notes");
@@ -267,6 +431,10 @@ static Suite *notes_suite(void)
     tcase_add_test(tc, create_show_delete_every_split);
     tcase_add_test(tc, errors_are_json_every_split);
     suite_add_tcase(suite, tc);
+    TCase *client = tcase_create("test client");
+    tcase_add_test(client, test_client_every_way);
+    tcase_add_test(client, a_filter_that_is_not_once_safe_is_caught);
+    suite_add_tcase(suite, client);
     return suite;
 }
 
