@@ -799,8 +799,6 @@ static csgi_response *created_echo(csgi_request *request, void *userdata)
     const char *body;
     size_t len;
     int rc = csgi_request_body(request, 1 << 16, &body, &len);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
     csgi_response *response = csgi_handler_response(request);
     if (rc != 0 || !response || csgi_response_set_status(response, 201) != 0 ||
         csgi_response_set_content_type(response, "text/plain", NULL) != 0 ||
@@ -809,19 +807,23 @@ static csgi_response *created_echo(csgi_request *request, void *userdata)
     return response;
 }
 
+/* What a relay does with the answer: sends it unchanged. */
+static csgi_response *relay_then(csgi_request *request, csgi_response *response, void *state)
+{
+    (void)request;
+    (void)state;
+    return response;
+}
+
 /* A filter handler that runs the next application with
-   csgi_handler_get_response and sends what it answered: a relay. */
+   csgi_handler_forward_then and sends what it answered: a relay. */
 static csgi_response *relay_next(csgi_request *request, csgi_app *next, void *userdata)
 {
     (void)userdata;
-    csgi_response *response = NULL;
-    int rc = csgi_handler_get_response(&response, request, next);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
-    return rc == 0 ? response : NULL;
+    return csgi_handler_forward_then(request, next, relay_then, NULL);
 }
 
-/* The late handler alone, behind strict lint, behind a get_response
+/* The late handler alone, behind strict lint, behind a forward-then
    relay, and behind lint and the relay: each wrapper must let the late
    answer's length through. */
 static csgi_app *late_pipeline(int which)

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include <ctype.h>
+#include <event2/event.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,15 +75,9 @@ static csgi_response *no_response(csgi_request *request, void *userdata)
     return NULL;
 }
 
-static csgi_response *always_again(csgi_request *request, void *userdata)
-{
-    (void)userdata;
-    return csgi_handler_again(request);
-}
-
 static atomic_int echo_calls;
 
-/* The JSON body back, as 201: reads the body first, so "again" is safe. */
+/* The JSON body back, as 201. */
 static csgi_response *echo_json(csgi_request *request, void *userdata)
 {
     (void)userdata;
@@ -90,8 +85,6 @@ static csgi_response *echo_json(csgi_request *request, void *userdata)
     json_t *value;
     csgi_response *error;
     int rc = csgi_handler_json(request, 64, &value, &error);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
     if (rc != 0)
         return error;
     /* The value is the request's; the response takes a reference. */
@@ -151,17 +144,6 @@ START_TEST(test_error_handler)
     csgi_test_response_free(response);
     csgi_app_free(app);
 
-    /* Waiting for a body that will not come would hang: 500 instead. */
-    app = handler_app(always_again);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
-    ck_assert_int_eq(csgi_test_response_code(response), 500);
-    ck_assert(csgi_test_response_log_contains(response, "asked to wait, but the body has all"));
-    csgi_test_response_free(response);
-    response = run(app, "POST", "/", NULL, NULL, "all here");
-    ck_assert_int_eq(csgi_test_response_code(response), 500);
-    csgi_test_response_free(response);
-    csgi_app_free(app);
-
     app = handler_app(no_response);
     response = run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 500);
@@ -216,7 +198,28 @@ START_TEST(test_bad_arguments)
     ck_assert_int_eq(csgi_handler_filter(&app, "x", NULL, NULL, NULL, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(csgi_handler_response(NULL));
     ck_assert_ptr_null(csgi_handler_error(NULL, 404, NULL));
-    ck_assert_ptr_nonnull(csgi_handler_again(NULL));
+    /* What only a running handler can return. */
+    ck_assert_ptr_null(csgi_handler_forward_then(NULL, next, NULL, NULL));
+    ck_assert_ptr_null(csgi_handler_read_body(NULL, NULL, NULL));
+    /* Options: only on a handler's application, a known version and body. */
+    csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
+    ck_assert_int_eq(csgi_handler_set_options(NULL, &options), CSGI_EINVAL);
+    app = handler_app(hello);
+    ck_assert_int_eq(csgi_handler_set_options(app, NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_handler_set_options(app, &options), 0);
+    options.version = 99;
+    ck_assert_int_eq(csgi_handler_set_options(app, &options), CSGI_EINVAL);
+    options.version = CSGI_HANDLER_OPTIONS_VERSION;
+    options.body = (csgi_handler_body)7;
+    ck_assert_int_eq(csgi_handler_set_options(app, &options), CSGI_EINVAL);
+    csgi_response *answer = NULL;
+    ck_assert_int_eq(csgi_response_new(&answer, NULL), 0);
+    csgi_app *raw = NULL;
+    ck_assert_int_eq(csgi_response_app(&raw, answer), 0);
+    options.body = CSGI_HANDLER_BODY_STREAM;
+    ck_assert_int_eq(csgi_handler_set_options(raw, &options), CSGI_EINVAL);
+    csgi_app_free(raw);
+    csgi_app_free(app);
 }
 END_TEST
 
@@ -231,20 +234,24 @@ static csgi_response *auth(csgi_request *request, csgi_app *next, void *token)
     return csgi_handler_forward(request, next);
 }
 
-/* Runs next, then marks its answer: a header, and 202 with ?accept. */
-static csgi_response *mark(csgi_request *request, csgi_app *next, void *userdata)
+/* Marks the answer of the application behind: a header, and 202 with
+   ?accept. */
+static csgi_response *mark_answer(csgi_request *request, csgi_response *response, void *state)
 {
-    (void)userdata;
-    csgi_response *response;
-    int rc = csgi_handler_get_response(&response, request, next);
-    if (rc != 0)
-        return csgi_handler_error(request, 502, csgi_err_name(rc));
+    (void)state;
     const csgi_params *query;
     if (csgi_request_query(request, &query, NULL) == 0 && csgi_params_get(query, "accept", NULL))
         csgi_response_set_status(response, 202);
     if (csgi_response_add_header(response, "X-Marked", "yes") != 0)
         return NULL;
     return response;
+}
+
+/* Runs next, then marks its answer. */
+static csgi_response *mark(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    return csgi_handler_forward_then(request, next, mark_answer, NULL);
 }
 
 static csgi_app *filter(csgi_filter_handler_fn fn, csgi_app *next, void *userdata,
@@ -350,13 +357,43 @@ static csgi_body *outside_call(void *state, csgi_environ *environ, csgi_start_re
 {
     (void)state;
     csgi_request *request;
-    csgi_response *response = (csgi_response *)&response;
     if (csgi_request_from_environ(&request, environ) != 0)
         return NULL;
-    int rc = csgi_handler_get_response(&response, request, state);
+    csgi_response *response = csgi_handler_forward_then(request, state, mark_answer, NULL);
     csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
-    const char *name = csgi_err_name(rc);
+    const char *name = response ? "a response" : "NULL";
     return csgi_body_static(environ, name, strlen(name));
+}
+
+/* Answers later: its body waits for a timer on the request's loop, then
+   starts the response from its first piece. */
+typedef struct timed {
+    pieces pieces; /* first: pieces_next's state */
+    csgi_body *body;
+} timed;
+
+static void timed_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    timed *t = arg;
+    t->pieces.stall = 0;
+    csgi_body_resume(t->body);
+}
+
+static csgi_body *timed_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    timed *t = csgi_environ_alloc(environ, sizeof(*t));
+    if (!t)
+        return NULL;
+    *t = (timed){.pieces = {.lazy = 1, .stall = 1, .start_response = sr}};
+    t->body = csgi_body_new(environ, &pieces_type, t);
+    struct timeval delay = {0, 20000};
+    if (t->body && event_base_once(csgi_environ_event_base(environ), -1, EV_TIMEOUT, timed_fire, t,
+                                   &delay) != 0)
+        return NULL;
+    return t->body;
 }
 
 static const pieces eager = {0, 0, 0, 0, NULL}, lazy = {1, 0, 0, 0, NULL},
@@ -364,6 +401,7 @@ static const pieces eager = {0, 0, 0, 0, NULL}, lazy = {1, 0, 0, 0, NULL},
 static const csgi_app_type bytes_type = {"bytes", bytes_call, NULL};
 static const csgi_app_type eager_type = {"eager", pieces_call, NULL};
 static const csgi_app_type file_type = {"file", file_call, NULL};
+static const csgi_app_type timed_type = {"timed", timed_call, NULL};
 static const csgi_app_type outside_type = {"outside", outside_call, NULL};
 
 static csgi_app *raw_app(const csgi_app_type *type, const void *state)
@@ -373,7 +411,7 @@ static csgi_app *raw_app(const csgi_app_type *type, const void *state)
     return app;
 }
 
-START_TEST(test_get_response)
+START_TEST(test_forward_then)
 {
     /* Bytes: status, headers and the length pass through, marked. */
     csgi_app *app = filter(mark, raw_app(&bytes_type, NULL), NULL, NULL);
@@ -417,14 +455,27 @@ START_TEST(test_get_response)
     csgi_test_response_free(response);
     csgi_app_free(app);
 
-    /* Never starts: CSGI_EAGAIN, closed; the filter answers 502. */
+    /* Answers later, from a timer: the filter waits, and marks it once. */
     closes = 0;
-    app = filter(mark, raw_app(&eager_type, &stalled), NULL, NULL);
-    response = run(app, "GET", "/", "Accept", "text/plain", NULL);
-    ck_assert_int_eq(csgi_test_response_code(response), 502);
-    ck_assert_ptr_nonnull(strstr(body_of(response), "CSGI_EAGAIN"));
+    app = filter(mark, raw_app(&timed_type, NULL), NULL, NULL);
+    response = run(app, "GET", "/?accept=1", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 202);
+    ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
+    ck_assert_ptr_null(csgi_test_response_header_value(response, "X-Marked", 1));
+    ck_assert_str_eq(body_of(response), "abcd");
     ck_assert_int_eq(closes, 1);
     csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* Never starts: the request times out, and its body is closed. */
+    closes = 0;
+    app = filter(mark, raw_app(&eager_type, &stalled), NULL, NULL);
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
+    csgi_test_request_set_timeout(request, 100);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), CSGI_ETIMEDOUT);
+    csgi_test_request_free(request);
+    ck_assert_int_eq(closes, 1);
     csgi_app_free(app);
 
     /* A file keeps its range. */
@@ -449,11 +500,11 @@ START_TEST(test_get_response)
     csgi_test_response_free(response);
     csgi_app_free(app);
 
-    /* Outside a handler there is no start-response to run it with. */
+    /* Outside a handler there is nobody to run it. */
     csgi_app *inner = raw_app(&bytes_type, NULL);
     app = raw_app(&outside_type, inner);
     response = run(app, "GET", "/", NULL, NULL, NULL);
-    ck_assert_str_eq(body_of(response), "CSGI_ESTATE");
+    ck_assert_str_eq(body_of(response), "NULL");
     csgi_test_response_free(response);
     csgi_app_free(app);
     csgi_app_free(inner);
@@ -603,6 +654,40 @@ START_TEST(test_factories)
     ck_assert_msg(strstr(text, ini_path) != NULL, "%s", text);
     csgi_loader_free(loader);
     unlink(ini_path);
+
+    /* The handler's body keys: a bad value names the file, line and key. */
+    write_ini("[app:main]\nuse = egg:test#hello\nbody = sideways\n");
+    loader = test_loader();
+    ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
+    csgi_load_error_format(&error, text, sizeof(text));
+    ck_assert_msg(strstr(text, ":3: [app:main] body: must be gather, stream or default") != NULL,
+                  "%s", text);
+    csgi_loader_free(loader);
+    unlink(ini_path);
+    write_ini("[app:main]\nuse = egg:test#hello\nmax_body = -5\n");
+    loader = test_loader();
+    ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
+    csgi_load_error_format(&error, text, sizeof(text));
+    ck_assert_msg(strstr(text, ":3: [app:main] max_body: must be a number of bytes") != NULL, "%s",
+                  text);
+    csgi_loader_free(loader);
+    unlink(ini_path);
+
+    /* A good max_body is what the handler refuses past. */
+    write_ini("[app:main]\nuse = egg:test#hello\nmax_body = 10\nbody = gather\n");
+    loader = test_loader();
+    ck_assert_int_eq(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
+    response = run(app, "POST", "/", "Accept", "text/plain", "eleven byte");
+    ck_assert_int_eq(csgi_test_response_code(response), 413);
+    ck_assert_msg(strstr(body_of(response), "longer than 10 bytes") != NULL, "%s",
+                  body_of(response));
+    csgi_test_response_free(response);
+    response = run(app, "POST", "/", NULL, NULL, "ten bytes!");
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+    unlink(ini_path);
 }
 END_TEST
 
@@ -624,10 +709,12 @@ START_TEST(test_late_body)
                                              "Content-Length: 12\r\n\r\n{\"late\": "),
                          0);
         usleep(200 * 1000);
+        /* The handler waits for the whole body: it has not run yet. */
+        ck_assert_int_eq(atomic_load(&echo_calls), 0);
         if (attempt == 1) {
             close(fd);
             usleep(100 * 1000);
-            ck_assert_int_eq(atomic_load(&echo_calls), 1);
+            ck_assert_int_eq(atomic_load(&echo_calls), 0);
             break;
         }
         ck_assert_int_eq(client_send_str(fd, "1}\n"), 0);
@@ -637,8 +724,8 @@ START_TEST(test_late_body)
         ck_assert_str_eq(response.body, "{\"late\":1}");
         response_free(&response);
         close(fd);
-        /* Called once before the rest of the body came, once after. */
-        ck_assert_int_eq(atomic_load(&echo_calls), 2);
+        /* Called once, when the whole body was there. */
+        ck_assert_int_eq(atomic_load(&echo_calls), 1);
     }
     app_server_stop(&served);
 }
@@ -713,8 +800,6 @@ static csgi_response *echo_text(csgi_request *request, void *userdata)
     const char *body;
     size_t len;
     int rc = csgi_request_body(request, 16, &body, &len);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
     if (rc == CSGI_ETOOBIG)
         return csgi_handler_error(request, 413, NULL);
     if (rc != 0)
@@ -764,7 +849,7 @@ START_TEST(test_replaced_input)
     ck_assert_str_eq(r.body, "HELLO WORLD");
     response_free(&r);
     close(fd);
-    ck_assert_int_ge(atomic_load(&echo_calls), 2);
+    ck_assert_int_eq(atomic_load(&echo_calls), 1);
     app_server_stop(&served);
 
     /* Arguments. */
@@ -837,8 +922,6 @@ static csgi_response *json_size(csgi_request *request, void *userdata)
     json_t *value;
     csgi_response *error;
     int rc = csgi_handler_json(request, 16384, &value, &error);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
     if (rc != 0)
         return error;
     csgi_response *response = csgi_handler_response(request);
@@ -854,8 +937,6 @@ static csgi_response *form_text(csgi_request *request, void *userdata)
     const csgi_params *form;
     csgi_request_error error;
     int rc = csgi_request_form(request, &form, &error);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
     if (rc != 0)
         return csgi_handler_error(request, rc == CSGI_ETOOBIG ? 413 : 400, error.text);
     csgi_response *response = csgi_handler_response(request);
@@ -923,12 +1004,12 @@ START_TEST(test_replaced_input_limit)
     /* A URL-encoded form: the stream's limit, not max_body's 10 MiB; a
        multipart one, which streams the body, the same. */
     const char *urlencoded = "application/x-www-form-urlencoded";
-    expect_413(limited(form_text, 8, 1), urlencoded, "a=1&b=2&c=3", "body longer than 8 bytes");
+    expect_413(limited(form_text, 8, 1), urlencoded, "a=1&b=2&c=3", "longer than 8 bytes");
     expect_413(limited(form_text, 8, 0), urlencoded, "a=1&b=2&c=3",
-               "body longer than the server allows");
+               "longer than the server allows");
     expect_413(limited(form_text, 8, 1), "multipart/form-data; boundary=b",
                "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n",
-               "body longer than 8 bytes");
+               "longer than 8 bytes");
 
     /* Over a real socket, a chunked body that arrives in two parts. */
     app_server served;
@@ -1026,7 +1107,7 @@ static Suite *handler_suite(void)
     tcase_add_test(tc, test_json_handler);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_auth_filter);
-    tcase_add_test(tc, test_get_response);
+    tcase_add_test(tc, test_forward_then);
     tcase_add_test(tc, test_request_negotiation);
     tcase_add_test(tc, test_factories);
     tcase_add_test(tc, test_late_body);

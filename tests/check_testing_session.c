@@ -310,16 +310,14 @@ static const struct {
     {"/login", 303, "/home"},
 };
 
-/* Answers with what it got: method, URL, body (read whole, waiting for
-   it), Content-Type, Authorization and Cookie. */
+/* Answers with what it got: method, URL, body (read whole: the handler
+   runs when it has arrived), Content-Type, Authorization and Cookie. */
 static csgi_response *echo_handler(csgi_request *request, void *userdata)
 {
     (void)userdata;
     const char *body = NULL;
     size_t len = 0;
     int rc = csgi_request_body(request, 4096, &body, &len);
-    if (rc == CSGI_EAGAIN)
-        return csgi_handler_again(request);
     csgi_response *response = csgi_handler_response(request);
     if (!response)
         return NULL;

@@ -649,3 +649,63 @@ int wait_done(int n, int timeout_ms)
     }
     return atomic_load(&stats.done) >= n;
 }
+
+const char *const body_split_names[SPLIT_COUNT] = {
+    "with the head", "in two writes", "a byte at a time", "chunked", "after 100-continue"};
+
+int client_send_post(int fd, const char *path, const char *headers, const char *body, size_t len,
+                     enum body_split split)
+{
+    char head[1024];
+    if (split == SPLIT_CHUNKED)
+        snprintf(head, sizeof(head),
+                 "POST %s HTTP/1.1\r\nHost: t\r\n%sTransfer-Encoding: chunked\r\n\r\n", path,
+                 headers);
+    else
+        snprintf(head, sizeof(head),
+                 "POST %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n%s\r\n", path, headers,
+                 len, split == SPLIT_AFTER_CONTINUE ? "Expect: 100-continue\r\n" : "");
+    if (split == SPLIT_WITH_HEAD) {
+        char *all = malloc(strlen(head) + len);
+        ck_assert_ptr_nonnull(all);
+        memcpy(all, head, strlen(head));
+        memcpy(all + strlen(head), body, len);
+        int rc = client_send(fd, all, strlen(head) + len);
+        free(all);
+        return rc;
+    }
+    if (client_send_str(fd, head) != 0)
+        return -1;
+    if (split == SPLIT_AFTER_CONTINUE) {
+        char buf[128];
+        client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\n", NULL);
+        if (strcmp(buf, "HTTP/1.1 100 Continue\r\n\r\n") != 0)
+            return -1;
+        return client_send(fd, body, len);
+    }
+    if (split == SPLIT_TWO_WRITES) {
+        usleep(20 * 1000);
+        if (client_send(fd, body, len / 2) != 0)
+            return -1;
+        usleep(20 * 1000);
+        return client_send(fd, body + len / 2, len - len / 2);
+    }
+    if (split == SPLIT_BYTE_BY_BYTE) {
+        for (size_t i = 0; i < len; i++)
+            if (client_send(fd, body + i, 1) != 0)
+                return -1;
+        return 0;
+    }
+    /* Chunked, in pieces of up to 1000 bytes, with pauses. */
+    for (size_t at = 0; at < len; at += 1000) {
+        size_t n = len - at < 1000 ? len - at : 1000;
+        char size[32];
+        snprintf(size, sizeof(size), "%zx\r\n", n);
+        if (client_send_str(fd, size) != 0 || client_send(fd, body + at, n) != 0 ||
+            client_send_str(fd, "\r\n") != 0)
+            return -1;
+        if (at == 0)
+            usleep(20 * 1000);
+    }
+    return client_send_str(fd, "0\r\n\r\n");
+}

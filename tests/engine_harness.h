@@ -73,6 +73,26 @@ int client_send_str(int fd, const char *s);
    Returns the byte count; *eof set when the peer closed. */
 size_t client_read(int fd, char *buf, size_t cap, int timeout_ms, const char *until, int *eof);
 
+/* How a request's body is sent: with the head in one write, in two
+   writes after the head, a byte at a time, chunked (pieces of up to 1000
+   bytes, with a pause after the first), or after the server's "100
+   Continue". The answer must not depend on it. */
+enum body_split {
+    SPLIT_WITH_HEAD,
+    SPLIT_TWO_WRITES,
+    SPLIT_BYTE_BY_BYTE,
+    SPLIT_CHUNKED,
+    SPLIT_AFTER_CONTINUE,
+    SPLIT_COUNT
+};
+extern const char *const body_split_names[SPLIT_COUNT];
+
+/* POST body (len bytes) to path, with headers (CRLF-terminated lines, or
+   "") and Content-Length or chunked framing, split as asked. 0, or -1 when
+   the peer went away or answered something else than 100 Continue first. */
+int client_send_post(int fd, const char *path, const char *headers, const char *body, size_t len,
+                     enum body_split split);
+
 /* A parsed response. */
 typedef struct test_response {
     int status;

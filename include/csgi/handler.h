@@ -22,27 +22,44 @@
  * csgi_handler_app(&app, "hello", hello, NULL, NULL);
  * @endcode
  *
+ * A handler runs exactly once per request. An application handler is
+ * called when its request's body has all arrived: the adapter gathers it
+ * first (in memory up to a threshold, in a temporary file past it, up to
+ * a maximum that is answered 413 without reading a byte when the
+ * announced length is over it), so the body readers of csgi/request.h
+ * (csgi_request_json(), csgi_request_form(), csgi_request_body()) have
+ * everything and never answer CSGI_EAGAIN. A "100 Continue" goes out when
+ * the gathering starts, that is only when no filter in front answered
+ * first. csgi_handler_options sets the limits, or makes the handler a
+ * streaming one that reads the body as it comes (csgi_handler_read_body()).
+ *
  * A handler returns one of:
  *  - a response it made with csgi_handler_response() (or
  *    csgi_response_new() on the request's environ) and filled in;
  *  - an HTTP error: csgi_handler_error(request, 404, "no such image");
  *  - the request handed to another application:
  *    csgi_handler_forward(request, app) (a filter forwards to its next
- *    application this way);
- *  - csgi_handler_again(request), when a read of the request body answered
- *    CSGI_EAGAIN: the body has not all arrived yet. The adapter calls the
- *    handler again when more of it is there; the request's body readers
- *    resume where they stopped, so a handler that reads the body before it
- *    does anything else is simply called again. Asking to wait when no
- *    more can arrive (no body, or unread bytes already there) would hang
- *    the request: the client gets a 500 and the log a line instead;
+ *    application this way), or csgi_handler_forward_then(request, app, fn,
+ *    state) to change that application's response when it starts;
+ *  - csgi_handler_read_body(request, reader, state): the body is read
+ *    piece by piece into the reader, whose end function returns the
+ *    response;
  *  - NULL, when it failed (out of memory): the client gets a 500 and the
  *    error log a line.
  *
- * A filter handler also gets the next application. It can answer by itself
- * (an error), forward, or run the next application with
- * csgi_handler_get_response() and change the response it gets back (status,
- * headers) before returning it.
+ * A filter handler also gets the next application. It runs once, when the
+ * request's head is there, and does not wait for the body: a body it
+ * forwards reaches the next application as it arrives, so an upload
+ * behind an authentication filter still streams. It can answer by itself
+ * (an error), forward, or forward and change the response
+ * (csgi_handler_forward_then(): the status, headers and body of whatever
+ * the next application answers, at once or later). A filter that needs
+ * the body itself asks for it with CSGI_HANDLER_BODY_GATHER.
+ *
+ * State for one request lives in the request's arena
+ * (csgi_environ_alloc() on csgi_request_environ()): a handler's locals,
+ * the state pointer given to csgi_handler_forward_then() or
+ * csgi_handler_read_body(), both freed when the request ends.
  */
 #ifndef CSGI_HANDLER_H
 #define CSGI_HANDLER_H
@@ -55,6 +72,7 @@
 #include "response.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,6 +119,52 @@ CSGI_EXTERN int csgi_handler_filter(csgi_app **out, const char *name,
                                     csgi_filter_handler_fn handler, csgi_app *next, void *userdata,
                                     csgi_destroy_fn destroy);
 
+/* ---- Options ----------------------------------------------------------------- */
+
+/** Version of csgi_handler_options; CSGI_HANDLER_OPTIONS_INIT sets it. */
+#define CSGI_HANDLER_OPTIONS_VERSION 1
+
+/** What the adapter does with the request body before the handler runs. */
+typedef enum csgi_handler_body {
+    /** Application handlers gather; filter handlers pass the body on. */
+    CSGI_HANDLER_BODY_DEFAULT = 0,
+    /** Gather the whole body first (a filter that reads the body). */
+    CSGI_HANDLER_BODY_GATHER,
+    /** Run at once; the handler reads with csgi_handler_read_body(). */
+    CSGI_HANDLER_BODY_STREAM
+} csgi_handler_body;
+
+/** Handler options. Start from CSGI_HANDLER_OPTIONS_INIT; 0 means the default. */
+typedef struct csgi_handler_options {
+    unsigned version;          /**< CSGI_HANDLER_OPTIONS_VERSION */
+    csgi_handler_body body;    /**< CSGI_HANDLER_BODY_DEFAULT */
+    uint64_t max_body;         /**< bytes gathered at most, else 413: 1 MiB */
+    size_t body_buffer_size;   /**< bytes kept in memory, past them a file: 16 KiB */
+    const char *body_temp_dir; /**< where the file goes (copied): $TMPDIR, else /tmp */
+} csgi_handler_options;
+
+/** Initializer for csgi_handler_options: every field its default. */
+#define CSGI_HANDLER_OPTIONS_INIT                                           \
+    {                                                                       \
+        CSGI_HANDLER_OPTIONS_VERSION, CSGI_HANDLER_BODY_DEFAULT, 0, 0, NULL \
+    }
+
+/** The default of csgi_handler_options.max_body. */
+#define CSGI_HANDLER_MAX_BODY_DEFAULT (1024u * 1024u)
+/** The default of csgi_handler_options.body_buffer_size. */
+#define CSGI_HANDLER_BODY_BUFFER_DEFAULT (16u * 1024u)
+
+/**
+ * Set the options of an application or filter made by csgi_handler_app()
+ * or csgi_handler_filter(), before it serves requests.
+ *
+ * @param app     the handler's application (borrowed)
+ * @param options the options (copied)
+ * @return 0; CSGI_EINVAL (not a handler's application, an unknown
+ *         options version or body value), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_handler_set_options(csgi_app *app, const csgi_handler_options *options);
+
 /* ---- What a handler returns ------------------------------------------------ */
 
 /**
@@ -134,35 +198,81 @@ CSGI_EXTERN csgi_response *csgi_handler_error(csgi_request *request, int status,
 CSGI_EXTERN csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app);
 
 /**
- * The "call me again" answer: return it when a read of the request body
- * answered CSGI_EAGAIN. No allocation; never NULL (a static marker,
- * borrowed).
+ * What csgi_handler_forward_then() calls when the application it forwards
+ * to starts its response.
+ *
+ * @param request  the request (borrowed)
+ * @param response the application's response: its status, its headers
+ *                 (all but Content-Length, which the body decides) and
+ *                 its body, not read yet; change them, or make another
+ *                 response (an error) and return that
+ * @param state    what was given to csgi_handler_forward_then()
+ * @return the response to send, as a handler's return value (NULL: 500).
  */
-CSGI_EXTERN csgi_response *csgi_handler_again(csgi_request *request);
+typedef csgi_response *(*csgi_handler_then_fn)(csgi_request *request, csgi_response *response,
+                                               void *state);
 
 /**
- * Run app on the request now and return what it answered as a response
- * (like WebOb's request.get_response): its status and headers (all but
- * Content-Length, which the body decides) and its body, which is not read
- * here but sent on when the response is. The handler may change the
- * status and headers before it returns the response.
+ * Hand the request to app and change its answer: once app has started its
+ * response (before its call returns, or later from its body, as an
+ * application that waits for a timer or for the request body does), fn
+ * gets it as a response object and returns what is sent. This is what
+ * WebOb's request.get_response(app) is for, without waiting: fn runs
+ * exactly once, whenever the answer comes.
  *
- * The application must call start-response before it returns or from its
- * body's first piece; one that answers later (its first piece is
- * CSGI_EAGAIN before start-response) gives CSGI_EAGAIN and is closed.
- * Only inside a handler (the adapter provides the start-response).
+ * Only as a handler's return value (the adapter runs it).
  *
- * @param out     set to the response (borrowed: it lives in the request's
- *                arena)
- * @param request the request (borrowed)
- * @param app     the application to run (borrowed)
- * @return 0, CSGI_ESTATE (not inside a handler, or the application
- *         returned no body or never started its response), CSGI_EAGAIN,
- *         CSGI_EINVAL (start-response was given something malformed),
- *         CSGI_ENOMEM.
+ * @param app   the application (borrowed; a reference is kept for the
+ *              request's life)
+ * @param fn    what changes the response
+ * @param state passed to fn (per-request state: csgi_environ_alloc())
+ * @return the response to return, or NULL (out of memory, not inside a
+ *         handler, or no app or fn).
  */
-CSGI_EXTERN int csgi_handler_get_response(csgi_response **out, csgi_request *request,
-                                          csgi_app *app);
+CSGI_EXTERN csgi_response *csgi_handler_forward_then(csgi_request *request, csgi_app *app,
+                                                     csgi_handler_then_fn fn, void *state);
+
+/**
+ * How a handler reads a body piece by piece (csgi_handler_read_body()).
+ * Both functions run once per piece or once in all, never again for the
+ * same bytes, on the loop thread.
+ */
+typedef struct csgi_body_reader_type {
+    const char *name; /**< for logs */
+    /**
+     * The next piece of the body (borrowed for the call).
+     * @return 0 to go on; any other value stops reading, and is passed to
+     *         end as its result (use positive values of your own).
+     */
+    int (*data)(void *state, csgi_request *request, const void *data, size_t len);
+    /**
+     * The end of reading, once: result 0 when the whole body was read, the
+     * value data returned when it stopped, or why the body broke off
+     * (CSGI_ETOOBIG over the server's or a stream's limit, CSGI_EPARSE
+     * malformed chunked framing, CSGI_ETIMEDOUT, CSGI_ECLOSED when the
+     * client left: then the response is not sent).
+     * @return the response, as a handler's return value.
+     */
+    csgi_response *(*end)(void *state, csgi_request *request, int result);
+} csgi_body_reader_type;
+
+/**
+ * Read the request body piece by piece as it arrives, then answer: return
+ * this from a handler. The adapter calls type->data for each piece and
+ * type->end once; end's response is the answer. The first read sends the
+ * "100 Continue" a client may wait for. In a gathering handler the pieces
+ * come from the gathered body, at once.
+ *
+ * Only as a handler's return value, once per handler call.
+ *
+ * @param type  the reader (borrowed; usually static)
+ * @param state passed to type's functions (per-request state:
+ *              csgi_environ_alloc())
+ * @return the response to return, or NULL (not inside a handler, called
+ *         twice, or no type, data or end).
+ */
+CSGI_EXTERN csgi_response *csgi_handler_read_body(csgi_request *request,
+                                                  const csgi_body_reader_type *type, void *state);
 
 /**
  * Read the body as JSON, or make the error response to return: 400 with
@@ -174,9 +284,10 @@ CSGI_EXTERN int csgi_handler_get_response(csgi_response **out, csgi_request *req
  *                      valid until the request ends; json_incref() to keep it)
  * @param error_response set to the response to return when the body is
  *                      not acceptable (NULL otherwise)
- * @return 0; CSGI_EAGAIN (return csgi_handler_again()); CSGI_EPARSE or
- *         CSGI_ETOOBIG with *error_response set (NULL if memory ran out);
- *         CSGI_ENOMEM.
+ * @return 0; CSGI_EPARSE or CSGI_ETOOBIG with *error_response set (NULL
+ *         if memory ran out); CSGI_ENOMEM; CSGI_EAGAIN only in a streaming
+ *         handler that read csgi.input itself (use csgi_handler_read_body()
+ *         there).
  */
 CSGI_EXTERN int csgi_handler_json(csgi_request *request, size_t max, struct json_t **out,
                                   csgi_response **error_response);
@@ -199,7 +310,11 @@ typedef int (*csgi_handler_setup_fn)(void **userdata, csgi_destroy_fn *destroy,
 /**
  * The body of a filter factory (csgi_filter_factory_fn) for a filter
  * handler: setup (may be NULL: userdata NULL) makes the userdata from the
- * conf, then csgi_handler_filter() wraps next. CSGI_HANDLER_FILTER_FACTORY
+ * conf, then csgi_handler_filter() wraps next. The handler factories read
+ * csgi_handler_options from four keys of the local conf: `body` (gather,
+ * stream or default), `max_body` and `body_buffer_size` (bytes; 0 or
+ * absent: the default) and `body_temp_dir`; a bad value fails with the
+ * file and line. CSGI_HANDLER_FILTER_FACTORY
  * writes the factory function around it.
  *
  * @param next taken, also on failure

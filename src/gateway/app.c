@@ -66,6 +66,11 @@ void csgi_app_free(csgi_app *app)
     csgi__free(app);
 }
 
+const csgi_app_type *csgi_app__type(const csgi_app *app)
+{
+    return app->type;
+}
+
 void *csgi_app_state(const csgi_app *app)
 {
     return app->state;

@@ -40,6 +40,9 @@ struct csgi_body {
    csgi_body_set_length() on body ends the link. */
 void csgi_body__length_from(csgi_body *body, const csgi_body *inner);
 
+/* The type an application was made with (csgi_app_new()). */
+const csgi_app_type *csgi_app__type(const csgi_app *app);
+
 /* A node of the start-response chain: it calls fn, or forwards to its
    parent when it has none. The root (parent NULL) is an ordinary node
    whose fn is the driver's (driver.c). Writes from any node go to the

@@ -74,6 +74,17 @@ int csgi_input__pending(csgi_input *input);
    or of a middleware's stream, csgi_input_limit()), not a reader's max. */
 int csgi_input__refused(csgi_input *input);
 
+/* 0 when the stream has no body to read (no body announced, or a length
+   of 0); else 1. */
+int csgi_input__has_body(csgi_input *input);
+
+/* The stream's byte count when known in advance (CONTENT_LENGTH for the
+   server's, what a middleware declared for its own), else -1. */
+int64_t csgi_input__length(const csgi_input *input);
+
+/* The type a middleware's stream reads through (NULL for the server's). */
+const csgi_input_type *csgi_input__type(const csgi_input *input);
+
 /* The gateway calls this when the input provider has news (bytes, end,
    error): it runs the callback set with csgi_input_on_ready, once. */
 void csgi_environ__input_ready(csgi_environ *environ);

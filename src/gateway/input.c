@@ -203,11 +203,7 @@ int csgi_input_read_all(csgi_input *input, size_t max, const char **out, size_t 
         return CSGI_EINVAL;
     /* The byte count when known: CONTENT_LENGTH for the server's stream,
        what a middleware declared for its own. */
-    int64_t total = input->length;
-    if (!input->type) {
-        const csgi_http__head *head = input->source->head;
-        total = head->body == CSGI_HTTP__BODY_LENGTH ? (int64_t)head->content_length : -1;
-    }
+    int64_t total = csgi_input__length(input);
     int known = total >= 0;
 
     /* A body announced too long is refused before a byte is read (and
@@ -298,6 +294,28 @@ int csgi_input__pending(csgi_input *input)
        reader should read them. (Bytes read_all keeps are not that: they
        wait for the rest.) */
     return server_buffered(input) == 0;
+}
+
+int64_t csgi_input__length(const csgi_input *input)
+{
+    if (input->type)
+        return input->length;
+    const csgi_http__head *head = input->source->head;
+    return head->body == CSGI_HTTP__BODY_LENGTH ? (int64_t)head->content_length : -1;
+}
+
+int csgi_input__has_body(csgi_input *input)
+{
+    if (input->type)
+        return input->length != 0;
+    const csgi_http__head *head = input->source->head;
+    return head->body != CSGI_HTTP__BODY_NONE &&
+           !(head->body == CSGI_HTTP__BODY_LENGTH && head->content_length == 0);
+}
+
+const csgi_input_type *csgi_input__type(const csgi_input *input)
+{
+    return input->type;
 }
 
 void csgi_input_notify(csgi_input *input)

@@ -1,19 +1,22 @@
 /*
  * Handlers (csgi/handler.h): "request in, response out" functions made
- * into applications and filters.
+ * into applications and filters, each run exactly once per request.
  *
- * The adapter is an ordinary application. For each request it gets the
- * request object, calls the handler and sends the response it returns. A
- * handler that could not read all of the body yet answers "again": the
- * adapter then returns a body that answers CSGI_EAGAIN, waits for the input
- * stream to have news, calls the handler again, and once a response comes
- * back sends it and resumes that body, which from then on passes on the
- * pieces of the response's own body.
+ * The adapter is an ordinary application. For each request it may first
+ * gather the body (gather.c), then calls the handler once and delivers
+ * what it returned: a response is sent; a forward-then runs the other
+ * application and gives its response to the handler's function; a body
+ * reader is fed the body. Whenever one of these has to wait (the body,
+ * the other application's late answer), the adapter returns a body of its
+ * own that answers CSGI_EAGAIN until the real answer is there, and from
+ * then on passes on the pieces of that answer's body.
  */
 #include "common/alloc.h"
+#include "common/options.h"
 #include "common/token.h"
 #include "gateway/app_private.h"
 #include "gateway/environ_private.h"
+#include "helpers/gather.h"
 #include "helpers/helpers.h"
 #include "helpers/response_private.h"
 
@@ -22,7 +25,9 @@
 
 #include <jansson.h>
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- The adapter ------------------------------------------------------------ */
@@ -34,83 +39,405 @@ typedef struct adapter {
     csgi_app *next;
     void *userdata;
     csgi_destroy_fn destroy;
+    int gathers; /* gather the body before the handler runs */
+    csgi_gather__limits limits;
+    char *temp_dir;     /* limits.temp_dir's memory */
     csgi_app_type type; /* named after the handler, for logs */
 } adapter;
 
-/* One call of the adapter that is waiting for the request body. */
-typedef struct pending {
+/* What the application a forward-then runs started its response with. */
+typedef struct capture {
+    csgi_response *response;
+    int started;
+    int result; /* the first failure while copying */
+} capture;
+
+/* One request's run of an adapter. */
+typedef struct call {
     adapter *adapter;
     csgi_request *request;
     csgi_environ *environ;
     csgi_start_response *start_response;
-    csgi_body *body;  /* what the adapter returned */
-    csgi_body *inner; /* the response's body, once there is one */
+    csgi_body *later; /* returned to the server while an answer is awaited */
+    csgi_body *inner; /* the answer's body, once there */
     int failed;
-} pending;
+    csgi_input *waiting_on; /* the stream a wait is registered on */
 
-/* "Call me again": compared by address, never sent. */
-static csgi_response again_marker;
+    /* csgi_handler_forward_then(): the response it returned, and what then */
+    csgi_response *forward;
+    csgi_handler_then_fn then;
+    void *then_state;
+    capture capture;
+    csgi_body *app_body; /* the application's body while it has not started */
 
-static csgi_response *run(adapter *h, csgi_request *request, csgi_start_response *start_response)
+    /* csgi_handler_read_body() */
+    const csgi_body_reader_type *reader;
+    void *reader_state;
+    char *read_buffer;
+} call;
+
+/* csgi_handler_read_body()'s answer: compared by address, never sent. */
+static csgi_response read_marker;
+
+static csgi_body *deliver(call *c, csgi_response *response);
+
+static csgi_response *run_handler(call *c)
 {
-    csgi_start_response *previous = csgi_request__swap_start_response(request, start_response);
-    csgi_response *response = h->filter_handler ? h->filter_handler(request, h->next, h->userdata)
-                                                : h->handler(request, h->userdata);
-    csgi_request__swap_start_response(request, previous);
+    adapter *h = c->adapter;
+    void *previous = csgi_request__swap_handler_call(c->request, c);
+    csgi_response *response = h->filter_handler
+                                  ? h->filter_handler(c->request, h->next, h->userdata)
+                                  : h->handler(c->request, h->userdata);
+    csgi_request__swap_handler_call(c->request, previous);
     return response;
 }
 
-static csgi_body *send_response(adapter *h, csgi_response *response, csgi_environ *environ,
-                                csgi_start_response *start_response)
+/* ---- Waiting: the body returned meanwhile --------------------------------------- */
+
+static int then_resume(call *c);
+
+static int later_next(void *state, csgi_chunk *chunk)
 {
-    if (!response) {
-        csgi_environ_log(environ, "%s: the handler failed (returned no response)", h->name);
+    call *c = state;
+    if (!c->inner && !c->failed && c->app_body) {
+        int rc = then_resume(c);
+        if (rc != 0)
+            return rc;
+    }
+    if (c->failed)
+        return CSGI_ESTATE;
+    if (!c->inner)
+        return CSGI_EAGAIN;
+    return csgi_body_next(c->inner, chunk);
+}
+
+static void later_close(void *state)
+{
+    call *c = state;
+    /* The request ends (or the client left) before the answer came: stop
+       waiting for it. */
+    if (c->waiting_on)
+        csgi_input_on_ready(c->waiting_on, NULL, NULL);
+    c->waiting_on = NULL;
+    csgi_body_close(c->app_body);
+    csgi_body_close(c->inner);
+}
+
+static const csgi_body_type later_type = {"handler-waiting", later_next, later_close};
+
+/* The body to return while waiting (made once per call). */
+static csgi_body *later(call *c)
+{
+    if (!c->later)
+        c->later = csgi_body_new(c->environ, &later_type, c);
+    return c->later;
+}
+
+/* The answer came after a wait: the body returned meanwhile passes it on. */
+static void settle(call *c, csgi_body *body)
+{
+    if (body && body == c->later)
+        return; /* waiting again; whatever waits now settles */
+    c->inner = body;
+    if (!body)
+        c->failed = 1;
+    else /* the late answer keeps its length, so that its framing is the
+            same as when it is given at once */
+        csgi_body__length_from(c->later, body);
+    csgi_body_resume(c->later);
+}
+
+static void wait_on(call *c, csgi_input *input, csgi_input_ready_fn ready)
+{
+    c->waiting_on = input;
+    csgi_input_on_ready(input, ready, c);
+}
+
+/* ---- Gathering the body --------------------------------------------------------- */
+
+/* The answer when the body could not be gathered. */
+static csgi_body *body_error(call *c, int rc)
+{
+    int status = 500;
+    char detail[96] = "";
+    if (rc == CSGI_ETOOBIG) {
+        char text[64];
+        csgi_helpers__too_long(c->environ, (size_t)c->adapter->limits.max_body, text, sizeof(text));
+        snprintf(detail, sizeof(detail), "the body is %s", text);
+        status = 413;
+    } else if (rc == CSGI_EPARSE) {
+        snprintf(detail, sizeof(detail), "the body is malformed");
+        status = 400;
+    } else if (rc == CSGI_ETIMEDOUT) {
+        status = 408;
+    } else if (rc == CSGI_ECLOSED) {
+        csgi_environ_log_at(c->environ, 2, "%s: the client left before its body arrived",
+                            c->adapter->name);
+        return NULL;
+    } else {
+        csgi_environ_log(c->environ, "%s: cannot gather the request body: %s", c->adapter->name,
+                         csgi_strerror(rc));
         return NULL;
     }
-    return csgi_response_send(response, environ, start_response);
+    return deliver(c, csgi_handler_error(c->request, status, detail[0] ? detail : NULL));
 }
 
-static int pending_next(void *state, csgi_chunk *chunk)
+static void gathered(void *userdata, int rc)
 {
-    pending *p = state;
-    if (p->failed)
-        return CSGI_ESTATE;
-    if (!p->inner)
+    call *c = userdata;
+    c->waiting_on = NULL;
+    settle(c, rc == 0 ? deliver(c, run_handler(c)) : body_error(c, rc));
+}
+
+/* ---- Reading the body piece by piece -------------------------------------------- */
+
+#define READ_PIECE 16384
+
+static csgi_body *read_on(call *c);
+
+static void read_ready(csgi_input *input, void *userdata)
+{
+    call *c = userdata;
+    (void)input;
+    c->waiting_on = NULL;
+    settle(c, read_on(c));
+}
+
+/* Feed the reader what is there; its end's answer, or the waiting body. */
+static csgi_body *read_on(call *c)
+{
+    csgi_input *input = csgi_environ_input(c->environ);
+    int result;
+    for (;;) {
+        long n = csgi_input_read(input, c->read_buffer, READ_PIECE);
+        if (n == CSGI_EAGAIN) {
+            csgi_body *body = later(c);
+            if (body)
+                wait_on(c, input, read_ready);
+            return body;
+        }
+        if (n <= 0) {
+            result = (int)n;
+            break;
+        }
+        result = c->reader->data(c->reader_state, c->request, c->read_buffer, (size_t)n);
+        if (result != 0)
+            break;
+    }
+    const csgi_body_reader_type *reader = c->reader;
+    c->reader = NULL;
+    void *previous = csgi_request__swap_handler_call(c->request, c);
+    csgi_response *response = reader->end(c->reader_state, c->request, result);
+    csgi_request__swap_handler_call(c->request, previous);
+    if (result == CSGI_ECLOSED)
+        return NULL; /* nobody to answer */
+    return deliver(c, response);
+}
+
+/* ---- Forward, then change the answer ----------------------------------------------- */
+
+static csgi_body *then_start(call *c);
+static csgi_body *then_finish(call *c, csgi_body *body, const csgi_chunk *first, int ended);
+
+/* The application behind a forward-then may have started: pull its first
+   piece. 0 (c->inner or c->failed set), or CSGI_EAGAIN. */
+static int then_resume(call *c)
+{
+    csgi_chunk first = {NULL, 0};
+    int n = csgi_body_next(c->app_body, &first);
+    if (n == CSGI_EAGAIN)
         return CSGI_EAGAIN;
-    return csgi_body_next(p->inner, chunk);
+    csgi_body *body = c->app_body;
+    c->app_body = NULL;
+    if (n < 0 || !c->capture.started) {
+        csgi_environ_log(c->environ, "%s: the application behind failed before it answered",
+                         c->adapter->name);
+        csgi_body_close(body);
+        c->failed = 1;
+        return 0;
+    }
+    csgi_body *answer = then_finish(c, body, &first, n == 0);
+    if (answer && answer == c->later)
+        return CSGI_EAGAIN; /* the function forwarded again, to one that waits */
+    c->inner = answer;
+    if (!answer)
+        c->failed = 1;
+    else if (c->later)
+        csgi_body__length_from(c->later, answer);
+    return 0;
 }
 
-static void pending_close(void *state)
+/* A counted string as a C string in the response's memory, or NULL. */
+static char *copy_counted(csgi_response *response, const char *s, size_t len)
 {
-    pending *p = state;
-    /* The request ends (or the client left) before the body came: stop
-       waiting for it. */
-    csgi_input_on_ready(csgi_environ_input(p->environ), NULL, NULL);
-    csgi_body_close(p->inner);
+    char *copy = csgi_response__alloc(response, len + 1);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
 }
 
-static const csgi_body_type pending_type = {"handler-pending", pending_next, pending_close};
-
-static void on_input(csgi_input *input, void *userdata)
+static int capture_start(const char *status, const csgi_header *headers, size_t count,
+                         const char *exc_info, void *userdata)
 {
-    pending *p = userdata;
-    csgi_response *response = run(p->adapter, p->request, p->start_response);
-    if (response == &again_marker && csgi_input__pending(input)) {
-        csgi_input_on_ready(input, on_input, p);
-        return;
+    capture *cap = userdata;
+    (void)exc_info;
+    /* A second call (with exc_info) replaces what the first one gave. */
+    if (cap->started && csgi_response_new(&cap->response, cap->response->environ) != 0)
+        return cap->result = CSGI_ENOMEM;
+    cap->started = 1;
+    cap->result = 0;
+    csgi_response *response = cap->response;
+    int rc = csgi_response_set_status_line(response, status);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const csgi_header *field = &headers[i];
+        if (!field->name || (field->value_len && !field->value)) {
+            rc = CSGI_EINVAL;
+            break;
+        }
+        if (csgi_token__lookup(field->name, field->name_len) == CSGI_TOKEN__CONTENT_LENGTH)
+            continue; /* the body decides */
+        char *name = copy_counted(response, field->name, field->name_len);
+        char *value = copy_counted(response, field->value ? field->value : "", field->value_len);
+        rc = name && value ? csgi_response_add_header(response, name, value) : CSGI_ENOMEM;
     }
-    if (response == &again_marker) {
-        csgi_environ_log(p->environ, "%s: the handler asked to wait, but the body has all arrived",
-                         p->adapter->name);
-        response = NULL;
+    cap->result = rc;
+    return rc;
+}
+
+/* An application's iterator body, with its first piece already pulled. */
+typedef struct relay {
+    csgi_body *inner;
+    csgi_chunk first;
+    int has_first; /* 1: first is pending; -1: the inner body ended */
+} relay;
+
+static int relay_next(void *state, csgi_chunk *chunk)
+{
+    relay *r = state;
+    if (r->has_first == 1) {
+        r->has_first = 0;
+        *chunk = r->first;
+        return 1;
     }
-    p->inner = send_response(p->adapter, response, p->environ, p->start_response);
-    if (!p->inner)
-        p->failed = 1;
-    else /* else the late answer goes out chunked (or close-delimited on
-            HTTP/1.0) where the same answer given at once has a length */
-        csgi_body__length_from(p->body, p->inner);
-    csgi_body_resume(p->body);
+    if (r->has_first == -1)
+        return 0;
+    return csgi_body_next(r->inner, chunk);
+}
+
+static void relay_close(void *state)
+{
+    relay *r = state;
+    csgi_body_close(r->inner);
+}
+
+static const csgi_body_type relay_type = {"forward-then", relay_next, relay_close};
+
+/* Put the application's body into the captured response: bytes and files
+   as they are (with their length, and sendfile for files), an iterator
+   relayed (with the piece pulled already, if any). body is taken. */
+static int attach_body(call *c, csgi_body *body, const csgi_chunk *first, int ended)
+{
+    csgi_response *response = c->capture.response;
+    csgi_body_kind kind = csgi_body_kind_of(body);
+    if (!first && kind == CSGI_BODY_BYTES) {
+        size_t len = 0;
+        const void *data = csgi_body_data(body, &len);
+        int rc = csgi_response_set_body_static(response, data, len);
+        csgi_body_close(body);
+        return rc;
+    }
+    if (!first && kind == CSGI_BODY_FILE) {
+        int fd = -1;
+        int64_t offset = 0, length = 0;
+        int rc = csgi_body_take_file(body, &fd, &offset, &length);
+        csgi_body_close(body);
+        return rc == 0 ? csgi_response_set_file(response, fd, offset, length) : rc;
+    }
+    relay *r = csgi_environ_alloc(c->environ, sizeof(*r));
+    if (!r) {
+        csgi_body_close(body);
+        return CSGI_ENOMEM;
+    }
+    *r = (relay){.inner = body, .has_first = first ? (ended ? -1 : 1) : 0};
+    if (first)
+        r->first = *first;
+    int rc = csgi_response_set_stream(response, &relay_type, r);
+    if (rc == 0)
+        csgi_response__set_stream_length_of(response, body);
+    return rc;
+}
+
+/* The application answered: give its response to the function, and
+   deliver what that returns. */
+static csgi_body *then_finish(call *c, csgi_body *body, const csgi_chunk *first, int ended)
+{
+    int rc = c->capture.result;
+    if (rc != 0)
+        csgi_body_close(body);
+    else
+        rc = attach_body(c, body, first, ended);
+    if (rc != 0) {
+        csgi_environ_log(c->environ, "%s: cannot take the answer of the application behind: %s",
+                         c->adapter->name, csgi_strerror(rc));
+        return NULL;
+    }
+    csgi_handler_then_fn then = c->then;
+    c->then = NULL;
+    c->forward = NULL;
+    void *previous = csgi_request__swap_handler_call(c->request, c);
+    csgi_response *response = then(c->request, c->capture.response, c->then_state);
+    csgi_request__swap_handler_call(c->request, previous);
+    return deliver(c, response);
+}
+
+/* Run the forward-then's application with a start-response that captures
+   what it answers. */
+static csgi_body *then_start(call *c)
+{
+    csgi_app *app = c->forward->app;
+    c->capture = (capture){NULL, 0, 0};
+    if (csgi_response_new(&c->capture.response, c->environ) != 0)
+        return NULL;
+    csgi_start_response *mine =
+        csgi_start_response_new(c->environ, c->start_response, capture_start, &c->capture);
+    csgi_body *body = mine ? csgi_app_call(app, c->environ, mine) : NULL;
+    if (!body) {
+        csgi_environ_log(c->environ, "%s: the application behind failed (%s)", c->adapter->name,
+                         c->capture.result ? csgi_strerror(c->capture.result) : "no body");
+        return NULL;
+    }
+    if (c->capture.started)
+        return then_finish(c, body, NULL, 0);
+    /* Not started: it starts from its body's first piece, now or later. */
+    c->app_body = body;
+    if (then_resume(c) == CSGI_EAGAIN)
+        return later(c);
+    /* It answered at once: no waiting body was returned to anyone. */
+    csgi_body *answer = c->inner;
+    c->inner = NULL;
+    c->failed = 0;
+    return answer;
+}
+
+/* ---- Delivering what the handler returned ------------------------------------------ */
+
+static csgi_body *deliver(call *c, csgi_response *response)
+{
+    if (!response) {
+        csgi_environ_log(c->environ, "%s: the handler failed (returned no response)",
+                         c->adapter->name);
+        return NULL;
+    }
+    if (response == &read_marker) {
+        if (!c->read_buffer && !(c->read_buffer = csgi_environ_alloc(c->environ, READ_PIECE)))
+            return NULL;
+        return read_on(c);
+    }
+    if (response == c->forward && c->then)
+        return then_start(c);
+    return csgi_response_send(response, c->environ, c->start_response);
 }
 
 static csgi_body *adapter_call(void *state, csgi_environ *environ,
@@ -118,29 +445,27 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
 {
     adapter *h = state;
     csgi_request *request;
-    if (csgi_request_from_environ(&request, environ) != 0) {
-        csgi_environ_log(environ, "%s: out of memory for the request object", h->name);
+    call *c;
+    if (csgi_request_from_environ(&request, environ) != 0 ||
+        !(c = csgi_environ_alloc_zeroed(environ, sizeof(*c)))) {
+        csgi_environ_log(environ, "%s: out of memory for the request", h->name);
         return NULL;
     }
-    csgi_response *response = run(h, request, start_response);
-    if (response != &again_marker)
-        return send_response(h, response, environ, start_response);
-    if (!csgi_input__pending(csgi_environ_input(environ))) {
-        /* Nothing more will arrive: waiting would hang the request. */
-        csgi_environ_log(environ, "%s: the handler asked to wait, but the body has all arrived",
-                         h->name);
-        return NULL;
+    c->adapter = h;
+    c->request = request;
+    c->environ = environ;
+    c->start_response = start_response;
+    if (h->gathers && csgi_gather__has_body(environ) && !csgi_gather__is_gathered(environ)) {
+        csgi_input *input = csgi_environ_input(environ);
+        int rc = csgi_gather__start(environ, &h->limits, gathered, c);
+        if (rc == CSGI_EAGAIN) {
+            c->waiting_on = input;
+            return later(c);
+        }
+        if (rc != 0)
+            return body_error(c, rc);
     }
-
-    pending *p = csgi_environ_alloc(environ, sizeof(*p));
-    if (!p)
-        return NULL;
-    *p = (pending){
-        .adapter = h, .request = request, .environ = environ, .start_response = start_response};
-    p->body = csgi_body_new(environ, &pending_type, p);
-    if (p->body)
-        csgi_input_on_ready(csgi_environ_input(environ), on_input, p);
-    return p->body;
+    return deliver(c, run_handler(c));
 }
 
 static void adapter_destroy(void *state)
@@ -149,8 +474,47 @@ static void adapter_destroy(void *state)
     if (h->destroy)
         h->destroy(h->userdata);
     csgi_app_free(h->next);
+    csgi__free(h->temp_dir);
     csgi__free(h->name);
     csgi__free(h);
+}
+
+static char *copy_string(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *copy = csgi__malloc(len);
+    if (copy)
+        memcpy(copy, s, len);
+    return copy;
+}
+
+/* The options in h, defaults filled in. */
+static int apply_options(adapter *h, const csgi_handler_options *options)
+{
+    csgi_handler_options defaults = CSGI_HANDLER_OPTIONS_INIT;
+    if (!options)
+        options = &defaults;
+    if (!csgi_options__version_ok(options->version, CSGI_HANDLER_OPTIONS_VERSION) ||
+        (unsigned)options->body > CSGI_HANDLER_BODY_STREAM)
+        return CSGI_EINVAL;
+    const char *dir = options->body_temp_dir;
+    if (!dir || !*dir)
+        dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    char *copy = copy_string(dir);
+    if (!copy)
+        return CSGI_ENOMEM;
+    csgi__free(h->temp_dir);
+    h->temp_dir = copy;
+    h->gathers = options->body == CSGI_HANDLER_BODY_GATHER ||
+                 (options->body == CSGI_HANDLER_BODY_DEFAULT && h->handler);
+    h->limits = (csgi_gather__limits){
+        .max_body = options->max_body ? options->max_body : CSGI_HANDLER_MAX_BODY_DEFAULT,
+        .memory = options->body_buffer_size ? options->body_buffer_size
+                                            : CSGI_HANDLER_BODY_BUFFER_DEFAULT,
+        .temp_dir = copy};
+    return 0;
 }
 
 static int make(csgi_app **out, const char *name, csgi_handler_fn handler,
@@ -159,8 +523,8 @@ static int make(csgi_app **out, const char *name, csgi_handler_fn handler,
 {
     if (!name)
         name = "handler";
-    struct adapter *h = csgi__malloc(sizeof(*h));
-    char *copy = csgi__malloc(strlen(name) + 1);
+    adapter *h = csgi__malloc(sizeof(*h));
+    char *copy = copy_string(name);
     if (!h || !copy) {
         csgi__free(h);
         csgi__free(copy);
@@ -169,7 +533,6 @@ static int make(csgi_app **out, const char *name, csgi_handler_fn handler,
         csgi_app_free(next);
         return CSGI_ENOMEM;
     }
-    memcpy(copy, name, strlen(name) + 1);
     *h = (adapter){.name = copy,
                    .handler = handler,
                    .filter_handler = filter_handler,
@@ -177,8 +540,19 @@ static int make(csgi_app **out, const char *name, csgi_handler_fn handler,
                    .userdata = userdata,
                    .destroy = destroy,
                    .type = {.name = copy, .call = adapter_call, .destroy = adapter_destroy}};
+    if (apply_options(h, NULL) != 0) {
+        adapter_destroy(h);
+        return CSGI_ENOMEM;
+    }
     /* csgi_app_new runs adapter_destroy when it fails. */
     return csgi_app_new(out, &h->type, h);
+}
+
+int csgi_handler_set_options(csgi_app *app, const csgi_handler_options *options)
+{
+    if (!app || !options || csgi_app__type(app)->call != adapter_call)
+        return CSGI_EINVAL;
+    return apply_options(csgi_app_state(app), options);
 }
 
 int csgi_handler_app(csgi_app **out, const char *name, csgi_handler_fn handler, void *userdata,
@@ -236,165 +610,30 @@ csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
     return response;
 }
 
-csgi_response *csgi_handler_again(csgi_request *request)
+csgi_response *csgi_handler_forward_then(csgi_request *request, csgi_app *app,
+                                         csgi_handler_then_fn fn, void *state)
 {
-    (void)request;
-    return &again_marker;
-}
-
-/* ---- Running another application ------------------------------------------------ */
-
-/* What the application gave start-response, copied into the response. */
-typedef struct capture {
-    csgi_response *response;
-    int started;
-    int result; /* the first failure while copying */
-} capture;
-
-/* A counted string as a C string in the response's memory, or NULL. */
-static char *copy_counted(csgi_response *response, const char *s, size_t len)
-{
-    char *copy = csgi_response__alloc(response, len + 1);
-    if (copy) {
-        memcpy(copy, s, len);
-        copy[len] = '\0';
-    }
-    return copy;
-}
-
-static int capture_start(const char *status, const csgi_header *headers, size_t count,
-                         const char *exc_info, void *userdata)
-{
-    capture *c = userdata;
-    (void)exc_info;
-    /* A second call (with exc_info) replaces what the first one gave. */
-    if (c->started && csgi_response_new(&c->response, c->response->environ) != 0)
-        return c->result = CSGI_ENOMEM;
-    c->started = 1;
-    c->result = 0;
-    csgi_response *response = c->response;
-    int rc = csgi_response_set_status_line(response, status);
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        const csgi_header *h = &headers[i];
-        if (!h->name || (h->value_len && !h->value)) {
-            rc = CSGI_EINVAL;
-            break;
-        }
-        if (csgi_token__lookup(h->name, h->name_len) == CSGI_TOKEN__CONTENT_LENGTH)
-            continue; /* the body decides */
-        char *name = copy_counted(response, h->name, h->name_len);
-        char *value = copy_counted(response, h->value ? h->value : "", h->value_len);
-        rc = name && value ? csgi_response_add_header(response, name, value) : CSGI_ENOMEM;
-    }
-    c->result = rc;
-    return rc;
-}
-
-/* An application's iterator body, with a first piece already pulled. */
-typedef struct relay {
-    csgi_body *inner;
-    csgi_chunk first;
-    int has_first; /* 1: first is pending; -1: the inner body ended */
-} relay;
-
-static int relay_next(void *state, csgi_chunk *chunk)
-{
-    relay *r = state;
-    if (r->has_first == 1) {
-        r->has_first = 0;
-        *chunk = r->first;
-        return 1;
-    }
-    if (r->has_first == -1)
-        return 0;
-    return csgi_body_next(r->inner, chunk);
-}
-
-static void relay_close(void *state)
-{
-    relay *r = state;
-    csgi_body_close(r->inner);
-}
-
-static const csgi_body_type relay_type = {"get-response", relay_next, relay_close};
-
-/* A relay for body; on failure body is closed. */
-static relay *relay_new(csgi_environ *environ, csgi_body *body)
-{
-    relay *r = csgi_environ_alloc(environ, sizeof(*r));
-    if (!r) {
-        csgi_body_close(body);
+    call *c = request ? csgi_request__handler_call(request) : NULL;
+    if (!c || !fn)
         return NULL;
+    csgi_response *response = csgi_handler_forward(request, app);
+    if (response) {
+        c->forward = response;
+        c->then = fn;
+        c->then_state = state;
     }
-    *r = (relay){.inner = body};
-    return r;
+    return response;
 }
 
-int csgi_handler_get_response(csgi_response **out, csgi_request *request, csgi_app *app)
+csgi_response *csgi_handler_read_body(csgi_request *request, const csgi_body_reader_type *type,
+                                      void *state)
 {
-    if (out)
-        *out = NULL;
-    if (!request || !app || !out)
-        return CSGI_EINVAL;
-    csgi_start_response *outer = csgi_request__start_response(request);
-    if (!outer)
-        return CSGI_ESTATE;
-    csgi_environ *environ = csgi_request_environ(request);
-    capture c = {NULL, 0, 0};
-    if (csgi_response_new(&c.response, environ) != 0)
-        return CSGI_ENOMEM;
-    csgi_start_response *mine = csgi_start_response_new(environ, outer, capture_start, &c);
-    if (!mine)
-        return CSGI_ENOMEM;
-    csgi_body *body = csgi_app_call(app, environ, mine);
-    if (!body)
-        return c.result ? c.result : CSGI_ESTATE;
-
-    /* Bytes and files go on as they are (with their length, and sendfile
-       for files); an iterator is relayed, its first piece pulled now when
-       start-response has not been called yet. */
-    relay *r = NULL;
-    int rc = 0;
-    csgi_body_kind kind = csgi_body_kind_of(body);
-    if (!c.started || kind == CSGI_BODY_ITERATOR) {
-        if (!(r = relay_new(environ, body)))
-            return CSGI_ENOMEM;
-        if (!c.started) {
-            int n = csgi_body_next(body, &r->first);
-            if (n == CSGI_EAGAIN || n < 0 || !c.started) {
-                csgi_body_close(body);
-                return n == CSGI_EAGAIN ? CSGI_EAGAIN : c.result ? c.result : CSGI_ESTATE;
-            }
-            r->has_first = n == 1 ? 1 : -1;
-        }
-    }
-    if (c.result != 0) {
-        csgi_body_close(body);
-        return c.result;
-    }
-    if (kind == CSGI_BODY_BYTES && !r) {
-        size_t len = 0;
-        const void *data = csgi_body_data(body, &len);
-        rc = csgi_response_set_body_static(c.response, data, len);
-        csgi_body_close(body);
-    } else if (kind == CSGI_BODY_FILE && !r) {
-        int fd = -1;
-        int64_t offset = 0, length = 0;
-        rc = csgi_body_take_file(body, &fd, &offset, &length);
-        csgi_body_close(body);
-        if (rc == 0)
-            rc = csgi_response_set_file(c.response, fd, offset, length);
-    } else {
-        if (!r && !(r = relay_new(environ, body)))
-            return CSGI_ENOMEM;
-        rc = csgi_response_set_stream(c.response, &relay_type, r);
-        if (rc == 0)
-            csgi_response__set_stream_length_of(c.response, body);
-    }
-    if (rc != 0)
-        return rc;
-    *out = c.response;
-    return 0;
+    call *c = request ? csgi_request__handler_call(request) : NULL;
+    if (!c || c->reader || !type || !type->data || !type->end)
+        return NULL;
+    c->reader = type;
+    c->reader_state = state;
+    return &read_marker;
 }
 
 /* ---- JSON ------------------------------------------------------------------------- */
@@ -441,6 +680,53 @@ static int setup_userdata(csgi_handler_setup_fn setup, const csgi_conf *global_c
     return rc;
 }
 
+/* The handler keys of a factory's local conf (body, max_body,
+   body_buffer_size, body_temp_dir) applied to the adapter. */
+static int conf_options(csgi_app *app, const csgi_conf *local_conf, csgi_load_error *error)
+{
+    csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
+    const char *body = csgi_conf_get(local_conf, "body");
+    if (!body || strcmp(body, "default") == 0)
+        options.body = CSGI_HANDLER_BODY_DEFAULT;
+    else if (strcmp(body, "gather") == 0)
+        options.body = CSGI_HANDLER_BODY_GATHER;
+    else if (strcmp(body, "stream") == 0)
+        options.body = CSGI_HANDLER_BODY_STREAM;
+    else {
+        csgi_conf_error(local_conf, "body", error, "must be gather, stream or default, not \"%s\"",
+                        body);
+        return CSGI_EINVAL;
+    }
+    long long max_body = 0, buffer = 0;
+    int rc = csgi_conf_asint(local_conf, "max_body", 0, &max_body, error);
+    if (rc == 0)
+        rc = csgi_conf_asint(local_conf, "body_buffer_size", 0, &buffer, error);
+    if (rc == 0 && (max_body < 0 || buffer < 0 || (unsigned long long)buffer > SIZE_MAX)) {
+        csgi_conf_error(local_conf, max_body < 0 ? "max_body" : "body_buffer_size", error,
+                        "must be a number of bytes (0: the default)");
+        rc = CSGI_EINVAL;
+    }
+    if (rc != 0)
+        return rc;
+    options.max_body = (uint64_t)max_body;
+    options.body_buffer_size = (size_t)buffer;
+    options.body_temp_dir = csgi_conf_get(local_conf, "body_temp_dir");
+    rc = csgi_handler_set_options(app, &options);
+    if (rc != 0 && error)
+        snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(rc));
+    return rc;
+}
+
+/* The factories' end: the options from the conf, or the application freed. */
+static int configured(csgi_app **out, int rc, const csgi_conf *local_conf, csgi_load_error *error)
+{
+    if (rc == 0 && (rc = conf_options(*out, local_conf, error)) != 0) {
+        csgi_app_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int csgi_handler_filter_factory(csgi_app **out, const csgi_conf *global_conf,
                                 const csgi_conf *local_conf, csgi_app *next, const char *name,
                                 csgi_filter_handler_fn handler, csgi_handler_setup_fn setup,
@@ -453,7 +739,8 @@ int csgi_handler_filter_factory(csgi_app **out, const csgi_conf *global_conf,
         csgi_app_free(next);
         return rc;
     }
-    return csgi_handler_filter(out, name, handler, next, userdata, destroy);
+    rc = csgi_handler_filter(out, name, handler, next, userdata, destroy);
+    return configured(out, rc, local_conf, error);
 }
 
 int csgi_handler_app_factory(csgi_app **out, const csgi_conf *global_conf,
@@ -465,5 +752,6 @@ int csgi_handler_app_factory(csgi_app **out, const csgi_conf *global_conf,
     int rc = setup_userdata(setup, global_conf, local_conf, &userdata, &destroy, error);
     if (rc != 0)
         return rc;
-    return csgi_handler_app(out, name, handler, userdata, destroy);
+    rc = csgi_handler_app(out, name, handler, userdata, destroy);
+    return configured(out, rc, local_conf, error);
 }

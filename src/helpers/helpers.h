@@ -125,12 +125,15 @@ int csgi_multipart__feed(csgi_multipart__parser *parser, const char *data, size_
 /* The body ended: 0 when it closed with the final boundary, else CSGI_EPARSE. */
 int csgi_multipart__finish(csgi_multipart__parser *parser);
 
-/* The start-response of the handler running on the request (handler.c),
-   for csgi_handler_get_response: handlers can nest (a filter handler in
-   front of an application handler share one request object), so the
-   adapter swaps its own in and the previous one back. */
-csgi_start_response *csgi_request__swap_start_response(csgi_request *request,
-                                                       csgi_start_response *start_response);
-csgi_start_response *csgi_request__start_response(const csgi_request *request);
+/* Write all of data to fd (a file: retried on EINTR and short writes).
+   0, or CSGI_ESYSTEM with errno set. */
+int csgi_helpers__write_all(int fd, const void *data, size_t len);
+
+/* The call of the handler running on the request (handler.c), for what a
+   handler returns: handlers nest (a filter handler in front of an
+   application handler share one request object), so the adapter swaps its
+   own in and the previous one back. */
+void *csgi_request__swap_handler_call(csgi_request *request, void *call);
+void *csgi_request__handler_call(const csgi_request *request);
 
 #endif

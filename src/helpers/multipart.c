@@ -105,20 +105,6 @@ static void close_descriptor(void *pointer)
     close(*(int *)pointer);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Move the current file from memory to an unlinked temporary file. */
 static int spool(csgi_multipart__parser *parser)
 {
@@ -143,7 +129,7 @@ static int spool(csgi_multipart__parser *parser)
         return fail(parser, CSGI_ENOMEM, "out of memory");
     }
     parser->file->file.fd = *fd;
-    if (write_all(*fd, parser->data, parser->data_len) != 0)
+    if (csgi_helpers__write_all(*fd, parser->data, parser->data_len) != 0)
         return fail(parser, CSGI_ESYSTEM, "cannot write a temporary file");
     parser->data = NULL;
     parser->data_len = parser->data_capacity = 0;
@@ -176,7 +162,7 @@ static int emit(csgi_multipart__parser *parser, const char *data, size_t len)
             return rc;
     }
     if (file->fd >= 0) {
-        if (write_all(file->fd, data, len) != 0)
+        if (csgi_helpers__write_all(file->fd, data, len) != 0)
             return fail(parser, CSGI_ESYSTEM, "cannot write a temporary file");
     } else {
         if (reserve(parser, len, parser->limits.spool_threshold) != 0)

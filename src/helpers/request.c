@@ -78,7 +78,7 @@ struct csgi_request {
 
     json_t *json;
 
-    csgi_start_response *start_response; /* the running handler's (handler.c) */
+    void *handler_call; /* the running handler's call (handler.c) */
 };
 
 static void set_error(csgi_request_error *error, size_t position, const char *format, ...)
@@ -125,17 +125,16 @@ int csgi_request_from_environ(csgi_request **out, csgi_environ *env)
     return 0;
 }
 
-csgi_start_response *csgi_request__swap_start_response(csgi_request *request,
-                                                       csgi_start_response *start_response)
+void *csgi_request__swap_handler_call(csgi_request *request, void *call)
 {
-    csgi_start_response *previous = request->start_response;
-    request->start_response = start_response;
+    void *previous = request->handler_call;
+    request->handler_call = call;
     return previous;
 }
 
-csgi_start_response *csgi_request__start_response(const csgi_request *request)
+void *csgi_request__handler_call(const csgi_request *request)
 {
-    return request->start_response;
+    return request->handler_call;
 }
 
 csgi_environ *csgi_request_environ(const csgi_request *request)
