@@ -442,6 +442,39 @@ START_TEST(header_deadline_not_extended_by_trickling)
 }
 END_TEST
 
+START_TEST(header_deadline_after_a_drained_body)
+{
+    /* The head that follows a drained body gets the whole header_timeout
+       from its first byte, not what was left of the previous head's. */
+    csgi_http__options options;
+    test_options(&options);
+    options.header_timeout_ms = 600;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    char body[500];
+    memset(body, 'x', sizeof(body));
+    ck_assert_int_eq(
+        client_send_str(fd, "POST /noread HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"), 0);
+    ck_assert_int_eq(client_send(fd, body, sizeof(body)), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0); /* "ok", then the rest is drained */
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    usleep(400000);
+    long start = now_ms();
+    ck_assert_int_eq(client_send(fd, body, sizeof(body)), 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /hello HTTP/1.1\r\nHo"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    long elapsed = now_ms() - start;
+    ck_assert_int_eq(r.status, 408);
+    response_free(&r);
+    ck_assert_int_ge(elapsed, 550);
+    ck_assert_int_lt(elapsed, 2000);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
 START_TEST(keepalive_idle_timeout)
 {
     csgi_http__options options;
@@ -886,6 +919,86 @@ START_TEST(stop_cuts_after_grace)
 }
 END_TEST
 
+START_TEST(graceful_stop_answers_requests_already_sent)
+{
+    /* 64 keep-alive connections, idle after one request each, send one
+       more request while the loop is busy, after the stop was asked: the
+       requests wait in their sockets, unread, when the loop sees the stop.
+       They were sent before the stop took effect, so each is answered
+       (Connection: close) before its connection closes. */
+    enum { COUNT = 64 };
+    server_start(&server, NULL);
+    int fds[COUNT];
+    test_response r;
+    for (int i = 0; i < COUNT; i++) {
+        fds[i] = client_connect(server.port);
+        get(fds[i], "/hello", &r);
+        response_free(&r);
+    }
+    int busy = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(busy, "GET /block?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000); /* the loop now sleeps in /block */
+    long start = now_ms();
+    csgi_http__engine_stop(server.engine, 5000);
+    for (int i = 0; i < COUNT; i++) {
+        char request[128];
+        snprintf(request, sizeof(request), "GET /path?%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+        ck_assert_int_eq(client_send_str(fds[i], request), 0);
+    }
+    for (int i = 0; i < COUNT; i++) {
+        ck_assert_msg(client_response(fds[i], &r, 0, 5000) == 0, "connection %d: no answer", i);
+        char expected[64];
+        snprintf(expected, sizeof(expected), "GET /path?%d host=a", i);
+        ck_assert_str_eq(r.body, expected);
+        ck_assert_str_eq(response_header(&r, "Connection"), "close");
+        response_free(&r);
+        ck_assert(client_closed(fds[i], 2000));
+        close(fds[i]);
+    }
+    ck_assert_int_eq(client_response(busy, &r, 0, 3000), 0);
+    response_free(&r);
+    ck_assert(client_closed(busy, 2000));
+    close(busy);
+    ck_assert(wait_connections(&server, 0, 2000));
+    ck_assert_int_lt(now_ms() - start, 3000); /* nobody waited for the grace period */
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 2 * COUNT + 1);
+}
+END_TEST
+
+START_TEST(graceful_stop_answers_pipelined_requests)
+{
+    /* Three requests in one write, the first answered late: the stop comes
+       while it is in progress. All three were received, so all three are
+       answered; only the last says Connection: close. */
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?3 HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    usleep(10000); /* /async is with the application */
+    csgi_http__engine_stop(server.engine, 5000);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "later");
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?2 host=a");
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?3 host=a");
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fd, 2000));
+    close(fd);
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 3);
+}
+END_TEST
+
 /* ---- Broken bodies: the same answer however the bytes are split ---------- */
 
 /* How a test sends a request: all in one write; the head, then (once the
@@ -1281,6 +1394,7 @@ int main(void)
     tcase_add_test(tc, client_leaves_while_app_works);
     tcase_add_test(tc, short_response_cuts_connection);
     tcase_add_test(tc, header_deadline_not_extended_by_trickling);
+    tcase_add_test(tc, header_deadline_after_a_drained_body);
     tcase_add_test(tc, keepalive_idle_timeout);
     tcase_add_test(tc, body_timeout);
     tcase_add_test(tc, send_timeout);
@@ -1296,6 +1410,8 @@ int main(void)
     tcase_add_test(tc, attach_to_host_loop);
     tcase_add_test(tc, graceful_stop);
     tcase_add_test(tc, stop_cuts_after_grace);
+    tcase_add_test(tc, graceful_stop_answers_requests_already_sent);
+    tcase_add_test(tc, graceful_stop_answers_pipelined_requests);
     tcase_add_loop_test(tc, broken_chunked_body_same_answer_any_split, 0,
                         sizeof(broken_bodies) / sizeof(broken_bodies[0]));
     tcase_add_loop_test(tc, broken_body_with_the_head_never_reaches_the_app, 0,

@@ -125,9 +125,11 @@ CSGI_EXTERN int csgi_server_start(csgi_server *server);
 CSGI_EXTERN int csgi_server_run(csgi_server *server);
 
 /**
- * Stop gracefully: stop accepting, close idle connections, let requests in
- * progress finish for up to grace_ms, then cut them. Safe from any thread
- * and from a signal handler.
+ * Stop gracefully: stop accepting, close idle connections, and answer the
+ * requests already sent (in progress, pipelined, or waiting unread in a
+ * connection's socket), the last one on each connection with
+ * Connection: close; after grace_ms, cut what is left. Safe from any
+ * thread and from a signal handler.
  */
 CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
 

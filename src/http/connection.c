@@ -55,6 +55,7 @@ enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_BODY, TO_SEND };
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_run(csgi_http__conn *conn);
+static void conn_read(csgi_http__conn *conn);
 
 #define READ_SIZE 16384
 
@@ -555,6 +556,7 @@ static size_t input_cap(const csgi_http__conn *conn)
 static void conn_run(csgi_http__conn *conn)
 {
     const csgi_http__options *options = csgi_http__conn_options(conn);
+    int stop_reads = 0; /* reads made here because the loop stops */
     for (;;) {
         switch (conn->state) {
         case ST_HEAD: {
@@ -564,7 +566,23 @@ static void conn_run(csgi_http__conn *conn)
                 return;
             }
             if (!conn->in || evbuffer_get_length(conn->in) == 0) {
-                if (conn->peer_eof || conn->loop->stopping) {
+                if (conn->loop->stopping && !conn->peer_eof) {
+                    /* Stopping: close only a connection that has no
+                       request, and one may wait in the socket, unread. So
+                       read it now; a request there was sent before the
+                       stop and is answered. One read per run, so a client
+                       that keeps sending cannot hold the loop here. */
+                    if (stop_reads++ == 0) {
+                        conn_read(conn);
+                        if (!conn->io_error && conn->in && evbuffer_get_length(conn->in) > 0)
+                            continue;
+                    } else if (!conn->io_error) {
+                        conn_arm(conn, EV_READ, TO_NONE);
+                        event_active(&conn->ev, EV_READ, 1);
+                        return;
+                    }
+                }
+                if (conn->peer_eof || conn->loop->stopping || conn->io_error) {
                     conn_free(conn);
                     return;
                 }
@@ -662,6 +680,8 @@ static void conn_run(csgi_http__conn *conn)
             if (req->body_state == CSGI_HTTP__BODY_COMPLETE) {
                 request_release(conn);
                 conn->state = ST_HEAD;
+                if (evbuffer_get_length(conn->in) > 0) /* pipelined: its time starts now */
+                    set_deadline(conn, options->header_timeout_ms);
                 continue;
             }
             if (req->body_state == CSGI_HTTP__BODY_FAILED ||
@@ -804,16 +824,27 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
                 conn->req->done_error = CSGI_ECLOSED;
             conn_free(conn);
         } else if (conn->state == ST_HEAD && (!conn->in || evbuffer_get_length(conn->in) == 0)) {
-            conn_free(conn); /* idle keep-alive */
-        } else if (conn->state == ST_DRAIN) {
-            request_release(conn);
-            conn->state = ST_CLOSING;
-            csgi_http__conn_touch(conn);
+            /* Idle, as far as the loop knows: conn_run reads the socket
+               once (loop->stopping), answers a request found there and
+               closes a connection that has none. It changes no other
+               connection, so next stays valid. */
+            conn_run(conn);
         }
-        /* Active requests see loop->stopping when their response starts
-           and answer with Connection: close. */
+        /* The others finish what they received: a response that starts
+           while the loop stops says Connection: close, unless the next
+           request already arrived (pipelined), which is answered too
+           (csgi_http__conn_request_waiting). A body being drained is
+           drained, then the connection reads as above. */
         conn = next;
     }
+}
+
+int csgi_http__conn_request_waiting(const csgi_http__conn *conn)
+{
+    if (evbuffer_get_length(conn->in) > 0)
+        return 1;
+    char byte;
+    return recv(event_get_fd(&conn->ev), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 /* ---- The consumer's API: request ------------------------------------------ */

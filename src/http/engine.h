@@ -146,10 +146,12 @@ struct event_base *csgi_http__engine_base(csgi_http__engine *engine);
 int csgi_http__engine_run(csgi_http__engine *engine);
 
 /*
- * Stop gracefully: stop accepting, close idle connections, let requests in
- * progress finish for up to grace_ms (then they are cut), then end the own
- * loops. Safe to call from any thread and from a signal handler (it only
- * writes to an eventfd per loop).
+ * Stop gracefully: stop accepting; read each idle connection's socket once
+ * and close it when no request waits there; answer the requests already
+ * received (in progress, pipelined, or found in the socket), the last one
+ * on each connection with Connection: close; cut what is left after
+ * grace_ms; then end the own loops. Safe to call from any thread and from
+ * a signal handler (it only writes to an eventfd per loop).
  */
 void csgi_http__engine_stop(csgi_http__engine *engine, unsigned grace_ms);
 

@@ -203,8 +203,13 @@ void csgi_http__loop_connection_closed(csgi_http__loop *loop);
 /* connection.c */
 void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
                             socklen_t peer_len, const csgi_http__listener *listener);
-/* Close idle connections and mark the rest to close after their response. */
+/* Stopping (force 0): close the connections that have no request (read
+   first: one may wait in the socket) and let the others finish what they
+   received. force: close every connection now. */
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
+/* 1 when the next request's bytes have arrived (read, or waiting in the
+   socket): while the loop stops, a response keeps the connection only then. */
+int csgi_http__conn_request_waiting(const csgi_http__conn *conn);
 /* Free the spare buffers (when the loop ends). */
 void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop);
 /* Log "client <peer>: <text>" when level is enabled. */
