@@ -999,6 +999,120 @@ START_TEST(graceful_stop_answers_pipelined_requests)
 }
 END_TEST
 
+/* ---- The connection limit -------------------------------------------------- */
+
+START_TEST(limit_closes_the_connection_idle_longest)
+{
+    /* At max_connections, all idle: a new client is served at once, in
+       the place of the connection idle the longest (not the oldest one). */
+    csgi_http__options options;
+    test_options(&options);
+    options.max_connections = 4;
+    server_start(&server, &options);
+    int fds[4];
+    test_response r;
+    for (int i = 0; i < 4; i++) {
+        fds[i] = client_connect(server.port);
+        get(fds[i], "/hello", &r);
+        response_free(&r);
+    }
+    usleep(20000);
+    get(fds[0], "/hello", &r); /* now fds[1] has been idle the longest */
+    response_free(&r);
+    long start = now_ms();
+    int late = client_connect(server.port);
+    get(late, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    ck_assert_int_lt(now_ms() - start, 1000);
+    ck_assert(client_closed(fds[1], 1000));
+    for (int i = 0; i < 4; i++) {
+        if (i == 1)
+            continue;
+        get(fds[i], "/hello", &r); /* the others are still open */
+        response_free(&r);
+    }
+    ck_assert_uint_eq(csgi_http__engine_connection_count(server.engine), 4);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    close(late);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(limit_refuses_at_once_when_nothing_is_idle)
+{
+    /* At max_connections with every connection busy, a new client is
+       accepted and closed at once instead of waiting in the listen queue
+       until a slot frees. */
+    csgi_http__options options;
+    test_options(&options);
+    options.max_connections = 2;
+    server_start(&server, &options);
+    int busy[2];
+    for (int i = 0; i < 2; i++) {
+        busy[i] = client_connect(server.port);
+        ck_assert_int_eq(client_send_str(busy[i], "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    }
+    ck_assert(wait_connections(&server, 2, 1000));
+    usleep(20000);
+    long start = now_ms();
+    int refused = client_connect(server.port);
+    client_send_str(refused, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert(client_closed(refused, 1000));
+    ck_assert_int_lt(now_ms() - start, 1000);
+    close(refused);
+    ck_assert_int_eq(stats.requests, 2);
+    /* A slot frees: the next client is served. */
+    close(busy[0]);
+    ck_assert(wait_connections(&server, 1, 1000));
+    int next = client_connect(server.port);
+    test_response r;
+    get(next, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    close(next);
+    close(busy[1]);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(limit_never_closes_a_connection_with_a_request_waiting)
+{
+    /* A connection the loop thinks idle may hold a request, unread in its
+       socket: it is not the one closed to make room. Here the loop is busy
+       while a new client connects and then an idle client sends a
+       request, so the loop sees the new client first. */
+    csgi_http__options options;
+    test_options(&options);
+    options.max_connections = 2;
+    server_start(&server, &options);
+    int a = client_connect(server.port), b = client_connect(server.port);
+    test_response r;
+    get(b, "/hello", &r); /* b is idle the longest */
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(a, "GET /block?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000);
+    int c = client_connect(server.port);
+    usleep(20000);
+    ck_assert_int_eq(client_send_str(b, "GET /path?b HTTP/1.1\r\nHost: b\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(a, &r, 0, 3000), 0);
+    response_free(&r);
+    ck_assert_int_eq(client_response(b, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?b host=b");
+    response_free(&r);
+    /* a was the idle one when c came: closed to make room, and c served. */
+    ck_assert(client_closed(a, 1000));
+    get(c, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    close(a);
+    close(b);
+    close(c);
+    server_stop(&server, 0);
+}
+END_TEST
+
 /* ---- Broken bodies: the same answer however the bytes are split ---------- */
 
 /* How a test sends a request: all in one write; the head, then (once the
@@ -1412,6 +1526,9 @@ int main(void)
     tcase_add_test(tc, stop_cuts_after_grace);
     tcase_add_test(tc, graceful_stop_answers_requests_already_sent);
     tcase_add_test(tc, graceful_stop_answers_pipelined_requests);
+    tcase_add_test(tc, limit_closes_the_connection_idle_longest);
+    tcase_add_test(tc, limit_refuses_at_once_when_nothing_is_idle);
+    tcase_add_test(tc, limit_never_closes_a_connection_with_a_request_waiting);
     tcase_add_loop_test(tc, broken_chunked_body_same_answer_any_split, 0,
                         sizeof(broken_bodies) / sizeof(broken_bodies[0]));
     tcase_add_loop_test(tc, broken_body_with_the_head_never_reaches_the_app, 0,

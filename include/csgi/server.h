@@ -49,7 +49,9 @@ typedef struct csgi_server_options {
     unsigned version; /**< CSGI_SERVER_OPTIONS_VERSION */
 
     unsigned threads;         /**< event loops, each in its own thread: 1 */
-    unsigned max_connections; /**< per loop; accepting pauses there: 4096 */
+    unsigned max_connections; /**< per loop; a new client past it takes the place of the
+                                   connection idle the longest, or is closed at once when
+                                   none is idle: 4096 */
 
     size_t max_request_line; /**< bytes, else 414: 8192 */
     size_t max_header_line;  /**< bytes, else 431: 8192 */

@@ -210,16 +210,50 @@ static int conn_buffers_take(csgi_http__conn *conn)
         loop->spare_count--;
         conn->in = loop->spare_buffers[loop->spare_count].in;
         conn->out = loop->spare_buffers[loop->spare_count].out;
+        loop->idle_count--;
         return 0;
     }
-    conn->in = evbuffer_new();
-    conn->out = evbuffer_new();
-    return conn->in && conn->out ? 0 : -1;
+    struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+    if (!in || !out) { /* still idle: it holds none */
+        if (in)
+            evbuffer_free(in);
+        if (out)
+            evbuffer_free(out);
+        return -1;
+    }
+    conn->in = in;
+    conn->out = out;
+    loop->idle_count--;
+    return 0;
 }
 
+static void list_unlink(csgi_http__link *link)
+{
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+}
+
+static void list_push_front(csgi_http__link *head, csgi_http__link *link)
+{
+    link->prev = head;
+    link->next = head->next;
+    head->next->prev = link;
+    head->next = link;
+}
+
+static csgi_http__conn *conn_of(csgi_http__link *link)
+{
+    return (csgi_http__conn *)(void *)((char *)link - offsetof(csgi_http__conn, link));
+}
+
+/* Going idle: the buffers go back to the loop, the connection to the front
+   of its list (see csgi_http__loop_make_room). */
 static void conn_buffers_give_back(csgi_http__conn *conn)
 {
     csgi_http__loop *loop = conn->loop;
+    list_unlink(&conn->link);
+    list_push_front(&loop->connections, &conn->link);
+    loop->idle_count++;
     if (loop->spare_count < sizeof(loop->spare_buffers) / sizeof(loop->spare_buffers[0])) {
         loop->spare_buffers[loop->spare_count].in = conn->in;
         loop->spare_buffers[loop->spare_count].out = conn->out;
@@ -254,14 +288,11 @@ static void conn_free(csgi_http__conn *conn)
     evutil_closesocket(event_get_fd(&conn->ev));
     if (conn->in)
         evbuffer_free(conn->in);
+    else
+        loop->idle_count--;
     if (conn->out)
         evbuffer_free(conn->out);
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else
-        loop->connections = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
+    list_unlink(&conn->link);
     csgi__free(conn);
     csgi_http__loop_connection_closed(loop);
 }
@@ -289,10 +320,8 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     csgi_http__scanner_init(&conn->scanner);
     conn->state = ST_HEAD;
 
-    conn->next = loop->connections;
-    if (loop->connections)
-        loop->connections->prev = conn;
-    loop->connections = conn;
+    list_push_front(&loop->connections, &conn->link);
+    loop->idle_count++; /* no buffers until it reads */
 
     /* The first head's deadline counts from the accept. */
     unsigned ms = csgi_http__conn_options(conn)->header_timeout_ms;
@@ -551,6 +580,26 @@ static size_t input_cap(const csgi_http__conn *conn)
     return cap > options->body_buffer ? cap : options->body_buffer;
 }
 
+/*
+ * A stopping loop closes a connection only when it has no request, and one
+ * may wait in the socket, unread: sent while the loop was busy, before the
+ * stop. So the socket is read: 1 when a request's bytes came (the state
+ * machine goes on), 0 when nothing did (close). Only the first time in a
+ * run of the state machine (earlier: how many reads it made), so that a
+ * client that keeps sending cannot hold the loop; later ones read on the
+ * next turn of the loop (-1).
+ */
+static __attribute__((noinline)) int stop_read(csgi_http__conn *conn, int earlier)
+{
+    if (earlier) {
+        conn_arm(conn, EV_READ, TO_NONE);
+        event_active(&conn->ev, EV_READ, 1);
+        return -1;
+    }
+    conn_read(conn);
+    return !conn->io_error && conn->in && evbuffer_get_length(conn->in) > 0;
+}
+
 /* Run the state machine until it waits for the network or the consumer.
    May free the connection. */
 static void conn_run(csgi_http__conn *conn)
@@ -566,24 +615,12 @@ static void conn_run(csgi_http__conn *conn)
                 return;
             }
             if (!conn->in || evbuffer_get_length(conn->in) == 0) {
-                if (conn->loop->stopping && !conn->peer_eof) {
-                    /* Stopping: close only a connection that has no
-                       request, and one may wait in the socket, unread. So
-                       read it now; a request there was sent before the
-                       stop and is answered. One read per run, so a client
-                       that keeps sending cannot hold the loop here. */
-                    if (stop_reads++ == 0) {
-                        conn_read(conn);
-                        if (!conn->io_error && conn->in && evbuffer_get_length(conn->in) > 0)
-                            continue;
-                    } else if (!conn->io_error) {
-                        conn_arm(conn, EV_READ, TO_NONE);
-                        event_active(&conn->ev, EV_READ, 1);
-                        return;
-                    }
-                }
-                if (conn->peer_eof || conn->loop->stopping || conn->io_error) {
-                    conn_free(conn);
+                if (conn->peer_eof || conn->loop->stopping) {
+                    int r = conn->peer_eof ? 0 : stop_read(conn, stop_reads++);
+                    if (r > 0)
+                        continue;
+                    if (r == 0)
+                        conn_free(conn);
                     return;
                 }
                 /* Idle: the output went out before the request completed
@@ -816,9 +853,10 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
 {
-    csgi_http__conn *conn = loop->connections;
-    while (conn) {
-        csgi_http__conn *next = conn->next;
+    csgi_http__link *link = loop->connections.next;
+    while (link != &loop->connections) {
+        csgi_http__conn *conn = conn_of(link);
+        link = link->next;
         if (force) {
             if (conn->req)
                 conn->req->done_error = CSGI_ECLOSED;
@@ -835,8 +873,41 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
            request already arrived (pipelined), which is answered too
            (csgi_http__conn_request_waiting). A body being drained is
            drained, then the connection reads as above. */
-        conn = next;
     }
+}
+
+/*
+ * nginx's answer to a full house: close the keep-alive connections idle
+ * the longest rather than leave new clients in the listen queue until a
+ * keep-alive timeout frees a slot (75 s). Idle connections are in the
+ * order they went idle, the most recent first, so the one idle the
+ * longest is the last idle one. Busy ones met on the way move to the
+ * front: they are not walked past again before every other connection
+ * was, so a search costs O(1) amortised.
+ */
+int csgi_http__loop_make_room(csgi_http__loop *loop)
+{
+    csgi_http__link *link = loop->connections.prev;
+    while (loop->idle_count > 0 && link != &loop->connections) {
+        csgi_http__conn *conn = conn_of(link);
+        link = link->prev;
+        if (conn->in) {
+            list_unlink(&conn->link);
+            list_push_front(&loop->connections, &conn->link);
+            continue;
+        }
+        /* Idle as far as the loop knows; but a request sent while the
+           loop was busy may wait unread in the socket. Such a one runs on
+           the next turn of the loop, and the next idle one is tried. */
+        conn_read(conn);
+        if (!conn->io_error && !conn->peer_eof && conn->in && evbuffer_get_length(conn->in) > 0) {
+            csgi_http__conn_touch(conn);
+            continue;
+        }
+        conn_free(conn);
+        return 1;
+    }
+    return 0;
 }
 
 int csgi_http__conn_request_waiting(const csgi_http__conn *conn)

@@ -333,10 +333,19 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         return;
     }
+    /* At the limit, an idle connection makes room; when none is idle the
+       new one is closed at once (docs/architecture.md says why not a 503):
+       either way no client waits in the listen queue for a slot. */
+    if (loop->connection_count >= loop->engine->options.max_connections &&
+        !csgi_http__loop_make_room(loop)) {
+        evutil_closesocket(fd);
+        csgi_http__log(loop->engine, CSGI_LOG__INFO,
+                       "connection refused: %u connections, none idle (max_connections)",
+                       loop->engine->options.max_connections);
+        return;
+    }
     loop->connection_count++;
     atomic_fetch_add(&loop->engine->connection_total, 1);
-    if (loop->connection_count >= loop->engine->options.max_connections)
-        set_accepting(loop, 0);
     csgi_http__conn_accept(loop, fd, peer, (socklen_t)peer_len, acceptor->listener);
 }
 
@@ -360,7 +369,7 @@ static void on_retry_accept(evutil_socket_t fd, short what, void *arg)
     csgi_http__loop *loop = arg;
     (void)fd;
     (void)what;
-    if (!loop->stopping && loop->connection_count < loop->engine->options.max_connections)
+    if (!loop->stopping)
         set_accepting(loop, 1);
 }
 
@@ -374,13 +383,10 @@ void csgi_http__loop_connection_closed(csgi_http__loop *loop)
 {
     loop->connection_count--;
     atomic_fetch_sub(&loop->engine->connection_total, 1);
-    if (loop->stopping) {
+    /* Accepting pauses only after an accept error, and retry_accept
+       resumes it: not the connection count (csgi_http__loop_make_room). */
+    if (loop->stopping)
         loop_exit_if_done(loop);
-        return;
-    }
-    if (!loop->accepting && loop->connection_count < loop->engine->options.max_connections &&
-        !evtimer_pending(&loop->retry_accept, NULL))
-        set_accepting(loop, 1);
 }
 
 static void free_acceptors(csgi_http__loop *loop)
@@ -438,6 +444,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
 {
     loop->engine = engine;
     loop->index = index;
+    csgi_http__list_init(&loop->connections);
     if (engine->host_base) {
         loop->base = engine->host_base;
     } else {

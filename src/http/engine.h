@@ -77,7 +77,8 @@ typedef struct csgi_http__options {
     unsigned linger_timeout_ms;    /* draining a client after an error response: 5 s */
 
     unsigned max_keepalive_requests; /* requests per connection; 0 = no limit. 1000 */
-    unsigned max_connections;        /* per loop; accept pauses at the limit. 4096 */
+    unsigned max_connections;        /* per loop; at the limit the connection idle the
+                                        longest is closed, or the new one if none is. 4096 */
     unsigned threads;                /* event loops (each a thread but the caller's): 1 */
     int backlog;                     /* listen(2) backlog: 511 */
 

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 
 typedef struct csgi_http__loop csgi_http__loop;
+typedef struct csgi_http__link csgi_http__link;
 typedef struct csgi_http__conn csgi_http__conn;
 typedef struct csgi_http__listener csgi_http__listener;
 typedef struct csgi_http__acceptor csgi_http__acceptor;
@@ -31,6 +32,12 @@ typedef union csgi_http__addr {
     struct sockaddr_in in;
     struct sockaddr_in6 in6;
 } csgi_http__addr;
+
+/* A place in a loop's circular list of connections (the loop holds the
+   list's head, itself a link): unlinking and linking take no branch. */
+struct csgi_http__link {
+    csgi_http__link *prev, *next;
+};
 
 /* One bound address, shared by all loops (each loop has its own socket). */
 struct csgi_http__listener {
@@ -62,10 +69,15 @@ struct csgi_http__loop {
     csgi_http__acceptor *acceptors; /* one per engine listener */
     size_t acceptor_count;
     int accepting;
-    struct event retry_accept; /* re-enable accepting after EMFILE or max_connections */
+    struct event retry_accept; /* re-enable accepting after EMFILE */
 
-    csgi_http__conn *connections; /* doubly linked list */
+    /* Every connection, those idle (no buffers: connection.c) in the
+       order they went idle, the most recent first: the last idle one in
+       the list is the one idle the longest, closed to make room at
+       max_connections. Busy ones are anywhere. */
+    csgi_http__link connections;
     size_t connection_count;
+    size_t idle_count;
     int stopping;
     int wake_fd; /* eventfd: csgi_http__engine_stop writes to it */
     int wake_ready;
@@ -138,7 +150,7 @@ enum csgi_http__continue_state {
 struct csgi_http__conn {
     struct event ev;
     csgi_http__loop *loop;
-    csgi_http__conn *prev, *next;
+    csgi_http__link link;      /* in loop->connections */
     struct evbuffer *in, *out; /* NULL while idle: see connection.c */
     csgi_http__request *req;
     const csgi_http__listener *listener;
@@ -201,6 +213,12 @@ void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ..
 void csgi_http__loop_connection_closed(csgi_http__loop *loop);
 
 /* connection.c */
+/* An empty list of connections. */
+static inline void csgi_http__list_init(csgi_http__link *head)
+{
+    head->prev = head;
+    head->next = head;
+}
 void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
                             socklen_t peer_len, const csgi_http__listener *listener);
 /* Stopping (force 0): close the connections that have no request (read
@@ -210,6 +228,10 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
 /* 1 when the next request's bytes have arrived (read, or waiting in the
    socket): while the loop stops, a response keeps the connection only then. */
 int csgi_http__conn_request_waiting(const csgi_http__conn *conn);
+/* At max_connections: close the connection idle the longest, unless a
+   request waits unread in its socket (then it runs, and the next one is
+   tried). Returns 1 when a connection was closed, 0 when none is idle. */
+int csgi_http__loop_make_room(csgi_http__loop *loop);
 /* Free the spare buffers (when the loop ends). */
 void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop);
 /* Log "client <peer>: <text>" when level is enabled. */
