@@ -517,6 +517,134 @@ START_TEST(body_timeout)
 }
 END_TEST
 
+/* Send body bytes of a request already started: `bytes` bytes every
+   `every_ms`, up to `total`, until the server answers or closes. Returns
+   the time from the first byte to the answer (or close) in ms, or -1 when
+   everything was sent without one. */
+static long trickle(int fd, size_t bytes, long every_ms, size_t total)
+{
+    char piece[256];
+    memset(piece, 'x', sizeof(piece));
+    long start = now_ms();
+    for (size_t sent = 0; sent < total; sent += bytes) {
+        if (client_send(fd, piece, bytes) != 0)
+            return now_ms() - start;
+        char buf[256];
+        int eof = 0;
+        if (client_read(fd, buf, sizeof(buf), (int)every_ms, NULL, &eof) > 0 || eof)
+            return now_ms() - start;
+    }
+    return -1;
+}
+
+START_TEST(body_min_rate_cuts_a_trickle)
+{
+    /* 10 bytes/s against a minimum of 100: each byte refills 10 ms of the
+       second the body may keep the server waiting, so after about 1.1 s
+       the request is refused with 408. body_timeout alone (a second
+       between reads) would let this client go on for 100 s. */
+    csgi_http__options options;
+    test_options(&options);
+    options.body_timeout_ms = 1000;
+    options.body_min_rate = 100;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(
+        client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"), 0);
+    long elapsed = trickle(fd, 1, 100, 50);
+    ck_assert_int_ge(elapsed, 900);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert(wait_done(1, 2000));
+    ck_assert_int_eq(stats.last_error, CSGI_ETIMEDOUT);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(body_min_rate_lets_a_steady_client_finish)
+{
+    /* 200 bytes/s against a minimum of 100, for 2.5 s, well past the 500
+       ms body_timeout: answered. */
+    csgi_http__options options;
+    test_options(&options);
+    options.body_timeout_ms = 500;
+    options.body_min_rate = 100;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(
+        client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 500\r\n\r\n"), 0);
+    ck_assert_int_eq(trickle(fd, 20, 100, 480), -1);
+    ck_assert_int_eq(client_send_str(fd, "xxxxxxxxxxxxxxxxxxxx"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 500);
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(body_min_rate_while_draining)
+{
+    /* The application answered without reading: the unread body is
+       drained for keep-alive, at the same minimum rate. */
+    csgi_http__options options;
+    test_options(&options);
+    options.body_timeout_ms = 1000;
+    options.body_min_rate = 100;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(
+        client_send_str(fd, "POST /noread HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "ok");
+    response_free(&r);
+    long elapsed = trickle(fd, 1, 100, 50);
+    ck_assert_int_ge(elapsed, 900);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert(client_closed(fd, 1000));
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(header_deadline_on_a_keep_alive_connection)
+{
+    /* header_timeout is a deadline on the whole head, from its first byte:
+       on the second request of a connection too. A byte every 50 ms does
+       not extend it. */
+    csgi_http__options options;
+    test_options(&options);
+    options.header_timeout_ms = 600;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/hello", &r);
+    response_free(&r);
+    usleep(300000);
+    const char *head =
+        "GET /hello HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    long start = now_ms(), elapsed = -1;
+    for (const char *p = head; *p; p++) {
+        if (client_send(fd, p, 1) != 0)
+            break;
+        char buf[512];
+        int eof = 0;
+        if (client_read(fd, buf, sizeof(buf), 50, NULL, &eof) > 0 || eof) {
+            elapsed = now_ms() - start;
+            ck_assert_msg(eof || strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "got %s", buf);
+            break;
+        }
+    }
+    ck_assert_int_ge(elapsed, 550);
+    ck_assert_int_lt(elapsed, 2000);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
 START_TEST(send_timeout)
 {
     csgi_http__options options;
@@ -1511,6 +1639,10 @@ int main(void)
     tcase_add_test(tc, header_deadline_after_a_drained_body);
     tcase_add_test(tc, keepalive_idle_timeout);
     tcase_add_test(tc, body_timeout);
+    tcase_add_test(tc, body_min_rate_cuts_a_trickle);
+    tcase_add_test(tc, body_min_rate_lets_a_steady_client_finish);
+    tcase_add_test(tc, body_min_rate_while_draining);
+    tcase_add_test(tc, header_deadline_on_a_keep_alive_connection);
     tcase_add_test(tc, send_timeout);
     tcase_add_test(tc, refusals_close_and_never_reach_the_app);
     tcase_add_test(tc, engine_and_gateway_log_lines_share_one_format);

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1073,6 +1074,88 @@ START_TEST(server_threads_and_host_loop)
 }
 END_TEST
 
+/* ---- A minimum body rate ---------------------------------------------------- */
+
+/* POST a body of total bytes to /echo on a server with options, piece
+   bytes every every_ms. Returns the ms from the first body byte to an
+   answer or a close that came before the body was all sent (the status in
+   *status, 0 for a close), or -1 when it was all sent and echoed. */
+static long post_slowly(const csgi_server_options *options, size_t piece, long every_ms,
+                        size_t total, int *status)
+{
+    csgi_server_options o = *options;
+    o.log = keep_log;
+    o.verbose = 1;
+    log_text[0] = '\0';
+    app_server_start(&served, test_application(), &o);
+    int fd = client_connect(served.port);
+    char head[256];
+    snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+             total);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    char bytes[256];
+    memset(bytes, 'x', sizeof(bytes));
+    long start = now_ms(), elapsed = -1;
+    test_response r;
+    *status = 0;
+    for (size_t sent = 0; sent < total; sent += piece) {
+        if (client_send(fd, bytes, piece) != 0) {
+            elapsed = now_ms() - start;
+            break;
+        }
+        if (sent + piece >= total)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)every_ms) > 0) { /* an answer, or the close */
+            elapsed = now_ms() - start;
+            break;
+        }
+    }
+    if (client_response(fd, &r, 0, 3000) == 0) {
+        *status = r.status;
+        response_free(&r);
+    }
+    close(fd);
+    stop();
+    return elapsed;
+}
+
+START_TEST(body_min_rate_option)
+{
+    /* 1000 bytes/s with body_timeout 500 ms: too slow for a minimum of
+       100000 bytes/s (408 after about 0.5 s), fine for the default 500. */
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.body_timeout_ms = 500;
+    options.body_min_rate = 100000;
+    int status = 0;
+    long elapsed = post_slowly(&options, 100, 100, 2000, &status);
+    ck_assert_int_ge(elapsed, 400);
+    ck_assert_int_lt(elapsed, 2000);
+    ck_assert_int_eq(status, 408);
+    ck_assert(logged("408 Request Timeout (request body not received in time (body_timeout, "
+                     "body_min_rate))"));
+
+    /* A version 3 struct has no body_min_rate: what lies past it is never
+       read, and the default applies. */
+    options.version = 3;
+    ck_assert_int_eq(post_slowly(&options, 100, 100, 2000, &status), -1);
+    ck_assert_int_eq(status, 200);
+
+    /* No minimum: 10 bytes/s, a byte every 100 ms, is within a 500 ms
+       body_timeout between reads. */
+    options.version = CSGI_SERVER_OPTIONS_VERSION;
+    options.body_min_rate = CSGI_SERVER_NO_MIN_RATE;
+    ck_assert_int_eq(post_slowly(&options, 1, 100, 20, &status), -1);
+    ck_assert_int_eq(status, 200);
+    options.body_min_rate = 0; /* the default, 500 bytes/s: the same client is cut */
+    options.body_timeout_ms = 300;
+    elapsed = post_slowly(&options, 1, 100, 20, &status);
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 1500);
+    ck_assert_int_eq(status, 408);
+}
+END_TEST
+
 /* ---- The response head's header names ------------------------------------ */
 
 /* The fast path (the usual spelling) and the slow one (any case) both
@@ -1122,6 +1205,7 @@ int main(void)
     tcase_add_loop_test(tc, framing_independent_of_body_timing, 0, 4);
     tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
+    tcase_add_test(tc, body_min_rate_option);
     suite_add_tcase(suite, tc);
     TCase *head = tcase_create("head");
     tcase_add_test(head, head_names_follow_the_token_table);

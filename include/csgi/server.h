@@ -38,7 +38,11 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 3
+#define CSGI_SERVER_OPTIONS_VERSION 4
+
+/** csgi_server_options.body_min_rate: no minimum rate (body_timeout_ms
+    then counts between reads, as nginx's client_body_timeout). */
+#define CSGI_SERVER_NO_MIN_RATE (~0u)
 
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
@@ -60,7 +64,8 @@ typedef struct csgi_server_options {
     uint64_t max_body;       /**< request body bytes, else 413: 1 MiB; UINT64_MAX = none */
 
     unsigned header_timeout_ms;      /**< the whole request head: 60000 */
-    unsigned body_timeout_ms;        /**< between reads of a body being waited for: 60000 */
+    unsigned body_timeout_ms;        /**< a body being waited for: at most this long without
+                                          a byte, and the allowance of body_min_rate: 60000 */
     unsigned keepalive_timeout_ms;   /**< idle between requests: 75000 */
     unsigned send_timeout_ms;        /**< between writes to a client not reading: 60000 */
     unsigned max_keepalive_requests; /**< per connection: 1000 */
@@ -79,13 +84,18 @@ typedef struct csgi_server_options {
                                             version 3): NULL = csgi_error_render_text */
     void *error_render_userdata;       /**< passed to error_render (borrowed: it must outlive
                                             the server) */
+
+    unsigned body_min_rate; /**< bytes per second a client must keep up, on average, while
+                                 the server waits for its body, after an allowance of
+                                 body_timeout_ms; slower, it gets 408 (version 4): 500;
+                                 CSGI_SERVER_NO_MIN_RATE = none */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
 #define CSGI_SERVER_OPTIONS_INIT                                                                 \
     {                                                                                            \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
-            NULL, NULL                                                                           \
+            NULL, NULL, 0                                                                        \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */

@@ -58,8 +58,9 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     *grace_ms = DEFAULT_GRACE_MS;
     if (!in)
         return 0;
-    /* Version 1 had no grace_timeout_ms, version 2 no error_render: never
-       read past the end of an older struct. */
+    /* Version 1 had no grace_timeout_ms, version 2 no error_render,
+       version 3 no body_min_rate: never read past the end of an older
+       struct. */
     if (!csgi_options__version_ok(in->version, CSGI_SERVER_OPTIONS_VERSION))
         return CSGI_EINVAL;
 #define TAKE(field, target) \
@@ -92,6 +93,8 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
         out->error_render = in->error_render;
         out->error_render_userdata = in->error_render_userdata;
     }
+    if (in->version >= 4 && in->body_min_rate)
+        out->body_min_rate = in->body_min_rate == CSGI_SERVER_NO_MIN_RATE ? 0 : in->body_min_rate;
     return 0;
 }
 
@@ -300,6 +303,7 @@ static const struct server_key {
     {"server_header", KEY_TEXT, 0, 0, 0},
     {"verbose", KEY_BOOL, 0, 0, 0},
     {"error_format", KEY_ERROR_FORMAT, 0, 0, 0},
+    {"body_min_rate", KEY_NUMBER, 0, UINT_MAX - 1, 1},
 };
 
 #define SERVER_KEY_COUNT (sizeof(server_keys) / sizeof(server_keys[0]))
@@ -329,7 +333,8 @@ static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *e
                             "unknown key for egg:csgi#http (known: host, port, threads, "
                             "max_connections, max_body, header_timeout, body_timeout, "
                             "keepalive_timeout, send_timeout, grace_timeout, "
-                            "max_keepalive_requests, server_header, verbose, error_format)");
+                            "max_keepalive_requests, server_header, verbose, error_format, "
+                            "body_min_rate)");
             return CSGI_EINVAL;
         }
         const struct server_key *key = &server_keys[k];
@@ -397,6 +402,10 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
     options.server_header = csgi_conf_get(local_conf, "server_header");
     options.verbose = (int)setting(&conf, "verbose", 0);
     options.error_render = csgi_error_page__named(csgi_conf_get(local_conf, "error_format"));
+    /* body_min_rate = 0 turns the minimum off; absent keeps the default. */
+    unsigned long long rate = setting(&conf, "body_min_rate", ULLONG_MAX);
+    if (rate != ULLONG_MAX)
+        options.body_min_rate = rate ? (unsigned)rate : CSGI_SERVER_NO_MIN_RATE;
 
     /* The addresses: csgi_loader_set_listen's, else host:port. */
     const char *host = csgi_conf_get(local_conf, "host");

@@ -49,9 +49,10 @@
 
 enum conn_state { ST_HEAD, ST_ACTIVE, ST_DRAIN, ST_CLOSING, ST_LINGER };
 
-/* TO_DEADLINE counts down to conn->deadline (the whole head, the whole
-   lingering); the others restart at every read or write. */
-enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_BODY, TO_SEND };
+/* TO_DEADLINE counts down to conn->deadline (the whole head, what a body
+   may still keep the engine waiting, the whole lingering); the others
+   restart at every read or write. */
+enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_SEND };
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_run(csgi_http__conn *conn);
@@ -116,7 +117,6 @@ static const struct timeval *timeout_value(const csgi_http__conn *conn, int kind
         return scratch;
     }
     case TO_KEEPALIVE: return loop->keepalive_tv;
-    case TO_BODY: return loop->body_tv;
     case TO_SEND: return loop->send_tv;
     default: return NULL;
     }
@@ -511,6 +511,7 @@ static int conn_read_head(csgi_http__conn *conn)
         }
         if (req->head.expect_continue)
             req->continue_state = CSGI_HTTP__CONTINUE_EXPECTED;
+        req->body_credit = (int64_t)options->body_timeout_ms * 1000; /* body_clock */
         /* Body bytes that came with the head are checked before the
            application is called, so that the answer to a broken body does
            not depend on how the client's bytes were split into packets. */
@@ -571,6 +572,67 @@ static void request_complete(csgi_http__conn *conn)
     if (evbuffer_get_length(conn->in) > 0) /* pipelined: its time starts now */
         set_deadline(conn, csgi_http__conn_options(conn)->header_timeout_ms);
 }
+
+/*
+ * A deadline on the body, as a bucket of time (docs/architecture.md, "A
+ * deadline on the body"). A body may keep the engine waiting for
+ * body_timeout_ms at most: that is the bucket, full when the head arrives.
+ * Time spent waiting for the body (the consumer asked for bytes and has
+ * none, or an unread body is drained) runs it down; each byte that
+ * arrives puts back 1/body_min_rate of a second, never above full. So a
+ * client that stalls is cut after body_timeout_ms, as before, and one
+ * that trickles slower than body_min_rate on average is cut too, soon
+ * after body_timeout_ms / (1 - its rate / body_min_rate), where a timeout
+ * between reads would let one byte a minute hold the connection for ever.
+ * Time the consumer spends not reading is not the client's and is not
+ * counted. With body_min_rate 0 every byte fills the bucket: a timeout
+ * between reads.
+ *
+ * Called where the state machine decides what to wait for, with waiting 1
+ * when it waits for the body. Returns 1 with conn->deadline set when the
+ * deadline is to be armed (TO_DEADLINE), 0 when nothing is timed, -1 when
+ * the time is already up.
+ */
+static int body_clock(csgi_http__conn *conn, csgi_http__request *req, int waiting)
+{
+    const csgi_http__options *options = csgi_http__conn_options(conn);
+    if (!options->body_timeout_ms)
+        return 0;
+    struct timeval now;
+    event_base_gettimeofday_cached(conn->loop->base, &now);
+    if (req->body_timing) {
+        struct timeval spent;
+        evutil_timersub(&now, &req->body_waiting_since, &spent);
+        if (spent.tv_sec >= 0) /* the clock may have been set back */
+            req->body_credit -= (int64_t)spent.tv_sec * 1000000 + spent.tv_usec;
+        req->body_timing = 0;
+    }
+    int64_t full = (int64_t)options->body_timeout_ms * 1000;
+    uint64_t fresh = req->body_received - req->body_credited;
+    if (fresh) {
+        req->body_credited = req->body_received;
+        unsigned rate = options->body_min_rate;
+        if (!rate || fresh >= (uint64_t)full) /* a byte is worth at most a second */
+            req->body_credit = full;
+        else
+            req->body_credit += (int64_t)(fresh * 1000000 / rate);
+        if (req->body_credit > full)
+            req->body_credit = full;
+    }
+    if (!waiting)
+        return 0;
+    if (req->body_credit <= 0)
+        return -1;
+    req->body_timing = 1;
+    req->body_waiting_since = now;
+    struct timeval left = {(time_t)(req->body_credit / 1000000),
+                           (suseconds_t)(req->body_credit % 1000000)};
+    evutil_timeradd(&now, &left, &conn->deadline);
+    return 1;
+}
+
+static const char body_too_slow[] = "request body not received in time "
+                                    "(body_timeout, body_min_rate)";
 
 /* Input beyond this is not read while a request is in progress. */
 static size_t input_cap(const csgi_http__conn *conn)
@@ -702,11 +764,16 @@ static void conn_run(csgi_http__conn *conn)
                 events |= EV_READ;
             if (pending)
                 events |= EV_WRITE;
-            int kind = TO_NONE;
-            if (pending)
-                kind = TO_SEND;
-            else if (req->body_waiting && req->body_state == CSGI_HTTP__BODY_READING)
-                kind = TO_BODY;
+            int kind = pending ? TO_SEND : TO_NONE;
+            if (req->body_state == CSGI_HTTP__BODY_READING) {
+                int timed = body_clock(conn, req, !pending && req->body_waiting);
+                if (timed < 0) {
+                    request_fail(conn, CSGI_ETIMEDOUT, 408, body_too_slow);
+                    continue;
+                }
+                if (timed)
+                    kind = TO_DEADLINE;
+            }
             conn_arm(conn, events, kind);
             return;
         }
@@ -736,7 +803,14 @@ static void conn_run(csgi_http__conn *conn)
                 conn->linger = 1;
                 continue;
             }
-            conn_arm(conn, EV_READ, TO_BODY);
+            int timed = body_clock(conn, req, 1);
+            if (timed < 0) {
+                csgi_http__conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                                    body_too_slow);
+                conn_free(conn);
+                return;
+            }
+            conn_arm(conn, EV_READ, timed ? TO_DEADLINE : TO_NONE);
             return;
         }
 
@@ -828,8 +902,12 @@ static void conn_timeout(csgi_http__conn *conn)
             conn_free(conn);
             return;
         }
-        request_fail(conn, CSGI_ETIMEDOUT, 408, "request body not received in time");
+        request_fail(conn, CSGI_ETIMEDOUT, 408, body_too_slow);
         break;
+    case ST_DRAIN:
+        csgi_http__conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)", body_too_slow);
+        conn_free(conn);
+        return;
     default: conn_free(conn); return;
     }
     conn_run(conn);

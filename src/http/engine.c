@@ -41,6 +41,7 @@ void csgi_http__options_init(csgi_http__options *options)
         .keepalive_timeout_ms = 75000,
         .send_timeout_ms = 60000,
         .linger_timeout_ms = 5000,
+        .body_min_rate = 500,
         .max_keepalive_requests = 1000,
         .max_connections = 4096,
         .threads = 1,
@@ -467,7 +468,6 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
     const csgi_http__options *o = &engine->options;
     loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
-    loop->body_tv = common_timeout(loop->base, o->body_timeout_ms);
     loop->send_tv = common_timeout(loop->base, o->send_timeout_ms);
 
     loop->acceptors =

@@ -71,10 +71,15 @@ typedef struct csgi_http__options {
 
     /* Timeouts in milliseconds; 0 = none. */
     unsigned header_timeout_ms;    /* whole request head, from its first byte: 60 s */
-    unsigned body_timeout_ms;      /* between two reads of a body being waited for: 60 s */
+    unsigned body_timeout_ms;      /* a body being waited for: at most this long without a
+                                      byte, and the allowance of body_min_rate: 60 s */
     unsigned keepalive_timeout_ms; /* idle between requests: 75 s */
     unsigned send_timeout_ms;      /* between two writes to a client not reading: 60 s */
     unsigned linger_timeout_ms;    /* draining a client after an error response: 5 s */
+    /* Bytes per second a client must keep up, on average, while the engine
+       waits for its body (docs/architecture.md, "A deadline on the body");
+       0 = none. 500 */
+    unsigned body_min_rate;
 
     unsigned max_keepalive_requests; /* requests per connection; 0 = no limit. 1000 */
     unsigned max_connections;        /* per loop; at the limit the connection idle the

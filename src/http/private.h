@@ -101,7 +101,6 @@ struct csgi_http__loop {
 
     /* Shared timeouts (libevent's O(1) common-timeout queues). */
     const struct timeval *keepalive_tv;
-    const struct timeval *body_tv;
     const struct timeval *send_tv;
 };
 
@@ -186,9 +185,15 @@ struct csgi_http__request {
     size_t trailer_len;
     csgi_http__header *trailers;
     size_t trailer_count;
-    int body_error;       /* when the body failed: the error the consumer reads */
-    int body_status;      /* when the body failed: the status the engine answers */
-    const char *body_why; /* when the body failed: static text for the log */
+    /* The time the body may still keep the engine waiting, in
+       microseconds: body_timeout_ms at most, spent while the engine waits,
+       earned back by the bytes that arrive (connection.c, body_clock). */
+    int64_t body_credit;
+    uint64_t body_credited;            /* body_received when credit was last earned */
+    struct timeval body_waiting_since; /* while body_timing: when the wait began */
+    int body_error;                    /* when the body failed: the error the consumer reads */
+    int body_status;                   /* when the body failed: the status the engine answers */
+    const char *body_why;              /* when the body failed: static text for the log */
 
     /* Response. */
     int64_t response_left; /* bytes still owed under Content-Length */
@@ -198,6 +203,7 @@ struct csgi_http__request {
 
     unsigned char body_state;     /* enum csgi_http__body_state */
     unsigned char body_waiting;   /* the consumer got EAGAIN: call on_body on news */
+    unsigned char body_timing;    /* the engine waits for the body: body_credit is spent */
     unsigned char continue_state; /* enum csgi_http__continue_state */
     unsigned char response_state; /* enum csgi_http__response_state */
     unsigned char framing;        /* response.c's enum framing */
