@@ -173,9 +173,73 @@ static void echo_ready(csgi_input *input, void *userdata)
 
 static const csgi_body_type echo_type = {"echo", echo_next, NULL};
 
+/* Pieces long enough to be lent to the engine (not copied): count pieces
+   of size bytes, the n-th of letter 'a' + n, in memory of their own
+   (malloc'd, freed by close). With `change_after_ms`, a timer then writes
+   'Z' over the first piece: a probe of whether the engine sends the
+   application's own bytes or a copy made when they were written. */
+typedef struct lent_body {
+    char *piece;
+    size_t size;
+    int count, given;
+    struct event *timer;
+} lent_body;
+
+static void lent_change(evutil_socket_t fd, short what, void *arg)
+{
+    lent_body *b = arg;
+    (void)fd;
+    (void)what;
+    memset(b->piece, 'Z', b->size);
+}
+
+static int lent_next(void *state, csgi_chunk *chunk)
+{
+    lent_body *b = state;
+    if (b->given == b->count)
+        return 0;
+    memset(b->piece, 'a' + b->given % 26, b->size);
+    b->given++;
+    chunk->data = b->piece;
+    chunk->len = b->size;
+    return 1;
+}
+
+static void lent_close(void *state)
+{
+    lent_body *b = state;
+    atomic_fetch_add(&closes, 1);
+    if (b->timer)
+        event_free(b->timer);
+    free(b->piece);
+}
+
+static const csgi_body_type lent_type = {"lent", lent_next, lent_close};
+
+static csgi_body *lent_app(csgi_environ *environ, csgi_start_response *sr, int count, size_t size,
+                           long change_after_ms)
+{
+    lent_body *b = csgi_environ_alloc_zeroed(environ, sizeof(*b));
+    b->piece = malloc(size);
+    b->size = size;
+    b->count = count;
+    if (change_after_ms > 0) {
+        b->timer = evtimer_new(csgi_environ_event_base(environ), lent_change, b);
+        struct timeval t = {0, change_after_ms * 1000};
+        evtimer_add(b->timer, &t);
+    }
+    atomic_fetch_add(&iterated, 1);
+    csgi_start_response_call(sr, "200 OK", text_plain, 1, NULL);
+    return csgi_body_new(environ, &lent_type, b);
+}
+
 static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_response *sr)
 {
     (void)state;
+    if (path_is(environ, "/lent-probe"))
+        return lent_app(environ, sr, 1, 8 << 20, 200);
+    if (path_is(environ, "/lent-pieces"))
+        return lent_app(environ, sr, 5, 100000, 0);
     if (path_is(environ, "/hello"))
         return plain(environ, sr, "200 OK", "Hello World");
     if (path_is(environ, "/environ")) {
@@ -1074,6 +1138,55 @@ START_TEST(server_threads_and_host_loop)
 }
 END_TEST
 
+/* ---- Responses stuck behind a slow client -------------------------------- */
+
+START_TEST(long_pieces_are_sent_without_a_copy)
+{
+    /* One 8 MiB piece to a client that reads nothing for 400 ms: most of
+       it waits in the server. 200 ms in, the application writes 'Z' over
+       its piece. What the client then reads ends in 'Z': the server sent
+       the application's own bytes, it did not hold a copy of them. */
+    start(test_application());
+    int fd = client_connect_rcvbuf(port, 4096);
+    ck_assert_int_eq(client_send_str(fd, "GET /lent-probe HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(400000);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 20000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, (size_t)8 << 20);
+    ck_assert_int_eq(r.body[0], 'a');
+    ck_assert_int_eq(r.body[r.body_len - 1], 'Z');
+    response_free(&r);
+    close(fd);
+
+    /* Several long pieces, one after the other: each is pulled once the
+       one before was sent, in order, and the body is closed once. */
+    atomic_store(&closes, 0);
+    fd = client_connect(port);
+    ck_assert_int_eq(client_send_str(fd, "GET /lent-pieces HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_uint_eq(r.body_len, 500000);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(r.body[i * 100000 + 99999], 'a' + i);
+    response_free(&r);
+    close(fd);
+
+    /* A client that leaves with a piece still in the server: the server
+       lets go of the piece before the body is closed (the sanitizer
+       builds would see a use after free), and closes it once. */
+    atomic_store(&closes, 0);
+    fd = client_connect_rcvbuf(port, 4096);
+    ck_assert_int_eq(client_send_str(fd, "GET /lent-probe HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000);
+    close(fd);
+    for (int i = 0; i < 200 && atomic_load(&closes) == 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&closes), 1);
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), 1);
+}
+END_TEST
+
 /* ---- A minimum body rate ---------------------------------------------------- */
 
 /* POST a body of total bytes to /echo on a server with options, piece
@@ -1206,6 +1319,7 @@ int main(void)
     tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
     tcase_add_test(tc, body_min_rate_option);
+    tcase_add_test(tc, long_pieces_are_sent_without_a_copy);
     suite_add_tcase(suite, tc);
     TCase *head = tcase_create("head");
     tcase_add_test(head, head_names_follow_the_token_table);

@@ -356,9 +356,16 @@ static size_t pending_len[MAX_FDS];
 
 int client_connect(int port)
 {
+    return client_connect_rcvbuf(port, 0);
+}
+
+int client_connect_rcvbuf(int port, int rcvbuf)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_lt(fd, MAX_FDS);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;

@@ -282,6 +282,10 @@ static void request_release(csgi_http__conn *conn);
 static void conn_free(csgi_http__conn *conn)
 {
     csgi_http__loop *loop = conn->loop;
+    /* Output the client will never get may reference the request's
+       memory: its cleanups run before on_done, while that memory lives. */
+    if (conn->out)
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
     if (conn->req)
         request_release(conn);
     event_del(&conn->ev);

@@ -248,7 +248,11 @@ int csgi_http__response_start_block(csgi_http__request *req, int status, const c
 int csgi_http__response_write(csgi_http__request *req, const void *data, size_t len);
 
 /* Append body bytes without copying: cleanup(data, len, arg) runs when the
-   bytes are sent or discarded (also on error: then before this returns). */
+   bytes are sent or discarded (also on error: then before this returns),
+   always before on_done, so the bytes may live in the request's arena or
+   in memory on_done releases. cleanup runs from inside the engine's own
+   buffer handling: it may only note that the bytes are free and call
+   csgi_http__response_want_writable(), no other csgi_http__ function. */
 int csgi_http__response_write_reference(csgi_http__request *req, const void *data, size_t len,
                                         void (*cleanup)(const void *data, size_t len, void *arg),
                                         void *arg);
@@ -262,6 +266,12 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
 
 /* Bytes queued and not yet taken by the kernel. */
 size_t csgi_http__response_buffered(const csgi_http__request *req);
+
+/* Ask for on_writable once the output is below output_buffer, also when no
+   write filled it: for a consumer that waits for something else, such as
+   the cleanup of bytes it wrote by reference. Nothing after the response
+   finished or was cut. */
+void csgi_http__response_want_writable(csgi_http__request *req);
 
 /* The response is complete. Returns 0, or CSGI_ESTATE (not started; fewer
    bytes than the declared Content-Length: the connection is then cut and

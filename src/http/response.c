@@ -358,6 +358,14 @@ size_t csgi_http__response_buffered(const csgi_http__request *req)
     return evbuffer_get_length(req->conn->out);
 }
 
+void csgi_http__response_want_writable(csgi_http__request *req)
+{
+    if (req->done || req->cut || req->response_state != CSGI_HTTP__RESPONSE_STARTED)
+        return;
+    req->want_writable = 1;
+    csgi_http__conn_touch(req->conn);
+}
+
 int csgi_http__response_finish(csgi_http__request *req)
 {
     if (req->done || req->response_state != CSGI_HTTP__RESPONSE_STARTED || req->cut)
