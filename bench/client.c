@@ -116,3 +116,21 @@ double bench_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+long bench_status_kb(int pid, const char *name)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long value = -1;
+    size_t len = strlen(name);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            value = strtol(line + len + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return value;
+}

@@ -1,7 +1,8 @@
 /*
  * The small HTTP/1.1 client shared by the benchmark tools: connecting to
- * 127.0.0.1 and framing responses. Only what a "Hello World" benchmark
- * needs: responses must carry Content-Length (both servers send it).
+ * 127.0.0.1 and framing responses, and reading a server's memory. Only
+ * what a "Hello World" benchmark needs: responses must carry
+ * Content-Length (both servers send it).
  */
 #ifndef CSGI_BENCH_CLIENT_H
 #define CSGI_BENCH_CLIENT_H
@@ -34,5 +35,9 @@ ssize_t bench_response_length(const char *buf, size_t len, int *status, int *clo
 
 /* Monotonic time in seconds. */
 double bench_now(void);
+
+/* The value in kB of the line "name:" of /proc/pid/status (RssAnon,
+   VmRSS), or -1. */
+long bench_status_kb(int pid, const char *name);
 
 #endif /* CSGI_BENCH_CLIENT_H */

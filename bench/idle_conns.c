@@ -40,25 +40,6 @@ static int port;
 static char request[2048];
 static size_t request_len;
 
-/* The value in kB of "name:" in /proc/pid/status, or -1. */
-static long status_kb(int pid, const char *name)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long value = -1;
-    size_t len = strlen(name);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, name, len) == 0 && line[len] == ':') {
-            value = strtol(line + len + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return value;
-}
-
 static long open_fds(int pid)
 {
     char path[64];
@@ -164,7 +145,7 @@ int main(int argc, char **argv)
         close(fds[i]);
     settle();
 
-    long anon0 = status_kb(pid, "RssAnon"), rss0 = status_kb(pid, "VmRSS");
+    long anon0 = bench_status_kb(pid, "RssAnon"), rss0 = bench_status_kb(pid, "VmRSS");
     long fds0 = open_fds(pid);
     if (anon0 < 0 || rss0 < 0) {
         fprintf(stderr, "idle_conns: cannot read /proc/%d/status\n", pid);
@@ -181,8 +162,8 @@ int main(int argc, char **argv)
             return 1;
         opened = target;
         settle();
-        anon = status_kb(pid, "RssAnon");
-        rss = status_kb(pid, "VmRSS");
+        anon = bench_status_kb(pid, "RssAnon");
+        rss = bench_status_kb(pid, "VmRSS");
         printf("idle_conns: %6zu idle: RssAnon %7ld kB  VmRSS %7ld kB  fds %ld\n", opened, anon,
                rss, open_fds(pid));
         if (step == 1) {

@@ -15,6 +15,8 @@
  * Prints a line per step and a final line for bench/run.sh:
  *   stuck_responses: count=N body=B anon_per_response=B
  */
+#include "client.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,25 +27,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The value in kB of "name:" in /proc/pid/status, or -1. */
-static long status_kb(int pid, const char *name)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long value = -1;
-    size_t len = strlen(name);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, name, len) == 0 && line[len] == ':') {
-            value = strtol(line + len + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return value;
-}
 
 static void sleep_ms(long ms)
 {
@@ -118,7 +101,7 @@ int main(int argc, char **argv)
                             port, body_len);
 
     sleep_ms(300);
-    long anon0 = status_kb(pid, "RssAnon");
+    long anon0 = bench_status_kb(pid, "RssAnon");
     if (anon0 < 0) {
         fprintf(stderr, "stuck_responses: cannot read /proc/%d/status\n", pid);
         return 1;
@@ -141,7 +124,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 50 && anon != last; i++) {
         sleep_ms(200);
         last = anon;
-        anon = status_kb(pid, "RssAnon");
+        anon = bench_status_kb(pid, "RssAnon");
     }
     printf("stuck_responses: %5zu stuck: RssAnon %8ld kB\n", count, anon);
     printf("stuck_responses: count=%zu body=%zu anon_per_response=%.0f\n", count, body_len,

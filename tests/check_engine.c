@@ -537,20 +537,31 @@ static long trickle(int fd, size_t bytes, long every_ms, size_t total)
     return -1;
 }
 
+/* Start a server with these body timings and send the head of a POST of
+   length bytes to path: the body is the test's to send. */
+static int post_head(unsigned body_timeout_ms, unsigned body_min_rate, const char *path,
+                     size_t length)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.body_timeout_ms = body_timeout_ms;
+    options.body_min_rate = body_min_rate;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    char head[256];
+    snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", path,
+             length);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    return fd;
+}
+
 START_TEST(body_min_rate_cuts_a_trickle)
 {
     /* 10 bytes/s against a minimum of 100: each byte refills 10 ms of the
        second the body may keep the server waiting, so after about 1.1 s
        the request is refused with 408. body_timeout alone (a second
        between reads) would let this client go on for 100 s. */
-    csgi_http__options options;
-    test_options(&options);
-    options.body_timeout_ms = 1000;
-    options.body_min_rate = 100;
-    server_start(&server, &options);
-    int fd = client_connect(server.port);
-    ck_assert_int_eq(
-        client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"), 0);
+    int fd = post_head(1000, 100, "/echo", 1000);
     long elapsed = trickle(fd, 1, 100, 50);
     ck_assert_int_ge(elapsed, 900);
     ck_assert_int_lt(elapsed, 3000);
@@ -565,14 +576,7 @@ START_TEST(body_min_rate_lets_a_steady_client_finish)
 {
     /* 200 bytes/s against a minimum of 100, for 2.5 s, well past the 500
        ms body_timeout: answered. */
-    csgi_http__options options;
-    test_options(&options);
-    options.body_timeout_ms = 500;
-    options.body_min_rate = 100;
-    server_start(&server, &options);
-    int fd = client_connect(server.port);
-    ck_assert_int_eq(
-        client_send_str(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 500\r\n\r\n"), 0);
+    int fd = post_head(500, 100, "/echo", 500);
     ck_assert_int_eq(trickle(fd, 20, 100, 480), -1);
     ck_assert_int_eq(client_send_str(fd, "xxxxxxxxxxxxxxxxxxxx"), 0);
     test_response r;
@@ -589,14 +593,7 @@ START_TEST(body_min_rate_while_draining)
 {
     /* The application answered without reading: the unread body is
        drained for keep-alive, at the same minimum rate. */
-    csgi_http__options options;
-    test_options(&options);
-    options.body_timeout_ms = 1000;
-    options.body_min_rate = 100;
-    server_start(&server, &options);
-    int fd = client_connect(server.port);
-    ck_assert_int_eq(
-        client_send_str(fd, "POST /noread HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"), 0);
+    int fd = post_head(1000, 100, "/noread", 1000);
     test_response r;
     ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
     ck_assert_str_eq(r.body, "ok");
