@@ -345,9 +345,9 @@ void csgi_driver__resume(csgi_driver *driver)
 void csgi_driver__end(csgi_driver *driver)
 {
     driver->done = 1;
-    driver->lent = 0; /* the sink's request is over: it holds nothing */
     /* Closed exactly once: here if the response did not run its course
-       (the client left, a timeout). */
+       (the client left, a timeout), also when a piece was lent: the
+       sink's request is over, so it gave the piece back already. */
     if (driver->body && !driver->body->closed)
         csgi_body_close(driver->body);
 }
