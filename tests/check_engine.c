@@ -1238,6 +1238,74 @@ START_TEST(limit_never_closes_a_connection_with_a_request_waiting)
 }
 END_TEST
 
+static void never_answer(csgi_http__request *req, void *userdata)
+{
+    (void)req;
+    (void)userdata;
+}
+
+static int unix_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+START_TEST(limit_on_a_unix_socket_shared_by_loops)
+{
+    /* Every loop polls a Unix socket. A full loop with nothing idle leaves
+       it to the others (after refusing the one client it took), so at
+       most one client is refused while another loop has room; when every
+       loop is full, clients are refused at once, not left in the queue. */
+    csgi_http__options options;
+    test_options(&options);
+    options.threads = 2;
+    options.max_connections = 1;
+    csgi_http__handler handler = {never_answer, NULL};
+    csgi_http__engine *engine;
+    ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, NULL), 0);
+    char path[64], address[80];
+    snprintf(path, sizeof(path), "/tmp/csgi-test-full-%d.sock", (int)getpid());
+    snprintf(address, sizeof(address), "unix:%s", path);
+    ck_assert_int_eq(csgi_http__engine_listen(engine, address), 0);
+    ck_assert_int_eq(csgi_http__engine_start(engine), 0);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_engine, engine), 0);
+    const char *request = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    int held[2], holding = 0, refused = 0;
+    for (int attempt = 0; attempt < 10 && holding < 2; attempt++) {
+        int fd = unix_connect(path);
+        ck_assert_int_eq(client_send_str(fd, request), 0);
+        if (client_closed(fd, 300)) {
+            refused++;
+            close(fd);
+            usleep(20000);
+        } else {
+            held[holding++] = fd;
+        }
+    }
+    ck_assert_int_eq(holding, 2);
+    ck_assert_int_le(refused, 1);
+    for (int i = 0; i < 3; i++) {
+        int fd = unix_connect(path);
+        client_send_str(fd, request);
+        ck_assert_msg(client_closed(fd, 1000), "client %d waits in the queue", i);
+        close(fd);
+    }
+    ck_assert_uint_eq(csgi_http__engine_connection_count(engine), 2);
+    close(held[0]);
+    close(held[1]);
+    csgi_http__engine_stop(engine, 0);
+    pthread_join(thread, NULL);
+    csgi_http__engine_free(engine);
+}
+END_TEST
+
 /* ---- Broken bodies: the same answer however the bytes are split ---------- */
 
 /* How a test sends a request: all in one write; the head, then (once the
@@ -1658,6 +1726,7 @@ int main(void)
     tcase_add_test(tc, limit_closes_the_connection_idle_longest);
     tcase_add_test(tc, limit_refuses_at_once_when_nothing_is_idle);
     tcase_add_test(tc, limit_never_closes_a_connection_with_a_request_waiting);
+    tcase_add_test(tc, limit_on_a_unix_socket_shared_by_loops);
     tcase_add_loop_test(tc, broken_chunked_body_same_answer_any_split, 0,
                         sizeof(broken_bodies) / sizeof(broken_bodies[0]));
     tcase_add_loop_test(tc, broken_body_with_the_head_never_reaches_the_app, 0,

@@ -343,6 +343,21 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         csgi_http__log(loop->engine, CSGI_LOG__INFO,
                        "connection refused: %u connections, none idle (max_connections)",
                        loop->engine->options.max_connections);
+        /* Every loop polls a Unix socket (no SO_REUSEPORT there): leave
+           its next clients to the other loops until one of this loop's
+           connections closes, unless the others all did so already (then
+           a client would wait in the queue again). A TCP socket is this
+           loop's own: pausing would only leave its clients in the queue. */
+        csgi_http__listener *listener = &loop->engine->listeners[acceptor - loop->acceptors];
+        if (listener->family == AF_UNIX && loop->engine->loop_count > 1) {
+            if (atomic_fetch_add(&listener->full_loops, 1) + 1 < loop->engine->loop_count) {
+                evconnlistener_disable(acceptor->evl);
+                acceptor->full = 1;
+                loop->full = 1;
+            } else {
+                atomic_fetch_sub(&listener->full_loops, 1);
+            }
+        }
         return;
     }
     loop->connection_count++;
@@ -380,14 +395,32 @@ static void loop_exit_if_done(csgi_http__loop *loop)
         event_base_loopexit(loop->base, NULL);
 }
 
+/* A connection closed: Unix sockets left to the other loops come back. */
+static void resume_full(csgi_http__loop *loop)
+{
+    loop->full = 0;
+    for (size_t i = 0; i < loop->acceptor_count; i++) {
+        csgi_http__acceptor *acceptor = &loop->acceptors[i];
+        if (!acceptor->full)
+            continue;
+        acceptor->full = 0;
+        atomic_fetch_sub(&loop->engine->listeners[i].full_loops, 1);
+        if (acceptor->evl && loop->accepting)
+            evconnlistener_enable(acceptor->evl);
+    }
+}
+
 void csgi_http__loop_connection_closed(csgi_http__loop *loop)
 {
     loop->connection_count--;
     atomic_fetch_sub(&loop->engine->connection_total, 1);
-    /* Accepting pauses only after an accept error, and retry_accept
-       resumes it: not the connection count (csgi_http__loop_make_room). */
+    /* Accepting pauses after an accept error (retry_accept resumes it),
+       and for a shared Unix socket when full (on_accept): not otherwise
+       for the connection count (csgi_http__loop_make_room). */
     if (loop->stopping)
         loop_exit_if_done(loop);
+    else if (loop->full)
+        resume_full(loop);
 }
 
 static void free_acceptors(csgi_http__loop *loop)

@@ -47,6 +47,7 @@ struct csgi_http__listener {
     struct sockaddr_un unix_addr; /* Unix socket path */
     evutil_socket_t fd;           /* loop 0's socket */
     int port;
+    _Atomic unsigned full_loops; /* Unix: loops that leave it to the others (engine.c) */
 };
 
 /* One loop's socket for one listener. */
@@ -54,6 +55,7 @@ struct csgi_http__acceptor {
     csgi_http__loop *loop;
     const csgi_http__listener *listener;
     struct evconnlistener *evl;
+    int full; /* a Unix socket left to the other loops while this one is full */
 };
 
 /* Per-loop state. Everything here is touched only by the loop's thread,
@@ -69,6 +71,7 @@ struct csgi_http__loop {
     csgi_http__acceptor *acceptors; /* one per engine listener */
     size_t acceptor_count;
     int accepting;
+    int full;                  /* some acceptor is paused (acceptor.full) */
     struct event retry_accept; /* re-enable accepting after EMFILE */
 
     /* Every connection, those idle (no buffers: connection.c) in the
