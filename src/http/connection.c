@@ -616,12 +616,12 @@ static int body_clock(csgi_http__conn *conn, csgi_http__request *req, int waitin
     if (fresh) {
         req->body_credited = req->body_received;
         unsigned rate = options->body_min_rate;
-        if (!rate || fresh >= (uint64_t)full) /* a byte is worth at most a second */
-            req->body_credit = full;
-        else
-            req->body_credit += (int64_t)(fresh * 1000000 / rate);
-        if (req->body_credit > full)
-            req->body_credit = full;
+        uint64_t earned =
+            !rate || fresh > UINT64_MAX / 1000000 ? (uint64_t)full : fresh * 1000000 / rate;
+        /* body_credit <= full here, so the sum cannot overflow */
+        req->body_credit = earned >= (uint64_t)full || req->body_credit + (int64_t)earned > full
+                               ? full
+                               : req->body_credit + (int64_t)earned;
     }
     if (!waiting)
         return 0;
@@ -982,8 +982,8 @@ int csgi_http__loop_make_room(csgi_http__loop *loop)
            loop was busy may wait unread in the socket. Such a one runs on
            the next turn of the loop, and the next idle one is tried. */
         conn_read(conn);
-        if (!conn->io_error && !conn->peer_eof && conn->in && evbuffer_get_length(conn->in) > 0) {
-            csgi_http__conn_touch(conn);
+        if (!conn->io_error && conn->in && evbuffer_get_length(conn->in) > 0) {
+            csgi_http__conn_touch(conn); /* answered even if the client half-closed */
             continue;
         }
         conn_free(conn);
