@@ -24,8 +24,14 @@ PAIRS = [
 ]
 BLOCKS = {
     "docs/request-response.md": ["tests/check_docs_request.c"],
+    "docs/middleware.md": [
+        "tests/check_docs_middleware.c",
+        "tests/docs/greet.h",
+        "tests/docs/greet.c",
+        "tests/docs/host.c",
+    ],
 }
-MADE_OF_BLOCKS = []
+MADE_OF_BLOCKS = ["tests/docs/greet.h", "tests/docs/greet.c", "tests/docs/host.c"]
 SKIP = "<!-- not compiled -->"
 MARKER = re.compile(r"<!-- (tests/\S+) -->")
 

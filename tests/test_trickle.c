@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 
 static size_t delivered;
@@ -27,6 +28,7 @@ void test_trickle_reset(void)
 typedef struct trickle_filter {
     csgi_app *next;
     size_t piece;
+    int unsized; /* hide the length */
 } trickle_filter;
 
 /* One request's stream. */
@@ -99,8 +101,10 @@ static csgi_body *trickle_call(void *state, csgi_environ *environ, csgi_start_re
     if (!t->timer)
         return NULL;
     const char *length = csgi_environ_get(environ, "CONTENT_LENGTH");
-    csgi_input *outer =
-        csgi_input_new(environ, &trickle_type, t, length ? strtoll(length, NULL, 10) : -1);
+    int64_t declared = length && !filter->unsized ? strtoll(length, NULL, 10) : -1;
+    if (filter->unsized && length && csgi_environ_remove(environ, "CONTENT_LENGTH") != 0)
+        return NULL;
+    csgi_input *outer = csgi_input_new(environ, &trickle_type, t, declared);
     t->outer = outer;
     if (!outer || csgi_environ_set_input(environ, outer) != 0)
         return NULL;
@@ -116,7 +120,7 @@ static void trickle_destroy(void *state)
 
 static const csgi_app_type trickle_app_type = {"trickle", trickle_call, trickle_destroy};
 
-int test_trickle_new(csgi_app **out, csgi_app *next, size_t piece)
+static int make(csgi_app **out, csgi_app *next, size_t piece, int unsized)
 {
     trickle_filter *filter = malloc(sizeof(*filter));
     if (!filter) {
@@ -125,5 +129,16 @@ int test_trickle_new(csgi_app **out, csgi_app *next, size_t piece)
     }
     filter->next = next;
     filter->piece = piece ? piece : 1;
+    filter->unsized = unsized;
     return csgi_app_new(out, &trickle_app_type, filter);
+}
+
+int test_trickle_new(csgi_app **out, csgi_app *next, size_t piece)
+{
+    return make(out, next, piece, 0);
+}
+
+int test_trickle_unsized_new(csgi_app **out, csgi_app *next, size_t piece)
+{
+    return make(out, next, piece, 1);
 }

@@ -17,6 +17,10 @@
    bytes a read gives (at least 1). Returns 0 or a csgi error. */
 int test_trickle_new(csgi_app **out, csgi_app *next, size_t piece);
 
+/* The same, and the body's length is unknown to what is behind, as for a
+   chunked body: CONTENT_LENGTH is removed and the stream declares none. */
+int test_trickle_unsized_new(csgi_app **out, csgi_app *next, size_t piece);
+
 /* Bytes given to readers by every trickle stream of this process so far,
    and how often one of them answered CSGI_EAGAIN. */
 size_t test_trickle_delivered(void);
