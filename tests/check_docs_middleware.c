@@ -492,6 +492,21 @@ static csgi_response *body_reader(csgi_request *request, csgi_app *next, void *u
     return csgi_handler_forward(request, next);
 }
 
+/* How many bytes csgi.input still gives. */
+static csgi_body *input_length_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    char buf[256], text[32];
+    long n, total = 0;
+    while ((n = csgi_input_read(csgi_environ_input(environ), buf, sizeof(buf))) > 0)
+        total += n;
+    csgi_start_response_call(sr, "200 OK", NULL, 0, NULL);
+    int len = snprintf(text, sizeof(text), "%ld", n < 0 ? n : total);
+    return csgi_body_bytes(environ, text, (size_t)len);
+}
+
+static const csgi_app_type input_length_type = {"input-length", input_length_call, NULL};
+
 START_TEST(utf8_filter_gathers)
 {
     csgi_app *app = utf8_filter(app_of(echo_user));
@@ -519,6 +534,13 @@ START_TEST(utf8_filter_gathers)
     ck_assert_str_eq(body_of(response), "nobody sent 2000 bytes\n");
     ck_assert_int_eq(calls, 1);
     ck_assert_uint_eq(delivered_at_call, 2000);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+
+    /* The body is read once: csgi.input is at its end behind the filter. */
+    app = utf8_filter(raw_app(&input_length_type, NULL));
+    response = run(app, "POST", "/", "hello", NULL);
+    ck_assert_str_eq(body_of(response), "0");
     csgi_test_response_free(response);
     csgi_app_free(app);
 
