@@ -378,7 +378,7 @@ static int count_data(void *state, csgi_request *request, const void *data, size
 static csgi_response *count_end(void *state, csgi_request *request, int result)
 {
     line_count *count = state;
-    if (result == CSGI_ETOOBIG) /* over the server's limit */
+    if (result == CSGI_ETOOBIG) /* over max_body, or the server's limit */
         return csgi_handler_error(request, 413, NULL);
     if (result != 0) /* malformed chunked framing, a timeout */
         return csgi_handler_error(request, 400, csgi_strerror(result));
@@ -430,11 +430,16 @@ START_TEST(count_lines_streams)
     free(body);
     csgi_app_free(app);
 
-    /* The handler's max_body does not apply to a body it streams. */
+    /* The handler's max_body holds for a body it streams too. */
     app = streaming_app_of(count_lines, NULL);
     csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
     options.body = CSGI_HANDLER_BODY_STREAM;
     options.max_body = 10;
+    ck_assert_int_eq(csgi_handler_set_options(app, &options), 0);
+    response = post(app, "/", "one\ntwo\nthree\nfour\n", "text/plain");
+    ck_assert_int_eq(csgi_test_response_code(response), 413);
+    csgi_test_response_free(response);
+    options.max_body = 19;
     ck_assert_int_eq(csgi_handler_set_options(app, &options), 0);
     response = post(app, "/", "one\ntwo\nthree\nfour\n", "text/plain");
     ck_assert_str_eq(body_of(response), "4 lines, 19 bytes\n");
@@ -506,8 +511,9 @@ END_TEST
 START_TEST(handler_keys_checked)
 {
     static const char *const bad[][2] = {
-        {"body = sideways", ":3: [app:main] body: must be gather, stream or default"},
-        {"max_body = -5", ":3: [app:main] max_body: must be a number of bytes"},
+        {"body_mode = sideways", ":3: [app:main] body_mode: must be gather, stream or default"},
+        {"client_max_body_size = -5",
+         ":3: [app:main] client_max_body_size: must be a size in bytes"},
     };
     for (size_t i = 0; i < 2; i++) {
         char text[256];
