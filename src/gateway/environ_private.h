@@ -86,6 +86,14 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 /* The pointer of a key holding the given kind, else NULL. */
 void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
+/* csgi_environ_set_pointer() without a destructor, for a key of csgi's own
+   that has static storage (borrowed, not copied; key_len is its length)
+   and that the server never sets ("csgi.routing_args"): it needs neither
+   the build nor a copy, so that a router's record costs a request little.
+   Returns 0, or CSGI_ENOMEM. */
+int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, size_t key_len,
+                                     void *pointer);
+
 /* The source's owner: the driver of the request (csgi_body_resume,
    csgi_environ_event_base). */
 void *csgi_environ__owner(csgi_environ *environ);
