@@ -836,6 +836,61 @@ START_TEST(test_line_fast_path)
 }
 END_TEST
 
+/* The router's accessors give what csgi_environ_get_n() gives, before and
+   after the build, and after middleware changed the keys. */
+START_TEST(test_router_accessors)
+{
+    static const char *const requests[] = {
+        "GET /v2/4f2a9c01/servers/42/action HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST /a%20b/c+d/%E2%82%AC/%2F?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        "GET http://example.com/abs%2Fpath?x HTTP/1.1\r\nHost: other\r\n\r\n",
+    };
+    for (size_t r = 0; r < COUNT(requests); r++) {
+        /* 0: nothing read; 1: PATH_INFO read first; 2: built; 3: keys set;
+           4: keys removed. */
+        for (int state = 0; state <= 4; state++) {
+            fixture *f = fixture_open(requests[r], PEER_INET);
+            csgi_environ *e = f->environ;
+            if (state == 1)
+                ck_assert_ptr_nonnull(csgi_environ_get(e, "PATH_INFO"));
+            if (state == 2)
+                fixture_build(f);
+            if (state == 3) {
+                ck_assert_int_eq(csgi_environ_set(e, "REQUEST_METHOD", "DELETE"), 0);
+                ck_assert_int_eq(csgi_environ_set_n(e, "PATH_INFO", "/x\0y", 4), 0);
+            }
+            if (state == 4) {
+                ck_assert_int_eq(csgi_environ_remove(e, "REQUEST_METHOD"), 0);
+                ck_assert_int_eq(csgi_environ_set_int(e, "PATH_INFO", 1), 0);
+            }
+            size_t want_len = 0, len = 7, method_len = 0;
+            const char *method = csgi_environ__request_method(e, &method_len);
+            const char *want = csgi_environ_get_n(e, "REQUEST_METHOD", &want_len);
+            ck_assert_ptr_eq(method, want);
+            if (want)
+                ck_assert_uint_eq(method_len, want_len);
+
+            char *block = csgi_environ__path_info_block(e, 24, 9, &len);
+            ck_assert_ptr_nonnull(block);
+            want = csgi_environ_get_n(e, "PATH_INFO", &want_len);
+            if (!want) {
+                ck_assert_uint_eq(len, (size_t)-1);
+                ck_assert_mem_eq(block + 24, "\0\0\0\0\0\0\0\0\0", 9);
+            } else {
+                ck_assert_uint_eq(len, want_len);
+                ck_assert_mem_eq(block + 24, want, len);
+                ck_assert_mem_eq(block + 24 + len, "\0\0\0\0\0\0\0\0\0", 9);
+                ck_assert_ptr_ne(block + 24, want); /* a copy the caller may change */
+            }
+            fixture_free(f);
+        }
+    }
+}
+END_TEST
+
 /* Keys the server never sets live in the environ before it is built; the
    build puts the server's keys in front of them, as if it had come first. */
 START_TEST(test_keys_before_build)
@@ -2186,6 +2241,7 @@ static Suite *environ_suite(void)
     tcase_add_test(tc, test_header_fast_path);
     tcase_add_test(tc, test_line_fast_path);
     tcase_add_test(tc, test_keys_before_build);
+    tcase_add_test(tc, test_router_accessors);
     tcase_add_test(tc, test_allocations);
     tcase_add_test(tc, test_materialise_nomem);
     tcase_add_test(tc, test_set_nomem);

@@ -1138,6 +1138,58 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
     return 0;
 }
 
+const char *csgi_environ__request_method(csgi_environ *environ, size_t *len)
+{
+    if (!environ->built)
+        return line_value(environ, LINE_METHOD, len);
+    const entry *e = find(environ, LITERAL("REQUEST_METHOD"));
+    if (!e || e->kind != CSGI_VALUE_STRING)
+        return NULL;
+    *len = e->value.string.len;
+    return e->value.string.bytes;
+}
+
+char *csgi_environ__path_info_block(csgi_environ *environ, size_t before, size_t after, size_t *len)
+{
+    const csgi_http__head *head = environ->source->head;
+    const char *value = NULL;
+    size_t n = 0;
+    int decode = 0;
+    if (environ->built) {
+        const entry *e = find(environ, LITERAL("PATH_INFO"));
+        if (!e || e->kind != CSGI_VALUE_STRING) {
+            n = (size_t)-1;
+        } else {
+            value = e->value.string.bytes;
+            n = e->value.string.len;
+        }
+    } else if (environ->line_made & (1u << LINE_PATH)) {
+        value = environ->line_value[LINE_PATH];
+        n = environ->line_len[LINE_PATH];
+    } else if (head->form == CSGI_HTTP__FORM_ASTERISK) {
+        value = "*";
+        n = 1;
+    } else if (head->form != CSGI_HTTP__FORM_AUTHORITY) {
+        /* What line_value() makes, decoded straight into the block. */
+        decode = 1;
+        n = head->path_len;
+    }
+    size_t room = n == (size_t)-1 ? 0 : n;
+    if (room > SIZE_MAX - before - after)
+        return NULL;
+    char *block = csgi_arena__alloc(environ->arena, before + room + after);
+    if (!block)
+        return NULL;
+    char *path = block + before;
+    if (decode)
+        n = room = csgi_environ__percent_decode(path, head->path, n);
+    else if (room)
+        memcpy(path, value, room);
+    memset(path + room, 0, after);
+    *len = n;
+    return block;
+}
+
 int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, size_t key_len,
                                      void *pointer)
 {

@@ -86,6 +86,20 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 /* The pointer of a key holding the given kind, else NULL. */
 void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
+/* What csgi_environ_get_n(environ, "REQUEST_METHOD", len) gives, without
+   the key's lookup: a router reads it for every request. */
+const char *csgi_environ__request_method(csgi_environ *environ, size_t *len);
+
+/* PATH_INFO for a router, in a block of the request's arena made for the
+   caller: `before` bytes of its own, then PATH_INFO as
+   csgi_environ_get_n() gives it (*len bytes, not NUL-terminated), then
+   `after` zero bytes. One allocation and one decoding (or copy), where a
+   read of the key and a copy of it cost two of each. Returns the block
+   (PATH_INFO at block + before), or NULL when memory is exhausted; *len is
+   (size_t)-1 when PATH_INFO is not set or not a string. */
+char *csgi_environ__path_info_block(csgi_environ *environ, size_t before, size_t after,
+                                    size_t *len);
+
 /* csgi_environ_set_pointer() without a destructor, for a key of csgi's own
    that has static storage (borrowed, not copied; key_len is its length)
    and that the server never sets ("csgi.routing_args"): it needs neither
