@@ -416,8 +416,10 @@ static int is_server_key(const char *key, size_t len)
         return 0;
     if (len > 5 && memcmp(key, "HTTP_", 5) == 0)
         return 1;
+    /* Every CGI name is longer than a word: compare the first word inline. */
     for (size_t i = 0; i < sizeof(cgi) / sizeof(cgi[0]); i++)
-        if (cgi[i].len == len && memcmp(key, cgi[i].name, len) == 0)
+        if (cgi[i].len == len && memcmp(key, cgi[i].name, 8) == 0 &&
+            memcmp(key + 8, cgi[i].name + 8, len - 8) == 0)
             return 1;
     return 0;
 }
@@ -426,12 +428,13 @@ static int is_server_key(const char *key, size_t len)
 
 enum header_role { ROLE_HTTP, ROLE_CONTENT_TYPE, ROLE_CONTENT_LENGTH, ROLE_DROPPED };
 
-static int header_role(const csgi_http__header *h)
+static int header_role(const csgi_http__head *head, const csgi_http__header *h)
 {
     /* CGI turns '-' into '_', so "X-Auth_Token" and "X-Auth-Token" would
        both become HTTP_X_AUTH_TOKEN: a proxy that checks one spelling could
-       be fooled by the other. Names with '_' are dropped (as nginx does). */
-    if (memchr(h->name, '_', h->name_len))
+       be fooled by the other. Names with '_' are dropped (as nginx does);
+       the parser noted whether the head has any. */
+    if (head->underscore && memchr(h->name, '_', h->name_len))
         return ROLE_DROPPED;
     if (h->name_len == 12 && csgi_char__equal_nocase(h->name, "content-type", 12))
         return ROLE_CONTENT_TYPE;
@@ -596,7 +599,7 @@ static int materialise(csgi_environ *environ)
     size_t bytes = head->host_len + 2 + 2 * (ADDRESS_ROOM + 1 + PORT_ROOM);
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
-        int role = header_role(h);
+        int role = header_role(head, h);
         if (role == ROLE_DROPPED) {
             if (!dropped++)
                 first_dropped = h;
@@ -639,7 +642,7 @@ static int materialise(csgi_environ *environ)
        repeats were joined to the first. */
     for (int role = ROLE_CONTENT_TYPE; role <= ROLE_CONTENT_LENGTH; role++) {
         for (size_t i = 0; i < head->header_count; i++) {
-            if (header_role(&head->headers[i]) != role)
+            if (header_role(head, &head->headers[i]) != role)
                 continue;
             value = put_joined(&cursor, head, i, &len);
             if (role == ROLE_CONTENT_TYPE)
@@ -660,7 +663,7 @@ static int materialise(csgi_environ *environ)
 
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
-        if (header_role(h) != ROLE_HTTP || is_repeat(head, i))
+        if (header_role(head, h) != ROLE_HTTP || is_repeat(head, i))
             continue;
         char *key = cursor;
         csgi_environ__header_key(key, h->name, h->name_len);
