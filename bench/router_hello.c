@@ -10,10 +10,10 @@
  * GET /v2/{project_id:hex}/servers/{server_id:int}/action, leads to hello.
  * The benchmark requests BENCH_PATH below. --baseline serves, instead of
  * the router, hello after reading REQUEST_METHOD and PATH_INFO, as any
- * application that routes must: the first read of a CGI key builds the
- * environ, which examples/hello never pays. Only the public API (<csgi.h>),
- * served by csgi_serve(); --port 0 picks a free port and the first line
- * printed names the address bound. SIGINT and SIGTERM stop it gracefully.
+ * application that routes must (examples/hello reads no key). Only the
+ * public API (<csgi.h>), served by csgi_serve(); --port 0 picks a free
+ * port and the first line printed names the address bound. SIGINT and
+ * SIGTERM stop it gracefully.
  */
 #include <csgi.h>
 

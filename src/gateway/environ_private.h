@@ -7,10 +7,12 @@
  * the environ knows nothing of connections.
  *
  * The environ is built lazily: csgi_environ__new() only records the
- * source. The CGI and HTTP_ keys are materialised, all at once, on the
- * first call that reads, sets, removes or iterates keys, in a handful of
- * arena allocations (never one per header). An application that never
- * looks at its environ (hello world) pays nothing for it.
+ * source. The request line's keys and HTTP_ keys are answered from the
+ * parsed head, and keys the server never sets live in the entry array
+ * before the build; any other access materialises the CGI and HTTP_ keys,
+ * all at once, in a handful of arena allocations (never one per header).
+ * An application that never looks at its environ (hello world) pays
+ * nothing for it (environ.c says more).
  */
 #ifndef CSGI_GATEWAY_ENVIRON_PRIVATE_H
 #define CSGI_GATEWAY_ENVIRON_PRIVATE_H
