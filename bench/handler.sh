@@ -117,8 +117,9 @@ check_spill_dir() {
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
 
 # ---- 1. Instructions per request --------------------------------------------------
-# callgrind_ir NAME REQUESTS: prints the total Ir of configuration NAME
-# serving REQUESTS requests under callgrind.
+# callgrind_ir NAME REQUESTS: sets CG_IR to the total Ir of configuration
+# NAME serving REQUESTS requests under callgrind. (Not run in a $(...)
+# subshell: the server it starts must be the one the exit trap stops.)
 callgrind_ir() {
   local name=$1 requests=$2 out=$TMP/cg.$1.$2
   server_args "$name"
@@ -126,16 +127,18 @@ callgrind_ir() {
     "$SERVER" "${ARGS[@]}" --port 0
   load "$name" "$SERVER_PORT" "$CG_CONNECTIONS" "$requests"
   stop_server
-  awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 } END { print (t != "") ? t : s }' "$out"
+  CG_IR=$(awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 } END { print (t != "") ? t : s }' "$out")
+  [ -n "$CG_IR" ] || die "no totals in the callgrind profile of $name"
 }
 
 declare -A IPR=()
 if [ $RUN_CALLGRIND = 1 ]; then
   log "== Instructions per request: callgrind, $CG_SMALL and $CG_LARGE requests"
   for name in "${NAMES[@]}"; do
-    small=$(callgrind_ir "$name" "$CG_SMALL")
-    large=$(callgrind_ir "$name" "$CG_LARGE")
-    IPR[$name]=$(((large - small) / (CG_LARGE - CG_SMALL)))
+    callgrind_ir "$name" "$CG_SMALL"
+    small=$CG_IR
+    callgrind_ir "$name" "$CG_LARGE"
+    IPR[$name]=$(((CG_IR - small) / (CG_LARGE - CG_SMALL)))
     log "   $name: ${IPR[$name]}"
   done
   check_spill_dir
