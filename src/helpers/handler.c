@@ -74,6 +74,7 @@ typedef struct call {
     const csgi_body_reader_type *reader;
     void *reader_state;
     char *read_buffer;
+    size_t read_size;
     uint64_t read_total; /* bytes read so far */
 } call;
 
@@ -218,7 +219,7 @@ static csgi_body *read_on(call *c)
             result = CSGI_ETOOBIG;
             break;
         }
-        long n = csgi_input_read(input, c->read_buffer, READ_PIECE);
+        long n = csgi_input_read(input, c->read_buffer, c->read_size);
         if (n == CSGI_EAGAIN) {
             csgi_body *body = later(c);
             if (body)
@@ -443,8 +444,14 @@ static csgi_body *deliver(call *c, csgi_response *response)
         return NULL;
     }
     if (response == &read_marker) {
-        if (!c->read_buffer && !(c->read_buffer = csgi_environ_alloc(c->environ, READ_PIECE)))
-            return NULL;
+        if (!c->read_buffer) {
+            /* A piece at a time, no more than the body announced needs. */
+            int64_t announced = csgi_input__length(csgi_environ_input(c->environ));
+            c->read_size = announced >= 0 && announced < READ_PIECE ? (size_t)announced + 1
+                                                                    : READ_PIECE;
+            if (!(c->read_buffer = csgi_environ_alloc(c->environ, c->read_size)))
+                return NULL;
+        }
         return read_on(c);
     }
     /* What a filter forwards to reads the body from its start, also when
