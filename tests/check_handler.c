@@ -660,7 +660,8 @@ START_TEST(test_factories)
     loader = test_loader();
     ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     csgi_load_error_format(&error, text, sizeof(text));
-    ck_assert_msg(strstr(text, ":3: [app:main] body_mode: must be gather, stream or default") != NULL,
+    ck_assert_msg(strstr(text, ":3: [app:main] body_mode: must be gather, stream or default") !=
+                      NULL,
                   "%s", text);
     csgi_loader_free(loader);
     unlink(ini_path);
@@ -668,8 +669,9 @@ START_TEST(test_factories)
     loader = test_loader();
     ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     csgi_load_error_format(&error, text, sizeof(text));
-    ck_assert_msg(strstr(text, ":3: [app:main] client_max_body_size: must be a size in bytes") != NULL, "%s",
-                  text);
+    ck_assert_msg(strstr(text, ":3: [app:main] client_max_body_size: must be a size in bytes") !=
+                      NULL,
+                  "%s", text);
     csgi_loader_free(loader);
     unlink(ini_path);
 

@@ -447,8 +447,8 @@ static csgi_body *deliver(call *c, csgi_response *response)
         if (!c->read_buffer) {
             /* A piece at a time, no more than the body announced needs. */
             int64_t announced = csgi_input__length(csgi_environ_input(c->environ));
-            c->read_size = announced >= 0 && announced < READ_PIECE ? (size_t)announced + 1
-                                                                    : READ_PIECE;
+            c->read_size =
+                announced >= 0 && announced < READ_PIECE ? (size_t)announced + 1 : READ_PIECE;
             if (!(c->read_buffer = csgi_environ_alloc(c->environ, c->read_size)))
                 return NULL;
         }
