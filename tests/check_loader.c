@@ -1183,7 +1183,7 @@ static const char server_ini[] = "[app:main]\n"
                                  "\n"
                                  "[server:typo]\n"
                                  "use = egg:csgi#http\n"
-                                 "workers = 4\n"
+                                 "worker = 4\n"
                                  "\n"
                                  "[server:bad_port]\n"
                                  "use = egg:Paste#http\n"
@@ -1214,7 +1214,7 @@ START_TEST(server_section_checked)
         const char *text;
     } bad[] = {
         {"typo", CSGI_EINVAL,
-         "servers.ini:11: [server:typo] workers: unknown key for egg:csgi#http"},
+         "servers.ini:11: [server:typo] worker: unknown key for egg:csgi#http"},
         {"bad_port", CSGI_EINVAL,
          "servers.ini:15: [server:bad_port] port: 70000 is out of range (0 to 65535)"},
         {"unknown", CSGI_ENOTFOUND,
