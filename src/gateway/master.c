@@ -54,8 +54,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* Workers in a row that die within QUICK_DEATH_MS of being ready (or
-   before) after which the master gives up. */
+/* Failed starts in a row after which the master gives up: a worker that
+   dies before it accepts or within QUICK_DEATH_MS after failed to start;
+   workers started together (a crash of all of them) count once. */
 #define MAX_QUICK_DEATHS 5
 #define QUICK_DEATH_MS   1000
 /* The wait before starting a worker after the Nth quick death in a row:
@@ -92,6 +93,7 @@ enum worker_state { STARTING, READY, STOPPING };
 
 typedef struct worker {
     pid_t pid;
+    unsigned long long serial; /* 1, 2, ... in the order started */
     generation *generation;
     enum worker_state state;
     long long started_ms, ready_ms;
@@ -120,8 +122,10 @@ typedef struct master {
     int result;     /* what csgi_server_run_until_signal returns */
     int ever_ready; /* a worker accepted once: build failures are no longer fatal */
     unsigned quick_deaths;
-    long long respawn_ms; /* no worker starts before this time */
-    int messages[2];      /* workers write, the master reads */
+    unsigned long long next_serial;    /* of the next worker started */
+    unsigned long long counted_before; /* workers started before the last counted death */
+    long long respawn_ms;              /* no worker starts before this time */
+    int messages[2];                   /* workers write, the master reads */
     pid_t pid;
 } master;
 
@@ -321,6 +325,7 @@ static int spawn(master *m, generation *g)
     worker *w = &m->workers[m->count++];
     memset(w, 0, sizeof(*w));
     w->pid = pid;
+    w->serial = ++m->next_serial;
     w->generation = g;
     w->state = STARTING;
     w->started_ms = now_ms();
@@ -604,8 +609,14 @@ static void on_death(master *m, worker *w, int status)
         abandon_reload(m);
     } else if (w->failed && !m->ever_ready) {
         /* Its message said why; the master is stopping already. */
+    } else if ((w->state == STARTING || now - w->ready_ms < QUICK_DEATH_MS) &&
+               w->serial <= m->counted_before) {
+        /* Started with the one whose death was counted: the same failure,
+           not one more attempt. */
+        LOG(m, CSGI_LOG_WARNING, "worker %d %s right after it started", (int)w->pid, how);
     } else if (w->state == STARTING || now - w->ready_ms < QUICK_DEATH_MS) {
         m->quick_deaths++;
+        m->counted_before = m->next_serial;
         if (m->quick_deaths >= MAX_QUICK_DEATHS) {
             LOG(m, CSGI_LOG_ERROR,
                 "worker %d %s right after it started, the %uth in a row: stopping (the "
@@ -678,6 +689,7 @@ static void check_timers(master *m)
         } else if (w->state == READY && !w->proven && now - w->ready_ms >= QUICK_DEATH_MS) {
             w->proven = 1;
             m->quick_deaths = 0;
+            m->counted_before = 0;
         }
     }
 }
