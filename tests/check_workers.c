@@ -362,16 +362,15 @@ static void write_ini(const char *app_keys, const char *server_keys)
     test_write_file("app.ini", text);
 }
 
-/* Start csgi-serve on the deploy file (extra: NULL or one more option and
-   its value) and wait for its port. */
-static void serve_start(served *s, const char *extra, const char *extra_value)
+/* Fork a process for s, its standard output and error in the files
+   out_name and log_name of the test's directory (emptied here, not in the
+   child: read_port must not find the last server's line). Returns in both
+   processes, as fork does; the child dies with the test. */
+static pid_t fork_logged(served *s, const char *out_name, const char *log_name)
 {
     memset(s, 0, sizeof(*s));
-    snprintf(s->out, sizeof(s->out), "%s", test_tmp_path("out.txt"));
-    snprintf(s->log, sizeof(s->log), "%s", test_tmp_path("log.txt"));
-    const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
-    /* Emptied here, not in the child: read_port must not find the last
-       server's line. */
+    snprintf(s->out, sizeof(s->out), "%s", test_tmp_path(out_name));
+    snprintf(s->log, sizeof(s->log), "%s", test_tmp_path(log_name));
     unlink(s->out);
     unlink(s->log);
     atexit(kill_running);
@@ -383,13 +382,24 @@ static void serve_start(served *s, const char *extra, const char *extra_value)
         int err = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(out, 1);
         dup2(err, 2);
+    } else {
+        running = s->pid;
+    }
+    return s->pid;
+}
+
+/* Start csgi-serve on the deploy file (extra: NULL or one more option and
+   its value) and wait for its port. */
+static void serve_start(served *s, const char *extra, const char *extra_value)
+{
+    const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
+    if (fork_logged(s, "out.txt", "log.txt") == 0) {
         if (extra)
             execl(serve, serve, "--module-path", dir, extra, extra_value, ini, (char *)NULL);
         else
             execl(serve, serve, "--module-path", dir, ini, (char *)NULL);
         _exit(127);
     }
-    running = s->pid;
     read_port(s);
 }
 
@@ -785,15 +795,12 @@ START_TEST(preload_builds_in_the_master)
     serve_stop(&s, 3000);
 
     write_ini("fail = true\n", "workers = 2\npreload = true\n");
-    s.pid = fork();
-    ck_assert_int_ge(s.pid, 0);
-    if (s.pid == 0) {
-        int err = open(s.log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(err, 2);
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
         execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
         _exit(127);
     }
     int status = wait_exit(s.pid, 5000);
+    running = -1;
     const char *log = slurp(s.log);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s", tail(log));
     ck_assert_msg(strstr(log, "app.ini:3: [app:main] fail:"), "%s", tail(log));
@@ -895,19 +902,7 @@ static const csgi_server_source_type counting_type = {"the counting source", cou
    a signal, _exit with 0 or 1); read its port. */
 static void api_master_start(served *s, csgi_server *server)
 {
-    snprintf(s->out, sizeof(s->out), "%s", test_tmp_path("api-out.txt"));
-    snprintf(s->log, sizeof(s->log), "%s", test_tmp_path("api-log.txt"));
-    unlink(s->out);
-    unlink(s->log);
-    atexit(kill_running);
-    s->pid = fork();
-    ck_assert_int_ge(s->pid, 0);
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int out = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(out, 1);
-        dup2(err, 2);
+    if (fork_logged(s, "api-out.txt", "api-log.txt") == 0) {
         int rc = csgi_server_listen(server, "127.0.0.1:0");
         if (rc == 0)
             rc = csgi_server_run_until_signal(server);
@@ -915,7 +910,6 @@ static void api_master_start(served *s, csgi_server *server)
         fflush(NULL);
         _exit(rc == 0 ? 0 : 1);
     }
-    running = s->pid;
     csgi_server_free(server); /* the child's copy serves */
     read_port(s);
 }
