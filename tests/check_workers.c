@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,18 +141,38 @@ static void read_reply(int fd, reply *r)
         r->status = 0; /* not a whole answer */
 }
 
-static reply get(int port, const char *path)
+/* GET path on a TCP port, or on the Unix socket unix_path when not NULL. */
+static reply get_at(int port, const char *unix_path, const char *path)
 {
     reply r;
     memset(&r, 0, sizeof(r));
     long long start = now_ms();
-    int fd = connect_to(port, &r.refused);
+    int fd = -1;
+    if (unix_path) {
+        struct sockaddr_un addr = {0};
+        addr.sun_family = AF_UNIX;
+        snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+            r.refused = 1;
+            close(fd);
+            fd = -1;
+        }
+    } else {
+        fd = connect_to(port, &r.refused);
+    }
     if (fd >= 0) {
         send_get(fd, path);
         read_reply(fd, &r);
     }
     r.ms = now_ms() - start;
     return r;
+}
+
+static reply get(int port, const char *path)
+{
+    return get_at(port, NULL, path);
 }
 
 /* GET path until the answer's message is message (within timeout_ms). */
@@ -388,16 +409,19 @@ static pid_t fork_logged(served *s, const char *out_name, const char *log_name)
     return s->pid;
 }
 
-/* Start csgi-serve on the deploy file (extra: NULL or one more option and
-   its value) and wait for its port. */
-static void serve_start(served *s, const char *extra, const char *extra_value)
+/* Start csgi-serve on the deploy file (extra: NULL, or more arguments
+   before the file, NULL-terminated) and wait for its (first) port. */
+static void serve_start(served *s, const char *const *extra)
 {
     const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
+    const char *argv[16] = {serve, "--module-path", dir};
+    size_t argc = 3;
+    for (size_t i = 0; extra && extra[i] && argc < 14; i++)
+        argv[argc++] = extra[i];
+    argv[argc++] = ini;
+    argv[argc] = NULL;
     if (fork_logged(s, "out.txt", "log.txt") == 0) {
-        if (extra)
-            execl(serve, serve, "--module-path", dir, extra, extra_value, ini, (char *)NULL);
-        else
-            execl(serve, serve, "--module-path", dir, ini, (char *)NULL);
+        execv(serve, (char *const *)argv);
         _exit(127);
     }
     read_port(s);
@@ -439,7 +463,7 @@ START_TEST(workers_answer_from_their_own_processes)
 {
     write_ini("message = one\n", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
     /* One worker sleeps in /block: the next connection can only be
@@ -472,7 +496,7 @@ START_TEST(killed_worker_is_replaced_without_refusals)
 {
     write_ini("", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     client_loop c;
     client_loop_start(&c, s.port);
@@ -504,7 +528,7 @@ START_TEST(workers_dying_at_start_stop_the_master)
     write_ini("crash = true\n", "workers = 2\n");
     served s;
     long long start = now_ms();
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     int status = wait_exit(s.pid, 10000);
     long long elapsed = now_ms() - start;
     running = -1;
@@ -529,7 +553,7 @@ START_TEST(build_failure_at_start_names_file_and_line)
 {
     write_ini("fail = true\n", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     int status = wait_exit(s.pid, 5000);
     running = -1;
     const char *log = slurp(s.log);
@@ -548,7 +572,7 @@ START_TEST(term_lets_requests_in_flight_finish)
 {
     write_ini("", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     int fds[4], refused;
     for (int i = 0; i < 4; i++) {
@@ -584,7 +608,7 @@ START_TEST(quit_stops_at_once)
 {
     write_ini("", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     int refused, fd = connect_to(s.port, &refused);
     ck_assert_int_ge(fd, 0);
@@ -609,7 +633,7 @@ START_TEST(workers_zero_is_one_process_and_option_overrides)
 {
     write_ini("", "workers = 0\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     reply r = get(s.port, "/");
     ck_assert_msg(r.status == 200, "status %d refused %d:\n%s", r.status, r.refused,
                   tail(slurp(s.log)));
@@ -617,13 +641,43 @@ START_TEST(workers_zero_is_one_process_and_option_overrides)
     ck_assert_int_eq(wait_children(s.pid, 0, 100), 0);
     serve_stop(&s, 3000);
 
-    serve_start(&s, "--workers", "2");
+    serve_start(&s, (const char *[]){"--workers", "2", NULL});
     wait_accepting(&s, 2);
     r = get(s.port, "/");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_ne(r.pid, s.pid);
     ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
     serve_stop(&s, 3000);
+}
+END_TEST
+
+/* Workers with two loops each, on a TCP and a Unix socket: the loops
+   share the master's sockets, and a worker that ends (here, every worker
+   of the first generation, after a reload) leaves them to the others: the
+   Unix socket's file stays. */
+START_TEST(threads_and_unix_socket_outlive_workers)
+{
+    write_ini("message = one\n", "workers = 2\nthreads = 2\n");
+    char socket_path[4096], unix_listen[4200];
+    snprintf(socket_path, sizeof(socket_path), "%s", test_tmp_path("csgi.sock"));
+    snprintf(unix_listen, sizeof(unix_listen), "unix:%s", socket_path);
+    served s;
+    serve_start(&s, (const char *[]){"--listen", "127.0.0.1:0", "--listen", unix_listen, NULL});
+    wait_accepting(&s, 2);
+    ck_assert_str_eq(get(s.port, "/").message, "one");
+    ck_assert_str_eq(get_at(0, socket_path, "/").message, "one");
+    write_ini("message = two\n", "workers = 2\nthreads = 2\n");
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "stopping 2 workers of the old one", 1, 5000);
+    assert_waited_log(&s, "exited with status 0", 2, 5000);
+    struct stat st;
+    ck_assert_int_eq(stat(socket_path, &st), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_str_eq(get_at(0, socket_path, "/").message, "two");
+        ck_assert_str_eq(get(s.port, "/").message, "two");
+    }
+    serve_stop(&s, 3000);
+    ck_assert_int_ne(stat(socket_path, &st), 0); /* the master removes it */
 }
 END_TEST
 
@@ -637,7 +691,7 @@ START_TEST(hup_reloads_without_failed_requests)
 {
     write_ini("message = one\n", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     reply before = get(s.port, "/");
     ck_assert_str_eq(before.message, "one");
@@ -670,7 +724,7 @@ START_TEST(hup_with_broken_file_keeps_old_workers)
 {
     write_ini("message = one\n", "workers = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     pid_t workers[2];
     ck_assert_int_eq(children_of(s.pid, workers, 2), 2);
@@ -719,7 +773,7 @@ START_TEST(ttin_and_ttou_change_the_count)
 {
     write_ini("", "workers = 1\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 1);
     ck_assert_int_eq(wait_children(s.pid, 1, 2000), 1);
     kill(s.pid, SIGTTIN);
@@ -746,7 +800,7 @@ START_TEST(max_requests_recycles_workers)
 {
     write_ini("", "workers = 1\nmax_requests = 5\nmax_requests_jitter = 2\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 1);
     long first = 0;
     int answered_by_first = 0, pids = 1;
@@ -777,7 +831,7 @@ START_TEST(preload_builds_in_the_master)
 {
     write_ini("message = one\n", "workers = 2\npreload = true\n");
     served s;
-    serve_start(&s, NULL, NULL);
+    serve_start(&s, NULL);
     wait_accepting(&s, 2);
     reply r = get(s.port, "/");
     ck_assert_int_eq(r.status, 200);
@@ -1048,6 +1102,7 @@ int main(void)
     tcase_add_test(serve, term_lets_requests_in_flight_finish);
     tcase_add_test(serve, quit_stops_at_once);
     tcase_add_test(serve, workers_zero_is_one_process_and_option_overrides);
+    tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
     suite_add_tcase(suite, serve);
     TCase *reload = tcase_create("reload");
     tcase_set_timeout(reload, 30);
