@@ -187,7 +187,7 @@ static int file_load(void *state, void **out, csgi_server_options *options, csgi
     if (!source->loaded) {
         snprintf(source->address, sizeof(source->address), "%s", settings.address);
         source->loaded = 1;
-    } else if (strcmp(source->address, settings.address) != 0) {
+    } else if (!loader->listen_count && strcmp(source->address, settings.address) != 0) {
         csgi_server_options quiet = settings.options;
         csgi_log__write(quiet.log, quiet.log_userdata, CSGI_LOG__WARN, CSGI_LOG__WARN,
                         "reload: the server now says %s; the workers keep the listeners of %s "
@@ -264,6 +264,12 @@ int csgi_loader_serve_app(csgi_loader *loader, const char *app_uri, const char *
     if (rc != 0)
         return rc;
     int built_in = !has || runner.r->server_runner == csgi_server__http_runner;
+    if (!built_in && loader->server_options.count) {
+        csgi_load_error__set(error, runner.context->file, runner.context->line,
+                             runner.context->section, loader->server_options.first->name,
+                             "given for egg:csgi#http, but this server has another runner");
+        return CSGI_EINVAL;
+    }
     csgi_server__http_settings settings;
     if (built_in && (rc = csgi_server__http_read(&settings, loader, &local, error)) != 0)
         return has ? runner_result(&runner, error, rc) : rc;
