@@ -188,8 +188,8 @@ static int file_load(void *state, void **out, csgi_server_options *options, csgi
         snprintf(source->address, sizeof(source->address), "%s", settings.address);
         source->loaded = 1;
     } else if (!loader->listen_count && strcmp(source->address, settings.address) != 0) {
-        csgi_server_options quiet = settings.options;
-        csgi_log__write(quiet.log, quiet.log_userdata, CSGI_LOG__WARN, CSGI_LOG__WARN,
+        csgi_log__write(settings.options.log, settings.options.log_userdata, CSGI_LOG__WARN,
+                        CSGI_LOG__WARN,
                         "reload: the server now says %s; the workers keep the listeners of %s "
                         "(a restart moves them)",
                         settings.address, source->address);
