@@ -1124,6 +1124,49 @@ START_TEST(graceful_stop_answers_pipelined_requests)
 }
 END_TEST
 
+START_TEST(graceful_stop_waits_for_a_first_request)
+{
+    /* A client that connected and has not sent its request yet (it may be
+       on its way: the handshake completes before the client writes) keeps
+       its connection through a stop, so a worker its master retires drops
+       nothing; its request is answered with Connection: close. An idle
+       keep-alive connection beside it is closed at once. */
+    server_start(&server, NULL);
+    int idle = client_connect(server.port);
+    test_response r;
+    get(idle, "/hello", &r);
+    response_free(&r);
+    int fresh = client_connect(server.port);
+    ck_assert(wait_connections(&server, 2, 2000));
+    csgi_http__engine_stop(server.engine, 5000);
+    ck_assert(client_closed(idle, 2000));
+    close(idle);
+    usleep(50000);
+    ck_assert_int_eq(client_send_str(fresh, "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fresh, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?1 host=a");
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fresh, 2000));
+    close(fresh);
+    ck_assert(wait_connections(&server, 0, 2000));
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 2);
+
+    /* One that never sends is cut when the grace period ends. */
+    server_start(&server, NULL);
+    int silent = client_connect(server.port);
+    ck_assert(wait_connections(&server, 1, 2000));
+    long start = now_ms();
+    server_stop(&server, 300);
+    long elapsed = now_ms() - start;
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert(client_closed(silent, 1000));
+    close(silent);
+}
+END_TEST
+
 /* ---- The connection limit -------------------------------------------------- */
 
 START_TEST(limit_closes_the_connection_idle_longest)
@@ -1723,6 +1766,7 @@ int main(void)
     tcase_add_test(tc, stop_cuts_after_grace);
     tcase_add_test(tc, graceful_stop_answers_requests_already_sent);
     tcase_add_test(tc, graceful_stop_answers_pipelined_requests);
+    tcase_add_test(tc, graceful_stop_waits_for_a_first_request);
     tcase_add_test(tc, limit_closes_the_connection_idle_longest);
     tcase_add_test(tc, limit_refuses_at_once_when_nothing_is_idle);
     tcase_add_test(tc, limit_never_closes_a_connection_with_a_request_waiting);

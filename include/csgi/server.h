@@ -5,7 +5,11 @@
  * csgi_serve() is Paste's httpserver.serve: one call that serves an
  * application until SIGINT or SIGTERM. The server object is for C services
  * that embed csgi: options, several listeners, threads, its own event loop
- * or the host's, graceful stop.
+ * or the host's, graceful stop, and worker processes (the `workers`
+ * option): a master that binds the listeners once and keeps N worker
+ * processes serving on them, replaces those that die, reloads on SIGHUP
+ * and recycles workers after max_requests (docs/architecture.md, "Worker
+ * processes").
  */
 #ifndef CSGI_SERVER_H
 #define CSGI_SERVER_H
@@ -13,6 +17,7 @@
 #include "app.h"
 #include "common.h"
 #include "errors.h"
+#include "loader.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +43,7 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 4
+#define CSGI_SERVER_OPTIONS_VERSION 5
 
 /** csgi_server_options.body_min_rate: no minimum rate (body_timeout_ms
     then counts between reads, as nginx's client_body_timeout). */
@@ -85,9 +90,19 @@ typedef struct csgi_server_options {
     void *error_render_userdata;       /**< passed to error_render (borrowed: it must outlive
                                             the server) */
 
+    unsigned workers;             /**< worker processes: 0 = serve in this process (version 4);
+                                       N: csgi_server_run_until_signal() is the master of N
+                                       workers, each with `threads` loops: 0 */
+    unsigned max_requests;        /**< with workers: a worker that has received this many
+                                       requests is replaced (a new one first, then it stops
+                                       gracefully): 0 = never */
+    unsigned max_requests_jitter; /**< with max_requests: each worker's limit is raised by a
+                                       random 0 to this many, so workers do not all recycle at
+                                       once: 0 */
+
     unsigned body_min_rate; /**< bytes per second a client must keep up, on average, while
                                  the server waits for its body, after an allowance of
-                                 body_timeout_ms; slower, it gets 408 (version 4): 500;
+                                 body_timeout_ms; slower, it gets 408 (version 5): 500;
                                  CSGI_SERVER_NO_MIN_RATE = none */
 } csgi_server_options;
 
@@ -95,7 +110,7 @@ typedef struct csgi_server_options {
 #define CSGI_SERVER_OPTIONS_INIT                                                                 \
     {                                                                                            \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
-            NULL, NULL, 0                                                                        \
+            NULL, NULL, 0, 0, 0, 0                                                               \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
@@ -104,16 +119,94 @@ CSGI_EXTERN void csgi_server_options_init(csgi_server_options *options);
 /**
  * Create a server for an application.
  *
+ * With options->workers N > 0, csgi_server_run_until_signal() forks N
+ * worker processes that serve app: it was built before the fork (what
+ * gunicorn calls preload), so SIGHUP starts new workers with the same
+ * application; csgi_server_new_source() builds it in each worker instead,
+ * and can load a new one on SIGHUP.
+ *
  * @param out     where to store the server
  * @param app     the application; takes the reference: freed with the server
  *                (also when this call fails)
  * @param options copied; NULL = defaults
  * @param base    an event loop the host program runs (borrowed; threads must
- *                be 1), or NULL for the server's own loops
+ *                be 1, workers 0), or NULL for the server's own loops
  * @return 0, CSGI_EINVAL (bad options), CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_server_new(csgi_server **out, csgi_app *app,
                                 const csgi_server_options *options, struct event_base *base);
+
+/**
+ * Where the worker processes of a server get their application: a
+ * configuration the master loads (at csgi_server_new_source(), then on each
+ * SIGHUP: a generation of workers), and from which each worker builds its
+ * application after the fork, so that nothing of it is shared between
+ * processes (database connections, random seeds, threads). A source that
+ * builds the application in load (preload) makes build return a new
+ * reference to it. The functions get the source's state first.
+ */
+typedef struct csgi_server_source_type {
+    const char *name; /**< what it loads, for log lines */
+
+    /**
+     * Load the configuration, in the master.
+     *
+     * @param out     set to the generation: what build needs (owned by the
+     *                source: the master hands it back to release)
+     * @param options on entry the options of the current generation (at
+     *                first those given to csgi_server_new_source()); load
+     *                may change any field, and the generation's workers run
+     *                with them. Strings it sets must stay valid until
+     *                release. The listeners are not options: a new
+     *                generation serves on the same sockets.
+     * @param error   filled when load fails
+     * @return 0, or an error: csgi_server_new_source() fails with it; on
+     *         SIGHUP the master logs it and the workers of the current
+     *         generation keep serving.
+     */
+    int (*load)(void *state, void **out, csgi_server_options *options, csgi_load_error *error);
+
+    /**
+     * Build the application of a generation: in each worker process after
+     * the fork (in the calling process when workers is 0).
+     *
+     * @param out        set to the application (a new reference)
+     * @param generation what load made (borrowed)
+     * @param error      filled when build fails; the worker sends it to the
+     *                   master, which logs it
+     * @return 0, or an error: the worker exits; on SIGHUP the master then
+     *         keeps the workers of the current generation serving.
+     */
+    int (*build)(void *state, csgi_app **out, void *generation, csgi_load_error *error);
+
+    /** Release a generation, in the master, once no worker of it lives.
+        May be NULL. */
+    void (*release)(void *state, void *generation);
+
+    /** Release the state (csgi_server_free()). May be NULL. */
+    void (*free)(void *state);
+} csgi_server_source_type;
+
+/**
+ * Create a server whose application comes from a source: load runs now
+ * (its errors show before anything listens); with options->workers N > 0
+ * (after load), csgi_server_run_until_signal() is the master of N worker
+ * processes, each building the application with build after the fork, and
+ * SIGHUP loads a new generation; with 0, build runs now and the server
+ * serves in this process, as csgi_server_new() does.
+ *
+ * @param out     where to store the server
+ * @param type    borrowed: it must outlive the server
+ * @param state   taken: type->free(state) runs with csgi_server_free(), or
+ *                before this returns when it fails
+ * @param options copied (the options load starts from); NULL = defaults
+ * @param error   filled when load or build fails; NULL allowed
+ * @return 0, CSGI_EINVAL (bad options, NULL type), CSGI_ENOMEM, or what
+ *         load or build returned.
+ */
+CSGI_EXTERN int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *type,
+                                       void *state, const csgi_server_options *options,
+                                       csgi_load_error *error);
 
 /**
  * Listen on an address, now (so errors show before serving starts).
@@ -129,19 +222,22 @@ CSGI_EXTERN int csgi_server_listen(csgi_server *server, const char *address);
     Unix socket, -1 for no such listener. */
 CSGI_EXTERN int csgi_server_port(const csgi_server *server, size_t index);
 
-/** Start accepting (and start the threads). Returns 0 or an error. */
+/** Start accepting (and start the threads). Returns 0 or an error;
+    CSGI_ESTATE with workers (csgi_server_run_until_signal() starts them). */
 CSGI_EXTERN int csgi_server_start(csgi_server *server);
 
 /** Run the server's own first loop in this thread until it stops. Returns 0,
-    or CSGI_ESTATE when the server runs on the host's loop. */
+    or CSGI_ESTATE when the server runs on the host's loop or has workers. */
 CSGI_EXTERN int csgi_server_run(csgi_server *server);
 
 /**
- * Stop gracefully: stop accepting, close idle connections, and answer the
- * requests already sent (in progress, pipelined, or waiting unread in a
- * connection's socket), the last one on each connection with
+ * Stop gracefully: stop accepting, close idle keep-alive connections, and
+ * answer the requests already sent (in progress, pipelined, or waiting
+ * unread in a connection's socket) and the first request of a connection
+ * that has not sent one yet, the last one on each connection with
  * Connection: close; after grace_ms, cut what is left. Safe from any
- * thread and from a signal handler.
+ * thread and from a signal handler. With workers, the master stops as on
+ * SIGTERM (each worker stops so for its grace_timeout_ms).
  */
 CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
 
@@ -154,9 +250,24 @@ CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
  * signal handlers are back when it returns. The one way csgi serves until a
  * signal: csgi_serve(), the INI server egg:csgi#http and csgi-serve use it.
  *
+ * With workers, this process is their master until it stops: it forks
+ * them (it must be single-threaded then, as fork(2) requires of a process
+ * whose children go on running; csgi starts no thread in a master), keeps
+ * their number, replaces a worker that dies, and answers the signals
+ * docs/config.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
+ * reload (a new generation of workers; the old ones stop once the new
+ * ones accept), TTIN and TTOU one worker more or less. Worker processes
+ * never return from this call: each frees what it made, flushes standard
+ * I/O and ends with _exit(2), so that atexit handlers, registered for the
+ * master (removing a pid file...), run in the master only.
+ *
  * @param server the server (borrowed), listening already
  * @return 0 after a signal stopped it; CSGI_ESTATE for a server on the
- *         host's loop; the errors of csgi_server_start().
+ *         host's loop, or a master already running in this process;
+ *         CSGI_EWORKERS when workers kept dying right after they started
+ *         (or could not build their application at start: the log says
+ *         why); CSGI_ESYSTEM when fork or pipe fail; the errors of
+ *         csgi_server_start().
  */
 CSGI_EXTERN int csgi_server_run_until_signal(csgi_server *server);
 

@@ -681,7 +681,14 @@ static void conn_run(csgi_http__conn *conn)
                 return;
             }
             if (!conn->in || evbuffer_get_length(conn->in) == 0) {
-                if (conn->peer_eof || conn->loop->stopping) {
+                /* A stopping loop keeps a connection that has not sent its
+                   first request yet: its client connected to send one,
+                   which may be on its way, and a worker retired by its
+                   master (reload, max_requests) must not drop it. It is
+                   answered with Connection: close, or cut when the grace
+                   period ends. A keep-alive connection has had its
+                   requests: closed unless the next one is in the socket. */
+                if (conn->peer_eof || (conn->loop->stopping && conn->requests)) {
                     int r = conn->peer_eof ? 0 : stop_read(conn, stop_reads++);
                     if (r > 0)
                         continue;
@@ -946,7 +953,8 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
         } else if (conn->state == ST_HEAD && (!conn->in || evbuffer_get_length(conn->in) == 0)) {
             /* Idle, as far as the loop knows: conn_run reads the socket
                once (loop->stopping), answers a request found there and
-               closes a connection that has none. It changes no other
+               closes a connection that has none, unless it has not sent
+               its first request yet (see conn_run). It changes no other
                connection, so next stays valid. */
             conn_run(conn);
         }

@@ -47,7 +47,14 @@ struct csgi_http__listener {
     struct sockaddr_un unix_addr; /* Unix socket path */
     evutil_socket_t fd;           /* loop 0's socket */
     int port;
-    _Atomic unsigned full_loops; /* Unix: loops that leave it to the others (engine.c) */
+    /* Adopted (csgi_http__engine_adopt): another process owns the socket,
+       so every loop shares this one (no SO_REUSEPORT socket of its own,
+       whose queued connections would die with this process) and the Unix
+       socket's file is not removed. */
+    int adopted;
+    /* Shared by the loops (Unix, adopted): loops that leave it to the
+       others while full (engine.c, on_accept). */
+    _Atomic unsigned full_loops;
 };
 
 /* One loop's socket for one listener. */
@@ -230,9 +237,10 @@ static inline void csgi_http__list_init(csgi_http__link *head)
 }
 void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
                             socklen_t peer_len, const csgi_http__listener *listener);
-/* Stopping (force 0): close the connections that have no request (read
-   first: one may wait in the socket) and let the others finish what they
-   received. force: close every connection now. */
+/* Stopping (force 0): close the keep-alive connections that have no
+   request (read first: one may wait in the socket), keep those that have
+   not sent their first one, and let the others finish what they received.
+   force: close every connection now. */
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
 /* 1 when the next request's bytes have arrived (read, or waiting in the
    socket): while the loop stops, a response keeps the connection only then. */
