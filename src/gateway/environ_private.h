@@ -97,6 +97,12 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 /* The pointer of a key holding the given kind, else NULL. */
 void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
+/* csgi_environ_get_n() without building the environ: the string value of a
+   key that something set (middleware builds the environ when it sets a
+   key), NULL when the environ was never built. The access log reads
+   REMOTE_USER this way, for the price of a test when nobody looked. */
+const char *csgi_environ__peek_n(csgi_environ *environ, const char *key, size_t *len);
+
 /* The source's owner: the driver of the request (csgi_body_resume,
    csgi_environ_event_base). */
 void *csgi_environ__owner(csgi_environ *environ);

@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "common/log.h"
 #include "gateway/server_private.h"
+#include "http/access_log.h"
 #include "http/engine.h"
 #include "loader/loader_private.h"
 
@@ -24,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 _Static_assert((int)CSGI_LOG_ERROR == (int)CSGI_LOG__ERROR &&
                    (int)CSGI_LOG_DEBUG == (int)CSGI_LOG__DEBUG,
@@ -35,6 +37,7 @@ _Static_assert((int)CSGI_LOG_ERROR == (int)CSGI_LOG__ERROR &&
 struct csgi_server {
     csgi_http__engine *engine;
     csgi_gateway gateway;
+    csgi_access_log *access_log; /* NULL without one; outlives the engine */
     csgi_app *app;
     unsigned grace_ms;
     int host_base; /* runs on the host's event loop */
@@ -58,10 +61,16 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     *grace_ms = DEFAULT_GRACE_MS;
     if (!in)
         return 0;
-    /* Version 1 had no grace_timeout_ms, version 2 no error_render: never
-       read past the end of an older struct. */
+    /* Version 1 had no grace_timeout_ms, version 2 no error_render,
+       version 3 no log_level and access log: never read past the end of an
+       older struct. */
     if (!csgi_options__version_ok(in->version, CSGI_SERVER_OPTIONS_VERSION))
         return CSGI_EINVAL;
+    if (in->version >= 4) {
+        if (in->log_level < CSGI_LOG__ERROR || in->log_level > CSGI_LOG__DEBUG)
+            return CSGI_EINVAL;
+        out->log_level = in->log_level;
+    }
 #define TAKE(field, target) \
     if (in->field)          \
     out->target = in->field
@@ -80,7 +89,7 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
 #undef TAKE
     if (in->max_body)
         out->max_body = in->max_body == UINT64_MAX ? 0 : in->max_body;
-    if (in->verbose)
+    if (in->verbose && out->log_level < CSGI_LOG__INFO) /* verbose: info at least */
         out->log_level = CSGI_LOG__INFO;
     if (in->log) {
         out->log = in->log;
@@ -95,19 +104,49 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
     return 0;
 }
 
-int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
-                    struct event_base *base)
+/* The access log the options ask for, or none (*out NULL). why: what was
+   wrong. */
+static int make_access_log(const csgi_server_options *in, const csgi_http__options *engine_opts,
+                           csgi_access_log **out, char *why, size_t why_size)
 {
+    *out = NULL;
+    if (!in || in->version < 4 || !in->access_log || !in->access_log[0])
+        return 0;
+    csgi_access_log__config config = {
+        .destination = in->access_log,
+        .format = in->access_log_format,
+        .buffer = in->access_log_buffer,
+        .flush_ms = in->access_log_flush_ms,
+        .threads = (int)engine_opts->threads,
+        .error_log = engine_opts->log,
+        .error_userdata = engine_opts->log_userdata,
+        .error_level = engine_opts->log_level,
+    };
+    return csgi_access_log__new(out, &config, why, why_size);
+}
+
+/* csgi_server_new, telling the caller what was wrong with the access log
+   in why ("" when it was something else). */
+static int server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
+                      struct event_base *base, char *why, size_t why_size)
+{
+    why[0] = '\0';
     if (out)
         *out = NULL;
     csgi_http__options engine_opts;
     unsigned grace_ms = 0;
+    csgi_access_log *access_log = NULL;
     int err = out && app ? engine_options(options, &engine_opts, &grace_ms) : CSGI_EINVAL;
+    if (!err)
+        err = make_access_log(options, &engine_opts, &access_log, why, why_size);
     csgi_server *server = err ? NULL : csgi__calloc(1, sizeof(*server));
     if (!server) {
+        csgi_access_log__free(access_log);
         csgi_app_free(app);
         return err ? err : CSGI_ENOMEM;
     }
+    engine_opts.access_log = access_log;
+    server->access_log = access_log;
     server->app = app;
     server->grace_ms = grace_ms;
     server->host_base = base != NULL;
@@ -119,12 +158,37 @@ int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options 
     csgi_http__handler handler = {csgi_gateway__on_request, &server->gateway};
     err = csgi_http__engine_new(&server->engine, &engine_opts, &handler, base);
     if (err) {
+        csgi_access_log__free(access_log);
         csgi_app_free(app);
         csgi__free(server);
         return err;
     }
     *out = server;
     return 0;
+}
+
+int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
+                    struct event_base *base)
+{
+    char why[256];
+    int err = server_new(out, app, options, base, why, sizeof(why));
+    if (err && why[0]) {
+        csgi_log__fn log = options && options->log ? options->log : csgi_log__stderr;
+        csgi_log__write(log, options ? options->log_userdata : NULL, CSGI_LOG__ERROR,
+                        CSGI_LOG__ERROR, "access log: %s", why);
+    }
+    return err;
+}
+
+csgi_access_log *csgi_server__access_log(csgi_server *server)
+{
+    return server->access_log;
+}
+
+void csgi_server_reopen_logs(csgi_server *server)
+{
+    if (server)
+        csgi_access_log__reopen(server->access_log);
 }
 
 /* Remember an address listened on, for the "serving on" lines. */
@@ -166,7 +230,12 @@ int csgi_server_start(csgi_server *server)
 
 int csgi_server_run(csgi_server *server)
 {
-    return server ? csgi_http__engine_run(server->engine) : CSGI_EINVAL;
+    if (!server)
+        return CSGI_EINVAL;
+    int err = csgi_http__engine_run(server->engine);
+    /* Every loop has ended: the lines of the last requests go out now. */
+    csgi_access_log__flush(server->access_log);
+    return err;
 }
 
 void csgi_server_stop(csgi_server *server, unsigned grace_ms)
@@ -179,7 +248,8 @@ void csgi_server_free(csgi_server *server)
 {
     if (!server)
         return;
-    csgi_http__engine_free(server->engine); /* ends every request first */
+    csgi_http__engine_free(server->engine);    /* ends every request first */
+    csgi_access_log__free(server->access_log); /* after their lines */
     csgi_app_free(server->app);
     for (size_t i = 0; i < server->address_count; i++)
         csgi__free(server->addresses[i]);
@@ -212,6 +282,18 @@ static void on_signal(evutil_socket_t signal_number, short what, void *arg)
     csgi_server_stop(server, server->grace_ms);
 }
 
+/* SIGUSR1 (logrotate's postrotate): reopen the log files, now, in the loop
+   (the flush does what csgi_server_reopen_logs asked for). */
+static void on_reopen_signal(evutil_socket_t signal_number, short what, void *arg)
+{
+    (void)what;
+    csgi_server *server = arg;
+    server_log(server, CSGI_LOG_INFO, "signal %d (%s), reopening the log files", (int)signal_number,
+               strsignal((int)signal_number));
+    csgi_server_reopen_logs(server);
+    csgi_access_log__flush(server->access_log);
+}
+
 /* "serving on http://HOST:PORT/" (the real port) or "serving on unix:/path". */
 static void print_listeners(const csgi_server *server)
 {
@@ -242,7 +324,10 @@ int csgi_server_run_until_signal(csgi_server *server)
     struct event_base *base = csgi_http__engine_base(server->engine);
     struct event *stop_int = evsignal_new(base, SIGINT, on_signal, server);
     struct event *stop_term = evsignal_new(base, SIGTERM, on_signal, server);
+    struct event *reopen = evsignal_new(base, SIGUSR1, on_reopen_signal, server);
     if (!stop_int || !stop_term || evsignal_add(stop_int, NULL) || evsignal_add(stop_term, NULL))
+        err = CSGI_ESYSTEM;
+    else if (!reopen || evsignal_add(reopen, NULL))
         err = CSGI_ESYSTEM;
     else
         err = csgi_server_run(server);
@@ -250,6 +335,8 @@ int csgi_server_run_until_signal(csgi_server *server)
         event_free(stop_int);
     if (stop_term)
         event_free(stop_term);
+    if (reopen)
+        event_free(reopen);
     return err;
 }
 
