@@ -843,6 +843,173 @@ START_TEST(stderr_line_names_the_pid)
 }
 END_TEST
 
+/* ---- The INI keys --------------------------------------------------------------------------- */
+
+static const char server_ini[] = "[app:main]\n"
+                                 "use = egg:Test#logged\n"
+                                 "\n"
+                                 "[server:main]\n"
+                                 "use = egg:csgi#http\n"
+                                 "log_level = debug\n"
+                                 "access_log = %(here)s/ini-access.log\n"
+                                 "access_log_format = %%h %%>s\n" /* %% is %: INI interpolation */
+                                 "access_log_buffer = 4096\n"
+                                 "access_log_flush = 2\n"
+                                 "\n"
+                                 "[server:level]\n"
+                                 "use = egg:csgi#http\n"
+                                 "log_level = loud\n"
+                                 "\n"
+                                 "[server:format]\n"
+                                 "use = egg:csgi#http\n"
+                                 "access_log = -\n"
+                                 "access_log_format = %%h %%y\n"
+                                 "\n"
+                                 "[server:gunicorn]\n"
+                                 "use = egg:csgi#http\n"
+                                 "accesslog = -\n"
+                                 "\n"
+                                 "[server:facility]\n"
+                                 "use = egg:csgi#http\n"
+                                 "access_log = syslog:local9\n"
+                                 "\n"
+                                 "[server:flush]\n"
+                                 "use = egg:csgi#http\n"
+                                 "access_log_flush = 0\n"
+                                 "\n"
+                                 "[server:unopenable]\n"
+                                 "use = egg:csgi#http\n"
+                                 "port = 0\n"
+                                 "access_log = /nonexistent-csgi-dir/access.log\n";
+
+static int logged_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)loader;
+    (void)global_conf;
+    (void)local_conf;
+    (void)error;
+    return csgi_app_new(out, &test_type, NULL);
+}
+
+START_TEST(ini_keys_checked)
+{
+    csgi_loader *loader = NULL;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#logged", CSGI_FACTORY_APP, logged_factory), 0);
+    const char *path = test_write_file("logs.ini", server_ini);
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_check_server(loader, path, &error), 0);
+    static const struct {
+        const char *name, *text;
+    } bad[] = {
+        {"level", "logs.ini:14: [server:level] log_level: 'loud' is not a log level (error, "
+                  "warning, info, debug)"},
+        {"format", "logs.ini:19: [server:format] access_log_format: unknown directive %y at "
+                   "byte 3"},
+        {"gunicorn", "logs.ini:23: [server:gunicorn] accesslog: unknown key for egg:csgi#http "
+                     "(it is access_log)"},
+        {"facility", "logs.ini:27: [server:facility] access_log: 'local9' is not a syslog "
+                     "facility"},
+        {"flush", "logs.ini:31: [server:flush] access_log_flush: 0 is out of range (1 to 3600)"},
+    };
+    char uri[4200], message[2048];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(uri, sizeof(uri), "%s#%s", path, bad[i].name);
+        ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), CSGI_EINVAL);
+        csgi_load_error_format(&error, message, sizeof(message));
+        ck_assert_msg(strstr(message, bad[i].text) != NULL, "%s", message);
+    }
+    /* The file is opened when serving: its error is at the key. */
+    snprintf(uri, sizeof(uri), "%s#unopenable", path);
+    ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), 0);
+    csgi_app *app = test_load(loader, path);
+    ck_assert_int_eq(csgi_loader_serve(loader, uri, app, &error), CSGI_ENOTFOUND);
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(strstr(message, "logs.ini:36: [server:unopenable] access_log: cannot open "
+                                  "'/nonexistent-csgi-dir/access.log': No such file") != NULL,
+                  "%s", message);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* Serving the [server:main] above on a Unix socket: a request, then
+   SIGTERM; the line is in the file the key names, in the key's format. */
+typedef struct ini_client {
+    pthread_t thread;
+    char socket_path[100];
+    char response[4096];
+    volatile int stopped;
+} ini_client;
+
+static void ignore_signal(int signal_number)
+{
+    (void)signal_number;
+}
+
+static void *ini_client_run(void *arg)
+{
+    ini_client *c = arg;
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    snprintf(address.sun_path, sizeof(address.sun_path), "%s", c->socket_path);
+    static const char request[] = "GET /ini HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for (int attempt = 0; attempt < 500; attempt++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) {
+            if (write(fd, request, strlen(request)) == (ssize_t)strlen(request)) {
+                size_t len = 0;
+                ssize_t n;
+                while (len + 1 < sizeof(c->response) &&
+                       (n = read(fd, c->response + len, sizeof(c->response) - 1 - len)) > 0)
+                    len += (size_t)n;
+            }
+            close(fd);
+            break;
+        }
+        if (fd >= 0)
+            close(fd);
+        usleep(10000);
+    }
+    while (!c->stopped) {
+        kill(getpid(), SIGTERM);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+START_TEST(ini_keys_serve)
+{
+    csgi_loader *loader = NULL;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#logged", CSGI_FACTORY_APP, logged_factory), 0);
+    const char *path = test_write_file("logs.ini", server_ini);
+    ini_client c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.socket_path, sizeof(c.socket_path), "%s", test_tmp_path("logs.sock"));
+    char listen_address[256];
+    snprintf(listen_address, sizeof(listen_address), "unix:%s", c.socket_path);
+    const char *listen[] = {listen_address};
+    ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = ignore_signal; /* a signal before the server listens for it */
+    sigemptyset(&action.sa_mask);
+    ck_assert_int_eq(sigaction(SIGTERM, &action, NULL), 0);
+    csgi_app *app = test_load(loader, path);
+    ck_assert_int_eq(pthread_create(&c.thread, NULL, ini_client_run, &c), 0);
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_loader_serve(loader, path, app, &error), 0);
+    c.stopped = 1;
+    pthread_join(c.thread, NULL);
+    csgi_loader_free(loader);
+    ck_assert_ptr_nonnull(strstr(c.response, "HTTP/1.1 200 OK\r\n"));
+    /* access_log_format = %h %>s; a Unix socket's client is "unix:" */
+    ck_assert_str_eq(file_text(test_tmp_path("ini-access.log")), "unix: 200\n");
+}
+END_TEST
+
 static Suite *accesslog_suite(void)
 {
     Suite *suite = suite_create("accesslog");
@@ -875,6 +1042,11 @@ static Suite *accesslog_suite(void)
     tcase_add_test(levels, stderr_line_names_the_pid);
     suite_add_tcase(suite, levels);
 
+    TCase *ini = tcase_create("ini");
+    tcase_set_timeout(ini, 30);
+    tcase_add_test(ini, ini_keys_checked);
+    tcase_add_test(ini, ini_keys_serve);
+    suite_add_tcase(suite, ini);
     return suite;
 }
 

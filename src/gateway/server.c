@@ -366,7 +366,15 @@ int csgi_serve(csgi_app *app, const char *host, int port)
 
 /* The keys of a [server:] section using egg:csgi#http. Numbers are checked
    within [min, max] and multiplied by scale (seconds to milliseconds). */
-typedef enum key_type { KEY_TEXT, KEY_BOOL, KEY_NUMBER, KEY_ERROR_FORMAT } key_type;
+typedef enum key_type {
+    KEY_TEXT,
+    KEY_BOOL,
+    KEY_NUMBER,
+    KEY_ERROR_FORMAT,
+    KEY_LOG_LEVEL,
+    KEY_ACCESS_LOG,
+    KEY_ACCESS_LOG_FORMAT
+} key_type;
 
 static const struct server_key {
     const char *name;
@@ -387,7 +395,33 @@ static const struct server_key {
     {"server_header", KEY_TEXT, 0, 0, 0},
     {"verbose", KEY_BOOL, 0, 0, 0},
     {"error_format", KEY_ERROR_FORMAT, 0, 0, 0},
+    {"log_level", KEY_LOG_LEVEL, 0, 0, 0},
+    {"access_log", KEY_ACCESS_LOG, 0, 0, 0},
+    {"access_log_format", KEY_ACCESS_LOG_FORMAT, 0, 0, 0},
+    {"access_log_buffer", KEY_NUMBER, 1, 64 * 1024 * 1024, 1},
+    {"access_log_flush", KEY_NUMBER, 1, 3600, 1000},
 };
+
+/* Names other servers use for the same keys, to point at ours. */
+static const struct {
+    const char *theirs, *ours;
+} other_names[] = {
+    {"accesslog", "access_log"},               /* gunicorn */
+    {"access_logfile", "access_log"},          /* gunicorn's --access-logfile */
+    {"loglevel", "log_level"},                 /* gunicorn */
+    {"log_format", "access_log_format"},       /* nginx */
+    {"access_logformat", "access_log_format"}, /* a slip */
+};
+
+/* The log levels by name (nginx says warn, gunicorn warning). */
+static int log_level_named(const char *name)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return i;
+    return strcasecmp(name, "warn") == 0 ? CSGI_LOG__WARN : -1;
+}
 
 #define SERVER_KEY_COUNT (sizeof(server_keys) / sizeof(server_keys[0]))
 
@@ -412,11 +446,20 @@ static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *e
     for (size_t i = 0; csgi_conf_entry(conf, i, &name, &value); i++) {
         int k = key_index(name);
         if (k < 0) {
+            for (size_t n = 0; n < sizeof(other_names) / sizeof(other_names[0]); n++) {
+                if (strcmp(name, other_names[n].theirs) == 0) {
+                    csgi_conf_error(conf, name, error, "unknown key for egg:csgi#http (it is %s)",
+                                    other_names[n].ours);
+                    return CSGI_EINVAL;
+                }
+            }
             csgi_conf_error(conf, name, error,
                             "unknown key for egg:csgi#http (known: host, port, threads, "
                             "max_connections, max_body, header_timeout, body_timeout, "
                             "keepalive_timeout, send_timeout, grace_timeout, "
-                            "max_keepalive_requests, server_header, verbose, error_format)");
+                            "max_keepalive_requests, server_header, verbose, error_format, "
+                            "log_level, access_log, access_log_format, access_log_buffer, "
+                            "access_log_flush)");
             return CSGI_EINVAL;
         }
         const struct server_key *key = &server_keys[k];
@@ -438,6 +481,23 @@ static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *e
             csgi_conf_error(conf, name, error, "'%s' is not an error format (%s)", value,
                             CSGI_ERROR_PAGE__NAMES);
             rc = CSGI_EINVAL;
+        } else if (key->type == KEY_LOG_LEVEL) {
+            number = log_level_named(value);
+            if (number < 0) {
+                csgi_conf_error(conf, name, error,
+                                "'%s' is not a log level (error, warning, info, debug)", value);
+                rc = CSGI_EINVAL;
+            }
+        } else if (key->type == KEY_ACCESS_LOG || key->type == KEY_ACCESS_LOG_FORMAT) {
+            char why[200];
+            /* An empty access_log is no access log. */
+            if (key->type == KEY_ACCESS_LOG_FORMAT
+                    ? csgi_access_log__check_format(value, why, sizeof(why)) != 0
+                    : value[0] &&
+                          csgi_access_log__check_destination(value, why, sizeof(why)) != 0) {
+                csgi_conf_error(conf, name, error, "%s", why);
+                rc = CSGI_EINVAL;
+            }
         }
         if (rc != 0)
             return rc;
@@ -484,6 +544,11 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
     options.server_header = csgi_conf_get(local_conf, "server_header");
     options.verbose = (int)setting(&conf, "verbose", 0);
     options.error_render = csgi_error_page__named(csgi_conf_get(local_conf, "error_format"));
+    options.log_level = (int)setting(&conf, "log_level", CSGI_LOG__WARN);
+    options.access_log = csgi_conf_get(local_conf, "access_log");
+    options.access_log_format = csgi_conf_get(local_conf, "access_log_format");
+    options.access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
+    options.access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
 
     /* The addresses: csgi_loader_set_listen's, else host:port. */
     const char *host = csgi_conf_get(local_conf, "host");
@@ -502,10 +567,15 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
     }
 
     csgi_server *server = NULL;
-    rc = csgi_server_new(&server, app, &options, NULL);
+    char why[256];
+    rc = server_new(&server, app, &options, NULL, why, sizeof(why));
     if (rc != 0) {
-        csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot create the server: %s",
-                             csgi_strerror(rc));
+        /* The keys were checked: what is left is the access log's file. */
+        if (why[0])
+            csgi_conf_error(local_conf, "access_log", error, "%s", why);
+        else
+            csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot create the server: %s",
+                                 csgi_strerror(rc));
         return rc;
     }
     for (size_t i = 0; i < count && rc == 0; i++) {
