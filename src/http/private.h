@@ -189,12 +189,9 @@ struct csgi_http__request {
     int status;
     int done_error; /* error to report in on_done, 0 for success */
 
-    /* For the access log: bytes of the response (head included) that went
-       to the socket, where its body started in that count, and when the
-       head was read (set only with an access log). */
+    /* Bytes of the response (head included) that went to the socket, for
+       the access log. */
     uint64_t written;
-    uint64_t body_start;
-    struct timeval start;
 
     unsigned char body_state;     /* enum csgi_http__body_state */
     unsigned char body_waiting;   /* the consumer got EAGAIN: call on_body on news */
@@ -205,6 +202,11 @@ struct csgi_http__request {
     unsigned char want_writable;  /* call on_writable once output drains */
     unsigned char cut;            /* close the connection without more output */
     unsigned char done;           /* on_done has been called */
+
+    /* Set only with an access log (request_new does not clear them): where
+       the body started in written, and when the head was read. */
+    uint64_t body_start;
+    struct timeval start;
 };
 
 /* engine.c */
