@@ -20,6 +20,7 @@
 #include <check.h>
 #include <csgi.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <regex.h>
@@ -256,6 +257,158 @@ static void assert_matches(const char *line, const char *pattern)
     regfree(&re);
     ck_assert_msg(rc == 0, "'%s' does not match '%s'", line, pattern);
 }
+
+/* Two long texts are equal; else the message shows where they differ. */
+static void assert_same_text(const char *got, const char *expected)
+{
+    size_t at = 0;
+    while (got[at] && got[at] == expected[at])
+        at++;
+    size_t from = at > 60 ? at - 60 : 0;
+    ck_assert_msg(got[at] == expected[at], "differ at byte %zu: '%.120s' and '%.120s'", at,
+                  got + from, expected + from);
+}
+
+/* ---- The log object itself ------------------------------------------------------- */
+
+/* A log of the given format into the file name (in the test's directory). */
+static csgi_access_log *unit_log(const char *name, const char *format)
+{
+    csgi_access_log__config config = {
+        .destination = test_tmp_path(name),
+        .format = format,
+        .threads = 1,
+        .error_log = capture_log,
+    };
+    csgi_access_log *log = NULL;
+    char why[256];
+    ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
+    return log;
+}
+
+static void entry_for(csgi_access_log__entry *entry, const struct sockaddr *peer,
+                      const csgi_http__head *head, const char *line, size_t line_len)
+{
+    memset(entry, 0, sizeof(*entry));
+    entry->peer = peer;
+    entry->head = head;
+    entry->line = line;
+    entry->line_len = line_len;
+    entry->status = 200;
+    entry->body_bytes = 1234;
+    entry->start.tv_sec = 1700000000;
+}
+
+/* Every byte value, at every place of a word, with words around it: the
+   escaping is the byte-by-byte rule, whatever path the bytes take. */
+START_TEST(every_byte_escaped_as_the_rule_says)
+{
+    csgi_access_log *log = unit_log("bytes.log", "%r");
+    char expected[1 << 16];
+    size_t expected_len = 0;
+    for (int byte = 0; byte < 256; byte++) {
+        for (size_t len = 1; len <= 24; len += 3) {
+            char line[32];
+            memset(line, 'a', sizeof(line));
+            size_t at = (size_t)byte % len;
+            line[at] = (char)byte;
+            csgi_access_log__entry entry;
+            entry_for(&entry, NULL, NULL, line, len);
+            csgi_access_log__write(log, &entry);
+            for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)line[i];
+                if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+                    expected_len += (size_t)sprintf(expected + expected_len, "\\x%02X", c);
+                else
+                    expected[expected_len++] = (char)c;
+            }
+            expected[expected_len++] = '\n';
+        }
+    }
+    csgi_access_log__free(log);
+    expected[expected_len] = '\0';
+    assert_same_text(file_text(test_tmp_path("bytes.log")), expected);
+}
+END_TEST
+
+/* The combined format has a writer of its own: it must write what its
+   directives written out would, for every kind of client and request. */
+START_TEST(combined_writer_equals_its_directives)
+{
+    csgi_access_log *fast = unit_log("fast.log", "combined");
+    csgi_access_log *tokens =
+        unit_log("tokens.log", "%a %l %u %t \"%r\" %s %b \"%{referer}i\" \"%{USER-AGENT}i\"");
+    struct sockaddr_in in4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    struct sockaddr unix_peer = {.sa_family = AF_UNIX};
+    inet_pton(AF_INET, "10.0.255.7", &in4.sin_addr);
+    inet_pton(AF_INET6, "2001:db8::1", &in6.sin6_addr);
+    static char long_value[20000];
+    memset(long_value, 'v', sizeof(long_value) - 1);
+    csgi_http__header headers[] = {
+        {"Referer", 7, "http://r/\"quoted\"", 17},
+        {"user-agent", 10, "agent\x1b[1m", 9},
+        {"REFERER", 7, "second", 6},
+        {"X-Long", 6, long_value, sizeof(long_value) - 1},
+    };
+    csgi_http__head head;
+    memset(&head, 0, sizeof(head));
+    head.method = "GET /x HTTP/1.1";
+    head.method_len = 3;
+    head.headers = headers;
+    const struct sockaddr *peers[] = {(struct sockaddr *)&in4, (struct sockaddr *)&in6, &unix_peer,
+                                      NULL};
+    const struct {
+        size_t header_count;
+        const char *line;
+        size_t line_len;
+        int status;
+        uint64_t bytes;
+    } requests[] = {
+        {0, "GET /x HTTP/1.1", 15, 200, 11},
+        {2, "GET /x HTTP/1.1", 15, 404, 0},               /* both fields, escaped; no body: "-" */
+        {3, "GET /x HTTP/1.1", 15, 200, 12345},           /* Referer twice: joined */
+        {0, NULL, 0, 400, 16},                            /* refused before a line came */
+        {0, long_value, sizeof(long_value) - 1, 414, 17}, /* longer than a line: cut */
+        {4, long_value, 8000, 200, 1},                    /* the long field is not logged */
+        {0, "GET /\x7f\xff HTTP/1.1", 16, 1000, 99},      /* odd status, bytes to escape */
+    };
+    for (size_t p = 0; p < sizeof(peers) / sizeof(peers[0]); p++) {
+        for (size_t r = 0; r < sizeof(requests) / sizeof(requests[0]); r++) {
+            head.header_count = requests[r].header_count;
+            csgi_access_log__entry entry;
+            entry_for(&entry, peers[p], r == 3 ? NULL : &head, requests[r].line,
+                      requests[r].line_len);
+            entry.status = requests[r].status;
+            entry.body_bytes = requests[r].bytes;
+            entry.start.tv_sec += (time_t)r;
+            csgi_access_log__write(fast, &entry);
+            csgi_access_log__write(tokens, &entry);
+        }
+    }
+    csgi_access_log__free(fast);
+    csgi_access_log__free(tokens);
+    char *fast_text = strdup(file_text(test_tmp_path("fast.log")));
+    const char *tokens_text = file_text(test_tmp_path("tokens.log"));
+    ck_assert_uint_eq(count_lines(fast_text), 28);
+    assert_same_text(fast_text, tokens_text);
+    ck_assert_ptr_nonnull(strstr(fast_text, "\n10.0.255.7 - - ["));
+    ck_assert_ptr_nonnull(strstr(fast_text, "\n2001:db8::1 - - ["));
+    ck_assert_ptr_nonnull(strstr(fast_text, "\nunix: - - ["));
+    ck_assert_ptr_nonnull(
+        strstr(fast_text, "\"http://r/\\x22quoted\\x22, second\" \"agent\\x1B[1m\"\n"));
+    ck_assert_ptr_nonnull(strstr(fast_text, "\" 404 - \"http://r/\\x22quoted\\x22\""));
+    ck_assert_ptr_nonnull(strstr(fast_text, "\"GET /\\x7F\\xFF HTTP/1.1\" 1000 99 \"-\" \"-\"\n"));
+    /* every line shorter than the limit, the cut one included */
+    for (const char *line = fast_text; *line;) {
+        const char *nl = strchr(line, '\n');
+        ck_assert_ptr_nonnull(nl);
+        ck_assert_uint_lt((size_t)(nl - line), CSGI_ACCESS_LOG__LINE_MAX);
+        line = nl + 1;
+    }
+    free(fast_text);
+}
+END_TEST
 
 /* ---- The combined format ------------------------------------------------------------ */
 
@@ -1013,6 +1166,11 @@ END_TEST
 static Suite *accesslog_suite(void)
 {
     Suite *suite = suite_create("accesslog");
+
+    TCase *unit = tcase_create("unit");
+    tcase_add_test(unit, every_byte_escaped_as_the_rule_says);
+    tcase_add_test(unit, combined_writer_equals_its_directives);
+    suite_add_tcase(suite, unit);
 
     TCase *format = tcase_create("format");
     tcase_set_timeout(format, 30);

@@ -189,15 +189,13 @@ static const char *log_value(csgi_http__request *http, int kind, const char *nam
 {
     request *r = userdata;
     (void)http;
-    switch (kind) {
-    case CSGI_ACCESS_LOG__USER:
+    if (kind == CSGI_ACCESS_LOG__USER) /* the combined format's, for every request */
         return r->environ ? csgi_environ__peek_n(r->environ, name, len) : NULL;
-    case CSGI_ACCESS_LOG__ENVIRON:
+    if (kind == CSGI_ACCESS_LOG__ENVIRON)
         return r->environ ? csgi_environ_get_n(r->environ, name, len) : NULL;
-    case CSGI_ACCESS_LOG__RESPONSE:
+    if (kind == CSGI_ACCESS_LOG__RESPONSE)
         return r->driver.head_sent ? response_field(&r->driver.head, name, len) : NULL;
-    default: return NULL;
-    }
+    return NULL;
 }
 
 static const csgi_http__request_callbacks gateway_callbacks = {on_body, on_writable, on_done,

@@ -56,11 +56,14 @@ enum {
     CSGI_ACCESS_LOG__RESPONSE = 'o', /* a response header field */
 };
 
-/* A value of the request's application: kind as above, name NUL-terminated
-   (borrowed). Returns the value (borrowed for the call) with *len, or NULL
-   when there is none. */
-typedef const char *(*csgi_access_log__value_fn)(void *context, int kind, const char *name,
-                                                 size_t *len);
+struct csgi_http__request;
+
+/* A value the request's consumer knows (the engine's log_value callback,
+   http/engine.h): kind as above, name NUL-terminated (borrowed). Returns
+   the value (borrowed for the call) with *len, or NULL when there is
+   none. */
+typedef const char *(*csgi_access_log__value_fn)(struct csgi_http__request *req, int kind,
+                                                 const char *name, size_t *len, void *userdata);
 
 /* One request, as the engine saw it. Every pointer is borrowed for the call. */
 typedef struct csgi_access_log__entry {
@@ -74,7 +77,8 @@ typedef struct csgi_access_log__entry {
     struct timeval start;            /* when the head was read (wall clock) */
     uint64_t duration_us;            /* from start to the end of the response */
     csgi_access_log__value_fn value; /* NULL when there is no application */
-    void *value_context;
+    struct csgi_http__request *value_request;
+    void *value_userdata;
 } csgi_access_log__entry;
 
 /* How a log is made. Strings are copied. */

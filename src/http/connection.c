@@ -318,12 +318,6 @@ static void access_log_write(csgi_http__conn *conn, csgi_access_log__entry *entr
         csgi_http__loop_access_log_pending(loop);
 }
 
-static const char *access_log_value(void *context, int kind, const char *name, size_t *len)
-{
-    csgi_http__request *req = context;
-    return req->callbacks->log_value(req, kind, name, len, req->userdata);
-}
-
 /* The line of a request the consumer had, as it ends: its status (499, as
    nginx, when nothing was answered before the connection closed) and the
    bytes that reached the socket. Out of line: the request's path without
@@ -339,15 +333,14 @@ static __attribute__((noinline)) void log_request(csgi_http__conn *conn, csgi_ht
     entry.sent_bytes = req->written;
     entry.body_bytes = req->written > req->body_start ? req->written - req->body_start : 0;
     entry.start = req->start;
-    struct timeval now, taken;
+    struct timeval now;
     gettimeofday(&now, NULL);
-    entry.duration_us = 0;
-    if (evutil_timercmp(&now, &req->start, >)) {
-        evutil_timersub(&now, &req->start, &taken);
-        entry.duration_us = (uint64_t)taken.tv_sec * 1000000u + (uint64_t)taken.tv_usec;
-    }
-    entry.value = req->callbacks && req->callbacks->log_value ? access_log_value : NULL;
-    entry.value_context = req;
+    int64_t us = ((int64_t)now.tv_sec - req->start.tv_sec) * 1000000 +
+                 ((int64_t)now.tv_usec - req->start.tv_usec);
+    entry.duration_us = us > 0 ? (uint64_t)us : 0; /* the clock may step back */
+    entry.value = req->callbacks ? req->callbacks->log_value : NULL;
+    entry.value_request = req;
+    entry.value_userdata = req->userdata;
     access_log_write(conn, &entry);
 }
 
@@ -392,7 +385,8 @@ static void conn_refuse(csgi_http__conn *conn, int status, const char *why, cons
     gettimeofday(&entry.start, NULL);
     entry.duration_us = 0;
     entry.value = NULL;
-    entry.value_context = NULL;
+    entry.value_request = NULL;
+    entry.value_userdata = NULL;
     access_log_write(conn, &entry);
 }
 

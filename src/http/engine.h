@@ -176,8 +176,7 @@ typedef struct csgi_http__request_callbacks {
        the consumer knows, kind CSGI_ACCESS_LOG__USER, __ENVIRON or
        __RESPONSE (http/access_log.h), name NUL-terminated; the value with
        *len, borrowed until on_done returns, or NULL. */
-    const char *(*log_value)(csgi_http__request *req, int kind, const char *name, size_t *len,
-                             void *userdata);
+    csgi_access_log__value_fn log_value;
 } csgi_http__request_callbacks;
 
 /* Set (or replace) the request's callbacks; callbacks is borrowed and must

@@ -215,8 +215,11 @@ static int start_head(csgi_http__request *req, int status, const char *reason, s
     p = put(p, "\r\n", 2);
     vec.iov_len = (size_t)(p - (char *)vec.iov_base);
     evbuffer_commit_space(conn->out, &vec, 1);
-    if (options->access_log) /* the body starts after what is queued now */
-        req->body_start = req->written + evbuffer_get_length(conn->out);
+    /* For the access log: the body starts after what is queued now, which
+       is the head, after a "100 Continue" that may not be out yet. */
+    req->body_start = req->written + (req->continue_state == CSGI_HTTP__CONTINUE_SENT
+                                          ? evbuffer_get_length(conn->out)
+                                          : vec.iov_len);
 
     if (is_head)
         req->framing = FRAME_NONE;
