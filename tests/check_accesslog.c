@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1089,48 +1088,6 @@ END_TEST
 
 /* Serving the [server:main] above on a Unix socket: a request, then
    SIGTERM; the line is in the file the key names, in the key's format. */
-typedef struct ini_client {
-    pthread_t thread;
-    char socket_path[100];
-    char response[4096];
-    volatile int stopped;
-} ini_client;
-
-static void ignore_signal(int signal_number)
-{
-    (void)signal_number;
-}
-
-static void *ini_client_run(void *arg)
-{
-    ini_client *c = arg;
-    struct sockaddr_un address = {.sun_family = AF_UNIX};
-    snprintf(address.sun_path, sizeof(address.sun_path), "%s", c->socket_path);
-    static const char request[] = "GET /ini HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    for (int attempt = 0; attempt < 500; attempt++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) {
-            if (write(fd, request, strlen(request)) == (ssize_t)strlen(request)) {
-                size_t len = 0;
-                ssize_t n;
-                while (len + 1 < sizeof(c->response) &&
-                       (n = read(fd, c->response + len, sizeof(c->response) - 1 - len)) > 0)
-                    len += (size_t)n;
-            }
-            close(fd);
-            break;
-        }
-        if (fd >= 0)
-            close(fd);
-        usleep(10000);
-    }
-    while (!c->stopped) {
-        kill(getpid(), SIGTERM);
-        usleep(20000);
-    }
-    return NULL;
-}
-
 START_TEST(ini_keys_serve)
 {
     csgi_loader *loader = NULL;
@@ -1138,26 +1095,16 @@ START_TEST(ini_keys_serve)
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:Test#logged", CSGI_FACTORY_APP, logged_factory), 0);
     const char *path = test_write_file("logs.ini", server_ini);
-    ini_client c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.socket_path, sizeof(c.socket_path), "%s", test_tmp_path("logs.sock"));
-    char listen_address[256];
-    snprintf(listen_address, sizeof(listen_address), "unix:%s", c.socket_path);
-    const char *listen[] = {listen_address};
-    ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = ignore_signal; /* a signal before the server listens for it */
-    sigemptyset(&action.sa_mask);
-    ck_assert_int_eq(sigaction(SIGTERM, &action, NULL), 0);
     csgi_app *app = test_load(loader, path);
-    ck_assert_int_eq(pthread_create(&c.thread, NULL, ini_client_run, &c), 0);
+    char response[4096];
     csgi_load_error error;
-    ck_assert_int_eq(csgi_loader_serve(loader, path, app, &error), 0);
-    c.stopped = 1;
-    pthread_join(c.thread, NULL);
+    ck_assert_int_eq(test_serve_one_request(loader, path, app, test_tmp_path("logs.sock"),
+                                            "GET /ini HTTP/1.1\r\nHost: t\r\n"
+                                            "Connection: close\r\n\r\n",
+                                            response, sizeof(response), &error),
+                     0);
     csgi_loader_free(loader);
-    ck_assert_ptr_nonnull(strstr(c.response, "HTTP/1.1 200 OK\r\n"));
+    ck_assert_ptr_nonnull(strstr(response, "HTTP/1.1 200 OK\r\n"));
     /* access_log_format = %h %>s; a Unix socket's client is "unix:" */
     ck_assert_str_eq(file_text(test_tmp_path("ini-access.log")), "unix: 200\n");
 }
