@@ -409,6 +409,82 @@ START_TEST(combined_writer_equals_its_directives)
 }
 END_TEST
 
+/* Standard error and syslog take lines too; a write that fails is said
+   once (not once a line), and serving goes on. */
+START_TEST(other_destinations)
+{
+    csgi_access_log__entry entry;
+    entry_for(&entry, NULL, NULL, "GET / HTTP/1.1", 14);
+    csgi_access_log__config config = {
+        .format = "%r %>s", .threads = 1, .buffer = 1, .error_log = capture_log};
+    char why[256];
+    csgi_access_log *log = NULL;
+
+    const char *path = test_tmp_path("stderr.txt");
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    dup2(fileno(f), 2);
+    config.destination = "-";
+    ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
+    csgi_access_log__write(log, &entry);
+    csgi_access_log__free(log);
+    dup2(saved, 2);
+    close(saved);
+    fclose(f);
+    ck_assert_str_eq(file_text(path), "GET / HTTP/1.1 200\n");
+
+    config.destination = "syslog:local0"; /* whether a syslog daemon listens or not */
+    ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
+    for (int i = 0; i < 3; i++)
+        csgi_access_log__write(log, &entry);
+    ck_assert_uint_eq(csgi_access_log__writes(log), 3);
+    csgi_access_log__free(log);
+
+    captured_count = 0;
+    config.destination = "/dev/full";
+    ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
+    for (int i = 0; i < 3; i++)
+        csgi_access_log__write(log, &entry);
+    csgi_access_log__free(log);
+    ck_assert_int_eq(captured_level("access log /dev/full: write failed, lines lost: No space "
+                                    "left on device"),
+                     CSGI_LOG_ERROR);
+    ck_assert_int_eq(captured_count, 1);
+}
+END_TEST
+
+/* A file that cannot be opened again (its directory went): the lines keep
+   going to the old one, and the error says so. */
+START_TEST(failed_reopen_keeps_the_old_file)
+{
+    char dir[4200], moved[4200], path[4300];
+    snprintf(dir, sizeof(dir), "%s", test_tmp_path("logs"));
+    snprintf(moved, sizeof(moved), "%s", test_tmp_path("logs.old"));
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/access.log", dir);
+    csgi_access_log__config config = {
+        .destination = path, .format = "%r", .threads = 1, .error_log = capture_log};
+    csgi_access_log *log = NULL;
+    char why[256];
+    ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
+    csgi_access_log__entry entry;
+    entry_for(&entry, NULL, NULL, "first", 5);
+    csgi_access_log__write(log, &entry);
+    ck_assert_int_eq(rename(dir, moved), 0);
+    captured_count = 0;
+    csgi_access_log__reopen(log);
+    entry_for(&entry, NULL, NULL, "second", 6);
+    csgi_access_log__write(log, &entry);
+    csgi_access_log__free(log);
+    ck_assert_int_ge(captured_level("cannot reopen, still writing to the old file"),
+                     CSGI_LOG_ERROR);
+    snprintf(path, sizeof(path), "%s/access.log", moved);
+    ck_assert_str_eq(file_text(path), "first\nsecond\n");
+}
+END_TEST
+
 /* ---- The combined format ------------------------------------------------------------ */
 
 START_TEST(combined_line_field_by_field)
@@ -1117,6 +1193,8 @@ static Suite *accesslog_suite(void)
     TCase *unit = tcase_create("unit");
     tcase_add_test(unit, every_byte_escaped_as_the_rule_says);
     tcase_add_test(unit, combined_writer_equals_its_directives);
+    tcase_add_test(unit, other_destinations);
+    tcase_add_test(unit, failed_reopen_keeps_the_old_file);
     suite_add_tcase(suite, unit);
 
     TCase *format = tcase_create("format");
