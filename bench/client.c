@@ -6,6 +6,7 @@
 #include "client.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -50,6 +51,20 @@ size_t bench_request(char *buf, size_t size, const char *host, int port, const c
 {
     int n = snprintf(buf, size, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", path, host, port,
                      extra ? extra : "");
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+size_t bench_post_head(char *buf, size_t size, const char *host, int port, const char *path,
+                       const char *extra, const char *type, long long length)
+{
+    char framing[64];
+    if (length >= 0)
+        snprintf(framing, sizeof(framing), "Content-Length: %lld", length);
+    else
+        snprintf(framing, sizeof(framing), "Transfer-Encoding: chunked");
+    int n = snprintf(buf, size, "POST %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s%s%s\r\n\r\n", path, host,
+                     port, extra ? extra : "", type ? "Content-Type: " : "", type ? type : "",
+                     type ? "\r\n" : "", framing);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -108,6 +123,38 @@ ssize_t bench_response_length(const char *buf, size_t len, int *status, int *clo
         return -1;
     size_t total = head_len + (size_t)body;
     return len >= total ? (ssize_t)total : 0;
+}
+
+long bench_status_kb(int pid, const char *name)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long value = -1;
+    size_t len = strlen(name);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            value = strtol(line + len + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return value;
+}
+
+long bench_count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
 }
 
 double bench_now(void)

@@ -21,6 +21,14 @@ int bench_connect(const char *host, int port, int nonblock);
 size_t bench_request(char *buf, size_t size, const char *host, int port, const char *path,
                      const char *extra);
 
+/* Format the head of a POST request as bench_request formats its GET: the
+   extra header lines, "Content-Type: type" (type NULL: none), then
+   "Content-Length: length", or "Transfer-Encoding: chunked" when length is
+   negative. The body is the caller's to send. Returns the head's length, or
+   0 if buf is small. */
+size_t bench_post_head(char *buf, size_t size, const char *host, int port, const char *path,
+                       const char *extra, const char *type, long long length);
+
 /* Append "-H" header to *extra (a malloc'd string of "Name: value\r\n"
    lines, NULL at first), as wrk -H does. Returns 0, or -1 if header is not
    "Name: value" on one line or memory is exhausted. */
@@ -31,6 +39,15 @@ int bench_add_header(char **extra, const char *header);
    it is malformed or has no Content-Length. *status gets the status code,
    *closing 1 if the response says "Connection: close" (else 0). */
 ssize_t bench_response_length(const char *buf, size_t len, int *status, int *closing);
+
+/* The value in kB of "name:" in /proc/PID/status ("VmRSS", "RssAnon"), or
+   -1 if it cannot be read. */
+long bench_status_kb(int pid, const char *name);
+
+/* The number of entries in the directory path, "." and ".." left out (the
+   descriptors of a process in /proc/PID/fd, the files of a temporary
+   directory), or -1 if it cannot be read. */
+long bench_count_entries(const char *path);
 
 /* Monotonic time in seconds. */
 double bench_now(void);

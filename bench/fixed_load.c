@@ -1,15 +1,18 @@
 /*
- * Send an exact number of keep-alive GET requests, for the callgrind
- * measurement in bench/run.sh (wrk runs for a duration, not a count).
+ * Send an exact number of keep-alive requests (GET, or POST with -d), for
+ * the callgrind measurements in bench/run.sh (wrk runs for a duration, not
+ * a count).
  *
- *   fixed_load [-H "Name: value"]... [-s STATUS] [-b BODY] [-p PATH] PORT CONNECTIONS
- *              REQUESTS [TIMEOUT_SECONDS]
+ *   fixed_load [-H "Name: value"]... [-s STATUS] [-b BODY] [-p PATH] [-d DATA [-t TYPE]]
+ *              PORT CONNECTIONS REQUESTS [TIMEOUT_SECONDS]
  *
  * Opens CONNECTIONS connections to 127.0.0.1:PORT and spreads REQUESTS
  * over them; each connection sends its next request when the previous
  * response has arrived (sequential keep-alive, no pipelining), like wrk.
  * -H adds a header field to every request, as wrk -H does (repeatable);
- * -p requests PATH instead of "/".
+ * -p requests PATH instead of "/". -d sends POST requests with DATA as
+ * their body, framed by a Content-Length and written with the head in one
+ * write (bench/handler.sh); -t gives them "Content-Type: TYPE".
  * Every response must have status STATUS (default 200) and a
  * Content-Length, and with -b a body of exactly BODY. A connection the server closes ("Connection:
  * close", e.g. a keep-alive request limit) is reopened and counted. Exits 0 when all responses
@@ -142,9 +145,8 @@ static long on_readable(connection *c)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: fixed_load [-H \"Name: value\"]... [-s STATUS] [-b BODY] [-p PATH] PORT "
-            "CONNECTIONS REQUESTS [TIMEOUT_SECONDS]\n");
+    fprintf(stderr, "usage: fixed_load [-H \"Name: value\"]... [-s STATUS] [-b BODY] [-p PATH] "
+                    "[-d DATA [-t TYPE]] PORT CONNECTIONS REQUESTS [TIMEOUT_SECONDS]\n");
     return 2;
 }
 
@@ -152,12 +154,20 @@ int main(int argc, char **argv)
 {
     char *extra = NULL;
     int opt;
-    const char *path = "/";
-    while ((opt = getopt(argc, argv, "+H:s:b:p:")) != -1) {
+    const char *path = "/", *data = NULL, *type = NULL;
+    while ((opt = getopt(argc, argv, "+H:s:b:p:d:t:")) != -1) {
         if (opt == 'H' && bench_add_header(&extra, optarg) == 0)
             continue;
         if (opt == 'p') {
             path = optarg;
+            continue;
+        }
+        if (opt == 'd') {
+            data = optarg;
+            continue;
+        }
+        if (opt == 't') {
+            type = optarg;
             continue;
         }
         if (opt == 'b') {
@@ -172,7 +182,7 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (argc < 3)
+    if (argc < 3 || (type && !data))
         return usage();
     port = atoi(argv[0]);
     unsigned long count = strtoul(argv[1], NULL, 10);
@@ -184,7 +194,19 @@ int main(int argc, char **argv)
     }
     if (count > total)
         count = total;
-    request_len = bench_request(request, sizeof(request), host, port, path, extra);
+    if (data) {
+        size_t data_len = strlen(data);
+        request_len = bench_post_head(request, sizeof(request), host, port, path, extra, type,
+                                      (long long)data_len);
+        if (request_len && data_len < sizeof(request) - request_len) {
+            memcpy(request + request_len, data, data_len);
+            request_len += data_len;
+        } else {
+            request_len = 0;
+        }
+    } else {
+        request_len = bench_request(request, sizeof(request), host, port, path, extra);
+    }
     free(extra);
     if (request_len == 0) {
         fprintf(stderr, "fixed_load: the request does not fit in %zu bytes\n", sizeof(request));

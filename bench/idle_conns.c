@@ -1,7 +1,8 @@
 /*
- * Measure what an idle keep-alive connection costs a server in memory.
+ * Measure what an idle keep-alive connection, or a request waiting for
+ * the rest of its body, costs a server in memory.
  *
- *   idle_conns [-H "Name: value"]... PORT PID COUNT
+ *   idle_conns [-H "Name: value"]... [-b LENGTH:SENT] PORT PID COUNT
  *
  * -H adds a header field to every request, as wrk -H does. PID is the
  * server's process (its /proc/PID/status is read). First a few connections
@@ -12,6 +13,14 @@
  * RssAnon (anonymous memory: heap and mmap'd allocations, where connection
  * state lives) and VmRSS are read.
  *
+ * -b LENGTH:SENT measures requests in flight instead (bench/handler.sh):
+ * each of the COUNT connections sends a POST with "Content-Length: LENGTH"
+ * and only the first SENT bytes of its body (SENT < LENGTH, head and
+ * bytes in one write), then stays silent while the server waits for the
+ * rest. The warm-up requests send their whole bodies and read their
+ * answers. After the last reading every connection sends the rest of its
+ * body, and each must then be answered 200: the requests were alive.
+ *
  * Prints one line per step and a final line for bench/run.sh:
  *   idle_conns: count=N anon_per_conn=B rss_per_conn=B slope_per_conn=B fds=+N
  * where *_per_conn is (after - before) / COUNT and slope_per_conn the
@@ -21,7 +30,6 @@
  */
 #include "client.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,42 +45,19 @@
 
 static const char *host = "127.0.0.1";
 static int port;
-static char request[2048];
+/* The request: the GET, or with -b the POST's head and its whole body. */
+static char *request;
 static size_t request_len;
+/* With -b: the bytes a request in flight sends first (the rest later). */
+static size_t first_len;
+static int in_flight;
 
-/* The value in kB of "name:" in /proc/pid/status, or -1. */
-static long status_kb(int pid, const char *name)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long value = -1;
-    size_t len = strlen(name);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, name, len) == 0 && line[len] == ':') {
-            value = strtol(line + len + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return value;
-}
-
+/* The number of descriptors the process holds, or -1. */
 static long open_fds(int pid)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
+    return bench_count_entries(path);
 }
 
 static void settle(void)
@@ -81,10 +66,54 @@ static void settle(void)
     nanosleep(&ts, NULL);
 }
 
-/* Open n connections into fds[0..n), in batches: connect, send one request
-   on each, then read each response completely. Returns 0 or -1. */
-static int open_idle(int *fds, size_t n)
+static int write_all(int fd, const char *data, size_t len)
 {
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "idle_conns: write: %s\n", n < 0 ? strerror(errno) : "no progress");
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read connection i's complete response, which must be a keep-alive 200.
+   Returns 0 or -1. */
+static int read_response(int fd, size_t i)
+{
+    char buf[4096];
+    size_t used = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + used, sizeof(buf) - used);
+        if (r <= 0) {
+            fprintf(stderr, "idle_conns: connection %zu: %s\n", i,
+                    r < 0 ? strerror(errno) : "closed by the server");
+            return -1;
+        }
+        used += (size_t)r;
+        int status = 0, closing = 0;
+        ssize_t len = bench_response_length(buf, used, &status, &closing);
+        if (len < 0 || (len > 0 && (status != 200 || closing))) {
+            fprintf(stderr, "idle_conns: unexpected response (status %d%s)\n", status,
+                    closing ? ", closing" : "");
+            return -1;
+        }
+        if (len > 0)
+            return 0;
+    }
+}
+
+/* Open n connections into fds[0..n), in batches: connect, send one request
+   on each (only its first part when it stays in flight), then read each
+   response completely. Returns 0 or -1. */
+static int open_idle(int *fds, size_t n, int stay_in_flight)
+{
+    size_t len = stay_in_flight ? first_len : request_len;
     for (size_t first = 0; first < n; first += BATCH) {
         size_t last = first + BATCH < n ? first + BATCH : n;
         for (size_t i = first; i < last; i++) {
@@ -95,48 +124,57 @@ static int open_idle(int *fds, size_t n)
             }
             struct timeval tv = {10, 0};
             setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-            if (write(fds[i], request, request_len) != (ssize_t)request_len) {
-                fprintf(stderr, "idle_conns: write: %s\n", strerror(errno));
+            if (write_all(fds[i], request, len) != 0)
                 return -1;
-            }
         }
-        for (size_t i = first; i < last; i++) {
-            char buf[4096];
-            size_t used = 0;
-            for (;;) {
-                ssize_t r = read(fds[i], buf + used, sizeof(buf) - used);
-                if (r <= 0) {
-                    fprintf(stderr, "idle_conns: connection %zu: %s\n", i,
-                            r < 0 ? strerror(errno) : "closed by the server");
-                    return -1;
-                }
-                used += (size_t)r;
-                int status = 0, closing = 0;
-                ssize_t len = bench_response_length(buf, used, &status, &closing);
-                if (len < 0 || (len > 0 && (status != 200 || closing))) {
-                    fprintf(stderr, "idle_conns: unexpected response (status %d%s)\n", status,
-                            closing ? ", closing" : "");
-                    return -1;
-                }
-                if (len > 0)
-                    break;
-            }
-        }
+        for (size_t i = first; !stay_in_flight && i < last; i++)
+            if (read_response(fds[i], i) != 0)
+                return -1;
     }
+    return 0;
+}
+
+/* -b LENGTH:SENT: the POST and its body into request. Returns 0 or -1. */
+static int make_post(const char *spec, const char *extra)
+{
+    char *end;
+    unsigned long long length = strtoull(spec, &end, 10), sent = 0;
+    if (end == spec || *end != ':' || !end[1])
+        return -1;
+    const char *at = end + 1;
+    sent = strtoull(at, &end, 10);
+    if (*end || sent == 0 || sent >= length || length > 64 * 1024 * 1024)
+        return -1;
+    char head[2048];
+    size_t head_len =
+        bench_post_head(head, sizeof(head), host, port, "/", extra, NULL, (long long)length);
+    if (head_len == 0 || !(request = malloc(head_len + length)))
+        return -1;
+    memcpy(request, head, head_len);
+    memset(request + head_len, 'x', length);
+    request_len = head_len + length;
+    first_len = head_len + sent;
+    in_flight = 1;
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     char *extra = NULL;
+    const char *post = NULL;
     int opt, bad = 0;
-    while (!bad && (opt = getopt(argc, argv, "+H:")) != -1) {
+    while (!bad && (opt = getopt(argc, argv, "+H:b:")) != -1) {
+        if (opt == 'b') {
+            post = optarg;
+            continue;
+        }
         bad = opt != 'H' || bench_add_header(&extra, optarg) != 0;
         if (bad && opt == 'H')
             fprintf(stderr, "idle_conns: bad -H %s\n", optarg);
     }
     if (bad || argc - optind != 3) {
-        fprintf(stderr, "usage: idle_conns [-H \"Name: value\"]... PORT PID COUNT\n");
+        fprintf(stderr,
+                "usage: idle_conns [-H \"Name: value\"]... [-b LENGTH:SENT] PORT PID COUNT\n");
         return 2;
     }
     argv += optind;
@@ -147,43 +185,53 @@ int main(int argc, char **argv)
         fprintf(stderr, "idle_conns: bad arguments\n");
         return 2;
     }
-    request_len = bench_request(request, sizeof(request), host, port, "/", extra);
-    free(extra);
-    if (request_len == 0) {
-        fprintf(stderr, "idle_conns: the request does not fit in %zu bytes\n", sizeof(request));
-        return 2;
+    if (post) {
+        if (make_post(post, extra) != 0) {
+            fprintf(stderr, "idle_conns: bad -b %s (LENGTH:SENT, 0 < SENT < LENGTH)\n", post);
+            return 2;
+        }
+    } else {
+        static char get[2048];
+        request = get;
+        request_len = bench_request(get, sizeof(get), host, port, "/", extra);
+        if (request_len == 0) {
+            fprintf(stderr, "idle_conns: the request does not fit in %zu bytes\n", sizeof(get));
+            return 2;
+        }
     }
+    free(extra);
+    const char *what = in_flight ? "in flight" : "idle";
     int *fds = calloc(count, sizeof(*fds));
     if (!fds)
         return 1;
 
     /* Warm up: first-use allocations belong to the baseline. */
-    if (open_idle(fds, WARMUP) != 0)
+    if (open_idle(fds, WARMUP, 0) != 0)
         return 1;
     for (size_t i = 0; i < WARMUP; i++)
         close(fds[i]);
     settle();
 
-    long anon0 = status_kb(pid, "RssAnon"), rss0 = status_kb(pid, "VmRSS");
+    long anon0 = bench_status_kb(pid, "RssAnon"), rss0 = bench_status_kb(pid, "VmRSS");
     long fds0 = open_fds(pid);
     if (anon0 < 0 || rss0 < 0) {
         fprintf(stderr, "idle_conns: cannot read /proc/%d/status\n", pid);
         return 1;
     }
-    printf("idle_conns: %6zu idle: RssAnon %7ld kB  VmRSS %7ld kB  fds %ld\n", (size_t)0, anon0,
+    printf("idle_conns: %6zu %s: RssAnon %7ld kB  VmRSS %7ld kB  fds %ld\n", (size_t)0, what, anon0,
            rss0, fds0);
 
     size_t opened = 0, first_step = 0;
     long anon_first = 0, anon = anon0, rss = rss0;
     for (int step = 1; step <= STEPS; step++) {
         size_t target = count * (size_t)step / STEPS;
-        if (open_idle(fds + opened, target - opened) != 0)
+        if (open_idle(fds + opened, target - opened, in_flight) != 0)
             return 1;
         opened = target;
         settle();
-        anon = status_kb(pid, "RssAnon");
-        rss = status_kb(pid, "VmRSS");
-        printf("idle_conns: %6zu idle: RssAnon %7ld kB  VmRSS %7ld kB  fds %ld\n", opened, anon,
+        anon = bench_status_kb(pid, "RssAnon");
+        rss = bench_status_kb(pid, "VmRSS");
+        printf("idle_conns: %6zu %s: RssAnon %7ld kB  VmRSS %7ld kB  fds %ld\n", opened, what, anon,
                rss, open_fds(pid));
         if (step == 1) {
             first_step = opened;
@@ -198,9 +246,17 @@ int main(int argc, char **argv)
     printf("idle_conns: count=%zu anon_per_conn=%.0f rss_per_conn=%.0f slope_per_conn=%.0f "
            "fds=+%ld\n",
            count, anon_per, rss_per, slope, fds1 - fds0);
+    int failed = 0;
+    for (size_t i = 0; in_flight && !failed && i < opened; i++)
+        failed = write_all(fds[i], request + first_len, request_len - first_len) != 0 ||
+                 read_response(fds[i], i) != 0;
+    if (in_flight && !failed)
+        printf("idle_conns: the %zu requests in flight were answered 200 once complete\n", opened);
     for (size_t i = 0; i < opened; i++)
         close(fds[i]);
     free(fds);
+    if (in_flight)
+        free(request);
     /* All connections must have stayed open on the server's side too. */
-    return fds1 - fds0 == (long)count ? 0 : 1;
+    return !failed && fds1 - fds0 == (long)count ? 0 : 1;
 }

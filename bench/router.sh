@@ -2,7 +2,7 @@
 # What the router costs a request: instructions per request (callgrind) of
 #   hello     examples/hello
 #   baseline  router_hello --baseline: hello after reading REQUEST_METHOD and
-#             PATH_INFO, which builds the environ (any routing app pays it)
+#             PATH_INFO with csgi_environ_get() (what any routing app pays)
 #   router    bench/router_hello: hello behind a router of 100 routes, the
 #             request matching the last route added
 # all asked for the same path, so that they parse the same bytes: router -

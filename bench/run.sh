@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # csgi's benchmark: four servers answering every request with "Hello World"
-# (text/html, with a Content-Length), measured in the same run:
+# (text/html, with a Content-Length), and a routed JSON endpoint, measured in
+# the same run:
 #
 #   engine  bench/engine_hello  csgi's HTTP engine alone, without the gateway
 #   hello   examples/hello      the same answer as a csgi application (gateway)
 #   auth    bench/auth_hello    hello behind the talk's auth filter (middleware)
+#   json    bench/routed_json   a small API request: a router of 100 routes and a
+#                               handler answering GET /v2/4f2a9c01/servers/42 with
+#                               a small JSON object (jansson, response helpers)
 #   evhttp  bench/evhttp_hello  libevent's evhttp, the baseline
 #
 # and, in the callgrind part only (against hello, what a log line costs):
@@ -14,22 +18,23 @@
 #
 #   bench/run.sh [throughput] [callgrind] [idle]     (default: all three)
 #
-# 0. check       always: each server answers 200 "Hello World" to a request
-#                carrying the token, and auth answers 403 without it or with
-#                a wrong one
+# 0. check       always: each server answers 200 "Hello World" (json: its
+#                JSON object) to a request carrying the token, and auth
+#                answers 403 without it or with a wrong one
 # 1. throughput  wrk -t1 -c64 keep-alive, servers pinned to core 0 and wrk to
 #                core 1; the servers take turns (the order reverses every
 #                round), ROUNDS rounds, medians
 # 2. callgrind   user-space instructions per request: two runs of different
 #                length under callgrind, the difference divided by the
 #                difference in requests (start-up and shut-down cancel); also
-#                per function, and what the gateway and the filter add
+#                per function, and what the gateway, the filter, and the router
+#                with the JSON handler add
 # 3. idle        anonymous memory a server holds per idle keep-alive
 #                connection (hello and evhttp)
 #
 # Every request to every server carries "X-Auth-Token: open-sesame", so the
-# four servers parse the same bytes and auth/hello is the filter's cost
-# alone. Then a summary block for docs/performance.md, with PASS/FAIL per
+# hello servers parse the same bytes and auth/hello is the filter's cost
+# alone (json's requests differ only by their path). Then a summary block for docs/performance.md, with PASS/FAIL per
 # target. Everything listens on 127.0.0.1 only; servers started here are
 # stopped on exit. Environment (defaults in brackets):
 #   DURATION [5]    seconds per wrk run      ROUNDS [3]      wrk rounds per server
@@ -55,11 +60,17 @@ IDLE_CONNS=${IDLE_CONNS:-3000}
 STRICT=${STRICT:-0}
 
 # The servers, in the order of odd rounds and of the tables.
-SERVERS=(engine hello auth evhttp)
+SERVERS=(engine hello auth json evhttp)
 # Servers measured by callgrind only.
 CG_ONLY=(logged)
 # The header every request carries: the auth filter's token.
 AUTH_HEADER="X-Auth-Token: open-sesame"
+# The path each server is asked for ("/" unless given) and the body it must
+# answer ("Hello World" unless given).
+declare -A PATH_OF=([json]=/v2/4f2a9c01/servers/42)
+declare -A BODY_OF=([json]='{"server":{"id":42,"project_id":"4f2a9c01","status":"ACTIVE"}}')
+path_of() { printf '%s' "${PATH_OF[$1]:-/}"; }
+body_of() { printf '%s' "${BODY_OF[$1]:-Hello World}"; }
 
 # Targets.
 TARGET_GATEWAY_IR=1.10     # hello instructions/request <= 1.10 x engine
@@ -229,12 +240,14 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DCSGI_BUILD_FUZZERS=OFF -DCSGI_SANITIZE=OFF >"$TMP/cmake.log" 2>&1 ||
   { cat "$TMP/cmake.log" >&2; die "cmake configure failed"; }
 cmake --build "$BUILD_DIR" -j "$CORES" \
-  --target engine_hello hello auth_hello evhttp_hello log_hello fixed_load idle_conns \
+  --target engine_hello hello auth_hello routed_json evhttp_hello log_hello fixed_load \
+  idle_conns \
   >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log" >&2; die "build failed"; }
 declare -A BIN=(
   [engine]=$BUILD_DIR/bench/engine_hello
   [hello]=$BUILD_DIR/examples/hello
   [auth]=$BUILD_DIR/bench/auth_hello
+  [json]=$BUILD_DIR/bench/routed_json
   [evhttp]=$BUILD_DIR/bench/evhttp_hello
   [logged]=$BUILD_DIR/bench/log_hello
 )
@@ -265,16 +278,17 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
 fi
 
 # ---- 0. Check the answers -----------------------------------------------------
-# Each server must answer the benchmark's request with 200 and "Hello World";
-# auth must refuse a request without the token, or with a wrong one.
+# Each server must answer the benchmark's request with 200 and "Hello World"
+# (json: its object); auth must refuse a request without the token, or with a
+# wrong one.
 log "== Checking the servers' answers (every request carries '$AUTH_HEADER')"
 for name in "${SERVERS[@]}" "${CG_ONLY[@]}"; do
   server_command "$name"
   start_server "check-$name" 10 "${CMD[@]}"
   pid=$SERVER_PID
-  run_client 20 "$TMP/check.log" "$FIXED_LOAD" -H "$AUTH_HEADER" -b "Hello World" \
-    "$SERVER_PORT" 1 3 10 ||
-    { cat "$TMP/check.log" >&2; die "$name does not answer 200 \"Hello World\" with the token"; }
+  run_client 20 "$TMP/check.log" "$FIXED_LOAD" -H "$AUTH_HEADER" -p "$(path_of "$name")" \
+    -b "$(body_of "$name")" "$SERVER_PORT" 1 3 10 ||
+    { cat "$TMP/check.log" >&2; die "$name does not answer 200 \"$(body_of "$name")\" with the token"; }
   if [ "$name" = auth ]; then
     run_client 20 "$TMP/check.log" "$FIXED_LOAD" -s 403 "$SERVER_PORT" 1 1 10 ||
       { cat "$TMP/check.log" >&2; die "auth does not answer 403 without the token"; }
@@ -283,7 +297,7 @@ for name in "${SERVERS[@]}" "${CG_ONLY[@]}"; do
       { cat "$TMP/check.log" >&2; die "auth does not answer 403 to a wrong token"; }
     log "   auth: 200 \"Hello World\" with the token, 403 without it and with a wrong one"
   else
-    log "   $name: 200 \"Hello World\""
+    log "   $name: 200 \"$(body_of "$name")\""
   fi
   stop_server "$pid" 15
 done
@@ -314,7 +328,7 @@ wrk_run() {
   children=$CHILDREN_SECONDS
   start=$(date +%s.%N)
   run_client $((duration + 30)) "$out" "${WRK_PIN[@]}" wrk -t1 -c"$CONNECTIONS" \
-    -d"${duration}s" --latency -H "$AUTH_HEADER" "http://127.0.0.1:$port/" ||
+    -d"${duration}s" --latency -H "$AUTH_HEADER" "http://127.0.0.1:$port$(path_of "$name")" ||
     { cat "$out" >&2; die "wrk against $name failed"; }
   children_seconds
   read -r WRK_CPU WRK_OTHER WRK_CLIENT < <(awk -v t="$(($(cpu_ticks "$pid") - ticks))" \
@@ -444,6 +458,8 @@ if [ $RUN_THROUGHPUT = 1 ]; then
     " (target >= $TARGET_GATEWAY_RPS)   CPU us/request: $(ratio "${CPU_US[hello]}" "${CPU_US[engine]}")"
   echo "  auth/hello req/s: $(ratio "${RPS[auth]}" "${RPS[hello]}")" \
     "   CPU us/request: $(ratio "${CPU_US[auth]}" "${CPU_US[hello]}")"
+  echo "  json/hello req/s: $(ratio "${RPS[json]}" "${RPS[hello]}")" \
+    "   CPU us/request: $(ratio "${CPU_US[json]}" "${CPU_US[hello]}")"
   for name in engine hello auth; do
     echo "  $name/evhttp req/s: $(ratio "${RPS[$name]}" "${RPS[evhttp]}")" \
       " (target >= $TARGET_THROUGHPUT)   CPU us/request:" \
@@ -464,8 +480,8 @@ callgrind_run() {
   start_server "cg-$name-$requests" 60 valgrind --tool=callgrind --callgrind-out-file="$out" \
     "${CMD[@]}"
   local pid=$SERVER_PID
-  run_client 660 "$TMP/load.log" "$FIXED_LOAD" -H "$AUTH_HEADER" "$SERVER_PORT" \
-    "$CG_CONNECTIONS" "$requests" 600 ||
+  run_client 660 "$TMP/load.log" "$FIXED_LOAD" -H "$AUTH_HEADER" -p "$(path_of "$name")" \
+    "$SERVER_PORT" "$CG_CONNECTIONS" "$requests" 600 ||
     { cat "$TMP/load.log" >&2; die "fixed_load against $name under callgrind failed"; }
   log "   $(printf '%-6s' "$name") $(cat "$TMP/load.log")"
   stop_server "$pid" 60
@@ -567,6 +583,7 @@ if [ $RUN_CALLGRIND = 1 ]; then
   done
   function_diff engine hello >"$TMP/gateway.diff"
   function_diff hello auth >"$TMP/auth.diff"
+  function_diff hello json >"$TMP/json.diff"
   function_diff hello logged >"$TMP/access_log.diff"
   mkdir -p "$BUILD_DIR/results"
   rm -f "$BUILD_DIR"/results/cg.* "$BUILD_DIR"/results/*.functions \
@@ -587,6 +604,8 @@ if [ $RUN_CALLGRIND = 1 ]; then
     " (target <= $TARGET_GATEWAY_IR)"
   echo "  auth/hello Ir/request: $(ratio "${IPR[auth]}" "${IPR[hello]}")" \
     " (target <= $TARGET_AUTH_IR)"
+  echo "  json/hello Ir/request: $(ratio "${IPR[json]}" "${IPR[hello]}")" \
+    " (json - hello: $((IPR[json] - IPR[hello])) Ir, the router, the handler and jansson)"
   echo "  engine/evhttp Ir/request: $(ratio "${IPR[engine]}" "${IPR[evhttp]}")" \
     " (target <= $TARGET_ENGINE_IR)"
   echo "  logged/hello Ir/request: $(ratio "${IPR[logged]}" "${IPR[hello]}")" \
@@ -618,13 +637,19 @@ if [ $RUN_CALLGRIND = 1 ]; then
   printf '  %8s %8s %8s  %s\n' "auth-" hello auth function
   print_diff "$TMP/auth.diff" "$((IPR[auth] - IPR[hello]))"
   echo
+  echo "  What the router and the JSON handler add: json - hello, Ir per request by"
+  echo "  function (the 25 largest differences; all of them in $BUILD_DIR/results/json.diff)"
+  printf '  %8s %8s %8s  %s\n' "json-" hello json function
+  head -n 25 "$TMP/json.diff" >"$TMP/json.top"
+  print_diff "$TMP/json.top" "$((IPR[json] - IPR[hello]))"
+  echo
   echo "  What the access log adds: logged - hello, Ir per request by function"
   printf '  %8s %8s %8s  %s\n' "logged-" hello logged function
   print_diff "$TMP/access_log.diff" "$((IPR[logged] - IPR[hello]))"
-  for name in hello auth; do
+  for name in hello auth json; do
     echo
     echo "  $name: csgi's functions by inclusive cost (self and callees), Ir per request"
-    grep -E $'\t(csgi_|auth_call|hello_call|application|materialise|lookup|format_address)' \
+    grep -E $'\t(csgi_|auth_call|hello_call|application|materialise|lookup|format_address|router_call|walk|adapter_call|show_server|json_)' \
       "$TMP/$name.inclusive" | awk -F'\t' -v t="${IPR[$name]}" '$1 < 0.99 * t' | head -n 15 |
       awk -F'\t' -v t="${IPR[$name]}" '{ printf "  %8.1f %5.1f%%  %s\n", $1, 100 * $1 / t, $2 }'
   done
@@ -705,11 +730,15 @@ echo "- libevent $(pkg-config --modversion libevent), $(cc --version | head -n 1
 echo "- Build: Release, -O2${source_note:+; $source_note}"
 echo "- Servers (one loop each): engine = bench/engine_hello (engine alone), hello ="
 echo "  examples/hello (gateway), auth = bench/auth_hello (gateway + auth middleware),"
+echo "  json = bench/routed_json (router of 100 routes + JSON handler, GET $(path_of json)),"
 echo "  evhttp = bench/evhttp_hello; logged = bench/log_hello (hello with a combined"
 echo "  access log to a file; callgrind only); every request carries '$AUTH_HEADER'"
 echo
-echo "| Measure | engine | hello | auth | evhttp |"
-echo "|---|---:|---:|---:|---:|"
+printf '| Measure |'
+printf ' %s |' "${SERVERS[@]}"
+printf '\n|---|'
+printf -- '---:|%.0s' "${SERVERS[@]}"
+printf '\n'
 row() { # row LABEL FORMAT ARRAY_NAME
   local -n values=$3
   printf '| %s' "$1"
@@ -755,8 +784,8 @@ target_row "Access log: logged/hello instructions/request" \
 echo
 echo "| Other ratios | requests/s | CPU time/request | instructions/request |"
 echo "|---|---:|---:|---:|"
-for pair in "hello engine" "auth hello" "logged hello" "hello evhttp" "auth evhttp" \
-  "engine evhttp"; do
+for pair in "hello engine" "auth hello" "json hello" "logged hello" "hello evhttp" \
+  "auth evhttp" "engine evhttp"; do
   read -r a b <<<"$pair"
   printf '| %s/%s | %s | %s | %s |\n' "$a" "$b" \
     "$(cell "$(r "${RPS[$a]:-}" "${RPS[$b]:-}")" %s)" \

@@ -486,6 +486,47 @@ START_TEST(failed_reopen_keeps_the_old_file)
 }
 END_TEST
 
+/* A log other processes write to as well (workers): each write(2) is
+   whole lines of at most PIPE_BUF bytes, a longer line alone; a log of
+   this process alone writes its buffer at once. */
+START_TEST(shared_log_writes_whole_lines_in_pieces)
+{
+    static char line[6000];
+    memset(line, 'a', sizeof(line));
+    for (int shared = 0; shared <= 1; shared++) {
+        char name[32];
+        snprintf(name, sizeof(name), "pieces%d.log", shared);
+        csgi_access_log__config config = {.destination = test_tmp_path(name),
+                                          .format = "%r",
+                                          .threads = 1,
+                                          .shared = shared,
+                                          .error_log = capture_log};
+        csgi_access_log *log = NULL;
+        char why[256];
+        ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
+        csgi_access_log__entry entry;
+        entry_for(&entry, NULL, NULL, line, 999); /* 1000 bytes with the newline */
+        for (int i = 0; i < 20; i++)
+            csgi_access_log__write(log, &entry);
+        csgi_access_log__flush(log);
+        /* 4 lines (4000 bytes) a write when shared: 5 writes. */
+        ck_assert_uint_eq(csgi_access_log__writes(log), shared ? 5 : 1);
+        entry_for(&entry, NULL, NULL, line, 999);
+        csgi_access_log__write(log, &entry);
+        entry_for(&entry, NULL, NULL, line, 5999); /* longer than PIPE_BUF */
+        csgi_access_log__write(log, &entry);
+        entry_for(&entry, NULL, NULL, line, 999);
+        csgi_access_log__write(log, &entry);
+        csgi_access_log__flush(log);
+        ck_assert_uint_eq(csgi_access_log__writes(log), shared ? 5 + 3 : 2);
+        csgi_access_log__free(log);
+        const char *text = file_text(test_tmp_path(name));
+        ck_assert_uint_eq(strlen(text), 22 * 1000 + 6000);
+        ck_assert_uint_eq(count_lines(text), 23);
+    }
+}
+END_TEST
+
 /* ---- The combined format ------------------------------------------------------------ */
 
 START_TEST(combined_line_field_by_field)
@@ -1040,8 +1081,9 @@ START_TEST(log_level_filters)
                       "case %zu", i);
     }
 
-    /* Only the four levels; a version 3 struct has no log_level (whatever
-       lies there is not read). */
+    /* Only the four levels; a version 4 struct (the workers' fields, then
+       its end) and a version 3 one have no log_level nor access log
+       (whatever lies there is not read). */
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.log = capture_log;
     csgi_server *server = NULL;
@@ -1049,10 +1091,18 @@ START_TEST(log_level_filters)
     ck_assert_int_eq(csgi_server_new(&server, test_app(), &options, NULL), CSGI_EINVAL);
     options.log_level = -1;
     ck_assert_int_eq(csgi_server_new(&server, test_app(), &options, NULL), CSGI_EINVAL);
-    options.version = 3;
     options.access_log = "/nonexistent-csgi-dir/never-opened.log";
-    ck_assert_int_eq(csgi_server_new(&server, test_app(), &options, NULL), 0);
-    csgi_server_free(server);
+    options.access_log_format = "%Z";
+    for (unsigned version = 3; version <= 4; version++) {
+        options.version = version;
+        ck_assert_int_eq(csgi_server_new(&server, test_app(), &options, NULL), 0);
+        ck_assert_ptr_null(csgi_server__access_log(server));
+        csgi_server_free(server);
+    }
+    options.version = 5;
+    options.log_level = CSGI_LOG_WARNING;
+    options.access_log_format = NULL;
+    ck_assert_int_eq(csgi_server_new(&server, test_app(), &options, NULL), CSGI_ENOTFOUND);
 }
 END_TEST
 
@@ -1203,6 +1253,7 @@ static Suite *accesslog_suite(void)
     tcase_add_test(unit, combined_writer_equals_its_directives);
     tcase_add_test(unit, other_destinations);
     tcase_add_test(unit, failed_reopen_keeps_the_old_file);
+    tcase_add_test(unit, shared_log_writes_whole_lines_in_pieces);
     suite_add_tcase(suite, unit);
 
     TCase *format = tcase_create("format");

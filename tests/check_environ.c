@@ -10,6 +10,7 @@
  * arrives piecemeal.
  */
 #include "common/arena.h"
+#include "common/chartab.h"
 #include "gateway/environ_private.h"
 #include "http/engine.h"
 #include "http/parser.h"
@@ -237,6 +238,15 @@ static void fixture_free(fixture *f)
     csgi_arena__clear(&f->arena);
     free(f->bytes);
     free(f);
+}
+
+/* Build every server key now, as iterating does (what a read of a key the
+   parsed head answers does not). */
+static void fixture_build(fixture *f)
+{
+    size_t cursor = 0;
+    const char *key;
+    ck_assert_int_eq(csgi_environ_next(f->environ, &cursor, &key, NULL), 1);
 }
 
 /* ---- Failing allocations --------------------------------------------------- */
@@ -666,8 +676,14 @@ START_TEST(test_lazy)
     ck_assert_uint_eq(f->log_count, 1);
     ck_assert_uint_eq(f->arena.allocated - before, environ_bytes);
 
-    /* The first key access does, once. */
+    /* Neither do the keys the server never sets, nor the request line's. */
     ck_assert_int_eq(csgi_environ_kind(e, "nothing"), CSGI_VALUE_NONE);
+    ck_assert_key(e, "PATH_INFO", "/");
+    ck_assert_key(e, "REQUEST_METHOD", "GET");
+    ck_assert_uint_eq(f->log_count, 1);
+
+    /* The first access to another server key does, once. */
+    ck_assert_int_eq(csgi_environ_kind(e, "SERVER_NAME"), CSGI_VALUE_STRING);
     size_t materialised = f->arena.allocated;
     ck_assert_uint_gt(materialised, before + environ_bytes);
     ck_assert_uint_eq(f->log_count, 2);
@@ -726,9 +742,9 @@ START_TEST(test_header_fast_path)
             size_t fast_len = 0;
             const char *fast = csgi_environ_get_n(f->environ, keys[k], &fast_len);
             char *fast_copy = fast ? strndup(fast, fast_len) : NULL;
-            /* The full build, forced by setting a key first. */
+            /* The full build, forced by iterating first. */
             fixture *g = fixture_open(requests[r], PEER_INET);
-            ck_assert_int_eq(csgi_environ_set(g->environ, "force", "1"), 0);
+            fixture_build(g);
             size_t full_len = 0;
             const char *full = csgi_environ_get_n(g->environ, keys[k], &full_len);
             if (!full) {
@@ -754,6 +770,226 @@ START_TEST(test_header_fast_path)
     ck_assert_key(f->environ, "HTTP_X_AUTH_TOKEN", "open-sesame");
     ck_assert_uint_lt(f->arena.allocated - before, 64);
     fixture_free(f);
+}
+END_TEST
+
+/* The request line's keys read before anything else are answered from the
+   head, with what the full build gives, and the build keeps those strings. */
+START_TEST(test_line_fast_path)
+{
+    static const char *const requests[] = {
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /v2/4f2a9c01/servers/42/action HTTP/1.1\r\nHost: h\r\n\r\n",
+        /* Escapes, a '+' (not a space in a path), a query, an escape across
+           the eight-byte words the decoder looks at. */
+        "POST /a%20b/c+d/%E2%82%AC/0123456%2F/x?q=1&r=%20 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "PUT /trailing/slash/?= HTTP/1.0\r\n\r\n",
+        "DELETE /%41%42%43%44%45%46%47%48%49 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "PROPFIND /dav/%zz%4 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        "GET http://example.com/abs%2Fpath?x HTTP/1.1\r\nHost: other\r\n\r\n",
+        "GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HEAD /x? HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\n\r\n",
+    };
+    static const char *const keys[] = {"REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO",
+                                       "QUERY_STRING",   "REQUEST_URI", "SERVER_PROTOCOL"};
+    for (size_t r = 0; r < COUNT(requests); r++) {
+        fixture *f = fixture_open(requests[r], PEER_INET);
+        fixture *g = fixture_open(requests[r], PEER_INET);
+        fixture_build(g);
+        size_t before = f->arena.allocated;
+        const char *fast[COUNT(keys)];
+        size_t fast_len[COUNT(keys)];
+        for (size_t k = 0; k < COUNT(keys); k++) {
+            fast[k] = csgi_environ_get_n(f->environ, keys[k], &fast_len[k]);
+            size_t full_len = 0;
+            const char *full = csgi_environ_get_n(g->environ, keys[k], &full_len);
+            ck_assert_msg(fast[k] && full, "%s in request %zu", keys[k], r);
+            ck_assert_uint_eq(fast_len[k], full_len);
+            ck_assert_mem_eq(fast[k], full, full_len + 1);
+            /* A second read gives the same string. */
+            ck_assert_ptr_eq(csgi_environ_get(f->environ, keys[k]), fast[k]);
+        }
+        /* Nothing was built: no dropped header was logged, little memory. */
+        ck_assert_uint_eq(f->log_count, 0);
+        ck_assert_uint_lt(f->arena.allocated - before, 256);
+        /* The build gives the strings read before it. */
+        fixture_build(f);
+        for (size_t k = 0; k < COUNT(keys); k++)
+            ck_assert_ptr_eq(csgi_environ_get(f->environ, keys[k]), fast[k]);
+        fixture_free(f);
+        fixture_free(g);
+    }
+
+    /* What the router reads, without building anything. */
+    fixture *f =
+        fixture_open("GET /v2/4f2a9c01/servers/42/action HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    size_t before = f->arena.allocated;
+    size_t len = 0;
+    ck_assert_key(f->environ, "REQUEST_METHOD", "GET");
+    ck_assert_str_eq(csgi_environ_get_n(f->environ, "PATH_INFO", &len),
+                     "/v2/4f2a9c01/servers/42/action");
+    ck_assert_uint_eq(len, 30);
+    ck_assert_uint_le(f->arena.allocated - before, 32);
+    fixture_free(f);
+}
+END_TEST
+
+/* The router's accessors give what csgi_environ_get_n() gives, before and
+   after the build, and after middleware changed the keys. */
+START_TEST(test_router_accessors)
+{
+    static const char *const requests[] = {
+        "GET /v2/4f2a9c01/servers/42/action HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST /a%20b/c+d/%E2%82%AC/%2F?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        "GET http://example.com/abs%2Fpath?x HTTP/1.1\r\nHost: other\r\n\r\n",
+    };
+    for (size_t r = 0; r < COUNT(requests); r++) {
+        /* 0: nothing read; 1: PATH_INFO read first; 2: built; 3: keys set;
+           4: keys removed. */
+        for (int state = 0; state <= 4; state++) {
+            fixture *f = fixture_open(requests[r], PEER_INET);
+            csgi_environ *e = f->environ;
+            if (state == 1)
+                ck_assert_ptr_nonnull(csgi_environ_get(e, "PATH_INFO"));
+            if (state == 2)
+                fixture_build(f);
+            if (state == 3) {
+                ck_assert_int_eq(csgi_environ_set(e, "REQUEST_METHOD", "DELETE"), 0);
+                ck_assert_int_eq(csgi_environ_set_n(e, "PATH_INFO", "/x\0y", 4), 0);
+            }
+            if (state == 4) {
+                ck_assert_int_eq(csgi_environ_remove(e, "REQUEST_METHOD"), 0);
+                ck_assert_int_eq(csgi_environ_set_int(e, "PATH_INFO", 1), 0);
+            }
+            size_t want_len = 0, len = 7, method_len = 0;
+            const char *method = csgi_environ__request_method(e, &method_len);
+            const char *want = csgi_environ_get_n(e, "REQUEST_METHOD", &want_len);
+            ck_assert_ptr_eq(method, want);
+            if (want)
+                ck_assert_uint_eq(method_len, want_len);
+
+            char *block = csgi_environ__path_info_block(e, 24, 9, &len);
+            ck_assert_ptr_nonnull(block);
+            want = csgi_environ_get_n(e, "PATH_INFO", &want_len);
+            if (!want) {
+                ck_assert_uint_eq(len, (size_t)-1);
+                ck_assert_mem_eq(block + 24, "\0\0\0\0\0\0\0\0\0", 9);
+            } else {
+                ck_assert_uint_eq(len, want_len);
+                ck_assert_mem_eq(block + 24, want, len);
+                ck_assert_mem_eq(block + 24 + len, "\0\0\0\0\0\0\0\0\0", 9);
+                ck_assert_ptr_ne(block + 24, want); /* a copy the caller may change */
+            }
+            fixture_free(f);
+        }
+    }
+}
+END_TEST
+
+/* Keys the server never sets live in the environ before it is built; the
+   build puts the server's keys in front of them, as if it had come first. */
+START_TEST(test_keys_before_build)
+{
+    fixture *f = fixture_open("GET /p?q HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\n\r\n", PEER_INET);
+    csgi_environ *e = f->environ;
+    tracked t = {0}, u = {0};
+    int64_t value = 0;
+
+    ck_assert_int_eq(csgi_environ_set(e, "app.first", "1"), 0);
+    ck_assert_int_eq(csgi_environ_set_int(e, "app.removed", 2), 0);
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "csgi.routing_args", &t, tracked_destroy), 0);
+    ck_assert_int_eq(csgi_environ_set_int(e, "csgi.requests", 3), 0);
+    ck_assert_int_eq(csgi_environ_remove(e, "app.removed"), 0);
+    ck_assert_int_eq(csgi_environ_remove(e, "app.removed"), CSGI_ENOTFOUND);
+    ck_assert_key(e, "app.first", "1");
+    ck_assert_ptr_eq(csgi_environ_get_pointer(e, "csgi.routing_args"), &t);
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.requests", &value), 0);
+    ck_assert_int_eq(value, 3);
+    ck_assert_int_eq(csgi_environ_kind(e, "app.removed"), CSGI_VALUE_NONE);
+    ck_assert_int_eq(csgi_environ_kind(e, "REMOTE_USER"), CSGI_VALUE_NONE);
+    ck_assert_key(e, "PATH_INFO", "/p");
+    /* Nothing needed the server's keys yet. */
+    ck_assert_uint_eq(f->log_count, 0);
+
+    /* A gateway key's name is the server's: reading it builds. */
+    ck_assert_int_eq(csgi_environ_get_int(e, "csgi.run_once", &value), 0);
+    ck_assert_int_eq(value, 0);
+    ck_assert_uint_eq(f->log_count, 1);
+
+    /* The server's keys first, then those set before, in their order. */
+    static const char *const tail[] = {"csgi.run_once", "app.first", "csgi.routing_args",
+                                       "csgi.requests"};
+    const char *seen[64];
+    size_t n = 0, cursor = 0;
+    const char *key;
+    while (n < COUNT(seen) && csgi_environ_next(e, &cursor, &key, NULL))
+        seen[n++] = key;
+    ck_assert_uint_ge(n, COUNT(tail));
+    ck_assert_str_eq(seen[0], "REQUEST_METHOD");
+    for (size_t i = 0; i < COUNT(tail); i++)
+        ck_assert_str_eq(seen[n - COUNT(tail) + i], tail[i]);
+
+    /* They still work after the build; destructors run once. */
+    ck_assert_int_eq(csgi_environ_set_pointer(e, "csgi.routing_args", &u, tracked_destroy), 0);
+    ck_assert_int_eq(t.destroyed, 1);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(e, "csgi.routing_args"), &u);
+    fixture_free(f);
+    ck_assert_int_eq(t.destroyed, 1);
+    ck_assert_int_eq(u.destroyed, 1);
+
+    /* A key of csgi's own with static storage (the router's record): set
+       without a copy before the build, replaced after it. */
+    static const char routing_key[] = "csgi.routing_args";
+    int first = 1, second = 2;
+    f = fixture_open("GET /p HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\n\r\n", PEER_INET);
+    ck_assert_int_eq(
+        csgi_environ__set_static_pointer(f->environ, routing_key, sizeof(routing_key) - 1, &first),
+        0);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(f->environ, "csgi.routing_args"), &first);
+    ck_assert_uint_eq(f->log_count, 0);
+    fixture_build(f);
+    ck_assert_uint_eq(f->log_count, 1);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(f->environ, "csgi.routing_args"), &first);
+    ck_assert_int_eq(
+        csgi_environ__set_static_pointer(f->environ, routing_key, sizeof(routing_key) - 1, &second),
+        0);
+    ck_assert_ptr_eq(csgi_environ_get_pointer(f->environ, "csgi.routing_args"), &second);
+    size_t found = 0;
+    cursor = 0;
+    while (csgi_environ_next(f->environ, &cursor, &key, NULL))
+        found += strcmp(key, "csgi.routing_args") == 0;
+    ck_assert_uint_eq(found, 1);
+    fixture_free(f);
+
+    /* Setting or removing a server key builds first, so that nothing the
+       server sets can hide behind it. */
+    f = fixture_open("GET /p HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\n\r\n", PEER_INET);
+    ck_assert_int_eq(csgi_environ_set(f->environ, "PATH_INFO", "/q"), 0);
+    ck_assert_uint_eq(f->log_count, 1);
+    ck_assert_key(f->environ, "PATH_INFO", "/q");
+    ck_assert_key(f->environ, "HTTP_HOST", "h");
+    fixture_free(f);
+
+    static const char *const server_keys[] = {
+        "REQUEST_METHOD",  "SCRIPT_NAME", "PATH_INFO",   "QUERY_STRING",     "CONTENT_TYPE",
+        "CONTENT_LENGTH",  "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",  "REMOTE_ADDR",
+        "REMOTE_PORT",     "REQUEST_URI", "HTTP_HOST",   "HTTP_X_ANY",       "csgi.version",
+        "csgi.url_scheme", "csgi.input",  "csgi.errors", "csgi.multithread", "csgi.multiprocess",
+        "csgi.run_once"};
+    for (size_t k = 0; k < COUNT(server_keys); k++) {
+        f = fixture_open("POST /p HTTP/1.1\r\nHost: h\r\nContent-Type: t\r\nContent-Length: 0\r\n"
+                         "X_Dropped: 1\r\n\r\n",
+                         PEER_INET);
+        csgi_environ_remove(f->environ, server_keys[k]);
+        ck_assert_msg(f->log_count == 1, "removing %s did not build", server_keys[k]);
+        ck_assert_int_eq(csgi_environ_kind(f->environ, server_keys[k]), CSGI_VALUE_NONE);
+        fixture_free(f);
+    }
 }
 END_TEST
 
@@ -1869,6 +2105,69 @@ START_TEST(test_percent_decode)
 }
 END_TEST
 
+/* A byte at a time, as the decoder was before it looked at words. */
+static size_t reference_unescape(char *dst, const char *src, size_t len, unsigned flags)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++) {
+        int high = i + 2 < len ? csgi_char__hex_value((unsigned char)src[i + 1]) : -1;
+        int low = i + 2 < len ? csgi_char__hex_value((unsigned char)src[i + 2]) : -1;
+        if (src[i] == '+' && (flags & CSGI_ENVIRON__PLUS_IS_SPACE)) {
+            dst[out++] = ' ';
+        } else if (src[i] == '%' && high >= 0 && low >= 0) {
+            dst[out++] = (char)(high << 4 | low);
+            i += 2;
+        } else {
+            dst[out++] = src[i];
+        }
+    }
+    return out;
+}
+
+/* The decoder copies the bytes before the first escape a word at a time:
+   an escape or a '+' at every position of every length up to 40 (around
+   the words and the last word, which overlaps the one before), each on a
+   heap copy of its exact size so that AddressSanitizer sees a read past
+   it. */
+START_TEST(test_unescape_words)
+{
+    static const char *const marks[] = {"%41", "+", "%", "%4", "%zz", "%2F"};
+    char text[64], expected[64];
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t at = 0; at < len || at == 0; at++) {
+            for (size_t k = 0; k < COUNT(marks); k++) {
+                for (unsigned flags = 0; flags <= CSGI_ENVIRON__PLUS_IS_SPACE; flags++) {
+                    /* len bytes: letters, the mark at at (when it fits). */
+                    size_t mark_len = strlen(marks[k]);
+                    size_t n = len;
+                    for (size_t i = 0; i < len; i++)
+                        text[i] = (char)((i < at ? 'a' : 'A') + i % 26);
+                    if (at + mark_len > len)
+                        continue;
+                    memcpy(text + at, marks[k], mark_len);
+                    char *src = malloc(n ? n : 1);
+                    char *dst = malloc(n ? n : 1);
+                    ck_assert_ptr_nonnull(src);
+                    ck_assert_ptr_nonnull(dst);
+                    memcpy(src, text, n);
+                    size_t want = reference_unescape(expected, text, n, flags);
+                    size_t got = csgi_environ__unescape(dst, src, n, flags);
+                    ck_assert_msg(got == want && memcmp(dst, expected, want) == 0,
+                                  "\"%.*s\" (flags %u): %zu bytes, %zu expected", (int)n, text,
+                                  flags, got, want);
+                    /* In place. */
+                    got = csgi_environ__unescape(src, src, n, flags);
+                    ck_assert_uint_eq(got, want);
+                    ck_assert_mem_eq(src, expected, want);
+                    free(src);
+                    free(dst);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
 static const struct safe_case {
     const char *path;
     int safe;
@@ -1940,6 +2239,9 @@ static Suite *environ_suite(void)
     tc = tcase_create("memory");
     tcase_add_test(tc, test_lazy);
     tcase_add_test(tc, test_header_fast_path);
+    tcase_add_test(tc, test_line_fast_path);
+    tcase_add_test(tc, test_keys_before_build);
+    tcase_add_test(tc, test_router_accessors);
     tcase_add_test(tc, test_allocations);
     tcase_add_test(tc, test_materialise_nomem);
     tcase_add_test(tc, test_set_nomem);
@@ -1988,6 +2290,7 @@ static Suite *environ_suite(void)
 
     tc = tcase_create("paths");
     tcase_add_loop_test(tc, test_percent_decode, 0, COUNT(decode_cases));
+    tcase_add_test(tc, test_unescape_words);
     tcase_add_loop_test(tc, test_path_is_safe, 0, COUNT(safe_cases));
     suite_add_tcase(suite, tc);
 

@@ -656,25 +656,27 @@ START_TEST(test_factories)
     unlink(ini_path);
 
     /* The handler's body keys: a bad value names the file, line and key. */
-    write_ini("[app:main]\nuse = egg:test#hello\nbody = sideways\n");
+    write_ini("[app:main]\nuse = egg:test#hello\nbody_mode = sideways\n");
     loader = test_loader();
     ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     csgi_load_error_format(&error, text, sizeof(text));
-    ck_assert_msg(strstr(text, ":3: [app:main] body: must be gather, stream or default") != NULL,
+    ck_assert_msg(strstr(text, ":3: [app:main] body_mode: must be gather, stream or default") !=
+                      NULL,
                   "%s", text);
     csgi_loader_free(loader);
     unlink(ini_path);
-    write_ini("[app:main]\nuse = egg:test#hello\nmax_body = -5\n");
+    write_ini("[app:main]\nuse = egg:test#hello\nclient_max_body_size = -5\n");
     loader = test_loader();
     ck_assert_int_ne(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     csgi_load_error_format(&error, text, sizeof(text));
-    ck_assert_msg(strstr(text, ":3: [app:main] max_body: must be a number of bytes") != NULL, "%s",
-                  text);
+    ck_assert_msg(strstr(text, ":3: [app:main] client_max_body_size: must be a size in bytes") !=
+                      NULL,
+                  "%s", text);
     csgi_loader_free(loader);
     unlink(ini_path);
 
     /* A good max_body is what the handler refuses past. */
-    write_ini("[app:main]\nuse = egg:test#hello\nmax_body = 10\nbody = gather\n");
+    write_ini("[app:main]\nuse = egg:test#hello\nclient_max_body_size = 10\nbody_mode = gather\n");
     loader = test_loader();
     ck_assert_int_eq(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
     response = run(app, "POST", "/", "Accept", "text/plain", "eleven byte");

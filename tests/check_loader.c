@@ -1183,7 +1183,7 @@ static const char server_ini[] = "[app:main]\n"
                                  "\n"
                                  "[server:typo]\n"
                                  "use = egg:csgi#http\n"
-                                 "workers = 4\n"
+                                 "worker = 4\n"
                                  "\n"
                                  "[server:bad_port]\n"
                                  "use = egg:Paste#http\n"
@@ -1214,7 +1214,7 @@ START_TEST(server_section_checked)
         const char *text;
     } bad[] = {
         {"typo", CSGI_EINVAL,
-         "servers.ini:11: [server:typo] workers: unknown key for egg:csgi#http"},
+         "servers.ini:11: [server:typo] worker: unknown key for egg:csgi#http"},
         {"bad_port", CSGI_EINVAL,
          "servers.ini:15: [server:bad_port] port: 70000 is out of range (0 to 65535)"},
         {"unknown", CSGI_ENOTFOUND,
@@ -1234,6 +1234,71 @@ START_TEST(server_section_checked)
         csgi_load_error_format(&error, message, sizeof(message));
         ck_assert_msg(strstr(message, bad[i].text) != NULL, "%s", message);
     }
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* A runner of the host's: what it was last given. */
+static int own_runner_calls;
+static const char *own_runner_port;
+
+static int own_runner(csgi_loader *loader, const csgi_conf *global_conf,
+                      const csgi_conf *local_conf, csgi_app *app, csgi_load_error *error)
+{
+    (void)loader;
+    (void)global_conf;
+    (void)error;
+    own_runner_calls++;
+    own_runner_port = csgi_conf_get(local_conf, "port");
+    csgi_app_free(app);
+    return 0;
+}
+
+/* csgi_loader_serve_app builds the application and hands it to a runner
+   that is not csgi's own, as csgi_loader_serve does; server options meant
+   for egg:csgi#http are an error there, and csgi's own server checks them
+   as it checks its section's keys. */
+START_TEST(serve_app_and_server_options)
+{
+    const char *path = test_write_file("own_runner.ini", "[app:main]\n"
+                                                         "use = egg:FakeApp#basic_app\n"
+                                                         "\n"
+                                                         "[server:main]\n"
+                                                         "use = egg:Own#runner\n"
+                                                         "port = 4321\n"
+                                                         "\n"
+                                                         "[server:builtin]\n"
+                                                         "use = egg:csgi#http\n");
+    char uri[PATH_MAX + 64], message[2048];
+    csgi_load_error error;
+    csgi_loader *loader = new_loader();
+    ck_assert_int_eq(csgi_loader_register_server(loader, "egg:Own#runner", own_runner), 0);
+    own_runner_calls = 0;
+    ck_assert_int_eq(csgi_loader_serve_app(loader, path, path, &error), 0);
+    ck_assert_int_eq(own_runner_calls, 1);
+    ck_assert_str_eq(own_runner_port, "4321");
+
+    ck_assert_int_eq(csgi_loader_set_server_option(loader, "workers", "2"), 0);
+    ck_assert_int_eq(csgi_loader_serve_app(loader, path, path, &error), CSGI_EINVAL);
+    ck_assert_int_eq(own_runner_calls, 1);
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(strstr(message, "own_runner.ini:4: [server:main] workers: given for "
+                                  "egg:csgi#http, but this server has another runner"),
+                  "%s", message);
+
+    snprintf(uri, sizeof(uri), "%s#builtin", path);
+    ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), 0);
+    ck_assert_int_eq(csgi_loader_set_server_option(loader, "workers", "many"), 0);
+    ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), CSGI_EINVAL);
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(strstr(message, "workers: ") && strstr(message, "many"), "%s", message);
+    ck_assert_int_eq(csgi_loader_set_server_option(loader, "workers", "2"), 0);
+    ck_assert_int_eq(csgi_loader_set_server_option(loader, "worker", "2"), 0);
+    ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), CSGI_EINVAL);
+    csgi_load_error_format(&error, message, sizeof(message));
+    ck_assert_msg(strstr(message, "worker: unknown key for egg:csgi#http"), "%s", message);
+    ck_assert_int_eq(csgi_loader_set_server_option(loader, "", "2"), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_loader_serve_app(loader, NULL, path, &error), CSGI_EINVAL);
     csgi_loader_free(loader);
 }
 END_TEST
@@ -1493,6 +1558,7 @@ int main(void)
     tcase_add_test(rules, use_of_a_pipeline);
     tcase_add_test(rules, pipeline_names_before_factories);
     tcase_add_test(rules, server_section_checked);
+    tcase_add_test(rules, serve_app_and_server_options);
     tcase_add_test(rules, describe_out_of_memory);
     tcase_add_test(rules, run_until_signal);
     tcase_add_test(rules, http_runner_until_signal);

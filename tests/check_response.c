@@ -370,6 +370,23 @@ START_TEST(bodies_bytes_text_json)
     ck_assert_int_eq(csgi_response_set_json(r, json_integer(7)), 0);
     ck_assert(run(f, r, NULL, &c));
     ck_assert_str_eq(c.body, "7");
+    /* Around the size serialized in one pass (512 bytes) and far beyond:
+       a string of n bytes is n + 2 of JSON. */
+    static const size_t sizes[] = {1, 509, 510, 511, 512, 5000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char *text = malloc(sizes[i] + 1);
+        ck_assert_ptr_nonnull(text);
+        for (size_t k = 0; k < sizes[i]; k++)
+            text[k] = (char)('a' + k % 26);
+        text[sizes[i]] = '\0';
+        ck_assert_int_eq(csgi_response_set_json(r, json_string(text)), 0);
+        ck_assert(run(f, r, NULL, &c));
+        ck_assert_uint_eq(c.body_len, sizes[i] + 2);
+        ck_assert_int_eq(c.body[0], '"');
+        ck_assert_mem_eq(c.body + 1, text, sizes[i]);
+        ck_assert_int_eq(c.body[sizes[i] + 1], '"');
+        free(text);
+    }
     ck_assert_int_eq(csgi_response_set_json(r, NULL), CSGI_EINVAL);
     ck_assert_int_eq(csgi_response_set_json(NULL, json_true()), CSGI_EINVAL);
     done(&c);

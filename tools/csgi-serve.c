@@ -4,16 +4,17 @@
  *
  *   csgi-serve [options] CONFIG.ini[#name] [name=value ...]
  *
- * The application is built with csgi_loader_load_app() and served by the
- * file's [server:NAME] section through csgi_loader_serve(). A file without
- * a server section is served by csgi's own HTTP server on 127.0.0.1:8080
- * (or the --listen addresses).
+ * The application is built and served by the file's [server:NAME] section
+ * through csgi_loader_serve_app(): with `workers` (or --workers), by a
+ * master and worker processes that build it after the fork (or in the
+ * master with `preload = true`) and reload on SIGHUP. A file without a
+ * server section is served by csgi's own HTTP server on 127.0.0.1:8080 (or
+ * the --listen addresses).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <csgi/common.h>
 #include <csgi/loader.h>
-#include <csgi/server.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,11 @@ static const char usage[] =
     "  --listen HOST:PORT  listen here instead of the server section's host and\n"
     "                      port (repeatable; [IPv6]:PORT and unix:/path work too)\n"
     "  --module-path DIR   also search DIR for factory modules (repeatable)\n"
+    "  --workers N         serve with N worker processes (the server section's\n"
+    "                      workers key); 0 serves in this process\n"
+    "  --access-log DEST   write the access log to DEST (the access_log key): a\n"
+    "                      file, - for standard error, stdout, syslog[:FACILITY]\n"
+    "  --log-level LEVEL   error, warning, info or debug (the log_level key)\n"
     "  --check             build the application, print what was built, exit\n"
     "  --stub-unknown      with --check: unknown factories become placeholders\n"
     "  --help              show this help\n"
@@ -58,28 +64,6 @@ static const char *option_value(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-/* Without a server section: csgi's own server on the given addresses, until
-   SIGINT or SIGTERM. Takes app. */
-static int serve_default(csgi_app *app, const char *const *addresses, size_t count)
-{
-    csgi_server *server = NULL;
-    int rc = csgi_server_new(&server, app, NULL, NULL);
-    if (rc != 0) {
-        fprintf(stderr, "csgi-serve: cannot create the server: %s\n", csgi_strerror(rc));
-        return rc;
-    }
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        rc = csgi_server_listen(server, addresses[i]);
-        if (rc != 0)
-            fprintf(stderr, "csgi-serve: cannot listen on %s: %s\n", addresses[i],
-                    csgi_strerror(rc));
-    }
-    if (rc == 0 && (rc = csgi_server_run_until_signal(server)) != 0)
-        fprintf(stderr, "csgi-serve: the server failed: %s\n", csgi_strerror(rc));
-    csgi_server_free(server);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     const char *server_name = "main";
@@ -90,6 +74,7 @@ int main(int argc, char **argv)
     size_t module_path_count = 0;
     int check = 0, stub = 0;
     const char *config = NULL;
+    const char *workers = NULL, *access_log = NULL, *log_level = NULL;
     const char *globals[256];
     size_t global_count = 0;
 
@@ -120,6 +105,20 @@ int main(int argc, char **argv)
                 return 1;
             }
             listen[listen_count++] = value;
+        } else if (strcmp(arg, "--workers") == 0) {
+            if (!(workers = option_value(argc, argv, &i)))
+                return 1;
+            if (!workers[0] || strspn(workers, "0123456789") != strlen(workers) ||
+                strlen(workers) > 4) {
+                fprintf(stderr, "csgi-serve: --workers needs a number, not '%s'\n", workers);
+                return 1;
+            }
+        } else if (strcmp(arg, "--access-log") == 0) {
+            if (!(access_log = option_value(argc, argv, &i)))
+                return 1;
+        } else if (strcmp(arg, "--log-level") == 0) {
+            if (!(log_level = option_value(argc, argv, &i)))
+                return 1;
         } else if (strcmp(arg, "--module-path") == 0) {
             const char *value = option_value(argc, argv, &i);
             if (!value)
@@ -183,6 +182,13 @@ int main(int argc, char **argv)
     }
     if (rc == 0 && listen_count)
         rc = csgi_loader_set_listen(loader, listen, listen_count);
+    if (rc == 0 && workers)
+        rc = csgi_loader_set_server_option(loader, "workers", workers);
+    /* Checked with the section's keys, when the server is read. */
+    if (rc == 0 && access_log)
+        rc = csgi_loader_set_server_option(loader, "access_log", access_log);
+    if (rc == 0 && log_level)
+        rc = csgi_loader_set_server_option(loader, "log_level", log_level);
     if (rc != 0) {
         fprintf(stderr, "csgi-serve: %s\n", csgi_strerror(rc));
         csgi_loader_free(loader);
@@ -191,9 +197,9 @@ int main(int argc, char **argv)
 
     csgi_load_error error;
     int status = 0;
-    /* A file without the server section is served by csgi's own server. */
-    int has_server = csgi_loader_has_server(loader, server_uri, &error);
     if (check) {
+        /* A file without the server section is served by csgi's own server. */
+        int has_server = csgi_loader_has_server(loader, server_uri, &error);
         const char *text = NULL;
         rc = has_server < 0 ? has_server
                             : csgi_loader_describe(&text, loader, app_uri, stub, &error);
@@ -205,24 +211,9 @@ int main(int argc, char **argv)
         } else {
             fputs(text, stdout);
         }
-    } else {
-        csgi_app *app = NULL;
-        rc = has_server < 0 ? has_server : csgi_loader_load_app(&app, loader, app_uri, &error);
-        if (rc != 0) {
-            report(&error);
-            status = 1;
-        } else if (has_server) {
-            rc = csgi_loader_serve(loader, server_uri, app, &error);
-            if (rc != 0) {
-                report(&error);
-                status = 1;
-            }
-        } else {
-            const char *fallback[1] = {"127.0.0.1:8080"};
-            rc = listen_count ? serve_default(app, listen, listen_count)
-                              : serve_default(app, fallback, 1);
-            status = rc != 0;
-        }
+    } else if ((rc = csgi_loader_serve_app(loader, app_uri, server_uri, &error)) != 0) {
+        report(&error);
+        status = 1;
     }
     csgi_loader_free(loader);
     free(app_uri);

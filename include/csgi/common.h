@@ -68,7 +68,8 @@ CSGI_EXTERN const char *csgi_version_string(void);
     X(PARSE, -13, "malformed input")                           \
     X(TOOBIG, -14, "limit exceeded")                           \
     X(SYSTEM, -15, "system call failed")                       \
-    X(REDIRECTS, -16, "too many redirects")
+    X(REDIRECTS, -16, "too many redirects")                    \
+    X(WORKERS, -17, "worker processes failed to start")
 
 /** Error codes. Functions that can fail return 0 or one of these. */
 typedef enum csgi_err {
@@ -76,7 +77,7 @@ typedef enum csgi_err {
 #define CSGI_ERR_ENUM(name, value, text) CSGI_E##name = value,
     CSGI_ERR_MAP(CSGI_ERR_ENUM)
 #undef CSGI_ERR_ENUM
-        CSGI_E_LAST_ = -16
+        CSGI_E_LAST_ = -17
 } csgi_err;
 
 /**

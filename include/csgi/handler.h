@@ -138,7 +138,7 @@ typedef enum csgi_handler_body {
 typedef struct csgi_handler_options {
     unsigned version;          /**< CSGI_HANDLER_OPTIONS_VERSION */
     csgi_handler_body body;    /**< CSGI_HANDLER_BODY_DEFAULT */
-    uint64_t max_body;         /**< bytes gathered at most, else 413: 1 MiB */
+    uint64_t max_body;         /**< bytes taken at most (gathered or streamed), else 413: 1 MiB */
     size_t body_buffer_size;   /**< bytes kept in memory, past them a file: 16 KiB */
     const char *body_temp_dir; /**< where the file goes (copied): $TMPDIR, else /tmp */
 } csgi_handler_options;
@@ -248,9 +248,10 @@ typedef struct csgi_body_reader_type {
     /**
      * The end of reading, once: result 0 when the whole body was read, the
      * value data returned when it stopped, or why the body broke off
-     * (CSGI_ETOOBIG over the server's or a stream's limit, CSGI_EPARSE
-     * malformed chunked framing, CSGI_ETIMEDOUT, CSGI_ECLOSED when the
-     * client left: then the response is not sent).
+     * (CSGI_ETOOBIG over the handler's max_body, the server's or a
+     * stream's limit; CSGI_EPARSE malformed chunked framing;
+     * CSGI_ETIMEDOUT; CSGI_ECLOSED when the client left: then the response
+     * is not sent).
      * @return the response, as a handler's return value.
      */
     csgi_response *(*end)(void *state, csgi_request *request, int result);
@@ -285,9 +286,10 @@ CSGI_EXTERN csgi_response *csgi_handler_read_body(csgi_request *request,
  * @param error_response set to the response to return when the body is
  *                      not acceptable (NULL otherwise)
  * @return 0; CSGI_EPARSE or CSGI_ETOOBIG with *error_response set (NULL
- *         if memory ran out); CSGI_ENOMEM; CSGI_EAGAIN only in a streaming
- *         handler that read csgi.input itself (use csgi_handler_read_body()
- *         there).
+ *         if memory ran out); CSGI_ENOMEM; CSGI_EAGAIN where the body is not
+ *         gathered (a streaming handler, a filter without
+ *         CSGI_HANDLER_BODY_GATHER) and has not all arrived: read it with
+ *         csgi_handler_read_body() there, or ask for it to be gathered.
  */
 CSGI_EXTERN int csgi_handler_json(csgi_request *request, size_t max, struct json_t **out,
                                   csgi_response **error_response);
@@ -311,10 +313,11 @@ typedef int (*csgi_handler_setup_fn)(void **userdata, csgi_destroy_fn *destroy,
  * The body of a filter factory (csgi_filter_factory_fn) for a filter
  * handler: setup (may be NULL: userdata NULL) makes the userdata from the
  * conf, then csgi_handler_filter() wraps next. The handler factories read
- * csgi_handler_options from four keys of the local conf: `body` (gather,
- * stream or default), `max_body` and `body_buffer_size` (bytes; 0 or
- * absent: the default) and `body_temp_dir`; a bad value fails with the
- * file and line. CSGI_HANDLER_FILTER_FACTORY
+ * csgi_handler_options from four keys of the local conf, named as nginx
+ * names the same settings: `body_mode` (gather, stream or default),
+ * `client_max_body_size` and `client_body_buffer_size` (bytes, or with a
+ * k, m or g suffix; 0 or absent: the default) and `client_body_temp_path`;
+ * a bad value fails with the file and line. CSGI_HANDLER_FILTER_FACTORY
  * writes the factory function around it.
  *
  * @param next taken, also on failure

@@ -214,11 +214,11 @@ CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *ref
  * configured by the section's keys: host (default 127.0.0.1), port
  * (default 8080), threads, max_connections, max_body, header_timeout,
  * body_timeout, keepalive_timeout, send_timeout, grace_timeout (seconds),
- * max_keepalive_requests, server_header, verbose, error_format, log_level
- * (error, warning, info, debug), access_log, access_log_format (write %
- * as %% in the file), access_log_buffer (bytes), access_log_flush
- * (seconds); docs/config.md has them all. Any other key is an error
- * naming its file and line.
+ * max_keepalive_requests, server_header, verbose, error_format, workers,
+ * preload, max_requests, max_requests_jitter, log_level (error, warning,
+ * info, debug), access_log, access_log_format (write % as %% in the file),
+ * access_log_buffer (bytes), access_log_flush (seconds); docs/config.md
+ * has them all. Any other key is an error naming its file and line.
  *
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
@@ -235,6 +235,44 @@ CSGI_EXTERN int csgi_loader_register_server(csgi_loader *loader, const char *ref
  */
 CSGI_EXTERN int csgi_loader_set_listen(csgi_loader *loader, const char *const *addresses,
                                        size_t count);
+
+/**
+ * Give a key of the built-in server egg:csgi#http a value over the server
+ * section's own (what `csgi-serve --workers N` does). The value is checked
+ * as the section's would be when the server is built or checked; an error
+ * names the key without a file.
+ *
+ * @param name  the key ("workers", ...); copied
+ * @param value its text; copied
+ * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_loader_set_server_option(csgi_loader *loader, const char *name,
+                                              const char *value);
+
+/**
+ * Build the application app_uri names and serve it with the server
+ * section server_uri names until a signal stops it: what csgi-serve does.
+ * A file without that server section is served by egg:csgi#http with its
+ * defaults (127.0.0.1:8080, or the csgi_loader_set_listen() addresses).
+ *
+ * With egg:csgi#http and `workers` N > 0, this process is the master of N
+ * worker processes (csgi_server_run_until_signal()). Each worker builds the
+ * application after the fork, from the file as the master read it; with
+ * `preload = true` the master builds it once before forking. SIGHUP reads
+ * the file again (the server section and the application: preloaded in the
+ * master, else in the new workers): new workers start on the new pipeline,
+ * and the old ones stop once all the new ones accept. A file that no longer
+ * loads keeps the old workers serving, and the error is logged with its
+ * file and line. Without workers, or with another runner, the application
+ * is built first and served as csgi_loader_serve() does.
+ *
+ * @param app_uri    "file.ini", "file.ini#name", "config:file.ini#name"
+ * @param server_uri the server section's file and name
+ * @return 0 after a clean stop; the errors of csgi_loader_load_app() and
+ *         csgi_loader_serve(), CSGI_EWORKERS (workers kept failing to start).
+ */
+CSGI_EXTERN int csgi_loader_serve_app(csgi_loader *loader, const char *app_uri,
+                                      const char *server_uri, csgi_load_error *error);
 
 /**
  * Serve app with the server section uri names ("file.ini", "file.ini#name",

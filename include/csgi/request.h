@@ -34,9 +34,10 @@
  * multipart body is parsed as it streams (file parts can be spooled to
  * disk), so csgi_request_body() cannot return it afterwards.
  *
- * Waiting for the body: a handler (csgi/handler.h) runs when its body has
- * all arrived, so in a handler these readers have everything and never
- * answer CSGI_EAGAIN. A raw application may run before its body has
+ * Waiting for the body: an application handler (csgi/handler.h) runs when
+ * its body has all arrived (and so does a filter handler that asks for
+ * it: CSGI_HANDLER_BODY_GATHER), so there these readers have everything
+ * and never answer CSGI_EAGAIN. A raw application may run before its body has
  * arrived: the body readers then return CSGI_EAGAIN; call
  * csgi_input_on_ready() and call the same function again from its
  * callback (return a body that answers CSGI_EAGAIN meanwhile, see

@@ -5,7 +5,11 @@
  * csgi_serve() is Paste's httpserver.serve: one call that serves an
  * application until SIGINT or SIGTERM. The server object is for C services
  * that embed csgi: options, several listeners, threads, its own event loop
- * or the host's, graceful stop.
+ * or the host's, graceful stop, and worker processes (the `workers`
+ * option): a master that binds the listeners once and keeps N worker
+ * processes serving on them, replaces those that die, reloads on SIGHUP
+ * and recycles workers after max_requests (docs/architecture.md, "Worker
+ * processes").
  */
 #ifndef CSGI_SERVER_H
 #define CSGI_SERVER_H
@@ -13,6 +17,7 @@
 #include "app.h"
 #include "common.h"
 #include "errors.h"
+#include "loader.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +43,7 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 4
+#define CSGI_SERVER_OPTIONS_VERSION 5
 
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
@@ -46,7 +51,7 @@ typedef struct csgi_server csgi_server;
  * field left 0 means its default too, except log_level, where 0 is
  * CSGI_LOG_ERROR (the initializer sets CSGI_LOG_WARNING).
  *
- * The access log (version 4) has a line per request the server answered,
+ * The access log (version 5) has a line per request the server answered,
  * the requests it refused itself included (400, 408, 413, 414, 431, ...),
  * in Apache's combined format unless access_log_format says otherwise;
  * docs/config.md lists the format's directives. Request bytes are escaped
@@ -85,26 +90,38 @@ typedef struct csgi_server_options {
     void *error_render_userdata;       /**< passed to error_render (borrowed: it must outlive
                                             the server) */
 
-    int log_level;                 /**< the least severe csgi_log_level logged (version 4):
+    unsigned workers;             /**< worker processes: 0 = serve in this process (version 4);
+                                       N: csgi_server_run_until_signal() is the master of N
+                                       workers, each with `threads` loops: 0 */
+    unsigned max_requests;        /**< with workers: a worker that has received this many
+                                       requests is replaced (a new one first, then it stops
+                                       gracefully): 0 = never */
+    unsigned max_requests_jitter; /**< with max_requests: each worker's limit is raised by a
+                                       random 0 to this many, so workers do not all recycle at
+                                       once: 0 */
+
+    int log_level;                 /**< the least severe csgi_log_level logged (version 5):
                                         CSGI_LOG_WARNING; verbose makes it at least CSGI_LOG_INFO */
-    const char *access_log;        /**< where the access log goes (copied; version 4): NULL or
+    const char *access_log;        /**< where the access log goes (copied; version 5): NULL or
                                         "" = no access log, "-" or "stderr" = standard error,
                                         "stdout", "syslog" or "syslog:FACILITY" (user, daemon,
                                         local0..local7; default local7), else a file, appended
-                                        to (created 0644, reopened by csgi_server_reopen_logs) */
-    const char *access_log_format; /**< the access log's format (copied; version 4): NULL =
+                                        to (created 0644, reopened by csgi_server_reopen_logs);
+                                        with workers each worker opens it and writes its own
+                                        lines, whole lines per write(2) */
+    const char *access_log_format; /**< the access log's format (copied; version 5): NULL =
                                         "combined"; "combined", "common", or % directives */
     size_t access_log_buffer;      /**< bytes of lines buffered before they are written
-                                        (version 4): 65536; 1 = a write per line */
+                                        (version 5): 65536; 1 = a write per line */
     unsigned access_log_flush_ms;  /**< buffered lines are written at the latest this long
-                                        after the first of them (version 4): 1000 */
+                                        after the first of them (version 5): 1000 */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
 #define CSGI_SERVER_OPTIONS_INIT                                                                 \
     {                                                                                            \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
-            NULL, NULL, CSGI_LOG_WARNING, NULL, NULL, 0, 0                                       \
+            NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0                              \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
@@ -113,12 +130,18 @@ CSGI_EXTERN void csgi_server_options_init(csgi_server_options *options);
 /**
  * Create a server for an application.
  *
+ * With options->workers N > 0, csgi_server_run_until_signal() forks N
+ * worker processes that serve app: it was built before the fork (what
+ * gunicorn calls preload), so SIGHUP starts new workers with the same
+ * application; csgi_server_new_source() builds it in each worker instead,
+ * and can load a new one on SIGHUP.
+ *
  * @param out     where to store the server
  * @param app     the application; takes the reference: freed with the server
  *                (also when this call fails)
  * @param options copied; NULL = defaults
  * @param base    an event loop the host program runs (borrowed; threads must
- *                be 1), or NULL for the server's own loops
+ *                be 1, workers 0), or NULL for the server's own loops
  * @return 0, CSGI_EINVAL (bad options: a version out of range, a log_level
  *         other than the four, an access_log_format with an unknown
  *         directive, an unknown syslog facility), CSGI_EACCESS,
@@ -128,6 +151,78 @@ CSGI_EXTERN void csgi_server_options_init(csgi_server_options *options);
  */
 CSGI_EXTERN int csgi_server_new(csgi_server **out, csgi_app *app,
                                 const csgi_server_options *options, struct event_base *base);
+
+/**
+ * Where the worker processes of a server get their application: a
+ * configuration the master loads (at csgi_server_new_source(), then on each
+ * SIGHUP: a generation of workers), and from which each worker builds its
+ * application after the fork, so that nothing of it is shared between
+ * processes (database connections, random seeds, threads). A source that
+ * builds the application in load (preload) makes build return a new
+ * reference to it. The functions get the source's state first.
+ */
+typedef struct csgi_server_source_type {
+    const char *name; /**< what it loads, for log lines */
+
+    /**
+     * Load the configuration, in the master.
+     *
+     * @param out     set to the generation: what build needs (owned by the
+     *                source: the master hands it back to release)
+     * @param options on entry the options of the current generation (at
+     *                first those given to csgi_server_new_source()); load
+     *                may change any field, and the generation's workers run
+     *                with them. Strings it sets must stay valid until
+     *                release. The listeners are not options: a new
+     *                generation serves on the same sockets.
+     * @param error   filled when load fails
+     * @return 0, or an error: csgi_server_new_source() fails with it; on
+     *         SIGHUP the master logs it and the workers of the current
+     *         generation keep serving.
+     */
+    int (*load)(void *state, void **out, csgi_server_options *options, csgi_load_error *error);
+
+    /**
+     * Build the application of a generation: in each worker process after
+     * the fork (in the calling process when workers is 0).
+     *
+     * @param out        set to the application (a new reference)
+     * @param generation what load made (borrowed)
+     * @param error      filled when build fails; the worker sends it to the
+     *                   master, which logs it
+     * @return 0, or an error: the worker exits; on SIGHUP the master then
+     *         keeps the workers of the current generation serving.
+     */
+    int (*build)(void *state, csgi_app **out, void *generation, csgi_load_error *error);
+
+    /** Release a generation, in the master, once no worker of it lives.
+        May be NULL. */
+    void (*release)(void *state, void *generation);
+
+    /** Release the state (csgi_server_free()). May be NULL. */
+    void (*free)(void *state);
+} csgi_server_source_type;
+
+/**
+ * Create a server whose application comes from a source: load runs now
+ * (its errors show before anything listens); with options->workers N > 0
+ * (after load), csgi_server_run_until_signal() is the master of N worker
+ * processes, each building the application with build after the fork, and
+ * SIGHUP loads a new generation; with 0, build runs now and the server
+ * serves in this process, as csgi_server_new() does.
+ *
+ * @param out     where to store the server
+ * @param type    borrowed: it must outlive the server
+ * @param state   taken: type->free(state) runs with csgi_server_free(), or
+ *                before this returns when it fails
+ * @param options copied (the options load starts from); NULL = defaults
+ * @param error   filled when load or build fails; NULL allowed
+ * @return 0, CSGI_EINVAL (bad options, NULL type), CSGI_ENOMEM, or what
+ *         load or build returned.
+ */
+CSGI_EXTERN int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *type,
+                                       void *state, const csgi_server_options *options,
+                                       csgi_load_error *error);
 
 /**
  * Listen on an address, now (so errors show before serving starts).
@@ -143,18 +238,20 @@ CSGI_EXTERN int csgi_server_listen(csgi_server *server, const char *address);
     Unix socket, -1 for no such listener. */
 CSGI_EXTERN int csgi_server_port(const csgi_server *server, size_t index);
 
-/** Start accepting (and start the threads). Returns 0 or an error. */
+/** Start accepting (and start the threads). Returns 0 or an error;
+    CSGI_ESTATE with workers (csgi_server_run_until_signal() starts them). */
 CSGI_EXTERN int csgi_server_start(csgi_server *server);
 
 /** Run the server's own first loop in this thread until it stops, then
     write the access log's buffered lines. Returns 0, or CSGI_ESTATE when the
-    server runs on the host's loop. */
+    server runs on the host's loop or has workers. */
 CSGI_EXTERN int csgi_server_run(csgi_server *server);
 
 /**
  * Stop gracefully: stop accepting, close idle connections, let requests in
  * progress finish for up to grace_ms, then cut them. Safe from any thread
- * and from a signal handler.
+ * and from a signal handler. With workers, the master stops as on SIGTERM
+ * (each worker lets requests finish for its grace_timeout_ms).
  */
 CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
 
@@ -166,8 +263,9 @@ CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
  * server's loop, at its next line or flush (within access_log_flush_ms);
  * this call only asks for it, so it is safe from any thread and from a
  * signal handler (it is what SIGUSR1 does under
- * csgi_server_run_until_signal()). Does nothing for a server without a log
- * file, or NULL.
+ * csgi_server_run_until_signal()). With workers, the master (which has no
+ * access log of its own) sends SIGUSR1 to each worker, and each reopens
+ * its own file. Does nothing for a server without a log file, or NULL.
  *
  * @param server the server (borrowed), or NULL
  */
@@ -183,9 +281,26 @@ CSGI_EXTERN void csgi_server_reopen_logs(csgi_server *server);
  * handlers are back when it returns. The one way csgi serves until a
  * signal: csgi_serve(), the INI server egg:csgi#http and csgi-serve use it.
  *
+ * With workers, this process is their master until it stops: it forks
+ * them (it must be single-threaded then, as fork(2) requires of a process
+ * whose children go on running; csgi starts no thread in a master), keeps
+ * their number, replaces a worker that dies, and answers the signals
+ * docs/config.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
+ * reload (a new generation of workers; the old ones stop once the new
+ * ones accept), TTIN and TTOU one worker more or less, USR1 passed on to
+ * every worker, which reopens its log files. Each worker writes its own
+ * access log lines (and the last of them when it stops). Worker processes
+ * never return from this call: each frees what it made, flushes standard
+ * I/O and ends with _exit(2), so that atexit handlers, registered for the
+ * master (removing a pid file...), run in the master only.
+ *
  * @param server the server (borrowed), listening already
  * @return 0 after a signal stopped it; CSGI_ESTATE for a server on the
- *         host's loop; the errors of csgi_server_start().
+ *         host's loop, or a master already running in this process;
+ *         CSGI_EWORKERS when workers kept dying right after they started
+ *         (or could not build their application at start: the log says
+ *         why); CSGI_ESYSTEM when fork or pipe fail; the errors of
+ *         csgi_server_start().
  */
 CSGI_EXTERN int csgi_server_run_until_signal(csgi_server *server);
 

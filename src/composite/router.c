@@ -3,16 +3,33 @@
  * (include/csgi/router.h), and its INI factory (egg:csgi#router).
  *
  * The routes are kept in a tree of segments: each node has its literal
- * children (sorted when the router becomes an application, then found by
- * binary search) and its variable children (tried in the order they were
+ * children (indexed by a hash table when the router becomes an
+ * application), its variable children (tried in the order they were
  * added), and the routes whose pattern ends there. A request walks the tree
  * one segment of PATH_INFO at a time, trying the literal child first and
  * backtracking into the variables, so its cost grows with the depth of the
  * path and not with the number of routes.
  *
- * Written over the public protocol, with the library's allocator (so that
- * the failing-allocator tests reach it) and its growth rule (common/vec.h).
- * Typed segments use the C library's POSIX regex.h, no other engine.
+ * What a request costs (docs/router.md, bench/router.sh). The router
+ * reads REQUEST_METHOD and PATH_INFO through the gateway's accessors
+ * (gateway/environ_private.h), which neither build the environ nor look
+ * the keys up by name: the path is decoded straight into one arena block
+ * that also holds the match's record, followed by PAD zero bytes. The walk
+ * reads that copy eight bytes at a time: a word finds the next '/' and is
+ * the segment's first word (read_segment); a literal child is found by a
+ * hash of the segment's first and last words (a few in a row are compared
+ * directly), mostly with one compare of lengths and words and no memcmp;
+ * int and hex are checked a word at a time. Only a regular expression
+ * calls the C library, on the segment NUL-terminated in place. Methods
+ * are bits. A node that leaves one way to go costs no call; the values of
+ * the match are the copy's segments, NUL-terminated once the walk is done,
+ * and the record is set without a copy of its key: a match allocates
+ * nothing more than that block.
+ *
+ * Written over the public protocol but for those accessors, with the
+ * library's allocator (so that the failing-allocator tests reach it) and
+ * its growth rule (common/vec.h). Typed segments use the C library's POSIX
+ * regex.h, no other engine.
  */
 #include "common/alloc.h"
 #include "common/chartab.h"
@@ -21,6 +38,7 @@
 #include <csgi.h>
 #include <csgi/router.h>
 #include "composite/composite_private.h"
+#include "gateway/environ_private.h"
 
 #include <regex.h>
 #include <stdint.h>
@@ -32,6 +50,12 @@
 #define MAX_SEGMENTS 64
 /* A 405 lists the methods of at most this many matching patterns. */
 #define MAX_ALLOW_NODES 16
+/* Zero bytes after a path or a literal, so that a word read at any of its
+   bytes stays in memory of its own. */
+#define PAD 8
+/* A node with up to this many literal children compares them in a row:
+   cheaper than a hash for so few. */
+#define LINEAR_LITERALS 4
 
 /* The environ key of a match: a pointer to its routing record. */
 #define ROUTING_KEY "csgi.routing_args"
@@ -39,6 +63,11 @@
 enum kind { SEGMENT_LITERAL, SEGMENT_ANY, SEGMENT_INT, SEGMENT_HEX, SEGMENT_REGEX };
 
 typedef struct node node;
+
+/* The choices a node offers the walk (build_index): no children; literal
+   children only, by hash or a few in a row; one variable child only; or
+   both kinds, or several variables. */
+enum shape { SHAPE_END, SHAPE_HASH, SHAPE_ROW, SHAPE_VARIABLE, SHAPE_MIXED };
 
 /* One segment of a route's pattern, for URL generation. */
 typedef struct segment {
@@ -53,6 +82,7 @@ typedef struct route {
     char *name;     /* NULL for an unnamed route */
     char **methods; /* NULL with any_method */
     size_t method_count;
+    unsigned method_bits; /* the common methods among methods (method_bit) */
     int any_method;
     segment *segments;
     size_t segment_count;
@@ -61,10 +91,19 @@ typedef struct route {
 } route;
 
 typedef struct literal_child {
-    char *text;
+    char *text; /* followed by PAD zero bytes (segment_words reads a word) */
     size_t len;
     node *node;
 } literal_child;
+
+/* A literal child in its node's hash table (build_index): the words the
+   segment is known by (segment_words), its length and text. */
+typedef struct literal_slot {
+    uint64_t head, tail;
+    size_t len;
+    const char *text;
+    const node *node; /* NULL: an empty slot */
+} literal_slot;
 
 typedef struct variable_child {
     enum kind kind;
@@ -80,12 +119,21 @@ struct node {
     size_t variable_count, variable_capacity;
     route **routes; /* borrowed from the router */
     size_t route_count, route_capacity;
+    /* The literal children by hash, made by csgi_router_app(): a power of
+       two of slots, at most half used (or, up to LINEAR_LITERALS of them,
+       a row); NULL when there are none. */
+    literal_slot *index;
+    size_t index_mask;    /* slots - 1 */
+    unsigned index_shift; /* 64 - log2(slots): a hash's top bits pick the slot */
+    int index_linear;     /* a few literals: index holds them in a row, then an empty slot */
+    enum shape shape;     /* what the walk does here (build_index) */
 };
 
 struct csgi_router {
     node root;
     route **routes;
     size_t count, capacity;
+    size_t max_variables; /* the most variables of one route */
     csgi_app *not_found;
 };
 
@@ -122,6 +170,7 @@ static void node_clear(node *n)
     csgi__free(n->literals);
     csgi__free(n->variables);
     csgi__free(n->routes);
+    csgi__free(n->index);
 }
 
 static void route_free(route *r)
@@ -156,6 +205,38 @@ static int is_identifier(const char *s, size_t len)
     return 1;
 }
 
+/* The common methods as bits: a request's method is matched with one AND
+   (0: a method without a bit, matched by name). */
+enum {
+    METHOD_GET = 1u << 0,
+    METHOD_HEAD = 1u << 1,
+    METHOD_POST = 1u << 2,
+    METHOD_PUT = 1u << 3,
+    METHOD_DELETE = 1u << 4,
+    METHOD_PATCH = 1u << 5,
+    METHOD_OPTIONS = 1u << 6
+};
+
+/* The bit of a method of len bytes: compares of a known length, which
+   the compiler makes a load or two, not a call. */
+static unsigned method_bit(const char *method, size_t len)
+{
+    switch (len) {
+    case 3:
+        if (memcmp(method, "GET", 3) == 0)
+            return METHOD_GET;
+        return memcmp(method, "PUT", 3) == 0 ? METHOD_PUT : 0;
+    case 4:
+        if (memcmp(method, "POST", 4) == 0)
+            return METHOD_POST;
+        return memcmp(method, "HEAD", 4) == 0 ? METHOD_HEAD : 0;
+    case 5: return memcmp(method, "PATCH", 5) == 0 ? METHOD_PATCH : 0;
+    case 6: return memcmp(method, "DELETE", 6) == 0 ? METHOD_DELETE : 0;
+    case 7: return memcmp(method, "OPTIONS", 7) == 0 ? METHOD_OPTIONS : 0;
+    default: return 0;
+    }
+}
+
 /* The methods: tokens separated by commas or blanks, or "*" (any). */
 static int parse_methods(route *r, const char *methods, const char **why)
 {
@@ -182,6 +263,7 @@ static int parse_methods(route *r, const char *methods, const char **why)
         r->methods[r->method_count] = csgi__strndup(start, (size_t)(p - start));
         if (!r->methods[r->method_count])
             return CSGI_ENOMEM;
+        r->method_bits |= method_bit(start, (size_t)(p - start));
         r->method_count++;
     }
     return r->method_count ? 0 : CSGI_EINVAL;
@@ -297,6 +379,122 @@ static int parse_pattern(route *r, const char *pattern, regex_t **regexes, const
     }
 }
 
+/* ---- Segments as words -------------------------------------------------------- */
+
+/* first_bytes[k]: the first k bytes of a word read from memory, as a
+   mask. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define FIRST_BYTES(k) (~(uint64_t)0 << (64 - 8 * (k)))
+#define FIRST_BYTE(x)  (__builtin_clzll(x) / 8)
+#else
+#define FIRST_BYTES(k) (((uint64_t)1 << (8 * (k))) - 1)
+#define FIRST_BYTE(x)  (__builtin_ctzll(x) / 8)
+#endif
+static const uint64_t first_bytes[9] = {
+    0,
+    FIRST_BYTES(1),
+    FIRST_BYTES(2),
+    FIRST_BYTES(3),
+    FIRST_BYTES(4),
+    FIRST_BYTES(5),
+    FIRST_BYTES(6),
+    FIRST_BYTES(7),
+    ~(uint64_t)0,
+};
+
+#define ONES  0x0101010101010101u
+#define LOWS  (ONES * 0x7f)
+#define HIGHS (ONES * 0x80)
+
+/* The high bit of the first '/' byte of word (in memory order), and maybe
+   of later bytes: 0 when it holds none. On a little-endian machine the
+   classic test for a zero byte serves (a false bit can only follow a true
+   one, through the borrow); elsewhere the exact per-byte test. */
+static inline uint64_t slash_bytes(uint64_t word)
+{
+    uint64_t x = word ^ (ONES * '/');
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return ~(((x & LOWS) + LOWS) | x | LOWS);
+#else
+    return (x - ONES) & ~x & HIGHS;
+#endif
+}
+
+/*
+ * The words a segment is known by: its first eight bytes (the ones it has,
+ * the rest zero, when it is shorter) and, when it is longer, its last
+ * eight (else 0). Two segments of up to 16 bytes are equal when their
+ * lengths and words are; longer ones compare the bytes between as well.
+ * s must be followed by PAD readable bytes.
+ */
+static inline void segment_words(const char *s, size_t len, uint64_t *head, uint64_t *tail)
+{
+    uint64_t first;
+    memcpy(&first, s, 8);
+    *head = first & first_bytes[len < 8 ? len : 8];
+    *tail = 0;
+    if (len > 8)
+        memcpy(tail, s + len - 8, 8);
+}
+
+/* The slot of a segment's words in a table of 2^(64 - shift) slots. */
+static inline size_t slot_of(uint64_t head, uint64_t tail, size_t len, unsigned shift)
+{
+    uint64_t hash = (head ^ (tail * 0x9e3779b97f4a7c15u) ^ len) * 0xff51afd7ed558ccdu;
+    return (size_t)(hash >> shift);
+}
+
+/* A segment of the request's path as the walk sees it: in the padded copy
+   (router_call), with its words. */
+typedef struct path_segment {
+    char *text;
+    size_t len;
+    uint64_t head, tail; /* segment_words */
+} path_segment;
+
+/*
+ * The segment at text, up to the next '/' or end, into *out; returns where
+ * it stops (the '/', or end). The '/' is looked for eight bytes at a time,
+ * and the first word read is the segment's head: a segment costs a few
+ * instructions whatever its bytes. text to end is followed by PAD bytes
+ * without '/'.
+ */
+static inline char *read_segment(char *text, const char *end, path_segment *out)
+{
+    uint64_t first;
+    memcpy(&first, text, 8);
+    uint64_t slash = slash_bytes(first);
+    char *stop;
+    if (slash) {
+        stop = text + FIRST_BYTE(slash); /* before end: the padding has no '/' */
+    } else {
+        for (stop = text + 8;; stop += 8) {
+            if (stop >= end) {
+                stop = (char *)end;
+                break;
+            }
+            uint64_t word;
+            memcpy(&word, stop, 8);
+            slash = slash_bytes(word);
+            if (slash) {
+                stop += FIRST_BYTE(slash);
+                break;
+            }
+        }
+    }
+    size_t len = (size_t)(stop - text);
+    uint64_t tail = 0;
+    if (len > 8)
+        memcpy(&tail, stop - 8, 8);
+    else
+        first &= first_bytes[len];
+    out->text = text;
+    out->len = len;
+    out->head = first;
+    out->tail = tail;
+    return stop;
+}
+
 /* ---- The tree ------------------------------------------------------------------ */
 
 static int new_node(node **out)
@@ -317,7 +515,9 @@ static int child_for(node **out, node *n, segment *s, regex_t **regex)
                               n->literal_count);
         if (err)
             return err;
-        literal_child c = {csgi__strndup(s->text, s->len), s->len, NULL};
+        literal_child c = {csgi__calloc(1, s->len + PAD), s->len, NULL};
+        if (c.text)
+            memcpy(c.text, s->text, s->len);
         if (!c.text || new_node(&c.node) != 0) {
             csgi__free(c.text);
             return CSGI_ENOMEM;
@@ -356,14 +556,22 @@ static int child_for(node **out, node *n, segment *s, regex_t **regex)
     return *out = c.node, 0;
 }
 
-static int accepts_exactly(const route *r, const char *method)
+/* Whether r accepts method, whose method_bit() is bit. */
+static int accepts(const route *r, const char *method, unsigned bit)
 {
     if (r->any_method)
         return 1;
+    if (bit)
+        return (r->method_bits & bit) != 0;
     for (size_t i = 0; i < r->method_count; i++)
         if (strcmp(r->methods[i], method) == 0)
             return 1;
     return 0;
+}
+
+static int accepts_exactly(const route *r, const char *method)
+{
+    return accepts(r, method, method_bit(method, strlen(method)));
 }
 
 /* Whether two routes of one pattern share a method. */
@@ -439,6 +647,8 @@ static int add_route(csgi_router *router, const char *name, const char *methods,
     }
     n->routes[n->route_count++] = r;
     router->routes[router->count++] = r;
+    if (r->variable_count > router->max_variables)
+        router->max_variables = r->variable_count;
     return 0;
 }
 
@@ -472,23 +682,50 @@ void csgi_router_free(csgi_router *router)
     csgi__free(router);
 }
 
-/* Literal children by length, then bytes: the order of the binary search. */
-static int compare_literals(const void *left, const void *right)
+/* The hash tables of n's literal children and of those of every node
+   below it. */
+static int build_index(node *n)
 {
-    const literal_child *a = left, *b = right;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
-    return memcmp(a->text, b->text, a->len);
-}
-
-static void sort_tree(node *n)
-{
-    if (n->literal_count > 1)
-        qsort(n->literals, n->literal_count, sizeof(literal_child), compare_literals);
-    for (size_t i = 0; i < n->literal_count; i++)
-        sort_tree(n->literals[i].node);
-    for (size_t i = 0; i < n->variable_count; i++)
-        sort_tree(n->variables[i].node);
+    if (n->variable_count == 0)
+        n->shape = n->literal_count == 0                 ? SHAPE_END
+                   : n->literal_count <= LINEAR_LITERALS ? SHAPE_ROW
+                                                         : SHAPE_HASH;
+    else
+        n->shape = n->variable_count == 1 && !n->literal_count ? SHAPE_VARIABLE : SHAPE_MIXED;
+    if (n->literal_count) {
+        unsigned bits = 1;
+        while (((size_t)1 << bits) < 2 * n->literal_count)
+            bits++;
+        n->index_linear = n->literal_count <= LINEAR_LITERALS;
+        size_t slots = n->index_linear ? n->literal_count + 1 : (size_t)1 << bits;
+        csgi__free(n->index);
+        n->index = csgi__calloc(slots, sizeof(literal_slot));
+        if (!n->index)
+            return CSGI_ENOMEM;
+        n->index_mask = slots - 1;
+        n->index_shift = 64 - bits;
+        for (size_t i = 0; i < n->literal_count; i++) {
+            const literal_child *c = &n->literals[i];
+            literal_slot slot = {0, 0, c->len, c->text, c->node};
+            segment_words(c->text, c->len, &slot.head, &slot.tail);
+            size_t at =
+                n->index_linear ? i : slot_of(slot.head, slot.tail, slot.len, n->index_shift);
+            while (n->index[at].node)
+                at = (at + 1) & n->index_mask;
+            n->index[at] = slot;
+        }
+    }
+    for (size_t i = 0; i < n->literal_count; i++) {
+        int err = build_index(n->literals[i].node);
+        if (err)
+            return err;
+    }
+    for (size_t i = 0; i < n->variable_count; i++) {
+        int err = build_index(n->variables[i].node);
+        if (err)
+            return err;
+    }
+    return 0;
 }
 
 static csgi_body *router_call(void *state, csgi_environ *environ,
@@ -513,45 +750,75 @@ int csgi_router_app(csgi_app **out, csgi_router **router_in)
         csgi_router_free(router);
         return CSGI_EINVAL;
     }
-    sort_tree(&router->root);
+    int err = build_index(&router->root);
+    if (err) {
+        csgi_router_free(router);
+        return err;
+    }
     return csgi_app_new(out, &router_type, router); /* frees the router when it fails */
 }
 
 /* ---- Matching ------------------------------------------------------------------ */
 
 typedef struct capture {
-    const char *text;
+    char *text; /* in the walk's copy of the path */
     size_t len;
 } capture;
 
 typedef struct match {
     csgi_environ *environ;
     const char *method;
-    int head; /* the method is HEAD: a GET route will do */
+    unsigned method_bit; /* method_bit(method) */
+    int head;            /* the method is HEAD: a GET route will do */
     const route *found;
     capture values[MAX_SEGMENTS];
     size_t value_count;
     const node *allow[MAX_ALLOW_NODES]; /* patterns that matched without the method */
     size_t allow_count;
     int path_matched;
-    int failed; /* out of memory */
 } match;
 
-static const node *find_literal(const node *n, const char *text, size_t len)
+/* The bytes between the words of a segment longer than 16 bytes: kept out
+   of line, so that the lookup of the short ones saves no registers. */
+__attribute__((noinline)) static int middle_equal(const literal_slot *slot, const char *text)
 {
-    size_t low = 0, high = n->literal_count;
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-        const literal_child *c = &n->literals[mid];
-        int order = c->len != len ? (c->len < len ? -1 : 1) : memcmp(c->text, text, len);
-        if (order == 0)
-            return c->node;
-        if (order < 0)
-            low = mid + 1;
-        else
-            high = mid;
-    }
+    return memcmp(slot->text + 8, text + 8, slot->len - 16) == 0;
+}
+
+static inline int slot_matches(const literal_slot *slot, const path_segment *s)
+{
+    return slot->len == s->len && slot->head == s->head && slot->tail == s->tail &&
+           (s->len <= 16 || middle_equal(slot, s->text));
+}
+
+/* The literal child of n for segment s, n's literals in a row. */
+static inline const node *find_in_row(const node *n, const path_segment *s)
+{
+    for (const literal_slot *slot = n->index; slot->node; slot++)
+        if (slot_matches(slot, s))
+            return slot->node;
     return NULL;
+}
+
+/* The literal child of n for segment s, n's literals in a hash table. */
+static inline const node *find_hashed(const node *n, const path_segment *s)
+{
+    for (size_t at = slot_of(s->head, s->tail, s->len, n->index_shift);;
+         at = (at + 1) & n->index_mask) {
+        const literal_slot *slot = &n->index[at];
+        if (!slot->node)
+            return NULL; /* the table is never full */
+        if (slot_matches(slot, s))
+            return slot->node;
+    }
+}
+
+/* The literal child of n for segment s, or NULL. */
+static inline const node *find_literal(const node *n, const path_segment *s)
+{
+    if (!n->index)
+        return NULL;
+    return n->index_linear ? find_in_row(n, s) : find_hashed(n, s);
 }
 
 static int all_of(const char *text, size_t len, unsigned mask)
@@ -562,43 +829,86 @@ static int all_of(const char *text, size_t len, unsigned mask)
     return 1;
 }
 
-/* Whether a non-empty value fits a variable; m may be NULL (no request:
-   then the value is NUL-terminated). */
-static int value_fits(enum kind kind, const regex_t *regex, const char *text, size_t len, match *m)
+/* Whether a non-empty value fits a variable. A regular expression needs
+   text NUL-terminated at len. */
+static int value_fits(enum kind kind, const regex_t *regex, const char *text, size_t len)
 {
     switch (kind) {
     case SEGMENT_INT: return all_of(text, len, CSGI_CHAR__DIGIT);
     case SEGMENT_HEX: return all_of(text, len, CSGI_CHAR__HEXDIG);
-    case SEGMENT_REGEX: {
-        if (memchr(text, '\0', len))
-            return 0;
-        if (m) {
-            /* regexec needs a NUL-terminated string: copy the segment. */
-            char *copy = csgi_environ_alloc(m->environ, len + 1);
-            if (!copy) {
-                m->failed = 1;
-                return 0;
-            }
-            memcpy(copy, text, len);
-            copy[len] = '\0';
-            text = copy;
-        }
-        return regexec(regex, text, 0, NULL, 0) == 0;
-    }
+    case SEGMENT_REGEX: return !memchr(text, '\0', len) && regexec(regex, text, 0, NULL, 0) == 0;
     default: return 1;
     }
 }
 
-static int terminal(const node *n, match *m)
+/* The high bit of each byte of word that is not a decimal digit, or with
+   hex not a hexadecimal one (either case). Exact per byte: the sums stay
+   below 0x100, so no carry crosses into the next byte. */
+static inline uint64_t not_digits(uint64_t word, int hex)
+{
+    uint64_t low = word & LOWS;
+    uint64_t at_least_0 = low + ONES * (0x80 - '0');
+    uint64_t above_9 = low + ONES * (0x80 - '9' - 1);
+    uint64_t good = at_least_0 & ~above_9;
+    if (hex) {
+        uint64_t lower = low | ONES * 0x20; /* 'A'-'F' as 'a'-'f' */
+        good |= (lower + ONES * (0x80 - 'a')) & ~(lower + ONES * (0x80 - 'f' - 1));
+    }
+    return (word | ~good) & HIGHS;
+}
+
+/* Whether a segment is all digits (hex: all hexadecimal digits), eight
+   bytes at a time: up to 16 bytes, its two words say it. */
+static inline int segment_digits(const path_segment *s, int hex)
+{
+    if (s->len <= 16) {
+        uint64_t bad = not_digits(s->head, hex) & first_bytes[s->len < 8 ? s->len : 8];
+        if (s->len > 8)
+            bad |= not_digits(s->tail, hex);
+        return bad == 0;
+    }
+    for (size_t i = 0; i < s->len; i += 8) {
+        uint64_t word;
+        memcpy(&word, s->text + i, 8);
+        uint64_t bad = not_digits(word, hex);
+        if (s->len - i < 8)
+            bad &= first_bytes[s->len - i];
+        if (bad)
+            return 0;
+    }
+    return 1;
+}
+
+/* A regular expression on a segment, NUL-terminated in place (out of
+   line, as middle_equal). */
+__attribute__((noinline)) static int regex_fits(const variable_child *c, char *text, size_t len)
+{
+    char saved = text[len];
+    text[len] = '\0';
+    int fits = value_fits(c->kind, c->regex, text, len);
+    text[len] = saved;
+    return fits;
+}
+
+/* Whether a non-empty segment fits a variable: int and hex a word at a
+   time, a regular expression on the segment NUL-terminated in place. */
+static inline int segment_fits(const variable_child *c, const path_segment *s)
+{
+    if (c->kind == SEGMENT_INT || c->kind == SEGMENT_HEX)
+        return segment_digits(s, c->kind == SEGMENT_HEX);
+    return c->kind != SEGMENT_REGEX || regex_fits(c, s->text, s->len);
+}
+
+static inline int terminal(const node *n, match *m)
 {
     if (n->route_count == 0)
         return 0;
     for (size_t i = 0; i < n->route_count; i++)
-        if (accepts_exactly(n->routes[i], m->method))
+        if (accepts(n->routes[i], m->method, m->method_bit))
             return m->found = n->routes[i], 1;
     if (m->head)
         for (size_t i = 0; i < n->route_count; i++)
-            if (accepts_exactly(n->routes[i], "GET"))
+            if (accepts(n->routes[i], "GET", METHOD_GET))
                 return m->found = n->routes[i], 1;
     m->path_matched = 1;
     if (m->allow_count < MAX_ALLOW_NODES)
@@ -606,36 +916,98 @@ static int terminal(const node *n, match *m)
     return 0;
 }
 
-static int walk(const node *n, const char *text, const char *end, match *m);
+static int walk(const node *n, char *text, const char *end, match *m);
 
-static int step(const node *child, const char *slash, const char *end, match *m)
+/* Go on below child with the path after the segment that ends at stop. */
+static int descend(const node *child, char *stop, const char *end, match *m)
 {
-    return slash ? walk(child, slash + 1, end, m) : terminal(child, m);
+    return stop == end ? terminal(child, m) : walk(child, stop + 1, end, m);
 }
 
-/* Match the path from text (a segment's start) to end below node n. */
-static int walk(const node *n, const char *text, const char *end, match *m)
+/* What choose() returns when a candidate it tried matched. */
+static const node matched;
+
+/*
+ * Where the walk goes from a node of SHAPE_MIXED with the segment from
+ * text to stop. The candidates are tried in order: the literal child, then
+ * the variables that fit. Every candidate but the last is tried by a call
+ * (walk backtracks when it fails); the last is returned for the walk to go
+ * on with, its value captured when it is a variable's. Returns NULL when
+ * none fits, &matched when a candidate tried here matched. Kept out of
+ * walk (with nothing of walk's in memory), so that the loop for the
+ * common shapes stays small.
+ */
+__attribute__((noinline)) static const node *choose(const node *n, char *text, char *stop,
+                                                    const char *end, match *m)
 {
-    /* Segments are short: a loop costs less than a call to memchr. */
-    const char *stop = text;
-    while (stop < end && *stop != '/')
-        stop++;
-    const char *slash = stop < end ? stop : NULL;
-    size_t len = (size_t)(stop - text);
-    const node *child = find_literal(n, text, len);
-    if (child && step(child, slash, end, m))
-        return 1;
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < n->variable_count && !m->failed; i++) {
-        const variable_child *c = &n->variables[i];
-        if (!value_fits(c->kind, c->regex, text, len, m))
-            continue;
-        m->values[m->value_count++] = (capture){text, len};
-        if (step(c->node, slash, end, m))
-            return 1;
-        m->value_count--;
+    path_segment s;
+    read_segment(text, end, &s);
+    const node *last = find_literal(n, &s);
+    int captured = 0; /* last is a variable's */
+    if (s.len && n->variable_count) {
+        if (last && descend(last, stop, end, m))
+            return &matched;
+        last = NULL;
+        for (size_t i = 0; i < n->variable_count; i++) {
+            const variable_child *c = &n->variables[i];
+            if (!segment_fits(c, &s))
+                continue;
+            if (last) {
+                m->values[m->value_count++] = (capture){text, s.len};
+                if (descend(last, stop, end, m))
+                    return &matched;
+                m->value_count--;
+            }
+            last = c->node;
+            captured = 1;
+        }
     }
+    if (captured)
+        m->values[m->value_count++] = (capture){text, s.len};
+    return last;
+}
+
+/*
+ * Match the path from text (a segment's start) to end below node n; the
+ * path is the request's padded copy (router_call). A node with literal
+ * children only, or with one variable only, leaves one way to go: the
+ * walk goes on in its loop, with no call per segment. Other nodes choose()
+ * among their candidates. On failure the captured values are dropped.
+ */
+static int walk(const node *n, char *text, const char *end, match *m)
+{
+    size_t values = m->value_count;
+    for (;;) {
+        path_segment s;
+        char *stop = read_segment(text, end, &s);
+        const node *next = NULL;
+        switch (n->shape) {
+        case SHAPE_HASH: next = find_hashed(n, &s); break;
+        case SHAPE_ROW: next = find_in_row(n, &s); break;
+        case SHAPE_VARIABLE:
+            if (s.len && segment_fits(&n->variables[0], &s)) {
+                m->values[m->value_count++] = (capture){text, s.len};
+                next = n->variables[0].node;
+            }
+            break;
+        case SHAPE_MIXED:
+            next = choose(n, text, stop, end, m);
+            if (next == &matched)
+                return 1;
+            break;
+        default: break;
+        }
+        if (!next)
+            break;
+        if (stop == end) {
+            if (terminal(next, m))
+                return 1;
+            break;
+        }
+        n = next;
+        text = stop + 1;
+    }
+    m->value_count = values;
     return 0;
 }
 
@@ -700,34 +1072,15 @@ static csgi_body *answer(csgi_environ *environ, csgi_start_response *start_respo
     return csgi_response_send(response, environ, start_response);
 }
 
-/* What a match leaves in the environ (ROUTING_KEY), in the request's arena:
-   one key and one allocation, whatever the number of variables. */
+/* What a match leaves in the environ (ROUTING_KEY), in the request's
+   arena: one key and one allocation, whatever the number of variables.
+   The block also holds the copy of PATH_INFO the walk read (router_call),
+   so that the values are its segments, NUL-terminated in place. */
 typedef struct routing {
     const csgi_router *router;
     const route *route;
-    const char *values[]; /* NUL-terminated copies, in pattern order */
+    const char *values[]; /* NUL-terminated, in pattern order */
 } routing;
-
-static int set_routing(csgi_environ *environ, const csgi_router *router, const route *r,
-                       const capture *values)
-{
-    size_t size = sizeof(routing) + r->variable_count * sizeof(char *);
-    for (size_t i = 0; i < r->variable_count; i++)
-        size += values[i].len + 1;
-    routing *record = csgi_environ_alloc(environ, size);
-    if (!record)
-        return CSGI_ENOMEM;
-    record->router = router;
-    record->route = r;
-    char *text = (char *)&record->values[r->variable_count];
-    for (size_t i = 0; i < r->variable_count; i++) {
-        memcpy(text, values[i].text, values[i].len);
-        text[values[i].len] = '\0';
-        record->values[i] = text;
-        text += values[i].len + 1;
-    }
-    return csgi_environ_set_pointer(environ, ROUTING_KEY, record, NULL);
-}
 
 static csgi_body *router_call(void *state, csgi_environ *environ,
                               csgi_start_response *start_response)
@@ -735,37 +1088,54 @@ static csgi_body *router_call(void *state, csgi_environ *environ,
     csgi_router *router = state;
     match m;
     m.environ = environ;
-    m.method = csgi_environ_get(environ, "REQUEST_METHOD");
-    if (!m.method)
+    size_t method_len = 0;
+    m.method = csgi_environ__request_method(environ, &method_len);
+    if (!m.method) {
         m.method = "GET";
-    m.head = strcmp(m.method, "HEAD") == 0;
+        method_len = 3;
+    }
+    m.method_bit = method_bit(m.method, method_len);
+    m.head = m.method_bit == METHOD_HEAD;
     m.found = NULL;
     m.value_count = 0;
     m.allow_count = 0;
     m.path_matched = 0;
-    m.failed = 0;
 
+    /* The record, with room for the values of any route of the router,
+       and the walk's copy of PATH_INFO after it, in one block: the walk
+       reads the copy a word at a time (PAD zero bytes follow it), and the
+       values are its segments, NUL-terminated in place once it is done.
+       An empty or missing PATH_INFO is "/" (the extra byte). */
+    size_t head = sizeof(routing) + router->max_variables * sizeof(char *);
     size_t len = 0;
-    const char *path = csgi_environ_get_n(environ, "PATH_INFO", &len);
-    if (!path || len == 0) {
-        path = "/";
+    routing *record = (routing *)csgi_environ__path_info_block(environ, head, PAD + 1, &len);
+    if (!record)
+        return NULL;
+    char *copy = (char *)record + head;
+    if (len == 0 || len == (size_t)-1) {
+        copy[0] = '/';
         len = 1;
     }
-    if (path[0] == '/')
-        walk(&router->root, path + 1, path + len, &m);
-    if (m.failed)
-        return NULL;
-    if (m.found) {
-        const route *r = m.found;
-        if (set_routing(environ, router, r, m.values) != 0)
-            return NULL;
-        return csgi_app_call(r->app, environ, start_response);
+    if (copy[0] == '/') {
+        walk(&router->root, copy + 1, copy + len, &m);
+        if (m.found) {
+            record->router = router;
+            record->route = m.found;
+            for (size_t i = 0; i < m.value_count; i++) {
+                m.values[i].text[m.values[i].len] = '\0';
+                record->values[i] = m.values[i].text;
+            }
+            if (csgi_environ__set_static_pointer(environ, ROUTING_KEY, sizeof(ROUTING_KEY) - 1,
+                                                 record) != 0)
+                return NULL;
+            return csgi_app_call(m.found->app, environ, start_response);
+        }
     }
     if (m.path_matched) {
         const char *allow = allow_header(&m);
         if (!allow)
             return NULL;
-        return answer(environ, start_response, strcmp(m.method, "OPTIONS") == 0 ? 204 : 405, allow);
+        return answer(environ, start_response, m.method_bit == METHOD_OPTIONS ? 204 : 405, allow);
     }
     if (router->not_found)
         return csgi_app_call(router->not_found, environ, start_response);
@@ -850,8 +1220,7 @@ int csgi_router_url(csgi_environ *environ, const char *route_name, const char *c
         const char *value = s->text;
         if (s->kind != SEGMENT_LITERAL) {
             value = find_arg(args, s->text, &err);
-            if (err || !value || !*value ||
-                !value_fits(s->kind, s->regex, value, strlen(value), NULL))
+            if (err || !value || !*value || !value_fits(s->kind, s->regex, value, strlen(value)))
                 return CSGI_EINVAL;
             given--;
         }

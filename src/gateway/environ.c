@@ -11,14 +11,28 @@
  * The array grows by csgi_vec's rule into a new arena block.
  *
  * Laziness. csgi_environ__new() only allocates the environ and copies the
- * source. The first call that reads, sets, removes or iterates keys
- * materialises every server key at once: a first pass over the parsed head
- * counts the keys and sizes one block for all their strings (HTTP_ names,
- * header values, joined repeats, the decoded path, the addresses), a second
- * pass fills the entry array and that block. Materialising an environ thus
- * costs two arena allocations whatever the number of headers, and an
- * application that never looks at its environ costs one (the environ
- * itself).
+ * source. The first call that needs a server key the parsed head cannot
+ * give directly (or that iterates) materialises every server key at once:
+ * a first pass over the parsed head counts the keys and sizes one block for
+ * all their strings (HTTP_ names, header values, joined repeats, the
+ * addresses), a second pass fills the entry array and that block.
+ * Materialising an environ thus costs a handful of arena allocations
+ * whatever the number of headers, and an application that never looks at
+ * its environ costs one (the environ itself).
+ *
+ * Before that build, three kinds of access stay cheap, because their
+ * answer is certain without it:
+ *
+ * - the request line's keys (REQUEST_METHOD, SCRIPT_NAME, PATH_INFO,
+ *   QUERY_STRING, REQUEST_URI, SERVER_PROTOCOL) are made one at a time
+ *   from the head and kept (line_value): a router reads two of them; the
+ *   build later uses the same strings;
+ * - an HTTP_ key is read from the parsed head (header_fast);
+ * - a key the server never sets ("csgi.routing_args", "csgi.request") is
+ *   set, read and removed in the entry array, which until the build holds
+ *   only such keys: no server key can be shadowed or missed. The build puts
+ *   the server's keys in front of them, so the order of iteration is the
+ *   same as if the environ had been built first.
  *
  * The gateway keys are PEP 3333's wsgi.* keys under csgi's name:
  *
@@ -95,12 +109,23 @@ typedef struct entry {
 /* The arithmetic behind SPARE_ENTRIES. */
 _Static_assert(sizeof(entry) <= 32, "an entry should stay at 32 bytes");
 
+/* The request line's keys made one at a time (line_value). */
+enum line_key { LINE_METHOD, LINE_PATH, LINE_QUERY, LINE_URI, LINE_KEYS };
+
 struct csgi_environ {
     csgi_arena *arena;
     const csgi_environ__source *source; /* borrowed (csgi_environ__init) or copied */
-    entry *entries;                     /* NULL until materialised */
-    size_t count;                       /* entries used, holes included */
+    /* Until built, only keys the server never sets (is_server_key), in the
+       order they were set; then the server's keys and those after them. */
+    entry *entries;
+    size_t count; /* entries used, holes included */
     size_t capacity;
+    /* The gateway allocates its request state and the environ as one
+       block, below the arena's inline limit (512 bytes): keep this small. */
+    uint8_t built;                     /* the server's keys are in entries */
+    uint8_t line_made;                 /* bit (1 << LINE_x): line_value[x] is made */
+    uint32_t line_len[LINE_KEYS];      /* the head's limits keep them small */
+    const char *line_value[LINE_KEYS]; /* NUL-terminated */
     int destructors_deferred;
     csgi_input input;
     csgi_input *replaced; /* csgi_environ_set_input, else NULL */
@@ -217,7 +242,14 @@ static entry *find(csgi_environ *environ, const char *key, size_t key_len)
 /* A new entry at the end (growing the array if needed), or NULL. */
 static entry *append(csgi_environ *environ)
 {
-    if (environ->count == environ->capacity) {
+    if (environ->capacity == 0) {
+        /* The first key set before the build (a router's record, the
+           request object): room for a few, carved inline. */
+        environ->entries = csgi_arena__alloc(environ->arena, SPARE_ENTRIES * sizeof(entry));
+        if (!environ->entries)
+            return NULL;
+        environ->capacity = SPARE_ENTRIES;
+    } else if (environ->count == environ->capacity) {
         /* No cap but memory: each key is a call of the application's. */
         void *entries = environ->entries;
         if (csgi_vec__reserve_in(environ->arena, &entries, &environ->capacity, sizeof(entry),
@@ -266,16 +298,143 @@ static void release(const entry *old)
         old->value.pointer.destroy(old->value.pointer.pointer);
 }
 
+/* ---- The request line's keys ----------------------------------------------- */
+
+/* The common methods as static strings: REQUEST_METHOD without a copy. */
+static const char *known_method(const char *method, size_t len)
+{
+    switch (len) {
+    case 3:
+        if (memcmp(method, "GET", 3) == 0)
+            return "GET";
+        if (memcmp(method, "PUT", 3) == 0)
+            return "PUT";
+        return NULL;
+    case 4:
+        if (memcmp(method, "POST", 4) == 0)
+            return "POST";
+        if (memcmp(method, "HEAD", 4) == 0)
+            return "HEAD";
+        return NULL;
+    case 5: return memcmp(method, "PATCH", 5) == 0 ? "PATCH" : NULL;
+    case 6: return memcmp(method, "DELETE", 6) == 0 ? "DELETE" : NULL;
+    case 7: return memcmp(method, "OPTIONS", 7) == 0 ? "OPTIONS" : NULL;
+    default: return NULL;
+    }
+}
+
+/*
+ * The value of one of the request line's keys, made from the head at the
+ * first call and kept, so that a read before the build, the build and any
+ * later read give the same string. NULL when memory is exhausted (nothing
+ * kept then).
+ */
+static const char *line_value(csgi_environ *environ, enum line_key which, size_t *len)
+{
+    if (environ->line_made & (1u << which)) {
+        *len = environ->line_len[which];
+        return environ->line_value[which];
+    }
+    const csgi_http__head *head = environ->source->head;
+    const char *value = NULL;
+    size_t n = 0;
+    switch (which) {
+    case LINE_METHOD:
+        n = head->method_len;
+        value = known_method(head->method, n);
+        if (!value)
+            value = csgi_arena__strndup(environ->arena, head->method, n);
+        break;
+    case LINE_PATH:
+        if (head->form == CSGI_HTTP__FORM_ASTERISK) {
+            value = "*";
+            n = 1;
+        } else if (head->form == CSGI_HTTP__FORM_AUTHORITY) {
+            value = "";
+        } else {
+            char *path = csgi_arena__alloc(environ->arena, head->path_len + 1);
+            if (path) {
+                n = csgi_environ__percent_decode(path, head->path, head->path_len);
+                path[n] = '\0';
+            }
+            value = path;
+        }
+        break;
+    case LINE_QUERY:
+        n = head->query ? head->query_len : 0;
+        value = n ? csgi_arena__strndup(environ->arena, head->query, n) : "";
+        break;
+    default:
+        n = head->target_len;
+        value = csgi_arena__strndup(environ->arena, head->target, n);
+        break;
+    }
+    if (!value)
+        return NULL;
+    if (n <= UINT32_MAX) { /* else (a head over 4 GiB) made again each time */
+        environ->line_value[which] = value;
+        environ->line_len[which] = (uint32_t)n;
+        environ->line_made |= (uint8_t)(1u << which);
+    }
+    *len = n;
+    return value;
+}
+
+/*
+ * Whether the server sets key (len bytes, len > 0) when it builds the
+ * environ: the CGI keys, every HTTP_ key, the seven csgi. gateway keys.
+ * Any other key may live in the entries before the build. Each gateway key
+ * has a length of its own, so one compare decides the "csgi." keys.
+ */
+static int is_server_key(const char *key, size_t len)
+{
+    static const char *const gateway[] = {
+        [10] = "csgi.input",        [11] = "csgi.errors",     [12] = "csgi.version",
+        [13] = "csgi.run_once",     [15] = "csgi.url_scheme", [16] = "csgi.multithread",
+        [17] = "csgi.multiprocess",
+    };
+    static const struct {
+        const char *name;
+        size_t len;
+    } cgi[] = {
+        {LITERAL("PATH_INFO")},      {LITERAL("SCRIPT_NAME")},    {LITERAL("SERVER_NAME")},
+        {LITERAL("SERVER_PORT")},    {LITERAL("REMOTE_ADDR")},    {LITERAL("REMOTE_PORT")},
+        {LITERAL("REQUEST_URI")},    {LITERAL("QUERY_STRING")},   {LITERAL("CONTENT_TYPE")},
+        {LITERAL("REQUEST_METHOD")}, {LITERAL("CONTENT_LENGTH")}, {LITERAL("SERVER_PROTOCOL")},
+    };
+    if (key[0] == 'c') {
+        /* Every gateway key is longer than a word: its first word rejects
+           most other keys ("csgi.routing_args") without a call. */
+        uint64_t word, want;
+        if (len >= sizeof(gateway) / sizeof(gateway[0]) || !gateway[len])
+            return 0;
+        memcpy(&word, key, 8);
+        memcpy(&want, gateway[len], 8);
+        return word == want && memcmp(key + 8, gateway[len] + 8, len - 8) == 0;
+    }
+    if (key[0] < 'A' || key[0] > 'Z')
+        return 0;
+    if (len > 5 && memcmp(key, "HTTP_", 5) == 0)
+        return 1;
+    /* Every CGI name is longer than a word: compare the first word inline. */
+    for (size_t i = 0; i < sizeof(cgi) / sizeof(cgi[0]); i++)
+        if (cgi[i].len == len && memcmp(key, cgi[i].name, 8) == 0 &&
+            memcmp(key + 8, cgi[i].name + 8, len - 8) == 0)
+            return 1;
+    return 0;
+}
+
 /* ---- Materialising the server's keys -------------------------------------- */
 
 enum header_role { ROLE_HTTP, ROLE_CONTENT_TYPE, ROLE_CONTENT_LENGTH, ROLE_DROPPED };
 
-static int header_role(const csgi_http__header *h)
+static int header_role(const csgi_http__head *head, const csgi_http__header *h)
 {
     /* CGI turns '-' into '_', so "X-Auth_Token" and "X-Auth-Token" would
        both become HTTP_X_AUTH_TOKEN: a proxy that checks one spelling could
-       be fooled by the other. Names with '_' are dropped (as nginx does). */
-    if (memchr(h->name, '_', h->name_len))
+       be fooled by the other. Names with '_' are dropped (as nginx does);
+       the parser noted whether the head has any. */
+    if (head->underscore && memchr(h->name, '_', h->name_len))
         return ROLE_DROPPED;
     if (h->name_len == 12 && csgi_char__equal_nocase(h->name, "content-type", 12))
         return ROLE_CONTENT_TYPE;
@@ -417,7 +576,7 @@ static void log_dropped(csgi_environ *environ, const csgi_http__header *first, s
 
 static int materialise(csgi_environ *environ)
 {
-    if (environ->entries)
+    if (environ->built)
         return 0;
 
     const csgi_environ__source *source = environ->source;
@@ -426,13 +585,21 @@ static int materialise(csgi_environ *environ)
     size_t dropped = 0;
     size_t keys = FIXED_KEYS;
 
+    /* The request line's keys, the strings a read before the build gave. */
+    const char *line[LINE_KEYS];
+    size_t line_len[LINE_KEYS];
+    for (int which = 0; which < LINE_KEYS; which++) {
+        line[which] = line_value(environ, (enum line_key)which, &line_len[which]);
+        if (!line[which])
+            return CSGI_ENOMEM;
+    }
+
     /* Pass 1: count the keys and size the string block. Every length is
        bounded by the head's size, so the sum cannot overflow. */
-    size_t bytes = head->method_len + 1 + head->path_len + 1 + head->query_len + 1 +
-                   head->target_len + 1 + head->host_len + 2 + 2 * (ADDRESS_ROOM + 1 + PORT_ROOM);
+    size_t bytes = head->host_len + 2 + 2 * (ADDRESS_ROOM + 1 + PORT_ROOM);
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
-        int role = header_role(h);
+        int role = header_role(head, h);
         if (role == ROLE_DROPPED) {
             if (!dropped++)
                 first_dropped = h;
@@ -448,12 +615,17 @@ static int materialise(csgi_environ *environ)
             bytes += 5 + h->name_len + 1;
     }
 
-    entry *entries = csgi_arena__alloc(environ->arena, (keys + SPARE_ENTRIES) * sizeof(entry));
+    /* The keys set before the build (none the server sets) go after the
+       server's, where they would be had the build come first. */
+    entry *before = environ->entries;
+    size_t before_count = environ->count;
+    size_t capacity = keys + before_count + SPARE_ENTRIES;
+    entry *entries = csgi_arena__alloc(environ->arena, capacity * sizeof(entry));
     char *block = csgi_arena__alloc(environ->arena, bytes);
     if (!entries || !block)
         return CSGI_ENOMEM;
     environ->entries = entries;
-    environ->capacity = keys + SPARE_ENTRIES;
+    environ->capacity = capacity;
     environ->count = 0;
 
     /* Pass 2: fill. */
@@ -461,32 +633,16 @@ static int materialise(csgi_environ *environ)
     const char *value;
     size_t len;
 
-    add_string(environ, LITERAL("REQUEST_METHOD"), put(&cursor, head->method, head->method_len),
-               head->method_len);
+    add_string(environ, LITERAL("REQUEST_METHOD"), line[LINE_METHOD], line_len[LINE_METHOD]);
     add_string(environ, LITERAL("SCRIPT_NAME"), "", 0);
-    switch (head->form) {
-    case CSGI_HTTP__FORM_ASTERISK: add_string(environ, LITERAL("PATH_INFO"), "*", 1); break;
-    case CSGI_HTTP__FORM_AUTHORITY: add_string(environ, LITERAL("PATH_INFO"), "", 0); break;
-    default: {
-        char *path = cursor;
-        len = csgi_environ__percent_decode(path, head->path, head->path_len);
-        path[len] = '\0';
-        cursor += len + 1;
-        add_string(environ, LITERAL("PATH_INFO"), path, len);
-        break;
-    }
-    }
-    if (head->query)
-        add_string(environ, LITERAL("QUERY_STRING"), put(&cursor, head->query, head->query_len),
-                   head->query_len);
-    else
-        add_string(environ, LITERAL("QUERY_STRING"), "", 0);
+    add_string(environ, LITERAL("PATH_INFO"), line[LINE_PATH], line_len[LINE_PATH]);
+    add_string(environ, LITERAL("QUERY_STRING"), line[LINE_QUERY], line_len[LINE_QUERY]);
 
     /* CONTENT_TYPE before CONTENT_LENGTH whatever the headers' order;
        repeats were joined to the first. */
     for (int role = ROLE_CONTENT_TYPE; role <= ROLE_CONTENT_LENGTH; role++) {
         for (size_t i = 0; i < head->header_count; i++) {
-            if (header_role(&head->headers[i]) != role)
+            if (header_role(head, &head->headers[i]) != role)
                 continue;
             value = put_joined(&cursor, head, i, &len);
             if (role == ROLE_CONTENT_TYPE)
@@ -503,12 +659,11 @@ static int materialise(csgi_environ *environ)
     else
         add_string(environ, LITERAL("SERVER_PROTOCOL"), LITERAL("HTTP/1.1"));
     add_remote_address(environ, &cursor);
-    add_string(environ, LITERAL("REQUEST_URI"), put(&cursor, head->target, head->target_len),
-               head->target_len);
+    add_string(environ, LITERAL("REQUEST_URI"), line[LINE_URI], line_len[LINE_URI]);
 
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
-        if (header_role(h) != ROLE_HTTP || is_repeat(head, i))
+        if (header_role(head, h) != ROLE_HTTP || is_repeat(head, i))
             continue;
         char *key = cursor;
         csgi_environ__header_key(key, h->name, h->name_len);
@@ -525,6 +680,12 @@ static int materialise(csgi_environ *environ)
     add_int(environ, LITERAL("csgi.multithread"), source->multithread != 0);
     add_int(environ, LITERAL("csgi.multiprocess"), source->multiprocess != 0);
     add_int(environ, LITERAL("csgi.run_once"), 0);
+
+    if (before_count) {
+        memcpy(&environ->entries[environ->count], before, before_count * sizeof(entry));
+        environ->count += before_count;
+    }
+    environ->built = 1;
 
     /* Logged here, so once per request (and only when someone looked). */
     if (dropped)
@@ -548,6 +709,8 @@ csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
     environ->entries = NULL;
     environ->count = 0;
     environ->capacity = 0;
+    environ->built = 0;
+    environ->line_made = 0;
     environ->destructors_deferred = 0;
     environ->input.environ = NULL; /* set up at its first use (input_of) */
     environ->replaced = NULL;
@@ -590,12 +753,22 @@ static size_t key_length(const char *key)
     return len <= UINT32_MAX ? len : 0;
 }
 
-/* The entry of a key, materialising the environ first; NULL when the key
-   is not set (or memory ran out materialising). */
+/* Make the environ ready for an access to key: build it, unless key is one
+   the server never sets (then the entries answer, built or not). */
+static int prepare(csgi_environ *environ, const char *key, size_t key_len)
+{
+    if (environ->built || !is_server_key(key, key_len))
+        return 0;
+    return materialise(environ);
+}
+
+/* The entry of a key, materialising the environ first when the key may be
+   the server's; NULL when the key is not set (or memory ran out
+   materialising). */
 static entry *lookup(csgi_environ *environ, const char *key)
 {
     size_t key_len = key_length(key);
-    if (!environ || !key_len || materialise(environ) != 0)
+    if (!environ || !key_len || prepare(environ, key, key_len) != 0)
         return NULL;
     return find(environ, key, key_len);
 }
@@ -723,7 +896,7 @@ static int header_fast(csgi_environ *environ, const char *key, size_t key_len, c
                        size_t *len)
 {
     const csgi_http__head *head = environ->source->head;
-    if (environ->entries || head->underscore || key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+    if (environ->built || head->underscore || key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
         return 0;
     const char *want = key + 5;
     size_t want_len = key_len - 5;
@@ -760,11 +933,70 @@ static int header_fast(csgi_environ *environ, const char *key, size_t key_len, c
     return 1;
 }
 
+/*
+ * Answer one of the request line's keys without building the environ.
+ * Returns 1 with *out set, or 0 when key is none of them (or memory ran
+ * out: the build then reports it).
+ */
+static int line_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
+                     size_t *len)
+{
+    enum line_key which;
+    size_t n = 0;
+    switch (key_len) {
+    case 9:
+        if (memcmp(key, "PATH_INFO", 9) != 0)
+            return 0;
+        which = LINE_PATH;
+        break;
+    case 11:
+        if (memcmp(key, "SCRIPT_NAME", 11) == 0) {
+            *out = "";
+            goto done;
+        }
+        if (memcmp(key, "REQUEST_URI", 11) != 0)
+            return 0;
+        which = LINE_URI;
+        break;
+    case 12:
+        if (memcmp(key, "QUERY_STRING", 12) != 0)
+            return 0;
+        which = LINE_QUERY;
+        break;
+    case 14:
+        if (memcmp(key, "REQUEST_METHOD", 14) != 0)
+            return 0;
+        which = LINE_METHOD;
+        break;
+    case 15:
+        if (memcmp(key, "SERVER_PROTOCOL", 15) != 0)
+            return 0;
+        *out = environ->source->head->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+        n = 8;
+        goto done;
+    default: return 0;
+    }
+    *out = line_value(environ, which, &n);
+    if (!*out)
+        return 0;
+done:
+    if (len)
+        *len = n;
+    return 1;
+}
+
 const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *len)
 {
-    const char *fast;
-    if (environ && key && header_fast(environ, key, strlen(key), &fast, len))
-        return fast;
+    if (!environ || !key)
+        return NULL;
+    if (!environ->built) {
+        /* Before the build: the parsed head answers the keys it can. */
+        const char *fast;
+        size_t key_len = strlen(key);
+        if (header_fast(environ, key, key_len, &fast, len) ||
+            line_fast(environ, key, key_len, &fast, len))
+            return fast;
+    }
     const entry *e = lookup(environ, key);
     if (!e || e->kind != CSGI_VALUE_STRING)
         return NULL;
@@ -794,7 +1026,7 @@ int csgi_environ_set_n(csgi_environ *environ, const char *key, const char *value
     size_t key_len = key_length(key);
     if (!environ || !key_len || !value || len == SIZE_MAX)
         return CSGI_EINVAL;
-    if (materialise(environ) != 0)
+    if (prepare(environ, key, key_len) != 0)
         return CSGI_ENOMEM;
 
     char *copy = NULL;
@@ -825,7 +1057,7 @@ int csgi_environ_set_int(csgi_environ *environ, const char *key, int64_t value)
     size_t key_len = key_length(key);
     if (!environ || !key_len)
         return CSGI_EINVAL;
-    if (materialise(environ) != 0)
+    if (prepare(environ, key, key_len) != 0)
         return CSGI_ENOMEM;
 
     int existing;
@@ -845,7 +1077,7 @@ int csgi_environ_get_int(csgi_environ *environ, const char *key, int64_t *out)
     size_t key_len = key_length(key);
     if (!environ || !key_len || !out)
         return CSGI_EINVAL;
-    if (materialise(environ) != 0)
+    if (prepare(environ, key, key_len) != 0)
         return CSGI_ENOMEM;
     const entry *e = find(environ, key, key_len);
     if (!e)
@@ -885,7 +1117,7 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
     int err = 0;
     if (!environ || !key_len || (kind != CSGI_VALUE_POINTER && kind != CSGI_VALUE_JSON))
         err = CSGI_EINVAL;
-    else if (materialise(environ) != 0)
+    else if (prepare(environ, key, key_len) != 0)
         err = CSGI_ENOMEM;
     else if (destroy && !environ->destructors_deferred) {
         if (csgi_arena__defer(environ->arena, destroy_values, environ) != 0)
@@ -916,6 +1148,80 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
     e->value.pointer.pointer = pointer;
     e->value.pointer.destroy = destroy;
     if (existing)
+        release(&old);
+    return 0;
+}
+
+const char *csgi_environ__request_method(csgi_environ *environ, size_t *len)
+{
+    if (!environ->built)
+        return line_value(environ, LINE_METHOD, len);
+    const entry *e = find(environ, LITERAL("REQUEST_METHOD"));
+    if (!e || e->kind != CSGI_VALUE_STRING)
+        return NULL;
+    *len = e->value.string.len;
+    return e->value.string.bytes;
+}
+
+char *csgi_environ__path_info_block(csgi_environ *environ, size_t before, size_t after, size_t *len)
+{
+    const csgi_http__head *head = environ->source->head;
+    const char *value = NULL;
+    size_t n = 0;
+    int decode = 0;
+    if (environ->built) {
+        const entry *e = find(environ, LITERAL("PATH_INFO"));
+        if (!e || e->kind != CSGI_VALUE_STRING) {
+            n = (size_t)-1;
+        } else {
+            value = e->value.string.bytes;
+            n = e->value.string.len;
+        }
+    } else if (environ->line_made & (1u << LINE_PATH)) {
+        value = environ->line_value[LINE_PATH];
+        n = environ->line_len[LINE_PATH];
+    } else if (head->form == CSGI_HTTP__FORM_ASTERISK) {
+        value = "*";
+        n = 1;
+    } else if (head->form != CSGI_HTTP__FORM_AUTHORITY) {
+        /* What line_value() makes, decoded straight into the block. */
+        decode = 1;
+        n = head->path_len;
+    }
+    size_t room = n == (size_t)-1 ? 0 : n;
+    if (room > SIZE_MAX - before - after)
+        return NULL;
+    char *block = csgi_arena__alloc(environ->arena, before + room + after);
+    if (!block)
+        return NULL;
+    char *path = block + before;
+    if (decode)
+        n = room = csgi_environ__percent_decode(path, head->path, n);
+    else if (room)
+        memcpy(path, value, room);
+    memset(path + room, 0, after);
+    *len = n;
+    return block;
+}
+
+int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, size_t key_len,
+                                     void *pointer)
+{
+    entry *e = find(environ, key, key_len);
+    if (!e) {
+        e = append(environ);
+        if (!e)
+            return CSGI_ENOMEM;
+        e->key = key;
+        e->key_len = (uint32_t)key_len;
+        e->kind = CSGI_VALUE_NONE;
+    }
+    entry old = *e;
+    e->kind = CSGI_VALUE_POINTER;
+    e->value.pointer.pointer = pointer;
+    e->value.pointer.destroy = NULL;
+    /* Setting the value a key already holds must not destroy it. */
+    if (old.kind != CSGI_VALUE_POINTER || old.value.pointer.pointer != pointer)
         release(&old);
     return 0;
 }
@@ -1083,7 +1389,7 @@ int csgi_environ_set_input(csgi_environ *environ, csgi_input *input)
         return CSGI_EINVAL;
     environ->replaced = input == &environ->input ? NULL : input;
     /* A built environ holds csgi.input as a key: it follows. */
-    if (environ->entries) {
+    if (environ->built) {
         entry *e = find(environ, "csgi.input", 10);
         if (e && e->kind == CSGI_VALUE_POINTER)
             e->value.pointer.pointer = input;

@@ -7,10 +7,12 @@
  * the environ knows nothing of connections.
  *
  * The environ is built lazily: csgi_environ__new() only records the
- * source. The CGI and HTTP_ keys are materialised, all at once, on the
- * first call that reads, sets, removes or iterates keys, in a handful of
- * arena allocations (never one per header). An application that never
- * looks at its environ (hello world) pays nothing for it.
+ * source. The request line's keys and HTTP_ keys are answered from the
+ * parsed head, and keys the server never sets live in the entry array
+ * before the build; any other access materialises the CGI and HTTP_ keys,
+ * all at once, in a handful of arena allocations (never one per header).
+ * An application that never looks at its environ (hello world) pays
+ * nothing for it (environ.c says more).
  */
 #ifndef CSGI_GATEWAY_ENVIRON_PRIVATE_H
 #define CSGI_GATEWAY_ENVIRON_PRIVATE_H
@@ -102,6 +104,27 @@ void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
    key), NULL when the environ was never built. The access log reads
    REMOTE_USER this way, for the price of a test when nobody looked. */
 const char *csgi_environ__peek_n(csgi_environ *environ, const char *key, size_t *len);
+/* What csgi_environ_get_n(environ, "REQUEST_METHOD", len) gives, without
+   the key's lookup: a router reads it for every request. */
+const char *csgi_environ__request_method(csgi_environ *environ, size_t *len);
+
+/* PATH_INFO for a router, in a block of the request's arena made for the
+   caller: `before` bytes of its own, then PATH_INFO as
+   csgi_environ_get_n() gives it (*len bytes, not NUL-terminated), then
+   `after` zero bytes. One allocation and one decoding (or copy), where a
+   read of the key and a copy of it cost two of each. Returns the block
+   (PATH_INFO at block + before), or NULL when memory is exhausted; *len is
+   (size_t)-1 when PATH_INFO is not set or not a string. */
+char *csgi_environ__path_info_block(csgi_environ *environ, size_t before, size_t after,
+                                    size_t *len);
+
+/* csgi_environ_set_pointer() without a destructor, for a key of csgi's own
+   that has static storage (borrowed, not copied; key_len is its length)
+   and that the server never sets ("csgi.routing_args"): it needs neither
+   the build nor a copy, so that a router's record costs a request little.
+   Returns 0, or CSGI_ENOMEM. */
+int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, size_t key_len,
+                                     void *pointer);
 
 /* The source's owner: the driver of the request (csgi_body_resume,
    csgi_environ_event_base). */

@@ -7,6 +7,7 @@
 
 #include "common/chartab.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* The byte the escape "%XY" at s stands for (left: the bytes from s on),
@@ -20,10 +21,48 @@ static inline int escape_at(const char *s, size_t left)
     return high < 0 || low < 0 ? -1 : high << 4 | low;
 }
 
+/* The high bit of each byte of word that equals byte b (exact per byte:
+   no carry crosses into the next byte). */
+static inline uint64_t bytes_equal(uint64_t word, unsigned char b)
+{
+    const uint64_t ones = 0x0101010101010101u, lows = ones * 0x7f;
+    uint64_t x = word ^ (ones * b);
+    return ~(((x & lows) + lows) | x | lows);
+}
+
+/*
+ * The length of the start of src that decoding leaves as it is: the bytes
+ * before the first '%' (or '+' with CSGI_ENVIRON__PLUS_IS_SPACE). Most
+ * paths and values have no escape at all, so this looks at eight bytes at
+ * a time, the last word overlapping the one before, and the decoder copies
+ * that part in one go.
+ */
+static size_t plain_prefix(const char *src, size_t len, unsigned flags)
+{
+    const unsigned char also = flags & CSGI_ENVIRON__PLUS_IS_SPACE ? '+' : '%';
+    size_t i = 0;
+    if (len >= 8) {
+        for (;; i += 8) {
+            size_t at = i + 8 <= len ? i : len - 8;
+            uint64_t word;
+            memcpy(&word, src + at, 8);
+            if (bytes_equal(word, '%') | bytes_equal(word, also))
+                break; /* the byte loop below finds which */
+            if (at + 8 == len)
+                return len;
+        }
+    }
+    while (i < len && src[i] != '%' && src[i] != (char)also)
+        i++;
+    return i;
+}
+
 size_t csgi_environ__unescape(char *dst, const char *src, size_t len, unsigned flags)
 {
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
+    size_t out = plain_prefix(src, len, flags);
+    if (dst != src && out)
+        memcpy(dst, src, out);
+    for (size_t i = out; i < len; i++) {
         char c = src[i];
         if (c == '+' && (flags & CSGI_ENVIRON__PLUS_IS_SPACE)) {
             dst[out++] = ' ';

@@ -2,9 +2,11 @@
  * The public server object (include/csgi/server.h): an engine whose
  * requests run an application through the gateway; the one way to serve
  * until a signal (csgi_server_run_until_signal), which csgi_serve(), the
- * built-in INI server runner (egg:csgi#http) and csgi-serve all use; and
- * that runner, beside the server it runs (its conf keys are documented in
- * csgi/loader.h and docs/config.md).
+ * built-in INI server runner (egg:csgi#http) and csgi-serve all use; the
+ * worker side of worker processes (their master is master.c); the access
+ * log each serving process keeps (http/access_log.h); and that runner,
+ * beside the server it runs (its conf keys are documented in csgi/loader.h
+ * and docs/config.md).
  */
 #include "common/alloc.h"
 #include "common/error_page.h"
@@ -12,7 +14,6 @@
 #include "gateway/gateway.h"
 #include "common/log.h"
 #include "gateway/server_private.h"
-#include "http/access_log.h"
 #include "http/engine.h"
 #include "loader/loader_private.h"
 
@@ -22,10 +23,14 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 _Static_assert((int)CSGI_LOG_ERROR == (int)CSGI_LOG__ERROR &&
                    (int)CSGI_LOG_DEBUG == (int)CSGI_LOG__DEBUG,
@@ -34,17 +39,8 @@ _Static_assert((int)CSGI_LOG_ERROR == (int)CSGI_LOG__ERROR &&
 /* The grace period of a stop by signal, unless the options say otherwise. */
 #define DEFAULT_GRACE_MS 10000u
 
-struct csgi_server {
-    csgi_http__engine *engine;
-    csgi_gateway gateway;
-    csgi_access_log *access_log; /* NULL without one; outlives the engine */
-    csgi_app *app;
-    unsigned grace_ms;
-    int host_base; /* runs on the host's event loop */
-    int started;
-    char **addresses; /* as given to csgi_server_listen, for "serving on" */
-    size_t address_count;
-};
+/* Most worker processes a master keeps. */
+#define MAX_WORKERS 1024u
 
 void csgi_server_options_init(csgi_server_options *options)
 {
@@ -52,25 +48,41 @@ void csgi_server_options_init(csgi_server_options *options)
     *options = defaults;
 }
 
-/* Engine options from server options: 0 means the engine's default. */
-static int engine_options(const csgi_server_options *in, csgi_http__options *out,
-                          unsigned *grace_ms)
+/* Where each version's fields end: a struct of version v holds the bytes
+   before version_end[v]. */
+static const size_t version_end[CSGI_SERVER_OPTIONS_VERSION + 1] = {
+    0,
+    offsetof(csgi_server_options, grace_timeout_ms),
+    offsetof(csgi_server_options, error_render),
+    offsetof(csgi_server_options, workers),
+    offsetof(csgi_server_options, log_level),
+    sizeof(csgi_server_options),
+};
+
+/* *out: the options at the current version, the defaults for the fields
+   the caller's version does not have (in NULL: all defaults). */
+static int options_upgrade(const csgi_server_options *in, csgi_server_options *out)
+{
+    csgi_server_options_init(out);
+    if (!in)
+        return 0;
+    if (!csgi_options__version_ok(in->version, CSGI_SERVER_OPTIONS_VERSION))
+        return CSGI_EINVAL;
+    memcpy(out, in, version_end[in->version]);
+    out->version = CSGI_SERVER_OPTIONS_VERSION;
+    if (out->log_level < CSGI_LOG_ERROR || out->log_level > CSGI_LOG_DEBUG)
+        return CSGI_EINVAL;
+    return out->workers > MAX_WORKERS ? CSGI_EINVAL : 0;
+}
+
+/* Engine options from server options (upgraded): 0 means the engine's
+   default. */
+static void engine_options(const csgi_server_options *in, csgi_http__options *out,
+                           unsigned *grace_ms)
 {
     csgi_http__options_init(out);
     out->log = csgi_log__stderr;
     *grace_ms = DEFAULT_GRACE_MS;
-    if (!in)
-        return 0;
-    /* Version 1 had no grace_timeout_ms, version 2 no error_render,
-       version 3 no log_level and access log: never read past the end of an
-       older struct. */
-    if (!csgi_options__version_ok(in->version, CSGI_SERVER_OPTIONS_VERSION))
-        return CSGI_EINVAL;
-    if (in->version >= 4) {
-        if (in->log_level < CSGI_LOG__ERROR || in->log_level > CSGI_LOG__DEBUG)
-            return CSGI_EINVAL;
-        out->log_level = in->log_level;
-    }
 #define TAKE(field, target) \
     if (in->field)          \
     out->target = in->field
@@ -89,28 +101,43 @@ static int engine_options(const csgi_server_options *in, csgi_http__options *out
 #undef TAKE
     if (in->max_body)
         out->max_body = in->max_body == UINT64_MAX ? 0 : in->max_body;
+    out->log_level = in->log_level;
     if (in->verbose && out->log_level < CSGI_LOG__INFO) /* verbose: info at least */
         out->log_level = CSGI_LOG__INFO;
     if (in->log) {
         out->log = in->log;
         out->log_userdata = in->log_userdata;
     }
-    if (in->version >= 2 && in->grace_timeout_ms)
+    if (in->grace_timeout_ms)
         *grace_ms = in->grace_timeout_ms;
-    if (in->version >= 3) {
-        out->error_render = in->error_render;
-        out->error_render_userdata = in->error_render_userdata;
-    }
-    return 0;
+    out->error_render = in->error_render;
+    out->error_render_userdata = in->error_render_userdata;
 }
+
+/* In a worker with a request limit: count, and tell the master once the
+   limit is reached (it starts a replacement, then stops this worker). */
+static void counting_on_request(csgi_http__request *req, void *userdata)
+{
+    csgi_server *server = userdata;
+    if (atomic_fetch_add(&server->requests, 1) + 1 == server->request_limit)
+        csgi_server__tell_master(server->message_fd, CSGI_SERVER__RECYCLE, 0, NULL);
+    csgi_gateway__on_request(req, &server->gateway);
+}
+
+/* How a server's access log is made. */
+typedef enum access_log_use {
+    LOG_ALONE,  /* this process alone writes to it */
+    LOG_SHARED, /* a worker: other processes write to the same file */
+    LOG_CHECK   /* a master: opened to show its errors before any fork, then closed */
+} access_log_use;
 
 /* The access log the options ask for, or none (*out NULL). why: what was
    wrong. */
 static int make_access_log(const csgi_server_options *in, const csgi_http__options *engine_opts,
-                           csgi_access_log **out, char *why, size_t why_size)
+                           access_log_use use, csgi_access_log **out, char *why, size_t why_size)
 {
     *out = NULL;
-    if (!in || in->version < 4 || !in->access_log || !in->access_log[0])
+    if (!in->access_log || !in->access_log[0])
         return 0;
     csgi_access_log__config config = {
         .destination = in->access_log,
@@ -118,48 +145,64 @@ static int make_access_log(const csgi_server_options *in, const csgi_http__optio
         .buffer = in->access_log_buffer,
         .flush_ms = in->access_log_flush_ms,
         .threads = (int)engine_opts->threads,
+        .shared = use == LOG_SHARED,
         .error_log = engine_opts->log,
         .error_userdata = engine_opts->log_userdata,
         .error_level = engine_opts->log_level,
     };
-    return csgi_access_log__new(out, &config, why, why_size);
+    int err = csgi_access_log__new(out, &config, why, why_size);
+    if (err == 0 && use == LOG_CHECK) {
+        /* Nothing was written to it: nothing is lost, nothing is copied
+           into the workers, which open their own. */
+        csgi_access_log__free(*out);
+        *out = NULL;
+    }
+    return err;
 }
 
-/* csgi_server_new, telling the caller what was wrong with the access log
-   in why ("" when it was something else). */
+/* A server with an engine: options upgraded; with workers, the engine
+   only holds the listeners (one loop's options: no SO_REUSEPORT) and the
+   access log is only checked. why: what was wrong with the access log
+   ("" when it was something else). */
 static int server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
-                      struct event_base *base, char *why, size_t why_size)
+                      struct event_base *base, unsigned long long request_limit, access_log_use use,
+                      char *why, size_t why_size)
 {
     why[0] = '\0';
-    if (out)
-        *out = NULL;
     csgi_http__options engine_opts;
     unsigned grace_ms = 0;
+    engine_options(options, &engine_opts, &grace_ms);
+    if (options->workers) {
+        engine_opts.threads = 1;
+        use = LOG_CHECK;
+    }
     csgi_access_log *access_log = NULL;
-    int err = out && app ? engine_options(options, &engine_opts, &grace_ms) : CSGI_EINVAL;
-    if (!err)
-        err = make_access_log(options, &engine_opts, &access_log, why, why_size);
-    csgi_server *server = err ? NULL : csgi__calloc(1, sizeof(*server));
+    int err = make_access_log(options, &engine_opts, use, &access_log, why, why_size);
+    if (err)
+        return err;
+    csgi_server *server = csgi__calloc(1, sizeof(*server));
     if (!server) {
         csgi_access_log__free(access_log);
-        csgi_app_free(app);
-        return err ? err : CSGI_ENOMEM;
+        return CSGI_ENOMEM;
     }
     engine_opts.access_log = access_log;
     server->access_log = access_log;
     server->app = app;
     server->grace_ms = grace_ms;
     server->host_base = base != NULL;
+    server->message_fd = -1;
+    server->request_limit = request_limit;
     server->gateway.app = app;
     server->gateway.multithread = engine_opts.threads > 1;
     server->gateway.log = engine_opts.log;
     server->gateway.log_userdata = engine_opts.log_userdata;
     server->gateway.log_level = engine_opts.log_level;
     csgi_http__handler handler = {csgi_gateway__on_request, &server->gateway};
+    if (request_limit)
+        handler = (csgi_http__handler){counting_on_request, server};
     err = csgi_http__engine_new(&server->engine, &engine_opts, &handler, base);
     if (err) {
         csgi_access_log__free(access_log);
-        csgi_app_free(app);
         csgi__free(server);
         return err;
     }
@@ -167,17 +210,165 @@ static int server_new(csgi_server **out, csgi_app *app, const csgi_server_option
     return 0;
 }
 
+/* The master's server: the listeners' engine, the source, the first
+   generation; options kept for the workers (upgraded; server_header
+   copied). Takes state (type->free on failure) and generation. */
+static int master_new(csgi_server **out, const csgi_server_source_type *type, void *state,
+                      void *generation, const csgi_server_options *options, char *why,
+                      size_t why_size)
+{
+    csgi_server *server = NULL;
+    int err = server_new(&server, NULL, options, NULL, 0, LOG_CHECK, why, why_size);
+    char *header = NULL;
+    if (err == 0 && options->server_header) {
+        header = csgi__strndup(options->server_header, strlen(options->server_header));
+        if (!header)
+            err = CSGI_ENOMEM;
+    }
+    if (err) {
+        if (type->release)
+            type->release(state, generation);
+        if (type->free)
+            type->free(state);
+        csgi_server_free(server);
+        return err;
+    }
+    server->source_type = type;
+    server->source_state = state;
+    server->generation = generation;
+    server->workers = options->workers;
+    server->options = *options;
+    server->server_header = header;
+    server->options.server_header = header;
+    *out = server;
+    return 0;
+}
+
+/* The source of csgi_server_new with workers: the application given,
+   built already; a reload starts new workers with it. */
+static int fixed_load(void *state, void **out, csgi_server_options *options, csgi_load_error *error)
+{
+    (void)state;
+    (void)options;
+    (void)error;
+    *out = NULL;
+    return 0;
+}
+
+static int fixed_build(void *state, csgi_app **out, void *generation, csgi_load_error *error)
+{
+    (void)generation;
+    (void)error;
+    *out = csgi_app_ref(state);
+    return 0;
+}
+
+static void fixed_free(void *state)
+{
+    csgi_app_free(state);
+}
+
+static const csgi_server_source_type fixed_source = {"the application given", fixed_load,
+                                                     fixed_build, NULL, fixed_free};
+
+/* csgi_server_new, telling the caller what was wrong with the access log
+   in why ("" when it was something else). */
+static int new_with_app(csgi_server **out, csgi_app *app, const csgi_server_options *options,
+                        struct event_base *base, char *why, size_t why_size)
+{
+    why[0] = '\0';
+    if (out)
+        *out = NULL;
+    csgi_server_options upgraded;
+    int err = out && app ? options_upgrade(options, &upgraded) : CSGI_EINVAL;
+    if (err == 0 && upgraded.workers && base)
+        err = CSGI_EINVAL;
+    if (err == 0 && upgraded.workers)
+        return master_new(out, &fixed_source, app, NULL, &upgraded, why, why_size);
+    if (err == 0)
+        err = server_new(out, app, &upgraded, base, 0, LOG_ALONE, why, why_size);
+    if (err)
+        csgi_app_free(app);
+    return err;
+}
+
+/* What was wrong with the access log, through the options' log. */
+static void log_access_log_error(const csgi_server_options *options, const char *why)
+{
+    csgi_log__fn log = options && options->log ? options->log : csgi_log__stderr;
+    csgi_log__write(log, options ? options->log_userdata : NULL, CSGI_LOG__ERROR, CSGI_LOG__ERROR,
+                    "access log: %s", why);
+}
+
 int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
                     struct event_base *base)
 {
     char why[256];
-    int err = server_new(out, app, options, base, why, sizeof(why));
-    if (err && why[0]) {
-        csgi_log__fn log = options && options->log ? options->log : csgi_log__stderr;
-        csgi_log__write(log, options ? options->log_userdata : NULL, CSGI_LOG__ERROR,
-                        CSGI_LOG__ERROR, "access log: %s", why);
-    }
+    int err = new_with_app(out, app, options, base, why, sizeof(why));
+    if (err && why[0])
+        log_access_log_error(options, why);
     return err;
+}
+
+int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *type, void *state,
+                           const csgi_server_options *options, csgi_load_error *error)
+{
+    csgi_load_error scratch;
+    if (!error)
+        error = &scratch;
+    memset(error, 0, sizeof(*error));
+    if (out)
+        *out = NULL;
+    csgi_server_options upgraded;
+    int err = out && type && type->load && type->build ? options_upgrade(options, &upgraded)
+                                                       : CSGI_EINVAL;
+    void *generation = NULL;
+    char why[256] = "";
+    if (err == 0 && (err = type->load(state, &generation, &upgraded, error)) == 0) {
+        upgraded.version = CSGI_SERVER_OPTIONS_VERSION;
+        if (upgraded.workers > MAX_WORKERS) {
+            snprintf(error->text, sizeof(error->text), "workers: %u is more than %u",
+                     upgraded.workers, MAX_WORKERS);
+            err = CSGI_EINVAL;
+        } else if (upgraded.workers) {
+            err = master_new(out, type, state, generation, &upgraded, why, sizeof(why));
+            if (err && why[0])
+                snprintf(error->text, sizeof(error->text), "access_log: %s", why);
+            return err; /* master_new released the generation and the state */
+        }
+    }
+    if (err) {
+        if (!error->text[0])
+            snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(err));
+        if (generation && type->release)
+            type->release(state, generation);
+        if (type && type->free)
+            type->free(state);
+        return err;
+    }
+    /* No workers: build here and serve in this process. */
+    csgi_app *app = NULL;
+    err = type->build(state, &app, generation, error);
+    if (type->release)
+        type->release(state, generation);
+    if (err == 0 && !app)
+        err = CSGI_EINVAL;
+    if (err == 0 &&
+        (err = server_new(out, app, &upgraded, NULL, 0, LOG_ALONE, why, sizeof(why))) != 0) {
+        csgi_app_free(app);
+        if (why[0])
+            snprintf(error->text, sizeof(error->text), "access_log: %s", why);
+    }
+    if (err) {
+        if (!error->text[0])
+            snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(err));
+        if (type->free)
+            type->free(state);
+        return err;
+    }
+    (*out)->source_type = type;
+    (*out)->source_state = state;
+    return 0;
 }
 
 csgi_access_log *csgi_server__access_log(csgi_server *server)
@@ -187,8 +378,12 @@ csgi_access_log *csgi_server__access_log(csgi_server *server)
 
 void csgi_server_reopen_logs(csgi_server *server)
 {
-    if (server)
+    if (server && server->workers) {
+        if (atomic_load(&server->master_running))
+            csgi_server__reopen_master();
+    } else if (server) {
         csgi_access_log__reopen(server->access_log);
+    }
 }
 
 /* Remember an address listened on, for the "serving on" lines. */
@@ -222,6 +417,8 @@ int csgi_server_start(csgi_server *server)
 {
     if (!server)
         return CSGI_EINVAL;
+    if (server->workers)
+        return CSGI_ESTATE;
     int err = csgi_http__engine_start(server->engine);
     if (err == 0)
         server->started = 1;
@@ -232,6 +429,8 @@ int csgi_server_run(csgi_server *server)
 {
     if (!server)
         return CSGI_EINVAL;
+    if (server->workers)
+        return CSGI_ESTATE;
     int err = csgi_http__engine_run(server->engine);
     /* Every loop has ended: the lines of the last requests go out now. */
     csgi_access_log__flush(server->access_log);
@@ -240,8 +439,12 @@ int csgi_server_run(csgi_server *server)
 
 void csgi_server_stop(csgi_server *server, unsigned grace_ms)
 {
-    if (server)
+    if (server && server->workers) {
+        if (atomic_load(&server->master_running))
+            csgi_server__stop_master();
+    } else if (server) {
         csgi_http__engine_stop(server->engine, grace_ms);
+    }
 }
 
 void csgi_server_free(csgi_server *server)
@@ -251,6 +454,13 @@ void csgi_server_free(csgi_server *server)
     csgi_http__engine_free(server->engine);    /* ends every request first */
     csgi_access_log__free(server->access_log); /* after their lines */
     csgi_app_free(server->app);
+    if (server->source_type) {
+        if (server->generation && server->source_type->release)
+            server->source_type->release(server->source_state, server->generation);
+        if (server->source_type->free)
+            server->source_type->free(server->source_state);
+    }
+    csgi__free(server->server_header);
     for (size_t i = 0; i < server->address_count; i++)
         csgi__free(server->addresses[i]);
     csgi__free(server->addresses);
@@ -259,10 +469,7 @@ void csgi_server_free(csgi_server *server)
 
 /* ---- serving until a signal ---------------------------------------------------------- */
 
-static void server_log(const csgi_server *server, int level, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void server_log(const csgi_server *server, int level, const char *format, ...)
+void csgi_server__log(const csgi_server *server, int level, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
@@ -271,31 +478,68 @@ static void server_log(const csgi_server *server, int level, const char *format,
     va_end(args);
 }
 
+/* What a signal does to a process that serves. */
+typedef enum signal_action {
+    SIGNAL_GRACEFUL, /* stop; requests in progress have the grace period */
+    SIGNAL_QUICK,    /* stop; requests in progress are cut */
+    SIGNAL_REOPEN,   /* reopen the log files (logrotate's postrotate) */
+    SIGNAL_IGNORE    /* the master's business (HUP, TTIN, ...), not a worker's */
+} signal_action;
+
+typedef struct signal_rule {
+    int number;
+    signal_action action;
+} signal_rule;
+
+/* One process serving alone: SIGINT and SIGTERM stop it gracefully, SIGUSR1
+   reopens its log files. */
+static const signal_rule alone_rules[] = {
+    {SIGINT, SIGNAL_GRACEFUL}, {SIGTERM, SIGNAL_GRACEFUL}, {SIGUSR1, SIGNAL_REOPEN}};
+
+/* A worker: its master sends TERM (graceful) or QUIT (quick); INT comes
+   from a terminal to the whole process group; USR1 (the master passes it
+   on) reopens its log files. The master's own signals do nothing here
+   (their default would end the worker). */
+static const signal_rule worker_rules[] = {
+    {SIGTERM, SIGNAL_GRACEFUL}, {SIGINT, SIGNAL_GRACEFUL}, {SIGQUIT, SIGNAL_QUICK},
+    {SIGHUP, SIGNAL_IGNORE},    {SIGTTIN, SIGNAL_IGNORE},  {SIGTTOU, SIGNAL_IGNORE},
+    {SIGUSR1, SIGNAL_REOPEN},   {SIGUSR2, SIGNAL_IGNORE},
+};
+
+#define MAX_RULES (sizeof(worker_rules) / sizeof(worker_rules[0]))
+
+typedef struct signal_watch {
+    csgi_server *server;
+    const signal_rule *rule;
+    struct event *event;
+} signal_watch;
+
 /* Runs in the loop (libevent turns the signal into an event): no
    async-signal-safety to worry about. */
 static void on_signal(evutil_socket_t signal_number, short what, void *arg)
 {
     (void)what;
-    csgi_server *server = arg;
-    server_log(server, CSGI_LOG_WARNING, "signal %d (%s), stopping (grace %u ms)",
-               (int)signal_number, strsignal((int)signal_number), server->grace_ms);
-    csgi_server_stop(server, server->grace_ms);
+    const signal_watch *watch = arg;
+    csgi_server *server = watch->server;
+    if (watch->rule->action == SIGNAL_IGNORE) {
+        csgi_server__log(server, CSGI_LOG_DEBUG, "signal %d (%s) ignored", (int)signal_number,
+                         strsignal((int)signal_number));
+        return;
+    }
+    if (watch->rule->action == SIGNAL_REOPEN) {
+        csgi_server__log(server, CSGI_LOG_INFO, "signal %d (%s), reopening the log files",
+                         (int)signal_number, strsignal((int)signal_number));
+        csgi_server_reopen_logs(server);
+        csgi_access_log__flush(server->access_log); /* reopens now, not at the next line */
+        return;
+    }
+    unsigned grace = watch->rule->action == SIGNAL_QUICK ? 0 : server->grace_ms;
+    csgi_server__log(server, CSGI_LOG_WARNING, "signal %d (%s), stopping (grace %u ms)",
+                     (int)signal_number, strsignal((int)signal_number), grace);
+    csgi_server_stop(server, grace);
 }
 
-/* SIGUSR1 (logrotate's postrotate): reopen the log files, now, in the loop
-   (the flush does what csgi_server_reopen_logs asked for). */
-static void on_reopen_signal(evutil_socket_t signal_number, short what, void *arg)
-{
-    (void)what;
-    csgi_server *server = arg;
-    server_log(server, CSGI_LOG_INFO, "signal %d (%s), reopening the log files", (int)signal_number,
-               strsignal((int)signal_number));
-    csgi_server_reopen_logs(server);
-    csgi_access_log__flush(server->access_log);
-}
-
-/* "serving on http://HOST:PORT/" (the real port) or "serving on unix:/path". */
-static void print_listeners(const csgi_server *server)
+void csgi_server__print_listeners(const csgi_server *server)
 {
     for (size_t i = 0; i < server->address_count; i++) {
         const char *address = server->addresses[i];
@@ -310,33 +554,87 @@ static void print_listeners(const csgi_server *server)
     fflush(stdout);
 }
 
+/* Run the started server's loops until a signal of rules stops it. */
+static int run_until(csgi_server *server, const signal_rule *rules, size_t count)
+{
+    /* libevent puts the previous handlers back when the events go. */
+    struct event_base *base = csgi_http__engine_base(server->engine);
+    signal_watch watches[MAX_RULES];
+    int err = 0;
+    for (size_t i = 0; i < count; i++) {
+        watches[i] = (signal_watch){server, &rules[i], NULL};
+        watches[i].event = evsignal_new(base, rules[i].number, on_signal, &watches[i]);
+        if (!watches[i].event || evsignal_add(watches[i].event, NULL))
+            err = CSGI_ESYSTEM;
+    }
+    if (err == 0)
+        err = csgi_server_run(server);
+    for (size_t i = 0; i < count; i++)
+        if (watches[i].event)
+            event_free(watches[i].event);
+    return err;
+}
+
 int csgi_server_run_until_signal(csgi_server *server)
 {
     if (!server)
         return CSGI_EINVAL;
+    if (server->workers)
+        return csgi_server__run_master(server);
     if (server->host_base)
         return CSGI_ESTATE;
     int err = server->started ? 0 : csgi_server_start(server);
     if (err)
         return err;
-    print_listeners(server);
-    /* libevent puts the previous handlers back when the events go. */
-    struct event_base *base = csgi_http__engine_base(server->engine);
-    struct event *stop_int = evsignal_new(base, SIGINT, on_signal, server);
-    struct event *stop_term = evsignal_new(base, SIGTERM, on_signal, server);
-    struct event *reopen = evsignal_new(base, SIGUSR1, on_reopen_signal, server);
-    if (!stop_int || !stop_term || evsignal_add(stop_int, NULL) || evsignal_add(stop_term, NULL))
-        err = CSGI_ESYSTEM;
-    else if (!reopen || evsignal_add(reopen, NULL))
-        err = CSGI_ESYSTEM;
-    else
-        err = csgi_server_run(server);
-    if (stop_int)
-        event_free(stop_int);
-    if (stop_term)
-        event_free(stop_term);
-    if (reopen)
-        event_free(reopen);
+    csgi_server__print_listeners(server);
+    return run_until(server, alone_rules, sizeof(alone_rules) / sizeof(alone_rules[0]));
+}
+
+/* ---- a worker process ---------------------------------------------------------------- */
+
+/* A random number in [0, range], different in each worker. */
+static unsigned long long jitter(unsigned range)
+{
+    if (!range)
+        return 0;
+    unsigned long long random = 0;
+    if (getrandom(&random, sizeof(random), GRND_NONBLOCK) != (ssize_t)sizeof(random))
+        random = (unsigned long long)getpid() * 2654435761u ^ (unsigned long long)time(NULL);
+    return random % ((unsigned long long)range + 1);
+}
+
+int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
+                              const csgi_server_options *options, int message_fd)
+{
+    csgi_server_options worker_options = *options;
+    worker_options.version = CSGI_SERVER_OPTIONS_VERSION;
+    worker_options.workers = 0;
+    unsigned long long limit = 0;
+    if (options->max_requests)
+        limit = options->max_requests + jitter(options->max_requests_jitter);
+    csgi_server *server = NULL;
+    char why[256];
+    int err = server_new(&server, app, &worker_options, NULL, limit, LOG_SHARED, why, sizeof(why));
+    if (err) {
+        if (why[0])
+            log_access_log_error(&worker_options, why);
+        csgi_app_free(app);
+        return err;
+    }
+    server->message_fd = message_fd;
+    size_t count = csgi_http__engine_listener_count(master->engine);
+    for (size_t i = 0; i < count && err == 0; i++)
+        err = csgi_http__engine_adopt(server->engine,
+                                      csgi_http__engine_listener_fd(master->engine, i));
+    if (err == 0)
+        err = csgi_server_start(server);
+    if (err) {
+        csgi_server__log(server, CSGI_LOG_ERROR, "the worker cannot start: %s", csgi_strerror(err));
+    } else {
+        csgi_server__tell_master(message_fd, CSGI_SERVER__READY, 0, NULL);
+        err = run_until(server, worker_rules, MAX_RULES);
+    }
+    csgi_server_free(server);
     return err;
 }
 
@@ -355,7 +653,8 @@ int csgi_serve(csgi_app *app, const char *host, int port)
     snprintf(address, sizeof(address), v6 ? "[%s]:%d" : "%s:%d", host, port);
     err = csgi_server_listen(server, address);
     if (err)
-        server_log(server, CSGI_LOG_ERROR, "cannot serve on %s: %s", address, csgi_strerror(err));
+        csgi_server__log(server, CSGI_LOG_ERROR, "cannot serve on %s: %s", address,
+                         csgi_strerror(err));
     else
         err = csgi_server_run_until_signal(server);
     csgi_server_free(server);
@@ -395,6 +694,10 @@ static const struct server_key {
     {"server_header", KEY_TEXT, 0, 0, 0},
     {"verbose", KEY_BOOL, 0, 0, 0},
     {"error_format", KEY_ERROR_FORMAT, 0, 0, 0},
+    {"workers", KEY_NUMBER, 0, MAX_WORKERS, 1},
+    {"preload", KEY_BOOL, 0, 0, 0},
+    {"max_requests", KEY_NUMBER, 0, UINT_MAX, 1},
+    {"max_requests_jitter", KEY_NUMBER, 0, UINT_MAX, 1},
     {"log_level", KEY_LOG_LEVEL, 0, 0, 0},
     {"access_log", KEY_ACCESS_LOG, 0, 0, 0},
     {"access_log_format", KEY_ACCESS_LOG_FORMAT, 0, 0, 0},
@@ -425,9 +728,11 @@ static int log_level_named(const char *name)
 
 #define SERVER_KEY_COUNT (sizeof(server_keys) / sizeof(server_keys[0]))
 
-/* What a section says: numbers scaled, *present 1 for the keys given. */
+/* What a section says (with the loader's server options on top): numbers
+   scaled, text borrowed from the conf, present 1 for the keys given. */
 typedef struct server_conf {
     unsigned long long number[SERVER_KEY_COUNT];
+    const char *text[SERVER_KEY_COUNT];
     int present[SERVER_KEY_COUNT];
 } server_conf;
 
@@ -439,31 +744,31 @@ static int key_index(const char *name)
     return -1;
 }
 
-static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *error)
+/* Read the entries of conf into *out (over what is there). */
+static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error *error)
 {
-    memset(out, 0, sizeof(*out));
     const char *name, *value;
     for (size_t i = 0; csgi_conf_entry(conf, i, &name, &value); i++) {
         int k = key_index(name);
-        if (k < 0) {
-            for (size_t n = 0; n < sizeof(other_names) / sizeof(other_names[0]); n++) {
-                if (strcmp(name, other_names[n].theirs) == 0) {
-                    csgi_conf_error(conf, name, error, "unknown key for egg:csgi#http (it is %s)",
-                                    other_names[n].ours);
-                    return CSGI_EINVAL;
-                }
+        for (size_t n = 0; k < 0 && n < sizeof(other_names) / sizeof(other_names[0]); n++) {
+            if (strcmp(name, other_names[n].theirs) == 0) {
+                csgi_conf_error(conf, name, error, "unknown key for egg:csgi#http (it is %s)",
+                                other_names[n].ours);
+                return CSGI_EINVAL;
             }
-            csgi_conf_error(conf, name, error,
-                            "unknown key for egg:csgi#http (known: host, port, threads, "
-                            "max_connections, max_body, header_timeout, body_timeout, "
-                            "keepalive_timeout, send_timeout, grace_timeout, "
-                            "max_keepalive_requests, server_header, verbose, error_format, "
-                            "log_level, access_log, access_log_format, access_log_buffer, "
-                            "access_log_flush)");
+        }
+        if (k < 0) {
+            char known[512] = "";
+            size_t used = 0;
+            for (size_t j = 0; j < SERVER_KEY_COUNT && used < sizeof(known); j++)
+                used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", j ? ", " : "",
+                                         server_keys[j].name);
+            csgi_conf_error(conf, name, error, "unknown key for egg:csgi#http (known: %s)", known);
             return CSGI_EINVAL;
         }
         const struct server_key *key = &server_keys[k];
         out->present[k] = 1;
+        out->text[k] = value;
         long long number = 0;
         int flag = 0, rc = 0;
         if (key->type == KEY_BOOL) {
@@ -506,10 +811,24 @@ static int read_conf(const csgi_conf *conf, server_conf *out, csgi_load_error *e
     return 0;
 }
 
-int csgi_server__http_check(const csgi_conf *local_conf, csgi_load_error *error)
+/* The section's local conf, then the loader's server options over it. */
+static int read_conf(csgi_loader *loader, const csgi_conf *local_conf, server_conf *out,
+                     csgi_load_error *error)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = read_entries(local_conf, out, error);
+    if (rc == 0 && loader && loader->server_options.count) {
+        csgi_conf overrides = csgi_loader__conf(loader, &loader->server_options);
+        rc = read_entries(&overrides, out, error);
+    }
+    return rc;
+}
+
+int csgi_server__http_check(csgi_loader *loader, const csgi_conf *local_conf,
+                            csgi_load_error *error)
 {
     server_conf conf;
-    return read_conf(local_conf, &conf, error);
+    return read_conf(loader, local_conf, &conf, error);
 }
 
 /* The value of key name, or fallback when the section does not give it. */
@@ -520,55 +839,93 @@ static unsigned long long setting(const server_conf *conf, const char *name,
     return conf->present[k] ? conf->number[k] : fallback;
 }
 
-int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
-                             const csgi_conf *local_conf, csgi_app *app, csgi_load_error *error)
+static const char *text_setting(const server_conf *conf, const char *name)
 {
-    (void)global_conf;
-    server_conf conf;
-    int rc = read_conf(local_conf, &conf, error);
-    if (rc != 0) {
-        csgi_app_free(app);
-        return rc;
-    }
-    csgi_server_options options;
-    csgi_server_options_init(&options);
-    options.threads = (unsigned)setting(&conf, "threads", 0);
-    options.max_connections = (unsigned)setting(&conf, "max_connections", 0);
-    options.max_body = setting(&conf, "max_body", 0); /* 0 keeps the default */
-    options.header_timeout_ms = (unsigned)setting(&conf, "header_timeout", 0);
-    options.body_timeout_ms = (unsigned)setting(&conf, "body_timeout", 0);
-    options.keepalive_timeout_ms = (unsigned)setting(&conf, "keepalive_timeout", 0);
-    options.send_timeout_ms = (unsigned)setting(&conf, "send_timeout", 0);
-    options.grace_timeout_ms = (unsigned)setting(&conf, "grace_timeout", 0);
-    options.max_keepalive_requests = (unsigned)setting(&conf, "max_keepalive_requests", 0);
-    options.server_header = csgi_conf_get(local_conf, "server_header");
-    options.verbose = (int)setting(&conf, "verbose", 0);
-    options.error_render = csgi_error_page__named(csgi_conf_get(local_conf, "error_format"));
-    options.log_level = (int)setting(&conf, "log_level", CSGI_LOG__WARN);
-    options.access_log = csgi_conf_get(local_conf, "access_log");
-    options.access_log_format = csgi_conf_get(local_conf, "access_log_format");
-    options.access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
-    options.access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
+    int k = key_index(name);
+    return conf->present[k] ? conf->text[k] : NULL;
+}
 
-    /* The addresses: csgi_loader_set_listen's, else host:port. */
-    const char *host = csgi_conf_get(local_conf, "host");
+int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
+                           const csgi_conf *local_conf, csgi_load_error *error)
+{
+    server_conf conf;
+    int rc = read_conf(loader, local_conf, &conf, error);
+    if (rc != 0)
+        return rc;
+    csgi_server_options *options = &out->options;
+    csgi_server_options_init(options);
+    options->threads = (unsigned)setting(&conf, "threads", 0);
+    options->max_connections = (unsigned)setting(&conf, "max_connections", 0);
+    options->max_body = setting(&conf, "max_body", 0); /* 0 keeps the default */
+    options->header_timeout_ms = (unsigned)setting(&conf, "header_timeout", 0);
+    options->body_timeout_ms = (unsigned)setting(&conf, "body_timeout", 0);
+    options->keepalive_timeout_ms = (unsigned)setting(&conf, "keepalive_timeout", 0);
+    options->send_timeout_ms = (unsigned)setting(&conf, "send_timeout", 0);
+    options->grace_timeout_ms = (unsigned)setting(&conf, "grace_timeout", 0);
+    options->max_keepalive_requests = (unsigned)setting(&conf, "max_keepalive_requests", 0);
+    options->server_header = text_setting(&conf, "server_header");
+    options->verbose = (int)setting(&conf, "verbose", 0);
+    options->error_render = csgi_error_page__named(text_setting(&conf, "error_format"));
+    options->workers = (unsigned)setting(&conf, "workers", 0);
+    options->max_requests = (unsigned)setting(&conf, "max_requests", 0);
+    options->max_requests_jitter = (unsigned)setting(&conf, "max_requests_jitter", 0);
+    options->log_level = (int)setting(&conf, "log_level", CSGI_LOG__WARN);
+    options->access_log = text_setting(&conf, "access_log");
+    options->access_log_format = text_setting(&conf, "access_log_format");
+    options->access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
+    options->access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
+    out->preload = (int)setting(&conf, "preload", 0);
+
+    const char *host = text_setting(&conf, "host");
     if (!host || !host[0])
         host = "127.0.0.1";
-    char own[300];
     int v6 = strchr(host, ':') != NULL && host[0] != '[';
-    snprintf(own, sizeof(own), "%s%s%s:%llu", v6 ? "[" : "", host, v6 ? "]" : "",
+    snprintf(out->address, sizeof(out->address), "%s%s%s:%llu", v6 ? "[" : "", host, v6 ? "]" : "",
              setting(&conf, "port", 8080));
-    const char *own_list[1] = {own};
+    return 0;
+}
+
+int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
+                            csgi_load_error *error)
+{
+    const char *own_list[1] = {address};
     size_t count = 0;
     const char *const *addresses = csgi_loader__listen(loader, &count);
     if (!count) {
         addresses = own_list;
         count = 1;
     }
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        rc = csgi_server_listen(server, addresses[i]);
+        if (rc != 0)
+            csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot listen on %s: %s",
+                                 addresses[i], csgi_strerror(rc));
+    }
+    if (rc == 0 && (rc = csgi_server_run_until_signal(server)) != 0) {
+        if (rc == CSGI_EWORKERS && server->start_failure.text[0] && error)
+            *error = server->start_failure; /* the deploy file's error, at its place */
+        else
+            csgi_load_error__set(error, NULL, 0, NULL, NULL, "the server failed: %s",
+                                 csgi_strerror(rc));
+    }
+    csgi_server_free(server);
+    return rc;
+}
 
+int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_app *app, csgi_load_error *error)
+{
+    (void)global_conf;
+    csgi_server__http_settings settings;
+    int rc = csgi_server__http_read(&settings, loader, local_conf, error);
+    if (rc != 0) {
+        csgi_app_free(app);
+        return rc;
+    }
     csgi_server *server = NULL;
     char why[256];
-    rc = server_new(&server, app, &options, NULL, why, sizeof(why));
+    rc = new_with_app(&server, app, &settings.options, NULL, why, sizeof(why));
     if (rc != 0) {
         /* The keys were checked: what is left is the access log's file. */
         if (why[0])
@@ -578,15 +935,5 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
                                  csgi_strerror(rc));
         return rc;
     }
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        rc = csgi_server_listen(server, addresses[i]);
-        if (rc != 0)
-            csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot listen on %s: %s",
-                                 addresses[i], csgi_strerror(rc));
-    }
-    if (rc == 0 && (rc = csgi_server_run_until_signal(server)) != 0)
-        csgi_load_error__set(error, NULL, 0, NULL, NULL, "the server failed: %s",
-                             csgi_strerror(rc));
-    csgi_server_free(server);
-    return rc;
+    return csgi_server__http_serve(server, loader, settings.address, error);
 }

@@ -1,24 +1,124 @@
 /*
- * The built-in HTTP server runner (internal): egg:csgi#http and
- * egg:Paste#http, which the loader knows as built-ins
- * (src/loader/registry.c). It lives beside the server it runs.
+ * The server object's insides (internal), shared by server.c (the server,
+ * serving until a signal, the INI runner egg:csgi#http and egg:Paste#http,
+ * which the loader knows as built-ins in src/loader/registry.c) and
+ * master.c (worker processes).
  */
 #ifndef CSGI_GATEWAY_SERVER_PRIVATE_H
 #define CSGI_GATEWAY_SERVER_PRIVATE_H
 
+#include "gateway/gateway.h"
 #include "http/access_log.h"
+#include "http/engine.h"
 
 #include <csgi/loader.h>
 #include <csgi/server.h>
 
-/* Serve app as the [server:] section's local conf says, until SIGINT or
-   SIGTERM. Takes app. */
+#include <stdatomic.h>
+
+struct csgi_server {
+    /* The engine that serves; with workers (the master) it only holds the
+       listeners, which every worker adopts, and never starts. */
+    csgi_http__engine *engine;
+    csgi_gateway gateway;
+    csgi_access_log *access_log; /* NULL without one (and in a master); outlives the engine */
+    csgi_app *app;               /* NULL in a master: the source has it */
+    unsigned grace_ms;
+    int host_base; /* runs on the host's event loop */
+    int started;
+    char **addresses; /* as given to csgi_server_listen, for "serving on" */
+    size_t address_count;
+
+    /* Where the application comes from: a source (csgi_server_new_source),
+       or, for csgi_server_new with workers, one that hands out app. NULL
+       for a server made by csgi_server_new without workers. */
+    const csgi_server_source_type *source_type;
+    void *source_state;
+
+    /* With workers: the master's (master.c). */
+    unsigned workers;            /* N > 0: csgi_server_run_until_signal is the master */
+    csgi_server_options options; /* of the first generation, at the current version */
+    char *server_header;         /* options.server_header, copied (owned) */
+    void *generation;            /* the first generation, until the master takes it */
+    _Atomic int master_running;
+    /* Why the first workers could not build the application (text empty
+       when they could): the master stopped with CSGI_EWORKERS. */
+    csgi_load_error start_failure;
+
+    /* In a worker process: what it tells its master. */
+    int message_fd;                   /* -1 outside a worker */
+    unsigned long long request_limit; /* max_requests plus jitter; 0 = none */
+    _Atomic unsigned long long requests;
+};
+
+/* Log through the server's logger. */
+void csgi_server__log(const csgi_server *server, int level, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "serving on http://HOST:PORT/" or "serving on unix:/path" for each
+   listener, to standard output. */
+void csgi_server__print_listeners(const csgi_server *server);
+
+/*
+ * In a worker process: serve app (taken) with options on the listeners of
+ * master (the master's server, borrowed), telling the master through
+ * message_fd when it accepts (CSGI_SERVER__READY) and when it reached
+ * options->max_requests (CSGI_SERVER__RECYCLE), until TERM or INT
+ * (graceful) or QUIT (quick). Returns 0 after a signal, or an error.
+ */
+int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
+                              const csgi_server_options *options, int message_fd);
+
+/* ---- master.c ---------------------------------------------------------------------- */
+
+/* What a worker tells its master. */
+enum { CSGI_SERVER__READY = 1, CSGI_SERVER__FAILED = 2, CSGI_SERVER__RECYCLE = 3 };
+
+/* Be the master of server->workers worker processes until a signal stops
+   it (csgi_server_run_until_signal with workers). */
+int csgi_server__run_master(csgi_server *server);
+
+/* Stop the master running in this process, as SIGTERM does. Async-signal
+   safe. */
+void csgi_server__stop_master(void);
+
+/* Have the master running in this process pass SIGUSR1 on to its workers
+   (they reopen their log files). Async-signal safe. */
+void csgi_server__reopen_master(void);
+
+/* In a worker: tell the master (what: CSGI_SERVER__*; code and error for
+   CSGI_SERVER__FAILED, else 0 and NULL). Async-signal safe, callable from
+   any thread. */
+void csgi_server__tell_master(int fd, int what, int code, const csgi_load_error *error);
+
+/* ---- the INI runner ---------------------------------------------------------------- */
+
+/* Serve app as the [server:] section's local conf says (and the loader's
+   csgi_loader_set_server_option values), until a signal stops it. Takes
+   app. With workers, they serve app built here (as preload). */
 int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
                              const csgi_conf *local_conf, csgi_app *app, csgi_load_error *error);
 
-/* Check the section's local conf without serving: every key known, every
-   value valid. */
-int csgi_server__http_check(const csgi_conf *local_conf, csgi_load_error *error);
+/* Check the section's local conf (and the loader's server options)
+   without serving: every key known, every value valid. */
+int csgi_server__http_check(csgi_loader *loader, const csgi_conf *local_conf,
+                            csgi_load_error *error);
+
+/* What a section of egg:csgi#http says: its options (strings borrowed
+   from the conf), preload, and its own address ("host:port"). */
+typedef struct csgi_server__http_settings {
+    csgi_server_options options;
+    int preload;
+    char address[300];
+} csgi_server__http_settings;
+
+int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
+                           const csgi_conf *local_conf, csgi_load_error *error);
+
+/* Listen on the loader's addresses (csgi_loader_set_listen), else on
+   address, and serve until a signal stops it; frees server. */
+int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
+                            csgi_load_error *error);
 
 /* The server's access log, or NULL (for tests: csgi_access_log__writes). */
 csgi_access_log *csgi_server__access_log(csgi_server *server);

@@ -17,6 +17,7 @@
 #include "helpers/gather.h"
 
 #include "gateway/environ_private.h"
+#include "gateway/input.h"
 #include "helpers/helpers.h"
 
 #include <csgi/environ.h>
@@ -82,6 +83,24 @@ static const csgi_input_type gathered_type = {"gathered-body", gathered_read, NU
 int csgi_gather__is_gathered(csgi_environ *environ)
 {
     return csgi_input__type(csgi_environ_input(environ)) == &gathered_type;
+}
+
+int csgi_gather__rewind(csgi_environ *environ)
+{
+    csgi_input *input = csgi_environ_input(environ);
+    if (csgi_input__type(input) != &gathered_type)
+        return 0;
+    const gathered *old = input->state;
+    if (old->offset == 0 && input->start == input->end && input->status == 0)
+        return 0; /* nothing read yet */
+    gathered *body = csgi_environ_alloc(environ, sizeof(*body));
+    if (!body)
+        return CSGI_ENOMEM;
+    *body = (gathered){.memory = old->memory, .fd = old->fd, .length = old->length};
+    input = csgi_input_new(environ, &gathered_type, body, (int64_t)old->length);
+    if (!input || csgi_environ_set_input(environ, input) != 0)
+        return CSGI_ENOMEM;
+    return 0;
 }
 
 int csgi_gather__has_body(csgi_environ *environ)

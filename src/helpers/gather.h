@@ -38,6 +38,11 @@ int csgi_gather__start(csgi_environ *environ, const csgi_gather__limits *limits,
 /* 1 when environ's csgi.input is a gathered body (nothing to wait for). */
 int csgi_gather__is_gathered(csgi_environ *environ);
 
+/* When csgi.input is a gathered body, make it one that reads from the
+   start again (for the application a filter forwards to after reading the
+   body itself). 0, or CSGI_ENOMEM. */
+int csgi_gather__rewind(csgi_environ *environ);
+
 /* 1 when csgi.input may have a body to gather (0 for a request without one). */
 int csgi_gather__has_body(csgi_environ *environ);
 

@@ -74,6 +74,8 @@ typedef struct call {
     const csgi_body_reader_type *reader;
     void *reader_state;
     char *read_buffer;
+    size_t read_size;
+    uint64_t read_total; /* bytes read so far */
 } call;
 
 /* csgi_handler_read_body()'s answer: compared by address, never sent. */
@@ -207,9 +209,17 @@ static void read_ready(csgi_input *input, void *userdata)
 static csgi_body *read_on(call *c)
 {
     csgi_input *input = csgi_environ_input(c->environ);
+    uint64_t max = c->adapter->limits.max_body;
+    int64_t announced = csgi_input__length(input);
     int result;
     for (;;) {
-        long n = csgi_input_read(input, c->read_buffer, READ_PIECE);
+        /* Over max_body: refused before a byte is read when the length
+           says so, else as soon as it passes. */
+        if ((announced >= 0 && (uint64_t)announced > max) || c->read_total > max) {
+            result = CSGI_ETOOBIG;
+            break;
+        }
+        long n = csgi_input_read(input, c->read_buffer, c->read_size);
         if (n == CSGI_EAGAIN) {
             csgi_body *body = later(c);
             if (body)
@@ -220,6 +230,9 @@ static csgi_body *read_on(call *c)
             result = (int)n;
             break;
         }
+        c->read_total += (uint64_t)n;
+        if (c->read_total > max)
+            continue;
         result = c->reader->data(c->reader_state, c->request, c->read_buffer, (size_t)n);
         if (result != 0)
             break;
@@ -431,10 +444,20 @@ static csgi_body *deliver(call *c, csgi_response *response)
         return NULL;
     }
     if (response == &read_marker) {
-        if (!c->read_buffer && !(c->read_buffer = csgi_environ_alloc(c->environ, READ_PIECE)))
-            return NULL;
+        if (!c->read_buffer) {
+            /* A piece at a time, no more than the body announced needs. */
+            int64_t announced = csgi_input__length(csgi_environ_input(c->environ));
+            c->read_size =
+                announced >= 0 && announced < READ_PIECE ? (size_t)announced + 1 : READ_PIECE;
+            if (!(c->read_buffer = csgi_environ_alloc(c->environ, c->read_size)))
+                return NULL;
+        }
         return read_on(c);
     }
+    /* What a filter forwards to reads the body from its start, also when
+       the filter read the gathered body first. */
+    if (response->app && csgi_gather__rewind(c->environ) != 0)
+        return NULL;
     if (response == c->forward && c->then)
         return then_start(c);
     return csgi_response_send(response, c->environ, c->start_response);
@@ -680,37 +703,74 @@ static int setup_userdata(csgi_handler_setup_fn setup, const csgi_conf *global_c
     return rc;
 }
 
-/* The handler keys of a factory's local conf (body, max_body,
-   body_buffer_size, body_temp_dir) applied to the adapter. */
+/* A size from a factory's conf: bytes, or with a k, m or g suffix (KiB,
+   MiB, GiB) as nginx writes them; absent: 0 (the default). */
+static int conf_size(const csgi_conf *conf, const char *name, uint64_t *out, csgi_load_error *error)
+{
+    const char *text = csgi_conf_get(conf, name);
+    *out = 0;
+    if (!text)
+        return 0;
+    while (*text == ' ' || *text == '\t')
+        text++;
+    uint64_t value = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (value > (UINT64_MAX - 9) / 10)
+            break;
+        value = value * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    if (*p == 'k' || *p == 'K')
+        shift = 10;
+    else if (*p == 'm' || *p == 'M')
+        shift = 20;
+    else if (*p == 'g' || *p == 'G')
+        shift = 30;
+    if (shift)
+        p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (p == text || (*text < '0' || *text > '9') || *p || value > (UINT64_MAX >> shift)) {
+        csgi_conf_error(conf, name, error,
+                        "must be a size in bytes, with an optional k, m or g (\"%s\")", text);
+        return CSGI_EINVAL;
+    }
+    *out = value << shift;
+    return 0;
+}
+
+/* The handler keys of a factory's local conf (body_mode,
+   client_max_body_size, client_body_buffer_size, client_body_temp_path:
+   nginx's names for the same things) applied to the adapter. */
 static int conf_options(csgi_app *app, const csgi_conf *local_conf, csgi_load_error *error)
 {
     csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
-    const char *body = csgi_conf_get(local_conf, "body");
-    if (!body || strcmp(body, "default") == 0)
+    const char *mode = csgi_conf_get(local_conf, "body_mode");
+    if (!mode || strcmp(mode, "default") == 0)
         options.body = CSGI_HANDLER_BODY_DEFAULT;
-    else if (strcmp(body, "gather") == 0)
+    else if (strcmp(mode, "gather") == 0)
         options.body = CSGI_HANDLER_BODY_GATHER;
-    else if (strcmp(body, "stream") == 0)
+    else if (strcmp(mode, "stream") == 0)
         options.body = CSGI_HANDLER_BODY_STREAM;
     else {
-        csgi_conf_error(local_conf, "body", error, "must be gather, stream or default, not \"%s\"",
-                        body);
+        csgi_conf_error(local_conf, "body_mode", error,
+                        "must be gather, stream or default, not \"%s\"", mode);
         return CSGI_EINVAL;
     }
-    long long max_body = 0, buffer = 0;
-    int rc = csgi_conf_asint(local_conf, "max_body", 0, &max_body, error);
+    uint64_t max_body, buffer;
+    int rc = conf_size(local_conf, "client_max_body_size", &max_body, error);
     if (rc == 0)
-        rc = csgi_conf_asint(local_conf, "body_buffer_size", 0, &buffer, error);
-    if (rc == 0 && (max_body < 0 || buffer < 0 || (unsigned long long)buffer > SIZE_MAX)) {
-        csgi_conf_error(local_conf, max_body < 0 ? "max_body" : "body_buffer_size", error,
-                        "must be a number of bytes (0: the default)");
+        rc = conf_size(local_conf, "client_body_buffer_size", &buffer, error);
+    if (rc == 0 && buffer > SIZE_MAX) {
+        csgi_conf_error(local_conf, "client_body_buffer_size", error, "is too large");
         rc = CSGI_EINVAL;
     }
     if (rc != 0)
         return rc;
-    options.max_body = (uint64_t)max_body;
+    options.max_body = max_body;
     options.body_buffer_size = (size_t)buffer;
-    options.body_temp_dir = csgi_conf_get(local_conf, "body_temp_dir");
+    options.body_temp_dir = csgi_conf_get(local_conf, "client_body_temp_path");
     rc = csgi_handler_set_options(app, &options);
     if (rc != 0 && error)
         snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(rc));

@@ -377,20 +377,31 @@ int csgi_response_set_text(csgi_response *response, const char *text, const char
     return rc ? rc : csgi_response_set_body(response, text, strlen(text));
 }
 
+/* A JSON body up to this long is serialized once, on the stack, then
+   copied; a longer one is serialized again into memory of its size. */
+#define JSON_FIRST_TRY 512
+
 int csgi_response_set_json(csgi_response *response, struct json_t *value)
 {
     int rc = CSGI_EINVAL;
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    char first[JSON_FIRST_TRY];
     if (!response || !value)
         goto done;
-    size_t len = json_dumpb(value, NULL, 0, flags);
+    /* json_dumpb() answers the length it needs whatever the room it had:
+       serializing to learn the length, then again to write, cost two
+       serializations for every body (half the request, for a small one). */
+    size_t len = json_dumpb(value, first, sizeof(first), flags);
     if (len == 0)
         goto done;
     char *text = csgi_response__alloc(response, len);
     rc = CSGI_ENOMEM;
     if (!text)
         goto done;
-    json_dumpb(value, text, len, flags);
+    if (len <= sizeof(first))
+        memcpy(text, first, len);
+    else
+        json_dumpb(value, text, len, flags);
     rc = csgi_response_set_header(response, "Content-Type", "application/json");
     if (rc != 0) {
         release_memory(response, text);
@@ -998,9 +1009,17 @@ csgi_body *csgi_response_send(csgi_response *response, csgi_environ *env,
         count++;
     }
 
-    char *line = format_in(env, strlen(reason) + 5, "%03d %s", status, reason);
+    /* "200 OK" without printf: the status has three digits (200-599 when it
+       was set, or the 206, 304, 412 or 416 chosen above). */
+    size_t reason_len = strlen(reason);
+    char *line = csgi_environ_alloc(env, reason_len + 5);
     if (!line)
         goto fail;
+    line[0] = (char)('0' + status / 100);
+    line[1] = (char)('0' + status / 10 % 10);
+    line[2] = (char)('0' + status % 10);
+    line[3] = ' ';
+    memcpy(line + 4, reason, reason_len + 1);
     csgi_body *body = status == 204 || status == 304 || method_is(env, "HEAD")
                           ? no_body(response, env, status, mode, &result)
                           : make_body(response, env, mode, &result);

@@ -65,7 +65,7 @@ int csgi_response__error_body(csgi_environ *environ, int status, const char *det
                               const char **body, size_t *len, const char **content_type);
 
 /* A streaming body that relays inner has inner's length, read when the
-   head goes out (csgi_body__length_from): the handler's get_response keeps
+   head goes out (csgi_body__length_from): csgi_handler_forward_then keeps
    the length of the application's iterator, even one declared late. */
 void csgi_response__set_stream_length_of(csgi_response *response, const csgi_body *inner);
 

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -80,6 +81,7 @@ struct csgi_access_log {
     size_t threshold;
     struct timeval flush_interval;
 
+    int shared; /* other processes write there too: pieces of PIPE_BUF */
     int locking;
     pthread_mutex_t lock;
     atomic_int reopen_wanted;
@@ -417,6 +419,7 @@ int csgi_access_log__new(csgi_access_log **out, const csgi_access_log__config *c
     unsigned ms = config->flush_ms ? config->flush_ms : CSGI_ACCESS_LOG__FLUSH_MS;
     log->flush_interval.tv_sec = ms / 1000;
     log->flush_interval.tv_usec = (ms % 1000) * 1000;
+    log->shared = config->shared;
     log->locking = config->threads > 1;
     if (log->locking && pthread_mutex_init(&log->lock, NULL) != 0) {
         log->locking = 0;
@@ -469,12 +472,27 @@ static void report(csgi_access_log *log, const char *what, int e)
     log->failing = 1;
 }
 
+/* Where the next write(2) of a shared log ends, from p: after the last
+   line that ends within PIPE_BUF bytes, or after the first line when even
+   that one is longer. The buffer holds whole lines. */
+static const char *piece_end(const char *p, const char *end)
+{
+    if ((size_t)(end - p) <= PIPE_BUF)
+        return end;
+    const char *limit = p + PIPE_BUF;
+    for (const char *q = limit; q > p; q--)
+        if (q[-1] == '\n')
+            return q;
+    const char *nl = memchr(limit, '\n', (size_t)(end - limit));
+    return nl ? nl + 1 : end;
+}
+
 static void write_all(csgi_access_log *log)
 {
-    const char *p = log->buffer;
-    size_t left = log->len;
-    while (left > 0) {
-        ssize_t n = write(log->fd, p, left);
+    const char *p = log->buffer, *end = log->buffer + log->len;
+    while (p < end) {
+        const char *piece = log->shared ? piece_end(p, end) : end;
+        ssize_t n = write(log->fd, p, (size_t)(piece - p));
         log->writes++;
         if (n < 0) {
             if (errno == EINTR)
@@ -484,7 +502,6 @@ static void write_all(csgi_access_log *log)
             return;
         }
         p += n;
-        left -= (size_t)n;
     }
     log->failing = 0;
 }

@@ -4,7 +4,8 @@
  * lists them), written by the engine (connection.c) for the requests the
  * application answered and for those the engine refused itself.
  *
- * Lines are buffered: they go out in one write(2) when the buffer passes
+ * Lines are buffered: they go out in one write(2) (whole lines: a line
+ * never straddles two writes) when the buffer passes
  * its size, when the engine's flush timer fires (the loop arms it when a
  * line goes into an empty buffer), and on csgi_access_log__flush() (the
  * server calls it when it stops) and csgi_access_log__free(). Bytes of the
@@ -18,6 +19,14 @@
  * by the path it was given after csgi_access_log__reopen(), which only
  * raises a flag (it is safe in a signal handler): the next write or flush
  * writes what is buffered to the old file, then opens the new one.
+ *
+ * Processes: worker processes each keep their own log on the same
+ * destination (each opens the file with O_APPEND). A write(2) of whole
+ * lines of at most PIPE_BUF bytes lands in one piece, on a pipe by POSIX
+ * and on a regular file opened O_APPEND on Linux in practice, so a shared
+ * log (config.shared) writes its buffer in such pieces (a longer line goes
+ * alone): lines of different workers never mix within a line. Only a
+ * partial write (a full disk) can cut one.
  *
  * Threads: with one loop (threads 1) every call but reopen comes from that
  * loop's thread and nothing is locked; with several loops a mutex guards
@@ -88,6 +97,8 @@ typedef struct csgi_access_log__config {
     size_t buffer;           /* bytes buffered before a write; 0 = the default, 1 = none */
     unsigned flush_ms;       /* the flush timer; 0 = the default */
     int threads;             /* loops writing to it: more than 1 locks */
+    int shared;              /* other processes write to the same file (workers): each
+                                write(2) is whole lines, at most PIPE_BUF bytes */
     csgi_log__fn error_log;  /* where failures to write or reopen are told (NULL: stderr) */
     void *error_userdata;
     int error_level;

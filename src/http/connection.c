@@ -893,8 +893,14 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
             if (conn->req)
                 conn->req->done_error = CSGI_ECLOSED;
             conn_free(conn);
-        } else if (conn->state == ST_HEAD && (!conn->in || evbuffer_get_length(conn->in) == 0)) {
+        } else if (conn->state == ST_HEAD && conn->requests > 0 &&
+                   (!conn->in || evbuffer_get_length(conn->in) == 0)) {
             conn_free(conn); /* idle keep-alive */
+            /* A connection that has not sent its first request yet stays:
+               its client connected to send one, which may be on its way
+               (read or not), and a worker retired by its master must not
+               drop it. It is answered with Connection: close, or cut when
+               the grace period ends. */
         } else if (conn->state == ST_DRAIN) {
             request_release(conn);
             conn->state = ST_CLOSING;

@@ -7,7 +7,9 @@
  * per TCP listener, bound to the same address with SO_REUSEPORT, so the
  * kernel spreads new connections across loops and no loop ever touches
  * another's connections. Unix sockets cannot be shared that way: every
- * loop polls the one socket, and the first accept wins.
+ * loop polls the one socket, and the first accept wins; so do the loops of
+ * a worker process on the sockets its master adopted for it
+ * (csgi_http__engine_adopt), which must outlive the worker.
  */
 #include "common/alloc.h"
 #include "common/vec.h"
@@ -291,6 +293,63 @@ int csgi_http__engine_listen(csgi_http__engine *engine, const char *address)
     return 0;
 }
 
+int csgi_http__engine_adopt(csgi_http__engine *engine, int fd)
+{
+    int err = fd < 0 ? CSGI_EINVAL : engine->started ? CSGI_ESTATE : 0;
+    void *items = engine->listeners;
+    if (err == 0)
+        err = csgi_vec__reserve(&items, &engine->listener_capacity, sizeof(*engine->listeners),
+                                engine->listener_count + 1, MAX_LISTENERS);
+    engine->listeners = items;
+    csgi_http__listener listener;
+    memset(&listener, 0, sizeof(listener));
+    listener.fd = fd;
+    listener.adopted = 1;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_storage storage;
+        struct sockaddr_un un;
+    } addr;
+    socklen_t len = sizeof(addr);
+    int type = 0;
+    socklen_t type_len = sizeof(type);
+    if (err == 0 && (getsockname(fd, &addr.sa, &len) != 0 ||
+                     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0))
+        err = errno == ENOTSOCK || errno == EBADF ? CSGI_EINVAL : CSGI_ESYSTEM;
+    if (err == 0 && type != SOCK_STREAM)
+        err = CSGI_EINVAL;
+    if (err == 0) {
+        listener.family = addr.sa.sa_family;
+        if (listener.family == AF_UNIX) {
+            memcpy(&listener.unix_addr, &addr.un,
+                   len < sizeof(listener.unix_addr) ? len : sizeof(listener.unix_addr));
+        } else if ((listener.family == AF_INET || listener.family == AF_INET6) &&
+                   len <= sizeof(listener.addr)) {
+            memcpy(&listener.addr, &addr, len);
+            listener.addr_len = len;
+            listener.port = ntohs(listener.family == AF_INET6 ? listener.addr.in6.sin6_port
+                                                              : listener.addr.in.sin_port);
+        } else {
+            err = CSGI_EINVAL;
+        }
+    }
+    if (err == 0 &&
+        (evutil_make_socket_nonblocking(fd) != 0 || evutil_make_socket_closeonexec(fd) != 0))
+        err = CSGI_ESYSTEM;
+    if (err) {
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
+    engine->listeners[engine->listener_count++] = listener;
+    return 0;
+}
+
+int csgi_http__engine_listener_fd(const csgi_http__engine *engine, size_t index)
+{
+    return index < engine->listener_count ? engine->listeners[index].fd : -1;
+}
+
 size_t csgi_http__engine_listener_count(const csgi_http__engine *engine)
 {
     return engine->listener_count;
@@ -495,7 +554,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
         if (index == 0) {
             fd = listener->fd; /* the evconnlistener owns it from here */
             listener->fd = -1;
-        } else if (listener->family == AF_UNIX) {
+        } else if (listener->family == AF_UNIX || listener->adopted) {
             fd = fcntl(engine->loops[0].acceptors[i].evl
                            ? evconnlistener_get_fd(engine->loops[0].acceptors[i].evl)
                            : -1,
@@ -633,7 +692,7 @@ void csgi_http__engine_free(csgi_http__engine *engine)
         csgi_http__listener *listener = &engine->listeners[i];
         if (listener->fd >= 0)
             close(listener->fd);
-        if (listener->family == AF_UNIX)
+        if (listener->family == AF_UNIX && !listener->adopted)
             unlink(listener->unix_addr.sun_path);
     }
     csgi__free(engine->listeners);

@@ -131,6 +131,21 @@ int csgi_http__engine_new(csgi_http__engine **out, const csgi_http__options *opt
  */
 int csgi_http__engine_listen(csgi_http__engine *engine, const char *address);
 
+/*
+ * Serve on a socket that listens already, owned by another process (the
+ * master of worker processes, later systemd): takes fd (closed with the
+ * engine, also when this fails). It is made non-blocking; its address is
+ * read back. All loops share it (no SO_REUSEPORT socket per loop), and a
+ * Unix socket's file is left in place when the engine goes.
+ * Returns 0, CSGI_EINVAL (not a stream socket of a known family),
+ * CSGI_ESTATE (started already), CSGI_ENOMEM, CSGI_ESYSTEM.
+ */
+int csgi_http__engine_adopt(csgi_http__engine *engine, int fd);
+
+/* The socket of listener index, before the engine starts (-1 after, or for
+   a bad index): what a master hands to its workers. Borrowed. */
+int csgi_http__engine_listener_fd(const csgi_http__engine *engine, size_t index);
+
 /* Number of listeners. */
 size_t csgi_http__engine_listener_count(const csgi_http__engine *engine);
 /* The bound TCP port of listener index (0 for Unix sockets, -1 for a bad index). */

@@ -40,6 +40,11 @@ struct csgi_http__listener {
     struct sockaddr_un unix_addr; /* Unix socket path */
     evutil_socket_t fd;           /* loop 0's socket */
     int port;
+    /* Adopted (csgi_http__engine_adopt): another process owns the socket,
+       so every loop shares this one (no SO_REUSEPORT socket of its own,
+       whose queued connections would die with this process) and the Unix
+       socket's file is not removed. */
+    int adopted;
 };
 
 /* One loop's socket for one listener. */

@@ -1,6 +1,7 @@
 /*
  * The loader object (csgi/loader.h): a loading session holding the
- * registered factories, the caller's globals and listen addresses, the
+ * registered factories, the caller's globals, listen addresses and server
+ * options, the
  * module path and every file read. loader_private.h lists the files that
  * do the work.
  */
@@ -81,6 +82,13 @@ int csgi_loader_set_listen(csgi_loader *loader, const char *const *addresses, si
     loader->listen = copy;
     loader->listen_count = count;
     return 0;
+}
+
+int csgi_loader_set_server_option(csgi_loader *loader, const char *name, const char *value)
+{
+    if (!loader || !name || !name[0] || !value)
+        return CSGI_EINVAL;
+    return csgi_conf__list_add(loader->conf, &loader->server_options, name, value);
 }
 
 const char *const *csgi_loader__listen(const csgi_loader *loader, size_t *count)

@@ -7,13 +7,16 @@
  * anything. The files here find the factories those contexts name and call
  * them, the way PasteDeploy's loadwsgi.py invokes its contexts:
  *
- *   loader.c    the loader object: new, free, globals, listen addresses
+ *   loader.c    the loader object: new, free, globals, listen addresses,
+ *               server options
  *   access.c    what factories read: csgi_conf_get, asbool, asint, aslist
  *   registry.c  registered and built-in factories, and the lookup order
  *   module.c    factories from shared objects (dlopen), kinds checked
  *   build.c     building apps, pipelines, filters, filter-with
  *   describe.c  csgi_loader_describe (csgi-serve --check)
- *   serve.c     the [server:] section: csgi_loader_serve and its check
+ *   serve.c     the [server:] section: csgi_loader_serve, its check, and
+ *               csgi_loader_serve_app with its source of worker
+ *               applications (a generation is a read of the file)
  *
  * The built-in factories live beside what they build: the composites in
  * src/composite/, lint in src/middleware/, the HTTP server runner in
@@ -47,8 +50,10 @@ typedef enum csgi_loader__want {
     CSGI_LOADER__WANT_SERVER  /* a server runner */
 } csgi_loader__want;
 
-/* Checks a server section's conf without serving (the built-in runners). */
-typedef int (*csgi_loader__server_check_fn)(const csgi_conf *local_conf, csgi_load_error *error);
+/* Checks a server section's conf (and the loader's server options)
+   without serving (the built-in runners). */
+typedef int (*csgi_loader__server_check_fn)(csgi_loader *loader, const csgi_conf *local_conf,
+                                            csgi_load_error *error);
 
 typedef struct csgi_loader__factory csgi_loader__factory;
 
@@ -81,6 +86,8 @@ struct csgi_loader {
     /* csgi_loader_set_listen's addresses (owned), or none. */
     char **listen;
     size_t listen_count;
+    /* csgi_loader_set_server_option's keys, for the built-in server. */
+    csgi_conf__list server_options;
     /* While csgi_loader_describe builds: the item being built, or NULL. */
     csgi_loader__describe_node *describing;
     int stub_unknown;

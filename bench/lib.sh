@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# Helpers for the benchmark scripts (sourced, not run): messages,
+# a temporary directory and the clean-up on exit, the Release build, and
+# starting and stopping one server at a time. The caller sets ROOT and
+# BUILD_DIR first.
+
+BENCH_NAME=$(basename "$0")
+export LC_ALL=C # sort and join agree; awk prints decimal points
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+  log "$BENCH_NAME: $*"
+  exit 1
+}
+
+# help_text: the comment at the top of the calling script, for --help.
+help_text() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+
+# The processes stopped on exit: the server, a client, a tracer attached to
+# the server.
+SERVER_PID="" CLIENT_PID="" TRACER_PID=""
+# shellcheck disable=SC2317 # called by the trap
+bench_cleanup() {
+  local pid
+  for pid in $CLIENT_PID $TRACER_PID $SERVER_PID; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+
+# bench_tmp PREFIX: sets TMP to a new directory; on exit it is removed and
+# the processes above still running are stopped.
+bench_tmp() {
+  TMP=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# bench_build TARGET...: configures the Release build of bench/run.sh in
+# BUILD_DIR and builds the targets.
+bench_build() {
+  log "== Building a Release build (-O2) in $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" \
+    -DCSGI_BUILD_BENCH=ON -DCSGI_BUILD_TESTS=OFF -DCSGI_BUILD_EXAMPLES=ON \
+    -DCSGI_BUILD_FUZZERS=OFF -DCSGI_SANITIZE=OFF >"$TMP/cmake.log" 2>&1 ||
+    { cat "$TMP/cmake.log" >&2; die "cmake configure failed"; }
+  cmake --build "$BUILD_DIR" -j 2 --target "$@" >"$TMP/build.log" 2>&1 ||
+    { cat "$TMP/build.log" >&2; die "build failed"; }
+}
+
+# start_server LOG COMMAND...: runs COMMAND in the background with its output
+# in LOG, waits (60 s at most) for its "serving on http://127.0.0.1:PORT/"
+# line and sets SERVER_PID and SERVER_PORT.
+start_server() {
+  local out=$1 i
+  shift
+  : >"$out" # no port from an earlier run
+  "$@" >"$out" 2>&1 &
+  SERVER_PID=$!
+  SERVER_PORT=""
+  for ((i = 0; i < 600; i++)); do
+    SERVER_PORT=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$out")
+    [ -n "$SERVER_PORT" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$out" >&2
+  die "$* did not start"
+}
+
+# stop_server: SIGINT to SERVER_PID (callgrind then writes its profile),
+# SIGKILL after 30 s.
+stop_server() {
+  local i
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# run_client COMMAND...: runs a client in the background, so that a signal
+# to the script stops it at once (bash runs traps only between foreground
+# commands), and returns its status.
+run_client() {
+  local status=0
+  "$@" &
+  CLIENT_PID=$!
+  wait "$CLIENT_PID" || status=$?
+  CLIENT_PID=""
+  return "$status"
+}

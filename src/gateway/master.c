@@ -1,0 +1,853 @@
+/*
+ * Worker processes: the master that csgi_server_run_until_signal() becomes
+ * when the options ask for workers (include/csgi/server.h; the design is in
+ * docs/architecture.md, "Worker processes").
+ *
+ * The master binds nothing itself: the server's engine bound the
+ * listeners (csgi_server_listen) and never starts in the master; each
+ * worker adopts those sockets (csgi_server__serve_worker) and the master
+ * keeps them open until it returns, so a connection waits in the kernel's
+ * queue while any worker lives and none is ever refused.
+ *
+ * A generation is one load of the source: the options its workers run
+ * with and what they build their application from. The master keeps
+ * `target` workers of the newest generation. SIGHUP loads a new one
+ * (pending): its workers start next to the old ones, and only when all
+ * of them said they accept does it become current and the old workers
+ * get SIGTERM; if one of them fails, the pending generation goes and the
+ * old workers never noticed.
+ *
+ * The master is one poll(2) loop, no libevent: signals arrive through a
+ * self-pipe (the handler writes the signal's number), workers talk
+ * through one pipe they all share (fixed-size messages, written whole:
+ * they are smaller than PIPE_BUF), deaths are found with waitpid on each
+ * worker's pid (never waitpid(-1): the host may have children of its
+ * own), and timers are deadlines checked on each turn.
+ */
+#include "common/alloc.h"
+#include "common/log.h"
+#include "gateway/server_private.h"
+
+#include <csgi/server.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CSGI_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CSGI_LEAK_CHECK 1
+#endif
+#endif
+#ifdef CSGI_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Failed starts in a row after which the master gives up: a worker that
+   dies before it accepts or within QUICK_DEATH_MS after failed to start;
+   workers started together (a crash of all of them) count once. */
+#define MAX_QUICK_DEATHS 5
+#define QUICK_DEATH_MS   1000
+/* The wait before starting a worker after the Nth quick death in a row:
+   none after the first, then doubling from BACKOFF_MS. */
+#define BACKOFF_MS     100
+#define MAX_BACKOFF_MS 5000
+/* A worker that has not said it accepts by then is killed. */
+#define START_TIMEOUT_MS 60000
+/* After a worker's grace period, before SIGKILL. */
+#define KILL_MARGIN_MS 5000
+/* INT and QUIT: workers cut their requests; SIGKILL after this. */
+#define QUICK_STOP_MS 2000
+
+/* What a worker tells its master, written in one piece. */
+typedef struct message {
+    int pid;
+    int what; /* CSGI_SERVER__* */
+    int code;
+    csgi_load_error error; /* for CSGI_SERVER__FAILED */
+} message;
+
+_Static_assert(sizeof(message) <= PIPE_BUF, "a message is written atomically");
+
+/* One load of the source. */
+typedef struct generation {
+    struct generation *next;
+    void *state; /* the source's */
+    csgi_server_options options;
+    unsigned number;  /* 1, 2, ... */
+    unsigned workers; /* living workers of it */
+} generation;
+
+enum worker_state { STARTING, READY, STOPPING };
+
+typedef struct worker {
+    pid_t pid;
+    unsigned long long serial; /* 1, 2, ... in the order started */
+    generation *generation;
+    enum worker_state state;
+    long long started_ms, ready_ms;
+    long long kill_ms; /* STOPPING: SIGKILL at this time */
+    int proven;        /* lived QUICK_DEATH_MS after ready */
+    int recycle;       /* reached max_requests: replaced, then stopped */
+    int failed;        /* said it could not build its application */
+    int killed;        /* SIGKILL sent */
+} worker;
+
+enum stopping { RUNNING, GRACEFUL, QUICK };
+
+typedef struct master {
+    csgi_server *server;
+    const csgi_server_source_type *type;
+    void *source_state;
+    generation *generations; /* all living ones */
+    generation *current;     /* what new workers run, unless a reload is pending */
+    generation *pending;     /* a reload's, until all its workers accept */
+    unsigned next_number;
+    worker *workers; /* oldest first */
+    size_t count, capacity;
+    unsigned target;
+    unsigned target_before_reload; /* back to it when a reload fails */
+    enum stopping stopping;
+    int result;     /* what csgi_server_run_until_signal returns */
+    int ever_ready; /* a worker accepted once: build failures are no longer fatal */
+    unsigned quick_deaths;
+    unsigned long long next_serial;    /* of the next worker started */
+    unsigned long long counted_before; /* workers started before the last counted death */
+    long long respawn_ms;              /* no worker starts before this time */
+    int messages[2];                   /* workers write, the master reads */
+    pid_t pid;
+} master;
+
+/* The self-pipe the signal handler writes to: one master per process. */
+static int signal_pipe[2] = {-1, -1};
+static atomic_int master_active;
+
+static const int master_signals[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP, SIGTTIN,
+                                     SIGTTOU, SIGUSR1, SIGUSR2, SIGCHLD};
+#define SIGNAL_COUNT (sizeof(master_signals) / sizeof(master_signals[0]))
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define LOG(m, level, ...) csgi_server__log((m)->server, level, __VA_ARGS__)
+
+/* The name operators use: "HUP", as in `kill -HUP`. */
+static const char *signal_name(int number)
+{
+    switch (number) {
+    case SIGTERM: return "TERM";
+    case SIGINT: return "INT";
+    case SIGQUIT: return "QUIT";
+    case SIGHUP: return "HUP";
+    case SIGTTIN: return "TTIN";
+    case SIGTTOU: return "TTOU";
+    case SIGUSR1: return "USR1";
+    case SIGUSR2: return "USR2";
+    case SIGCHLD: return "CHLD";
+    default: return "?";
+    }
+}
+
+static void on_master_signal(int number)
+{
+    int saved = errno;
+    unsigned char byte = (unsigned char)number;
+    if (write(signal_pipe[1], &byte, 1) < 0) {
+        /* full: the master has plenty to read already */
+    }
+    errno = saved;
+}
+
+void csgi_server__stop_master(void)
+{
+    if (atomic_load(&master_active))
+        on_master_signal(SIGTERM);
+}
+
+void csgi_server__reopen_master(void)
+{
+    if (atomic_load(&master_active))
+        on_master_signal(SIGUSR1);
+}
+
+void csgi_server__tell_master(int fd, int what, int code, const csgi_load_error *error)
+{
+    message m;
+    memset(&m, 0, sizeof(m));
+    m.pid = (int)getpid();
+    m.what = what;
+    m.code = code;
+    if (error)
+        m.error = *error;
+    ssize_t n;
+    do
+        n = write(fd, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+}
+
+/* "exited with status 3", "was killed by signal 9 (Killed)". */
+static void describe_status(int status, char *buf, size_t size)
+{
+    if (status < 0)
+        snprintf(buf, size, "is gone (reaped elsewhere)");
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* ---- generations ------------------------------------------------------------------- */
+
+static generation *generation_add(master *m, void *state, const csgi_server_options *options)
+{
+    generation *g = csgi__calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->state = state;
+    g->options = *options;
+    g->number = ++m->next_number;
+    g->next = m->generations;
+    m->generations = g;
+    return g;
+}
+
+static void generation_release(master *m, generation *g)
+{
+    for (generation **p = &m->generations; *p; p = &(*p)->next) {
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    }
+    if (m->type->release)
+        m->type->release(m->source_state, g->state);
+    csgi__free(g);
+}
+
+/* Release g if nothing needs it any more. */
+static void generation_drop_if_unused(master *m, generation *g)
+{
+    if (g && g->workers == 0 && g != m->current && g != m->pending)
+        generation_release(m, g);
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+/* The end of a worker process. _exit, not exit: the atexit handlers are
+   the host's, registered in the master for the master (removing a pid
+   file, a directory), and must not run once per worker. What the worker
+   made is freed by then; a sanitizer build still checks for leaks. */
+static void worker_exit(int status) __attribute__((noreturn));
+
+static void worker_exit(int status)
+{
+    fflush(NULL);
+#ifdef CSGI_LEAK_CHECK
+    __lsan_do_leak_check();
+#endif
+    _exit(status);
+}
+
+/* In the child, after fork: become a worker of g; never returns. */
+static void worker_process(master *m, generation *g, const sigset_t *mask)
+    __attribute__((noreturn));
+
+static void worker_process(master *m, generation *g, const sigset_t *mask)
+{
+    /* Until the worker's loop watches its own signals, they do what they
+       would to any process: the master's handler must not run here. */
+    for (size_t i = 0; i < SIGNAL_COUNT; i++)
+        signal(master_signals[i], SIG_DFL);
+    /* But USR1, which the master passes on to every worker, would end one
+       that is not watching it yet; its log files are opened after this
+       anyway. */
+    signal(SIGUSR1, SIG_IGN);
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
+    signal_pipe[0] = signal_pipe[1] = -1;
+    atomic_store(&master_active, 0);
+    close(m->messages[0]);
+    int fd = m->messages[1];
+    /* A master that dies without stopping its workers (SIGKILL) stops them
+       still. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != m->pid)
+        worker_exit(0);
+
+    csgi_load_error error;
+    memset(&error, 0, sizeof(error));
+    csgi_app *app = NULL;
+    int rc = m->type->build(m->source_state, &app, g->state, &error);
+    if (rc == 0 && !app)
+        rc = CSGI_EINVAL;
+    if (rc != 0) {
+        if (!error.text[0])
+            snprintf(error.text, sizeof(error.text), "%s", csgi_strerror(rc));
+        csgi_server__tell_master(fd, CSGI_SERVER__FAILED, rc, &error);
+        worker_exit(3);
+    }
+    rc = csgi_server__serve_worker(m->server, app, &g->options, fd);
+    worker_exit(rc == 0 ? 0 : 1);
+}
+
+static int spawn(master *m, generation *g)
+{
+    if (m->count == m->capacity) {
+        size_t capacity = m->capacity ? m->capacity * 2 : 8;
+        worker *grown = csgi__realloc(m->workers, capacity * sizeof(*grown));
+        if (!grown)
+            return CSGI_ENOMEM;
+        m->workers = grown;
+        m->capacity = capacity;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    /* Blocked across fork: a signal to the child before it replaced the
+       master's handler would look like one to the master. */
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    fflush(NULL); /* or both processes would write what is buffered */
+    pid_t pid = fork();
+    if (pid == 0)
+        worker_process(m, g, &old);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        LOG(m, CSGI_LOG_ERROR, "cannot start a worker: fork: %s", strerror(e));
+        return CSGI_ESYSTEM;
+    }
+    worker *w = &m->workers[m->count++];
+    memset(w, 0, sizeof(*w));
+    w->pid = pid;
+    w->serial = ++m->next_serial;
+    w->generation = g;
+    w->state = STARTING;
+    w->started_ms = now_ms();
+    g->workers++;
+    LOG(m, CSGI_LOG_INFO, "worker %d started (generation %u)", (int)pid, g->number);
+    return 0;
+}
+
+static worker *find_worker(master *m, pid_t pid)
+{
+    for (size_t i = 0; i < m->count; i++)
+        if (m->workers[i].pid == pid)
+            return &m->workers[i];
+    return NULL;
+}
+
+/* Send sig to w and give it until its grace period (plus a margin) ends,
+   or QUICK_STOP_MS for a quick stop, before SIGKILL. */
+static void stop_worker(master *m, worker *w, int sig)
+{
+    kill(w->pid, sig);
+    long long allowed = sig == SIGTERM ? (long long)(w->generation->options.grace_timeout_ms
+                                                         ? w->generation->options.grace_timeout_ms
+                                                         : 10000) +
+                                             KILL_MARGIN_MS
+                                       : QUICK_STOP_MS;
+    long long kill_ms = now_ms() + allowed;
+    if (w->state != STOPPING || kill_ms < w->kill_ms)
+        w->kill_ms = kill_ms;
+    w->state = STOPPING;
+}
+
+/* Workers that count towards target: of generation g, not stopping, not
+   replaced for max_requests. */
+static unsigned counted(const master *m, const generation *g, int ready_only)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        const worker *w = &m->workers[i];
+        if (w->generation == g && w->state != STOPPING && !w->recycle &&
+            (!ready_only || w->state == READY))
+            n++;
+    }
+    return n;
+}
+
+/* ---- stopping, reloading ------------------------------------------------------------ */
+
+static void stop_all(master *m, enum stopping how, int result)
+{
+    if (m->stopping == QUICK || (how == GRACEFUL && m->stopping == GRACEFUL))
+        return;
+    m->stopping = how;
+    if (result && !m->result)
+        m->result = result;
+    for (size_t i = 0; i < m->count; i++) {
+        worker *w = &m->workers[i];
+        if (how == QUICK)
+            stop_worker(m, w, SIGQUIT);
+        else if (w->state != STOPPING)
+            stop_worker(m, w, SIGTERM);
+    }
+}
+
+/* The pending generation's workers go; the current ones keep serving. */
+static void abandon_reload(master *m)
+{
+    generation *g = m->pending;
+    if (!g)
+        return;
+    m->pending = NULL;
+    m->target = m->target_before_reload;
+    for (size_t i = 0; i < m->count; i++)
+        if (m->workers[i].generation == g && m->workers[i].state != STOPPING)
+            stop_worker(m, &m->workers[i], SIGTERM);
+    generation_drop_if_unused(m, g);
+}
+
+/* Every worker of the pending generation accepts: it becomes current, and
+   the workers of the older ones stop gracefully. */
+static void promote(master *m)
+{
+    generation *g = m->pending;
+    m->pending = NULL;
+    generation *old = m->current;
+    m->current = g;
+    unsigned retired = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        worker *w = &m->workers[i];
+        if (w->generation != g && w->state != STOPPING) {
+            stop_worker(m, w, SIGTERM);
+            retired++;
+        }
+    }
+    LOG(m, CSGI_LOG_WARNING,
+        "reload: generation %u serves with %u workers; stopping %u workers of the old one",
+        g->number, counted(m, g, 1), retired);
+    generation_drop_if_unused(m, old);
+}
+
+static void reload(master *m)
+{
+    generation *base = m->pending ? m->pending : m->current;
+    csgi_server_options options = base->options;
+    void *state = NULL;
+    csgi_load_error error;
+    memset(&error, 0, sizeof(error));
+    int rc = m->type->load(m->source_state, &state, &options, &error);
+    if (rc != 0) {
+        char text[2048];
+        if (!error.text[0])
+            snprintf(error.text, sizeof(error.text), "%s", csgi_strerror(rc));
+        csgi_load_error_format(&error, text, sizeof(text));
+        LOG(m, CSGI_LOG_ERROR, "reload failed: %s; the %u workers of generation %u keep serving",
+            text, counted(m, m->current, 0), m->current->number);
+        return;
+    }
+    options.version = CSGI_SERVER_OPTIONS_VERSION;
+    if (options.workers == 0 || options.workers > 1024) {
+        LOG(m, CSGI_LOG_WARNING,
+            "reload: workers = %u is not a number of workers (serving in one process needs a "
+            "restart); keeping %u",
+            options.workers, m->target);
+        options.workers = m->target;
+    }
+    generation *g = generation_add(m, state, &options);
+    if (!g) {
+        if (m->type->release)
+            m->type->release(m->source_state, state);
+        LOG(m, CSGI_LOG_ERROR, "reload failed: out of memory; the old workers keep serving");
+        return;
+    }
+    if (m->pending) {
+        LOG(m, CSGI_LOG_WARNING,
+            "reload: generation %u was not ready yet; generation %u replaces it",
+            m->pending->number, g->number);
+        abandon_reload(m);
+    }
+    m->pending = g;
+    m->target_before_reload = m->target;
+    m->target = options.workers;
+    LOG(m, CSGI_LOG_WARNING,
+        "reload: starting %u workers of generation %u; the old ones serve until they accept",
+        m->target, g->number);
+}
+
+/* ---- what happens ------------------------------------------------------------------- */
+
+static void on_signal(master *m, int number)
+{
+    switch (number) {
+    case SIGTERM:
+        LOG(m, CSGI_LOG_WARNING, "signal %s: stopping the workers gracefully", signal_name(number));
+        stop_all(m, GRACEFUL, 0);
+        break;
+    case SIGINT:
+    case SIGQUIT:
+        LOG(m, CSGI_LOG_WARNING, "signal %s: stopping the workers now", signal_name(number));
+        stop_all(m, QUICK, 0);
+        break;
+    case SIGHUP:
+        if (m->stopping)
+            break;
+        LOG(m, CSGI_LOG_WARNING, "signal %s: reloading %s", signal_name(number),
+            m->type->name ? m->type->name : "the configuration");
+        reload(m);
+        break;
+    case SIGTTIN:
+        if (m->stopping || m->target >= 1024)
+            break;
+        m->target++;
+        LOG(m, CSGI_LOG_WARNING, "signal %s: %u workers", signal_name(number), m->target);
+        break;
+    case SIGTTOU:
+        if (m->stopping || m->target <= 1)
+            break;
+        m->target--;
+        LOG(m, CSGI_LOG_WARNING, "signal %s: %u workers", signal_name(number), m->target);
+        break;
+    case SIGUSR1:
+        /* The workers reopen their log files. The master has none of its
+           own: its lines go through the options' log, and it keeps no
+           access log (a buffer it held would be copied into every worker
+           it forks). */
+        LOG(m, CSGI_LOG_INFO, "signal %s: the workers reopen their log files", signal_name(number));
+        for (size_t i = 0; i < m->count; i++)
+            kill(m->workers[i].pid, SIGUSR1);
+        break;
+    case SIGUSR2:
+        LOG(m, CSGI_LOG_WARNING,
+            "signal %s: upgrading the binary in place is not supported; ignored",
+            signal_name(number));
+        break;
+    default: break; /* SIGCHLD: the turn reaps */
+    }
+}
+
+static void on_message(master *m, const message *msg)
+{
+    worker *w = find_worker(m, (pid_t)msg->pid);
+    if (!w)
+        return;
+    generation *g = w->generation;
+    switch (msg->what) {
+    case CSGI_SERVER__READY:
+        if (w->state != STARTING)
+            break;
+        w->state = READY;
+        w->ready_ms = now_ms();
+        LOG(m, CSGI_LOG_INFO, "worker %d accepts (generation %u)", (int)w->pid, g->number);
+        if (g == m->current)
+            m->ever_ready = 1;
+        /* A worker that reached max_requests stops once another accepts. */
+        for (size_t i = 0; i < m->count; i++) {
+            worker *old = &m->workers[i];
+            if (old->recycle && old->state != STOPPING) {
+                stop_worker(m, old, SIGTERM);
+                break;
+            }
+        }
+        break;
+    case CSGI_SERVER__FAILED: {
+        w->failed = 1;
+        char text[2048];
+        csgi_load_error_format(&msg->error, text, sizeof(text));
+        if (g == m->pending) {
+            LOG(m, CSGI_LOG_ERROR,
+                "reload failed: worker %d cannot build the application: %s; the %u workers of "
+                "generation %u keep serving",
+                (int)w->pid, text, counted(m, m->current, 0), m->current->number);
+            abandon_reload(m);
+        } else if (!m->ever_ready) {
+            LOG(m, CSGI_LOG_ERROR, "worker %d cannot build the application: %s; stopping",
+                (int)w->pid, text);
+            if (!m->server->start_failure.text[0])
+                m->server->start_failure = msg->error;
+            stop_all(m, GRACEFUL, CSGI_EWORKERS);
+        } else {
+            LOG(m, CSGI_LOG_ERROR, "worker %d cannot build the application: %s", (int)w->pid, text);
+        }
+        break;
+    }
+    case CSGI_SERVER__RECYCLE:
+        if (w->state == STOPPING || w->recycle)
+            break;
+        w->recycle = 1;
+        LOG(m, CSGI_LOG_INFO,
+            "worker %d reached max_requests (%u): it stops once its replacement accepts",
+            (int)w->pid, g->options.max_requests);
+        break;
+    default: break;
+    }
+}
+
+static void read_messages(master *m)
+{
+    message msg;
+    for (;;) {
+        ssize_t n = read(m->messages[0], &msg, sizeof(msg));
+        if (n == (ssize_t)sizeof(msg))
+            on_message(m, &msg);
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            break; /* EAGAIN: nothing more (messages come whole) */
+    }
+}
+
+/* w (removed by the caller) ended with status (-1: unknown). */
+static void on_death(master *m, worker *w, int status)
+{
+    char how[128];
+    describe_status(status, how, sizeof(how));
+    generation *g = w->generation;
+    g->workers--;
+    long long now = now_ms();
+    if (w->state == STOPPING || m->stopping) {
+        LOG(m, w->killed ? CSGI_LOG_WARNING : CSGI_LOG_INFO, "worker %d %s", (int)w->pid, how);
+    } else if (g == m->pending) {
+        LOG(m, CSGI_LOG_ERROR,
+            "reload failed: new worker %d %s before the reload was done; the %u workers of "
+            "generation %u keep serving",
+            (int)w->pid, how, counted(m, m->current, 0), m->current->number);
+        abandon_reload(m);
+    } else if (w->failed && !m->ever_ready) {
+        /* Its message said why; the master is stopping already. */
+    } else if ((w->state == STARTING || now - w->ready_ms < QUICK_DEATH_MS) &&
+               w->serial <= m->counted_before) {
+        /* Started with the one whose death was counted: the same failure,
+           not one more attempt. */
+        LOG(m, CSGI_LOG_WARNING, "worker %d %s right after it started", (int)w->pid, how);
+    } else if (w->state == STARTING || now - w->ready_ms < QUICK_DEATH_MS) {
+        m->quick_deaths++;
+        m->counted_before = m->next_serial;
+        if (m->quick_deaths >= MAX_QUICK_DEATHS) {
+            LOG(m, CSGI_LOG_ERROR,
+                "worker %d %s right after it started, the %uth in a row: stopping (the "
+                "application or its configuration fails; see the lines above)",
+                (int)w->pid, how, m->quick_deaths);
+            stop_all(m, GRACEFUL, CSGI_EWORKERS);
+        } else {
+            long long delay = 0;
+            for (unsigned i = 1; i < m->quick_deaths && delay < MAX_BACKOFF_MS; i++)
+                delay = delay ? delay * 2 : BACKOFF_MS;
+            if (delay > MAX_BACKOFF_MS)
+                delay = MAX_BACKOFF_MS;
+            if (now + delay > m->respawn_ms)
+                m->respawn_ms = now + delay;
+            LOG(m, CSGI_LOG_WARNING,
+                "worker %d %s right after it started (%u in a row); a new one starts in %lld ms",
+                (int)w->pid, how, m->quick_deaths, delay);
+        }
+    } else {
+        LOG(m, CSGI_LOG_WARNING, "worker %d %s; a new one starts", (int)w->pid, how);
+    }
+    generation_drop_if_unused(m, g);
+}
+
+static void reap(master *m)
+{
+    pid_t dead[64];
+    int statuses[64];
+    size_t dead_count = 0;
+    for (size_t i = 0; i < m->count && dead_count < 64; i++) {
+        int status = 0;
+        pid_t r = waitpid(m->workers[i].pid, &status, WNOHANG);
+        if (r == m->workers[i].pid || (r < 0 && errno == ECHILD)) {
+            dead[dead_count] = m->workers[i].pid;
+            statuses[dead_count++] = r < 0 ? -1 : status;
+        }
+    }
+    if (!dead_count)
+        return;
+    /* What they said before they died comes first (FAILED). */
+    read_messages(m);
+    for (size_t d = 0; d < dead_count; d++) {
+        worker *w = find_worker(m, dead[d]);
+        if (!w)
+            continue;
+        worker copy = *w;
+        size_t index = (size_t)(w - m->workers);
+        memmove(w, w + 1, (m->count - index - 1) * sizeof(*w));
+        m->count--;
+        on_death(m, &copy, statuses[d]);
+    }
+}
+
+/* Deadlines: SIGKILL for workers that do not stop, or do not start. */
+static void check_timers(master *m)
+{
+    long long now = now_ms();
+    for (size_t i = 0; i < m->count; i++) {
+        worker *w = &m->workers[i];
+        if (w->state == STOPPING && !w->killed && now >= w->kill_ms) {
+            LOG(m, CSGI_LOG_WARNING, "worker %d did not stop in time: killing it", (int)w->pid);
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+        } else if (w->state == STARTING && now - w->started_ms >= START_TIMEOUT_MS) {
+            LOG(m, CSGI_LOG_ERROR, "worker %d did not start accepting within %d s: killing it",
+                (int)w->pid, START_TIMEOUT_MS / 1000);
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+            w->started_ms = now; /* once */
+        } else if (w->state == READY && !w->proven && now - w->ready_ms >= QUICK_DEATH_MS) {
+            w->proven = 1;
+            m->quick_deaths = 0;
+            m->counted_before = 0;
+        }
+    }
+}
+
+/* Keep target workers of the newest generation: start the missing ones,
+   stop the extra ones (oldest first). */
+static void keep_count(master *m)
+{
+    if (m->stopping)
+        return;
+    generation *g = m->pending ? m->pending : m->current;
+    unsigned have = counted(m, g, 0);
+    if (now_ms() >= m->respawn_ms) {
+        while (have < m->target) {
+            if (spawn(m, g) != 0) {
+                m->quick_deaths++;
+                m->respawn_ms = now_ms() + BACKOFF_MS * 10;
+                if (m->quick_deaths >= MAX_QUICK_DEATHS)
+                    stop_all(m, GRACEFUL, CSGI_ESYSTEM);
+                break;
+            }
+            have++;
+        }
+    }
+    for (size_t i = 0; i < m->count && have > m->target; i++) {
+        worker *w = &m->workers[i];
+        if (w->generation == g && w->state != STOPPING && !w->recycle) {
+            stop_worker(m, w, SIGTERM);
+            have--;
+        }
+    }
+    if (m->pending && counted(m, m->pending, 1) >= m->target)
+        promote(m);
+}
+
+/* Milliseconds until the next deadline (at most a second). */
+static int next_timeout(const master *m)
+{
+    long long now = now_ms(), next = now + 1000;
+    if (!m->stopping && m->respawn_ms > now && m->respawn_ms < next)
+        next = m->respawn_ms;
+    for (size_t i = 0; i < m->count; i++) {
+        const worker *w = &m->workers[i];
+        long long at = w->state == STOPPING && !w->killed ? w->kill_ms
+                       : w->state == READY && !w->proven  ? w->ready_ms + QUICK_DEATH_MS
+                                                          : next;
+        if (at < next)
+            next = at;
+    }
+    return next > now ? (int)(next - now) : 0;
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+static int open_pipes(master *m)
+{
+    if (pipe2(m->messages, O_CLOEXEC) != 0)
+        return CSGI_ESYSTEM;
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        close(m->messages[0]);
+        close(m->messages[1]);
+        return CSGI_ESYSTEM;
+    }
+    /* Workers write whole messages and may wait; the master never does. */
+    fcntl(m->messages[0], F_SETFL, fcntl(m->messages[0], F_GETFL) | O_NONBLOCK);
+    return 0;
+}
+
+static void close_pipes(master *m)
+{
+    close(m->messages[0]);
+    close(m->messages[1]);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
+    signal_pipe[0] = signal_pipe[1] = -1;
+}
+
+int csgi_server__run_master(csgi_server *server)
+{
+    int expected = 0;
+    if (!server->source_type || server->started)
+        return CSGI_ESTATE; /* a master runs once: its first generation is gone */
+    if (!atomic_compare_exchange_strong(&master_active, &expected, 1))
+        return CSGI_ESTATE;
+    master m;
+    memset(&m, 0, sizeof(m));
+    m.server = server;
+    m.type = server->source_type;
+    m.source_state = server->source_state;
+    m.target = server->workers;
+    m.pid = getpid();
+    int err = open_pipes(&m);
+    generation *first = err ? NULL : generation_add(&m, server->generation, &server->options);
+    if (!err && !first) {
+        close_pipes(&m);
+        err = CSGI_ENOMEM;
+    }
+    if (err) {
+        atomic_store(&master_active, 0);
+        return err;
+    }
+    server->generation = NULL; /* the master's now */
+    server->started = 1;
+    m.current = first;
+
+    struct sigaction action, previous[SIGNAL_COUNT];
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_master_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < SIGNAL_COUNT; i++)
+        sigaction(master_signals[i], &action, &previous[i]);
+    atomic_store(&server->master_running, 1);
+
+    csgi_server__print_listeners(server);
+    LOG(&m, CSGI_LOG_INFO, "master %d: %u workers (%s)", (int)m.pid, m.target,
+        m.type->name ? m.type->name : "workers");
+    for (;;) {
+        keep_count(&m);
+        if (m.stopping && m.count == 0)
+            break;
+        struct pollfd fds[2] = {{signal_pipe[0], POLLIN, 0}, {m.messages[0], POLLIN, 0}};
+        if (poll(fds, 2, next_timeout(&m)) < 0 && errno != EINTR) {
+            LOG(&m, CSGI_LOG_ERROR, "poll failed: %s; stopping", strerror(errno));
+            stop_all(&m, QUICK, CSGI_ESYSTEM);
+        }
+        unsigned char signals[64];
+        ssize_t n;
+        while ((n = read(signal_pipe[0], signals, sizeof(signals))) > 0)
+            for (ssize_t i = 0; i < n; i++)
+                on_signal(&m, signals[i]);
+        read_messages(&m);
+        reap(&m);
+        check_timers(&m);
+    }
+
+    atomic_store(&server->master_running, 0);
+    for (size_t i = 0; i < SIGNAL_COUNT; i++)
+        sigaction(master_signals[i], &previous[i], NULL);
+    close_pipes(&m);
+    while (m.generations)
+        generation_release(&m, m.generations);
+    csgi__free(m.workers);
+    LOG(&m, m.result ? CSGI_LOG_ERROR : CSGI_LOG_INFO, "master %d: stopped%s%s", (int)m.pid,
+        m.result ? ": " : "", m.result ? csgi_strerror(m.result) : "");
+    atomic_store(&master_active, 0);
+    return m.result;
+}

@@ -1,0 +1,1232 @@
+/*
+ * Worker processes over real sockets: csgi-serve with `workers` (the
+ * "serve" and "reload" cases, each test starting its own csgi-serve with
+ * the workerapp.so module, tests/modules/workerapp.c) and the server API
+ * (the "api" case: a master forked from the test). Each test stops its
+ * servers and lasts a few seconds; every wait is bounded.
+ *
+ *   CSGI_SERVE          the csgi-serve to run
+ *   CSGI_WORKERAPP_DIR  where workerapp.so is
+ */
+#include "test_files.h"
+
+#include <csgi.h>
+
+#include <check.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- files -------------------------------------------------------------------------- */
+
+/* The whole of a file (static buffer), "" when it cannot be read. */
+static const char *slurp(const char *path)
+{
+    static char text[1 << 20];
+    text[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return text;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* The end of a log, short enough for a failure message. */
+static const char *tail(const char *text)
+{
+    size_t len = strlen(text);
+    return len > 3000 ? text + len - 3000 : text;
+}
+
+static int count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* ---- a client ------------------------------------------------------------------------ */
+
+/* One answer of workerapp (or of the API tests' application). */
+typedef struct reply {
+    int status;  /* HTTP status; 0 when the exchange failed */
+    int refused; /* the connect was refused */
+    long pid, built_by;
+    char message[64];
+    long long ms;
+} reply;
+
+static int connect_to(int port, int *refused)
+{
+    *refused = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((unsigned short)port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+        *refused = errno == ECONNREFUSED;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_get(int fd, const char *path)
+{
+    char request[256];
+    int len = snprintf(request, sizeof(request),
+                       "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", path);
+    if (send(fd, request, (size_t)len, MSG_NOSIGNAL) != len) {
+        /* the read fails next */
+    }
+}
+
+/* Read the answer on fd to its end and close fd. */
+static void read_reply(int fd, reply *r)
+{
+    char buf[4096];
+    size_t used = 0;
+    ssize_t n;
+    while (used < sizeof(buf) - 1 && (n = recv(fd, buf + used, sizeof(buf) - 1 - used, 0)) > 0)
+        used += (size_t)n;
+    buf[used] = '\0';
+    close(fd);
+    const char *head_end = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.1 %d", &r->status) != 1 || !head_end) {
+        r->status = 0;
+        return;
+    }
+    /* The text, after a chunk-size line when the answer is chunked. */
+    const char *body = strstr(head_end, "message=");
+    if (!body ||
+        sscanf(body, "message=%63s pid=%ld built_by=%ld", r->message, &r->pid, &r->built_by) < 2)
+        r->status = 0; /* not a whole answer */
+}
+
+/* GET path on a TCP port, or on the Unix socket unix_path when not NULL. */
+static reply get_at(int port, const char *unix_path, const char *path)
+{
+    reply r;
+    memset(&r, 0, sizeof(r));
+    long long start = now_ms();
+    int fd = -1;
+    if (unix_path) {
+        struct sockaddr_un addr = {0};
+        addr.sun_family = AF_UNIX;
+        snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+            r.refused = 1;
+            close(fd);
+            fd = -1;
+        }
+    } else {
+        fd = connect_to(port, &r.refused);
+    }
+    if (fd >= 0) {
+        send_get(fd, path);
+        read_reply(fd, &r);
+    }
+    r.ms = now_ms() - start;
+    return r;
+}
+
+static reply get(int port, const char *path)
+{
+    return get_at(port, NULL, path);
+}
+
+/* GET path until the answer's message is message (within timeout_ms). */
+static reply get_until(int port, const char *path, const char *message, long timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    reply r;
+    do {
+        r = get(port, path);
+        if (r.status == 200 && strcmp(r.message, message) == 0)
+            return r;
+        sleep_ms(20);
+    } while (now_ms() < end);
+    ck_abort_msg("no answer with message=%s within %ld ms (last: status %d message=%s)", message,
+                 timeout_ms, r.status, r.message);
+    return r;
+}
+
+/* A client asking again and again on new connections, in a thread of its
+   own, while a test kills, reloads or resizes. */
+typedef struct client_loop {
+    int port;
+    atomic_int stop;
+    pthread_t thread;
+    int requests, ok, refused, failed;
+    long long max_ms;
+    char last_message[64];
+} client_loop;
+
+static void *client_loop_run(void *arg)
+{
+    client_loop *c = arg;
+    while (!atomic_load(&c->stop)) {
+        reply r = get(c->port, "/");
+        c->requests++;
+        if (r.status == 200) {
+            c->ok++;
+            snprintf(c->last_message, sizeof(c->last_message), "%s", r.message);
+        } else if (r.refused) {
+            c->refused++;
+        } else {
+            c->failed++;
+        }
+        if (r.ms > c->max_ms)
+            c->max_ms = r.ms;
+        sleep_ms(2);
+    }
+    return NULL;
+}
+
+static void client_loop_start(client_loop *c, int port)
+{
+    memset(c, 0, sizeof(*c));
+    c->port = port;
+    ck_assert_int_eq(pthread_create(&c->thread, NULL, client_loop_run, c), 0);
+}
+
+static void client_loop_stop(client_loop *c)
+{
+    atomic_store(&c->stop, 1);
+    pthread_join(c->thread, NULL);
+}
+
+/* ---- processes ----------------------------------------------------------------------- */
+
+/* The pids of parent's children (at most max). */
+static int children_of(pid_t parent, pid_t *out, int max)
+{
+    DIR *proc = opendir("/proc");
+    ck_assert_ptr_nonnull(proc);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(proc)) && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(stat, 1, sizeof(stat) - 1, f);
+        fclose(f);
+        stat[len] = '\0';
+        const char *paren = strrchr(stat, ')');
+        char state;
+        long ppid;
+        if (paren && sscanf(paren + 1, " %c %ld", &state, &ppid) == 2 && ppid == parent &&
+            state != 'Z')
+            out[n++] = (pid_t)pid;
+    }
+    closedir(proc);
+    return n;
+}
+
+/* Wait (at most timeout_ms) until parent has count children. */
+static int wait_children(pid_t parent, int count, long timeout_ms)
+{
+    pid_t pids[64];
+    long long end = now_ms() + timeout_ms;
+    int n;
+    while ((n = children_of(parent, pids, 64)) != count && now_ms() < end)
+        sleep_ms(20);
+    return n;
+}
+
+/* Wait for pid to end (at most timeout_ms): its wait status, or -1. */
+static int wait_exit(pid_t pid, long timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    int status;
+    do {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        sleep_ms(10);
+    } while (now_ms() < end);
+    return -1;
+}
+
+/* A csgi-serve (or a master forked by an API test) the test runs. */
+typedef struct served {
+    pid_t pid;
+    int port;
+    char out[4096]; /* its standard output */
+    char log[4096]; /* its standard error */
+} served;
+
+static pid_t running = -1; /* killed if the test fails */
+
+static void kill_running(void)
+{
+    if (running > 0)
+        kill(running, SIGKILL);
+}
+
+/* Wait for the "serving on" line and read the port from it. */
+static void read_port(served *s)
+{
+    long long end = now_ms() + 10000;
+    const char *line = NULL;
+    while (!(line = strstr(slurp(s->out), "serving on http://127.0.0.1:")) && now_ms() < end) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+            ck_abort_msg("the server ended before it served: %s", tail(slurp(s->log)));
+        sleep_ms(10);
+    }
+    ck_assert_msg(line != NULL, "no 'serving on' line: %s", tail(slurp(s->log)));
+    s->port = atoi(line + strlen("serving on http://127.0.0.1:"));
+    ck_assert_int_gt(s->port, 0);
+}
+
+/* Wait (at most timeout_ms) until the log holds needle count times. */
+static int wait_log(const served *s, const char *needle, int count, long timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    int n;
+    while ((n = count_in(slurp(s->log), needle)) < count && now_ms() < end)
+        sleep_ms(20);
+    return n >= count;
+}
+
+static void assert_waited_log(const served *s, const char *needle, int count, long timeout_ms)
+{
+    ck_assert_msg(wait_log(s, needle, count, timeout_ms), "no %d x '%s' in the log:\n%s", count,
+                  needle, tail(slurp(s->log)));
+}
+
+static const char *serve_path(void)
+{
+    const char *path = getenv("CSGI_SERVE");
+    ck_assert_msg(path != NULL, "CSGI_SERVE is not set");
+    return path;
+}
+
+static const char *module_dir(void)
+{
+    const char *dir = getenv("CSGI_WORKERAPP_DIR");
+    ck_assert_msg(dir != NULL, "CSGI_WORKERAPP_DIR is not set");
+    return dir;
+}
+
+static const char *ini_path(void)
+{
+    static char path[4096];
+    snprintf(path, sizeof(path), "%s", test_tmp_path("app.ini"));
+    return path;
+}
+
+/* Write the deploy file: workerapp with these app keys, a server section
+   with these keys (each text a few "key = value\n" lines). */
+static void write_ini(const char *app_keys, const char *server_keys)
+{
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "[app:main]\n"
+             "use = egg:workerapp#pid\n"
+             "%s"
+             "\n"
+             "[server:main]\n"
+             "use = egg:csgi#http\n"
+             "host = 127.0.0.1\n"
+             "port = 0\n"
+             "verbose = true\n"
+             "grace_timeout = 5\n"
+             "%s",
+             app_keys, server_keys);
+    test_write_file("app.ini", text);
+}
+
+/* Fork a process for s, its standard output and error in the files
+   out_name and log_name of the test's directory (emptied here, not in the
+   child: read_port must not find the last server's line). Returns in both
+   processes, as fork does; the child dies with the test. */
+static pid_t fork_logged(served *s, const char *out_name, const char *log_name)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->out, sizeof(s->out), "%s", test_tmp_path(out_name));
+    snprintf(s->log, sizeof(s->log), "%s", test_tmp_path(log_name));
+    unlink(s->out);
+    unlink(s->log);
+    atexit(kill_running);
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int out = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(out, 1);
+        dup2(err, 2);
+    } else {
+        running = s->pid;
+    }
+    return s->pid;
+}
+
+/* Start csgi-serve on the deploy file (extra: NULL, or more arguments
+   before the file, NULL-terminated) and wait for its (first) port. */
+static void serve_start(served *s, const char *const *extra)
+{
+    const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
+    const char *argv[16] = {serve, "--module-path", dir};
+    size_t argc = 3;
+    for (size_t i = 0; extra && extra[i] && argc < 14; i++)
+        argv[argc++] = extra[i];
+    argv[argc++] = ini;
+    argv[argc] = NULL;
+    if (fork_logged(s, "out.txt", "log.txt") == 0) {
+        execv(serve, (char *const *)argv);
+        _exit(127);
+    }
+    read_port(s);
+}
+
+/* Wait for count workers to say they accept. */
+static void wait_accepting(const served *s, int count)
+{
+    assert_waited_log(s, "accepts (generation", count, 10000);
+}
+
+/* Stop with SIGTERM; the server must end cleanly within timeout_ms, and
+   no worker may have exited with an error or a sanitizer report. */
+static void serve_stop(served *s, long timeout_ms)
+{
+    kill(s->pid, SIGTERM);
+    int status = wait_exit(s->pid, timeout_ms);
+    running = -1;
+    const char *log = slurp(s->log);
+    if (status == -1)
+        kill(s->pid, SIGKILL);
+    ck_assert_msg(status != -1, "the server did not stop in %ld ms:\n%s", timeout_ms, tail(log));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status,
+                  tail(log));
+    ck_assert_msg(!strstr(log, "Sanitizer"), "a sanitizer spoke:\n%s", tail(log));
+}
+
+/* A pid no process has (any more). */
+static int gone(long pid)
+{
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* ---- csgi-serve: processes ----------------------------------------------------------- */
+
+/* Two workers answer, each from its own process, neither the master; each
+   built its own application (no preload). */
+START_TEST(workers_answer_from_their_own_processes)
+{
+    write_ini("message = one\n", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
+    /* One worker sleeps in /block: the next connection can only be
+       accepted by the other one. */
+    int refused;
+    int busy = connect_to(s.port, &refused);
+    ck_assert_int_ge(busy, 0);
+    send_get(busy, "/block?ms=500");
+    sleep_ms(150);
+    reply other = get(s.port, "/");
+    reply blocked;
+    memset(&blocked, 0, sizeof(blocked));
+    read_reply(busy, &blocked);
+    ck_assert_int_eq(other.status, 200);
+    ck_assert_int_eq(blocked.status, 200);
+    ck_assert_int_ne(other.pid, blocked.pid);
+    ck_assert_int_ne(other.pid, s.pid);
+    ck_assert_int_ne(blocked.pid, s.pid);
+    ck_assert_int_eq(other.built_by, other.pid);
+    ck_assert_int_eq(blocked.built_by, blocked.pid);
+    ck_assert_str_eq(other.message, "one");
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* kill -9 a worker while a client asks again and again: the worker is
+   replaced within a second, no connection is refused, and at most the
+   request it was answering is lost. */
+START_TEST(killed_worker_is_replaced_without_refusals)
+{
+    write_ini("", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    client_loop c;
+    client_loop_start(&c, s.port);
+    sleep_ms(200);
+    reply victim = get(s.port, "/");
+    ck_assert_int_eq(victim.status, 200);
+    long long killed_at = now_ms();
+    ck_assert_int_eq(kill((pid_t)victim.pid, SIGKILL), 0);
+    assert_waited_log(&s, "was killed by signal 9", 1, 2000);
+    assert_waited_log(&s, "accepts (generation", 3, 2000);
+    long long replaced_ms = now_ms() - killed_at;
+    sleep_ms(300);
+    client_loop_stop(&c);
+    ck_assert_int_lt(replaced_ms, 1500);
+    ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
+    ck_assert_msg(c.refused == 0, "%d refused", c.refused);
+    ck_assert_msg(c.failed <= 1, "%d failed of %d", c.failed, c.requests);
+    ck_assert_int_gt(c.ok, 20);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_ne(get(s.port, "/").pid, victim.pid);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* An application whose workers die while they start: the master backs
+   off, then stops with a message naming the cause, and csgi-serve fails. */
+START_TEST(workers_dying_at_start_stop_the_master)
+{
+    write_ini("crash = true\n", "workers = 2\n");
+    served s;
+    long long start = now_ms();
+    serve_start(&s, NULL);
+    int status = wait_exit(s.pid, 10000);
+    long long elapsed = now_ms() - start;
+    running = -1;
+    const char *log = slurp(s.log);
+    ck_assert_msg(status != -1, "the master did not stop:\n%s", tail(log));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d:\n%s", status,
+                  tail(log));
+    ck_assert_msg(strstr(log, "was killed by signal 9 (Killed) right after it started, the 5th "
+                              "in a row: stopping"),
+                  "%s", tail(log));
+    ck_assert_msg(strstr(log, "a new one starts in 400 ms"), "no backoff:\n%s", tail(log));
+    ck_assert_msg(strstr(log, "csgi-serve: the server failed: worker processes failed to start"),
+                  "%s", tail(log));
+    ck_assert_int_ge(elapsed, 600); /* it backed off: 0, 100, 200, 400 ms */
+    ck_assert_int_lt(elapsed, 8000);
+}
+END_TEST
+
+/* An application whose factory fails in the first workers: csgi-serve
+   stops at once, with the deploy file's error at its place. */
+START_TEST(build_failure_at_start_names_file_and_line)
+{
+    write_ini("fail = true\n", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    int status = wait_exit(s.pid, 5000);
+    running = -1;
+    const char *log = slurp(s.log);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d:\n%s", status,
+                  tail(log));
+    ck_assert_msg(strstr(log, "csgi-serve: ") && strstr(log, "app.ini:3: [app:main] fail: this "
+                                                             "application is told to fail"),
+                  "%s", tail(log));
+    ck_assert_int_eq(count_in(log, "right after it started"), 0);
+}
+END_TEST
+
+/* SIGTERM with requests in flight: they all complete, then the workers and
+   the master exit, and the listener is closed. */
+START_TEST(term_lets_requests_in_flight_finish)
+{
+    write_ini("", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    int fds[4], refused;
+    for (int i = 0; i < 4; i++) {
+        fds[i] = connect_to(s.port, &refused);
+        ck_assert_int_ge(fds[i], 0);
+        send_get(fds[i], "/slow?ms=1000");
+    }
+    sleep_ms(300);
+    long long term_at = now_ms();
+    kill(s.pid, SIGTERM);
+    for (int i = 0; i < 4; i++) {
+        reply r;
+        memset(&r, 0, sizeof(r));
+        read_reply(fds[i], &r);
+        ck_assert_msg(r.status == 200, "request %d: status %d:\n%s", i, r.status,
+                      tail(slurp(s.log)));
+    }
+    ck_assert_int_ge(now_ms() - term_at, 500); /* they were in flight */
+    int status = wait_exit(s.pid, 4000);
+    running = -1;
+    const char *log = slurp(s.log);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status,
+                  tail(log));
+    ck_assert_int_eq(count_in(log, "exited with status 0"), 2);
+    ck_assert_int_eq(count_in(log, "killing it"), 0);
+    ck_assert(!strstr(log, "Sanitizer"));
+    ck_assert(get(s.port, "/").refused);
+}
+END_TEST
+
+/* SIGQUIT: the workers cut their requests and everything ends at once. */
+START_TEST(quit_stops_at_once)
+{
+    write_ini("", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    int refused, fd = connect_to(s.port, &refused);
+    ck_assert_int_ge(fd, 0);
+    send_get(fd, "/slow?ms=4000");
+    sleep_ms(200);
+    long long quit_at = now_ms();
+    kill(s.pid, SIGQUIT);
+    reply r;
+    memset(&r, 0, sizeof(r));
+    read_reply(fd, &r);
+    ck_assert_int_ne(r.status, 200);
+    int status = wait_exit(s.pid, 3000);
+    running = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", tail(slurp(s.log)));
+    ck_assert_int_lt(now_ms() - quit_at, 2500);
+}
+END_TEST
+
+/* workers = 0 (or no workers key) serves in one process, as before; the
+   --workers option gives the file's server workers. */
+START_TEST(workers_zero_is_one_process_and_option_overrides)
+{
+    write_ini("", "workers = 0\n");
+    served s;
+    serve_start(&s, NULL);
+    reply r = get(s.port, "/");
+    ck_assert_msg(r.status == 200, "status %d refused %d:\n%s", r.status, r.refused,
+                  tail(slurp(s.log)));
+    ck_assert_int_eq(r.pid, s.pid);
+    ck_assert_int_eq(wait_children(s.pid, 0, 100), 0);
+    serve_stop(&s, 3000);
+
+    serve_start(&s, (const char *[]){"--workers", "2", NULL});
+    wait_accepting(&s, 2);
+    r = get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_ne(r.pid, s.pid);
+    ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* Workers with two loops each, on a TCP and a Unix socket: the loops
+   share the master's sockets, and a worker that ends (here, every worker
+   of the first generation, after a reload) leaves them to the others: the
+   Unix socket's file stays. */
+START_TEST(threads_and_unix_socket_outlive_workers)
+{
+    write_ini("message = one\n", "workers = 2\nthreads = 2\n");
+    char socket_path[4096], unix_listen[4200];
+    snprintf(socket_path, sizeof(socket_path), "%s", test_tmp_path("csgi.sock"));
+    snprintf(unix_listen, sizeof(unix_listen), "unix:%s", socket_path);
+    served s;
+    serve_start(&s, (const char *[]){"--listen", "127.0.0.1:0", "--listen", unix_listen, NULL});
+    wait_accepting(&s, 2);
+    ck_assert_str_eq(get(s.port, "/").message, "one");
+    ck_assert_str_eq(get_at(0, socket_path, "/").message, "one");
+    write_ini("message = two\n", "workers = 2\nthreads = 2\n");
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "stopping 2 workers of the old one", 1, 5000);
+    assert_waited_log(&s, "exited with status 0", 2, 5000);
+    struct stat st;
+    ck_assert_int_eq(stat(socket_path, &st), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_str_eq(get_at(0, socket_path, "/").message, "two");
+        ck_assert_str_eq(get(s.port, "/").message, "two");
+    }
+    serve_stop(&s, 3000);
+    ck_assert_int_ne(stat(socket_path, &st), 0); /* the master removes it */
+}
+END_TEST
+
+/* ---- csgi-serve: the access log ------------------------------------------------------ */
+
+/* Both workers answer, one while the other sleeps in /block: each writes
+   a line tagged tag (the pid of each in pids). */
+static void answer_from_both(int port, const char *tag, long pids[2])
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/block?ms=300&tag=%s", tag);
+    int refused;
+    int busy = connect_to(port, &refused);
+    ck_assert_int_ge(busy, 0);
+    send_get(busy, path);
+    sleep_ms(100);
+    snprintf(path, sizeof(path), "/?tag=%s", tag);
+    reply other = get(port, path), blocked;
+    memset(&blocked, 0, sizeof(blocked));
+    read_reply(busy, &blocked);
+    ck_assert_int_eq(other.status, 200);
+    ck_assert_int_eq(blocked.status, 200);
+    ck_assert_int_ne(other.pid, blocked.pid);
+    pids[0] = blocked.pid;
+    pids[1] = other.pid;
+}
+
+/* The lines of a log file: each a whole one ("PID /path?query\n", the
+   format of the test), count those with tag, and check that the lines of
+   each pid are there. */
+static int tagged_lines(const char *path, const char *tag, const long pids[2])
+{
+    const char *text = slurp(path);
+    int count = 0, seen[2] = {0, 0};
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        ck_assert_msg(nl != NULL, "a line cut short in %s:\n%s", path, tail(text));
+        long pid = 0;
+        char target[256];
+        ck_assert_msg(sscanf(line, "%ld %255s", &pid, target) == 2 && pid > 0,
+                      "not a line of the format: %.*s", (int)(nl - line), line);
+        if (strstr(target, tag)) {
+            count++;
+            for (int i = 0; i < 2; i++)
+                seen[i] |= pid == pids[i];
+        }
+        line = nl + 1;
+    }
+    ck_assert_msg(!count || (seen[0] && seen[1]), "not both workers' lines in %s:\n%s", path,
+                  tail(text));
+    return count;
+}
+
+/* With workers, each worker writes its own lines to the access log
+   (--access-log); USR1 to the master reaches every worker, which reopens
+   the file: after a rename, the next lines go to a new file, the buffered
+   ones to the renamed one; a graceful stop writes what is buffered.
+   --log-level is the section's log_level. */
+START_TEST(workers_share_the_access_log_and_reopen_it_on_usr1)
+{
+    /* A flush only on USR1 and at the stop (60 s): every line written
+       before comes from a flush the test asked for. */
+    write_ini("", "workers = 2\naccess_log_format = %%P %%U%%q\naccess_log_flush = 60\n");
+    char log_path[4096], rotated[4200];
+    snprintf(log_path, sizeof(log_path), "%s", test_tmp_path("access.log"));
+    snprintf(rotated, sizeof(rotated), "%s.1", log_path);
+    unlink(log_path);
+    unlink(rotated);
+    served s;
+    serve_start(&s, (const char *[]){"--access-log", log_path, "--log-level", "info", NULL});
+    wait_accepting(&s, 2);
+    long before[2], after[2];
+    answer_from_both(s.port, "before", before);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(get(s.port, "/?tag=before").status, 200);
+    ck_assert_str_eq(slurp(log_path), ""); /* buffered, in each worker */
+
+    ck_assert_int_eq(rename(log_path, rotated), 0);
+    kill(s.pid, SIGUSR1);
+    assert_waited_log(&s, "reopening the log files", 2, 5000);
+    answer_from_both(s.port, "after", after);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(get(s.port, "/?tag=after").status, 200);
+    serve_stop(&s, 5000);
+
+    ck_assert_int_eq(before[0] + before[1], after[0] + after[1]); /* the same two workers */
+    ck_assert_int_eq(tagged_lines(rotated, "tag=before", before), 22);
+    ck_assert_int_eq(tagged_lines(rotated, "tag=after", after), 0);
+    ck_assert_int_eq(tagged_lines(log_path, "tag=after", after), 22);
+    ck_assert_int_eq(tagged_lines(log_path, "tag=before", before), 0);
+    ck_assert_msg(!strstr(slurp(s.log), "signal 10 (User defined signal 1) ignored"), "%s",
+                  tail(slurp(s.log)));
+
+    /* The option is checked as the key is: --check says what is wrong. */
+    const char *argv[] = {serve_path(), "--module-path", module_dir(), "--log-level",
+                          "loud",       "--check",       ini_path(),   NULL};
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = wait_exit(s.pid, 5000);
+    running = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    ck_assert_msg(strstr(slurp(s.log), "log_level: 'loud' is not a log level"), "%s",
+                  tail(slurp(s.log)));
+}
+END_TEST
+
+/* ---- csgi-serve: reloads and limits --------------------------------------------------- */
+
+/* HUP with a changed file while a client asks again and again: the new
+   pipeline answers, no request fails, and the old workers stop only after
+   the new ones accept (their application takes 1.5 s to build, and no
+   request waits that long). */
+START_TEST(hup_reloads_without_failed_requests)
+{
+    write_ini("message = one\n", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    reply before = get(s.port, "/");
+    ck_assert_str_eq(before.message, "one");
+    client_loop c;
+    client_loop_start(&c, s.port);
+    sleep_ms(100);
+    write_ini("message = two\nbuild_delay_ms = 1500\n", "workers = 2\n");
+    kill(s.pid, SIGHUP);
+    reply after = get_until(s.port, "/", "two", 8000);
+    assert_waited_log(&s, "stopping 2 workers of the old one", 1, 3000);
+    assert_waited_log(&s, "exited with status 0", 2, 8000);
+    sleep_ms(100);
+    client_loop_stop(&c);
+    ck_assert_msg(c.failed == 0 && c.refused == 0, "%d failed, %d refused of %d", c.failed,
+                  c.refused, c.requests);
+    ck_assert_msg(c.max_ms < 1000, "a request waited %lld ms: old workers went too soon", c.max_ms);
+    ck_assert_str_eq(c.last_message, "two");
+    ck_assert_int_ne(after.pid, before.pid);
+    ck_assert(gone(before.pid));
+    ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* HUP with a file that no longer parses, then with an application that
+   fails to build in the new workers: each time the old workers keep
+   serving (the same processes) and the log names the file and line; a
+   good file afterwards reloads. */
+START_TEST(hup_with_broken_file_keeps_old_workers)
+{
+    write_ini("message = one\n", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    pid_t workers[2];
+    ck_assert_int_eq(children_of(s.pid, workers, 2), 2);
+    client_loop c;
+    client_loop_start(&c, s.port);
+
+    test_write_file("app.ini", "[app:main]\n"
+                               "use = egg:workerapp#pid\n"
+                               "message = two\n"
+                               "this line is no ini\n"
+                               "[server:main]\n"
+                               "use = egg:csgi#http\n"
+                               "workers = 2\n");
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "reload failed: ", 1, 3000);
+    ck_assert_msg(strstr(slurp(s.log), "app.ini:4: [app:main] malformed line"), "%s",
+                  tail(slurp(s.log)));
+
+    write_ini("message = three\nfail = true\n", "workers = 2\n");
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "reload failed: ", 2, 5000);
+    ck_assert_msg(strstr(slurp(s.log), "cannot build the application: ") &&
+                      strstr(slurp(s.log), "app.ini:4: [app:main] fail: this application is "
+                                           "told to fail; the 2 workers of generation 1 keep "
+                                           "serving"),
+                  "%s", tail(slurp(s.log)));
+    ck_assert_int_eq(wait_children(s.pid, 2, 3000), 2);
+    pid_t now[2];
+    ck_assert_int_eq(children_of(s.pid, now, 2), 2);
+    ck_assert((now[0] == workers[0] && now[1] == workers[1]) ||
+              (now[0] == workers[1] && now[1] == workers[0]));
+    ck_assert_str_eq(get(s.port, "/").message, "one");
+
+    write_ini("message = four\n", "workers = 2\n");
+    kill(s.pid, SIGHUP);
+    get_until(s.port, "/", "four", 5000);
+    client_loop_stop(&c);
+    ck_assert_msg(c.failed == 0 && c.refused == 0, "%d failed, %d refused of %d", c.failed,
+                  c.refused, c.requests);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* TTIN adds a worker, TTOU takes one away, never the last. */
+START_TEST(ttin_and_ttou_change_the_count)
+{
+    write_ini("", "workers = 1\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 1);
+    ck_assert_int_eq(wait_children(s.pid, 1, 2000), 1);
+    kill(s.pid, SIGTTIN);
+    wait_accepting(&s, 2);
+    ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
+    kill(s.pid, SIGTTIN);
+    wait_accepting(&s, 3);
+    ck_assert_int_eq(wait_children(s.pid, 3, 2000), 3);
+    kill(s.pid, SIGTTOU);
+    ck_assert_int_eq(wait_children(s.pid, 2, 3000), 2);
+    kill(s.pid, SIGTTOU);
+    ck_assert_int_eq(wait_children(s.pid, 1, 3000), 1);
+    kill(s.pid, SIGTTOU); /* the last one stays */
+    sleep_ms(200);
+    ck_assert_int_eq(wait_children(s.pid, 1, 100), 1);
+    ck_assert_int_eq(get(s.port, "/").status, 200);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* max_requests: a worker is replaced after that many requests, its
+   replacement accepting before it stops: no request fails. */
+START_TEST(max_requests_recycles_workers)
+{
+    write_ini("", "workers = 1\nmax_requests = 5\nmax_requests_jitter = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 1);
+    long first = 0;
+    int answered_by_first = 0, pids = 1;
+    long last = 0;
+    for (int i = 0; i < 30; i++) {
+        reply r = get(s.port, "/");
+        ck_assert_msg(r.status == 200, "request %d: status %d", i, r.status);
+        if (!first)
+            first = r.pid;
+        if (r.pid == first)
+            answered_by_first++;
+        if (last && r.pid != last)
+            pids++;
+        last = r.pid;
+        sleep_ms(10);
+    }
+    ck_assert_int_ge(answered_by_first, 5); /* not before the limit */
+    ck_assert_int_ge(pids, 3);              /* 30 requests: several workers */
+    ck_assert_msg(strstr(slurp(s.log), "reached max_requests"), "%s", tail(slurp(s.log)));
+    ck_assert_int_eq(wait_children(s.pid, 1, 3000), 1);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* preload: the master builds the application before forking (and again on
+   HUP); a factory that fails stops csgi-serve before any worker starts. */
+START_TEST(preload_builds_in_the_master)
+{
+    write_ini("message = one\n", "workers = 2\npreload = true\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    reply r = get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.built_by, s.pid);
+    ck_assert_int_ne(r.pid, s.pid);
+    write_ini("message = two\n", "workers = 2\npreload = true\n");
+    kill(s.pid, SIGHUP);
+    r = get_until(s.port, "/", "two", 5000);
+    ck_assert_int_eq(r.built_by, s.pid);
+    write_ini("message = three\nfail = true\n", "workers = 2\npreload = true\n");
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "reload failed: ", 1, 3000);
+    ck_assert_msg(strstr(slurp(s.log), "app.ini:4: [app:main] fail:"), "%s", tail(slurp(s.log)));
+    ck_assert_str_eq(get(s.port, "/").message, "two");
+    serve_stop(&s, 3000);
+
+    write_ini("fail = true\n", "workers = 2\npreload = true\n");
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    int status = wait_exit(s.pid, 5000);
+    running = -1;
+    const char *log = slurp(s.log);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s", tail(log));
+    ck_assert_msg(strstr(log, "app.ini:3: [app:main] fail:"), "%s", tail(log));
+    ck_assert_int_eq(count_in(log, "worker"), 0);
+}
+END_TEST
+
+/* ---- the server API ------------------------------------------------------------------ */
+
+/* An application answering as workerapp does: "message=M pid=P built_by=B"
+   (M the state's text), / at once, /block after 500 ms of sleep. */
+typedef struct api_app {
+    char message[32];
+    long built_by;
+} api_app;
+
+static csgi_body *api_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
+{
+    const api_app *app = state;
+    static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
+    const char *path = csgi_environ_get(environ, "PATH_INFO");
+    if (path && strcmp(path, "/block") == 0)
+        sleep_ms(500);
+    char text[128];
+    int len = snprintf(text, sizeof(text), "message=%s pid=%ld built_by=%ld\n", app->message,
+                       (long)getpid(), app->built_by);
+    if (csgi_start_response_call(start_response, "200 OK", headers, 1, NULL) != 0)
+        return NULL;
+    return csgi_body_bytes(environ, text, (size_t)len);
+}
+
+static void api_destroy(void *state)
+{
+    free(state);
+}
+
+static const csgi_app_type api_type = {"api", api_call, api_destroy};
+
+static csgi_app *api_app_new(const char *message)
+{
+    api_app *state = calloc(1, sizeof(*state));
+    if (!state)
+        return NULL;
+    snprintf(state->message, sizeof(state->message), "%s", message);
+    state->built_by = (long)getpid();
+    csgi_app *app = NULL;
+    return csgi_app_new(&app, &api_type, state) == 0 ? app : NULL;
+}
+
+/* A source of generations: load N makes "genN", except that load fails at
+   fail_load and the workers' build fails at fail_build. */
+typedef struct counting_source {
+    unsigned workers; /* what load asks for */
+    unsigned loads, fail_load, fail_build;
+} counting_source;
+
+static int counting_load(void *state, void **out, csgi_server_options *options,
+                         csgi_load_error *error)
+{
+    counting_source *source = state;
+    unsigned n = ++source->loads;
+    if (n == source->fail_load) {
+        snprintf(error->text, sizeof(error->text), "generation %u refused to load", n);
+        return CSGI_EINVAL;
+    }
+    unsigned *generation = malloc(sizeof(*generation));
+    if (!generation)
+        return CSGI_ENOMEM;
+    *generation = n;
+    options->workers = source->workers;
+    *out = generation;
+    return 0;
+}
+
+static int counting_build(void *state, csgi_app **out, void *generation, csgi_load_error *error)
+{
+    const counting_source *source = state;
+    unsigned n = *(unsigned *)generation;
+    if (n == source->fail_build) {
+        snprintf(error->text, sizeof(error->text), "generation %u refused to build", n);
+        return CSGI_EINVAL;
+    }
+    char message[32];
+    snprintf(message, sizeof(message), "gen%u", n);
+    *out = api_app_new(message);
+    return *out ? 0 : CSGI_ENOMEM;
+}
+
+static void counting_release(void *state, void *generation)
+{
+    (void)state;
+    free(generation);
+}
+
+static const csgi_server_source_type counting_type = {"the counting source", counting_load,
+                                                      counting_build, counting_release, NULL};
+
+/* Fork a master running server (in the child: listen on port 0, run until
+   a signal, _exit with 0 or 1); read its port. */
+static void api_master_start(served *s, csgi_server *server)
+{
+    if (fork_logged(s, "api-out.txt", "api-log.txt") == 0) {
+        int rc = csgi_server_listen(server, "127.0.0.1:0");
+        if (rc == 0)
+            rc = csgi_server_run_until_signal(server);
+        csgi_server_free(server);
+        fflush(NULL);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    csgi_server_free(server); /* the child's copy serves */
+    read_port(s);
+}
+
+static csgi_server_options api_options(unsigned workers)
+{
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.workers = workers;
+    options.verbose = 1;
+    options.grace_timeout_ms = 3000;
+    return options;
+}
+
+/* csgi_server_new with workers: the application built before the fork
+   serves in each worker (built_by the master); start and run are the
+   master's business. */
+START_TEST(api_workers_serve_a_built_application)
+{
+    csgi_server_options options = api_options(2);
+    csgi_server *server = NULL;
+    ck_assert_int_eq(csgi_server_new(&server, api_app_new("built"), &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_start(server), CSGI_ESTATE);
+    ck_assert_int_eq(csgi_server_run(server), CSGI_ESTATE);
+    served s;
+    api_master_start(&s, server);
+    wait_accepting(&s, 2);
+    int refused, busy = connect_to(s.port, &refused);
+    ck_assert_int_ge(busy, 0);
+    send_get(busy, "/block");
+    sleep_ms(150);
+    reply other = get(s.port, "/"), blocked;
+    memset(&blocked, 0, sizeof(blocked));
+    read_reply(busy, &blocked);
+    ck_assert_int_eq(other.status, 200);
+    ck_assert_int_eq(blocked.status, 200);
+    ck_assert_int_ne(other.pid, blocked.pid);
+    ck_assert_int_eq(other.built_by, getpid()); /* built here, before the fork */
+    ck_assert_str_eq(other.message, "built");
+    serve_stop(&s, 3000);
+
+    /* With a host's loop there are no workers. */
+    options.version = 3; /* a version 3 struct has no workers field: it is not read */
+    options.workers = 99;
+    ck_assert_int_eq(csgi_server_new(&server, api_app_new("v3"), &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    csgi_server_free(server);
+}
+END_TEST
+
+/* csgi_server_new_source: each worker builds its generation's application;
+   HUP loads the next generation; a load or a build that fails keeps the
+   old workers serving. */
+START_TEST(api_source_reloads_generations)
+{
+    counting_source *source = calloc(1, sizeof(*source));
+    ck_assert_ptr_nonnull(source);
+    source->workers = 2;
+    source->fail_load = 3;
+    source->fail_build = 4;
+    csgi_server_options options = api_options(0); /* load sets 2 */
+    csgi_server *server = NULL;
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_server_new_source(&server, &counting_type, source, &options, &error), 0);
+    served s;
+    api_master_start(&s, server);
+    wait_accepting(&s, 2);
+    reply r = get(s.port, "/");
+    ck_assert_str_eq(r.message, "gen1");
+    ck_assert_int_eq(r.built_by, r.pid); /* built after the fork */
+
+    kill(s.pid, SIGHUP);
+    get_until(s.port, "/", "gen2", 5000);
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "reload failed: generation 3 refused to load", 1, 3000);
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s,
+                      "generation 4 refused to build; the 2 workers of generation 2 keep "
+                      "serving",
+                      1, 3000);
+    ck_assert_str_eq(get(s.port, "/").message, "gen2");
+    kill(s.pid, SIGHUP);
+    get_until(s.port, "/", "gen5", 5000);
+    serve_stop(&s, 3000);
+    free(source);
+}
+END_TEST
+
+/* A source without workers builds at once and serves in this process; a
+   load or build that fails fails csgi_server_new_source with its error. */
+static void *run_server(void *arg)
+{
+    csgi_server_run(arg);
+    return NULL;
+}
+
+START_TEST(api_source_without_workers_serves_here)
+{
+    counting_source source = {0, 0, 1, 0};
+    csgi_server_options options = api_options(0);
+    csgi_server *server = NULL;
+    csgi_load_error error;
+    ck_assert_int_eq(csgi_server_new_source(&server, &counting_type, &source, &options, &error),
+                     CSGI_EINVAL);
+    ck_assert_ptr_null(server);
+    ck_assert_str_eq(error.text, "generation 1 refused to load");
+    source.fail_build = 2;
+    ck_assert_int_eq(csgi_server_new_source(&server, &counting_type, &source, &options, &error),
+                     CSGI_EINVAL);
+    ck_assert_str_eq(error.text, "generation 2 refused to build");
+
+    ck_assert_int_eq(csgi_server_new_source(&server, &counting_type, &source, &options, &error), 0);
+    ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    ck_assert_int_eq(csgi_server_start(server), 0);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_server, server), 0);
+    reply r = get(csgi_server_port(server, 0), "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.message, "gen3");
+    ck_assert_int_eq(r.pid, getpid());
+    csgi_server_stop(server, 1000);
+    pthread_join(thread, NULL);
+    csgi_server_free(server);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("workers");
+    TCase *serve = tcase_create("serve");
+    tcase_set_timeout(serve, 30);
+    tcase_add_test(serve, workers_answer_from_their_own_processes);
+    tcase_add_test(serve, killed_worker_is_replaced_without_refusals);
+    tcase_add_test(serve, workers_dying_at_start_stop_the_master);
+    tcase_add_test(serve, build_failure_at_start_names_file_and_line);
+    tcase_add_test(serve, term_lets_requests_in_flight_finish);
+    tcase_add_test(serve, quit_stops_at_once);
+    tcase_add_test(serve, workers_zero_is_one_process_and_option_overrides);
+    tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
+    tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
+    suite_add_tcase(suite, serve);
+    TCase *reload = tcase_create("reload");
+    tcase_set_timeout(reload, 30);
+    tcase_add_test(reload, hup_reloads_without_failed_requests);
+    tcase_add_test(reload, hup_with_broken_file_keeps_old_workers);
+    tcase_add_test(reload, ttin_and_ttou_change_the_count);
+    tcase_add_test(reload, max_requests_recycles_workers);
+    tcase_add_test(reload, preload_builds_in_the_master);
+    suite_add_tcase(suite, reload);
+    TCase *api = tcase_create("api");
+    tcase_set_timeout(api, 30);
+    tcase_add_test(api, api_workers_serve_a_built_application);
+    tcase_add_test(api, api_source_reloads_generations);
+    tcase_add_test(api, api_source_without_workers_serves_here);
+    suite_add_tcase(suite, api);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
