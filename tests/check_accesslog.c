@@ -185,20 +185,6 @@ static const char *log_path(void)
     return test_tmp_path("access.log");
 }
 
-/* The whole file (static buffer; "" when it does not exist). */
-static const char *file_text(const char *path)
-{
-    static char text[1 << 20];
-    text[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return text;
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
-
 static size_t count_lines(const char *text)
 {
     size_t n = 0;
@@ -327,7 +313,7 @@ START_TEST(every_byte_escaped_as_the_rule_says)
     }
     csgi_access_log__free(log);
     expected[expected_len] = '\0';
-    assert_same_text(file_text(test_tmp_path("bytes.log")), expected);
+    assert_same_text(test_read_file(test_tmp_path("bytes.log")), expected);
 }
 END_TEST
 
@@ -388,8 +374,8 @@ START_TEST(combined_writer_equals_its_directives)
     }
     csgi_access_log__free(fast);
     csgi_access_log__free(tokens);
-    char *fast_text = strdup(file_text(test_tmp_path("fast.log")));
-    const char *tokens_text = file_text(test_tmp_path("tokens.log"));
+    char *fast_text = strdup(test_read_file(test_tmp_path("fast.log")));
+    const char *tokens_text = test_read_file(test_tmp_path("tokens.log"));
     ck_assert_uint_eq(count_lines(fast_text), 28);
     assert_same_text(fast_text, tokens_text);
     ck_assert_ptr_nonnull(strstr(fast_text, "\n10.0.255.7 - - ["));
@@ -434,7 +420,7 @@ START_TEST(other_destinations)
     dup2(saved, 2);
     close(saved);
     fclose(f);
-    ck_assert_str_eq(file_text(path), "GET / HTTP/1.1 200\n");
+    ck_assert_str_eq(test_read_file(path), "GET / HTTP/1.1 200\n");
 
     config.destination = "syslog:local0"; /* whether a syslog daemon listens or not */
     ck_assert_int_eq(csgi_access_log__new(&log, &config, why, sizeof(why)), 0);
@@ -482,7 +468,7 @@ START_TEST(failed_reopen_keeps_the_old_file)
     ck_assert_int_ge(captured_level("cannot reopen, still writing to the old file"),
                      CSGI_LOG_ERROR);
     snprintf(path, sizeof(path), "%s/access.log", moved);
-    ck_assert_str_eq(file_text(path), "first\nsecond\n");
+    ck_assert_str_eq(test_read_file(path), "first\nsecond\n");
 }
 END_TEST
 
@@ -520,7 +506,7 @@ START_TEST(shared_log_writes_whole_lines_in_pieces)
         csgi_access_log__flush(log);
         ck_assert_uint_eq(csgi_access_log__writes(log), shared ? 5 + 3 : 2);
         csgi_access_log__free(log);
-        const char *text = file_text(test_tmp_path(name));
+        const char *text = test_read_file(test_tmp_path(name));
         ck_assert_uint_eq(strlen(text), 22 * 1000 + 6000);
         ck_assert_uint_eq(count_lines(text), 23);
     }
@@ -544,7 +530,7 @@ START_TEST(combined_line_field_by_field)
     app_server_stop(&server);
     gettimeofday(&after, NULL);
 
-    const char *text = file_text(log_path());
+    const char *text = test_read_file(log_path());
     ck_assert_uint_eq(count_lines(text), 2);
     char line[2048];
     nth_line(text, 0, line, sizeof(line));
@@ -582,7 +568,7 @@ START_TEST(named_formats)
     get(server.port, "GET /c HTTP/1.1\r\nHost: t\r\nUser-Agent: u\r\nConnection: close\r\n\r\n");
     app_server_stop(&server);
     char line[2048];
-    nth_line(file_text(log_path()), 0, line, sizeof(line));
+    nth_line(test_read_file(log_path()), 0, line, sizeof(line));
     assert_matches(line, "^127\\.0\\.0\\.1 - - \\[[^]]+\\] \"GET /c HTTP/1\\.1\" 200 11$");
 }
 END_TEST
@@ -605,7 +591,7 @@ START_TEST(custom_format_tokens)
     ck_assert_ptr_nonnull(strstr(response, "\r\n\r\nuser"));
 
     char line[2048], expected[512];
-    nth_line(file_text(log_path()), 0, line, sizeof(line));
+    nth_line(test_read_file(log_path()), 0, line, sizeof(line));
     char *field[32];
     int n = 0;
     for (char *p = line; n < 32;) {
@@ -724,12 +710,12 @@ START_TEST(file_appended_and_reopened_after_rename)
     get_path(server.port, "/four");
     app_server_stop(&server);
 
-    const char *old = file_text(rotated);
+    const char *old = test_read_file(rotated);
     ck_assert_uint_eq(count_lines(old), 3);
     ck_assert_ptr_nonnull(strstr(old, "an older line\n"));
     ck_assert_ptr_nonnull(strstr(old, "\"GET /one HTTP/1.1\""));
     ck_assert_ptr_nonnull(strstr(old, "\"GET /two HTTP/1.1\""));
-    const char *now = file_text(path);
+    const char *now = test_read_file(path);
     ck_assert_uint_eq(count_lines(now), 2);
     ck_assert_ptr_nonnull(strstr(now, "\"GET /three HTTP/1.1\""));
     ck_assert_ptr_nonnull(strstr(now, "\"GET /four HTTP/1.1\""));
@@ -784,10 +770,10 @@ START_TEST(sigusr1_reopens)
     csgi_server_free(server);
 
     ck_assert_int_ge(captured_level("reopening the log files"), CSGI_LOG_INFO);
-    const char *old = file_text(rotated);
+    const char *old = test_read_file(rotated);
     ck_assert_uint_eq(count_lines(old), 1);
     ck_assert_ptr_nonnull(strstr(old, "/before"));
-    const char *now = file_text(path);
+    const char *now = test_read_file(path);
     ck_assert_uint_eq(count_lines(now), 1);
     ck_assert_ptr_nonnull(strstr(now, "/after"));
 }
@@ -806,13 +792,13 @@ START_TEST(buffered_until_stop)
     for (int i = 0; i < 100; i++)
         get_path(server.port, "/buffered");
     usleep(50000);
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 0);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 0);
     csgi_access_log *log = csgi_server__access_log(server.server);
     ck_assert_uint_eq(csgi_access_log__writes(log), 0);
     csgi_server_stop(server.server, 1000);
     pthread_join(server.thread, NULL);
     ck_assert_uint_eq(csgi_access_log__writes(log), 1);
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 100);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 100);
     csgi_server_free(server.server);
 }
 END_TEST
@@ -832,9 +818,9 @@ START_TEST(written_when_the_buffer_fills)
     /* 2900 bytes: written at 35 lines (1015 bytes) and 70, the rest still
        buffered */
     ck_assert_uint_eq(csgi_access_log__writes(log), 2);
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 70);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 70);
     app_server_stop(&server);
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 100);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 100);
 }
 END_TEST
 
@@ -847,7 +833,7 @@ START_TEST(unbuffered_writes_each_line)
     app_server_start(&server, test_app(), &options);
     for (int i = 0; i < 20; i++)
         get_path(server.port, "/each");
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 20);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 20);
     ck_assert_uint_eq(csgi_access_log__writes(csgi_server__access_log(server.server)), 20);
     app_server_stop(&server);
 }
@@ -862,15 +848,15 @@ START_TEST(flush_timer)
     app_server_start(&server, test_app(), &options);
     get_path(server.port, "/timer");
     long start = now_ms();
-    while (count_lines(file_text(log_path())) == 0 && now_ms() - start < 3000)
+    while (count_lines(test_read_file(log_path())) == 0 && now_ms() - start < 3000)
         usleep(5000);
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 1);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 1);
     ck_assert_int_lt(now_ms() - start, 1000);
     get_path(server.port, "/timer");
     start = now_ms();
-    while (count_lines(file_text(log_path())) == 1 && now_ms() - start < 3000)
+    while (count_lines(test_read_file(log_path())) == 1 && now_ms() - start < 3000)
         usleep(5000);
-    ck_assert_uint_eq(count_lines(file_text(log_path())), 2);
+    ck_assert_uint_eq(count_lines(test_read_file(log_path())), 2);
     app_server_stop(&server);
 }
 END_TEST
@@ -904,7 +890,7 @@ START_TEST(threads_write_whole_lines)
     for (int i = 0; i < 4; i++)
         pthread_join(threads[i], NULL);
     app_server_stop(&server);
-    const char *text = file_text(log_path());
+    const char *text = test_read_file(log_path());
     ck_assert_uint_eq(count_lines(text), 400);
     char line[2048];
     for (size_t i = 0; i < 400; i++)
@@ -937,7 +923,7 @@ START_TEST(request_bytes_escaped)
     get(server.port, bare_cr);
     app_server_stop(&server);
 
-    const char *text = file_text(log_path());
+    const char *text = test_read_file(log_path());
     ck_assert_uint_eq(count_lines(text), 3);
     char line[2048];
     ck_assert_str_eq(nth_line(text, 0, line, sizeof(line)),
@@ -987,7 +973,7 @@ START_TEST(refused_requests_logged)
         get(server.port, r);
     }
     app_server_stop(&server);
-    const char *text = file_text(log_path());
+    const char *text = test_read_file(log_path());
     ck_assert_uint_eq(count_lines(text), 7);
     char line[2048];
     /* the pages are "400 Bad Request\n" and so on: their length is %b */
@@ -1026,7 +1012,7 @@ START_TEST(cut_and_abandoned_responses_logged)
     get(server.port, "GET /fail HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     app_server_stop(&server);
 
-    const char *text = file_text(log_path());
+    const char *text = test_read_file(log_path());
     ck_assert_uint_eq(count_lines(text), 3);
     char line[2048], expected[256];
     snprintf(expected, sizeof(expected), "\"GET /cut HTTP/1.1\" 200 %zu %zu", received - head_len,
@@ -1125,7 +1111,7 @@ START_TEST(stderr_line_names_the_pid)
     snprintf(pattern, sizeof(pattern),
              "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z csgi\\[%ld\\] warning: a warning\n$",
              (long)getpid());
-    assert_matches(file_text(path), pattern);
+    assert_matches(test_read_file(path), pattern);
 }
 END_TEST
 
@@ -1240,7 +1226,7 @@ START_TEST(ini_keys_serve)
     csgi_loader_free(loader);
     ck_assert_ptr_nonnull(strstr(response, "HTTP/1.1 200 OK\r\n"));
     /* access_log_format = %h %>s; a Unix socket's client is "unix:" */
-    ck_assert_str_eq(file_text(test_tmp_path("ini-access.log")), "unix: 200\n");
+    ck_assert_str_eq(test_read_file(test_tmp_path("ini-access.log")), "unix: 200\n");
 }
 END_TEST
 
