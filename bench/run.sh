@@ -11,6 +11,11 @@
 #                               a small JSON object (jansson, response helpers)
 #   evhttp  bench/evhttp_hello  libevent's evhttp, the baseline
 #
+# and, in the callgrind part only (against hello, what a log line costs):
+#
+#   logged  bench/log_hello     hello with an access log (combined format,
+#                               to a file, default buffering)
+#
 #   bench/run.sh [throughput] [callgrind] [idle] [stuck]   (default: the first three)
 #
 # 0. check       always: each server answers 200 "Hello World" (json: its
@@ -65,6 +70,8 @@ STRICT=${STRICT:-0}
 
 # The servers, in the order of odd rounds and of the tables.
 SERVERS=(engine hello auth json evhttp)
+# Servers measured by callgrind only.
+CG_ONLY=(logged)
 # The header every request carries: the auth filter's token.
 AUTH_HEADER="X-Auth-Token: open-sesame"
 # The path each server is asked for ("/" unless given) and the body it must
@@ -81,6 +88,7 @@ TARGET_AUTH_IR=1.05        # auth instructions/request <= 1.05 x hello
 TARGET_THROUGHPUT=1.5      # hello, auth (and engine) req/s >= 1.5 x evhttp
 TARGET_ENGINE_IR=0.5       # engine instructions/request <= 0.5 x evhttp
 TARGET_IDLE_BYTES=600      # hello bytes per idle connection <= 600 (nginx holds about 520)
+TARGET_ACCESS_LOG_IR=1.10  # logged instructions/request <= 1.10 x hello (issue 11)
 # A wrk run during which other processes used more than this % of a core is
 # repeated (once) and flagged.
 BUSY_LIMIT=10
@@ -242,8 +250,8 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DCSGI_BUILD_FUZZERS=OFF -DCSGI_SANITIZE=OFF >"$TMP/cmake.log" 2>&1 ||
   { cat "$TMP/cmake.log" >&2; die "cmake configure failed"; }
 cmake --build "$BUILD_DIR" -j "$CORES" \
-  --target engine_hello hello auth_hello routed_json evhttp_hello fixed_load idle_conns \
-  environ_dump stuck_responses \
+  --target engine_hello hello auth_hello routed_json evhttp_hello log_hello fixed_load \
+  idle_conns environ_dump stuck_responses \
   >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log" >&2; die "build failed"; }
 declare -A BIN=(
   [engine]=$BUILD_DIR/bench/engine_hello
@@ -251,6 +259,7 @@ declare -A BIN=(
   [auth]=$BUILD_DIR/bench/auth_hello
   [json]=$BUILD_DIR/bench/routed_json
   [evhttp]=$BUILD_DIR/bench/evhttp_hello
+  [logged]=$BUILD_DIR/bench/log_hello
 )
 FIXED_LOAD=$BUILD_DIR/bench/fixed_load
 IDLE=$BUILD_DIR/bench/idle_conns
@@ -264,6 +273,7 @@ done
 server_command() {
   case $1 in
     evhttp) CMD=("${BIN[$1]}" 0) ;;
+    logged) CMD=("${BIN[$1]}" --port 0 --access-log "$TMP/access.log") ;;
     *) CMD=("${BIN[$1]}" --port 0) ;;
   esac
 }
@@ -284,7 +294,7 @@ fi
 # (json: its object); auth must refuse a request without the token, or with a
 # wrong one.
 log "== Checking the servers' answers (every request carries '$AUTH_HEADER')"
-for name in "${SERVERS[@]}"; do
+for name in "${SERVERS[@]}" "${CG_ONLY[@]}"; do
   server_command "$name"
   start_server "check-$name" 10 "${CMD[@]}"
   pid=$SERVER_PID
@@ -569,7 +579,7 @@ ALLOCATOR_RE+='__libc_(malloc|free|calloc|realloc))( |$)'
 if [ $RUN_CALLGRIND = 1 ]; then
   log "== Instructions per request: callgrind, $CG_SMALL and $CG_LARGE requests" \
     "on $CG_CONNECTIONS keep-alive connections"
-  for name in "${SERVERS[@]}"; do
+  for name in "${SERVERS[@]}" "${CG_ONLY[@]}"; do
     callgrind_run "$name" "$CG_SMALL"
     IR_SMALL[$name]=$CG_IR
     callgrind_run "$name" "$CG_LARGE"
@@ -586,6 +596,7 @@ if [ $RUN_CALLGRIND = 1 ]; then
   function_diff engine hello >"$TMP/gateway.diff"
   function_diff hello auth >"$TMP/auth.diff"
   function_diff hello json >"$TMP/json.diff"
+  function_diff hello logged >"$TMP/access_log.diff"
   mkdir -p "$BUILD_DIR/results"
   rm -f "$BUILD_DIR"/results/cg.* "$BUILD_DIR"/results/*.functions \
     "$BUILD_DIR"/results/*.inclusive "$BUILD_DIR"/results/*.diff
@@ -596,7 +607,7 @@ if [ $RUN_CALLGRIND = 1 ]; then
     "/ $((CG_LARGE - CG_SMALL)))"
   printf '  %-8s %14s %14s %12s %14s\n' server "Ir ($CG_SMALL)" "Ir ($CG_LARGE)" "Ir/request" \
     "malloc/free Ir"
-  for name in "${SERVERS[@]}"; do
+  for name in "${SERVERS[@]}" "${CG_ONLY[@]}"; do
     printf '  %-8s %14s %14s %12s %8s %4.1f%%\n' "$name" "${IR_SMALL[$name]}" \
       "${IR_LARGE[$name]}" "${IPR[$name]}" "${MALLOC[$name]}" \
       "$(awk -v m="${MALLOC[$name]}" -v t="${IPR[$name]}" 'BEGIN { print 100 * m / t }')"
@@ -609,6 +620,8 @@ if [ $RUN_CALLGRIND = 1 ]; then
     " (json - hello: $((IPR[json] - IPR[hello])) Ir, the router, the handler and jansson)"
   echo "  engine/evhttp Ir/request: $(ratio "${IPR[engine]}" "${IPR[evhttp]}")" \
     " (target <= $TARGET_ENGINE_IR)"
+  echo "  logged/hello Ir/request: $(ratio "${IPR[logged]}" "${IPR[hello]}")" \
+    " (access log on against off; target <= $TARGET_ACCESS_LOG_IR)"
   for name in hello auth; do
     echo "  $name/evhttp Ir/request: $(ratio "${IPR[$name]}" "${IPR[evhttp]}")"
   done
@@ -641,6 +654,10 @@ if [ $RUN_CALLGRIND = 1 ]; then
   printf '  %8s %8s %8s  %s\n' "json-" hello json function
   head -n 25 "$TMP/json.diff" >"$TMP/json.top"
   print_diff "$TMP/json.top" "$((IPR[json] - IPR[hello]))"
+  echo
+  echo "  What the access log adds: logged - hello, Ir per request by function"
+  printf '  %8s %8s %8s  %s\n' "logged-" hello logged function
+  print_diff "$TMP/access_log.diff" "$((IPR[logged] - IPR[hello]))"
   for name in hello auth json; do
     echo
     echo "  $name: csgi's functions by inclusive cost (self and callees), Ir per request"
@@ -755,7 +772,8 @@ echo "- Build: Release, -O2${source_note:+; $source_note}"
 echo "- Servers (one loop each): engine = bench/engine_hello (engine alone), hello ="
 echo "  examples/hello (gateway), auth = bench/auth_hello (gateway + auth middleware),"
 echo "  json = bench/routed_json (router of 100 routes + JSON handler, GET $(path_of json)),"
-echo "  evhttp = bench/evhttp_hello; every request carries '$AUTH_HEADER'"
+echo "  evhttp = bench/evhttp_hello; logged = bench/log_hello (hello with a combined"
+echo "  access log to a file; callgrind only); every request carries '$AUTH_HEADER'"
 echo
 printf '| Measure |'
 printf ' %s |' "${SERVERS[@]}"
@@ -802,10 +820,13 @@ target_row "Engine: engine/evhttp instructions/request" \
   "$(r "${IPR[engine]:-}" "${IPR[evhttp]:-}")" '<=' "$TARGET_ENGINE_IR"
 target_row "hello: bytes per idle connection" "${IDLE_BYTES_OF[hello]:-}" '<=' \
   "$TARGET_IDLE_BYTES"
+target_row "Access log: logged/hello instructions/request" \
+  "$(r "${IPR[logged]:-}" "${IPR[hello]:-}")" '<=' "$TARGET_ACCESS_LOG_IR"
 echo
 echo "| Other ratios | requests/s | CPU time/request | instructions/request |"
 echo "|---|---:|---:|---:|"
-for pair in "hello engine" "auth hello" "json hello" "hello evhttp" "auth evhttp" "engine evhttp"; do
+for pair in "hello engine" "auth hello" "json hello" "logged hello" "hello evhttp" \
+  "auth evhttp" "engine evhttp"; do
   read -r a b <<<"$pair"
   printf '| %s/%s | %s | %s | %s |\n' "$a" "$b" \
     "$(cell "$(r "${RPS[$a]:-}" "${RPS[$b]:-}")" %s)" \

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- The built-in renderers ------------------------------------------------------------- */
@@ -594,7 +593,7 @@ START_TEST(server_options_versions)
     csgi_server *bad = NULL;
     ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(bad);
-    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 5);
+    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 6);
     csgi_server_options init;
     csgi_server_options_init(&init);
     ck_assert_ptr_null(init.error_render);
@@ -1067,75 +1066,21 @@ END_TEST
 
 /* Serving a deploy file with error_format = json: a client on the Unix
    socket sends a malformed request, then SIGTERM stops the server. */
-typedef struct ini_client {
-    pthread_t thread;
-    char socket_path[100];
-    char response[4096];
-    volatile int stopped;
-} ini_client;
-
-static void ignore_signal(int signal_number)
-{
-    (void)signal_number;
-}
-
-static void *ini_client_run(void *arg)
-{
-    ini_client *c = arg;
-    struct sockaddr_un address = {.sun_family = AF_UNIX};
-    snprintf(address.sun_path, sizeof(address.sun_path), "%s", c->socket_path);
-    for (int attempt = 0; attempt < 500; attempt++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) {
-            if (write(fd, REQUEST_400, strlen(REQUEST_400)) == (ssize_t)strlen(REQUEST_400)) {
-                size_t len = 0;
-                ssize_t n;
-                while (len + 1 < sizeof(c->response) &&
-                       (n = read(fd, c->response + len, sizeof(c->response) - 1 - len)) > 0)
-                    len += (size_t)n;
-            }
-            close(fd);
-            break;
-        }
-        if (fd >= 0)
-            close(fd);
-        usleep(10000);
-    }
-    while (!c->stopped) {
-        kill(getpid(), SIGTERM);
-        usleep(20000);
-    }
-    return NULL;
-}
-
 START_TEST(ini_server_error_format_serves_json)
 {
     csgi_loader *loader = new_loader();
     const char *path = test_write_file("serve.ini", server_ini);
-    ini_client c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.socket_path, sizeof(c.socket_path), "%s", test_tmp_path("errors.sock"));
-    char listen_address[256];
-    snprintf(listen_address, sizeof(listen_address), "unix:%s", c.socket_path);
-    const char *listen[] = {listen_address};
-    ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = ignore_signal; /* a signal before the server listens for it */
-    sigemptyset(&action.sa_mask);
-    ck_assert_int_eq(sigaction(SIGTERM, &action, NULL), 0);
     csgi_app *app = test_load(loader, path);
-    ck_assert_int_eq(pthread_create(&c.thread, NULL, ini_client_run, &c), 0);
+    char response[4096];
     csgi_load_error error;
-    ck_assert_int_eq(csgi_loader_serve(loader, path, app, &error), 0);
-    c.stopped = 1;
-    pthread_join(c.thread, NULL);
+    ck_assert_int_eq(test_serve_one_request(loader, path, app, test_tmp_path("errors.sock"),
+                                            REQUEST_400, response, sizeof(response), &error),
+                     0);
     csgi_loader_free(loader);
-    ck_assert_ptr_nonnull(strstr(c.response, "HTTP/1.1 400 Bad Request\r\n"));
-    ck_assert_ptr_nonnull(strstr(c.response, "\r\nContent-Type: application/json\r\n"));
-    ck_assert_ptr_nonnull(
-        strstr(c.response,
-               "\r\n\r\n{\"message\":\"Bad Request\",\"code\":400,\"title\":\"Bad Request\"}"));
+    ck_assert_ptr_nonnull(strstr(response, "HTTP/1.1 400 Bad Request\r\n"));
+    ck_assert_ptr_nonnull(strstr(response, "\r\nContent-Type: application/json\r\n"));
+    ck_assert_ptr_nonnull(strstr(
+        response, "\r\n\r\n{\"message\":\"Bad Request\",\"code\":400,\"title\":\"Bad Request\"}"));
 }
 END_TEST
 

@@ -1248,9 +1248,9 @@ START_TEST(body_min_rate_option)
     ck_assert(logged("408 Request Timeout (request body not received in time (body_timeout, "
                      "body_min_rate))"));
 
-    /* A version 4 struct has no body_min_rate: what lies past it is never
+    /* A version 5 struct has no body_min_rate: what lies past it is never
        read, and the default applies. */
-    options.version = 4;
+    options.version = 5;
     ck_assert_int_eq(post_slowly(&options, 100, 100, 2000, &status), -1);
     ck_assert_int_eq(status, 200);
 

@@ -49,20 +49,6 @@ static void sleep_ms(long ms)
 
 /* ---- files -------------------------------------------------------------------------- */
 
-/* The whole of a file (static buffer), "" when it cannot be read. */
-static const char *slurp(const char *path)
-{
-    static char text[1 << 20];
-    text[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return text;
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
-
 /* The end of a log, short enough for a failure message. */
 static const char *tail(const char *text)
 {
@@ -315,12 +301,13 @@ static void read_port(served *s)
 {
     long long end = now_ms() + 10000;
     const char *line = NULL;
-    while (!(line = strstr(slurp(s->out), "serving on http://127.0.0.1:")) && now_ms() < end) {
+    while (!(line = strstr(test_read_file(s->out), "serving on http://127.0.0.1:")) &&
+           now_ms() < end) {
         if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-            ck_abort_msg("the server ended before it served: %s", tail(slurp(s->log)));
+            ck_abort_msg("the server ended before it served: %s", tail(test_read_file(s->log)));
         sleep_ms(10);
     }
-    ck_assert_msg(line != NULL, "no 'serving on' line: %s", tail(slurp(s->log)));
+    ck_assert_msg(line != NULL, "no 'serving on' line: %s", tail(test_read_file(s->log)));
     s->port = atoi(line + strlen("serving on http://127.0.0.1:"));
     ck_assert_int_gt(s->port, 0);
 }
@@ -330,7 +317,7 @@ static int wait_log(const served *s, const char *needle, int count, long timeout
 {
     long long end = now_ms() + timeout_ms;
     int n;
-    while ((n = count_in(slurp(s->log), needle)) < count && now_ms() < end)
+    while ((n = count_in(test_read_file(s->log), needle)) < count && now_ms() < end)
         sleep_ms(20);
     return n >= count;
 }
@@ -338,7 +325,7 @@ static int wait_log(const served *s, const char *needle, int count, long timeout
 static void assert_waited_log(const served *s, const char *needle, int count, long timeout_ms)
 {
     ck_assert_msg(wait_log(s, needle, count, timeout_ms), "no %d x '%s' in the log:\n%s", count,
-                  needle, tail(slurp(s->log)));
+                  needle, tail(test_read_file(s->log)));
 }
 
 static const char *serve_path(void)
@@ -440,7 +427,7 @@ static void serve_stop(served *s, long timeout_ms)
     kill(s->pid, SIGTERM);
     int status = wait_exit(s->pid, timeout_ms);
     running = -1;
-    const char *log = slurp(s->log);
+    const char *log = test_read_file(s->log);
     if (status == -1)
         kill(s->pid, SIGKILL);
     ck_assert_msg(status != -1, "the server did not stop in %ld ms:\n%s", timeout_ms, tail(log));
@@ -532,7 +519,7 @@ START_TEST(workers_dying_at_start_stop_the_master)
     int status = wait_exit(s.pid, 10000);
     long long elapsed = now_ms() - start;
     running = -1;
-    const char *log = slurp(s.log);
+    const char *log = test_read_file(s.log);
     ck_assert_msg(status != -1, "the master did not stop:\n%s", tail(log));
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d:\n%s", status,
                   tail(log));
@@ -556,7 +543,7 @@ START_TEST(build_failure_at_start_names_file_and_line)
     serve_start(&s, NULL);
     int status = wait_exit(s.pid, 5000);
     running = -1;
-    const char *log = slurp(s.log);
+    const char *log = test_read_file(s.log);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d:\n%s", status,
                   tail(log));
     ck_assert_msg(strstr(log, "csgi-serve: ") && strstr(log, "app.ini:3: [app:main] fail: this "
@@ -588,12 +575,12 @@ START_TEST(term_lets_requests_in_flight_finish)
         memset(&r, 0, sizeof(r));
         read_reply(fds[i], &r);
         ck_assert_msg(r.status == 200, "request %d: status %d:\n%s", i, r.status,
-                      tail(slurp(s.log)));
+                      tail(test_read_file(s.log)));
     }
     ck_assert_int_ge(now_ms() - term_at, 500); /* they were in flight */
     int status = wait_exit(s.pid, 4000);
     running = -1;
-    const char *log = slurp(s.log);
+    const char *log = test_read_file(s.log);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status,
                   tail(log));
     ck_assert_int_eq(count_in(log, "exited with status 0"), 2);
@@ -622,7 +609,7 @@ START_TEST(quit_stops_at_once)
     ck_assert_int_ne(r.status, 200);
     int status = wait_exit(s.pid, 3000);
     running = -1;
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", tail(slurp(s.log)));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", tail(test_read_file(s.log)));
     ck_assert_int_lt(now_ms() - quit_at, 2500);
 }
 END_TEST
@@ -636,7 +623,7 @@ START_TEST(workers_zero_is_one_process_and_option_overrides)
     serve_start(&s, NULL);
     reply r = get(s.port, "/");
     ck_assert_msg(r.status == 200, "status %d refused %d:\n%s", r.status, r.refused,
-                  tail(slurp(s.log)));
+                  tail(test_read_file(s.log)));
     ck_assert_int_eq(r.pid, s.pid);
     ck_assert_int_eq(wait_children(s.pid, 0, 100), 0);
     serve_stop(&s, 3000);
@@ -678,6 +665,111 @@ START_TEST(threads_and_unix_socket_outlive_workers)
     }
     serve_stop(&s, 3000);
     ck_assert_int_ne(stat(socket_path, &st), 0); /* the master removes it */
+}
+END_TEST
+
+/* ---- csgi-serve: the access log ------------------------------------------------------ */
+
+/* Both workers answer, one while the other sleeps in /block: each writes
+   a line tagged tag (the pid of each in pids). */
+static void answer_from_both(int port, const char *tag, long pids[2])
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/block?ms=300&tag=%s", tag);
+    int refused;
+    int busy = connect_to(port, &refused);
+    ck_assert_int_ge(busy, 0);
+    send_get(busy, path);
+    sleep_ms(100);
+    snprintf(path, sizeof(path), "/?tag=%s", tag);
+    reply other = get(port, path), blocked;
+    memset(&blocked, 0, sizeof(blocked));
+    read_reply(busy, &blocked);
+    ck_assert_int_eq(other.status, 200);
+    ck_assert_int_eq(blocked.status, 200);
+    ck_assert_int_ne(other.pid, blocked.pid);
+    pids[0] = blocked.pid;
+    pids[1] = other.pid;
+}
+
+/* The lines of a log file: each a whole one ("PID /path?query\n", the
+   format of the test), count those with tag, and check that the lines of
+   each pid are there. */
+static int tagged_lines(const char *path, const char *tag, const long pids[2])
+{
+    const char *text = test_read_file(path);
+    int count = 0, seen[2] = {0, 0};
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        ck_assert_msg(nl != NULL, "a line cut short in %s:\n%s", path, tail(text));
+        long pid = 0;
+        char target[256];
+        ck_assert_msg(sscanf(line, "%ld %255s", &pid, target) == 2 && pid > 0,
+                      "not a line of the format: %.*s", (int)(nl - line), line);
+        if (strstr(target, tag)) {
+            count++;
+            for (int i = 0; i < 2; i++)
+                seen[i] |= pid == pids[i];
+        }
+        line = nl + 1;
+    }
+    ck_assert_msg(!count || (seen[0] && seen[1]), "not both workers' lines in %s:\n%s", path,
+                  tail(text));
+    return count;
+}
+
+/* With workers, each worker writes its own lines to the access log
+   (--access-log); USR1 to the master reaches every worker, which reopens
+   the file: after a rename, the next lines go to a new file, the buffered
+   ones to the renamed one; a graceful stop writes what is buffered.
+   --log-level is the section's log_level. */
+START_TEST(workers_share_the_access_log_and_reopen_it_on_usr1)
+{
+    /* A flush only on USR1 and at the stop (60 s): every line written
+       before comes from a flush the test asked for. */
+    write_ini("", "workers = 2\naccess_log_format = %%P %%U%%q\naccess_log_flush = 60\n");
+    char log_path[4096], rotated[4200];
+    snprintf(log_path, sizeof(log_path), "%s", test_tmp_path("access.log"));
+    snprintf(rotated, sizeof(rotated), "%s.1", log_path);
+    unlink(log_path);
+    unlink(rotated);
+    served s;
+    serve_start(&s, (const char *[]){"--access-log", log_path, "--log-level", "info", NULL});
+    wait_accepting(&s, 2);
+    long before[2], after[2];
+    answer_from_both(s.port, "before", before);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(get(s.port, "/?tag=before").status, 200);
+    ck_assert_str_eq(test_read_file(log_path), ""); /* buffered, in each worker */
+
+    ck_assert_int_eq(rename(log_path, rotated), 0);
+    kill(s.pid, SIGUSR1);
+    assert_waited_log(&s, "reopening the log files", 2, 5000);
+    answer_from_both(s.port, "after", after);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(get(s.port, "/?tag=after").status, 200);
+    serve_stop(&s, 5000);
+
+    ck_assert_int_eq(before[0] + before[1], after[0] + after[1]); /* the same two workers */
+    ck_assert_int_eq(tagged_lines(rotated, "tag=before", before), 22);
+    ck_assert_int_eq(tagged_lines(rotated, "tag=after", after), 0);
+    ck_assert_int_eq(tagged_lines(log_path, "tag=after", after), 22);
+    ck_assert_int_eq(tagged_lines(log_path, "tag=before", before), 0);
+    ck_assert_msg(!strstr(test_read_file(s.log), "signal 10 (User defined signal 1) ignored"), "%s",
+                  tail(test_read_file(s.log)));
+
+    /* The option is checked as the key is: --check says what is wrong. */
+    const char *argv[] = {serve_path(), "--module-path", module_dir(), "--log-level",
+                          "loud",       "--check",       ini_path(),   NULL};
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = wait_exit(s.pid, 5000);
+    running = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    ck_assert_msg(strstr(test_read_file(s.log), "log_level: 'loud' is not a log level"), "%s",
+                  tail(test_read_file(s.log)));
 }
 END_TEST
 
@@ -740,17 +832,18 @@ START_TEST(hup_with_broken_file_keeps_old_workers)
                                "workers = 2\n");
     kill(s.pid, SIGHUP);
     assert_waited_log(&s, "reload failed: ", 1, 3000);
-    ck_assert_msg(strstr(slurp(s.log), "app.ini:4: [app:main] malformed line"), "%s",
-                  tail(slurp(s.log)));
+    ck_assert_msg(strstr(test_read_file(s.log), "app.ini:4: [app:main] malformed line"), "%s",
+                  tail(test_read_file(s.log)));
 
     write_ini("message = three\nfail = true\n", "workers = 2\n");
     kill(s.pid, SIGHUP);
     assert_waited_log(&s, "reload failed: ", 2, 5000);
-    ck_assert_msg(strstr(slurp(s.log), "cannot build the application: ") &&
-                      strstr(slurp(s.log), "app.ini:4: [app:main] fail: this application is "
-                                           "told to fail; the 2 workers of generation 1 keep "
-                                           "serving"),
-                  "%s", tail(slurp(s.log)));
+    ck_assert_msg(strstr(test_read_file(s.log), "cannot build the application: ") &&
+                      strstr(test_read_file(s.log),
+                             "app.ini:4: [app:main] fail: this application is "
+                             "told to fail; the 2 workers of generation 1 keep "
+                             "serving"),
+                  "%s", tail(test_read_file(s.log)));
     ck_assert_int_eq(wait_children(s.pid, 2, 3000), 2);
     pid_t now[2];
     ck_assert_int_eq(children_of(s.pid, now, 2), 2);
@@ -819,7 +912,8 @@ START_TEST(max_requests_recycles_workers)
     }
     ck_assert_int_ge(answered_by_first, 5); /* not before the limit */
     ck_assert_int_ge(pids, 3);              /* 30 requests: several workers */
-    ck_assert_msg(strstr(slurp(s.log), "reached max_requests"), "%s", tail(slurp(s.log)));
+    ck_assert_msg(strstr(test_read_file(s.log), "reached max_requests"), "%s",
+                  tail(test_read_file(s.log)));
     ck_assert_int_eq(wait_children(s.pid, 1, 3000), 1);
     serve_stop(&s, 3000);
 }
@@ -844,7 +938,8 @@ START_TEST(preload_builds_in_the_master)
     write_ini("message = three\nfail = true\n", "workers = 2\npreload = true\n");
     kill(s.pid, SIGHUP);
     assert_waited_log(&s, "reload failed: ", 1, 3000);
-    ck_assert_msg(strstr(slurp(s.log), "app.ini:4: [app:main] fail:"), "%s", tail(slurp(s.log)));
+    ck_assert_msg(strstr(test_read_file(s.log), "app.ini:4: [app:main] fail:"), "%s",
+                  tail(test_read_file(s.log)));
     ck_assert_str_eq(get(s.port, "/").message, "two");
     serve_stop(&s, 3000);
 
@@ -855,7 +950,7 @@ START_TEST(preload_builds_in_the_master)
     }
     int status = wait_exit(s.pid, 5000);
     running = -1;
-    const char *log = slurp(s.log);
+    const char *log = test_read_file(s.log);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s", tail(log));
     ck_assert_msg(strstr(log, "app.ini:3: [app:main] fail:"), "%s", tail(log));
     ck_assert_int_eq(count_in(log, "worker"), 0);
@@ -1103,6 +1198,7 @@ int main(void)
     tcase_add_test(serve, quit_stops_at_once);
     tcase_add_test(serve, workers_zero_is_one_process_and_option_overrides);
     tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
+    tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
     suite_add_tcase(suite, serve);
     TCase *reload = tcase_create("reload");
     tcase_set_timeout(reload, 30);

@@ -158,7 +158,7 @@ static void async_fire(evutil_socket_t fd, short what, void *arg)
     respond(app->req, 200, "later", 5, 1);
 }
 
-static const csgi_http__request_callbacks app_callbacks = {read_body, stream_more, app_done};
+static const csgi_http__request_callbacks app_callbacks = {read_body, stream_more, app_done, NULL};
 
 static int path_is(const csgi_http__head *head, const char *path)
 {

@@ -4,8 +4,13 @@
 #include <csgi/testing.h>
 
 #include <check.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 csgi_app *test_load(csgi_loader *loader, const char *uri)
 {
@@ -59,4 +64,72 @@ void test_run_request(csgi_app *app, const char *path, const char *remote, const
     memcpy(out->body, body, len);
     csgi_test_response_free(got);
     csgi_test_request_free(request);
+}
+
+/* test_serve_one_request's client. */
+typedef struct serve_client {
+    pthread_t thread;
+    const char *socket_path;
+    const char *request;
+    char *response;
+    size_t cap;
+    volatile int stopped;
+} serve_client;
+
+static void ignore_signal(int signal_number)
+{
+    (void)signal_number;
+}
+
+static void *serve_client_run(void *arg)
+{
+    serve_client *c = arg;
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    snprintf(address.sun_path, sizeof(address.sun_path), "%s", c->socket_path);
+    size_t request_len = strlen(c->request);
+    for (int attempt = 0; attempt < 500; attempt++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) {
+            if (write(fd, c->request, request_len) == (ssize_t)request_len) {
+                size_t len = 0;
+                ssize_t n;
+                while (len + 1 < c->cap && (n = read(fd, c->response + len, c->cap - 1 - len)) > 0)
+                    len += (size_t)n;
+                c->response[len] = '\0';
+            }
+            close(fd);
+            break;
+        }
+        if (fd >= 0)
+            close(fd);
+        usleep(10000);
+    }
+    while (!c->stopped) {
+        kill(getpid(), SIGTERM);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+int test_serve_one_request(csgi_loader *loader, const char *uri, csgi_app *app,
+                           const char *socket_path, const char *request, char *response, size_t cap,
+                           csgi_load_error *error)
+{
+    serve_client c = {
+        .socket_path = socket_path, .request = request, .response = response, .cap = cap};
+    response[0] = '\0';
+    char listen_address[256];
+    snprintf(listen_address, sizeof(listen_address), "unix:%s", socket_path);
+    const char *listen[] = {listen_address};
+    ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = ignore_signal; /* a signal before the server listens for it */
+    sigemptyset(&action.sa_mask);
+    ck_assert_int_eq(sigaction(SIGTERM, &action, NULL), 0);
+    ck_assert_int_eq(pthread_create(&c.thread, NULL, serve_client_run, &c), 0);
+    int rc = csgi_loader_serve(loader, uri, app, error);
+    c.stopped = 1;
+    pthread_join(c.thread, NULL);
+    return rc;
 }

@@ -33,4 +33,14 @@ typedef struct test_client_response {
 void test_run_request(csgi_app *app, const char *path, const char *remote, const char *header,
                       test_client_response *out);
 
+/* Serve uri's server section with loader (csgi_loader_serve(), which takes
+   app) on the Unix socket socket_path, while a client sends request (once
+   the socket answers), reads the whole response into response (cap bytes,
+   NUL-terminated), then sends SIGTERM until serving ended. SIGTERM is
+   ignored until the server handles it. Returns csgi_loader_serve's result
+   and fills *error. */
+int test_serve_one_request(csgi_loader *loader, const char *uri, csgi_app *app,
+                           const char *socket_path, const char *request, char *response, size_t cap,
+                           csgi_load_error *error);
+
 #endif

@@ -92,3 +92,16 @@ const char *test_write_file(const char *name, const char *text)
     fclose(f);
     return path;
 }
+
+const char *test_read_file(const char *path)
+{
+    static char text[1 << 20];
+    text[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return text;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}

@@ -28,4 +28,8 @@ const char *test_tmp_path(const char *name);
    is missing (one level); returns the file's path. */
 const char *test_write_file(const char *name, const char *text);
 
+/* The whole of the file at path (its first MiB, in a static buffer valid
+   until the next call), "" when it cannot be read. */
+const char *test_read_file(const char *path);
+
 #endif

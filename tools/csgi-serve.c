@@ -35,6 +35,9 @@ static const char usage[] =
     "  --module-path DIR   also search DIR for factory modules (repeatable)\n"
     "  --workers N         serve with N worker processes (the server section's\n"
     "                      workers key); 0 serves in this process\n"
+    "  --access-log DEST   write the access log to DEST (the access_log key): a\n"
+    "                      file, - for standard error, stdout, syslog[:FACILITY]\n"
+    "  --log-level LEVEL   error, warning, info or debug (the log_level key)\n"
     "  --check             build the application, print what was built, exit\n"
     "  --stub-unknown      with --check: unknown factories become placeholders\n"
     "  --help              show this help\n"
@@ -71,7 +74,7 @@ int main(int argc, char **argv)
     size_t module_path_count = 0;
     int check = 0, stub = 0;
     const char *config = NULL;
-    const char *workers = NULL;
+    const char *workers = NULL, *access_log = NULL, *log_level = NULL;
     const char *globals[256];
     size_t global_count = 0;
 
@@ -110,6 +113,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "csgi-serve: --workers needs a number, not '%s'\n", workers);
                 return 1;
             }
+        } else if (strcmp(arg, "--access-log") == 0) {
+            if (!(access_log = option_value(argc, argv, &i)))
+                return 1;
+        } else if (strcmp(arg, "--log-level") == 0) {
+            if (!(log_level = option_value(argc, argv, &i)))
+                return 1;
         } else if (strcmp(arg, "--module-path") == 0) {
             const char *value = option_value(argc, argv, &i);
             if (!value)
@@ -175,6 +184,11 @@ int main(int argc, char **argv)
         rc = csgi_loader_set_listen(loader, listen, listen_count);
     if (rc == 0 && workers)
         rc = csgi_loader_set_server_option(loader, "workers", workers);
+    /* Checked with the section's keys, when the server is read. */
+    if (rc == 0 && access_log)
+        rc = csgi_loader_set_server_option(loader, "access_log", access_log);
+    if (rc == 0 && log_level)
+        rc = csgi_loader_set_server_option(loader, "log_level", log_level);
     if (rc != 0) {
         fprintf(stderr, "csgi-serve: %s\n", csgi_strerror(rc));
         csgi_loader_free(loader);

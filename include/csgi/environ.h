@@ -195,8 +195,8 @@ CSGI_EXTERN void csgi_environ_log(csgi_environ *environ, const char *format, ...
  * csgi_environ_log() at a level of the application's choosing, so that its
  * own lines are not all errors: 0 error, 1 warning, 2 info, 3 debug (the
  * csgi_log_level values of csgi/server.h). The server drops lines above its
- * threshold (warning; info with the verbose option); any other number is
- * taken as an error.
+ * threshold (csgi_server_options.log_level, warning by default; info at
+ * least with the verbose option); any other number is taken as an error.
  *
  * @param environ the request's environ (borrowed); NULL is ignored
  * @param level   the level

@@ -32,8 +32,8 @@ struct event_base;
 typedef enum csgi_log_level {
     CSGI_LOG_ERROR = 0,   /**< an application failed, a system call failed */
     CSGI_LOG_WARNING = 1, /**< something the operator should look at */
-    CSGI_LOG_INFO = 2,    /**< refused requests, clients leaving (with verbose) */
-    CSGI_LOG_DEBUG = 3
+    CSGI_LOG_INFO = 2,    /**< refused requests, clients leaving (log_level info or verbose) */
+    CSGI_LOG_DEBUG = 3    /**< an application's own debugging lines (csgi_environ_log_at) */
 } csgi_log_level;
 
 /** Where log lines go: one message, without a trailing newline. */
@@ -43,7 +43,7 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 5
+#define CSGI_SERVER_OPTIONS_VERSION 6
 
 /** csgi_server_options.body_min_rate: no minimum rate (body_timeout_ms
     then counts between reads, as nginx's client_body_timeout). */
@@ -52,7 +52,14 @@ typedef struct csgi_server csgi_server;
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
  * csgi_server_options_init()), which holds the documented defaults; a
- * field left 0 means its default too.
+ * field left 0 means its default too, except log_level, where 0 is
+ * CSGI_LOG_ERROR (the initializer sets CSGI_LOG_WARNING).
+ *
+ * The access log (version 5) has a line per request the server answered,
+ * the requests it refused itself included (400, 408, 413, 414, 431, ...),
+ * in Apache's combined format unless access_log_format says otherwise;
+ * docs/config.md lists the format's directives. Request bytes are escaped
+ * (\xHH), so a client cannot forge a line.
  */
 typedef struct csgi_server_options {
     unsigned version; /**< CSGI_SERVER_OPTIONS_VERSION */
@@ -100,9 +107,25 @@ typedef struct csgi_server_options {
                                        random 0 to this many, so workers do not all recycle at
                                        once: 0 */
 
+    int log_level;                 /**< the least severe csgi_log_level logged (version 5):
+                                        CSGI_LOG_WARNING; verbose makes it at least CSGI_LOG_INFO */
+    const char *access_log;        /**< where the access log goes (copied; version 5): NULL or
+                                        "" = no access log, "-" or "stderr" = standard error,
+                                        "stdout", "syslog" or "syslog:FACILITY" (user, daemon,
+                                        local0..local7; default local7), else a file, appended
+                                        to (created 0644, reopened by csgi_server_reopen_logs);
+                                        with workers each worker opens it and writes its own
+                                        lines, whole lines per write(2) */
+    const char *access_log_format; /**< the access log's format (copied; version 5): NULL =
+                                        "combined"; "combined", "common", or % directives */
+    size_t access_log_buffer;      /**< bytes of lines buffered before they are written
+                                        (version 5): 65536; 1 = a write per line */
+    unsigned access_log_flush_ms;  /**< buffered lines are written at the latest this long
+                                        after the first of them (version 5): 1000 */
+
     unsigned body_min_rate; /**< bytes per second a client must keep up, on average, while
                                  the server waits for its body, after an allowance of
-                                 body_timeout_ms; slower, it gets 408 (version 5): 500;
+                                 body_timeout_ms; slower, it gets 408 (version 6): 500;
                                  CSGI_SERVER_NO_MIN_RATE = none */
 } csgi_server_options;
 
@@ -110,7 +133,7 @@ typedef struct csgi_server_options {
 #define CSGI_SERVER_OPTIONS_INIT                                                                 \
     {                                                                                            \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
-            NULL, NULL, 0, 0, 0, 0                                                               \
+            NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0                           \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
@@ -131,7 +154,12 @@ CSGI_EXTERN void csgi_server_options_init(csgi_server_options *options);
  * @param options copied; NULL = defaults
  * @param base    an event loop the host program runs (borrowed; threads must
  *                be 1, workers 0), or NULL for the server's own loops
- * @return 0, CSGI_EINVAL (bad options), CSGI_ENOMEM.
+ * @return 0, CSGI_EINVAL (bad options: a version out of range, a log_level
+ *         other than the four, an access_log_format with an unknown
+ *         directive, an unknown syslog facility), CSGI_EACCESS,
+ *         CSGI_ENOTFOUND, CSGI_ESYSTEM (the access log's file cannot be
+ *         opened), CSGI_ENOMEM. What was wrong with the access log is
+ *         also logged (as an error, through the options' log).
  */
 CSGI_EXTERN int csgi_server_new(csgi_server **out, csgi_app *app,
                                 const csgi_server_options *options, struct event_base *base);
@@ -226,8 +254,9 @@ CSGI_EXTERN int csgi_server_port(const csgi_server *server, size_t index);
     CSGI_ESTATE with workers (csgi_server_run_until_signal() starts them). */
 CSGI_EXTERN int csgi_server_start(csgi_server *server);
 
-/** Run the server's own first loop in this thread until it stops. Returns 0,
-    or CSGI_ESTATE when the server runs on the host's loop or has workers. */
+/** Run the server's own first loop in this thread until it stops, then
+    write the access log's buffered lines. Returns 0, or CSGI_ESTATE when the
+    server runs on the host's loop or has workers. */
 CSGI_EXTERN int csgi_server_run(csgi_server *server);
 
 /**
@@ -242,12 +271,29 @@ CSGI_EXTERN int csgi_server_run(csgi_server *server);
 CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
 
 /**
+ * Reopen the server's log files: the access log's file is opened again by
+ * its name, so that after a rotation (the file renamed) the next lines go
+ * to a new file and the renamed one gets nothing more. Lines already
+ * buffered go to the old file first. The reopening itself happens in the
+ * server's loop, at its next line or flush (within access_log_flush_ms);
+ * this call only asks for it, so it is safe from any thread and from a
+ * signal handler (it is what SIGUSR1 does under
+ * csgi_server_run_until_signal()). With workers, the master (which has no
+ * access log of its own) sends SIGUSR1 to each worker, and each reopens
+ * its own file. Does nothing for a server without a log file, or NULL.
+ *
+ * @param server the server (borrowed), or NULL
+ */
+CSGI_EXTERN void csgi_server_reopen_logs(csgi_server *server);
+
+/**
  * Serve until SIGINT or SIGTERM: start the server if csgi_server_start()
  * was not called, print "serving on http://HOST:PORT/" (the real port) or
  * "serving on unix:/path" for each listener to standard output, run the
  * server's own loops, and on the first signal log it and stop gracefully,
- * letting requests in progress finish for grace_timeout_ms. The previous
- * signal handlers are back when it returns. The one way csgi serves until a
+ * letting requests in progress finish for grace_timeout_ms. SIGUSR1
+ * reopens the log files (csgi_server_reopen_logs()). The previous signal
+ * handlers are back when it returns. The one way csgi serves until a
  * signal: csgi_serve(), the INI server egg:csgi#http and csgi-serve use it.
  *
  * With workers, this process is their master until it stops: it forks
@@ -256,7 +302,9 @@ CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
  * their number, replaces a worker that dies, and answers the signals
  * docs/config.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
  * reload (a new generation of workers; the old ones stop once the new
- * ones accept), TTIN and TTOU one worker more or less. Worker processes
+ * ones accept), TTIN and TTOU one worker more or less, USR1 passed on to
+ * every worker, which reopens its log files. Each worker writes its own
+ * access log lines (and the last of them when it stops). Worker processes
  * never return from this call: each frees what it made, flushes standard
  * I/O and ends with _exit(2), so that atexit handlers, registered for the
  * master (removing a pid file...), run in the master only.
@@ -271,7 +319,8 @@ CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
  */
 CSGI_EXTERN int csgi_server_run_until_signal(csgi_server *server);
 
-/** Stop, close everything and free the server and its application. Accepts NULL. */
+/** Stop, close everything (the access log's last lines are written) and
+    free the server and its application. Accepts NULL. */
 CSGI_EXTERN void csgi_server_free(csgi_server *server);
 
 /**

@@ -1005,6 +1005,17 @@ const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *l
     return e->value.string.bytes;
 }
 
+const char *csgi_environ__peek_n(csgi_environ *environ, const char *key, size_t *len)
+{
+    if (!environ || !environ->entries)
+        return NULL;
+    const entry *e = find(environ, key, key_length(key));
+    if (!e || e->kind != CSGI_VALUE_STRING)
+        return NULL;
+    *len = e->value.string.len;
+    return e->value.string.bytes;
+}
+
 const char *csgi_environ_get(csgi_environ *environ, const char *key)
 {
     return csgi_environ_get_n(environ, key, NULL);

@@ -99,6 +99,11 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 /* The pointer of a key holding the given kind, else NULL. */
 void *csgi_environ__get_value(csgi_environ *environ, const char *key, int kind);
 
+/* csgi_environ_get_n() without building the environ: the string value of a
+   key that something set (middleware builds the environ when it sets a
+   key), NULL when the environ was never built. The access log reads
+   REMOTE_USER this way, for the price of a test when nobody looked. */
+const char *csgi_environ__peek_n(csgi_environ *environ, const char *key, size_t *len);
 /* What csgi_environ_get_n(environ, "REQUEST_METHOD", len) gives, without
    the key's lookup: a router reads it for every request. */
 const char *csgi_environ__request_method(csgi_environ *environ, size_t *len);

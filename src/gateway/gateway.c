@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,7 +173,55 @@ static void on_done(csgi_http__request *http, int err, void *userdata)
     csgi_driver__end(&r->driver);
 }
 
-static const csgi_http__request_callbacks gateway_callbacks = {on_body, on_writable, on_done};
+/* The field name of the len bytes at line (one "Name: value\r\n" line of
+   the head) is name, in any case. */
+static int field_is(const char *line, size_t len, const char *name, size_t name_len)
+{
+    return len > name_len && line[name_len] == ':' && strncasecmp(line, name, name_len) == 0;
+}
+
+/* A response field as the application gave it (the first of that name),
+   from the head's "Name: value\r\n" lines; the fields the engine adds
+   (Date, Server, framing) are not among them. */
+static const char *response_field(const csgi_gateway__head *head, const char *name, size_t *len)
+{
+    size_t name_len = strlen(name);
+    const char *p = head->fields, *end = head->fields + head->fields_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol)
+            return NULL;
+        if (field_is(p, (size_t)(eol - p), name, name_len)) {
+            const char *value = p + name_len + 1;
+            while (value < eol && *value == ' ')
+                value++;
+            *len = (size_t)(eol - value);
+            return value;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+/* The access log's questions (engine.h): REMOTE_USER only when something
+   set it, an environ key (which builds the environ when the application
+   did not), a response field. */
+static const char *log_value(csgi_http__request *http, int kind, const char *name, size_t *len,
+                             void *userdata)
+{
+    request *r = userdata;
+    (void)http;
+    if (kind == CSGI_ACCESS_LOG__USER) /* the combined format's, for every request */
+        return r->environ ? csgi_environ__peek_n(r->environ, name, len) : NULL;
+    if (kind == CSGI_ACCESS_LOG__ENVIRON)
+        return r->environ ? csgi_environ_get_n(r->environ, name, len) : NULL;
+    if (kind == CSGI_ACCESS_LOG__RESPONSE)
+        return r->driver.head_sent ? response_field(&r->driver.head, name, len) : NULL;
+    return NULL;
+}
+
+static const csgi_http__request_callbacks gateway_callbacks = {on_body, on_writable, on_done,
+                                                               log_value};
 
 static long input_read(void *context, void *buf, size_t len)
 {
@@ -211,6 +260,7 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
     source->log_context = r;
     source->owner = &r->driver;
     r->gateway = gateway;
+    r->environ = NULL; /* until it is made, below */
     csgi_driver__init(&r->driver, &engine_sink, http, gateway->app, arena, source);
     csgi_http__request_set_callbacks(http, &gateway_callbacks, r);
 

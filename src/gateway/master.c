@@ -179,6 +179,12 @@ void csgi_server__stop_master(void)
         on_master_signal(SIGTERM);
 }
 
+void csgi_server__reopen_master(void)
+{
+    if (atomic_load(&master_active))
+        on_master_signal(SIGUSR1);
+}
+
 void csgi_server__tell_master(int fd, int what, int code, const csgi_load_error *error)
 {
     message m;
@@ -268,6 +274,10 @@ static void worker_process(master *m, generation *g, const sigset_t *mask)
        would to any process: the master's handler must not run here. */
     for (size_t i = 0; i < SIGNAL_COUNT; i++)
         signal(master_signals[i], SIG_DFL);
+    /* But USR1, which the master passes on to every worker, would end one
+       that is not watching it yet; its log files are opened after this
+       anyway. */
+    signal(SIGUSR1, SIG_IGN);
     pthread_sigmask(SIG_SETMASK, mask, NULL);
     close(signal_pipe[0]);
     close(signal_pipe[1]);
@@ -506,8 +516,11 @@ static void on_signal(master *m, int number)
         LOG(m, CSGI_LOG_WARNING, "signal %s: %u workers", signal_name(number), m->target);
         break;
     case SIGUSR1:
-        /* The workers reopen their log files; they ignore it until they
-           have some. */
+        /* The workers reopen their log files. The master has none of its
+           own: its lines go through the options' log, and it keeps no
+           access log (a buffer it held would be copied into every worker
+           it forks). */
+        LOG(m, CSGI_LOG_INFO, "signal %s: the workers reopen their log files", signal_name(number));
         for (size_t i = 0; i < m->count; i++)
             kill(m->workers[i].pid, SIGUSR1);
         break;

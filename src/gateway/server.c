@@ -3,9 +3,10 @@
  * requests run an application through the gateway; the one way to serve
  * until a signal (csgi_server_run_until_signal), which csgi_serve(), the
  * built-in INI server runner (egg:csgi#http) and csgi-serve all use; the
- * worker side of worker processes (their master is master.c); and that
- * runner, beside the server it runs (its conf keys are documented in
- * csgi/loader.h and docs/config.md).
+ * worker side of worker processes (their master is master.c); the access
+ * log each serving process keeps (http/access_log.h); and that runner,
+ * beside the server it runs (its conf keys are documented in csgi/loader.h
+ * and docs/config.md).
  */
 #include "common/alloc.h"
 #include "common/error_page.h"
@@ -26,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,7 @@ static const size_t version_end[CSGI_SERVER_OPTIONS_VERSION + 1] = {
     offsetof(csgi_server_options, grace_timeout_ms),
     offsetof(csgi_server_options, error_render),
     offsetof(csgi_server_options, workers),
+    offsetof(csgi_server_options, log_level),
     offsetof(csgi_server_options, body_min_rate),
     sizeof(csgi_server_options),
 };
@@ -68,6 +71,8 @@ static int options_upgrade(const csgi_server_options *in, csgi_server_options *o
         return CSGI_EINVAL;
     memcpy(out, in, version_end[in->version]);
     out->version = CSGI_SERVER_OPTIONS_VERSION;
+    if (out->log_level < CSGI_LOG_ERROR || out->log_level > CSGI_LOG_DEBUG)
+        return CSGI_EINVAL;
     return out->workers > MAX_WORKERS ? CSGI_EINVAL : 0;
 }
 
@@ -97,7 +102,8 @@ static void engine_options(const csgi_server_options *in, csgi_http__options *ou
 #undef TAKE
     if (in->max_body)
         out->max_body = in->max_body == UINT64_MAX ? 0 : in->max_body;
-    if (in->verbose)
+    out->log_level = in->log_level;
+    if (in->verbose && out->log_level < CSGI_LOG__INFO) /* verbose: info at least */
         out->log_level = CSGI_LOG__INFO;
     if (in->log) {
         out->log = in->log;
@@ -121,19 +127,69 @@ static void counting_on_request(csgi_http__request *req, void *userdata)
     csgi_gateway__on_request(req, &server->gateway);
 }
 
-/* A server with an engine: options upgraded; with workers, the engine
-   only holds the listeners (one loop's options: no SO_REUSEPORT). */
-static int server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
-                      struct event_base *base, unsigned long long request_limit)
+/* How a server's access log is made. */
+typedef enum access_log_use {
+    LOG_ALONE,  /* this process alone writes to it */
+    LOG_SHARED, /* a worker: other processes write to the same file */
+    LOG_CHECK   /* a master: opened to show its errors before any fork, then closed */
+} access_log_use;
+
+/* The access log the options ask for, or none (*out NULL). why: what was
+   wrong. */
+static int make_access_log(const csgi_server_options *in, const csgi_http__options *engine_opts,
+                           access_log_use use, csgi_access_log **out, char *why, size_t why_size)
 {
+    *out = NULL;
+    if (!in->access_log || !in->access_log[0])
+        return 0;
+    csgi_access_log__config config = {
+        .destination = in->access_log,
+        .format = in->access_log_format,
+        .buffer = in->access_log_buffer,
+        .flush_ms = in->access_log_flush_ms,
+        .threads = (int)engine_opts->threads,
+        .shared = use == LOG_SHARED,
+        .error_log = engine_opts->log,
+        .error_userdata = engine_opts->log_userdata,
+        .error_level = engine_opts->log_level,
+    };
+    int err = csgi_access_log__new(out, &config, why, why_size);
+    if (err == 0 && use == LOG_CHECK) {
+        /* Nothing was written to it: nothing is lost, nothing is copied
+           into the workers, which open their own. */
+        csgi_access_log__free(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+/* A server with an engine: options upgraded; with workers, the engine
+   only holds the listeners (one loop's options: no SO_REUSEPORT) and the
+   access log is only checked. why: what was wrong with the access log
+   ("" when it was something else). */
+static int server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
+                      struct event_base *base, unsigned long long request_limit, access_log_use use,
+                      char *why, size_t why_size)
+{
+    why[0] = '\0';
     csgi_http__options engine_opts;
     unsigned grace_ms = 0;
     engine_options(options, &engine_opts, &grace_ms);
-    if (options->workers)
+    if (options->workers) {
         engine_opts.threads = 1;
+        use = LOG_CHECK;
+    }
+    csgi_access_log *access_log = NULL;
+    int err = make_access_log(options, &engine_opts, use, &access_log, why, why_size);
+    if (err)
+        return err;
     csgi_server *server = csgi__calloc(1, sizeof(*server));
-    if (!server)
+    if (!server) {
+        csgi_access_log__free(access_log);
         return CSGI_ENOMEM;
+    }
+    engine_opts.access_log = access_log;
+    server->access_log = access_log;
     server->app = app;
     server->grace_ms = grace_ms;
     server->host_base = base != NULL;
@@ -147,8 +203,9 @@ static int server_new(csgi_server **out, csgi_app *app, const csgi_server_option
     csgi_http__handler handler = {csgi_gateway__on_request, &server->gateway};
     if (request_limit)
         handler = (csgi_http__handler){counting_on_request, server};
-    int err = csgi_http__engine_new(&server->engine, &engine_opts, &handler, base);
+    err = csgi_http__engine_new(&server->engine, &engine_opts, &handler, base);
     if (err) {
+        csgi_access_log__free(access_log);
         csgi__free(server);
         return err;
     }
@@ -160,10 +217,11 @@ static int server_new(csgi_server **out, csgi_app *app, const csgi_server_option
    generation; options kept for the workers (upgraded; server_header
    copied). Takes state (type->free on failure) and generation. */
 static int master_new(csgi_server **out, const csgi_server_source_type *type, void *state,
-                      void *generation, const csgi_server_options *options)
+                      void *generation, const csgi_server_options *options, char *why,
+                      size_t why_size)
 {
     csgi_server *server = NULL;
-    int err = server_new(&server, NULL, options, NULL, 0);
+    int err = server_new(&server, NULL, options, NULL, 0, LOG_CHECK, why, why_size);
     char *header = NULL;
     if (err == 0 && options->server_header) {
         header = csgi__strndup(options->server_header, strlen(options->server_header));
@@ -216,9 +274,12 @@ static void fixed_free(void *state)
 static const csgi_server_source_type fixed_source = {"the application given", fixed_load,
                                                      fixed_build, NULL, fixed_free};
 
-int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
-                    struct event_base *base)
+/* csgi_server_new, telling the caller what was wrong with the access log
+   in why ("" when it was something else). */
+static int new_with_app(csgi_server **out, csgi_app *app, const csgi_server_options *options,
+                        struct event_base *base, char *why, size_t why_size)
 {
+    why[0] = '\0';
     if (out)
         *out = NULL;
     csgi_server_options upgraded;
@@ -226,11 +287,29 @@ int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options 
     if (err == 0 && upgraded.workers && base)
         err = CSGI_EINVAL;
     if (err == 0 && upgraded.workers)
-        return master_new(out, &fixed_source, app, NULL, &upgraded);
+        return master_new(out, &fixed_source, app, NULL, &upgraded, why, why_size);
     if (err == 0)
-        err = server_new(out, app, &upgraded, base, 0);
+        err = server_new(out, app, &upgraded, base, 0, LOG_ALONE, why, why_size);
     if (err)
         csgi_app_free(app);
+    return err;
+}
+
+/* What was wrong with the access log, through the options' log. */
+static void log_access_log_error(const csgi_server_options *options, const char *why)
+{
+    csgi_log__fn log = options && options->log ? options->log : csgi_log__stderr;
+    csgi_log__write(log, options ? options->log_userdata : NULL, CSGI_LOG__ERROR, CSGI_LOG__ERROR,
+                    "access log: %s", why);
+}
+
+int csgi_server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
+                    struct event_base *base)
+{
+    char why[256];
+    int err = new_with_app(out, app, options, base, why, sizeof(why));
+    if (err && why[0])
+        log_access_log_error(options, why);
     return err;
 }
 
@@ -247,6 +326,7 @@ int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *typ
     int err = out && type && type->load && type->build ? options_upgrade(options, &upgraded)
                                                        : CSGI_EINVAL;
     void *generation = NULL;
+    char why[256] = "";
     if (err == 0 && (err = type->load(state, &generation, &upgraded, error)) == 0) {
         upgraded.version = CSGI_SERVER_OPTIONS_VERSION;
         if (upgraded.workers > MAX_WORKERS) {
@@ -254,7 +334,10 @@ int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *typ
                      upgraded.workers, MAX_WORKERS);
             err = CSGI_EINVAL;
         } else if (upgraded.workers) {
-            return master_new(out, type, state, generation, &upgraded);
+            err = master_new(out, type, state, generation, &upgraded, why, sizeof(why));
+            if (err && why[0])
+                snprintf(error->text, sizeof(error->text), "access_log: %s", why);
+            return err; /* master_new released the generation and the state */
         }
     }
     if (err) {
@@ -273,8 +356,12 @@ int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *typ
         type->release(state, generation);
     if (err == 0 && !app)
         err = CSGI_EINVAL;
-    if (err == 0 && (err = server_new(out, app, &upgraded, NULL, 0)) != 0)
+    if (err == 0 &&
+        (err = server_new(out, app, &upgraded, NULL, 0, LOG_ALONE, why, sizeof(why))) != 0) {
         csgi_app_free(app);
+        if (why[0])
+            snprintf(error->text, sizeof(error->text), "access_log: %s", why);
+    }
     if (err) {
         if (!error->text[0])
             snprintf(error->text, sizeof(error->text), "%s", csgi_strerror(err));
@@ -285,6 +372,21 @@ int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *typ
     (*out)->source_type = type;
     (*out)->source_state = state;
     return 0;
+}
+
+csgi_access_log *csgi_server__access_log(csgi_server *server)
+{
+    return server->access_log;
+}
+
+void csgi_server_reopen_logs(csgi_server *server)
+{
+    if (server && server->workers) {
+        if (atomic_load(&server->master_running))
+            csgi_server__reopen_master();
+    } else if (server) {
+        csgi_access_log__reopen(server->access_log);
+    }
 }
 
 /* Remember an address listened on, for the "serving on" lines. */
@@ -328,9 +430,14 @@ int csgi_server_start(csgi_server *server)
 
 int csgi_server_run(csgi_server *server)
 {
-    if (server && server->workers)
+    if (!server)
+        return CSGI_EINVAL;
+    if (server->workers)
         return CSGI_ESTATE;
-    return server ? csgi_http__engine_run(server->engine) : CSGI_EINVAL;
+    int err = csgi_http__engine_run(server->engine);
+    /* Every loop has ended: the lines of the last requests go out now. */
+    csgi_access_log__flush(server->access_log);
+    return err;
 }
 
 void csgi_server_stop(csgi_server *server, unsigned grace_ms)
@@ -347,7 +454,8 @@ void csgi_server_free(csgi_server *server)
 {
     if (!server)
         return;
-    csgi_http__engine_free(server->engine); /* ends every request first */
+    csgi_http__engine_free(server->engine);    /* ends every request first */
+    csgi_access_log__free(server->access_log); /* after their lines */
     csgi_app_free(server->app);
     if (server->source_type) {
         if (server->generation && server->source_type->release)
@@ -377,6 +485,7 @@ void csgi_server__log(const csgi_server *server, int level, const char *format, 
 typedef enum signal_action {
     SIGNAL_GRACEFUL, /* stop; requests in progress have the grace period */
     SIGNAL_QUICK,    /* stop; requests in progress are cut */
+    SIGNAL_REOPEN,   /* reopen the log files (logrotate's postrotate) */
     SIGNAL_IGNORE    /* the master's business (HUP, TTIN, ...), not a worker's */
 } signal_action;
 
@@ -385,16 +494,19 @@ typedef struct signal_rule {
     signal_action action;
 } signal_rule;
 
-/* One process serving alone: SIGINT and SIGTERM stop it gracefully. */
-static const signal_rule alone_rules[] = {{SIGINT, SIGNAL_GRACEFUL}, {SIGTERM, SIGNAL_GRACEFUL}};
+/* One process serving alone: SIGINT and SIGTERM stop it gracefully, SIGUSR1
+   reopens its log files. */
+static const signal_rule alone_rules[] = {
+    {SIGINT, SIGNAL_GRACEFUL}, {SIGTERM, SIGNAL_GRACEFUL}, {SIGUSR1, SIGNAL_REOPEN}};
 
 /* A worker: its master sends TERM (graceful) or QUIT (quick); INT comes
-   from a terminal to the whole process group. The master's own signals
-   do nothing here (their default would end the worker). */
+   from a terminal to the whole process group; USR1 (the master passes it
+   on) reopens its log files. The master's own signals do nothing here
+   (their default would end the worker). */
 static const signal_rule worker_rules[] = {
     {SIGTERM, SIGNAL_GRACEFUL}, {SIGINT, SIGNAL_GRACEFUL}, {SIGQUIT, SIGNAL_QUICK},
     {SIGHUP, SIGNAL_IGNORE},    {SIGTTIN, SIGNAL_IGNORE},  {SIGTTOU, SIGNAL_IGNORE},
-    {SIGUSR1, SIGNAL_IGNORE},   {SIGUSR2, SIGNAL_IGNORE},
+    {SIGUSR1, SIGNAL_REOPEN},   {SIGUSR2, SIGNAL_IGNORE},
 };
 
 #define MAX_RULES (sizeof(worker_rules) / sizeof(worker_rules[0]))
@@ -415,6 +527,13 @@ static void on_signal(evutil_socket_t signal_number, short what, void *arg)
     if (watch->rule->action == SIGNAL_IGNORE) {
         csgi_server__log(server, CSGI_LOG_DEBUG, "signal %d (%s) ignored", (int)signal_number,
                          strsignal((int)signal_number));
+        return;
+    }
+    if (watch->rule->action == SIGNAL_REOPEN) {
+        csgi_server__log(server, CSGI_LOG_INFO, "signal %d (%s), reopening the log files",
+                         (int)signal_number, strsignal((int)signal_number));
+        csgi_server_reopen_logs(server);
+        csgi_access_log__flush(server->access_log); /* reopens now, not at the next line */
         return;
     }
     unsigned grace = watch->rule->action == SIGNAL_QUICK ? 0 : server->grace_ms;
@@ -497,8 +616,11 @@ int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
     if (options->max_requests)
         limit = options->max_requests + jitter(options->max_requests_jitter);
     csgi_server *server = NULL;
-    int err = server_new(&server, app, &worker_options, NULL, limit);
+    char why[256];
+    int err = server_new(&server, app, &worker_options, NULL, limit, LOG_SHARED, why, sizeof(why));
     if (err) {
+        if (why[0])
+            log_access_log_error(&worker_options, why);
         csgi_app_free(app);
         return err;
     }
@@ -546,7 +668,15 @@ int csgi_serve(csgi_app *app, const char *host, int port)
 
 /* The keys of a [server:] section using egg:csgi#http. Numbers are checked
    within [min, max] and multiplied by scale (seconds to milliseconds). */
-typedef enum key_type { KEY_TEXT, KEY_BOOL, KEY_NUMBER, KEY_ERROR_FORMAT } key_type;
+typedef enum key_type {
+    KEY_TEXT,
+    KEY_BOOL,
+    KEY_NUMBER,
+    KEY_ERROR_FORMAT,
+    KEY_LOG_LEVEL,
+    KEY_ACCESS_LOG,
+    KEY_ACCESS_LOG_FORMAT
+} key_type;
 
 static const struct server_key {
     const char *name;
@@ -571,8 +701,34 @@ static const struct server_key {
     {"preload", KEY_BOOL, 0, 0, 0},
     {"max_requests", KEY_NUMBER, 0, UINT_MAX, 1},
     {"max_requests_jitter", KEY_NUMBER, 0, UINT_MAX, 1},
+    {"log_level", KEY_LOG_LEVEL, 0, 0, 0},
+    {"access_log", KEY_ACCESS_LOG, 0, 0, 0},
+    {"access_log_format", KEY_ACCESS_LOG_FORMAT, 0, 0, 0},
+    {"access_log_buffer", KEY_NUMBER, 1, 64 * 1024 * 1024, 1},
+    {"access_log_flush", KEY_NUMBER, 1, 3600, 1000},
     {"body_min_rate", KEY_NUMBER, 0, UINT_MAX - 1, 1},
 };
+
+/* Names other servers use for the same keys, to point at ours. */
+static const struct {
+    const char *theirs, *ours;
+} other_names[] = {
+    {"accesslog", "access_log"},               /* gunicorn */
+    {"access_logfile", "access_log"},          /* gunicorn's --access-logfile */
+    {"loglevel", "log_level"},                 /* gunicorn */
+    {"log_format", "access_log_format"},       /* nginx */
+    {"access_logformat", "access_log_format"}, /* a slip */
+};
+
+/* The log levels by name (nginx says warn, gunicorn warning). */
+static int log_level_named(const char *name)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return i;
+    return strcasecmp(name, "warn") == 0 ? CSGI_LOG__WARN : -1;
+}
 
 #define SERVER_KEY_COUNT (sizeof(server_keys) / sizeof(server_keys[0]))
 
@@ -598,6 +754,13 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
     const char *name, *value;
     for (size_t i = 0; csgi_conf_entry(conf, i, &name, &value); i++) {
         int k = key_index(name);
+        for (size_t n = 0; k < 0 && n < sizeof(other_names) / sizeof(other_names[0]); n++) {
+            if (strcmp(name, other_names[n].theirs) == 0) {
+                csgi_conf_error(conf, name, error, "unknown key for egg:csgi#http (it is %s)",
+                                other_names[n].ours);
+                return CSGI_EINVAL;
+            }
+        }
         if (k < 0) {
             char known[512] = "";
             size_t used = 0;
@@ -627,6 +790,23 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
             csgi_conf_error(conf, name, error, "'%s' is not an error format (%s)", value,
                             CSGI_ERROR_PAGE__NAMES);
             rc = CSGI_EINVAL;
+        } else if (key->type == KEY_LOG_LEVEL) {
+            number = log_level_named(value);
+            if (number < 0) {
+                csgi_conf_error(conf, name, error,
+                                "'%s' is not a log level (error, warning, info, debug)", value);
+                rc = CSGI_EINVAL;
+            }
+        } else if (key->type == KEY_ACCESS_LOG || key->type == KEY_ACCESS_LOG_FORMAT) {
+            char why[200];
+            /* An empty access_log is no access log. */
+            if (key->type == KEY_ACCESS_LOG_FORMAT
+                    ? csgi_access_log__check_format(value, why, sizeof(why)) != 0
+                    : value[0] &&
+                          csgi_access_log__check_destination(value, why, sizeof(why)) != 0) {
+                csgi_conf_error(conf, name, error, "%s", why);
+                rc = CSGI_EINVAL;
+            }
         }
         if (rc != 0)
             return rc;
@@ -693,6 +873,11 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->workers = (unsigned)setting(&conf, "workers", 0);
     options->max_requests = (unsigned)setting(&conf, "max_requests", 0);
     options->max_requests_jitter = (unsigned)setting(&conf, "max_requests_jitter", 0);
+    options->log_level = (int)setting(&conf, "log_level", CSGI_LOG__WARN);
+    options->access_log = text_setting(&conf, "access_log");
+    options->access_log_format = text_setting(&conf, "access_log_format");
+    options->access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
+    options->access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
     out->preload = (int)setting(&conf, "preload", 0);
     /* body_min_rate = 0 turns the minimum off; absent keeps the default. */
     unsigned long long rate = setting(&conf, "body_min_rate", ULLONG_MAX);
@@ -747,10 +932,15 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
         return rc;
     }
     csgi_server *server = NULL;
-    rc = csgi_server_new(&server, app, &settings.options, NULL);
+    char why[256];
+    rc = new_with_app(&server, app, &settings.options, NULL, why, sizeof(why));
     if (rc != 0) {
-        csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot create the server: %s",
-                             csgi_strerror(rc));
+        /* The keys were checked: what is left is the access log's file. */
+        if (why[0])
+            csgi_conf_error(local_conf, "access_log", error, "%s", why);
+        else
+            csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot create the server: %s",
+                                 csgi_strerror(rc));
         return rc;
     }
     return csgi_server__http_serve(server, loader, settings.address, error);

@@ -8,6 +8,7 @@
 #define CSGI_GATEWAY_SERVER_PRIVATE_H
 
 #include "gateway/gateway.h"
+#include "http/access_log.h"
 #include "http/engine.h"
 
 #include <csgi/loader.h>
@@ -20,7 +21,8 @@ struct csgi_server {
        listeners, which every worker adopts, and never starts. */
     csgi_http__engine *engine;
     csgi_gateway gateway;
-    csgi_app *app; /* NULL in a master: the source has it */
+    csgi_access_log *access_log; /* NULL without one (and in a master); outlives the engine */
+    csgi_app *app;               /* NULL in a master: the source has it */
     unsigned grace_ms;
     int host_base; /* runs on the host's event loop */
     int started;
@@ -80,6 +82,10 @@ int csgi_server__run_master(csgi_server *server);
    safe. */
 void csgi_server__stop_master(void);
 
+/* Have the master running in this process pass SIGUSR1 on to its workers
+   (they reopen their log files). Async-signal safe. */
+void csgi_server__reopen_master(void);
+
 /* In a worker: tell the master (what: CSGI_SERVER__*; code and error for
    CSGI_SERVER__FAILED, else 0 and NULL). Async-signal safe, callable from
    any thread. */
@@ -113,5 +119,8 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
    address, and serve until a signal stops it; frees server. */
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
                             csgi_load_error *error);
+
+/* The server's access log, or NULL (for tests: csgi_access_log__writes). */
+csgi_access_log *csgi_server__access_log(csgi_server *server);
 
 #endif

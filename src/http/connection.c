@@ -42,9 +42,11 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 enum conn_state { ST_HEAD, ST_ACTIVE, ST_DRAIN, ST_CLOSING, ST_LINGER };
@@ -166,8 +168,8 @@ static void set_deadline(csgi_http__conn *conn, unsigned ms)
 }
 
 /* Write what *pending (the output's length) says is queued; *pending is
-   then what is left. */
-static int conn_flush(csgi_http__conn *conn, size_t *pending)
+   then what is left, and *written counts what went out. */
+static int conn_flush(csgi_http__conn *conn, size_t *pending, uint64_t *written)
 {
     /* Usually one writev takes the whole response and the loop ends. A file
        range needs a second call (sendfile after the head); a full socket
@@ -186,6 +188,7 @@ static int conn_flush(csgi_http__conn *conn, size_t *pending)
         if (n == 0)
             break;
         *pending -= (size_t)n;
+        *written += (uint64_t)n;
     }
     return 0;
 }
@@ -338,26 +341,100 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     event_add(&conn->ev, ms ? timeout_value(conn, TO_DEADLINE, &scratch) : NULL);
 }
 
+/* ---- The access log -------------------------------------------------------- */
+
+static void access_log_write(csgi_http__conn *conn, csgi_access_log__entry *entry)
+{
+    csgi_http__loop *loop = conn->loop;
+    entry->peer = &conn->peer.sa;
+    if (csgi_access_log__write(loop->engine->options.access_log, entry) &&
+        !loop->access_log_flush_armed)
+        csgi_http__loop_access_log_pending(loop);
+}
+
+/* The line of a request the consumer had, as it ends: its status (499, as
+   nginx, when nothing was answered before the connection closed) and the
+   bytes that reached the socket. Out of line: the request's path without
+   an access log stays as short as it was. */
+static __attribute__((noinline)) void log_request(csgi_http__conn *conn, csgi_http__request *req)
+{
+    const csgi_http__head *head = &req->head;
+    csgi_access_log__entry entry;
+    entry.head = head;
+    entry.line = head->method; /* "METHOD TARGET HTTP/1.x", one space each */
+    entry.line_len = head->method_len + head->target_len + 10;
+    entry.status = req->status ? req->status : 499;
+    entry.sent_bytes = req->written;
+    entry.body_bytes = req->written > req->body_start ? req->written - req->body_start : 0;
+    entry.start = req->start;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t us = ((int64_t)now.tv_sec - req->start.tv_sec) * 1000000 +
+                 ((int64_t)now.tv_usec - req->start.tv_usec);
+    entry.duration_us = us > 0 ? (uint64_t)us : 0; /* the clock may step back */
+    entry.value = req->callbacks ? req->callbacks->log_value : NULL;
+    entry.value_request = req;
+    entry.value_userdata = req->userdata;
+    access_log_write(conn, &entry);
+}
+
+/* The request line as far as it came in the len bytes at data, for the
+   log line of a refused request: after the empty lines a client may send
+   first, up to its end or 1024 bytes. */
+static const char *first_line(const char *data, size_t len, size_t *line_len)
+{
+    while (len && (*data == '\r' || *data == '\n')) {
+        data++;
+        len--;
+    }
+    size_t n = 0;
+    while (n < len && n < 1024 && data[n] != '\r' && data[n] != '\n')
+        n++;
+    *line_len = n;
+    return n ? data : NULL;
+}
+
 /* ---- Refusing a request ---------------------------------------------------- */
 
 /* Refuse what the client sent: answer status, then close (with lingering,
-   so the client reads the answer before any reset). */
-static void conn_refuse(csgi_http__conn *conn, int status, const char *why)
+   so the client reads the answer before any reset). data and len: the
+   bytes of the request head as far as they came (NULL when unknown), head
+   its parsed head if it parsed; both for the access log. */
+static void conn_refuse(csgi_http__conn *conn, int status, const char *why, const char *data,
+                        size_t len, const csgi_http__head *head)
 {
     csgi_http__conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status, csgi_status__reason(status),
                         why);
-    csgi_http__queue_error_response(conn, status);
+    size_t page = csgi_http__queue_error_response(conn, status);
     conn->state = ST_CLOSING;
     conn->linger = 1;
+    if (!csgi_http__conn_options(conn)->access_log)
+        return;
+    csgi_access_log__entry entry;
+    entry.head = head;
+    entry.line = data ? first_line(data, len, &entry.line_len) : NULL;
+    entry.status = status;
+    entry.body_bytes = page;
+    entry.sent_bytes = evbuffer_get_length(conn->out);
+    gettimeofday(&entry.start, NULL);
+    entry.duration_us = 0;
+    entry.value = NULL;
+    entry.value_request = NULL;
+    entry.value_userdata = NULL;
+    access_log_write(conn, &entry);
 }
 
 /* ---- Requests ------------------------------------------------------------ */
 
-static void dispatch_done(csgi_http__conn *conn, csgi_http__request *req)
+/* Inlined: it runs for every request, and a call costs more than its body. */
+static inline __attribute__((always_inline)) void dispatch_done(csgi_http__conn *conn,
+                                                                csgi_http__request *req)
 {
     if (req->done)
         return;
     req->done = 1;
+    if (__builtin_expect(csgi_http__conn_options(conn)->access_log != NULL, 0))
+        log_request(conn, req);
     if (req->callbacks && req->callbacks->on_done) {
         conn->dispatching++;
         req->callbacks->on_done(req, req->done_error, req->userdata);
@@ -392,9 +469,13 @@ static csgi_http__request *request_new(csgi_http__conn *conn)
         csgi_arena__clear(&arena);
         return NULL;
     }
-    memset(req, 0, sizeof(*req));
+    memset(req, 0, offsetof(csgi_http__request, body_start));
     req->arena = arena;
     req->conn = conn;
+    if (csgi_http__conn_options(conn)->access_log) {
+        req->body_start = 0;
+        gettimeofday(&req->start, NULL); /* the clock the end is read with */
+    }
     return req;
 }
 
@@ -414,7 +495,13 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
             csgi_http__conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status,
                                 csgi_status__reason(status), why);
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
-        csgi_http__queue_error_response(conn, status);
+        size_t page = csgi_http__queue_error_response(conn, status);
+        /* The access log counts the answer as sent: it goes out after the
+           request is gone. */
+        size_t queued = evbuffer_get_length(conn->out);
+        req->status = status;
+        req->body_start = req->written + queued - page;
+        req->written += queued;
         conn->state = ST_CLOSING;
         conn->linger = 1;
     } else {
@@ -444,7 +531,7 @@ static int conn_read_head(csgi_http__conn *conn)
         window = available;
     const char *data = (const char *)evbuffer_pullup(conn->in, (ssize_t)window);
     if (!data) {
-        conn_refuse(conn, 500, "out of memory");
+        conn_refuse(conn, 500, "out of memory", NULL, 0, NULL);
         return -1;
     }
     csgi_http__error error = {0, NULL};
@@ -453,7 +540,7 @@ static int conn_read_head(csgi_http__conn *conn)
     if (scan == CSGI_HTTP__SCAN_MORE)
         return 0;
     if (scan == CSGI_HTTP__SCAN_ERROR) {
-        conn_refuse(conn, error.status, error.reason);
+        conn_refuse(conn, error.status, error.reason, data, window, NULL);
         return -1;
     }
 
@@ -465,12 +552,12 @@ static int conn_read_head(csgi_http__conn *conn)
     csgi_http__header *headers =
         copy ? csgi_arena__alloc(&req->arena, (count ? count : 1) * sizeof(*headers)) : NULL;
     if (!headers) {
+        conn_refuse(conn, 500, "out of memory", data, window, NULL);
         if (req) {
             conn->req = req;
             req->done = 1;
             request_release(conn);
         }
-        conn_refuse(conn, 500, "out of memory");
         return -1;
     }
     memcpy(copy, data + skipped, head_len);
@@ -478,10 +565,11 @@ static int conn_read_head(csgi_http__conn *conn)
     csgi_http__scanner_init(&conn->scanner);
     conn->req = req;
 
+    /* A refused request's head is logged before its memory goes. */
     if (csgi_http__parse_head(copy, head_len, headers, count, &req->head, &error) != 0) {
+        conn_refuse(conn, error.status, error.reason, copy, head_len, NULL);
         req->done = 1; /* the consumer never saw it */
         request_release(conn);
-        conn_refuse(conn, error.status, error.reason);
         return -1;
     }
     conn->requests++;
@@ -489,9 +577,10 @@ static int conn_read_head(csgi_http__conn *conn)
     switch (req->head.body) {
     case CSGI_HTTP__BODY_LENGTH:
         if (options->max_body && req->head.content_length > options->max_body) {
+            conn_refuse(conn, 413, "Content-Length above the body limit", copy, head_len,
+                        &req->head);
             req->done = 1;
             request_release(conn);
-            conn_refuse(conn, 413, "Content-Length above the body limit");
             return -1;
         }
         req->body_left = req->head.content_length;
@@ -508,9 +597,9 @@ static int conn_read_head(csgi_http__conn *conn)
     if (req->body_state == CSGI_HTTP__BODY_READING) {
         req->body = evbuffer_new();
         if (!req->body) {
+            conn_refuse(conn, 500, "out of memory", copy, head_len, &req->head);
             req->done = 1;
             request_release(conn);
-            conn_refuse(conn, 500, "out of memory");
             return -1;
         }
         if (req->head.expect_continue)
@@ -521,11 +610,9 @@ static int conn_read_head(csgi_http__conn *conn)
            not depend on how the client's bytes were split into packets. */
         csgi_http__body_pump(conn, req, 0);
         if (req->body_state == CSGI_HTTP__BODY_FAILED) {
-            int status = req->body_status;
-            const char *why = req->body_why;
+            conn_refuse(conn, req->body_status, req->body_why, copy, head_len, &req->head);
             req->done = 1; /* the consumer never saw it */
             request_release(conn);
-            conn_refuse(conn, status, why);
             return -1;
         }
     }
@@ -750,7 +837,7 @@ static void conn_run(csgi_http__conn *conn)
                 continue;
             }
             size_t pending = evbuffer_get_length(conn->out);
-            if (pending && conn_flush(conn, &pending) < 0)
+            if (pending && conn_flush(conn, &pending, &req->written) < 0)
                 continue; /* io_error set: handled above */
             if (req->response_state == CSGI_HTTP__RESPONSE_FINISHED && pending == 0) {
                 request_complete(conn);
@@ -831,7 +918,8 @@ static void conn_run(csgi_http__conn *conn)
                 return;
             }
             size_t pending = evbuffer_get_length(conn->out);
-            if (pending && conn_flush(conn, &pending) < 0) {
+            uint64_t written = 0; /* the request is gone: nobody counts */
+            if (pending && conn_flush(conn, &pending, &written) < 0) {
                 conn_free(conn);
                 return;
             }
@@ -901,9 +989,11 @@ static void conn_timeout(csgi_http__conn *conn)
             conn_free(conn);
             return;
         }
-        csgi_http__conn_log(conn, CSGI_LOG__INFO, "request head not complete in time");
-        csgi_http__queue_error_response(conn, 408);
-        conn->state = ST_CLOSING;
+        /* As a refused request, without lingering: the client is slow. */
+        size_t len = evbuffer_get_length(conn->in);
+        len = len < 1100 ? len : 1100; /* enough for the line first_line keeps */
+        conn_refuse(conn, 408, "request head not complete in time",
+                    (const char *)evbuffer_pullup(conn->in, (ssize_t)len), len, NULL);
         conn->linger = 0;
         break;
     case ST_ACTIVE:

@@ -525,6 +525,23 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     event_add(&loop->grace_event, &grace);
 }
 
+/* ---- The access log's flush timer ------------------------------------------------ */
+
+static void on_access_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    loop->access_log_flush_armed = 0;
+    csgi_access_log__flush(loop->engine->options.access_log);
+}
+
+void csgi_http__loop_access_log_pending(csgi_http__loop *loop)
+{
+    struct timeval interval = csgi_access_log__flush_interval(loop->engine->options.access_log);
+    loop->access_log_flush_armed = event_add(&loop->access_log_flush, &interval) == 0;
+}
+
 static const struct timeval *common_timeout(struct event_base *base, unsigned ms)
 {
     if (!ms)
@@ -549,6 +566,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     }
     csgi_arena__recycler_init(&loop->recycler, 64);
     evtimer_assign(&loop->retry_accept, loop->base, on_retry_accept, loop);
+    evtimer_assign(&loop->access_log_flush, loop->base, on_access_log_flush, loop);
     /* Stopping is signalled through an eventfd, not event_active: writing
        to it is safe from any thread and from a signal handler, and it
        spares the request path libevent's locking. */
@@ -612,6 +630,7 @@ static void loop_destroy(csgi_http__loop *loop)
     event_del(&loop->retry_accept);
     event_del(&loop->stop_event);
     event_del(&loop->grace_event);
+    event_del(&loop->access_log_flush);
     if (loop->wake_ready)
         close(loop->wake_fd);
     loop->wake_ready = 0;

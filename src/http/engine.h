@@ -42,6 +42,7 @@
 
 #include "common/arena.h"
 #include "common/log.h"
+#include "http/access_log.h"
 #include "http/parser.h"
 
 #include <csgi/common.h>
@@ -101,6 +102,11 @@ typedef struct csgi_http__options {
        text page. Called from the loops' threads. */
     csgi_error_render_fn error_render;
     void *error_render_userdata;
+
+    /* The access log (borrowed: it must outlive the engine), or NULL: a
+       line per request, also for the requests the engine refuses itself.
+       Each loop flushes it on a timer (http/access_log.h). */
+    csgi_access_log *access_log;
 } csgi_http__options;
 
 /* Fill *options with the documented defaults. */
@@ -191,6 +197,11 @@ typedef struct csgi_http__request_callbacks {
     void (*on_body)(csgi_http__request *req, void *userdata);          /* may be NULL */
     void (*on_writable)(csgi_http__request *req, void *userdata);      /* may be NULL */
     void (*on_done)(csgi_http__request *req, int err, void *userdata); /* may be NULL */
+    /* For the access log, called just before on_done (may be NULL): a value
+       the consumer knows, kind CSGI_ACCESS_LOG__USER, __ENVIRON or
+       __RESPONSE (http/access_log.h), name NUL-terminated; the value with
+       *len, borrowed until on_done returns, or NULL. */
+    csgi_access_log__value_fn log_value;
 } csgi_http__request_callbacks;
 
 /* Set (or replace) the request's callbacks; callbacks is borrowed and must

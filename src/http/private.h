@@ -112,6 +112,11 @@ struct csgi_http__loop {
     /* Shared timeouts (libevent's O(1) common-timeout queues). */
     const struct timeval *keepalive_tv;
     const struct timeval *send_tv;
+
+    /* Writes the access log's buffered lines out a moment after this loop
+       put one in (options.access_log). */
+    struct event access_log_flush;
+    int access_log_flush_armed;
 };
 
 struct csgi_http__engine {
@@ -211,6 +216,10 @@ struct csgi_http__request {
     int status;
     int done_error; /* error to report in on_done, 0 for success */
 
+    /* Bytes of the response (head included) that went to the socket, for
+       the access log. */
+    uint64_t written;
+
     unsigned char body_state;     /* enum csgi_http__body_state */
     unsigned char body_waiting;   /* the consumer got EAGAIN: call on_body on news */
     unsigned char body_timing;    /* the engine waits for the body: body_credit is spent */
@@ -221,12 +230,19 @@ struct csgi_http__request {
     unsigned char want_writable;  /* call on_writable once output drains */
     unsigned char cut;            /* close the connection without more output */
     unsigned char done;           /* on_done has been called */
+
+    /* Set only with an access log (request_new does not clear them): where
+       the body started in written, and when the head was read. */
+    uint64_t body_start;
+    struct timeval start;
 };
 
 /* engine.c */
 void csgi_http__log(csgi_http__engine *engine, int level, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 void csgi_http__loop_connection_closed(csgi_http__loop *loop);
+/* Arm the loop's access log flush timer (lines wait in the buffer). */
+void csgi_http__loop_access_log_pending(csgi_http__loop *loop);
 
 /* connection.c */
 /* An empty list of connections. */
@@ -278,8 +294,9 @@ static inline void csgi_http__conn_touch(csgi_http__conn *conn)
 void csgi_http__body_pump(csgi_http__conn *conn, csgi_http__request *req, int discard);
 
 /* response.c */
-/* Queue a complete error response (text/plain) that closes the connection. */
-void csgi_http__queue_error_response(csgi_http__conn *conn, int status);
+/* Queue a complete error response (text/plain) that closes the connection.
+   Returns the length of its body. */
+size_t csgi_http__queue_error_response(csgi_http__conn *conn, int status);
 
 /* date.c */
 void csgi_http__date_refresh(csgi_http__loop *loop);

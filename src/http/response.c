@@ -56,7 +56,7 @@ static size_t error_page(csgi_http__conn *conn, int status, const char *reason,
 
 /* Queue a complete error response that closes the connection: the
    engine's own answers, and an aborted response that had not started. */
-void csgi_http__queue_error_response(csgi_http__conn *conn, int status)
+size_t csgi_http__queue_error_response(csgi_http__conn *conn, int status)
 {
     const char *reason = csgi_status__reason(status);
     csgi_http__loop *loop = conn->loop;
@@ -76,6 +76,7 @@ void csgi_http__queue_error_response(csgi_http__conn *conn, int status)
                         (int)engine->server_line_len,
                         engine->server_line ? engine->server_line : "", content_type, page_len);
     evbuffer_add(conn->out, page, page_len);
+    return page_len;
 }
 
 /* ---- The consumer's API: response ----------------------------------------- */
@@ -217,6 +218,11 @@ static int start_head(csgi_http__request *req, int status, const char *reason, s
     p = put(p, "\r\n", 2);
     vec.iov_len = (size_t)(p - (char *)vec.iov_base);
     evbuffer_commit_space(conn->out, &vec, 1);
+    /* For the access log: the body starts after what is queued now, which
+       is the head, after a "100 Continue" that may not be out yet. */
+    req->body_start = req->written + (req->continue_state == CSGI_HTTP__CONTINUE_SENT
+                                          ? evbuffer_get_length(conn->out)
+                                          : vec.iov_len);
 
     if (is_head)
         req->framing = FRAME_NONE;
@@ -401,7 +407,9 @@ void csgi_http__response_abort(csgi_http__request *req, int status, int err)
     csgi_http__conn *conn = req->conn;
     req->done_error = err ? err : CSGI_ESTATE;
     if (req->response_state == CSGI_HTTP__RESPONSE_NONE) {
-        csgi_http__queue_error_response(conn, status ? status : 500);
+        req->status = status ? status : 500;
+        size_t page = csgi_http__queue_error_response(conn, req->status);
+        req->body_start = req->written + evbuffer_get_length(conn->out) - page;
         req->response_state = CSGI_HTTP__RESPONSE_FINISHED;
         req->keep_alive = 0;
         req->framing = FRAME_NONE;
