@@ -1,7 +1,8 @@
 /*
  * The small HTTP/1.1 client shared by the benchmark tools: connecting to
- * 127.0.0.1 and framing responses. Only what a "Hello World" benchmark
- * needs: responses must carry Content-Length (both servers send it).
+ * 127.0.0.1 and framing responses, and reading a server's memory. Only
+ * what a "Hello World" benchmark needs: responses must carry
+ * Content-Length (both servers send it).
  */
 #ifndef CSGI_BENCH_CLIENT_H
 #define CSGI_BENCH_CLIENT_H

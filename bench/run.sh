@@ -16,7 +16,7 @@
 #   logged  bench/log_hello     hello with an access log (combined format,
 #                               to a file, default buffering)
 #
-#   bench/run.sh [throughput] [callgrind] [idle]     (default: all three)
+#   bench/run.sh [throughput] [callgrind] [idle] [stuck]   (default: the first three)
 #
 # 0. check       always: each server answers 200 "Hello World" (json: its
 #                JSON object) to a request carrying the token, and auth
@@ -31,6 +31,12 @@
 #                with the JSON handler add
 # 3. idle        anonymous memory a server holds per idle keep-alive
 #                connection (hello and evhttp)
+# 4. stuck       (only when asked) anonymous memory examples/environ_dump
+#                holds per answer stuck behind a client that does not read
+#                (STUCK_COUNT clients posting STUCK_BODY bytes), with glibc's
+#                default malloc and with MALLOC_MMAP_THRESHOLD_=131072 (large
+#                blocks freed go back to the system, so what is left is
+#                what the server still holds)
 #
 # Every request to every server carries "X-Auth-Token: open-sesame", so the
 # hello servers parse the same bytes and auth/hello is the filter's cost
@@ -42,6 +48,7 @@
 #   CG_SMALL [2000] CG_LARGE [22000]          requests of the two callgrind runs
 #   CG_CONNECTIONS [32]                       connections of the callgrind runs
 #   IDLE_CONNS [3000]                         idle connections per server
+#   STUCK_COUNT [16] STUCK_BODY [1048576]     stuck answers and request body bytes
 #   BUILD_DIR [build-bench]                   STRICT [0]: exit 1 if a target fails
 # The callgrind profiles, per-function costs and differences are kept in
 # BUILD_DIR/results (callgrind_annotate or kcachegrind read the profiles).
@@ -57,6 +64,8 @@ CG_SMALL=${CG_SMALL:-2000}
 CG_LARGE=${CG_LARGE:-22000}
 CG_CONNECTIONS=${CG_CONNECTIONS:-32}
 IDLE_CONNS=${IDLE_CONNS:-3000}
+STUCK_COUNT=${STUCK_COUNT:-16}
+STUCK_BODY=${STUCK_BODY:-1048576}
 STRICT=${STRICT:-0}
 
 # The servers, in the order of odd rounds and of the tables.
@@ -84,7 +93,7 @@ TARGET_ACCESS_LOG_IR=1.10  # logged instructions/request <= 1.10 x hello (issue 
 # repeated (once) and flagged.
 BUSY_LIMIT=10
 
-RUN_THROUGHPUT=0 RUN_CALLGRIND=0 RUN_IDLE=0
+RUN_THROUGHPUT=0 RUN_CALLGRIND=0 RUN_IDLE=0 RUN_STUCK=0
 if [ $# -eq 0 ]; then
   RUN_THROUGHPUT=1 RUN_CALLGRIND=1 RUN_IDLE=1
 fi
@@ -93,8 +102,9 @@ for arg in "$@"; do
     throughput) RUN_THROUGHPUT=1 ;;
     callgrind) RUN_CALLGRIND=1 ;;
     idle) RUN_IDLE=1 ;;
+    stuck) RUN_STUCK=1 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown part '$arg' (throughput, callgrind, idle)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown part '$arg' (throughput, callgrind, idle, stuck)" >&2; exit 2 ;;
   esac
 done
 
@@ -241,7 +251,7 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   { cat "$TMP/cmake.log" >&2; die "cmake configure failed"; }
 cmake --build "$BUILD_DIR" -j "$CORES" \
   --target engine_hello hello auth_hello routed_json evhttp_hello log_hello fixed_load \
-  idle_conns \
+  idle_conns environ_dump stuck_responses \
   >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log" >&2; die "build failed"; }
 declare -A BIN=(
   [engine]=$BUILD_DIR/bench/engine_hello
@@ -253,7 +263,9 @@ declare -A BIN=(
 )
 FIXED_LOAD=$BUILD_DIR/bench/fixed_load
 IDLE=$BUILD_DIR/bench/idle_conns
-for bin in "${BIN[@]}" "$FIXED_LOAD" "$IDLE"; do
+STUCK=$BUILD_DIR/bench/stuck_responses
+ENVIRON_DUMP=$BUILD_DIR/examples/environ_dump
+for bin in "${BIN[@]}" "$FIXED_LOAD" "$IDLE" "$STUCK" "$ENVIRON_DUMP"; do
   [ -x "$bin" ] || die "$bin was not built"
 done
 
@@ -676,7 +688,7 @@ IDLE_SERVERS=(hello evhttp)
 if [ $RUN_IDLE = 1 ]; then
   log "== Idle keep-alive connections: $IDLE_CONNS per server (ulimit -n $(ulimit -n))"
   if [ "$IDLE_CONNS" -gt 4000 ]; then
-    log "run.sh: warning: csgi accepts at most 4096 connections per loop by default"
+    log "run.sh: warning: past 4096 connections per loop (the default), csgi closes those idle the longest"
   fi
   for name in "${IDLE_SERVERS[@]}"; do
     idle_run "$name"
@@ -692,7 +704,36 @@ if [ $RUN_IDLE = 1 ]; then
   echo
 fi
 
-# ---- 5. Summary -------------------------------------------------------------------
+# ---- 5. Answers stuck behind clients that do not read ------------------------------
+# stuck_run LABEL [ENV...]: environ_dump (under env) against stuck_responses;
+# sets STUCK_BYTES to the anonymous memory per stuck answer.
+stuck_run() {
+  local label=$1
+  shift
+  start_server "stuck" 10 env "$@" "$ENVIRON_DUMP" --port 0
+  local pid=$SERVER_PID
+  run_client 120 "$TMP/stuck.log" "$STUCK" "$SERVER_PORT" "$pid" "$STUCK_COUNT" "$STUCK_BODY" ||
+    { cat "$TMP/stuck.log" >&2; die "stuck_responses failed"; }
+  stop_server "$pid" 15
+  sed 's/^stuck_responses:/  '"$label"':/' "$TMP/stuck.log" | grep -v 'count=' >&2
+  STUCK_BYTES=$(sed -n 's/.*anon_per_response=\([0-9-]*\).*/\1/p' "$TMP/stuck.log")
+  [ -n "$STUCK_BYTES" ] || die "cannot parse stuck_responses output"
+}
+
+if [ $RUN_STUCK = 1 ]; then
+  log "== Answers stuck behind clients that do not read: $STUCK_COUNT x environ_dump, $STUCK_BODY-byte bodies"
+  stuck_run "default malloc"
+  stuck_default=$STUCK_BYTES
+  stuck_run "mmap threshold" MALLOC_MMAP_THRESHOLD_=131072
+  echo
+  echo "Answers stuck behind clients that do not read ($STUCK_COUNT, environ_dump, $STUCK_BODY-byte bodies): RssAnon per answer"
+  printf '  %-42s %12s\n' malloc "bytes/answer"
+  printf '  %-42s %12s\n' "glibc default" "$stuck_default"
+  printf '  %-42s %12s\n' "MALLOC_MMAP_THRESHOLD_=131072" "$STUCK_BYTES"
+  echo
+fi
+
+# ---- 6. Summary -------------------------------------------------------------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 source_note=$(cd "$ROOT" && {
   commit=$(git rev-parse --short HEAD 2>/dev/null) || exit 0

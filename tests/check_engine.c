@@ -442,6 +442,39 @@ START_TEST(header_deadline_not_extended_by_trickling)
 }
 END_TEST
 
+START_TEST(header_deadline_after_a_drained_body)
+{
+    /* The head that follows a drained body gets the whole header_timeout
+       from its first byte, not what was left of the previous head's. */
+    csgi_http__options options;
+    test_options(&options);
+    options.header_timeout_ms = 600;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    char body[500];
+    memset(body, 'x', sizeof(body));
+    ck_assert_int_eq(
+        client_send_str(fd, "POST /noread HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"), 0);
+    ck_assert_int_eq(client_send(fd, body, sizeof(body)), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0); /* "ok", then the rest is drained */
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    usleep(400000);
+    long start = now_ms();
+    ck_assert_int_eq(client_send(fd, body, sizeof(body)), 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /hello HTTP/1.1\r\nHo"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    long elapsed = now_ms() - start;
+    ck_assert_int_eq(r.status, 408);
+    response_free(&r);
+    ck_assert_int_ge(elapsed, 550);
+    ck_assert_int_lt(elapsed, 2000);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
 START_TEST(keepalive_idle_timeout)
 {
     csgi_http__options options;
@@ -479,6 +512,131 @@ START_TEST(body_timeout)
     response_free(&r);
     ck_assert(wait_done(1, 2000));
     ck_assert_int_eq(stats.last_error, CSGI_ETIMEDOUT);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* Send body bytes of a request already started: `bytes` bytes every
+   `every_ms`, up to `total`, until the server answers or closes. Returns
+   the time from the first byte to the answer (or close) in ms, or -1 when
+   everything was sent without one. */
+static long trickle(int fd, size_t bytes, long every_ms, size_t total)
+{
+    char piece[256];
+    memset(piece, 'x', sizeof(piece));
+    long start = now_ms();
+    for (size_t sent = 0; sent < total; sent += bytes) {
+        if (client_send(fd, piece, bytes) != 0)
+            return now_ms() - start;
+        char buf[256];
+        int eof = 0;
+        if (client_read(fd, buf, sizeof(buf), (int)every_ms, NULL, &eof) > 0 || eof)
+            return now_ms() - start;
+    }
+    return -1;
+}
+
+/* Start a server with these body timings and send the head of a POST of
+   length bytes to path: the body is the test's to send. */
+static int post_head(unsigned body_timeout_ms, unsigned body_min_rate, const char *path,
+                     size_t length)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.body_timeout_ms = body_timeout_ms;
+    options.body_min_rate = body_min_rate;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    char head[256];
+    snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", path,
+             length);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    return fd;
+}
+
+START_TEST(body_min_rate_cuts_a_trickle)
+{
+    /* 10 bytes/s against a minimum of 100: each byte refills 10 ms of the
+       second the body may keep the server waiting, so after about 1.1 s
+       the request is refused with 408. body_timeout alone (a second
+       between reads) would let this client go on for 100 s. */
+    int fd = post_head(1000, 100, "/echo", 1000);
+    long elapsed = trickle(fd, 1, 100, 50);
+    ck_assert_int_ge(elapsed, 900);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert(wait_done(1, 2000));
+    ck_assert_int_eq(stats.last_error, CSGI_ETIMEDOUT);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(body_min_rate_lets_a_steady_client_finish)
+{
+    /* 200 bytes/s against a minimum of 100, for 2.5 s, well past the 500
+       ms body_timeout: answered. */
+    int fd = post_head(500, 100, "/echo", 500);
+    ck_assert_int_eq(trickle(fd, 20, 100, 480), -1);
+    ck_assert_int_eq(client_send_str(fd, "xxxxxxxxxxxxxxxxxxxx"), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 500);
+    response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(body_min_rate_while_draining)
+{
+    /* The application answered without reading: the unread body is
+       drained for keep-alive, at the same minimum rate. */
+    int fd = post_head(1000, 100, "/noread", 1000);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "ok");
+    response_free(&r);
+    long elapsed = trickle(fd, 1, 100, 50);
+    ck_assert_int_ge(elapsed, 900);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert(client_closed(fd, 1000));
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(header_deadline_on_a_keep_alive_connection)
+{
+    /* header_timeout is a deadline on the whole head, from its first byte:
+       on the second request of a connection too. A byte every 50 ms does
+       not extend it. */
+    csgi_http__options options;
+    test_options(&options);
+    options.header_timeout_ms = 600;
+    server_start(&server, &options);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/hello", &r);
+    response_free(&r);
+    usleep(300000);
+    const char *head =
+        "GET /hello HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    long start = now_ms(), elapsed = -1;
+    for (const char *p = head; *p; p++) {
+        if (client_send(fd, p, 1) != 0)
+            break;
+        char buf[512];
+        int eof = 0;
+        if (client_read(fd, buf, sizeof(buf), 50, NULL, &eof) > 0 || eof) {
+            elapsed = now_ms() - start;
+            ck_assert_msg(eof || strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "got %s", buf);
+            break;
+        }
+    }
+    ck_assert_int_ge(elapsed, 550);
+    ck_assert_int_lt(elapsed, 2000);
     close(fd);
     server_stop(&server, 0);
 }
@@ -886,6 +1044,311 @@ START_TEST(stop_cuts_after_grace)
 }
 END_TEST
 
+START_TEST(graceful_stop_answers_requests_already_sent)
+{
+    /* 64 keep-alive connections, idle after one request each, send one
+       more request while the loop is busy, after the stop was asked: the
+       requests wait in their sockets, unread, when the loop sees the stop.
+       They were sent before the stop took effect, so each is answered
+       (Connection: close) before its connection closes. */
+    enum { COUNT = 64 };
+    server_start(&server, NULL);
+    int fds[COUNT];
+    test_response r;
+    for (int i = 0; i < COUNT; i++) {
+        fds[i] = client_connect(server.port);
+        get(fds[i], "/hello", &r);
+        response_free(&r);
+    }
+    int busy = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(busy, "GET /block?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000); /* the loop now sleeps in /block */
+    long start = now_ms();
+    csgi_http__engine_stop(server.engine, 5000);
+    for (int i = 0; i < COUNT; i++) {
+        char request[128];
+        snprintf(request, sizeof(request), "GET /path?%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+        ck_assert_int_eq(client_send_str(fds[i], request), 0);
+    }
+    for (int i = 0; i < COUNT; i++) {
+        ck_assert_msg(client_response(fds[i], &r, 0, 5000) == 0, "connection %d: no answer", i);
+        char expected[64];
+        snprintf(expected, sizeof(expected), "GET /path?%d host=a", i);
+        ck_assert_str_eq(r.body, expected);
+        ck_assert_str_eq(response_header(&r, "Connection"), "close");
+        response_free(&r);
+        ck_assert(client_closed(fds[i], 2000));
+        close(fds[i]);
+    }
+    ck_assert_int_eq(client_response(busy, &r, 0, 3000), 0);
+    response_free(&r);
+    ck_assert(client_closed(busy, 2000));
+    close(busy);
+    ck_assert(wait_connections(&server, 0, 2000));
+    ck_assert_int_lt(now_ms() - start, 3000); /* nobody waited for the grace period */
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 2 * COUNT + 1);
+}
+END_TEST
+
+START_TEST(graceful_stop_answers_pipelined_requests)
+{
+    /* Three requests in one write, the first answered late: the stop comes
+       while it is in progress. All three were received, so all three are
+       answered; only the last says Connection: close. */
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?3 HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    usleep(10000); /* /async is with the application */
+    csgi_http__engine_stop(server.engine, 5000);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "later");
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?2 host=a");
+    ck_assert_ptr_null(response_header(&r, "Connection"));
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?3 host=a");
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fd, 2000));
+    close(fd);
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 3);
+}
+END_TEST
+
+START_TEST(graceful_stop_waits_for_a_first_request)
+{
+    /* A client that connected and has not sent its request yet (it may be
+       on its way: the handshake completes before the client writes) keeps
+       its connection through a stop, so a worker its master retires drops
+       nothing; its request is answered with Connection: close. An idle
+       keep-alive connection beside it is closed at once. */
+    server_start(&server, NULL);
+    int idle = client_connect(server.port);
+    test_response r;
+    get(idle, "/hello", &r);
+    response_free(&r);
+    int fresh = client_connect(server.port);
+    ck_assert(wait_connections(&server, 2, 2000));
+    csgi_http__engine_stop(server.engine, 5000);
+    ck_assert(client_closed(idle, 2000));
+    close(idle);
+    usleep(50000);
+    ck_assert_int_eq(client_send_str(fresh, "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fresh, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?1 host=a");
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fresh, 2000));
+    close(fresh);
+    ck_assert(wait_connections(&server, 0, 2000));
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 2);
+
+    /* One that never sends is cut when the grace period ends. */
+    server_start(&server, NULL);
+    int silent = client_connect(server.port);
+    ck_assert(wait_connections(&server, 1, 2000));
+    long start = now_ms();
+    server_stop(&server, 300);
+    long elapsed = now_ms() - start;
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 3000);
+    ck_assert(client_closed(silent, 1000));
+    close(silent);
+}
+END_TEST
+
+/* ---- The connection limit -------------------------------------------------- */
+
+START_TEST(limit_closes_the_connection_idle_longest)
+{
+    /* At max_connections, all idle: a new client is served at once, in
+       the place of the connection idle the longest (not the oldest one). */
+    csgi_http__options options;
+    test_options(&options);
+    options.max_connections = 4;
+    server_start(&server, &options);
+    int fds[4];
+    test_response r;
+    for (int i = 0; i < 4; i++) {
+        fds[i] = client_connect(server.port);
+        get(fds[i], "/hello", &r);
+        response_free(&r);
+    }
+    usleep(20000);
+    get(fds[0], "/hello", &r); /* now fds[1] has been idle the longest */
+    response_free(&r);
+    long start = now_ms();
+    int late = client_connect(server.port);
+    get(late, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    ck_assert_int_lt(now_ms() - start, 1000);
+    ck_assert(client_closed(fds[1], 1000));
+    for (int i = 0; i < 4; i++) {
+        if (i == 1)
+            continue;
+        get(fds[i], "/hello", &r); /* the others are still open */
+        response_free(&r);
+    }
+    ck_assert_uint_eq(csgi_http__engine_connection_count(server.engine), 4);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    close(late);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(limit_refuses_at_once_when_nothing_is_idle)
+{
+    /* At max_connections with every connection busy, a new client is
+       accepted and closed at once instead of waiting in the listen queue
+       until a slot frees. */
+    csgi_http__options options;
+    test_options(&options);
+    options.max_connections = 2;
+    server_start(&server, &options);
+    int busy[2];
+    for (int i = 0; i < 2; i++) {
+        busy[i] = client_connect(server.port);
+        ck_assert_int_eq(client_send_str(busy[i], "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    }
+    ck_assert(wait_connections(&server, 2, 1000));
+    usleep(20000);
+    long start = now_ms();
+    int refused = client_connect(server.port);
+    client_send_str(refused, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert(client_closed(refused, 1000));
+    ck_assert_int_lt(now_ms() - start, 1000);
+    close(refused);
+    ck_assert_int_eq(stats.requests, 2);
+    /* A slot frees: the next client is served. */
+    close(busy[0]);
+    ck_assert(wait_connections(&server, 1, 1000));
+    int next = client_connect(server.port);
+    test_response r;
+    get(next, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    close(next);
+    close(busy[1]);
+    server_stop(&server, 0);
+}
+END_TEST
+
+START_TEST(limit_never_closes_a_connection_with_a_request_waiting)
+{
+    /* A connection the loop thinks idle may hold a request, unread in its
+       socket: it is not the one closed to make room. Here the loop is busy
+       while a new client connects and then an idle client sends a
+       request, so the loop sees the new client first. */
+    csgi_http__options options;
+    test_options(&options);
+    options.max_connections = 2;
+    server_start(&server, &options);
+    int a = client_connect(server.port), b = client_connect(server.port);
+    test_response r;
+    get(b, "/hello", &r); /* b is idle the longest */
+    response_free(&r);
+    ck_assert_int_eq(client_send_str(a, "GET /block?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000);
+    int c = client_connect(server.port);
+    usleep(20000);
+    ck_assert_int_eq(client_send_str(b, "GET /path?b HTTP/1.1\r\nHost: b\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(a, &r, 0, 3000), 0);
+    response_free(&r);
+    ck_assert_int_eq(client_response(b, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, "GET /path?b host=b");
+    response_free(&r);
+    /* a was the idle one when c came: closed to make room, and c served. */
+    ck_assert(client_closed(a, 1000));
+    get(c, "/hello", &r);
+    ck_assert_int_eq(r.status, 200);
+    response_free(&r);
+    close(a);
+    close(b);
+    close(c);
+    server_stop(&server, 0);
+}
+END_TEST
+
+static void never_answer(csgi_http__request *req, void *userdata)
+{
+    (void)req;
+    (void)userdata;
+}
+
+static int unix_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+START_TEST(limit_on_a_unix_socket_shared_by_loops)
+{
+    /* Every loop polls a Unix socket. A full loop with nothing idle leaves
+       it to the others (after refusing the one client it took), so at
+       most one client is refused while another loop has room; when every
+       loop is full, clients are refused at once, not left in the queue. */
+    csgi_http__options options;
+    test_options(&options);
+    options.threads = 2;
+    options.max_connections = 1;
+    csgi_http__handler handler = {never_answer, NULL};
+    csgi_http__engine *engine;
+    ck_assert_int_eq(csgi_http__engine_new(&engine, &options, &handler, NULL), 0);
+    char path[64], address[80];
+    snprintf(path, sizeof(path), "/tmp/csgi-test-full-%d.sock", (int)getpid());
+    snprintf(address, sizeof(address), "unix:%s", path);
+    ck_assert_int_eq(csgi_http__engine_listen(engine, address), 0);
+    ck_assert_int_eq(csgi_http__engine_start(engine), 0);
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, run_engine, engine), 0);
+    const char *request = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    int held[2], holding = 0, refused = 0;
+    for (int attempt = 0; attempt < 10 && holding < 2; attempt++) {
+        int fd = unix_connect(path);
+        /* A refused client may find the socket closed before it sends. */
+        if (client_send_str(fd, request) != 0 || client_closed(fd, 300)) {
+            refused++;
+            close(fd);
+            usleep(20000);
+        } else {
+            held[holding++] = fd;
+        }
+    }
+    ck_assert_int_eq(holding, 2);
+    ck_assert_int_le(refused, 1);
+    for (int i = 0; i < 3; i++) {
+        int fd = unix_connect(path);
+        client_send_str(fd, request);
+        ck_assert_msg(client_closed(fd, 1000), "client %d waits in the queue", i);
+        close(fd);
+    }
+    ck_assert_uint_eq(csgi_http__engine_connection_count(engine), 2);
+    close(held[0]);
+    close(held[1]);
+    csgi_http__engine_stop(engine, 0);
+    pthread_join(thread, NULL);
+    csgi_http__engine_free(engine);
+}
+END_TEST
+
 /* ---- Broken bodies: the same answer however the bytes are split ---------- */
 
 /* How a test sends a request: all in one write; the head, then (once the
@@ -1281,8 +1744,13 @@ int main(void)
     tcase_add_test(tc, client_leaves_while_app_works);
     tcase_add_test(tc, short_response_cuts_connection);
     tcase_add_test(tc, header_deadline_not_extended_by_trickling);
+    tcase_add_test(tc, header_deadline_after_a_drained_body);
     tcase_add_test(tc, keepalive_idle_timeout);
     tcase_add_test(tc, body_timeout);
+    tcase_add_test(tc, body_min_rate_cuts_a_trickle);
+    tcase_add_test(tc, body_min_rate_lets_a_steady_client_finish);
+    tcase_add_test(tc, body_min_rate_while_draining);
+    tcase_add_test(tc, header_deadline_on_a_keep_alive_connection);
     tcase_add_test(tc, send_timeout);
     tcase_add_test(tc, refusals_close_and_never_reach_the_app);
     tcase_add_test(tc, engine_and_gateway_log_lines_share_one_format);
@@ -1296,6 +1764,13 @@ int main(void)
     tcase_add_test(tc, attach_to_host_loop);
     tcase_add_test(tc, graceful_stop);
     tcase_add_test(tc, stop_cuts_after_grace);
+    tcase_add_test(tc, graceful_stop_answers_requests_already_sent);
+    tcase_add_test(tc, graceful_stop_answers_pipelined_requests);
+    tcase_add_test(tc, graceful_stop_waits_for_a_first_request);
+    tcase_add_test(tc, limit_closes_the_connection_idle_longest);
+    tcase_add_test(tc, limit_refuses_at_once_when_nothing_is_idle);
+    tcase_add_test(tc, limit_never_closes_a_connection_with_a_request_waiting);
+    tcase_add_test(tc, limit_on_a_unix_socket_shared_by_loops);
     tcase_add_loop_test(tc, broken_chunked_body_same_answer_any_split, 0,
                         sizeof(broken_bodies) / sizeof(broken_bodies[0]));
     tcase_add_loop_test(tc, broken_body_with_the_head_never_reaches_the_app, 0,

@@ -593,7 +593,7 @@ START_TEST(server_options_versions)
     csgi_server *bad = NULL;
     ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(bad);
-    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 5);
+    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 6);
     csgi_server_options init;
     csgi_server_options_init(&init);
     ck_assert_ptr_null(init.error_render);

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -172,9 +173,73 @@ static void echo_ready(csgi_input *input, void *userdata)
 
 static const csgi_body_type echo_type = {"echo", echo_next, NULL};
 
+/* Pieces long enough to be lent to the engine (not copied): count pieces
+   of size bytes, the n-th of letter 'a' + n, in memory of their own
+   (malloc'd, freed by close). With `change_after_ms`, a timer then writes
+   'Z' over the first piece: a probe of whether the engine sends the
+   application's own bytes or a copy made when they were written. */
+typedef struct lent_body {
+    char *piece;
+    size_t size;
+    int count, given;
+    struct event *timer;
+} lent_body;
+
+static void lent_change(evutil_socket_t fd, short what, void *arg)
+{
+    lent_body *b = arg;
+    (void)fd;
+    (void)what;
+    memset(b->piece, 'Z', b->size);
+}
+
+static int lent_next(void *state, csgi_chunk *chunk)
+{
+    lent_body *b = state;
+    if (b->given == b->count)
+        return 0;
+    memset(b->piece, 'a' + b->given % 26, b->size);
+    b->given++;
+    chunk->data = b->piece;
+    chunk->len = b->size;
+    return 1;
+}
+
+static void lent_close(void *state)
+{
+    lent_body *b = state;
+    atomic_fetch_add(&closes, 1);
+    if (b->timer)
+        event_free(b->timer);
+    free(b->piece);
+}
+
+static const csgi_body_type lent_type = {"lent", lent_next, lent_close};
+
+static csgi_body *lent_app(csgi_environ *environ, csgi_start_response *sr, int count, size_t size,
+                           long change_after_ms)
+{
+    lent_body *b = csgi_environ_alloc_zeroed(environ, sizeof(*b));
+    b->piece = malloc(size);
+    b->size = size;
+    b->count = count;
+    if (change_after_ms > 0) {
+        b->timer = evtimer_new(csgi_environ_event_base(environ), lent_change, b);
+        struct timeval t = {0, change_after_ms * 1000};
+        evtimer_add(b->timer, &t);
+    }
+    atomic_fetch_add(&iterated, 1);
+    csgi_start_response_call(sr, "200 OK", text_plain, 1, NULL);
+    return csgi_body_new(environ, &lent_type, b);
+}
+
 static csgi_body *test_app(void *state, csgi_environ *environ, csgi_start_response *sr)
 {
     (void)state;
+    if (path_is(environ, "/lent-probe"))
+        return lent_app(environ, sr, 1, 8 << 20, 200);
+    if (path_is(environ, "/lent-pieces"))
+        return lent_app(environ, sr, 5, 100000, 0);
     if (path_is(environ, "/hello"))
         return plain(environ, sr, "200 OK", "Hello World");
     if (path_is(environ, "/environ")) {
@@ -1073,6 +1138,137 @@ START_TEST(server_threads_and_host_loop)
 }
 END_TEST
 
+/* ---- Responses stuck behind a slow client -------------------------------- */
+
+START_TEST(long_pieces_are_sent_without_a_copy)
+{
+    /* One 8 MiB piece to a client that reads nothing for 400 ms: most of
+       it waits in the server. 200 ms in, the application writes 'Z' over
+       its piece. What the client then reads ends in 'Z': the server sent
+       the application's own bytes, it did not hold a copy of them. */
+    start(test_application());
+    int fd = client_connect_rcvbuf(port, 4096);
+    ck_assert_int_eq(client_send_str(fd, "GET /lent-probe HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(400000);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 20000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, (size_t)8 << 20);
+    ck_assert_int_eq(r.body[0], 'a');
+    ck_assert_int_eq(r.body[r.body_len - 1], 'Z');
+    response_free(&r);
+    close(fd);
+
+    /* Several long pieces, one after the other: each is pulled once the
+       one before was sent, in order, and the body is closed once. */
+    atomic_store(&closes, 0);
+    fd = client_connect(port);
+    ck_assert_int_eq(client_send_str(fd, "GET /lent-pieces HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_uint_eq(r.body_len, 500000);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(r.body[i * 100000 + 99999], 'a' + i);
+    response_free(&r);
+    close(fd);
+
+    /* A client that leaves with a piece still in the server: the server
+       lets go of the piece before the body is closed (the sanitizer
+       builds would see a use after free), and closes it once. */
+    atomic_store(&closes, 0);
+    fd = client_connect_rcvbuf(port, 4096);
+    ck_assert_int_eq(client_send_str(fd, "GET /lent-probe HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    usleep(50000);
+    close(fd);
+    for (int i = 0; i < 200 && atomic_load(&closes) == 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&closes), 1);
+    stop();
+    ck_assert_int_eq(atomic_load(&closes), 1);
+}
+END_TEST
+
+/* ---- A minimum body rate ---------------------------------------------------- */
+
+/* POST a body of total bytes to /echo on a server with options, piece
+   bytes every every_ms. Returns the ms from the first body byte to an
+   answer or a close that came before the body was all sent (the status in
+   *status, 0 for a close), or -1 when it was all sent and echoed. */
+static long post_slowly(const csgi_server_options *options, size_t piece, long every_ms,
+                        size_t total, int *status)
+{
+    csgi_server_options o = *options;
+    o.log = keep_log;
+    o.verbose = 1;
+    log_text[0] = '\0';
+    app_server_start(&served, test_application(), &o);
+    int fd = client_connect(served.port);
+    char head[256];
+    snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+             total);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    char bytes[256];
+    memset(bytes, 'x', sizeof(bytes));
+    long start = now_ms(), elapsed = -1;
+    test_response r;
+    *status = 0;
+    for (size_t sent = 0; sent < total; sent += piece) {
+        if (client_send(fd, bytes, piece) != 0) {
+            elapsed = now_ms() - start;
+            break;
+        }
+        if (sent + piece >= total)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)every_ms) > 0) { /* an answer, or the close */
+            elapsed = now_ms() - start;
+            break;
+        }
+    }
+    if (client_response(fd, &r, 0, 3000) == 0) {
+        *status = r.status;
+        response_free(&r);
+    }
+    close(fd);
+    stop();
+    return elapsed;
+}
+
+START_TEST(body_min_rate_option)
+{
+    /* 1000 bytes/s with body_timeout 500 ms: too slow for a minimum of
+       100000 bytes/s (408 after about 0.5 s), fine for the default 500. */
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.body_timeout_ms = 500;
+    options.body_min_rate = 100000;
+    int status = 0;
+    long elapsed = post_slowly(&options, 100, 100, 2000, &status);
+    ck_assert_int_ge(elapsed, 400);
+    ck_assert_int_lt(elapsed, 2000);
+    ck_assert_int_eq(status, 408);
+    ck_assert(logged("408 Request Timeout (request body not received in time (body_timeout, "
+                     "body_min_rate))"));
+
+    /* A version 5 struct has no body_min_rate: what lies past it is never
+       read, and the default applies. */
+    options.version = 5;
+    ck_assert_int_eq(post_slowly(&options, 100, 100, 2000, &status), -1);
+    ck_assert_int_eq(status, 200);
+
+    /* No minimum: 10 bytes/s, a byte every 100 ms, is within a 500 ms
+       body_timeout between reads. */
+    options.version = CSGI_SERVER_OPTIONS_VERSION;
+    options.body_min_rate = CSGI_SERVER_NO_MIN_RATE;
+    ck_assert_int_eq(post_slowly(&options, 1, 100, 20, &status), -1);
+    ck_assert_int_eq(status, 200);
+    options.body_min_rate = 0; /* the default, 500 bytes/s: the same client is cut */
+    options.body_timeout_ms = 300;
+    elapsed = post_slowly(&options, 1, 100, 20, &status);
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 1500);
+    ck_assert_int_eq(status, 408);
+}
+END_TEST
+
 /* ---- The response head's header names ------------------------------------ */
 
 /* The fast path (the usual spelling) and the slow one (any case) both
@@ -1122,6 +1318,8 @@ int main(void)
     tcase_add_loop_test(tc, framing_independent_of_body_timing, 0, 4);
     tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
     tcase_add_test(tc, server_threads_and_host_loop);
+    tcase_add_test(tc, body_min_rate_option);
+    tcase_add_test(tc, long_pieces_are_sent_without_a_copy);
     suite_add_tcase(suite, tc);
     TCase *head = tcase_create("head");
     tcase_add_test(head, head_names_follow_the_token_table);

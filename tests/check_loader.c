@@ -1193,7 +1193,19 @@ static const char server_ini[] = "[app:main]\n"
                                  "use = egg:Nope#http\n"
                                  "\n"
                                  "[server:an_app]\n"
-                                 "use = egg:FakeApp#basic_app\n";
+                                 "use = egg:FakeApp#basic_app\n"
+                                 "\n"
+                                 "[server:rates]\n"
+                                 "use = egg:csgi#http\n"
+                                 "body_min_rate = 0\n"
+                                 "\n"
+                                 "[server:bad_rate]\n"
+                                 "use = egg:csgi#http\n"
+                                 "body_min_rate = slow\n"
+                                 "\n"
+                                 "[server:negative_rate]\n"
+                                 "use = egg:csgi#http\n"
+                                 "body_min_rate = -1\n";
 
 /* The server section checked without serving (csgi-serve --check). */
 START_TEST(server_section_checked)
@@ -1207,6 +1219,8 @@ START_TEST(server_section_checked)
     ck_assert_int_eq(csgi_loader_has_server(loader, uri, &error), 0);
     ck_assert_int_eq(csgi_loader_has_server(loader, "/nonexistent/x.ini", &error), CSGI_ENOTFOUND);
     ck_assert_int_eq(csgi_loader_check_server(loader, path, &error), 0);
+    snprintf(uri, sizeof(uri), "%s#rates", path);
+    ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), 0);
 
     static const struct {
         const char *name;
@@ -1222,6 +1236,9 @@ START_TEST(server_section_checked)
         {"an_app", CSGI_EINVAL,
          "servers.ini:21: [server:an_app] use: 'egg:FakeApp#basic_app' "
          "is an app factory (a server runner was expected)"},
+        {"bad_rate", CSGI_EINVAL, "servers.ini:29: [server:bad_rate] body_min_rate: "},
+        {"negative_rate", CSGI_EINVAL,
+         "servers.ini:33: [server:negative_rate] body_min_rate: -1 is out of range (0 to "},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(uri, sizeof(uri), "%s#%s", path, bad[i].name);

@@ -15,6 +15,8 @@
  *   /wait           never answers
  *   /short          declares Content-Length 10, sends 5 bytes, finishes
  *   /trailers       reads the body, answers the trailer fields as "k=v;"
+ *   /block?ms=      holds the loop (sleeps) for ms, then answers "Hello World":
+ *                   what a busy loop looks like to the other connections
  */
 #include "engine_harness.h"
 
@@ -221,6 +223,10 @@ static void on_request(csgi_http__request *req, void *userdata)
         app->timer = evtimer_new(csgi_http__request_base(req), async_fire, app);
         struct timeval later = {0, 50000};
         evtimer_add(app->timer, &later);
+    } else if (path_is(head, "/block")) {
+        long ms = query_number(head, "ms");
+        usleep((useconds_t)(ms > 0 ? ms : 100) * 1000);
+        respond(req, 200, "Hello World", 11, 1);
     } else if (path_is(head, "/noread")) {
         respond(req, 200, "ok", 2, 1);
     } else if (path_is(head, "/wait")) {
@@ -350,9 +356,16 @@ static size_t pending_len[MAX_FDS];
 
 int client_connect(int port)
 {
+    return client_connect_rcvbuf(port, 0);
+}
+
+int client_connect_rcvbuf(int port, int rcvbuf)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_lt(fd, MAX_FDS);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;

@@ -65,6 +65,10 @@ void app_server_stop(app_server *server);
 
 /* Connect to 127.0.0.1:port; fails the test on error. */
 int client_connect(int port);
+/* The same with a receive buffer of rcvbuf bytes, set before connecting so
+   the window the server sees is small from the start: a client that reads
+   slowly, or not at all. */
+int client_connect_rcvbuf(int port, int rcvbuf);
 /* Send all of data. Returns 0, or -1 if the peer is gone. */
 int client_send(int fd, const void *data, size_t len);
 int client_send_str(int fd, const char *s);

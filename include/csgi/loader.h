@@ -214,11 +214,12 @@ CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *ref
  * configured by the section's keys: host (default 127.0.0.1), port
  * (default 8080), threads, max_connections, max_body, header_timeout,
  * body_timeout, keepalive_timeout, send_timeout, grace_timeout (seconds),
- * max_keepalive_requests, server_header, verbose, error_format, workers,
- * preload, max_requests, max_requests_jitter, log_level (error, warning,
- * info, debug), access_log, access_log_format (write % as %% in the file),
- * access_log_buffer (bytes), access_log_flush (seconds); docs/config.md
- * has them all. Any other key is an error naming its file and line.
+ * body_min_rate (bytes per second, 0 = none), max_keepalive_requests,
+ * server_header, verbose, error_format, workers, preload, max_requests,
+ * max_requests_jitter, log_level (error, warning, info, debug), access_log,
+ * access_log_format (write % as %% in the file), access_log_buffer
+ * (bytes), access_log_flush (seconds); docs/config.md has them all. Any
+ * other key is an error naming its file and line.
  *
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */

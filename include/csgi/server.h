@@ -43,7 +43,11 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 5
+#define CSGI_SERVER_OPTIONS_VERSION 6
+
+/** csgi_server_options.body_min_rate: no minimum rate (body_timeout_ms
+    then counts between reads, as nginx's client_body_timeout). */
+#define CSGI_SERVER_NO_MIN_RATE (~0u)
 
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
@@ -61,7 +65,9 @@ typedef struct csgi_server_options {
     unsigned version; /**< CSGI_SERVER_OPTIONS_VERSION */
 
     unsigned threads;         /**< event loops, each in its own thread: 1 */
-    unsigned max_connections; /**< per loop; accepting pauses there: 4096 */
+    unsigned max_connections; /**< per loop; a new client past it takes the place of the
+                                   connection idle the longest, or is closed at once when
+                                   none is idle: 4096 */
 
     size_t max_request_line; /**< bytes, else 414: 8192 */
     size_t max_header_line;  /**< bytes, else 431: 8192 */
@@ -70,7 +76,8 @@ typedef struct csgi_server_options {
     uint64_t max_body;       /**< request body bytes, else 413: 1 MiB; UINT64_MAX = none */
 
     unsigned header_timeout_ms;      /**< the whole request head: 60000 */
-    unsigned body_timeout_ms;        /**< between reads of a body being waited for: 60000 */
+    unsigned body_timeout_ms;        /**< a body being waited for: at most this long without
+                                          a byte, and the allowance of body_min_rate: 60000 */
     unsigned keepalive_timeout_ms;   /**< idle between requests: 75000 */
     unsigned send_timeout_ms;        /**< between writes to a client not reading: 60000 */
     unsigned max_keepalive_requests; /**< per connection: 1000 */
@@ -115,13 +122,18 @@ typedef struct csgi_server_options {
                                         (version 5): 65536; 1 = a write per line */
     unsigned access_log_flush_ms;  /**< buffered lines are written at the latest this long
                                         after the first of them (version 5): 1000 */
+
+    unsigned body_min_rate; /**< bytes per second a client must keep up, on average, while
+                                 the server waits for its body, after an allowance of
+                                 body_timeout_ms; slower, it gets 408 (version 6): 500;
+                                 CSGI_SERVER_NO_MIN_RATE = none */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
 #define CSGI_SERVER_OPTIONS_INIT                                                                 \
     {                                                                                            \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
-            NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0                              \
+            NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0                           \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
@@ -248,10 +260,13 @@ CSGI_EXTERN int csgi_server_start(csgi_server *server);
 CSGI_EXTERN int csgi_server_run(csgi_server *server);
 
 /**
- * Stop gracefully: stop accepting, close idle connections, let requests in
- * progress finish for up to grace_ms, then cut them. Safe from any thread
- * and from a signal handler. With workers, the master stops as on SIGTERM
- * (each worker lets requests finish for its grace_timeout_ms).
+ * Stop gracefully: stop accepting, close idle keep-alive connections, and
+ * answer the requests already sent (in progress, pipelined, or waiting
+ * unread in a connection's socket) and the first request of a connection
+ * that has not sent one yet, the last one on each connection with
+ * Connection: close; after grace_ms, cut what is left. Safe from any
+ * thread and from a signal handler. With workers, the master stops as on
+ * SIGTERM (each worker stops so for its grace_timeout_ms).
  */
 CSGI_EXTERN void csgi_server_stop(csgi_server *server, unsigned grace_ms);
 

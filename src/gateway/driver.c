@@ -135,13 +135,39 @@ static int write_body(csgi_driver *driver, const void *data, size_t len)
     return driver->sink.type->write(&driver->sink, data, len);
 }
 
+/* A piece of an iterator body: lent to the sink when it is long (no
+   copy: the sink sends the application's own bytes, and the driver pulls
+   nothing more and leaves the body open until it has them back), else
+   written as bytes borrowed for the call. */
+static int write_piece(csgi_driver *driver, const void *data, size_t len)
+{
+    if (len < CSGI_SINK__LEND_FROM)
+        return write_body(driver, data, len);
+    if (driver->left >= 0) {
+        if ((uint64_t)len > (uint64_t)driver->left)
+            return CSGI_ERANGE;
+        driver->left -= (int64_t)len;
+    }
+    if (driver->no_body)
+        return 0;
+    /* Set first: the sink may give the piece back from inside the call. */
+    driver->lent = 1;
+    int r = driver->sink.type->write_lent(&driver->sink, data, len);
+    if (r <= 0)
+        driver->lent = 0;
+    return r < 0 ? r : 0;
+}
+
 /* The application broke the protocol or failed: a 500 when nothing was
-   sent, else a cut. The body is closed. */
+   sent, else a cut. The body is closed, unless the sink still holds a
+   piece of it: then when the request ends (csgi_driver__end), after the
+   sink gave it back. */
 static void fail(csgi_driver *driver, const char *why)
 {
     csgi_driver__log(driver, CSGI_LOG__ERROR, why);
     driver->finished = 1;
-    csgi_body_close(driver->body);
+    if (!driver->lent)
+        csgi_body_close(driver->body);
     driver->sink.type->cut(&driver->sink);
 }
 
@@ -226,6 +252,8 @@ static void pump(csgi_driver *driver)
             /* An iterator's head waits for its first piece: if the body
                fails before that, the client still gets a clean 500. */
         }
+        if (driver->lent)
+            break; /* the sink gives the piece back, then signals writable */
         if (driver->head_sent && driver->sink.type->buffered(&driver->sink) >= CSGI_SINK__WATERMARK)
             break; /* csgi_driver__writable pumps again */
         csgi_chunk chunk = {NULL, 0};
@@ -266,8 +294,10 @@ static void pump(csgi_driver *driver)
             fail(driver, "could not start the response");
             break;
         }
-        if (write_body(driver, chunk.data, chunk.len) != 0) {
-            fail(driver, "the body is longer than its Content-Length");
+        int w = write_piece(driver, chunk.data, chunk.len);
+        if (w != 0) {
+            fail(driver, w == CSGI_ERANGE ? "the body is longer than its Content-Length"
+                                          : "could not send the body");
             break;
         }
     }
@@ -316,7 +346,8 @@ void csgi_driver__end(csgi_driver *driver)
 {
     driver->done = 1;
     /* Closed exactly once: here if the response did not run its course
-       (the client left, a timeout). */
+       (the client left, a timeout), also when a piece was lent: the
+       sink's request is over, so it gave the piece back already. */
     if (driver->body && !driver->body->closed)
         csgi_body_close(driver->body);
 }

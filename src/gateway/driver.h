@@ -23,6 +23,7 @@
 
 #include <csgi/app.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct csgi_driver {
@@ -44,6 +45,8 @@ typedef struct csgi_driver {
     unsigned char pumping;   /* inside pump(): resume only marks */
     unsigned char again;     /* resumed while pumping */
     unsigned char failed;    /* start-response refused what it was given */
+    unsigned char lent;      /* the sink holds a piece of the body (write_lent): no pull,
+                                no close until it gives it back */
 } csgi_driver;
 
 /* Set up a driver for one request. Every field is set (the gateway does
@@ -68,6 +71,7 @@ static inline void csgi_driver__init(csgi_driver *driver, const csgi_sink_type *
     driver->pumping = 0;
     driver->again = 0;
     driver->failed = 0;
+    driver->lent = 0;
 }
 
 /* Call the application with environ and the driver's start-response, and
@@ -77,6 +81,20 @@ void csgi_driver__run(csgi_driver *driver, csgi_environ *environ);
 
 /* The sink drained below its watermark: pull the body again. */
 void csgi_driver__writable(csgi_driver *driver);
+
+/* The driver whose sink this is (a sink is the driver's first field). */
+static inline csgi_driver *csgi_driver__of_sink(csgi_sink *sink)
+{
+    return (csgi_driver *)(void *)((char *)sink - offsetof(csgi_driver, sink));
+}
+
+/* The sink gives back the piece it was lent (write_lent): the body may be
+   pulled and closed again; the sink then signals writable to go on. Only
+   notes it: safe from inside the sink's own buffer handling. */
+static inline void csgi_driver__lent_back(csgi_driver *driver)
+{
+    driver->lent = 0;
+}
 
 /* The request ended, however it went: the body is closed (once). Later
    calls into the driver do nothing. */

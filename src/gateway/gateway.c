@@ -85,6 +85,27 @@ static int engine_write_reference(csgi_sink *sink, const void *data, size_t len)
     return csgi_http__response_write_reference(sink->context, data, len, NULL, NULL);
 }
 
+/* The engine is done with a lent piece (sent, or dropped: always before
+   on_done). Runs inside the engine's buffer handling: only notes it, and
+   asks for on_writable, which pulls the body again. */
+static void lent_sent(const void *data, size_t len, void *arg)
+{
+    csgi_driver *driver = arg;
+    (void)data;
+    (void)len;
+    csgi_driver__lent_back(driver);
+    csgi_http__response_want_writable(driver->sink.context);
+}
+
+/* A long piece of an iterator body goes out as the application's own
+   bytes: no second copy of a response stuck behind a slow client. */
+static int engine_write_lent(csgi_sink *sink, const void *data, size_t len)
+{
+    int r = csgi_http__response_write_reference(sink->context, data, len, lent_sent,
+                                                csgi_driver__of_sink(sink));
+    return r < 0 ? r : 1;
+}
+
 static int engine_sendfile(csgi_sink *sink, int fd, int64_t offset, int64_t length)
 {
     return csgi_http__response_sendfile(sink->context, fd, offset, length);
@@ -117,6 +138,7 @@ static const csgi_sink_type engine_sink = {
     .respond = engine_respond,
     .write = engine_write,
     .write_reference = engine_write_reference,
+    .write_lent = engine_write_lent,
     .sendfile = engine_sendfile,
     .buffered = engine_buffered,
     .finish = engine_finish,

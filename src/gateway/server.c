@@ -56,6 +56,7 @@ static const size_t version_end[CSGI_SERVER_OPTIONS_VERSION + 1] = {
     offsetof(csgi_server_options, error_render),
     offsetof(csgi_server_options, workers),
     offsetof(csgi_server_options, log_level),
+    offsetof(csgi_server_options, body_min_rate),
     sizeof(csgi_server_options),
 };
 
@@ -112,6 +113,8 @@ static void engine_options(const csgi_server_options *in, csgi_http__options *ou
         *grace_ms = in->grace_timeout_ms;
     out->error_render = in->error_render;
     out->error_render_userdata = in->error_render_userdata;
+    if (in->body_min_rate)
+        out->body_min_rate = in->body_min_rate == CSGI_SERVER_NO_MIN_RATE ? 0 : in->body_min_rate;
 }
 
 /* In a worker with a request limit: count, and tell the master once the
@@ -703,6 +706,7 @@ static const struct server_key {
     {"access_log_format", KEY_ACCESS_LOG_FORMAT, 0, 0, 0},
     {"access_log_buffer", KEY_NUMBER, 1, 64 * 1024 * 1024, 1},
     {"access_log_flush", KEY_NUMBER, 1, 3600, 1000},
+    {"body_min_rate", KEY_NUMBER, 0, UINT_MAX - 1, 1},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -875,6 +879,10 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
     options->access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
     out->preload = (int)setting(&conf, "preload", 0);
+    /* body_min_rate = 0 turns the minimum off; absent keeps the default. */
+    unsigned long long rate = setting(&conf, "body_min_rate", ULLONG_MAX);
+    if (rate != ULLONG_MAX)
+        options->body_min_rate = rate ? (unsigned)rate : CSGI_SERVER_NO_MIN_RATE;
 
     const char *host = text_setting(&conf, "host");
     if (!host || !host[0])

@@ -26,6 +26,11 @@ int csgi_sink__write_reference_copy(csgi_sink *sink, const void *data, size_t le
     return sink->type->write(sink, data, len);
 }
 
+int csgi_sink__write_lent_copy(csgi_sink *sink, const void *data, size_t len)
+{
+    return sink->type->write(sink, data, len);
+}
+
 int csgi_sink__sendfile_copy(csgi_sink *sink, int fd, int64_t offset, int64_t length)
 {
     char buffer[COPY_CHUNK];

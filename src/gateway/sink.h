@@ -41,6 +41,15 @@ typedef struct csgi_sink_type {
     /* Body bytes that outlive the response (a bytes body lives in the
        request's arena or is static): a sink may keep a reference. */
     int (*write_reference)(csgi_sink *sink, const void *data, size_t len);
+    /* A piece of an iterator body, lent: valid until the next call on the
+       body or its close (csgi_chunk), which the driver holds back until
+       the sink gives the piece back. Returns 1 when the sink keeps it
+       without a copy: it then calls csgi_driver__lent_back() once it no
+       longer needs the bytes (sent, or dropped; before that sink's request
+       ends, also when the client left), possibly already from inside this
+       call, and gets the driver going again (its writable signal). 0 when
+       it copied the bytes, or an error (the bytes are not kept). */
+    int (*write_lent)(csgi_sink *sink, const void *data, size_t len);
     /* length bytes of a file from offset. Takes fd: closed once sent,
        dropped, or on error. */
     int (*sendfile)(csgi_sink *sink, int fd, int64_t offset, int64_t length);
@@ -65,6 +74,12 @@ struct csgi_sink {
 
 #define CSGI_SINK__WATERMARK (64 * 1024)
 
+/* Pieces of an iterator body at least this long go to write_lent: a copy
+   of a smaller one costs less than waiting for it to be sent before the
+   next pull (and the driver stops pulling after a piece this long anyway,
+   the sink being at its watermark). */
+#define CSGI_SINK__LEND_FROM CSGI_SINK__WATERMARK
+
 /* ---- Defaults (sink.c) ---- */
 
 /* respond: type->send_head, type->write_reference, type->finish. */
@@ -72,6 +87,8 @@ int csgi_sink__respond_in_parts(csgi_sink *sink, const csgi_gateway__head *head,
                                 const void *data, size_t len);
 /* write_reference: the bytes are copied (type->write). */
 int csgi_sink__write_reference_copy(csgi_sink *sink, const void *data, size_t len);
+/* write_lent: the bytes are copied (type->write): 0 or its error. */
+int csgi_sink__write_lent_copy(csgi_sink *sink, const void *data, size_t len);
 /* sendfile: the file is read and written (type->write), as a sink that
    cannot hand the kernel a file (TLS, memory) must. A file shorter than
    length is CSGI_EIO. */

@@ -51,12 +51,14 @@
 
 enum conn_state { ST_HEAD, ST_ACTIVE, ST_DRAIN, ST_CLOSING, ST_LINGER };
 
-/* TO_DEADLINE counts down to conn->deadline (the whole head, the whole
-   lingering); the others restart at every read or write. */
-enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_BODY, TO_SEND };
+/* TO_DEADLINE counts down to conn->deadline (the whole head, what a body
+   may still keep the engine waiting, the whole lingering); the others
+   restart at every read or write. */
+enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_SEND };
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_run(csgi_http__conn *conn);
+static void conn_read(csgi_http__conn *conn);
 
 #define READ_SIZE 16384
 
@@ -117,7 +119,6 @@ static const struct timeval *timeout_value(const csgi_http__conn *conn, int kind
         return scratch;
     }
     case TO_KEEPALIVE: return loop->keepalive_tv;
-    case TO_BODY: return loop->body_tv;
     case TO_SEND: return loop->send_tv;
     default: return NULL;
     }
@@ -212,16 +213,50 @@ static int conn_buffers_take(csgi_http__conn *conn)
         loop->spare_count--;
         conn->in = loop->spare_buffers[loop->spare_count].in;
         conn->out = loop->spare_buffers[loop->spare_count].out;
+        loop->idle_count--;
         return 0;
     }
-    conn->in = evbuffer_new();
-    conn->out = evbuffer_new();
-    return conn->in && conn->out ? 0 : -1;
+    struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+    if (!in || !out) { /* still idle: it holds none */
+        if (in)
+            evbuffer_free(in);
+        if (out)
+            evbuffer_free(out);
+        return -1;
+    }
+    conn->in = in;
+    conn->out = out;
+    loop->idle_count--;
+    return 0;
 }
 
+static void list_unlink(csgi_http__link *link)
+{
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+}
+
+static void list_push_front(csgi_http__link *head, csgi_http__link *link)
+{
+    link->prev = head;
+    link->next = head->next;
+    head->next->prev = link;
+    head->next = link;
+}
+
+static csgi_http__conn *conn_of(csgi_http__link *link)
+{
+    return (csgi_http__conn *)(void *)((char *)link - offsetof(csgi_http__conn, link));
+}
+
+/* Going idle: the buffers go back to the loop, the connection to the front
+   of its list (see csgi_http__loop_make_room). */
 static void conn_buffers_give_back(csgi_http__conn *conn)
 {
     csgi_http__loop *loop = conn->loop;
+    list_unlink(&conn->link);
+    list_push_front(&loop->connections, &conn->link);
+    loop->idle_count++;
     if (loop->spare_count < sizeof(loop->spare_buffers) / sizeof(loop->spare_buffers[0])) {
         loop->spare_buffers[loop->spare_count].in = conn->in;
         loop->spare_buffers[loop->spare_count].out = conn->out;
@@ -250,20 +285,21 @@ static void request_release(csgi_http__conn *conn);
 static void conn_free(csgi_http__conn *conn)
 {
     csgi_http__loop *loop = conn->loop;
+    /* Output the client will never get may reference the request's
+       memory: its cleanups run before on_done, while that memory lives. */
+    if (conn->out)
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
     if (conn->req)
         request_release(conn);
     event_del(&conn->ev);
     evutil_closesocket(event_get_fd(&conn->ev));
     if (conn->in)
         evbuffer_free(conn->in);
+    else
+        loop->idle_count--;
     if (conn->out)
         evbuffer_free(conn->out);
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else
-        loop->connections = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
+    list_unlink(&conn->link);
     csgi__free(conn);
     csgi_http__loop_connection_closed(loop);
 }
@@ -291,10 +327,8 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     csgi_http__scanner_init(&conn->scanner);
     conn->state = ST_HEAD;
 
-    conn->next = loop->connections;
-    if (loop->connections)
-        loop->connections->prev = conn;
-    loop->connections = conn;
+    list_push_front(&loop->connections, &conn->link);
+    loop->idle_count++; /* no buffers until it reads */
 
     /* The first head's deadline counts from the accept. */
     unsigned ms = csgi_http__conn_options(conn)->header_timeout_ms;
@@ -570,6 +604,7 @@ static int conn_read_head(csgi_http__conn *conn)
         }
         if (req->head.expect_continue)
             req->continue_state = CSGI_HTTP__CONTINUE_EXPECTED;
+        req->body_credit = (int64_t)options->body_timeout_ms * 1000; /* body_clock */
         /* Body bytes that came with the head are checked before the
            application is called, so that the answer to a broken body does
            not depend on how the client's bytes were split into packets. */
@@ -629,6 +664,67 @@ static void request_complete(csgi_http__conn *conn)
         set_deadline(conn, csgi_http__conn_options(conn)->header_timeout_ms);
 }
 
+/*
+ * A deadline on the body, as a bucket of time (docs/architecture.md, "A
+ * deadline on the body"). A body may keep the engine waiting for
+ * body_timeout_ms at most: that is the bucket, full when the head arrives.
+ * Time spent waiting for the body (the consumer asked for bytes and has
+ * none, or an unread body is drained) runs it down; each byte that
+ * arrives puts back 1/body_min_rate of a second, never above full. So a
+ * client that stalls is cut after body_timeout_ms, as before, and one
+ * that trickles slower than body_min_rate on average is cut too, soon
+ * after body_timeout_ms / (1 - its rate / body_min_rate), where a timeout
+ * between reads would let one byte a minute hold the connection for ever.
+ * Time the consumer spends not reading is not the client's and is not
+ * counted. With body_min_rate 0 every byte fills the bucket: a timeout
+ * between reads.
+ *
+ * Called where the state machine decides what to wait for, with waiting 1
+ * when it waits for the body. Returns 1 with conn->deadline set when the
+ * deadline is to be armed (TO_DEADLINE), 0 when nothing is timed, -1 when
+ * the time is already up.
+ */
+static int body_clock(csgi_http__conn *conn, csgi_http__request *req, int waiting)
+{
+    const csgi_http__options *options = csgi_http__conn_options(conn);
+    if (!options->body_timeout_ms)
+        return 0;
+    struct timeval now;
+    event_base_gettimeofday_cached(conn->loop->base, &now);
+    if (req->body_timing) {
+        struct timeval spent;
+        evutil_timersub(&now, &req->body_waiting_since, &spent);
+        if (spent.tv_sec >= 0) /* the clock may have been set back */
+            req->body_credit -= (int64_t)spent.tv_sec * 1000000 + spent.tv_usec;
+        req->body_timing = 0;
+    }
+    int64_t full = (int64_t)options->body_timeout_ms * 1000;
+    uint64_t fresh = req->body_received - req->body_credited;
+    if (fresh) {
+        req->body_credited = req->body_received;
+        unsigned rate = options->body_min_rate;
+        uint64_t earned =
+            !rate || fresh > UINT64_MAX / 1000000 ? (uint64_t)full : fresh * 1000000 / rate;
+        /* body_credit <= full here, so the sum cannot overflow */
+        req->body_credit = earned >= (uint64_t)full || req->body_credit + (int64_t)earned > full
+                               ? full
+                               : req->body_credit + (int64_t)earned;
+    }
+    if (!waiting)
+        return 0;
+    if (req->body_credit <= 0)
+        return -1;
+    req->body_timing = 1;
+    req->body_waiting_since = now;
+    struct timeval left = {(time_t)(req->body_credit / 1000000),
+                           (suseconds_t)(req->body_credit % 1000000)};
+    evutil_timeradd(&now, &left, &conn->deadline);
+    return 1;
+}
+
+static const char body_too_slow[] = "request body not received in time "
+                                    "(body_timeout, body_min_rate)";
+
 /* Input beyond this is not read while a request is in progress. */
 static size_t input_cap(const csgi_http__conn *conn)
 {
@@ -637,11 +733,32 @@ static size_t input_cap(const csgi_http__conn *conn)
     return cap > options->body_buffer ? cap : options->body_buffer;
 }
 
+/*
+ * A stopping loop closes a connection only when it has no request, and one
+ * may wait in the socket, unread: sent while the loop was busy, before the
+ * stop. So the socket is read: 1 when a request's bytes came (the state
+ * machine goes on), 0 when nothing did (close). Only the first time in a
+ * run of the state machine (earlier: how many reads it made), so that a
+ * client that keeps sending cannot hold the loop; later ones read on the
+ * next turn of the loop (-1).
+ */
+static __attribute__((noinline)) int stop_read(csgi_http__conn *conn, int earlier)
+{
+    if (earlier) {
+        conn_arm(conn, EV_READ, TO_NONE);
+        event_active(&conn->ev, EV_READ, 1);
+        return -1;
+    }
+    conn_read(conn);
+    return !conn->io_error && conn->in && evbuffer_get_length(conn->in) > 0;
+}
+
 /* Run the state machine until it waits for the network or the consumer.
    May free the connection. */
 static void conn_run(csgi_http__conn *conn)
 {
     const csgi_http__options *options = csgi_http__conn_options(conn);
+    int stop_reads = 0; /* reads made here because the loop stops */
     for (;;) {
         switch (conn->state) {
         case ST_HEAD: {
@@ -651,8 +768,19 @@ static void conn_run(csgi_http__conn *conn)
                 return;
             }
             if (!conn->in || evbuffer_get_length(conn->in) == 0) {
-                if (conn->peer_eof || conn->loop->stopping) {
-                    conn_free(conn);
+                /* A stopping loop keeps a connection that has not sent its
+                   first request yet: its client connected to send one,
+                   which may be on its way, and a worker retired by its
+                   master (reload, max_requests) must not drop it. It is
+                   answered with Connection: close, or cut when the grace
+                   period ends. A keep-alive connection has had its
+                   requests: closed unless the next one is in the socket. */
+                if (conn->peer_eof || (conn->loop->stopping && conn->requests)) {
+                    int r = conn->peer_eof ? 0 : stop_read(conn, stop_reads++);
+                    if (r > 0)
+                        continue;
+                    if (r == 0)
+                        conn_free(conn);
                     return;
                 }
                 /* Idle: the output went out before the request completed
@@ -734,11 +862,16 @@ static void conn_run(csgi_http__conn *conn)
                 events |= EV_READ;
             if (pending)
                 events |= EV_WRITE;
-            int kind = TO_NONE;
-            if (pending)
-                kind = TO_SEND;
-            else if (req->body_waiting && req->body_state == CSGI_HTTP__BODY_READING)
-                kind = TO_BODY;
+            int kind = pending ? TO_SEND : TO_NONE;
+            if (req->body_state == CSGI_HTTP__BODY_READING) {
+                int timed = body_clock(conn, req, !pending && req->body_waiting);
+                if (timed < 0) {
+                    request_fail(conn, CSGI_ETIMEDOUT, 408, body_too_slow);
+                    continue;
+                }
+                if (timed)
+                    kind = TO_DEADLINE;
+            }
             conn_arm(conn, events, kind);
             return;
         }
@@ -749,6 +882,8 @@ static void conn_run(csgi_http__conn *conn)
             if (req->body_state == CSGI_HTTP__BODY_COMPLETE) {
                 request_release(conn);
                 conn->state = ST_HEAD;
+                if (evbuffer_get_length(conn->in) > 0) /* pipelined: its time starts now */
+                    set_deadline(conn, options->header_timeout_ms);
                 continue;
             }
             if (req->body_state == CSGI_HTTP__BODY_FAILED ||
@@ -766,7 +901,14 @@ static void conn_run(csgi_http__conn *conn)
                 conn->linger = 1;
                 continue;
             }
-            conn_arm(conn, EV_READ, TO_BODY);
+            int timed = body_clock(conn, req, 1);
+            if (timed < 0) {
+                csgi_http__conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)",
+                                    body_too_slow);
+                conn_free(conn);
+                return;
+            }
+            conn_arm(conn, EV_READ, timed ? TO_DEADLINE : TO_NONE);
             return;
         }
 
@@ -861,8 +1003,12 @@ static void conn_timeout(csgi_http__conn *conn)
             conn_free(conn);
             return;
         }
-        request_fail(conn, CSGI_ETIMEDOUT, 408, "request body not received in time");
+        request_fail(conn, CSGI_ETIMEDOUT, 408, body_too_slow);
         break;
+    case ST_DRAIN:
+        csgi_http__conn_log(conn, CSGI_LOG__INFO, "closing after the response (%s)", body_too_slow);
+        conn_free(conn);
+        return;
     default: conn_free(conn); return;
     }
     conn_run(conn);
@@ -886,30 +1032,70 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
 {
-    csgi_http__conn *conn = loop->connections;
-    while (conn) {
-        csgi_http__conn *next = conn->next;
+    csgi_http__link *link = loop->connections.next;
+    while (link != &loop->connections) {
+        csgi_http__conn *conn = conn_of(link);
+        link = link->next;
         if (force) {
             if (conn->req)
                 conn->req->done_error = CSGI_ECLOSED;
             conn_free(conn);
-        } else if (conn->state == ST_HEAD && conn->requests > 0 &&
-                   (!conn->in || evbuffer_get_length(conn->in) == 0)) {
-            conn_free(conn); /* idle keep-alive */
-            /* A connection that has not sent its first request yet stays:
-               its client connected to send one, which may be on its way
-               (read or not), and a worker retired by its master must not
-               drop it. It is answered with Connection: close, or cut when
-               the grace period ends. */
-        } else if (conn->state == ST_DRAIN) {
-            request_release(conn);
-            conn->state = ST_CLOSING;
-            csgi_http__conn_touch(conn);
+        } else if (conn->state == ST_HEAD && (!conn->in || evbuffer_get_length(conn->in) == 0)) {
+            /* Idle, as far as the loop knows: conn_run reads the socket
+               once (loop->stopping), answers a request found there and
+               closes a connection that has none, unless it has not sent
+               its first request yet (see conn_run). It changes no other
+               connection, so next stays valid. */
+            conn_run(conn);
         }
-        /* Active requests see loop->stopping when their response starts
-           and answer with Connection: close. */
-        conn = next;
+        /* The others finish what they received: a response that starts
+           while the loop stops says Connection: close, unless the next
+           request already arrived (pipelined), which is answered too
+           (csgi_http__conn_request_waiting). A body being drained is
+           drained, then the connection reads as above. */
     }
+}
+
+/*
+ * nginx's answer to a full house: close the keep-alive connections idle
+ * the longest rather than leave new clients in the listen queue until a
+ * keep-alive timeout frees a slot (75 s). Idle connections are in the
+ * order they went idle, the most recent first, so the one idle the
+ * longest is the last idle one. Busy ones met on the way move to the
+ * front: they are not walked past again before every other connection
+ * was, so a search costs O(1) amortised.
+ */
+int csgi_http__loop_make_room(csgi_http__loop *loop)
+{
+    csgi_http__link *link = loop->connections.prev;
+    while (loop->idle_count > 0 && link != &loop->connections) {
+        csgi_http__conn *conn = conn_of(link);
+        link = link->prev;
+        if (conn->in) {
+            list_unlink(&conn->link);
+            list_push_front(&loop->connections, &conn->link);
+            continue;
+        }
+        /* Idle as far as the loop knows; but a request sent while the
+           loop was busy may wait unread in the socket. Such a one runs on
+           the next turn of the loop, and the next idle one is tried. */
+        conn_read(conn);
+        if (!conn->io_error && conn->in && evbuffer_get_length(conn->in) > 0) {
+            csgi_http__conn_touch(conn); /* answered even if the client half-closed */
+            continue;
+        }
+        conn_free(conn);
+        return 1;
+    }
+    return 0;
+}
+
+int csgi_http__conn_request_waiting(const csgi_http__conn *conn)
+{
+    if (evbuffer_get_length(conn->in) > 0)
+        return 1;
+    char byte;
+    return recv(event_get_fd(&conn->ev), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 /* ---- The consumer's API: request ------------------------------------------ */

@@ -43,6 +43,7 @@ void csgi_http__options_init(csgi_http__options *options)
         .keepalive_timeout_ms = 75000,
         .send_timeout_ms = 60000,
         .linger_timeout_ms = 5000,
+        .body_min_rate = 500,
         .max_keepalive_requests = 1000,
         .max_connections = 4096,
         .threads = 1,
@@ -392,10 +393,35 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         return;
     }
+    /* At the limit, an idle connection makes room; when none is idle the
+       new one is closed at once (docs/architecture.md says why not a 503):
+       either way no client waits in the listen queue for a slot. */
+    if (loop->connection_count >= loop->engine->options.max_connections &&
+        !csgi_http__loop_make_room(loop)) {
+        evutil_closesocket(fd);
+        csgi_http__log(loop->engine, CSGI_LOG__INFO,
+                       "connection refused: %u connections, none idle (max_connections)",
+                       loop->engine->options.max_connections);
+        /* Every loop polls a Unix socket (no SO_REUSEPORT there) and an
+           adopted one: leave its next clients to the other loops until one
+           of this loop's connections closes, unless the others all did so
+           already (then a client would wait in the queue again). A TCP
+           socket of its own is this loop's alone: pausing would only leave
+           its clients in the queue. */
+        csgi_http__listener *listener = &loop->engine->listeners[acceptor - loop->acceptors];
+        if ((listener->family == AF_UNIX || listener->adopted) && loop->engine->loop_count > 1) {
+            if (atomic_fetch_add(&listener->full_loops, 1) + 1 < loop->engine->loop_count) {
+                evconnlistener_disable(acceptor->evl);
+                acceptor->full = 1;
+                loop->full = 1;
+            } else {
+                atomic_fetch_sub(&listener->full_loops, 1);
+            }
+        }
+        return;
+    }
     loop->connection_count++;
     atomic_fetch_add(&loop->engine->connection_total, 1);
-    if (loop->connection_count >= loop->engine->options.max_connections)
-        set_accepting(loop, 0);
     csgi_http__conn_accept(loop, fd, peer, (socklen_t)peer_len, acceptor->listener);
 }
 
@@ -419,7 +445,7 @@ static void on_retry_accept(evutil_socket_t fd, short what, void *arg)
     csgi_http__loop *loop = arg;
     (void)fd;
     (void)what;
-    if (!loop->stopping && loop->connection_count < loop->engine->options.max_connections)
+    if (!loop->stopping)
         set_accepting(loop, 1);
 }
 
@@ -429,17 +455,32 @@ static void loop_exit_if_done(csgi_http__loop *loop)
         event_base_loopexit(loop->base, NULL);
 }
 
+/* A connection closed: Unix sockets left to the other loops come back. */
+static void resume_full(csgi_http__loop *loop)
+{
+    loop->full = 0;
+    for (size_t i = 0; i < loop->acceptor_count; i++) {
+        csgi_http__acceptor *acceptor = &loop->acceptors[i];
+        if (!acceptor->full)
+            continue;
+        acceptor->full = 0;
+        atomic_fetch_sub(&loop->engine->listeners[i].full_loops, 1);
+        if (acceptor->evl && loop->accepting)
+            evconnlistener_enable(acceptor->evl);
+    }
+}
+
 void csgi_http__loop_connection_closed(csgi_http__loop *loop)
 {
     loop->connection_count--;
     atomic_fetch_sub(&loop->engine->connection_total, 1);
-    if (loop->stopping) {
+    /* Accepting pauses after an accept error (retry_accept resumes it),
+       and for a shared Unix socket when full (on_accept): not otherwise
+       for the connection count (csgi_http__loop_make_room). */
+    if (loop->stopping)
         loop_exit_if_done(loop);
-        return;
-    }
-    if (!loop->accepting && loop->connection_count < loop->engine->options.max_connections &&
-        !evtimer_pending(&loop->retry_accept, NULL))
-        set_accepting(loop, 1);
+    else if (loop->full)
+        resume_full(loop);
 }
 
 static void free_acceptors(csgi_http__loop *loop)
@@ -514,6 +555,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
 {
     loop->engine = engine;
     loop->index = index;
+    csgi_http__list_init(&loop->connections);
     if (engine->host_base) {
         loop->base = engine->host_base;
     } else {
@@ -537,7 +579,6 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
     const csgi_http__options *o = &engine->options;
     loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
-    loop->body_tv = common_timeout(loop->base, o->body_timeout_ms);
     loop->send_tv = common_timeout(loop->base, o->send_timeout_ms);
 
     loop->acceptors =

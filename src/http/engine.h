@@ -72,13 +72,19 @@ typedef struct csgi_http__options {
 
     /* Timeouts in milliseconds; 0 = none. */
     unsigned header_timeout_ms;    /* whole request head, from its first byte: 60 s */
-    unsigned body_timeout_ms;      /* between two reads of a body being waited for: 60 s */
+    unsigned body_timeout_ms;      /* a body being waited for: at most this long without a
+                                      byte, and the allowance of body_min_rate: 60 s */
     unsigned keepalive_timeout_ms; /* idle between requests: 75 s */
     unsigned send_timeout_ms;      /* between two writes to a client not reading: 60 s */
     unsigned linger_timeout_ms;    /* draining a client after an error response: 5 s */
+    /* Bytes per second a client must keep up, on average, while the engine
+       waits for its body (docs/architecture.md, "A deadline on the body");
+       0 = none. 500 */
+    unsigned body_min_rate;
 
     unsigned max_keepalive_requests; /* requests per connection; 0 = no limit. 1000 */
-    unsigned max_connections;        /* per loop; accept pauses at the limit. 4096 */
+    unsigned max_connections;        /* per loop; at the limit the connection idle the
+                                        longest is closed, or the new one if none is. 4096 */
     unsigned threads;                /* event loops (each a thread but the caller's): 1 */
     int backlog;                     /* listen(2) backlog: 511 */
 
@@ -167,10 +173,14 @@ struct event_base *csgi_http__engine_base(csgi_http__engine *engine);
 int csgi_http__engine_run(csgi_http__engine *engine);
 
 /*
- * Stop gracefully: stop accepting, close idle connections, let requests in
- * progress finish for up to grace_ms (then they are cut), then end the own
- * loops. Safe to call from any thread and from a signal handler (it only
- * writes to an eventfd per loop).
+ * Stop gracefully: stop accepting; read each idle keep-alive connection's
+ * socket once and close it when no request waits there; keep a connection
+ * that has not sent its first request yet (its client connected to send
+ * one); answer the requests already received (in progress, pipelined,
+ * found in the socket, or a first one), the last one on each connection
+ * with Connection: close; cut what is left after grace_ms; then end the
+ * own loops. Safe to call from any thread and from a signal handler (it
+ * only writes to an eventfd per loop).
  */
 void csgi_http__engine_stop(csgi_http__engine *engine, unsigned grace_ms);
 
@@ -266,7 +276,11 @@ int csgi_http__response_start_block(csgi_http__request *req, int status, const c
 int csgi_http__response_write(csgi_http__request *req, const void *data, size_t len);
 
 /* Append body bytes without copying: cleanup(data, len, arg) runs when the
-   bytes are sent or discarded (also on error: then before this returns). */
+   bytes are sent or discarded (also on error: then before this returns),
+   always before on_done, so the bytes may live in the request's arena or
+   in memory on_done releases. cleanup runs from inside the engine's own
+   buffer handling: it may only note that the bytes are free and call
+   csgi_http__response_want_writable(), no other csgi_http__ function. */
 int csgi_http__response_write_reference(csgi_http__request *req, const void *data, size_t len,
                                         void (*cleanup)(const void *data, size_t len, void *arg),
                                         void *arg);
@@ -280,6 +294,12 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
 
 /* Bytes queued and not yet taken by the kernel. */
 size_t csgi_http__response_buffered(const csgi_http__request *req);
+
+/* Ask for on_writable once the output is below output_buffer, also when no
+   write filled it: for a consumer that waits for something else, such as
+   the cleanup of bytes it wrote by reference. Nothing after the response
+   finished or was cut. */
+void csgi_http__response_want_writable(csgi_http__request *req);
 
 /* The response is complete. Returns 0, or CSGI_ESTATE (not started; fewer
    bytes than the declared Content-Length: the connection is then cut and

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 
 typedef struct csgi_http__loop csgi_http__loop;
+typedef struct csgi_http__link csgi_http__link;
 typedef struct csgi_http__conn csgi_http__conn;
 typedef struct csgi_http__listener csgi_http__listener;
 typedef struct csgi_http__acceptor csgi_http__acceptor;
@@ -31,6 +32,12 @@ typedef union csgi_http__addr {
     struct sockaddr_in in;
     struct sockaddr_in6 in6;
 } csgi_http__addr;
+
+/* A place in a loop's circular list of connections (the loop holds the
+   list's head, itself a link): unlinking and linking take no branch. */
+struct csgi_http__link {
+    csgi_http__link *prev, *next;
+};
 
 /* One bound address, shared by all loops (each loop has its own socket). */
 struct csgi_http__listener {
@@ -45,6 +52,9 @@ struct csgi_http__listener {
        whose queued connections would die with this process) and the Unix
        socket's file is not removed. */
     int adopted;
+    /* Shared by the loops (Unix, adopted): loops that leave it to the
+       others while full (engine.c, on_accept). */
+    _Atomic unsigned full_loops;
 };
 
 /* One loop's socket for one listener. */
@@ -52,6 +62,7 @@ struct csgi_http__acceptor {
     csgi_http__loop *loop;
     const csgi_http__listener *listener;
     struct evconnlistener *evl;
+    int full; /* a Unix socket left to the other loops while this one is full */
 };
 
 /* Per-loop state. Everything here is touched only by the loop's thread,
@@ -67,10 +78,16 @@ struct csgi_http__loop {
     csgi_http__acceptor *acceptors; /* one per engine listener */
     size_t acceptor_count;
     int accepting;
-    struct event retry_accept; /* re-enable accepting after EMFILE or max_connections */
+    int full;                  /* some acceptor is paused (acceptor.full) */
+    struct event retry_accept; /* re-enable accepting after EMFILE */
 
-    csgi_http__conn *connections; /* doubly linked list */
+    /* Every connection, those idle (no buffers: connection.c) in the
+       order they went idle, the most recent first: the last idle one in
+       the list is the one idle the longest, closed to make room at
+       max_connections. Busy ones are anywhere. */
+    csgi_http__link connections;
     size_t connection_count;
+    size_t idle_count;
     int stopping;
     int wake_fd; /* eventfd: csgi_http__engine_stop writes to it */
     int wake_ready;
@@ -94,7 +111,6 @@ struct csgi_http__loop {
 
     /* Shared timeouts (libevent's O(1) common-timeout queues). */
     const struct timeval *keepalive_tv;
-    const struct timeval *body_tv;
     const struct timeval *send_tv;
 
     /* Writes the access log's buffered lines out a moment after this loop
@@ -148,7 +164,7 @@ enum csgi_http__continue_state {
 struct csgi_http__conn {
     struct event ev;
     csgi_http__loop *loop;
-    csgi_http__conn *prev, *next;
+    csgi_http__link link;      /* in loop->connections */
     struct evbuffer *in, *out; /* NULL while idle: see connection.c */
     csgi_http__request *req;
     const csgi_http__listener *listener;
@@ -184,9 +200,15 @@ struct csgi_http__request {
     size_t trailer_len;
     csgi_http__header *trailers;
     size_t trailer_count;
-    int body_error;       /* when the body failed: the error the consumer reads */
-    int body_status;      /* when the body failed: the status the engine answers */
-    const char *body_why; /* when the body failed: static text for the log */
+    /* The time the body may still keep the engine waiting, in
+       microseconds: body_timeout_ms at most, spent while the engine waits,
+       earned back by the bytes that arrive (connection.c, body_clock). */
+    int64_t body_credit;
+    uint64_t body_credited;            /* body_received when credit was last earned */
+    struct timeval body_waiting_since; /* while body_timing: when the wait began */
+    int body_error;                    /* when the body failed: the error the consumer reads */
+    int body_status;                   /* when the body failed: the status the engine answers */
+    const char *body_why;              /* when the body failed: static text for the log */
 
     /* Response. */
     int64_t response_left; /* bytes still owed under Content-Length */
@@ -200,6 +222,7 @@ struct csgi_http__request {
 
     unsigned char body_state;     /* enum csgi_http__body_state */
     unsigned char body_waiting;   /* the consumer got EAGAIN: call on_body on news */
+    unsigned char body_timing;    /* the engine waits for the body: body_credit is spent */
     unsigned char continue_state; /* enum csgi_http__continue_state */
     unsigned char response_state; /* enum csgi_http__response_state */
     unsigned char framing;        /* response.c's enum framing */
@@ -222,10 +245,26 @@ void csgi_http__loop_connection_closed(csgi_http__loop *loop);
 void csgi_http__loop_access_log_pending(csgi_http__loop *loop);
 
 /* connection.c */
+/* An empty list of connections. */
+static inline void csgi_http__list_init(csgi_http__link *head)
+{
+    head->prev = head;
+    head->next = head;
+}
 void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
                             socklen_t peer_len, const csgi_http__listener *listener);
-/* Close idle connections and mark the rest to close after their response. */
+/* Stopping (force 0): close the keep-alive connections that have no
+   request (read first: one may wait in the socket), keep those that have
+   not sent their first one, and let the others finish what they received.
+   force: close every connection now. */
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
+/* 1 when the next request's bytes have arrived (read, or waiting in the
+   socket): while the loop stops, a response keeps the connection only then. */
+int csgi_http__conn_request_waiting(const csgi_http__conn *conn);
+/* At max_connections: close the connection idle the longest, unless a
+   request waits unread in its socket (then it runs, and the next one is
+   tried). Returns 1 when a connection was closed, 0 when none is idle. */
+int csgi_http__loop_make_room(csgi_http__loop *loop);
 /* Free the spare buffers (when the loop ends). */
 void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop);
 /* Log "client <peer>: <text>" when level is enabled. */

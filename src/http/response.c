@@ -149,9 +149,12 @@ static int start_head(csgi_http__request *req, int status, const char *reason, s
        body must be complete or small enough to drain, and a client waiting
        for 100 Continue has not sent its body at all (RFC 9110 10.1.1). */
     int keep_alive =
-        req->head.keep_alive && !loop->stopping && req->framing != FRAME_CLOSE &&
+        req->head.keep_alive && req->framing != FRAME_CLOSE &&
         (!options->max_keepalive_requests || conn->requests < options->max_keepalive_requests) &&
         req->continue_state != CSGI_HTTP__CONTINUE_EXPECTED;
+    /* A stopping loop answers what it received, then closes. */
+    if (keep_alive && loop->stopping)
+        keep_alive = csgi_http__conn_request_waiting(conn);
     if (keep_alive && req->body_state == CSGI_HTTP__BODY_READING) {
         if (req->head.body == CSGI_HTTP__BODY_LENGTH)
             keep_alive = req->body_left <= options->max_drain;
@@ -359,6 +362,14 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
 size_t csgi_http__response_buffered(const csgi_http__request *req)
 {
     return evbuffer_get_length(req->conn->out);
+}
+
+void csgi_http__response_want_writable(csgi_http__request *req)
+{
+    if (req->done || req->cut || req->response_state != CSGI_HTTP__RESPONSE_STARTED)
+        return;
+    req->want_writable = 1;
+    csgi_http__conn_touch(req->conn);
 }
 
 int csgi_http__response_finish(csgi_http__request *req)

@@ -121,6 +121,7 @@ static const csgi_sink_type memory_sink = {
     .respond = csgi_sink__respond_in_parts,
     .write = memory_write,
     .write_reference = csgi_sink__write_reference_copy,
+    .write_lent = csgi_sink__write_lent_copy,
     .sendfile = csgi_sink__sendfile_copy,
     .buffered = csgi_sink__buffered_none,
     .finish = csgi_sink__finish_none,
