@@ -668,6 +668,76 @@ START_TEST(threads_and_unix_socket_outlive_workers)
 }
 END_TEST
 
+/* ---- csgi-serve: listeners and the process -------------------------------------------- */
+
+/* The pid a pid file names, 0 for none. */
+static long pidfile_pid(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    long pid = 0;
+    if (file) {
+        if (fscanf(file, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(file);
+    }
+    return pid;
+}
+
+/* chdir comes before the listeners (a relative Unix socket lands in it),
+   the socket file gets unix_mode, the pid file (written under the umask)
+   names the master while it serves, a second server on the same pid file
+   refuses to start, and the master removes both files when it stops. With
+   workers as without. */
+START_TEST(unix_mode_umask_chdir_and_pidfile)
+{
+    char dir[1024], socket_path[1100], pidfile[1100], keys[3000];
+    snprintf(dir, sizeof(dir), "%s", test_tmp_path("run"));
+    mkdir(dir, 0755);
+    snprintf(socket_path, sizeof(socket_path), "%s/csgi.sock", dir);
+    snprintf(pidfile, sizeof(pidfile), "%s/csgi.pid", dir);
+    for (int workers = 0; workers <= 1; workers++) {
+        snprintf(keys, sizeof(keys),
+                 "workers = %d\nbacklog = 64\nunix_mode = 0660\numask = 077\nchdir = %s\n"
+                 "pidfile = %s\n",
+                 workers, dir, pidfile);
+        write_ini("", keys);
+        served s;
+        serve_start(
+            &s, (const char *[]){"--listen", "127.0.0.1:0", "--listen", "unix:csgi.sock", NULL});
+        if (workers)
+            wait_accepting(&s, 1);
+        struct stat st;
+        ck_assert_int_eq(stat(socket_path, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0660);
+        ck_assert_int_eq(get_at(0, socket_path, "/").status, 200);
+        ck_assert_int_eq(pidfile_pid(pidfile), s.pid);
+        ck_assert_int_eq(stat(pidfile, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 0777, 0600); /* 0644 under umask 077 */
+
+        /* A second server on the same pid file (and another socket). */
+        snprintf(keys, sizeof(keys), "pidfile = %s\n", pidfile);
+        write_ini("", keys);
+        served second;
+        if (fork_logged(&second, "out2.txt", "log2.txt") == 0) {
+            execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(),
+                  (char *)NULL);
+            _exit(127);
+        }
+        int status = wait_exit(second.pid, 5000);
+        running = s.pid;
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status %d", status);
+        const char *log = test_read_file(second.log);
+        ck_assert_msg(strstr(log, "names process") && strstr(log, "which is running"), "%s",
+                      tail(log));
+        ck_assert_int_eq(pidfile_pid(pidfile), s.pid); /* left alone */
+
+        serve_stop(&s, 3000);
+        ck_assert_int_ne(stat(pidfile, &st), 0);
+        ck_assert_int_ne(stat(socket_path, &st), 0);
+    }
+}
+END_TEST
+
 /* ---- csgi-serve: the access log ------------------------------------------------------ */
 
 /* Both workers answer, one while the other sleeps in /block: each writes
@@ -1198,6 +1268,7 @@ int main(void)
     tcase_add_test(serve, quit_stops_at_once);
     tcase_add_test(serve, workers_zero_is_one_process_and_option_overrides);
     tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
+    tcase_add_test(serve, unix_mode_umask_chdir_and_pidfile);
     tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
     suite_add_tcase(suite, serve);
     TCase *reload = tcase_create("reload");

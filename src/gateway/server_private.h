@@ -15,6 +15,7 @@
 #include <csgi/server.h>
 
 #include <stdatomic.h>
+#include <sys/types.h>
 
 struct csgi_server {
     /* The engine that serves; with workers (the master) it only holds the
@@ -28,6 +29,13 @@ struct csgi_server {
     int started;
     char **addresses; /* as given to csgi_server_listen, for "serving on" */
     size_t address_count;
+
+    /* Unix socket files csgi_server_listen binds get these (0 and -1:
+       left as bind made them). */
+    unsigned unix_mode;
+    uid_t unix_uid;
+    gid_t unix_gid;
+    char *pidfile; /* owned; NULL = none */
 
     /* Where the application comes from: a source (csgi_server_new_source),
        or, for csgi_server_new with workers, one that hands out app. NULL
@@ -50,6 +58,36 @@ struct csgi_server {
     unsigned long long request_limit; /* max_requests plus jitter; 0 = none */
     _Atomic unsigned long long requests;
 };
+
+/* ---- the process (process.c) ---- */
+
+/* A csgi_err for an errno. */
+int csgi_server__errno_err(int e);
+
+/* The user named (or numbered) name: its uid in *out, and its login group
+   in *group when not NULL ((gid_t)-1 for a number without an entry).
+   0 or CSGI_ENOTFOUND. */
+int csgi_server__user_id(const char *name, uid_t *out, gid_t *group);
+
+/* The group named (or numbered) name. 0 or CSGI_ENOTFOUND. */
+int csgi_server__group_id(const char *name, gid_t *out);
+
+/* Set the options' umask and change to their chdir: once per process,
+   before anything listens. 0 or an error (why: what failed). */
+int csgi_server__apply_process_options(const csgi_server_options *options, char *why,
+                                       size_t why_size);
+
+/* Give a Unix socket's file mode (0: leave it), owner and group ((uid_t)-1
+   and (gid_t)-1: leave them). 0 or an error (why: what failed). */
+int csgi_server__unix_file(const char *path, unsigned mode, uid_t owner, gid_t group, char *why,
+                           size_t why_size);
+
+/* Write this process's pid to path, refusing (CSGI_EADDRINUSE) when the
+   file names another live process. 0 or an error (why: what failed). */
+int csgi_server__pidfile_write(const char *path, char *why, size_t why_size);
+
+/* Remove the pid file if it still names this process. */
+void csgi_server__pidfile_remove(const char *path);
 
 /* Log through the server's logger. */
 void csgi_server__log(const csgi_server *server, int level, const char *format, ...)

@@ -1,0 +1,163 @@
+/*
+ * What a serving process does to itself (server_private.h): the umask and
+ * working directory of the options, the owner and mode of the Unix socket
+ * files it binds, and its pid file. The server (server.c) calls these at
+ * the moments its options document; they are system calls on the whole
+ * process, kept apart from the server object's own logic.
+ */
+#include "gateway/server_private.h"
+
+#include <csgi/server.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int csgi_server__errno_err(int e)
+{
+    switch (e) {
+    case ENOMEM: return CSGI_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EROFS: return CSGI_EACCESS;
+    case ENOENT:
+    case ENOTDIR: return CSGI_ENOTFOUND;
+    default: return CSGI_ESYSTEM;
+    }
+}
+
+/* A decimal number that is all of text, into *out. */
+static int whole_number(const char *text, unsigned long *out)
+{
+    if (!text[0] || text[0] < '0' || text[0] > '9')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul(text, &end, 10);
+    if (errno || *end)
+        return 0;
+    *out = value;
+    return 1;
+}
+
+int csgi_server__user_id(const char *name, uid_t *out, gid_t *group)
+{
+    unsigned long number = 0;
+    struct passwd *entry = NULL;
+    errno = 0;
+    if (whole_number(name, &number)) {
+        *out = (uid_t)number;
+        entry = getpwuid(*out);
+    } else if ((entry = getpwnam(name)) != NULL) {
+        *out = entry->pw_uid;
+    } else {
+        return CSGI_ENOTFOUND;
+    }
+    if (group)
+        *group = entry ? entry->pw_gid : (gid_t)-1;
+    return 0;
+}
+
+int csgi_server__group_id(const char *name, gid_t *out)
+{
+    unsigned long number = 0;
+    if (whole_number(name, &number)) {
+        *out = (gid_t)number;
+        return 0;
+    }
+    const struct group *entry = getgrnam(name);
+    if (!entry)
+        return CSGI_ENOTFOUND;
+    *out = entry->gr_gid;
+    return 0;
+}
+
+int csgi_server__apply_process_options(const csgi_server_options *options, char *why,
+                                       size_t why_size)
+{
+    if (options->umask)
+        umask(options->umask == CSGI_SERVER_UMASK_ZERO ? 0 : (mode_t)options->umask);
+    if (options->chdir && options->chdir[0] && chdir(options->chdir) != 0) {
+        int e = errno;
+        snprintf(why, why_size, "chdir: %s: %s", options->chdir, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    return 0;
+}
+
+int csgi_server__unix_file(const char *path, unsigned mode, uid_t owner, gid_t group, char *why,
+                           size_t why_size)
+{
+    if (mode && chmod(path, (mode_t)mode) != 0) {
+        int e = errno;
+        snprintf(why, why_size, "unix_mode: %s: %s", path, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    if ((owner != (uid_t)-1 || group != (gid_t)-1) && chown(path, owner, group) != 0) {
+        int e = errno;
+        snprintf(why, why_size, "unix_owner: %s: %s", path, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    return 0;
+}
+
+/* The pid a pid file names, or 0 (no file, not a pid). */
+static long pid_in(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return 0;
+    long pid = 0;
+    if (fscanf(file, "%ld", &pid) != 1 || pid <= 0)
+        pid = 0;
+    fclose(file);
+    return pid;
+}
+
+int csgi_server__pidfile_write(const char *path, char *why, size_t why_size)
+{
+    long pid = pid_in(path);
+    /* EPERM: it lives, under another user. */
+    if (pid && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+        snprintf(why, why_size, "pidfile: %s names process %ld, which is running", path, pid);
+        return CSGI_EADDRINUSE;
+    }
+    /* Written whole under another name, then renamed: a reader never sees
+       half a file, and a stale one is replaced. */
+    char temporary[4096];
+    int len = snprintf(temporary, sizeof(temporary), "%s.%ld.tmp", path, (long)getpid());
+    int fd = len > 0 && (size_t)len < sizeof(temporary)
+                 ? open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                 : -1;
+    if (fd < 0) {
+        int e = len > 0 && (size_t)len < sizeof(temporary) ? errno : ENAMETOOLONG;
+        snprintf(why, why_size, "pidfile: %s: %s", path, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    int ok = write(fd, text, (size_t)n) == n;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(temporary, path) != 0) {
+        int e = errno;
+        unlink(temporary);
+        snprintf(why, why_size, "pidfile: %s: %s", path, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    return 0;
+}
+
+void csgi_server__pidfile_remove(const char *path)
+{
+    /* Only a file that is still ours: a new master (an upgrade) may have
+       written its own. */
+    if (pid_in(path) == (long)getpid())
+        unlink(path);
+}
