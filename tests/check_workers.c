@@ -738,6 +738,114 @@ START_TEST(unix_mode_umask_chdir_and_pidfile)
 }
 END_TEST
 
+/* A TCP socket listening on 127.0.0.1, its port in *port. */
+static int listening_tcp(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+static int listening_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {0};
+    addr.sun_family = AF_UNIX;
+    ck_assert_uint_lt(strlen(path), sizeof(addr.sun_path));
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+/* The sockets a server must not bind: a TEST-NET address, not this
+   host's. Socket activation replaces it. */
+#define UNBINDABLE "192.0.2.1:9"
+
+/* Socket activation as systemd does it, by the test: a TCP and a Unix
+   socket at descriptors 3 and 4, LISTEN_FDS=2 and LISTEN_PID the server's
+   pid. csgi-serve serves on them (its worker too) instead of binding its
+   --listen address, and leaves the Unix socket's file, which is not its
+   own, in place. */
+START_TEST(socket_activation_by_hand)
+{
+    write_ini("", "workers = 1\n");
+    char socket_path[1024];
+    snprintf(socket_path, sizeof(socket_path), "%s", test_tmp_path("activated.sock"));
+    int port = 0;
+    int tcp = listening_tcp(&port), local = listening_unix(socket_path);
+    /* Before the descriptors move: Check reports through one of them. */
+    const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        /* Out of the way first: either may sit at 3 or 4 already. */
+        int high_tcp = fcntl(tcp, F_DUPFD, 100), high_local = fcntl(local, F_DUPFD, 100);
+        dup2(high_tcp, 3); /* dup2 clears close-on-exec */
+        dup2(high_local, 4);
+        char pid[32];
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+        setenv("LISTEN_FDS", "2", 1);
+        setenv("LISTEN_PID", pid, 1);
+        execl(serve, serve, "--module-path", dir, "--listen", UNBINDABLE, ini, (char *)NULL);
+        _exit(127);
+    }
+    close(tcp);
+    close(local);
+    read_port(&s);
+    ck_assert_int_eq(s.port, port);
+    ck_assert_ptr_nonnull(strstr(test_read_file(s.out), "serving on unix:"));
+    wait_accepting(&s, 1);
+    reply r = get(port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_ne(r.pid, s.pid); /* the worker */
+    ck_assert_int_eq(get_at(0, socket_path, "/").status, 200);
+    serve_stop(&s, 3000);
+    struct stat st;
+    ck_assert_int_eq(stat(socket_path, &st), 0); /* systemd's file */
+    unlink(socket_path);
+}
+END_TEST
+
+/* The same with systemd's own tool, when it is installed: it binds, waits
+   for the first client, then execs csgi-serve with the sockets. */
+START_TEST(socket_activation_by_systemd_socket_activate)
+{
+    if (system("command -v systemd-socket-activate >/dev/null 2>&1") != 0)
+        return; /* not installed: socket_activation_by_hand covers it */
+    write_ini("", "");
+    char socket_path[1024], tcp_address[64];
+    snprintf(socket_path, sizeof(socket_path), "%s", test_tmp_path("activate.sock"));
+    unlink(socket_path);
+    int port = 0;
+    close(listening_tcp(&port)); /* a port free a moment ago */
+    snprintf(tcp_address, sizeof(tcp_address), "127.0.0.1:%d", port);
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execlp("systemd-socket-activate", "systemd-socket-activate", "-l", tcp_address, "-l",
+               socket_path, serve_path(), "--module-path", module_dir(), "--listen", UNBINDABLE,
+               ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    assert_waited_log(&s, "Listening on", 2, 5000);
+    reply r = get(port, "/"); /* starts csgi-serve, then waits in the queue for it */
+    ck_assert_msg(r.status == 200, "status %d:\n%s", r.status, tail(test_read_file(s.log)));
+    ck_assert_int_eq(r.pid, s.pid); /* exec'd in place: LISTEN_PID is its pid */
+    ck_assert_int_eq(get_at(0, socket_path, "/").status, 200);
+    serve_stop(&s, 3000);
+    unlink(socket_path);
+}
+END_TEST
+
 /* ---- csgi-serve: the access log ------------------------------------------------------ */
 
 /* Both workers answer, one while the other sleeps in /block: each writes
@@ -1269,6 +1377,8 @@ int main(void)
     tcase_add_test(serve, workers_zero_is_one_process_and_option_overrides);
     tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
     tcase_add_test(serve, unix_mode_umask_chdir_and_pidfile);
+    tcase_add_test(serve, socket_activation_by_hand);
+    tcase_add_test(serve, socket_activation_by_systemd_socket_activate);
     tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
     suite_add_tcase(suite, serve);
     TCase *reload = tcase_create("reload");

@@ -273,6 +273,28 @@ CSGI_EXTERN int csgi_server_new_source(csgi_server **out, const csgi_server_sour
  */
 CSGI_EXTERN int csgi_server_listen(csgi_server *server, const char *address);
 
+/**
+ * Listen on the sockets systemd passed to this process (socket
+ * activation, sd_listen_fds(3)): when LISTEN_PID is this process's pid,
+ * adopt descriptors 3 to 3 + LISTEN_FDS - 1 as listeners, in that order,
+ * instead of binding: TCP (IPv4 or IPv6) or Unix stream sockets listening
+ * already, whose options (backlog, mode, owner) are systemd's. Then
+ * LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are unset, so that a process
+ * started later does not take the sockets again. Without the variables
+ * (or with another process's LISTEN_PID) it does nothing. The adopted
+ * sockets are closed with the server; a Unix socket's file is systemd's
+ * and stays. The INI runner egg:csgi#http calls it first and binds its
+ * addresses only when systemd passed nothing.
+ *
+ * @param server the server (borrowed), not started
+ * @param count  set to the number of sockets adopted (0: none passed)
+ * @return 0, CSGI_EINVAL (NULL argument, a LISTEN_FDS that is not a
+ *         number, a descriptor that is not a listening stream socket),
+ *         CSGI_ESTATE (started already), CSGI_ENOMEM, CSGI_ESYSTEM. The
+ *         sockets adopted before an error stay the server's.
+ */
+CSGI_EXTERN int csgi_server_listen_systemd(csgi_server *server, size_t *count);
+
 /** The TCP port of listener index (in csgi_server_listen() order), 0 for a
     Unix socket, -1 for no such listener. */
 CSGI_EXTERN int csgi_server_port(const csgi_server *server, size_t index);

@@ -9,6 +9,7 @@
 
 #include <csgi/server.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -17,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int csgi_server__errno_err(int e)
@@ -160,4 +163,60 @@ void csgi_server__pidfile_remove(const char *path)
        written its own. */
     if (pid_in(path) == (long)getpid())
         unlink(path);
+}
+
+/* The first descriptor systemd passes (SD_LISTEN_FDS_START). */
+#define SYSTEMD_FIRST_FD 3
+
+int csgi_server__systemd_fds(int *first, int *count)
+{
+    *first = SYSTEMD_FIRST_FD;
+    *count = 0;
+    const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+    unsigned long pid = 0, fds = 0;
+    /* Meant for another process (the one systemd started, when this is a
+       child of it): not ours, and left for it. */
+    if (!pid_text || !fds_text || !whole_number(pid_text, &pid) || pid != (unsigned long)getpid())
+        return 0;
+    int ok = whole_number(fds_text, &fds) && fds <= 1024;
+    /* Taken: a process started later (a worker's exec, an upgrade) must
+       not take them again. */
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (!ok)
+        return CSGI_EINVAL;
+    *count = (int)fds;
+    return 0;
+}
+
+int csgi_server__socket_address(int fd, char *out, size_t size)
+{
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage storage;
+    } addr;
+    memset(&addr, 0, sizeof(addr));
+    socklen_t len = sizeof(addr);
+    int listening = 0;
+    socklen_t flag_len = sizeof(listening);
+    if (getsockname(fd, &addr.sa, &len) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &flag_len) != 0 || !listening)
+        return CSGI_EINVAL;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (addr.sa.sa_family == AF_UNIX) {
+        snprintf(out, size, "unix:%.*s", (int)sizeof(addr.un.sun_path), addr.un.sun_path);
+    } else if (addr.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &addr.in.sin_addr, host, sizeof(host));
+        snprintf(out, size, "%s:%u", host, (unsigned)ntohs(addr.in.sin_port));
+    } else if (addr.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &addr.in6.sin6_addr, host, sizeof(host));
+        snprintf(out, size, "[%s]:%u", host, (unsigned)ntohs(addr.in6.sin6_port));
+    } else {
+        return CSGI_EINVAL;
+    }
+    return 0;
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -470,6 +471,31 @@ int csgi_server_listen(csgi_server *server, const char *address)
                                       server->unix_gid, why, sizeof(why))) != 0)
         csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
     return err ? err : remember(server, address);
+}
+
+int csgi_server_listen_systemd(csgi_server *server, size_t *count)
+{
+    if (count)
+        *count = 0;
+    if (!server || !count)
+        return CSGI_EINVAL;
+    int first = 0, fds = 0;
+    int err = csgi_server__systemd_fds(&first, &fds);
+    for (int fd = first; err == 0 && fd < first + fds; fd++) {
+        char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+        err = csgi_server__socket_address(fd, address, sizeof(address));
+        if (err == 0)
+            err = csgi_http__engine_adopt(server->engine, fd); /* takes fd */
+        if (err == 0)
+            err = remember(server, address);
+        if (err == 0)
+            ++*count;
+    }
+    if (err)
+        csgi_server__log(server, CSGI_LOG_ERROR,
+                         "socket activation: LISTEN_FDS=%d: %s (descriptor %zu)", fds,
+                         csgi_strerror(err), (size_t)first + *count);
+    return err;
 }
 
 int csgi_server_port(const csgi_server *server, size_t index)
@@ -1037,7 +1063,14 @@ int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char
         addresses = own_list;
         count = 1;
     }
-    int rc = 0;
+    /* Sockets systemd passed replace the addresses (socket activation). */
+    size_t activated = 0;
+    int rc = csgi_server_listen_systemd(server, &activated);
+    if (rc != 0)
+        csgi_load_error__set(error, NULL, 0, NULL, NULL, "socket activation: %s",
+                             csgi_strerror(rc));
+    if (activated)
+        count = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         rc = csgi_server_listen(server, addresses[i]);
         if (rc != 0)

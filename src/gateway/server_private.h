@@ -89,6 +89,17 @@ int csgi_server__pidfile_write(const char *path, char *why, size_t why_size);
 /* Remove the pid file if it still names this process. */
 void csgi_server__pidfile_remove(const char *path);
 
+/* The sockets systemd passed to this process (LISTEN_PID is its pid):
+   descriptors *first to *first + *count - 1; the variables are unset. 0
+   with *count 0 when there are none; CSGI_EINVAL for a LISTEN_FDS that
+   is not a number. */
+int csgi_server__systemd_fds(int *first, int *count);
+
+/* A listening socket's address as csgi_server_listen takes it ("HOST:PORT",
+   "[IPv6]:PORT", "unix:/path"). 0, or CSGI_EINVAL (not a listening socket
+   of a known family). */
+int csgi_server__socket_address(int fd, char *out, size_t size);
+
 /* Log through the server's logger. */
 void csgi_server__log(const csgi_server *server, int level, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
