@@ -1231,7 +1231,13 @@ static const char server_ini[] = "[app:main]\n"
                                  "unix_group = 0\n"
                                  "umask = 0\n"
                                  "pidfile = /run/csgi.pid\n"
-                                 "chdir = /\n";
+                                 "chdir = /\n"
+                                 "user = nobody\n"
+                                 "group = nogroup\n"
+                                 "\n"
+                                 "[server:bad_user]\n"
+                                 "use = egg:csgi#http\n"
+                                 "user = no-such-user-of-csgi\n";
 
 /* The server section checked without serving (csgi-serve --check). */
 START_TEST(server_section_checked)
@@ -1273,6 +1279,8 @@ START_TEST(server_section_checked)
          "servers.ini:41: [server:bad_mode] unix_mode: '0999' is not an octal mode"},
         {"bad_owner", CSGI_EINVAL,
          "servers.ini:45: [server:bad_owner] unix_owner: no user 'no-such-user-of-csgi'"},
+        {"bad_user", CSGI_EINVAL,
+         "servers.ini:65: [server:bad_user] user: no user 'no-such-user-of-csgi' on this system"},
         {"uwsgi_names", CSGI_EINVAL,
          "servers.ini:49: [server:uwsgi_names] chmod_socket: unknown key for egg:csgi#http (it "
          "is unix_mode)"},

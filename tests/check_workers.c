@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,7 +71,7 @@ static int count_in(const char *text, const char *needle)
 typedef struct reply {
     int status;  /* HTTP status; 0 when the exchange failed */
     int refused; /* the connect was refused */
-    long pid, built_by;
+    long pid, built_by, uid;
     char message[64];
     long long ms;
 } reply;
@@ -122,8 +123,8 @@ static void read_reply(int fd, reply *r)
     }
     /* The text, after a chunk-size line when the answer is chunked. */
     const char *body = strstr(head_end, "message=");
-    if (!body ||
-        sscanf(body, "message=%63s pid=%ld built_by=%ld", r->message, &r->pid, &r->built_by) < 2)
+    if (!body || sscanf(body, "message=%63s pid=%ld built_by=%ld uid=%ld", r->message, &r->pid,
+                        &r->built_by, &r->uid) < 2)
         r->status = 0; /* not a whole answer */
 }
 
@@ -846,6 +847,41 @@ START_TEST(socket_activation_by_systemd_socket_activate)
 }
 END_TEST
 
+/* user = nobody: the process that serves runs as nobody once it has
+   bound (as root) its port; with workers, the workers do, and the master
+   keeps root (it removes the pid file). Needs root: skipped otherwise. */
+START_TEST(user_nobody_serves_after_binding)
+{
+    if (getuid() != 0)
+        return;
+    struct passwd *nobody = getpwnam("nobody");
+    ck_assert_ptr_nonnull(nobody);
+    for (int workers = 0; workers <= 1; workers++) {
+        char keys[256];
+        snprintf(keys, sizeof(keys), "workers = %d\nuser = nobody\n", workers);
+        write_ini("", keys);
+        served s;
+        serve_start(&s, NULL);
+        if (workers)
+            wait_accepting(&s, 1);
+        reply r = get(s.port, "/");
+        ck_assert_msg(r.status == 200, "status %d:\n%s", r.status, tail(test_read_file(s.log)));
+        ck_assert_int_eq(r.uid, (long)nobody->pw_uid);
+        if (workers)
+            ck_assert_int_ne(r.pid, s.pid);
+        serve_stop(&s, 3000);
+    }
+    /* A group alone. */
+    write_ini("", "group = nogroup\n");
+    served s;
+    serve_start(&s, NULL);
+    reply r = get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.uid, 0);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
 /* ---- csgi-serve: the access log ------------------------------------------------------ */
 
 /* Both workers answer, one while the other sleeps in /block: each writes
@@ -1378,6 +1414,7 @@ int main(void)
     tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
     tcase_add_test(serve, unix_mode_umask_chdir_and_pidfile);
     tcase_add_test(serve, socket_activation_by_hand);
+    tcase_add_test(serve, user_nobody_serves_after_binding);
     tcase_add_test(serve, socket_activation_by_systemd_socket_activate);
     tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
     suite_add_tcase(suite, serve);

@@ -153,6 +153,18 @@ typedef struct csgi_server_options {
                                  CSGI_SERVER_UMASK_ZERO = 000 */
     const char *chdir;      /**< directory the process changes to, at the same moment as
                                  umask (version 7): NULL = stay */
+    const char *user;       /**< user (name or number) to serve as, taken once the
+                                 listeners are bound and the pid file written: by this
+                                 process in csgi_server_run_until_signal(), or with workers
+                                 by each worker right after its fork, before it builds the
+                                 application (the master keeps its user: it removes the pid
+                                 file and reloads); supplementary groups are the user's,
+                                 and the change is checked (version 7): NULL = stay. The
+                                 library does not refuse to serve as root without it:
+                                 that policy is csgi-serve's and egg:csgi#http's
+                                 (allow_root), since a host may drop privileges itself */
+    const char *group;      /**< group (name or number) to serve as, with or without
+                                 user (version 7): NULL = the user's login group, or stay */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
@@ -160,7 +172,7 @@ typedef struct csgi_server_options {
     {                                                                                              \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0,   \
             NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, \
-            NULL                                                                                   \
+            NULL, NULL, NULL                                                                       \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */

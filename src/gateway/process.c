@@ -111,6 +111,38 @@ int csgi_server__unix_file(const char *path, unsigned mode, uid_t owner, gid_t g
     return 0;
 }
 
+int csgi_server__drop_privileges(const csgi_server *server, char *why, size_t why_size)
+{
+    gid_t gid = server->run_gid;
+    const char *step = NULL;
+    /* Groups first: once the user has changed, they can no longer be. */
+    if (server->run_user && initgroups(server->run_user, gid) != 0)
+        step = "initgroups";
+    else if (!server->run_user && gid != (gid_t)-1 && getuid() == 0 && setgroups(1, &gid) != 0)
+        step = "setgroups";
+    else if (gid != (gid_t)-1 && setgid(gid) != 0)
+        step = "setgid";
+    else if (server->run_user && setuid(server->run_uid) != 0)
+        step = "setuid";
+    if (step) {
+        int e = errno;
+        snprintf(why, why_size, "cannot serve as user %s group %ld: %s: %s",
+                 server->run_user ? server->run_user : "(unchanged)", (long)gid, step, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    /* Checked: a change that did not take (or that could be undone) is no
+       change. */
+    int wrong = (gid != (gid_t)-1 && (getgid() != gid || getegid() != gid)) ||
+                (server->run_user && (getuid() != server->run_uid || geteuid() != server->run_uid ||
+                                      (server->run_uid != 0 && setuid(0) == 0)));
+    if (wrong) {
+        snprintf(why, why_size, "the user or group did not change (uid %ld, gid %ld)",
+                 (long)getuid(), (long)getgid());
+        return CSGI_EACCESS;
+    }
+    return 0;
+}
+
 /* The pid a pid file names, or 0 (no file, not a pid). */
 static long pid_in(const char *path)
 {

@@ -200,6 +200,25 @@ static int take_process_options(csgi_server *server, const csgi_server_options *
         log_options_error(options, "unix_group: no group '%s'", options->unix_group);
         return CSGI_EINVAL;
     }
+    server->run_uid = (uid_t)-1;
+    server->run_gid = (gid_t)-1;
+    if (options->user && options->user[0]) {
+        gid_t login_group = (gid_t)-1;
+        if (csgi_server__user_id(options->user, &server->run_uid, &login_group) != 0 ||
+            login_group == (gid_t)-1) {
+            log_options_error(options, "user: no user '%s'", options->user);
+            return CSGI_EINVAL;
+        }
+        server->run_gid = login_group;
+        server->run_user = csgi__strndup(options->user, strlen(options->user));
+        if (!server->run_user)
+            return CSGI_ENOMEM;
+    }
+    if (options->group && options->group[0] &&
+        csgi_server__group_id(options->group, &server->run_gid) != 0) {
+        log_options_error(options, "group: no group '%s'", options->group);
+        return CSGI_EINVAL;
+    }
     if (options->pidfile && options->pidfile[0]) {
         server->pidfile = csgi__strndup(options->pidfile, strlen(options->pidfile));
         if (!server->pidfile)
@@ -552,6 +571,7 @@ void csgi_server_free(csgi_server *server)
     }
     csgi__free(server->server_header);
     csgi__free(server->pidfile);
+    csgi__free(server->run_user);
     for (size_t i = 0; i < server->address_count; i++)
         csgi__free(server->addresses[i]);
     csgi__free(server->addresses);
@@ -693,7 +713,12 @@ int csgi_server_run_until_signal(csgi_server *server)
         csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
         return err;
     }
-    err = serve_until_signal(server);
+    /* Alone, this process serves: it changes user now. A master keeps its
+       user; each worker changes after its fork (master.c). */
+    if (!server->workers && (err = csgi_server__drop_privileges(server, why, sizeof(why))) != 0)
+        csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
+    if (err == 0)
+        err = serve_until_signal(server);
     if (server->pidfile)
         csgi_server__pidfile_remove(server->pidfile);
     return err;
@@ -823,6 +848,8 @@ static const struct server_key {
     {"pidfile", KEY_TEXT, 0, 0, 0},
     {"umask", KEY_MODE, 0, 0777, 1},
     {"chdir", KEY_TEXT, 0, 0, 0},
+    {"user", KEY_USER, 0, 0, 0},
+    {"group", KEY_GROUP, 0, 0, 0},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -839,6 +866,8 @@ static const struct {
     {"chmod_socket", "unix_mode"},             /* uWSGI */
     {"chown_socket", "unix_owner"},            /* uWSGI */
     {"listen", "backlog"},                     /* uWSGI's listen is the backlog */
+    {"uid", "user"},                           /* uWSGI */
+    {"gid", "group"},                          /* uWSGI */
 };
 
 /* Octal permissions ("0660", "660") into *out. */
@@ -1039,6 +1068,8 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->unix_group = text_setting(&conf, "unix_group");
     options->pidfile = text_setting(&conf, "pidfile");
     options->chdir = text_setting(&conf, "chdir");
+    options->user = text_setting(&conf, "user");
+    options->group = text_setting(&conf, "group");
     /* umask = 0 (or 000) clears the mask; absent leaves it. */
     unsigned long long mask = setting(&conf, "umask", ULLONG_MAX);
     if (mask != ULLONG_MAX)

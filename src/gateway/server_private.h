@@ -36,6 +36,11 @@ struct csgi_server {
     uid_t unix_uid;
     gid_t unix_gid;
     char *pidfile; /* owned; NULL = none */
+    /* Whom to serve as (options user and group, resolved): the name for
+       initgroups, NULL for no user change; run_gid (gid_t)-1 for none. */
+    char *run_user;
+    uid_t run_uid;
+    gid_t run_gid;
 
     /* Where the application comes from: a source (csgi_server_new_source),
        or, for csgi_server_new with workers, one that hands out app. NULL
@@ -85,6 +90,11 @@ int csgi_server__unix_file(const char *path, unsigned mode, uid_t owner, gid_t g
 /* Write this process's pid to path, refusing (CSGI_EADDRINUSE) when the
    file names another live process. 0 or an error (why: what failed). */
 int csgi_server__pidfile_write(const char *path, char *why, size_t why_size);
+
+/* Serve as the server's run_user and run_gid: supplementary groups,
+   group, then user, each checked. 0 (also when there is nothing to do) or
+   an error (why: what failed). */
+int csgi_server__drop_privileges(const csgi_server *server, char *why, size_t why_size);
 
 /* Remove the pid file if it still names this process. */
 void csgi_server__pidfile_remove(const char *path);
