@@ -1544,10 +1544,18 @@ START_TEST(http_runner_until_signal)
                                                     "threads = 2\n");
     const char *listen[] = {"127.0.0.1:0"};
     ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
+    csgi_load_error error;
+    if (geteuid() == 0) {
+        /* As root, without user: refused, unless allowed. */
+        ck_assert_int_eq(csgi_loader_serve(loader, path, test_load(loader, path), &error),
+                         CSGI_EACCESS);
+        ck_assert_str_eq(error.text, "refusing to serve as root: set user (the user to serve "
+                                     "as), or allow_root = true");
+        ck_assert_int_eq(csgi_loader_set_server_option(loader, "allow_root", "true"), 0);
+    }
     csgi_app *app = test_load(loader, path);
     signaller s;
     signaller_start(&s, 0);
-    csgi_load_error error;
     ck_assert_int_eq(csgi_loader_serve(loader, path, app, &error), 0);
     signaller_stop(&s);
     csgi_loader_free(loader);

@@ -402,8 +402,8 @@ static pid_t fork_logged(served *s, const char *out_name, const char *log_name)
 static void serve_start(served *s, const char *const *extra)
 {
     const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
-    const char *argv[16] = {serve, "--module-path", dir};
-    size_t argc = 3;
+    const char *argv[16] = {serve, "--allow-root", "--module-path", dir};
+    size_t argc = 4;
     for (size_t i = 0; extra && extra[i] && argc < 14; i++)
         argv[argc++] = extra[i];
     argv[argc++] = ini;
@@ -720,8 +720,8 @@ START_TEST(unix_mode_umask_chdir_and_pidfile)
         write_ini("", keys);
         served second;
         if (fork_logged(&second, "out2.txt", "log2.txt") == 0) {
-            execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(),
-                  (char *)NULL);
+            execl(serve_path(), serve_path(), "--allow-root", "--module-path", module_dir(),
+                  ini_path(), (char *)NULL);
             _exit(127);
         }
         int status = wait_exit(second.pid, 5000);
@@ -797,7 +797,8 @@ START_TEST(socket_activation_by_hand)
         snprintf(pid, sizeof(pid), "%ld", (long)getpid());
         setenv("LISTEN_FDS", "2", 1);
         setenv("LISTEN_PID", pid, 1);
-        execl(serve, serve, "--module-path", dir, "--listen", UNBINDABLE, ini, (char *)NULL);
+        execl(serve, serve, "--allow-root", "--module-path", dir, "--listen", UNBINDABLE, ini,
+              (char *)NULL);
         _exit(127);
     }
     close(tcp);
@@ -833,8 +834,8 @@ START_TEST(socket_activation_by_systemd_socket_activate)
     served s;
     if (fork_logged(&s, "out.txt", "log.txt") == 0) {
         execlp("systemd-socket-activate", "systemd-socket-activate", "-l", tcp_address, "-l",
-               socket_path, serve_path(), "--module-path", module_dir(), "--listen", UNBINDABLE,
-               ini_path(), (char *)NULL);
+               socket_path, serve_path(), "--allow-root", "--module-path", module_dir(), "--listen",
+               UNBINDABLE, ini_path(), (char *)NULL);
         _exit(127);
     }
     assert_waited_log(&s, "Listening on", 2, 5000);
@@ -878,6 +879,38 @@ START_TEST(user_nobody_serves_after_binding)
     reply r = get(s.port, "/");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(r.uid, 0);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* As root, csgi-serve refuses to serve without user (or allow_root),
+   and serves with it. Needs root: skipped otherwise. */
+START_TEST(root_without_user_is_refused)
+{
+    if (geteuid() != 0)
+        return;
+    write_ini("", "");
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    int status = wait_exit(s.pid, 5000);
+    running = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    const char *log = test_read_file(s.log);
+    ck_assert_msg(strstr(log, "app.ini:5: [server:main] refusing to serve as root: set user (the "
+                              "user to serve as), or allow_root = true"),
+                  "%s", tail(log));
+    ck_assert_ptr_null(strstr(test_read_file(s.out), "serving on"));
+
+    write_ini("", "user = nobody\n");
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    read_port(&s);
+    ck_assert_int_eq(get(s.port, "/").status, 200);
     serve_stop(&s, 3000);
 }
 END_TEST
@@ -1159,7 +1192,8 @@ START_TEST(preload_builds_in_the_master)
 
     write_ini("fail = true\n", "workers = 2\npreload = true\n");
     if (fork_logged(&s, "out.txt", "log.txt") == 0) {
-        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        execl(serve_path(), serve_path(), "--allow-root", "--module-path", module_dir(), ini_path(),
+              (char *)NULL);
         _exit(127);
     }
     int status = wait_exit(s.pid, 5000);
@@ -1415,6 +1449,7 @@ int main(void)
     tcase_add_test(serve, unix_mode_umask_chdir_and_pidfile);
     tcase_add_test(serve, socket_activation_by_hand);
     tcase_add_test(serve, user_nobody_serves_after_binding);
+    tcase_add_test(serve, root_without_user_is_refused);
     tcase_add_test(serve, socket_activation_by_systemd_socket_activate);
     tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
     suite_add_tcase(suite, serve);

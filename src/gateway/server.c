@@ -850,6 +850,7 @@ static const struct server_key {
     {"chdir", KEY_TEXT, 0, 0, 0},
     {"user", KEY_USER, 0, 0, 0},
     {"group", KEY_GROUP, 0, 0, 0},
+    {"allow_root", KEY_BOOL, 0, 0, 0},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -1058,6 +1059,7 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
     options->access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
     out->preload = (int)setting(&conf, "preload", 0);
+    out->allow_root = (int)setting(&conf, "allow_root", 0);
     /* body_min_rate = 0 turns the minimum off; absent keeps the default. */
     unsigned long long rate = setting(&conf, "body_min_rate", ULLONG_MAX);
     if (rate != ULLONG_MAX)
@@ -1085,8 +1087,17 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
 }
 
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
-                            csgi_load_error *error)
+                            int allow_root, csgi_load_error *error)
 {
+    /* A policy of the deploy file's server, not of the library: a host
+       program may drop privileges itself. */
+    if (geteuid() == 0 && !server->run_user && !allow_root) {
+        csgi_load_error__set(error, NULL, 0, NULL, NULL,
+                             "refusing to serve as root: set user (the user to serve as), or "
+                             "allow_root = true");
+        csgi_server_free(server);
+        return CSGI_EACCESS;
+    }
     const char *own_list[1] = {address};
     size_t count = 0;
     const char *const *addresses = csgi_loader__listen(loader, &count);
@@ -1141,5 +1152,5 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
                                  csgi_strerror(rc));
         return rc;
     }
-    return csgi_server__http_serve(server, loader, settings.address, error);
+    return csgi_server__http_serve(server, loader, settings.address, settings.allow_root, error);
 }

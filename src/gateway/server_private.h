@@ -168,6 +168,7 @@ int csgi_server__http_check(csgi_loader *loader, const csgi_conf *local_conf,
 typedef struct csgi_server__http_settings {
     csgi_server_options options;
     int preload;
+    int allow_root; /* allow_root: serve as root without user */
     char address[300];
 } csgi_server__http_settings;
 
@@ -177,7 +178,7 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
 /* Listen on the loader's addresses (csgi_loader_set_listen), else on
    address, and serve until a signal stops it; frees server. */
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
-                            csgi_load_error *error);
+                            int allow_root, csgi_load_error *error);
 
 /* The server's access log, or NULL (for tests: csgi_access_log__writes). */
 csgi_access_log *csgi_server__access_log(csgi_server *server);
