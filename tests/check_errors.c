@@ -593,9 +593,24 @@ START_TEST(server_options_versions)
     csgi_server *bad = NULL;
     ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(bad);
-    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 6);
+    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 7);
     csgi_server_options init;
     csgi_server_options_init(&init);
+    ck_assert_int_eq(init.backlog, 0); /* version 7: 0 is the default (511) */
+    ck_assert_uint_eq(init.unix_mode, 0);
+    ck_assert_uint_eq(init.umask, 0);
+    ck_assert_ptr_null(init.pidfile);
+    ck_assert_ptr_null(init.chdir);
+    options = test_server_options();
+    options.backlog = -1;
+    ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
+    options.backlog = 0;
+    options.umask = 01000;
+    ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
+    options.umask = 0;
+    options.unix_owner = "no-such-user-of-csgi";
+    ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
+    ck_assert(logged("unix_owner: no user 'no-such-user-of-csgi'"));
     ck_assert_ptr_null(init.error_render);
     ck_assert_ptr_null(init.error_render_userdata);
 }

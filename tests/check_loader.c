@@ -1205,7 +1205,39 @@ static const char server_ini[] = "[app:main]\n"
                                  "\n"
                                  "[server:negative_rate]\n"
                                  "use = egg:csgi#http\n"
-                                 "body_min_rate = -1\n";
+                                 "body_min_rate = -1\n"
+                                 "\n"
+                                 "[server:bad_backlog]\n"
+                                 "use = egg:csgi#http\n"
+                                 "backlog = 0\n"
+                                 "\n"
+                                 "[server:bad_mode]\n"
+                                 "use = egg:csgi#http\n"
+                                 "unix_mode = 0999\n"
+                                 "\n"
+                                 "[server:bad_owner]\n"
+                                 "use = egg:csgi#http\n"
+                                 "unix_owner = no-such-user-of-csgi\n"
+                                 "\n"
+                                 "[server:uwsgi_names]\n"
+                                 "use = egg:csgi#http\n"
+                                 "chmod_socket = 0660\n"
+                                 "\n"
+                                 "[server:listeners]\n"
+                                 "use = egg:csgi#http\n"
+                                 "backlog = 1024\n"
+                                 "unix_mode = 660\n"
+                                 "unix_owner = root\n"
+                                 "unix_group = 0\n"
+                                 "umask = 0\n"
+                                 "pidfile = /run/csgi.pid\n"
+                                 "chdir = /\n"
+                                 "user = nobody\n"
+                                 "group = nogroup\n"
+                                 "\n"
+                                 "[server:bad_user]\n"
+                                 "use = egg:csgi#http\n"
+                                 "user = no-such-user-of-csgi\n";
 
 /* The server section checked without serving (csgi-serve --check). */
 START_TEST(server_section_checked)
@@ -1220,6 +1252,8 @@ START_TEST(server_section_checked)
     ck_assert_int_eq(csgi_loader_has_server(loader, "/nonexistent/x.ini", &error), CSGI_ENOTFOUND);
     ck_assert_int_eq(csgi_loader_check_server(loader, path, &error), 0);
     snprintf(uri, sizeof(uri), "%s#rates", path);
+    ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), 0);
+    snprintf(uri, sizeof(uri), "%s#listeners", path);
     ck_assert_int_eq(csgi_loader_check_server(loader, uri, &error), 0);
 
     static const struct {
@@ -1239,6 +1273,17 @@ START_TEST(server_section_checked)
         {"bad_rate", CSGI_EINVAL, "servers.ini:29: [server:bad_rate] body_min_rate: "},
         {"negative_rate", CSGI_EINVAL,
          "servers.ini:33: [server:negative_rate] body_min_rate: -1 is out of range (0 to "},
+        {"bad_backlog", CSGI_EINVAL,
+         "servers.ini:37: [server:bad_backlog] backlog: 0 is out of range (1 to 65535)"},
+        {"bad_mode", CSGI_EINVAL,
+         "servers.ini:41: [server:bad_mode] unix_mode: '0999' is not an octal mode"},
+        {"bad_owner", CSGI_EINVAL,
+         "servers.ini:45: [server:bad_owner] unix_owner: no user 'no-such-user-of-csgi'"},
+        {"bad_user", CSGI_EINVAL,
+         "servers.ini:65: [server:bad_user] user: no user 'no-such-user-of-csgi' on this system"},
+        {"uwsgi_names", CSGI_EINVAL,
+         "servers.ini:49: [server:uwsgi_names] chmod_socket: unknown key for egg:csgi#http (it "
+         "is unix_mode)"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(uri, sizeof(uri), "%s#%s", path, bad[i].name);
@@ -1499,10 +1544,18 @@ START_TEST(http_runner_until_signal)
                                                     "threads = 2\n");
     const char *listen[] = {"127.0.0.1:0"};
     ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
+    csgi_load_error error;
+    if (geteuid() == 0) {
+        /* As root, without user: refused, unless allowed. */
+        ck_assert_int_eq(csgi_loader_serve(loader, path, test_load(loader, path), &error),
+                         CSGI_EACCESS);
+        ck_assert_str_eq(error.text, "refusing to serve as root: set user (the user to serve "
+                                     "as), or allow_root = true");
+        ck_assert_int_eq(csgi_loader_set_server_option(loader, "allow_root", "true"), 0);
+    }
     csgi_app *app = test_load(loader, path);
     signaller s;
     signaller_start(&s, 0);
-    csgi_load_error error;
     ck_assert_int_eq(csgi_loader_serve(loader, path, app, &error), 0);
     signaller_stop(&s);
     csgi_loader_free(loader);

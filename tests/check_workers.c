@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,7 +71,7 @@ static int count_in(const char *text, const char *needle)
 typedef struct reply {
     int status;  /* HTTP status; 0 when the exchange failed */
     int refused; /* the connect was refused */
-    long pid, built_by;
+    long pid, built_by, uid;
     char message[64];
     long long ms;
 } reply;
@@ -122,8 +123,8 @@ static void read_reply(int fd, reply *r)
     }
     /* The text, after a chunk-size line when the answer is chunked. */
     const char *body = strstr(head_end, "message=");
-    if (!body ||
-        sscanf(body, "message=%63s pid=%ld built_by=%ld", r->message, &r->pid, &r->built_by) < 2)
+    if (!body || sscanf(body, "message=%63s pid=%ld built_by=%ld uid=%ld", r->message, &r->pid,
+                        &r->built_by, &r->uid) < 2)
         r->status = 0; /* not a whole answer */
 }
 
@@ -401,8 +402,8 @@ static pid_t fork_logged(served *s, const char *out_name, const char *log_name)
 static void serve_start(served *s, const char *const *extra)
 {
     const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
-    const char *argv[16] = {serve, "--module-path", dir};
-    size_t argc = 3;
+    const char *argv[16] = {serve, "--allow-root", "--module-path", dir};
+    size_t argc = 4;
     for (size_t i = 0; extra && extra[i] && argc < 14; i++)
         argv[argc++] = extra[i];
     argv[argc++] = ini;
@@ -665,6 +666,252 @@ START_TEST(threads_and_unix_socket_outlive_workers)
     }
     serve_stop(&s, 3000);
     ck_assert_int_ne(stat(socket_path, &st), 0); /* the master removes it */
+}
+END_TEST
+
+/* ---- csgi-serve: listeners and the process -------------------------------------------- */
+
+/* The pid a pid file names, 0 for none. */
+static long pidfile_pid(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    long pid = 0;
+    if (file) {
+        if (fscanf(file, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(file);
+    }
+    return pid;
+}
+
+/* chdir comes before the listeners (a relative Unix socket lands in it),
+   the socket file gets unix_mode, the pid file (written under the umask)
+   names the master while it serves, a second server on the same pid file
+   refuses to start, and the master removes both files when it stops. With
+   workers as without. */
+START_TEST(unix_mode_umask_chdir_and_pidfile)
+{
+    char dir[1024], socket_path[1100], pidfile[1100], keys[3000];
+    snprintf(dir, sizeof(dir), "%s", test_tmp_path("run"));
+    mkdir(dir, 0755);
+    snprintf(socket_path, sizeof(socket_path), "%s/csgi.sock", dir);
+    snprintf(pidfile, sizeof(pidfile), "%s/csgi.pid", dir);
+    for (int workers = 0; workers <= 1; workers++) {
+        snprintf(keys, sizeof(keys),
+                 "workers = %d\nbacklog = 64\nunix_mode = 0660\numask = 077\nchdir = %s\n"
+                 "pidfile = %s\n",
+                 workers, dir, pidfile);
+        write_ini("", keys);
+        served s;
+        serve_start(
+            &s, (const char *[]){"--listen", "127.0.0.1:0", "--listen", "unix:csgi.sock", NULL});
+        if (workers)
+            wait_accepting(&s, 1);
+        struct stat st;
+        ck_assert_int_eq(stat(socket_path, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0660);
+        ck_assert_int_eq(get_at(0, socket_path, "/").status, 200);
+        ck_assert_int_eq(pidfile_pid(pidfile), s.pid);
+        ck_assert_int_eq(stat(pidfile, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 0777, 0600); /* 0644 under umask 077 */
+
+        /* A second server on the same pid file (and another socket). */
+        snprintf(keys, sizeof(keys), "pidfile = %s\n", pidfile);
+        write_ini("", keys);
+        served second;
+        if (fork_logged(&second, "out2.txt", "log2.txt") == 0) {
+            execl(serve_path(), serve_path(), "--allow-root", "--module-path", module_dir(),
+                  ini_path(), (char *)NULL);
+            _exit(127);
+        }
+        int status = wait_exit(second.pid, 5000);
+        running = s.pid;
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status %d", status);
+        const char *log = test_read_file(second.log);
+        ck_assert_msg(strstr(log, "names process") && strstr(log, "which is running"), "%s",
+                      tail(log));
+        ck_assert_int_eq(pidfile_pid(pidfile), s.pid); /* left alone */
+
+        serve_stop(&s, 3000);
+        ck_assert_int_ne(stat(pidfile, &st), 0);
+        ck_assert_int_ne(stat(socket_path, &st), 0);
+    }
+}
+END_TEST
+
+/* A TCP socket listening on 127.0.0.1, its port in *port. */
+static int listening_tcp(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+static int listening_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {0};
+    addr.sun_family = AF_UNIX;
+    ck_assert_uint_lt(strlen(path), sizeof(addr.sun_path));
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+/* The sockets a server must not bind: a TEST-NET address, not this
+   host's. Socket activation replaces it. */
+#define UNBINDABLE "192.0.2.1:9"
+
+/* Socket activation as systemd does it, by the test: a TCP and a Unix
+   socket at descriptors 3 and 4, LISTEN_FDS=2 and LISTEN_PID the server's
+   pid. csgi-serve serves on them (its worker too) instead of binding its
+   --listen address, and leaves the Unix socket's file, which is not its
+   own, in place. */
+START_TEST(socket_activation_by_hand)
+{
+    write_ini("", "workers = 1\n");
+    char socket_path[1024];
+    snprintf(socket_path, sizeof(socket_path), "%s", test_tmp_path("activated.sock"));
+    int port = 0;
+    int tcp = listening_tcp(&port), local = listening_unix(socket_path);
+    /* Before the descriptors move: Check reports through one of them. */
+    const char *serve = serve_path(), *dir = module_dir(), *ini = ini_path();
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        /* Out of the way first: either may sit at 3 or 4 already. */
+        int high_tcp = fcntl(tcp, F_DUPFD, 100), high_local = fcntl(local, F_DUPFD, 100);
+        dup2(high_tcp, 3); /* dup2 clears close-on-exec */
+        dup2(high_local, 4);
+        char pid[32];
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+        setenv("LISTEN_FDS", "2", 1);
+        setenv("LISTEN_PID", pid, 1);
+        execl(serve, serve, "--allow-root", "--module-path", dir, "--listen", UNBINDABLE, ini,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(tcp);
+    close(local);
+    read_port(&s);
+    ck_assert_int_eq(s.port, port);
+    ck_assert_ptr_nonnull(strstr(test_read_file(s.out), "serving on unix:"));
+    wait_accepting(&s, 1);
+    reply r = get(port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_ne(r.pid, s.pid); /* the worker */
+    ck_assert_int_eq(get_at(0, socket_path, "/").status, 200);
+    serve_stop(&s, 3000);
+    struct stat st;
+    ck_assert_int_eq(stat(socket_path, &st), 0); /* systemd's file */
+    unlink(socket_path);
+}
+END_TEST
+
+/* The same with systemd's own tool, when it is installed: it binds, waits
+   for the first client, then execs csgi-serve with the sockets. */
+START_TEST(socket_activation_by_systemd_socket_activate)
+{
+    if (system("command -v systemd-socket-activate >/dev/null 2>&1") != 0)
+        return; /* not installed: socket_activation_by_hand covers it */
+    write_ini("", "");
+    char socket_path[1024], tcp_address[64];
+    snprintf(socket_path, sizeof(socket_path), "%s", test_tmp_path("activate.sock"));
+    unlink(socket_path);
+    int port = 0;
+    close(listening_tcp(&port)); /* a port free a moment ago */
+    snprintf(tcp_address, sizeof(tcp_address), "127.0.0.1:%d", port);
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execlp("systemd-socket-activate", "systemd-socket-activate", "-l", tcp_address, "-l",
+               socket_path, serve_path(), "--allow-root", "--module-path", module_dir(), "--listen",
+               UNBINDABLE, ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    assert_waited_log(&s, "Listening on", 2, 5000);
+    reply r = get(port, "/"); /* starts csgi-serve, then waits in the queue for it */
+    ck_assert_msg(r.status == 200, "status %d:\n%s", r.status, tail(test_read_file(s.log)));
+    ck_assert_int_eq(r.pid, s.pid); /* exec'd in place: LISTEN_PID is its pid */
+    ck_assert_int_eq(get_at(0, socket_path, "/").status, 200);
+    serve_stop(&s, 3000);
+    unlink(socket_path);
+}
+END_TEST
+
+/* user = nobody: the process that serves runs as nobody once it has
+   bound (as root) its port; with workers, the workers do, and the master
+   keeps root (it removes the pid file). Needs root: skipped otherwise. */
+START_TEST(user_nobody_serves_after_binding)
+{
+    if (getuid() != 0)
+        return;
+    struct passwd *nobody = getpwnam("nobody");
+    ck_assert_ptr_nonnull(nobody);
+    for (int workers = 0; workers <= 1; workers++) {
+        char keys[256];
+        snprintf(keys, sizeof(keys), "workers = %d\nuser = nobody\n", workers);
+        write_ini("", keys);
+        served s;
+        serve_start(&s, NULL);
+        if (workers)
+            wait_accepting(&s, 1);
+        reply r = get(s.port, "/");
+        ck_assert_msg(r.status == 200, "status %d:\n%s", r.status, tail(test_read_file(s.log)));
+        ck_assert_int_eq(r.uid, (long)nobody->pw_uid);
+        if (workers)
+            ck_assert_int_ne(r.pid, s.pid);
+        serve_stop(&s, 3000);
+    }
+    /* A group alone. */
+    write_ini("", "group = nogroup\n");
+    served s;
+    serve_start(&s, NULL);
+    reply r = get(s.port, "/");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.uid, 0);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
+/* As root, csgi-serve refuses to serve without user (or allow_root),
+   and serves with it. Needs root: skipped otherwise. */
+START_TEST(root_without_user_is_refused)
+{
+    if (geteuid() != 0)
+        return;
+    write_ini("", "");
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    int status = wait_exit(s.pid, 5000);
+    running = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    const char *log = test_read_file(s.log);
+    ck_assert_msg(strstr(log, "app.ini:5: [server:main] refusing to serve as root: set user (the "
+                              "user to serve as), or allow_root = true"),
+                  "%s", tail(log));
+    ck_assert_ptr_null(strstr(test_read_file(s.out), "serving on"));
+
+    write_ini("", "user = nobody\n");
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        _exit(127);
+    }
+    read_port(&s);
+    ck_assert_int_eq(get(s.port, "/").status, 200);
+    serve_stop(&s, 3000);
 }
 END_TEST
 
@@ -945,7 +1192,8 @@ START_TEST(preload_builds_in_the_master)
 
     write_ini("fail = true\n", "workers = 2\npreload = true\n");
     if (fork_logged(&s, "out.txt", "log.txt") == 0) {
-        execl(serve_path(), serve_path(), "--module-path", module_dir(), ini_path(), (char *)NULL);
+        execl(serve_path(), serve_path(), "--allow-root", "--module-path", module_dir(), ini_path(),
+              (char *)NULL);
         _exit(127);
     }
     int status = wait_exit(s.pid, 5000);
@@ -1198,6 +1446,11 @@ int main(void)
     tcase_add_test(serve, quit_stops_at_once);
     tcase_add_test(serve, workers_zero_is_one_process_and_option_overrides);
     tcase_add_test(serve, threads_and_unix_socket_outlive_workers);
+    tcase_add_test(serve, unix_mode_umask_chdir_and_pidfile);
+    tcase_add_test(serve, socket_activation_by_hand);
+    tcase_add_test(serve, user_nobody_serves_after_binding);
+    tcase_add_test(serve, root_without_user_is_refused);
+    tcase_add_test(serve, socket_activation_by_systemd_socket_activate);
     tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
     suite_add_tcase(suite, serve);
     TCase *reload = tcase_create("reload");

@@ -122,6 +122,8 @@ int test_serve_one_request(csgi_loader *loader, const char *uri, csgi_app *app,
     snprintf(listen_address, sizeof(listen_address), "unix:%s", socket_path);
     const char *listen[] = {listen_address};
     ck_assert_int_eq(csgi_loader_set_listen(loader, listen, 1), 0);
+    /* Tests run as root in CI: as csgi-serve --allow-root. */
+    ck_assert_int_eq(csgi_loader_set_server_option(loader, "allow_root", "true"), 0);
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = ignore_signal; /* a signal before the server listens for it */

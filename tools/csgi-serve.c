@@ -38,6 +38,7 @@ static const char usage[] =
     "  --access-log DEST   write the access log to DEST (the access_log key): a\n"
     "                      file, - for standard error, stdout, syslog[:FACILITY]\n"
     "  --log-level LEVEL   error, warning, info or debug (the log_level key)\n"
+    "  --allow-root        serve as root without a user key (the allow_root key)\n"
     "  --check             build the application, print what was built, exit\n"
     "  --stub-unknown      with --check: unknown factories become placeholders\n"
     "  --help              show this help\n"
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
     size_t module_path_count = 0;
     int check = 0, stub = 0;
     const char *config = NULL;
+    int allow_root = 0;
     const char *workers = NULL, *access_log = NULL, *log_level = NULL;
     const char *globals[256];
     size_t global_count = 0;
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "csgi-serve: --workers needs a number, not '%s'\n", workers);
                 return 1;
             }
+        } else if (strcmp(arg, "--allow-root") == 0) {
+            allow_root = 1;
         } else if (strcmp(arg, "--access-log") == 0) {
             if (!(access_log = option_value(argc, argv, &i)))
                 return 1;
@@ -189,6 +193,8 @@ int main(int argc, char **argv)
         rc = csgi_loader_set_server_option(loader, "access_log", access_log);
     if (rc == 0 && log_level)
         rc = csgi_loader_set_server_option(loader, "log_level", log_level);
+    if (rc == 0 && allow_root)
+        rc = csgi_loader_set_server_option(loader, "allow_root", "true");
     if (rc != 0) {
         fprintf(stderr, "csgi-serve: %s\n", csgi_strerror(rc));
         csgi_loader_free(loader);

@@ -43,11 +43,15 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 6
+#define CSGI_SERVER_OPTIONS_VERSION 7
 
 /** csgi_server_options.body_min_rate: no minimum rate (body_timeout_ms
     then counts between reads, as nginx's client_body_timeout). */
 #define CSGI_SERVER_NO_MIN_RATE (~0u)
+
+/** csgi_server_options.umask: set the mask 000 (0 in the field leaves the
+    process's mask as it is). */
+#define CSGI_SERVER_UMASK_ZERO (~0u)
 
 /**
  * Server options. Start from CSGI_SERVER_OPTIONS_INIT (or
@@ -127,13 +131,48 @@ typedef struct csgi_server_options {
                                  the server waits for its body, after an allowance of
                                  body_timeout_ms; slower, it gets 408 (version 6): 500;
                                  CSGI_SERVER_NO_MIN_RATE = none */
+
+    int backlog;            /**< listen(2) backlog of each listener csgi_server_listen()
+                                 binds (version 7): 511, as nginx; the kernel caps it at
+                                 net.core.somaxconn */
+    unsigned unix_mode;     /**< permissions given to the file of each Unix socket
+                                 csgi_server_listen() binds, e.g. 0660 (version 7): 0 =
+                                 what the umask leaves */
+    const char *unix_owner; /**< user name (or number) that owns those files (version 7):
+                                 NULL = the process's user */
+    const char *unix_group; /**< group name (or number) of those files (version 7): NULL =
+                                 the process's group */
+    const char *pidfile;    /**< file csgi_server_run_until_signal() writes the serving
+                                 process's pid to (the master's, with workers) once the
+                                 listeners are bound, and removes when it returns; a file
+                                 that names a live process is refused (version 7): NULL =
+                                 none */
+    unsigned umask;         /**< the process's file mode creation mask, set by
+                                 csgi_server_new() and csgi_server_new_source() before
+                                 anything listens (version 7): 0 = unchanged;
+                                 CSGI_SERVER_UMASK_ZERO = 000 */
+    const char *chdir;      /**< directory the process changes to, at the same moment as
+                                 umask (version 7): NULL = stay */
+    const char *user;       /**< user (name or number) to serve as, taken once the
+                                 listeners are bound and the pid file written: by this
+                                 process in csgi_server_run_until_signal(), or with workers
+                                 by each worker right after its fork, before it builds the
+                                 application (the master keeps its user: it removes the pid
+                                 file and reloads); supplementary groups are the user's,
+                                 and the change is checked (version 7): NULL = stay. The
+                                 library does not refuse to serve as root without it:
+                                 that policy is csgi-serve's and egg:csgi#http's
+                                 (allow_root), since a host may drop privileges itself */
+    const char *group;      /**< group (name or number) to serve as, with or without
+                                 user (version 7): NULL = the user's login group, or stay */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
-#define CSGI_SERVER_OPTIONS_INIT                                                                 \
-    {                                                                                            \
-        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0, \
-            NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0                           \
+#define CSGI_SERVER_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0,   \
+            NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, \
+            NULL, NULL, NULL                                                                       \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */
@@ -245,6 +284,28 @@ CSGI_EXTERN int csgi_server_new_source(csgi_server **out, const csgi_server_sour
  *         CSGI_ESYSTEM.
  */
 CSGI_EXTERN int csgi_server_listen(csgi_server *server, const char *address);
+
+/**
+ * Listen on the sockets systemd passed to this process (socket
+ * activation, sd_listen_fds(3)): when LISTEN_PID is this process's pid,
+ * adopt descriptors 3 to 3 + LISTEN_FDS - 1 as listeners, in that order,
+ * instead of binding: TCP (IPv4 or IPv6) or Unix stream sockets listening
+ * already, whose options (backlog, mode, owner) are systemd's. Then
+ * LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are unset, so that a process
+ * started later does not take the sockets again. Without the variables
+ * (or with another process's LISTEN_PID) it does nothing. The adopted
+ * sockets are closed with the server; a Unix socket's file is systemd's
+ * and stays. The INI runner egg:csgi#http calls it first and binds its
+ * addresses only when systemd passed nothing.
+ *
+ * @param server the server (borrowed), not started
+ * @param count  set to the number of sockets adopted (0: none passed)
+ * @return 0, CSGI_EINVAL (NULL argument, a LISTEN_FDS that is not a
+ *         number, a descriptor that is not a listening stream socket),
+ *         CSGI_ESTATE (started already), CSGI_ENOMEM, CSGI_ESYSTEM. The
+ *         sockets adopted before an error stay the server's.
+ */
+CSGI_EXTERN int csgi_server_listen_systemd(csgi_server *server, size_t *count);
 
 /** The TCP port of listener index (in csgi_server_listen() order), 0 for a
     Unix socket, -1 for no such listener. */

@@ -293,8 +293,14 @@ static void worker_process(master *m, generation *g, const sigset_t *mask)
 
     csgi_load_error error;
     memset(&error, 0, sizeof(error));
+    /* The application is built, and serves, as the options' user. */
+    int rc = csgi_server__drop_privileges(m->server, error.text, sizeof(error.text));
+    if (rc != 0) {
+        csgi_server__tell_master(fd, CSGI_SERVER__FAILED, rc, &error);
+        worker_exit(3);
+    }
     csgi_app *app = NULL;
-    int rc = m->type->build(m->source_state, &app, g->state, &error);
+    rc = m->type->build(m->source_state, &app, g->state, &error);
     if (rc == 0 && !app)
         rc = CSGI_EINVAL;
     if (rc != 0) {

@@ -26,9 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +59,7 @@ static const size_t version_end[CSGI_SERVER_OPTIONS_VERSION + 1] = {
     offsetof(csgi_server_options, workers),
     offsetof(csgi_server_options, log_level),
     offsetof(csgi_server_options, body_min_rate),
+    offsetof(csgi_server_options, backlog),
     sizeof(csgi_server_options),
 };
 
@@ -72,6 +75,9 @@ static int options_upgrade(const csgi_server_options *in, csgi_server_options *o
     memcpy(out, in, version_end[in->version]);
     out->version = CSGI_SERVER_OPTIONS_VERSION;
     if (out->log_level < CSGI_LOG_ERROR || out->log_level > CSGI_LOG_DEBUG)
+        return CSGI_EINVAL;
+    if (out->backlog < 0 || out->unix_mode > 07777 ||
+        (out->umask > 0777 && out->umask != CSGI_SERVER_UMASK_ZERO))
         return CSGI_EINVAL;
     return out->workers > MAX_WORKERS ? CSGI_EINVAL : 0;
 }
@@ -99,6 +105,7 @@ static void engine_options(const csgi_server_options *in, csgi_http__options *ou
     TAKE(send_timeout_ms, send_timeout_ms);
     TAKE(max_keepalive_requests, max_keepalive_requests);
     TAKE(server_header, server_header);
+    TAKE(backlog, backlog);
 #undef TAKE
     if (in->max_body)
         out->max_body = in->max_body == UINT64_MAX ? 0 : in->max_body;
@@ -163,6 +170,63 @@ static int make_access_log(const csgi_server_options *in, const csgi_http__optio
     return err;
 }
 
+/* Log a problem with the options, through their log. */
+static void log_options_error(const csgi_server_options *options, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void log_options_error(const csgi_server_options *options, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    csgi_log__vwrite(options && options->log ? options->log : csgi_log__stderr,
+                     options ? options->log_userdata : NULL, CSGI_LOG__ERROR, CSGI_LOG__ERROR,
+                     format, args);
+    va_end(args);
+}
+
+/* The server's copy of the options about listeners and the pid file:
+   names resolved now, so that a typo shows before anything listens. */
+static int take_process_options(csgi_server *server, const csgi_server_options *options)
+{
+    server->unix_mode = options->unix_mode;
+    server->unix_uid = (uid_t)-1;
+    server->unix_gid = (gid_t)-1;
+    if (options->unix_owner &&
+        csgi_server__user_id(options->unix_owner, &server->unix_uid, NULL) != 0) {
+        log_options_error(options, "unix_owner: no user '%s'", options->unix_owner);
+        return CSGI_EINVAL;
+    }
+    if (options->unix_group && csgi_server__group_id(options->unix_group, &server->unix_gid) != 0) {
+        log_options_error(options, "unix_group: no group '%s'", options->unix_group);
+        return CSGI_EINVAL;
+    }
+    server->run_uid = (uid_t)-1;
+    server->run_gid = (gid_t)-1;
+    if (options->user && options->user[0]) {
+        gid_t login_group = (gid_t)-1;
+        if (csgi_server__user_id(options->user, &server->run_uid, &login_group) != 0 ||
+            login_group == (gid_t)-1) {
+            log_options_error(options, "user: no user '%s'", options->user);
+            return CSGI_EINVAL;
+        }
+        server->run_gid = login_group;
+        server->run_user = csgi__strndup(options->user, strlen(options->user));
+        if (!server->run_user)
+            return CSGI_ENOMEM;
+    }
+    if (options->group && options->group[0] &&
+        csgi_server__group_id(options->group, &server->run_gid) != 0) {
+        log_options_error(options, "group: no group '%s'", options->group);
+        return CSGI_EINVAL;
+    }
+    if (options->pidfile && options->pidfile[0]) {
+        server->pidfile = csgi__strndup(options->pidfile, strlen(options->pidfile));
+        if (!server->pidfile)
+            return CSGI_ENOMEM;
+    }
+    return 0;
+}
+
 /* A server with an engine: options upgraded; with workers, the engine
    only holds the listeners (one loop's options: no SO_REUSEPORT) and the
    access log is only checked. why: what was wrong with the access log
@@ -207,6 +271,12 @@ static int server_new(csgi_server **out, csgi_app *app, const csgi_server_option
     if (err) {
         csgi_access_log__free(access_log);
         csgi__free(server);
+        return err;
+    }
+    err = take_process_options(server, options);
+    if (err) {
+        server->app = NULL; /* the caller still owns it when this fails */
+        csgi_server_free(server);
         return err;
     }
     *out = server;
@@ -286,6 +356,10 @@ static int new_with_app(csgi_server **out, csgi_app *app, const csgi_server_opti
     int err = out && app ? options_upgrade(options, &upgraded) : CSGI_EINVAL;
     if (err == 0 && upgraded.workers && base)
         err = CSGI_EINVAL;
+    char process_why[256] = "";
+    if (err == 0 &&
+        (err = csgi_server__apply_process_options(&upgraded, process_why, sizeof(process_why))))
+        log_options_error(&upgraded, "%s", process_why);
     if (err == 0 && upgraded.workers)
         return master_new(out, &fixed_source, app, NULL, &upgraded, why, why_size);
     if (err == 0)
@@ -333,7 +407,9 @@ int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *typ
             snprintf(error->text, sizeof(error->text), "workers: %u is more than %u",
                      upgraded.workers, MAX_WORKERS);
             err = CSGI_EINVAL;
-        } else if (upgraded.workers) {
+        } else if ((err = csgi_server__apply_process_options(&upgraded, error->text,
+                                                             sizeof(error->text))) == 0 &&
+                   upgraded.workers) {
             err = master_new(out, type, state, generation, &upgraded, why, sizeof(why));
             if (err && why[0])
                 snprintf(error->text, sizeof(error->text), "access_log: %s", why);
@@ -408,7 +484,37 @@ int csgi_server_listen(csgi_server *server, const char *address)
     if (!server || !address)
         return CSGI_EINVAL;
     int err = csgi_http__engine_listen(server->engine, address);
+    char why[300];
+    if (err == 0 && strncmp(address, "unix:", 5) == 0 &&
+        (err = csgi_server__unix_file(address + 5, server->unix_mode, server->unix_uid,
+                                      server->unix_gid, why, sizeof(why))) != 0)
+        csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
     return err ? err : remember(server, address);
+}
+
+int csgi_server_listen_systemd(csgi_server *server, size_t *count)
+{
+    if (count)
+        *count = 0;
+    if (!server || !count)
+        return CSGI_EINVAL;
+    int first = 0, fds = 0;
+    int err = csgi_server__systemd_fds(&first, &fds);
+    for (int fd = first; err == 0 && fd < first + fds; fd++) {
+        char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+        err = csgi_server__socket_address(fd, address, sizeof(address));
+        if (err == 0)
+            err = csgi_http__engine_adopt(server->engine, fd); /* takes fd */
+        if (err == 0)
+            err = remember(server, address);
+        if (err == 0)
+            ++*count;
+    }
+    if (err)
+        csgi_server__log(server, CSGI_LOG_ERROR,
+                         "socket activation: LISTEN_FDS=%d: %s (descriptor %zu)", fds,
+                         csgi_strerror(err), (size_t)first + *count);
+    return err;
 }
 
 int csgi_server_port(const csgi_server *server, size_t index)
@@ -464,6 +570,8 @@ void csgi_server_free(csgi_server *server)
             server->source_type->free(server->source_state);
     }
     csgi__free(server->server_header);
+    csgi__free(server->pidfile);
+    csgi__free(server->run_user);
     for (size_t i = 0; i < server->address_count; i++)
         csgi__free(server->addresses[i]);
     csgi__free(server->addresses);
@@ -578,19 +686,42 @@ static int run_until(csgi_server *server, const signal_rule *rules, size_t count
     return err;
 }
 
-int csgi_server_run_until_signal(csgi_server *server)
+/* Serve until a signal: the master of workers, or this process alone. */
+static int serve_until_signal(csgi_server *server)
 {
-    if (!server)
-        return CSGI_EINVAL;
     if (server->workers)
         return csgi_server__run_master(server);
-    if (server->host_base)
-        return CSGI_ESTATE;
     int err = server->started ? 0 : csgi_server_start(server);
     if (err)
         return err;
     csgi_server__print_listeners(server);
     return run_until(server, alone_rules, sizeof(alone_rules) / sizeof(alone_rules[0]));
+}
+
+int csgi_server_run_until_signal(csgi_server *server)
+{
+    if (!server)
+        return CSGI_EINVAL;
+    if (server->host_base)
+        return CSGI_ESTATE;
+    /* The listeners are bound: the pid file says a server is there. Worker
+       processes never return from serve_until_signal, so only this
+       process removes it. */
+    char why[300];
+    int err = server->pidfile ? csgi_server__pidfile_write(server->pidfile, why, sizeof(why)) : 0;
+    if (err) {
+        csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
+        return err;
+    }
+    /* Alone, this process serves: it changes user now. A master keeps its
+       user; each worker changes after its fork (master.c). */
+    if (!server->workers && (err = csgi_server__drop_privileges(server, why, sizeof(why))) != 0)
+        csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
+    if (err == 0)
+        err = serve_until_signal(server);
+    if (server->pidfile)
+        csgi_server__pidfile_remove(server->pidfile);
+    return err;
 }
 
 /* ---- a worker process ---------------------------------------------------------------- */
@@ -675,7 +806,10 @@ typedef enum key_type {
     KEY_ERROR_FORMAT,
     KEY_LOG_LEVEL,
     KEY_ACCESS_LOG,
-    KEY_ACCESS_LOG_FORMAT
+    KEY_ACCESS_LOG_FORMAT,
+    KEY_MODE,  /* octal file permissions, within [min, max] */
+    KEY_USER,  /* a user name or number that exists */
+    KEY_GROUP, /* a group name or number that exists */
 } key_type;
 
 static const struct server_key {
@@ -707,6 +841,16 @@ static const struct server_key {
     {"access_log_buffer", KEY_NUMBER, 1, 64 * 1024 * 1024, 1},
     {"access_log_flush", KEY_NUMBER, 1, 3600, 1000},
     {"body_min_rate", KEY_NUMBER, 0, UINT_MAX - 1, 1},
+    {"backlog", KEY_NUMBER, 1, 65535, 1},
+    {"unix_mode", KEY_MODE, 1, 07777, 1},
+    {"unix_owner", KEY_USER, 0, 0, 0},
+    {"unix_group", KEY_GROUP, 0, 0, 0},
+    {"pidfile", KEY_TEXT, 0, 0, 0},
+    {"umask", KEY_MODE, 0, 0777, 1},
+    {"chdir", KEY_TEXT, 0, 0, 0},
+    {"user", KEY_USER, 0, 0, 0},
+    {"group", KEY_GROUP, 0, 0, 0},
+    {"allow_root", KEY_BOOL, 0, 0, 0},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -718,7 +862,24 @@ static const struct {
     {"loglevel", "log_level"},                 /* gunicorn */
     {"log_format", "access_log_format"},       /* nginx */
     {"access_logformat", "access_log_format"}, /* a slip */
+    {"pid", "pidfile"},                        /* gunicorn's -p, uWSGI's pidfile */
+    {"pid_file", "pidfile"},                   /* a slip */
+    {"chmod_socket", "unix_mode"},             /* uWSGI */
+    {"chown_socket", "unix_owner"},            /* uWSGI */
+    {"listen", "backlog"},                     /* uWSGI's listen is the backlog */
+    {"uid", "user"},                           /* uWSGI */
+    {"gid", "group"},                          /* uWSGI */
 };
+
+/* Octal permissions ("0660", "660") into *out. */
+static int octal_mode(const char *text, long long *out)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 5 || strspn(text, "01234567") != len)
+        return 0;
+    *out = strtoll(text, NULL, 8);
+    return 1;
+}
 
 /* The log levels by name (nginx says warn, gunicorn warning). */
 static int log_level_named(const char *name)
@@ -762,7 +923,7 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
             }
         }
         if (k < 0) {
-            char known[512] = "";
+            char known[1024] = "";
             size_t used = 0;
             for (size_t j = 0; j < SERVER_KEY_COUNT && used < sizeof(known); j++)
                 used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", j ? ", " : "",
@@ -790,6 +951,25 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
             csgi_conf_error(conf, name, error, "'%s' is not an error format (%s)", value,
                             CSGI_ERROR_PAGE__NAMES);
             rc = CSGI_EINVAL;
+        } else if (key->type == KEY_MODE) {
+            if (!octal_mode(value, &number)) {
+                csgi_conf_error(conf, name, error, "'%s' is not an octal mode (such as 0660)",
+                                value);
+                rc = CSGI_EINVAL;
+            } else if (number < key->min || number > key->max) {
+                csgi_conf_error(conf, name, error, "%s is out of range (0%llo to 0%llo)", value,
+                                (unsigned long long)key->min, (unsigned long long)key->max);
+                rc = CSGI_EINVAL;
+            }
+        } else if (key->type == KEY_USER || key->type == KEY_GROUP) {
+            uid_t uid;
+            gid_t gid;
+            if (key->type == KEY_USER ? csgi_server__user_id(value, &uid, NULL) != 0
+                                      : csgi_server__group_id(value, &gid) != 0) {
+                csgi_conf_error(conf, name, error, "no %s '%s' on this system",
+                                key->type == KEY_USER ? "user" : "group", value);
+                rc = CSGI_EINVAL;
+            }
         } else if (key->type == KEY_LOG_LEVEL) {
             number = log_level_named(value);
             if (number < 0) {
@@ -879,10 +1059,23 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->access_log_buffer = (size_t)setting(&conf, "access_log_buffer", 0);
     options->access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
     out->preload = (int)setting(&conf, "preload", 0);
+    out->allow_root = (int)setting(&conf, "allow_root", 0);
     /* body_min_rate = 0 turns the minimum off; absent keeps the default. */
     unsigned long long rate = setting(&conf, "body_min_rate", ULLONG_MAX);
     if (rate != ULLONG_MAX)
         options->body_min_rate = rate ? (unsigned)rate : CSGI_SERVER_NO_MIN_RATE;
+    options->backlog = (int)setting(&conf, "backlog", 0);
+    options->unix_mode = (unsigned)setting(&conf, "unix_mode", 0);
+    options->unix_owner = text_setting(&conf, "unix_owner");
+    options->unix_group = text_setting(&conf, "unix_group");
+    options->pidfile = text_setting(&conf, "pidfile");
+    options->chdir = text_setting(&conf, "chdir");
+    options->user = text_setting(&conf, "user");
+    options->group = text_setting(&conf, "group");
+    /* umask = 0 (or 000) clears the mask; absent leaves it. */
+    unsigned long long mask = setting(&conf, "umask", ULLONG_MAX);
+    if (mask != ULLONG_MAX)
+        options->umask = mask ? (unsigned)mask : CSGI_SERVER_UMASK_ZERO;
 
     const char *host = text_setting(&conf, "host");
     if (!host || !host[0])
@@ -894,8 +1087,17 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
 }
 
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
-                            csgi_load_error *error)
+                            int allow_root, csgi_load_error *error)
 {
+    /* A policy of the deploy file's server, not of the library: a host
+       program may drop privileges itself. */
+    if (geteuid() == 0 && !server->run_user && !allow_root) {
+        csgi_load_error__set(error, NULL, 0, NULL, NULL,
+                             "refusing to serve as root: set user (the user to serve as), or "
+                             "allow_root = true");
+        csgi_server_free(server);
+        return CSGI_EACCESS;
+    }
     const char *own_list[1] = {address};
     size_t count = 0;
     const char *const *addresses = csgi_loader__listen(loader, &count);
@@ -903,7 +1105,14 @@ int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char
         addresses = own_list;
         count = 1;
     }
-    int rc = 0;
+    /* Sockets systemd passed replace the addresses (socket activation). */
+    size_t activated = 0;
+    int rc = csgi_server_listen_systemd(server, &activated);
+    if (rc != 0)
+        csgi_load_error__set(error, NULL, 0, NULL, NULL, "socket activation: %s",
+                             csgi_strerror(rc));
+    if (activated)
+        count = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         rc = csgi_server_listen(server, addresses[i]);
         if (rc != 0)
@@ -943,5 +1152,5 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
                                  csgi_strerror(rc));
         return rc;
     }
-    return csgi_server__http_serve(server, loader, settings.address, error);
+    return csgi_server__http_serve(server, loader, settings.address, settings.allow_root, error);
 }

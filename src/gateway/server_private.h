@@ -15,6 +15,7 @@
 #include <csgi/server.h>
 
 #include <stdatomic.h>
+#include <sys/types.h>
 
 struct csgi_server {
     /* The engine that serves; with workers (the master) it only holds the
@@ -28,6 +29,18 @@ struct csgi_server {
     int started;
     char **addresses; /* as given to csgi_server_listen, for "serving on" */
     size_t address_count;
+
+    /* Unix socket files csgi_server_listen binds get these (0 and -1:
+       left as bind made them). */
+    unsigned unix_mode;
+    uid_t unix_uid;
+    gid_t unix_gid;
+    char *pidfile; /* owned; NULL = none */
+    /* Whom to serve as (options user and group, resolved): the name for
+       initgroups, NULL for no user change; run_gid (gid_t)-1 for none. */
+    char *run_user;
+    uid_t run_uid;
+    gid_t run_gid;
 
     /* Where the application comes from: a source (csgi_server_new_source),
        or, for csgi_server_new with workers, one that hands out app. NULL
@@ -50,6 +63,52 @@ struct csgi_server {
     unsigned long long request_limit; /* max_requests plus jitter; 0 = none */
     _Atomic unsigned long long requests;
 };
+
+/* ---- the process (process.c) ---- */
+
+/* A csgi_err for an errno. */
+int csgi_server__errno_err(int e);
+
+/* The user named (or numbered) name: its uid in *out, and its login group
+   in *group when not NULL ((gid_t)-1 for a number without an entry).
+   0 or CSGI_ENOTFOUND. */
+int csgi_server__user_id(const char *name, uid_t *out, gid_t *group);
+
+/* The group named (or numbered) name. 0 or CSGI_ENOTFOUND. */
+int csgi_server__group_id(const char *name, gid_t *out);
+
+/* Set the options' umask and change to their chdir: once per process,
+   before anything listens. 0 or an error (why: what failed). */
+int csgi_server__apply_process_options(const csgi_server_options *options, char *why,
+                                       size_t why_size);
+
+/* Give a Unix socket's file mode (0: leave it), owner and group ((uid_t)-1
+   and (gid_t)-1: leave them). 0 or an error (why: what failed). */
+int csgi_server__unix_file(const char *path, unsigned mode, uid_t owner, gid_t group, char *why,
+                           size_t why_size);
+
+/* Write this process's pid to path, refusing (CSGI_EADDRINUSE) when the
+   file names another live process. 0 or an error (why: what failed). */
+int csgi_server__pidfile_write(const char *path, char *why, size_t why_size);
+
+/* Serve as the server's run_user and run_gid: supplementary groups,
+   group, then user, each checked. 0 (also when there is nothing to do) or
+   an error (why: what failed). */
+int csgi_server__drop_privileges(const csgi_server *server, char *why, size_t why_size);
+
+/* Remove the pid file if it still names this process. */
+void csgi_server__pidfile_remove(const char *path);
+
+/* The sockets systemd passed to this process (LISTEN_PID is its pid):
+   descriptors *first to *first + *count - 1; the variables are unset. 0
+   with *count 0 when there are none; CSGI_EINVAL for a LISTEN_FDS that
+   is not a number. */
+int csgi_server__systemd_fds(int *first, int *count);
+
+/* A listening socket's address as csgi_server_listen takes it ("HOST:PORT",
+   "[IPv6]:PORT", "unix:/path"). 0, or CSGI_EINVAL (not a listening socket
+   of a known family). */
+int csgi_server__socket_address(int fd, char *out, size_t size);
 
 /* Log through the server's logger. */
 void csgi_server__log(const csgi_server *server, int level, const char *format, ...)
@@ -109,6 +168,7 @@ int csgi_server__http_check(csgi_loader *loader, const csgi_conf *local_conf,
 typedef struct csgi_server__http_settings {
     csgi_server_options options;
     int preload;
+    int allow_root; /* allow_root: serve as root without user */
     char address[300];
 } csgi_server__http_settings;
 
@@ -118,7 +178,7 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
 /* Listen on the loader's addresses (csgi_loader_set_listen), else on
    address, and serve until a signal stops it; frees server. */
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
-                            csgi_load_error *error);
+                            int allow_root, csgi_load_error *error);
 
 /* The server's access log, or NULL (for tests: csgi_access_log__writes). */
 csgi_access_log *csgi_server__access_log(csgi_server *server);

@@ -16,7 +16,7 @@ pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 cp "$talk_ini" "$dir/wsgi_webob_mid.ini"
 
-"$serve" --module-path "$modules" --listen 127.0.0.1:0 "$dir/wsgi_webob_mid.ini" >"$out" 2>&1 &
+"$serve" --allow-root --module-path "$modules" --listen 127.0.0.1:0 "$dir/wsgi_webob_mid.ini" >"$out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
     grep -q 'serving on' "$out" && break

@@ -14,7 +14,7 @@ out="$dir/out"
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 
-"$serve" --module-path "$modules" --listen 127.0.0.1:0 "$ini" >"$out" 2>&1 &
+"$serve" --allow-root --module-path "$modules" --listen 127.0.0.1:0 "$ini" >"$out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
     grep -q 'serving on' "$out" && break

@@ -3,9 +3,10 @@
  * workerapp.so, reached as `use = egg:workerapp#pid`. The application
  * answers, for
  *
- *   /          "message=M pid=P built_by=B\n": its `message` key (default
- *              hello), the pid of the process answering and of the one
- *              that built it (the master with preload, else the worker)
+ *   /          "message=M pid=P built_by=B uid=U gid=G\n": its `message`
+ *              key (default hello), the pid of the process answering and of
+ *              the one that built it (the master with preload, else the
+ *              worker), the user and group it runs as
  *   /slow?ms=N the same after N milliseconds (default 1000), from a timer:
  *              the worker's loop stays free
  *   /block?ms=N the same after N milliseconds of sleep: the worker's loop
@@ -89,8 +90,8 @@ static csgi_body *pid_call(void *state, csgi_environ *environ, csgi_start_respon
     static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
     const char *path = csgi_environ_get(environ, "PATH_INFO");
     char text[256];
-    int len = snprintf(text, sizeof(text), "message=%s pid=%ld built_by=%ld\n", app->message,
-                       (long)getpid(), app->built_by);
+    int len = snprintf(text, sizeof(text), "message=%s pid=%ld built_by=%ld uid=%ld gid=%ld\n",
+                       app->message, (long)getpid(), app->built_by, (long)getuid(), (long)getgid());
     if (path && strcmp(path, "/block") == 0) {
         long ms = query_ms(environ);
         struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};

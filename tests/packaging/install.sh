@@ -96,7 +96,7 @@ grep -q '^  \[app:hello\] app paste.app_factory = wsgi_webob_mid:app_factory' <<
 
 # shellcheck source=../examples/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../examples/lib.sh"
-start_serving "$serve" --listen 127.0.0.1:0 "$deploy/wsgi_webob_mid.ini"
+start_serving "$serve" --allow-root --listen 127.0.0.1:0 "$deploy/wsgi_webob_mid.ini"
 url=http://127.0.0.1:$port/
 status=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$url")
 echo "GET $url: $status"
