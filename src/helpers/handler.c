@@ -22,6 +22,7 @@
 
 #include <csgi/handler.h>
 #include <csgi/json.h>
+#include <csgi/server.h>
 
 #include <jansson.h>
 
@@ -173,7 +174,7 @@ static csgi_body *body_error(call *c, int rc)
     } else if (rc == CSGI_ETIMEDOUT) {
         status = 408;
     } else if (rc == CSGI_ECLOSED) {
-        csgi_environ_log_at(c->environ, 2, "%s: the client left before its body arrived",
+        csgi_environ_log_at(c->environ, CSGI_LOG_INFO, "%s: the client left before its body arrived",
                             c->adapter->name);
         return NULL;
     } else {

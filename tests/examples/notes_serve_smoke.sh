@@ -9,19 +9,9 @@ serve=$1
 modules=$2
 ini=$3
 
-dir=$(mktemp -d)
-out="$dir/out"
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-
-"$serve" --allow-root --module-path "$modules" --listen 127.0.0.1:0 "$ini" >"$out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-    grep -q 'serving on' "$out" && break
-    sleep 0.05
-done
-port=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$out" | head -n 1)
-[ -n "$port" ] || { echo "csgi-serve printed no port:"; cat "$out"; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+start_serving "$serve" --allow-root --module-path "$modules" --listen 127.0.0.1:0 "$ini"
 
 # send TEXT: what the server answers to the raw request TEXT
 send() {
@@ -46,6 +36,5 @@ grep -q '"code":400' <<<"$response"
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
-pid=
 [ "$status" -eq 0 ] || { echo "csgi-serve exited with $status"; cat "$out"; exit 1; }
 echo "notes served and stopped cleanly"
