@@ -174,8 +174,8 @@ static csgi_body *body_error(call *c, int rc)
     } else if (rc == CSGI_ETIMEDOUT) {
         status = 408;
     } else if (rc == CSGI_ECLOSED) {
-        csgi_environ_log_at(c->environ, CSGI_LOG_INFO, "%s: the client left before its body arrived",
-                            c->adapter->name);
+        csgi_environ_log_at(c->environ, CSGI_LOG_INFO,
+                            "%s: the client left before its body arrived", c->adapter->name);
         return NULL;
     } else {
         csgi_environ_log(c->environ, "%s: cannot gather the request body: %s", c->adapter->name,
