@@ -593,7 +593,7 @@ START_TEST(server_options_versions)
     csgi_server *bad = NULL;
     ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
     ck_assert_ptr_null(bad);
-    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 7);
+    ck_assert_uint_eq(CSGI_SERVER_OPTIONS_VERSION, 8);
     csgi_server_options init;
     csgi_server_options_init(&init);
     ck_assert_int_eq(init.backlog, 0); /* version 7: 0 is the default (511) */
@@ -601,7 +601,12 @@ START_TEST(server_options_versions)
     ck_assert_uint_eq(init.umask, 0);
     ck_assert_ptr_null(init.pidfile);
     ck_assert_ptr_null(init.chdir);
+    ck_assert_uint_eq(init.busy_timeout_ms, 0); /* version 8 */
+    ck_assert_int_eq(init.reload_exec, 0);
     options = test_server_options();
+    options.busy_timeout_ms = 1000; /* a timeout without workers: nothing would replace us */
+    ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
+    options.busy_timeout_ms = 0;
     options.backlog = -1;
     ck_assert_int_eq(csgi_server_new(&bad, hello_app(), &options, NULL), CSGI_EINVAL);
     options.backlog = 0;

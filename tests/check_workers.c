@@ -437,6 +437,20 @@ static void serve_stop(served *s, long timeout_ms)
     ck_assert_msg(!strstr(log, "Sanitizer"), "a sanitizer spoke:\n%s", tail(log));
 }
 
+/* Run csgi-serve with argv (a --check): it must exit with status 1 and
+   log needle. */
+static void check_fails_with(served *s, const char *const *argv, const char *needle)
+{
+    if (fork_logged(s, "out.txt", "log.txt") == 0) {
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = wait_exit(s->pid, 5000);
+    running = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    ck_assert_msg(strstr(test_read_file(s->log), needle), "%s", tail(test_read_file(s->log)));
+}
+
 /* A pid no process has (any more). */
 static int gone(long pid)
 {
@@ -1008,15 +1022,7 @@ START_TEST(workers_share_the_access_log_and_reopen_it_on_usr1)
     /* The option is checked as the key is: --check says what is wrong. */
     const char *argv[] = {serve_path(), "--module-path", module_dir(), "--log-level",
                           "loud",       "--check",       ini_path(),   NULL};
-    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int status = wait_exit(s.pid, 5000);
-    running = -1;
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
-    ck_assert_msg(strstr(test_read_file(s.log), "log_level: 'loud' is not a log level"), "%s",
-                  tail(test_read_file(s.log)));
+    check_fails_with(&s, argv, "log_level: 'loud' is not a log level");
 }
 END_TEST
 
@@ -1202,6 +1208,55 @@ START_TEST(preload_builds_in_the_master)
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s", tail(log));
     ck_assert_msg(strstr(log, "app.ini:3: [app:main] fail:"), "%s", tail(log));
     ck_assert_int_eq(count_in(log, "worker"), 0);
+}
+END_TEST
+
+/* timeout (uWSGI's harakiri): a request that keeps its worker's loop busy
+   for 30 s is cut at 2 s: its worker is killed and replaced, the log names
+   the request and how long it ran, and the other worker answers all along.
+   A loop that waits for clients (no request) is not busy. */
+START_TEST(timeout_kills_a_stuck_worker)
+{
+    write_ini("", "workers = 2\ntimeout = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    sleep_ms(3000); /* idle loops beat: no worker is killed for waiting */
+    ck_assert_msg(!strstr(test_read_file(s.log), "timeout:"), "%s", tail(test_read_file(s.log)));
+
+    int refused;
+    int fd = connect_to(s.port, &refused);
+    ck_assert_int_ge(fd, 0);
+    long long start = now_ms();
+    send_get(fd, "/block?ms=30000");
+    /* The other worker keeps answering while one is stuck. */
+    client_loop c;
+    client_loop_start(&c, s.port);
+    reply stuck;
+    memset(&stuck, 0, sizeof(stuck));
+    read_reply(fd, &stuck); /* the connection ends when its worker is killed */
+    long long took = now_ms() - start;
+    ck_assert_int_eq(stuck.status, 0);
+    ck_assert_msg(took >= 1900 && took < 8000, "the stuck request ended after %lld ms", took);
+    assert_waited_log(&s, "for its timeout; a new one starts", 1, 3000);
+    wait_accepting(&s, 3);
+    sleep_ms(200);
+    client_loop_stop(&c);
+    ck_assert_msg(c.failed == 0 && c.refused == 0 && c.ok > 10, "%d failed, %d refused, %d ok",
+                  c.failed, c.refused, c.ok);
+    ck_assert_msg(c.max_ms < 1500, "a request waited %lld ms", c.max_ms);
+    const char *log = test_read_file(s.log);
+    ck_assert_msg(strstr(log, "has been in GET /block?ms=30000 for 2.") ||
+                      strstr(log, "has been in GET /block?ms=30000 for 3."),
+                  "%s", tail(log));
+    ck_assert_msg(strstr(log, "(loop 0; timeout = 2 s): killing it"), "%s", tail(log));
+    ck_assert_int_eq(wait_children(s.pid, 2, 3000), 2);
+    serve_stop(&s, 3000);
+
+    /* Without workers nothing would replace the process: refused. */
+    write_ini("", "timeout = 2\n");
+    const char *argv[] = {serve_path(), "--module-path", module_dir(), "--check", ini_path(), NULL};
+    check_fails_with(&s, argv, "app.ini:10: [server:main] timeout: needs workers = 1 or more");
 }
 END_TEST
 
@@ -1460,6 +1515,7 @@ int main(void)
     tcase_add_test(reload, ttin_and_ttou_change_the_count);
     tcase_add_test(reload, max_requests_recycles_workers);
     tcase_add_test(reload, preload_builds_in_the_master);
+    tcase_add_test(reload, timeout_kills_a_stuck_worker);
     suite_add_tcase(suite, reload);
     TCase *api = tcase_create("api");
     tcase_set_timeout(api, 30);

@@ -43,7 +43,7 @@ typedef void (*csgi_log_fn)(int level, const char *message, void *userdata);
 typedef struct csgi_server csgi_server;
 
 /** Version of csgi_server_options; CSGI_SERVER_OPTIONS_INIT sets it. */
-#define CSGI_SERVER_OPTIONS_VERSION 7
+#define CSGI_SERVER_OPTIONS_VERSION 8
 
 /** csgi_server_options.body_min_rate: no minimum rate (body_timeout_ms
     then counts between reads, as nginx's client_body_timeout). */
@@ -165,6 +165,19 @@ typedef struct csgi_server_options {
                                  (allow_root), since a host may drop privileges itself */
     const char *group;      /**< group (name or number) to serve as, with or without
                                  user (version 7): NULL = the user's login group, or stay */
+
+    unsigned busy_timeout_ms; /**< with workers: a worker whose event loop stays in one
+                                   callback this long (an application that does not
+                                   return) is killed and replaced, and the master logs
+                                   the request (version 8; gunicorn's timeout, uWSGI's
+                                   harakiri): 0 = never. Each loop tells the master it
+                                   lives from a timer, through shared memory. Needs
+                                   workers: CSGI_EINVAL without */
+    int reload_exec;          /**< with workers: SIGHUP upgrades in place as SIGUSR2 does
+                                   (a new master from the program's file, which inherits
+                                   the listeners), so a reload runs new code even when
+                                   the application is built in the master (version 8):
+                                   0 = SIGHUP loads a new generation in this master */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
@@ -172,7 +185,7 @@ typedef struct csgi_server_options {
     {                                                                                              \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0,   \
             NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, \
-            NULL, NULL, NULL                                                                       \
+            NULL, NULL, NULL, 0, 0                                                                 \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -102,6 +103,11 @@ typedef struct worker {
     int recycle;       /* reached max_requests: replaced, then stopped */
     int failed;        /* said it could not build its application */
     int killed;        /* SIGKILL sent */
+    /* With a timeout: a heartbeat per loop, shared with the worker. */
+    _Atomic long long *beats;
+    unsigned loops;
+    long long busy_asked_ms; /* SIGXCPU sent: which request? (0: not) */
+    int timed_out;           /* killed for its timeout */
 } worker;
 
 enum stopping { RUNNING, GRACEFUL, QUICK };
@@ -265,10 +271,10 @@ static void worker_exit(int status)
 }
 
 /* In the child, after fork: become a worker of g; never returns. */
-static void worker_process(master *m, generation *g, const sigset_t *mask)
+static void worker_process(master *m, generation *g, const sigset_t *mask, _Atomic long long *beats)
     __attribute__((noreturn));
 
-static void worker_process(master *m, generation *g, const sigset_t *mask)
+static void worker_process(master *m, generation *g, const sigset_t *mask, _Atomic long long *beats)
 {
     /* Until the worker's loop watches its own signals, they do what they
        would to any process: the master's handler must not run here. */
@@ -309,8 +315,34 @@ static void worker_process(master *m, generation *g, const sigset_t *mask)
         csgi_server__tell_master(fd, CSGI_SERVER__FAILED, rc, &error);
         worker_exit(3);
     }
-    rc = csgi_server__serve_worker(m->server, app, &g->options, fd);
+    rc = csgi_server__serve_worker(m->server, app, &g->options, fd, beats);
     worker_exit(rc == 0 ? 0 : 1);
+}
+
+/* The heartbeats of a worker of g, one per loop, in memory the worker
+   shares (NULL without a timeout, or when it cannot be had: logged). */
+static _Atomic long long *beats_new(master *m, const generation *g, unsigned *loops)
+{
+    *loops = g->options.threads ? g->options.threads : 1;
+    if (!g->options.busy_timeout_ms)
+        return NULL;
+    void *p = mmap(NULL, *loops * sizeof(_Atomic long long), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        LOG(m, CSGI_LOG_ERROR, "cannot watch a worker for its timeout: mmap: %s", strerror(errno));
+        return NULL;
+    }
+    _Atomic long long *beats = p;
+    long long now = now_ms();
+    for (unsigned i = 0; i < *loops; i++)
+        atomic_init(&beats[i], now);
+    return beats;
+}
+
+static void beats_free(_Atomic long long *beats, unsigned loops)
+{
+    if (beats)
+        munmap((void *)beats, loops * sizeof(*beats));
 }
 
 static int spawn(master *m, generation *g)
@@ -323,6 +355,8 @@ static int spawn(master *m, generation *g)
         m->workers = grown;
         m->capacity = capacity;
     }
+    unsigned loops = 0;
+    _Atomic long long *beats = beats_new(m, g, &loops);
     sigset_t all, old;
     sigfillset(&all);
     /* Blocked across fork: a signal to the child before it replaced the
@@ -331,10 +365,11 @@ static int spawn(master *m, generation *g)
     fflush(NULL); /* or both processes would write what is buffered */
     pid_t pid = fork();
     if (pid == 0)
-        worker_process(m, g, &old);
+        worker_process(m, g, &old, beats);
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
+        beats_free(beats, loops);
         LOG(m, CSGI_LOG_ERROR, "cannot start a worker: fork: %s", strerror(e));
         return CSGI_ESYSTEM;
     }
@@ -345,6 +380,8 @@ static int spawn(master *m, generation *g)
     w->generation = g;
     w->state = STARTING;
     w->started_ms = now_ms();
+    w->beats = beats;
+    w->loops = loops;
     g->workers++;
     LOG(m, CSGI_LOG_INFO, "worker %d started (generation %u)", (int)pid, g->number);
     return 0;
@@ -584,6 +621,17 @@ static void on_message(master *m, const message *msg)
         }
         break;
     }
+    case CSGI_SERVER__BUSY:
+        if (w->killed || !w->busy_asked_ms)
+            break;
+        LOG(m, CSGI_LOG_ERROR,
+            "timeout: worker %d has been in %s for %d.%d s (loop %d; timeout = %u s): killing it",
+            (int)w->pid, msg->error.text[0] ? msg->error.text : "no request", msg->code / 1000,
+            msg->code % 1000 / 100, msg->error.line, g->options.busy_timeout_ms / 1000);
+        kill(w->pid, SIGKILL);
+        w->killed = 1;
+        w->timed_out = 1;
+        break;
     case CSGI_SERVER__RECYCLE:
         if (w->state == STOPPING || w->recycle)
             break;
@@ -618,8 +666,12 @@ static void on_death(master *m, worker *w, int status)
     generation *g = w->generation;
     g->workers--;
     long long now = now_ms();
+    beats_free(w->beats, w->loops);
     if (w->state == STOPPING || m->stopping) {
         LOG(m, w->killed ? CSGI_LOG_WARNING : CSGI_LOG_INFO, "worker %d %s", (int)w->pid, how);
+    } else if (w->timed_out) {
+        LOG(m, CSGI_LOG_WARNING, "worker %d %s for its timeout; a new one starts", (int)w->pid,
+            how);
     } else if (g == m->pending) {
         LOG(m, CSGI_LOG_ERROR,
             "reload failed: new worker %d %s before the reload was done; the %u workers of "
@@ -689,12 +741,43 @@ static void reap(master *m)
     }
 }
 
-/* Deadlines: SIGKILL for workers that do not stop, or do not start. */
+/* With a timeout: a serving worker with a loop that has not beaten for
+   that long is asked (SIGXCPU) which request it is in; its answer
+   (on_message) or, a second later, the master kills it. */
+static void check_busy(master *m, worker *w, long long now)
+{
+    if (!w->beats || w->killed || w->state != READY)
+        return;
+    if (w->busy_asked_ms) {
+        if (now - w->busy_asked_ms >= 1000) {
+            LOG(m, CSGI_LOG_ERROR,
+                "timeout: worker %d has a loop busy for over %u s and does not say with what: "
+                "killing it",
+                (int)w->pid, w->generation->options.busy_timeout_ms / 1000);
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+            w->timed_out = 1;
+        }
+        return;
+    }
+    for (unsigned i = 0; i < w->loops; i++) {
+        long long beat = atomic_load_explicit(&w->beats[i], memory_order_relaxed);
+        if (now - beat >= (long long)w->generation->options.busy_timeout_ms) {
+            w->busy_asked_ms = now;
+            kill(w->pid, SIGXCPU);
+            return;
+        }
+    }
+}
+
+/* Deadlines: SIGKILL for workers that do not stop, or do not start, or
+   are stuck past their timeout. */
 static void check_timers(master *m)
 {
     long long now = now_ms();
     for (size_t i = 0; i < m->count; i++) {
         worker *w = &m->workers[i];
+        check_busy(m, w, now);
         if (w->state == STOPPING && !w->killed && now >= w->kill_ms) {
             LOG(m, CSGI_LOG_WARNING, "worker %d did not stop in time: killing it", (int)w->pid);
             kill(w->pid, SIGKILL);
@@ -757,6 +840,13 @@ static int next_timeout(const master *m)
                                                           : next;
         if (at < next)
             next = at;
+        /* A timeout is checked at a quarter of its length, as the loops beat. */
+        if (w->beats && !w->killed) {
+            unsigned quarter = w->generation->options.busy_timeout_ms / 4;
+            at = w->busy_asked_ms ? w->busy_asked_ms + 1000 : now + (quarter < 50 ? 50 : quarter);
+            if (at < next)
+                next = at;
+        }
     }
     return next > now ? (int)(next - now) : 0;
 }

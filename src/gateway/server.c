@@ -21,7 +21,9 @@
 
 #include <event2/event.h>
 
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +62,7 @@ static const size_t version_end[CSGI_SERVER_OPTIONS_VERSION + 1] = {
     offsetof(csgi_server_options, log_level),
     offsetof(csgi_server_options, body_min_rate),
     offsetof(csgi_server_options, backlog),
+    offsetof(csgi_server_options, busy_timeout_ms),
     sizeof(csgi_server_options),
 };
 
@@ -79,6 +82,8 @@ static int options_upgrade(const csgi_server_options *in, csgi_server_options *o
     if (out->backlog < 0 || out->unix_mode > 07777 ||
         (out->umask > 0777 && out->umask != CSGI_SERVER_UMASK_ZERO))
         return CSGI_EINVAL;
+    if (out->busy_timeout_ms && !out->workers)
+        return CSGI_EINVAL; /* nobody would replace the process it kills */
     return out->workers > MAX_WORKERS ? CSGI_EINVAL : 0;
 }
 
@@ -227,18 +232,30 @@ static int take_process_options(csgi_server *server, const csgi_server_options *
     return 0;
 }
 
+/* What a worker process's server has besides its options. */
+typedef struct worker_params {
+    unsigned long long request_limit; /* max_requests plus jitter; 0 = none */
+    _Atomic long long *heartbeats;    /* one per loop (the master's shared memory), or NULL */
+    unsigned heartbeat_ms;
+} worker_params;
+
 /* A server with an engine: options upgraded; with workers, the engine
    only holds the listeners (one loop's options: no SO_REUSEPORT) and the
-   access log is only checked. why: what was wrong with the access log
-   ("" when it was something else). */
+   access log is only checked. worker: NULL outside a worker process. why:
+   what was wrong with the access log ("" when it was something else). */
 static int server_new(csgi_server **out, csgi_app *app, const csgi_server_options *options,
-                      struct event_base *base, unsigned long long request_limit, access_log_use use,
+                      struct event_base *base, const worker_params *worker, access_log_use use,
                       char *why, size_t why_size)
 {
     why[0] = '\0';
     csgi_http__options engine_opts;
     unsigned grace_ms = 0;
     engine_options(options, &engine_opts, &grace_ms);
+    unsigned long long request_limit = worker ? worker->request_limit : 0;
+    if (worker) {
+        engine_opts.heartbeats = worker->heartbeats;
+        engine_opts.heartbeat_ms = worker->heartbeat_ms;
+    }
     if (options->workers) {
         engine_opts.threads = 1;
         use = LOG_CHECK;
@@ -291,7 +308,7 @@ static int master_new(csgi_server **out, const csgi_server_source_type *type, vo
                       size_t why_size)
 {
     csgi_server *server = NULL;
-    int err = server_new(&server, NULL, options, NULL, 0, LOG_CHECK, why, why_size);
+    int err = server_new(&server, NULL, options, NULL, NULL, LOG_CHECK, why, why_size);
     char *header = NULL;
     if (err == 0 && options->server_header) {
         header = csgi__strndup(options->server_header, strlen(options->server_header));
@@ -363,7 +380,7 @@ static int new_with_app(csgi_server **out, csgi_app *app, const csgi_server_opti
     if (err == 0 && upgraded.workers)
         return master_new(out, &fixed_source, app, NULL, &upgraded, why, why_size);
     if (err == 0)
-        err = server_new(out, app, &upgraded, base, 0, LOG_ALONE, why, why_size);
+        err = server_new(out, app, &upgraded, base, NULL, LOG_ALONE, why, why_size);
     if (err)
         csgi_app_free(app);
     return err;
@@ -433,7 +450,7 @@ int csgi_server_new_source(csgi_server **out, const csgi_server_source_type *typ
     if (err == 0 && !app)
         err = CSGI_EINVAL;
     if (err == 0 &&
-        (err = server_new(out, app, &upgraded, NULL, 0, LOG_ALONE, why, sizeof(why))) != 0) {
+        (err = server_new(out, app, &upgraded, NULL, NULL, LOG_ALONE, why, sizeof(why))) != 0) {
         csgi_app_free(app);
         if (why[0])
             snprintf(error->text, sizeof(error->text), "access_log: %s", why);
@@ -737,22 +754,95 @@ static unsigned long long jitter(unsigned range)
     return random % ((unsigned long long)range + 1);
 }
 
+/* The master's timeout (options busy_timeout_ms): it sends SIGXCPU to a
+   worker whose loop stopped beating, and the worker's reporter thread
+   tells it which request that loop is in, before the master kills the
+   worker. Every other thread of the worker blocks SIGXCPU, so the signal
+   never interrupts what an application waits for (a sleep, a read). The
+   reporter reads the stuck loop's state while that loop does not move. */
+typedef struct busy_watch {
+    const csgi_http__engine *engine;
+    _Atomic long long *heartbeats;
+    unsigned loops;
+    unsigned timeout_ms;
+    int message_fd;
+    atomic_int stopping;
+    pthread_t thread;
+} busy_watch;
+
+static void busy_report(busy_watch *watch)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    unsigned loops = csgi_http__engine_loop_count(watch->engine);
+    for (unsigned i = 0; i < loops && i < watch->loops; i++) {
+        long long beat = atomic_load_explicit(&watch->heartbeats[i], memory_order_relaxed);
+        if (now - beat < (long long)watch->timeout_ms)
+            continue;
+        csgi_load_error report;
+        memset(&report, 0, sizeof(report));
+        csgi_http__engine_busy_request(watch->engine, i, report.text, sizeof(report.text));
+        report.line = (int)i; /* the loop */
+        csgi_server__tell_master(watch->message_fd, CSGI_SERVER__BUSY,
+                                 (int)((now - beat) > INT_MAX ? INT_MAX : now - beat), &report);
+    }
+}
+
+static void *busy_reporter(void *arg)
+{
+    busy_watch *watch = arg;
+    sigset_t xcpu;
+    sigemptyset(&xcpu);
+    sigaddset(&xcpu, SIGXCPU);
+    for (;;) {
+        int number;
+        if (sigwait(&xcpu, &number) != 0)
+            continue;
+        if (atomic_load(&watch->stopping))
+            return NULL;
+        busy_report(watch);
+    }
+}
+
+/* How often a loop beats for a timeout: often enough that the master
+   sees a stuck loop within a quarter of the timeout, at most each second. */
+static unsigned heartbeat_interval(unsigned timeout_ms)
+{
+    unsigned ms = timeout_ms / 4;
+    return ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
+}
+
 int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
-                              const csgi_server_options *options, int message_fd)
+                              const csgi_server_options *options, int message_fd,
+                              _Atomic long long *heartbeats)
 {
     csgi_server_options worker_options = *options;
     worker_options.version = CSGI_SERVER_OPTIONS_VERSION;
     worker_options.workers = 0;
-    unsigned long long limit = 0;
+    worker_options.busy_timeout_ms = 0; /* the master's to watch */
+    worker_params params = {0, NULL, 0};
     if (options->max_requests)
-        limit = options->max_requests + jitter(options->max_requests_jitter);
+        params.request_limit = options->max_requests + jitter(options->max_requests_jitter);
+    if (options->busy_timeout_ms && heartbeats) {
+        params.heartbeats = heartbeats;
+        params.heartbeat_ms = heartbeat_interval(options->busy_timeout_ms);
+    }
+    /* Blocked in this thread and the loops' threads it starts (and in
+       theirs): only the reporter takes SIGXCPU. */
+    sigset_t xcpu, unblocked;
+    sigemptyset(&xcpu);
+    sigaddset(&xcpu, SIGXCPU);
+    pthread_sigmask(SIG_BLOCK, &xcpu, &unblocked);
     csgi_server *server = NULL;
     char why[256];
-    int err = server_new(&server, app, &worker_options, NULL, limit, LOG_SHARED, why, sizeof(why));
+    int err =
+        server_new(&server, app, &worker_options, NULL, &params, LOG_SHARED, why, sizeof(why));
     if (err) {
         if (why[0])
             log_access_log_error(&worker_options, why);
         csgi_app_free(app);
+        pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
         return err;
     }
     server->message_fd = message_fd;
@@ -762,13 +852,29 @@ int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
                                       csgi_http__engine_listener_fd(master->engine, i));
     if (err == 0)
         err = csgi_server_start(server);
+    busy_watch watch = {server->engine,
+                        heartbeats,
+                        options->threads ? options->threads : 1,
+                        options->busy_timeout_ms,
+                        message_fd,
+                        0,
+                        0};
+    int watching = 0;
+    if (err == 0 && params.heartbeats)
+        watching = pthread_create(&watch.thread, NULL, busy_reporter, &watch) == 0;
     if (err) {
         csgi_server__log(server, CSGI_LOG_ERROR, "the worker cannot start: %s", csgi_strerror(err));
     } else {
         csgi_server__tell_master(message_fd, CSGI_SERVER__READY, 0, NULL);
         err = run_until(server, worker_rules, MAX_RULES);
     }
+    if (watching) {
+        atomic_store(&watch.stopping, 1);
+        pthread_kill(watch.thread, SIGXCPU);
+        pthread_join(watch.thread, NULL);
+    }
     csgi_server_free(server);
+    pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
     return err;
 }
 
@@ -851,6 +957,7 @@ static const struct server_key {
     {"user", KEY_USER, 0, 0, 0},
     {"group", KEY_GROUP, 0, 0, 0},
     {"allow_root", KEY_BOOL, 0, 0, 0},
+    {"timeout", KEY_NUMBER, 0, UINT_MAX / 1000, 1000},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -869,6 +976,7 @@ static const struct {
     {"listen", "backlog"},                     /* uWSGI's listen is the backlog */
     {"uid", "user"},                           /* uWSGI */
     {"gid", "group"},                          /* uWSGI */
+    {"harakiri", "timeout"},                   /* uWSGI */
 };
 
 /* Octal permissions ("0660", "660") into *out. */
@@ -1005,6 +1113,13 @@ static int read_conf(csgi_loader *loader, const csgi_conf *local_conf, server_co
         csgi_conf overrides = csgi_loader__conf(loader, &loader->server_options);
         rc = read_entries(&overrides, out, error);
     }
+    int timeout = key_index("timeout"), workers = key_index("workers");
+    if (rc == 0 && out->present[timeout] && out->number[timeout] &&
+        !(out->present[workers] && out->number[workers])) {
+        csgi_conf_error(local_conf, "timeout", error,
+                        "needs workers = 1 or more: a master replaces the worker it kills");
+        rc = CSGI_EINVAL;
+    }
     return rc;
 }
 
@@ -1060,6 +1175,10 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->access_log_flush_ms = (unsigned)setting(&conf, "access_log_flush", 0);
     out->preload = (int)setting(&conf, "preload", 0);
     out->allow_root = (int)setting(&conf, "allow_root", 0);
+    options->busy_timeout_ms = (unsigned)setting(&conf, "timeout", 0);
+    /* With preload the application's code is the master's: only a new
+       master loads new code. */
+    options->reload_exec = out->preload;
     /* body_min_rate = 0 turns the minimum off; absent keeps the default. */
     unsigned long long rate = setting(&conf, "body_min_rate", ULLONG_MAX);
     if (rate != ULLONG_MAX)

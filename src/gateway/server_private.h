@@ -123,15 +123,27 @@ void csgi_server__print_listeners(const csgi_server *server);
  * master (the master's server, borrowed), telling the master through
  * message_fd when it accepts (CSGI_SERVER__READY) and when it reached
  * options->max_requests (CSGI_SERVER__RECYCLE), until TERM or INT
- * (graceful) or QUIT (quick). Returns 0 after a signal, or an error.
+ * (graceful) or QUIT (quick). With options->busy_timeout_ms, its loops
+ * beat into heartbeats (one per loop, shared with the master), and
+ * SIGXCPU makes it tell the master (CSGI_SERVER__BUSY) which request each
+ * stuck loop is in. Returns 0 after a signal, or an error.
  */
 int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
-                              const csgi_server_options *options, int message_fd);
+                              const csgi_server_options *options, int message_fd,
+                              _Atomic long long *heartbeats);
 
 /* ---- master.c ---------------------------------------------------------------------- */
 
 /* What a worker tells its master. */
-enum { CSGI_SERVER__READY = 1, CSGI_SERVER__FAILED = 2, CSGI_SERVER__RECYCLE = 3 };
+enum {
+    CSGI_SERVER__READY = 1,
+    CSGI_SERVER__FAILED = 2,
+    CSGI_SERVER__RECYCLE = 3,
+    /* A loop is stuck: code is how long it has not beaten (ms), the
+       error's text the request ("GET /path", "" for none), its line the
+       loop. */
+    CSGI_SERVER__BUSY = 4
+};
 
 /* Be the master of server->workers worker processes until a signal stops
    it (csgi_server_run_until_signal with workers). */

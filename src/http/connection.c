@@ -1030,6 +1030,31 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Shutdown -------------------------------------------------------------- */
 
+size_t csgi_http__loop_busy_request(const csgi_http__loop *loop, char *buf, size_t size)
+{
+    const csgi_http__link *link = loop->connections.next;
+    for (size_t seen = 0; link != &loop->connections && seen <= loop->connection_count; seen++) {
+        const csgi_http__conn *conn = conn_of((csgi_http__link *)link);
+        link = link->next;
+        if (!conn->dispatching || !conn->req)
+            continue;
+        const csgi_http__head *head = &conn->req->head;
+        size_t n = 0;
+        for (size_t i = 0; i < head->method_len && n + 1 < size; i++)
+            buf[n++] = head->method[i];
+        if (n + 1 < size)
+            buf[n++] = ' ';
+        /* The target as sent; a control byte would forge a log line. */
+        for (size_t i = 0; i < head->target_len && n + 1 < size; i++) {
+            unsigned char c = (unsigned char)head->target[i];
+            buf[n++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+        }
+        buf[n] = '\0';
+        return n;
+    }
+    return 0;
+}
+
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
 {
     csgi_http__link *link = loop->connections.next;

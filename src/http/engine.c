@@ -366,6 +366,28 @@ size_t csgi_http__engine_connection_count(csgi_http__engine *engine)
     return atomic_load(&engine->connection_total);
 }
 
+unsigned csgi_http__engine_loop_count(const csgi_http__engine *engine)
+{
+    return engine->started ? engine->loop_count : 0;
+}
+
+size_t csgi_http__engine_busy_request(const csgi_http__engine *engine, unsigned loop, char *buf,
+                                      size_t size)
+{
+    if (!size)
+        return 0;
+    buf[0] = '\0';
+    if (!engine->started || loop >= engine->loop_count)
+        return 0;
+    return csgi_http__loop_busy_request(&engine->loops[loop], buf, size);
+}
+
+void csgi_http__engine_disown_listeners(csgi_http__engine *engine)
+{
+    for (size_t i = 0; i < engine->listener_count; i++)
+        engine->listeners[i].adopted = 1;
+}
+
 /* ---- Loops ---------------------------------------------------------------------- */
 
 static void set_accepting(csgi_http__loop *loop, int on)
@@ -542,6 +564,31 @@ void csgi_http__loop_access_log_pending(csgi_http__loop *loop)
     loop->access_log_flush_armed = event_add(&loop->access_log_flush, &interval) == 0;
 }
 
+/* ---- Liveness: the master's heartbeat -------------------------------------------- */
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the vDSO: no system call */
+    atomic_store_explicit(&loop->engine->options.heartbeats[loop->index],
+                          (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, memory_order_relaxed);
+}
+
+static void heartbeat_start(csgi_http__loop *loop)
+{
+    const csgi_http__options *o = &loop->engine->options;
+    event_assign(&loop->heartbeat, loop->base, -1, EV_PERSIST, on_heartbeat, loop);
+    if (!o->heartbeats)
+        return;
+    unsigned ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
+    struct timeval interval = {ms / 1000, (ms % 1000) * 1000};
+    on_heartbeat(-1, 0, loop);
+    event_add(&loop->heartbeat, &interval);
+}
+
 static const struct timeval *common_timeout(struct event_base *base, unsigned ms)
 {
     if (!ms)
@@ -577,6 +624,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     event_assign(&loop->stop_event, loop->base, loop->wake_fd, EV_READ | EV_PERSIST, on_stop, loop);
     event_add(&loop->stop_event, NULL);
     evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
+    heartbeat_start(loop);
     const csgi_http__options *o = &engine->options;
     loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
     loop->send_tv = common_timeout(loop->base, o->send_timeout_ms);
@@ -631,6 +679,7 @@ static void loop_destroy(csgi_http__loop *loop)
     event_del(&loop->stop_event);
     event_del(&loop->grace_event);
     event_del(&loop->access_log_flush);
+    event_del(&loop->heartbeat);
     if (loop->wake_ready)
         close(loop->wake_fd);
     loop->wake_ready = 0;

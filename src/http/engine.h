@@ -48,6 +48,8 @@
 #include <csgi/common.h>
 #include <csgi/errors.h>
 
+#include <stdatomic.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -107,6 +109,14 @@ typedef struct csgi_http__options {
        line per request, also for the requests the engine refuses itself.
        Each loop flushes it on a timer (http/access_log.h). */
     csgi_access_log *access_log;
+
+    /* Liveness for a master's `timeout` (gateway/master.c): every
+       heartbeat_ms, a timer on loop i stores the monotonic clock in
+       milliseconds in heartbeats[i]. A loop stuck in a callback stops
+       storing, which the master sees without a system call on the request
+       path. NULL = none; the array (shared memory) is the caller's. */
+    _Atomic long long *heartbeats;
+    unsigned heartbeat_ms;
 } csgi_http__options;
 
 /* Fill *options with the documented defaults. */
@@ -190,6 +200,22 @@ void csgi_http__engine_free(csgi_http__engine *engine);
 
 /* Connections currently open across all loops (for tests and statistics). */
 size_t csgi_http__engine_connection_count(csgi_http__engine *engine);
+
+/* Event loops of the started engine (0 before it starts). */
+unsigned csgi_http__engine_loop_count(const csgi_http__engine *engine);
+
+/* For a loop that stopped beating: "METHOD target" of the request whose
+   callback it is in, written to buf (NUL-terminated, cut to size), or ""
+   when it is in none. Length written. Async-signal-safe: it only reads,
+   and is meant for a loop that does not move (stuck in a callback); the
+   walk is bounded by the loop's connection count. */
+size_t csgi_http__engine_busy_request(const csgi_http__engine *engine, unsigned loop, char *buf,
+                                      size_t size);
+
+/* The listeners' sockets now belong to another process too (a new master
+   inherited them): freeing the engine closes its descriptors but never
+   removes a Unix socket's file. */
+void csgi_http__engine_disown_listeners(csgi_http__engine *engine);
 
 /* ---- The request, for the consumer ------------------------------------ */
 

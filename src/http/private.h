@@ -116,6 +116,7 @@ struct csgi_http__loop {
     /* Writes the access log's buffered lines out a moment after this loop
        put one in (options.access_log). */
     struct event access_log_flush;
+    struct event heartbeat; /* options.heartbeats: the master's liveness timer */
     int access_log_flush_armed;
 };
 
@@ -258,6 +259,9 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
    not sent their first one, and let the others finish what they received.
    force: close every connection now. */
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
+
+/* csgi_http__engine_busy_request for one loop. */
+size_t csgi_http__loop_busy_request(const csgi_http__loop *loop, char *buf, size_t size);
 /* 1 when the next request's bytes have arrived (read, or waiting in the
    socket): while the loop stops, a response keeps the connection only then. */
 int csgi_http__conn_request_waiting(const csgi_http__conn *conn);
