@@ -354,7 +354,7 @@ static const char *ini_path(void)
    with these keys (each text a few "key = value\n" lines). */
 static void write_ini(const char *app_keys, const char *server_keys)
 {
-    char text[4096];
+    char text[8192];
     snprintf(text, sizeof(text),
              "[app:main]\n"
              "use = egg:workerapp#pid\n"
@@ -1172,11 +1172,32 @@ START_TEST(max_requests_recycles_workers)
 }
 END_TEST
 
-/* preload: the master builds the application before forking (and again on
-   HUP); a factory that fails stops csgi-serve before any worker starts. */
+/* The master a USR2 (or a HUP with preload) started, once the old one
+   is gone: its pid from the pid file, adopted by this test (a subreaper)
+   so that serve_stop can wait for it. */
+static void follow_new_master(served *s, const char *pidfile)
+{
+    int status = wait_exit(s->pid, 15000);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the old master: status %d\n%s",
+                  status, tail(test_read_file(s->log)));
+    long pid = pidfile_pid(pidfile);
+    ck_assert_msg(pid > 0 && pid != s->pid, "pid file: %ld", pid);
+    s->pid = (pid_t)pid;
+    running = s->pid;
+}
+
+/* preload: the master builds the application before forking; a HUP
+   starts a new master (new code, not only a new file), which builds it
+   again; a factory that fails stops csgi-serve before any worker starts. */
 START_TEST(preload_builds_in_the_master)
 {
-    write_ini("message = one\n", "workers = 2\npreload = true\n");
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char pidfile[4096];
+    snprintf(pidfile, sizeof(pidfile), "%s", test_tmp_path("serve.pid"));
+    char server_keys[4200];
+    snprintf(server_keys, sizeof(server_keys), "workers = 2\npreload = true\npidfile = %s\n",
+             pidfile);
+    write_ini("message = one\n", server_keys);
     served s;
     serve_start(&s, NULL);
     wait_accepting(&s, 2);
@@ -1184,16 +1205,19 @@ START_TEST(preload_builds_in_the_master)
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(r.built_by, s.pid);
     ck_assert_int_ne(r.pid, s.pid);
-    write_ini("message = two\n", "workers = 2\npreload = true\n");
+    write_ini("message = two\n", server_keys);
     kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "signal HUP: upgrading: new master", 1, 3000);
+    follow_new_master(&s, pidfile);
     r = get_until(s.port, "/", "two", 5000);
     ck_assert_int_eq(r.built_by, s.pid);
-    write_ini("message = three\nfail = true\n", "workers = 2\npreload = true\n");
+    write_ini("message = three\nfail = true\n", server_keys);
     kill(s.pid, SIGHUP);
-    assert_waited_log(&s, "reload failed: ", 1, 3000);
+    assert_waited_log(&s, "upgrade failed: ", 1, 5000);
     ck_assert_msg(strstr(test_read_file(s.log), "app.ini:4: [app:main] fail:"), "%s",
                   tail(test_read_file(s.log)));
     ck_assert_str_eq(get(s.port, "/").message, "two");
+    ck_assert_int_eq(pidfile_pid(pidfile), s.pid);
     serve_stop(&s, 3000);
 
     write_ini("fail = true\n", "workers = 2\npreload = true\n");
@@ -1229,7 +1253,9 @@ START_TEST(timeout_kills_a_stuck_worker)
     ck_assert_int_ge(fd, 0);
     long long start = now_ms();
     send_get(fd, "/block?ms=30000");
-    /* The other worker keeps answering while one is stuck. */
+    /* The other worker keeps answering while one is stuck (from the moment
+       it is: a connection the stuck one took before would be lost with it). */
+    sleep_ms(300);
     client_loop c;
     client_loop_start(&c, s.port);
     reply stuck;
@@ -1257,6 +1283,55 @@ START_TEST(timeout_kills_a_stuck_worker)
     write_ini("", "timeout = 2\n");
     const char *argv[] = {serve_path(), "--module-path", module_dir(), "--check", ini_path(), NULL};
     check_fails_with(&s, argv, "app.ini:10: [server:main] timeout: needs workers = 1 or more");
+}
+END_TEST
+
+/* USR2: a new master, from the program's file, inherits the listeners,
+   starts its workers on the deploy file as it is now, and the old master
+   retires once they accept: no request fails, none is refused, the pid
+   file names the new master (the old one's waited beside it, .oldbin).
+   A new master that cannot start (a broken file) leaves the old one
+   serving, its pid file back, and the log says why at the file's line. */
+START_TEST(usr2_upgrades_in_place)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char pidfile[4096];
+    snprintf(pidfile, sizeof(pidfile), "%s", test_tmp_path("serve.pid"));
+    char server_keys[4200];
+    snprintf(server_keys, sizeof(server_keys), "workers = 2\npidfile = %s\n", pidfile);
+    write_ini("message = one\n", server_keys);
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    pid_t old_master = s.pid;
+    client_loop c;
+    client_loop_start(&c, s.port);
+    sleep_ms(100);
+
+    write_ini("message = two\nbuild_delay_ms = 500\n", server_keys);
+    kill(s.pid, SIGUSR2);
+    assert_waited_log(&s, "upgrade: the new master", 1, 8000);
+    follow_new_master(&s, pidfile);
+    ck_assert(access(test_tmp_path("serve.pid.oldbin"), F_OK) != 0);
+    reply r = get_until(s.port, "/", "two", 3000);
+    ck_assert_int_ne(r.built_by, old_master);
+    sleep_ms(200);
+
+    write_ini("message = three\nthis line is no ini\n", server_keys);
+    kill(s.pid, SIGUSR2);
+    assert_waited_log(&s, "upgrade failed: ", 1, 5000);
+    const char *log = test_read_file(s.log);
+    ck_assert_msg(strstr(log, "app.ini:4: [app:main] malformed line") &&
+                      strstr(log, "stopped before it served"),
+                  "%s", tail(log));
+    ck_assert_int_eq(pidfile_pid(pidfile), s.pid);
+    ck_assert_str_eq(get(s.port, "/").message, "two");
+    client_loop_stop(&c);
+    ck_assert_msg(c.failed == 0 && c.refused == 0 && c.ok > 20, "%d failed, %d refused, %d ok",
+                  c.failed, c.refused, c.ok);
+    ck_assert_str_eq(c.last_message, "two");
+    serve_stop(&s, 5000);
+    ck_assert(access(pidfile, F_OK) != 0);
 }
 END_TEST
 
@@ -1516,6 +1591,7 @@ int main(void)
     tcase_add_test(reload, max_requests_recycles_workers);
     tcase_add_test(reload, preload_builds_in_the_master);
     tcase_add_test(reload, timeout_kills_a_stuck_worker);
+    tcase_add_test(reload, usr2_upgrades_in_place);
     suite_add_tcase(suite, reload);
     TCase *api = tcase_create("api");
     tcase_set_timeout(api, 30);

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,13 @@ typedef struct master {
     long long respawn_ms;              /* no worker starts before this time */
     int messages[2];                   /* workers write, the master reads */
     pid_t pid;
+    /* USR2 (or HUP with reload_exec): the new master this one started,
+       until it serves (then this one retires) or fails. */
+    pid_t upgrade_pid;        /* 0: none to wait for */
+    int upgrade_fd;           /* its "I serve" pipe, -1 when closed */
+    long long upgrade_end_ms; /* it is killed if it does not serve by then */
+    int upgraded;             /* it serves: this master retires */
+    char oldbin[4096];        /* the pid file, renamed while an upgrade runs ("": none) */
 } master;
 
 /* The self-pipe the signal handler writes to: one master per process. */
@@ -290,6 +298,9 @@ static void worker_process(master *m, generation *g, const sigset_t *mask, _Atom
     signal_pipe[0] = signal_pipe[1] = -1;
     atomic_store(&master_active, 0);
     close(m->messages[0]);
+    if (m->upgrade_fd >= 0)
+        close(m->upgrade_fd);
+    csgi_server__upgrade_forget(); /* the master says it serves, not a worker */
     int fd = m->messages[1];
     /* A master that dies without stopping its workers (SIGKILL) stops them
        still. */
@@ -525,6 +536,243 @@ static void reload(master *m)
         m->target, g->number);
 }
 
+/* ---- upgrading in place ------------------------------------------------------------ */
+
+/* This process's arguments, as it was started: argv[0] to argv[*count -
+   1] and a NULL (one allocation: free the array). NULL on failure. */
+static char **own_arguments(void)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    if (!f)
+        return NULL;
+    char text[65536];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    int whole = feof(f);
+    fclose(f);
+    if (!len || !whole)
+        return NULL;
+    text[len] = '\0';
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++)
+        count += text[i] == '\0';
+    if (text[len - 1] != '\0')
+        count++;
+    char **argv = csgi__malloc((count + 1) * sizeof(char *) + len + 1);
+    if (!argv)
+        return NULL;
+    char *copy = (char *)(argv + count + 1);
+    memcpy(copy, text, len + 1);
+    size_t n = 0;
+    for (char *p = copy; p < copy + len && n < count; p += strlen(p) + 1)
+        argv[n++] = p;
+    argv[n] = NULL;
+    return argv;
+}
+
+/* The environment for the new master: this one's without the variables
+   the child sets (the three slots at the end are its; NULL after). */
+static char **upgrade_environment(char *slots[3])
+{
+    extern char **environ;
+    size_t count = 0;
+    while (environ[count])
+        count++;
+    char **envp = csgi__malloc((count + 4) * sizeof(char *));
+    if (!envp)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *e = environ[i];
+        if (strncmp(e, "LISTEN_PID=", 11) == 0 || strncmp(e, "LISTEN_FDS=", 11) == 0 ||
+            strncmp(e, "LISTEN_FDNAMES=", 15) == 0 ||
+            strncmp(e, CSGI_SERVER__UPGRADE_ENV "=", sizeof(CSGI_SERVER__UPGRADE_ENV)) == 0)
+            continue;
+        envp[n++] = environ[i];
+    }
+    for (int i = 0; i < 3; i++)
+        envp[n++] = slots[i];
+    envp[n] = NULL;
+    return envp;
+}
+
+/* In the new master's process, after fork: the listeners become
+   descriptors 3, 4, ... (as systemd passes them), the pipe the next one,
+   and the program starts again. Never returns. */
+static void upgrade_exec(master *m, char **argv, char **envp, char *slots[3], int ready,
+                         const sigset_t *mask) __attribute__((noreturn));
+
+static void upgrade_exec(master *m, char **argv, char **envp, char *slots[3], int ready,
+                         const sigset_t *mask)
+{
+    csgi_http__engine *engine = m->server->engine;
+    size_t n = csgi_http__engine_listener_count(engine);
+    int high[1024 + 1];
+    if (n > 1024)
+        _exit(126);
+    /* First out of the way of 3 .. 3 + n (close-on-exec: the copies go). */
+    int low = 3 + (int)n + 1;
+    for (size_t i = 0; i < n; i++)
+        high[i] = fcntl(csgi_http__engine_listener_fd(engine, i), F_DUPFD_CLOEXEC, low);
+    high[n] = fcntl(ready, F_DUPFD_CLOEXEC, low);
+    for (size_t i = 0; i <= n; i++)
+        if (high[i] < 0 || dup2(high[i], 3 + (int)i) < 0) /* dup2: kept across exec */
+            _exit(126);
+    snprintf(slots[0], 32, "LISTEN_PID=%ld", (long)getpid());
+    snprintf(slots[1], 32, "LISTEN_FDS=%zu", n);
+    snprintf(slots[2], 32, "%s=%d", CSGI_SERVER__UPGRADE_ENV, 3 + (int)n);
+    const char *dir = csgi_server__start_dir();
+    if (dir && chdir(dir) != 0)
+        _exit(126);
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    execvpe(argv[0], argv, envp);
+    int e = errno;
+    char line[512];
+    int len =
+        snprintf(line, sizeof(line), "csgi: upgrade: cannot run %s: %s\n", argv[0], strerror(e));
+    if (write(2, line, len > 0 && (size_t)len < sizeof(line) ? (size_t)len : 0) < 0) {
+        /* the old master says it failed anyway */
+    }
+    _exit(127);
+}
+
+/* Put the pid file back as it was before the upgrade. */
+static void upgrade_restore_pidfile(master *m)
+{
+    if (m->oldbin[0] && m->server->pidfile)
+        rename(m->oldbin, m->server->pidfile);
+    m->oldbin[0] = '\0';
+}
+
+/* USR2, or HUP with reload_exec: start the program again as a new master
+   that inherits the listeners; this one serves until it does. */
+static void upgrade(master *m, const char *signal)
+{
+    if (m->upgrade_pid) {
+        LOG(m, CSGI_LOG_WARNING, "signal %s: the new master %d is starting already; ignored",
+            signal, (int)m->upgrade_pid);
+        return;
+    }
+    char **argv = own_arguments();
+    char slot_text[3][32];
+    char *slots[3] = {slot_text[0], slot_text[1], slot_text[2]};
+    char **envp = argv ? upgrade_environment(slots) : NULL;
+    int ready[2] = {-1, -1};
+    /* A socket, not a pipe: a new master whose old one is gone gets EPIPE
+       from send(MSG_NOSIGNAL), not SIGPIPE. */
+    if (!envp || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ready) != 0) {
+        LOG(m, CSGI_LOG_ERROR, "signal %s: cannot upgrade: %s; the old workers keep serving",
+            signal, argv && envp ? strerror(errno) : "cannot read this program's arguments");
+        csgi__free(argv);
+        csgi__free(envp);
+        return;
+    }
+    /* As nginx does: the new master writes the pid file, this one's waits
+       beside it until the upgrade is over. */
+    const char *pidfile = m->server->pidfile;
+    if (pidfile &&
+        (size_t)snprintf(m->oldbin, sizeof(m->oldbin), "%s.oldbin", pidfile) < sizeof(m->oldbin)) {
+        if (rename(pidfile, m->oldbin) != 0)
+            m->oldbin[0] = '\0';
+    } else {
+        m->oldbin[0] = '\0';
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]);
+        upgrade_exec(m, argv, envp, slots, ready[1], &old);
+    }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(ready[1]);
+    csgi__free(argv);
+    csgi__free(envp);
+    if (pid < 0) {
+        close(ready[0]);
+        upgrade_restore_pidfile(m);
+        LOG(m, CSGI_LOG_ERROR, "signal %s: cannot upgrade: fork: %s; the old workers keep serving",
+            signal, strerror(e));
+        return;
+    }
+    fcntl(ready[0], F_SETFL, fcntl(ready[0], F_GETFL) | O_NONBLOCK);
+    m->upgrade_pid = pid;
+    m->upgrade_fd = ready[0];
+    m->upgrade_end_ms = now_ms() + START_TIMEOUT_MS;
+    LOG(m, CSGI_LOG_WARNING,
+        "signal %s: upgrading: new master %d; the %u workers of generation %u serve until its "
+        "workers accept",
+        signal, (int)pid, counted(m, m->current, 0), m->current->number);
+}
+
+/* The upgrade is over: done (the new master serves) or failed (why). */
+static void upgrade_end(master *m, const char *why)
+{
+    if (m->upgrade_fd >= 0)
+        close(m->upgrade_fd);
+    m->upgrade_fd = -1;
+    if (!why) {
+        LOG(m, CSGI_LOG_WARNING,
+            "upgrade: the new master %d serves; the %u old workers stop gracefully, then this "
+            "master exits",
+            (int)m->upgrade_pid, counted(m, m->current, 0));
+        m->upgraded = 1;
+        m->upgrade_pid = 0; /* it outlives this master: not ours to wait for */
+        /* Its listeners now: they stay open for it, files and all. */
+        csgi_http__engine_disown_listeners(m->server->engine);
+        stop_all(m, GRACEFUL, 0);
+        return;
+    }
+    upgrade_restore_pidfile(m);
+    LOG(m, CSGI_LOG_ERROR,
+        "upgrade failed: the new master %d %s; the %u workers of generation %u "
+        "keep serving",
+        (int)m->upgrade_pid, why, counted(m, m->current, 0), m->current->number);
+    /* Reaped in upgrade_reap; stopped first if it still runs (killed if
+       it does not stop). */
+    kill(m->upgrade_pid, SIGQUIT);
+    m->upgrade_end_ms = now_ms() + QUICK_STOP_MS;
+}
+
+/* Its byte, its end (EOF: it exited, or closed the pipe unsaid). */
+static void upgrade_read(master *m)
+{
+    char byte;
+    ssize_t n = read(m->upgrade_fd, &byte, 1);
+    if (n == 1)
+        upgrade_end(m, NULL);
+    else if (n == 0)
+        upgrade_end(m, "stopped before it served (its lines above say why)");
+}
+
+static void upgrade_reap(master *m)
+{
+    if (!m->upgrade_pid)
+        return;
+    int status = 0;
+    pid_t r = waitpid(m->upgrade_pid, &status, WNOHANG);
+    if (r == 0 && now_ms() >= m->upgrade_end_ms) {
+        if (m->upgrade_fd >= 0) {
+            upgrade_end(m, "did not serve within 60 s"); /* QUIT, then KILL */
+        } else {
+            kill(m->upgrade_pid, SIGKILL);
+            m->upgrade_end_ms = LLONG_MAX;
+        }
+    }
+    if (r == 0)
+        return;
+    if (r != m->upgrade_pid && !(r < 0 && errno == ECHILD))
+        return;
+    if (m->upgrade_fd >= 0) {
+        char how[128];
+        describe_status(r < 0 ? -1 : status, how, sizeof(how));
+        upgrade_end(m, how);
+    }
+    m->upgrade_pid = 0;
+}
+
 /* ---- what happens ------------------------------------------------------------------- */
 
 static void on_signal(master *m, int number)
@@ -542,6 +790,10 @@ static void on_signal(master *m, int number)
     case SIGHUP:
         if (m->stopping)
             break;
+        if (m->current->options.reload_exec) {
+            upgrade(m, signal_name(number)); /* new code too: a new master */
+            break;
+        }
         LOG(m, CSGI_LOG_WARNING, "signal %s: reloading %s", signal_name(number),
             m->type->name ? m->type->name : "the configuration");
         reload(m);
@@ -568,9 +820,8 @@ static void on_signal(master *m, int number)
             kill(m->workers[i].pid, SIGUSR1);
         break;
     case SIGUSR2:
-        LOG(m, CSGI_LOG_WARNING,
-            "signal %s: upgrading the binary in place is not supported; ignored",
-            signal_name(number));
+        if (!m->stopping)
+            upgrade(m, signal_name(number));
         break;
     default: break; /* SIGCHLD: the turn reaps */
     }
@@ -890,6 +1141,7 @@ int csgi_server__run_master(csgi_server *server)
     m.source_state = server->source_state;
     m.target = server->workers;
     m.pid = getpid();
+    m.upgrade_fd = -1;
     int err = open_pipes(&m);
     generation *first = err ? NULL : generation_add(&m, server->generation, &server->options);
     if (!err && !first) {
@@ -918,10 +1170,14 @@ int csgi_server__run_master(csgi_server *server)
         m.type->name ? m.type->name : "workers");
     for (;;) {
         keep_count(&m);
-        if (m.stopping && m.count == 0)
+        /* An old master that started this one retires once it serves. */
+        if (!m.stopping && !m.pending && counted(&m, m.current, 1) >= m.target)
+            csgi_server__upgrade_ready();
+        if (m.stopping && m.count == 0 && !(m.upgrade_pid && m.upgrade_fd < 0))
             break;
-        struct pollfd fds[2] = {{signal_pipe[0], POLLIN, 0}, {m.messages[0], POLLIN, 0}};
-        if (poll(fds, 2, next_timeout(&m)) < 0 && errno != EINTR) {
+        struct pollfd fds[3] = {
+            {signal_pipe[0], POLLIN, 0}, {m.messages[0], POLLIN, 0}, {m.upgrade_fd, POLLIN, 0}};
+        if (poll(fds, m.upgrade_fd >= 0 ? 3 : 2, next_timeout(&m)) < 0 && errno != EINTR) {
             LOG(&m, CSGI_LOG_ERROR, "poll failed: %s; stopping", strerror(errno));
             stop_all(&m, QUICK, CSGI_ESYSTEM);
         }
@@ -931,9 +1187,16 @@ int csgi_server__run_master(csgi_server *server)
             for (ssize_t i = 0; i < n; i++)
                 on_signal(&m, signals[i]);
         read_messages(&m);
+        if (m.upgrade_fd >= 0)
+            upgrade_read(&m);
         reap(&m);
+        upgrade_reap(&m);
         check_timers(&m);
     }
+    if (m.upgrade_fd >= 0) /* stopped while a new master starts: it carries on */
+        close(m.upgrade_fd);
+    if (m.upgraded && m.oldbin[0])
+        csgi_server__pidfile_remove(m.oldbin);
 
     atomic_store(&server->master_running, 0);
     for (size_t i = 0; i < SIGNAL_COUNT; i++)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,11 +83,25 @@ int csgi_server__group_id(const char *name, gid_t *out)
     return 0;
 }
 
+/* The working directory before the options' chdir changed it ("": it did
+   not). */
+static char start_dir[PATH_MAX];
+
+const char *csgi_server__start_dir(void)
+{
+    return start_dir[0] ? start_dir : NULL;
+}
+
 int csgi_server__apply_process_options(const csgi_server_options *options, char *why,
                                        size_t why_size)
 {
     if (options->umask)
         umask(options->umask == CSGI_SERVER_UMASK_ZERO ? 0 : (mode_t)options->umask);
+    /* An upgrade runs the program again from where it was started: its
+       arguments may name files relative to that directory. */
+    if (options->chdir && options->chdir[0] && !start_dir[0] &&
+        !getcwd(start_dir, sizeof(start_dir)))
+        start_dir[0] = '\0';
     if (options->chdir && options->chdir[0] && chdir(options->chdir) != 0) {
         int e = errno;
         snprintf(why, why_size, "chdir: %s: %s", options->chdir, strerror(e));
@@ -251,4 +266,45 @@ int csgi_server__socket_address(int fd, char *out, size_t size)
         return CSGI_EINVAL;
     }
     return 0;
+}
+
+/* ---- upgrades ---------------------------------------------------------------------- */
+
+/* The descriptor a master that upgraded gave this process, to say that it
+   serves: -2 not looked for yet, -1 none (or said already). */
+static int upgrade_fd = -2;
+
+int csgi_server__upgrade_fd(void)
+{
+    if (upgrade_fd != -2)
+        return upgrade_fd;
+    upgrade_fd = -1;
+    const char *text = getenv(CSGI_SERVER__UPGRADE_ENV);
+    unsigned long fd = 0;
+    if (text && whole_number(text, &fd) && fd > 2 && fd < INT_MAX && fcntl((int)fd, F_GETFD) >= 0) {
+        upgrade_fd = (int)fd;
+        fcntl(upgrade_fd, F_SETFD, FD_CLOEXEC); /* not for programs this one runs */
+    }
+    unsetenv(CSGI_SERVER__UPGRADE_ENV);
+    return upgrade_fd;
+}
+
+void csgi_server__upgrade_ready(void)
+{
+    int fd = csgi_server__upgrade_fd();
+    if (fd < 0)
+        return;
+    ssize_t n;
+    do /* EPIPE when the old master is gone already: nothing to say */
+        n = send(fd, "R", 1, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    upgrade_fd = -1;
+}
+
+void csgi_server__upgrade_forget(void)
+{
+    if (upgrade_fd >= 0)
+        close(upgrade_fd);
+    upgrade_fd = -1;
 }

@@ -712,6 +712,7 @@ static int serve_until_signal(csgi_server *server)
     if (err)
         return err;
     csgi_server__print_listeners(server);
+    csgi_server__upgrade_ready(); /* an old master that started this one retires */
     return run_until(server, alone_rules, sizeof(alone_rules) / sizeof(alone_rules[0]));
 }
 
@@ -725,6 +726,7 @@ int csgi_server_run_until_signal(csgi_server *server)
        processes never return from serve_until_signal, so only this
        process removes it. */
     char why[300];
+    csgi_server__upgrade_fd(); /* taken from the environment before anything forks */
     int err = server->pidfile ? csgi_server__pidfile_write(server->pidfile, why, sizeof(why)) : 0;
     if (err) {
         csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);

@@ -105,6 +105,25 @@ void csgi_server__pidfile_remove(const char *path);
    is not a number. */
 int csgi_server__systemd_fds(int *first, int *count);
 
+/* The working directory before the options' chdir, or NULL when it did
+   not change (an upgrade starts the program again from there). */
+const char *csgi_server__start_dir(void);
+
+/* Upgrades (master.c): the old master passes the new one, in this
+   variable, a descriptor on which the new one writes a byte once it
+   serves (its workers all accept). */
+#define CSGI_SERVER__UPGRADE_ENV "CSGI_UPGRADE_FD"
+
+/* That descriptor, taken from the environment on the first call (the
+   variable is unset), or -1 when this process is no upgrade. */
+int csgi_server__upgrade_fd(void);
+
+/* Say that this process serves, once: the old master retires. */
+void csgi_server__upgrade_ready(void);
+
+/* In a worker: close this process's copy of the descriptor, unsaid. */
+void csgi_server__upgrade_forget(void);
+
 /* A listening socket's address as csgi_server_listen takes it ("HOST:PORT",
    "[IPv6]:PORT", "unix:/path"). 0, or CSGI_EINVAL (not a listening socket
    of a known family). */
