@@ -1283,6 +1283,12 @@ START_TEST(timeout_kills_a_stuck_worker)
     write_ini("", "timeout = 2\n");
     const char *argv[] = {serve_path(), "--module-path", module_dir(), "--check", ini_path(), NULL};
     check_fails_with(&s, argv, "app.ini:10: [server:main] timeout: needs workers = 1 or more");
+    /* csgi-serve --timeout is the key, checked as the key is. */
+    write_ini("", "workers = 2\n");
+    const char *flag[] = {
+        serve_path(), "--module-path", module_dir(), "--workers", "0", "--timeout",
+        "2",          "--check",       ini_path(),   NULL};
+    check_fails_with(&s, flag, "timeout: needs workers = 1 or more");
 }
 END_TEST
 

@@ -35,6 +35,8 @@ static const char usage[] =
     "  --module-path DIR   also search DIR for factory modules (repeatable)\n"
     "  --workers N         serve with N worker processes (the server section's\n"
     "                      workers key); 0 serves in this process\n"
+    "  --timeout SECONDS   with workers: replace a worker stuck that long in one\n"
+    "                      request (the timeout key; uWSGI's harakiri)\n"
     "  --access-log DEST   write the access log to DEST (the access_log key): a\n"
     "                      file, - for standard error, stdout, syslog[:FACILITY]\n"
     "  --log-level LEVEL   error, warning, info or debug (the log_level key)\n"
@@ -76,7 +78,7 @@ int main(int argc, char **argv)
     int check = 0, stub = 0;
     const char *config = NULL;
     int allow_root = 0;
-    const char *workers = NULL, *access_log = NULL, *log_level = NULL;
+    const char *workers = NULL, *timeout = NULL, *access_log = NULL, *log_level = NULL;
     const char *globals[256];
     size_t global_count = 0;
 
@@ -115,6 +117,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "csgi-serve: --workers needs a number, not '%s'\n", workers);
                 return 1;
             }
+        } else if (strcmp(arg, "--timeout") == 0) {
+            if (!(timeout = option_value(argc, argv, &i))) /* checked as the key is */
+                return 1;
         } else if (strcmp(arg, "--allow-root") == 0) {
             allow_root = 1;
         } else if (strcmp(arg, "--access-log") == 0) {
@@ -189,6 +194,8 @@ int main(int argc, char **argv)
     if (rc == 0 && workers)
         rc = csgi_loader_set_server_option(loader, "workers", workers);
     /* Checked with the section's keys, when the server is read. */
+    if (rc == 0 && timeout)
+        rc = csgi_loader_set_server_option(loader, "timeout", timeout);
     if (rc == 0 && access_log)
         rc = csgi_loader_set_server_option(loader, "access_log", access_log);
     if (rc == 0 && log_level)
