@@ -1043,9 +1043,11 @@ START_TEST(hup_reloads_without_failed_requests)
     client_loop c;
     client_loop_start(&c, s.port);
     sleep_ms(100);
-    write_ini("message = two\nbuild_delay_ms = 1500\n", "workers = 2\n");
+    write_ini("message = two\nbuild_delay_ms = 1500\n", "workers = 2\numask = 027\n");
     kill(s.pid, SIGHUP);
     reply after = get_until(s.port, "/", "two", 8000);
+    /* The master's own settings do not change with a reload: said. */
+    assert_waited_log(&s, "reload: umask changed; a reload keeps the master's", 1, 1000);
     assert_waited_log(&s, "stopping 2 workers of the old one", 1, 3000);
     assert_waited_log(&s, "exited with status 0", 2, 8000);
     sleep_ms(100);

@@ -490,6 +490,40 @@ static void promote(master *m)
     generation_drop_if_unused(m, old);
 }
 
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0) || (!a && b && !b[0]) || (!b && a && !a[0]);
+}
+
+/* The keys a reload cannot change, because they belong to this process
+   (its directory, its user, its pid file) or to the listeners it holds:
+   named in a warning, so that a changed value does not pass unnoticed. */
+static void warn_restart_only(master *m, const csgi_server_options *old,
+                              const csgi_server_options *now)
+{
+    char names[256] = "";
+    size_t len = 0;
+#define CHANGED(cond, name)                                                                     \
+    if (cond)                                                                                   \
+    len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0, "%s%s", \
+                            len ? ", " : "", name)
+    CHANGED(!same_text(old->user, now->user), "user");
+    CHANGED(!same_text(old->group, now->group), "group");
+    CHANGED(old->umask != now->umask, "umask");
+    CHANGED(!same_text(old->chdir, now->chdir), "chdir");
+    CHANGED(!same_text(old->pidfile, now->pidfile), "pidfile");
+    CHANGED(old->backlog != now->backlog, "backlog");
+    CHANGED(old->unix_mode != now->unix_mode, "unix_mode");
+    CHANGED(!same_text(old->unix_owner, now->unix_owner), "unix_owner");
+    CHANGED(!same_text(old->unix_group, now->unix_group), "unix_group");
+#undef CHANGED
+    if (len)
+        LOG(m, CSGI_LOG_WARNING,
+            "reload: %s changed; a reload keeps the master's (upgrade with USR2, or restart, to "
+            "change them)",
+            names);
+}
+
 static void reload(master *m)
 {
     generation *base = m->pending ? m->pending : m->current;
@@ -508,6 +542,7 @@ static void reload(master *m)
         return;
     }
     options.version = CSGI_SERVER_OPTIONS_VERSION;
+    warn_restart_only(m, &base->options, &options);
     if (options.workers == 0 || options.workers > 1024) {
         LOG(m, CSGI_LOG_WARNING,
             "reload: workers = %u is not a number of workers (serving in one process needs a "
