@@ -1026,6 +1026,41 @@ START_TEST(workers_share_the_access_log_and_reopen_it_on_usr1)
 }
 END_TEST
 
+/* error_log: the master's and the workers' standard error go to the
+   file (created 0640); after a rotation, USR1 makes each of them reopen
+   it: the lines written after are in the new file, none in the old. */
+START_TEST(error_log_takes_standard_error_and_reopens_on_usr1)
+{
+    write_ini("", "workers = 2\n");
+    char path[4096], rotated[4200];
+    snprintf(path, sizeof(path), "%s", test_tmp_path("error.log"));
+    snprintf(rotated, sizeof(rotated), "%s.1", path);
+    unlink(path);
+    unlink(rotated);
+    served s;
+    serve_start(&s, (const char *[]){"--error-log", path, "--log-level", "info", NULL});
+    ck_assert_str_eq(test_read_file(s.log), ""); /* nothing on the old standard error */
+    snprintf(s.log, sizeof(s.log), "%s", path);  /* the waits read the file */
+    wait_accepting(&s, 2);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+
+    ck_assert_int_eq(rename(path, rotated), 0);
+    kill(s.pid, SIGUSR1);
+    assert_waited_log(&s, "signal USR1: the workers reopen their log files", 1, 5000);
+    long long end = now_ms() + 5000;
+    while (count_in(test_read_file(rotated), "reopening the log files") < 2 && now_ms() < end)
+        sleep_ms(20);
+    ck_assert_int_eq(count_in(test_read_file(rotated), "reopening the log files"), 2);
+    sleep_ms(100);
+    kill(s.pid, SIGTTOU); /* one worker stops, and says so in the new file */
+    assert_waited_log(&s, "(Terminated), stopping", 1, 5000);
+    ck_assert_int_eq(count_in(test_read_file(rotated), "stopping"), 0);
+    serve_stop(&s, 5000);
+}
+END_TEST
+
 /* ---- csgi-serve: reloads and limits --------------------------------------------------- */
 
 /* HUP with a changed file while a client asks again and again: the new
@@ -1590,6 +1625,7 @@ int main(void)
     tcase_add_test(serve, root_without_user_is_refused);
     tcase_add_test(serve, socket_activation_by_systemd_socket_activate);
     tcase_add_test(serve, workers_share_the_access_log_and_reopen_it_on_usr1);
+    tcase_add_test(serve, error_log_takes_standard_error_and_reopens_on_usr1);
     suite_add_tcase(suite, serve);
     TCase *reload = tcase_create("reload");
     tcase_set_timeout(reload, 30);

@@ -40,6 +40,7 @@ static const char usage[] =
     "  --access-log DEST   write the access log to DEST (the access_log key): a\n"
     "                      file, - for standard error, stdout, syslog[:FACILITY]\n"
     "  --log-level LEVEL   error, warning, info or debug (the log_level key)\n"
+    "  --error-log FILE    append the error log to FILE (the error_log key)\n"
     "  --allow-root        serve as root without a user key (the allow_root key)\n"
     "  --check             build the application, print what was built, exit\n"
     "  --stub-unknown      with --check: unknown factories become placeholders\n"
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
     const char *config = NULL;
     int allow_root = 0;
     const char *workers = NULL, *timeout = NULL, *access_log = NULL, *log_level = NULL;
+    const char *error_log = NULL;
     const char *globals[256];
     size_t global_count = 0;
 
@@ -124,6 +126,9 @@ int main(int argc, char **argv)
             allow_root = 1;
         } else if (strcmp(arg, "--access-log") == 0) {
             if (!(access_log = option_value(argc, argv, &i)))
+                return 1;
+        } else if (strcmp(arg, "--error-log") == 0) {
+            if (!(error_log = option_value(argc, argv, &i)))
                 return 1;
         } else if (strcmp(arg, "--log-level") == 0) {
             if (!(log_level = option_value(argc, argv, &i)))
@@ -198,6 +203,8 @@ int main(int argc, char **argv)
         rc = csgi_loader_set_server_option(loader, "timeout", timeout);
     if (rc == 0 && access_log)
         rc = csgi_loader_set_server_option(loader, "access_log", access_log);
+    if (rc == 0 && error_log)
+        rc = csgi_loader_set_server_option(loader, "error_log", error_log);
     if (rc == 0 && log_level)
         rc = csgi_loader_set_server_option(loader, "log_level", log_level);
     if (rc == 0 && allow_root)

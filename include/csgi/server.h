@@ -178,6 +178,13 @@ typedef struct csgi_server_options {
                                    the listeners), so a reload runs new code even when
                                    the application is built in the master (version 8):
                                    0 = SIGHUP loads a new generation in this master */
+    const char *error_log;    /**< file the error log goes to (copied; version 8):
+                                   csgi_server_run_until_signal() opens it for appending
+                                   (created 0640, given to user when one is set) and makes
+                                   it the process's standard error, so that what the
+                                   application and the workers write there lands in it
+                                   too; csgi_server_reopen_logs() and SIGUSR1 reopen it.
+                                   NULL, "" or "-" = standard error as it is */
 } csgi_server_options;
 
 /** Initializer for csgi_server_options: every field its default. */
@@ -185,7 +192,7 @@ typedef struct csgi_server_options {
     {                                                                                              \
         CSGI_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, 0,   \
             NULL, NULL, 0, 0, 0, CSGI_LOG_WARNING, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, \
-            NULL, NULL, NULL, 0, 0                                                                 \
+            NULL, NULL, NULL, 0, 0, NULL                                                           \
     }
 
 /** Fill *options with the defaults (same as CSGI_SERVER_OPTIONS_INIT). */

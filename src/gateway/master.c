@@ -512,6 +512,7 @@ static void warn_restart_only(master *m, const csgi_server_options *old,
     CHANGED(old->umask != now->umask, "umask");
     CHANGED(!same_text(old->chdir, now->chdir), "chdir");
     CHANGED(!same_text(old->pidfile, now->pidfile), "pidfile");
+    CHANGED(!same_text(old->error_log, now->error_log), "error_log");
     CHANGED(old->backlog != now->backlog, "backlog");
     CHANGED(old->unix_mode != now->unix_mode, "unix_mode");
     CHANGED(!same_text(old->unix_owner, now->unix_owner), "unix_owner");
@@ -846,10 +847,16 @@ static void on_signal(master *m, int number)
         LOG(m, CSGI_LOG_WARNING, "signal %s: %u workers", signal_name(number), m->target);
         break;
     case SIGUSR1:
-        /* The workers reopen their log files. The master has none of its
-           own: its lines go through the options' log, and it keeps no
-           access log (a buffer it held would be copied into every worker
-           it forks). */
+        /* The master reopens its error log (its standard error), and the
+           workers reopen theirs and their access logs. The master keeps
+           no access log (a buffer it held would be copied into every
+           worker it forks). */
+        if (m->server->error_log) {
+            char why[300];
+            if (csgi_server__error_log_open(m->server, why, sizeof(why)) != 0)
+                LOG(m, CSGI_LOG_ERROR, "signal %s: %s; the log goes on in the old file",
+                    signal_name(number), why);
+        }
         LOG(m, CSGI_LOG_INFO, "signal %s: the workers reopen their log files", signal_name(number));
         for (size_t i = 0; i < m->count; i++)
             kill(m->workers[i].pid, SIGUSR1);

@@ -204,6 +204,31 @@ int csgi_server__pidfile_write(const char *path, char *why, size_t why_size)
     return 0;
 }
 
+int csgi_server__error_log_open(const csgi_server *server, char *why, size_t why_size)
+{
+    if (!server->error_log)
+        return 0;
+    int fd = open(server->error_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, why_size, "error_log: %s: %s", server->error_log, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    /* The workers, serving as the user, reopen it after a rotation: the
+       new file must be theirs to open. */
+    if (server->run_user && geteuid() == 0 && fchown(fd, server->run_uid, server->run_gid) != 0) {
+        /* they keep writing to the file they have */
+    }
+    int ok = dup2(fd, STDERR_FILENO) >= 0;
+    int e = errno;
+    close(fd);
+    if (!ok) {
+        snprintf(why, why_size, "error_log: %s: dup2: %s", server->error_log, strerror(e));
+        return csgi_server__errno_err(e);
+    }
+    return 0;
+}
+
 void csgi_server__pidfile_remove(const char *path)
 {
     /* Only a file that is still ours: a new master (an upgrade) may have

@@ -229,6 +229,12 @@ static int take_process_options(csgi_server *server, const csgi_server_options *
         if (!server->pidfile)
             return CSGI_ENOMEM;
     }
+    const char *error_log = options->error_log;
+    if (error_log && error_log[0] && strcmp(error_log, "-") != 0) {
+        server->error_log = csgi__strndup(error_log, strlen(error_log));
+        if (!server->error_log)
+            return CSGI_ENOMEM;
+    }
     return 0;
 }
 
@@ -478,6 +484,10 @@ void csgi_server_reopen_logs(csgi_server *server)
         if (atomic_load(&server->master_running))
             csgi_server__reopen_master();
     } else if (server) {
+        char why[8];
+        if (csgi_server__error_log_open(server, why, sizeof(why)) != 0) {
+            /* the old file stays standard error: nothing is lost */
+        }
         csgi_access_log__reopen(server->access_log);
     }
 }
@@ -588,6 +598,7 @@ void csgi_server_free(csgi_server *server)
     }
     csgi__free(server->server_header);
     csgi__free(server->pidfile);
+    csgi__free(server->error_log);
     csgi__free(server->run_user);
     for (size_t i = 0; i < server->address_count; i++)
         csgi__free(server->addresses[i]);
@@ -727,7 +738,9 @@ int csgi_server_run_until_signal(csgi_server *server)
        process removes it. */
     char why[300];
     csgi_server__upgrade_fd(); /* taken from the environment before anything forks */
-    int err = server->pidfile ? csgi_server__pidfile_write(server->pidfile, why, sizeof(why)) : 0;
+    int err = csgi_server__error_log_open(server, why, sizeof(why));
+    if (err == 0 && server->pidfile)
+        err = csgi_server__pidfile_write(server->pidfile, why, sizeof(why));
     if (err) {
         csgi_server__log(server, CSGI_LOG_ERROR, "%s", why);
         return err;
@@ -822,7 +835,8 @@ int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
     csgi_server_options worker_options = *options;
     worker_options.version = CSGI_SERVER_OPTIONS_VERSION;
     worker_options.workers = 0;
-    worker_options.busy_timeout_ms = 0; /* the master's to watch */
+    worker_options.busy_timeout_ms = 0;           /* the master's to watch */
+    worker_options.error_log = master->error_log; /* the master's, which a reload keeps */
     worker_params params = {0, NULL, 0};
     if (options->max_requests)
         params.request_limit = options->max_requests + jitter(options->max_requests_jitter);
@@ -960,6 +974,7 @@ static const struct server_key {
     {"group", KEY_GROUP, 0, 0, 0},
     {"allow_root", KEY_BOOL, 0, 0, 0},
     {"timeout", KEY_NUMBER, 0, UINT_MAX / 1000, 1000},
+    {"error_log", KEY_TEXT, 0, 0, 0},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -979,6 +994,8 @@ static const struct {
     {"uid", "user"},                           /* uWSGI */
     {"gid", "group"},                          /* uWSGI */
     {"harakiri", "timeout"},                   /* uWSGI */
+    {"errorlog", "error_log"},                 /* gunicorn */
+    {"logto", "error_log"},                    /* uWSGI */
 };
 
 /* Octal permissions ("0660", "660") into *out. */
@@ -1190,6 +1207,7 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     options->unix_owner = text_setting(&conf, "unix_owner");
     options->unix_group = text_setting(&conf, "unix_group");
     options->pidfile = text_setting(&conf, "pidfile");
+    options->error_log = text_setting(&conf, "error_log");
     options->chdir = text_setting(&conf, "chdir");
     options->user = text_setting(&conf, "user");
     options->group = text_setting(&conf, "group");

@@ -35,7 +35,8 @@ struct csgi_server {
     unsigned unix_mode;
     uid_t unix_uid;
     gid_t unix_gid;
-    char *pidfile; /* owned; NULL = none */
+    char *pidfile;   /* owned; NULL = none */
+    char *error_log; /* owned; NULL = standard error as it is */
     /* Whom to serve as (options user and group, resolved): the name for
        initgroups, NULL for no user change; run_gid (gid_t)-1 for none. */
     char *run_user;
@@ -95,6 +96,11 @@ int csgi_server__pidfile_write(const char *path, char *why, size_t why_size);
    group, then user, each checked. 0 (also when there is nothing to do) or
    an error (why: what failed). */
 int csgi_server__drop_privileges(const csgi_server *server, char *why, size_t why_size);
+
+/* Make the server's error_log file this process's standard error (open
+   for appending, given to the run user when this process is root). 0 or
+   an error (why: what failed). Async-signal-safe. */
+int csgi_server__error_log_open(const csgi_server *server, char *why, size_t why_size);
 
 /* Remove the pid file if it still names this process. */
 void csgi_server__pidfile_remove(const char *path);
