@@ -979,6 +979,18 @@ static int tagged_lines(const char *path, const char *tag, const long pids[2])
     return count;
 }
 
+/* A log file in the test's directory and the name it is rotated to
+   (name.1), neither there yet. */
+typedef char log_file[4200];
+
+static void log_files(const char *name, char *path, char *rotated)
+{
+    snprintf(path, sizeof(log_file), "%.4096s", test_tmp_path(name));
+    snprintf(rotated, sizeof(log_file), "%.4096s.1", path);
+    unlink(path);
+    unlink(rotated);
+}
+
 /* With workers, each worker writes its own lines to the access log
    (--access-log); USR1 to the master reaches every worker, which reopens
    the file: after a rename, the next lines go to a new file, the buffered
@@ -989,11 +1001,8 @@ START_TEST(workers_share_the_access_log_and_reopen_it_on_usr1)
     /* A flush only on USR1 and at the stop (60 s): every line written
        before comes from a flush the test asked for. */
     write_ini("", "workers = 2\naccess_log_format = %%P %%U%%q\naccess_log_flush = 60\n");
-    char log_path[4096], rotated[4200];
-    snprintf(log_path, sizeof(log_path), "%s", test_tmp_path("access.log"));
-    snprintf(rotated, sizeof(rotated), "%s.1", log_path);
-    unlink(log_path);
-    unlink(rotated);
+    log_file log_path, rotated;
+    log_files("access.log", log_path, rotated);
     served s;
     serve_start(&s, (const char *[]){"--access-log", log_path, "--log-level", "info", NULL});
     wait_accepting(&s, 2);
@@ -1032,15 +1041,12 @@ END_TEST
 START_TEST(error_log_takes_standard_error_and_reopens_on_usr1)
 {
     write_ini("", "workers = 2\n");
-    char path[4096], rotated[4200];
-    snprintf(path, sizeof(path), "%s", test_tmp_path("error.log"));
-    snprintf(rotated, sizeof(rotated), "%s.1", path);
-    unlink(path);
-    unlink(rotated);
+    log_file path, rotated;
+    log_files("error.log", path, rotated);
     served s;
     serve_start(&s, (const char *[]){"--error-log", path, "--log-level", "info", NULL});
-    ck_assert_str_eq(test_read_file(s.log), ""); /* nothing on the old standard error */
-    snprintf(s.log, sizeof(s.log), "%s", path);  /* the waits read the file */
+    ck_assert_str_eq(test_read_file(s.log), "");     /* nothing on the old standard error */
+    snprintf(s.log, sizeof(s.log), "%.4000s", path); /* the waits read the file */
     wait_accepting(&s, 2);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
