@@ -7,6 +7,7 @@
  *
  *   CSGI_SERVE          the csgi-serve to run
  *   CSGI_WORKERAPP_DIR  where workerapp.so is
+ *   CSGI_WORKERS_HOST   tests/workers_host.c, a host program of the API
  */
 #include "test_files.h"
 
@@ -1574,6 +1575,44 @@ START_TEST(api_source_reloads_generations)
 }
 END_TEST
 
+/* USR2 works for a host program of the API too: it runs again, adopts
+   the listeners it is given (csgi_server_listen_systemd) and builds its
+   application anew; the old master retires. */
+START_TEST(api_host_upgrades_on_usr2)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    const char *host = getenv("CSGI_WORKERS_HOST");
+    ck_assert_msg(host != NULL, "CSGI_WORKERS_HOST is not set");
+    char pidfile[4096], message_file[4096];
+    snprintf(pidfile, sizeof(pidfile), "%s", test_tmp_path("host.pid"));
+    snprintf(message_file, sizeof(message_file), "%s", test_tmp_path("message.txt"));
+    test_write_file("message.txt", "one\n");
+    served s;
+    if (fork_logged(&s, "out.txt", "log.txt") == 0) {
+        execl(host, host, message_file, pidfile, (char *)NULL);
+        _exit(127);
+    }
+    read_port(&s);
+    wait_accepting(&s, 2);
+    reply r = get(s.port, "/");
+    ck_assert_str_eq(r.message, "one");
+    ck_assert_int_eq(r.built_by, s.pid);
+    client_loop c;
+    client_loop_start(&c, s.port);
+    test_write_file("message.txt", "two\n");
+    kill(s.pid, SIGUSR2);
+    assert_waited_log(&s, "upgrade: the new master", 1, 8000);
+    follow_new_master(&s, pidfile);
+    r = get_until(s.port, "/", "two", 3000);
+    ck_assert_int_eq(r.built_by, s.pid);
+    sleep_ms(200);
+    client_loop_stop(&c);
+    ck_assert_msg(c.failed == 0 && c.refused == 0 && c.ok > 10, "%d failed, %d refused, %d ok",
+                  c.failed, c.refused, c.ok);
+    serve_stop(&s, 5000);
+}
+END_TEST
+
 /* A source without workers builds at once and serves in this process; a
    load or build that fails fails csgi_server_new_source with its error. */
 static void *run_server(void *arg)
@@ -1648,6 +1687,7 @@ int main(void)
     tcase_add_test(api, api_workers_serve_a_built_application);
     tcase_add_test(api, api_source_reloads_generations);
     tcase_add_test(api, api_source_without_workers_serves_here);
+    tcase_add_test(api, api_host_upgrades_on_usr2);
     suite_add_tcase(suite, api);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
