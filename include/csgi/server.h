@@ -381,10 +381,17 @@ CSGI_EXTERN void csgi_server_reopen_logs(csgi_server *server);
  * them (it must be single-threaded then, as fork(2) requires of a process
  * whose children go on running; csgi starts no thread in a master), keeps
  * their number, replaces a worker that dies, and answers the signals
- * docs/config.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
+ * docs/server.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
  * reload (a new generation of workers; the old ones stop once the new
- * ones accept), TTIN and TTOU one worker more or less, USR1 passed on to
- * every worker, which reopens its log files. Each worker writes its own
+ * ones accept; with reload_exec, an upgrade as USR2), TTIN and TTOU one
+ * worker more or less, USR1 passed on to every worker, which reopens its
+ * log files, USR2 upgrade in place: the program runs again (its own
+ * arguments, from /proc/self/cmdline, in the directory it started in)
+ * with the listening sockets as LISTEN_PID/LISTEN_FDS say, and this master
+ * retires once the new one's workers accept; for that the program must
+ * adopt them with csgi_server_listen_systemd() before it binds anything
+ * (csgi-serve does). With busy_timeout_ms, a worker whose loop stays in
+ * one callback that long is killed and replaced. Each worker writes its own
  * access log lines (and the last of them when it stops). Worker processes
  * never return from this call: each frees what it made, flushes standard
  * I/O and ends with _exit(2), so that atexit handlers, registered for the
