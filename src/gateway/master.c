@@ -914,14 +914,15 @@ static void on_message(master *m, const message *msg)
         }
         break;
     }
-    case CSGI_SERVER__BUSY:
-        if (w->killed || !w->busy_asked_ms)
+    case CSGI_SERVER__BUSY: /* one per stuck loop: each is logged */
+        if (!w->busy_asked_ms || (w->killed && !w->timed_out))
             break;
         LOG(m, CSGI_LOG_ERROR,
             "timeout: worker %d has been in %s for %d.%d s (loop %d; timeout = %u s): killing it",
             (int)w->pid, msg->error.text[0] ? msg->error.text : "no request", msg->code / 1000,
             msg->code % 1000 / 100, msg->error.line, g->options.busy_timeout_ms / 1000);
-        kill(w->pid, SIGKILL);
+        if (!w->killed)
+            kill(w->pid, SIGKILL);
         w->killed = 1;
         w->timed_out = 1;
         break;
