@@ -708,13 +708,7 @@ START_TEST(hup_with_broken_file_keeps_old_workers)
     client_loop c;
     client_loop_start(&c, s.port);
 
-    test_write_file("app.ini", "[app:main]\n"
-                               "use = egg:workerapp#pid\n"
-                               "message = two\n"
-                               "this line is no ini\n"
-                               "[server:main]\n"
-                               "use = egg:csgi#http\n"
-                               "workers = 2\n");
+    write_unparsable_ini();
     kill(s.pid, SIGHUP);
     assert_waited_log(&s, "reload failed: ", 1, 3000);
     ck_assert_msg(strstr(test_read_file(s.log), "app.ini:4: [app:main] malformed line"), "%s",

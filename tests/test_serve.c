@@ -299,6 +299,17 @@ void write_ini(const char *app_keys, const char *server_keys)
     test_write_file("app.ini", text);
 }
 
+void write_unparsable_ini(void)
+{
+    test_write_file("app.ini", "[app:main]\n"
+                               "use = egg:workerapp#pid\n"
+                               "message = never\n"
+                               "this line is no ini\n"
+                               "[server:main]\n"
+                               "use = egg:csgi#http\n"
+                               "workers = 2\n");
+}
+
 /* Fork a process for s, its standard output and error in the files
    out_name and log_name of the test's directory (emptied here, not in the
    child: read_port must not find the last server's line). Returns in both

@@ -100,6 +100,10 @@ const char *ini_path(void);
    these keys (each text a few "key = value\n" lines). */
 void write_ini(const char *app_keys, const char *server_keys);
 
+/* Write a deploy file whose line 4 is no INI line: loading it fails with
+   "app.ini:4: [app:main] malformed line". */
+void write_unparsable_ini(void);
+
 /* Fork a process for s, its standard output and error in the files
    out_name and log_name of the test's directory. Returns in both
    processes, as fork does; the child dies with the test. */
