@@ -1000,6 +1000,21 @@ START_TEST(attach_to_host_loop)
 }
 END_TEST
 
+/* The last answer on fd from a stopping loop: body, told that the
+   connection closes, then the close; fd is closed here. */
+static void last_answer(int fd, const char *body)
+{
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 3000), 0);
+    ck_assert_str_eq(r.body, body);
+    ck_assert_str_eq(response_header(&r, "Connection"), "close");
+    response_free(&r);
+    ck_assert(client_closed(fd, 2000));
+    close(fd);
+}
+
+#define LAST_REQUEST "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"
+
 START_TEST(graceful_stop)
 {
     server_start(&server, NULL);
@@ -1011,16 +1026,12 @@ START_TEST(graceful_stop)
     ck_assert_int_eq(client_send_str(busy, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
     usleep(10000);
     csgi_http__engine_stop(server.engine, 5000);
-    /* The idle connection is closed at once; the busy one gets its answer,
-       told that the connection closes. */
+    /* The idle connection is closed when the wait for a last request ends
+       (graceful_stop_waits_for_last_requests); the busy one gets its
+       answer, told that the connection closes. */
     ck_assert(client_closed(idle, 2000));
-    ck_assert_int_eq(client_response(busy, &r, 0, 3000), 0);
-    ck_assert_str_eq(r.body, "later");
-    ck_assert_str_eq(response_header(&r, "Connection"), "close");
-    response_free(&r);
-    ck_assert(client_closed(busy, 2000));
     close(idle);
-    close(busy);
+    last_answer(busy, "later");
     server_stop(&server, 0);
     ck_assert_int_eq(stats.done_ok, 2);
 }
@@ -1124,13 +1135,44 @@ START_TEST(graceful_stop_answers_pipelined_requests)
 }
 END_TEST
 
+START_TEST(graceful_stop_waits_for_last_requests)
+{
+    /* Two keep-alive connections idle when the stop comes: their clients
+       do not know, and a request of theirs may be on its way. The one that
+       sends a request a moment later is answered, told that the
+       connection closes; the one that sends nothing is closed after a
+       second (engine.c, IDLE_WAIT_MS), well before the grace period ends. */
+    server_start(&server, NULL);
+    int sends = client_connect(server.port), silent = client_connect(server.port);
+    test_response r;
+    get(sends, "/hello", &r);
+    response_free(&r);
+    get(silent, "/hello", &r);
+    response_free(&r);
+    long start = now_ms();
+    csgi_http__engine_stop(server.engine, 10000);
+    usleep(300000);
+    ck_assert_int_eq(client_send_str(sends, LAST_REQUEST), 0);
+    last_answer(sends, "GET /path?1 host=a");
+    ck_assert(client_closed(silent, 5000));
+    long elapsed = now_ms() - start;
+    ck_assert_int_ge(elapsed, 900);
+    ck_assert_int_lt(elapsed, 8000);
+    close(silent);
+    ck_assert(wait_connections(&server, 0, 2000));
+    server_stop(&server, 0);
+    ck_assert_int_eq(stats.done_ok, 3);
+}
+END_TEST
+
 START_TEST(graceful_stop_waits_for_a_first_request)
 {
     /* A client that connected and has not sent its request yet (it may be
        on its way: the handshake completes before the client writes) keeps
        its connection through a stop, so a worker its master retires drops
        nothing; its request is answered with Connection: close. An idle
-       keep-alive connection beside it is closed at once. */
+       keep-alive connection beside it is closed once the wait for a last
+       request is over. */
     server_start(&server, NULL);
     int idle = client_connect(server.port);
     test_response r;
@@ -1142,13 +1184,8 @@ START_TEST(graceful_stop_waits_for_a_first_request)
     ck_assert(client_closed(idle, 2000));
     close(idle);
     usleep(50000);
-    ck_assert_int_eq(client_send_str(fresh, "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
-    ck_assert_int_eq(client_response(fresh, &r, 0, 3000), 0);
-    ck_assert_str_eq(r.body, "GET /path?1 host=a");
-    ck_assert_str_eq(response_header(&r, "Connection"), "close");
-    response_free(&r);
-    ck_assert(client_closed(fresh, 2000));
-    close(fresh);
+    ck_assert_int_eq(client_send_str(fresh, LAST_REQUEST), 0);
+    last_answer(fresh, "GET /path?1 host=a");
     ck_assert(wait_connections(&server, 0, 2000));
     server_stop(&server, 0);
     ck_assert_int_eq(stats.done_ok, 2);
@@ -1766,6 +1803,7 @@ int main(void)
     tcase_add_test(tc, stop_cuts_after_grace);
     tcase_add_test(tc, graceful_stop_answers_requests_already_sent);
     tcase_add_test(tc, graceful_stop_answers_pipelined_requests);
+    tcase_add_test(tc, graceful_stop_waits_for_last_requests);
     tcase_add_test(tc, graceful_stop_waits_for_a_first_request);
     tcase_add_test(tc, limit_closes_the_connection_idle_longest);
     tcase_add_test(tc, limit_refuses_at_once_when_nothing_is_idle);

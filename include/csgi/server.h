@@ -341,11 +341,13 @@ CSGI_EXTERN int csgi_server_start(csgi_server *server);
 CSGI_EXTERN int csgi_server_run(csgi_server *server);
 
 /**
- * Stop gracefully: stop accepting, close idle keep-alive connections, and
- * answer the requests already sent (in progress, pipelined, or waiting
- * unread in a connection's socket) and the first request of a connection
- * that has not sent one yet, the last one on each connection with
- * Connection: close; after grace_ms, cut what is left. Safe from any
+ * Stop gracefully: stop accepting, answer the requests already sent (in
+ * progress, pipelined, or waiting unread in a connection's socket), the
+ * first request of a connection that has not sent one yet and the next
+ * request of an idle keep-alive connection within a second, the last one
+ * on each connection with Connection: close; close the keep-alive
+ * connections still idle after that second; after grace_ms, cut what is
+ * left. Safe from any
  * thread and from a signal handler. With workers, the master stops as on
  * SIGTERM (each worker stops so for its grace_timeout_ms).
  */

@@ -734,13 +734,13 @@ static size_t input_cap(const csgi_http__conn *conn)
 }
 
 /*
- * A stopping loop closes a connection only when it has no request, and one
- * may wait in the socket, unread: sent while the loop was busy, before the
- * stop. So the socket is read: 1 when a request's bytes came (the state
- * machine goes on), 0 when nothing did (close). Only the first time in a
- * run of the state machine (earlier: how many reads it made), so that a
- * client that keeps sending cannot hold the loop; later ones read on the
- * next turn of the loop (-1).
+ * A stopping loop closes a connection only when it has no request (after
+ * the wait for last requests), and one may wait in the socket, unread:
+ * sent while the loop was busy. So the socket is read: 1 when a request's
+ * bytes came (the state machine goes on), 0 when nothing did (close).
+ * Only the first time in a run of the state machine (earlier: how many
+ * reads it made), so that a client that keeps sending cannot hold the
+ * loop; later ones read on the next turn of the loop (-1).
  */
 static __attribute__((noinline)) int stop_read(csgi_http__conn *conn, int earlier)
 {
@@ -774,8 +774,10 @@ static void conn_run(csgi_http__conn *conn)
                    master (reload, max_requests) must not drop it. It is
                    answered with Connection: close, or cut when the grace
                    period ends. A keep-alive connection has had its
-                   requests: closed unless the next one is in the socket. */
-                if (conn->peer_eof || (conn->loop->stopping && conn->requests)) {
+                   requests: it waits a moment for a last one, answered
+                   with Connection: close (engine.c, IDLE_WAIT_MS), then
+                   is closed unless the next one is in the socket. */
+                if (conn->peer_eof || (conn->loop->closing_idle && conn->requests)) {
                     int r = conn->peer_eof ? 0 : stop_read(conn, stop_reads++);
                     if (r > 0)
                         continue;
@@ -1067,10 +1069,10 @@ void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force)
             conn_free(conn);
         } else if (conn->state == ST_HEAD && (!conn->in || evbuffer_get_length(conn->in) == 0)) {
             /* Idle, as far as the loop knows: conn_run reads the socket
-               once (loop->stopping), answers a request found there and
-               closes a connection that has none, unless it has not sent
-               its first request yet (see conn_run). It changes no other
-               connection, so next stays valid. */
+               once (loop->closing_idle), answers a request found there
+               and closes a connection that has none, unless it has not
+               sent its first request yet (see conn_run). It changes no
+               other connection, so next stays valid. */
             conn_run(conn);
         }
         /* The others finish what they received: a response that starts

@@ -525,6 +525,33 @@ static void on_grace_end(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(loop->base, NULL);
 }
 
+/* The wait for last requests is over: the idle keep-alive connections
+   close (after their sockets are read once). */
+static void on_idle_wait_end(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    loop->closing_idle = 1;
+    csgi_http__loop_shutdown_connections(loop, 0);
+}
+
+/*
+ * A graceful stop does not close the idle keep-alive connections at once.
+ * Their clients do not know about the stop: one may be sending its next
+ * request while the connection closes, and that request is lost (the
+ * client sees the connection reset or closed with a request outstanding:
+ * under load, during every reload, for the connections that had an answer
+ * and whose next request was on its way). Instead, for IDLE_WAIT_MS, each
+ * one's next request is answered with Connection: close, so the client
+ * connects again (to a new worker); only those still idle after that are
+ * closed. A client idle that long is no likelier to send at that moment
+ * than at the end of its keep-alive timeout. The grace period cuts the
+ * wait short, and connections that had no request yet keep waiting for
+ * their first one until it ends (connection.c).
+ */
+#define IDLE_WAIT_MS 1000
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     csgi_http__loop *loop = arg;
@@ -537,11 +564,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     loop->stopping = 1;
     free_acceptors(loop);
     event_del(&loop->retry_accept);
-    csgi_http__loop_shutdown_connections(loop, 0);
     if (loop->connection_count == 0) {
         loop_exit_if_done(loop);
         return;
     }
+    struct timeval idle_wait = {IDLE_WAIT_MS / 1000, (IDLE_WAIT_MS % 1000) * 1000};
+    event_add(&loop->idle_wait_event, &idle_wait);
     unsigned ms = loop->engine->grace_ms;
     struct timeval grace = {ms / 1000, (ms % 1000) * 1000};
     event_add(&loop->grace_event, &grace);
@@ -624,6 +652,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     event_assign(&loop->stop_event, loop->base, loop->wake_fd, EV_READ | EV_PERSIST, on_stop, loop);
     event_add(&loop->stop_event, NULL);
     evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
+    evtimer_assign(&loop->idle_wait_event, loop->base, on_idle_wait_end, loop);
     heartbeat_start(loop);
     const csgi_http__options *o = &engine->options;
     loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
@@ -678,6 +707,7 @@ static void loop_destroy(csgi_http__loop *loop)
     event_del(&loop->retry_accept);
     event_del(&loop->stop_event);
     event_del(&loop->grace_event);
+    event_del(&loop->idle_wait_event);
     event_del(&loop->access_log_flush);
     event_del(&loop->heartbeat);
     if (loop->wake_ready)

@@ -183,8 +183,9 @@ struct event_base *csgi_http__engine_base(csgi_http__engine *engine);
 int csgi_http__engine_run(csgi_http__engine *engine);
 
 /*
- * Stop gracefully: stop accepting; read each idle keep-alive connection's
- * socket once and close it when no request waits there; keep a connection
+ * Stop gracefully: stop accepting; give each idle keep-alive connection a
+ * second for a last request, then read its socket once and close it when
+ * no request waits there; keep a connection
  * that has not sent its first request yet (its client connected to send
  * one); answer the requests already received (in progress, pipelined,
  * found in the socket, or a first one), the last one on each connection

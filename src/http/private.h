@@ -89,10 +89,12 @@ struct csgi_http__loop {
     size_t connection_count;
     size_t idle_count;
     int stopping;
-    int wake_fd; /* eventfd: csgi_http__engine_stop writes to it */
+    int closing_idle; /* stopping, and the wait for last requests is over (engine.c) */
+    int wake_fd;      /* eventfd: csgi_http__engine_stop writes to it */
     int wake_ready;
-    struct event stop_event;  /* reads wake_fd */
-    struct event grace_event; /* cuts what is left when the grace period ends */
+    struct event stop_event;      /* reads wake_fd */
+    struct event grace_event;     /* cuts what is left when the grace period ends */
+    struct event idle_wait_event; /* ends the wait for idle connections' last requests */
 
     csgi_arena__recycler recycler;
 
@@ -254,10 +256,11 @@ static inline void csgi_http__list_init(csgi_http__link *head)
 }
 void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
                             socklen_t peer_len, const csgi_http__listener *listener);
-/* Stopping (force 0): close the keep-alive connections that have no
-   request (read first: one may wait in the socket), keep those that have
-   not sent their first one, and let the others finish what they received.
-   force: close every connection now. */
+/* Stopping, once the wait for last requests is over (force 0): close the
+   keep-alive connections that have no request (read first: one may wait
+   in the socket), keep those that have not sent their first one, and let
+   the others finish what they received. force: close every connection
+   now. */
 void csgi_http__loop_shutdown_connections(csgi_http__loop *loop, int force);
 
 /* csgi_http__engine_busy_request for one loop. */
