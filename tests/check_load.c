@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #define CONNECTIONS 64
@@ -55,7 +56,7 @@ static const char *describe(load_client *load, const served *s)
    keys (SERVER_KEYS, then extra). */
 static void write_generation(int n, const char *extra)
 {
-    char app[64], server[512];
+    char app[64], server[4800];
     snprintf(app, sizeof(app), "message = m%d\n", n);
     snprintf(server, sizeof(server), "%s%s", SERVER_KEYS, extra);
     write_ini(app, server);
@@ -171,6 +172,33 @@ START_TEST(recycled_workers_under_load)
 }
 END_TEST
 
+/* USR2 twice under load: each time a new master inherits the listeners
+   and the old one retires once the new workers accept; every connection
+   moves to the new pipeline (Connection: close from the old workers) and
+   no request fails. */
+START_TEST(upgrade_under_load)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char pidfile[4096], keys[4200];
+    snprintf(pidfile, sizeof(pidfile), "%s", test_tmp_path("serve.pid"));
+    snprintf(keys, sizeof(keys), "pidfile = %s\n", pidfile);
+    served s;
+    load_client *load = start_under_load(&s, keys, 0);
+    for (int generation = 2; generation <= 3; generation++) {
+        write_generation(generation, keys);
+        kill(s.pid, SIGUSR2);
+        assert_waited_log(&s, "upgrade: the new master", generation - 1, 15000);
+        follow_new_master(&s, pidfile);
+        ck_assert_msg(load_wait_message(load, generation, 15000),
+                      "not every connection moved to m%d: %s", generation, describe(load, &s));
+    }
+    load_counts counts = stop_clean(load, &s, "upgrade");
+    ck_assert_int_eq(counts.lowest_message, 3);
+    ck_assert_int_eq(counts.idle_closes, 0);
+    serve_stop(&s, 10000);
+}
+END_TEST
+
 /* Kill the worker holding the most connections (loop: SIGSEGV, SIGKILL)
    under load. The errors are that worker's requests only, at most one a
    connection it held; no connect is refused (the listener stays with the
@@ -248,6 +276,7 @@ int main(void)
     tcase_set_timeout(reload, 120);
     tcase_add_loop_test(reload, reload_under_load, 0, 2);
     tcase_add_test(reload, recycled_workers_under_load);
+    tcase_add_test(reload, upgrade_under_load);
     suite_add_tcase(suite, reload);
     TCase *crash = tcase_create("crash");
     tcase_set_timeout(crash, 120);

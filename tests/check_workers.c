@@ -326,18 +326,6 @@ END_TEST
 /* ---- csgi-serve: listeners and the process -------------------------------------------- */
 
 /* The pid a pid file names, 0 for none. */
-static long pidfile_pid(const char *path)
-{
-    FILE *file = fopen(path, "r");
-    long pid = 0;
-    if (file) {
-        if (fscanf(file, "%ld", &pid) != 1)
-            pid = 0;
-        fclose(file);
-    }
-    return pid;
-}
-
 /* chdir comes before the listeners (a relative Unix socket lands in it),
    the socket file gets unix_mode, the pid file (written under the umask)
    names the master while it serves, a second server on the same pid file
@@ -848,20 +836,6 @@ START_TEST(max_requests_recycles_workers)
     serve_stop(&s, 3000);
 }
 END_TEST
-
-/* The master a USR2 (or a HUP with preload) started, once the old one
-   is gone: its pid from the pid file, adopted by this test (a subreaper)
-   so that serve_stop can wait for it. */
-static void follow_new_master(served *s, const char *pidfile)
-{
-    int status = wait_exit(s->pid, 15000);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the old master: status %d\n%s",
-                  status, tail(test_read_file(s->log)));
-    long pid = pidfile_pid(pidfile);
-    ck_assert_msg(pid > 0 && pid != s->pid, "pid file: %ld", pid);
-    s->pid = (pid_t)pid;
-    running = s->pid;
-}
 
 /* preload: the master builds the application before forking; a HUP
    starts a new master (new code, not only a new file), which builds it

@@ -381,3 +381,29 @@ int gone(long pid)
 {
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
+
+long pidfile_pid(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    long pid = 0;
+    if (file) {
+        if (fscanf(file, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(file);
+    }
+    return pid;
+}
+
+/* The master a USR2 (or a HUP with preload) started, once the old one
+   is gone: its pid from the pid file, adopted by this test (a subreaper)
+   so that serve_stop can wait for it. */
+void follow_new_master(served *s, const char *pidfile)
+{
+    int status = wait_exit(s->pid, 15000);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the old master: status %d\n%s",
+                  status, tail(test_read_file(s->log)));
+    long pid = pidfile_pid(pidfile);
+    ck_assert_msg(pid > 0 && pid != s->pid, "pid file: %ld", pid);
+    s->pid = (pid_t)pid;
+    running = s->pid;
+}

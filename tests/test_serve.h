@@ -130,4 +130,13 @@ void wait_accepting(const served *s, int count);
    no worker may have exited with an error or a sanitizer report. */
 void serve_stop(served *s, long timeout_ms);
 
+/* The pid a pid file holds, 0 for none. */
+long pidfile_pid(const char *path);
+
+/* After a USR2 (or a HUP with preload): wait for the old master to exit
+   cleanly, then make s the new one, whose pid the pid file holds. The
+   test must be a subreaper (PR_SET_CHILD_SUBREAPER) for serve_stop to wait
+   for it. */
+void follow_new_master(served *s, const char *pidfile);
+
 #endif
