@@ -901,7 +901,27 @@ START_TEST(test_deploy_file)
                                                    "client_body_buffer_size = 4k\n"
                                                    "\n"
                                                    "[app:sleep]\n"
-                                                   "use = egg:test#sleep\n");
+                                                   "use = egg:test#sleep\n"
+                                                   "\n"
+                                                   "[app:marked]\n"
+                                                   "use = egg:test#sleep\n"
+                                                   "blocking = true\n"
+                                                   "\n"
+                                                   "[app:unmarked]\n"
+                                                   "use = egg:test#sleep\n"
+                                                   "blocking = no\n"
+                                                   "\n"
+                                                   "[pipeline:filtered]\n"
+                                                   "pipeline = marked_filter hello\n"
+                                                   "\n"
+                                                   "[filter:marked_filter]\n"
+                                                   "use = egg:csgi#error_format\n"
+                                                   "format = json\n"
+                                                   "blocking = on\n"
+                                                   "\n"
+                                                   "[app:hello]\n"
+                                                   "use = egg:test#hello\n");
+    char uri[600];
     csgi_app *app = test_load(loader, path);
     ck_assert_str_eq(csgi_app_name(app), "threadpool");
     /* Through the test client: the pool's thread sleeps and answers. */
@@ -912,6 +932,26 @@ START_TEST(test_deploy_file)
     csgi_test_response_free(response);
     csgi_app_free(app);
 
+    snprintf(uri, sizeof(uri), "%s#marked", path);
+    app = test_load(loader, uri);
+    ck_assert_str_eq(csgi_app_name(app), "threadpool");
+    csgi_app_free(app);
+    snprintf(uri, sizeof(uri), "%s#unmarked", path);
+    app = test_load(loader, uri);
+    ck_assert_str_eq(csgi_app_name(app), "sleep");
+    csgi_app_free(app);
+    snprintf(uri, sizeof(uri), "%s#filtered", path);
+    app = test_load(loader, uri);
+    ck_assert_str_eq(csgi_app_name(app), "threadpool");
+    csgi_app_free(app);
+
+    /* csgi-serve --check says which sections block. */
+    const char *description = NULL;
+    snprintf(uri, sizeof(uri), "%s#marked", path);
+    ck_assert_int_eq(csgi_loader_describe(&description, loader, uri, 0, NULL), 0);
+    ck_assert_msg(strstr(description, "[app:marked] app use = egg:test#sleep blocking = true") !=
+                      NULL,
+                  "%s", description);
     csgi_loader_free(loader);
 }
 END_TEST
@@ -942,6 +982,11 @@ START_TEST(test_deploy_file_errors)
     snprintf(text, sizeof(text), "%sthreds = 4\n", head);
     load_fails(text, "bad.ini:9: [filter:pool] threds: unknown key for egg:csgi#threadpool "
                      "(known: threads, queue, retry_after,");
+    load_fails("[app:main]\nuse = egg:test#sleep\nblocking = maybe\n",
+               "bad.ini:3: [app:main] blocking: not a boolean: 'maybe'");
+    load_fails("[pipeline:main]\npipeline = sleep\nblocking = true\n"
+               "\n[app:sleep]\nuse = egg:test#sleep\n",
+               "bad.ini:3: [pipeline:main] blocking: a pipeline section holds only 'pipeline'");
 }
 END_TEST
 
