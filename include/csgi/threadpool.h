@@ -41,7 +41,8 @@
  * it forks its workers starts none), and the pool is shared by the
  * process's event loops. A server stopping gracefully waits for the
  * requests on the pool as for any other; csgi_server_free() waits for the
- * work still running on the threads, and freeing the filter joins them.
+ * work still running on the threads, and freeing the filter joins them
+ * (like any application, it must outlive the requests it serves).
  *
  * What the application may call on a pool thread: the environ functions
  * on its environ (keys, csgi_environ_alloc(), csgi_environ_defer(), whose
