@@ -212,7 +212,7 @@ static const csgi_app_type gate_type = {"gate", gate_call, NULL};
 /* ?bytes=N of a pattern, in pieces of 1 to 8191 bytes; ?length=1 declares
    the length; ?ms=N sleeps first. Counts what it produced and its closes. */
 static atomic_long produced;
-static atomic_int stream_closes;
+static atomic_int stream_calls, stream_closes;
 
 typedef struct stream {
     long total, done;
@@ -255,6 +255,7 @@ static csgi_body *stream_call(void *state, csgi_environ *environ,
                               csgi_start_response *start_response)
 {
     (void)state;
+    atomic_fetch_add(&stream_calls, 1);
     sleep_ms(query_number(environ, "ms", 0));
     stream *s = csgi_environ_alloc_zeroed(environ, sizeof(*s));
     if (!s || csgi_start_response_call(start_response, "200 OK", text_headers, 1, NULL) != 0)
@@ -346,6 +347,8 @@ typedef struct split {
     csgi_app *hello;
 } split;
 
+static atomic_int pooled_calls; /* requests the loop gave the pool */
+
 static csgi_body *split_call(void *state, csgi_environ *environ,
                              csgi_start_response *start_response)
 {
@@ -353,6 +356,7 @@ static csgi_body *split_call(void *state, csgi_environ *environ,
     const char *path = csgi_environ_get(environ, "PATH_INFO");
     if (strncmp(path, "/pool", 5) != 0)
         return csgi_app_call(s->hello, environ, start_response);
+    atomic_fetch_add(&pooled_calls, 1);
     if (csgi_environ_set(environ, "PATH_INFO", path + 5) != 0 ||
         csgi_environ_set(environ, "test.front", "set in front") != 0)
         return NULL;
@@ -551,14 +555,19 @@ START_TEST(test_backpressure)
     int fd = client_connect_rcvbuf(server.port, 4096);
     ck_assert_int_eq(client_send_str(fd, "GET /pool?bytes=268435456 HTTP/1.1\r\nHost: t\r\n\r\n"),
                      0);
-    sleep_ms(1000);
-    long first = atomic_load(&produced);
-    sleep_ms(300);
-    long second = atomic_load(&produced);
-    ck_assert_msg(first > 0, "nothing produced");
+    /* It stops once the buffers between it and the client are full: the
+       count no longer moves for 300 ms (the 256 MiB would take a second or
+       two at most; a slow machine gets 20 s). */
+    long first = -1, second = 0, end = now_ms() + 20000;
+    while ((second != first || second == 0) && now_ms() < end) {
+        first = second;
+        sleep_ms(300);
+        second = atomic_load(&produced);
+    }
+    ck_assert_msg(second > 0, "nothing produced");
+    ck_assert_msg(second == first, "still producing: %ld then %ld bytes", first, second);
     ck_assert_msg(second < 16L * 1024 * 1024, "%ld bytes produced for a client that reads none",
                   second);
-    ck_assert_msg(second == first, "still producing: %ld then %ld bytes", first, second);
     /* The client leaves: the thread's next piece is refused, its body closed. */
     reset(fd);
     ck_assert_msg(wait_for(&stream_closes, 1, 5000), "the body was not closed");
@@ -626,7 +635,7 @@ START_TEST(test_queue_full)
     int running = ask(server.port, "/pool");
     ck_assert(wait_for(&gate_calls, 1, 5000));
     int queued = ask(server.port, "/pool");
-    sleep_ms(200);
+    ck_assert(wait_for(&pooled_calls, 2, 5000)); /* in the pool's queue */
 
     /* One thread busy, one request waiting: the next one is refused, at once. */
     long asked = now_ms();
@@ -714,7 +723,7 @@ START_TEST(test_client_leaves_while_running)
     app_server server;
     serve(&server, pooled_beside_hello(&stream_type, NULL), 1);
     int fd = ask(server.port, "/pool?ms=500&bytes=10000000");
-    sleep_ms(100);
+    ck_assert(wait_for(&stream_calls, 1, 5000)); /* on its thread, asleep */
     reset(fd);
     /* The thread finds out at its first piece: its body is closed, what it
        did is thrown away. */
@@ -735,7 +744,7 @@ START_TEST(test_client_leaves_while_queued)
     int running = ask(server.port, "/pool");
     ck_assert(wait_for(&gate_calls, 1, 5000));
     int queued = ask(server.port, "/pool");
-    sleep_ms(200);
+    ck_assert(wait_for(&pooled_calls, 2, 5000)); /* in the pool's queue */
     reset(queued);
     sleep_ms(200);
     atomic_store(&gate_open, 1);
@@ -774,7 +783,7 @@ START_TEST(test_free_waits_for_threads)
     app_server server;
     serve(&server, pooled_beside_hello(&stream_type, NULL), 1);
     int fd = ask(server.port, "/pool?ms=800&bytes=1000");
-    sleep_ms(200);
+    ck_assert(wait_for(&stream_calls, 1, 5000)); /* on its thread, asleep */
     /* No grace: the request is cut while its thread sleeps; freeing the
        server waits for the thread, which finds its client gone. */
     csgi_server_stop(server.server, 0);
@@ -1000,7 +1009,9 @@ static void zero_counters(void)
     atomic_store(&gate_open, 0);
     atomic_store(&gate_calls, 0);
     atomic_store(&produced, 0);
+    atomic_store(&stream_calls, 0);
     atomic_store(&stream_closes, 0);
+    atomic_store(&pooled_calls, 0);
     pthread_mutex_lock(&log_lock);
     log_text[0] = '\0';
     pthread_mutex_unlock(&log_lock);
