@@ -23,6 +23,7 @@
 #include "csgi/response.h"
 #include "csgi/request.h"
 #include "csgi/handler.h"
+#include "csgi/threadpool.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */

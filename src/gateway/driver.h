@@ -96,6 +96,21 @@ static inline void csgi_driver__lent_back(csgi_driver *driver)
     driver->lent = 0;
 }
 
+/* Keep the request's memory (its arena, its environ, its head) past its
+   end, until csgi_driver__release: for work that still reads it on
+   another thread when the client leaves (threadpool.c). On the request's
+   loop thread, in pairs; the driver itself lives in that memory, so it is
+   valid until the last release, which frees it when the request ended. */
+static inline void csgi_driver__hold(csgi_driver *driver)
+{
+    driver->sink.type->hold(&driver->sink);
+}
+
+static inline void csgi_driver__release(csgi_driver *driver)
+{
+    driver->sink.type->release(&driver->sink);
+}
+
 /* The request ended, however it went: the body is closed (once). Later
    calls into the driver do nothing. */
 void csgi_driver__end(csgi_driver *driver);

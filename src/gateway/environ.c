@@ -732,6 +732,41 @@ csgi_environ *csgi_environ__new(csgi_arena *arena, const csgi_environ__source *s
     return csgi_environ__init(&block->environ, arena, &block->source);
 }
 
+csgi_environ *csgi_environ__copy(csgi_environ *from, csgi_arena *arena,
+                                 const csgi_environ__source *source)
+{
+    if (materialise(from) != 0)
+        return NULL;
+    csgi_environ *copy = csgi_arena__alloc(arena, sizeof(*copy));
+    size_t capacity = from->count + SPARE_ENTRIES;
+    entry *entries = copy ? csgi_arena__alloc(arena, capacity * sizeof(entry)) : NULL;
+    if (!entries)
+        return NULL;
+    csgi_environ__init(copy, arena, source);
+    memcpy(entries, from->entries, from->count * sizeof(entry));
+    copy->entries = entries;
+    copy->count = from->count;
+    copy->capacity = capacity;
+    copy->built = 1;
+    for (size_t i = 0; i < copy->count; i++) {
+        entry *e = &entries[i];
+        if (e->kind != CSGI_VALUE_POINTER && e->kind != CSGI_VALUE_JSON)
+            continue;
+        /* Borrowed: the values are from's, released when its request ends. */
+        e->value.pointer.destroy = NULL;
+        if (e->value.pointer.pointer == from)
+            e->value.pointer.pointer = copy; /* csgi.errors */
+        else if (e->key_len == 10 && memcmp(e->key, "csgi.input", 10) == 0)
+            e->value.pointer.pointer = input_of(copy);
+    }
+    return copy;
+}
+
+const csgi_environ__source *csgi_environ__source_of(csgi_environ *environ)
+{
+    return environ->source;
+}
+
 csgi_arena *csgi_environ__arena(csgi_environ *environ)
 {
     return environ->arena;

@@ -59,6 +59,20 @@ typedef struct csgi_environ__source {
    Returns NULL when memory is exhausted. */
 csgi_environ *csgi_environ__new(csgi_arena *arena, const csgi_environ__source *source);
 
+/* A copy of from for another thread (threadpool.c), in arena, reading
+   source (borrowed, as by csgi_environ__init): every key from has (it is
+   built first, in its own arena), as an environ of its own that the two
+   threads each use alone. Strings and keys are borrowed from from, and so
+   are pointer and JSON values (their destructors stay from's: they run
+   when from's request ends); csgi.errors is the copy, and csgi.input the
+   copy's own stream over source's provider until csgi_environ_set_input.
+   from's memory must outlive the copy. NULL when memory is exhausted. */
+csgi_environ *csgi_environ__copy(csgi_environ *from, csgi_arena *arena,
+                                 const csgi_environ__source *source);
+
+/* The source an environ reads (borrowed). */
+const csgi_environ__source *csgi_environ__source_of(csgi_environ *environ);
+
 /* The gateway's way, which allocates one block per request for its own
    state and the environ: csgi_environ__size() bytes at memory (aligned
    like any allocation) become an environ reading source, which is

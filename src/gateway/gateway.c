@@ -132,6 +132,16 @@ static struct event_base *engine_event_base(csgi_sink *sink)
     return csgi_http__request_base(sink->context);
 }
 
+static void engine_hold(csgi_sink *sink)
+{
+    csgi_http__request_hold(sink->context);
+}
+
+static void engine_release(csgi_sink *sink)
+{
+    csgi_http__request_unhold(sink->context);
+}
+
 static const csgi_sink_type engine_sink = {
     .name = "http/1.1",
     .send_head = engine_send_head,
@@ -144,6 +154,8 @@ static const csgi_sink_type engine_sink = {
     .finish = engine_finish,
     .cut = engine_cut,
     .event_base = engine_event_base,
+    .hold = engine_hold,
+    .release = engine_release,
 };
 
 /* ---- Engine callbacks --------------------------------------------------------------- */

@@ -64,6 +64,14 @@ typedef struct csgi_sink_type {
     /* The event loop the request runs on, for applications that answer
        later (csgi_environ_event_base()), or NULL. */
     struct event_base *(*event_base)(csgi_sink *sink);
+    /* Keep the request's memory (its arena: the environ, the head, the
+       body) past the request's end until as many releases, for work on it
+       that goes on elsewhere (a pool thread: threadpool.c) when the
+       request ends early. In pairs, on the request's loop thread; the
+       last release after the request ended frees the memory. The sink's
+       owner frees no loop, and ends no run, while its requests are held. */
+    void (*hold)(csgi_sink *sink);
+    void (*release)(csgi_sink *sink);
 } csgi_sink_type;
 
 /* A sink: its type and the state the type's functions work on. */

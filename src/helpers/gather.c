@@ -85,6 +85,19 @@ int csgi_gather__is_gathered(csgi_environ *environ)
     return csgi_input__type(csgi_environ_input(environ)) == &gathered_type;
 }
 
+/* Make to's csgi.input a stream over old's bytes, from their start. */
+static int read_again(const gathered *old, csgi_environ *to)
+{
+    gathered *body = csgi_environ_alloc(to, sizeof(*body));
+    if (!body)
+        return CSGI_ENOMEM;
+    *body = (gathered){.memory = old->memory, .fd = old->fd, .length = old->length};
+    csgi_input *input = csgi_input_new(to, &gathered_type, body, (int64_t)old->length);
+    if (!input || csgi_environ_set_input(to, input) != 0)
+        return CSGI_ENOMEM;
+    return 0;
+}
+
 int csgi_gather__rewind(csgi_environ *environ)
 {
     csgi_input *input = csgi_environ_input(environ);
@@ -93,14 +106,15 @@ int csgi_gather__rewind(csgi_environ *environ)
     const gathered *old = input->state;
     if (old->offset == 0 && input->start == input->end && input->status == 0)
         return 0; /* nothing read yet */
-    gathered *body = csgi_environ_alloc(environ, sizeof(*body));
-    if (!body)
-        return CSGI_ENOMEM;
-    *body = (gathered){.memory = old->memory, .fd = old->fd, .length = old->length};
-    input = csgi_input_new(environ, &gathered_type, body, (int64_t)old->length);
-    if (!input || csgi_environ_set_input(environ, input) != 0)
-        return CSGI_ENOMEM;
-    return 0;
+    return read_again(old, environ);
+}
+
+int csgi_gather__share(csgi_environ *from, csgi_environ *to)
+{
+    csgi_input *input = csgi_environ_input(from);
+    if (csgi_input__type(input) != &gathered_type)
+        return 0;
+    return read_again(input->state, to);
 }
 
 int csgi_gather__has_body(csgi_environ *environ)

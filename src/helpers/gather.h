@@ -43,6 +43,12 @@ int csgi_gather__is_gathered(csgi_environ *environ);
    body itself). 0, or CSGI_ENOMEM. */
 int csgi_gather__rewind(csgi_environ *environ);
 
+/* When from's csgi.input is a gathered body, give to (a copy of from's
+   environ: csgi_environ__copy) a csgi.input of its own over the same
+   bytes, read from the start; they are from's, so from's request must
+   outlive to. 0 (also when nothing was gathered), or CSGI_ENOMEM. */
+int csgi_gather__share(csgi_environ *from, csgi_environ *to);
+
 /* 1 when csgi.input may have a body to gather (0 for a request without one). */
 int csgi_gather__has_body(csgi_environ *environ);
 

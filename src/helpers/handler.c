@@ -704,9 +704,8 @@ static int setup_userdata(csgi_handler_setup_fn setup, const csgi_conf *global_c
     return rc;
 }
 
-/* A size from a factory's conf: bytes, or with a k, m or g suffix (KiB,
-   MiB, GiB) as nginx writes them; absent: 0 (the default). */
-static int conf_size(const csgi_conf *conf, const char *name, uint64_t *out, csgi_load_error *error)
+int csgi_helpers__conf_size(const csgi_conf *conf, const char *name, uint64_t *out,
+                            csgi_load_error *error)
 {
     const char *text = csgi_conf_get(conf, name);
     *out = 0;
@@ -760,9 +759,9 @@ static int conf_options(csgi_app *app, const csgi_conf *local_conf, csgi_load_er
         return CSGI_EINVAL;
     }
     uint64_t max_body, buffer;
-    int rc = conf_size(local_conf, "client_max_body_size", &max_body, error);
+    int rc = csgi_helpers__conf_size(local_conf, "client_max_body_size", &max_body, error);
     if (rc == 0)
-        rc = conf_size(local_conf, "client_body_buffer_size", &buffer, error);
+        rc = csgi_helpers__conf_size(local_conf, "client_body_buffer_size", &buffer, error);
     if (rc == 0 && buffer > SIZE_MAX) {
         csgi_conf_error(local_conf, "client_body_buffer_size", error, "is too large");
         rc = CSGI_EINVAL;

@@ -10,6 +10,7 @@
 #include "common/arena.h"
 
 #include <csgi/app.h>
+#include <csgi/loader.h>
 #include <csgi/request.h>
 
 #include <stddef.h>
@@ -124,6 +125,13 @@ int csgi_multipart__feed(csgi_multipart__parser *parser, const char *data, size_
 
 /* The body ended: 0 when it closed with the final boundary, else CSGI_EPARSE. */
 int csgi_multipart__finish(csgi_multipart__parser *parser);
+
+/* A size from a factory's conf (the handler factories', the threadpool
+   filter's): bytes, or with a k, m or g suffix (KiB, MiB, GiB) as nginx
+   writes them; absent: 0 (the default). 0, or CSGI_EINVAL with error
+   filled at the key's line. */
+int csgi_helpers__conf_size(const csgi_conf *conf, const char *name, uint64_t *out,
+                            csgi_load_error *error);
 
 /* Write all of data to fd (a file: retried on EINTR and short writes).
    0, or CSGI_ESYSTEM with errno set. */

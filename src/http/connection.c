@@ -453,9 +453,36 @@ static void request_release(csgi_http__conn *conn)
     }
     if (req->body)
         evbuffer_free(req->body);
+    req->body = NULL;
     conn->req = NULL;
+    if (req->holds) {
+        /* The consumer still reads the request's memory elsewhere (a pool
+           thread): csgi_http__request_unhold clears it. The connection is
+           free to go on, and may be gone by then. */
+        req->conn = NULL;
+        return;
+    }
     /* The request lives in its own arena: copy the arena out before
        clearing it, since clearing frees the chunk holding *req. */
+    csgi_arena arena = req->arena;
+    csgi_arena__clear(&arena);
+}
+
+void csgi_http__request_hold(csgi_http__request *req)
+{
+    if (req->holds++ == 0) {
+        req->loop = req->conn->loop;
+        req->loop->held_requests++;
+    }
+}
+
+void csgi_http__request_unhold(csgi_http__request *req)
+{
+    if (--req->holds)
+        return;
+    req->loop->held_requests--;
+    if (req->conn)
+        return; /* still running: request_release clears it */
     csgi_arena arena = req->arena;
     csgi_arena__clear(&arena);
 }

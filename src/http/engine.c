@@ -697,12 +697,25 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     return 0;
 }
 
-static void loop_destroy(csgi_http__loop *loop)
+/* The first half of freeing a loop: no more clients, every request ended. */
+static void loop_close(csgi_http__loop *loop)
 {
     if (!loop->base)
         return;
     free_acceptors(loop);
     csgi_http__loop_shutdown_connections(loop, 1);
+}
+
+/* The second half, once every loop is closed. */
+static void loop_destroy(csgi_http__loop *loop)
+{
+    if (!loop->base)
+        return;
+    /* Requests a consumer still holds (a pool thread's work on them goes
+       on) are let go from this loop's events: run it until they are. Every
+       loop was closed first, so that no such work waits on a client. */
+    while (loop->held_requests && event_base_loop(loop->base, EVLOOP_ONCE) == 0)
+        continue;
     csgi_http__loop_free_spare_buffers(loop);
     event_del(&loop->retry_accept);
     event_del(&loop->stop_event);
@@ -804,6 +817,8 @@ void csgi_http__engine_free(csgi_http__engine *engine)
             csgi_http__engine_stop(engine, 0);
             join_threads(engine);
         }
+        for (unsigned i = 0; i < engine->loop_count; i++)
+            loop_close(&engine->loops[i]);
         for (unsigned i = 0; i < engine->loop_count; i++)
             loop_destroy(&engine->loops[i]);
         csgi__free(engine->loops);

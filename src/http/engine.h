@@ -30,7 +30,8 @@
  *    (socket error), CSGI_EPARSE (malformed body), CSGI_ETOOBIG (body over
  *    the limit), CSGI_ESTATE (the consumer broke the protocol, e.g. fewer
  *    bytes than its Content-Length). After on_done returns, the request and
- *    its arena are gone.
+ *    its arena are gone, unless the consumer holds them
+ *    (csgi_http__request_hold).
  *
  * The consumer may call the csgi_http__request/response functions from its
  * callbacks or from anywhere else on the request's loop thread (a timer,
@@ -241,6 +242,20 @@ void csgi_http__request_set_callbacks(csgi_http__request *req,
 const csgi_http__head *csgi_http__request_head(const csgi_http__request *req);
 /* The request's arena; cleared after on_done. */
 csgi_arena *csgi_http__request_arena(csgi_http__request *req);
+/*
+ * Keep the request's memory (its arena: the head, and all the consumer
+ * put there) past on_done, until as many csgi_http__request_unhold calls:
+ * for a consumer whose work on the request goes on elsewhere (a pool
+ * thread reading the environ) when the client leaves. Nothing else of the
+ * request is kept: the connection goes on or closes as usual, and after
+ * on_done the request is only memory. Both on the request's loop thread;
+ * the last unhold after on_done clears the arena (its deferred callbacks
+ * run then). The engine frees a loop only once its held requests are let
+ * go: csgi_http__engine_free runs the loop until they are.
+ */
+void csgi_http__request_hold(csgi_http__request *req);
+void csgi_http__request_unhold(csgi_http__request *req);
+
 /* The client's and the listener's address (sa_family AF_UNIX for Unix sockets). */
 const struct sockaddr *csgi_http__request_peer(const csgi_http__request *req, socklen_t *len);
 const struct sockaddr *csgi_http__request_local(const csgi_http__request *req, socklen_t *len);

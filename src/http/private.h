@@ -97,6 +97,9 @@ struct csgi_http__loop {
     struct event idle_wait_event; /* ends the wait for idle connections' last requests */
 
     csgi_arena__recycler recycler;
+    /* Requests a consumer holds (csgi_http__request_hold): the loop is
+       freed only once they are let go. */
+    size_t held_requests;
 
     /* Empty input and output buffers handed back by connections going idle,
        for the next one that reads: an idle keep-alive connection holds
@@ -188,7 +191,9 @@ struct csgi_http__conn {
 /* One request, from its head to on_done; it lives in its own arena. */
 struct csgi_http__request {
     csgi_arena arena;
-    csgi_http__conn *conn;
+    csgi_http__conn *conn; /* NULL once the request ended while held */
+    csgi_http__loop *loop; /* set while held */
+    unsigned holds;        /* csgi_http__request_hold calls not yet undone */
     csgi_http__head head;
     const csgi_http__request_callbacks *callbacks;
     void *userdata;

@@ -8,7 +8,9 @@
  *     then wraps it with the other items, right to left;
  *   - a filter-app builds `next`, then applies its own filter;
  *   - `filter-with = X` wraps what the section built in X; a filter that is
- *     itself filtered-with composes (filter2(filter1(app))).
+ *     itself filtered-with composes (filter2(filter1(app)));
+ *   - csgi's `blocking = true` wraps what an app or filter section built
+ *     in a threadpool (csgi/threadpool.h), inside its filter-with filters.
  *
  * Only what the entry point reaches is built. Every app built is a new
  * reference; a filter takes the app it wraps, so on failure releasing the
@@ -18,6 +20,8 @@
  */
 #include "common/alloc.h"
 #include "loader/loader_private.h"
+
+#include <csgi/threadpool.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -247,6 +251,34 @@ static int call_filter_factory(csgi_loader *loader, const csgi_conf__context *co
 
 /* ---- building ------------------------------------------------------------------- */
 
+/* `blocking = true` (csgi's key, in an app or filter section): what the
+   section built runs on a pool thread of its own, with the threadpool's
+   defaults (csgi/threadpool.h). Takes app. */
+static int apply_blocking(csgi_loader *loader, const csgi_conf__context *context, csgi_app *app,
+                          csgi_app **out, csgi_load_error *error)
+{
+    *out = app;
+    if (!context->blocking.text)
+        return 0;
+    /* Read as any boolean key is, so that a bad value names its line. */
+    csgi_conf__entry entry = {NULL, "blocking", context->blocking.text, context->blocking.origin};
+    csgi_conf__list list = {0};
+    list.first = list.last = &entry;
+    list.count = 1;
+    csgi_conf conf = csgi_loader__conf(loader, &list);
+    int blocking = 0;
+    int rc = csgi_conf_asbool(&conf, "blocking", 0, &blocking, error);
+    if (rc == 0 && blocking)
+        rc = csgi_threadpool_new(out, app, NULL);
+    else if (rc != 0)
+        csgi_app_free(app);
+    if (rc != 0) {
+        *out = NULL;
+        csgi_loader__error_locate(error, context, rc);
+    }
+    return rc;
+}
+
 /* Wrap app in the filter-with filters of context (outermost first in the list). */
 static int apply_filter_with(csgi_loader *loader, const csgi_conf__context *context,
                              const csgi_conf__filter_with *item, csgi_app *app, csgi_app **out,
@@ -285,6 +317,8 @@ static int apply_filter(csgi_loader *loader, const csgi_conf__context *filter, c
     }
     rc = call_filter_factory(loader, filter, next, &app, error);
     loader->describing = saved;
+    if (rc == 0)
+        rc = apply_blocking(loader, filter, app, &app, error);
     if (rc != 0)
         return rc;
     return apply_filter_with(loader, filter, filter->filter_with, app, out, error);
@@ -353,6 +387,8 @@ int csgi_loader__build_app(csgi_loader *loader, const csgi_conf__context *contex
         break;
     }
     loader->describing = saved;
+    if (rc == 0)
+        rc = apply_blocking(loader, context, app, &app, error);
     if (rc != 0)
         return rc;
     return apply_filter_with(loader, context, context->filter_with, app, out, error);

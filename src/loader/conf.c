@@ -901,6 +901,10 @@ static int section_context(resolver *rs, const csgi_conf__scope *scope, csgi_con
     list_pop(&local, "require"); /* Python distributions: nothing to check in C */
 
     csgi_conf__kind kind = kind_of(section->name);
+    /* csgi's own: what the section builds runs on a pool thread. */
+    csgi_conf__entry *blocking = NULL;
+    if ((type == CSGI_CONF__APP || type == CSGI_CONF__FILTER) && kind != CSGI_CONF__KIND_PIPELINE)
+        blocking = list_pop(&local, "blocking");
     csgi_conf__context *context = NULL;
     int rc = 0;
     if (kind == CSGI_CONF__KIND_FILTER_APP) {
@@ -953,6 +957,10 @@ static int section_context(resolver *rs, const csgi_conf__scope *scope, csgi_con
         item->reference.origin = filter_with->origin;
         item->next = context->filter_with;
         context->filter_with = item;
+    }
+    if (blocking) {
+        context->blocking.text = blocking->value;
+        context->blocking.origin = blocking->origin;
     }
     if (used_builder) {
         *out = context;

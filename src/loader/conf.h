@@ -27,7 +27,8 @@
  *     to the global OTHER. Any other key that the defaults define is dropped
  *     from the local conf (caller globals are defaults too, so a section
  *     key named like one is dropped, as in PasteDeploy); `filter-with` (app
- *     and filter) and `require` are taken out of it. A pipeline section
+ *     and filter), `require` and csgi's `blocking` (app and filter
+ *     sections but pipelines) are taken out of it. A pipeline section
  *     holds only `pipeline`; a filter-app needs `next`.
  *   - A `use` chain that comes back to a section is a cycle, reported with
  *     its path ("a.ini[app:a] -> [app:b] -> [app:a]"); so is a child
@@ -162,6 +163,9 @@ typedef struct csgi_conf__context {
     csgi_conf__reference next_app;
     /* filter-with references, or NULL. */
     csgi_conf__filter_with *filter_with;
+    /* `blocking` as written (text NULL without it): csgi's key, not
+       PasteDeploy's; true runs what the section builds on a pool thread. */
+    csgi_conf__reference blocking;
 
     const csgi_conf__scope *scope; /* the file the names above resolve in */
     /* The context this one was resolved from by csgi_conf__resolve_child,

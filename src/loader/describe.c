@@ -125,6 +125,8 @@ static void describe_render(const csgi_loader__describe_node *node, int depth, d
         }
         text_append(text, ")");
     }
+    if (context->blocking.text)
+        text_append(text, " blocking = %s", context->blocking.text);
     if (node->stub)
         text_append(text, " (stub: unknown factory)");
     text_append(text, "\n");

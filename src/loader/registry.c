@@ -31,6 +31,7 @@ static const struct builtin {
     {"egg:Paste#lint", CSGI_FACTORY_FILTER, NULL, csgi_lint__filter_factory, NULL, NULL},
     {"egg:csgi#error_format", CSGI_FACTORY_FILTER, NULL, csgi_error_format__filter_factory, NULL,
      NULL},
+    {"egg:csgi#threadpool", CSGI_FACTORY_FILTER, NULL, csgi_threadpool__filter_factory, NULL, NULL},
     {"egg:csgi#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
      csgi_server__http_check},
     {"egg:Paste#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,

@@ -18,4 +18,11 @@ int csgi_error_format__filter_factory(csgi_app **out, csgi_loader *loader,
                                       const csgi_conf *global_conf, const csgi_conf *local_conf,
                                       csgi_app *next, csgi_load_error *error);
 
+/* threadpool.c: egg:csgi#threadpool, conf keys threads, queue,
+   retry_after, client_max_body_size, client_body_buffer_size and
+   client_body_temp_path. */
+int csgi_threadpool__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
 #endif

@@ -115,6 +115,20 @@ static struct event_base *memory_event_base(csgi_sink *sink)
     return csgi_test__run_base(sink->context);
 }
 
+/* A pool thread still reads the request: the run waits for it to let go
+   (csgi_test__run_once) before the memory goes. */
+static void memory_hold(csgi_sink *sink)
+{
+    run *r = sink->context;
+    r->holds++;
+}
+
+static void memory_release(csgi_sink *sink)
+{
+    run *r = sink->context;
+    r->holds--;
+}
+
 static const csgi_sink_type memory_sink = {
     .name = "memory",
     .send_head = memory_send_head,
@@ -127,6 +141,8 @@ static const csgi_sink_type memory_sink = {
     .finish = csgi_sink__finish_none,
     .cut = memory_cut,
     .event_base = memory_event_base,
+    .hold = memory_hold,
+    .release = memory_release,
 };
 
 static void on_timeout(evutil_socket_t fd, short what, void *userdata)
@@ -273,6 +289,10 @@ int csgi_test__run_once(csgi_test_response **out, csgi_test_request *request, cs
         rc = run_app(r, app, cookie, &arena);
         /* Closed exactly once, whatever happened (a no-op when closed). */
         csgi_driver__end(&r->driver);
+        /* Work on the request that goes on elsewhere (a pool thread) lets
+           go from the request's loop: the memory goes after it. */
+        while (r->holds && r->base && event_base_loop(r->base, EVLOOP_ONCE) == 0)
+            continue;
     }
     struct event_base *base = r ? r->base : NULL;
     struct event *timer = r ? r->timer : NULL;

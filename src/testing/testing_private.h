@@ -192,9 +192,10 @@ typedef struct csgi_test__run {
 
     struct event_base *base;
     struct event *timer;
-    int error;     /* the run's own failure: CSGI_ENOMEM, CSGI_ETOOBIG, CSGI_ETIMEDOUT */
-    int head_sent; /* the sink has the head */
-    int ended;     /* the server ended the request early (a broken body) */
+    int error;      /* the run's own failure: CSGI_ENOMEM, CSGI_ETOOBIG, CSGI_ETIMEDOUT */
+    int head_sent;  /* the sink has the head */
+    int ended;      /* the server ended the request early (a broken body) */
+    unsigned holds; /* the sink's hold calls not yet released: the run waits */
 } csgi_test__run;
 
 /* One request with the jar's cookies (when jar is not NULL): the Cookie

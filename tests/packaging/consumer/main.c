@@ -1,14 +1,16 @@
 /*
  * A program that uses the installed csgi the way a user's first test does:
  * a handler answering with a response object, behind the strict lint
- * filter, run through the in-process test client for GET and HEAD. It also
- * checks that the linked library matches the installed headers.
+ * filter, run through the in-process test client for GET and HEAD, then
+ * the same on a pool thread (csgi/threadpool.h). It also checks that the
+ * linked library matches the installed headers.
  */
 #include <csgi.h>
 #include <csgi/handler.h>
 #include <csgi/lint.h>
 #include <csgi/response.h>
 #include <csgi/testing.h>
+#include <csgi/threadpool.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -90,8 +92,13 @@ int main(void)
         return fail("csgi_lint_new failed", NULL);
     }
     failed = check(app, "GET", "Hello World\n") || check(app, "HEAD", NULL);
-    csgi_app_free(app);
     if (!failed)
         printf("csgi %s: a handler behind strict lint answers GET and HEAD\n", version);
+    /* The same on a pool thread (the filter takes app). */
+    if (!failed && csgi_threadpool_new(&app, app, NULL) != 0)
+        return fail("csgi_threadpool_new failed", NULL);
+    if (!failed && (failed = check(app, "GET", "Hello World\n") || check(app, "HEAD", NULL)) == 0)
+        printf("csgi %s: and so it does on a pool thread\n", version);
+    csgi_app_free(app);
     return failed;
 }
