@@ -62,7 +62,7 @@ typedef struct csgi_server csgi_server;
  * The access log (version 5) has a line per request the server answered,
  * the requests it refused itself included (400, 408, 413, 414, 431, ...),
  * in Apache's combined format unless access_log_format says otherwise;
- * docs/config.md lists the format's directives. Request bytes are escaped
+ * docs/server.md lists the format's directives. Request bytes are escaped
  * (\xHH), so a client cannot forge a line.
  */
 typedef struct csgi_server_options {
@@ -361,7 +361,7 @@ CSGI_EXTERN void csgi_server_reopen_logs(csgi_server *server);
  * them (it must be single-threaded then, as fork(2) requires of a process
  * whose children go on running; csgi starts no thread in a master), keeps
  * their number, replaces a worker that dies, and answers the signals
- * docs/config.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
+ * docs/server.md lists: TERM graceful stop, INT and QUIT quick stop, HUP
  * reload (a new generation of workers; the old ones stop once the new
  * ones accept), TTIN and TTOU one worker more or less, USR1 passed on to
  * every worker, which reopens its log files. Each worker writes its own
