@@ -17,12 +17,13 @@ die() {
 help_text() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
 # The processes stopped on exit: the server, a client, a tracer attached to
-# the server.
-SERVER_PID="" CLIENT_PID="" TRACER_PID=""
+# the server, and servers kept running beside the last one started
+# (space-separated pids).
+SERVER_PID="" CLIENT_PID="" TRACER_PID="" OTHER_SERVER_PIDS=""
 # shellcheck disable=SC2317 # called by the trap
 bench_cleanup() {
   local pid
-  for pid in $CLIENT_PID $TRACER_PID $SERVER_PID; do
+  for pid in $CLIENT_PID $TRACER_PID $SERVER_PID $OTHER_SERVER_PIDS; do
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -72,9 +73,13 @@ start_server() {
 
 # stop_server: SIGINT to SERVER_PID (callgrind then writes its profile),
 # SIGKILL after 30 s.
-stop_server() {
+stop_server() { stop_server_by INT; }
+
+# stop_server_by SIGNAL: the same with another signal. A master of workers
+# stops them gracefully on TERM (INT cuts them, and kills them after 2 s).
+stop_server_by() {
   local i
-  kill -INT "$SERVER_PID" 2>/dev/null || true
+  kill -"$1" "$SERVER_PID" 2>/dev/null || true
   for ((i = 0; i < 300; i++)); do
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
@@ -94,4 +99,44 @@ run_client() {
   wait "$CLIENT_PID" || status=$?
   CLIENT_PID=""
   return "$status"
+}
+
+# median NUMBER...: the median of the numbers.
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# tree_ticks PID: user + system CPU time of process PID, of the children it
+# has reaped, and of its living children, in clock ticks (getconf CLK_TCK):
+# a master and its workers.
+tree_ticks() {
+  local pid pids
+  pids="$1 $(cat /proc/"$1"/task/*/children 2>/dev/null)"
+  # shellcheck disable=SC2086 # a list of pids
+  for pid in $pids; do sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null; done |
+    awk 'NR == 1 { t += $14 + $15 } { t += $12 + $13 } END { print t }'
+}
+
+# tree_switches PID: context switches (voluntary and not) of process PID
+# and its living children.
+tree_switches() {
+  local pid
+  for pid in $1 $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    cat "/proc/$pid/status" 2>/dev/null
+  done | awk '/ctxt_switches:/ { t += $2 } END { print t }'
+}
+
+# core_busy_ticks CORE: clock ticks core CORE spent not idle since boot.
+core_busy_ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# callgrind_total PROFILE...: the sum of the profiles' total Ir.
+callgrind_total() {
+  local file total=0 ir
+  for file in "$@"; do
+    ir=$(awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 } END { print (t != "") ? t : s }' "$file")
+    [ -n "$ir" ] || die "no totals in the callgrind profile $file"
+    total=$((total + ir))
+  done
+  echo "$total"
 }

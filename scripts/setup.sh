@@ -11,6 +11,7 @@ packages=(
     libevent-dev libjansson-dev check
     clang llvm libclang-rt-14-dev clang-format
     curl python3 valgrind
+    groff-base systemd
 )
 
 missing=()

@@ -211,15 +211,10 @@ CSGI_EXTERN int csgi_loader_register_filter(csgi_loader *loader, const char *ref
 /**
  * Register a server runner under a reference; as csgi_loader_register_app().
  * Built in: "egg:csgi#http" (also "egg:Paste#http"), csgi's own server,
- * configured by the section's keys: host (default 127.0.0.1), port
- * (default 8080), threads, max_connections, max_body, header_timeout,
- * body_timeout, keepalive_timeout, send_timeout, grace_timeout (seconds),
- * body_min_rate (bytes per second, 0 = none), max_keepalive_requests,
- * server_header, verbose, error_format, workers, preload, max_requests,
- * max_requests_jitter, log_level (error, warning, info, debug), access_log,
- * access_log_format (write % as %% in the file), access_log_buffer
- * (bytes), access_log_flush (seconds); docs/config.md has them all. Any
- * other key is an error naming its file and line.
+ * configured by the section's keys (host, default 127.0.0.1; port, default
+ * 8080; workers, access_log, pidfile, user...): docs/server.md lists every
+ * one with its type and default. Any other key is an error naming its file
+ * and line.
  *
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */

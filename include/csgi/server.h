@@ -62,7 +62,7 @@ typedef struct csgi_server csgi_server;
  * The access log (version 5) has a line per request the server answered,
  * the requests it refused itself included (400, 408, 413, 414, 431, ...),
  * in Apache's combined format unless access_log_format says otherwise;
- * docs/config.md lists the format's directives. Request bytes are escaped
+ * docs/server.md lists the format's directives. Request bytes are escaped
  * (\xHH), so a client cannot forge a line.
  */
 typedef struct csgi_server_options {

@@ -6,7 +6,7 @@
  * worker side of worker processes (their master is master.c); the access
  * log each serving process keeps (http/access_log.h); and that runner,
  * beside the server it runs (its conf keys are documented in csgi/loader.h
- * and docs/config.md).
+ * and docs/server.md).
  */
 #include "common/alloc.h"
 #include "common/error_page.h"

@@ -1,6 +1,6 @@
 /*
  * The access log (internal): one line per request the server answered,
- * in Apache's combined format or a format of % directives (docs/config.md
+ * in Apache's combined format or a format of % directives (docs/server.md
  * lists them), written by the engine (connection.c) for the requests the
  * application answered and for those the engine refused itself.
  *
