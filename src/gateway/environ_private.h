@@ -18,6 +18,7 @@
 #define CSGI_GATEWAY_ENVIRON_PRIVATE_H
 
 #include "common/arena.h"
+#include "common/tls_info.h"
 
 #include <csgi/environ.h>
 
@@ -45,9 +46,13 @@ typedef struct csgi_environ__source {
     const struct csgi_http__head *head; /* borrowed for the request's life */
     const struct sockaddr *peer;        /* AF_INET, AF_INET6 or AF_UNIX */
     const struct sockaddr *local;       /* the listener's address */
-    const char *url_scheme;             /* "http" or "https" */
-    int multithread;                    /* csgi.multithread */
-    int multiprocess;                   /* csgi.multiprocess */
+    const char *url_scheme;             /* "http" or "https" (https when tls gives facts) */
+    /* What the TLS connection proves, asked when the environ is built:
+       NULL (or a NULL answer) for a request that did not come over TLS. */
+    const csgi_tls__info *(*tls)(void *context);
+    void *tls_context;
+    int multithread;  /* csgi.multithread */
+    int multiprocess; /* csgi.multiprocess */
     const csgi_input__provider *input;
     void *input_context;
     csgi_environ__log_fn log; /* csgi.errors: one line, no newline */

@@ -103,8 +103,9 @@ typedef struct file_source {
     csgi_loader *loader; /* borrowed: the caller's, alive while the server runs */
     char *app_uri;
     char *server_uri;
-    char address[300]; /* the first generation's, to warn when a reload changes it */
-    int allow_root;    /* the first generation's allow_root */
+    char address[300];         /* the first generation's, to warn when a reload changes it */
+    csgi_server__tls_conf tls; /* the first generation's: its listeners' TLS */
+    int allow_root;            /* the first generation's allow_root */
     int loaded;
 } file_source;
 
@@ -187,6 +188,7 @@ static int file_load(void *state, void **out, csgi_server_options *options, csgi
     }
     if (!source->loaded) {
         snprintf(source->address, sizeof(source->address), "%s", settings.address);
+        source->tls = settings.tls;
         source->allow_root = settings.allow_root;
         source->loaded = 1;
     } else if (!loader->listen_count && strcmp(source->address, settings.address) != 0) {
@@ -249,7 +251,8 @@ static int serve_workers(csgi_loader *loader, const char *app_uri, const char *s
         return rc;
     char address[sizeof(source->address)];
     snprintf(address, sizeof(address), "%s", source->address);
-    return csgi_server__http_serve(server, loader, address, source->allow_root, error);
+    csgi_server__tls_conf tls = source->tls;
+    return csgi_server__http_serve(server, loader, address, &tls, source->allow_root, error);
 }
 
 int csgi_loader_serve_app(csgi_loader *loader, const char *app_uri, const char *server_uri,
