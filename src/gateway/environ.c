@@ -636,7 +636,8 @@ static int materialise(csgi_environ *environ)
     const csgi_http__header *first_dropped = NULL;
     size_t dropped = 0;
     size_t keys = FIXED_KEYS;
-    const csgi_tls__info *tls = source->tls ? source->tls(source->tls_context) : NULL;
+    const csgi_tls__info *tls =
+        source->input && source->input->tls ? source->input->tls(source->input_context) : NULL;
     const char *scheme = tls ? "https" : source->url_scheme ? source->url_scheme : "http";
     int https = strcmp(scheme, "https") == 0;
     if (tls)

@@ -234,14 +234,14 @@ static size_t input_buffered(void *context)
     return csgi_http__request_body_buffered(context);
 }
 
-static const csgi_input__provider engine_input = {input_read, input_buffered};
-
 /* What the request's TLS connection proves (NULL over plain TCP): asked
    when the environ is built, so a request that never looks pays nothing. */
-static const csgi_tls__info *engine_tls(void *context)
+static const csgi_tls__info *input_tls(void *context)
 {
     return csgi_http__request_tls(context);
 }
+
+static const csgi_input__provider engine_input = {input_read, input_buffered, input_tls};
 
 void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
 {
@@ -260,8 +260,6 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
     source->peer = csgi_http__request_peer(http, NULL);
     source->local = csgi_http__request_local(http, NULL);
     source->url_scheme = "http";
-    source->tls = engine_tls;
-    source->tls_context = http;
     source->multithread = gateway->multithread;
     source->multiprocess = 0;
     source->input = &engine_input;

@@ -138,7 +138,6 @@ static void conn_arm(csgi_http__conn *conn, int events, int kind)
     const struct timeval *tv = timeout_value(conn, kind, &scratch);
     if (!tv)
         kind = TO_NONE;
-    events |= conn->tls_want;
 
     if (events != conn->armed) {
         if (conn->armed || conn->timeout != TO_NONE || conn->touched)
@@ -1043,6 +1042,13 @@ static void conn_timeout(csgi_http__conn *conn)
     conn_run(conn);
 }
 
+void csgi_http__conn_resume(csgi_http__conn *conn, int read)
+{
+    if (read)
+        conn_read(conn);
+    conn_run(conn);
+}
+
 static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
     csgi_http__conn *conn = arg;
@@ -1052,7 +1058,7 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
         conn_timeout(conn);
         return;
     }
-    if (what & (EV_READ | conn->tls_want))
+    if (what & EV_READ)
         conn_read(conn);
     conn_run(conn);
 }

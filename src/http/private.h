@@ -187,10 +187,6 @@ struct csgi_http__conn {
     unsigned char touched;  /* event_active pending */
     unsigned char peer_eof; /* the client closed its sending side */
     unsigned char linger;   /* linger after CLOSING */
-    /* TLS only: the event OpenSSL waits for besides the state machine's
-       (a read that must write first): added to the armed events, and
-       one that fires reads. Always 0 for plain TCP. */
-    unsigned char tls_want;
 };
 
 /* One request, from its head to on_done; it lives in its own arena. */
@@ -256,6 +252,10 @@ void csgi_http__loop_connection_closed(csgi_http__loop *loop);
 void csgi_http__loop_access_log_pending(csgi_http__loop *loop);
 
 /* connection.c */
+/* Go on with the connection as its event does (reading first when read),
+   from another event: tls.c's, when what OpenSSL waited for came. May
+   free the connection. */
+void csgi_http__conn_resume(csgi_http__conn *conn, int read);
 /* An empty list of connections. */
 static inline void csgi_http__list_init(csgi_http__link *head)
 {

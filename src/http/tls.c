@@ -16,8 +16,11 @@
  * one record and one write(2)); SSL_MODE_ENABLE_PARTIAL_WRITE returns each
  * record as it is written and ACCEPT_MOVING_WRITE_BUFFER lets a retry after
  * WANT_WRITE come from the buffer wherever pullup put it. A file body is
- * not sent with sendfile(2): libevent maps it, and it is encrypted from the
- * mapping a record at a time, never copied whole.
+ * not sent with sendfile(2): the output buffer is not marked as draining to
+ * a socket (EVBUFFER_FLAG_DRAINS_TO_FD), so libevent maps the file range
+ * when it is added, and it is encrypted from the mapping a record at a
+ * time, never copied whole. (Were the flag ever set for plain TCP's
+ * sendfile, a TLS connection's output must keep it unset.)
  */
 #include "http/tls.h"
 
@@ -77,6 +80,11 @@ struct csgi_http__tls {
 
 struct csgi_http__tls_conn {
     SSL *ssl;
+    /* What OpenSSL waits for besides the state machine's events (a read
+       that must write first, or the reverse): one-shot, on the same
+       socket, so the plain state machine never has to know. */
+    struct event want;
+    unsigned char want_armed;
     unsigned char ready;     /* handshake done */
     unsigned char truncated; /* the response was cut: no close_notify */
     unsigned char info_made;
@@ -561,20 +569,41 @@ static void answer_plain_http(csgi_http__conn *conn)
     }
 }
 
-/* SSL_read or SSL_write failed with code: 0 to wait (conn->tls_want says
-   what for, when not the usual), else the connection ends (peer_eof or
-   io_error set). */
+/* What OpenSSL waited for came: go on as the connection's own event
+   would, a read that wanted to write reading again, and the reverse. */
+static void want_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    csgi_http__conn *conn = arg;
+    conn->tls->want_armed = 0;
+    csgi_http__conn_resume(conn, (what & EV_WRITE) != 0); /* a read wanted to write */
+}
+
+/* Wait (once) for events on the socket, besides what the state machine
+   armed. */
+static void want(csgi_http__conn *conn, short events)
+{
+    csgi_http__tls_conn *t = conn->tls;
+    if (t->want_armed)
+        event_del(&t->want);
+    event_assign(&t->want, conn->loop->base, event_get_fd(&conn->ev), events, want_ready, conn);
+    t->want_armed = event_add(&t->want, NULL) == 0;
+}
+
+/* SSL_read or SSL_write failed with code: 0 to wait (for the other
+   direction through want(), when OpenSSL needs it), else the connection
+   ends (peer_eof or io_error set). */
 static int failed(csgi_http__conn *conn, int ret, int code, int reading)
 {
     csgi_http__tls_conn *t = conn->tls;
     switch (code) {
     case SSL_ERROR_WANT_READ:
         if (!reading)
-            conn->tls_want = EV_READ;
+            want(conn, EV_READ);
         return 0;
     case SSL_ERROR_WANT_WRITE:
         if (reading)
-            conn->tls_want = EV_WRITE;
+            want(conn, EV_WRITE);
         return 0;
     case SSL_ERROR_ZERO_RETURN: /* close_notify, or a close (IGNORE_UNEXPECTED_EOF) */
         if (!t->ready)
@@ -624,36 +653,37 @@ static int failed(csgi_http__conn *conn, int ret, int code, int reading)
 void csgi_http__tls_conn_read(csgi_http__conn *conn)
 {
     csgi_http__tls_conn *t = conn->tls;
-    struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(conn->in, RECORD, &vec, 1) < 1) {
-        conn->io_error = ENOMEM;
-        return;
-    }
-    conn->tls_want = 0;
-    ERR_clear_error();
-    errno = 0;
-    int len = vec.iov_len > RECORD ? RECORD : (int)vec.iov_len;
-    int n = SSL_read(t->ssl, vec.iov_base, len);
-    if (n > 0) {
-        vec.iov_len = (size_t)n;
-        evbuffer_commit_space(conn->in, &vec, 1);
-    } else {
-        evbuffer_commit_space(conn->in, &vec, 0);
-        failed(conn, n, SSL_get_error(t->ssl, n), 1);
-    }
-    if (!t->ready && SSL_is_init_finished(t->ssl))
-        handshake_done(conn);
-    /* Not expected with a record's room, but what OpenSSL holds would wait
+    /* One record; a second read only when OpenSSL still holds some of it
+       (not expected with a record's room), since those bytes would wait
        for a socket event that never comes. */
-    if (n > 0 && SSL_pending(t->ssl) > 0)
-        event_active(&conn->ev, EV_READ, 1);
+    for (int pass = 0; pass < 2; pass++) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_reserve_space(conn->in, RECORD, &vec, 1) < 1) {
+            conn->io_error = ENOMEM;
+            return;
+        }
+        ERR_clear_error();
+        errno = 0;
+        int len = vec.iov_len > RECORD ? RECORD : (int)vec.iov_len;
+        int n = SSL_read(t->ssl, vec.iov_base, len);
+        if (n > 0) {
+            vec.iov_len = (size_t)n;
+            evbuffer_commit_space(conn->in, &vec, 1);
+        } else {
+            evbuffer_commit_space(conn->in, &vec, 0);
+            failed(conn, n, SSL_get_error(t->ssl, n), 1);
+        }
+        if (!t->ready && SSL_is_init_finished(t->ssl))
+            handshake_done(conn);
+        if (n <= 0 || SSL_pending(t->ssl) <= 0)
+            return;
+    }
 }
 
 int csgi_http__tls_conn_flush(csgi_http__conn *conn, size_t *pending, uint64_t *written)
 {
     csgi_http__tls_conn *t = conn->tls;
-    conn->tls_want = 0;
-    for (int i = 0; i<FLUSH_RECORDS && * pending> 0; i++) {
+    for (int i = 0; *pending > 0 && i < FLUSH_RECORDS; i++) {
         size_t len = *pending < RECORD ? *pending : RECORD;
         /* A head and a small body, or the pieces of a chunked body, become
            one record; a large piece is taken where it is. */
@@ -703,6 +733,8 @@ int csgi_http__tls_conn_pending(const csgi_http__conn *conn)
 void csgi_http__tls_conn_free(csgi_http__conn *conn)
 {
     csgi_http__tls_conn *t = conn->tls;
+    if (t->want_armed)
+        event_del(&t->want);
     csgi_http__tls_conn_shutdown(conn);
     SSL_free(t->ssl);
     csgi__free(t->strings);

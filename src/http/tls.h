@@ -52,8 +52,9 @@ int csgi_http__tls_conn_new(struct csgi_http__conn *conn, csgi_http__tls *tls, i
 
 /* Read what the client sent into conn->in (which exists), driving the
    handshake first: as conn_read does, it sets conn->peer_eof or
-   conn->io_error (a failed handshake logs one info line) and asks for
-   write readiness in conn->tls_want when OpenSSL must write first. */
+   conn->io_error (a failed handshake logs one info line). When OpenSSL
+   must write first (or, flushing, read first), it waits for that itself
+   and goes on from there (csgi_http__conn_resume). */
 void csgi_http__tls_conn_read(struct csgi_http__conn *conn);
 
 /* conn_flush over TLS: encrypt and write what *pending says is queued in

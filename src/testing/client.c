@@ -209,13 +209,6 @@ static int parse_request(const char *text, size_t len, csgi_arena *arena, csgi_h
     return 0;
 }
 
-/* The request's TLS, as the engine's connection would give it. */
-static const csgi_tls__info *request_tls(void *context)
-{
-    const csgi_test_request *request = context;
-    return request->has_tls ? &request->tls : NULL;
-}
-
 static int run_app(run *r, csgi_app *app, const char *cookie, csgi_arena *arena)
 {
     const csgi_test_request *request = r->request;
@@ -239,8 +232,6 @@ static int run_app(run *r, csgi_app *app, const char *cookie, csgi_arena *arena)
     source->peer = (const struct sockaddr *)&request->peer;
     source->local = (const struct sockaddr *)local;
     source->url_scheme = request->scheme;
-    source->tls = request_tls;
-    source->tls_context = (void *)request;
     source->input = &csgi_test__upload_input;
     source->input_context = r;
     source->log = run_log;
