@@ -109,17 +109,22 @@ static void *run_server(void *arg)
 
 /* The options of most tests: server.pem, and other.pem for SNI. */
 static csgi_tls_certificate certificates[2];
+static char paths[5][128]; /* test_tls_file's buffers are reused: copies */
 
 static void default_options(csgi_tls_options *options)
 {
+    static const char *const names[] = {"server.pem", "server.key", "other.pem", "other.key",
+                                        "ca.pem"};
+    for (int i = 0; i < 5; i++)
+        snprintf(paths[i], sizeof(paths[i]), "%s", test_tls_file(names[i]));
     csgi_tls_options_init(options);
-    certificates[0].cert_file = test_tls_file("server.pem");
-    certificates[0].key_file = test_tls_file("server.key");
-    certificates[1].cert_file = test_tls_file("other.pem");
-    certificates[1].key_file = test_tls_file("other.key");
+    certificates[0].cert_file = paths[0];
+    certificates[0].key_file = paths[1];
+    certificates[1].cert_file = paths[2];
+    certificates[1].key_file = paths[3];
     options->certificates = certificates;
     options->certificate_count = 2;
-    options->ca_file = test_tls_file("ca.pem");
+    options->ca_file = paths[4];
     options->handshake_timeout_ms = 400;
 }
 
@@ -133,7 +138,7 @@ static void start(tls_server *s, const csgi_tls_options *tls)
     ck_assert_int_eq(csgi_app_new(&app, &tls_app, NULL), 0);
     memset(s, 0, sizeof(*s));
     ck_assert_int_eq(csgi_server_new(&s->server, app, &options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen_tls(s->server, "127.0.0.1:0", tls), 0);
+    ck_assert_msg(csgi_server_listen_tls(s->server, "127.0.0.1:0", tls) == 0, "%s", log_text);
     s->port = csgi_server_port(s->server, 0);
     ck_assert_int_eq(csgi_server_start(s->server), 0);
     ck_assert_int_eq(pthread_create(&s->thread, NULL, run_server, s->server), 0);
@@ -294,22 +299,6 @@ static int raw_closed(int fd, int timeout_ms)
     }
 }
 
-/* Run a shell command; its exit status, its output in out. */
-static int run(char *out, size_t cap, const char *format, ...)
-{
-    char command[1024];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(command, sizeof(command), format, args);
-    va_end(args);
-    FILE *p = popen(command, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* ---- Tests ------------------------------------------------------------------------ */
 
 START_TEST(curl_round_trip)
@@ -317,9 +306,9 @@ START_TEST(curl_round_trip)
     tls_server s;
     start_default(&s);
     char out[8192];
-    int rc =
-        run(out, sizeof(out), "curl -sS --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1",
-            test_tls_file("ca.pem"), s.port);
+    int rc = test_shell(out, sizeof(out),
+                        "curl -sS --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1",
+                        test_tls_file("ca.pem"), s.port);
     ck_assert_msg(rc == 0, "curl: %d %s", rc, out);
     ck_assert_msg(strstr(out, "csgi.url_scheme=https\n"), "%s", out);
     ck_assert_msg(strstr(out, "HTTPS=on\n"), "%s", out);
@@ -329,9 +318,9 @@ START_TEST(curl_round_trip)
     ck_assert_msg(strstr(out, "SSL_TLS_SNI=localhost\n"), "%s", out);
     ck_assert_msg(strstr(out, "cert=(unset)\n"), "%s", out);
     /* ALPN: curl offers http/1.1 (and h2 when it can); the answer is http/1.1 */
-    rc = run(out, sizeof(out),
-             "curl -sS -v --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1 >/dev/null",
-             test_tls_file("ca.pem"), s.port);
+    rc = test_shell(out, sizeof(out),
+                    "curl -sS -v --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1 >/dev/null",
+                    test_tls_file("ca.pem"), s.port);
     ck_assert_msg(rc == 0 && strstr(out, "ALPN: server accepted http/1.1"), "%s", out);
     stop(&s);
 }
@@ -342,10 +331,11 @@ START_TEST(file_body_over_tls)
     tls_server s;
     start_default(&s);
     char out[512];
-    int rc = run(out, sizeof(out),
-                 "curl -sS --max-time 20 --cacert '%s' https://localhost:%d/file | cmp - '%s' "
-                 "&& echo same",
-                 test_tls_file("ca.pem"), s.port, file_path);
+    int rc =
+        test_shell(out, sizeof(out),
+                   "curl -sS --max-time 20 --cacert '%s' https://localhost:%d/file | cmp - '%s' "
+                   "&& echo same",
+                   test_tls_file("ca.pem"), s.port, file_path);
     ck_assert_msg(rc == 0 && strstr(out, "same"), "%d %s", rc, out);
     stop(&s);
 }
@@ -507,9 +497,9 @@ START_TEST(expired_certificate_refused_by_the_client)
     options.certificate_count = 1;
     start(&s, &options);
     char out[4096];
-    int rc =
-        run(out, sizeof(out), "curl -sS --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1",
-            test_tls_file("ca.pem"), s.port);
+    int rc = test_shell(out, sizeof(out),
+                        "curl -sS --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1",
+                        test_tls_file("ca.pem"), s.port);
     ck_assert_msg(rc == 60 && strstr(out, "expired"), "curl: %d %s", rc, out);
     stop(&s);
 }
@@ -625,10 +615,67 @@ START_TEST(session_resumed_with_a_ticket)
 }
 END_TEST
 
+/* A ticket of connection ssl (after a request: TLS 1.3 sends them then). */
+static SSL_SESSION *ticket_of(int port)
+{
+    int ok = 0;
+    SSL *ssl = client_connect_tls(port, NULL, &ok);
+    ck_assert(ok);
+    char buf[16384];
+    const char *body;
+    ck_assert_int_eq(tls_get(ssl, "/", buf, sizeof(buf), &body), 200);
+    SSL_SESSION *session = SSL_get1_session(ssl);
+    client_close(ssl);
+    return session;
+}
+
+/* 1 when session resumes on port. */
+static int resumes(int port, SSL_SESSION *session)
+{
+    client_options o = {NULL, NULL, NULL, 0, session};
+    int ok = 0;
+    SSL *ssl = client_connect_tls(port, &o, &ok);
+    ck_assert(ok);
+    int reused = SSL_session_reused(ssl);
+    client_close(ssl);
+    return reused;
+}
+
+START_TEST(ticket_keys_rotate)
+{
+    /* Keys of 2 s periods: a ticket opens in its period and the next, not
+       later. */
+    tls_server s;
+    csgi_tls_options options;
+    default_options(&options);
+    options.ticket_rotation_s = 2;
+    start(&s, &options);
+    long begin = now_ms();
+    SSL_SESSION *session = ticket_of(s.port);
+    ck_assert(resumes(s.port, session));
+    while (now_ms() - begin < 2000)
+        usleep(10000);
+    ck_assert(resumes(s.port, session)); /* the next period */
+    while (now_ms() - begin < 4100)
+        usleep(10000);
+    ck_assert(!resumes(s.port, session)); /* two periods on */
+    SSL_SESSION_free(session);
+    stop(&s);
+
+    /* Tickets off: nothing to resume with. */
+    options.ticket_rotation_s = CSGI_TLS_NO_TICKETS;
+    start(&s, &options);
+    session = ticket_of(s.port);
+    ck_assert(!SSL_SESSION_is_resumable(session) || !resumes(s.port, session));
+    SSL_SESSION_free(session);
+    stop(&s);
+}
+END_TEST
+
 static void copy_file(const char *from, const char *to)
 {
     char out[256];
-    ck_assert_int_eq(run(out, sizeof(out), "cp '%s' '%s'", from, to), 0);
+    ck_assert_int_eq(test_shell(out, sizeof(out), "cp '%s' '%s'", from, to), 0);
 }
 
 START_TEST(certificates_read_again)
@@ -731,12 +778,14 @@ START_TEST(min_protocol_tls13)
     options.min_protocol = "TLSv1.3";
     start(&s, &options);
     char out[4096];
-    int rc = run(out, sizeof(out),
-                 "curl -sS --max-time 10 --tls-max 1.2 --cacert '%s' https://localhost:%d/ 2>&1",
-                 test_tls_file("ca.pem"), s.port);
+    int rc =
+        test_shell(out, sizeof(out),
+                   "curl -sS --max-time 10 --tls-max 1.2 --cacert '%s' https://localhost:%d/ 2>&1",
+                   test_tls_file("ca.pem"), s.port);
     ck_assert_msg(rc != 0, "a TLS 1.2 client was served: %s", out);
-    rc = run(out, sizeof(out), "curl -sS --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1",
-             test_tls_file("ca.pem"), s.port);
+    rc = test_shell(out, sizeof(out),
+                    "curl -sS --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1",
+                    test_tls_file("ca.pem"), s.port);
     ck_assert_msg(rc == 0 && strstr(out, "SSL_PROTOCOL=TLSv1.3"), "%s", out);
     stop(&s);
 }
@@ -747,9 +796,10 @@ START_TEST(tls12_client)
     tls_server s;
     start_default(&s);
     char out[4096];
-    int rc = run(out, sizeof(out),
-                 "curl -sS --max-time 10 --tls-max 1.2 --cacert '%s' https://localhost:%d/ 2>&1",
-                 test_tls_file("ca.pem"), s.port);
+    int rc =
+        test_shell(out, sizeof(out),
+                   "curl -sS --max-time 10 --tls-max 1.2 --cacert '%s' https://localhost:%d/ 2>&1",
+                   test_tls_file("ca.pem"), s.port);
     ck_assert_msg(rc == 0 && strstr(out, "SSL_PROTOCOL=TLSv1.2\n"), "%s", out);
     stop(&s);
 }
@@ -816,6 +866,7 @@ int main(void)
     tcase_add_test(tc, handshake_deadline);
     tcase_add_test(tc, garbage_handshake_is_one_log_line);
     tcase_add_test(tc, session_resumed_with_a_ticket);
+    tcase_add_test(tc, ticket_keys_rotate);
     tcase_add_test(tc, certificates_read_again);
     tcase_add_test(tc, bad_files_refused_at_start);
     tcase_add_test(tc, min_protocol_tls13);

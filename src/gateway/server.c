@@ -527,39 +527,58 @@ void csgi_tls_options_init(csgi_tls_options *options)
     *options = defaults;
 }
 
+/* Serve listener index with tls (taken, also when this fails). */
+static int attach_tls(csgi_server *server, size_t index, csgi_http__tls *tls)
+{
+    if (index >= server->tls_count) {
+        csgi_http__tls **grown = csgi__realloc(server->tls, (index + 1) * sizeof(*grown));
+        if (!grown) {
+            csgi_http__tls_free(tls);
+            return CSGI_ENOMEM;
+        }
+        server->tls = grown;
+        for (size_t i = server->tls_count; i <= index; i++)
+            grown[i] = NULL;
+        server->tls_count = index + 1;
+    }
+    int err = csgi_http__engine_listener_set_tls(server->engine, index, tls);
+    if (err) {
+        csgi_http__tls_free(tls);
+        return err;
+    }
+    csgi_http__tls_free(server->tls[index]);
+    server->tls[index] = tls;
+    return 0;
+}
+
+/* A listener's TLS from options; logged when the files fail. */
+static int make_tls(csgi_server *server, const char *address, const csgi_tls_options *options,
+                    csgi_http__tls **out)
+{
+    char why[512];
+    int err = csgi_http__tls_new(out, options, why, sizeof(why));
+    if (err)
+        csgi_server__log(server, CSGI_LOG_ERROR, "TLS listener %s: %s", address, why);
+    return err;
+}
+
 int csgi_server_listen_tls(csgi_server *server, const char *address,
                            const csgi_tls_options *options)
 {
     if (!server || !address || !options)
         return CSGI_EINVAL;
     /* The files first: a bad certificate shows before anything binds. */
-    char why[512];
     csgi_http__tls *tls = NULL;
-    int err = csgi_http__tls_new(&tls, options, why, sizeof(why));
-    if (err) {
-        csgi_server__log(server, CSGI_LOG_ERROR, "TLS listener %s: %s", address, why);
+    int err = make_tls(server, address, options, &tls);
+    if (err)
         return err;
-    }
     size_t index = csgi_http__engine_listener_count(server->engine);
-    csgi_http__tls **grown = csgi__realloc(server->tls, (index + 1) * sizeof(*grown));
-    if (!grown) {
-        csgi_http__tls_free(tls);
-        return CSGI_ENOMEM;
-    }
-    server->tls = grown;
-    for (size_t i = server->tls_count; i <= index; i++)
-        grown[i] = NULL;
-    server->tls_count = index + 1;
     err = csgi_server_listen(server, address);
-    if (err == 0)
-        err = csgi_http__engine_listener_set_tls(server->engine, index, tls);
     if (err) {
         csgi_http__tls_free(tls);
-        server->tls_count = index; /* the listener, if it was made, stays plain: unused */
         return err;
     }
-    grown[index] = tls;
-    return 0;
+    return attach_tls(server, index, tls);
 }
 
 int csgi_server_reload_tls(csgi_server *server)
@@ -1411,13 +1430,17 @@ static int read_tls(const csgi_conf *local, const server_conf *conf, csgi_server
     csgi_http__tls_free(tls);
     if (rc != 0) {
         /* why starts with the key it is about */
-        const char *name = "cert_file";
+        const char *name = "cert_file", *text = why;
         for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]); i++) {
             size_t len = strlen(tls_only[i]);
-            if (strncmp(why, tls_only[i], len) == 0 && (why[len] == ' ' || why[len] == ':'))
+            if (strncmp(why, tls_only[i], len) == 0 && (why[len] == ' ' || why[len] == ':')) {
                 name = tls_only[i];
+                text = why + len + (why[len] == ':') + 1; /* the key is said once */
+            }
         }
-        csgi_conf_error(local, name, error, "%s", why);
+        if (strncmp(why, "cert_file ", 10) == 0)
+            text = why + 10;
+        csgi_conf_error(local, name, error, "%s", text);
     }
     return rc;
 }
@@ -1509,11 +1532,12 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     return 0;
 }
 
-/* Listen on one address of the section's listeners: "https://" with
-   TLS, "http://" plain, no scheme as the section says (TLS with cert_file,
-   but a Unix socket stays plain: a proxy in front speaks to it). */
-static int listen_one(csgi_server *server, const char *address, const csgi_server__tls_conf *tls,
-                      csgi_load_error *error)
+/* Whether address serves TLS: "https://" yes, "http://" no, no scheme as
+   the section says (TLS with cert_file, but a Unix socket stays plain: a
+   proxy in front speaks to it). *bare: the address without its scheme
+   (and a final '/'), in bare_size bytes. */
+static int address_tls(const char *address, const csgi_server__tls_conf *tls, char *bare,
+                       size_t bare_size)
 {
     int want_tls = tls && tls->enabled && strncmp(address, "unix:", 5) != 0;
     if (strncmp(address, "https://", 8) == 0) {
@@ -1523,22 +1547,38 @@ static int listen_one(csgi_server *server, const char *address, const csgi_serve
         address += 7;
         want_tls = 0;
     }
-    char bare[300];
-    snprintf(bare, sizeof(bare), "%s", address);
+    snprintf(bare, bare_size, "%s", address);
     size_t len = strlen(bare);
     if (len && bare[len - 1] == '/') /* https://host:port/ */
         bare[len - 1] = '\0';
+    return want_tls;
+}
+
+/* Listen on one address of the section's listeners (address_tls), or
+   serve the listener index adopted from systemd (or an old master) as its
+   address says. */
+static int listen_one(csgi_server *server, const char *address, const csgi_server__tls_conf *tls,
+                      size_t adopted, csgi_load_error *error)
+{
+    char bare[300];
+    int want_tls = address_tls(address, tls, bare, sizeof(bare));
     if (want_tls && !(tls && tls->enabled)) {
         csgi_load_error__set(error, NULL, 0, NULL, NULL,
                              "cannot listen on https://%s: the server section has no cert_file",
                              bare);
         return CSGI_EINVAL;
     }
-    int rc;
-    if (want_tls) {
-        csgi_tls_options options;
-        csgi_tls_certificate certificates[CSGI_SERVER__MAX_CERTIFICATES];
+    csgi_tls_options options;
+    csgi_tls_certificate certificates[CSGI_SERVER__MAX_CERTIFICATES];
+    if (want_tls)
         csgi_server__tls_conf_options(tls, &options, certificates);
+    int rc;
+    if (adopted != (size_t)-1) {
+        csgi_http__tls *made = NULL;
+        rc = want_tls ? make_tls(server, bare, &options, &made) : 0;
+        if (rc == 0 && made)
+            rc = attach_tls(server, adopted, made);
+    } else if (want_tls) {
         rc = csgi_server_listen_tls(server, bare, &options);
     } else {
         rc = csgi_server_listen(server, bare);
@@ -1575,10 +1615,16 @@ int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char
     if (rc != 0)
         csgi_load_error__set(error, NULL, 0, NULL, NULL, "socket activation: %s",
                              csgi_strerror(rc));
+    /* Adopted sockets serve TLS as their addresses say: those given again
+       (an upgrade starts the new master with the old one's arguments, and
+       passes the listeners in their order), else as the section says. */
+    for (size_t i = 0; i < activated && rc == 0; i++)
+        rc = listen_one(server, count == activated ? addresses[i] : server->addresses[i], tls, i,
+                        error);
     if (activated)
         count = 0;
     for (size_t i = 0; i < count && rc == 0; i++)
-        rc = listen_one(server, addresses[i], tls, error);
+        rc = listen_one(server, addresses[i], tls, (size_t)-1, error);
     if (rc == 0 && (rc = csgi_server_run_until_signal(server)) != 0) {
         if (rc == CSGI_EWORKERS && server->start_failure.text[0] && error)
             *error = server->start_failure; /* the deploy file's error, at its place */
