@@ -128,12 +128,15 @@ static void default_options(csgi_tls_options *options)
     options->handshake_timeout_ms = 400;
 }
 
+static unsigned loops = 1; /* the next start's threads */
+
 static void start(tls_server *s, const csgi_tls_options *tls)
 {
     log_text[0] = '\0';
     csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
     options.log = keep_log;
     options.log_level = CSGI_LOG_INFO;
+    options.threads = loops;
     csgi_app *app = NULL;
     ck_assert_int_eq(csgi_app_new(&app, &tls_app, NULL), 0);
     memset(s, 0, sizeof(*s));
@@ -672,6 +675,31 @@ START_TEST(ticket_keys_rotate)
 }
 END_TEST
 
+START_TEST(several_loops_serve_tls)
+{
+    /* Four loops, each with its own socket on the port: every one serves
+       TLS with the listener's certificates. */
+    loops = 4;
+    tls_server s;
+    start_default(&s);
+    SSL *clients[24];
+    for (int i = 0; i < 24; i++) {
+        int ok = 0;
+        clients[i] = client_connect_tls(s.port, NULL, &ok);
+        ck_assert(ok);
+    }
+    char buf[16384];
+    const char *body;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 24; i++)
+            ck_assert_int_eq(tls_get(clients[i], "/", buf, sizeof(buf), &body), 200);
+    for (int i = 0; i < 24; i++)
+        client_close(clients[i]);
+    stop(&s);
+    loops = 1;
+}
+END_TEST
+
 static void copy_file(const char *from, const char *to)
 {
     char out[256];
@@ -867,6 +895,7 @@ int main(void)
     tcase_add_test(tc, garbage_handshake_is_one_log_line);
     tcase_add_test(tc, session_resumed_with_a_ticket);
     tcase_add_test(tc, ticket_keys_rotate);
+    tcase_add_test(tc, several_loops_serve_tls);
     tcase_add_test(tc, certificates_read_again);
     tcase_add_test(tc, bad_files_refused_at_start);
     tcase_add_test(tc, min_protocol_tls13);
