@@ -490,6 +490,22 @@ START_TEST(tls_workers_serve_https_and_hup_reads_certificates)
     char out[4096];
     ck_assert_msg(curl_https(s.port, out, sizeof(out)) == 0, "%s", out);
     ck_assert_msg(strstr(out, "CN=localhost") && strstr(out, "message=one"), "%s", out);
+    /* A session ticket one worker made resumes on whichever worker takes
+       the next connection: their ticket keys agree. */
+    char sessions[1024];
+    snprintf(sessions, sizeof(sessions), "%s", test_tmp_path("session.pem"));
+#define S_CLIENT                                                                        \
+    "echo | openssl s_client -connect 127.0.0.1:%d -CAfile '%s' %s '%s' 2>/dev/null | " \
+    "grep -E '^(New|Reused),'"
+    ck_assert_int_eq(test_shell(out, sizeof(out), S_CLIENT, s.port, test_tls_file("ca.pem"),
+                                "-sess_out", sessions),
+                     0);
+    for (int i = 0; i < 8; i++) {
+        test_shell(out, sizeof(out), S_CLIENT, s.port, test_tls_file("ca.pem"), "-sess_in",
+                   sessions);
+        ck_assert_msg(strncmp(out, "Reused,", 7) == 0, "connection %d: %s", i, out);
+    }
+#undef S_CLIENT
 
     /* New certificate, HUP: the new generation serves with it. */
     copy_pair("other", cert, key);
