@@ -327,6 +327,10 @@ static SSL_CTX *context_new(const csgi_tls_options *o, const csgi_tls_certificat
         SSL_CTX_set_num_tickets(ctx, 0);
     } else {
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key);
+        /* Tickets carry the sessions: no cache of them in the server's
+           memory (one per process, which a client's next connection may
+           not even reach). */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
     return ctx;
 }
