@@ -522,6 +522,13 @@ START_TEST(tls_workers_serve_https_and_hup_reads_certificates)
     assert_waited_log(&s, "reload failed: ", 1, 5000);
     curl_https(s.port, out, sizeof(out));
     ck_assert_msg(strstr(out, "CN=other.test"), "%s", out);
+
+    /* Other file names: the listeners keep theirs, and the log says so. */
+    snprintf(keys, sizeof(keys), "workers = 2\ncert_file = %s\nkey_file = %s\n",
+             test_tls_file("server.pem"), test_tls_file("server.key"));
+    write_ini("message = one\n", keys);
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "reload: the TLS keys changed", 1, 5000);
     serve_stop(&s, 10000);
 }
 END_TEST

@@ -151,6 +151,38 @@ static void file_release(void *state, void *generation)
     csgi__free(g);
 }
 
+/* 1 when a section's TLS keys say something else than before (the files
+   themselves are read again on every reload; their names and the other
+   keys are the listeners' from the start). */
+static int tls_changed(const csgi_server__tls_conf *before, const csgi_server__tls_conf *now)
+{
+    csgi_tls_options a, b;
+    csgi_tls_certificate certs_a[CSGI_SERVER__MAX_CERTIFICATES],
+        certs_b[CSGI_SERVER__MAX_CERTIFICATES];
+    if (before->enabled != now->enabled)
+        return 1;
+    if (!now->enabled)
+        return 0;
+    csgi_server__tls_conf_options(before, &a, certs_a);
+    csgi_server__tls_conf_options(now, &b, certs_b);
+    if (a.certificate_count != b.certificate_count || a.verify_client != b.verify_client ||
+        a.handshake_timeout_ms != b.handshake_timeout_ms ||
+        a.ticket_rotation_s != b.ticket_rotation_s)
+        return 1;
+    const char *texts_a[] = {a.ca_file, a.min_protocol, a.ciphers, a.ciphersuites};
+    const char *texts_b[] = {b.ca_file, b.min_protocol, b.ciphers, b.ciphersuites};
+    for (size_t i = 0; i < 4; i++)
+        if (!texts_a[i] != !texts_b[i] || (texts_a[i] && strcmp(texts_a[i], texts_b[i]) != 0))
+            return 1;
+    for (size_t i = 0; i < a.certificate_count; i++) {
+        const char *ka = certs_a[i].key_file, *kb = certs_b[i].key_file;
+        if (strcmp(certs_a[i].cert_file, certs_b[i].cert_file) != 0 || !ka != !kb ||
+            (ka && strcmp(ka, kb) != 0))
+            return 1;
+    }
+    return 0;
+}
+
 static int file_load(void *state, void **out, csgi_server_options *options, csgi_load_error *error)
 {
     file_source *source = state;
@@ -198,6 +230,11 @@ static int file_load(void *state, void **out, csgi_server_options *options, csgi
                         "(a restart moves them)",
                         settings.address, source->address);
     }
+    if (source->loaded && tls_changed(&source->tls, &settings.tls))
+        csgi_log__write(settings.options.log, settings.options.log_userdata, CSGI_LOG__WARN,
+                        CSGI_LOG__WARN,
+                        "reload: the TLS keys changed; the listeners keep those of the start "
+                        "and read their files again (a restart or USR2 changes them)");
     *options = settings.options;
     *out = g;
     return 0;
