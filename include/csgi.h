@@ -14,6 +14,7 @@
 #include "csgi/app.h"
 #include "csgi/errors.h"
 #include "csgi/server.h"
+#include "csgi/tls.h"
 #include "csgi/composite.h"
 #include "csgi/router.h"
 #include "csgi/loader.h"

@@ -5,6 +5,7 @@
  * docs/middleware.md (answer by itself, change headers, transform the body).
  */
 #include "engine_harness.h"
+#include "test_tls.h"
 #include "gateway/head.h"
 
 #include <csgi.h>
@@ -1317,7 +1318,8 @@ int main(void)
     tcase_add_test(tc, declared_length);
     tcase_add_loop_test(tc, framing_independent_of_body_timing, 0, 4);
     tcase_add_test(tc, head_and_no_body_responses_pass_strict_lint);
-    tcase_add_test(tc, server_threads_and_host_loop);
+    if (!test_tls_mode()) /* its own servers listen plain */
+        tcase_add_test(tc, server_threads_and_host_loop);
     tcase_add_test(tc, body_min_rate_option);
     tcase_add_test(tc, long_pieces_are_sent_without_a_copy);
     suite_add_tcase(suite, tc);

@@ -1262,7 +1262,8 @@ START_TEST(server_section_checked)
         const char *text;
     } bad[] = {
         {"typo", CSGI_EINVAL,
-         "servers.ini:11: [server:typo] worker: unknown key for egg:csgi#http"},
+         "servers.ini:11: [server:typo] worker: unknown key for egg:csgi#http (did you mean "
+         "workers?"},
         {"bad_port", CSGI_EINVAL,
          "servers.ini:15: [server:bad_port] port: 70000 is out of range (0 to 65535)"},
         {"unknown", CSGI_ENOTFOUND,

@@ -11,6 +11,7 @@
  */
 #include "test_files.h"
 #include "test_serve.h"
+#include "test_tls.h"
 
 #include <csgi.h>
 
@@ -96,6 +97,140 @@ static void check_fails_with(served *s, const char *const *argv, const char *nee
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
     ck_assert_msg(strstr(test_read_file(s->log), needle), "%s", tail(test_read_file(s->log)));
 }
+
+/* ---- TLS -------------------------------------------------------------------------- */
+
+/* GET / over https on port with curl (the test CA): the subject of the
+   server's certificate curl saw, and the answer's message, in out. */
+static int curl_https(int port, char *out, size_t cap)
+{
+    return test_shell(out, cap,
+                      "curl -sS -v --max-time 10 --cacert '%s' https://localhost:%d/ 2>&1 | "
+                      "grep -E 'subject:|message='",
+                      test_tls_file("ca.pem"), port);
+}
+
+static void copy_pair(const char *from, const char *to_cert, const char *to_key)
+{
+    char name[64], out[256];
+    snprintf(name, sizeof(name), "%s.pem", from);
+    ck_assert_int_eq(test_shell(out, sizeof(out), "cp '%s' '%s'", test_tls_file(name), to_cert), 0);
+    snprintf(name, sizeof(name), "%s.key", from);
+    ck_assert_int_eq(test_shell(out, sizeof(out), "cp '%s' '%s'", test_tls_file(name), to_key), 0);
+}
+
+START_TEST(tls_workers_serve_https_and_hup_reads_certificates)
+{
+    char cert[1024], key[1024], keys[2560];
+    snprintf(cert, sizeof(cert), "%s", test_tmp_path("live.pem"));
+    snprintf(key, sizeof(key), "%s", test_tmp_path("live.key"));
+    copy_pair("server", cert, key);
+    snprintf(keys, sizeof(keys), "workers = 2\ncert_file = %s\nkey_file = %s\n", cert, key);
+    write_ini("message = one\n", keys);
+    served s;
+    serve_start(&s, NULL);
+    ck_assert_msg(strstr(test_read_file(s.out), "serving on https://127.0.0.1:"), "%s",
+                  test_read_file(s.out));
+    wait_accepting(&s, 2);
+    char out[4096];
+    ck_assert_msg(curl_https(s.port, out, sizeof(out)) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "CN=localhost") && strstr(out, "message=one"), "%s", out);
+    /* A session ticket one worker made resumes on whichever worker takes
+       the next connection: their ticket keys agree. (Each s_client asks
+       and reads to the close, so the tickets, which TLS 1.3 sends after
+       the handshake, have come.) */
+    char sessions[1024];
+    snprintf(sessions, sizeof(sessions), "%s", test_tmp_path("session.pem"));
+#define S_CLIENT                                                                          \
+    "printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "          \
+    "openssl s_client -ign_eof -connect 127.0.0.1:%d -CAfile '%s' %s '%s' 2>/dev/null | " \
+    "grep -E '^(New|Reused),'"
+    ck_assert_int_eq(test_shell(out, sizeof(out), S_CLIENT, s.port, test_tls_file("ca.pem"),
+                                "-sess_out", sessions),
+                     0);
+    for (int i = 0; i < 8; i++) {
+        test_shell(out, sizeof(out), S_CLIENT, s.port, test_tls_file("ca.pem"), "-sess_in",
+                   sessions);
+        ck_assert_msg(strncmp(out, "Reused,", 7) == 0, "connection %d: %s", i, out);
+    }
+#undef S_CLIENT
+
+    /* New certificate, HUP: the new generation serves with it. */
+    copy_pair("other", cert, key);
+    kill(s.pid, SIGHUP);
+    wait_accepting(&s, 4);
+    curl_https(s.port, out, sizeof(out)); /* refused: localhost is not other.test's */
+    ck_assert_msg(strstr(out, "CN=other.test") && !strstr(out, "message="), "%s", out);
+
+    /* A broken key, HUP: logged (the key's line of the deploy file says it
+       too, so the reload fails), and the workers keep the last good one. */
+    test_write_file("live.key", "not a key\n");
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "it keeps its old certificates", 1, 5000);
+    assert_waited_log(&s, "reload failed: ", 1, 5000);
+    curl_https(s.port, out, sizeof(out));
+    ck_assert_msg(strstr(out, "CN=other.test"), "%s", out);
+
+    /* Other file names: the listeners keep theirs, and the log says so. */
+    snprintf(keys, sizeof(keys), "workers = 2\ncert_file = %s\nkey_file = %s\n",
+             test_tls_file("server.pem"), test_tls_file("server.key"));
+    write_ini("message = one\n", keys);
+    kill(s.pid, SIGHUP);
+    assert_waited_log(&s, "reload: the TLS keys changed", 1, 5000);
+    serve_stop(&s, 10000);
+}
+END_TEST
+
+START_TEST(tls_bad_files_named_at_their_line)
+{
+    write_ini("", "cert_file = /nonexistent/server.pem\n");
+    served s;
+    const char *argv[] = {serve_path(), "--check", "--module-path", module_dir(), ini_path(), NULL};
+    check_fails_with(&s, argv,
+                     "app.ini:10: [server:main] cert_file: /nonexistent/server.pem: No such file "
+                     "or directory");
+    char keys[2560];
+    snprintf(keys, sizeof(keys), "cert_file = %s\nkey_file = %s\n", test_tls_file("server.pem"),
+             test_tls_file("other.key"));
+    write_ini("", keys);
+    check_fails_with(&s, argv, "app.ini:11: [server:main] key_file: ");
+    ck_assert_msg(strstr(test_read_file(s.log), "not the key of"), "%s", test_read_file(s.log));
+    write_ini("", "verify_client = required\n");
+    check_fails_with(&s, argv, "[server:main] verify_client: needs cert_file (TLS)");
+    snprintf(keys, sizeof(keys), "cert_file = %s\nverify_client = maybe\n",
+             test_tls_file("server.pem"));
+    write_ini("", keys);
+    check_fails_with(&s, argv, "verify_client: 'maybe' is not none, optional or required");
+}
+END_TEST
+
+/* The port of the server's "serving on http://" line (its plain
+   listener, the second one). */
+static int plain_port_of(const served *s)
+{
+    const char *line = strstr(test_read_file(s->out), "serving on http://127.0.0.1:");
+    ck_assert_msg(line, "%s", test_read_file(s->out));
+    return atoi(line + strlen("serving on http://127.0.0.1:"));
+}
+
+START_TEST(tls_listen_https_on_the_command_line)
+{
+    char keys[2560];
+    snprintf(keys, sizeof(keys), "cert_file = %s\nkey_file = %s\n", test_tls_file("server.pem"),
+             test_tls_file("server.key"));
+    write_ini("message = both\n", keys);
+    served s;
+    const char *extra[] = {"--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0",
+                           NULL};
+    serve_start(&s, extra);
+    int plain_port = plain_port_of(&s);
+    char out[4096];
+    ck_assert_msg(curl_https(s.port, out, sizeof(out)) == 0 && strstr(out, "message=both"), "%s",
+                  out);
+    ck_assert_str_eq(get(plain_port, "/").message, "both");
+    serve_stop(&s, 10000);
+}
+END_TEST
 
 /* ---- csgi-serve: processes ----------------------------------------------------------- */
 
@@ -992,6 +1127,34 @@ START_TEST(usr2_upgrades_in_place)
 }
 END_TEST
 
+START_TEST(tls_usr2_upgrade_keeps_https)
+{
+    /* The new master adopts the old one's listeners (LISTEN_FDS): the TLS
+       one stays TLS, the plain one plain. */
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char keys[2560], pidfile[1024];
+    snprintf(pidfile, sizeof(pidfile), "%s", test_tmp_path("serve.pid"));
+    snprintf(keys, sizeof(keys), "workers = 1\npidfile = %s\ncert_file = %s\nkey_file = %s\n",
+             pidfile, test_tls_file("server.pem"), test_tls_file("server.key"));
+    write_ini("message = one\n", keys);
+    served s;
+    const char *extra[] = {"--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0",
+                           NULL};
+    serve_start(&s, extra);
+    int plain_port = plain_port_of(&s);
+    wait_accepting(&s, 1);
+    write_ini("message = two\n", keys);
+    kill(s.pid, SIGUSR2);
+    assert_waited_log(&s, "upgrade: the new master", 1, 8000);
+    follow_new_master(&s, pidfile);
+    get_until(plain_port, "/", "two", 5000);
+    char out[4096];
+    ck_assert_msg(curl_https(s.port, out, sizeof(out)) == 0 && strstr(out, "message=two"), "%s",
+                  out);
+    serve_stop(&s, 5000);
+}
+END_TEST
+
 /* ---- the server API ------------------------------------------------------------------ */
 
 /* An application answering as workerapp does: "message=M pid=P built_by=B"
@@ -1289,6 +1452,14 @@ int main(void)
     tcase_add_test(reload, timeout_kills_a_stuck_worker);
     tcase_add_test(reload, usr2_upgrades_in_place);
     suite_add_tcase(suite, reload);
+
+    TCase *tls = tcase_create("tls");
+    tcase_set_timeout(tls, 60);
+    tcase_add_test(tls, tls_workers_serve_https_and_hup_reads_certificates);
+    tcase_add_test(tls, tls_bad_files_named_at_their_line);
+    tcase_add_test(tls, tls_listen_https_on_the_command_line);
+    tcase_add_test(tls, tls_usr2_upgrade_keeps_https);
+    suite_add_tcase(suite, tls);
     TCase *api = tcase_create("api");
     tcase_set_timeout(api, 30);
     tcase_add_test(api, api_workers_serve_a_built_application);

@@ -19,8 +19,12 @@
  *                   what a busy loop looks like to the other connections
  */
 #include "engine_harness.h"
+#include "http/tls.h"
+#include "test_tls.h"
 
 #include <check.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -265,6 +269,20 @@ static void *server_thread(void *arg)
 
 static pthread_t server_threads[8];
 static test_server *server_list[8];
+static csgi_http__tls *server_tls[8]; /* CSGI_TEST_TLS: each server's */
+
+/* CSGI_TEST_TLS: the options of the harness's TLS listeners (server.pem). */
+static void harness_tls_options(csgi_tls_options *options, csgi_tls_certificate *certificate)
+{
+    csgi_tls_options_init(options);
+    certificate->cert_file = test_tls_file("server.pem");
+    certificate->key_file = test_tls_file("server.key");
+    options->certificates = certificate;
+    options->certificate_count = 1;
+    /* No TLS 1.3 tickets: a client that closes with them unread would
+       reset the connection, where the plain harness's closes cleanly. */
+    options->ticket_rotation_s = CSGI_TLS_NO_TICKETS;
+}
 
 void server_start(test_server *server, const csgi_http__options *options)
 {
@@ -291,10 +309,20 @@ void server_start(test_server *server, const csgi_http__options *options)
     ck_assert_int_eq(csgi_http__engine_listen(server->engine, "127.0.0.1:0"), 0);
     server->port = csgi_http__engine_listener_port(server->engine, 0);
     ck_assert_int_gt(server->port, 0);
+    csgi_http__tls *tls = NULL;
+    if (test_tls_mode()) {
+        csgi_tls_options tls_options;
+        csgi_tls_certificate certificate;
+        harness_tls_options(&tls_options, &certificate);
+        char why[256];
+        ck_assert_msg(csgi_http__tls_new(&tls, &tls_options, why, sizeof(why)) == 0, "%s", why);
+        ck_assert_int_eq(csgi_http__engine_listener_set_tls(server->engine, 0, tls), 0);
+    }
     ck_assert_int_eq(csgi_http__engine_start(server->engine), 0);
     for (int i = 0; i < 8; i++) {
         if (!server_list[i]) {
             server_list[i] = server;
+            server_tls[i] = tls;
             ck_assert_int_eq(pthread_create(&server_threads[i], NULL, server_thread, server), 0);
             return;
         }
@@ -309,6 +337,10 @@ void server_stop(test_server *server, unsigned grace_ms)
         if (server_list[i] == server) {
             pthread_join(server_threads[i], NULL);
             server_list[i] = NULL;
+            csgi_http__engine_free(server->engine);
+            csgi_http__tls_free(server_tls[i]); /* after its connections */
+            server_tls[i] = NULL;
+            server->engine = NULL;
         }
     }
     csgi_http__engine_free(server->engine);
@@ -333,7 +365,14 @@ void app_server_start(app_server *server, csgi_app *app, const csgi_server_optio
     }
     memset(server, 0, sizeof(*server));
     ck_assert_int_eq(csgi_server_new(&server->server, app, options, NULL), 0);
-    ck_assert_int_eq(csgi_server_listen(server->server, "127.0.0.1:0"), 0);
+    if (test_tls_mode()) {
+        csgi_tls_options tls_options;
+        csgi_tls_certificate certificate;
+        harness_tls_options(&tls_options, &certificate);
+        ck_assert_int_eq(csgi_server_listen_tls(server->server, "127.0.0.1:0", &tls_options), 0);
+    } else {
+        ck_assert_int_eq(csgi_server_listen(server->server, "127.0.0.1:0"), 0);
+    }
     server->port = csgi_server_port(server->server, 0);
     ck_assert_int_eq(csgi_server_start(server->server), 0);
     ck_assert_int_eq(pthread_create(&server->thread, NULL, app_server_thread, server->server), 0);
@@ -353,6 +392,36 @@ void app_server_stop(app_server *server)
 #define MAX_FDS 4096
 static char *pending[MAX_FDS];
 static size_t pending_len[MAX_FDS];
+/* CSGI_TEST_TLS: each socket's TLS (a closed socket's is freed when its
+   number comes back). */
+static SSL *client_tls[MAX_FDS];
+static SSL_CTX *client_tls_context;
+
+/* Make fd a TLS client of the harness's server: handshake now (blocking,
+   bounded by a receive timeout). */
+static void client_tls_start(int fd)
+{
+    if (!client_tls_context) {
+        client_tls_context = SSL_CTX_new(TLS_client_method());
+        ck_assert_ptr_nonnull(client_tls_context);
+        ck_assert_int_eq(
+            SSL_CTX_load_verify_locations(client_tls_context, test_tls_file("ca.pem"), NULL), 1);
+        SSL_CTX_set_verify(client_tls_context, SSL_VERIFY_PEER, NULL);
+    }
+    struct timeval limit = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    SSL *ssl = SSL_new(client_tls_context);
+    ck_assert_ptr_nonnull(ssl);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    ck_assert_msg(SSL_connect(ssl) == 1, "TLS handshake with the test server failed");
+    limit.tv_sec = 0;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    /* From now on non-blocking: a read that finds only TLS 1.3 session
+       tickets must not wait past the caller's timeout. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    client_tls[fd] = ssl;
+}
 
 int client_connect(int port)
 {
@@ -377,12 +446,35 @@ int client_connect_rcvbuf(int port, int rcvbuf)
     free(pending[fd]);
     pending[fd] = NULL;
     pending_len[fd] = 0;
+    if (client_tls[fd]) { /* the previous socket with this number */
+        SSL_free(client_tls[fd]);
+        client_tls[fd] = NULL;
+    }
+    if (test_tls_mode())
+        client_tls_start(fd);
     return fd;
 }
 
 int client_send(int fd, const void *data, size_t len)
 {
     const char *p = data;
+    if (client_tls[fd]) {
+        while (len > 0) {
+            int n = SSL_write(client_tls[fd], p, len > 65536 ? 65536 : (int)len);
+            if (n <= 0) {
+                int code = SSL_get_error(client_tls[fd], n);
+                ERR_clear_error();
+                struct pollfd wait = {fd, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+                if ((code == SSL_ERROR_WANT_WRITE || code == SSL_ERROR_WANT_READ) &&
+                    poll(&wait, 1, 10000) == 1)
+                    continue;
+                return -1;
+            }
+            p += n;
+            len -= (size_t)n;
+        }
+        return 0;
+    }
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n < 0) {
@@ -410,6 +502,25 @@ static ssize_t read_some(int fd, char *buf, size_t cap, int timeout_ms)
         memmove(pending[fd], pending[fd] + n, pending_len[fd] - n);
         pending_len[fd] -= n;
         return (ssize_t)n;
+    }
+    SSL *ssl = client_tls[fd];
+    if (ssl) {
+        long deadline = now_ms() + timeout_ms;
+        for (;;) {
+            ERR_clear_error();
+            errno = 0;
+            int got = SSL_read(ssl, buf, cap > 65536 ? 65536 : (int)cap);
+            if (got > 0)
+                return got;
+            int code = SSL_get_error(ssl, got);
+            ERR_clear_error();
+            if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE)
+                return code == SSL_ERROR_SYSCALL && errno && errno != ECONNRESET ? -1 : 0;
+            long left = deadline - now_ms(); /* a record may come in pieces */
+            struct pollfd wait = {fd, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+            if (left <= 0 || poll(&wait, 1, (int)left) <= 0)
+                return -1;
+        }
     }
     struct pollfd p = {fd, POLLIN, 0};
     int r = poll(&p, 1, timeout_ms);

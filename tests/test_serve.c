@@ -230,14 +230,13 @@ void read_port(served *s)
 {
     long long end = now_ms() + 10000;
     const char *line = NULL;
-    while (!(line = strstr(test_read_file(s->out), "serving on http://127.0.0.1:")) &&
-           now_ms() < end) {
+    while (!(line = strstr(test_read_file(s->out), "://127.0.0.1:")) && now_ms() < end) {
         if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
             ck_abort_msg("the server ended before it served: %s", tail(test_read_file(s->log)));
         sleep_ms(10);
     }
     ck_assert_msg(line != NULL, "no 'serving on' line: %s", tail(test_read_file(s->log)));
-    s->port = atoi(line + strlen("serving on http://127.0.0.1:"));
+    s->port = atoi(line + strlen("://127.0.0.1:"));
     ck_assert_int_gt(s->port, 0);
 }
 

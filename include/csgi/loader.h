@@ -226,7 +226,11 @@ CSGI_EXTERN int csgi_loader_register_server(csgi_loader *loader, const char *ref
  * section (what `csgi-serve --listen` does); the built-in egg:csgi#http
  * honours it.
  *
- * @param addresses "HOST:PORT", "[IPv6]:PORT" or "unix:/path" (copied)
+ * @param addresses "HOST:PORT", "[IPv6]:PORT" or "unix:/path" (copied);
+ *                  "https://HOST:PORT" serves TLS with the section's
+ *                  cert_file, "http://HOST:PORT" plain HTTP; without a
+ *                  scheme, TLS when the section has cert_file (a Unix
+ *                  socket stays plain)
  * @return 0, CSGI_EINVAL, CSGI_ENOMEM.
  */
 CSGI_EXTERN int csgi_loader_set_listen(csgi_loader *loader, const char *const *addresses,

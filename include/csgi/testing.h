@@ -205,6 +205,31 @@ CSGI_EXTERN int csgi_test_request_set_remote(csgi_test_request *request, const c
                                              unsigned port);
 
 /**
+ * What a request that came over TLS shows its application: the server's
+ * SSL_* environ keys (docs/environ.md). Every field may be NULL.
+ */
+typedef struct csgi_test_tls {
+    const char *protocol;      /**< SSL_PROTOCOL; NULL = "TLSv1.3" */
+    const char *cipher;        /**< SSL_CIPHER; NULL = "TLS_AES_256_GCM_SHA384" */
+    const char *server_name;   /**< SSL_TLS_SNI; NULL = not set */
+    const char *client_s_dn;   /**< SSL_CLIENT_S_DN (RFC 2253); NULL = no client certificate */
+    const char *client_i_dn;   /**< SSL_CLIENT_I_DN */
+    const char *client_cert;   /**< SSL_CLIENT_CERT (PEM) */
+    const char *client_verify; /**< SSL_CLIENT_VERIFY; NULL = "SUCCESS" with a client
+                                    certificate, "NONE" without */
+} csgi_test_tls;
+
+/**
+ * Say that the request came over TLS: its environ has csgi.url_scheme
+ * "https", HTTPS "on" and the SSL_* keys the server sets, from tls.
+ *
+ * @param tls what the connection proves (copied); NULL = TLS without a
+ *            client certificate
+ * @return 0, CSGI_EINVAL (NULL request), CSGI_ENOMEM.
+ */
+CSGI_EXTERN int csgi_test_request_set_tls(csgi_test_request *request, const csgi_test_tls *tls);
+
+/**
  * Set how long a run waits, in all, for a body that answered CSGI_EAGAIN
  * (default CSGI_TEST_TIMEOUT_DEFAULT).
  *

@@ -397,10 +397,28 @@ static int is_server_key(const char *key, size_t len)
         const char *name;
         size_t len;
     } cgi[] = {
-        {LITERAL("PATH_INFO")},      {LITERAL("SCRIPT_NAME")},    {LITERAL("SERVER_NAME")},
-        {LITERAL("SERVER_PORT")},    {LITERAL("REMOTE_ADDR")},    {LITERAL("REMOTE_PORT")},
-        {LITERAL("REQUEST_URI")},    {LITERAL("QUERY_STRING")},   {LITERAL("CONTENT_TYPE")},
-        {LITERAL("REQUEST_METHOD")}, {LITERAL("CONTENT_LENGTH")}, {LITERAL("SERVER_PROTOCOL")},
+        {LITERAL("PATH_INFO")},
+        {LITERAL("SCRIPT_NAME")},
+        {LITERAL("SERVER_NAME")},
+        {LITERAL("SERVER_PORT")},
+        {LITERAL("REMOTE_ADDR")},
+        {LITERAL("REMOTE_PORT")},
+        {LITERAL("REQUEST_URI")},
+        {LITERAL("QUERY_STRING")},
+        {LITERAL("CONTENT_TYPE")},
+        {LITERAL("REQUEST_METHOD")},
+        {LITERAL("CONTENT_LENGTH")},
+        {LITERAL("SERVER_PROTOCOL")},
+        /* Set over TLS only; a key middleware sets before the build
+           still goes after the server's, as if the build came first. */
+        {LITERAL("SSL_PROTOCOL")},
+        {LITERAL("SSL_CIPHER")},
+        {LITERAL("SSL_SESSION_RESUMED")},
+        {LITERAL("SSL_TLS_SNI")},
+        {LITERAL("SSL_CLIENT_VERIFY")},
+        {LITERAL("SSL_CLIENT_S_DN")},
+        {LITERAL("SSL_CLIENT_I_DN")},
+        {LITERAL("SSL_CLIENT_CERT")},
     };
     if (key[0] == 'c') {
         /* Every gateway key is longer than a word: its first word rejects
@@ -414,8 +432,9 @@ static int is_server_key(const char *key, size_t len)
     }
     if (key[0] < 'A' || key[0] > 'Z')
         return 0;
-    if (len > 5 && memcmp(key, "HTTP_", 5) == 0)
-        return 1;
+    if (len >= 5 && memcmp(key, "HTTP", 4) == 0 &&
+        (key[4] == '_' ? len > 5 : len == 5 && key[4] == 'S'))
+        return 1; /* HTTP_*, and HTTPS (set over TLS only) */
     /* Every CGI name is longer than a word: compare the first word inline. */
     for (size_t i = 0; i < sizeof(cgi) / sizeof(cgi[0]); i++)
         if (cgi[i].len == len && memcmp(key, cgi[i].name, 8) == 0 &&
@@ -485,7 +504,7 @@ static const char *put_joined(char **cursor, const csgi_http__head *head, size_t
  * from the listener's address. An IPv6 literal keeps its brackets, since
  * PEP 3333 rebuilds URLs as SERVER_NAME ":" SERVER_PORT.
  */
-static void add_server_address(csgi_environ *environ, char **cursor)
+static void add_server_address(csgi_environ *environ, char **cursor, int https)
 {
     const csgi_environ__source *source = environ->source;
     const csgi_http__head *head = source->head;
@@ -525,7 +544,6 @@ static void add_server_address(csgi_environ *environ, char **cursor)
         }
     }
     if (!port) {
-        int https = source->url_scheme && strcmp(source->url_scheme, "https") == 0;
         port = https ? "443" : "80";
         port_len = https ? 3 : 2;
     }
@@ -574,6 +592,40 @@ static void log_dropped(csgi_environ *environ, const csgi_http__header *first, s
    gateway keys. */
 #define FIXED_KEYS 17
 
+/* The most keys add_tls sets. */
+#define TLS_KEYS 9
+
+/*
+ * What a TLS connection proves, under mod_ssl's names (docs/environ.md):
+ * HTTPS, SSL_PROTOCOL, SSL_CIPHER, SSL_SESSION_RESUMED, SSL_TLS_SNI when
+ * the client named the server, SSL_CLIENT_VERIFY, and with a client
+ * certificate SSL_CLIENT_S_DN, SSL_CLIENT_I_DN (RFC 2253) and
+ * SSL_CLIENT_CERT (PEM). The strings are the connection's, which outlives
+ * its requests: no copy.
+ */
+static void add_tls(csgi_environ *environ, const csgi_tls__info *tls)
+{
+    add_string(environ, LITERAL("HTTPS"), LITERAL("on"));
+    const struct {
+        const char *key;
+        size_t key_len;
+        const char *value;
+    } keys[] = {
+        {LITERAL("SSL_PROTOCOL"), tls->protocol},
+        {LITERAL("SSL_CIPHER"), tls->cipher},
+        {LITERAL("SSL_SESSION_RESUMED"), tls->session},
+        {LITERAL("SSL_TLS_SNI"), tls->server_name},
+        {LITERAL("SSL_CLIENT_VERIFY"), tls->client_verify},
+        {LITERAL("SSL_CLIENT_S_DN"), tls->client_s_dn},
+        {LITERAL("SSL_CLIENT_I_DN"), tls->client_i_dn},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (keys[i].value)
+            add_string(environ, keys[i].key, keys[i].key_len, keys[i].value, strlen(keys[i].value));
+    if (tls->client_cert)
+        add_string(environ, LITERAL("SSL_CLIENT_CERT"), tls->client_cert, tls->client_cert_len);
+}
+
 static int materialise(csgi_environ *environ)
 {
     if (environ->built)
@@ -584,6 +636,12 @@ static int materialise(csgi_environ *environ)
     const csgi_http__header *first_dropped = NULL;
     size_t dropped = 0;
     size_t keys = FIXED_KEYS;
+    const csgi_tls__info *tls =
+        source->input && source->input->tls ? source->input->tls(source->input_context) : NULL;
+    const char *scheme = tls ? "https" : source->url_scheme ? source->url_scheme : "http";
+    int https = strcmp(scheme, "https") == 0;
+    if (tls)
+        keys += TLS_KEYS;
 
     /* The request line's keys, the strings a read before the build gave. */
     const char *line[LINE_KEYS];
@@ -653,7 +711,7 @@ static int materialise(csgi_environ *environ)
         }
     }
 
-    add_server_address(environ, &cursor);
+    add_server_address(environ, &cursor, https);
     if (head->version_minor == 0)
         add_string(environ, LITERAL("SERVER_PROTOCOL"), LITERAL("HTTP/1.0"));
     else
@@ -672,8 +730,10 @@ static int materialise(csgi_environ *environ)
         add_string(environ, key, 5 + h->name_len, value, len);
     }
 
+    if (tls)
+        add_tls(environ, tls);
+
     add_string(environ, LITERAL("csgi.version"), LITERAL("1.0"));
-    const char *scheme = source->url_scheme ? source->url_scheme : "http";
     add_string(environ, LITERAL("csgi.url_scheme"), scheme, strlen(scheme));
     add_pointer(environ, LITERAL("csgi.input"), csgi_environ_input(environ));
     add_pointer(environ, LITERAL("csgi.errors"), environ);

@@ -18,6 +18,7 @@
 #define CSGI_GATEWAY_ENVIRON_PRIVATE_H
 
 #include "common/arena.h"
+#include "common/tls_info.h"
 
 #include <csgi/environ.h>
 
@@ -28,12 +29,18 @@
    header need none of the parser. */
 struct csgi_http__head;
 
-/* Where csgi.input reads from. */
+/* Where csgi.input reads from: the request's connection, as the environ
+   sees it. */
 typedef struct csgi_input__provider {
     /* As csgi_http__request_read: bytes, 0 at the end, CSGI_EAGAIN, or an error. */
     long (*read)(void *context, void *buf, size_t len);
     /* Bytes buffered and readable now without waiting. */
     size_t (*buffered)(void *context);
+    /* What the connection's TLS proves, asked when the environ is built;
+       NULL (or a NULL answer) when the request did not come over TLS. In
+       this const table rather than the source, so a request pays nothing
+       for it until its environ is built. */
+    const csgi_tls__info *(*tls)(void *context);
 } csgi_input__provider;
 
 /* One log line (no newline) at a level of http/engine.h: CSGI_LOG__ERROR
@@ -45,7 +52,7 @@ typedef struct csgi_environ__source {
     const struct csgi_http__head *head; /* borrowed for the request's life */
     const struct sockaddr *peer;        /* AF_INET, AF_INET6 or AF_UNIX */
     const struct sockaddr *local;       /* the listener's address */
-    const char *url_scheme;             /* "http" or "https" */
+    const char *url_scheme;             /* "http" or "https" (https over TLS: input->tls) */
     int multithread;                    /* csgi.multithread */
     int multiprocess;                   /* csgi.multiprocess */
     const csgi_input__provider *input;

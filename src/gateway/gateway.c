@@ -12,6 +12,7 @@
 #include "common/arena.h"
 #include "gateway/driver.h"
 #include "gateway/sink.h"
+#include "http/tls.h"
 
 #include <csgi/app.h>
 
@@ -245,7 +246,14 @@ static size_t input_buffered(void *context)
     return csgi_http__request_body_buffered(context);
 }
 
-static const csgi_input__provider engine_input = {input_read, input_buffered};
+/* What the request's TLS connection proves (NULL over plain TCP): asked
+   when the environ is built, so a request that never looks pays nothing. */
+static const csgi_tls__info *input_tls(void *context)
+{
+    return csgi_http__request_tls(context);
+}
+
+static const csgi_input__provider engine_input = {input_read, input_buffered, input_tls};
 
 void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
 {

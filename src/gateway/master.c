@@ -29,6 +29,7 @@
 #include "gateway/server_private.h"
 
 #include <csgi/server.h>
+#include <csgi/tls.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -527,6 +528,9 @@ static void warn_restart_only(master *m, const csgi_server_options *old,
 
 static void reload(master *m)
 {
+    /* The TLS listeners' certificates first: the new workers fork with
+       them (a listener whose files fail keeps its old ones, logged). */
+    csgi_server_reload_tls(m->server);
     generation *base = m->pending ? m->pending : m->current;
     csgi_server_options options = base->options;
     void *state = NULL;

@@ -15,9 +15,11 @@
 #include "common/log.h"
 #include "gateway/server_private.h"
 #include "http/engine.h"
+#include "http/tls.h"
 #include "loader/loader_private.h"
 
 #include <csgi/server.h>
+#include <csgi/tls.h>
 
 #include <event2/event.h>
 
@@ -519,6 +521,92 @@ int csgi_server_listen(csgi_server *server, const char *address)
     return err ? err : remember(server, address);
 }
 
+void csgi_tls_options_init(csgi_tls_options *options)
+{
+    static const csgi_tls_options defaults = CSGI_TLS_OPTIONS_INIT;
+    *options = defaults;
+}
+
+/* Serve listener index with tls (taken, also when this fails). */
+static int attach_tls(csgi_server *server, size_t index, csgi_http__tls *tls)
+{
+    if (index >= server->tls_count) {
+        csgi_http__tls **grown = csgi__realloc(server->tls, (index + 1) * sizeof(*grown));
+        if (!grown) {
+            csgi_http__tls_free(tls);
+            return CSGI_ENOMEM;
+        }
+        server->tls = grown;
+        for (size_t i = server->tls_count; i <= index; i++)
+            grown[i] = NULL;
+        server->tls_count = index + 1;
+    }
+    int err = csgi_http__engine_listener_set_tls(server->engine, index, tls);
+    if (err) {
+        csgi_http__tls_free(tls);
+        return err;
+    }
+    csgi_http__tls_free(server->tls[index]);
+    server->tls[index] = tls;
+    return 0;
+}
+
+/* A listener's TLS from options; logged when the files fail. */
+static int make_tls(csgi_server *server, const char *address, const csgi_tls_options *options,
+                    csgi_http__tls **out)
+{
+    char why[512];
+    int err = csgi_http__tls_new(out, options, why, sizeof(why));
+    if (err)
+        csgi_server__log(server, CSGI_LOG_ERROR, "TLS listener %s: %s", address, why);
+    return err;
+}
+
+int csgi_server_listen_tls(csgi_server *server, const char *address,
+                           const csgi_tls_options *options)
+{
+    if (!server || !address || !options)
+        return CSGI_EINVAL;
+    /* The files first: a bad certificate shows before anything binds. */
+    csgi_http__tls *tls = NULL;
+    int err = make_tls(server, address, options, &tls);
+    if (err)
+        return err;
+    size_t index = csgi_http__engine_listener_count(server->engine);
+    err = csgi_server_listen(server, address);
+    if (err) {
+        csgi_http__tls_free(tls);
+        return err;
+    }
+    return attach_tls(server, index, tls);
+}
+
+int csgi_server_reload_tls(csgi_server *server)
+{
+    if (!server)
+        return CSGI_EINVAL;
+    int err = 0;
+    for (size_t i = 0; i < server->tls_count; i++) {
+        char why[512];
+        if (server->tls[i] && csgi_http__tls_reload(server->tls[i], why, sizeof(why)) != 0) {
+            csgi_server__log(server, CSGI_LOG_ERROR,
+                             "TLS listener %s: %s; it keeps its old certificates",
+                             i < server->address_count ? server->addresses[i] : "?", why);
+            err = CSGI_EINVAL;
+        } else if (server->tls[i]) {
+            csgi_server__log(server, CSGI_LOG_INFO, "TLS listener %s: certificates read again",
+                             i < server->address_count ? server->addresses[i] : "?");
+        }
+    }
+    return err;
+}
+
+/* 1 when listener index serves TLS. */
+static int listener_tls(const csgi_server *server, size_t index)
+{
+    return index < server->tls_count && server->tls[index];
+}
+
 int csgi_server_listen_systemd(csgi_server *server, size_t *count)
 {
     if (count)
@@ -603,6 +691,9 @@ void csgi_server_free(csgi_server *server)
     for (size_t i = 0; i < server->address_count; i++)
         csgi__free(server->addresses[i]);
     csgi__free(server->addresses);
+    for (size_t i = 0; i < server->tls_count; i++) /* after the engine's connections */
+        csgi_http__tls_free(server->tls[i]);
+    csgi__free(server->tls);
     csgi__free(server);
 }
 
@@ -622,6 +713,7 @@ typedef enum signal_action {
     SIGNAL_GRACEFUL, /* stop; requests in progress have the grace period */
     SIGNAL_QUICK,    /* stop; requests in progress are cut */
     SIGNAL_REOPEN,   /* reopen the log files (logrotate's postrotate) */
+    SIGNAL_TLS,      /* read the TLS listeners' certificates again */
     SIGNAL_IGNORE    /* the master's business (HUP, TTIN, ...), not a worker's */
 } signal_action;
 
@@ -634,6 +726,13 @@ typedef struct signal_rule {
    reopens its log files. */
 static const signal_rule alone_rules[] = {
     {SIGINT, SIGNAL_GRACEFUL}, {SIGTERM, SIGNAL_GRACEFUL}, {SIGUSR1, SIGNAL_REOPEN}};
+
+/* The same, with TLS listeners: SIGHUP reads their certificates again (a
+   process without them keeps HUP's default, which ends it). */
+static const signal_rule alone_tls_rules[] = {{SIGINT, SIGNAL_GRACEFUL},
+                                              {SIGTERM, SIGNAL_GRACEFUL},
+                                              {SIGUSR1, SIGNAL_REOPEN},
+                                              {SIGHUP, SIGNAL_TLS}};
 
 /* A worker: its master sends TERM (graceful) or QUIT (quick); INT comes
    from a terminal to the whole process group; USR1 (the master passes it
@@ -665,6 +764,13 @@ static void on_signal(evutil_socket_t signal_number, short what, void *arg)
                          strsignal((int)signal_number));
         return;
     }
+    if (watch->rule->action == SIGNAL_TLS) {
+        csgi_server__log(server, CSGI_LOG_WARNING,
+                         "signal %d (%s), reading the TLS certificates again", (int)signal_number,
+                         strsignal((int)signal_number));
+        csgi_server_reload_tls(server);
+        return;
+    }
     if (watch->rule->action == SIGNAL_REOPEN) {
         csgi_server__log(server, CSGI_LOG_INFO, "signal %d (%s), reopening the log files",
                          (int)signal_number, strsignal((int)signal_number));
@@ -688,7 +794,8 @@ void csgi_server__print_listeners(const csgi_server *server)
         }
         const char *colon = strrchr(address, ':');
         int host_len = colon ? (int)(colon - address) : (int)strlen(address);
-        printf("serving on http://%.*s:%d/\n", host_len, address, csgi_server_port(server, i));
+        printf("serving on %s://%.*s:%d/\n", listener_tls(server, i) ? "https" : "http", host_len,
+               address, csgi_server_port(server, i));
     }
     fflush(stdout);
 }
@@ -724,6 +831,10 @@ static int serve_until_signal(csgi_server *server)
         return err;
     csgi_server__print_listeners(server);
     csgi_server__upgrade_ready(); /* an old master that started this one retires */
+    for (size_t i = 0; i < server->tls_count; i++)
+        if (server->tls[i])
+            return run_until(server, alone_tls_rules,
+                             sizeof(alone_tls_rules) / sizeof(alone_tls_rules[0]));
     return run_until(server, alone_rules, sizeof(alone_rules) / sizeof(alone_rules[0]));
 }
 
@@ -866,6 +977,11 @@ int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
     for (size_t i = 0; i < count && err == 0; i++)
         err = csgi_http__engine_adopt(server->engine,
                                       csgi_http__engine_listener_fd(master->engine, i));
+    /* The master's TLS, as it was when this worker forked (borrowed: the
+       master's server lives as long as this process). */
+    for (size_t i = 0; i < count && err == 0; i++)
+        if (listener_tls(master, i))
+            err = csgi_http__engine_listener_set_tls(server->engine, i, master->tls[i]);
     if (err == 0)
         err = csgi_server_start(server);
     busy_watch watch = {server->engine,
@@ -929,9 +1045,11 @@ typedef enum key_type {
     KEY_LOG_LEVEL,
     KEY_ACCESS_LOG,
     KEY_ACCESS_LOG_FORMAT,
-    KEY_MODE,  /* octal file permissions, within [min, max] */
-    KEY_USER,  /* a user name or number that exists */
-    KEY_GROUP, /* a group name or number that exists */
+    KEY_MODE,     /* octal file permissions, within [min, max] */
+    KEY_USER,     /* a user name or number that exists */
+    KEY_GROUP,    /* a group name or number that exists */
+    KEY_VERIFY,   /* none, optional, required */
+    KEY_PROTOCOL, /* TLSv1.2, TLSv1.3 */
 } key_type;
 
 static const struct server_key {
@@ -975,6 +1093,15 @@ static const struct server_key {
     {"allow_root", KEY_BOOL, 0, 0, 0},
     {"timeout", KEY_NUMBER, 0, UINT_MAX / 1000, 1000},
     {"error_log", KEY_TEXT, 0, 0, 0},
+    {"cert_file", KEY_TEXT, 0, 0, 0},
+    {"key_file", KEY_TEXT, 0, 0, 0},
+    {"ca_file", KEY_TEXT, 0, 0, 0},
+    {"verify_client", KEY_VERIFY, 0, 0, 0},
+    {"min_protocol", KEY_PROTOCOL, 0, 0, 0},
+    {"ciphers", KEY_TEXT, 0, 0, 0},
+    {"ciphersuites", KEY_TEXT, 0, 0, 0},
+    {"handshake_timeout", KEY_NUMBER, 1, UINT_MAX / 1000, 1000},
+    {"ticket_rotation", KEY_NUMBER, 0, UINT_MAX - 1, 1},
 };
 
 /* Names other servers use for the same keys, to point at ours. */
@@ -996,6 +1123,12 @@ static const struct {
     {"harakiri", "timeout"},                   /* uWSGI */
     {"errorlog", "error_log"},                 /* gunicorn */
     {"logto", "error_log"},                    /* uWSGI */
+    {"certfile", "cert_file"},                 /* gunicorn */
+    {"keyfile", "key_file"},                   /* gunicorn */
+    {"ca_certs", "ca_file"},                   /* gunicorn */
+    {"cert_reqs", "verify_client"},            /* gunicorn */
+    {"ssl_certificate", "cert_file"},          /* nginx */
+    {"ssl_certificate_key", "key_file"},       /* nginx */
 };
 
 /* Octal permissions ("0660", "660") into *out. */
@@ -1036,6 +1169,47 @@ static int key_index(const char *name)
     return -1;
 }
 
+/* Edits (insert, delete, replace a byte) from a to b, or 3 when more. */
+static unsigned edits(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > 2)
+        return 3;
+    unsigned row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diagonal = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned above = row[j];
+            unsigned best = diagonal + (a[i - 1] != b[j - 1]);
+            if (above + 1 < best)
+                best = above + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb] > 3 ? 3 : row[lb];
+}
+
+/* The key a slip of at most two edits away from name means, or NULL. */
+static const char *nearest_key(const char *name)
+{
+    const char *best = NULL;
+    unsigned best_edits = 3;
+    for (size_t j = 0; j < SERVER_KEY_COUNT; j++) {
+        unsigned e = edits(name, server_keys[j].name);
+        if (e < best_edits) {
+            best_edits = e;
+            best = server_keys[j].name;
+        }
+    }
+    return best;
+}
+
 /* Read the entries of conf into *out (over what is there). */
 static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error *error)
 {
@@ -1050,12 +1224,15 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
             }
         }
         if (k < 0) {
-            char known[1024] = "";
-            size_t used = 0;
-            for (size_t j = 0; j < SERVER_KEY_COUNT && used < sizeof(known); j++)
-                used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", j ? ", " : "",
-                                         server_keys[j].name);
-            csgi_conf_error(conf, name, error, "unknown key for egg:csgi#http (known: %s)", known);
+            const char *near = nearest_key(name);
+            if (near)
+                csgi_conf_error(conf, name, error,
+                                "unknown key for egg:csgi#http (did you mean %s? docs/server.md "
+                                "lists them all)",
+                                near);
+            else
+                csgi_conf_error(conf, name, error,
+                                "unknown key for egg:csgi#http (docs/server.md lists them all)");
             return CSGI_EINVAL;
         }
         const struct server_key *key = &server_keys[k];
@@ -1097,6 +1274,21 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
                                 key->type == KEY_USER ? "user" : "group", value);
                 rc = CSGI_EINVAL;
             }
+        } else if (key->type == KEY_VERIFY) {
+            static const char *const names[] = {"none", "optional", "required"};
+            number = -1;
+            for (int v = 0; v < 3; v++)
+                if (strcasecmp(value, names[v]) == 0)
+                    number = v;
+            if (number < 0) {
+                csgi_conf_error(conf, name, error, "'%s' is not none, optional or required", value);
+                rc = CSGI_EINVAL;
+            }
+        } else if (key->type == KEY_PROTOCOL) {
+            if (strcasecmp(value, "TLSv1.2") != 0 && strcasecmp(value, "TLSv1.3") != 0) {
+                csgi_conf_error(conf, name, error, "'%s' is not TLSv1.2 or TLSv1.3", value);
+                rc = CSGI_EINVAL;
+            }
         } else if (key->type == KEY_LOG_LEVEL) {
             number = log_level_named(value);
             if (number < 0) {
@@ -1122,6 +1314,72 @@ static int read_entries(const csgi_conf *conf, server_conf *out, csgi_load_error
     return 0;
 }
 
+/* Keep text in conf->text: its offset, or (size_t)-1 when it does not fit. */
+static size_t tls_keep(csgi_server__tls_conf *conf, const char *text, size_t len)
+{
+    if (conf->used + len + 1 > sizeof(conf->text))
+        return (size_t)-1;
+    size_t at = conf->used;
+    memcpy(conf->text + at, text, len);
+    conf->text[at + len] = '\0';
+    conf->used += len + 1;
+    return at;
+}
+
+static const char *tls_text(const csgi_server__tls_conf *conf, size_t at)
+{
+    return at == (size_t)-1 ? NULL : conf->text + at;
+}
+
+void csgi_server__tls_conf_options(const csgi_server__tls_conf *conf, csgi_tls_options *out,
+                                   csgi_tls_certificate *certificates)
+{
+    *out = conf->options;
+    out->ca_file = tls_text(conf, conf->ca_file);
+    out->min_protocol = tls_text(conf, conf->min_protocol);
+    out->ciphers = tls_text(conf, conf->ciphers);
+    out->ciphersuites = tls_text(conf, conf->ciphersuites);
+    for (size_t i = 0; i < out->certificate_count; i++) {
+        certificates[i].cert_file = tls_text(conf, conf->cert_file[i]);
+        certificates[i].key_file = tls_text(conf, conf->key_file[i]);
+    }
+    out->certificates = certificates;
+}
+
+/* The words of text (separated by white space) kept in conf: their
+   offsets in at, their number in *count. The key name says what is wrong
+   (file:line of the conf). */
+static int tls_words(const csgi_conf *local, const char *name, const char *text,
+                     csgi_server__tls_conf *conf, size_t *at, size_t *count, csgi_load_error *error)
+{
+    *count = 0;
+    while (*text) {
+        text += strspn(text, " \t\r\n");
+        size_t len = strcspn(text, " \t\r\n");
+        if (!len)
+            break;
+        if (*count == CSGI_SERVER__MAX_CERTIFICATES) {
+            csgi_conf_error(local, name, error, "more than %d files",
+                            CSGI_SERVER__MAX_CERTIFICATES);
+            return CSGI_EINVAL;
+        }
+        at[*count] = tls_keep(conf, text, len);
+        if (at[*count] == (size_t)-1) {
+            csgi_conf_error(local, name, error, "the file names are too long");
+            return CSGI_EINVAL;
+        }
+        ++*count;
+        text += len;
+    }
+    return 0;
+}
+
+/* The TLS keys of a section read (conf), into *out; the files are read
+   and checked now, so that a missing certificate or a key that does not
+   match shows at its key's line. */
+static int read_tls(const csgi_conf *local, const server_conf *conf, csgi_server__tls_conf *out,
+                    csgi_load_error *error);
+
 /* The section's local conf, then the loader's server options over it. */
 static int read_conf(csgi_loader *loader, const csgi_conf *local_conf, server_conf *out,
                      csgi_load_error *error)
@@ -1142,11 +1400,102 @@ static int read_conf(csgi_loader *loader, const csgi_conf *local_conf, server_co
     return rc;
 }
 
+static const char *text_setting(const server_conf *conf, const char *name);
+static unsigned long long setting(const server_conf *conf, const char *name,
+                                  unsigned long long fallback);
+
+static int read_tls(const csgi_conf *local, const server_conf *conf, csgi_server__tls_conf *out,
+                    csgi_load_error *error)
+{
+    memset(out, 0, offsetof(csgi_server__tls_conf, text));
+    csgi_tls_options_init(&out->options);
+    out->ca_file = out->min_protocol = out->ciphers = out->ciphersuites = (size_t)-1;
+    const char *cert = text_setting(conf, "cert_file");
+    static const char *const tls_only[] = {"key_file",          "ca_file",        "verify_client",
+                                           "min_protocol",      "ciphers",        "ciphersuites",
+                                           "handshake_timeout", "ticket_rotation"};
+    if (!cert || !cert[0]) {
+        for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]); i++) {
+            if (text_setting(conf, tls_only[i])) {
+                csgi_conf_error(local, tls_only[i], error, "needs cert_file (TLS)");
+                return CSGI_EINVAL;
+            }
+        }
+        return 0;
+    }
+    size_t certs = 0, keys = 0;
+    int rc = tls_words(local, "cert_file", cert, out, out->cert_file, &certs, error);
+    const char *key = text_setting(conf, "key_file");
+    if (rc == 0 && key)
+        rc = tls_words(local, "key_file", key, out, out->key_file, &keys, error);
+    if (rc != 0)
+        return rc;
+    if (keys && keys != certs) {
+        csgi_conf_error(local, "key_file", error,
+                        "%zu files for the %zu of cert_file (one key each, in order)", keys, certs);
+        return CSGI_EINVAL;
+    }
+    for (size_t i = keys; i < certs; i++)
+        out->key_file[i] = (size_t)-1; /* the key is in the certificate's file */
+    const struct {
+        const char *name;
+        size_t *at;
+    } texts[] = {{"ca_file", &out->ca_file},
+                 {"min_protocol", &out->min_protocol},
+                 {"ciphers", &out->ciphers},
+                 {"ciphersuites", &out->ciphersuites}};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        const char *value = text_setting(conf, texts[i].name);
+        if (!value)
+            continue;
+        *texts[i].at = tls_keep(out, value, strlen(value));
+        if (*texts[i].at == (size_t)-1) {
+            csgi_conf_error(local, texts[i].name, error, "too long");
+            return CSGI_EINVAL;
+        }
+    }
+    if (out->min_protocol != (size_t)-1) /* as OpenSSL spells it */
+        memcpy(out->text + out->min_protocol, "TLSv", 4);
+    out->options.certificate_count = certs;
+    out->options.verify_client = (csgi_tls_verify)setting(conf, "verify_client", 0);
+    out->options.handshake_timeout_ms = (unsigned)setting(conf, "handshake_timeout", 0);
+    unsigned long long rotation = setting(conf, "ticket_rotation", ULLONG_MAX);
+    if (rotation != ULLONG_MAX)
+        out->options.ticket_rotation_s = rotation ? (unsigned)rotation : CSGI_TLS_NO_TICKETS;
+    out->enabled = 1;
+
+    /* The files, now. */
+    csgi_tls_options options;
+    csgi_tls_certificate certificates[CSGI_SERVER__MAX_CERTIFICATES];
+    csgi_server__tls_conf_options(out, &options, certificates);
+    char why[512];
+    csgi_http__tls *tls = NULL;
+    rc = csgi_http__tls_new(&tls, &options, why, sizeof(why));
+    csgi_http__tls_free(tls);
+    if (rc != 0) {
+        /* why starts with the key it is about */
+        const char *name = "cert_file", *text = why;
+        for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]); i++) {
+            size_t len = strlen(tls_only[i]);
+            if (strncmp(why, tls_only[i], len) == 0 && (why[len] == ' ' || why[len] == ':')) {
+                name = tls_only[i];
+                text = why + len + (why[len] == ':') + 1; /* the key is said once */
+            }
+        }
+        if (strncmp(why, "cert_file ", 10) == 0)
+            text = why + 10;
+        csgi_conf_error(local, name, error, "%s", text);
+    }
+    return rc;
+}
+
 int csgi_server__http_check(csgi_loader *loader, const csgi_conf *local_conf,
                             csgi_load_error *error)
 {
     server_conf conf;
-    return read_conf(loader, local_conf, &conf, error);
+    int rc = read_conf(loader, local_conf, &conf, error);
+    csgi_server__tls_conf tls;
+    return rc ? rc : read_tls(local_conf, &conf, &tls, error);
 }
 
 /* The value of key name, or fallback when the section does not give it. */
@@ -1168,6 +1517,8 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
 {
     server_conf conf;
     int rc = read_conf(loader, local_conf, &conf, error);
+    if (rc == 0)
+        rc = read_tls(local_conf, &conf, &out->tls, error);
     if (rc != 0)
         return rc;
     csgi_server_options *options = &out->options;
@@ -1225,8 +1576,66 @@ int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
     return 0;
 }
 
+/* Whether address serves TLS: "https://" yes, "http://" no, no scheme as
+   the section says (TLS with cert_file, but a Unix socket stays plain: a
+   proxy in front speaks to it). *bare: the address without its scheme
+   (and a final '/'), in bare_size bytes. */
+static int address_tls(const char *address, const csgi_server__tls_conf *tls, char *bare,
+                       size_t bare_size)
+{
+    int want_tls = tls && tls->enabled && strncmp(address, "unix:", 5) != 0;
+    if (strncmp(address, "https://", 8) == 0) {
+        address += 8;
+        want_tls = 1;
+    } else if (strncmp(address, "http://", 7) == 0) {
+        address += 7;
+        want_tls = 0;
+    }
+    snprintf(bare, bare_size, "%s", address);
+    size_t len = strlen(bare);
+    if (len && bare[len - 1] == '/') /* https://host:port/ */
+        bare[len - 1] = '\0';
+    return want_tls;
+}
+
+/* Listen on one address of the section's listeners (address_tls), or
+   serve the listener index adopted from systemd (or an old master) as its
+   address says. */
+static int listen_one(csgi_server *server, const char *address, const csgi_server__tls_conf *tls,
+                      size_t adopted, csgi_load_error *error)
+{
+    char bare[300];
+    int want_tls = address_tls(address, tls, bare, sizeof(bare));
+    if (want_tls && !(tls && tls->enabled)) {
+        csgi_load_error__set(error, NULL, 0, NULL, NULL,
+                             "cannot listen on https://%s: the server section has no cert_file",
+                             bare);
+        return CSGI_EINVAL;
+    }
+    csgi_tls_options options;
+    csgi_tls_certificate certificates[CSGI_SERVER__MAX_CERTIFICATES];
+    if (want_tls)
+        csgi_server__tls_conf_options(tls, &options, certificates);
+    int rc;
+    if (adopted != (size_t)-1) {
+        csgi_http__tls *made = NULL;
+        rc = want_tls ? make_tls(server, bare, &options, &made) : 0;
+        if (rc == 0 && made)
+            rc = attach_tls(server, adopted, made);
+    } else if (want_tls) {
+        rc = csgi_server_listen_tls(server, bare, &options);
+    } else {
+        rc = csgi_server_listen(server, bare);
+    }
+    if (rc != 0)
+        csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot listen on %s%s: %s",
+                             want_tls ? "https://" : "", bare, csgi_strerror(rc));
+    return rc;
+}
+
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
-                            int allow_root, csgi_load_error *error)
+                            const csgi_server__tls_conf *tls, int allow_root,
+                            csgi_load_error *error)
 {
     /* A policy of the deploy file's server, not of the library: a host
        program may drop privileges itself. */
@@ -1250,14 +1659,16 @@ int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char
     if (rc != 0)
         csgi_load_error__set(error, NULL, 0, NULL, NULL, "socket activation: %s",
                              csgi_strerror(rc));
+    /* Adopted sockets serve TLS as their addresses say: those given again
+       (an upgrade starts the new master with the old one's arguments, and
+       passes the listeners in their order), else as the section says. */
+    for (size_t i = 0; i < activated && rc == 0; i++)
+        rc = listen_one(server, count == activated ? addresses[i] : server->addresses[i], tls, i,
+                        error);
     if (activated)
         count = 0;
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        rc = csgi_server_listen(server, addresses[i]);
-        if (rc != 0)
-            csgi_load_error__set(error, NULL, 0, NULL, NULL, "cannot listen on %s: %s",
-                                 addresses[i], csgi_strerror(rc));
-    }
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = listen_one(server, addresses[i], tls, (size_t)-1, error);
     if (rc == 0 && (rc = csgi_server_run_until_signal(server)) != 0) {
         if (rc == CSGI_EWORKERS && server->start_failure.text[0] && error)
             *error = server->start_failure; /* the deploy file's error, at its place */
@@ -1291,5 +1702,6 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
                                  csgi_strerror(rc));
         return rc;
     }
-    return csgi_server__http_serve(server, loader, settings.address, settings.allow_root, error);
+    return csgi_server__http_serve(server, loader, settings.address, &settings.tls,
+                                   settings.allow_root, error);
 }

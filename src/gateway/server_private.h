@@ -13,6 +13,7 @@
 
 #include <csgi/loader.h>
 #include <csgi/server.h>
+#include <csgi/tls.h>
 
 #include <stdatomic.h>
 #include <sys/types.h>
@@ -29,6 +30,11 @@ struct csgi_server {
     int started;
     char **addresses; /* as given to csgi_server_listen, for "serving on" */
     size_t address_count;
+    /* Each listener's TLS (http/tls.h), by engine listener index: owned,
+       NULL for plain TCP; tls_count may be short of the listeners. A
+       worker's engine borrows its master's. */
+    struct csgi_http__tls **tls;
+    size_t tls_count;
 
     /* Unix socket files csgi_server_listen binds get these (0 and -1:
        left as bind made them). */
@@ -200,6 +206,25 @@ int csgi_server__http_runner(csgi_loader *loader, const csgi_conf *global_conf,
 int csgi_server__http_check(csgi_loader *loader, const csgi_conf *local_conf,
                             csgi_load_error *error);
 
+/* Most certificates a section's cert_file lists (SNI). */
+#define CSGI_SERVER__MAX_CERTIFICATES 16
+
+/* What a section says about TLS, copied (plain data: it may be copied
+   and kept): the strings are offsets into text, (size_t)-1 for none. */
+typedef struct csgi_server__tls_conf {
+    int enabled;              /* cert_file given: the section's listeners serve HTTPS */
+    csgi_tls_options options; /* without its strings and certificates */
+    size_t ca_file, min_protocol, ciphers, ciphersuites;
+    size_t cert_file[CSGI_SERVER__MAX_CERTIFICATES], key_file[CSGI_SERVER__MAX_CERTIFICATES];
+    size_t used;
+    char text[8192];
+} csgi_server__tls_conf;
+
+/* The options of conf, their strings and certificates (certificates
+   holds CSGI_SERVER__MAX_CERTIFICATES) pointing into conf. */
+void csgi_server__tls_conf_options(const csgi_server__tls_conf *conf, csgi_tls_options *out,
+                                   csgi_tls_certificate *certificates);
+
 /* What a section of egg:csgi#http says: its options (strings borrowed
    from the conf), preload, and its own address ("host:port"). */
 typedef struct csgi_server__http_settings {
@@ -207,15 +232,19 @@ typedef struct csgi_server__http_settings {
     int preload;
     int allow_root; /* allow_root: serve as root without user */
     char address[300];
+    csgi_server__tls_conf tls;
 } csgi_server__http_settings;
 
 int csgi_server__http_read(csgi_server__http_settings *out, csgi_loader *loader,
                            const csgi_conf *local_conf, csgi_load_error *error);
 
 /* Listen on the loader's addresses (csgi_loader_set_listen), else on
-   address, and serve until a signal stops it; frees server. */
+   address, and serve until a signal stops it; frees server. tls: the
+   section's TLS (borrowed); "https://" addresses, and those without a
+   scheme when tls->enabled, serve TLS; "http://" ones plain. */
 int csgi_server__http_serve(csgi_server *server, csgi_loader *loader, const char *address,
-                            int allow_root, csgi_load_error *error);
+                            const csgi_server__tls_conf *tls, int allow_root,
+                            csgi_load_error *error);
 
 /* The server's access log, or NULL (for tests: csgi_access_log__writes). */
 csgi_access_log *csgi_server__access_log(csgi_server *server);

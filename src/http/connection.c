@@ -32,6 +32,7 @@
 #include "common/arena.h"
 #include "common/status.h"
 #include "http/private.h"
+#include "http/tls.h"
 
 #include <csgi/common.h>
 
@@ -177,6 +178,8 @@ static int conn_flush(csgi_http__conn *conn, size_t *pending, uint64_t *written)
        holding the loop while a fast client drains a large body. What was
        written is drained from the output, so the length left is counted
        here rather than asked of the buffer again. */
+    if (__builtin_expect(conn->tls != NULL, 0))
+        return csgi_http__tls_conn_flush(conn, pending, written);
     for (int i = 0; i < 4 && *pending > 0; i++) {
         int n = evbuffer_write(conn->out, event_get_fd(&conn->ev));
         if (n < 0) {
@@ -292,6 +295,8 @@ static void conn_free(csgi_http__conn *conn)
     if (conn->req)
         request_release(conn);
     event_del(&conn->ev);
+    if (conn->tls)
+        csgi_http__tls_conn_free(conn);
     evutil_closesocket(event_get_fd(&conn->ev));
     if (conn->in)
         evbuffer_free(conn->in);
@@ -330,8 +335,21 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     list_push_front(&loop->connections, &conn->link);
     loop->idle_count++; /* no buffers until it reads */
 
-    /* The first head's deadline counts from the accept. */
+    /* The first head's deadline counts from the accept; over TLS the
+       handshake's does, and the head's from the handshake's end (tls.c). */
     unsigned ms = csgi_http__conn_options(conn)->header_timeout_ms;
+    if (listener->tls) {
+        if (csgi_http__tls_conn_new(conn, listener->tls, fd) != 0) {
+            csgi_http__log(loop->engine, CSGI_LOG__ERROR, "out of memory accepting a connection");
+            list_unlink(&conn->link);
+            loop->idle_count--;
+            evutil_closesocket(fd);
+            csgi__free(conn);
+            csgi_http__loop_connection_closed(loop);
+            return;
+        }
+        ms = csgi_http__tls_handshake_ms(listener->tls);
+    }
     set_deadline(conn, ms);
 
     event_assign(&conn->ev, loop->base, fd, EV_READ | EV_PERSIST, conn_event, conn);
@@ -541,6 +559,8 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
         conn->linger = 0;
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
         req->cut = 1;
+        if (conn->tls) /* no close_notify: the client must see the cut */
+            csgi_http__tls_conn_truncated(conn);
     }
     request_release(conn);
 }
@@ -963,6 +983,8 @@ static void conn_run(csgi_http__conn *conn)
             /* Shut our side and read what the client still sends: closing
                with unread input makes the kernel reset the connection,
                which can destroy the response before the client read it. */
+            if (conn->tls)
+                csgi_http__tls_conn_shutdown(conn);
             shutdown(event_get_fd(&conn->ev), SHUT_WR);
             set_deadline(conn, options->linger_timeout_ms);
             conn->state = ST_LINGER;
@@ -984,6 +1006,10 @@ static void conn_read(csgi_http__conn *conn)
 {
     if (!conn->in && conn_buffers_take(conn) != 0) { /* idle until now */
         conn->io_error = ENOMEM;
+        return;
+    }
+    if (__builtin_expect(conn->tls != NULL, 0)) {
+        csgi_http__tls_conn_read(conn);
         return;
     }
     struct evbuffer_iovec vec[2];
@@ -1014,6 +1040,8 @@ static void conn_timeout(csgi_http__conn *conn)
 {
     switch (conn->state) {
     case ST_HEAD:
+        if (conn->tls && !csgi_http__tls_conn_ready(conn))
+            csgi_http__conn_log(conn, CSGI_LOG__INFO, "TLS handshake not done in time");
         if (conn->timeout == TO_KEEPALIVE || !conn->in || evbuffer_get_length(conn->in) == 0) {
             conn_free(conn);
             return;
@@ -1040,6 +1068,13 @@ static void conn_timeout(csgi_http__conn *conn)
         return;
     default: conn_free(conn); return;
     }
+    conn_run(conn);
+}
+
+void csgi_http__conn_resume(csgi_http__conn *conn, int read)
+{
+    if (read)
+        conn_read(conn);
     conn_run(conn);
 }
 
@@ -1147,6 +1182,8 @@ int csgi_http__loop_make_room(csgi_http__loop *loop)
 int csgi_http__conn_request_waiting(const csgi_http__conn *conn)
 {
     if (evbuffer_get_length(conn->in) > 0)
+        return 1;
+    if (conn->tls && csgi_http__tls_conn_pending(conn))
         return 1;
     char byte;
     return recv(event_get_fd(&conn->ev), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;

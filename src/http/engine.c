@@ -361,6 +361,16 @@ int csgi_http__engine_listener_port(const csgi_http__engine *engine, size_t inde
     return index < engine->listener_count ? engine->listeners[index].port : -1;
 }
 
+int csgi_http__engine_listener_set_tls(csgi_http__engine *engine, size_t index, csgi_http__tls *tls)
+{
+    if (index >= engine->listener_count)
+        return CSGI_EINVAL;
+    if (engine->started)
+        return CSGI_ESTATE;
+    engine->listeners[index].tls = tls;
+    return 0;
+}
+
 size_t csgi_http__engine_connection_count(csgi_http__engine *engine)
 {
     return atomic_load(&engine->connection_total);

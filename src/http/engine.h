@@ -163,6 +163,13 @@ int csgi_http__engine_adopt(csgi_http__engine *engine, int fd);
    a bad index): what a master hands to its workers. Borrowed. */
 int csgi_http__engine_listener_fd(const csgi_http__engine *engine, size_t index);
 
+/* Serve listener index with TLS (http/tls.h): tls is borrowed and must
+   outlive the engine; NULL serves plain TCP. Before the engine starts.
+   Returns 0, CSGI_EINVAL (no such listener), CSGI_ESTATE (started). */
+struct csgi_http__tls;
+int csgi_http__engine_listener_set_tls(csgi_http__engine *engine, size_t index,
+                                       struct csgi_http__tls *tls);
+
 /* Number of listeners. */
 size_t csgi_http__engine_listener_count(const csgi_http__engine *engine);
 /* The bound TCP port of listener index (0 for Unix sockets, -1 for a bad index). */

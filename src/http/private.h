@@ -24,6 +24,8 @@ typedef struct csgi_http__link csgi_http__link;
 typedef struct csgi_http__conn csgi_http__conn;
 typedef struct csgi_http__listener csgi_http__listener;
 typedef struct csgi_http__acceptor csgi_http__acceptor;
+typedef struct csgi_http__tls csgi_http__tls;
+typedef struct csgi_http__tls_conn csgi_http__tls_conn;
 
 /* A socket address small enough to keep per connection (no 128-byte
    sockaddr_storage); Unix peers are unnamed, so AF_UNIX keeps no path. */
@@ -52,6 +54,9 @@ struct csgi_http__listener {
        whose queued connections would die with this process) and the Unix
        socket's file is not removed. */
     int adopted;
+    /* TLS (tls.h): borrowed from whoever set it (the server), NULL for
+       plain TCP. */
+    csgi_http__tls *tls;
     /* Shared by the loops (Unix, adopted): loops that leave it to the
        others while full (engine.c, on_accept). */
     _Atomic unsigned full_loops;
@@ -176,12 +181,13 @@ struct csgi_http__conn {
     const csgi_http__listener *listener;
     csgi_http__addr peer;
     csgi_http__scanner scanner;
-    struct timeval deadline; /* end of the head's time, or of lingering */
-    unsigned requests;       /* requests started on this connection */
-    int io_error;            /* errno of a failed read or write */
-    unsigned char state;     /* connection.c's enum conn_state */
-    unsigned char armed;     /* EV_READ / EV_WRITE currently registered */
-    unsigned char timeout;   /* connection.c's enum timeout_kind currently armed */
+    csgi_http__tls_conn *tls; /* NULL for plain TCP (tls.c) */
+    struct timeval deadline;  /* end of the head's time, or of lingering */
+    unsigned requests;        /* requests started on this connection */
+    int io_error;             /* errno of a failed read or write */
+    unsigned char state;      /* connection.c's enum conn_state */
+    unsigned char armed;      /* EV_READ / EV_WRITE currently registered */
+    unsigned char timeout;    /* connection.c's enum timeout_kind currently armed */
     unsigned char dispatching;
     unsigned char touched;  /* event_active pending */
     unsigned char peer_eof; /* the client closed its sending side */
@@ -253,6 +259,10 @@ void csgi_http__loop_connection_closed(csgi_http__loop *loop);
 void csgi_http__loop_access_log_pending(csgi_http__loop *loop);
 
 /* connection.c */
+/* Go on with the connection as its event does (reading first when read),
+   from another event: tls.c's, when what OpenSSL waited for came. May
+   free the connection. */
+void csgi_http__conn_resume(csgi_http__conn *conn, int read);
 /* An empty list of connections. */
 static inline void csgi_http__list_init(csgi_http__link *head)
 {

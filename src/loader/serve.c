@@ -103,8 +103,9 @@ typedef struct file_source {
     csgi_loader *loader; /* borrowed: the caller's, alive while the server runs */
     char *app_uri;
     char *server_uri;
-    char address[300]; /* the first generation's, to warn when a reload changes it */
-    int allow_root;    /* the first generation's allow_root */
+    char address[300];         /* the first generation's, to warn when a reload changes it */
+    csgi_server__tls_conf tls; /* the first generation's: its listeners' TLS */
+    int allow_root;            /* the first generation's allow_root */
     int loaded;
 } file_source;
 
@@ -150,6 +151,38 @@ static void file_release(void *state, void *generation)
     csgi__free(g);
 }
 
+/* 1 when a section's TLS keys say something else than before (the files
+   themselves are read again on every reload; their names and the other
+   keys are the listeners' from the start). */
+static int tls_changed(const csgi_server__tls_conf *before, const csgi_server__tls_conf *now)
+{
+    csgi_tls_options a, b;
+    csgi_tls_certificate certs_a[CSGI_SERVER__MAX_CERTIFICATES],
+        certs_b[CSGI_SERVER__MAX_CERTIFICATES];
+    if (before->enabled != now->enabled)
+        return 1;
+    if (!now->enabled)
+        return 0;
+    csgi_server__tls_conf_options(before, &a, certs_a);
+    csgi_server__tls_conf_options(now, &b, certs_b);
+    if (a.certificate_count != b.certificate_count || a.verify_client != b.verify_client ||
+        a.handshake_timeout_ms != b.handshake_timeout_ms ||
+        a.ticket_rotation_s != b.ticket_rotation_s)
+        return 1;
+    const char *texts_a[] = {a.ca_file, a.min_protocol, a.ciphers, a.ciphersuites};
+    const char *texts_b[] = {b.ca_file, b.min_protocol, b.ciphers, b.ciphersuites};
+    for (size_t i = 0; i < 4; i++)
+        if (!texts_a[i] != !texts_b[i] || (texts_a[i] && strcmp(texts_a[i], texts_b[i]) != 0))
+            return 1;
+    for (size_t i = 0; i < a.certificate_count; i++) {
+        const char *ka = certs_a[i].key_file, *kb = certs_b[i].key_file;
+        if (strcmp(certs_a[i].cert_file, certs_b[i].cert_file) != 0 || !ka != !kb ||
+            (ka && strcmp(ka, kb) != 0))
+            return 1;
+    }
+    return 0;
+}
+
 static int file_load(void *state, void **out, csgi_server_options *options, csgi_load_error *error)
 {
     file_source *source = state;
@@ -187,6 +220,7 @@ static int file_load(void *state, void **out, csgi_server_options *options, csgi
     }
     if (!source->loaded) {
         snprintf(source->address, sizeof(source->address), "%s", settings.address);
+        source->tls = settings.tls;
         source->allow_root = settings.allow_root;
         source->loaded = 1;
     } else if (!loader->listen_count && strcmp(source->address, settings.address) != 0) {
@@ -196,6 +230,11 @@ static int file_load(void *state, void **out, csgi_server_options *options, csgi
                         "(a restart moves them)",
                         settings.address, source->address);
     }
+    if (source->loaded && tls_changed(&source->tls, &settings.tls))
+        csgi_log__write(settings.options.log, settings.options.log_userdata, CSGI_LOG__WARN,
+                        CSGI_LOG__WARN,
+                        "reload: the TLS keys changed; the listeners keep those of the start "
+                        "and read their files again (a restart or USR2 changes them)");
     *options = settings.options;
     *out = g;
     return 0;
@@ -249,7 +288,8 @@ static int serve_workers(csgi_loader *loader, const char *app_uri, const char *s
         return rc;
     char address[sizeof(source->address)];
     snprintf(address, sizeof(address), "%s", source->address);
-    return csgi_server__http_serve(server, loader, address, source->allow_root, error);
+    csgi_server__tls_conf tls = source->tls;
+    return csgi_server__http_serve(server, loader, address, &tls, source->allow_root, error);
 }
 
 int csgi_loader_serve_app(csgi_loader *loader, const char *app_uri, const char *server_uri,

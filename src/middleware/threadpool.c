@@ -787,7 +787,7 @@ static size_t no_input_buffered(void *context)
 }
 
 /* What the copy's own stream reads when the request has no body. */
-static const csgi_input__provider no_input = {no_input_read, no_input_buffered};
+static const csgi_input__provider no_input = {no_input_read, no_input_buffered, NULL};
 
 /* An address the copy keeps (the connection's may go while the thread
    runs); only the numbers are read once the environ is built. */

@@ -198,6 +198,45 @@ int csgi_test_request_set_remote(csgi_test_request *request, const char *address
     return csgi_test__set_peer(&request->peer, address, port);
 }
 
+/* A copy of text in the request's arena (NULL stays NULL; *failed on no memory). */
+static const char *tls_copy(csgi_test_request *request, const char *text, int *failed)
+{
+    if (!text)
+        return NULL;
+    const char *copy = csgi_arena__strndup(&request->arena, text, strlen(text));
+    if (!copy)
+        *failed = 1;
+    return copy;
+}
+
+int csgi_test_request_set_tls(csgi_test_request *request, const csgi_test_tls *tls)
+{
+    if (!request)
+        return CSGI_EINVAL;
+    static const csgi_test_tls none = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (!tls)
+        tls = &none;
+    int failed = 0;
+    csgi_tls__info info;
+    memset(&info, 0, sizeof(info));
+    info.protocol = tls->protocol ? tls_copy(request, tls->protocol, &failed) : "TLSv1.3";
+    info.cipher = tls->cipher ? tls_copy(request, tls->cipher, &failed) : "TLS_AES_256_GCM_SHA384";
+    info.session = "Initial";
+    info.server_name = tls_copy(request, tls->server_name, &failed);
+    info.client_s_dn = tls_copy(request, tls->client_s_dn, &failed);
+    info.client_i_dn = tls_copy(request, tls->client_i_dn, &failed);
+    info.client_cert = tls_copy(request, tls->client_cert, &failed);
+    info.client_cert_len = info.client_cert ? strlen(info.client_cert) : 0;
+    info.client_verify = tls->client_verify ? tls_copy(request, tls->client_verify, &failed)
+                         : info.client_s_dn || info.client_cert ? "SUCCESS"
+                                                                : "NONE";
+    if (failed)
+        return CSGI_ENOMEM;
+    request->tls = info;
+    request->has_tls = 1;
+    return 0;
+}
+
 void csgi_test_request_set_timeout(csgi_test_request *request, unsigned milliseconds)
 {
     if (request)

@@ -8,6 +8,7 @@
 #define CSGI_TESTING_PRIVATE_H
 
 #include "common/arena.h"
+#include "common/tls_info.h"
 #include "gateway/driver.h"
 #include "gateway/environ_private.h"
 #include "http/parser.h"
@@ -51,6 +52,8 @@ struct csgi_test_request {
     size_t piece_size;      /* bytes a piece (and a chunk), 0 for all */
     int chunked;            /* csgi_test_request_set_chunked() */
     unsigned max_redirects; /* csgi_test_request_set_follow_redirects() */
+    int has_tls;            /* csgi_test_request_set_tls() */
+    csgi_tls__info tls;     /* its strings in arena */
 };
 
 /* Store a numeric address and port in storage: 0 or CSGI_EINVAL. */

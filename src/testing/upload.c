@@ -286,4 +286,12 @@ static size_t upload_buffered(void *context)
     return run->upload.end - run->upload.start;
 }
 
-const csgi_input__provider csgi_test__upload_input = {upload_read, upload_buffered};
+/* The request's TLS (csgi_test_request_set_tls), as the engine's
+   connection would give it. */
+static const csgi_tls__info *upload_tls(void *context)
+{
+    const csgi_test__run *run = context;
+    return run->request->has_tls ? &run->request->tls : NULL;
+}
+
+const csgi_input__provider csgi_test__upload_input = {upload_read, upload_buffered, upload_tls};
