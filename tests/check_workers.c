@@ -416,6 +416,13 @@ START_TEST(workers_zero_is_one_process_and_option_overrides)
                   tail(test_read_file(s.log)));
     ck_assert_int_eq(r.pid, s.pid);
     ck_assert_int_eq(wait_children(s.pid, 0, 100), 0);
+    /* A master's signals, alone: said and ignored, not the end of it
+       (HUP's default would be: `systemctl reload`). */
+    kill(s.pid, SIGHUP);
+    kill(s.pid, SIGUSR2);
+    assert_waited_log(&s, "ignored: reloading, upgrading and resizing need worker processes", 2,
+                      3000);
+    ck_assert_int_eq(get(s.port, "/").pid, s.pid);
     serve_stop(&s, 3000);
 
     serve_start(&s, (const char *[]){"--workers", "2", NULL});

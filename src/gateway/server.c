@@ -710,11 +710,12 @@ void csgi_server__log(const csgi_server *server, int level, const char *format, 
 
 /* What a signal does to a process that serves. */
 typedef enum signal_action {
-    SIGNAL_GRACEFUL, /* stop; requests in progress have the grace period */
-    SIGNAL_QUICK,    /* stop; requests in progress are cut */
-    SIGNAL_REOPEN,   /* reopen the log files (logrotate's postrotate) */
-    SIGNAL_TLS,      /* read the TLS listeners' certificates again */
-    SIGNAL_IGNORE    /* the master's business (HUP, TTIN, ...), not a worker's */
+    SIGNAL_GRACEFUL,    /* stop; requests in progress have the grace period */
+    SIGNAL_QUICK,       /* stop; requests in progress are cut */
+    SIGNAL_REOPEN,      /* reopen the log files (logrotate's postrotate) */
+    SIGNAL_TLS,         /* read the TLS listeners' certificates again */
+    SIGNAL_IGNORE,      /* the master's business (HUP, TTIN, ...), not a worker's */
+    SIGNAL_NEEDS_MASTER /* a master's signal sent to a process alone: ignored, said */
 } signal_action;
 
 typedef struct signal_rule {
@@ -722,17 +723,20 @@ typedef struct signal_rule {
     signal_action action;
 } signal_rule;
 
-/* One process serving alone: SIGINT and SIGTERM stop it gracefully, SIGUSR1
-   reopens its log files. */
+/* One process serving alone: SIGINT and SIGTERM stop it gracefully, QUIT
+   at once, SIGUSR1 reopens its log files. A reload (HUP) or an upgrade
+   (USR2) needs a master: said and ignored, rather than left to their
+   default, which would end the process (`systemctl reload`). */
 static const signal_rule alone_rules[] = {
-    {SIGINT, SIGNAL_GRACEFUL}, {SIGTERM, SIGNAL_GRACEFUL}, {SIGUSR1, SIGNAL_REOPEN}};
+    {SIGINT, SIGNAL_GRACEFUL},      {SIGTERM, SIGNAL_GRACEFUL},    {SIGQUIT, SIGNAL_QUICK},
+    {SIGUSR1, SIGNAL_REOPEN},       {SIGHUP, SIGNAL_NEEDS_MASTER}, {SIGUSR2, SIGNAL_NEEDS_MASTER},
+    {SIGTTIN, SIGNAL_NEEDS_MASTER}, {SIGTTOU, SIGNAL_NEEDS_MASTER}};
 
-/* The same, with TLS listeners: SIGHUP reads their certificates again (a
-   process without them keeps HUP's default, which ends it). */
-static const signal_rule alone_tls_rules[] = {{SIGINT, SIGNAL_GRACEFUL},
-                                              {SIGTERM, SIGNAL_GRACEFUL},
-                                              {SIGUSR1, SIGNAL_REOPEN},
-                                              {SIGHUP, SIGNAL_TLS}};
+/* The same, with TLS listeners: SIGHUP reads their certificates again. */
+static const signal_rule alone_tls_rules[] = {
+    {SIGINT, SIGNAL_GRACEFUL},      {SIGTERM, SIGNAL_GRACEFUL},    {SIGQUIT, SIGNAL_QUICK},
+    {SIGUSR1, SIGNAL_REOPEN},       {SIGHUP, SIGNAL_TLS},          {SIGUSR2, SIGNAL_NEEDS_MASTER},
+    {SIGTTIN, SIGNAL_NEEDS_MASTER}, {SIGTTOU, SIGNAL_NEEDS_MASTER}};
 
 /* A worker: its master sends TERM (graceful) or QUIT (quick); INT comes
    from a terminal to the whole process group; USR1 (the master passes it
@@ -745,6 +749,9 @@ static const signal_rule worker_rules[] = {
 };
 
 #define MAX_RULES (sizeof(worker_rules) / sizeof(worker_rules[0]))
+_Static_assert(sizeof(alone_rules) <= sizeof(worker_rules) &&
+                   sizeof(alone_tls_rules) <= sizeof(worker_rules),
+               "run_until watches MAX_RULES signals at most");
 
 typedef struct signal_watch {
     csgi_server *server;
@@ -762,6 +769,13 @@ static void on_signal(evutil_socket_t signal_number, short what, void *arg)
     if (watch->rule->action == SIGNAL_IGNORE) {
         csgi_server__log(server, CSGI_LOG_DEBUG, "signal %d (%s) ignored", (int)signal_number,
                          strsignal((int)signal_number));
+        return;
+    }
+    if (watch->rule->action == SIGNAL_NEEDS_MASTER) {
+        csgi_server__log(server, CSGI_LOG_WARNING,
+                         "signal %d (%s) ignored: reloading, upgrading and resizing need worker "
+                         "processes (workers = 1 or more)",
+                         (int)signal_number, strsignal((int)signal_number));
         return;
     }
     if (watch->rule->action == SIGNAL_TLS) {
