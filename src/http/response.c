@@ -354,7 +354,15 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
         close(fd);
         return CSGI_ENOMEM;
     }
-    if (evbuffer_add_file(req->conn->out, fd, offset, length) != 0)
+    /* A plain socket gets the range with sendfile(2) (the buffer then keeps
+       it unmapped); a TLS one encrypts what libevent maps (tls.c). The
+       buffers go from connection to connection, so each file says which. */
+    struct evbuffer *out = req->conn->out;
+    if (req->conn->tls)
+        evbuffer_clear_flags(out, EVBUFFER_FLAG_DRAINS_TO_FD);
+    else
+        evbuffer_set_flags(out, EVBUFFER_FLAG_DRAINS_TO_FD);
+    if (evbuffer_add_file(out, fd, offset, length) != 0)
         return CSGI_ENOMEM;
     return write_done(req, (size_t)length, chunked);
 }

@@ -16,11 +16,10 @@
  * one record and one write(2)); SSL_MODE_ENABLE_PARTIAL_WRITE returns each
  * record as it is written and ACCEPT_MOVING_WRITE_BUFFER lets a retry after
  * WANT_WRITE come from the buffer wherever pullup put it. A file body is
- * not sent with sendfile(2): the output buffer is not marked as draining to
- * a socket (EVBUFFER_FLAG_DRAINS_TO_FD), so libevent maps the file range
- * when it is added, and it is encrypted from the mapping a record at a
- * time, never copied whole. (Were the flag ever set for plain TCP's
- * sendfile, a TLS connection's output must keep it unset.)
+ * not sent with sendfile(2): csgi_http__response_sendfile clears the output
+ * buffer's EVBUFFER_FLAG_DRAINS_TO_FD (plain TCP's sendfile sets it), so
+ * libevent maps the file range when it is added, and it is encrypted from
+ * the mapping a record at a time, never copied whole.
  */
 #include "http/tls.h"
 
