@@ -25,4 +25,11 @@ int csgi_threadpool__filter_factory(csgi_app **out, csgi_loader *loader,
                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                     csgi_app *next, csgi_load_error *error);
 
+/* request_id.c: oslo.middleware's RequestId (egg:oslo.middleware#request_id,
+   oslo_middleware:RequestId.factory,
+   oslo_middleware.request_id:RequestId.factory). */
+int csgi_request_id__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
 #endif

@@ -1,0 +1,234 @@
+/*
+ * oslo.middleware's filters as C (src/middleware/request_id.c): through the
+ * test client, over real sockets, and loaded from deploy files under every
+ * name OpenStack's api-paste.ini files use.
+ */
+#include "engine_harness.h"
+
+#include <csgi.h>
+
+#include <check.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Answers 200 with the request ids it saw in the environ, one a line
+   ("-" for none); ?fail=1 answers 404. */
+static csgi_response *show_ids(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    csgi_environ *environ = csgi_request_environ(request);
+    const char *query = csgi_environ_get(environ, "QUERY_STRING");
+    if (query && strcmp(query, "fail=1") == 0)
+        return csgi_handler_error(request, 404, NULL);
+    const char *id = csgi_environ_get(environ, "openstack.request_id");
+    const char *global = csgi_environ_get(environ, "openstack.global_request_id");
+    char text[256];
+    snprintf(text, sizeof(text), "%s\n%s\n", id ? id : "-", global ? global : "-");
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, text, "utf-8") != 0)
+        return NULL;
+    return response;
+}
+
+CSGI_HANDLER_APP_FACTORY(show_ids_factory, show_ids, NULL)
+
+/* A loader knowing egg:test#show_ids, and a deploy file piping it behind
+   a filter section given as filter_lines. */
+static csgi_app *load_with(const char *filter_lines)
+{
+    char path[] = "/tmp/check_oslo_XXXXXX.ini";
+    int fd = mkstemps(path, 4);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "[pipeline:main]\npipeline = filter app\n\n[filter:filter]\n%s\n\n"
+            "[app:app]\nuse = egg:test#show_ids\n",
+            filter_lines);
+    fclose(f);
+    csgi_loader *loader = NULL;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:test#show_ids", CSGI_FACTORY_APP, show_ids_factory),
+        0);
+    csgi_app *app = NULL;
+    csgi_load_error error;
+    memset(&error, 0, sizeof(error));
+    int rc = csgi_loader_load_app(&app, loader, path, &error);
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s: %s", filter_lines, error.text);
+    csgi_loader_free(loader);
+    return app;
+}
+
+static csgi_app *request_id_app(void)
+{
+    return load_with("use = egg:oslo.middleware#request_id");
+}
+
+static csgi_test_response *get(csgi_app *app, const char *url, const char *incoming)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", url), 0);
+    if (incoming)
+        ck_assert_int_eq(csgi_test_request_add_header(request, "X-OpenStack-Request-ID", incoming),
+                         0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    return response;
+}
+
+/* "req-" and a version 4 UUID in lower case. */
+static void assert_request_id(const char *id)
+{
+    ck_assert_ptr_nonnull(id);
+    ck_assert_uint_eq(strlen(id), 40);
+    ck_assert(strncmp(id, "req-", 4) == 0);
+    for (size_t i = 4; i < 40; i++) {
+        if (i == 12 || i == 17 || i == 22 || i == 27)
+            ck_assert_int_eq(id[i], '-');
+        else
+            ck_assert_msg(strchr("0123456789abcdef", id[i]) != NULL, "%s", id);
+    }
+    ck_assert_int_eq(id[18], '4');
+    ck_assert(strchr("89ab", id[23]) != NULL);
+}
+
+START_TEST(request_id_sets_header_and_environ)
+{
+    csgi_app *app = request_id_app();
+    csgi_test_response *response = get(app, "/", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    const char *id = csgi_test_response_header(response, "x-openstack-request-id");
+    assert_request_id(id);
+    char expected[128];
+    snprintf(expected, sizeof(expected), "%s\n-\n", id);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), expected);
+    char first[64];
+    snprintf(first, sizeof(first), "%s", id);
+    csgi_test_response_free(response);
+
+    /* A new id for every request. */
+    response = get(app, "/", NULL);
+    ck_assert_str_ne(csgi_test_response_header(response, "x-openstack-request-id"), first);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(request_id_on_errors)
+{
+    csgi_app *app = request_id_app();
+    csgi_test_response *response = get(app, "/?fail=1", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 404);
+    assert_request_id(csgi_test_response_header(response, "x-openstack-request-id"));
+    ck_assert_uint_eq(csgi_test_response_header_count(response) > 0, 1);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(request_id_global_id_carried)
+{
+    const char *global = "req-0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d3e4f";
+    csgi_app *app = request_id_app();
+    csgi_test_response *response = get(app, "/", global);
+    const char *id = csgi_test_response_header(response, "x-openstack-request-id");
+    assert_request_id(id);
+    ck_assert_str_ne(id, global); /* the local id stays our own */
+    char expected[128];
+    snprintf(expected, sizeof(expected), "%s\n%s\n", id, global);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), expected);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(request_id_forged_global_ids_dropped)
+{
+    static const char *const forged[] = {
+        "req-0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d3e4",    /* short */
+        "req-0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d3e4f0",  /* long */
+        "0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d3e4f",       /* no prefix */
+        "REQ-0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d3e4f",   /* prefix case */
+        "req-0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d3e4g",   /* not hex */
+        "req-0f4c1d2a_3b5e-4c6d-8e7f-9a0b1c2d3e4f",   /* dash misplaced */
+        "req-0f4c1d2a-3b5e-4c6d-8e7f-9a0b1c2d\"><x>", /* injection */
+        "req-",
+        "",
+    };
+    csgi_app *app = request_id_app();
+    for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+        csgi_test_response *response = get(app, "/", forged[i]);
+        ck_assert_int_eq(csgi_test_response_code(response), 200);
+        const char *body = csgi_test_response_body(response, NULL);
+        ck_assert_msg(strstr(body, "\n-\n") != NULL, "%s carried: %s", forged[i], body);
+        csgi_test_response_free(response);
+    }
+    csgi_app_free(app);
+}
+END_TEST
+
+/* Each name an api-paste.ini uses, as `use` or as the factory key. */
+START_TEST(request_id_every_spelling_loads)
+{
+    static const char *const spellings[] = {
+        "use = egg:oslo.middleware#request_id",
+        "paste.filter_factory = oslo_middleware:RequestId.factory",
+        "paste.filter_factory = oslo_middleware.request_id:RequestId.factory",
+    };
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        csgi_app *app = load_with(spellings[i]);
+        csgi_test_response *response = get(app, "/", NULL);
+        ck_assert_msg(csgi_test_response_header(response, "x-openstack-request-id") != NULL, "%s",
+                      spellings[i]);
+        csgi_test_response_free(response);
+        csgi_app_free(app);
+    }
+}
+END_TEST
+
+START_TEST(request_id_over_sockets)
+{
+    app_server served;
+    app_server_start(&served, request_id_app(), NULL);
+    int fd = client_connect(served.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /?fail=1 HTTP/1.1\r\nHost: x\r\n"
+                                         "X-OpenStack-Request-ID: forged\r\n\r\n"),
+                     0);
+    test_response response;
+    ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+    ck_assert_int_eq(response.status, 404);
+    assert_request_id(response_header(&response, "x-openstack-request-id"));
+    response_free(&response);
+    close(fd);
+    app_server_stop(&served);
+}
+END_TEST
+
+static Suite *oslo_suite(void)
+{
+    Suite *s = suite_create("oslo_filters");
+    TCase *tc = tcase_create("request_id");
+    tcase_add_test(tc, request_id_sets_header_and_environ);
+    tcase_add_test(tc, request_id_on_errors);
+    tcase_add_test(tc, request_id_global_id_carried);
+    tcase_add_test(tc, request_id_forged_global_ids_dropped);
+    tcase_add_test(tc, request_id_every_spelling_loads);
+    tcase_add_test(tc, request_id_over_sockets);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(oslo_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
