@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 /* Answers 200 with the request ids it saw in the environ, one a line
-   ("-" for none); ?fail=1 answers 404. */
+   ("-" for none), or with the length of a body it was sent; ?fail=1
+   answers 404. */
 static csgi_response *show_ids(csgi_request *request, void *userdata)
 {
     (void)userdata;
@@ -25,8 +26,15 @@ static csgi_response *show_ids(csgi_request *request, void *userdata)
         return csgi_handler_error(request, 404, NULL);
     const char *id = csgi_environ_get(environ, "openstack.request_id");
     const char *global = csgi_environ_get(environ, "openstack.global_request_id");
+    const char *body = NULL;
+    size_t len = 0;
+    if (csgi_request_body(request, 1 << 20, &body, &len) != 0)
+        return NULL;
     char text[256];
-    snprintf(text, sizeof(text), "%s\n%s\n", id ? id : "-", global ? global : "-");
+    if (len)
+        snprintf(text, sizeof(text), "%zu bytes\n", len);
+    else
+        snprintf(text, sizeof(text), "%s\n%s\n", id ? id : "-", global ? global : "-");
     csgi_response *response = csgi_handler_response(request);
     if (response && csgi_response_set_text(response, text, "utf-8") != 0)
         return NULL;
@@ -210,6 +218,150 @@ START_TEST(request_id_over_sockets)
 }
 END_TEST
 
+static csgi_app *sizelimit_app(void)
+{
+    return load_with("use = egg:oslo.middleware#sizelimit\nmax_request_body_size = 100");
+}
+
+/* POST a body of len bytes ('x'), chunked in pieces of piece bytes, or with
+   Content-Length when piece is 0. */
+static csgi_test_response *post(csgi_app *app, size_t len, size_t piece)
+{
+    char body[512];
+    ck_assert_uint_le(len, sizeof(body));
+    memset(body, 'x', len);
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "POST", "/"), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, body, len), 0);
+    if (piece) {
+        csgi_test_request_set_chunked(request, 1);
+        ck_assert_int_eq(
+            csgi_test_request_set_body_delivery(request, CSGI_TEST_DELIVERY_LATE, piece), 0);
+    }
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    return response;
+}
+
+START_TEST(sizelimit_content_length)
+{
+    csgi_app *app = sizelimit_app();
+    csgi_test_response *response = post(app, 100, 0);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), "100 bytes\n");
+    csgi_test_response_free(response);
+
+    /* Over it: 413 without the body read. */
+    response = post(app, 101, 0);
+    ck_assert_int_eq(csgi_test_response_code(response), 413);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(sizelimit_chunked_in_pieces)
+{
+    static const size_t pieces[] = {1, 7, 33, 100, 101, 400};
+    csgi_app *app = sizelimit_app();
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+        csgi_test_response *response = post(app, 100, pieces[i]);
+        ck_assert_int_eq(csgi_test_response_code(response), 200);
+        ck_assert_str_eq(csgi_test_response_body(response, NULL), "100 bytes\n");
+        csgi_test_response_free(response);
+
+        response = post(app, 101, pieces[i]);
+        ck_assert_msg(csgi_test_response_code(response) == 413, "piece %zu: %d", pieces[i],
+                      csgi_test_response_code(response));
+        csgi_test_response_free(response);
+
+        response = post(app, 400, pieces[i]);
+        ck_assert_int_eq(csgi_test_response_code(response), 413);
+        csgi_test_response_free(response);
+    }
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(sizelimit_bad_option)
+{
+    static const char *const bad[] = {"-1", "lots"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char path[] = "/tmp/check_oslo_XXXXXX.ini";
+        int fd = mkstemps(path, 4);
+        ck_assert_int_ge(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f,
+                "[pipeline:main]\npipeline = limit app\n\n[filter:limit]\n"
+                "paste.filter_factory = oslo_middleware:RequestBodySizeLimiter.factory\n"
+                "max_request_body_size = %s\n\n[app:app]\nuse = egg:test#show_ids\n",
+                bad[i]);
+        fclose(f);
+        csgi_loader *loader = NULL;
+        ck_assert_int_eq(csgi_loader_new(&loader), 0);
+        ck_assert_int_eq(csgi_loader_register_app(loader, "egg:test#show_ids", CSGI_FACTORY_APP,
+                                                  show_ids_factory),
+                         0);
+        csgi_app *app = NULL;
+        csgi_load_error error;
+        memset(&error, 0, sizeof(error));
+        ck_assert_int_ne(csgi_loader_load_app(&app, loader, path, &error), 0);
+        unlink(path);
+        ck_assert_ptr_null(app);
+        ck_assert_int_eq(error.line, 6);
+        ck_assert_str_eq(error.key, "max_request_body_size");
+        csgi_loader_free(loader);
+    }
+}
+END_TEST
+
+START_TEST(sizelimit_every_spelling_loads)
+{
+    static const char *const spellings[] = {
+        "use = egg:oslo.middleware#sizelimit",
+        "paste.filter_factory = oslo_middleware:RequestBodySizeLimiter.factory",
+        "paste.filter_factory = oslo_middleware.sizelimit:RequestBodySizeLimiter.factory",
+    };
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        char lines[256];
+        snprintf(lines, sizeof(lines), "%s\nmax_request_body_size = 10", spellings[i]);
+        csgi_app *app = load_with(lines);
+        csgi_test_response *response = post(app, 11, 0);
+        ck_assert_msg(csgi_test_response_code(response) == 413, "%s", spellings[i]);
+        csgi_test_response_free(response);
+        csgi_app_free(app);
+    }
+}
+END_TEST
+
+START_TEST(sizelimit_over_sockets)
+{
+    static char body[300];
+    memset(body, 'y', sizeof(body));
+    for (int split = 0; split < SPLIT_COUNT; split++) {
+        app_server served;
+        app_server_start(&served, sizelimit_app(), NULL);
+        int fd = client_connect(served.port);
+        /* The server may answer 413 before the body is all sent; to a
+           client that waits for 100 Continue it answers that instead. */
+        int sent = client_send_post(fd, "/", "", body, sizeof(body), (enum body_split)split);
+        if (split == SPLIT_AFTER_CONTINUE) {
+            ck_assert_int_eq(sent, -1);
+            close(fd);
+            app_server_stop(&served);
+            continue;
+        }
+        test_response response;
+        ck_assert_msg(client_response(fd, &response, 0, 5000) == 0, "%s: no response",
+                      body_split_names[split]);
+        ck_assert_msg(response.status == 413, "%s: %d", body_split_names[split], response.status);
+        response_free(&response);
+        close(fd);
+        app_server_stop(&served);
+    }
+}
+END_TEST
+
 static Suite *oslo_suite(void)
 {
     Suite *s = suite_create("oslo_filters");
@@ -220,6 +372,13 @@ static Suite *oslo_suite(void)
     tcase_add_test(tc, request_id_forged_global_ids_dropped);
     tcase_add_test(tc, request_id_every_spelling_loads);
     tcase_add_test(tc, request_id_over_sockets);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sizelimit");
+    tcase_add_test(tc, sizelimit_content_length);
+    tcase_add_test(tc, sizelimit_chunked_in_pieces);
+    tcase_add_test(tc, sizelimit_bad_option);
+    tcase_add_test(tc, sizelimit_every_spelling_loads);
+    tcase_add_test(tc, sizelimit_over_sockets);
     suite_add_tcase(s, tc);
     return s;
 }

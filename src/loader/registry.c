@@ -44,6 +44,13 @@ static const struct builtin {
      csgi_request_id__filter_factory, NULL, NULL},
     {"oslo_middleware.request_id:RequestId.factory", CSGI_FACTORY_FILTER, NULL,
      csgi_request_id__filter_factory, NULL, NULL},
+    /* oslo.middleware's sizelimit (sizelimit.c), under the same kinds of names. */
+    {"egg:oslo.middleware#sizelimit", CSGI_FACTORY_FILTER, NULL, csgi_sizelimit__filter_factory,
+     NULL, NULL},
+    {"oslo_middleware:RequestBodySizeLimiter.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_sizelimit__filter_factory, NULL, NULL},
+    {"oslo_middleware.sizelimit:RequestBodySizeLimiter.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_sizelimit__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

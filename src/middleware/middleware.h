@@ -32,4 +32,12 @@ int csgi_request_id__filter_factory(csgi_app **out, csgi_loader *loader,
                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                     csgi_app *next, csgi_load_error *error);
 
+/* sizelimit.c: oslo.middleware's RequestBodySizeLimiter
+   (egg:oslo.middleware#sizelimit, oslo_middleware:RequestBodySizeLimiter.factory,
+   oslo_middleware.sizelimit:RequestBodySizeLimiter.factory), conf key
+   max_request_body_size. */
+int csgi_sizelimit__filter_factory(csgi_app **out, csgi_loader *loader,
+                                   const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                   csgi_app *next, csgi_load_error *error);
+
 #endif
