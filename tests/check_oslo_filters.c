@@ -4,6 +4,7 @@
  * name OpenStack's api-paste.ini files use.
  */
 #include "engine_harness.h"
+#include "middleware/middleware.h"
 
 #include <csgi.h>
 
@@ -24,6 +25,8 @@ static csgi_response *show_ids(csgi_request *request, void *userdata)
     const char *query = csgi_environ_get(environ, "QUERY_STRING");
     if (query && strcmp(query, "fail=1") == 0)
         return csgi_handler_error(request, 404, NULL);
+    if (query && strcmp(query, "crash=1") == 0)
+        return NULL;
     const char *id = csgi_environ_get(environ, "openstack.request_id");
     const char *global = csgi_environ_get(environ, "openstack.global_request_id");
     const char *body = NULL;
@@ -43,32 +46,41 @@ static csgi_response *show_ids(csgi_request *request, void *userdata)
 
 CSGI_HANDLER_APP_FACTORY(show_ids_factory, show_ids, NULL)
 
-/* A loader knowing egg:test#show_ids, and a deploy file piping it behind
-   a filter section given as filter_lines. */
-static csgi_app *load_with(const char *filter_lines)
+/* Load the deploy file text with a loader knowing egg:test#show_ids:
+   0 with *out set, or the loader's error with *error filled. */
+static int load_text(const char *text, csgi_app **out, csgi_load_error *error)
 {
     char path[] = "/tmp/check_oslo_XXXXXX.ini";
     int fd = mkstemps(path, 4);
     ck_assert_int_ge(fd, 0);
     FILE *f = fdopen(fd, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "[pipeline:main]\npipeline = filter app\n\n[filter:filter]\n%s\n\n"
-            "[app:app]\nuse = egg:test#show_ids\n",
-            filter_lines);
+    fputs(text, f);
     fclose(f);
     csgi_loader *loader = NULL;
     ck_assert_int_eq(csgi_loader_new(&loader), 0);
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:test#show_ids", CSGI_FACTORY_APP, show_ids_factory),
         0);
-    csgi_app *app = NULL;
-    csgi_load_error error;
-    memset(&error, 0, sizeof(error));
-    int rc = csgi_loader_load_app(&app, loader, path, &error);
+    *out = NULL;
+    memset(error, 0, sizeof(*error));
+    int rc = csgi_loader_load_app(out, loader, path, error);
     unlink(path);
-    ck_assert_msg(rc == 0, "%s: %s", filter_lines, error.text);
     csgi_loader_free(loader);
+    return rc;
+}
+
+/* egg:test#show_ids behind a filter section given as filter_lines. */
+static csgi_app *load_with(const char *filter_lines)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[pipeline:main]\npipeline = filter app\n\n[filter:filter]\n%s\n\n"
+             "[app:app]\nuse = egg:test#show_ids\n",
+             filter_lines);
+    csgi_app *app;
+    csgi_load_error error;
+    ck_assert_msg(load_text(text, &app, &error) == 0, "%s: %s", filter_lines, error.text);
     return app;
 }
 
@@ -287,30 +299,22 @@ START_TEST(sizelimit_bad_option)
 {
     static const char *const bad[] = {"-1", "lots"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char path[] = "/tmp/check_oslo_XXXXXX.ini";
-        int fd = mkstemps(path, 4);
-        ck_assert_int_ge(fd, 0);
-        FILE *f = fdopen(fd, "w");
-        fprintf(f,
-                "[pipeline:main]\npipeline = limit app\n\n[filter:limit]\n"
-                "paste.filter_factory = oslo_middleware:RequestBodySizeLimiter.factory\n"
-                "max_request_body_size = %s\n\n[app:app]\nuse = egg:test#show_ids\n",
-                bad[i]);
-        fclose(f);
-        csgi_loader *loader = NULL;
-        ck_assert_int_eq(csgi_loader_new(&loader), 0);
-        ck_assert_int_eq(csgi_loader_register_app(loader, "egg:test#show_ids", CSGI_FACTORY_APP,
-                                                  show_ids_factory),
-                         0);
-        csgi_app *app = NULL;
+        char lines[256];
+        snprintf(lines, sizeof(lines),
+                 "paste.filter_factory = oslo_middleware:RequestBodySizeLimiter.factory\n"
+                 "max_request_body_size = %s",
+                 bad[i]);
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "[pipeline:main]\npipeline = filter app\n\n[filter:filter]\n%s\n\n"
+                 "[app:app]\nuse = egg:test#show_ids\n",
+                 lines);
+        csgi_app *app;
         csgi_load_error error;
-        memset(&error, 0, sizeof(error));
-        ck_assert_int_ne(csgi_loader_load_app(&app, loader, path, &error), 0);
-        unlink(path);
+        ck_assert_int_ne(load_text(text, &app, &error), 0);
         ck_assert_ptr_null(app);
         ck_assert_int_eq(error.line, 6);
         ck_assert_str_eq(error.key, "max_request_body_size");
-        csgi_loader_free(loader);
     }
 }
 END_TEST
@@ -362,6 +366,118 @@ START_TEST(sizelimit_over_sockets)
 }
 END_TEST
 
+/* An application that fails: its call returns NULL, after starting its
+   response when started is set. */
+static csgi_body *failing_call(void *state, csgi_environ *environ,
+                               csgi_start_response *start_response)
+{
+    if (state) {
+        const csgi_header headers[] = {CSGI_HEADER("X-Secret", "internal")};
+        ck_assert_int_eq(csgi_start_response_call(start_response, "200 OK", headers, 1, NULL), 0);
+    }
+    (void)environ;
+    return NULL;
+}
+
+static const csgi_app_type failing_type = {"failing", failing_call, NULL};
+
+static csgi_app *failing_app(int started)
+{
+    csgi_app *app = NULL;
+    ck_assert_int_eq(csgi_app_new(&app, &failing_type, started ? (void *)1 : NULL), 0);
+    return app;
+}
+
+static csgi_app *catch_errors_over(csgi_app *next)
+{
+    csgi_app *app = NULL;
+    csgi_load_error error;
+    memset(&error, 0, sizeof(error));
+    ck_assert_int_eq(csgi_catch_errors__filter_factory(&app, NULL, NULL, NULL, next, &error), 0);
+    return app;
+}
+
+START_TEST(catch_errors_failing_app)
+{
+    for (int started = 0; started < 2; started++) {
+        csgi_app *app = catch_errors_over(failing_app(started));
+        csgi_test_response *response = get(app, "/", NULL);
+        ck_assert_int_eq(csgi_test_response_code(response), 500);
+        ck_assert_str_eq(csgi_test_response_status(response), "500 Internal Server Error");
+        ck_assert_ptr_null(csgi_test_response_header(response, "X-Secret"));
+        const char *body = csgi_test_response_body(response, NULL);
+        ck_assert_ptr_null(strstr(body, "failing"));
+        ck_assert_ptr_null(strstr(body, "Request ID"));
+        ck_assert_uint_eq(csgi_test_response_log_count(response), 1);
+        ck_assert(csgi_test_response_log_contains(response, "catch_errors: failing failed"));
+        csgi_test_response_free(response);
+        csgi_app_free(app);
+    }
+}
+END_TEST
+
+/* The OpenStack order: request_id in front, then catch_errors. */
+START_TEST(catch_errors_with_request_id)
+{
+    csgi_app *app;
+    csgi_load_error error;
+    int rc = load_text(
+        "[pipeline:main]\npipeline = request_id catch_errors app\n\n"
+        "[filter:request_id]\npaste.filter_factory = oslo_middleware:RequestId.factory\n\n"
+        "[filter:catch_errors]\n"
+        "paste.filter_factory = oslo_middleware.catch_errors:CatchErrors.factory\n\n"
+        "[app:app]\nuse = egg:test#show_ids\n",
+        &app, &error);
+    ck_assert_msg(rc == 0, "%s", error.text);
+
+    csgi_test_response *response = get(app, "/?crash=1", NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 500);
+    const char *id = csgi_test_response_header(response, "x-openstack-request-id");
+    assert_request_id(id);
+    char expected[256];
+    snprintf(expected, sizeof(expected),
+             "An unknown error has occurred. Please try your request again.\nRequest ID: %s\n", id);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), expected);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(catch_errors_every_spelling_loads)
+{
+    static const char *const spellings[] = {
+        "use = egg:oslo.middleware#catch_errors",
+        "paste.filter_factory = oslo_middleware:CatchErrors.factory",
+        "paste.filter_factory = oslo_middleware.catch_errors:CatchErrors.factory",
+    };
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        csgi_app *app = load_with(spellings[i]);
+        csgi_test_response *response = get(app, "/?crash=1", NULL);
+        ck_assert_msg(csgi_test_response_code(response) == 500, "%s", spellings[i]);
+        ck_assert(csgi_test_response_log_contains(response, "catch_errors:"));
+        csgi_test_response_free(response);
+        csgi_app_free(app);
+    }
+}
+END_TEST
+
+START_TEST(catch_errors_over_sockets)
+{
+    app_server served;
+    app_server_start(&served, catch_errors_over(failing_app(1)), NULL);
+    int fd = client_connect(served.port);
+    ck_assert_int_eq(client_send_str(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    test_response response;
+    ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+    ck_assert_int_eq(response.status, 500);
+    ck_assert_ptr_null(response_header(&response, "X-Secret"));
+    ck_assert_ptr_nonnull(strstr(response.body, "An unknown error has occurred."));
+    response_free(&response);
+    close(fd);
+    app_server_stop(&served);
+}
+END_TEST
+
 static Suite *oslo_suite(void)
 {
     Suite *s = suite_create("oslo_filters");
@@ -379,6 +495,12 @@ static Suite *oslo_suite(void)
     tcase_add_test(tc, sizelimit_bad_option);
     tcase_add_test(tc, sizelimit_every_spelling_loads);
     tcase_add_test(tc, sizelimit_over_sockets);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("catch_errors");
+    tcase_add_test(tc, catch_errors_failing_app);
+    tcase_add_test(tc, catch_errors_with_request_id);
+    tcase_add_test(tc, catch_errors_every_spelling_loads);
+    tcase_add_test(tc, catch_errors_over_sockets);
     suite_add_tcase(s, tc);
     return s;
 }

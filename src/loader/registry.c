@@ -51,6 +51,13 @@ static const struct builtin {
      csgi_sizelimit__filter_factory, NULL, NULL},
     {"oslo_middleware.sizelimit:RequestBodySizeLimiter.factory", CSGI_FACTORY_FILTER, NULL,
      csgi_sizelimit__filter_factory, NULL, NULL},
+    /* oslo.middleware's catch_errors (catch_errors.c), under the same kinds of names. */
+    {"egg:oslo.middleware#catch_errors", CSGI_FACTORY_FILTER, NULL,
+     csgi_catch_errors__filter_factory, NULL, NULL},
+    {"oslo_middleware:CatchErrors.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_catch_errors__filter_factory, NULL, NULL},
+    {"oslo_middleware.catch_errors:CatchErrors.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_catch_errors__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -40,4 +40,11 @@ int csgi_sizelimit__filter_factory(csgi_app **out, csgi_loader *loader,
                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
                                    csgi_app *next, csgi_load_error *error);
 
+/* catch_errors.c: oslo.middleware's CatchErrors (egg:oslo.middleware#catch_errors,
+   oslo_middleware:CatchErrors.factory,
+   oslo_middleware.catch_errors:CatchErrors.factory). */
+int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
+                                      const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                      csgi_app *next, csgi_load_error *error);
+
 #endif
