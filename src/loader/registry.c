@@ -36,6 +36,28 @@ static const struct builtin {
      csgi_server__http_check},
     {"egg:Paste#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
      csgi_server__http_check},
+    /* oslo.middleware's request_id (request_id.c), under the names OpenStack's
+       api-paste.ini files use: a `use = egg:...` or a paste.filter_factory value. */
+    {"egg:oslo.middleware#request_id", CSGI_FACTORY_FILTER, NULL, csgi_request_id__filter_factory,
+     NULL, NULL},
+    {"oslo_middleware:RequestId.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_request_id__filter_factory, NULL, NULL},
+    {"oslo_middleware.request_id:RequestId.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_request_id__filter_factory, NULL, NULL},
+    /* oslo.middleware's sizelimit (sizelimit.c), under the same kinds of names. */
+    {"egg:oslo.middleware#sizelimit", CSGI_FACTORY_FILTER, NULL, csgi_sizelimit__filter_factory,
+     NULL, NULL},
+    {"oslo_middleware:RequestBodySizeLimiter.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_sizelimit__filter_factory, NULL, NULL},
+    {"oslo_middleware.sizelimit:RequestBodySizeLimiter.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_sizelimit__filter_factory, NULL, NULL},
+    /* oslo.middleware's catch_errors (catch_errors.c), under the same kinds of names. */
+    {"egg:oslo.middleware#catch_errors", CSGI_FACTORY_FILTER, NULL,
+     csgi_catch_errors__filter_factory, NULL, NULL},
+    {"oslo_middleware:CatchErrors.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_catch_errors__filter_factory, NULL, NULL},
+    {"oslo_middleware.catch_errors:CatchErrors.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_catch_errors__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -25,4 +25,26 @@ int csgi_threadpool__filter_factory(csgi_app **out, csgi_loader *loader,
                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                     csgi_app *next, csgi_load_error *error);
 
+/* request_id.c: oslo.middleware's RequestId (egg:oslo.middleware#request_id,
+   oslo_middleware:RequestId.factory,
+   oslo_middleware.request_id:RequestId.factory). */
+int csgi_request_id__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
+/* sizelimit.c: oslo.middleware's RequestBodySizeLimiter
+   (egg:oslo.middleware#sizelimit, oslo_middleware:RequestBodySizeLimiter.factory,
+   oslo_middleware.sizelimit:RequestBodySizeLimiter.factory), conf key
+   max_request_body_size. */
+int csgi_sizelimit__filter_factory(csgi_app **out, csgi_loader *loader,
+                                   const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                   csgi_app *next, csgi_load_error *error);
+
+/* catch_errors.c: oslo.middleware's CatchErrors (egg:oslo.middleware#catch_errors,
+   oslo_middleware:CatchErrors.factory,
+   oslo_middleware.catch_errors:CatchErrors.factory). */
+int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
+                                      const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                      csgi_app *next, csgi_load_error *error);
+
 #endif
