@@ -36,6 +36,19 @@ static const struct builtin {
      csgi_server__http_check},
     {"egg:Paste#http", CSGI_FACTORY_SERVER, NULL, NULL, csgi_server__http_runner,
      csgi_server__http_check},
+    /* healthcheck.c, oslo.middleware's Healthcheck under the names OpenStack
+       api-paste.ini files give it (the text after paste.app_factory =,
+       paste.filter_factory = or use =, matched as written). */
+    {"egg:oslo.middleware#healthcheck", CSGI_FACTORY_APP, csgi_healthcheck__app_factory, NULL, NULL,
+     NULL},
+    {"oslo_middleware:Healthcheck.app_factory", CSGI_FACTORY_APP, csgi_healthcheck__app_factory,
+     NULL, NULL, NULL},
+    {"oslo_middleware.healthcheck:Healthcheck.app_factory", CSGI_FACTORY_APP,
+     csgi_healthcheck__app_factory, NULL, NULL, NULL},
+    {"oslo_middleware:Healthcheck.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_healthcheck__filter_factory, NULL, NULL},
+    {"oslo_middleware.healthcheck:Healthcheck.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_healthcheck__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -25,4 +25,12 @@ int csgi_threadpool__filter_factory(csgi_app **out, csgi_loader *loader,
                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                     csgi_app *next, csgi_load_error *error);
 
+/* healthcheck.c: oslo_middleware's Healthcheck, as an application and as
+   a filter; conf keys path, detailed, backends and disable_by_file_path. */
+int csgi_healthcheck__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                                  const csgi_conf *local_conf, csgi_load_error *error);
+int csgi_healthcheck__filter_factory(csgi_app **out, csgi_loader *loader,
+                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                     csgi_app *next, csgi_load_error *error);
+
 #endif

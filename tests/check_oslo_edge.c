@@ -1,0 +1,295 @@
+/*
+ * The bundled oslo.middleware equivalents (src/middleware/healthcheck.c):
+ * each behaviour through the in-process test client, deploy files naming
+ * them as OpenStack api-paste.ini files do, and one over real sockets.
+ */
+#include "engine_harness.h"
+#include "test_deploy.h"
+#include "test_files.h"
+
+#include <csgi.h>
+
+#include <check.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Run method url with an optional header through app. */
+static csgi_test_response *run(csgi_app *app, const char *method, const char *url, const char *name,
+                               const char *value)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
+    if (name)
+        ck_assert_int_eq(csgi_test_request_add_header(request, name, value), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    ck_assert_ptr_nonnull(response);
+    return response;
+}
+
+static csgi_response *hello(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, "hello", NULL) != 0)
+        return NULL;
+    return response;
+}
+
+static int hello_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)loader;
+    return csgi_handler_app_factory(out, global_conf, local_conf, "hello", hello, NULL, error);
+}
+
+static csgi_loader *new_loader(void)
+{
+    csgi_loader *loader = NULL;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#hello", CSGI_FACTORY_APP, hello_factory), 0);
+    return loader;
+}
+
+/* The deploy file of these tests, with the disable file's path filled in. */
+static const char deploy_ini[] =
+    "[app:egg]\n"
+    "use = egg:oslo.middleware#healthcheck\n"
+    "\n"
+    "[app:short]\n"
+    "paste.app_factory = oslo_middleware:Healthcheck.app_factory\n"
+    "\n"
+    "[app:long]\n"
+    "paste.app_factory = oslo_middleware.healthcheck:Healthcheck.app_factory\n"
+    "\n"
+    "[app:used]\n"
+    "use = oslo_middleware:Healthcheck.app_factory\n"
+    "\n"
+    "[app:disabled]\n"
+    "paste.app_factory = oslo_middleware:Healthcheck.app_factory\n"
+    "backends = disable_by_file\n"
+    "disable_by_file_path = %s\n"
+    "\n"
+    "[app:detailed]\n"
+    "use = egg:oslo.middleware#healthcheck\n"
+    "backends = disable_by_file\n"
+    "disable_by_file_path = %s\n"
+    "detailed = true\n"
+    "\n"
+    "[pipeline:filtered]\n"
+    "pipeline = hc hello\n"
+    "\n"
+    "[pipeline:filtered_long]\n"
+    "pipeline = hc_long hello\n"
+    "\n"
+    "[filter:hc]\n"
+    "paste.filter_factory = oslo_middleware:Healthcheck.factory\n"
+    "path = /status\n"
+    "\n"
+    "[filter:hc_long]\n"
+    "paste.filter_factory = oslo_middleware.healthcheck:Healthcheck.factory\n"
+    "\n"
+    "[app:hello]\n"
+    "use = egg:Test#hello\n"
+    "\n"
+    "[app:bad_backend]\n"
+    "use = egg:oslo.middleware#healthcheck\n"
+    "backends = disable_by_file, database\n"
+    "disable_by_file_path = /nonexistent\n"
+    "\n"
+    "[app:no_file]\n"
+    "use = egg:oslo.middleware#healthcheck\n"
+    "backends = disable_by_file\n"
+    "\n"
+    "[app:typo]\n"
+    "use = egg:oslo.middleware#healthcheck\n"
+    "detailled = true\n";
+
+static const char *write_deploy(void)
+{
+    static char text[sizeof(deploy_ini) + 8192];
+    char file[4096];
+    snprintf(file, sizeof(file), "%s", test_tmp_path("disabled"));
+    snprintf(text, sizeof(text), deploy_ini, file, file);
+    return test_write_file("oslo.ini", text);
+}
+
+static csgi_app *load(csgi_loader *loader, const char *path, const char *name)
+{
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "%s#%s", path, name);
+    return test_load(loader, uri);
+}
+
+static void expect(csgi_app *app, const char *method, const char *url, int code, const char *body)
+{
+    csgi_test_response *r = run(app, method, url, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), code);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), body);
+    csgi_test_response_free(r);
+}
+
+START_TEST(healthcheck_spellings)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = write_deploy();
+    static const char *const apps[] = {"egg", "short", "long", "used"};
+    for (size_t i = 0; i < sizeof(apps) / sizeof(apps[0]); i++) {
+        csgi_app *app = load(loader, path, apps[i]);
+        expect(app, "GET", "/healthcheck", 200, "OK");
+        /* The application answers wherever it is mounted. */
+        expect(app, "GET", "/anything", 200, "OK");
+        expect(app, "HEAD", "/healthcheck", 200, "");
+        csgi_app_free(app);
+    }
+    csgi_app *app = load(loader, path, "filtered");
+    expect(app, "GET", "/status", 200, "OK");
+    expect(app, "GET", "/healthcheck", 200, "hello");
+    expect(app, "GET", "/", 200, "hello");
+    csgi_app_free(app);
+    app = load(loader, path, "filtered_long");
+    expect(app, "GET", "/healthcheck", 200, "OK");
+    expect(app, "HEAD", "/healthcheck", 200, "");
+    expect(app, "GET", "/other", 200, "hello");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(healthcheck_disable_file)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = write_deploy();
+    csgi_app *app = load(loader, path, "disabled");
+    expect(app, "GET", "/healthcheck", 200, "OK");
+    test_write_file("disabled", "maintenance\n");
+    expect(app, "GET", "/healthcheck", 503, "DISABLED BY FILE");
+    expect(app, "HEAD", "/healthcheck", 503, "");
+    /* Not detailed: JSON says only the reason. */
+    csgi_test_response *r = run(app, "GET", "/healthcheck", "Accept", "application/json");
+    ck_assert_int_eq(csgi_test_response_code(r), 503);
+    ck_assert_str_eq(csgi_test_response_header(r, "content-type"), "application/json");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL),
+                     "{\"detailed\":false,\"reasons\":[\"DISABLED BY FILE\"]}");
+    csgi_test_response_free(r);
+    ck_assert_int_eq(unlink(test_tmp_path("disabled")), 0);
+    expect(app, "GET", "/healthcheck", 200, "OK");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(healthcheck_detailed)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = write_deploy();
+    csgi_app *app = load(loader, path, "detailed");
+    char want[8192];
+    snprintf(want, sizeof(want),
+             "{\"detailed\":true,\"reasons\":[{\"class\":\"DisableByFileHealthcheck\","
+             "\"reason\":\"OK\",\"details\":{\"path\":\"%s\"}}]}",
+             test_tmp_path("disabled"));
+    csgi_test_response *r = run(app, "GET", "/healthcheck", "Accept", "application/json");
+    ck_assert_int_eq(csgi_test_response_code(r), 200);
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), want);
+    csgi_test_response_free(r);
+    /* Without asking for JSON: plain text still. */
+    expect(app, "GET", "/healthcheck", 200, "OK");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(healthcheck_bad_conf)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = write_deploy();
+    static const struct {
+        const char *name, *text;
+    } bad[] = {
+        {"bad_backend", "oslo.ini:42: [app:bad_backend] backends: 'database' is not a "
+                        "healthcheck backend (known: disable_by_file)"},
+        {"no_file", "oslo.ini:47: [app:no_file] backends: disable_by_file needs "
+                    "disable_by_file_path"},
+        {"typo", "oslo.ini:51: [app:typo] detailled: unknown key for healthcheck"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char uri[4200], message[2048];
+        snprintf(uri, sizeof(uri), "%s#%s", path, bad[i].name);
+        ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+        ck_assert_msg(strstr(message, bad[i].text), "%s", message);
+    }
+    csgi_loader_free(loader);
+}
+END_TEST
+
+/* docs/middleware.md's example loads and answers. */
+START_TEST(healthcheck_docs_example)
+{
+    csgi_loader *loader = new_loader();
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "%s/docs/healthcheck.ini#healthcheck", test_testdata_dir());
+    csgi_app *app = test_load(loader, uri);
+    expect(app, "GET", "/healthcheck", 200, "OK");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(healthcheck_sockets)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = write_deploy();
+    app_server served;
+    app_server_start(&served, load(loader, path, "filtered_long"), NULL);
+    int fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /healthcheck HTTP/1.1\r\nHost: t\r\n\r\n"
+                                         "HEAD /healthcheck HTTP/1.1\r\nHost: t\r\n\r\n"
+                                         "GET /x HTTP/1.1\r\nHost: t\r\n\r\n"),
+                     0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "OK");
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 1, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(response_header(&r, "content-length"), "2");
+    response_free(&r);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_str_eq(r.body, "hello");
+    response_free(&r);
+    close(fd);
+    app_server_stop(&served);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+static Suite *oslo_edge_suite(void)
+{
+    Suite *suite = suite_create("oslo_edge");
+    TCase *tc = tcase_create("healthcheck");
+    tcase_add_test(tc, healthcheck_spellings);
+    tcase_add_test(tc, healthcheck_disable_file);
+    tcase_add_test(tc, healthcheck_detailed);
+    tcase_add_test(tc, healthcheck_bad_conf);
+    tcase_add_test(tc, healthcheck_docs_example);
+    tcase_add_test(tc, healthcheck_sockets);
+    suite_add_tcase(suite, tc);
+    return suite;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(oslo_edge_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
