@@ -47,12 +47,37 @@ static int hello_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *g
     return csgi_handler_app_factory(out, global_conf, local_conf, "hello", hello, NULL, error);
 }
 
+/* What the application saw: scheme host remote script. */
+static csgi_response *echo(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    csgi_environ *environ = csgi_request_environ(request);
+    char text[1024];
+    const char *host = csgi_environ_get(environ, "HTTP_HOST");
+    snprintf(text, sizeof(text), "%s %s %s %s", csgi_environ_get(environ, "csgi.url_scheme"),
+             host ? host : "-", csgi_environ_get(environ, "REMOTE_ADDR"),
+             csgi_environ_get(environ, "SCRIPT_NAME"));
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, text, NULL) != 0)
+        return NULL;
+    return response;
+}
+
+static int echo_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                        const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)loader;
+    return csgi_handler_app_factory(out, global_conf, local_conf, "echo", echo, NULL, error);
+}
+
 static csgi_loader *new_loader(void)
 {
     csgi_loader *loader = NULL;
     ck_assert_int_eq(csgi_loader_new(&loader), 0);
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:Test#hello", CSGI_FACTORY_APP, hello_factory), 0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#echo", CSGI_FACTORY_APP, echo_factory), 0);
     return loader;
 }
 
@@ -271,6 +296,152 @@ START_TEST(healthcheck_sockets)
 }
 END_TEST
 
+/* ---- http_proxy_to_wsgi -------------------------------------------------------------- */
+
+static const char proxy_ini[] =
+    "[pipeline:egg]\n"
+    "pipeline = egg_proxy echo\n"
+    "\n"
+    "[pipeline:short]\n"
+    "pipeline = short_proxy echo\n"
+    "\n"
+    "[pipeline:long]\n"
+    "pipeline = long_proxy echo\n"
+    "\n"
+    "[pipeline:off]\n"
+    "pipeline = off_proxy echo\n"
+    "\n"
+    "[pipeline:nobody]\n"
+    "pipeline = nobody_proxy echo\n"
+    "\n"
+    "[filter:egg_proxy]\n"
+    "use = egg:oslo.middleware#http_proxy_to_wsgi\n"
+    "enable_proxy_headers_parsing = true\n"
+    "trusted_proxies = 10.0.0.0/8, 2001:db8::1 192.0.2.9\n"
+    "\n"
+    "[filter:short_proxy]\n"
+    "paste.filter_factory = oslo_middleware:HTTPProxyToWSGI.factory\n"
+    "enable_proxy_headers_parsing = true\n"
+    "trusted_proxies = 10.0.0.0/8\n"
+    "\n"
+    "[filter:long_proxy]\n"
+    "paste.filter_factory = oslo_middleware.http_proxy_to_wsgi:HTTPProxyToWSGI.factory\n"
+    "enable_proxy_headers_parsing = yes\n"
+    "trusted_proxies = 10.1.2.3\n"
+    "\n"
+    "[filter:off_proxy]\n"
+    "use = egg:oslo.middleware#http_proxy_to_wsgi\n"
+    "trusted_proxies = 10.0.0.0/8\n"
+    "\n"
+    "[filter:nobody_proxy]\n"
+    "use = egg:oslo.middleware#http_proxy_to_wsgi\n"
+    "enable_proxy_headers_parsing = true\n"
+    "\n"
+    "[app:echo]\n"
+    "use = egg:Test#echo\n"
+    "\n"
+    "[filter:bad_cidr]\n"
+    "use = egg:oslo.middleware#http_proxy_to_wsgi\n"
+    "enable_proxy_headers_parsing = true\n"
+    "trusted_proxies = 10.0.0.0/33\n"
+    "\n"
+    "[pipeline:bad]\n"
+    "pipeline = bad_cidr echo\n";
+
+/* GET / from remote with headers ("Name: value" lines joined by \n, or
+   NULL) through app; the echo's body must be want. */
+static void proxied(csgi_app *app, const char *remote, const char *headers, const char *want)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
+    ck_assert_int_eq(csgi_test_request_set_remote(request, remote, 40000), 0);
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%s", headers ? headers : "");
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+        char *colon = strchr(line, ':');
+        *colon = '\0';
+        ck_assert_int_eq(csgi_test_request_add_header(request, line, colon + 2), 0);
+    }
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), want);
+    csgi_test_response_free(response);
+}
+
+static const char x_headers[] = "X-Forwarded-Proto: https\n"
+                                "X-Forwarded-Host: api.example.org\n"
+                                "X-Forwarded-For: 198.51.100.7\n"
+                                "X-Forwarded-Prefix: /compute/";
+
+START_TEST(proxy_spellings)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("proxy.ini", proxy_ini);
+    static const char *const names[] = {"egg", "short", "long"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        csgi_app *app = load(loader, path, names[i]);
+        proxied(app, "10.1.2.3", x_headers, "https api.example.org 198.51.100.7 /compute");
+        csgi_app_free(app);
+    }
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(proxy_forwarded)
+{
+    csgi_loader *loader = new_loader();
+    csgi_app *app = load(loader, test_write_file("proxy.ini", proxy_ini), "egg");
+    /* Forwarded wins over X-Forwarded-*; its last element is the proxy's. */
+    proxied(app, "192.0.2.9",
+            "Forwarded: for=1.1.1.1;host=evil, for=\"[2001:db8::7]:4711\";proto=https;"
+            "host=\"api.example.org:8443\"\n"
+            "X-Forwarded-Host: other",
+            "https api.example.org:8443 2001:db8::7 ");
+    proxied(app, "2001:db8::1", "Forwarded: for=203.0.113.5:80;proto=http",
+            "http localhost:80 203.0.113.5 ");
+    /* Malformed values are ignored one by one. */
+    proxied(app, "10.9.9.9", "Forwarded: for=_hidden;proto=gopher;host=\"a b\"",
+            "http localhost:80 10.9.9.9 ");
+    proxied(app, "10.9.9.9",
+            "X-Forwarded-Proto: javascript\nX-Forwarded-Host: a/b\n"
+            "X-Forwarded-For: not-an-ip\nX-Forwarded-Prefix: no-slash",
+            "http localhost:80 10.9.9.9 ");
+    /* Of X-Forwarded-For the last entry, which the trusted proxy wrote. */
+    proxied(app, "10.0.0.1", "X-Forwarded-For: 6.6.6.6, 198.51.100.8",
+            "http localhost:80 198.51.100.8 ");
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(proxy_untrusted)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("proxy.ini", proxy_ini);
+    csgi_app *app = load(loader, path, "egg");
+    /* A client that is not a trusted proxy is not believed. */
+    proxied(app, "203.0.113.66", x_headers, "http localhost:80 203.0.113.66 ");
+    proxied(app, "11.0.0.1", "Forwarded: for=1.2.3.4;proto=https", "http localhost:80 11.0.0.1 ");
+    proxied(app, "2001:db8::2", x_headers, "http localhost:80 2001:db8::2 ");
+    csgi_app_free(app);
+    /* Parsing off (oslo's default), or no trusted_proxies: nobody is. */
+    app = load(loader, path, "off");
+    proxied(app, "10.1.2.3", x_headers, "http localhost:80 10.1.2.3 ");
+    csgi_app_free(app);
+    app = load(loader, path, "nobody");
+    proxied(app, "10.1.2.3", x_headers, "http localhost:80 10.1.2.3 ");
+    csgi_app_free(app);
+    char uri[4200], message[2048];
+    snprintf(uri, sizeof(uri), "%s#bad", path);
+    ck_assert_int_eq(test_load_fails(loader, uri, message, sizeof(message)), CSGI_EINVAL);
+    ck_assert_msg(strstr(message, "proxy.ini:45: [filter:bad_cidr] trusted_proxies: "
+                                  "'10.0.0.0/33' is not an address or a CIDR block"),
+                  "%s", message);
+    csgi_loader_free(loader);
+}
+END_TEST
+
 static Suite *oslo_edge_suite(void)
 {
     Suite *suite = suite_create("oslo_edge");
@@ -281,6 +452,11 @@ static Suite *oslo_edge_suite(void)
     tcase_add_test(tc, healthcheck_bad_conf);
     tcase_add_test(tc, healthcheck_docs_example);
     tcase_add_test(tc, healthcheck_sockets);
+    suite_add_tcase(suite, tc);
+    tc = tcase_create("http_proxy_to_wsgi");
+    tcase_add_test(tc, proxy_spellings);
+    tcase_add_test(tc, proxy_forwarded);
+    tcase_add_test(tc, proxy_untrusted);
     suite_add_tcase(suite, tc);
     return suite;
 }

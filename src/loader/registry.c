@@ -49,6 +49,13 @@ static const struct builtin {
      csgi_healthcheck__filter_factory, NULL, NULL},
     {"oslo_middleware.healthcheck:Healthcheck.factory", CSGI_FACTORY_FILTER, NULL,
      csgi_healthcheck__filter_factory, NULL, NULL},
+    /* http_proxy_to_wsgi.c, oslo.middleware's HTTPProxyToWSGI, likewise. */
+    {"egg:oslo.middleware#http_proxy_to_wsgi", CSGI_FACTORY_FILTER, NULL,
+     csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
+    {"oslo_middleware:HTTPProxyToWSGI.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
+    {"oslo_middleware.http_proxy_to_wsgi:HTTPProxyToWSGI.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -33,4 +33,11 @@ int csgi_healthcheck__filter_factory(csgi_app **out, csgi_loader *loader,
                                      const csgi_conf *global_conf, const csgi_conf *local_conf,
                                      csgi_app *next, csgi_load_error *error);
 
+/* http_proxy_to_wsgi.c: oslo_middleware's HTTPProxyToWSGI; conf keys
+   enable_proxy_headers_parsing and trusted_proxies. */
+int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
+                                            const csgi_conf *global_conf,
+                                            const csgi_conf *local_conf, csgi_app *next,
+                                            csgi_load_error *error);
+
 #endif
