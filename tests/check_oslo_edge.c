@@ -442,6 +442,143 @@ START_TEST(proxy_untrusted)
 }
 END_TEST
 
+/* ---- cors ------------------------------------------------------------------------------ */
+
+static const char cors_ini[] = "[pipeline:egg]\n"
+                               "pipeline = egg_cors hello\n"
+                               "\n"
+                               "[pipeline:short]\n"
+                               "pipeline = short_cors hello\n"
+                               "\n"
+                               "[pipeline:long]\n"
+                               "pipeline = long_cors hello\n"
+                               "\n"
+                               "[filter:egg_cors]\n"
+                               "use = egg:oslo.middleware#cors\n"
+                               "allowed_origin = https://dash.example.org, https://b.example\n"
+                               "expose_headers = X-Auth-Token, X-Request-Id\n"
+                               "max_age = 3600\n"
+                               "allow_methods = GET, POST\n"
+                               "allow_headers = X-Auth-Token\n"
+                               "\n"
+                               "[filter:short_cors]\n"
+                               "paste.filter_factory = oslo_middleware:CORS.factory\n"
+                               "allowed_origin = https://dash.example.org\n"
+                               "allow_credentials = false\n"
+                               "\n"
+                               "[filter:long_cors]\n"
+                               "paste.filter_factory = oslo_middleware.cors:filter_factory\n"
+                               "allowed_origin = https://dash.example.org\n"
+                               "\n"
+                               "[app:hello]\n"
+                               "use = egg:Test#hello\n";
+
+/* method / with headers ("Name: value" lines) through app; the response. */
+static csgi_test_response *cors_run(csgi_app *app, const char *method, const char *headers)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, method, "/"), 0);
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%s", headers);
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+        char *colon = strchr(line, ':');
+        *colon = '\0';
+        ck_assert_int_eq(csgi_test_request_add_header(request, line, colon + 2), 0);
+    }
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    return response;
+}
+
+static void no_cors_headers(const csgi_test_response *r)
+{
+    ck_assert_ptr_null(csgi_test_response_header(r, "access-control-allow-origin"));
+    ck_assert_ptr_null(csgi_test_response_header(r, "access-control-allow-methods"));
+    ck_assert_ptr_null(csgi_test_response_header(r, "access-control-allow-credentials"));
+    ck_assert_ptr_null(csgi_test_response_header(r, "vary"));
+}
+
+START_TEST(cors_preflight)
+{
+    csgi_loader *loader = new_loader();
+    csgi_app *app = load(loader, test_write_file("cors.ini", cors_ini), "egg");
+    csgi_test_response *r = cors_run(app, "OPTIONS",
+                                     "Origin: https://b.example\n"
+                                     "Access-Control-Request-Method: POST\n"
+                                     "Access-Control-Request-Headers: x-auth-token, content-type");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-origin"),
+                     "https://b.example");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-methods"), "POST");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-headers"),
+                     "x-auth-token, content-type");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-max-age"), "3600");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-credentials"), "true");
+    ck_assert_str_eq(csgi_test_response_header(r, "vary"), "Origin");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "");
+    csgi_test_response_free(r);
+    /* Hostile or not allowed: an origin not on the list, a method or a
+       header not allowed. */
+    static const char *const refused[] = {
+        "Origin: https://evil.example\nAccess-Control-Request-Method: GET",
+        "Origin: https://dash.example.org.evil.example\nAccess-Control-Request-Method: GET",
+        "Origin: https://b.example\nAccess-Control-Request-Method: DELETE",
+        "Origin: https://b.example\nAccess-Control-Request-Method: GET\n"
+        "Access-Control-Request-Headers: X-Secret",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        r = cors_run(app, "OPTIONS", refused[i]);
+        no_cors_headers(r);
+        csgi_test_response_free(r);
+    }
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
+START_TEST(cors_simple)
+{
+    csgi_loader *loader = new_loader();
+    const char *path = test_write_file("cors.ini", cors_ini);
+    csgi_app *app = load(loader, path, "egg");
+    csgi_test_response *r = cors_run(app, "GET", "Origin: https://dash.example.org");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "hello");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-origin"),
+                     "https://dash.example.org");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-credentials"), "true");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-expose-headers"),
+                     "X-Auth-Token, X-Request-Id");
+    ck_assert_str_eq(csgi_test_response_header(r, "vary"), "Origin");
+    csgi_test_response_free(r);
+    r = cors_run(app, "GET", "Origin: https://evil.example");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "hello");
+    no_cors_headers(r);
+    csgi_test_response_free(r);
+    /* Without Origin: no CORS; OPTIONS without a requested method goes on. */
+    r = cors_run(app, "GET", "Accept: */*");
+    no_cors_headers(r);
+    csgi_test_response_free(r);
+    csgi_app_free(app);
+    static const char *const names[] = {"short", "long"};
+    for (size_t i = 0; i < 2; i++) {
+        app = load(loader, path, names[i]);
+        r = cors_run(app, "POST", "Origin: https://dash.example.org");
+        ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-origin"),
+                         "https://dash.example.org");
+        if (i == 0)
+            ck_assert_ptr_null(csgi_test_response_header(r, "access-control-allow-credentials"));
+        csgi_test_response_free(r);
+        r = cors_run(app, "OPTIONS",
+                     "Origin: https://dash.example.org\nAccess-Control-Request-Method: PATCH");
+        ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-methods"), "PATCH");
+        csgi_test_response_free(r);
+        csgi_app_free(app);
+    }
+    csgi_loader_free(loader);
+}
+END_TEST
+
 static Suite *oslo_edge_suite(void)
 {
     Suite *suite = suite_create("oslo_edge");
@@ -457,6 +594,10 @@ static Suite *oslo_edge_suite(void)
     tcase_add_test(tc, proxy_spellings);
     tcase_add_test(tc, proxy_forwarded);
     tcase_add_test(tc, proxy_untrusted);
+    suite_add_tcase(suite, tc);
+    tc = tcase_create("cors");
+    tcase_add_test(tc, cors_preflight);
+    tcase_add_test(tc, cors_simple);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -56,6 +56,12 @@ static const struct builtin {
      csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
     {"oslo_middleware.http_proxy_to_wsgi:HTTPProxyToWSGI.factory", CSGI_FACTORY_FILTER, NULL,
      csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
+    /* cors.c, oslo.middleware's CORS, likewise. */
+    {"egg:oslo.middleware#cors", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory, NULL, NULL},
+    {"oslo_middleware:CORS.factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware.cors:filter_factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
+     NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -40,4 +40,10 @@ int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
                                             const csgi_conf *local_conf, csgi_app *next,
                                             csgi_load_error *error);
 
+/* cors.c: oslo_middleware's CORS; conf keys allowed_origin,
+   allow_credentials, expose_headers, max_age, allow_methods and
+   allow_headers. */
+int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
 #endif
