@@ -348,14 +348,16 @@ static const char proxy_ini[] =
     "[pipeline:bad]\n"
     "pipeline = bad_cidr echo\n";
 
-/* GET / from remote with headers ("Name: value" lines joined by \n, or
-   NULL) through app; the echo's body must be want. */
-static void proxied(csgi_app *app, const char *remote, const char *headers, const char *want)
+/* method / from remote (NULL: the client's default) with headers ("Name:
+   value" lines joined by \n, or NULL) through app; the response. */
+static csgi_test_response *run_headers(csgi_app *app, const char *method, const char *remote,
+                                       const char *headers)
 {
     csgi_test_request *request = NULL;
     csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_new(&request, "GET", "/"), 0);
-    ck_assert_int_eq(csgi_test_request_set_remote(request, remote, 40000), 0);
+    ck_assert_int_eq(csgi_test_request_new(&request, method, "/"), 0);
+    if (remote)
+        ck_assert_int_eq(csgi_test_request_set_remote(request, remote, 40000), 0);
     char copy[1024];
     snprintf(copy, sizeof(copy), "%s", headers ? headers : "");
     for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
@@ -365,6 +367,14 @@ static void proxied(csgi_app *app, const char *remote, const char *headers, cons
     }
     ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     csgi_test_request_free(request);
+    ck_assert_ptr_nonnull(response);
+    return response;
+}
+
+/* GET / from remote with headers through app; the echo's body must be want. */
+static void proxied(csgi_app *app, const char *remote, const char *headers, const char *want)
+{
+    csgi_test_response *response = run_headers(app, "GET", remote, headers);
     ck_assert_str_eq(csgi_test_response_body(response, NULL), want);
     csgi_test_response_free(response);
 }
@@ -473,21 +483,10 @@ static const char cors_ini[] = "[pipeline:egg]\n"
                                "[app:hello]\n"
                                "use = egg:Test#hello\n";
 
-/* method / with headers ("Name: value" lines) through app; the response. */
+/* method / with headers through app; the response, which must be 200. */
 static csgi_test_response *cors_run(csgi_app *app, const char *method, const char *headers)
 {
-    csgi_test_request *request = NULL;
-    csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_new(&request, method, "/"), 0);
-    char copy[1024];
-    snprintf(copy, sizeof(copy), "%s", headers);
-    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
-        char *colon = strchr(line, ':');
-        *colon = '\0';
-        ck_assert_int_eq(csgi_test_request_add_header(request, line, colon + 2), 0);
-    }
-    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
-    csgi_test_request_free(request);
+    csgi_test_response *response = run_headers(app, method, NULL, headers);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     return response;
 }

@@ -147,9 +147,13 @@ static void cors_destroy(void *userdata)
     csgi__free(c);
 }
 
-static const char *const known[] = {
-    "allowed_origin", "allow_credentials", "expose_headers",      "max_age",
-    "allow_methods",  "allow_headers",     "oslo_config_project", "oslo_config_file"};
+static const char *const known[] = {"allowed_origin",
+                                    "allow_credentials",
+                                    "expose_headers",
+                                    "max_age",
+                                    "allow_methods",
+                                    "allow_headers",
+                                    NULL};
 
 static char *copy(const char *s)
 {
@@ -160,21 +164,12 @@ static int setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *glo
                  const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)global_conf;
-    const char *name, *value;
-    for (size_t i = 0; csgi_conf_entry(local_conf, i, &name, &value); i++) {
-        bool ok = false;
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-            ok = ok || strcmp(name, known[k]) == 0;
-        if (!ok) {
-            csgi_conf_error(local_conf, name, error,
-                            "unknown key for cors (known: allowed_origin, allow_credentials, "
-                            "expose_headers, max_age, allow_methods, allow_headers)");
-            return CSGI_EINVAL;
-        }
-    }
+    int rc = csgi_middleware__known_keys(local_conf, "cors", known, error);
+    if (rc != 0)
+        return rc;
     int credentials = 1;
     long long max_age = -1;
-    int rc = csgi_conf_asbool(local_conf, "allow_credentials", 1, &credentials, error);
+    rc = csgi_conf_asbool(local_conf, "allow_credentials", 1, &credentials, error);
     if (rc == 0)
         rc = csgi_conf_asint(local_conf, "max_age", -1, &max_age, error);
     if (rc != 0)

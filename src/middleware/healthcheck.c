@@ -83,33 +83,19 @@ static csgi_response *healthcheck_filter(csgi_request *request, csgi_app *next, 
 
 /* oslo's option names; oslo_config_project and oslo_config_file name the
    project's oslo.config files, which csgi does not read. */
-static const char *const known[] = {"path",
-                                    "detailed",
-                                    "backends",
-                                    "disable_by_file_path",
-                                    "oslo_config_project",
-                                    "oslo_config_file"};
+static const char *const known[] = {"path", "detailed", "backends", "disable_by_file_path", NULL};
 
 static int setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *global_conf,
                  const csgi_conf *local_conf, csgi_load_error *error)
 {
     (void)global_conf;
-    const char *name, *value;
-    for (size_t i = 0; csgi_conf_entry(local_conf, i, &name, &value); i++) {
-        bool ok = false;
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-            ok = ok || strcmp(name, known[k]) == 0;
-        if (!ok) {
-            csgi_conf_error(local_conf, name, error,
-                            "unknown key for healthcheck (known: path, detailed, backends, "
-                            "disable_by_file_path)");
-            return CSGI_EINVAL;
-        }
-    }
+    int rc = csgi_middleware__known_keys(local_conf, "healthcheck", known, error);
+    if (rc != 0)
+        return rc;
     const char *const *backends = NULL;
     size_t count = 0;
     int detailed = 0;
-    int rc = csgi_conf_asbool(local_conf, "detailed", 0, &detailed, error);
+    rc = csgi_conf_asbool(local_conf, "detailed", 0, &detailed, error);
     if (rc == 0)
         rc = csgi_conf_aslist(local_conf, "backends", &backends, &count, error);
     if (rc != 0)

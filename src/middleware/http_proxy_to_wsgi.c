@@ -262,17 +262,10 @@ int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
 {
     (void)loader;
     (void)global_conf;
-    const char *name, *value;
-    for (size_t i = 0; csgi_conf_entry(local_conf, i, &name, &value); i++) {
-        if (strcmp(name, "enable_proxy_headers_parsing") != 0 &&
-            strcmp(name, "trusted_proxies") != 0 && strcmp(name, "oslo_config_project") != 0 &&
-            strcmp(name, "oslo_config_file") != 0) {
-            csgi_conf_error(local_conf, name, error,
-                            "unknown key for http_proxy_to_wsgi (known: "
-                            "enable_proxy_headers_parsing, trusted_proxies)");
-            csgi_app_free(next);
-            return CSGI_EINVAL;
-        }
+    static const char *const known[] = {"enable_proxy_headers_parsing", "trusted_proxies", NULL};
+    if (csgi_middleware__known_keys(local_conf, "http_proxy_to_wsgi", known, error) != 0) {
+        csgi_app_free(next);
+        return CSGI_EINVAL;
     }
     int enabled = 0;
     int rc = csgi_conf_asbool(local_conf, "enable_proxy_headers_parsing", 0, &enabled, error);

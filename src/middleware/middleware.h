@@ -8,6 +8,12 @@
 
 #include <csgi/loader.h>
 
+/* known_keys.c: CSGI_EINVAL, with error at the key, when conf has a key not
+   in known (NULL-terminated) nor oslo_config_project or oslo_config_file
+   (accepted and ignored); middleware names it in the text. */
+int csgi_middleware__known_keys(const csgi_conf *conf, const char *middleware,
+                                const char *const *known, csgi_load_error *error);
+
 /* lint.c: egg:csgi#lint and egg:Paste#lint, conf key strict (boolean). */
 int csgi_lint__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
