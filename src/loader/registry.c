@@ -58,6 +58,32 @@ static const struct builtin {
      csgi_catch_errors__filter_factory, NULL, NULL},
     {"oslo_middleware.catch_errors:CatchErrors.factory", CSGI_FACTORY_FILTER, NULL,
      csgi_catch_errors__filter_factory, NULL, NULL},
+    /* healthcheck.c, oslo.middleware's Healthcheck under the names OpenStack
+       api-paste.ini files give it (the text after paste.app_factory =,
+       paste.filter_factory = or use =, matched as written). */
+    {"egg:oslo.middleware#healthcheck", CSGI_FACTORY_APP, csgi_healthcheck__app_factory, NULL, NULL,
+     NULL},
+    {"oslo_middleware:Healthcheck.app_factory", CSGI_FACTORY_APP, csgi_healthcheck__app_factory,
+     NULL, NULL, NULL},
+    {"oslo_middleware.healthcheck:Healthcheck.app_factory", CSGI_FACTORY_APP,
+     csgi_healthcheck__app_factory, NULL, NULL, NULL},
+    {"oslo_middleware:Healthcheck.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_healthcheck__filter_factory, NULL, NULL},
+    {"oslo_middleware.healthcheck:Healthcheck.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_healthcheck__filter_factory, NULL, NULL},
+    /* http_proxy_to_wsgi.c, oslo.middleware's HTTPProxyToWSGI, likewise. */
+    {"egg:oslo.middleware#http_proxy_to_wsgi", CSGI_FACTORY_FILTER, NULL,
+     csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
+    {"oslo_middleware:HTTPProxyToWSGI.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
+    {"oslo_middleware.http_proxy_to_wsgi:HTTPProxyToWSGI.factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_http_proxy_to_wsgi__filter_factory, NULL, NULL},
+    /* cors.c, oslo.middleware's CORS, likewise. */
+    {"egg:oslo.middleware#cors", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory, NULL, NULL},
+    {"oslo_middleware:CORS.factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware.cors:filter_factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
+     NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

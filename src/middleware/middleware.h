@@ -8,6 +8,12 @@
 
 #include <csgi/loader.h>
 
+/* known_keys.c: CSGI_EINVAL, with error at the key, when conf has a key not
+   in known (NULL-terminated) nor oslo_config_project or oslo_config_file
+   (accepted and ignored); middleware names it in the text. */
+int csgi_middleware__known_keys(const csgi_conf *conf, const char *middleware,
+                                const char *const *known, csgi_load_error *error);
+
 /* lint.c: egg:csgi#lint and egg:Paste#lint, conf key strict (boolean). */
 int csgi_lint__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
@@ -46,5 +52,26 @@ int csgi_sizelimit__filter_factory(csgi_app **out, csgi_loader *loader,
 int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
                                       const csgi_conf *global_conf, const csgi_conf *local_conf,
                                       csgi_app *next, csgi_load_error *error);
+
+/* healthcheck.c: oslo_middleware's Healthcheck, as an application and as
+   a filter; conf keys path, detailed, backends and disable_by_file_path. */
+int csgi_healthcheck__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                                  const csgi_conf *local_conf, csgi_load_error *error);
+int csgi_healthcheck__filter_factory(csgi_app **out, csgi_loader *loader,
+                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                     csgi_app *next, csgi_load_error *error);
+
+/* http_proxy_to_wsgi.c: oslo_middleware's HTTPProxyToWSGI; conf keys
+   enable_proxy_headers_parsing and trusted_proxies. */
+int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
+                                            const csgi_conf *global_conf,
+                                            const csgi_conf *local_conf, csgi_app *next,
+                                            csgi_load_error *error);
+
+/* cors.c: oslo_middleware's CORS; conf keys allowed_origin,
+   allow_credentials, expose_headers, max_age, allow_methods and
+   allow_headers. */
+int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
 #endif
