@@ -84,6 +84,10 @@ static const struct builtin {
      NULL},
     {"oslo_middleware.cors:filter_factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
      NULL, NULL},
+    /* static.c, Paste's StaticURLParser (egg:Paste#static), an application. */
+    {"egg:csgi#static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    {"egg:Paste#static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    {"paste.urlparser:make_static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -74,4 +74,10 @@ int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
 int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
+/* static.c: Paste's StaticURLParser, an application (egg:csgi#static,
+   egg:Paste#static, paste.urlparser:make_static); conf keys document_root,
+   index, cache_max_age, mime_types and follow_symlinks_outside. */
+int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_load_error *error);
+
 #endif
