@@ -80,4 +80,10 @@ int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_co
 int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                              const csgi_conf *local_conf, csgi_load_error *error);
 
+/* gzip.c: Paste's gzipper, a filter (egg:csgi#gzip, egg:Paste#gzip,
+   paste.gzipper:make_gzip_middleware); conf keys compress_level,
+   min_length and compress_types. */
+int csgi_gzip__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
 #endif
