@@ -6,8 +6,10 @@
  * application of the test's and of the static file application.
  */
 #include "engine_harness.h"
+#include "test_alloc.h"
 #include "test_deploy.h"
 #include "test_files.h"
+#include "test_spy.h"
 
 #include <csgi.h>
 
@@ -529,47 +531,29 @@ static void write_big(const char *name)
     fclose(f);
 }
 
-/* The body kind the filter returned: a file keeps its sendfile path. */
-static csgi_body_kind seen_kind;
-
-static csgi_body *spy_call(void *state, csgi_environ *environ, csgi_start_response *sr)
-{
-    csgi_body *body = csgi_app_call(state, environ, sr);
-    if (body)
-        seen_kind = csgi_body_kind_of(body);
-    return body;
-}
-
-static void spy_destroy(void *state)
-{
-    csgi_app_free(state);
-}
-
-static const csgi_app_type spy_type = {"spy", spy_call, spy_destroy};
-
 START_TEST(files)
 {
     write_big("file.txt");
     write_big("file.png");
-    csgi_app *app = NULL;
-    ck_assert_int_eq(csgi_app_new(&app, &spy_type, load("main")), 0);
+    csgi_app *app = test_spy_wrap(load("main"));
     char *want = malloc(FILE_SIZE);
     FILE *f = fopen(test_tmp_path("file.txt"), "rb");
     ck_assert_uint_eq(fread(want, 1, FILE_SIZE, f), FILE_SIZE);
     fclose(f);
 
-    csgi_test_response *r = get(app, "/file.txt", "gzip");
-    expect_gzip(r, want, FILE_SIZE);
-    ck_assert_int_eq(seen_kind, CSGI_BODY_ITERATOR);
-    csgi_test_response_free(r);
-
-    r = get(app, "/file.png", "gzip");
+    /* Not compressed: still a file body. */
+    csgi_test_response *r = get(app, "/file.png", "gzip");
     expect_plain(r, want, FILE_SIZE);
-    ck_assert_int_eq(seen_kind, CSGI_BODY_FILE);
+    ck_assert_int_eq(test_spy_kind(), CSGI_BODY_FILE);
+    csgi_test_response_free(r);
+    /* Compressed as it streams: an iterator over the file. */
+    r = get(app, "/file.txt", "gzip");
+    expect_gzip(r, want, FILE_SIZE);
+    ck_assert_int_eq(test_spy_kind(), CSGI_BODY_ITERATOR);
     csgi_test_response_free(r);
     r = get(app, "/file.txt", "identity");
     expect_plain(r, want, FILE_SIZE);
-    ck_assert_int_eq(seen_kind, CSGI_BODY_FILE);
+    ck_assert_int_eq(test_spy_kind(), CSGI_BODY_FILE);
     csgi_test_response_free(r);
     free(want);
     csgi_app_free(app);
@@ -812,6 +796,57 @@ START_TEST(streams_over_sockets)
 }
 END_TEST
 
+/* Load and compress with each allocation failing in turn (zlib's memory
+   comes from csgi's allocator too): every attempt ends in an error or a
+   response that decompresses, and nothing leaks (ASan). */
+START_TEST(out_of_memory)
+{
+    make_text();
+    static char want[PIECES * 64];
+    size_t want_len = pieces_text(want, sizeof(want));
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "%s#main", write_deploy());
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int succeeded = 0;
+    for (long budget = 0; budget < 5000 && !succeeded; budget++) {
+        test_alloc_fail_after(budget);
+        csgi_loader *loader = NULL;
+        csgi_app *app = NULL;
+        int done = 0;
+        int rc = csgi_loader_new(&loader);
+        if (rc == 0)
+            rc = csgi_loader_register_app(loader, "egg:Test#demo", CSGI_FACTORY_APP, demo_factory);
+        if (rc == 0)
+            rc = csgi_loader_load_app(&app, loader, uri, NULL);
+        for (int i = 0; rc == 0 && i < 2; i++) {
+            csgi_test_request *request = NULL;
+            csgi_test_response *r = NULL;
+            rc = csgi_test_request_new(&request, "GET", i ? "/pieces" : "/text");
+            if (rc == 0)
+                rc = csgi_test_request_add_header(request, "Accept-Encoding", "gzip");
+            if (rc == 0)
+                rc = csgi_test_request_run(&r, request, app);
+            int code = rc == 0 ? csgi_test_response_code(r) : 0;
+            ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget,
+                          csgi_err_name(rc));
+            ck_assert_msg(rc != 0 || code == 200 || code == 500, "budget %ld: %d", budget, code);
+            if (code == 200 && !csgi_test_response_cut(r)) {
+                expect_gzip(r, i ? want : text, i ? want_len : TEXT_SIZE);
+                done += 1;
+            }
+            csgi_test_response_free(r);
+            csgi_test_request_free(request);
+        }
+        succeeded = done == 2 && test_alloc_count() < budget;
+        test_alloc_fail_never();
+        csgi_app_free(app);
+        csgi_loader_free(loader);
+    }
+    test_alloc_restore();
+    ck_assert(succeeded);
+}
+END_TEST
+
 /* docs/middleware.md's example: gzip in front of static, serving its own
    directory (an .ini file is no type worth compressing: sent as it is). */
 START_TEST(docs_example)
@@ -848,6 +883,7 @@ static Suite *gzip_suite(void)
     tcase_add_test(tc, over_sockets);
     tcase_add_test(tc, streams_over_sockets);
     tcase_add_test(tc, docs_example);
+    tcase_add_test(tc, out_of_memory);
     suite_add_tcase(suite, tc);
     return suite;
 }

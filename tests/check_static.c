@@ -6,8 +6,10 @@
  * directory (test_tmp_dir(), made with mkdtemp()).
  */
 #include "engine_harness.h"
+#include "test_alloc.h"
 #include "test_deploy.h"
 #include "test_files.h"
+#include "test_spy.h"
 
 #include <csgi.h>
 
@@ -126,6 +128,28 @@ static void expect(csgi_app *app, const char *url, int code, const char *body)
 {
     answered(run(app, "GET", url), url, code, body);
 }
+
+START_TEST(file_bodies)
+{
+    make_tree(1);
+    csgi_app *app = test_spy_wrap(load("main"));
+    static const char *const urls[] = {"/a.txt", "/big.bin", "/sub/"};
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        test_spy_reset();
+        csgi_test_response *r = run(app, "GET", urls[i]);
+        ck_assert_int_eq(csgi_test_response_code(r), 200);
+        ck_assert_msg(test_spy_kind() == CSGI_BODY_FILE, "%s", urls[i]);
+        csgi_test_response_free(r);
+    }
+    /* A range is a file body too, of the part. */
+    test_spy_reset();
+    csgi_test_response *r = run2(app, "GET", "/big.bin", "Range", "bytes=100-199", NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 206);
+    ck_assert_int_eq(test_spy_kind(), CSGI_BODY_FILE);
+    csgi_test_response_free(r);
+    csgi_app_free(app);
+}
+END_TEST
 
 START_TEST(serves_files)
 {
@@ -547,6 +571,17 @@ START_TEST(over_sockets)
     response_free(&r);
     close(fd);
 
+    /* A POST is refused without its body being waited for. */
+    fd = client_connect(served.port);
+    ck_assert_int_eq(client_send_str(fd, "POST /a.txt HTTP/1.1\r\nHost: t\r\n"
+                                         "Content-Length: 100000\r\n\r\npart of it"),
+                     0);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_str_eq(response_header(&r, "allow"), "GET, HEAD");
+    response_free(&r);
+    close(fd);
+
     /* Traversals on the wire, each on a connection of its own. */
     static const char *const targets[] = {"/../secret.txt", "/%2e%2e/secret.txt",
                                           "/a%2f..%2f..%2fsecret.txt", "/a.txt%00",
@@ -562,6 +597,57 @@ START_TEST(over_sockets)
         close(fd);
     }
     app_server_stop(&served);
+}
+END_TEST
+
+/* Load and serve with each allocation failing in turn: every attempt ends
+   in an error or a response, and nothing leaks (ASan). */
+START_TEST(out_of_memory)
+{
+    make_tree(0);
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "%s#typed", write_deploy());
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int succeeded = 0;
+    for (long budget = 0; budget < 5000 && !succeeded; budget++) {
+        test_alloc_fail_after(budget);
+        csgi_loader *loader = NULL;
+        csgi_app *app = NULL;
+        csgi_test_request *request = NULL;
+        csgi_test_response *r = NULL;
+        int rc = csgi_loader_new(&loader);
+        if (rc == 0)
+            rc = csgi_loader_load_app(&app, loader, uri, NULL);
+        if (rc == 0)
+            rc = csgi_test_request_new(&request, "GET", "/sub");
+        if (rc == 0)
+            rc = csgi_test_request_run(&r, request, app);
+        ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "budget %ld: %s", budget, csgi_err_name(rc));
+        int code = rc == 0 ? csgi_test_response_code(r) : 0;
+        ck_assert_msg(rc != 0 || code == 301 || code == 500, "budget %ld: %d", budget, code);
+        csgi_test_response_free(r);
+        r = NULL;
+        if (rc == 0 && code == 301) {
+            csgi_test_request_free(request);
+            request = NULL;
+            rc = csgi_test_request_new(&request, "GET", "/page.foo");
+            if (rc == 0)
+                rc = csgi_test_request_run(&r, request, app);
+            code = rc == 0 ? csgi_test_response_code(r) : 0;
+            ck_assert_msg(rc != 0 || code == 200 || code == 500, "budget %ld: %d", budget, code);
+            if (code == 200) {
+                ck_assert_str_eq(csgi_test_response_body(r, NULL), "custom");
+                succeeded = test_alloc_count() < budget;
+            }
+        }
+        test_alloc_fail_never();
+        csgi_test_response_free(r);
+        csgi_test_request_free(request);
+        csgi_app_free(app);
+        csgi_loader_free(loader);
+    }
+    test_alloc_restore();
+    ck_assert(succeeded);
 }
 END_TEST
 
@@ -589,6 +675,7 @@ static Suite *static_suite(void)
     TCase *tc = tcase_create("static");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, serves_files);
+    tcase_add_test(tc, file_bodies);
     tcase_add_test(tc, names_and_options);
     tcase_add_test(tc, bad_conf);
     tcase_add_test(tc, directories);
@@ -599,6 +686,7 @@ static Suite *static_suite(void)
     tcase_add_test(tc, big_file);
     tcase_add_test(tc, over_sockets);
     tcase_add_test(tc, docs_example);
+    tcase_add_test(tc, out_of_memory);
     suite_add_tcase(suite, tc);
     return suite;
 }
