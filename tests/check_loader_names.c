@@ -212,6 +212,29 @@ START_TEST(healthcheck_app_and_filter)
 }
 END_TEST
 
+/* Every built-in's name is documented: docs/config.md's naming table or the
+   middleware's own section of docs/middleware.md shows it as written. */
+START_TEST(every_builtin_documented)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/docs/config.md", test_project_dir());
+    const char *config = test_read_file(path);
+    ck_assert_ptr_nonnull(config);
+    char *config_copy = strdup(config);
+    snprintf(path, sizeof(path), "%s/docs/middleware.md", test_project_dir());
+    const char *middleware = test_read_file(path);
+    ck_assert_ptr_nonnull(middleware);
+    for (size_t i = 0; csgi_loader__builtin_reference(i, NULL); i++) {
+        const char *reference = csgi_loader__builtin_reference(i, NULL);
+        char quoted[512];
+        snprintf(quoted, sizeof(quoted), "`%s`", reference);
+        ck_assert_msg(strstr(config_copy, quoted) || strstr(middleware, quoted),
+                      "%s is in neither docs/config.md nor docs/middleware.md", quoted);
+    }
+    free(config_copy);
+}
+END_TEST
+
 /* ---- deploy files ----------------------------------------------------------------- */
 
 static csgi_loader *new_loader(void)
@@ -509,6 +532,7 @@ static Suite *loader_names_suite(void)
     tcase_add_test(tc, every_builtin_every_spelling);
     tcase_add_test(tc, healthcheck_app_and_filter);
     tcase_add_test(tc, hostile_references);
+    tcase_add_test(tc, every_builtin_documented);
     suite_add_tcase(s, tc);
     tc = tcase_create("deploy");
     tcase_add_test(tc, deploy_file_spellings);
