@@ -177,6 +177,13 @@ for file in "$data"/*.ini; do
 done
 
 [ "$checked_files" -ge 6 ] || fail "only $checked_files files checked in $data"
+# A PENDING name no file needed a stub for has landed: it belongs out of the list.
+all_stubbed=$(cat "$dir"/*.out | grep -F '(stub: unknown factory)' | references | sort -u || true)
+while read -r reference; do
+    [ -n "$reference" ] || continue
+    in_list "$reference" "$all_stubbed" ||
+        echo "NOTE: $reference resolves now: remove it from PENDING so that this test keeps it so"
+done <<<"$PENDING"
 if [ "$failures" -ne 0 ]; then
     echo "$failures failures"
     exit 1
