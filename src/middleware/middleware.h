@@ -9,8 +9,8 @@
 #include <csgi/loader.h>
 
 /* known_keys.c: CSGI_EINVAL, with error at the key, when conf has a key not
-   in known (NULL-terminated) nor oslo_config_project or oslo_config_file
-   (accepted and ignored); middleware names it in the text. */
+   in known (NULL-terminated) nor oslo_config_project, oslo_config_file or
+   oslo_config_program (accepted and ignored); middleware names it in the text. */
 int csgi_middleware__known_keys(const csgi_conf *conf, const char *middleware,
                                 const char *const *known, csgi_load_error *error);
 
