@@ -84,6 +84,13 @@ static const struct builtin {
      NULL},
     {"oslo_middleware.cors:filter_factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
      NULL, NULL},
+    /* debug.c, oslo.middleware's Debug, likewise. */
+    {"egg:oslo.middleware#debug", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware.debug:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory,
+     NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)
