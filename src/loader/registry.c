@@ -91,6 +91,13 @@ static const struct builtin {
      NULL},
     {"oslo_middleware.debug:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory,
      NULL, NULL},
+    /* translogger.c, Paste's TransLogger. */
+    {"egg:Paste#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
+     NULL},
+    {"paste.translogger:make_filter", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory,
+     NULL, NULL},
+    {"egg:csgi#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
+     NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

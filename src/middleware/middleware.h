@@ -84,4 +84,12 @@ size_t csgi_middleware__escape(char *out, size_t size, const char *bytes, size_t
 int csgi_debug__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                                const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
+/* translogger.c: Paste's TransLogger (egg:Paste#translogger,
+   paste.translogger:make_filter, egg:csgi#translogger); conf keys
+   logger_name, logging_level, setup_console_handler, set_logger_level and
+   file. */
+int csgi_translogger__filter_factory(csgi_app **out, csgi_loader *loader,
+                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                     csgi_app *next, csgi_load_error *error);
+
 #endif
