@@ -98,6 +98,8 @@ static const struct builtin {
      NULL, NULL},
     {"egg:csgi#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
      NULL},
+    /* basic_auth.c: HTTP Basic authentication against an htpasswd file. */
+    {"egg:csgi#basic_auth", CSGI_FACTORY_FILTER, NULL, csgi_basic_auth__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

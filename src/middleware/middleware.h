@@ -92,4 +92,10 @@ int csgi_translogger__filter_factory(csgi_app **out, csgi_loader *loader,
                                      const csgi_conf *global_conf, const csgi_conf *local_conf,
                                      csgi_app *next, csgi_load_error *error);
 
+/* basic_auth.c: HTTP Basic authentication against an htpasswd file
+   (egg:csgi#basic_auth); conf keys htpasswd and realm. */
+int csgi_basic_auth__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
 #endif
