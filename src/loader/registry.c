@@ -100,6 +100,8 @@ static const struct builtin {
      NULL},
     /* basic_auth.c: HTTP Basic authentication against an htpasswd file. */
     {"egg:csgi#basic_auth", CSGI_FACTORY_FILTER, NULL, csgi_basic_auth__filter_factory, NULL, NULL},
+    /* ratelimit.c: a token bucket per client address or project. */
+    {"egg:csgi#ratelimit", CSGI_FACTORY_FILTER, NULL, csgi_ratelimit__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -98,4 +98,10 @@ int csgi_basic_auth__filter_factory(csgi_app **out, csgi_loader *loader,
                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                     csgi_app *next, csgi_load_error *error);
 
+/* ratelimit.c: a token bucket per client address or project
+   (egg:csgi#ratelimit); conf keys rate, burst, max_clients and by. */
+int csgi_ratelimit__filter_factory(csgi_app **out, csgi_loader *loader,
+                                   const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                   csgi_app *next, csgi_load_error *error);
+
 #endif
