@@ -117,6 +117,16 @@ csgi_app *smallmw_load(csgi_loader *loader, const char *file, const char *ini, c
     return test_load(loader, uri);
 }
 
+void smallmw_load_fails(csgi_loader *loader, const char *ini, const char *name, const char *want)
+{
+    static int count;
+    char file[32], uri[4200], message[2048];
+    snprintf(file, sizeof(file), "fails%d.ini", count++);
+    snprintf(uri, sizeof(uri), "%s#%s", test_write_file(file, ini), name);
+    ck_assert_int_ne(test_load_fails(loader, uri, message, sizeof(message)), 0);
+    ck_assert_msg(strstr(message, want), "%s (wanted %s)", message, want);
+}
+
 csgi_test_response *smallmw_run(csgi_app *app, const char *method, const char *url,
                                 const char *remote, const char *headers)
 {

@@ -21,6 +21,11 @@ csgi_loader *smallmw_loader(void);
    loader; the application (owned by the caller). */
 csgi_app *smallmw_load(csgi_loader *loader, const char *file, const char *ini, const char *name);
 
+/* Load name from ini, written to a new temporary file each call (the
+   loader keeps what it read of a path): the load must fail with want in
+   its message. */
+void smallmw_load_fails(csgi_loader *loader, const char *ini, const char *name, const char *want);
+
 /* Run method url through app with headers ("Name: value" lines joined by
    \n, or NULL) from remote (NULL: the client's default). */
 csgi_test_response *smallmw_run(csgi_app *app, const char *method, const char *url,
