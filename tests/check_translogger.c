@@ -86,7 +86,13 @@ static const char ini[] = "[pipeline:egg]\n"
                           "pipeline = nowhere hello\n"
                           "\n"
                           "[pipeline:bad_key]\n"
-                          "pipeline = typo hello\n";
+                          "pipeline = typo hello\n"
+                          "\n"
+                          "[pipeline:failing]\n"
+                          "pipeline = egg_log failer\n"
+                          "\n"
+                          "[app:failer]\n"
+                          "use = egg:Test#fail\n";
 
 static char ini_text[sizeof(ini) + 4096];
 
@@ -207,6 +213,20 @@ START_TEST(translogger_file)
 }
 END_TEST
 
+START_TEST(translogger_failing_app)
+{
+    csgi_loader *loader = smallmw_loader();
+    csgi_app *app = load(loader, "failing");
+    csgi_test_response *r = smallmw_run(app, "POST", "/broken", NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(r), 500);
+    assert_matches(access_line(r), ": wsgi: 127\\.0\\.0\\.1 - - " DATE
+                                   " \"POST /broken HTTP/1\\.1\" 500 - \"-\" \"-\"$");
+    csgi_test_response_free(r);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
 START_TEST(translogger_bad_conf)
 {
     csgi_loader *loader = smallmw_loader();
@@ -277,6 +297,7 @@ int main(void)
     tcase_add_test(tc, translogger_spellings);
     tcase_add_test(tc, translogger_user_and_escapes);
     tcase_add_test(tc, translogger_file);
+    tcase_add_test(tc, translogger_failing_app);
     tcase_add_test(tc, translogger_bad_conf);
     tcase_add_test(tc, translogger_sockets);
     suite_add_tcase(suite, tc);

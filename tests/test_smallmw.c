@@ -99,6 +99,27 @@ static int stream_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *
     return csgi_app_new(out, &stream_type, NULL);
 }
 
+/* egg:Test#fail: an application whose call fails (the server answers 500). */
+static csgi_body *fail_call(void *state, csgi_environ *environ, csgi_start_response *sr)
+{
+    (void)state;
+    (void)environ;
+    (void)sr;
+    return NULL;
+}
+
+static const csgi_app_type fail_type = {"fail", fail_call, NULL};
+
+static int fail_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                        const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)loader;
+    (void)global_conf;
+    (void)local_conf;
+    (void)error;
+    return csgi_app_new(out, &fail_type, NULL);
+}
+
 csgi_loader *smallmw_loader(void)
 {
     csgi_loader *loader = NULL;
@@ -107,6 +128,8 @@ csgi_loader *smallmw_loader(void)
         csgi_loader_register_app(loader, "egg:Test#hello", CSGI_FACTORY_APP, hello_factory), 0);
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:Test#stream", CSGI_FACTORY_APP, stream_factory), 0);
+    ck_assert_int_eq(
+        csgi_loader_register_app(loader, "egg:Test#fail", CSGI_FACTORY_APP, fail_factory), 0);
     return loader;
 }
 

@@ -14,7 +14,8 @@
 
 /* A loader knowing egg:Test#hello (answers "hello", or "hello USER" when
    REMOTE_USER is set) and egg:Test#stream (a body of three pieces, the
-   second answered later from a timer). Fails the test on error. */
+   second answered later from a timer) and egg:Test#fail (whose call
+   fails). Fails the test on error. */
 csgi_loader *smallmw_loader(void);
 
 /* Load name from ini (written to a temporary file named file) with

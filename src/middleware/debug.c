@@ -59,6 +59,8 @@ static void log_environ(csgi_environ *environ)
         size_t len;
         if (kind == CSGI_VALUE_STRING) {
             value = csgi_environ_get_n(environ, key, &len);
+            if (!value)
+                value = "", len = 0;
         } else if (kind == CSGI_VALUE_INT) {
             int64_t n = 0;
             csgi_environ_get_int(environ, key, &n);

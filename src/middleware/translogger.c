@@ -77,7 +77,8 @@ static void write_line(call *c)
     if (!localtime_r(&c->start, &tm) || !strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm))
         snprintf(when, sizeof(when), "-");
     snprintf(status, sizeof(status), c->status > 0 ? "%d" : "-", c->status);
-    bool head = strcmp(csgi_environ_get(environ, "REQUEST_METHOD"), "HEAD") == 0;
+    const char *request_method = csgi_environ_get(environ, "REQUEST_METHOD");
+    bool head = request_method && strcmp(request_method, "HEAD") == 0;
     if (c->bytes == 0 || head)
         snprintf(bytes, sizeof(bytes), "-");
     else
