@@ -18,8 +18,11 @@ size_t csgi_middleware__escape(char *out, size_t size, const char *bytes, size_t
 {
     static const char hex[] = "0123456789abcdef";
     size_t used = 0;
-    if (size == 0)
+    if (size < 4) { /* no room for "..." */
+        if (size > 0)
+            out[0] = '\0';
         return 0;
+    }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)bytes[i];
         size_t need = needs_escape(c) ? 4 : 1;

@@ -75,7 +75,7 @@ int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_co
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
 /* escape.c: bytes (len) into out (size bytes, NUL-terminated) for a log
-   line: control bytes, bytes above 0x7e, '"' and '\\' as \\xHH; cut with
+   line: control bytes, bytes above 0x7e, '"' and backslash as \xHH; cut with
    "..." when out is too small. Returns the length written. */
 size_t csgi_middleware__escape(char *out, size_t size, const char *bytes, size_t len);
 
