@@ -94,6 +94,24 @@ static const struct builtin {
      NULL, NULL},
     {"oslo_middleware.cors:CORS.factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
      NULL, NULL},
+    /* debug.c, oslo.middleware's Debug, likewise. */
+    {"egg:oslo.middleware#debug", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware.debug:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory,
+     NULL, NULL},
+    /* translogger.c, Paste's TransLogger. */
+    {"egg:Paste#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
+     NULL},
+    {"paste.translogger:make_filter", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory,
+     NULL, NULL},
+    {"egg:csgi#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
+     NULL},
+    /* basic_auth.c: HTTP Basic authentication against an htpasswd file. */
+    {"egg:csgi#basic_auth", CSGI_FACTORY_FILTER, NULL, csgi_basic_auth__filter_factory, NULL, NULL},
+    /* ratelimit.c: a token bucket per client address or project. */
+    {"egg:csgi#ratelimit", CSGI_FACTORY_FILTER, NULL, csgi_ratelimit__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)
