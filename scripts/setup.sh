@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libevent-dev libjansson-dev libssl-dev openssl check
+    libevent-dev libjansson-dev libssl-dev openssl check zlib1g-dev
     clang llvm libclang-rt-14-dev clang-format
     curl python3 valgrind
     groff-base systemd

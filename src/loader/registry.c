@@ -112,6 +112,15 @@ static const struct builtin {
     {"egg:csgi#basic_auth", CSGI_FACTORY_FILTER, NULL, csgi_basic_auth__filter_factory, NULL, NULL},
     /* ratelimit.c: a token bucket per client address or project. */
     {"egg:csgi#ratelimit", CSGI_FACTORY_FILTER, NULL, csgi_ratelimit__filter_factory, NULL, NULL},
+    /* static.c, Paste's StaticURLParser (egg:Paste#static), an application. */
+    {"egg:csgi#static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    {"egg:Paste#static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    {"paste.urlparser:make_static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    /* gzip.c, Paste's gzipper (egg:Paste#gzip), a filter. */
+    {"egg:csgi#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
+    {"egg:Paste#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
+    {"paste.gzipper:make_gzip_middleware", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory,
+     NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

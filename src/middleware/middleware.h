@@ -103,5 +103,16 @@ int csgi_basic_auth__filter_factory(csgi_app **out, csgi_loader *loader,
 int csgi_ratelimit__filter_factory(csgi_app **out, csgi_loader *loader,
                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
                                    csgi_app *next, csgi_load_error *error);
+/* static.c: Paste's StaticURLParser, an application (egg:csgi#static,
+   egg:Paste#static, paste.urlparser:make_static); conf keys document_root,
+   index, cache_max_age, mime_types and follow_symlinks_outside. */
+int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_load_error *error);
+
+/* gzip.c: Paste's gzipper, a filter (egg:csgi#gzip, egg:Paste#gzip,
+   paste.gzipper:make_gzip_middleware); conf keys compress_level,
+   min_length and compress_types. */
+int csgi_gzip__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
 #endif
