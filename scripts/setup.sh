@@ -12,6 +12,7 @@ packages=(
     clang llvm libclang-rt-14-dev clang-format
     curl python3 valgrind
     groff-base systemd
+    libcrypt-dev
 )
 
 missing=()
