@@ -26,6 +26,7 @@
 #include "csgi/request.h"
 #include "csgi/handler.h"
 #include "csgi/threadpool.h"
+#include "csgi/client.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */
