@@ -92,6 +92,10 @@ typedef struct call {
    by address, never sent. */
 static csgi_response read_marker;
 static csgi_response wait_marker;
+/* csgi_handler_forward() to the filter's own next application, from inside
+   its handler: nothing to allocate, nothing to reference (the adapter
+   holds next). */
+static csgi_response forward_next_marker;
 
 static csgi_body *deliver(call *c, csgi_response *response);
 
@@ -479,6 +483,11 @@ static csgi_body *deliver(call *c, csgi_response *response)
         c->wait = 0;
         return deliver(c, run_resume(c, c->early, c->early_state));
     }
+    if (response == &forward_next_marker) {
+        if (csgi_gather__rewind(c->environ) != 0)
+            return NULL;
+        return csgi_app_call(c->adapter->next, c->environ, c->start_response);
+    }
     if (response == &read_marker) {
         if (!c->read_buffer) {
             /* A piece at a time, no more than the body announced needs. */
@@ -660,7 +669,8 @@ csgi_response *csgi_handler_error(csgi_request *request, int status, const char 
     return response;
 }
 
-csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
+/* A response object that calls app. */
+static csgi_response *forward_response(csgi_request *request, csgi_app *app)
 {
     csgi_response *response = app ? csgi_handler_response(request) : NULL;
     /* The response takes a reference; the caller keeps its own. */
@@ -669,13 +679,23 @@ csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
     return response;
 }
 
+csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
+{
+    /* What nearly every filter returns: its next application, which the
+       adapter holds for as long as the request runs. */
+    call *c = request && app ? csgi_request__handler_call(request) : NULL;
+    if (c && app == c->adapter->next)
+        return &forward_next_marker;
+    return forward_response(request, app);
+}
+
 csgi_response *csgi_handler_forward_then(csgi_request *request, csgi_app *app,
                                          csgi_handler_then_fn fn, void *state)
 {
     call *c = request ? csgi_request__handler_call(request) : NULL;
     if (!c || !fn)
         return NULL;
-    csgi_response *response = csgi_handler_forward(request, app);
+    csgi_response *response = forward_response(request, app);
     if (response) {
         c->forward = response;
         c->then = fn;

@@ -94,12 +94,12 @@ int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
 {
     (void)loader;
     (void)global_conf;
-    (void)local_conf;
-    (void)error;
-    catch_errors *f = csgi__malloc(sizeof(*f));
+    static const char *const known[] = {NULL};
+    int rc = csgi_middleware__known_keys(local_conf, "catch_errors", known, error);
+    catch_errors *f = rc == 0 ? csgi__malloc(sizeof(*f)) : NULL;
     if (!f) {
         csgi_app_free(next);
-        return CSGI_ENOMEM;
+        return rc != 0 ? rc : CSGI_ENOMEM;
     }
     f->next = next;
     return csgi_app_new(out, &catch_errors_type, f);
