@@ -15,6 +15,7 @@
  * An identity service that cannot answer gets 503: never a pass.
  */
 #include "common/alloc.h"
+#include "gateway/environ_private.h"
 #include "middleware/auth_token.h"
 #include "middleware/middleware.h"
 
@@ -38,6 +39,7 @@ typedef struct auth_filter {
     int64_t cache_ms;       /* token_cache_time; 0: no cache */
     auth_cache *cache;
     auth_local *local;
+    auth_remote *remote; /* NULL: no identity service */
     char **service_roles;
     size_t service_role_count;
 } auth_filter;
@@ -55,49 +57,88 @@ typedef struct check {
     int status[2]; /* AUTH_VALID, AUTH_INVALID, ABSENT, or an error */
     bool roles_ok; /* the service token has service_token_roles */
     int phase;     /* the token being checked */
+    csgi_handler_later *later;
+    auth_call *call;
 } check;
 
-/* Headers only auth_token sets, whatever the client sent. */
-static const char *const legacy_keys[] = {"HTTP_X_IDENTITY_STATUS",
-                                          "HTTP_X_SERVICE_IDENTITY_STATUS",
-                                          "HTTP_X_TENANT_ID",
-                                          "HTTP_X_TENANT_NAME",
-                                          "HTTP_X_TENANT",
-                                          "HTTP_X_USER",
-                                          "HTTP_X_ROLE",
-                                          "HTTP_X_SERVICE_IS_ADMIN_PROJECT",
-                                          "HTTP_X_SERVICE_SERVICE_CATALOG"};
+/* Every header only auth_token sets, whatever the client sent. */
+#define KEY(name)              \
+    {                          \
+        name, sizeof(name) - 1 \
+    }
+static const csgi_environ__key strip_keys[] = {
+    KEY("HTTP_X_IDENTITY_STATUS"),
+    KEY("HTTP_X_SERVICE_IDENTITY_STATUS"),
+    KEY("HTTP_X_USER_ID"),
+    KEY("HTTP_X_USER_NAME"),
+    KEY("HTTP_X_USER_DOMAIN_ID"),
+    KEY("HTTP_X_USER_DOMAIN_NAME"),
+    KEY("HTTP_X_PROJECT_ID"),
+    KEY("HTTP_X_PROJECT_NAME"),
+    KEY("HTTP_X_PROJECT_DOMAIN_ID"),
+    KEY("HTTP_X_PROJECT_DOMAIN_NAME"),
+    KEY("HTTP_X_DOMAIN_ID"),
+    KEY("HTTP_X_DOMAIN_NAME"),
+    KEY("HTTP_X_ROLES"),
+    KEY("HTTP_X_IS_ADMIN_PROJECT"),
+    KEY("HTTP_X_SYSTEM_SCOPE"),
+    KEY("HTTP_X_SERVICE_CATALOG"),
+    KEY("HTTP_X_SERVICE_USER_ID"),
+    KEY("HTTP_X_SERVICE_USER_NAME"),
+    KEY("HTTP_X_SERVICE_USER_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_USER_DOMAIN_NAME"),
+    KEY("HTTP_X_SERVICE_PROJECT_ID"),
+    KEY("HTTP_X_SERVICE_PROJECT_NAME"),
+    KEY("HTTP_X_SERVICE_PROJECT_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_PROJECT_DOMAIN_NAME"),
+    KEY("HTTP_X_SERVICE_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_DOMAIN_NAME"),
+    KEY("HTTP_X_SERVICE_ROLES"),
+    KEY("HTTP_X_SERVICE_IS_ADMIN_PROJECT"),
+    KEY("HTTP_X_SERVICE_SYSTEM_SCOPE"),
+    KEY("HTTP_X_TENANT_ID"),
+    KEY("HTTP_X_TENANT_NAME"),
+    KEY("HTTP_X_TENANT"),
+    KEY("HTTP_X_USER"),
+    KEY("HTTP_X_ROLE"),
+};
 
 static int strip_identity(csgi_environ *environ)
 {
-    for (int f = 0; f < AUTH_FIELD_COUNT; f++) {
-        csgi_environ_remove(environ, auth_token__fields[f].user);
-        if (auth_token__fields[f].service)
-            csgi_environ_remove(environ, auth_token__fields[f].service);
-    }
-    for (size_t i = 0; i < sizeof(legacy_keys) / sizeof(legacy_keys[0]); i++)
-        csgi_environ_remove(environ, legacy_keys[i]);
-    return 0;
+    return csgi_environ__remove_keys(environ, "HTTP_X_", strip_keys,
+                                     sizeof(strip_keys) / sizeof(strip_keys[0]));
 }
 
 /* ---- A valid token's headers -------------------------------------------------------- */
 
-static int set(csgi_environ *environ, const char *key, const char *value)
-{
-    return value ? csgi_environ_set(environ, key, value) : 0;
-}
+/* A key (a literal) set to value, which lives in the request's memory:
+   the key was stripped, so it is not set. */
+#define SET(environ, key, value)                                                                  \
+    ((value) ? csgi_environ__append_borrowed(environ, key, sizeof(key) - 1, value, strlen(value)) \
+             : 0)
 
-/* use for the cache, and for fresh identities: the token's headers. */
+/* use for the cache, and for fresh identities: the token's headers. The
+   identity is copied once into the request's memory (a cached one may go
+   while the request runs), and the headers point into the copy. */
 static int apply(const auth_identity *identity, void *userdata)
 {
     check *c = userdata;
     csgi_environ *environ = csgi_request_environ(c->request);
+    char *copy = csgi_environ_alloc(environ, identity->size);
+    if (!copy)
+        return CSGI_ENOMEM;
+    memcpy(copy, identity, identity->size);
+    const char *value[AUTH_FIELD_COUNT];
+    for (int f = 0; f < AUTH_FIELD_COUNT; f++)
+        value[f] = identity->value[f] ? copy + (identity->value[f] - (const char *)identity) : NULL;
     bool service = c->phase == 1;
     int rc = 0;
     for (int f = 0; rc == 0 && f < AUTH_FIELD_COUNT; f++) {
-        const char *key = service ? auth_token__fields[f].service : auth_token__fields[f].user;
-        if (key && (f != AUTH_CATALOG || c->filter->include_service_catalog))
-            rc = set(environ, key, identity->value[f]);
+        const auth_field_keys *k = &auth_token__fields[f];
+        const char *key = service ? k->service : k->user;
+        size_t key_len = service ? k->service_len : k->user_len;
+        if (key && value[f] && (f != AUTH_CATALOG || c->filter->include_service_catalog))
+            rc = csgi_environ__append_borrowed(environ, key, key_len, value[f], strlen(value[f]));
     }
     if (service) {
         c->roles_ok = auth_token__has_roles(identity, (const char *const *)c->filter->service_roles,
@@ -106,15 +147,15 @@ static int apply(const auth_identity *identity, void *userdata)
     }
     /* The names services older than keystone's v3 headers still read. */
     if (rc == 0)
-        rc = set(environ, "HTTP_X_TENANT_ID", identity->value[AUTH_PROJECT_ID]);
+        rc = SET(environ, "HTTP_X_TENANT_ID", value[AUTH_PROJECT_ID]);
     if (rc == 0)
-        rc = set(environ, "HTTP_X_TENANT_NAME", identity->value[AUTH_PROJECT_NAME]);
+        rc = SET(environ, "HTTP_X_TENANT_NAME", value[AUTH_PROJECT_NAME]);
     if (rc == 0)
-        rc = set(environ, "HTTP_X_TENANT", identity->value[AUTH_PROJECT_NAME]);
+        rc = SET(environ, "HTTP_X_TENANT", value[AUTH_PROJECT_NAME]);
     if (rc == 0)
-        rc = set(environ, "HTTP_X_USER", identity->value[AUTH_USER_NAME]);
+        rc = SET(environ, "HTTP_X_USER", value[AUTH_USER_NAME]);
     if (rc == 0)
-        rc = set(environ, "HTTP_X_ROLE", identity->value[AUTH_ROLES]);
+        rc = SET(environ, "HTTP_X_ROLE", value[AUTH_ROLES]);
     return rc;
 }
 
@@ -127,13 +168,11 @@ static int learnt(check *c, int status, auth_identity *identity)
     if (identity)
         rc = apply(identity, c);
     c->status[c->phase] = status;
-    if (f->cache && (status == AUTH_VALID || status == AUTH_INVALID)) {
-        unsigned char key[32];
-        auth_token__hash(c->token[c->phase], c->len[c->phase], key);
-        auth_token__cache_put(f->cache, key, identity, f->cache_ms);
-    } else {
+    if (f->cache && (status == AUTH_VALID || status == AUTH_INVALID))
+        auth_token__cache_put(f->cache, c->token[c->phase], c->len[c->phase], identity,
+                              f->cache_ms);
+    else
         csgi__free(identity);
-    }
     return rc;
 }
 
@@ -192,11 +231,34 @@ static csgi_response *decide(check *c)
 
 /* ---- Checking the tokens ---------------------------------------------------------------- */
 
+static csgi_response *step(csgi_request *request, check *c);
+
+static csgi_response *resume_step(csgi_request *request, void *state)
+{
+    return step(request, state);
+}
+
+static void remote_done(void *userdata, int status, auth_identity *identity)
+{
+    check *c = userdata;
+    c->call = NULL;
+    if (learnt(c, status, identity) != 0)
+        c->status[c->phase] = CSGI_ENOMEM;
+    c->phase++;
+    csgi_handler_resume(c->later, resume_step, c);
+}
+
+static void cancel_call(void *state)
+{
+    check *c = state;
+    auth_token__remote_cancel(c->call);
+    c->call = NULL;
+}
+
 /* Check the tokens from the current one on; wait when the identity
    service must say. */
 static csgi_response *step(csgi_request *request, check *c)
 {
-    (void)request;
     const auth_filter *f = c->filter;
     for (; c->phase < 2; c->phase++) {
         const char *token = c->token[c->phase];
@@ -206,17 +268,21 @@ static csgi_response *step(csgi_request *request, check *c)
             continue;
         }
         int rc = 0, found = AUTH_MISS;
-        if (f->cache) {
-            unsigned char key[32];
-            auth_token__hash(token, len, key);
-            found = auth_token__cache_find(f->cache, key, apply, c, &rc);
-        }
+        if (f->cache)
+            found = auth_token__cache_find(f->cache, token, len, apply, c, &rc);
         if (found != AUTH_MISS) {
             c->status[c->phase] = rc != 0 ? rc : found;
             continue;
         }
         auth_identity *identity = NULL;
         found = auth_token__local_check(f->local, token, len, &identity);
+        if (found == AUTH_MISS && f->remote) {
+            csgi_response *waiting = csgi_handler_wait(request, &c->later, cancel_call, c);
+            c->call = waiting
+                          ? auth_token__remote_check(f->remote, request, token, len, remote_done, c)
+                          : NULL;
+            return c->call ? waiting : NULL;
+        }
         if (found < 0)
             return NULL;
         if (learnt(c, found == AUTH_MISS ? AUTH_INVALID : found, identity) != 0)
@@ -257,6 +323,7 @@ static void auth_filter_destroy(void *userdata)
         return;
     auth_token__cache_free(f->cache);
     auth_token__local_free(f->local);
+    auth_token__remote_free(f->remote);
     for (size_t i = 0; i < f->service_role_count; i++)
         csgi__free(f->service_roles[i]);
     csgi__free(f->service_roles);
@@ -264,17 +331,15 @@ static void auth_filter_destroy(void *userdata)
     csgi__free(f);
 }
 
-static const char *const known[] = {"delay_auth_decision",
-                                    "www_authenticate_uri",
-                                    "auth_uri",
-                                    "include_service_catalog",
-                                    "token_cache_time",
-                                    "token_cache_size",
-                                    "service_token_roles",
-                                    "service_token_roles_required",
-                                    "tokens_file",
-                                    "signing_key_file",
-                                    NULL};
+static const char *const known[] = {
+    "delay_auth_decision", "www_authenticate_uri", "auth_uri", "include_service_catalog",
+    "token_cache_time", "token_cache_size", "service_token_roles", "service_token_roles_required",
+    "tokens_file", "signing_key_file",
+    /* the identity service */
+    "auth_url", "auth_type", "username", "user_id", "password", "project_name", "project_id",
+    "user_domain_name", "user_domain_id", "project_domain_name", "project_domain_id",
+    "http_connect_timeout", "http_request_timeout", "http_request_max_retries", "cafile",
+    "insecure", NULL};
 
 /* The items of a list value: oslo.config lists are comma separated,
    PasteDeploy's whitespace separated; both are taken. Owned, each item too. */
@@ -410,7 +475,9 @@ static int setup_filter(auth_filter *f, const csgi_conf *conf, csgi_load_error *
     snprintf(value, sizeof(value), uri ? "Keystone uri=\"%s\"" : "Keystone", uri ? uri : "");
     if (!(f->www_authenticate = csgi__strndup(value, strlen(value))))
         return CSGI_ENOMEM;
-    return setup_local(f, conf, error);
+    if ((rc = setup_local(f, conf, error)) != 0)
+        return rc;
+    return auth_token__remote_new(&f->remote, conf, f->include_service_catalog, error);
 }
 
 static int auth_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *global_conf,

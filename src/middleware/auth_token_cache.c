@@ -4,7 +4,9 @@
  * with the same token costs no call. Bounded: past max_entries the least
  * recently used entry goes. Invalid tokens are kept too (negative
  * caching), so that a client repeating a bad token cannot make every
- * request a call. Keys are the tokens' SHA-256, never the tokens.
+ * request a call. Entries are found by a hash of the token seeded at
+ * random per cache (a client cannot aim tokens at one bucket), then
+ * compared in full.
  *
  * One cache per filter, shared by the loops of a process, hence the lock;
  * each worker process has its own.
@@ -12,16 +14,21 @@
 #include "common/alloc.h"
 #include "middleware/auth_token.h"
 
+#include <openssl/crypto.h>
+
 #include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 typedef struct entry {
-    unsigned char key[32];
+    uint64_t hash;
+    size_t len;              /* of token */
     auth_identity *identity; /* NULL: invalid */
     int64_t until_ms;        /* monotonic */
     struct entry *chain;     /* the next in its bucket */
     struct entry *newer, *older;
+    char token[]; /* len bytes */
 } entry;
 
 struct auth_cache {
@@ -30,7 +37,25 @@ struct auth_cache {
     size_t mask; /* buckets - 1 */
     size_t count, max;
     entry *newest, *oldest;
+    uint64_t seed;
 };
+
+/* A word-at-a-time multiply-xorshift hash of the token under the seed. */
+static uint64_t hash_of(const auth_cache *cache, const char *token, size_t len)
+{
+    uint64_t h = cache->seed ^ (len * 0x9e3779b97f4a7c15u);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, token + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, token + i, len - i);
+    h = (h ^ tail) * 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 29);
+}
 
 static int64_t now_ms(void)
 {
@@ -50,6 +75,8 @@ int auth_token__cache_new(auth_cache **out, size_t max_entries)
         csgi__free(cache);
         return CSGI_ENOMEM;
     }
+    if (getrandom(&cache->seed, sizeof(cache->seed), 0) != (ssize_t)sizeof(cache->seed))
+        cache->seed = (uint64_t)now_ms() * 0x9e3779b97f4a7c15u; /* no randomness: still varied */
     pthread_mutex_init(&cache->lock, NULL);
     cache->mask = buckets - 1;
     cache->max = max_entries;
@@ -57,14 +84,18 @@ int auth_token__cache_new(auth_cache **out, size_t max_entries)
     return 0;
 }
 
-static entry **slot_of(auth_cache *cache, const unsigned char key[32])
+static entry **slot_of(auth_cache *cache, uint64_t hash, const char *token, size_t len)
 {
-    size_t h;
-    memcpy(&h, key, sizeof(h)); /* already a good hash */
-    entry **slot = &cache->buckets[h & cache->mask];
-    while (*slot && memcmp((*slot)->key, key, 32) != 0)
+    entry **slot = &cache->buckets[hash & cache->mask];
+    while (*slot && ((*slot)->hash != hash || (*slot)->len != len ||
+                     memcmp((*slot)->token, token, len) != 0))
         slot = &(*slot)->chain;
     return slot;
+}
+
+static entry **slot_of_entry(auth_cache *cache, const entry *e)
+{
+    return slot_of(cache, e->hash, e->token, e->len);
 }
 
 static void unlink_age(auth_cache *cache, entry *e)
@@ -97,17 +128,19 @@ static void drop(auth_cache *cache, entry **slot)
     *slot = e->chain;
     unlink_age(cache, e);
     csgi__free(e->identity);
+    OPENSSL_cleanse(e->token, e->len);
     csgi__free(e);
     cache->count--;
 }
 
-int auth_token__cache_find(auth_cache *cache, const unsigned char key[32],
+int auth_token__cache_find(auth_cache *cache, const char *token, size_t len,
                            int (*use)(const auth_identity *identity, void *userdata),
                            void *userdata, int *use_rc)
 {
     int found = AUTH_MISS;
+    uint64_t hash = hash_of(cache, token, len);
     pthread_mutex_lock(&cache->lock);
-    entry **slot = slot_of(cache, key);
+    entry **slot = slot_of(cache, hash, token, len);
     entry *e = *slot;
     if (e && (e->until_ms <= now_ms() || (e->identity && e->identity->expires <= time(NULL)))) {
         drop(cache, slot);
@@ -124,8 +157,8 @@ int auth_token__cache_find(auth_cache *cache, const unsigned char key[32],
     return found;
 }
 
-void auth_token__cache_put(auth_cache *cache, const unsigned char key[32], auth_identity *identity,
-                           int64_t ttl_ms)
+void auth_token__cache_put(auth_cache *cache, const char *token, size_t len,
+                           auth_identity *identity, int64_t ttl_ms)
 {
     int64_t now = now_ms();
     if (identity) {
@@ -137,24 +170,27 @@ void auth_token__cache_put(auth_cache *cache, const unsigned char key[32], auth_
         csgi__free(identity);
         return;
     }
+    uint64_t hash = hash_of(cache, token, len);
     pthread_mutex_lock(&cache->lock);
-    entry **slot = slot_of(cache, key);
+    entry **slot = slot_of(cache, hash, token, len);
     if (*slot)
         drop(cache, slot);
-    entry *e = csgi__malloc(sizeof(*e));
+    entry *e = len < SIZE_MAX - sizeof(*e) ? csgi__malloc(sizeof(*e) + len) : NULL;
     if (!e) {
         pthread_mutex_unlock(&cache->lock);
         csgi__free(identity);
         return; /* not cached: the next request asks again */
     }
-    memcpy(e->key, key, 32);
+    e->hash = hash;
+    e->len = len;
+    memcpy(e->token, token, len);
     e->identity = identity;
     e->until_ms = now + ttl_ms;
     e->chain = NULL;
-    *slot_of(cache, key) = e;
+    *slot_of(cache, hash, token, len) = e;
     link_newest(cache, e);
     if (++cache->count > cache->max)
-        drop(cache, slot_of(cache, cache->oldest->key));
+        drop(cache, slot_of_entry(cache, cache->oldest));
     pthread_mutex_unlock(&cache->lock);
 }
 
@@ -163,7 +199,7 @@ void auth_token__cache_free(auth_cache *cache)
     if (!cache)
         return;
     while (cache->oldest)
-        drop(cache, slot_of(cache, cache->oldest->key));
+        drop(cache, slot_of_entry(cache, cache->oldest));
     pthread_mutex_destroy(&cache->lock);
     csgi__free(cache->buckets);
     csgi__free(cache);

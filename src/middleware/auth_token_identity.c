@@ -10,34 +10,32 @@
 #include <csgi/common.h>
 
 #include <jansson.h>
-#include <openssl/sha.h>
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-const auth_field_keys auth_token__fields[AUTH_FIELD_COUNT] = {
-    [AUTH_USER_ID] = {"HTTP_X_USER_ID", "HTTP_X_SERVICE_USER_ID"},
-    [AUTH_USER_NAME] = {"HTTP_X_USER_NAME", "HTTP_X_SERVICE_USER_NAME"},
-    [AUTH_USER_DOMAIN_ID] = {"HTTP_X_USER_DOMAIN_ID", "HTTP_X_SERVICE_USER_DOMAIN_ID"},
-    [AUTH_USER_DOMAIN_NAME] = {"HTTP_X_USER_DOMAIN_NAME", "HTTP_X_SERVICE_USER_DOMAIN_NAME"},
-    [AUTH_PROJECT_ID] = {"HTTP_X_PROJECT_ID", "HTTP_X_SERVICE_PROJECT_ID"},
-    [AUTH_PROJECT_NAME] = {"HTTP_X_PROJECT_NAME", "HTTP_X_SERVICE_PROJECT_NAME"},
-    [AUTH_PROJECT_DOMAIN_ID] = {"HTTP_X_PROJECT_DOMAIN_ID", "HTTP_X_SERVICE_PROJECT_DOMAIN_ID"},
-    [AUTH_PROJECT_DOMAIN_NAME] = {"HTTP_X_PROJECT_DOMAIN_NAME",
-                                  "HTTP_X_SERVICE_PROJECT_DOMAIN_NAME"},
-    [AUTH_DOMAIN_ID] = {"HTTP_X_DOMAIN_ID", "HTTP_X_SERVICE_DOMAIN_ID"},
-    [AUTH_DOMAIN_NAME] = {"HTTP_X_DOMAIN_NAME", "HTTP_X_SERVICE_DOMAIN_NAME"},
-    [AUTH_ROLES] = {"HTTP_X_ROLES", "HTTP_X_SERVICE_ROLES"},
-    [AUTH_IS_ADMIN_PROJECT] = {"HTTP_X_IS_ADMIN_PROJECT", NULL},
-    [AUTH_SYSTEM_SCOPE] = {"HTTP_X_SYSTEM_SCOPE", "HTTP_X_SERVICE_SYSTEM_SCOPE"},
-    [AUTH_CATALOG] = {"HTTP_X_SERVICE_CATALOG", NULL},
-};
+/* A key and its length. */
+#define K(key) key, sizeof(key) - 1
 
-void auth_token__hash(const char *token, size_t len, unsigned char key[32])
-{
-    SHA256((const unsigned char *)token, len, key);
-}
+const auth_field_keys auth_token__fields[AUTH_FIELD_COUNT] = {
+    [AUTH_USER_ID] = {K("HTTP_X_USER_ID"), K("HTTP_X_SERVICE_USER_ID")},
+    [AUTH_USER_NAME] = {K("HTTP_X_USER_NAME"), K("HTTP_X_SERVICE_USER_NAME")},
+    [AUTH_USER_DOMAIN_ID] = {K("HTTP_X_USER_DOMAIN_ID"), K("HTTP_X_SERVICE_USER_DOMAIN_ID")},
+    [AUTH_USER_DOMAIN_NAME] = {K("HTTP_X_USER_DOMAIN_NAME"), K("HTTP_X_SERVICE_USER_DOMAIN_NAME")},
+    [AUTH_PROJECT_ID] = {K("HTTP_X_PROJECT_ID"), K("HTTP_X_SERVICE_PROJECT_ID")},
+    [AUTH_PROJECT_NAME] = {K("HTTP_X_PROJECT_NAME"), K("HTTP_X_SERVICE_PROJECT_NAME")},
+    [AUTH_PROJECT_DOMAIN_ID] = {K("HTTP_X_PROJECT_DOMAIN_ID"),
+                                K("HTTP_X_SERVICE_PROJECT_DOMAIN_ID")},
+    [AUTH_PROJECT_DOMAIN_NAME] = {K("HTTP_X_PROJECT_DOMAIN_NAME"),
+                                  K("HTTP_X_SERVICE_PROJECT_DOMAIN_NAME")},
+    [AUTH_DOMAIN_ID] = {K("HTTP_X_DOMAIN_ID"), K("HTTP_X_SERVICE_DOMAIN_ID")},
+    [AUTH_DOMAIN_NAME] = {K("HTTP_X_DOMAIN_NAME"), K("HTTP_X_SERVICE_DOMAIN_NAME")},
+    [AUTH_ROLES] = {K("HTTP_X_ROLES"), K("HTTP_X_SERVICE_ROLES")},
+    [AUTH_IS_ADMIN_PROJECT] = {K("HTTP_X_IS_ADMIN_PROJECT"), NULL, 0},
+    [AUTH_SYSTEM_SCOPE] = {K("HTTP_X_SYSTEM_SCOPE"), K("HTTP_X_SERVICE_SYSTEM_SCOPE")},
+    [AUTH_CATALOG] = {K("HTTP_X_SERVICE_CATALOG"), NULL, 0},
+};
 
 /* "2026-12-03T20:00:00.000000Z" (or +hh:mm) as Unix time; -1 when not. */
 static int64_t parse_time(const char *text)
@@ -124,6 +122,7 @@ static auth_identity *pack(const texts *t, int64_t expires)
     auth_identity *identity = csgi__malloc(size);
     if (!identity)
         return NULL;
+    identity->size = size;
     identity->expires = expires;
     char *at = (char *)(identity + 1);
     for (int f = 0; f < AUTH_FIELD_COUNT; f++) {
