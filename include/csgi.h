@@ -15,6 +15,7 @@
 #include "csgi/errors.h"
 #include "csgi/server.h"
 #include "csgi/tls.h"
+#include "csgi/auth_token.h"
 #include "csgi/composite.h"
 #include "csgi/router.h"
 #include "csgi/loader.h"
@@ -25,6 +26,7 @@
 #include "csgi/request.h"
 #include "csgi/handler.h"
 #include "csgi/threadpool.h"
+#include "csgi/client.h"
 
 /* csgi/json.h (JSON values in the environ) is not included here: it pulls
    in jansson.h. Include it where you use it. */

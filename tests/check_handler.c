@@ -716,6 +716,143 @@ START_TEST(test_late_body)
 }
 END_TEST
 
+/* ---- Waiting for an event of the handler's own -------------------------------------- */
+
+/* A filter that decides after a timer, as auth_token decides after the
+   identity service answers: ?ms=N waits N ms, then forwards when
+   X-Auth-Token is "ok" and answers 401 otherwise; ?early decides before
+   the handler returns; ?then marks the answer of the application behind. */
+typedef struct gate {
+    csgi_handler_later *later;
+    struct event *timer;
+    csgi_app *next;
+} gate;
+
+static atomic_int gate_cancels;
+
+static csgi_response *gate_decide(csgi_request *request, void *state)
+{
+    gate *g = state;
+    if (g->timer)
+        event_free(g->timer);
+    g->timer = NULL;
+    const char *token = csgi_request_header(request, "X-Auth-Token", NULL);
+    if (!token || strcmp(token, "ok") != 0)
+        return csgi_handler_error(request, 401, "the token is not ok");
+    const csgi_params *query;
+    if (csgi_request_query(request, &query, NULL) == 0 && csgi_params_get(query, "then", NULL))
+        return csgi_handler_forward_then(request, g->next, mark_answer, NULL);
+    return csgi_handler_forward(request, g->next);
+}
+
+static void gate_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gate *g = arg;
+    csgi_handler_resume(g->later, gate_decide, g);
+}
+
+static void gate_cancel(void *state)
+{
+    gate *g = state;
+    event_free(g->timer);
+    g->timer = NULL;
+    atomic_fetch_add(&gate_cancels, 1);
+}
+
+static csgi_response *gate_filter(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    csgi_environ *environ = csgi_request_environ(request);
+    gate *g = csgi_environ_alloc_zeroed(environ, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->next = next;
+    csgi_response *waiting = csgi_handler_wait(request, &g->later, gate_cancel, g);
+    /* Only one wait per handler call. */
+    ck_assert_ptr_null(csgi_handler_wait(request, &g->later, gate_cancel, g));
+    const csgi_params *query;
+    ck_assert_int_eq(csgi_request_query(request, &query, NULL), 0);
+    if (csgi_params_get(query, "early", NULL)) {
+        csgi_handler_resume(g->later, gate_decide, g);
+        return waiting;
+    }
+    const char *ms = csgi_params_get(query, "ms", NULL);
+    long delay = ms ? atol(ms) : 10;
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    g->timer = event_new(csgi_environ_event_base(environ), -1, 0, gate_fire, g);
+    if (!g->timer || event_add(g->timer, &tv) != 0)
+        return NULL;
+    return waiting;
+}
+
+START_TEST(test_wait_resume)
+{
+    csgi_app *app = filter(gate_filter, handler_app(hello), NULL, NULL);
+    const char *urls[] = {"/?ms=20", "/?early", "/?ms=5&then", "/?early&then"};
+    for (size_t i = 0; i < COUNT(urls); i++) {
+        csgi_test_response *response =
+            test_client_run(app, "GET", urls[i], "X-Auth-Token", "ok", NULL);
+        ck_assert_int_eq(csgi_test_response_code(response), 200);
+        ck_assert_str_eq(body_of(response), "Hello World\n");
+        const char *marked = csgi_test_response_header(response, "X-Marked");
+        ck_assert_int_eq(marked != NULL, strstr(urls[i], "then") != NULL);
+        csgi_test_response_free(response);
+        response = test_client_run(app, "GET", urls[i], "X-Auth-Token", "forged", NULL);
+        ck_assert_int_eq(csgi_test_response_code(response), 401);
+        ck_assert_ptr_nonnull(strstr(body_of(response), "the token is not ok"));
+        csgi_test_response_free(response);
+    }
+    /* Outside a handler there is nothing to wait for. */
+    csgi_handler_later *later = NULL;
+    ck_assert_ptr_null(csgi_handler_wait(NULL, &later, NULL, NULL));
+    csgi_handler_resume(NULL, gate_decide, NULL);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(test_wait_client_leaves)
+{
+    app_server served;
+    app_server_start(&served, filter(gate_filter, handler_app(hello), NULL, NULL), NULL);
+    atomic_store(&gate_cancels, 0);
+    /* Answered after the wait, over a socket. */
+    int fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /?ms=30 HTTP/1.1\r\nHost: t\r\n"
+                                         "X-Auth-Token: ok\r\n\r\n"),
+                     0);
+    test_response response;
+    ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+    ck_assert_int_eq(response.status, 200);
+    ck_assert_str_eq(response.body, "Hello World\n");
+    response_free(&response);
+    close(fd);
+    /* The client leaves while the filter waits: the wait is cancelled
+       (the timer deleted), and the server goes on serving. */
+    fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /?ms=400 HTTP/1.1\r\nHost: t\r\n"
+                                         "X-Auth-Token: ok\r\n\r\n"),
+                     0);
+    usleep(50 * 1000);
+    close(fd);
+    for (int i = 0; i < 100 && atomic_load(&gate_cancels) == 0; i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&gate_cancels), 1);
+    fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+    ck_assert_int_eq(response.status, 401);
+    response_free(&response);
+    close(fd);
+    app_server_stop(&served);
+    ck_assert_int_eq(atomic_load(&gate_cancels), 1);
+}
+END_TEST
+
 /* ---- A filter that replaces csgi.input --------------------------------------------- */
 
 /* The stream replaced and ours: the state of the test filters' streams
@@ -1097,6 +1234,8 @@ static Suite *handler_suite(void)
     tcase_add_test(tc, test_request_negotiation);
     tcase_add_test(tc, test_factories);
     tcase_add_test(tc, test_late_body);
+    tcase_add_test(tc, test_wait_resume);
+    tcase_add_test(tc, test_wait_client_leaves);
     tcase_add_test(tc, test_replaced_input);
     tcase_add_test(tc, test_replaced_input_limit);
     tcase_add_test(tc, test_out_of_memory);

@@ -69,7 +69,8 @@ CSGI_EXTERN const char *csgi_version_string(void);
     X(TOOBIG, -14, "limit exceeded")                           \
     X(SYSTEM, -15, "system call failed")                       \
     X(REDIRECTS, -16, "too many redirects")                    \
-    X(WORKERS, -17, "worker processes failed to start")
+    X(WORKERS, -17, "worker processes failed to start")        \
+    X(CONNECT, -18, "cannot connect")
 
 /** Error codes. Functions that can fail return 0 or one of these. */
 typedef enum csgi_err {
@@ -77,7 +78,7 @@ typedef enum csgi_err {
 #define CSGI_ERR_ENUM(name, value, text) CSGI_E##name = value,
     CSGI_ERR_MAP(CSGI_ERR_ENUM)
 #undef CSGI_ERR_ENUM
-        CSGI_E_LAST_ = -17
+        CSGI_E_LAST_ = -18
 } csgi_err;
 
 /**

@@ -168,7 +168,7 @@ csgi_http__scan_result csgi_http__scan(csgi_http__scanner *scanner, const char *
             }
             if (buf[offset] != '\n')
                 return scan_fail(error, 400, "CR not followed by LF in request head");
-            if (request_line && !ends_with_version(buf + head_start, end))
+            if (request_line && !scanner->response && !ends_with_version(buf + head_start, end))
                 return scan_fail(error, 400, "malformed HTTP version");
             offset++;
             line_start = offset;
@@ -180,7 +180,7 @@ csgi_http__scan_result csgi_http__scan(csgi_http__scanner *scanner, const char *
         case SCAN_FIELD_LINE_CR:
             if (buf[offset] != '\n')
                 return scan_fail(error, 400, "CR not followed by LF in request head");
-            if (state == SCAN_REQUEST_LINE_CR &&
+            if (state == SCAN_REQUEST_LINE_CR && !scanner->response &&
                 !ends_with_version(buf + head_start, buf + offset - 1))
                 return scan_fail(error, 400, "malformed HTTP version");
             offset++;
@@ -513,8 +513,8 @@ static int path_escapes_root(const unsigned char *p, const unsigned char *end)
  * [*cursor, end), without the whitespace around it. Empty elements are
  * skipped, as the RFC asks of recipients. Returns 0 at the end of the list.
  */
-static int next_element(const char **cursor, const char *end, const char **element,
-                        size_t *element_len)
+int csgi_http__next_element(const char **cursor, const char *end, const char **element,
+                            size_t *element_len)
 {
     const char *p = *cursor;
 
@@ -552,7 +552,7 @@ static void add_codings(coding_list *c, const char *value, size_t len)
     const char *element;
     size_t element_len;
 
-    while (next_element(&cursor, end, &element, &element_len)) {
+    while (csgi_http__next_element(&cursor, end, &element, &element_len)) {
         size_t name_len = 0;
         while (name_len < element_len && csgi_char__is_tchar(element[name_len]))
             name_len++;
@@ -714,7 +714,7 @@ static int apply_fields(csgi_http__head *out, csgi_http__error *error)
         case 6:
             if (csgi_char__equal_nocase(h->name, "expect", 6)) {
                 cursor = h->value;
-                while (next_element(&cursor, value_end, &element, &element_len)) {
+                while (csgi_http__next_element(&cursor, value_end, &element, &element_len)) {
                     if (TOKEN_IS(element, element_len, "100-continue"))
                         expect_continue = 1;
                     else
@@ -725,7 +725,7 @@ static int apply_fields(csgi_http__head *out, csgi_http__error *error)
         case 10:
             if (csgi_char__equal_nocase(h->name, "connection", 10)) {
                 cursor = h->value;
-                while (next_element(&cursor, value_end, &element, &element_len)) {
+                while (csgi_http__next_element(&cursor, value_end, &element, &element_len)) {
                     if (TOKEN_IS(element, element_len, "close"))
                         wants_close = 1;
                     else if (TOKEN_IS(element, element_len, "keep-alive"))

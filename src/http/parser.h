@@ -68,6 +68,10 @@ typedef struct csgi_http__scanner {
                             the request line starts at buf + skipped */
     size_t header_count; /* number of header field lines */
 
+    /* Set after csgi_http__scanner_init for a response head (the client's):
+       its first line is a status line, which does not end in a version. */
+    int response;
+
     /* Private scanning state. */
     size_t offset;     /* bytes already examined */
     size_t line_start; /* offset where the current line begins */
@@ -261,6 +265,15 @@ void csgi_http__chunked_init(csgi_http__chunked *decoder);
 csgi_http__chunk_result csgi_http__chunked_decode(csgi_http__chunked *decoder, const char *buf,
                                                   size_t len, size_t *consumed,
                                                   csgi_http__error *error);
+
+/* ---- Lists ---------------------------------------------------------------- */
+
+/* The next element of a comma-separated list (RFC 9110 5.6.1) in
+   [*cursor, end), without the whitespace around it; empty elements are
+   skipped. Returns 0 at the end of the list. The client reads its
+   responses' Connection fields with it. */
+int csgi_http__next_element(const char **cursor, const char *end, const char **element,
+                            size_t *element_len);
 
 /* ---- Names ---------------------------------------------------------------- */
 

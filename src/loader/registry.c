@@ -84,6 +84,11 @@ static const struct builtin {
      NULL},
     {"oslo_middleware.cors:filter_factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
      NULL, NULL},
+    /* auth_token.c, keystonemiddleware's auth_token. */
+    {"egg:keystonemiddleware#auth_token", CSGI_FACTORY_FILTER, NULL,
+     csgi_auth_token__filter_factory, NULL, NULL},
+    {"keystonemiddleware.auth_token:filter_factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_auth_token__filter_factory, NULL, NULL},
     /* Spellings Python accepts for the objects above that the blocks above
        do not list: healthcheck's filter under its entry point name (the
        same name as the app, in oslo.middleware's paste.filter_factory

@@ -74,6 +74,13 @@ int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
 int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
+/* auth_token.c: keystonemiddleware's auth_token
+   (egg:keystonemiddleware#auth_token,
+   keystonemiddleware.auth_token:filter_factory). */
+int csgi_auth_token__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
 /* escape.c: bytes (len) into out (size bytes, NUL-terminated) for a log
    line: control bytes, bytes above 0x7e, '"' and backslash as \xHH; cut with
    "..." when out is too small. Returns the length written. */
