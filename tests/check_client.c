@@ -390,6 +390,18 @@ START_TEST(get_and_post)
     /* Kept alive: the server saw the same client port both times. */
     ck_assert_str_eq(strstr(get.body, "port="), strstr(post.body, "port="));
 
+    /* Without a head callback: the body still comes. */
+    static const csgi_client_callbacks headless = {NULL, on_data, on_done, NULL};
+    outcome bare = {0};
+    csgi_client_request *request = NULL;
+    ck_assert_int_eq(csgi_client_request_new(&request, client, "GET", url), 0);
+    ck_assert_int_eq(csgi_client_request_send(request, &headless, &bare), 0);
+    wait_done(&bare);
+    ck_assert_int_eq(bare.result, 0);
+    ck_assert_int_eq(bare.heads, 0);
+    ck_assert_ptr_nonnull(strstr(bare.body, "GET /path/x?a=1 body=0 x="));
+    free(bare.body);
+
     /* HEAD: no body, and the connection is kept for the next. */
     outcome head = {0};
     fetch(client, &head, "HEAD", url, NULL);

@@ -127,11 +127,22 @@ static void *raw_run(void *arg)
         if (strstr(buf, "\r\n\r\n"))
             break;
     }
-    if (r->reply && write(fd, r->reply, strlen(r->reply)) < 0)
-        perror("write");
     struct pollfd wait = {r->quit[0], POLLIN, 0};
-    if (!r->reply)
+    if (!r->reply) {
         poll(&wait, 1, 10000);
+    } else {
+        /* Write it all, then close gracefully: what the proxy still sends
+           is read and dropped, so no reset takes the answer away. */
+        for (size_t sent = 0, len = strlen(r->reply); sent < len;) {
+            ssize_t n = write(fd, r->reply + sent, len - sent);
+            if (n <= 0)
+                break;
+            sent += (size_t)n;
+        }
+        shutdown(fd, SHUT_WR);
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ;
+    }
     close(fd);
     return NULL;
 }
@@ -386,6 +397,37 @@ START_TEST(bad_backends)
 }
 END_TEST
 
+START_TEST(answer_before_upload_ends)
+{
+    /* The backend answers a big body at once, reading none of the
+       upload, which is still arriving in pieces. */
+    size_t n = 200000;
+    char *reply = malloc(n + 64);
+    int at = sprintf(reply, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+    for (size_t i = 0; i < n; i++)
+        reply[at + (int)i] = (char)('a' + i % 26);
+    reply[at + (int)n] = '\0';
+    raw r;
+    raw_start(&r, reply);
+    csgi_loader *loader = NULL;
+    csgi_app *app = proxy_to(&loader, r.port, "csgi");
+    char report[64];
+    char *upload = make_body(100000, report, sizeof(report));
+    csgi_test_response *response = run(app, "POST", "/x", NULL, upload, 1000, 0);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    size_t len = 0;
+    const char *body = csgi_test_response_body(response, &len);
+    ck_assert_uint_eq(len, n);
+    ck_assert_int_eq(memcmp(body, reply + at, n), 0);
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+    raw_stop(&r);
+    free(upload);
+    free(reply);
+}
+END_TEST
+
 START_TEST(configuration)
 {
     /* docs/middleware.md's example loads, and refuses a DELETE unsent. */
@@ -564,6 +606,7 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, forwards_fields);
     tcase_add_test(tc, forwards_bodies);
     tcase_add_test(tc, bad_backends);
+    tcase_add_test(tc, answer_before_upload_ends);
     tcase_add_test(tc, configuration);
     tcase_add_test(tc, over_sockets);
     tcase_add_test(tc, connection_fields_over_sockets);

@@ -68,12 +68,13 @@ typedef struct forward {
     csgi_client_request *request; /* NULL once it ended */
     struct event *wake;
     struct evbuffer *held; /* backend body not yet given to the server */
-    char piece[PIECE];
-    int started; /* start-response called */
-    int failed;  /* before the head: the status to answer (502, 504) */
-    int error;   /* after the head: the error that cuts the response */
-    int ended;   /* the backend's response is complete */
-    int paused;  /* the backend is paused: too much held */
+    char incoming[PIECE];  /* read from the client, written to the backend (copied) */
+    char outgoing[PIECE];  /* the piece lent to the server: kept until the next call */
+    int started;           /* start-response called */
+    int failed;            /* before the head: the status to answer (502, 504) */
+    int error;             /* after the head: the error that cuts the response */
+    int ended;             /* the backend's response is complete */
+    int paused;            /* the backend is paused: too much held */
     int input_done;
     int gave; /* a piece went to the server */
 } forward;
@@ -206,12 +207,12 @@ static void input_ready(csgi_input *input, void *userdata)
 static void pump_input(forward *f)
 {
     while (f->request && !f->input_done) {
-        long n = csgi_input_read(f->input, f->piece, sizeof(f->piece));
+        long n = csgi_input_read(f->input, f->incoming, sizeof(f->incoming));
         if (n == CSGI_EAGAIN) {
             csgi_input_on_ready(f->input, input_ready, f);
             return;
         }
-        int rc = n > 0    ? csgi_client_request_write(f->request, f->piece, (size_t)n)
+        int rc = n > 0    ? csgi_client_request_write(f->request, f->incoming, (size_t)n)
                  : n == 0 ? csgi_client_request_end(f->request)
                           : (int)n;
         if (n == 0)
@@ -244,14 +245,14 @@ static int body_next(void *state, csgi_chunk *chunk)
         return 1;
     }
     if (f->started && evbuffer_get_length(f->held) > 0) {
-        int n = evbuffer_remove(f->held, f->piece, sizeof(f->piece));
+        int n = evbuffer_remove(f->held, f->outgoing, sizeof(f->outgoing));
         if (n <= 0)
             return CSGI_ENOMEM;
         if (f->paused && f->request && evbuffer_get_length(f->held) < HELD_MAX / 2) {
             f->paused = 0;
             csgi_client_request_resume(f->request);
         }
-        chunk->data = f->piece;
+        chunk->data = f->outgoing;
         chunk->len = (size_t)n;
         f->gave = 1;
         return 1;
@@ -262,7 +263,7 @@ static int body_next(void *state, csgi_chunk *chunk)
         /* An empty piece first sends the head with the declared length:
            a HEAD answer keeps the Content-Length a GET would get. */
         f->gave = 1;
-        chunk->data = f->piece;
+        chunk->data = f->outgoing;
         chunk->len = 0;
         return 1;
     }
