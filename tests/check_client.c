@@ -708,6 +708,13 @@ START_TEST(timeouts_and_refusal)
     fetch(client, &refused, "GET", url, NULL);
     ck_assert_int_eq(refused.result, CSGI_ECONNECT);
     ck_assert_int_eq(refused.heads, 0);
+    /* A name that does not resolve (.invalid never does, RFC 6761):
+       CSGI_ECONNECT, or a timeout where no resolver answers at all. */
+    outcome unknown = {0};
+    fetch(client, &unknown, "GET", "http://nonexistent.invalid/", NULL);
+    ck_assert_msg(unknown.result == CSGI_ECONNECT || unknown.result == CSGI_ETIMEDOUT, "%s",
+                  csgi_err_name(unknown.result));
+    ck_assert_int_eq(unknown.heads, 0);
     ck_assert_str_eq(csgi_err_name(CSGI_ECONNECT), "CSGI_ECONNECT");
     ck_assert_str_eq(csgi_strerror(CSGI_ECONNECT), "cannot connect");
     csgi_client_free(client);
@@ -825,6 +832,68 @@ static void stream(csgi_client *client, const char *method, const char *url, int
     wait_done(o);
     ck_assert_int_eq(o->result, 0);
 }
+
+static void run_for(unsigned ms)
+{
+    struct timeval tv = {0, (suseconds_t)ms * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+START_TEST(pool_limits)
+{
+    static const char *const reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    peer p = {0};
+    peer_start(&p, reply);
+    csgi_client_options options = CSGI_CLIENT_OPTIONS_INIT;
+    options.idle_timeout_ms = 100;
+    options.max_idle_per_host = 1;
+    csgi_client *client = NULL;
+    ck_assert_int_eq(csgi_client_new(&client, base, &options), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+
+    /* Two at once: two connections, of which one is kept. */
+    outcome a = {0}, b = {0}, c = {0}, d = {0};
+    send_request(client, &a, "GET", url, NULL);
+    send_request(client, &b, "GET", url, NULL);
+    wait_done(&a);
+    wait_done(&b);
+    ck_assert_int_eq(p.connections, 2);
+    send_request(client, &c, "GET", url, NULL);
+    send_request(client, &d, "GET", url, NULL);
+    wait_done(&c);
+    wait_done(&d);
+    ck_assert_int_eq(c.result + d.result, 0);
+    ck_assert_int_eq(p.connections, 3); /* the kept one, and one more */
+
+    /* Idle past idle_timeout_ms: closed, the next request connects. */
+    run_for(300);
+    outcome e = {0};
+    fetch(client, &e, "GET", url, NULL);
+    ck_assert_int_eq(e.result, 0);
+    ck_assert_int_eq(p.connections, 4);
+    free(a.body);
+    free(b.body);
+    free(c.body);
+    free(d.body);
+    free(e.body);
+    csgi_client_free(client);
+    peer_stop(&p);
+
+    /* A server that closes a kept connection while it is idle: the client
+       notices, and the next request gets a new one without a retry. */
+    peer closing = {0};
+    closing.close_after = 1;
+    outcome f = {0}, g = {0};
+    two_requests(&closing, reply, &f, &g);
+    ck_assert_int_eq(g.result, 0);
+    ck_assert_int_eq(closing.connections, 2);
+    ck_assert_int_eq(closing.requests, 2);
+    free(f.body);
+    free(g.body);
+}
+END_TEST
 
 /* A streamed upload of size bytes (length -1: chunked) to a slow peer. */
 static void upload(int64_t length, size_t size)
@@ -1051,6 +1120,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, trickled_chunked);
     tcase_add_test(tc, until_close_and_no_body);
     tcase_add_test(tc, keep_alive_and_retry);
+    tcase_add_test(tc, pool_limits);
     tcase_add_test(tc, streamed_upload);
     tcase_add_test(tc, stream_to_csgi_server);
     tcase_add_test(tc, cancel_and_free);
