@@ -7,6 +7,7 @@
 #include "test_alphabet.h"
 #include "test_deploy.h"
 #include "test_files.h"
+#include "test_tls.h"
 
 #include <csgi.h>
 
@@ -428,6 +429,50 @@ START_TEST(answer_before_upload_ends)
 }
 END_TEST
 
+START_TEST(https_backend)
+{
+    static char paths[3][256];
+    snprintf(paths[0], sizeof(paths[0]), "%s", test_tls_file("server.pem"));
+    snprintf(paths[1], sizeof(paths[1]), "%s", test_tls_file("server.key"));
+    snprintf(paths[2], sizeof(paths[2]), "%s", test_tls_file("ca.pem"));
+    csgi_tls_certificate certificate = {paths[0], paths[1]};
+    csgi_tls_options tls;
+    csgi_tls_options_init(&tls);
+    tls.certificates = &certificate;
+    tls.certificate_count = 1;
+    backend b;
+    csgi_app *echo = NULL;
+    ck_assert_int_eq(csgi_handler_app(&echo, "backend", backend_echo, NULL, NULL), 0);
+    csgi_server_options options = CSGI_SERVER_OPTIONS_INIT;
+    options.log_level = CSGI_LOG_ERROR;
+    ck_assert_int_eq(csgi_server_new(&b.server, echo, &options, NULL), 0);
+    ck_assert_int_eq(csgi_server_listen_tls(b.server, "127.0.0.1:0", &tls), 0);
+    b.port = csgi_server_port(b.server, 0);
+    ck_assert_int_eq(csgi_server_start(b.server), 0);
+    ck_assert_int_eq(pthread_create(&b.thread, NULL, run_server, b.server), 0);
+
+    /* With the CA that signed it: through. Without (the system's): 502. */
+    for (int trusted = 1; trusted >= 0; trusted--) {
+        char ini[1024], uri[4200];
+        snprintf(ini, sizeof(ini),
+                 "[app:tls]\nuse = egg:csgi#proxy\naddress = https://127.0.0.1:%d/base\n%s%s\n",
+                 b.port, trusted ? "ca_file = " : "", trusted ? paths[2] : "");
+        csgi_loader *loader = NULL;
+        ck_assert_int_eq(csgi_loader_new(&loader), 0);
+        snprintf(uri, sizeof(uri), "%s#tls", test_write_file("tls.ini", ini));
+        csgi_app *app = test_load(loader, uri);
+        csgi_test_response *r = run(app, "GET", "/secure", NULL, NULL, 0, 0);
+        ck_assert_int_eq(csgi_test_response_code(r), trusted ? 200 : 502);
+        if (trusted)
+            ck_assert_ptr_nonnull(strstr(body_of(r), "GET /base/secure host=127.0.0.1:"));
+        csgi_test_response_free(r);
+        csgi_app_free(app);
+        csgi_loader_free(loader);
+    }
+    backend_stop(&b);
+}
+END_TEST
+
 START_TEST(configuration)
 {
     /* docs/middleware.md's example loads, and refuses a DELETE unsent. */
@@ -569,31 +614,50 @@ START_TEST(over_sockets)
 }
 END_TEST
 
-START_TEST(connection_fields_over_sockets)
+/* Send a raw request to port; read at most cap - 1 bytes of the answer
+   (all of it when it fits), then close. */
+static size_t raw_exchange(int port, const char *request, char *answer, size_t cap)
 {
-    two_hops hops;
-    two_hops_start(&hops);
-    /* A raw request naming a field in Connection: neither goes on. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = htons((uint16_t)hops.front.port);
+    sin.sin_port = htons((uint16_t)port);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    const char *req = "GET /c HTTP/1.1\r\nHost: front\r\nConnection: close, X-Drop\r\n"
-                      "X-Drop: 1\r\nX-Custom: on\r\nTE: trailers\r\n\r\n";
-    ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    char answer[4096];
+    ck_assert_int_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
     size_t got = 0;
     ssize_t n;
-    while (got < sizeof(answer) - 1 && (n = read(fd, answer + got, sizeof(answer) - 1 - got)) > 0)
+    while (got < cap - 1 && (n = read(fd, answer + got, cap - 1 - got)) > 0)
         got += (size_t)n;
     answer[got] = '\0';
     close(fd);
+    return got;
+}
+
+START_TEST(connection_fields_over_sockets)
+{
+    two_hops hops;
+    two_hops_start(&hops);
+    /* A raw request naming a field in Connection: neither goes on. */
+    char answer[4096];
+    raw_exchange(hops.front.port,
+                 "GET /c HTTP/1.1\r\nHost: front\r\nConnection: close, X-Drop\r\n"
+                 "X-Drop: 1\r\nX-Custom: on\r\nTE: trailers\r\n\r\n",
+                 answer, sizeof(answer));
     ck_assert_msg(strncmp(answer, "HTTP/1.1 200 ", 13) == 0, "%s", answer);
     ck_assert_msg(strstr(answer, "custom=on secret=- te=- drop=-") != NULL, "%s", answer);
     ck_assert_ptr_nonnull(strstr(answer, "xfh=front "));
+
+    /* A client that leaves in the middle of a big answer: the backend's
+       request is dropped with it, and the proxy serves the next. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(raw_exchange(hops.front.port, "GET /big HTTP/1.1\r\nHost: front\r\n\r\n",
+                                       answer, sizeof(answer)),
+                          sizeof(answer) - 1);
+    raw_exchange(hops.front.port, "GET /after HTTP/1.1\r\nHost: front\r\nConnection: close\r\n\r\n",
+                 answer, sizeof(answer));
+    ck_assert_msg(strstr(answer, "GET /base/after host=") != NULL, "%s", answer);
     two_hops_stop(&hops);
 }
 END_TEST
@@ -607,6 +671,7 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, forwards_bodies);
     tcase_add_test(tc, bad_backends);
     tcase_add_test(tc, answer_before_upload_ends);
+    tcase_add_test(tc, https_backend);
     tcase_add_test(tc, configuration);
     tcase_add_test(tc, over_sockets);
     tcase_add_test(tc, connection_fields_over_sockets);

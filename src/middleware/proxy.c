@@ -55,6 +55,7 @@ typedef struct proxy {
     char **suppressed;
     size_t suppressed_count;
     unsigned timeout_ms, connect_timeout_ms;
+    char *ca_file; /* https backends: NULL for the system's CAs */
 } proxy;
 
 /* One request on its way (in the request's arena). */
@@ -424,6 +425,7 @@ static csgi_body *proxy_call(void *state, csgi_environ *environ,
     csgi_client_options options = CSGI_CLIENT_OPTIONS_INIT;
     options.timeout_ms = config->timeout_ms;
     options.connect_timeout_ms = config->connect_timeout_ms;
+    options.ca_file = config->ca_file;
     f->wake = event_new(base, -1, 0, on_wake, f);
     f->held = evbuffer_new();
     char *url = backend_url(f);
@@ -455,6 +457,7 @@ static void proxy_destroy(void *state)
         return;
     csgi__free(config->origin);
     csgi__free(config->path);
+    csgi__free(config->ca_file);
     for (size_t i = 0; i < config->method_count; i++)
         csgi__free(config->methods[i]);
     for (size_t i = 0; i < config->suppressed_count; i++)
@@ -469,7 +472,8 @@ static const csgi_app_type proxy_type = {"proxy", proxy_call, proxy_destroy};
 /* ---- The INI factory ------------------------------------------------------- */
 
 static const char *const known[] = {"address", "allowed_request_methods", "suppress_http_headers",
-                                    "timeout", "connect_timeout",         NULL};
+                                    "timeout", "connect_timeout",         "ca_file",
+                                    NULL};
 
 /* Copy a conf list (items may be written "a, b" or "a b"). */
 static int copy_list(const csgi_conf *conf, const char *key, char ***out, size_t *count,
@@ -555,6 +559,11 @@ int csgi_proxy__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf
     if (rc != 0) {
         proxy_destroy(config);
         return rc;
+    }
+    const char *ca_file = csgi_conf_get(local_conf, "ca_file");
+    if (ca_file && *ca_file && !(config->ca_file = csgi__strndup(ca_file, strlen(ca_file)))) {
+        proxy_destroy(config);
+        return CSGI_ENOMEM;
     }
     config->timeout_ms = (unsigned)timeout * 1000u;
     config->connect_timeout_ms = (unsigned)connect_timeout * 1000u;
