@@ -6,6 +6,7 @@
  * hangs or closes, a slow reader of a big upload.
  */
 #include "client/client_private.h"
+#include "test_alloc.h"
 #include "test_alphabet.h"
 #include "test_tls.h"
 
@@ -252,10 +253,21 @@ static void on_writable(csgi_client_request *request, void *userdata)
 
 static const csgi_client_callbacks callbacks = {on_head, on_data, on_done, on_writable};
 
+static void expire(evutil_socket_t fd, short what, void *arg)
+{
+    *(int *)arg = 1;
+}
+
+/* Run the loop until the request ends, 10 s at most. */
 static void wait_done(outcome *o)
 {
-    for (int i = 0; i < 200000 && !o->done; i++)
+    int expired = 0;
+    struct timeval ten = {10, 0};
+    struct event *watchdog = evtimer_new(base, expire, &expired);
+    evtimer_add(watchdog, &ten);
+    while (!o->done && !expired)
         event_base_loop(base, EVLOOP_ONCE);
+    event_free(watchdog);
     ck_assert_msg(o->done, "the request did not end");
 }
 
@@ -1023,6 +1035,59 @@ START_TEST(cancel_and_free)
 }
 END_TEST
 
+/* One POST with a field and a body to url, with every allocation of csgi's
+   after the first n failing: 0, or CSGI_ENOMEM from wherever it failed. */
+static int post_with_budget(const char *url, long n, outcome *o)
+{
+    test_alloc_fail_after(n);
+    csgi_client *client = NULL;
+    csgi_client_request *request = NULL;
+    int rc = csgi_client_new(&client, base, NULL);
+    if (rc == 0)
+        rc = csgi_client_request_new(&request, client, "POST", url);
+    if (rc == 0)
+        rc = csgi_client_request_add_header(request, "X-Test", "oom");
+    if (rc == 0)
+        rc = csgi_client_request_set_body(request, "body", 4);
+    if (rc == 0)
+        rc = csgi_client_request_send(request, &callbacks, o);
+    if (rc == 0) {
+        wait_done(o);
+        rc = o->result;
+    } else {
+        csgi_client_request_cancel(request);
+    }
+    csgi_client_free(client);
+    test_alloc_fail_never();
+    return rc;
+}
+
+START_TEST(out_of_memory)
+{
+    peer p = {0};
+    peer_start(&p, "HTTP/1.1 200 OK\r\nX-Test: fine\r\nContent-Length: 2\r\n\r\nok");
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int rc = CSGI_ENOMEM;
+    long n;
+    for (n = 0; n < 100 && rc != 0; n++) {
+        outcome o = {0};
+        rc = post_with_budget(url, n, &o);
+        ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "%ld: %s", n, csgi_err_name(rc));
+        if (rc == 0) {
+            ck_assert_str_eq(o.body, "ok");
+            ck_assert_str_eq(o.header, "fine");
+        }
+        free(o.body);
+    }
+    test_alloc_restore();
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_gt(n, 5); /* several allocations were refused on the way */
+    peer_stop(&p);
+}
+END_TEST
+
 /* ---- TLS ------------------------------------------------------------------ */
 
 static csgi_server *serve_tls(const char *cert, int *port)
@@ -1124,6 +1189,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, streamed_upload);
     tcase_add_test(tc, stream_to_csgi_server);
     tcase_add_test(tc, cancel_and_free);
+    tcase_add_test(tc, out_of_memory);
     tcase_add_test(tc, https);
     suite_add_tcase(suite, tc);
     return suite;
