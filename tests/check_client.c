@@ -248,6 +248,11 @@ static void on_writable(csgi_client_request *request, void *userdata)
 {
     outcome *o = userdata;
     o->writables++;
+    if (o->cancel_in == 3) {
+        csgi_client_request_cancel(request);
+        o->done = 1; /* no done will come */
+        return;
+    }
     write_more(o);
 }
 
@@ -907,15 +912,22 @@ START_TEST(pool_limits)
 }
 END_TEST
 
+/* A peer that reads slowly and answers reply, a client, and the URL
+   /upload of the peer (url has 128 bytes). */
+static csgi_client *slow_peer(peer *p, const char *reply, char *url)
+{
+    p->slow = 1;
+    peer_start(p, reply);
+    snprintf(url, 128, "http://127.0.0.1:%d/upload", p->port);
+    return new_client(5000);
+}
+
 /* A streamed upload of size bytes (length -1: chunked) to a slow peer. */
 static void upload(int64_t length, size_t size)
 {
     peer p = {0};
-    p.slow = 1;
-    peer_start(&p, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngot!");
-    csgi_client *client = new_client(5000);
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/upload", p.port);
+    csgi_client *client = slow_peer(&p, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngot!", url);
     outcome o = {0};
     stream(client, "PUT", url, length, size, &o);
     ck_assert_str_eq(o.body, "got!");
@@ -938,6 +950,28 @@ START_TEST(streamed_upload)
 {
     upload(3 * 1024 * 1024 + 17, 3 * 1024 * 1024 + 17);
     upload(-1, 2 * 1024 * 1024);
+
+    /* Cancelled from inside writable, the upload half sent. */
+    peer p = {0};
+    char url[128];
+    csgi_client *client = slow_peer(&p, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", url);
+    outcome o = {0};
+    o.cancel_in = 3;
+    csgi_client_request *request = NULL;
+    ck_assert_int_eq(csgi_client_request_new(&request, client, "PUT", url), 0);
+    ck_assert_int_eq(csgi_client_request_set_body_stream(request, 1 << 20), 0);
+    o.request = request;
+    o.upload = 1 << 20;
+    ck_assert_int_eq(csgi_client_request_send(request, &callbacks, &o), 0);
+    write_more(&o);
+    ck_assert_int_eq(o.full, 1);
+    wait_done(&o);
+    ck_assert_int_eq(o.writables, 1);
+    ck_assert_int_eq(o.heads, 0);
+    run_for(50); /* the peer sees the connection close, nothing breaks */
+    ck_assert_int_eq(p.requests, 0);
+    csgi_client_free(client);
+    peer_stop(&p);
 }
 END_TEST
 
