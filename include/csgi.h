@@ -15,6 +15,7 @@
 #include "csgi/errors.h"
 #include "csgi/server.h"
 #include "csgi/tls.h"
+#include "csgi/auth_token.h"
 #include "csgi/composite.h"
 #include "csgi/router.h"
 #include "csgi/loader.h"

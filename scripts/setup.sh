@@ -11,10 +11,11 @@ set -euo pipefail
 # (the HTTP client's TLS).
 packages=(
     build-essential cmake pkg-config
-    libevent-dev libjansson-dev libssl-dev openssl check
+    libevent-dev libjansson-dev libssl-dev openssl check zlib1g-dev
     clang llvm libclang-rt-14-dev clang-format
     curl python3 valgrind
     groff-base systemd
+    libcrypt-dev
 )
 
 missing=()

@@ -4,6 +4,7 @@
  * pipeline and, for a body that arrives late, a real server.
  */
 #include "engine_harness.h"
+#include "test_deploy.h"
 
 #include <csgi.h>
 #include <csgi/json.h>
@@ -22,24 +23,6 @@
 #include <unistd.h>
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Run method url (with an optional header "Name: value" pair and body)
-   through app; the response must come back. */
-static csgi_test_response *run(csgi_app *app, const char *method, const char *url, const char *name,
-                               const char *value, const char *body)
-{
-    csgi_test_request *request = NULL;
-    csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
-    if (name)
-        ck_assert_int_eq(csgi_test_request_add_header(request, name, value), 0);
-    if (body)
-        ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
-    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
-    csgi_test_request_free(request);
-    ck_assert_ptr_nonnull(response);
-    return response;
-}
 
 static const char *body_of(const csgi_test_response *response)
 {
@@ -106,7 +89,7 @@ START_TEST(test_app_handler)
 {
     csgi_app *app = handler_app(hello);
     ck_assert_str_eq(csgi_app_name(app), "test");
-    csgi_test_response *response = run(app, "GET", "/", NULL, NULL, NULL);
+    csgi_test_response *response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "Hello World\n");
     ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"),
@@ -121,7 +104,7 @@ START_TEST(test_error_handler)
 {
     csgi_app *app = handler_app(fail_with);
     csgi_test_response *response =
-        run(app, "GET", "/?code=404", "Accept", "application/json", NULL);
+        test_client_run(app, "GET", "/?code=404", "Accept", "application/json", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 404);
     json_error_t error;
     json_t *value = json_loads(body_of(response), 0, &error);
@@ -132,20 +115,20 @@ START_TEST(test_error_handler)
     json_decref(value);
     csgi_test_response_free(response);
 
-    response = run(app, "GET", "/?code=403", "Accept", "text/html", NULL);
+    response = test_client_run(app, "GET", "/?code=403", "Accept", "text/html", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 403);
     ck_assert_ptr_nonnull(strstr(body_of(response), "no &lt;such&gt; thing"));
     csgi_test_response_free(response);
 
     /* Not an error status: the handler returns NULL, the client gets 500. */
-    response = run(app, "GET", "/?code=299", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/?code=299", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 500);
     ck_assert(csgi_test_response_log_contains(response, "the handler failed"));
     csgi_test_response_free(response);
     csgi_app_free(app);
 
     app = handler_app(no_response);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 500);
     ck_assert(csgi_test_response_log_contains(response, "test: the handler failed"));
     csgi_test_response_free(response);
@@ -157,7 +140,7 @@ START_TEST(test_json_handler)
 {
     csgi_app *app = handler_app(echo_json);
     csgi_test_response *response =
-        run(app, "POST", "/", "Content-Type", "application/json", "{\"a\": [1, 2]}");
+        test_client_run(app, "POST", "/", "Content-Type", "application/json", "{\"a\": [1, 2]}");
     ck_assert_int_eq(csgi_test_response_code(response), 201);
     ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"), "application/json");
     json_t *value = json_loads(body_of(response), 0, NULL);
@@ -167,7 +150,7 @@ START_TEST(test_json_handler)
     csgi_test_response_free(response);
 
     /* Bad JSON: 400 naming where. */
-    response = run(app, "POST", "/", "Accept", "text/plain", "{\"a\": [1,\n 2,]}");
+    response = test_client_run(app, "POST", "/", "Accept", "text/plain", "{\"a\": [1,\n 2,]}");
     ck_assert_int_eq(csgi_test_response_code(response), 400);
     ck_assert_msg(strstr(body_of(response), "invalid JSON at line 2, column") != NULL, "%s",
                   body_of(response));
@@ -178,7 +161,7 @@ START_TEST(test_json_handler)
     memset(big, ' ', sizeof(big) - 1);
     big[0] = '1';
     big[sizeof(big) - 1] = '\0';
-    response = run(app, "POST", "/", NULL, NULL, big);
+    response = test_client_run(app, "POST", "/", NULL, NULL, big);
     ck_assert_int_eq(csgi_test_response_code(response), 413);
     ck_assert_ptr_nonnull(strstr(body_of(response), "longer than 64 bytes"));
     csgi_test_response_free(response);
@@ -265,13 +248,13 @@ static csgi_app *filter(csgi_filter_handler_fn fn, csgi_app *next, void *userdat
 START_TEST(test_auth_filter)
 {
     csgi_app *app = filter(auth, handler_app(hello), strdup("open-sesame"), free);
-    csgi_test_response *response = run(app, "GET", "/", NULL, NULL, NULL);
+    csgi_test_response *response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 403);
     csgi_test_response_free(response);
-    response = run(app, "GET", "/", "X-Auth-Token", "open-sesamE", NULL);
+    response = test_client_run(app, "GET", "/", "X-Auth-Token", "open-sesamE", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 403);
     csgi_test_response_free(response);
-    response = run(app, "GET", "/", "X-Auth-Token", "open-sesame", NULL);
+    response = test_client_run(app, "GET", "/", "X-Auth-Token", "open-sesame", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "Hello World\n");
     csgi_test_response_free(response);
@@ -415,7 +398,7 @@ START_TEST(test_forward_then)
 {
     /* Bytes: status, headers and the length pass through, marked. */
     csgi_app *app = filter(mark, raw_app(&bytes_type, NULL), NULL, NULL);
-    csgi_test_response *response = run(app, "GET", "/?accept=1", NULL, NULL, NULL);
+    csgi_test_response *response = test_client_run(app, "GET", "/?accept=1", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 202);
     ck_assert_str_eq(body_of(response), "bytes");
     ck_assert_str_eq(csgi_test_response_header(response, "Content-Type"), "text/x-bytes");
@@ -427,7 +410,7 @@ START_TEST(test_forward_then)
     /* An iterator, started before it returns: relayed, closed once. */
     closes = 0;
     app = filter(mark, raw_app(&eager_type, &eager), NULL, NULL);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "abcd");
     ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
@@ -438,7 +421,7 @@ START_TEST(test_forward_then)
 
     /* An iterator with a declared length keeps it through the filter. */
     app = filter(mark, raw_app(&eager_type, &declared), NULL, NULL);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_str_eq(body_of(response), "abcd");
     ck_assert_str_eq(csgi_test_response_header(response, "Content-Length"), "4");
     csgi_test_response_free(response);
@@ -447,7 +430,7 @@ START_TEST(test_forward_then)
     /* Started from its first piece: that piece is pulled, then replayed. */
     closes = 0;
     app = filter(mark, raw_app(&eager_type, &lazy), NULL, NULL);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 404);
     ck_assert_str_eq(csgi_test_response_status(response), "404 Not Here");
     ck_assert_str_eq(body_of(response), "abcd");
@@ -458,7 +441,7 @@ START_TEST(test_forward_then)
     /* Answers later, from a timer: the filter waits, and marks it once. */
     closes = 0;
     app = filter(mark, raw_app(&timed_type, NULL), NULL, NULL);
-    response = run(app, "GET", "/?accept=1", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/?accept=1", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 202);
     ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
     ck_assert_ptr_null(csgi_test_response_header_value(response, "X-Marked", 1));
@@ -480,7 +463,7 @@ START_TEST(test_forward_then)
 
     /* A file keeps its range. */
     app = filter(mark, raw_app(&file_type, NULL), NULL, NULL);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "23456");
     ck_assert_str_eq(csgi_test_response_header(response, "Content-Length"), "5");
@@ -489,12 +472,12 @@ START_TEST(test_forward_then)
 
     /* A handler behind the filter (adapters nest). */
     app = filter(mark, filter(auth, handler_app(hello), strdup("t"), free), NULL, NULL);
-    response = run(app, "GET", "/", "X-Auth-Token", "t", NULL);
+    response = test_client_run(app, "GET", "/", "X-Auth-Token", "t", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "Hello World\n");
     ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
     csgi_test_response_free(response);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 403);
     ck_assert_str_eq(csgi_test_response_header(response, "X-Marked"), "yes");
     csgi_test_response_free(response);
@@ -503,7 +486,7 @@ START_TEST(test_forward_then)
     /* Outside a handler there is nobody to run it. */
     csgi_app *inner = raw_app(&bytes_type, NULL);
     app = raw_app(&outside_type, inner);
-    response = run(app, "GET", "/", NULL, NULL, NULL);
+    response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_str_eq(body_of(response), "NULL");
     csgi_test_response_free(response);
     csgi_app_free(app);
@@ -541,7 +524,7 @@ static csgi_response *negotiate(csgi_request *request, void *userdata)
 START_TEST(test_request_negotiation)
 {
     csgi_app *app = handler_app(negotiate);
-    csgi_test_response *response = run(app, "GET", "/", NULL, NULL, NULL);
+    csgi_test_response *response = test_client_run(app, "GET", "/", NULL, NULL, NULL);
     ck_assert_str_eq(body_of(response), "type=0 lang=0 coding=0 ims=CSGI_ENOTFOUND:0 "
                                         "inm=-7 range=CSGI_ENOTFOUND:0-0");
     csgi_test_response_free(response);
@@ -630,11 +613,11 @@ START_TEST(test_factories)
     csgi_app *app = NULL;
     csgi_load_error error;
     ck_assert_int_eq(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
-    csgi_test_response *response = run(app, "GET", "/", "X-Auth-Token", "sesame", NULL);
+    csgi_test_response *response = test_client_run(app, "GET", "/", "X-Auth-Token", "sesame", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "Hello World\n");
     csgi_test_response_free(response);
-    response = run(app, "GET", "/", "X-Auth-Token", "open-sesame", NULL);
+    response = test_client_run(app, "GET", "/", "X-Auth-Token", "open-sesame", NULL);
     ck_assert_int_eq(csgi_test_response_code(response), 403);
     csgi_test_response_free(response);
     csgi_app_free(app);
@@ -679,12 +662,12 @@ START_TEST(test_factories)
     write_ini("[app:main]\nuse = egg:test#hello\nclient_max_body_size = 10\nbody_mode = gather\n");
     loader = test_loader();
     ck_assert_int_eq(csgi_loader_load_app(&app, loader, ini_path, &error), 0);
-    response = run(app, "POST", "/", "Accept", "text/plain", "eleven byte");
+    response = test_client_run(app, "POST", "/", "Accept", "text/plain", "eleven byte");
     ck_assert_int_eq(csgi_test_response_code(response), 413);
     ck_assert_msg(strstr(body_of(response), "longer than 10 bytes") != NULL, "%s",
                   body_of(response));
     csgi_test_response_free(response);
-    response = run(app, "POST", "/", NULL, NULL, "ten bytes!");
+    response = test_client_run(app, "POST", "/", NULL, NULL, "ten bytes!");
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     csgi_test_response_free(response);
     csgi_app_free(app);
@@ -730,6 +713,143 @@ START_TEST(test_late_body)
         ck_assert_int_eq(atomic_load(&echo_calls), 1);
     }
     app_server_stop(&served);
+}
+END_TEST
+
+/* ---- Waiting for an event of the handler's own -------------------------------------- */
+
+/* A filter that decides after a timer, as auth_token decides after the
+   identity service answers: ?ms=N waits N ms, then forwards when
+   X-Auth-Token is "ok" and answers 401 otherwise; ?early decides before
+   the handler returns; ?then marks the answer of the application behind. */
+typedef struct gate {
+    csgi_handler_later *later;
+    struct event *timer;
+    csgi_app *next;
+} gate;
+
+static atomic_int gate_cancels;
+
+static csgi_response *gate_decide(csgi_request *request, void *state)
+{
+    gate *g = state;
+    if (g->timer)
+        event_free(g->timer);
+    g->timer = NULL;
+    const char *token = csgi_request_header(request, "X-Auth-Token", NULL);
+    if (!token || strcmp(token, "ok") != 0)
+        return csgi_handler_error(request, 401, "the token is not ok");
+    const csgi_params *query;
+    if (csgi_request_query(request, &query, NULL) == 0 && csgi_params_get(query, "then", NULL))
+        return csgi_handler_forward_then(request, g->next, mark_answer, NULL);
+    return csgi_handler_forward(request, g->next);
+}
+
+static void gate_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gate *g = arg;
+    csgi_handler_resume(g->later, gate_decide, g);
+}
+
+static void gate_cancel(void *state)
+{
+    gate *g = state;
+    event_free(g->timer);
+    g->timer = NULL;
+    atomic_fetch_add(&gate_cancels, 1);
+}
+
+static csgi_response *gate_filter(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    csgi_environ *environ = csgi_request_environ(request);
+    gate *g = csgi_environ_alloc_zeroed(environ, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->next = next;
+    csgi_response *waiting = csgi_handler_wait(request, &g->later, gate_cancel, g);
+    /* Only one wait per handler call. */
+    ck_assert_ptr_null(csgi_handler_wait(request, &g->later, gate_cancel, g));
+    const csgi_params *query;
+    ck_assert_int_eq(csgi_request_query(request, &query, NULL), 0);
+    if (csgi_params_get(query, "early", NULL)) {
+        csgi_handler_resume(g->later, gate_decide, g);
+        return waiting;
+    }
+    const char *ms = csgi_params_get(query, "ms", NULL);
+    long delay = ms ? atol(ms) : 10;
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    g->timer = event_new(csgi_environ_event_base(environ), -1, 0, gate_fire, g);
+    if (!g->timer || event_add(g->timer, &tv) != 0)
+        return NULL;
+    return waiting;
+}
+
+START_TEST(test_wait_resume)
+{
+    csgi_app *app = filter(gate_filter, handler_app(hello), NULL, NULL);
+    const char *urls[] = {"/?ms=20", "/?early", "/?ms=5&then", "/?early&then"};
+    for (size_t i = 0; i < COUNT(urls); i++) {
+        csgi_test_response *response =
+            test_client_run(app, "GET", urls[i], "X-Auth-Token", "ok", NULL);
+        ck_assert_int_eq(csgi_test_response_code(response), 200);
+        ck_assert_str_eq(body_of(response), "Hello World\n");
+        const char *marked = csgi_test_response_header(response, "X-Marked");
+        ck_assert_int_eq(marked != NULL, strstr(urls[i], "then") != NULL);
+        csgi_test_response_free(response);
+        response = test_client_run(app, "GET", urls[i], "X-Auth-Token", "forged", NULL);
+        ck_assert_int_eq(csgi_test_response_code(response), 401);
+        ck_assert_ptr_nonnull(strstr(body_of(response), "the token is not ok"));
+        csgi_test_response_free(response);
+    }
+    /* Outside a handler there is nothing to wait for. */
+    csgi_handler_later *later = NULL;
+    ck_assert_ptr_null(csgi_handler_wait(NULL, &later, NULL, NULL));
+    csgi_handler_resume(NULL, gate_decide, NULL);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(test_wait_client_leaves)
+{
+    app_server served;
+    app_server_start(&served, filter(gate_filter, handler_app(hello), NULL, NULL), NULL);
+    atomic_store(&gate_cancels, 0);
+    /* Answered after the wait, over a socket. */
+    int fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /?ms=30 HTTP/1.1\r\nHost: t\r\n"
+                                         "X-Auth-Token: ok\r\n\r\n"),
+                     0);
+    test_response response;
+    ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+    ck_assert_int_eq(response.status, 200);
+    ck_assert_str_eq(response.body, "Hello World\n");
+    response_free(&response);
+    close(fd);
+    /* The client leaves while the filter waits: the wait is cancelled
+       (the timer deleted), and the server goes on serving. */
+    fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /?ms=400 HTTP/1.1\r\nHost: t\r\n"
+                                         "X-Auth-Token: ok\r\n\r\n"),
+                     0);
+    usleep(50 * 1000);
+    close(fd);
+    for (int i = 0; i < 100 && atomic_load(&gate_cancels) == 0; i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&gate_cancels), 1);
+    fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(client_send_str(fd, "GET /?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+    ck_assert_int_eq(response.status, 401);
+    response_free(&response);
+    close(fd);
+    app_server_stop(&served);
+    ck_assert_int_eq(atomic_load(&gate_cancels), 1);
 }
 END_TEST
 
@@ -822,12 +942,12 @@ static csgi_app *upper_echo(void)
 START_TEST(test_replaced_input)
 {
     csgi_app *app = upper_echo();
-    csgi_test_response *response = run(app, "POST", "/", NULL, NULL, "hello world");
+    csgi_test_response *response = test_client_run(app, "POST", "/", NULL, NULL, "hello world");
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     ck_assert_str_eq(body_of(response), "HELLO WORLD");
     csgi_test_response_free(response);
     /* The declared length lets read_all refuse at once. */
-    response = run(app, "POST", "/", NULL, NULL, "a body longer than sixteen bytes");
+    response = test_client_run(app, "POST", "/", NULL, NULL, "a body longer than sixteen bytes");
     ck_assert_int_eq(csgi_test_response_code(response), 413);
     csgi_test_response_free(response);
     csgi_app_free(app);
@@ -975,7 +1095,8 @@ static char *json_of_size(size_t n)
    this frees: 413 with text in the answer. */
 static void expect_413(csgi_app *app, const char *type, const char *body, const char *text)
 {
-    csgi_test_response *response = run(app, "POST", "/", type ? "Content-Type" : NULL, type, body);
+    csgi_test_response *response =
+        test_client_run(app, "POST", "/", type ? "Content-Type" : NULL, type, body);
     ck_assert_int_eq(csgi_test_response_code(response), 413);
     ck_assert_msg(strstr(body_of(response), text) != NULL, "%s", body_of(response));
     csgi_test_response_free(response);
@@ -990,7 +1111,7 @@ START_TEST(test_replaced_input_limit)
        helper's own 16384; under it the body goes through. */
     expect_413(limited(json_size, 1024, 1), NULL, big, "the body is longer than 1024 bytes");
     csgi_app *app = limited(json_size, 1024, 1);
-    csgi_test_response *response = run(app, "POST", "/", NULL, NULL, small);
+    csgi_test_response *response = test_client_run(app, "POST", "/", NULL, NULL, small);
     ck_assert_int_eq(csgi_test_response_code(response), 200);
     csgi_test_response_free(response);
     csgi_app_free(app);
@@ -1113,6 +1234,8 @@ static Suite *handler_suite(void)
     tcase_add_test(tc, test_request_negotiation);
     tcase_add_test(tc, test_factories);
     tcase_add_test(tc, test_late_body);
+    tcase_add_test(tc, test_wait_resume);
+    tcase_add_test(tc, test_wait_client_leaves);
     tcase_add_test(tc, test_replaced_input);
     tcase_add_test(tc, test_replaced_input_limit);
     tcase_add_test(tc, test_out_of_memory);

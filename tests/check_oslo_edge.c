@@ -20,31 +20,7 @@
 static csgi_test_response *run(csgi_app *app, const char *method, const char *url, const char *name,
                                const char *value)
 {
-    csgi_test_request *request = NULL;
-    csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
-    if (name)
-        ck_assert_int_eq(csgi_test_request_add_header(request, name, value), 0);
-    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
-    csgi_test_request_free(request);
-    ck_assert_ptr_nonnull(response);
-    return response;
-}
-
-static csgi_response *hello(csgi_request *request, void *userdata)
-{
-    (void)userdata;
-    csgi_response *response = csgi_handler_response(request);
-    if (response && csgi_response_set_text(response, "hello", NULL) != 0)
-        return NULL;
-    return response;
-}
-
-static int hello_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
-                         const csgi_conf *local_conf, csgi_load_error *error)
-{
-    (void)loader;
-    return csgi_handler_app_factory(out, global_conf, local_conf, "hello", hello, NULL, error);
+    return test_client_run(app, method, url, name, value, NULL);
 }
 
 /* What the application saw: scheme host remote script. */
@@ -74,8 +50,9 @@ static csgi_loader *new_loader(void)
 {
     csgi_loader *loader = NULL;
     ck_assert_int_eq(csgi_loader_new(&loader), 0);
-    ck_assert_int_eq(
-        csgi_loader_register_app(loader, "egg:Test#hello", CSGI_FACTORY_APP, hello_factory), 0);
+    ck_assert_int_eq(csgi_loader_register_app(loader, "egg:Test#hello", CSGI_FACTORY_APP,
+                                              test_hello_app_factory),
+                     0);
     ck_assert_int_eq(
         csgi_loader_register_app(loader, "egg:Test#echo", CSGI_FACTORY_APP, echo_factory), 0);
     return loader;

@@ -9,6 +9,7 @@
 #include <csgi.h>
 
 #include <check.h>
+#include <event2/event.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,6 +417,79 @@ START_TEST(catch_errors_failing_app)
 }
 END_TEST
 
+/* An application that answers later: its body waits once (a timer of
+   10 ms), then fails before starting the response when state is set, or
+   answers 200 "late" otherwise. */
+typedef struct late {
+    csgi_start_response *start_response;
+    csgi_body *body;
+    int fails, waited, fired;
+} late;
+
+static void late_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    late *l = arg;
+    l->fired = 1;
+    csgi_body_resume(l->body);
+}
+
+static int late_next(void *state, csgi_chunk *chunk)
+{
+    late *l = state;
+    if (!l->fired)
+        return CSGI_EAGAIN;
+    if (l->fails)
+        return CSGI_EIO;
+    if (l->waited++)
+        return 0;
+    ck_assert_int_eq(csgi_start_response_call(l->start_response, "200 OK", NULL, 0, NULL), 0);
+    chunk->data = "late";
+    chunk->len = 4;
+    return 1;
+}
+
+static const csgi_body_type late_body_type = {"late", late_next, NULL};
+
+static csgi_body *late_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
+{
+    late *l = csgi_environ_alloc_zeroed(environ, sizeof(*l));
+    ck_assert_ptr_nonnull(l);
+    l->start_response = start_response;
+    l->fails = state != NULL;
+    l->body = csgi_body_new(environ, &late_body_type, l);
+    struct timeval delay = {0, 10000};
+    ck_assert_int_eq(
+        event_base_once(csgi_environ_event_base(environ), -1, EV_TIMEOUT, late_fire, l, &delay), 0);
+    return l->body;
+}
+
+static const csgi_app_type late_type = {"late", late_call, NULL};
+
+START_TEST(catch_errors_late_failure)
+{
+    for (int fails = 0; fails < 2; fails++) {
+        csgi_app *late_app = NULL;
+        ck_assert_int_eq(csgi_app_new(&late_app, &late_type, fails ? (void *)1 : NULL), 0);
+        csgi_app *app = catch_errors_over(late_app);
+        csgi_test_response *response = get(app, "/", NULL);
+        if (fails) {
+            ck_assert_int_eq(csgi_test_response_code(response), 500);
+            ck_assert(csgi_test_response_log_contains(response, "catch_errors: late failed"));
+            ck_assert_ptr_nonnull(
+                strstr(csgi_test_response_body(response, NULL), "An unknown error"));
+        } else {
+            ck_assert_int_eq(csgi_test_response_code(response), 200);
+            ck_assert_str_eq(csgi_test_response_body(response, NULL), "late");
+            ck_assert_uint_eq(csgi_test_response_log_count(response), 0);
+        }
+        csgi_test_response_free(response);
+        csgi_app_free(app);
+    }
+}
+END_TEST
+
 /* The OpenStack order: request_id in front, then catch_errors. */
 START_TEST(catch_errors_with_request_id)
 {
@@ -498,6 +572,7 @@ static Suite *oslo_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("catch_errors");
     tcase_add_test(tc, catch_errors_failing_app);
+    tcase_add_test(tc, catch_errors_late_failure);
     tcase_add_test(tc, catch_errors_with_request_id);
     tcase_add_test(tc, catch_errors_every_spelling_loads);
     tcase_add_test(tc, catch_errors_over_sockets);

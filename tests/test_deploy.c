@@ -1,7 +1,7 @@
 /* Load a deploy file and run a request through it (test_deploy.h). */
 #include "test_deploy.h"
 
-#include <csgi/testing.h>
+#include <csgi.h>
 
 #include <check.h>
 #include <pthread.h>
@@ -134,4 +134,38 @@ int test_serve_one_request(csgi_loader *loader, const char *uri, csgi_app *app,
     c.stopped = 1;
     pthread_join(c.thread, NULL);
     return rc;
+}
+
+/* ---- a request with headers and a body, an app to load ------------------------------ */
+
+csgi_test_response *test_client_run(csgi_app *app, const char *method, const char *url,
+                                    const char *name, const char *value, const char *body)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
+    if (name)
+        ck_assert_int_eq(csgi_test_request_add_header(request, name, value), 0);
+    if (body)
+        ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    csgi_test_request_free(request);
+    ck_assert_ptr_nonnull(response);
+    return response;
+}
+
+static csgi_response *hello(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_text(response, "hello", NULL) != 0)
+        return NULL;
+    return response;
+}
+
+int test_hello_app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)loader;
+    return csgi_handler_app_factory(out, global_conf, local_conf, "hello", hello, NULL, error);
 }

@@ -8,6 +8,7 @@
 #define CSGI_TESTS_TEST_DEPLOY_H
 
 #include <csgi/loader.h>
+#include <csgi/testing.h>
 
 #include <stddef.h>
 
@@ -42,5 +43,16 @@ void test_run_request(csgi_app *app, const char *path, const char *remote, const
 int test_serve_one_request(csgi_loader *loader, const char *uri, csgi_app *app,
                            const char *socket_path, const char *request, char *response, size_t cap,
                            csgi_load_error *error);
+
+/* Run method url through app with the public test client, with an optional
+   header (name and value, or NULL) and body (NULL: none); the response must
+   come back (owned by the caller: csgi_test_response_free). */
+csgi_test_response *test_client_run(csgi_app *app, const char *method, const char *url,
+                                    const char *name, const char *value, const char *body);
+
+/* An app factory (csgi_app_factory_fn) whose application answers "hello"
+   as text/plain, for tests to register under a name of their choice. */
+int test_hello_app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_load_error *error);
 
 #endif

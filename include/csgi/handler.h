@@ -275,6 +275,69 @@ typedef struct csgi_body_reader_type {
 CSGI_EXTERN csgi_response *csgi_handler_read_body(csgi_request *request,
                                                   const csgi_body_reader_type *type, void *state);
 
+/** A handler's answer that is still to come (csgi_handler_wait()). */
+typedef struct csgi_handler_later csgi_handler_later;
+
+/**
+ * What csgi_handler_resume() runs to make the late answer.
+ *
+ * @param request the request (borrowed)
+ * @param state   what was given to csgi_handler_resume()
+ * @return the response to send, as a handler's return value: it may be
+ *         an error, csgi_handler_forward() or csgi_handler_forward_then()
+ *         to the next application, a response of its own, even another
+ *         csgi_handler_wait() (NULL: 500).
+ */
+typedef csgi_response *(*csgi_handler_resume_fn)(csgi_request *request, void *state);
+
+/**
+ * What runs when a request ends while its handler still waits (the client
+ * left, the server stops): stop what the answer was waiting for (cancel a
+ * call to another service, delete a timer).
+ *
+ * @param state what was given to csgi_handler_wait()
+ */
+typedef void (*csgi_handler_cancel_fn)(void *state);
+
+/**
+ * Answer later, after an event of the handler's own: a call to another
+ * service on the request's loop (csgi/client.h), a timer. Return this from
+ * the handler, start what it waits for, and when that is done call
+ * csgi_handler_resume() with *later from the loop thread. Until then the
+ * request waits without holding the loop; nothing is sent.
+ *
+ * This is how keystone's auth_token middleware is written on csgi: a
+ * token that is not in its cache is checked by the identity service, and
+ * only then is the request forwarded or refused.
+ *
+ * Only as a handler's return value, once per handler call.
+ *
+ * @param later  set to the handle to resume (valid until it is resumed or
+ *               cancel runs)
+ * @param cancel run, with state, when the request ends before the answer
+ *               (may be NULL); the handle is dead after it, and must not be
+ *               resumed
+ * @param state  passed to cancel (per-request state: csgi_environ_alloc())
+ * @return the response to return, or NULL (not inside a handler, called
+ *         twice, or no later).
+ */
+CSGI_EXTERN csgi_response *csgi_handler_wait(csgi_request *request, csgi_handler_later **later,
+                                             csgi_handler_cancel_fn cancel, void *state);
+
+/**
+ * Give a waiting handler's answer: fn runs at once, with the request, as
+ * the handler did, and what it returns is sent. Call it once per
+ * csgi_handler_wait(), from the request's loop thread; it may be called
+ * before the handler has returned (the answer is then sent when it
+ * returns).
+ *
+ * @param later the handle from csgi_handler_wait() (then dead)
+ * @param fn    makes the answer
+ * @param state passed to fn
+ */
+CSGI_EXTERN void csgi_handler_resume(csgi_handler_later *later, csgi_handler_resume_fn fn,
+                                     void *state);
+
 /**
  * Read the body as JSON, or make the error response to return: 400 with
  * the parse error's line, column and position ("invalid JSON at line 1,

@@ -1358,6 +1358,44 @@ int csgi_environ_remove(csgi_environ *environ, const char *key)
     return 0;
 }
 
+int csgi_environ__remove_keys(csgi_environ *environ, const char *prefix,
+                              const csgi_environ__key *keys, size_t count)
+{
+    if (materialise(environ) != 0)
+        return CSGI_ENOMEM;
+    size_t prefix_len = strlen(prefix);
+    for (entry *e = environ->entries, *end = e + environ->count; e < end; e++) {
+        if (e->key_len <= prefix_len || memcmp(e->key, prefix, prefix_len) != 0)
+            continue;
+        for (size_t i = 0; i < count; i++) {
+            if (keys[i].len != e->key_len || memcmp(keys[i].name, e->key, e->key_len) != 0)
+                continue;
+            entry old = *e;
+            e->key_len = 0;
+            e->kind = CSGI_VALUE_NONE;
+            release(&old);
+            break;
+        }
+    }
+    return 0;
+}
+
+int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t key_len,
+                                  const char *value, size_t len)
+{
+    if (prepare(environ, key, key_len) != 0)
+        return CSGI_ENOMEM;
+    entry *e = append(environ);
+    if (!e)
+        return CSGI_ENOMEM;
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_STRING;
+    e->value.string.bytes = value;
+    e->value.string.len = len;
+    return 0;
+}
+
 int csgi_environ_next(csgi_environ *environ, size_t *cursor, const char **key,
                       csgi_value_kind *kind)
 {

@@ -206,4 +206,24 @@ static inline int csgi_environ__path_refused(const char *path, size_t len)
     return 0;
 }
 
+/* A key and its length. */
+typedef struct csgi_environ__key {
+    const char *name;
+    size_t len;
+} csgi_environ__key;
+
+/* Remove every key of keys (count of them, each beginning with prefix)
+   that is set, in one pass over the environ: for filters that clear a set
+   of headers (auth_token), which are rarely there. 0, or CSGI_ENOMEM
+   (building the environ). */
+int csgi_environ__remove_keys(csgi_environ *environ, const char *prefix,
+                              const csgi_environ__key *keys, size_t count);
+
+/* Set key (key_len bytes, borrowed: static) to value (len bytes,
+   NUL-terminated, borrowed: it must live as long as the request) without
+   looking for the key first: only for a key the caller knows is not set
+   (it has just removed it). 0, or CSGI_ENOMEM. */
+int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t key_len,
+                                  const char *value, size_t len);
+
 #endif

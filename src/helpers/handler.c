@@ -77,10 +77,25 @@ typedef struct call {
     char *read_buffer;
     size_t read_size;
     uint64_t read_total; /* bytes read so far */
+
+    /* csgi_handler_wait(): 1 returned by the handler, 2 waiting for
+       csgi_handler_resume(); the answer when it came before the handler
+       returned */
+    int wait;
+    csgi_handler_cancel_fn cancel;
+    void *cancel_state;
+    csgi_handler_resume_fn early;
+    void *early_state;
 } call;
 
-/* csgi_handler_read_body()'s answer: compared by address, never sent. */
+/* csgi_handler_read_body()'s and csgi_handler_wait()'s answers: compared
+   by address, never sent. */
 static csgi_response read_marker;
+static csgi_response wait_marker;
+/* csgi_handler_forward() to the filter's own next application, from inside
+   its handler: nothing to allocate, nothing to reference (the adapter
+   holds next). */
+static csgi_response forward_next_marker;
 
 static csgi_body *deliver(call *c, csgi_response *response);
 
@@ -122,6 +137,9 @@ static void later_close(void *state)
     if (c->waiting_on)
         csgi_input_on_ready(c->waiting_on, NULL, NULL);
     c->waiting_on = NULL;
+    if (c->wait == 2 && c->cancel)
+        c->cancel(c->cancel_state);
+    c->wait = 0;
     csgi_body_close(c->app_body);
     csgi_body_close(c->inner);
 }
@@ -437,12 +455,38 @@ static csgi_body *then_start(call *c)
 
 /* ---- Delivering what the handler returned ------------------------------------------ */
 
+/* A late answer's function, run as the handler was. */
+static csgi_response *run_resume(call *c, csgi_handler_resume_fn fn, void *state)
+{
+    c->early = NULL;
+    void *previous = csgi_request__swap_handler_call(c->request, c);
+    csgi_response *response = fn(c->request, state);
+    csgi_request__swap_handler_call(c->request, previous);
+    return response;
+}
+
 static csgi_body *deliver(call *c, csgi_response *response)
 {
+    if (c->wait == 1 && response != &wait_marker)
+        c->wait = 0; /* the handler asked to wait, then returned something else */
     if (!response) {
         csgi_environ_log(c->environ, "%s: the handler failed (returned no response)",
                          c->adapter->name);
         return NULL;
+    }
+    if (response == &wait_marker) {
+        if (!c->early) {
+            csgi_body *body = later(c);
+            c->wait = body ? 2 : 0;
+            return body;
+        }
+        c->wait = 0;
+        return deliver(c, run_resume(c, c->early, c->early_state));
+    }
+    if (response == &forward_next_marker) {
+        if (csgi_gather__rewind(c->environ) != 0)
+            return NULL;
+        return csgi_app_call(c->adapter->next, c->environ, c->start_response);
     }
     if (response == &read_marker) {
         if (!c->read_buffer) {
@@ -625,7 +669,8 @@ csgi_response *csgi_handler_error(csgi_request *request, int status, const char 
     return response;
 }
 
-csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
+/* A response object that calls app. */
+static csgi_response *forward_response(csgi_request *request, csgi_app *app)
 {
     csgi_response *response = app ? csgi_handler_response(request) : NULL;
     /* The response takes a reference; the caller keeps its own. */
@@ -634,13 +679,23 @@ csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
     return response;
 }
 
+csgi_response *csgi_handler_forward(csgi_request *request, csgi_app *app)
+{
+    /* What nearly every filter returns: its next application, which the
+       adapter holds for as long as the request runs. */
+    call *c = request && app ? csgi_request__handler_call(request) : NULL;
+    if (c && app == c->adapter->next)
+        return &forward_next_marker;
+    return forward_response(request, app);
+}
+
 csgi_response *csgi_handler_forward_then(csgi_request *request, csgi_app *app,
                                          csgi_handler_then_fn fn, void *state)
 {
     call *c = request ? csgi_request__handler_call(request) : NULL;
     if (!c || !fn)
         return NULL;
-    csgi_response *response = csgi_handler_forward(request, app);
+    csgi_response *response = forward_response(request, app);
     if (response) {
         c->forward = response;
         c->then = fn;
@@ -658,6 +713,34 @@ csgi_response *csgi_handler_read_body(csgi_request *request, const csgi_body_rea
     c->reader = type;
     c->reader_state = state;
     return &read_marker;
+}
+
+csgi_response *csgi_handler_wait(csgi_request *request, csgi_handler_later **later,
+                                 csgi_handler_cancel_fn cancel, void *state)
+{
+    call *c = request ? csgi_request__handler_call(request) : NULL;
+    if (!c || c->wait || !later)
+        return NULL;
+    c->wait = 1;
+    c->cancel = cancel;
+    c->cancel_state = state;
+    c->early = NULL;
+    *later = (csgi_handler_later *)c;
+    return &wait_marker;
+}
+
+void csgi_handler_resume(csgi_handler_later *later, csgi_handler_resume_fn fn, void *state)
+{
+    call *c = (call *)later;
+    if (!c || !fn || !c->wait)
+        return;
+    if (c->wait == 1) { /* the handler has not returned yet */
+        c->early = fn;
+        c->early_state = state;
+        return;
+    }
+    c->wait = 0;
+    settle(c, deliver(c, run_resume(c, fn, state)));
 }
 
 /* ---- JSON ------------------------------------------------------------------------- */

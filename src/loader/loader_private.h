@@ -136,6 +136,17 @@ void csgi_loader__free_allocations(csgi_loader *loader);
    ("EGG:x" is "egg:x#main"); anything else as it is. Owned (csgi__free). */
 char *csgi_loader__normalise(const char *reference);
 
+/* Whether the normalised reference written names the factory known (a
+   registration's or a built-in's normalised reference): egg: distribution
+   names compare as PEP 503 names, call:MODULE:OBJECT is MODULE:OBJECT, and
+   with oslo_alias the module oslo.middleware is oslo_middleware (see
+   docs/config.md). 1 or 0. */
+int csgi_loader__same_reference(const char *written, const char *known, int oslo_alias);
+
+/* The reference of the i-th built-in factory and its kind (kind may be
+   NULL), or NULL past the last: for the tests. */
+const char *csgi_loader__builtin_reference(size_t i, csgi_factory_kind *kind);
+
 /* Whether the context asks for a composite: its section, its factory key,
    or (through `use`) the section that wrote the factory reference. */
 int csgi_loader__wants_composite(const csgi_conf__context *context);

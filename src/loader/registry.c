@@ -84,6 +84,48 @@ static const struct builtin {
      NULL},
     {"oslo_middleware.cors:filter_factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
      NULL, NULL},
+    /* auth_token.c, keystonemiddleware's auth_token. */
+    {"egg:keystonemiddleware#auth_token", CSGI_FACTORY_FILTER, NULL,
+     csgi_auth_token__filter_factory, NULL, NULL},
+    {"keystonemiddleware.auth_token:filter_factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_auth_token__filter_factory, NULL, NULL},
+    /* Spellings Python accepts for the objects above that the blocks above
+       do not list: healthcheck's filter under its entry point name (the
+       same name as the app, in oslo.middleware's paste.filter_factory
+       group), and CORS's classmethod through its own module. call: forms,
+       egg: name variants and the old oslo.middleware module match the
+       entries as written (csgi_loader__same_reference). */
+    {"egg:oslo.middleware#healthcheck", CSGI_FACTORY_FILTER, NULL, csgi_healthcheck__filter_factory,
+     NULL, NULL},
+    {"oslo_middleware.cors:CORS.factory", CSGI_FACTORY_FILTER, NULL, csgi_cors__filter_factory,
+     NULL, NULL},
+    /* debug.c, oslo.middleware's Debug, likewise. */
+    {"egg:oslo.middleware#debug", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory, NULL,
+     NULL},
+    {"oslo_middleware.debug:Debug.factory", CSGI_FACTORY_FILTER, NULL, csgi_debug__filter_factory,
+     NULL, NULL},
+    /* translogger.c, Paste's TransLogger. */
+    {"egg:Paste#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
+     NULL},
+    {"paste.translogger:make_filter", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory,
+     NULL, NULL},
+    {"egg:csgi#translogger", CSGI_FACTORY_FILTER, NULL, csgi_translogger__filter_factory, NULL,
+     NULL},
+    /* basic_auth.c: HTTP Basic authentication against an htpasswd file. */
+    {"egg:csgi#basic_auth", CSGI_FACTORY_FILTER, NULL, csgi_basic_auth__filter_factory, NULL, NULL},
+    /* ratelimit.c: a token bucket per client address or project. */
+    {"egg:csgi#ratelimit", CSGI_FACTORY_FILTER, NULL, csgi_ratelimit__filter_factory, NULL, NULL},
+    /* static.c, Paste's StaticURLParser (egg:Paste#static), an application. */
+    {"egg:csgi#static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    {"egg:Paste#static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    {"paste.urlparser:make_static", CSGI_FACTORY_APP, csgi_static__app_factory, NULL, NULL, NULL},
+    /* gzip.c, Paste's gzipper (egg:Paste#gzip), a filter. */
+    {"egg:csgi#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
+    {"egg:Paste#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
+    {"paste.gzipper:make_gzip_middleware", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory,
+     NULL, NULL},
     /* proxy.c, Paste's proxy on the HTTP client. */
     {"egg:Paste#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
     {"egg:csgi#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
@@ -108,10 +150,83 @@ char *csgi_loader__normalise(const char *reference)
     return copy;
 }
 
+/*
+ * Whether two normalised references name the same factory, as PasteDeploy
+ * would resolve them (docs/config.md, "How a reference is matched"):
+ *
+ *   - egg:DIST#NAME: DIST is a distribution name, found the way
+ *     importlib.metadata finds one (PasteDeploy 3): case-insensitive, and
+ *     any run of '-', '_' and '.' is one separator (PEP 503), so
+ *     egg:paste#urlmap is egg:Paste#urlmap and egg:oslo_middleware#cors is
+ *     egg:oslo.middleware#cors. NAME, the entry point, is compared exactly.
+ *   - call:MODULE:OBJECT is the object MODULE:OBJECT names (what a factory
+ *     key's value names too): PasteDeploy looks both up the same way.
+ *   - with oslo_alias (built-ins only), the module oslo.middleware (the
+ *     namespace package oslo.middleware shipped before 2.0, which old
+ *     api-paste.ini files name) is oslo_middleware.
+ */
+static const char *without_call(const char *reference)
+{
+    if (strncmp(reference, "call:", 5) == 0 && strchr(reference + 5, ':'))
+        return reference + 5;
+    return reference;
+}
+
+static int is_separator(char c)
+{
+    return c == '-' || c == '_' || c == '.';
+}
+
+/* DIST of a and b (each up to its '#'), compared as PEP 503 names. */
+static int same_distribution(const char *a, const char *b)
+{
+    for (;;) {
+        if (is_separator(*a) && is_separator(*b)) {
+            while (is_separator(*a))
+                a++;
+            while (is_separator(*b))
+                b++;
+            continue;
+        }
+        if (*a == '#' || *b == '#' || !*a || !*b)
+            return *a == *b;
+        if (csgi_char__lower((unsigned char)*a) != csgi_char__lower((unsigned char)*b))
+            return 0;
+        a++;
+        b++;
+    }
+}
+
+static const char *oslo_module(const char *reference)
+{
+    static const char legacy[] = "oslo.middleware";
+    size_t n = sizeof(legacy) - 1;
+    if (strncmp(reference, legacy, n) == 0 && (reference[n] == ':' || reference[n] == '.'))
+        return reference + n;
+    return NULL;
+}
+
+int csgi_loader__same_reference(const char *written, const char *known, int oslo_alias)
+{
+    int egg = strncmp(written, "egg:", 4) == 0;
+    if (egg || strncmp(known, "egg:", 4) == 0) {
+        if (!egg || strncmp(known, "egg:", 4) != 0 || !same_distribution(written + 4, known + 4))
+            return 0;
+        const char *a = strchr(written, '#'), *b = strchr(known, '#');
+        return a && b && strcmp(a, b) == 0;
+    }
+    written = without_call(written);
+    known = without_call(known);
+    const char *rest = oslo_alias ? oslo_module(written) : NULL;
+    if (rest)
+        return strncmp(known, "oslo_middleware", 15) == 0 && strcmp(known + 15, rest) == 0;
+    return strcmp(written, known) == 0;
+}
+
 static csgi_loader__factory *find_registration(csgi_loader *loader, const char *normalised)
 {
     for (csgi_loader__factory *r = loader->registrations; r; r = r->next)
-        if (strcmp(r->reference, normalised) == 0)
+        if (csgi_loader__same_reference(normalised, r->reference, 0))
             return r;
     return NULL;
 }
@@ -184,6 +299,45 @@ int csgi_loader__wants_composite(const csgi_conf__context *context)
            context->protocol == CSGI_CONF__PROTOCOL_COMPOSIT_FACTORY;
 }
 
+static int fits(csgi_factory_kind kind, csgi_loader__want want)
+{
+    switch (want) {
+    case CSGI_LOADER__WANT_APP: return kind == CSGI_FACTORY_APP || kind == CSGI_FACTORY_COMPOSITE;
+    case CSGI_LOADER__WANT_FILTER:
+        return kind == CSGI_FACTORY_FILTER || kind == CSGI_FACTORY_FILTER_APP;
+    case CSGI_LOADER__WANT_SERVER: return kind == CSGI_FACTORY_SERVER;
+    }
+    return 0;
+}
+
+/* The built-in the reference names. One name may have a factory of each
+   kind, as an egg's entry point name may stand in several groups
+   (egg:oslo.middleware#healthcheck is an app and a filter): the one that
+   fits want, else the first (whose kind is then the error). */
+static const struct builtin *find_builtin(const char *normalised, csgi_loader__want want)
+{
+    const struct builtin *first = NULL;
+    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+        const struct builtin *b = &builtins[i];
+        if (!csgi_loader__same_reference(normalised, b->reference, 1))
+            continue;
+        if (fits(b->kind, want))
+            return b;
+        if (!first)
+            first = b;
+    }
+    return first;
+}
+
+const char *csgi_loader__builtin_reference(size_t i, csgi_factory_kind *kind)
+{
+    if (i >= sizeof(builtins) / sizeof(builtins[0]))
+        return NULL;
+    if (kind)
+        *kind = builtins[i].kind;
+    return builtins[i].reference;
+}
+
 int csgi_loader__lookup(csgi_loader *loader, const csgi_conf__context *context,
                         csgi_loader__want want, csgi_loader__factory *found,
                         const csgi_loader__factory **out, csgi_load_error *error)
@@ -196,10 +350,8 @@ int csgi_loader__lookup(csgi_loader *loader, const csgi_conf__context *context,
     }
     int rc = 0;
     const csgi_loader__factory *r = find_registration(loader, normalised);
-    for (size_t i = 0; !r && i < sizeof(builtins) / sizeof(builtins[0]); i++) {
-        const struct builtin *b = &builtins[i];
-        if (strcmp(b->reference, normalised) != 0)
-            continue;
+    const struct builtin *b = r ? NULL : find_builtin(normalised, want);
+    if (b) {
         memset(found, 0, sizeof(*found));
         found->kind = b->kind;
         found->app_factory = b->app_factory;

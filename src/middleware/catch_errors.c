@@ -10,8 +10,10 @@
  * replaces it as an exc_info start-response does, or the server cuts the
  * connection when the head is already out.
  *
- * Not caught yet: a body that fails while it is being iterated, before it
- * started the response (an application answering later).
+ * An application that answers later (its body starts the response from
+ * its first piece) is watched the same way: a body that fails before it
+ * started the response becomes the same 500. A failure after the head
+ * went out can only cut the response short.
  */
 #include "common/alloc.h"
 #include "middleware/middleware.h"
@@ -30,8 +32,11 @@ typedef struct catch_errors {
 } catch_errors;
 
 typedef struct call {
+    const catch_errors *filter;
+    csgi_environ *environ;
     csgi_start_response *parent;
     bool started;
+    csgi_body *inner; /* a late application's body, watched */
 } call;
 
 static int pass_start(const char *status, const csgi_header *headers, size_t count,
@@ -44,23 +49,14 @@ static int pass_start(const char *status, const csgi_header *headers, size_t cou
     return rc;
 }
 
-static csgi_body *catch_errors_call(void *state, csgi_environ *environ,
-                                    csgi_start_response *start_response)
+/* The 500 for a failed application: one log line, a body without
+   internals. */
+static csgi_body *answer_500(call *c)
 {
-    const catch_errors *f = state;
-    call *c = csgi_environ_alloc_zeroed(environ, sizeof(*c));
-    csgi_start_response *own =
-        c ? csgi_start_response_new(environ, start_response, pass_start, c) : NULL;
-    if (!own)
-        return NULL;
-    c->parent = start_response;
-    csgi_body *body = csgi_app_call(f->next, environ, own);
-    if (body)
-        return body;
-
+    csgi_environ *environ = c->environ;
     const char *id = csgi_environ_get(environ, "openstack.request_id");
     csgi_environ_log(environ, "catch_errors: %s failed, answered 500 (request id %s)",
-                     csgi_app_name(f->next), id ? id : "none");
+                     csgi_app_name(c->filter->next), id ? id : "none");
     size_t size = sizeof(MESSAGE) + (id ? strlen(id) + 32 : 0);
     char *text = csgi_environ_alloc(environ, size);
     if (!text)
@@ -70,10 +66,56 @@ static csgi_body *catch_errors_call(void *state, csgi_environ *environ,
     else
         snprintf(text, size, "%s", MESSAGE);
     const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain; charset=utf-8")};
-    if (csgi_start_response_call(start_response, "500 Internal Server Error", headers, 1,
+    if (csgi_start_response_call(c->parent, "500 Internal Server Error", headers, 1,
                                  c->started ? "catch_errors: the application failed" : NULL) != 0)
         return NULL;
     return csgi_body_bytes(environ, text, strlen(text));
+}
+
+/* A late application's body: its pieces as they are, until it fails
+   before starting the response; then the 500's. */
+static int watch_next(void *state, csgi_chunk *chunk)
+{
+    call *c = state;
+    int n = csgi_body_next(c->inner, chunk);
+    if (n >= 0 || n == CSGI_EAGAIN || c->started)
+        return n;
+    csgi_body_close(c->inner);
+    c->inner = answer_500(c);
+    return c->inner ? csgi_body_next(c->inner, chunk) : CSGI_ESTATE;
+}
+
+static void watch_close(void *state)
+{
+    call *c = state;
+    csgi_body_close(c->inner);
+    c->inner = NULL;
+}
+
+static const csgi_body_type watch_type = {"catch_errors", watch_next, watch_close};
+
+static csgi_body *catch_errors_call(void *state, csgi_environ *environ,
+                                    csgi_start_response *start_response)
+{
+    const catch_errors *f = state;
+    call *c = csgi_environ_alloc_zeroed(environ, sizeof(*c));
+    csgi_start_response *own =
+        c ? csgi_start_response_new(environ, start_response, pass_start, c) : NULL;
+    if (!own)
+        return NULL;
+    c->filter = f;
+    c->environ = environ;
+    c->parent = start_response;
+    csgi_body *body = csgi_app_call(f->next, environ, own);
+    if (!body)
+        return answer_500(c);
+    if (c->started)
+        return body; /* the common case: nothing left to watch */
+    c->inner = body;
+    csgi_body *watched = csgi_body_new(environ, &watch_type, c);
+    if (!watched)
+        csgi_body_close(body);
+    return watched;
 }
 
 static void catch_errors_destroy(void *state)
@@ -94,12 +136,12 @@ int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
 {
     (void)loader;
     (void)global_conf;
-    (void)local_conf;
-    (void)error;
-    catch_errors *f = csgi__malloc(sizeof(*f));
+    static const char *const known[] = {NULL};
+    int rc = csgi_middleware__known_keys(local_conf, "catch_errors", known, error);
+    catch_errors *f = rc == 0 ? csgi__malloc(sizeof(*f)) : NULL;
     if (!f) {
         csgi_app_free(next);
-        return CSGI_ENOMEM;
+        return rc != 0 ? rc : CSGI_ENOMEM;
     }
     f->next = next;
     return csgi_app_new(out, &catch_errors_type, f);

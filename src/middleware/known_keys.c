@@ -10,7 +10,8 @@
 
 /* Keys OpenStack api-paste.ini files give oslo.middleware to find the
    project's oslo.config files, which csgi does not read. */
-static const char *const oslo_config[] = {"oslo_config_project", "oslo_config_file", NULL};
+static const char *const oslo_config[] = {"oslo_config_project", "oslo_config_file",
+                                          "oslo_config_program", NULL};
 
 static bool listed(const char *const *list, const char *name)
 {

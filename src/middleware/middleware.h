@@ -9,8 +9,8 @@
 #include <csgi/loader.h>
 
 /* known_keys.c: CSGI_EINVAL, with error at the key, when conf has a key not
-   in known (NULL-terminated) nor oslo_config_project or oslo_config_file
-   (accepted and ignored); middleware names it in the text. */
+   in known (NULL-terminated) nor oslo_config_project, oslo_config_file or
+   oslo_config_program (accepted and ignored); middleware names it in the text. */
 int csgi_middleware__known_keys(const csgi_conf *conf, const char *middleware,
                                 const char *const *known, csgi_load_error *error);
 
@@ -72,6 +72,54 @@ int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
    allow_credentials, expose_headers, max_age, allow_methods and
    allow_headers. */
 int csgi_cors__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                              const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
+/* auth_token.c: keystonemiddleware's auth_token
+   (egg:keystonemiddleware#auth_token,
+   keystonemiddleware.auth_token:filter_factory). */
+int csgi_auth_token__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
+/* escape.c: bytes (len) into out (size bytes, NUL-terminated) for a log
+   line: control bytes, bytes above 0x7e, '"' and backslash as \xHH; cut with
+   "..." when out is too small. Returns the length written. */
+size_t csgi_middleware__escape(char *out, size_t size, const char *bytes, size_t len);
+
+/* debug.c: oslo.middleware's Debug (egg:oslo.middleware#debug,
+   oslo_middleware:Debug.factory, oslo_middleware.debug:Debug.factory). */
+int csgi_debug__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
+/* translogger.c: Paste's TransLogger (egg:Paste#translogger,
+   paste.translogger:make_filter, egg:csgi#translogger); conf keys
+   logger_name, logging_level, setup_console_handler, set_logger_level and
+   file. */
+int csgi_translogger__filter_factory(csgi_app **out, csgi_loader *loader,
+                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                     csgi_app *next, csgi_load_error *error);
+
+/* basic_auth.c: HTTP Basic authentication against an htpasswd file
+   (egg:csgi#basic_auth); conf keys htpasswd and realm. */
+int csgi_basic_auth__filter_factory(csgi_app **out, csgi_loader *loader,
+                                    const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                    csgi_app *next, csgi_load_error *error);
+
+/* ratelimit.c: a token bucket per client address or project
+   (egg:csgi#ratelimit); conf keys rate, burst, max_clients and by. */
+int csgi_ratelimit__filter_factory(csgi_app **out, csgi_loader *loader,
+                                   const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                   csgi_app *next, csgi_load_error *error);
+/* static.c: Paste's StaticURLParser, an application (egg:csgi#static,
+   egg:Paste#static, paste.urlparser:make_static); conf keys document_root,
+   index, cache_max_age, mime_types and follow_symlinks_outside. */
+int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                             const csgi_conf *local_conf, csgi_load_error *error);
+
+/* gzip.c: Paste's gzipper, a filter (egg:csgi#gzip, egg:Paste#gzip,
+   paste.gzipper:make_gzip_middleware); conf keys compress_level,
+   min_length and compress_types. */
+int csgi_gzip__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
 /* proxy.c: Paste's proxy (egg:Paste#proxy, egg:csgi#proxy), an application

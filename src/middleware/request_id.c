@@ -11,9 +11,10 @@
  * ignored (oslo's is_valid_global_request_id), so a client cannot put
  * arbitrary text into the logs through it.
  */
+#include "common/chartab.h"
 #include "middleware/middleware.h"
 
-#include <csgi/handler.h>
+#include <csgi/app.h>
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,48 +42,87 @@ static bool valid_global_id(const char *value, size_t len)
    (then the request is answered 500 rather than given a guessable id). */
 static int new_request_id(char *out)
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char u[16];
     if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
         return -1;
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, ID_LEN + 1,
-             "req-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-             u[15]);
+    memcpy(out, "req-", 4);
+    char *p = out + 4;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[u[i] >> 4];
+        *p++ = hex[u[i] & 15];
+    }
+    *p = '\0';
     return 0;
 }
 
-static csgi_response *add_id(csgi_request *request, csgi_response *response, void *state)
+/* One request: the id, and the start-response the filter passes on. */
+typedef struct call {
+    csgi_start_response *parent;
+    csgi_environ *environ;
+    const char *id;
+} call;
+
+/* The answer's headers with x-openstack-request-id in place of any the
+   application set. */
+static int add_id(const char *status, const csgi_header *headers, size_t count,
+                  const char *exc_info, void *userdata)
 {
-    (void)request;
-    if (csgi_response_set_header(response, HEADER, state) != 0)
-        return NULL;
-    return response;
+    call *c = userdata;
+    csgi_header *all = csgi_environ_alloc(c->environ, (count + 1) * sizeof(*all));
+    if (!all)
+        return CSGI_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (headers[i].name_len != sizeof(HEADER) - 1 ||
+            !csgi_char__equal_nocase(headers[i].name, HEADER, sizeof(HEADER) - 1))
+            all[n++] = headers[i];
+    all[n++] = (csgi_header){HEADER, sizeof(HEADER) - 1, c->id, ID_LEN};
+    return csgi_start_response_call(c->parent, status, all, n, exc_info);
 }
 
-static csgi_response *request_id(csgi_request *request, csgi_app *next, void *userdata)
+static csgi_body *request_id_call(void *state, csgi_environ *environ,
+                                  csgi_start_response *start_response)
 {
-    (void)userdata;
-    csgi_environ *environ = csgi_request_environ(request);
+    csgi_app *next = state;
+    call *c = csgi_environ_alloc(environ, sizeof(*c));
     char *id = csgi_environ_alloc(environ, ID_LEN + 1);
-    if (!id || new_request_id(id) != 0)
-        return NULL;
-    if (csgi_environ_set(environ, "openstack.request_id", id) != 0)
+    if (!c || !id || new_request_id(id) != 0 ||
+        csgi_environ_set_n(environ, "openstack.request_id", id, ID_LEN) != 0)
         return NULL;
     size_t len = 0;
-    const char *global = csgi_request_header(request, "X-OpenStack-Request-ID", &len);
+    const char *global = csgi_environ_get_n(environ, "HTTP_X_OPENSTACK_REQUEST_ID", &len);
     if (global && valid_global_id(global, len) &&
         csgi_environ_set_n(environ, "openstack.global_request_id", global, len) != 0)
         return NULL;
-    return csgi_handler_forward_then(request, next, add_id, id);
+    *c = (call){start_response, environ, id};
+    csgi_start_response *own = csgi_start_response_new(environ, start_response, add_id, c);
+    return own ? csgi_app_call(next, environ, own) : NULL;
 }
+
+static void request_id_destroy(void *state)
+{
+    csgi_app_free(state);
+}
+
+static const csgi_app_type request_id_type = {"request_id", request_id_call, request_id_destroy};
 
 int csgi_request_id__filter_factory(csgi_app **out, csgi_loader *loader,
                                     const csgi_conf *global_conf, const csgi_conf *local_conf,
                                     csgi_app *next, csgi_load_error *error)
 {
     (void)loader;
-    return csgi_handler_filter_factory(out, global_conf, local_conf, next, "request_id", request_id,
-                                       NULL, error);
+    (void)global_conf;
+    static const char *const known[] = {NULL};
+    int rc = csgi_middleware__known_keys(local_conf, "request_id", known, error);
+    if (rc != 0) {
+        csgi_app_free(next);
+        return rc;
+    }
+    /* The state is next itself: destroy frees it, also if this fails. */
+    return csgi_app_new(out, &request_id_type, next);
 }
