@@ -126,6 +126,9 @@ static const struct builtin {
     {"egg:Paste#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
     {"paste.gzipper:make_gzip_middleware", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory,
      NULL, NULL},
+    /* proxy.c, Paste's proxy on the HTTP client. */
+    {"egg:Paste#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
+    {"egg:csgi#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -122,4 +122,11 @@ int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_con
 int csgi_gzip__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
+/* proxy.c: Paste's proxy (egg:Paste#proxy, egg:csgi#proxy), an application
+   that forwards each request to a backend with the HTTP client; conf keys
+   address, allowed_request_methods, suppress_http_headers, and csgi's
+   timeout and connect_timeout (seconds) and ca_file. */
+int csgi_proxy__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                            const csgi_conf *local_conf, csgi_load_error *error);
+
 #endif
