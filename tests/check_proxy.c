@@ -493,8 +493,11 @@ START_TEST(configuration)
         "[app:x]\nuse = egg:Paste#proxy\naddress = http://h/?q\n",
         "[app:x]\nuse = egg:Paste#proxy\naddress = http://h/\ncolour = red\n",
         "[app:x]\nuse = egg:csgi#proxy\naddress = http://h/\ntimeout = 0\n",
+        /* Paste's module name finds the same factory: its own error. */
+        "[app:x]\npaste.app_factory = paste.proxy:make_proxy\n",
     };
-    static const char *const why[] = {"address", "address", "address", "colour", "timeout"};
+    static const char *const why[] = {"address", "address", "address",
+                                      "colour",  "timeout", "address"};
     csgi_loader_free(loader);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char message[512];

@@ -129,6 +129,7 @@ static const struct builtin {
     /* proxy.c, Paste's proxy on the HTTP client. */
     {"egg:Paste#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
     {"egg:csgi#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
+    {"paste.proxy:make_proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)
