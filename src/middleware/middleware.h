@@ -57,7 +57,9 @@ int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
                                       csgi_app *next, csgi_load_error *error);
 
 /* healthcheck.c: oslo_middleware's Healthcheck, as an application and as
-   a filter; conf keys path, detailed, backends and disable_by_file_path. */
+   a filter; conf keys path, detailed, backends, disable_by_file_path,
+   disable_by_file_paths, enable_by_file_paths, allowed_source_ranges and
+   ignore_proxied_requests (backends in healthcheck_backends.c). */
 int csgi_healthcheck__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                                   const csgi_conf *local_conf, csgi_load_error *error);
 int csgi_healthcheck__filter_factory(csgi_app **out, csgi_loader *loader,
