@@ -126,6 +126,11 @@ static const struct builtin {
     {"egg:Paste#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
     {"paste.gzipper:make_gzip_middleware", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory,
      NULL, NULL},
+    /* audit.c, keystonemiddleware's audit (CADF events). */
+    {"egg:keystonemiddleware#audit", CSGI_FACTORY_FILTER, NULL, csgi_audit__filter_factory, NULL,
+     NULL},
+    {"keystonemiddleware.audit:filter_factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_audit__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

@@ -122,4 +122,10 @@ int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_con
 int csgi_gzip__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
 
+/* audit.c: keystonemiddleware's audit (egg:keystonemiddleware#audit,
+   keystonemiddleware.audit:filter_factory); conf keys audit_map_file,
+   ignore_req_list and file (service_name and log_name accepted). */
+int csgi_audit__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
 #endif
