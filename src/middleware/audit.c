@@ -391,13 +391,7 @@ static void write_event(call *c, int status)
     }
     size_t len = strlen(line);
     line[len] = '\n'; /* over the NUL: the line is written by length */
-    ssize_t n;
-    do
-        n = write(c->a->fd, line, len + 1);
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)(len + 1))
-        csgi_environ_log(c->environ, "audit: could not write the event: %s",
-                         n < 0 ? strerror(errno) : "short write");
+    csgi_middleware__write_line(c->environ, c->a->fd, line, len + 1, "the audit event");
     free(line);
 }
 
@@ -562,16 +556,8 @@ static int setup(audit *a, const csgi_conf *conf, csgi_load_error *error)
         rc = read_ignore(a, ignore);
     if (rc != 0 || !file)
         return rc;
-    if (!*file) {
-        csgi_conf_error(conf, "file", error, "must name a file");
-        return CSGI_EINVAL;
-    }
-    a->fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (a->fd < 0) {
-        csgi_conf_error(conf, "file", error, "cannot open %s: %s", file, strerror(errno));
-        return errno == EACCES ? CSGI_EACCESS : CSGI_ESYSTEM;
-    }
-    return 0;
+    /* Not world-readable: the events name users and projects. */
+    return csgi_middleware__open_file(conf, file, 0640, &a->fd, error);
 }
 
 int csgi_audit__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
