@@ -315,6 +315,56 @@ START_TEST(test_hostile_headers)
     assert_at(e, "requestPath", "/v2.1/servers/%0A%22x?q=%22\x01\r\n");
     assert_at(e, "target.typeURI", "unknown");
     json_decref(all);
+
+    /* A last segment longer than any map key, and many segments. */
+    ck_assert_int_eq(truncate(test_tmp_path("events.jsonl"), 0), 0);
+    char url[4096] = "/v2.1/servers/", expected[4200] = "service/compute/servers";
+    memset(url + strlen(url), 'x', 600);
+    strcat(url, "/startup");
+    run(app, "GET", url, "X-Service-Catalog: [{\"type\":\"compute\",\"endpoints\":[{}]}]", 200);
+    memset(url, 0, sizeof(url));
+    snprintf(expected, sizeof(expected), "service/compute");
+    for (int i = 0; i < 299; i++) {
+        strcat(url, "/servers");
+        strcat(expected, "/servers");
+    }
+    strcat(url, "/");
+    memset(url + strlen(url), 'y', 400);
+    strcat(expected, "/server");
+    run(app, "GET", url, "X-Service-Catalog: [{\"type\":\"compute\",\"endpoints\":[{}]}]", 200);
+    all = events(2);
+    assert_at(json_array_get(all, 0), "action", "read/startup");
+    assert_at(json_array_get(all, 0), "target.typeURI", "service/compute/servers/server");
+    assert_at(json_array_get(all, 1), "action", "read");
+    const char *got = at(json_array_get(all, 1), "target.typeURI");
+    ck_assert_msg(got && strcmp(got, expected) == 0, "the long typeURI differs (%zu bytes)",
+                  got ? strlen(got) : 0);
+    json_decref(all);
+    csgi_app_free(app);
+}
+END_TEST
+
+START_TEST(test_token_mask)
+{
+    /* pycadf's mask_value: round(len / 8) at each end, half to even. */
+    static const struct {
+        const char *token, *shown;
+    } cases[] = {{"abc", "xxxxxxxx"},
+                 {"abcd", "xxxxxxxx"},
+                 {"abcde", "a xxxxxxxx e"},
+                 {"abcdefghijkl", "ab xxxxxxxx kl"},
+                 {"abcdefghijklmnopqrst", "ab xxxxxxxx st"},
+                 {"abcdefghijklmnopqrstuvwxyzABCDEF", "abcd xxxxxxxx CDEF"}};
+    csgi_app *app = mapped("");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char headers[128];
+        snprintf(headers, sizeof(headers), "X-Auth-Token: %s", cases[i].token);
+        run(app, "GET", "/", headers, 200);
+    }
+    json_t *all = events(sizeof(cases) / sizeof(cases[0]));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_at(json_array_get(all, i), "initiator.credential.token", cases[i].shown);
+    json_decref(all);
     csgi_app_free(app);
 }
 END_TEST
@@ -511,6 +561,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_no_identity);
     tcase_add_test(tc, test_ignore_req_list);
     tcase_add_test(tc, test_hostile_headers);
+    tcase_add_test(tc, test_token_mask);
     tcase_add_test(tc, test_failing_app);
     tcase_add_test(tc, test_error_stream);
     tcase_add_test(tc, test_bad_map);

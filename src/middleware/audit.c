@@ -149,10 +149,13 @@ static const char *action_of(const audit *a, const char *method, const char *pat
     while (start > path && start[-1] != '/')
         start--;
     size_t ending = clean_len(start, (size_t)(end - start));
-    snprintf(buf, size, "%.*s/%s", (int)ending, start, method);
-    for (char *p = buf + ending + 1; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    const char *custom = lookup(&a->custom_actions, buf, strlen(buf));
+    const char *custom = NULL;
+    if (ending + 1 + strlen(method) < size) { /* a longer "segment/method" is no map key */
+        snprintf(buf, size, "%.*s/%s", (int)ending, start, method);
+        for (char *p = buf + ending + 1; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        custom = lookup(&a->custom_actions, buf, strlen(buf));
+    }
     if (!custom)
         custom = lookup(&a->custom_actions, start, ending);
     if (custom)
@@ -177,10 +180,14 @@ static const char *action_of(const audit *a, const char *method, const char *pat
    the map names the segment after it. */
 static char *type_uri(const audit *a, const char *type, const char *path)
 {
-    size_t cap = strlen(type) + 1, used = 0;
+    /* Each segment adds '/' and either itself or a keyword's value. */
+    size_t longest = 0, segments = 1, used = 0;
     for (size_t i = 0; i < a->path_keywords.count; i++)
-        cap += 1 + strlen(a->path_keywords.keys[i]) + strlen(a->path_keywords.values[i]);
-    cap *= strlen(path) + 1;
+        if (strlen(a->path_keywords.values[i]) > longest)
+            longest = strlen(a->path_keywords.values[i]);
+    for (const char *p = path; (p = strchr(p, '/')); p++)
+        segments++;
+    size_t cap = strlen(type) + strlen(path) + segments * (1 + longest) + 1;
     char *out = csgi__malloc(cap);
     if (!out)
         return NULL;
@@ -313,10 +320,16 @@ static json_t *target_of(const audit *a, csgi_environ *environ, const char *path
     return target;
 }
 
-/* pycadf's mask_value: an eighth of the token at each end. */
+/* pycadf's mask_value: an eighth of the token at each end (rounded half to
+   even, as Python's round(), and at most 32 characters). Where pycadf would
+   show a token under 4 characters whole, nothing of it is shown. */
 static void masked(const char *token, char *out, size_t size)
 {
-    size_t len = strlen(token), visible = (len + 4) / 8;
+    size_t len = strlen(token), visible = len / 8;
+    if (len % 8 > 4 || (len % 8 == 4 && visible % 2 == 1))
+        visible++;
+    if (visible > 32)
+        visible = 32;
     if (visible == 0)
         snprintf(out, size, "xxxxxxxx");
     else
