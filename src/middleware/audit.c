@@ -16,8 +16,9 @@
  * Every value is a JSON string escaped by jansson, so a header cannot break
  * a line or forge a field.
  */
+#include "middleware/audit.h"
+
 #include "common/alloc.h"
-#include "loader/ini.h"
 #include "middleware/middleware.h"
 
 #include <csgi/app.h>
@@ -38,21 +39,11 @@
 
 #define UNKNOWN "unknown"
 
-/* key = value pairs of one section of the map, keys lower-cased as
-   ConfigParser does. */
-typedef struct pairs {
-    char **keys, **values;
-    size_t count;
-} pairs;
-
 typedef struct audit {
     csgi_app *next;
-    int fd;               /* the events file, or -1: the error stream */
-    char *ignore;         /* ",GET,HEAD," (upper-cased), or NULL */
-    char *default_type;   /* [DEFAULT] target_endpoint_type, or NULL */
-    pairs path_keywords;  /* [path_keywords] */
-    pairs custom_actions; /* [custom_actions] */
-    pairs endpoints;      /* [service_endpoints]: catalog type to CADF type */
+    int fd;       /* the events file, or -1: the error stream */
+    char *ignore; /* ",GET,HEAD," (upper-cased), or NULL */
+    csgi_audit__map map;
 } audit;
 
 typedef struct call {
@@ -62,14 +53,6 @@ typedef struct call {
     struct timespec start;
     bool written;
 } call;
-
-static const char *lookup(const pairs *p, const char *key, size_t len)
-{
-    for (size_t i = 0; i < p->count; i++)
-        if (strlen(p->keys[i]) == len && memcmp(p->keys[i], key, len) == 0)
-            return p->values[i];
-    return NULL;
-}
 
 /* An environ value for the event, otherwise when unset. JSON strings are
    UTF-8: a value that is not (any client can send such a header) is given
@@ -132,194 +115,6 @@ static char *request_path(csgi_environ *environ)
     return out;
 }
 
-/* The length of segment without a ".json" suffix (_clean_path). */
-static size_t clean_len(const char *segment, size_t len)
-{
-    return len >= 5 && memcmp(segment + len - 5, ".json", 5) == 0 ? len - 5 : len;
-}
-
-/* _api.get_action: from the method and the path's last segment. */
-static const char *action_of(const audit *a, const char *method, const char *path, char *buf,
-                             size_t size)
-{
-    size_t len = strlen(path);
-    if (len > 0 && path[len - 1] == '/')
-        len--;
-    const char *end = path + len, *start = end;
-    while (start > path && start[-1] != '/')
-        start--;
-    size_t ending = clean_len(start, (size_t)(end - start));
-    const char *custom = NULL;
-    if (ending + 1 + strlen(method) < size) { /* a longer "segment/method" is no map key */
-        snprintf(buf, size, "%.*s/%s", (int)ending, start, method);
-        for (char *p = buf + ending + 1; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        custom = lookup(&a->custom_actions, buf, strlen(buf));
-    }
-    if (!custom)
-        custom = lookup(&a->custom_actions, start, ending);
-    if (custom)
-        return custom;
-    bool keyword = lookup(&a->path_keywords, start, ending) != NULL;
-    if (strcmp(method, "POST") == 0)
-        /* keystonemiddleware reads a POST .../action body for "update/<key>";
-           a filter here cannot read the body ahead of the application. */
-        return ending == 6 && memcmp(start, "action", 6) == 0 ? "update"
-               : keyword                                      ? "create"
-                                                              : "update";
-    if (strcmp(method, "GET") == 0)
-        return keyword ? "read/list" : "read";
-    if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
-        return "update";
-    if (strcmp(method, "DELETE") == 0)
-        return "delete";
-    return strcmp(method, "HEAD") == 0 ? "read" : UNKNOWN;
-}
-
-/* _build_typeURI: the CADF type and, per path keyword, the keyword or what
-   the map names the segment after it. */
-static char *type_uri(const audit *a, const char *type, const char *path)
-{
-    /* Each segment adds '/' and either itself or a keyword's value. */
-    size_t longest = 0, segments = 1, used = 0;
-    for (size_t i = 0; i < a->path_keywords.count; i++)
-        if (strlen(a->path_keywords.values[i]) > longest)
-            longest = strlen(a->path_keywords.values[i]);
-    for (const char *p = path; (p = strchr(p, '/')); p++)
-        segments++;
-    size_t cap = strlen(type) + strlen(path) + segments * (1 + longest) + 1;
-    char *out = csgi__malloc(cap);
-    if (!out)
-        return NULL;
-    used = (size_t)snprintf(out, cap, "%s", type);
-    const char *previous = NULL;
-    size_t previous_len = 0;
-    for (const char *s = path;; s++) {
-        const char *end = strchr(s, '/');
-        size_t len = clean_len(s, end ? (size_t)(end - s) : strlen(s));
-        const char *kw = lookup(&a->path_keywords, s, len);
-        const char *after = previous ? lookup(&a->path_keywords, previous, previous_len) : NULL;
-        if (kw)
-            used += (size_t)snprintf(out + used, cap - used, "/%.*s", (int)len, s);
-        else if (after)
-            used += (size_t)snprintf(out + used, cap - used, "/%s", after);
-        previous = s;
-        previous_len = len;
-        if (!end)
-            break;
-        s = end;
-    }
-    return out;
-}
-
-/* The host:port of a URL (urlparse's netloc). */
-static size_t netloc(const char *url, const char **out)
-{
-    const char *p = url ? strstr(url, "://") : NULL;
-    *out = p ? p + 3 : "";
-    return strcspn(*out, "/?#");
-}
-
-/* WebOb's req.host_url netloc, and whether it has a port. */
-static bool host_netloc(csgi_environ *environ, char *out, size_t size)
-{
-    const char *scheme = env(environ, "wsgi.url_scheme", "http");
-    const char *host = csgi_environ_get(environ, "HTTP_HOST"), *port = NULL;
-    size_t host_len;
-    if (host) {
-        const char *colon = strrchr(host, ':');
-        bool has = colon && host[strlen(host) - 1] != ']';
-        host_len = has ? (size_t)(colon - host) : strlen(host);
-        port = has ? colon + 1 : NULL;
-    } else {
-        host = env(environ, "SERVER_NAME", "");
-        host_len = strlen(host);
-        port = csgi_environ_get(environ, "SERVER_PORT");
-    }
-    if (port && ((strcmp(scheme, "https") == 0 && strcmp(port, "443") == 0) ||
-                 (strcmp(scheme, "http") == 0 && strcmp(port, "80") == 0)))
-        port = NULL;
-    snprintf(out, size, "%.*s:%s", (int)host_len, host, port ? port : "");
-    return port && *port;
-}
-
-/* An endpoint URL of a catalog entry: keystonemiddleware's v2 form
-   (endpoints[0].adminURL) or the v3 form a token holds (the endpoint whose
-   interface is "admin"). */
-static const char *url_of(json_t *service, const char *v2_key, const char *interface)
-{
-    json_t *endpoints = json_object_get(service, "endpoints"), *endpoint;
-    const char *url = json_string_value(json_object_get(json_array_get(endpoints, 0), v2_key));
-    size_t i;
-    json_array_foreach(endpoints, i, endpoint)
-    {
-        const char *name = json_string_value(json_object_get(endpoint, "interface"));
-        if (!url && name && strcmp(name, interface) == 0)
-            url = json_string_value(json_object_get(endpoint, "url"));
-    }
-    return url;
-}
-
-static bool same_netloc(const char *mine, json_t *service, const char *key, const char *interface)
-{
-    const char *at;
-    size_t len = netloc(url_of(service, key, interface), &at);
-    return strlen(mine) == len && memcmp(mine, at, len) == 0;
-}
-
-/* get_target_resource: the service of the token's catalog this request is
-   for (by host and port, else by target_endpoint_type), typed by the map. */
-static json_t *target_of(const audit *a, csgi_environ *environ, const char *path)
-{
-    const char *text = csgi_environ_get(environ, "HTTP_X_SERVICE_CATALOG");
-    json_t *catalog = text ? json_loads(text, 0, NULL) : NULL;
-    char mine[512];
-    bool has_port = host_netloc(environ, mine, sizeof(mine));
-    json_t *found = NULL, *fallback = NULL, *service;
-    size_t i;
-    json_array_foreach(catalog, i, service)
-    {
-        json_t *first = json_array_get(json_object_get(service, "endpoints"), 0);
-        if (!json_is_object(first))
-            continue;
-        if (has_port && (same_netloc(mine, service, "adminURL", "admin") ||
-                         same_netloc(mine, service, "publicURL", "public"))) {
-            found = service;
-            break;
-        }
-        const char *type = json_string_value(json_object_get(service, "type"));
-        if (a->default_type && type && strcmp(type, a->default_type) == 0)
-            fallback = service;
-    }
-    if (!found)
-        found = fallback;
-    json_t *target;
-    if (!found) {
-        target = json_pack("{s:s, s:s, s:s}", "typeURI", UNKNOWN, "id", UNKNOWN, "name", UNKNOWN);
-    } else {
-        json_t *first = json_array_get(json_object_get(found, "endpoints"), 0);
-        const char *type = json_string_value(json_object_get(found, "type"));
-        const char *cadf = type ? lookup(&a->endpoints, type, strlen(type)) : NULL;
-        const char *name = json_string_value(json_object_get(found, "name"));
-        const char *id = json_string_value(json_object_get(first, "id"));
-        char *uri = cadf ? type_uri(a, cadf, path) : NULL;
-        json_t *addresses = json_array();
-        static const char *const urls[3][3] = {{"admin", "adminURL", "admin"},
-                                               {"private", "internalURL", "internal"},
-                                               {"public", "publicURL", "public"}};
-        for (int k = 0; k < 3; k++) {
-            const char *url = url_of(found, urls[k][1], urls[k][2]);
-            json_array_append_new(
-                addresses, json_pack("{s:s, s:s}", "name", urls[k][0], "url", url ? url : UNKNOWN));
-        }
-        target = json_pack("{s:s, s:s*, s:s*, s:o}", "typeURI", uri ? uri : UNKNOWN, "id",
-                           id ? id : name, "name", name, "addresses", addresses);
-        csgi__free(uri);
-    }
-    json_decref(catalog);
-    return target;
-}
-
 /* pycadf's mask_value: an eighth of the token at each end (rounded half to
    even, as Python's round(), and at most 32 characters). Where pycadf would
    show a token under 4 characters whole, nothing of it is shown. */
@@ -355,9 +150,11 @@ static json_t *build_event(call *c, int status)
         return NULL;
     json_t *event = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:{s:s*, s:s*}, s:{s:s, s:s}},"
-        " s:o, s:{s:s}, s:s++, s:[s], s:[{s:s, s:{s:s}, s:s}]}",
+        " s:o, s:{s:s, s:s}, s:s++, s:[s], s:[{s:s, s:{s:s, s:s}, s:s}]}",
         "typeURI", "http://schemas.dmtf.org/cloud/audit/1.0/event", "id", id, "eventTime", when,
-        "action", action_of(c->a, env(environ, "REQUEST_METHOD", ""), path, action, sizeof(action)),
+        "action",
+        csgi_audit__action(&c->a->map, env(environ, "REQUEST_METHOD", ""), path, action,
+                           sizeof(action)),
         "eventType", "activity", "outcome",
         status == 0                     ? UNKNOWN
         : status >= 200 && status < 400 ? "success"
@@ -367,9 +164,10 @@ static json_t *build_event(call *c, int status)
         "project_id", env(environ, "HTTP_X_PROJECT_ID", UNKNOWN), "host", "address",
         env(environ, "REMOTE_ADDR", NULL), "agent", env(environ, "HTTP_USER_AGENT", NULL),
         "credential", "token", token, "identity_status",
-        env(environ, "HTTP_X_IDENTITY_STATUS", UNKNOWN), "target", target_of(c->a, environ, path),
-        "observer", "id", "target", "requestPath", path, *query ? "?" : "", query, "tags", tag,
-        "reporterchain", "role", "modifier", "reporter", "id", "target", "reporterTime", now);
+        env(environ, "HTTP_X_IDENTITY_STATUS", UNKNOWN), "target",
+        csgi_audit__target(&c->a->map, environ, path), "observer", "id", "target", "typeURI",
+        UNKNOWN, "requestPath", path, *query ? "?" : "", query, "tags", tag, "reporterchain",
+        "role", "modifier", "reporter", "id", "target", "typeURI", UNKNOWN, "reporterTime", now);
     if (!event)
         return NULL;
     json_t *initiator = json_object_get(event, "initiator");
@@ -451,16 +249,6 @@ static csgi_body *audit_call(void *state, csgi_environ *environ,
     return own ? csgi_app_call(a->next, environ, own) : NULL;
 }
 
-static void pairs_free(pairs *p)
-{
-    for (size_t i = 0; i < p->count; i++) {
-        csgi__free(p->keys[i]);
-        csgi__free(p->values[i]);
-    }
-    csgi__free(p->keys);
-    csgi__free(p->values);
-}
-
 static void audit_destroy(void *state)
 {
     audit *a = state;
@@ -470,74 +258,13 @@ static void audit_destroy(void *state)
     if (a->fd >= 0)
         close(a->fd);
     csgi__free(a->ignore);
-    csgi__free(a->default_type);
-    pairs_free(&a->path_keywords);
-    pairs_free(&a->custom_actions);
-    pairs_free(&a->endpoints);
+    csgi_audit__map_free(&a->map);
     csgi__free(a);
 }
 
 static const csgi_app_type audit_type = {"audit", audit_call, audit_destroy};
 
 /* ---- INI factory --------------------------------------------------------------------- */
-
-static char *copy_lower(const char *s)
-{
-    char *out = csgi__strndup(s, strlen(s));
-    for (char *p = out; p && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return out;
-}
-
-static int read_pairs(pairs *p, const csgi_ini__section *section)
-{
-    p->keys = csgi__calloc(section->key_count + 1, sizeof(char *));
-    p->values = csgi__calloc(section->key_count + 1, sizeof(char *));
-    if (!p->keys || !p->values)
-        return CSGI_ENOMEM;
-    for (const csgi_ini__key *k = section->keys; k; k = k->next, p->count++)
-        if (!(p->keys[p->count] = copy_lower(k->name)) ||
-            !(p->values[p->count] = csgi__strndup(k->value, strlen(k->value))))
-            return CSGI_ENOMEM;
-    return 0;
-}
-
-/* The map file: the sections keystonemiddleware reads, and nothing else (a
-   misspelt section would silently type every target "unknown"). */
-static int read_map(audit *a, const char *path, csgi_load_error *error)
-{
-    csgi_ini *ini = NULL;
-    int rc = csgi_ini__load(&ini, path, error);
-    for (const csgi_ini__section *s = ini ? ini->sections : NULL; s && rc == 0; s = s->next) {
-        pairs *p = strcmp(s->name, "path_keywords") == 0       ? &a->path_keywords
-                   : strcmp(s->name, "custom_actions") == 0    ? &a->custom_actions
-                   : strcmp(s->name, "service_endpoints") == 0 ? &a->endpoints
-                                                               : NULL;
-        if (p) {
-            rc = read_pairs(p, s);
-        } else if (strcmp(s->name, "DEFAULT") != 0) {
-            csgi_load_error__set(error, path, s->line, s->name, NULL,
-                                 "unknown section [%s]: an audit map has [DEFAULT], "
-                                 "[path_keywords], [custom_actions] and [service_endpoints]",
-                                 s->name);
-            rc = CSGI_EINVAL;
-        } else {
-            for (const csgi_ini__key *k = s->keys; k && rc == 0; k = k->next) {
-                if (strcmp(k->name, "target_endpoint_type") != 0) {
-                    csgi_load_error__set(error, path, k->line, s->name, k->name,
-                                         "unknown key: [DEFAULT] has target_endpoint_type");
-                    rc = CSGI_EINVAL;
-                } else if (!(a->default_type = csgi__strndup(k->value, strlen(k->value)))) {
-                    rc = CSGI_ENOMEM;
-                }
-            }
-        }
-    }
-    if (rc != 0)
-        csgi_load_error__code(error, rc);
-    csgi_ini__free(ini);
-    return rc;
-}
 
 /* ignore_req_list "GET, head" as ",GET,HEAD,". */
 static int read_ignore(audit *a, const char *list)
@@ -564,7 +291,7 @@ static int setup(audit *a, const csgi_conf *conf, csgi_load_error *error)
     const char *ignore = csgi_conf_get(conf, "ignore_req_list");
     const char *file = csgi_conf_get(conf, "file");
     if (rc == 0 && map && *map)
-        rc = read_map(a, map, error);
+        rc = csgi_audit__map_load(&a->map, map, error);
     if (rc == 0 && ignore)
         rc = read_ignore(a, ignore);
     if (rc != 0 || !file)
