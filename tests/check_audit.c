@@ -44,15 +44,20 @@ static const char catalog[] =
     "\"adminURL\":\"http://nova.example:8774/v2.1\",\"internalURL\":\"http://nova.internal/v2.1\","
     "\"publicURL\":\"http://nova.example:8774/v2.1\"}]}]";
 
-/* Answers 200, or the status the X-Test-Status header asks for. */
+/* Answers 200, or the status the X-Test-Status header asks for, with the
+   request's body ("ok" when it has none). */
 static csgi_response *answer(csgi_request *request, void *userdata)
 {
     (void)userdata;
     const char *status = csgi_environ_get(csgi_request_environ(request), "HTTP_X_TEST_STATUS");
+    const char *body = NULL;
+    size_t len = 0;
     csgi_response *response = csgi_handler_response(request);
-    if (response && status && csgi_response_set_status(response, atoi(status)) != 0)
+    if (!response || csgi_request_body(request, 1 << 20, &body, &len) != 0)
         return NULL;
-    if (response && csgi_response_set_text(response, "ok", "utf-8") != 0)
+    if (status && csgi_response_set_status(response, atoi(status)) != 0)
+        return NULL;
+    if (csgi_response_set_text(response, len ? body : "ok", "utf-8") != 0)
         return NULL;
     return response;
 }
@@ -249,6 +254,88 @@ START_TEST(test_event_fields)
         if (i > 0)
             ck_assert_str_ne(at(e, "id"), at(json_array_get(all, i - 1), "id"));
     }
+    json_decref(all);
+    csgi_app_free(app);
+}
+END_TEST
+
+/* POST body to url through app, delivered as asked (piece 0: at once). */
+static void post(csgi_app *app, const char *url, const char *body, int late, size_t piece,
+                 int chunked, int want)
+{
+    csgi_test_request *request = NULL;
+    csgi_test_response *response = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, "POST", url), 0);
+    ck_assert_int_eq(csgi_test_request_set_body(request, body, strlen(body)), 0);
+    if (chunked)
+        csgi_test_request_set_chunked(request, 1);
+    ck_assert_int_eq(
+        csgi_test_request_set_body_delivery(
+            request, late ? CSGI_TEST_DELIVERY_LATE : CSGI_TEST_DELIVERY_AT_ONCE, piece),
+        0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    ck_assert_int_eq(csgi_test_response_code(response), want);
+    if (want == 200) /* the application got the whole body */
+        ck_assert_str_eq(csgi_test_response_body(response, NULL), *body ? body : "ok");
+    csgi_test_response_free(response);
+    csgi_test_request_free(request);
+}
+
+START_TEST(test_action_from_body)
+{
+    /* keystonemiddleware's POST .../action: update/<the body's first key>,
+       create when the body is no JSON object with a key; the application
+       still gets the whole body. The body at once, late in one piece, in
+       pieces, a byte at a time, chunked. */
+    static const struct {
+        int late;
+        size_t piece;
+        int chunked;
+    } ways[] = {{0, 0, 0}, {1, 0, 0}, {1, 5, 0}, {1, 1, 0}, {1, 3, 1}};
+    static const struct {
+        const char *body, *action;
+    } cases[] = {{"{\"os-start\": null, \"b\": 1}", "update/os-start"},
+                 {"{\"resize\": {\"flavorRef\": \"2\"}}", "update/resize"},
+                 {"{}", "create"},
+                 {"", "create"},
+                 {"not json", "create"},
+                 {"[1, 2]", "create"}};
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    csgi_app *app = mapped("");
+    for (size_t w = 0; w < sizeof(ways) / sizeof(ways[0]); w++) {
+        ck_assert_int_eq(truncate(test_tmp_path("events.jsonl"), 0), 0);
+        for (size_t i = 0; i < n; i++)
+            post(app, "/v2.1/servers/abc/action", cases[i].body, ways[w].late, ways[w].piece,
+                 ways[w].chunked, 200);
+        json_t *all = events(n);
+        for (size_t i = 0; i < n; i++)
+            assert_at(json_array_get(all, i), "action", cases[i].action);
+        json_decref(all);
+    }
+
+    /* A body longer than what is kept (64 KiB): its action is not guessed
+       from a part; the application still gets all of it. */
+    static char big[70000 + 16];
+    memset(big, 'x', sizeof(big) - 1);
+    memcpy(big, "{\"big\": \"", 9);
+    memcpy(big + sizeof(big) - 3, "\"}", 2);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(truncate(test_tmp_path("events.jsonl"), 0), 0);
+    post(app, "/v2.1/servers/abc/action", big, 1, 4096, 0, 200);
+    json_t *big_events = events(1);
+    assert_at(json_array_get(big_events, 0), "action", "update");
+    json_decref(big_events);
+    csgi_app_free(app);
+
+    /* An application that fails without reading: the body is unknown. */
+    char lines[512];
+    snprintf(lines, sizeof(lines), "file = %s", test_tmp_path("events.jsonl"));
+    app = load_with("use = egg:keystonemiddleware#audit", lines, "egg:Test#fail");
+    ck_assert_int_eq(truncate(test_tmp_path("events.jsonl"), 0), 0);
+    post(app, "/servers/abc/action", "{\"os-stop\": null}", 1, 0, 0, 500);
+    json_t *all = events(1);
+    assert_at(json_array_get(all, 0), "action", "update");
+    assert_at(json_array_get(all, 0), "outcome", "unknown");
     json_decref(all);
     csgi_app_free(app);
 }
@@ -510,11 +597,13 @@ START_TEST(test_real_sockets)
     /* The body in every way a client may send it: the event is the same. */
     for (int split = 0; split < SPLIT_COUNT; split++) {
         int fd = client_connect(served.port);
-        ck_assert_int_eq(
-            client_send_post(fd, "/v2.1/servers", headers, "{\"server\": {}}", 14, split), 0);
+        ck_assert_int_eq(client_send_post(fd, "/v2.1/servers/abc/action", headers,
+                                          "{\"os-start\": null}", 18, split),
+                         0);
         test_response response;
         ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
         ck_assert_int_eq(response.status, 200);
+        ck_assert_str_eq(response.body, "{\"os-start\": null}");
         response_free(&response);
         close(fd);
     }
@@ -522,12 +611,12 @@ START_TEST(test_real_sockets)
     json_t *all = events(SPLIT_COUNT);
     for (size_t i = 0; i < SPLIT_COUNT; i++) {
         json_t *e = json_array_get(all, i);
-        assert_at(e, "action", "create");
+        assert_at(e, "action", "update/os-start");
         assert_at(e, "outcome", "success");
         assert_at(e, "initiator.id", "u-1");
         assert_at(e, "initiator.host.address", "127.0.0.1");
         /* Host "t" names no port: the catalog entry of target_endpoint_type. */
-        assert_at(e, "target.typeURI", "service/compute/servers");
+        assert_at(e, "target.typeURI", "service/compute/servers/server");
         assert_at(e, "target.name", "nova");
     }
     json_decref(all);
@@ -610,6 +699,7 @@ static Suite *audit_suite(void)
     TCase *tc = tcase_create("audit");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_event_fields);
+    tcase_add_test(tc, test_action_from_body);
     tcase_add_test(tc, test_no_identity);
     tcase_add_test(tc, test_ignore_req_list);
     tcase_add_test(tc, test_hostile_headers);

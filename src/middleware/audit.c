@@ -51,6 +51,10 @@ typedef struct call {
     csgi_environ *environ;
     csgi_start_response *parent;
     struct timespec start;
+    const char *path;        /* WebOb's req.path */
+    const char *action;      /* csgi_audit__from_body: ask body */
+    csgi_audit__body *body;  /* for a POST .../action, else NULL */
+    char action_buffer[256]; /* csgi_audit__action's scratch space */
     bool written;
 } call;
 
@@ -143,19 +147,15 @@ static json_t *build_event(call *c, int status)
     iso_time(&c->start, when, sizeof(when));
     iso_time(&ts, now, sizeof(now));
     masked(env(environ, "HTTP_X_AUTH_TOKEN", ""), token, sizeof(token));
-    const char *path = request_path(environ);
+    const char *path = c->path, *action = c->action;
     const char *query = env(environ, "QUERY_STRING", "");
-    char action[256];
-    if (!path)
-        return NULL;
+    if (action == csgi_audit__from_body)
+        action = csgi_audit__body_action(c->body, environ);
     json_t *event = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:{s:s*, s:s*}, s:{s:s, s:s}},"
         " s:o, s:{s:s, s:s}, s:s++, s:[s], s:[{s:s, s:{s:s, s:s}, s:s}]}",
         "typeURI", "http://schemas.dmtf.org/cloud/audit/1.0/event", "id", id, "eventTime", when,
-        "action",
-        csgi_audit__action(&c->a->map, env(environ, "REQUEST_METHOD", ""), path, action,
-                           sizeof(action)),
-        "eventType", "activity", "outcome",
+        "action", action, "eventType", "activity", "outcome",
         status == 0                     ? UNKNOWN
         : status >= 200 && status < 400 ? "success"
                                         : "failure",
@@ -241,10 +241,17 @@ static csgi_body *audit_call(void *state, csgi_environ *environ,
     if (ignored(a, env(environ, "REQUEST_METHOD", "")))
         return csgi_app_call(a->next, environ, start_response);
     call *c = csgi_environ_alloc_zeroed(environ, sizeof(*c));
-    if (!c || csgi_environ_defer(environ, on_end, c) != 0)
+    if (!c || !(c->path = request_path(environ)))
         return NULL;
-    *c = (call){a, environ, start_response, {0, 0}, false};
+    c->a = a;
+    c->environ = environ;
+    c->parent = start_response;
     clock_gettime(CLOCK_REALTIME, &c->start);
+    c->action = csgi_audit__action(&a->map, env(environ, "REQUEST_METHOD", ""), c->path,
+                                   c->action_buffer, sizeof(c->action_buffer));
+    if ((c->action == csgi_audit__from_body && !(c->body = csgi_audit__watch_body(environ))) ||
+        csgi_environ_defer(environ, on_end, c) != 0)
+        return NULL;
     csgi_start_response *own = csgi_start_response_new(environ, start_response, on_start, c);
     return own ? csgi_app_call(a->next, environ, own) : NULL;
 }

@@ -40,6 +40,22 @@ void csgi_audit__map_free(csgi_audit__map *map);
 const char *csgi_audit__action(const csgi_audit__map *map, const char *method, const char *path,
                                char *buf, size_t size);
 
+/* What csgi_audit__action returns for POST .../action, whose action is in
+   the body (compare the pointer). */
+extern const char csgi_audit__from_body[];
+
+/* The body of a POST .../action as the application reads it. */
+typedef struct csgi_audit__body csgi_audit__body;
+
+/* Put a stream before the request's csgi.input that keeps the first bytes
+   the application reads (in the request's arena). NULL without memory. */
+csgi_audit__body *csgi_audit__watch_body(csgi_environ *environ);
+
+/* keystonemiddleware's action for the body: "update/<first key>" of a
+   JSON object, "create" for any other body (empty, not JSON, {}); "update"
+   when the application did not read it all (body NULL too). */
+const char *csgi_audit__body_action(const csgi_audit__body *body, csgi_environ *environ);
+
 /* The event's target: the catalog's service for this request, typed by
    the map (a new reference, or NULL without memory). */
 json_t *csgi_audit__target(const csgi_audit__map *map, csgi_environ *environ, const char *path);

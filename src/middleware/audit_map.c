@@ -9,12 +9,22 @@
 
 #include <csgi/environ.h>
 
+#include <jansson.h>
+
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #define UNKNOWN "unknown"
+
+/* The first bytes of a body kept for its action: a server action's JSON
+   names the action in its first few bytes. */
+#define BODY_SEEN_MAX (64 * 1024)
+
+const char csgi_audit__from_body[] = "update";
 
 static const char *get(csgi_environ *environ, const char *key, const char *otherwise)
 {
@@ -60,9 +70,7 @@ const char *csgi_audit__action(const csgi_audit__map *map, const char *method, c
         return custom;
     bool keyword = lookup(&map->path_keywords, start, ending) != NULL;
     if (strcmp(method, "POST") == 0)
-        /* keystonemiddleware reads a POST .../action body for "update/<key>";
-           a filter here cannot read the body ahead of the application. */
-        return ending == 6 && memcmp(start, "action", 6) == 0 ? "update"
+        return ending == 6 && memcmp(start, "action", 6) == 0 ? csgi_audit__from_body
                : keyword                                      ? "create"
                                                               : "update";
     if (strcmp(method, "GET") == 0)
@@ -293,4 +301,82 @@ void csgi_audit__map_free(csgi_audit__map *map)
     pairs_free(&map->path_keywords);
     pairs_free(&map->custom_actions);
     pairs_free(&map->endpoints);
+}
+
+/* ---- the body of POST .../action ----------------------------------------------------- */
+
+struct csgi_audit__body {
+    csgi_input *inner, *outer;
+    char *seen; /* the first BODY_SEEN_MAX bytes the application read */
+    size_t len, size;
+    int64_t total, length; /* bytes read; the body's length or -1 */
+    bool ended, cut;
+};
+
+static long body_read(void *state, void *buf, size_t len)
+{
+    csgi_audit__body *b = state;
+    long n = csgi_input_read(b->inner, buf, len);
+    if (n > 0) {
+        size_t keep = (size_t)n < b->size - b->len ? (size_t)n : b->size - b->len;
+        memcpy(b->seen + b->len, buf, keep);
+        b->len += keep;
+        b->cut |= keep < (size_t)n;
+        b->total += n;
+    }
+    if (n == 0 || (b->length >= 0 && b->total >= b->length))
+        b->ended = true;
+    return n;
+}
+
+static void body_ready(csgi_input *inner, void *userdata)
+{
+    (void)inner;
+    csgi_input_notify(((csgi_audit__body *)userdata)->outer);
+}
+
+static void body_wait(void *state, csgi_input *outer, int waiting)
+{
+    csgi_audit__body *b = state;
+    b->outer = outer;
+    csgi_input_on_ready(b->inner, waiting ? body_ready : NULL, b);
+}
+
+static const csgi_input_type body_type = {"audit", body_read, body_wait, NULL};
+
+csgi_audit__body *csgi_audit__watch_body(csgi_environ *environ)
+{
+    csgi_audit__body *b = csgi_environ_alloc_zeroed(environ, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->inner = csgi_environ_input(environ);
+    const char *length = csgi_environ_get(environ, "CONTENT_LENGTH");
+    char *end = NULL;
+    long long value = length && *length ? strtoll(length, &end, 10) : -1;
+    b->length = end && *end == '\0' && value >= 0 ? value : -1;
+    b->size = b->length >= 0 && b->length < BODY_SEEN_MAX ? (size_t)b->length : BODY_SEEN_MAX;
+    b->seen = csgi_environ_alloc(environ, b->size + 1);
+    if (!b->inner || !b->seen)
+        return NULL;
+    b->ended = b->length == 0;
+    b->outer = csgi_input_new(environ, &body_type, b, b->length);
+    int64_t limit = csgi_input_limit(b->inner);
+    if (!b->outer || (limit >= 0 && csgi_input_set_limit(b->outer, (uint64_t)limit) != 0) ||
+        csgi_environ_set_input(environ, b->outer) != 0)
+        return NULL;
+    return b;
+}
+
+const char *csgi_audit__body_action(const csgi_audit__body *body, csgi_environ *environ)
+{
+    if (!body || !body->ended || body->cut)
+        return "update"; /* the application answered without reading it all */
+    json_t *document = json_loadb(body->seen, body->len, JSON_DECODE_ANY, NULL);
+    const char *key =
+        json_is_object(document) ? json_object_iter_key(json_object_iter(document)) : NULL;
+    char *action = key ? csgi_environ_alloc(environ, strlen(key) + 8) : NULL;
+    if (action)
+        sprintf(action, "update/%s", key);
+    json_decref(document);
+    return action ? action : key ? "update" : "create";
 }
