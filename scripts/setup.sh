@@ -6,6 +6,9 @@
 # Run as root, or as a user who may use sudo.
 set -euo pipefail
 
+# libevent-dev ships every libevent library csgi links: libevent_core,
+# libevent_extra (evdns, for the HTTP client's names) and libevent_openssl
+# (the HTTP client's TLS).
 packages=(
     build-essential cmake pkg-config
     libevent-dev libjansson-dev libssl-dev openssl check zlib1g-dev

@@ -6,6 +6,8 @@
  * hangs or closes, a slow reader of a big upload.
  */
 #include "client/client_private.h"
+#include "test_alloc.h"
+#include "test_alphabet.h"
 #include "test_tls.h"
 
 #include <csgi.h>
@@ -246,15 +248,31 @@ static void on_writable(csgi_client_request *request, void *userdata)
 {
     outcome *o = userdata;
     o->writables++;
+    if (o->cancel_in == 3) {
+        csgi_client_request_cancel(request);
+        o->done = 1; /* no done will come */
+        return;
+    }
     write_more(o);
 }
 
 static const csgi_client_callbacks callbacks = {on_head, on_data, on_done, on_writable};
 
+static void expire(evutil_socket_t fd, short what, void *arg)
+{
+    *(int *)arg = 1;
+}
+
+/* Run the loop until the request ends, 10 s at most. */
 static void wait_done(outcome *o)
 {
-    for (int i = 0; i < 200000 && !o->done; i++)
+    int expired = 0;
+    struct timeval ten = {10, 0};
+    struct event *watchdog = evtimer_new(base, expire, &expired);
+    evtimer_add(watchdog, &ten);
+    while (!o->done && !expired)
         event_base_loop(base, EVLOOP_ONCE);
+    event_free(watchdog);
     ck_assert_msg(o->done, "the request did not end");
 }
 
@@ -309,22 +327,11 @@ static void teardown(void)
 static csgi_response *echo(csgi_request *request, void *userdata)
 {
     csgi_environ *environ = csgi_request_environ(request);
-    csgi_response *response = csgi_handler_response(request);
-    if (!response)
-        return NULL;
-    if (strcmp(csgi_environ_get(environ, "PATH_INFO"), "/big") == 0) {
-        size_t len = 1 << 20;
-        char *big = malloc(len);
-        for (size_t i = 0; i < len; i++)
-            big[i] = (char)('a' + i % 26);
-        int rc = csgi_response_set_body(response, big, len);
-        free(big);
-        return rc == 0 ? response : NULL;
-    }
+    csgi_response *response = NULL;
     const char *body = NULL;
     size_t body_len = 0;
-    if (csgi_request_body(request, 8u << 20, &body, &body_len) != 0)
-        return NULL;
+    if (test_backend_begin(request, "/big", &response, &body, &body_len) != 0)
+        return response;
     size_t x_len = 0;
     const char *x = csgi_request_header(request, "X-Test", &x_len);
     char text[512];
@@ -400,6 +407,18 @@ START_TEST(get_and_post)
     /* Kept alive: the server saw the same client port both times. */
     ck_assert_str_eq(strstr(get.body, "port="), strstr(post.body, "port="));
 
+    /* Without a head callback: the body still comes. */
+    static const csgi_client_callbacks headless = {NULL, on_data, on_done, NULL};
+    outcome bare = {0};
+    csgi_client_request *request = NULL;
+    ck_assert_int_eq(csgi_client_request_new(&request, client, "GET", url), 0);
+    ck_assert_int_eq(csgi_client_request_send(request, &headless, &bare), 0);
+    wait_done(&bare);
+    ck_assert_int_eq(bare.result, 0);
+    ck_assert_int_eq(bare.heads, 0);
+    ck_assert_ptr_nonnull(strstr(bare.body, "GET /path/x?a=1 body=0 x="));
+    free(bare.body);
+
     /* HEAD: no body, and the connection is kept for the next. */
     outcome head = {0};
     fetch(client, &head, "HEAD", url, NULL);
@@ -428,10 +447,8 @@ START_TEST(name_and_pause)
     big.pause_every = 1;
     fetch(client, &big, "GET", url, NULL);
     ck_assert_int_eq(big.result, 0);
-    ck_assert_int_eq((int)big.body_len, 1 << 20);
+    test_alphabet_check(big.body, big.body_len, 1 << 20);
     ck_assert_int_gt(big.pauses, 1);
-    for (size_t i = 0; i < big.body_len; i += 4099)
-        ck_assert_int_eq(big.body[i], 'a' + (int)(i % 26));
     free(big.body);
     served_stop(&srv);
 }
@@ -708,6 +725,13 @@ START_TEST(timeouts_and_refusal)
     fetch(client, &refused, "GET", url, NULL);
     ck_assert_int_eq(refused.result, CSGI_ECONNECT);
     ck_assert_int_eq(refused.heads, 0);
+    /* A name that does not resolve (.invalid never does, RFC 6761):
+       CSGI_ECONNECT, or a timeout where no resolver answers at all. */
+    outcome unknown = {0};
+    fetch(client, &unknown, "GET", "http://nonexistent.invalid/", NULL);
+    ck_assert_msg(unknown.result == CSGI_ECONNECT || unknown.result == CSGI_ETIMEDOUT, "%s",
+                  csgi_err_name(unknown.result));
+    ck_assert_int_eq(unknown.heads, 0);
     ck_assert_str_eq(csgi_err_name(CSGI_ECONNECT), "CSGI_ECONNECT");
     ck_assert_str_eq(csgi_strerror(CSGI_ECONNECT), "cannot connect");
     csgi_client_free(client);
@@ -826,15 +850,84 @@ static void stream(csgi_client *client, const char *method, const char *url, int
     ck_assert_int_eq(o->result, 0);
 }
 
+static void run_for(unsigned ms)
+{
+    struct timeval tv = {0, (suseconds_t)ms * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+START_TEST(pool_limits)
+{
+    static const char *const reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    peer p = {0};
+    peer_start(&p, reply);
+    csgi_client_options options = CSGI_CLIENT_OPTIONS_INIT;
+    options.idle_timeout_ms = 100;
+    options.max_idle_per_host = 1;
+    csgi_client *client = NULL;
+    ck_assert_int_eq(csgi_client_new(&client, base, &options), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+
+    /* Two at once: two connections, of which one is kept. */
+    outcome a = {0}, b = {0}, c = {0}, d = {0};
+    send_request(client, &a, "GET", url, NULL);
+    send_request(client, &b, "GET", url, NULL);
+    wait_done(&a);
+    wait_done(&b);
+    ck_assert_int_eq(p.connections, 2);
+    send_request(client, &c, "GET", url, NULL);
+    send_request(client, &d, "GET", url, NULL);
+    wait_done(&c);
+    wait_done(&d);
+    ck_assert_int_eq(c.result + d.result, 0);
+    ck_assert_int_eq(p.connections, 3); /* the kept one, and one more */
+
+    /* Idle past idle_timeout_ms: closed, the next request connects. */
+    run_for(300);
+    outcome e = {0};
+    fetch(client, &e, "GET", url, NULL);
+    ck_assert_int_eq(e.result, 0);
+    ck_assert_int_eq(p.connections, 4);
+    free(a.body);
+    free(b.body);
+    free(c.body);
+    free(d.body);
+    free(e.body);
+    csgi_client_free(client);
+    peer_stop(&p);
+
+    /* A server that closes a kept connection while it is idle: the client
+       notices, and the next request gets a new one without a retry. */
+    peer closing = {0};
+    closing.close_after = 1;
+    outcome f = {0}, g = {0};
+    two_requests(&closing, reply, &f, &g);
+    ck_assert_int_eq(g.result, 0);
+    ck_assert_int_eq(closing.connections, 2);
+    ck_assert_int_eq(closing.requests, 2);
+    free(f.body);
+    free(g.body);
+}
+END_TEST
+
+/* A peer that reads slowly and answers reply, a client, and the URL
+   /upload of the peer (url has 128 bytes). */
+static csgi_client *slow_peer(peer *p, const char *reply, char *url)
+{
+    p->slow = 1;
+    peer_start(p, reply);
+    snprintf(url, 128, "http://127.0.0.1:%d/upload", p->port);
+    return new_client(5000);
+}
+
 /* A streamed upload of size bytes (length -1: chunked) to a slow peer. */
 static void upload(int64_t length, size_t size)
 {
     peer p = {0};
-    p.slow = 1;
-    peer_start(&p, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngot!");
-    csgi_client *client = new_client(5000);
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/upload", p.port);
+    csgi_client *client = slow_peer(&p, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngot!", url);
     outcome o = {0};
     stream(client, "PUT", url, length, size, &o);
     ck_assert_str_eq(o.body, "got!");
@@ -857,6 +950,28 @@ START_TEST(streamed_upload)
 {
     upload(3 * 1024 * 1024 + 17, 3 * 1024 * 1024 + 17);
     upload(-1, 2 * 1024 * 1024);
+
+    /* Cancelled from inside writable, the upload half sent. */
+    peer p = {0};
+    char url[128];
+    csgi_client *client = slow_peer(&p, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", url);
+    outcome o = {0};
+    o.cancel_in = 3;
+    csgi_client_request *request = NULL;
+    ck_assert_int_eq(csgi_client_request_new(&request, client, "PUT", url), 0);
+    ck_assert_int_eq(csgi_client_request_set_body_stream(request, 1 << 20), 0);
+    o.request = request;
+    o.upload = 1 << 20;
+    ck_assert_int_eq(csgi_client_request_send(request, &callbacks, &o), 0);
+    write_more(&o);
+    ck_assert_int_eq(o.full, 1);
+    wait_done(&o);
+    ck_assert_int_eq(o.writables, 1);
+    ck_assert_int_eq(o.heads, 0);
+    run_for(50); /* the peer sees the connection close, nothing breaks */
+    ck_assert_int_eq(p.requests, 0);
+    csgi_client_free(client);
+    peer_stop(&p);
 }
 END_TEST
 
@@ -951,6 +1066,59 @@ START_TEST(cancel_and_free)
     ck_assert_int_eq(running.result, CSGI_ECLOSED);
     free(running.body);
     served_stop(&srv); /* csgi_client_free(NULL) too */
+}
+END_TEST
+
+/* One POST with a field and a body to url, with every allocation of csgi's
+   after the first n failing: 0, or CSGI_ENOMEM from wherever it failed. */
+static int post_with_budget(const char *url, long n, outcome *o)
+{
+    test_alloc_fail_after(n);
+    csgi_client *client = NULL;
+    csgi_client_request *request = NULL;
+    int rc = csgi_client_new(&client, base, NULL);
+    if (rc == 0)
+        rc = csgi_client_request_new(&request, client, "POST", url);
+    if (rc == 0)
+        rc = csgi_client_request_add_header(request, "X-Test", "oom");
+    if (rc == 0)
+        rc = csgi_client_request_set_body(request, "body", 4);
+    if (rc == 0)
+        rc = csgi_client_request_send(request, &callbacks, o);
+    if (rc == 0) {
+        wait_done(o);
+        rc = o->result;
+    } else {
+        csgi_client_request_cancel(request);
+    }
+    csgi_client_free(client);
+    test_alloc_fail_never();
+    return rc;
+}
+
+START_TEST(out_of_memory)
+{
+    peer p = {0};
+    peer_start(&p, "HTTP/1.1 200 OK\r\nX-Test: fine\r\nContent-Length: 2\r\n\r\nok");
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+    ck_assert_int_eq(test_alloc_install(), 0);
+    int rc = CSGI_ENOMEM;
+    long n;
+    for (n = 0; n < 100 && rc != 0; n++) {
+        outcome o = {0};
+        rc = post_with_budget(url, n, &o);
+        ck_assert_msg(rc == 0 || rc == CSGI_ENOMEM, "%ld: %s", n, csgi_err_name(rc));
+        if (rc == 0) {
+            ck_assert_str_eq(o.body, "ok");
+            ck_assert_str_eq(o.header, "fine");
+        }
+        free(o.body);
+    }
+    test_alloc_restore();
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_gt(n, 5); /* several allocations were refused on the way */
+    peer_stop(&p);
 }
 END_TEST
 
@@ -1051,9 +1219,11 @@ static Suite *client_suite(void)
     tcase_add_test(tc, trickled_chunked);
     tcase_add_test(tc, until_close_and_no_body);
     tcase_add_test(tc, keep_alive_and_retry);
+    tcase_add_test(tc, pool_limits);
     tcase_add_test(tc, streamed_upload);
     tcase_add_test(tc, stream_to_csgi_server);
     tcase_add_test(tc, cancel_and_free);
+    tcase_add_test(tc, out_of_memory);
     tcase_add_test(tc, https);
     suite_add_tcase(suite, tc);
     return suite;

@@ -215,7 +215,8 @@ START_TEST(healthcheck_bad_conf)
         const char *name, *text;
     } bad[] = {
         {"bad_backend", "oslo.ini:42: [app:bad_backend] backends: 'database' is not a "
-                        "healthcheck backend (known: disable_by_file)"},
+                        "healthcheck backend (known: disable_by_file, disable_by_files_ports, "
+                        "enable_by_files)"},
         {"no_file", "oslo.ini:47: [app:no_file] backends: disable_by_file needs "
                     "disable_by_file_path"},
         {"typo", "oslo.ini:51: [app:typo] detailled: unknown key for healthcheck"},

@@ -428,13 +428,23 @@ int client_connect(int port)
     return client_connect_rcvbuf(port, 0);
 }
 
-int client_connect_rcvbuf(int port, int rcvbuf)
+/* Connect to 127.0.0.1:port from source (an IPv4 loopback address, or NULL
+   for the kernel's choice) with a receive buffer of rcvbuf bytes (0: the
+   default). */
+static int connect_from(int port, int rcvbuf, const char *source)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_lt(fd, MAX_FDS);
     if (rcvbuf > 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    if (source) {
+        struct sockaddr_in from;
+        memset(&from, 0, sizeof(from));
+        from.sin_family = AF_INET;
+        ck_assert_int_eq(inet_pton(AF_INET, source, &from.sin_addr), 1);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+    }
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
@@ -453,6 +463,16 @@ int client_connect_rcvbuf(int port, int rcvbuf)
     if (test_tls_mode())
         client_tls_start(fd);
     return fd;
+}
+
+int client_connect_rcvbuf(int port, int rcvbuf)
+{
+    return connect_from(port, rcvbuf, NULL);
+}
+
+int client_connect_from(int port, const char *source)
+{
+    return connect_from(port, 0, source);
 }
 
 int client_send(int fd, const void *data, size_t len)

@@ -69,6 +69,9 @@ int client_connect(int port);
    the window the server sees is small from the start: a client that reads
    slowly, or not at all. */
 int client_connect_rcvbuf(int port, int rcvbuf);
+/* The same from source, an IPv4 loopback address such as "127.0.0.2" (any
+   of 127.0.0.0/8 is local on Linux): a client at another address. */
+int client_connect_from(int port, const char *source);
 /* Send all of data. Returns 0, or -1 if the peer is gone. */
 int client_send(int fd, const void *data, size_t len);
 int client_send_str(int fd, const char *s);

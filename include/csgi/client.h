@@ -139,7 +139,7 @@ CSGI_EXTERN const char *csgi_client_response_header(const csgi_client_response *
 /** What a request does with its response. All run from the client's loop. */
 typedef struct csgi_client_callbacks {
     /** The head arrived. Return 0 to go on, anything else cancels (done
-        then gets that value). */
+        then gets that value). May be NULL. */
     int (*head)(csgi_client_request *request, const csgi_client_response *response, void *userdata);
     /** A piece of the body (borrowed for the call). Return 0 to go on,
         anything else cancels (done then gets that value). May be NULL. */

@@ -411,7 +411,8 @@ static int read_head(csgi_client_request *request, struct evbuffer *in)
     request->state = BODY;
 
     call_begin(request);
-    rc = request->callbacks->head(request, &response, request->userdata);
+    rc = request->callbacks->head ? request->callbacks->head(request, &response, request->userdata)
+                                  : 0;
     int gone = call_end(request);
     csgi__free(fields);
     csgi__free(headers);
@@ -1074,7 +1075,7 @@ void csgi_client_request_resume(csgi_client_request *request)
 int csgi_client_request_send(csgi_client_request *request, const csgi_client_callbacks *callbacks,
                              void *userdata)
 {
-    if (!request || !callbacks || !callbacks->done || !callbacks->head)
+    if (!request || !callbacks || !callbacks->done)
         return CSGI_EINVAL;
     csgi_client *client = request->client;
     if (request->state != NEW || client->freeing)

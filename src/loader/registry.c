@@ -126,6 +126,10 @@ static const struct builtin {
     {"egg:Paste#gzip", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory, NULL, NULL},
     {"paste.gzipper:make_gzip_middleware", CSGI_FACTORY_FILTER, NULL, csgi_gzip__filter_factory,
      NULL, NULL},
+    /* proxy.c, Paste's proxy on the HTTP client. */
+    {"egg:Paste#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
+    {"egg:csgi#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
+    {"paste.proxy:make_proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
     /* audit.c, keystonemiddleware's audit (CADF events). */
     {"egg:keystonemiddleware#audit", CSGI_FACTORY_FILTER, NULL, csgi_audit__filter_factory, NULL,
      NULL},

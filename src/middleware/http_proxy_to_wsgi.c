@@ -23,50 +23,11 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct network {
-    int family;
-    unsigned char address[16];
-    unsigned bits;
-} network;
-
 typedef struct proxy_filter {
     csgi_app *next;
+    csgi_middleware__network *trusted; /* owned */
     size_t count;
-    network trusted[];
 } proxy_filter;
-
-/* text (len bytes) as an address; 0 when it is not one. */
-static int parse_address(const char *text, size_t len, unsigned char out[16])
-{
-    char buf[INET6_ADDRSTRLEN + 1];
-    if (len == 0 || len >= sizeof(buf))
-        return 0;
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, out) == 1)
-        return AF_INET;
-    if (inet_pton(AF_INET6, buf, out) == 1)
-        return AF_INET6;
-    return 0;
-}
-
-static bool trusted(const proxy_filter *f, const char *remote)
-{
-    unsigned char address[16];
-    int family = remote ? parse_address(remote, strlen(remote), address) : 0;
-    for (size_t i = 0; family && i < f->count; i++) {
-        const network *n = &f->trusted[i];
-        if (n->family != family)
-            continue;
-        unsigned whole = n->bits / 8, rest = n->bits % 8;
-        if (memcmp(address, n->address, whole) != 0)
-            continue;
-        unsigned char mask = (unsigned char)(0xff << (8 - rest));
-        if (rest == 0 || (address[whole] & mask) == (n->address[whole] & mask))
-            return true;
-    }
-    return false;
-}
 
 /* The last comma-separated element of value, trimmed, in *len. */
 static const char *last_element(const char *value, size_t *len)
@@ -114,12 +75,12 @@ static bool client_address(const char *s, size_t len, char *out)
             return false;
         s++;
         len = (size_t)(close - s);
-    } else if (parse_address(s, len, address) == 0) {
+    } else if (csgi_middleware__parse_address(s, len, address) == 0) {
         const char *colon = memchr(s, ':', len);
         if (colon)
             len = (size_t)(colon - s); /* IPv4 with a port */
     }
-    int family = parse_address(s, len, address);
+    int family = csgi_middleware__parse_address(s, len, address);
     return family && inet_ntop(family, address, out, INET6_ADDRSTRLEN) != NULL;
 }
 
@@ -206,7 +167,8 @@ static csgi_body *proxy_call(void *state, csgi_environ *environ,
                              csgi_start_response *start_response)
 {
     const proxy_filter *f = state;
-    if (trusted(f, csgi_environ_get(environ, "REMOTE_ADDR"))) {
+    if (csgi_middleware__networks_match(f->trusted, f->count,
+                                        csgi_environ_get(environ, "REMOTE_ADDR"))) {
         const char *forwarded = csgi_environ_get(environ, "HTTP_FORWARDED");
         int rc = forwarded ? apply_forwarded(environ, forwarded) : apply_x_forwarded(environ);
         if (rc != 0)
@@ -221,39 +183,13 @@ static void proxy_destroy(void *state)
     if (!f)
         return;
     csgi_app_free(f->next);
+    csgi__free(f->trusted);
     csgi__free(f);
 }
 
 static const csgi_app_type proxy_type = {"http_proxy_to_wsgi", proxy_call, proxy_destroy};
 
 /* ---- INI factory --------------------------------------------------------------------- */
-
-/* One of trusted_proxies: ADDRESS or ADDRESS/BITS. */
-static bool parse_network(const char *text, size_t len, network *out)
-{
-    const char *slash = memchr(text, '/', len);
-    size_t address_len = slash ? (size_t)(slash - text) : len;
-    out->family = parse_address(text, address_len, out->address);
-    if (!out->family)
-        return false;
-    unsigned max = out->family == AF_INET ? 32 : 128;
-    out->bits = max;
-    if (slash) {
-        unsigned bits = 0;
-        const char *p = slash + 1, *end = text + len;
-        if (p == end || end - p > 3)
-            return false;
-        for (; p < end; p++) {
-            if (*p < '0' || *p > '9')
-                return false;
-            bits = bits * 10 + (unsigned)(*p - '0');
-        }
-        if (bits > max)
-            return false;
-        out->bits = bits;
-    }
-    return true;
-}
 
 int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
                                             const csgi_conf *global_conf,
@@ -269,25 +205,12 @@ int csgi_http_proxy_to_wsgi__filter_factory(csgi_app **out, csgi_loader *loader,
     }
     int enabled = 0;
     int rc = csgi_conf_asbool(local_conf, "enable_proxy_headers_parsing", 0, &enabled, error);
-    const char *list = csgi_conf_get(local_conf, "trusted_proxies");
-    size_t count = 0;
-    for (const char *p = list; rc == 0 && enabled && p && *p;) {
-        size_t n = strcspn(p, ", \t");
-        count += n > 0;
-        p += n + (p[n] != '\0');
-    }
-    proxy_filter *f = rc == 0 ? csgi__calloc(1, sizeof(*f) + count * sizeof(network)) : NULL;
+    proxy_filter *f = rc == 0 ? csgi__calloc(1, sizeof(*f)) : NULL;
     if (rc == 0 && !f)
         rc = CSGI_ENOMEM;
-    for (const char *p = list; rc == 0 && enabled && p && *p;) {
-        size_t n = strcspn(p, ", \t");
-        if (n > 0 && !parse_network(p, n, &f->trusted[f->count++])) {
-            csgi_conf_error(local_conf, "trusted_proxies", error,
-                            "'%.*s' is not an address or a CIDR block", (int)n, p);
-            rc = CSGI_EINVAL;
-        }
-        p += n + (p[n] != '\0');
-    }
+    if (rc == 0 && enabled)
+        rc = csgi_middleware__networks_parse(local_conf, "trusted_proxies", &f->trusted, &f->count,
+                                             error);
     if (rc != 0) {
         csgi__free(f);
         csgi_app_free(next);

@@ -8,6 +8,9 @@
 
 #include <csgi/loader.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /* known_keys.c: CSGI_EINVAL, with error at the key, when conf has a key not
    in known (NULL-terminated) nor oslo_config_project, oslo_config_file or
    oslo_config_program (accepted and ignored); middleware names it in the text. */
@@ -54,7 +57,9 @@ int csgi_catch_errors__filter_factory(csgi_app **out, csgi_loader *loader,
                                       csgi_app *next, csgi_load_error *error);
 
 /* healthcheck.c: oslo_middleware's Healthcheck, as an application and as
-   a filter; conf keys path, detailed, backends and disable_by_file_path. */
+   a filter; conf keys path, detailed, backends, disable_by_file_path,
+   disable_by_file_paths, enable_by_file_paths, allowed_source_ranges and
+   ignore_proxied_requests (backends in healthcheck_backends.c). */
 int csgi_healthcheck__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                                   const csgi_conf *local_conf, csgi_load_error *error);
 int csgi_healthcheck__filter_factory(csgi_app **out, csgi_loader *loader,
@@ -121,6 +126,37 @@ int csgi_static__app_factory(csgi_app **out, csgi_loader *loader, const csgi_con
    min_length and compress_types. */
 int csgi_gzip__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
+/* proxy.c: Paste's proxy (egg:Paste#proxy, egg:csgi#proxy), an application
+   that forwards each request to a backend with the HTTP client; conf keys
+   address, allowed_request_methods, suppress_http_headers, and csgi's
+   timeout and connect_timeout (seconds) and ca_file. */
+int csgi_proxy__app_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                            const csgi_conf *local_conf, csgi_load_error *error);
+/* networks.c: address lists (http_proxy_to_wsgi's trusted_proxies,
+   healthcheck's allowed_source_ranges). One entry: an address or a CIDR
+   block. */
+typedef struct csgi_middleware__network {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char address[16];
+    unsigned bits;
+} csgi_middleware__network;
+
+/* text (len bytes) as an IPv4 or IPv6 address into out: AF_INET, AF_INET6,
+   or 0 when it is none. */
+int csgi_middleware__parse_address(const char *text, size_t len, unsigned char out[16]);
+
+/* conf's key as a list of ADDRESS or ADDRESS/BITS separated by commas or
+   blanks: *out (owned: csgi__free; NULL when the list is empty or absent)
+   and *count. CSGI_EINVAL, with error at the key, for an entry that is
+   neither; CSGI_ENOMEM. */
+int csgi_middleware__networks_parse(const csgi_conf *conf, const char *key,
+                                    csgi_middleware__network **out, size_t *count,
+                                    csgi_load_error *error);
+
+/* Whether address (text, NULL allowed) is in one of networks. */
+bool csgi_middleware__networks_match(const csgi_middleware__network *networks, size_t count,
+                                     const char *address);
 
 /* audit.c: keystonemiddleware's audit (egg:keystonemiddleware#audit,
    keystonemiddleware.audit:filter_factory); conf keys audit_map_file,

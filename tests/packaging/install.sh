@@ -9,7 +9,9 @@
 #      LD_LIBRARY_PATH: --check and serving the talk's wsgi_webob_mid.ini,
 #      with its module built from AUTH_FILTER_DIR against the installed
 #      headers, answering curl;
-#   3. the consumer with CMake find_package(): csgi::csgi and csgi::csgi_static.
+#   3. the consumer with CMake find_package(): csgi::csgi and csgi::csgi_static;
+#   4. consumer/gateway.c with pkg-config (csgi and libevent_core): a deploy
+#      file with auth_token, a signed token, and the client on its own loop.
 set -euo pipefail
 
 if [ $# -ne 9 ]; then
@@ -56,6 +58,14 @@ rpath="-Wl,-rpath,$(pkg-config --variable=libdir csgi)"
 run "$cc" -std=c99 -Wall -Wextra -Werror "$consumer/main.c" $flags "$rpath" \
     -o "$work/consumer_rpath"
 run "$work/consumer_rpath"
+
+echo "== a gateway with pkg-config: auth_token, a signed token, the client on the host's loop"
+# A program with a libevent loop of its own names libevent_core beside csgi.
+gateway_flags=$(pkg-config --cflags --libs csgi libevent_core)
+# shellcheck disable=SC2086 # the flags are a list of words
+run "$cc" -std=c99 -Wall -Wextra -Werror "$consumer/gateway.c" $gateway_flags "$rpath" \
+    -o "$work/gateway"
+run "$work/gateway" "$work"
 
 # uses_prefix_library PROGRAM PREFIX: PROGRAM loads PREFIX's libcsgi.so.
 uses_prefix_library()
