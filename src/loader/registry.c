@@ -130,6 +130,11 @@ static const struct builtin {
     {"egg:Paste#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
     {"egg:csgi#proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
     {"paste.proxy:make_proxy", CSGI_FACTORY_APP, csgi_proxy__app_factory, NULL, NULL, NULL},
+    /* audit.c, keystonemiddleware's audit (CADF events). */
+    {"egg:keystonemiddleware#audit", CSGI_FACTORY_FILTER, NULL, csgi_audit__filter_factory, NULL,
+     NULL},
+    {"keystonemiddleware.audit:filter_factory", CSGI_FACTORY_FILTER, NULL,
+     csgi_audit__filter_factory, NULL, NULL},
 };
 
 char *csgi_loader__normalise(const char *reference)

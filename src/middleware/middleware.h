@@ -158,4 +158,21 @@ int csgi_middleware__networks_parse(const csgi_conf *conf, const char *key,
 bool csgi_middleware__networks_match(const csgi_middleware__network *networks, size_t count,
                                      const char *address);
 
+/* audit.c: keystonemiddleware's audit (egg:keystonemiddleware#audit,
+   keystonemiddleware.audit:filter_factory); conf keys audit_map_file,
+   ignore_req_list and file (service_name and log_name accepted). */
+int csgi_audit__filter_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                               const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
+/* line_file.c: the csgi key `file` of the logging filters. Open file
+   (not empty: else CSGI_EINVAL at the key) for appending, created with
+   mode, into *out; errors at the key "file" of conf. */
+int csgi_middleware__open_file(const csgi_conf *conf, const char *file, int mode, int *out,
+                               csgi_load_error *error);
+
+/* line_file.c: line (len bytes, its '\n' included) to fd in one write(2);
+   a failure is logged as "could not write <what>: reason". */
+void csgi_middleware__write_line(csgi_environ *environ, int fd, const char *line, size_t len,
+                                 const char *what);
+
 #endif

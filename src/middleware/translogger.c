@@ -96,16 +96,9 @@ static void write_line(call *c)
         csgi_environ_log_at(environ, c->t->level, "%s%s", c->t->prefix, line);
         return;
     }
-    /* One write(2) of the whole line: O_APPEND keeps lines of several
-       writers apart. A full disk loses the line, and says so once. */
     line[len++] = '\n';
-    ssize_t n;
-    do
-        n = write(c->t->fd, line, (size_t)len);
-    while (n < 0 && errno == EINTR);
-    if (n != len)
-        csgi_environ_log(environ, "translogger: could not write the access log line: %s",
-                         n < 0 ? strerror(errno) : "short write");
+    csgi_middleware__write_line(environ, c->t->fd, line, (size_t)len,
+                                "translogger's access log line");
 }
 
 static void request_end(void *userdata)
@@ -250,18 +243,7 @@ static int setup(translogger *t, const csgi_conf *conf, csgi_load_error *error)
         t->prefix[0] = '\0';
     else
         snprintf(t->prefix, sizeof(t->prefix), "%s: ", name ? name : "wsgi");
-    if (!file)
-        return 0;
-    if (!*file) {
-        csgi_conf_error(conf, "file", error, "must name a file");
-        return CSGI_EINVAL;
-    }
-    t->fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (t->fd < 0) {
-        csgi_conf_error(conf, "file", error, "cannot open %s: %s", file, strerror(errno));
-        return errno == EACCES ? CSGI_EACCESS : CSGI_ESYSTEM;
-    }
-    return 0;
+    return file ? csgi_middleware__open_file(conf, file, 0644, &t->fd, error) : 0;
 }
 
 int csgi_translogger__filter_factory(csgi_app **out, csgi_loader *loader,
