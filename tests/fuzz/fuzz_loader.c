@@ -131,8 +131,9 @@ static csgi_loader *new_loader(void)
     CHECK(csgi_loader_register_app(loader, "egg:fuzz#app", CSGI_FACTORY_APP, ok_factory) == 0);
     CHECK(csgi_loader_register_app(loader, "fuzz.apps:make_app", CSGI_FACTORY_APP, ok_factory) ==
           0);
+    /* "call:fuzz.apps:make_app" names the same object: already registered. */
     CHECK(csgi_loader_register_app(loader, "call:fuzz.apps:make_app", CSGI_FACTORY_APP,
-                                   ok_factory) == 0);
+                                   ok_factory) == CSGI_EINVAL);
     CHECK(csgi_loader_register_app(loader, "egg:fuzz#composite", CSGI_FACTORY_COMPOSITE,
                                    composite_factory) == 0);
     CHECK(csgi_loader_register_filter(loader, "egg:fuzz#filter", CSGI_FACTORY_FILTER,
