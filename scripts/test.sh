@@ -161,9 +161,15 @@ fuzz)
         # libFuzzer adds new inputs to its first corpus directory: give it a copy.
         rm -rf "${work:?}/${name:?}"
         cp -r "$corpus" "$work/$name"
+        # The log is kept so that a failure can be named at the end: what
+        # a fuzzer says first about a crash is far above its last lines.
+        log=$work/$name.log
         if ! run "$exe" -max_total_time="$fuzz_seconds" -timeout=10 -print_final_stats=1 \
-            -artifact_prefix="$artifacts/$name-" "$work/$name" </dev/null; then
-            echo "test.sh: fuzz_$name FAILED; reproducer(s) in $artifacts:" >&2
+            -artifact_prefix="$artifacts/$name-" "$work/$name" </dev/null 2>&1 |
+            tee "$log" >&2; then
+            echo "test.sh: fuzz_$name FAILED; what it reported first:" >&2
+            grep -m 8 -E 'invariant broken|ERROR: |runtime error|#[0-9]+ 0x' "$log" >&2 || true
+            echo "test.sh: reproducer(s) in $artifacts:" >&2
             ls -l "$artifacts" >&2 || true
             failed+=("fuzz_$name")
         fi

@@ -1,6 +1,7 @@
 /*
  * What the libFuzzer targets share: the entry point's declaration, CHECK
- * (abort on a broken invariant, so the fuzzer reports it), a hash of the
+ * (abort on a broken invariant, so the fuzzer reports it, after saying which
+ * one: CI keeps only the end of a fuzzer's output), a hash of the
  * input and a generator seeded with it, so that every run of one input
  * makes the same choices.
  */
@@ -9,14 +10,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond); \
+            abort();                                                                     \
+        }                                                                                \
     } while (0)
 
 /* FNV-1a of the input's bytes. */

@@ -205,11 +205,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     close(fd);
-    CHECK(closed); /* the server closed within the handshake deadline */
-    /* And forgot the connection. */
-    long until = now_ms() + 2000;
+    if (!closed) /* the server closes within the handshake deadline */
+        fprintf(stderr, "fuzz_tls: run %u: not closed after %ld ms (%zu of %zu bytes sent)\n", runs,
+                now_ms() - (deadline - 5000), sent, size);
+    CHECK(closed);
+    /* And forgot the connection. The bound is far above what it takes
+       (a few ms): a loaded machine must not fail the run. */
+    long since = now_ms(), until = since + 10000;
     while (csgi_http__engine_connection_count(engine) > 0 && now_ms() < until)
         usleep(1000);
+    if (csgi_http__engine_connection_count(engine) > 0)
+        fprintf(stderr, "fuzz_tls: run %u: %zu connection(s) still open %ld ms after the close\n",
+                runs, (size_t)csgi_http__engine_connection_count(engine), now_ms() - since);
     CHECK(csgi_http__engine_connection_count(engine) == 0);
     return 0;
 }
