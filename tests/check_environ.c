@@ -966,29 +966,131 @@ START_TEST(test_keys_before_build)
     ck_assert_uint_eq(found, 1);
     fixture_free(f);
 
-    /* Setting or removing a server key builds first, so that nothing the
-       server sets can hide behind it. */
+    /* Setting or removing a server key before the build does not build:
+       the entry shadows the server's, reads see it, and the build puts it
+       where the server's key is. */
     f = fixture_open("GET /p HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\n\r\n", PEER_INET);
     ck_assert_int_eq(csgi_environ_set(f->environ, "PATH_INFO", "/q"), 0);
+    ck_assert_int_eq(csgi_environ_set(f->environ, "csgi.url_scheme", "https"), 0);
+    ck_assert_int_eq(csgi_environ_remove(f->environ, "QUERY_STRING"), 0);
+    ck_assert_int_eq(csgi_environ_remove(f->environ, "QUERY_STRING"), CSGI_ENOTFOUND);
+    ck_assert_key(f->environ, "PATH_INFO", "/q");
+    ck_assert_key(f->environ, "csgi.url_scheme", "https");
+    ck_assert_key(f->environ, "REMOTE_ADDR", "192.0.2.7");
+    ck_assert_no_key(f->environ, "QUERY_STRING");
+    ck_assert_uint_eq(f->log_count, 0);
+    /* The connection's address stands for REMOTE_ADDR until someone sets it. */
+    fixture *g = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    ck_assert_ptr_eq(csgi_environ__peer(g->environ), g->source.peer);
+    csgi_environ_set(g->environ, "mine", "1");
+    ck_assert_ptr_eq(csgi_environ__peer(g->environ), g->source.peer);
+    ck_assert_int_eq(csgi_environ_set(g->environ, "REMOTE_ADDR", "203.0.113.9"), 0);
+    ck_assert_ptr_null(csgi_environ__peer(g->environ));
+    fixture_free(g);
+    g = fixture_open("GET / HTTP/1.1\r\nHost: h\r\n\r\n", PEER_INET);
+    fixture_build(g);
+    ck_assert_ptr_null(csgi_environ__peer(g->environ));
+    fixture_free(g);
+
+    ck_assert_key(f->environ, "HTTP_HOST", "h"); /* a head with '_': only the build tells */
     ck_assert_uint_eq(f->log_count, 1);
     ck_assert_key(f->environ, "PATH_INFO", "/q");
-    ck_assert_key(f->environ, "HTTP_HOST", "h");
+    ck_assert_key(f->environ, "csgi.url_scheme", "https");
+    ck_assert_no_key(f->environ, "QUERY_STRING");
     fixture_free(f);
+}
+END_TEST
 
-    static const char *const server_keys[] = {
-        "REQUEST_METHOD",  "SCRIPT_NAME", "PATH_INFO",   "QUERY_STRING",     "CONTENT_TYPE",
-        "CONTENT_LENGTH",  "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",  "REMOTE_ADDR",
-        "REMOTE_PORT",     "REQUEST_URI", "HTTP_HOST",   "HTTP_X_ANY",       "csgi.version",
-        "csgi.url_scheme", "csgi.input",  "csgi.errors", "csgi.multithread", "csgi.multiprocess",
-        "csgi.run_once"};
-    for (size_t k = 0; k < COUNT(server_keys); k++) {
-        f = fixture_open("POST /p HTTP/1.1\r\nHost: h\r\nContent-Type: t\r\nContent-Length: 0\r\n"
-                         "X_Dropped: 1\r\n\r\n",
-                         PEER_INET);
-        csgi_environ_remove(f->environ, server_keys[k]);
-        ck_assert_msg(f->log_count == 1, "removing %s did not build", server_keys[k]);
-        ck_assert_int_eq(csgi_environ_kind(f->environ, server_keys[k]), CSGI_VALUE_NONE);
-        fixture_free(f);
+/* Every key of e as "key=value" lines (strings) or "key:kind" lines, in
+   the order of iteration. */
+static void dump_environ(csgi_environ *e, char *out, size_t size)
+{
+    size_t cursor = 0, used = 0;
+    const char *key;
+    csgi_value_kind kind;
+    out[0] = '\0';
+    while (csgi_environ_next(e, &cursor, &key, &kind)) {
+        int n = kind == CSGI_VALUE_STRING
+                    ? snprintf(out + used, size - used, "%s=%s\n", key, csgi_environ_get(e, key))
+                    : snprintf(out + used, size - used, "%s:%d\n", key, (int)kind);
+        ck_assert(n > 0 && (size_t)n < size - used);
+        used += (size_t)n;
+    }
+}
+
+/* What one case does to an environ: set, remove, both orders, or strip
+   identity headers and set some (auth_token's way). */
+enum shadow_op { OP_SET, OP_REMOVE, OP_REMOVE_SET, OP_SET_REMOVE, OP_STRIP, OP_COUNT };
+
+static const csgi_environ__key strip_keys[] = {
+    {"HTTP_X_ROLES", 12}, {"HTTP_X_USER_ID", 14}, {"HTTP_X_PROJECT_ID", 17}}; /* by length */
+
+static void shadow_apply(csgi_environ *e, const char *key, int op)
+{
+    switch (op) {
+    case OP_SET: csgi_environ_set(e, key, "new"); break;
+    case OP_REMOVE: csgi_environ_remove(e, key); break;
+    case OP_REMOVE_SET:
+        csgi_environ_remove(e, key);
+        csgi_environ_set(e, key, "again");
+        break;
+    case OP_SET_REMOVE:
+        csgi_environ_set(e, key, "new");
+        csgi_environ_remove(e, key);
+        break;
+    default:
+        ck_assert_int_eq(csgi_environ__remove_keys(e, "HTTP_X_", strip_keys, 3), 0);
+        ck_assert_int_eq(csgi_environ__append_borrowed(e, "HTTP_X_USER_ID", 14, "u1", 2), 0);
+        ck_assert_int_eq(csgi_environ__append_borrowed(e, "HTTP_X_PROJECT_ID", 17, "p1", 2), 0);
+        break;
+    }
+}
+
+START_TEST(test_shadows_as_if_built)
+{
+    /* Whatever is set or removed before the build, the environ is then the
+       one the same calls make after the build: the same keys, values and
+       order. With and without a '_' in a name (which sends some reads to
+       the build), with repeated and forged identity headers. */
+    static const char *const heads[] = {
+        "POST /p?q=1 HTTP/1.1\r\nHost: h:81\r\nContent-Type: t\r\nContent-Length: 0\r\n"
+        "X-User-Id: forged\r\nX-Roles: admin\r\nx-roles: more\r\nX-Auth-Token: tok\r\n\r\n",
+        "GET /p HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\nX-Roles: admin\r\n\r\n",
+        "GET /p HTTP/1.0\r\n\r\n",
+    };
+    static const char *const keys[] = {
+        "REQUEST_METHOD", "SCRIPT_NAME",      "PATH_INFO",     "QUERY_STRING",    "CONTENT_TYPE",
+        "CONTENT_LENGTH", "SERVER_NAME",      "SERVER_PORT",   "SERVER_PROTOCOL", "REMOTE_ADDR",
+        "REMOTE_PORT",    "REQUEST_URI",      "HTTP_HOST",     "HTTP_X_ROLES",    "HTTP_X_ABSENT",
+        "HTTPS",          "SSL_PROTOCOL",     "csgi.version",  "csgi.url_scheme", "csgi.input",
+        "csgi.errors",    "csgi.multithread", "csgi.run_once", "csgi.request"};
+    char before[4096], after[4096];
+    for (size_t h = 0; h < COUNT(heads); h++) {
+        for (size_t k = 0; k < COUNT(keys); k++) {
+            for (int op = 0; op < OP_COUNT; op++) {
+                if (op == OP_STRIP && k > 0)
+                    continue;
+                fixture *a = fixture_open(heads[h], PEER_INET);
+                csgi_environ_set(a->environ, "mine", "1"); /* a key of middleware's */
+                shadow_apply(a->environ, keys[k], op);
+                if (op == OP_STRIP) {
+                    ck_assert_ptr_null(csgi_environ_get(a->environ, "HTTP_X_ROLES"));
+                    ck_assert_str_eq(csgi_environ_get(a->environ, "HTTP_X_USER_ID"), "u1");
+                }
+                dump_environ(a->environ, before, sizeof(before));
+
+                fixture *b = fixture_open(heads[h], PEER_INET);
+                fixture_build(b);
+                csgi_environ_set(b->environ, "mine", "1");
+                shadow_apply(b->environ, keys[k], op);
+                dump_environ(b->environ, after, sizeof(after));
+                ck_assert_msg(strcmp(before, after) == 0,
+                              "head %zu, %s, op %d: before the build\n%s\nafter it\n%s", h, keys[k],
+                              op, before, after);
+                fixture_free(a);
+                fixture_free(b);
+            }
+        }
     }
 }
 END_TEST
@@ -2241,6 +2343,7 @@ static Suite *environ_suite(void)
     tcase_add_test(tc, test_header_fast_path);
     tcase_add_test(tc, test_line_fast_path);
     tcase_add_test(tc, test_keys_before_build);
+    tcase_add_test(tc, test_shadows_as_if_built);
     tcase_add_test(tc, test_router_accessors);
     tcase_add_test(tc, test_allocations);
     tcase_add_test(tc, test_materialise_nomem);

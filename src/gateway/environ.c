@@ -27,12 +27,22 @@
  *   QUERY_STRING, REQUEST_URI, SERVER_PROTOCOL) are made one at a time
  *   from the head and kept (line_value): a router reads two of them; the
  *   build later uses the same strings;
- * - an HTTP_ key is read from the parsed head (header_fast);
+ * - an HTTP_ key, CONTENT_TYPE and CONTENT_LENGTH are read from the
+ *   parsed head (header_fast); REMOTE_ADDR, REMOTE_PORT and csgi.url_scheme
+ *   from the addresses (peer_fast);
  * - a key the server never sets ("csgi.routing_args", "csgi.request") is
- *   set, read and removed in the entry array, which until the build holds
- *   only such keys: no server key can be shadowed or missed. The build puts
- *   the server's keys in front of them, so the order of iteration is the
- *   same as if the environ had been built first.
+ *   set, read and removed in the entry array;
+ * - a server key that middleware sets or removes (HTTP_HOST, the identity
+ *   headers auth_token replaces, csgi.url_scheme, REMOTE_ADDR, SCRIPT_NAME)
+ *   gets an entry there too, a "shadow": a value, or a tombstone for a
+ *   removed key. Every read looks at the entries first, so a shadow hides
+ *   what the head would answer.
+ *
+ * The build puts the server's keys in front of the entries set before it
+ * and settles the shadows (settle_shadows): the keys, their values and the
+ * order of iteration are the same as if the environ had been built first.
+ * Only csgi.input and csgi.errors, which stand for the environ's own
+ * state, build it when they are set.
  *
  * The gateway keys are PEP 3333's wsgi.* keys under csgi's name:
  *
@@ -63,6 +73,7 @@
 #include <csgi/environ.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -92,7 +103,8 @@
 typedef struct entry {
     const char *key; /* NUL-terminated: static, in the string block, or copied */
     uint32_t key_len;
-    uint8_t kind; /* csgi_value_kind; 0 with key_len 0 marks a removed key */
+    uint8_t kind;  /* csgi_value_kind; 0 with key_len 0 marks a removed key */
+    uint8_t flags; /* before the build: SHADOW, MOVED (a server key's entry) */
     union {
         struct {
             const char *bytes; /* NUL-terminated */
@@ -108,6 +120,13 @@ typedef struct entry {
 
 /* The arithmetic behind SPARE_ENTRIES. */
 _Static_assert(sizeof(entry) <= 32, "an entry should stay at 32 bytes");
+
+/* Flags of a server key's entry set before the build (a "shadow"): its
+   value replaces the server's in place, or with MOVED the server's key
+   was removed first, so the server's goes and this one stays where it
+   is. kind 0 with key_len set is a removed server key (a tombstone). */
+#define SHADOW 1u
+#define MOVED  2u
 
 /* The request line's keys made one at a time (line_value). */
 enum line_key { LINE_METHOD, LINE_PATH, LINE_QUERY, LINE_URI, LINE_KEYS };
@@ -127,6 +146,9 @@ struct csgi_environ {
     uint32_t line_len[LINE_KEYS];      /* the head's limits keep them small */
     const char *line_value[LINE_KEYS]; /* NUL-terminated */
     int destructors_deferred;
+    uint32_t shadows;    /* entries with SHADOW, tombstones included */
+    uint32_t tombstones; /* shadows of kind 0 */
+    void *request;       /* csgi.request's pointer, kept for csgi_request_from_environ */
     csgi_input input;
     csgi_input *replaced; /* csgi_environ_set_input, else NULL */
 };
@@ -267,6 +289,7 @@ static entry *add(csgi_environ *environ, const char *key, size_t key_len, int ki
     e->key = key;
     e->key_len = (uint32_t)key_len;
     e->kind = (uint8_t)kind;
+    e->flags = 0;
     return e;
 }
 
@@ -430,12 +453,14 @@ static int is_server_key(const char *key, size_t len)
         memcpy(&want, gateway[len], 8);
         return word == want && memcmp(key + 8, gateway[len] + 8, len - 8) == 0;
     }
-    if (key[0] < 'A' || key[0] > 'Z')
+    if (key[0] == 'H')
+        return len >= 5 && memcmp(key, "HTTP", 4) == 0 &&
+               (key[4] == '_' ? len > 5 : len == 5 && key[4] == 'S');
+    /* HTTP_*, and HTTPS (set over TLS only) above; every other server key
+       begins with one of these letters and is longer than a word: its
+       first word is compared inline. */
+    if (key[0] != 'C' && key[0] != 'P' && key[0] != 'Q' && key[0] != 'R' && key[0] != 'S')
         return 0;
-    if (len >= 5 && memcmp(key, "HTTP", 4) == 0 &&
-        (key[4] == '_' ? len > 5 : len == 5 && key[4] == 'S'))
-        return 1; /* HTTP_*, and HTTPS (set over TLS only) */
-    /* Every CGI name is longer than a word: compare the first word inline. */
     for (size_t i = 0; i < sizeof(cgi) / sizeof(cgi[0]); i++)
         if (cgi[i].len == len && memcmp(key, cgi[i].name, 8) == 0 &&
             memcmp(key + 8, cgi[i].name + 8, len - 8) == 0)
@@ -626,6 +651,44 @@ static void add_tls(csgi_environ *environ, const csgi_tls__info *tls)
         add_string(environ, LITERAL("SSL_CLIENT_CERT"), tls->client_cert, tls->client_cert_len);
 }
 
+/*
+ * The server's keys are built (the first server_count entries), the keys
+ * set before behind them: each shadow takes effect as if the build had
+ * come first. A value replaces the server's in place; a tombstone removes
+ * the server's key; a value set after a removal (MOVED) removes the
+ * server's and stays behind. What remains of a shadow is an ordinary key.
+ */
+static void settle_shadows(csgi_environ *environ, size_t server_count)
+{
+    entry *server = environ->entries;
+    for (entry *e = server + server_count, *end = server + environ->count; e < end; e++) {
+        if (!(e->flags & SHADOW))
+            continue;
+        entry *own = NULL;
+        for (size_t i = 0; i < server_count; i++)
+            if (server[i].key_len == e->key_len && memcmp(server[i].key, e->key, e->key_len) == 0) {
+                own = &server[i];
+                break;
+            }
+        int removed = e->kind == CSGI_VALUE_NONE;
+        if (own && (removed || (e->flags & MOVED))) {
+            own->key_len = 0;
+            own->kind = CSGI_VALUE_NONE;
+        } else if (own) {
+            own->kind = e->kind;
+            own->value = e->value;
+            removed = 1; /* its value moved into the server's entry */
+        }
+        if (removed) {
+            e->key_len = 0;
+            e->kind = CSGI_VALUE_NONE;
+        }
+        e->flags = 0;
+    }
+    environ->shadows = 0;
+    environ->tombstones = 0;
+}
+
 static int materialise(csgi_environ *environ)
 {
     if (environ->built)
@@ -741,10 +804,13 @@ static int materialise(csgi_environ *environ)
     add_int(environ, LITERAL("csgi.multiprocess"), source->multiprocess != 0);
     add_int(environ, LITERAL("csgi.run_once"), 0);
 
+    size_t server_count = environ->count;
     if (before_count) {
         memcpy(&environ->entries[environ->count], before, before_count * sizeof(entry));
         environ->count += before_count;
     }
+    if (environ->shadows)
+        settle_shadows(environ, server_count);
     environ->built = 1;
 
     /* Logged here, so once per request (and only when someone looked). */
@@ -772,6 +838,9 @@ csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
     environ->built = 0;
     environ->line_made = 0;
     environ->destructors_deferred = 0;
+    environ->shadows = 0;
+    environ->tombstones = 0;
+    environ->request = NULL;
     environ->input.environ = NULL; /* set up at its first use (input_of) */
     environ->replaced = NULL;
     return environ;
@@ -808,6 +877,7 @@ csgi_environ *csgi_environ__copy(csgi_environ *from, csgi_arena *arena,
     copy->count = from->count;
     copy->capacity = capacity;
     copy->built = 1;
+    copy->request = from->request;
     for (size_t i = 0; i < copy->count; i++) {
         entry *e = &entries[i];
         if (e->kind != CSGI_VALUE_POINTER && e->kind != CSGI_VALUE_JSON)
@@ -848,24 +918,57 @@ static size_t key_length(const char *key)
     return len <= UINT32_MAX ? len : 0;
 }
 
-/* Make the environ ready for an access to key: build it, unless key is one
-   the server never sets (then the entries answer, built or not). */
+/* Make the environ ready for setting or removing key. Returns 1 when key
+   is a server key of an environ not built yet: its entry is a shadow
+   (settle_shadows). csgi.input and csgi.errors are tied to the environ's
+   own state: they build it first. Else 0, or CSGI_ENOMEM. */
 static int prepare(csgi_environ *environ, const char *key, size_t key_len)
 {
     if (environ->built || !is_server_key(key, key_len))
         return 0;
-    return materialise(environ);
+    if ((key_len == 10 && memcmp(key, "csgi.input", 10) == 0) ||
+        (key_len == 11 && memcmp(key, "csgi.errors", 11) == 0))
+        return materialise(environ);
+    return 1;
 }
 
 /* The entry of a key, materialising the environ first when the key may be
-   the server's; NULL when the key is not set (or memory ran out
-   materialising). */
+   the server's and no shadow answers; NULL when the key is not set (or
+   memory ran out materialising). */
 static entry *lookup(csgi_environ *environ, const char *key)
 {
     size_t key_len = key_length(key);
-    if (!environ || !key_len || prepare(environ, key, key_len) != 0)
+    if (!environ || !key_len)
         return NULL;
+    if (!environ->built && is_server_key(key, key_len)) {
+        entry *e = environ->shadows ? find(environ, key, key_len) : NULL;
+        if (e)
+            return e->kind == CSGI_VALUE_NONE ? NULL : e;
+        if (materialise(environ) != 0)
+            return NULL;
+    }
     return find(environ, key, key_len);
+}
+
+/* csgi.request is kept beside its entry: every filter's handler asks for
+   the request object (csgi_environ__request). */
+static inline void note_request(csgi_environ *environ, const char *key, size_t key_len,
+                                void *pointer)
+{
+    if (key_len == 12 && memcmp(key, "csgi.request", 12) == 0)
+        environ->request = pointer;
+}
+
+void *csgi_environ__request(csgi_environ *environ)
+{
+    return environ->request;
+}
+
+/* A tombstone is set again: the key comes back, behind (MOVED). */
+static void revive(csgi_environ *environ, entry *e)
+{
+    e->flags |= MOVED;
+    environ->tombstones--;
 }
 
 /*
@@ -876,7 +979,7 @@ static entry *lookup(csgi_environ *environ, const char *key)
  * exhausted; nothing changed then.
  */
 static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_t extra,
-                   char **extra_out, int *existing)
+                   char **extra_out, int *existing, int shadow)
 {
     entry *e = find(environ, key, key_len);
     *existing = e != NULL;
@@ -886,6 +989,8 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
             if (!*extra_out)
                 return NULL;
         }
+        if (e->kind == CSGI_VALUE_NONE && (e->flags & SHADOW))
+            revive(environ, e);
         return e;
     }
     if (extra > SIZE_MAX - key_len - 1)
@@ -900,6 +1005,8 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
     e->key = copy;
     e->key_len = (uint32_t)key_len;
     e->kind = CSGI_VALUE_NONE;
+    e->flags = shadow > 0 ? SHADOW : 0;
+    environ->shadows += shadow > 0;
     if (extra)
         *extra_out = copy + key_len + 1;
     return e;
@@ -978,36 +1085,60 @@ static int name_is_key(const char *name, const char *want, size_t len)
 }
 
 /*
- * Answer an HTTP_ key straight from the parsed head, without building the
- * environ: an authentication filter that reads one header should not pay
- * for every CGI key. Only while nothing was built yet (so no middleware
- * set or removed a key), and only when the answer is certain: a repeated
- * header (values to join) or a name with '_' anywhere in the head (to be
- * dropped and logged; the parser noted it) sends the caller to the full
- * build. Returns 1 with *out set (NULL when the key is absent), or 0 to
- * build.
+ * Answer an HTTP_ key (or CONTENT_TYPE, CONTENT_LENGTH) straight from the
+ * parsed head, without building the environ: an authentication filter
+ * that reads one header should not pay for every CGI key. Only before the
+ * build, for a key no middleware set or removed (its shadow answers), and
+ * only when the answer is certain: a repeated header (values to join) or
+ * a name with '_' anywhere in the head (to be dropped and logged; the
+ * parser noted it) sends the caller to the full build. Returns 1 with *out
+ * set (NULL when the key is absent), or 0 to build.
  */
-static int header_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
-                       size_t *len)
+/* The header behind an HTTP_ key (or CONTENT_TYPE, CONTENT_LENGTH) in the
+   parsed head: 1 with *found set (NULL when absent), 2 when the name is
+   repeated (*found the first), 0 when the head cannot tell (a name with
+   '_' anywhere in it: the build drops and logs those). */
+static int header_scan(const csgi_http__head *head, const char *key, size_t key_len,
+                       const csgi_http__header **found)
 {
-    const csgi_http__head *head = environ->source->head;
-    if (environ->built || head->underscore || key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+    if (head->underscore)
         return 0;
-    const char *want = key + 5;
-    size_t want_len = key_len - 5;
-    const csgi_http__header *found = NULL;
+    const char *want = key;
+    size_t want_len = key_len;
+    int cgi = (key_len == 12 && memcmp(key, "CONTENT_TYPE", 12) == 0) ||
+              (key_len == 14 && memcmp(key, "CONTENT_LENGTH", 14) == 0);
+    if (!cgi) {
+        if (key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+            return 0;
+        want += 5;
+        want_len -= 5;
+        /* CONTENT_TYPE and CONTENT_LENGTH are never HTTP_ keys. */
+        if ((want_len == 12 && memcmp(want, "CONTENT_TYPE", 12) == 0) ||
+            (want_len == 14 && memcmp(want, "CONTENT_LENGTH", 14) == 0)) {
+            *found = NULL;
+            return 1;
+        }
+    }
+    *found = NULL;
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
         if (h->name_len != want_len || !name_is_key(h->name, want, want_len))
             continue;
-        if (found)
-            return 0;
-        found = h;
+        if (*found)
+            return 2;
+        *found = h;
     }
+    return 1;
+}
+
+static int header_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
+                       size_t *len)
+{
+    const csgi_http__header *found;
+    if (header_scan(environ->source->head, key, key_len, &found) != 1)
+        return 0;
     *out = NULL;
-    /* CONTENT_TYPE and CONTENT_LENGTH are never HTTP_ keys. */
-    if (!found || (want_len == 12 && memcmp(want, "CONTENT_TYPE", 12) == 0) ||
-        (want_len == 14 && memcmp(want, "CONTENT_LENGTH", 14) == 0))
+    if (!found)
         return 1;
     char *copy = csgi_arena__alloc(environ->arena, found->value_len + 1);
     if (!copy)
@@ -1080,16 +1211,90 @@ done:
     return 1;
 }
 
+/* The scheme csgi.url_scheme starts with. */
+static const char *scheme_of(const csgi_environ__source *source)
+{
+    if (source->input && source->input->tls && source->input->tls(source->input_context))
+        return "https";
+    return source->url_scheme ? source->url_scheme : "http";
+}
+
+/* REMOTE_ADDR, REMOTE_PORT and csgi.url_scheme without the build, as
+   line_fast. A proxy filter reads the first to decide whom to trust. */
+static int peer_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
+                     size_t *len)
+{
+    int port;
+    if (key_len == 11 && memcmp(key, "REMOTE_ADDR", 11) == 0)
+        port = 0;
+    else if (key_len == 11 && memcmp(key, "REMOTE_PORT", 11) == 0)
+        port = 1;
+    else if (key_len == 15 && memcmp(key, "csgi.url_scheme", 15) == 0) {
+        *out = scheme_of(environ->source);
+        if (len)
+            *len = strlen(*out);
+        return 1;
+    } else
+        return 0;
+    char *address = csgi_arena__alloc(environ->arena, ADDRESS_ROOM + 1 + PORT_ROOM + 1);
+    if (!address)
+        return 0;
+    char *number = address + ADDRESS_ROOM + 1;
+    size_t address_len, port_len;
+    if (format_address(environ->source->peer, 0, address, &address_len, number, &port_len) != 0) {
+        address[0] = number[0] = '\0'; /* a Unix socket: "" */
+        address_len = port_len = 0;
+    }
+    *out = port ? number : address;
+    if (len)
+        *len = port ? port_len : address_len;
+    return 1;
+}
+
+const struct sockaddr *csgi_environ__peer(csgi_environ *environ)
+{
+    if (environ->built || (environ->shadows && find(environ, "REMOTE_ADDR", 11)))
+        return NULL;
+    return environ->source->peer;
+}
+
+/* Whether the build would set a server key: 1, 0, or -1 when only the
+   build can tell (the TLS keys, a head with '_' in a name). */
+static int server_has(csgi_environ *environ, const char *key, size_t key_len)
+{
+    const csgi_http__header *found;
+    int r = header_scan(environ->source->head, key, key_len, &found);
+    if (r)
+        return found != NULL;
+    if (key[0] == 'H' || (key_len > 4 && memcmp(key, "SSL_", 4) == 0))
+        return -1; /* HTTP_ with '_' names about, HTTPS, SSL_ */
+    if (key_len >= 8 && memcmp(key, "CONTENT_", 8) == 0)
+        return -1;
+    return 1; /* the request line's, the addresses', the gateway's */
+}
+
 const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *len)
 {
     if (!environ || !key)
         return NULL;
     if (!environ->built) {
-        /* Before the build: the parsed head answers the keys it can. */
+        /* Before the build: the entries (keys of middleware, shadows of
+           the server's), then the parsed head, answer what they can. */
         const char *fast;
         size_t key_len = strlen(key);
+        const entry *e = environ->count && key_len ? find(environ, key, key_len) : NULL;
+        if (e) {
+            if (e->kind != CSGI_VALUE_STRING)
+                return NULL;
+            if (len)
+                *len = e->value.string.len;
+            return e->value.string.bytes;
+        }
+        if (!is_server_key(key, key_len))
+            return NULL;
         if (header_fast(environ, key, key_len, &fast, len) ||
-            line_fast(environ, key, key_len, &fast, len))
+            line_fast(environ, key, key_len, &fast, len) ||
+            peer_fast(environ, key, key_len, &fast, len))
             return fast;
     }
     const entry *e = lookup(environ, key);
@@ -1121,16 +1326,18 @@ int csgi_environ_set_n(csgi_environ *environ, const char *key, const char *value
     size_t key_len = key_length(key);
     if (!environ || !key_len || !value || len == SIZE_MAX)
         return CSGI_EINVAL;
-    if (prepare(environ, key, key_len) != 0)
+    int shadow = prepare(environ, key, key_len);
+    if (shadow < 0)
         return CSGI_ENOMEM;
 
     char *copy = NULL;
     int existing;
-    entry *e = slot(environ, key, key_len, len + 1, &copy, &existing);
+    entry *e = slot(environ, key, key_len, len + 1, &copy, &existing, shadow);
     if (!e)
         return CSGI_ENOMEM;
     memcpy(copy, value, len);
     copy[len] = '\0';
+    note_request(environ, key, key_len, NULL);
     entry old = *e;
     e->kind = CSGI_VALUE_STRING;
     e->value.string.bytes = copy;
@@ -1152,13 +1359,15 @@ int csgi_environ_set_int(csgi_environ *environ, const char *key, int64_t value)
     size_t key_len = key_length(key);
     if (!environ || !key_len)
         return CSGI_EINVAL;
-    if (prepare(environ, key, key_len) != 0)
+    int shadow = prepare(environ, key, key_len);
+    if (shadow < 0)
         return CSGI_ENOMEM;
 
     int existing;
-    entry *e = slot(environ, key, key_len, 0, NULL, &existing);
+    entry *e = slot(environ, key, key_len, 0, NULL, &existing, shadow);
     if (!e)
         return CSGI_ENOMEM;
+    note_request(environ, key, key_len, NULL);
     entry old = *e;
     e->kind = CSGI_VALUE_INT;
     e->value.integer = value;
@@ -1172,9 +1381,16 @@ int csgi_environ_get_int(csgi_environ *environ, const char *key, int64_t *out)
     size_t key_len = key_length(key);
     if (!environ || !key_len || !out)
         return CSGI_EINVAL;
-    if (prepare(environ, key, key_len) != 0)
-        return CSGI_ENOMEM;
-    const entry *e = find(environ, key, key_len);
+    const entry *e = NULL;
+    if (!environ->built && is_server_key(key, key_len)) {
+        e = environ->shadows ? find(environ, key, key_len) : NULL;
+        if (!e && materialise(environ) != 0)
+            return CSGI_ENOMEM;
+    }
+    if (!e)
+        e = find(environ, key, key_len);
+    if (e && e->kind == CSGI_VALUE_NONE)
+        e = NULL; /* a tombstone */
     if (!e)
         return CSGI_ENOTFOUND;
     if (e->kind != CSGI_VALUE_INT)
@@ -1209,10 +1425,10 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 {
     /* The value is taken even when this fails: destroy it on every error. */
     size_t key_len = key_length(key);
-    int err = 0;
+    int err = 0, shadow = 0;
     if (!environ || !key_len || (kind != CSGI_VALUE_POINTER && kind != CSGI_VALUE_JSON))
         err = CSGI_EINVAL;
-    else if (prepare(environ, key, key_len) != 0)
+    else if ((shadow = prepare(environ, key, key_len)) < 0)
         err = CSGI_ENOMEM;
     else if (destroy && !environ->destructors_deferred) {
         if (csgi_arena__defer(environ->arena, destroy_values, environ) != 0)
@@ -1224,7 +1440,7 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
     int existing = 0;
     entry *e = NULL;
     if (!err) {
-        e = slot(environ, key, key_len, 0, NULL, &existing);
+        e = slot(environ, key, key_len, 0, NULL, &existing, shadow);
         if (!e)
             err = CSGI_ENOMEM;
     }
@@ -1233,6 +1449,7 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
             destroy(pointer);
         return err;
     }
+    note_request(environ, key, key_len, kind == CSGI_VALUE_POINTER ? pointer : NULL);
 
     entry old = *e;
     /* Setting the value a key already holds must not destroy it. */
@@ -1249,9 +1466,9 @@ int csgi_environ__set_value(csgi_environ *environ, const char *key, int kind, vo
 
 const char *csgi_environ__request_method(csgi_environ *environ, size_t *len)
 {
-    if (!environ->built)
+    if (!environ->built && !environ->shadows)
         return line_value(environ, LINE_METHOD, len);
-    const entry *e = find(environ, LITERAL("REQUEST_METHOD"));
+    const entry *e = lookup(environ, "REQUEST_METHOD");
     if (!e || e->kind != CSGI_VALUE_STRING)
         return NULL;
     *len = e->value.string.len;
@@ -1264,8 +1481,8 @@ char *csgi_environ__path_info_block(csgi_environ *environ, size_t before, size_t
     const char *value = NULL;
     size_t n = 0;
     int decode = 0;
-    if (environ->built) {
-        const entry *e = find(environ, LITERAL("PATH_INFO"));
+    if (environ->built || environ->shadows) {
+        const entry *e = lookup(environ, "PATH_INFO");
         if (!e || e->kind != CSGI_VALUE_STRING) {
             n = (size_t)-1;
         } else {
@@ -1310,7 +1527,9 @@ int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, siz
         e->key = key;
         e->key_len = (uint32_t)key_len;
         e->kind = CSGI_VALUE_NONE;
+        e->flags = 0;
     }
+    note_request(environ, key, key_len, pointer);
     entry old = *e;
     e->kind = CSGI_VALUE_POINTER;
     e->value.pointer.pointer = pointer;
@@ -1346,11 +1565,54 @@ csgi_value_kind csgi_environ_kind(csgi_environ *environ, const char *key)
     return e ? (csgi_value_kind)e->kind : CSGI_VALUE_NONE;
 }
 
+/* Add a tombstone for key (static, or the caller's copy) before the build. */
+static int bury(csgi_environ *environ, const char *key, size_t key_len)
+{
+    entry *e = append(environ);
+    if (!e)
+        return CSGI_ENOMEM;
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_NONE;
+    e->flags = SHADOW;
+    environ->shadows++;
+    environ->tombstones++;
+    return 0;
+}
+
+/* Remove a server key before the build, when that needs no build: 0 (or
+   CSGI_ENOTFOUND, CSGI_ENOMEM) when it could, 1 to build first. */
+static int remove_shadowed(csgi_environ *environ, const char *key, size_t key_len)
+{
+    entry *e = find(environ, key, key_len);
+    if (e) {
+        if (e->kind == CSGI_VALUE_NONE)
+            return CSGI_ENOTFOUND;
+        entry old = *e;
+        e->kind = CSGI_VALUE_NONE;
+        environ->tombstones++;
+        release(&old);
+        return 0;
+    }
+    int has = server_has(environ, key, key_len);
+    if (has <= 0)
+        return has == 0 ? CSGI_ENOTFOUND : 1;
+    char *copy = csgi_arena__strndup(environ->arena, key, key_len);
+    return copy ? bury(environ, copy, key_len) : CSGI_ENOMEM;
+}
+
 int csgi_environ_remove(csgi_environ *environ, const char *key)
 {
+    size_t key_len = key_length(key);
+    if (environ && key_len && prepare(environ, key, key_len) == 1) {
+        int rc = remove_shadowed(environ, key, key_len);
+        if (rc <= 0)
+            return rc;
+    }
     entry *e = lookup(environ, key);
     if (!e)
         return CSGI_ENOTFOUND;
+    note_request(environ, key, key_len, NULL);
     entry old = *e;
     e->key_len = 0;
     e->kind = CSGI_VALUE_NONE;
@@ -1358,38 +1620,132 @@ int csgi_environ_remove(csgi_environ *environ, const char *key)
     return 0;
 }
 
-int csgi_environ__remove_keys(csgi_environ *environ, const char *prefix,
-                              const csgi_environ__key *keys, size_t count)
+/* The first of keys (sorted by length) at least len bytes long, or count. */
+static size_t keys_from(const csgi_environ__key *keys, size_t count, size_t len)
 {
-    if (materialise(environ) != 0)
-        return CSGI_ENOMEM;
-    size_t prefix_len = strlen(prefix);
+    size_t low = 0, high = count;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        if (keys[mid].len < len)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return low;
+}
+
+/* The index in keys (sorted by length) of key (key_len bytes), or count. */
+static size_t key_index(const csgi_environ__key *keys, size_t count, const char *key,
+                        size_t key_len)
+{
+    for (size_t i = keys_from(keys, count, key_len); i < count && keys[i].len == key_len; i++)
+        if (memcmp(keys[i].name, key, key_len) == 0)
+            return i;
+    return count;
+}
+
+/* remove_keys before the build, the keys all HTTP_ ones: a tombstone for
+   each header of the head that one names, and the values set for them
+   removed. 1 when only the build can tell (a name with '_' about). */
+static int remove_shadowed_keys(csgi_environ *environ, const char *prefix, size_t prefix_len,
+                                const csgi_environ__key *keys, size_t count)
+{
+    const csgi_http__head *head = environ->source->head;
+    if (head->underscore)
+        return 1;
     for (entry *e = environ->entries, *end = e + environ->count; e < end; e++) {
-        if (e->key_len <= prefix_len || memcmp(e->key, prefix, prefix_len) != 0)
+        if (e->kind == CSGI_VALUE_NONE || !(e->flags & SHADOW) || e->key_len <= prefix_len ||
+            memcmp(e->key, prefix, prefix_len) != 0 ||
+            key_index(keys, count, e->key, e->key_len) == count)
             continue;
-        for (size_t i = 0; i < count; i++) {
-            if (keys[i].len != e->key_len || memcmp(keys[i].name, e->key, e->key_len) != 0)
+        entry old = *e;
+        e->kind = CSGI_VALUE_NONE;
+        environ->tombstones++;
+        release(&old);
+    }
+    /* "HTTP_X_" asks for names that begin "X-" (either case); the keys'
+       lengths (a bit each, below 64) pass over most such names at once. */
+    const char *name_prefix = prefix + 5;
+    size_t name_prefix_len = prefix_len - 5;
+    for (size_t i = 0; i < head->header_count; i++) {
+        const csgi_http__header *h = &head->headers[i];
+        if (h->name_len <= name_prefix_len)
+            continue;
+        size_t j = 0;
+        while (j < name_prefix_len && key_byte[(unsigned char)h->name[j]] == name_prefix[j])
+            j++;
+        if (j < name_prefix_len)
+            continue;
+        for (size_t k = keys_from(keys, count, 5 + h->name_len);
+             k < count && keys[k].len == 5 + h->name_len; k++) {
+            if (!name_is_key(h->name, keys[k].name + 5, h->name_len))
                 continue;
-            entry old = *e;
-            e->key_len = 0;
-            e->kind = CSGI_VALUE_NONE;
-            release(&old);
+            /* Once for a repeated name; a value set for it was removed above. */
+            if (!find(environ, keys[k].name, keys[k].len) &&
+                bury(environ, keys[k].name, keys[k].len) != 0)
+                return CSGI_ENOMEM;
             break;
         }
     }
     return 0;
 }
 
+int csgi_environ__remove_keys(csgi_environ *environ, const char *prefix,
+                              const csgi_environ__key *keys, size_t count)
+{
+    size_t prefix_len = strlen(prefix);
+    if (!count)
+        return 0;
+    for (size_t k = 1; k < count; k++)
+        assert(keys[k - 1].len <= keys[k].len); /* the contract: by length */
+    if (!environ->built && prefix_len >= 5 && memcmp(prefix, "HTTP_", 5) == 0) {
+        int rc = remove_shadowed_keys(environ, prefix, prefix_len, keys, count);
+        if (rc <= 0)
+            return rc;
+    }
+    if (materialise(environ) != 0)
+        return CSGI_ENOMEM;
+    for (entry *e = environ->entries, *end = e + environ->count; e < end; e++) {
+        if (e->key_len <= prefix_len || memcmp(e->key, prefix, prefix_len) != 0 ||
+            key_index(keys, count, e->key, e->key_len) == count)
+            continue;
+        entry old = *e;
+        e->key_len = 0;
+        e->kind = CSGI_VALUE_NONE;
+        release(&old);
+    }
+    return 0;
+}
+
+int csgi_environ__reserve(csgi_environ *environ, size_t more)
+{
+    if (environ->capacity - environ->count >= more)
+        return 0;
+    void *entries = environ->entries;
+    if (csgi_vec__reserve_in(environ->arena, &entries, &environ->capacity, sizeof(entry),
+                             environ->count, environ->count + more, SIZE_MAX) != 0)
+        return CSGI_ENOMEM;
+    environ->entries = entries;
+    return 0;
+}
+
 int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t key_len,
                                   const char *value, size_t len)
 {
-    if (prepare(environ, key, key_len) != 0)
+    /* An HTTP_ key: before the build, a shadow. */
+    int shadow = !environ->built;
+    /* A key removed before the build has its tombstone: set that. */
+    entry *e = shadow && environ->tombstones ? find(environ, key, key_len) : NULL;
+    if (e)
+        revive(environ, e);
+    else if (!(e = append(environ)))
         return CSGI_ENOMEM;
-    entry *e = append(environ);
-    if (!e)
-        return CSGI_ENOMEM;
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
+    else {
+        e->key = key;
+        e->key_len = (uint32_t)key_len;
+        e->flags = shadow ? SHADOW : 0;
+        environ->shadows += shadow != 0;
+    }
     e->kind = CSGI_VALUE_STRING;
     e->value.string.bytes = value;
     e->value.string.len = len;

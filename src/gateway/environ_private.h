@@ -212,18 +212,31 @@ typedef struct csgi_environ__key {
     size_t len;
 } csgi_environ__key;
 
-/* Remove every key of keys (count of them, each beginning with prefix)
-   that is set, in one pass over the environ: for filters that clear a set
-   of headers (auth_token), which are rarely there. 0, or CSGI_ENOMEM
+/* Remove every key of keys (count of them, each beginning with prefix,
+   sorted by length) that is set, in one pass over the environ: for filters
+   that clear a set of headers (auth_token), which are rarely there. 0, or CSGI_ENOMEM
    (building the environ). */
 int csgi_environ__remove_keys(csgi_environ *environ, const char *prefix,
                               const csgi_environ__key *keys, size_t count);
 
-/* Set key (key_len bytes, borrowed: static) to value (len bytes,
-   NUL-terminated, borrowed: it must live as long as the request) without
-   looking for the key first: only for a key the caller knows is not set
-   (it has just removed it). 0, or CSGI_ENOMEM. */
+/* Set key, an HTTP_ key (key_len bytes, borrowed: static), to value (len
+   bytes, NUL-terminated, borrowed: it must live as long as the request)
+   without looking for the key first: only for a key the caller knows is
+   not set (it has just removed it). 0, or CSGI_ENOMEM. */
 int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t key_len,
                                   const char *value, size_t len);
+
+/* Room for more keys without growing the array again: before a filter
+   sets a known number of them. 0, or CSGI_ENOMEM. */
+int csgi_environ__reserve(csgi_environ *environ, size_t more);
+
+/* The client's address while REMOTE_ADDR is the one the server sets from
+   it (nothing set or removed it before the build), else NULL: a filter
+   that matches the client against networks needs no text. */
+const struct sockaddr *csgi_environ__peer(csgi_environ *environ);
+
+/* The pointer set under "csgi.request" (csgi_request_from_environ), or
+   NULL, without a lookup: every filter asks for it. */
+void *csgi_environ__request(csgi_environ *environ);
 
 #endif

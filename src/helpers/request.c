@@ -106,7 +106,7 @@ int csgi_request_from_environ(csgi_request **out, csgi_environ *env)
     *out = NULL;
     if (!env)
         return CSGI_EINVAL;
-    csgi_request *request = csgi_environ_get_pointer(env, REQUEST_KEY);
+    csgi_request *request = csgi_environ__request(env);
     if (request) {
         *out = request;
         return 0;

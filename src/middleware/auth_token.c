@@ -61,46 +61,47 @@ typedef struct check {
     auth_call *call;
 } check;
 
-/* Every header only auth_token sets, whatever the client sent. */
+/* Every header only auth_token sets, whatever the client sent; by length,
+   as csgi_environ__remove_keys searches them. */
 #define KEY(name)              \
     {                          \
         name, sizeof(name) - 1 \
     }
 static const csgi_environ__key strip_keys[] = {
-    KEY("HTTP_X_IDENTITY_STATUS"),
-    KEY("HTTP_X_SERVICE_IDENTITY_STATUS"),
-    KEY("HTTP_X_USER_ID"),
-    KEY("HTTP_X_USER_NAME"),
-    KEY("HTTP_X_USER_DOMAIN_ID"),
-    KEY("HTTP_X_USER_DOMAIN_NAME"),
-    KEY("HTTP_X_PROJECT_ID"),
-    KEY("HTTP_X_PROJECT_NAME"),
-    KEY("HTTP_X_PROJECT_DOMAIN_ID"),
-    KEY("HTTP_X_PROJECT_DOMAIN_NAME"),
-    KEY("HTTP_X_DOMAIN_ID"),
-    KEY("HTTP_X_DOMAIN_NAME"),
-    KEY("HTTP_X_ROLES"),
-    KEY("HTTP_X_IS_ADMIN_PROJECT"),
-    KEY("HTTP_X_SYSTEM_SCOPE"),
-    KEY("HTTP_X_SERVICE_CATALOG"),
-    KEY("HTTP_X_SERVICE_USER_ID"),
-    KEY("HTTP_X_SERVICE_USER_NAME"),
-    KEY("HTTP_X_SERVICE_USER_DOMAIN_ID"),
-    KEY("HTTP_X_SERVICE_USER_DOMAIN_NAME"),
-    KEY("HTTP_X_SERVICE_PROJECT_ID"),
-    KEY("HTTP_X_SERVICE_PROJECT_NAME"),
-    KEY("HTTP_X_SERVICE_PROJECT_DOMAIN_ID"),
-    KEY("HTTP_X_SERVICE_PROJECT_DOMAIN_NAME"),
-    KEY("HTTP_X_SERVICE_DOMAIN_ID"),
-    KEY("HTTP_X_SERVICE_DOMAIN_NAME"),
-    KEY("HTTP_X_SERVICE_ROLES"),
-    KEY("HTTP_X_SERVICE_IS_ADMIN_PROJECT"),
-    KEY("HTTP_X_SERVICE_SYSTEM_SCOPE"),
-    KEY("HTTP_X_TENANT_ID"),
-    KEY("HTTP_X_TENANT_NAME"),
-    KEY("HTTP_X_TENANT"),
     KEY("HTTP_X_USER"),
     KEY("HTTP_X_ROLE"),
+    KEY("HTTP_X_ROLES"),
+    KEY("HTTP_X_TENANT"),
+    KEY("HTTP_X_USER_ID"),
+    KEY("HTTP_X_USER_NAME"),
+    KEY("HTTP_X_DOMAIN_ID"),
+    KEY("HTTP_X_TENANT_ID"),
+    KEY("HTTP_X_PROJECT_ID"),
+    KEY("HTTP_X_DOMAIN_NAME"),
+    KEY("HTTP_X_TENANT_NAME"),
+    KEY("HTTP_X_PROJECT_NAME"),
+    KEY("HTTP_X_SYSTEM_SCOPE"),
+    KEY("HTTP_X_SERVICE_ROLES"),
+    KEY("HTTP_X_USER_DOMAIN_ID"),
+    KEY("HTTP_X_IDENTITY_STATUS"),
+    KEY("HTTP_X_SERVICE_CATALOG"),
+    KEY("HTTP_X_SERVICE_USER_ID"),
+    KEY("HTTP_X_USER_DOMAIN_NAME"),
+    KEY("HTTP_X_IS_ADMIN_PROJECT"),
+    KEY("HTTP_X_PROJECT_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_USER_NAME"),
+    KEY("HTTP_X_SERVICE_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_PROJECT_ID"),
+    KEY("HTTP_X_PROJECT_DOMAIN_NAME"),
+    KEY("HTTP_X_SERVICE_DOMAIN_NAME"),
+    KEY("HTTP_X_SERVICE_PROJECT_NAME"),
+    KEY("HTTP_X_SERVICE_SYSTEM_SCOPE"),
+    KEY("HTTP_X_SERVICE_USER_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_IDENTITY_STATUS"),
+    KEY("HTTP_X_SERVICE_USER_DOMAIN_NAME"),
+    KEY("HTTP_X_SERVICE_IS_ADMIN_PROJECT"),
+    KEY("HTTP_X_SERVICE_PROJECT_DOMAIN_ID"),
+    KEY("HTTP_X_SERVICE_PROJECT_DOMAIN_NAME"),
 };
 
 static int strip_identity(csgi_environ *environ)
@@ -125,7 +126,8 @@ static int apply(const auth_identity *identity, void *userdata)
     check *c = userdata;
     csgi_environ *environ = csgi_request_environ(c->request);
     char *copy = csgi_environ_alloc(environ, identity->size);
-    if (!copy)
+    /* Every field's key, and the five older names: one growth at most. */
+    if (!copy || csgi_environ__reserve(environ, AUTH_FIELD_COUNT + 5) != 0)
         return CSGI_ENOMEM;
     memcpy(copy, identity, identity->size);
     const char *value[AUTH_FIELD_COUNT];

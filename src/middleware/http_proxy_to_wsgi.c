@@ -167,8 +167,7 @@ static csgi_body *proxy_call(void *state, csgi_environ *environ,
                              csgi_start_response *start_response)
 {
     const proxy_filter *f = state;
-    if (csgi_middleware__networks_match(f->trusted, f->count,
-                                        csgi_environ_get(environ, "REMOTE_ADDR"))) {
+    if (csgi_middleware__networks_match_client(f->trusted, f->count, environ)) {
         const char *forwarded = csgi_environ_get(environ, "HTTP_FORWARDED");
         int rc = forwarded ? apply_forwarded(environ, forwarded) : apply_x_forwarded(environ);
         if (rc != 0)

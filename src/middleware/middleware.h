@@ -157,6 +157,11 @@ int csgi_middleware__networks_parse(const csgi_conf *conf, const char *key,
 /* Whether address (text, NULL allowed) is in one of networks. */
 bool csgi_middleware__networks_match(const csgi_middleware__network *networks, size_t count,
                                      const char *address);
+/* csgi_middleware__networks_match() for the client of a request
+   (REMOTE_ADDR), from the connection's address while no middleware
+   changed it. */
+bool csgi_middleware__networks_match_client(const csgi_middleware__network *networks, size_t count,
+                                            csgi_environ *environ);
 
 /* audit.c: keystonemiddleware's audit (egg:keystonemiddleware#audit,
    keystonemiddleware.audit:filter_factory); conf keys audit_map_file,

@@ -4,7 +4,11 @@
  * healthcheck's allowed_source_ranges.
  */
 #include "common/alloc.h"
+#include "gateway/environ_private.h"
 #include "middleware/middleware.h"
+
+#include <csgi/environ.h>
+#include <netinet/in.h>
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -86,11 +90,10 @@ int csgi_middleware__networks_parse(const csgi_conf *conf, const char *key,
     return 0;
 }
 
-bool csgi_middleware__networks_match(const csgi_middleware__network *networks, size_t count,
-                                     const char *address)
+/* Whether the address (family, bytes) is in one of the networks. */
+static bool match_bytes(const csgi_middleware__network *networks, size_t count, int family,
+                        const unsigned char *bytes)
 {
-    unsigned char bytes[16];
-    int family = address ? csgi_middleware__parse_address(address, strlen(address), bytes) : 0;
     for (size_t i = 0; family && i < count; i++) {
         const csgi_middleware__network *n = &networks[i];
         if (n->family != family)
@@ -103,4 +106,28 @@ bool csgi_middleware__networks_match(const csgi_middleware__network *networks, s
             return true;
     }
     return false;
+}
+
+bool csgi_middleware__networks_match(const csgi_middleware__network *networks, size_t count,
+                                     const char *address)
+{
+    unsigned char bytes[16];
+    int family = address ? csgi_middleware__parse_address(address, strlen(address), bytes) : 0;
+    return match_bytes(networks, count, family, bytes);
+}
+
+bool csgi_middleware__networks_match_client(const csgi_middleware__network *networks, size_t count,
+                                            csgi_environ *environ)
+{
+    /* The connection's own address, while REMOTE_ADDR is still it: no
+       text to format and parse again. */
+    const struct sockaddr *peer = csgi_environ__peer(environ);
+    if (peer && peer->sa_family == AF_INET)
+        return match_bytes(networks, count, AF_INET,
+                           (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr);
+    if (peer && peer->sa_family == AF_INET6)
+        return match_bytes(networks, count, AF_INET6,
+                           (const unsigned char *)&((const struct sockaddr_in6 *)peer)->sin6_addr);
+    return csgi_middleware__networks_match(networks, count,
+                                           csgi_environ_get(environ, "REMOTE_ADDR"));
 }
