@@ -146,6 +146,7 @@ struct csgi_environ {
     uint32_t line_len[LINE_KEYS];      /* the head's limits keep them small */
     const char *line_value[LINE_KEYS]; /* NUL-terminated */
     int destructors_deferred;
+    uint64_t lengths;    /* bit (len % 64) for every key len ever in entries */
     uint32_t shadows;    /* entries with SHADOW, tombstones included */
     uint32_t tombstones; /* shadows of kind 0 */
     void *request;       /* csgi.request's pointer, kept for csgi_request_from_environ */
@@ -251,8 +252,17 @@ static int format_address(const struct sockaddr *sa, int bracket, char *address,
 
 /* ---- Entries --------------------------------------------------------------- */
 
+/* The bit of a key's length in environ->lengths: most lookups of a key
+   that is not there end at it, without a scan. */
+static inline uint64_t length_bit(size_t key_len)
+{
+    return (uint64_t)1 << (key_len & 63);
+}
+
 static entry *find(csgi_environ *environ, const char *key, size_t key_len)
 {
+    if (!(environ->lengths & length_bit(key_len)))
+        return NULL;
     entry *e = environ->entries;
     entry *end = e + environ->count;
     for (; e < end; e++)
@@ -290,6 +300,7 @@ static entry *add(csgi_environ *environ, const char *key, size_t key_len, int ki
     e->key_len = (uint32_t)key_len;
     e->kind = (uint8_t)kind;
     e->flags = 0;
+    environ->lengths |= length_bit(key_len);
     return e;
 }
 
@@ -838,6 +849,7 @@ csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
     environ->built = 0;
     environ->line_made = 0;
     environ->destructors_deferred = 0;
+    environ->lengths = 0;
     environ->shadows = 0;
     environ->tombstones = 0;
     environ->request = NULL;
@@ -878,6 +890,7 @@ csgi_environ *csgi_environ__copy(csgi_environ *from, csgi_arena *arena,
     copy->capacity = capacity;
     copy->built = 1;
     copy->request = from->request;
+    copy->lengths = from->lengths;
     for (size_t i = 0; i < copy->count; i++) {
         entry *e = &entries[i];
         if (e->kind != CSGI_VALUE_POINTER && e->kind != CSGI_VALUE_JSON)
@@ -1004,6 +1017,7 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
     memcpy(copy, key, key_len + 1);
     e->key = copy;
     e->key_len = (uint32_t)key_len;
+    environ->lengths |= length_bit(key_len);
     e->kind = CSGI_VALUE_NONE;
     e->flags = shadow > 0 ? SHADOW : 0;
     environ->shadows += shadow > 0;
@@ -1528,6 +1542,7 @@ int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, siz
         e->key_len = (uint32_t)key_len;
         e->kind = CSGI_VALUE_NONE;
         e->flags = 0;
+        environ->lengths |= length_bit(key_len);
     }
     note_request(environ, key, key_len, pointer);
     entry old = *e;
@@ -1575,6 +1590,7 @@ static int bury(csgi_environ *environ, const char *key, size_t key_len)
     e->key_len = (uint32_t)key_len;
     e->kind = CSGI_VALUE_NONE;
     e->flags = SHADOW;
+    environ->lengths |= length_bit(key_len);
     environ->shadows++;
     environ->tombstones++;
     return 0;
@@ -1744,6 +1760,7 @@ int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t
         e->key = key;
         e->key_len = (uint32_t)key_len;
         e->flags = shadow ? SHADOW : 0;
+        environ->lengths |= length_bit(key_len);
         environ->shadows += shadow != 0;
     }
     e->kind = CSGI_VALUE_STRING;

@@ -112,11 +112,12 @@ static int strip_identity(csgi_environ *environ)
 
 /* ---- A valid token's headers -------------------------------------------------------- */
 
-/* A key (a literal) set to value, which lives in the request's memory:
-   the key was stripped, so it is not set. */
-#define SET(environ, key, value)                                                                  \
-    ((value) ? csgi_environ__append_borrowed(environ, key, sizeof(key) - 1, value, strlen(value)) \
-             : 0)
+/* A key (a literal) set to field f of the identity, which lives in the
+   request's memory: the key was stripped, so it is not set. */
+#define SET(environ, key, f)                                                           \
+    (value[f] ? csgi_environ__append_borrowed(environ, key, sizeof(key) - 1, value[f], \
+                                              identity->len[f])                        \
+              : 0)
 
 /* use for the cache, and for fresh identities: the token's headers. The
    identity is copied once into the request's memory (a cached one may go
@@ -140,7 +141,7 @@ static int apply(const auth_identity *identity, void *userdata)
         const char *key = service ? k->service : k->user;
         size_t key_len = service ? k->service_len : k->user_len;
         if (key && value[f] && (f != AUTH_CATALOG || c->filter->include_service_catalog))
-            rc = csgi_environ__append_borrowed(environ, key, key_len, value[f], strlen(value[f]));
+            rc = csgi_environ__append_borrowed(environ, key, key_len, value[f], identity->len[f]);
     }
     if (service) {
         c->roles_ok = auth_token__has_roles(identity, (const char *const *)c->filter->service_roles,
@@ -149,15 +150,15 @@ static int apply(const auth_identity *identity, void *userdata)
     }
     /* The names services older than keystone's v3 headers still read. */
     if (rc == 0)
-        rc = SET(environ, "HTTP_X_TENANT_ID", value[AUTH_PROJECT_ID]);
+        rc = SET(environ, "HTTP_X_TENANT_ID", AUTH_PROJECT_ID);
     if (rc == 0)
-        rc = SET(environ, "HTTP_X_TENANT_NAME", value[AUTH_PROJECT_NAME]);
+        rc = SET(environ, "HTTP_X_TENANT_NAME", AUTH_PROJECT_NAME);
     if (rc == 0)
-        rc = SET(environ, "HTTP_X_TENANT", value[AUTH_PROJECT_NAME]);
+        rc = SET(environ, "HTTP_X_TENANT", AUTH_PROJECT_NAME);
     if (rc == 0)
-        rc = SET(environ, "HTTP_X_USER", value[AUTH_USER_NAME]);
+        rc = SET(environ, "HTTP_X_USER", AUTH_USER_NAME);
     if (rc == 0)
-        rc = SET(environ, "HTTP_X_ROLE", value[AUTH_ROLES]);
+        rc = SET(environ, "HTTP_X_ROLE", AUTH_ROLES);
     return rc;
 }
 
@@ -203,6 +204,13 @@ static csgi_response *refuse(check *c)
     return response;
 }
 
+/* X-Identity-Status (or X-Service-Identity-Status): key was stripped. */
+static int status_header(csgi_environ *environ, const char *key, size_t key_len, bool ok)
+{
+    return ok ? csgi_environ__append_borrowed(environ, key, key_len, "Confirmed", 9)
+              : csgi_environ__append_borrowed(environ, key, key_len, "Invalid", 7);
+}
+
 static csgi_response *decide(check *c)
 {
     const auth_filter *f = c->filter;
@@ -223,10 +231,12 @@ static csgi_response *decide(check *c)
                             f->service_roles_required ? ": refused" : "");
     if (!f->delay_auth_decision && (!user_ok || (c->status[1] != ABSENT && !service_ok)))
         return refuse(c);
-    if (csgi_environ_set(environ, "HTTP_X_IDENTITY_STATUS", user_ok ? "Confirmed" : "Invalid") !=
-            0 ||
-        (c->status[1] != ABSENT && csgi_environ_set(environ, "HTTP_X_SERVICE_IDENTITY_STATUS",
-                                                    service_ok ? "Confirmed" : "Invalid") != 0))
+    /* Stripped at the start, set once here: static strings, no copy. */
+    if (status_header(environ, "HTTP_X_IDENTITY_STATUS", sizeof("HTTP_X_IDENTITY_STATUS") - 1,
+                      user_ok) != 0 ||
+        (c->status[1] != ABSENT &&
+         status_header(environ, "HTTP_X_SERVICE_IDENTITY_STATUS",
+                       sizeof("HTTP_X_SERVICE_IDENTITY_STATUS") - 1, service_ok) != 0))
         return NULL;
     return csgi_handler_forward(c->request, c->next);
 }
@@ -293,10 +303,11 @@ static csgi_response *step(csgi_request *request, check *c)
     return decide(c);
 }
 
-/* A token header's value, or NULL when absent or empty. */
-static const char *token_of(csgi_request *request, const char *name, size_t *len)
+/* A token header's value (key: its environ key), or NULL when absent or
+   empty. */
+static const char *token_of(csgi_environ *environ, const char *key, size_t *len)
 {
-    const char *value = csgi_request_header(request, name, len);
+    const char *value = csgi_environ_get_n(environ, key, len);
     return value && *len ? value : NULL;
 }
 
@@ -309,10 +320,10 @@ static csgi_response *auth_token(csgi_request *request, csgi_app *next, void *us
     c->filter = userdata;
     c->request = request;
     c->next = next;
-    c->token[0] = token_of(request, "X-Auth-Token", &c->len[0]);
+    c->token[0] = token_of(environ, "HTTP_X_AUTH_TOKEN", &c->len[0]);
     if (!c->token[0])
-        c->token[0] = token_of(request, "X-Storage-Token", &c->len[0]);
-    c->token[1] = token_of(request, "X-Service-Token", &c->len[1]);
+        c->token[0] = token_of(environ, "HTTP_X_STORAGE_TOKEN", &c->len[0]);
+    c->token[1] = token_of(environ, "HTTP_X_SERVICE_TOKEN", &c->len[1]);
     return step(request, c);
 }
 

@@ -53,6 +53,7 @@ typedef struct auth_identity {
     size_t size;                         /* of the whole block: the values follow */
     int64_t expires;                     /* Unix time */
     const char *value[AUTH_FIELD_COUNT]; /* NULL when the token does not say */
+    size_t len[AUTH_FIELD_COUNT];        /* value's length */
 } auth_identity;
 
 /* A token document as keystone's GET /v3/auth/tokens answers it ({"token":

@@ -127,11 +127,13 @@ static auth_identity *pack(const texts *t, int64_t expires)
     char *at = (char *)(identity + 1);
     for (int f = 0; f < AUTH_FIELD_COUNT; f++) {
         identity->value[f] = NULL;
+        identity->len[f] = 0;
         if (!t->value[f])
             continue;
         size_t len = strlen(t->value[f]) + 1;
         memcpy(at, t->value[f], len);
         identity->value[f] = at;
+        identity->len[f] = len - 1;
         at += len;
     }
     return identity;
