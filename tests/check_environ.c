@@ -1041,7 +1041,14 @@ static void shadow_apply(csgi_environ *e, const char *key, int op)
     default:
         ck_assert_int_eq(csgi_environ__remove_keys(e, "HTTP_X_", strip_keys, 3), 0);
         ck_assert_int_eq(csgi_environ__append_borrowed(e, "HTTP_X_USER_ID", 14, "u1", 2), 0);
-        ck_assert_int_eq(csgi_environ__append_borrowed(e, "HTTP_X_PROJECT_ID", 17, "p1", 2), 0);
+        {
+            /* One of them removed (a tombstone) in some heads, not in others. */
+            static const csgi_environ__key more[] = {{"HTTP_X_PROJECT_ID", 17},
+                                                     {"HTTP_X_ROLES", 12}};
+            static const char *const values[] = {"p1", "reader"};
+            static const size_t lens[] = {2, 6};
+            ck_assert_int_eq(csgi_environ__append_borrowed_many(e, more, values, lens, 2), 0);
+        }
         break;
     }
 }
@@ -1074,7 +1081,8 @@ START_TEST(test_shadows_as_if_built)
                 csgi_environ_set(a->environ, "mine", "1"); /* a key of middleware's */
                 shadow_apply(a->environ, keys[k], op);
                 if (op == OP_STRIP) {
-                    ck_assert_ptr_null(csgi_environ_get(a->environ, "HTTP_X_ROLES"));
+                    ck_assert_str_eq(csgi_environ_get(a->environ, "HTTP_X_ROLES"), "reader");
+                    ck_assert_str_eq(csgi_environ_get(a->environ, "HTTP_X_PROJECT_ID"), "p1");
                     ck_assert_str_eq(csgi_environ_get(a->environ, "HTTP_X_USER_ID"), "u1");
                 }
                 dump_environ(a->environ, before, sizeof(before));

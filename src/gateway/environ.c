@@ -143,16 +143,22 @@ struct csgi_environ {
        block, below the arena's inline limit (512 bytes): keep this small. */
     uint8_t built;                     /* the server's keys are in entries */
     uint8_t line_made;                 /* bit (1 << LINE_x): line_value[x] is made */
+    uint8_t destructors_deferred;      /* destroy_values is registered */
     uint32_t line_len[LINE_KEYS];      /* the head's limits keep them small */
     const char *line_value[LINE_KEYS]; /* NUL-terminated */
-    int destructors_deferred;
-    uint64_t lengths;    /* bit (len % 64) for every key len ever in entries */
-    uint32_t shadows;    /* entries with SHADOW, tombstones included */
-    uint32_t tombstones; /* shadows of kind 0 */
-    void *request;       /* csgi.request's pointer, kept for csgi_request_from_environ */
+    uint64_t lengths;                  /* bit (len % 64) for every key len ever in entries */
+    uint64_t name_lengths;             /* bit (len % 64) for the head's names, bit 0: made */
+    uint32_t shadows;                  /* entries with SHADOW, tombstones included */
+    uint32_t tombstones;               /* shadows of kind 0 */
+    void *request; /* csgi.request's pointer, kept for csgi_request_from_environ */
     csgi_input input;
     csgi_input *replaced; /* csgi_environ_set_input, else NULL */
 };
+
+/* With the gateway's request state (264 bytes) it must stay within the
+   arena's inline allocation (512 bytes), or every request pays the slow
+   path. */
+_Static_assert(sizeof(struct csgi_environ) <= 248, "the environ outgrew the gateway's block");
 
 /* The input stream is set up at its first use: most requests have no body. */
 static csgi_input *input_of(csgi_environ *environ)
@@ -850,6 +856,7 @@ csgi_environ *csgi_environ__init(void *memory, csgi_arena *arena,
     environ->line_made = 0;
     environ->destructors_deferred = 0;
     environ->lengths = 0;
+    environ->name_lengths = 0;
     environ->shadows = 0;
     environ->tombstones = 0;
     environ->request = NULL;
@@ -977,11 +984,25 @@ void *csgi_environ__request(csgi_environ *environ)
     return environ->request;
 }
 
-/* A tombstone is set again: the key comes back, behind (MOVED). */
-static void revive(csgi_environ *environ, entry *e)
+/* A tombstone is set again: the key comes back, at the end (MOVED). */
+static entry *revive(csgi_environ *environ, entry *tombstone)
 {
-    e->flags |= MOVED;
+    /* As after a build: the removed key's place becomes a hole, and the
+       key is set again at the end. The new entry carries the removal
+       (MOVED) for the build. */
+    size_t at = (size_t)(tombstone - environ->entries);
+    entry *e = append(environ); /* may move the array */
+    if (!e)
+        return NULL;
+    tombstone = &environ->entries[at];
+    e->key = tombstone->key;
+    e->key_len = tombstone->key_len;
+    e->kind = CSGI_VALUE_NONE;
+    e->flags = SHADOW | MOVED;
+    tombstone->key_len = 0;
+    tombstone->flags = 0;
     environ->tombstones--;
+    return e;
 }
 
 /*
@@ -1002,8 +1023,10 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
             if (!*extra_out)
                 return NULL;
         }
-        if (e->kind == CSGI_VALUE_NONE && (e->flags & SHADOW))
-            revive(environ, e);
+        if (e->kind == CSGI_VALUE_NONE && (e->flags & SHADOW)) {
+            *existing = 0; /* nothing to release */
+            return revive(environ, e);
+        }
         return e;
     }
     if (extra > SIZE_MAX - key_len - 1)
@@ -1112,9 +1135,10 @@ static int name_is_key(const char *name, const char *want, size_t len)
    parsed head: 1 with *found set (NULL when absent), 2 when the name is
    repeated (*found the first), 0 when the head cannot tell (a name with
    '_' anywhere in it: the build drops and logs those). */
-static int header_scan(const csgi_http__head *head, const char *key, size_t key_len,
+static int header_scan(csgi_environ *environ, const char *key, size_t key_len,
                        const csgi_http__header **found)
 {
+    const csgi_http__head *head = environ->source->head;
     if (head->underscore)
         return 0;
     const char *want = key;
@@ -1134,6 +1158,16 @@ static int header_scan(const csgi_http__head *head, const char *key, size_t key_
         }
     }
     *found = NULL;
+    /* A bit per name length in the head, made at the first scan: most
+       filters ask for headers the request does not have. */
+    if (!environ->name_lengths) {
+        uint64_t lengths = 1; /* made */
+        for (size_t i = 0; i < head->header_count; i++)
+            lengths |= length_bit(head->headers[i].name_len);
+        environ->name_lengths = lengths;
+    }
+    if (!(environ->name_lengths & length_bit(want_len)))
+        return 1;
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
         if (h->name_len != want_len || !name_is_key(h->name, want, want_len))
@@ -1149,7 +1183,7 @@ static int header_fast(csgi_environ *environ, const char *key, size_t key_len, c
                        size_t *len)
 {
     const csgi_http__header *found;
-    if (header_scan(environ->source->head, key, key_len, &found) != 1)
+    if (header_scan(environ, key, key_len, &found) != 1)
         return 0;
     *out = NULL;
     if (!found)
@@ -1265,6 +1299,35 @@ static int peer_fast(csgi_environ *environ, const char *key, size_t key_len, con
     return 1;
 }
 
+int csgi_environ__append_borrowed_many(csgi_environ *environ, const csgi_environ__key *keys,
+                                       const char *const *values, const size_t *lens, size_t n)
+{
+    if (environ->tombstones) { /* one at a time, each may set its tombstone */
+        for (size_t i = 0; i < n; i++)
+            if (csgi_environ__append_borrowed(environ, keys[i].name, keys[i].len, values[i],
+                                              lens[i]) != 0)
+                return CSGI_ENOMEM;
+        return 0;
+    }
+    if (csgi_environ__reserve(environ, n) != 0)
+        return CSGI_ENOMEM;
+    uint8_t flags = environ->built ? 0 : SHADOW;
+    entry *e = &environ->entries[environ->count];
+    for (size_t i = 0; i < n; i++, e++) {
+        e->key = keys[i].name;
+        e->key_len = (uint32_t)keys[i].len;
+        e->kind = CSGI_VALUE_STRING;
+        e->flags = flags;
+        e->value.string.bytes = values[i];
+        e->value.string.len = lens[i];
+        environ->lengths |= length_bit(keys[i].len);
+    }
+    environ->count += n;
+    if (flags)
+        environ->shadows += (uint32_t)n;
+    return 0;
+}
+
 const struct sockaddr *csgi_environ__peer(csgi_environ *environ)
 {
     if (environ->built || (environ->shadows && find(environ, "REMOTE_ADDR", 11)))
@@ -1277,7 +1340,7 @@ const struct sockaddr *csgi_environ__peer(csgi_environ *environ)
 static int server_has(csgi_environ *environ, const char *key, size_t key_len)
 {
     const csgi_http__header *found;
-    int r = header_scan(environ->source->head, key, key_len, &found);
+    int r = header_scan(environ, key, key_len, &found);
     if (r)
         return found != NULL;
     if (key[0] == 'H' || (key_len > 4 && memcmp(key, "SSL_", 4) == 0))
@@ -1750,13 +1813,14 @@ int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t
 {
     /* An HTTP_ key: before the build, a shadow. */
     int shadow = !environ->built;
-    /* A key removed before the build has its tombstone: set that. */
+    /* A key removed before the build has its tombstone: set it again. */
     entry *e = shadow && environ->tombstones ? find(environ, key, key_len) : NULL;
-    if (e)
-        revive(environ, e);
-    else if (!(e = append(environ)))
+    if (e) {
+        if (!(e = revive(environ, e)))
+            return CSGI_ENOMEM;
+    } else if (!(e = append(environ))) {
         return CSGI_ENOMEM;
-    else {
+    } else {
         e->key = key;
         e->key_len = (uint32_t)key_len;
         e->flags = shadow ? SHADOW : 0;

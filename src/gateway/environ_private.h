@@ -226,6 +226,12 @@ int csgi_environ__remove_keys(csgi_environ *environ, const char *prefix,
 int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t key_len,
                                   const char *value, size_t len);
 
+/* csgi_environ__append_borrowed() for n keys at once (values[i], lens[i]
+   bytes each): one check for room, no search unless a key was removed
+   before the build. 0, or CSGI_ENOMEM. */
+int csgi_environ__append_borrowed_many(csgi_environ *environ, const csgi_environ__key *keys,
+                                       const char *const *values, const size_t *lens, size_t n);
+
 /* Room for more keys without growing the array again: before a filter
    sets a known number of them. 0, or CSGI_ENOMEM. */
 int csgi_environ__reserve(csgi_environ *environ, size_t more);

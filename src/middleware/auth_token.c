@@ -112,12 +112,17 @@ static int strip_identity(csgi_environ *environ)
 
 /* ---- A valid token's headers -------------------------------------------------------- */
 
-/* A key (a literal) set to field f of the identity, which lives in the
-   request's memory: the key was stripped, so it is not set. */
-#define SET(environ, key, f)                                                           \
-    (value[f] ? csgi_environ__append_borrowed(environ, key, sizeof(key) - 1, value[f], \
-                                              identity->len[f])                        \
-              : 0)
+/* The names services older than keystone's v3 headers still read, and
+   the field each takes its value from. */
+static const struct {
+    csgi_environ__key key;
+    int field;
+} older[] = {
+    {{"HTTP_X_TENANT_ID", 16}, AUTH_PROJECT_ID}, {{"HTTP_X_TENANT_NAME", 18}, AUTH_PROJECT_NAME},
+    {{"HTTP_X_TENANT", 13}, AUTH_PROJECT_NAME},  {{"HTTP_X_USER", 11}, AUTH_USER_NAME},
+    {{"HTTP_X_ROLE", 11}, AUTH_ROLES},
+};
+#define OLDER_COUNT (sizeof(older) / sizeof(older[0]))
 
 /* use for the cache, and for fresh identities: the token's headers. The
    identity is copied once into the request's memory (a cached one may go
@@ -127,39 +132,39 @@ static int apply(const auth_identity *identity, void *userdata)
     check *c = userdata;
     csgi_environ *environ = csgi_request_environ(c->request);
     char *copy = csgi_environ_alloc(environ, identity->size);
-    /* Every field's key, and the five older names: one growth at most. */
-    if (!copy || csgi_environ__reserve(environ, AUTH_FIELD_COUNT + 5) != 0)
+    if (!copy)
         return CSGI_ENOMEM;
     memcpy(copy, identity, identity->size);
     const char *value[AUTH_FIELD_COUNT];
     for (int f = 0; f < AUTH_FIELD_COUNT; f++)
         value[f] = identity->value[f] ? copy + (identity->value[f] - (const char *)identity) : NULL;
     bool service = c->phase == 1;
-    int rc = 0;
-    for (int f = 0; rc == 0 && f < AUTH_FIELD_COUNT; f++) {
+    /* The keys were stripped: they are set in one call, no search. */
+    csgi_environ__key keys[AUTH_FIELD_COUNT + OLDER_COUNT];
+    const char *values[AUTH_FIELD_COUNT + OLDER_COUNT];
+    size_t lens[AUTH_FIELD_COUNT + OLDER_COUNT];
+    size_t n = 0;
+    for (int f = 0; f < AUTH_FIELD_COUNT; f++) {
         const auth_field_keys *k = &auth_token__fields[f];
         const char *key = service ? k->service : k->user;
-        size_t key_len = service ? k->service_len : k->user_len;
-        if (key && value[f] && (f != AUTH_CATALOG || c->filter->include_service_catalog))
-            rc = csgi_environ__append_borrowed(environ, key, key_len, value[f], identity->len[f]);
+        if (!key || !value[f] || (f == AUTH_CATALOG && !c->filter->include_service_catalog))
+            continue;
+        keys[n].name = key;
+        keys[n].len = service ? k->service_len : k->user_len;
+        values[n] = value[f];
+        lens[n++] = identity->len[f];
     }
-    if (service) {
+    for (size_t i = 0; !service && i < OLDER_COUNT; i++) {
+        if (!value[older[i].field])
+            continue;
+        keys[n] = older[i].key;
+        values[n] = value[older[i].field];
+        lens[n++] = identity->len[older[i].field];
+    }
+    if (service)
         c->roles_ok = auth_token__has_roles(identity, (const char *const *)c->filter->service_roles,
                                             c->filter->service_role_count);
-        return rc;
-    }
-    /* The names services older than keystone's v3 headers still read. */
-    if (rc == 0)
-        rc = SET(environ, "HTTP_X_TENANT_ID", AUTH_PROJECT_ID);
-    if (rc == 0)
-        rc = SET(environ, "HTTP_X_TENANT_NAME", AUTH_PROJECT_NAME);
-    if (rc == 0)
-        rc = SET(environ, "HTTP_X_TENANT", AUTH_PROJECT_NAME);
-    if (rc == 0)
-        rc = SET(environ, "HTTP_X_USER", AUTH_USER_NAME);
-    if (rc == 0)
-        rc = SET(environ, "HTTP_X_ROLE", AUTH_ROLES);
-    return rc;
+    return csgi_environ__append_borrowed_many(environ, keys, values, lens, n);
 }
 
 /* Record what was learnt of the current token, and keep it. identity
