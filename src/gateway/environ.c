@@ -1800,11 +1800,18 @@ int csgi_environ__reserve(csgi_environ *environ, size_t more)
 {
     if (environ->capacity - environ->count >= more)
         return 0;
-    void *entries = environ->entries;
-    if (csgi_vec__reserve_in(environ->arena, &entries, &environ->capacity, sizeof(entry),
-                             environ->count, environ->count + more, SIZE_MAX) != 0)
+    /* Exactly what is asked and a few spare, not double: an array above a
+       quarter of the arena's chunk would be a malloc of its own. */
+    if (more > SIZE_MAX / sizeof(entry) - environ->count - SPARE_ENTRIES)
         return CSGI_ENOMEM;
+    size_t capacity = environ->count + more + SPARE_ENTRIES;
+    entry *entries = csgi_arena__alloc(environ->arena, capacity * sizeof(entry));
+    if (!entries)
+        return CSGI_ENOMEM;
+    if (environ->count)
+        memcpy(entries, environ->entries, environ->count * sizeof(entry));
     environ->entries = entries;
+    environ->capacity = capacity;
     return 0;
 }
 
