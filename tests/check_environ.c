@@ -1053,6 +1053,45 @@ static void shadow_apply(csgi_environ *e, const char *key, int op)
     }
 }
 
+START_TEST(test_get_headers)
+{
+    /* The one pass over the head answers what a read of each key would:
+       absent, present, repeated (joined), shadowed by a set or a removal,
+       in a head with a '_' name, after the build. */
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: a\r\n"
+        "x-forwarded-for: b\r\nContent-Type: t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX_Dropped: 1\r\nX-Forwarded-Host: fh\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+    };
+    static const csgi_environ__key keys[] = {
+        {"HTTP_X_FORWARDED_PROTO", 22}, {"HTTP_X_FORWARDED_FOR", 20},
+        {"HTTP_X_FORWARDED_HOST", 21},  {"HTTP_HOST", 9},
+        {"HTTP_CONTENT_TYPE", 17},      {"HTTP_ABSENT", 11},
+    };
+    for (size_t h = 0; h < COUNT(heads); h++) {
+        for (int variant = 0; variant < 4; variant++) {
+            fixture *f = fixture_open(heads[h], PEER_INET);
+            if (variant == 1)
+                csgi_environ_set(f->environ, "HTTP_HOST", "set");
+            if (variant == 2)
+                csgi_environ_remove(f->environ, "HTTP_X_FORWARDED_PROTO");
+            if (variant == 3)
+                fixture_build(f);
+            const char *values[COUNT(keys)];
+            ck_assert_int_eq(csgi_environ__get_headers(f->environ, keys, COUNT(keys), values), 0);
+            for (size_t k = 0; k < COUNT(keys); k++) {
+                const char *want = csgi_environ_get(f->environ, keys[k].name);
+                ck_assert_msg(want ? values[k] && strcmp(values[k], want) == 0 : !values[k],
+                              "head %zu variant %d %s: %s, want %s", h, variant, keys[k].name,
+                              values[k] ? values[k] : "(absent)", want ? want : "(absent)");
+            }
+            fixture_free(f);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_shadows_as_if_built)
 {
     /* Whatever is set or removed before the build, the environ is then the
@@ -2352,6 +2391,7 @@ static Suite *environ_suite(void)
     tcase_add_test(tc, test_line_fast_path);
     tcase_add_test(tc, test_keys_before_build);
     tcase_add_test(tc, test_shadows_as_if_built);
+    tcase_add_test(tc, test_get_headers);
     tcase_add_test(tc, test_router_accessors);
     tcase_add_test(tc, test_allocations);
     tcase_add_test(tc, test_materialise_nomem);

@@ -1328,6 +1328,52 @@ int csgi_environ__append_borrowed_many(csgi_environ *environ, const csgi_environ
     return 0;
 }
 
+int csgi_environ__get_headers(csgi_environ *environ, const csgi_environ__key *keys, size_t n,
+                              const char **values)
+{
+    const csgi_http__head *head = environ->source->head;
+    int one_pass = !environ->built && !head->underscore && n <= 8;
+    for (size_t k = 0; one_pass && k < n; k++)
+        one_pass = keys[k].len > 5 && !find(environ, keys[k].name, keys[k].len) &&
+                   !(keys[k].len == 17 && memcmp(keys[k].name + 5, "CONTENT_TYPE", 12) == 0) &&
+                   !(keys[k].len == 19 && memcmp(keys[k].name + 5, "CONTENT_LENGTH", 14) == 0);
+    if (!one_pass) {
+        for (size_t k = 0; k < n; k++)
+            values[k] = csgi_environ_get_n(environ, keys[k].name, NULL);
+        return 0;
+    }
+    /* One pass over the head for them all. */
+    const csgi_http__header *found[8] = {NULL};
+    unsigned repeated = 0;
+    for (size_t i = 0; i < head->header_count; i++) {
+        const csgi_http__header *h = &head->headers[i];
+        for (size_t k = 0; k < n; k++) {
+            if (keys[k].len - 5 != h->name_len ||
+                !name_is_key(h->name, keys[k].name + 5, h->name_len))
+                continue;
+            if (found[k])
+                repeated |= 1u << k;
+            else
+                found[k] = h;
+            break;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (repeated & (1u << k)) { /* the build joins the values */
+            values[k] = csgi_environ_get_n(environ, keys[k].name, NULL);
+            continue;
+        }
+        values[k] = NULL;
+        if (!found[k])
+            continue;
+        char *copy = csgi_arena__strndup(environ->arena, found[k]->value, found[k]->value_len);
+        if (!copy)
+            return CSGI_ENOMEM;
+        values[k] = copy;
+    }
+    return 0;
+}
+
 const struct sockaddr *csgi_environ__peer(csgi_environ *environ)
 {
     if (environ->built || (environ->shadows && find(environ, "REMOTE_ADDR", 11)))

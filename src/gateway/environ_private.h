@@ -232,6 +232,13 @@ int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t
 int csgi_environ__append_borrowed_many(csgi_environ *environ, const csgi_environ__key *keys,
                                        const char *const *values, const size_t *lens, size_t n);
 
+/* csgi_environ_get() of n HTTP_ keys (n <= 8), values[k] for keys[k]
+   (NULL when absent): one pass over the parsed head when no middleware set
+   or removed them before the build. A filter that reads a family of
+   headers (X-Forwarded-*) asks once. 0, or CSGI_ENOMEM. */
+int csgi_environ__get_headers(csgi_environ *environ, const csgi_environ__key *keys, size_t n,
+                              const char **values);
+
 /* Room for more keys without growing the array again: before a filter
    sets a known number of them. 0, or CSGI_ENOMEM. */
 int csgi_environ__reserve(csgi_environ *environ, size_t more);

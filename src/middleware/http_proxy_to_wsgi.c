@@ -12,6 +12,7 @@
  * proxy itself wrote; a value that does not parse is ignored.
  */
 #include "common/alloc.h"
+#include "gateway/environ_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/app.h>
@@ -127,22 +128,29 @@ static int apply_forwarded(csgi_environ *environ, const char *value)
     return 0;
 }
 
-static int apply_x_forwarded(csgi_environ *environ)
+/* The headers read, in the order of forwarded_keys. */
+enum { FORWARDED, X_PROTO, X_HOST, X_FOR, X_PREFIX, FORWARDED_KEYS };
+static const csgi_environ__key forwarded_keys[FORWARDED_KEYS] = {
+    {"HTTP_FORWARDED", 14},       {"HTTP_X_FORWARDED_PROTO", 22},  {"HTTP_X_FORWARDED_HOST", 21},
+    {"HTTP_X_FORWARDED_FOR", 20}, {"HTTP_X_FORWARDED_PREFIX", 23},
+};
+
+static int apply_x_forwarded(csgi_environ *environ, const char *const *headers)
 {
     size_t len;
     const char *v;
     int rc = 0;
-    const char *proto = csgi_environ_get(environ, "HTTP_X_FORWARDED_PROTO");
+    const char *proto = headers[X_PROTO];
     if (proto && (v = last_element(proto, &len), is_scheme(v, len)))
         rc = set_n(environ, "csgi.url_scheme", len == 4 ? "http" : "https", len);
-    const char *host = csgi_environ_get(environ, "HTTP_X_FORWARDED_HOST");
+    const char *host = headers[X_HOST];
     if (rc == 0 && host && (v = last_element(host, &len), is_host(v, len)))
         rc = set_n(environ, "HTTP_HOST", v, len);
-    const char *for_ = csgi_environ_get(environ, "HTTP_X_FORWARDED_FOR");
+    const char *for_ = headers[X_FOR];
     char address[INET6_ADDRSTRLEN];
     if (rc == 0 && for_ && (v = last_element(for_, &len), client_address(v, len, address)))
         rc = csgi_environ_set(environ, "REMOTE_ADDR", address);
-    const char *prefix = csgi_environ_get(environ, "HTTP_X_FORWARDED_PREFIX");
+    const char *prefix = headers[X_PREFIX];
     if (rc == 0 && prefix && prefix[0] == '/') {
         size_t n = strlen(prefix);
         for (size_t i = 0; i < n; i++)
@@ -168,8 +176,11 @@ static csgi_body *proxy_call(void *state, csgi_environ *environ,
 {
     const proxy_filter *f = state;
     if (csgi_middleware__networks_match_client(f->trusted, f->count, environ)) {
-        const char *forwarded = csgi_environ_get(environ, "HTTP_FORWARDED");
-        int rc = forwarded ? apply_forwarded(environ, forwarded) : apply_x_forwarded(environ);
+        const char *headers[FORWARDED_KEYS];
+        int rc = csgi_environ__get_headers(environ, forwarded_keys, FORWARDED_KEYS, headers);
+        if (rc == 0)
+            rc = headers[FORWARDED] ? apply_forwarded(environ, headers[FORWARDED])
+                                    : apply_x_forwarded(environ, headers);
         if (rc != 0)
             return NULL; /* out of memory: the server answers 500 */
     }
