@@ -499,15 +499,21 @@ static csgi_response *run_resume(call *c, csgi_handler_resume_fn fn, void *state
     return response;
 }
 
+/* csgi_handler_forward() to the filter's next application: what nearly
+   every filter answers nearly every request. */
+static inline csgi_body *forward_next(call *c)
+{
+    if (csgi_gather__rewind(c->environ) != 0)
+        return NULL;
+    return csgi_app_call(c->adapter->next, c->environ, c->start_response);
+}
+
 /* What the handler answered when it used no feature that needs the call
    in the arena: its forward, or a response. */
 static csgi_body *deliver_plain(call *c, csgi_response *response)
 {
-    if (response == &forward_next_marker) {
-        if (csgi_gather__rewind(c->environ) != 0)
-            return NULL;
-        return csgi_app_call(c->adapter->next, c->environ, c->start_response);
-    }
+    if (response == &forward_next_marker)
+        return forward_next(c);
     if (response == &wait_marker || response == &read_marker) {
         /* only csgi_handler_wait() and _read_body() give them, and they
            move the call first: another request's marker */
@@ -595,6 +601,8 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
             return body_error(c, rc);
     }
     csgi_response *response = run_handler(&c);
+    if (response == &forward_next_marker && !c->in_arena)
+        return forward_next(c); /* without deliver's tests */
     return deliver(c, response);
 }
 
