@@ -853,6 +853,112 @@ START_TEST(test_wait_client_leaves)
 }
 END_TEST
 
+/* ---- A handler that changes its mind ------------------------------------------------- */
+
+static atomic_int changed_cancels;
+
+static void changed_cancel(void *state)
+{
+    (void)state;
+    atomic_fetch_add(&changed_cancels, 1);
+}
+
+static int ignore_data(void *state, csgi_request *request, const void *data, size_t len)
+{
+    (void)state;
+    (void)request;
+    (void)data;
+    (void)len;
+    return 0;
+}
+
+static csgi_response *never_end(void *state, csgi_request *request, int result)
+{
+    (void)state;
+    (void)result;
+    ck_abort_msg("a body reader the handler did not return ran");
+    return csgi_handler_error(request, 500, NULL);
+}
+
+static const csgi_body_reader_type ignoring_reader = {"ignoring", ignore_data, never_end};
+
+/* Asks for a feature that outlives the handler's call (a forward-then, a
+   wait, a body reader), then returns something else: what it returns
+   counts, and the feature asked for never runs. */
+static csgi_response *changes_mind(csgi_request *request, csgi_app *next, void *userdata)
+{
+    (void)userdata;
+    const csgi_params *query;
+    ck_assert_int_eq(csgi_request_query(request, &query, NULL), 0);
+    if (csgi_params_get(query, "then", NULL)) {
+        ck_assert_ptr_nonnull(csgi_handler_forward_then(request, next, mark_answer, NULL));
+        return csgi_handler_error(request, 409, "changed its mind");
+    }
+    if (csgi_params_get(query, "wait", NULL)) {
+        csgi_handler_later *later = NULL;
+        ck_assert_ptr_nonnull(csgi_handler_wait(request, &later, changed_cancel, NULL));
+        ck_assert_ptr_nonnull(later);
+        return csgi_handler_forward(request, next);
+    }
+    if (csgi_params_get(query, "read", NULL)) {
+        ck_assert_ptr_nonnull(csgi_handler_read_body(request, &ignoring_reader, NULL));
+        /* One reader per handler call. */
+        ck_assert_ptr_null(csgi_handler_read_body(request, &ignoring_reader, NULL));
+        return csgi_handler_forward_then(request, next, mark_answer, NULL);
+    }
+    return csgi_handler_forward(request, next);
+}
+
+START_TEST(test_changed_mind)
+{
+    csgi_app *app = filter(changes_mind, handler_app(hello), NULL, NULL);
+    atomic_store(&changed_cancels, 0);
+    csgi_test_response *response = test_client_run(app, "GET", "/?then", NULL, NULL, NULL);
+    ck_assert_int_eq(csgi_test_response_code(response), 409);
+    ck_assert_ptr_nonnull(strstr(body_of(response), "changed its mind"));
+    ck_assert_ptr_null(csgi_test_response_header(response, "X-Marked"));
+    csgi_test_response_free(response);
+    static const char *const forwarded[] = {"/?wait", "/?read", "/"};
+    for (size_t i = 0; i < COUNT(forwarded); i++) {
+        response = test_client_run(app, "POST", forwarded[i], NULL, NULL, "a body");
+        ck_assert_int_eq(csgi_test_response_code(response), 200);
+        ck_assert_str_eq(body_of(response), "Hello World\n");
+        ck_assert_int_eq(csgi_test_response_header(response, "X-Marked") != NULL,
+                         strcmp(forwarded[i], "/?read") == 0);
+        csgi_test_response_free(response);
+    }
+    /* The wait it gave up was never waited on: nothing to cancel. */
+    ck_assert_int_eq(atomic_load(&changed_cancels), 0);
+    csgi_app_free(app);
+}
+END_TEST
+
+/* The same over a socket, several requests on one connection: each is
+   answered as its handler finally said. */
+START_TEST(test_changed_mind_over_sockets)
+{
+    app_server served;
+    app_server_start(&served, filter(changes_mind, handler_app(hello), NULL, NULL), NULL);
+    int fd = client_connect(served.port);
+    ck_assert_int_ge(fd, 0);
+    static const char *const paths[] = {"/?then", "/?wait", "/?read", "/"};
+    static const int codes[] = {409, 200, 200, 200};
+    for (size_t i = 0; i < COUNT(paths); i++) {
+        char head[256];
+        snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", paths[i]);
+        ck_assert_int_eq(client_send_str(fd, head), 0);
+        test_response response;
+        ck_assert_int_eq(client_response(fd, &response, 0, 5000), 0);
+        ck_assert_msg(response.status == codes[i], "%s: %d", paths[i], response.status);
+        if (codes[i] == 200)
+            ck_assert_str_eq(response.body, "Hello World\n");
+        response_free(&response);
+    }
+    close(fd);
+    app_server_stop(&served);
+}
+END_TEST
+
 /* ---- A filter that replaces csgi.input --------------------------------------------- */
 
 /* The stream replaced and ours: the state of the test filters' streams
@@ -1236,6 +1342,8 @@ static Suite *handler_suite(void)
     tcase_add_test(tc, test_late_body);
     tcase_add_test(tc, test_wait_resume);
     tcase_add_test(tc, test_wait_client_leaves);
+    tcase_add_test(tc, test_changed_mind);
+    tcase_add_test(tc, test_changed_mind_over_sockets);
     tcase_add_test(tc, test_replaced_input);
     tcase_add_test(tc, test_replaced_input_limit);
     tcase_add_test(tc, test_out_of_memory);

@@ -153,6 +153,10 @@ START_TEST(healthcheck_spellings)
     expect(app, "GET", "/status", 200, "OK");
     expect(app, "GET", "/healthcheck", 200, "hello");
     expect(app, "GET", "/", 200, "hello");
+    /* Only the path itself: a prefix of it, or one longer, goes on. */
+    expect(app, "GET", "/statu", 200, "hello");
+    expect(app, "GET", "/status/", 200, "hello");
+    expect(app, "GET", "/statusx", 200, "hello");
     csgi_app_free(app);
     app = load(loader, path, "filtered_long");
     expect(app, "GET", "/healthcheck", 200, "OK");
@@ -556,6 +560,38 @@ START_TEST(cors_simple)
 }
 END_TEST
 
+/* What decides between a preflight, an actual request and no CORS at all:
+   Origin first (without it nothing is added, whatever else the request
+   says), then OPTIONS with Access-Control-Request-Method. */
+START_TEST(cors_origin_decides)
+{
+    csgi_loader *loader = new_loader();
+    csgi_app *app = load(loader, test_write_file("cors.ini", cors_ini), "egg");
+    /* A preflight's method without Origin: an ordinary OPTIONS, passed on. */
+    csgi_test_response *r = cors_run(app, "OPTIONS", "Access-Control-Request-Method: POST");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "hello");
+    no_cors_headers(r);
+    ck_assert_ptr_null(csgi_test_response_header(r, "access-control-max-age"));
+    csgi_test_response_free(r);
+    /* The same method on a GET with Origin: an actual request. */
+    r = cors_run(app, "GET", "Origin: https://b.example\nAccess-Control-Request-Method: POST");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "hello");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-origin"),
+                     "https://b.example");
+    ck_assert_ptr_null(csgi_test_response_header(r, "access-control-allow-methods"));
+    csgi_test_response_free(r);
+    /* OPTIONS with Origin but no method asked for: an actual request too. */
+    r = cors_run(app, "OPTIONS", "Origin: https://b.example");
+    ck_assert_str_eq(csgi_test_response_body(r, NULL), "hello");
+    ck_assert_str_eq(csgi_test_response_header(r, "access-control-allow-origin"),
+                     "https://b.example");
+    ck_assert_ptr_null(csgi_test_response_header(r, "access-control-allow-methods"));
+    csgi_test_response_free(r);
+    csgi_app_free(app);
+    csgi_loader_free(loader);
+}
+END_TEST
+
 static Suite *oslo_edge_suite(void)
 {
     Suite *suite = suite_create("oslo_edge");
@@ -575,6 +611,7 @@ static Suite *oslo_edge_suite(void)
     tc = tcase_create("cors");
     tcase_add_test(tc, cors_preflight);
     tcase_add_test(tc, cors_simple);
+    tcase_add_test(tc, cors_origin_decides);
     suite_add_tcase(suite, tc);
     return suite;
 }

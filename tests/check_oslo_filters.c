@@ -236,9 +236,10 @@ static csgi_app *sizelimit_app(void)
     return load_with("use = egg:oslo.middleware#sizelimit\nmax_request_body_size = 100");
 }
 
-/* POST a body of len bytes ('x'), chunked in pieces of piece bytes, or with
-   Content-Length when piece is 0. */
-static csgi_test_response *post(csgi_app *app, size_t len, size_t piece)
+/* POST a body of len bytes ('x') with Content-Length, arriving after the
+   head in pieces of piece bytes (at once with the head when piece is 0),
+   chunked when chunked is set. */
+static csgi_test_response *post_as(csgi_app *app, size_t len, size_t piece, int chunked)
 {
     char body[512];
     ck_assert_uint_le(len, sizeof(body));
@@ -247,14 +248,21 @@ static csgi_test_response *post(csgi_app *app, size_t len, size_t piece)
     csgi_test_response *response = NULL;
     ck_assert_int_eq(csgi_test_request_new(&request, "POST", "/"), 0);
     ck_assert_int_eq(csgi_test_request_set_body(request, body, len), 0);
-    if (piece) {
+    if (chunked)
         csgi_test_request_set_chunked(request, 1);
+    if (piece)
         ck_assert_int_eq(
             csgi_test_request_set_body_delivery(request, CSGI_TEST_DELIVERY_LATE, piece), 0);
-    }
     ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
     csgi_test_request_free(request);
     return response;
+}
+
+/* POST a body of len bytes ('x'), chunked in pieces of piece bytes, or with
+   Content-Length when piece is 0. */
+static csgi_test_response *post(csgi_app *app, size_t len, size_t piece)
+{
+    return post_as(app, len, piece, piece != 0);
 }
 
 START_TEST(sizelimit_content_length)
@@ -293,6 +301,111 @@ START_TEST(sizelimit_chunked_in_pieces)
         csgi_test_response_free(response);
     }
     csgi_app_free(app);
+}
+END_TEST
+
+/* A body with Content-Length within the limit goes on as the server reads
+   it (sizelimit puts no stream in front): whole, however it arrives; one
+   over the limit is refused however it would arrive. */
+START_TEST(sizelimit_content_length_in_pieces)
+{
+    static const size_t pieces[] = {0, 1, 7, 33, 100, 400};
+    static const size_t within[] = {1, 99, 100};
+    csgi_app *app = sizelimit_app();
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+        for (size_t j = 0; j < sizeof(within) / sizeof(within[0]); j++) {
+            csgi_test_response *response = post_as(app, within[j], pieces[i], 0);
+            char want[32];
+            snprintf(want, sizeof(want), "%zu bytes\n", within[j]);
+            ck_assert_msg(csgi_test_response_code(response) == 200, "piece %zu, %zu bytes: %d",
+                          pieces[i], within[j], csgi_test_response_code(response));
+            ck_assert_str_eq(csgi_test_response_body(response, NULL), want);
+            csgi_test_response_free(response);
+        }
+        csgi_test_response *response = post_as(app, 101, pieces[i], 0);
+        ck_assert_msg(csgi_test_response_code(response) == 413, "piece %zu: %d", pieces[i],
+                      csgi_test_response_code(response));
+        csgi_test_response_free(response);
+    }
+    /* No body at all: the application sees none. */
+    csgi_test_response *response = post_as(app, 0, 0, 0);
+    ck_assert_int_eq(csgi_test_response_code(response), 200);
+    ck_assert_str_eq(csgi_test_response_body(response, NULL), "-\n-\n");
+    csgi_test_response_free(response);
+    csgi_app_free(app);
+}
+END_TEST
+
+/* A stream a middleware in front put in csgi.input: it says it holds 10
+   bytes and gives `gives`. */
+typedef struct claimed {
+    size_t gives;
+    size_t given;
+} claimed;
+
+static long claimed_read(void *state, void *buf, size_t len)
+{
+    claimed *c = state;
+    size_t n = c->gives - c->given < len ? c->gives - c->given : len;
+    memset(buf, 'z', n);
+    c->given += n;
+    return (long)n;
+}
+
+static const csgi_input_type claimed_type = {"claimed", claimed_read, NULL, NULL};
+
+/* A filter putting such a stream in front of next. */
+typedef struct claiming {
+    size_t gives;
+    csgi_app *next;
+} claiming;
+
+static csgi_body *claiming_call(void *state, csgi_environ *environ,
+                                csgi_start_response *start_response)
+{
+    const claiming *f = state;
+    claimed *c = csgi_environ_alloc(environ, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    *c = (claimed){f->gives, 0};
+    csgi_input *input = csgi_input_new(environ, &claimed_type, c, 10);
+    ck_assert_ptr_nonnull(input);
+    ck_assert_int_eq(csgi_environ_set_input(environ, input), 0);
+    return csgi_app_call(f->next, environ, start_response);
+}
+
+static void claiming_destroy(void *state)
+{
+    claiming *f = state;
+    csgi_app_free(f->next);
+    free(f);
+}
+
+static const csgi_app_type claiming_type = {"claiming", claiming_call, claiming_destroy};
+
+/* sizelimit counts what a stream gives, whatever length it announces: only
+   the server's own stream stops at its Content-Length. */
+START_TEST(sizelimit_middleware_stream)
+{
+    static const size_t gives[] = {10, 100, 101, 150};
+    for (size_t i = 0; i < sizeof(gives) / sizeof(gives[0]); i++) {
+        claiming *f = malloc(sizeof(*f));
+        ck_assert_ptr_nonnull(f);
+        *f = (claiming){gives[i], sizelimit_app()};
+        csgi_app *app;
+        ck_assert_int_eq(csgi_app_new(&app, &claiming_type, f), 0);
+        csgi_test_response *response = get(app, "/", NULL);
+        if (gives[i] <= 100) {
+            char want[32];
+            snprintf(want, sizeof(want), "%zu bytes\n", gives[i]);
+            ck_assert_int_eq(csgi_test_response_code(response), 200);
+            ck_assert_str_eq(csgi_test_response_body(response, NULL), want);
+        } else {
+            ck_assert_msg(csgi_test_response_code(response) == 413, "%zu bytes: %d", gives[i],
+                          csgi_test_response_code(response));
+        }
+        csgi_test_response_free(response);
+        csgi_app_free(app);
+    }
 }
 END_TEST
 
@@ -360,6 +473,33 @@ START_TEST(sizelimit_over_sockets)
         ck_assert_msg(client_response(fd, &response, 0, 5000) == 0, "%s: no response",
                       body_split_names[split]);
         ck_assert_msg(response.status == 413, "%s: %d", body_split_names[split], response.status);
+        response_free(&response);
+        close(fd);
+        app_server_stop(&served);
+    }
+}
+END_TEST
+
+/* A body within the limit over a socket, however the client sends it
+   (with the head, in two writes, byte by byte, chunked, after "100
+   Continue"): the application reads all of it. */
+START_TEST(sizelimit_within_over_sockets)
+{
+    static char body[100];
+    memset(body, 'y', sizeof(body));
+    for (int split = 0; split < SPLIT_COUNT; split++) {
+        app_server served;
+        app_server_start(&served, sizelimit_app(), NULL);
+        int fd = client_connect(served.port);
+        ck_assert_msg(client_send_post(fd, "/", "", body, sizeof(body), (enum body_split)split) ==
+                          0,
+                      "%s: not sent", body_split_names[split]);
+        test_response response;
+        ck_assert_msg(client_response(fd, &response, 0, 5000) == 0, "%s: no response",
+                      body_split_names[split]);
+        ck_assert_msg(response.status == 200, "%s: %d", body_split_names[split], response.status);
+        ck_assert_msg(response.body_len == 10 && memcmp(response.body, "100 bytes\n", 10) == 0,
+                      "%s: %.*s", body_split_names[split], (int)response.body_len, response.body);
         response_free(&response);
         close(fd);
         app_server_stop(&served);
@@ -566,6 +706,9 @@ static Suite *oslo_suite(void)
     tc = tcase_create("sizelimit");
     tcase_add_test(tc, sizelimit_content_length);
     tcase_add_test(tc, sizelimit_chunked_in_pieces);
+    tcase_add_test(tc, sizelimit_content_length_in_pieces);
+    tcase_add_test(tc, sizelimit_middleware_stream);
+    tcase_add_test(tc, sizelimit_within_over_sockets);
     tcase_add_test(tc, sizelimit_bad_option);
     tcase_add_test(tc, sizelimit_every_spelling_loads);
     tcase_add_test(tc, sizelimit_over_sockets);

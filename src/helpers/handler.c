@@ -53,12 +53,19 @@ typedef struct capture {
     int result; /* the first failure while copying */
 } capture;
 
-/* One request's run of an adapter. */
+/* One request's run of an adapter. It starts on the adapter's stack with
+   only the first five fields set: a handler that answers or forwards
+   (nearly every filter, on nearly every request) is done when adapter_call
+   returns, and never looks at the others. The features that outlive that
+   call (a forward-then, a body reader, a wait, gathering the body) move it
+   into the request's arena first, the others zeroed (persist()). */
 typedef struct call {
     adapter *adapter;
     csgi_request *request;
     csgi_environ *environ;
     csgi_start_response *start_response;
+    int in_arena; /* 0: on adapter_call's stack, the fields below unset */
+
     csgi_body *later; /* returned to the server while an answer is awaited */
     csgi_body *inner; /* the answer's body, once there */
     int failed;
@@ -99,14 +106,36 @@ static csgi_response forward_next_marker;
 
 static csgi_body *deliver(call *c, csgi_response *response);
 
-static csgi_response *run_handler(call *c)
+/* The running call of request (the handler's), in the arena: moved there
+   from the stack the first time a feature needs it to outlive
+   adapter_call. NULL when memory is exhausted. */
+static call *persist(csgi_request *request, call *c)
 {
+    if (c->in_arena)
+        return c;
+    call *moved = csgi_environ_alloc(c->environ, sizeof(*moved));
+    if (!moved)
+        return NULL;
+    *moved = (call){.adapter = c->adapter,
+                    .request = c->request,
+                    .environ = c->environ,
+                    .start_response = c->start_response,
+                    .in_arena = 1};
+    csgi_request__swap_handler_call(request, moved);
+    return moved;
+}
+
+/* Run the handler with *cp as the request's call. *cp becomes the call to
+   go on with: the one in the arena if the handler moved it there. */
+static csgi_response *run_handler(call **cp)
+{
+    call *c = *cp;
     adapter *h = c->adapter;
     void *previous = csgi_request__swap_handler_call(c->request, c);
     csgi_response *response = h->filter_handler
                                   ? h->filter_handler(c->request, h->next, h->userdata)
                                   : h->handler(c->request, h->userdata);
-    csgi_request__swap_handler_call(c->request, previous);
+    *cp = csgi_request__swap_handler_call(c->request, previous);
     return response;
 }
 
@@ -207,7 +236,12 @@ static void gathered(void *userdata, int rc)
 {
     call *c = userdata;
     c->waiting_on = NULL;
-    settle(c, rc == 0 ? deliver(c, run_handler(c)) : body_error(c, rc));
+    if (rc != 0) {
+        settle(c, body_error(c, rc));
+        return;
+    }
+    csgi_response *response = run_handler(&c);
+    settle(c, deliver(c, response));
 }
 
 /* ---- Reading the body piece by piece -------------------------------------------- */
@@ -465,15 +499,48 @@ static csgi_response *run_resume(call *c, csgi_handler_resume_fn fn, void *state
     return response;
 }
 
+/* csgi_handler_forward() to the filter's next application: what nearly
+   every filter answers nearly every request. */
+static inline csgi_body *forward_next(call *c)
+{
+    if (csgi_gather__rewind(c->environ) != 0)
+        return NULL;
+    return csgi_app_call(c->adapter->next, c->environ, c->start_response);
+}
+
+/* What the handler answered when it used no feature that needs the call
+   in the arena: its forward, or a response. */
+static csgi_body *deliver_plain(call *c, csgi_response *response)
+{
+    if (response == &forward_next_marker)
+        return forward_next(c);
+    if (response == &wait_marker || response == &read_marker) {
+        /* only csgi_handler_wait() and _read_body() give them, and they
+           move the call first: another request's marker */
+        csgi_environ_log(c->environ, "%s: the handler answered another request's wait or read",
+                         c->adapter->name);
+        return NULL;
+    }
+    /* What a filter forwards to reads the body from its start, also when
+       the filter read the gathered body first. */
+    if (response->app && csgi_gather__rewind(c->environ) != 0)
+        return NULL;
+    return csgi_response_send(response, c->environ, c->start_response);
+}
+
 static csgi_body *deliver(call *c, csgi_response *response)
 {
-    if (c->wait == 1 && response != &wait_marker)
-        c->wait = 0; /* the handler asked to wait, then returned something else */
     if (!response) {
+        if (c->in_arena)
+            c->wait = 0; /* the handler asked to wait, then failed */
         csgi_environ_log(c->environ, "%s: the handler failed (returned no response)",
                          c->adapter->name);
         return NULL;
     }
+    if (!c->in_arena)
+        return deliver_plain(c, response);
+    if (c->wait == 1 && response != &wait_marker)
+        c->wait = 0; /* the handler asked to wait, then returned something else */
     if (response == &wait_marker) {
         if (!c->early) {
             csgi_body *body = later(c);
@@ -482,11 +549,6 @@ static csgi_body *deliver(call *c, csgi_response *response)
         }
         c->wait = 0;
         return deliver(c, run_resume(c, c->early, c->early_state));
-    }
-    if (response == &forward_next_marker) {
-        if (csgi_gather__rewind(c->environ) != 0)
-            return NULL;
-        return csgi_app_call(c->adapter->next, c->environ, c->start_response);
     }
     if (response == &read_marker) {
         if (!c->read_buffer) {
@@ -499,13 +561,12 @@ static csgi_body *deliver(call *c, csgi_response *response)
         }
         return read_on(c);
     }
-    /* What a filter forwards to reads the body from its start, also when
-       the filter read the gathered body first. */
-    if (response->app && csgi_gather__rewind(c->environ) != 0)
-        return NULL;
-    if (response == c->forward && c->then)
+    if (response == c->forward && c->then) {
+        if (csgi_gather__rewind(c->environ) != 0)
+            return NULL;
         return then_start(c);
-    return csgi_response_send(response, c->environ, c->start_response);
+    }
+    return deliver_plain(c, response);
 }
 
 static csgi_body *adapter_call(void *state, csgi_environ *environ,
@@ -513,17 +574,23 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
 {
     adapter *h = state;
     csgi_request *request;
-    call *c;
-    if (csgi_request_from_environ(&request, environ) != 0 ||
-        !(c = csgi_environ_alloc_zeroed(environ, sizeof(*c)))) {
+    if (csgi_request_from_environ(&request, environ) != 0) {
         csgi_environ_log(environ, "%s: out of memory for the request", h->name);
         return NULL;
     }
-    c->adapter = h;
-    c->request = request;
-    c->environ = environ;
-    c->start_response = start_response;
+    call on_stack; /* the fields after in_arena stay unset (see call) */
+    on_stack.adapter = h;
+    on_stack.request = request;
+    on_stack.environ = environ;
+    on_stack.start_response = start_response;
+    on_stack.in_arena = 0;
+    call *c = &on_stack;
     if (h->gathers && csgi_gather__has_body(environ) && !csgi_gather__is_gathered(environ)) {
+        /* gathered() runs later, with this call */
+        if (!(c = persist(request, c))) {
+            csgi_environ_log(environ, "%s: out of memory for the request", h->name);
+            return NULL;
+        }
         csgi_input *input = csgi_environ_input(environ);
         int rc = csgi_gather__start(environ, &h->limits, gathered, c);
         if (rc == CSGI_EAGAIN) {
@@ -533,7 +600,10 @@ static csgi_body *adapter_call(void *state, csgi_environ *environ,
         if (rc != 0)
             return body_error(c, rc);
     }
-    return deliver(c, run_handler(c));
+    csgi_response *response = run_handler(&c);
+    if (response == &forward_next_marker && !c->in_arena)
+        return forward_next(c); /* without deliver's tests */
+    return deliver(c, response);
 }
 
 static void adapter_destroy(void *state)
@@ -693,7 +763,7 @@ csgi_response *csgi_handler_forward_then(csgi_request *request, csgi_app *app,
                                          csgi_handler_then_fn fn, void *state)
 {
     call *c = request ? csgi_request__handler_call(request) : NULL;
-    if (!c || !fn)
+    if (!c || !fn || !(c = persist(request, c)))
         return NULL;
     csgi_response *response = forward_response(request, app);
     if (response) {
@@ -708,7 +778,7 @@ csgi_response *csgi_handler_read_body(csgi_request *request, const csgi_body_rea
                                       void *state)
 {
     call *c = request ? csgi_request__handler_call(request) : NULL;
-    if (!c || c->reader || !type || !type->data || !type->end)
+    if (!c || !type || !type->data || !type->end || !(c = persist(request, c)) || c->reader)
         return NULL;
     c->reader = type;
     c->reader_state = state;
@@ -719,7 +789,7 @@ csgi_response *csgi_handler_wait(csgi_request *request, csgi_handler_later **lat
                                  csgi_handler_cancel_fn cancel, void *state)
 {
     call *c = request ? csgi_request__handler_call(request) : NULL;
-    if (!c || c->wait || !later)
+    if (!c || !later || !(c = persist(request, c)) || c->wait)
         return NULL;
     c->wait = 1;
     c->cancel = cancel;

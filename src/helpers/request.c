@@ -14,7 +14,6 @@
 #include "helpers/helpers.h"
 
 #include "common/chartab.h"
-#include "common/token.h"
 #include "gateway/environ_private.h"
 
 #include <csgi/json.h>
@@ -442,10 +441,11 @@ const char *csgi_request_header(csgi_request *request, const char *name, size_t 
     size_t name_len = strlen(name);
     if (name_len == 0 || name_len > 200)
         return NULL;
-    csgi_token__id id = csgi_token__lookup(name, name_len);
-    if (id == CSGI_TOKEN__CONTENT_TYPE)
+    /* The two fields CGI keeps without HTTP_; only their lengths need a
+       closer look (a compare, not a token lookup, on every call). */
+    if (name_len == 12 && csgi_char__equal_nocase(name, "content-type", 12))
         return csgi_environ_get_n(request->environ, "CONTENT_TYPE", len);
-    if (id == CSGI_TOKEN__CONTENT_LENGTH)
+    if (name_len == 14 && csgi_char__equal_nocase(name, "content-length", 14))
         return csgi_environ_get_n(request->environ, "CONTENT_LENGTH", len);
     if (csgi_environ__header_key(key, name, name_len) != 0)
         return NULL; /* not a tchar, or '_': the server drops such headers */

@@ -98,14 +98,12 @@ static csgi_body *catch_errors_call(void *state, csgi_environ *environ,
                                     csgi_start_response *start_response)
 {
     const catch_errors *f = state;
-    call *c = csgi_environ_alloc_zeroed(environ, sizeof(*c));
+    call *c = csgi_environ_alloc(environ, sizeof(*c));
     csgi_start_response *own =
         c ? csgi_start_response_new(environ, start_response, pass_start, c) : NULL;
     if (!own)
         return NULL;
-    c->filter = f;
-    c->environ = environ;
-    c->parent = start_response;
+    *c = (call){.filter = f, .environ = environ, .parent = start_response};
     csgi_body *body = csgi_app_call(f->next, environ, own);
     if (!body)
         return answer_500(c);

@@ -124,11 +124,11 @@ static csgi_response *cors_filter(csgi_request *request, csgi_app *next, void *u
 {
     const cors *c = userdata;
     const char *origin = csgi_request_header(request, "Origin", NULL);
-    const char *method = csgi_request_header(request, "Access-Control-Request-Method", NULL);
-    if (origin && method && strcmp(csgi_request_method(request), "OPTIONS") == 0)
-        return preflight(request, c, origin, method);
-    if (!origin)
+    if (!origin) /* not a cross-origin request: nothing to add */
         return csgi_handler_forward(request, next);
+    const char *method = csgi_request_header(request, "Access-Control-Request-Method", NULL);
+    if (method && strcmp(csgi_request_method(request), "OPTIONS") == 0)
+        return preflight(request, c, origin, method);
     return csgi_handler_forward_then(request, next, actual, userdata);
 }
 

@@ -32,6 +32,7 @@
 
 typedef struct healthcheck {
     char *path; /* filter form: the path answered */
+    size_t path_len;
     csgi_healthcheck__backends backends;
     csgi_middleware__network *sources; /* allowed_source_ranges; none: everyone */
     size_t source_count;
@@ -111,7 +112,7 @@ static csgi_response *healthcheck_filter(csgi_request *request, csgi_app *next, 
     const healthcheck *h = userdata;
     size_t len;
     const char *path = csgi_request_path_info(request, &len);
-    if (path && len == strlen(h->path) && memcmp(path, h->path, len) == 0 && !ignored(request, h))
+    if (path && len == h->path_len && memcmp(path, h->path, len) == 0 && !ignored(request, h))
         return answer(request, h);
     return csgi_handler_forward(request, next);
 }
@@ -162,6 +163,7 @@ static int setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *glo
         healthcheck_destroy(h);
         return rc;
     }
+    h->path_len = strlen(h->path);
     h->detailed = detailed != 0;
     h->ignore_proxied = ignore_proxied != 0;
     *userdata = h;

@@ -38,25 +38,42 @@ static bool valid_global_id(const char *value, size_t len)
     return true;
 }
 
+/* The two lower-case hex digits of every byte value, "00" to "ff". */
+#define HEX_ROW(d) \
+    d "0" d "1" d "2" d "3" d "4" d "5" d "6" d "7" d "8" d "9" d "a" d "b" d "c" d "d" d "e" d "f"
+static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4")
+    HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+        HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+#undef HEX_ROW
+
+/* n bytes of u as hex at out. */
+static inline void put_hex(char *out, const unsigned char *u, int n)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * u[i], 2);
+}
+
 /* out: ID_LEN + 1 bytes. Fails when the kernel has no randomness to give
    (then the request is answered 500 rather than given a guessable id). */
 static int new_request_id(char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char u[16];
     if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
         return -1;
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    /* req-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: 4, 2, 2, 2 and 6 bytes */
     memcpy(out, "req-", 4);
-    char *p = out + 4;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[u[i] >> 4];
-        *p++ = hex[u[i] & 15];
-    }
-    *p = '\0';
+    put_hex(out + 4, u, 4);
+    out[12] = '-';
+    put_hex(out + 13, u + 4, 2);
+    out[17] = '-';
+    put_hex(out + 18, u + 6, 2);
+    out[22] = '-';
+    put_hex(out + 23, u + 8, 2);
+    out[27] = '-';
+    put_hex(out + 28, u + 10, 6);
+    out[ID_LEN] = '\0';
     return 0;
 }
 
@@ -64,7 +81,7 @@ static int new_request_id(char *out)
 typedef struct call {
     csgi_start_response *parent;
     csgi_environ *environ;
-    const char *id;
+    char id[ID_LEN + 1];
 } call;
 
 /* The answer's headers with x-openstack-request-id in place of any the
@@ -90,16 +107,16 @@ static csgi_body *request_id_call(void *state, csgi_environ *environ,
 {
     csgi_app *next = state;
     call *c = csgi_environ_alloc(environ, sizeof(*c));
-    char *id = csgi_environ_alloc(environ, ID_LEN + 1);
-    if (!c || !id || new_request_id(id) != 0 ||
-        csgi_environ_set_n(environ, "openstack.request_id", id, ID_LEN) != 0)
+    if (!c || new_request_id(c->id) != 0 ||
+        csgi_environ_set_n(environ, "openstack.request_id", c->id, ID_LEN) != 0)
         return NULL;
     size_t len = 0;
     const char *global = csgi_environ_get_n(environ, "HTTP_X_OPENSTACK_REQUEST_ID", &len);
     if (global && valid_global_id(global, len) &&
         csgi_environ_set_n(environ, "openstack.global_request_id", global, len) != 0)
         return NULL;
-    *c = (call){start_response, environ, id};
+    c->parent = start_response;
+    c->environ = environ;
     csgi_start_response *own = csgi_start_response_new(environ, start_response, add_id, c);
     return own ? csgi_app_call(next, environ, own) : NULL;
 }

@@ -6,13 +6,16 @@
  * max_request_body_size (bytes, 114688 by default as in oslo).
  *
  * A Content-Length over the limit is answered 413 before a byte of the body
- * is read. Any other body (chunked, or under the limit) reaches the next
- * application through a csgi.input that counts: the read that would pass
+ * is read. A body the server reads to its Content-Length within the limit
+ * (or no body) goes on as it is: the server already stops it at that
+ * length. Any other body (chunked, or a stream a middleware put in front)
+ * reaches the next application through a csgi.input that counts: the read that would pass
  * the limit fails with CSGI_ETOOBIG instead, so a chunked upload is stopped
  * as soon as it goes over, whatever its pieces, and a reader of the
  * request helpers answers 413 naming the limit (csgi_input_set_limit()).
  */
 #include "common/alloc.h"
+#include "gateway/environ_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/handler.h>
@@ -60,10 +63,32 @@ static void limited_wait(void *state, csgi_input *input, int waiting)
 
 static const csgi_input_type limited_type = {"sizelimit", limited_read, limited_wait, NULL};
 
+/* The server's own stream already holds a body to its Content-Length
+   (the engine cuts the connection rather than pass a byte more or fewer):
+   with no body, or a length within the limit, there is nothing left to
+   count. 1: forward as it is; 0: the length is over the limit; -1: the
+   stream must be counted (chunked, or a middleware's stream). */
+static int needs_no_count(csgi_input *input, uint64_t max)
+{
+    if (csgi_input__type(input) != NULL)
+        return -1;
+    if (!csgi_input__has_body(input))
+        return 1;
+    int64_t length = csgi_input__length(input);
+    if (length < 0)
+        return -1;
+    return (uint64_t)length <= max;
+}
+
 static csgi_response *sizelimit(csgi_request *request, csgi_app *next, void *userdata)
 {
     uint64_t max = *(const uint64_t *)userdata;
     csgi_environ *environ = csgi_request_environ(request);
+    int plain = needs_no_count(csgi_environ_input(environ), max);
+    if (plain == 1)
+        return csgi_handler_forward(request, next);
+    if (plain == 0)
+        return csgi_handler_error(request, 413, "Request is too large.");
     const char *length = csgi_environ_get(environ, "CONTENT_LENGTH");
     int64_t announced = -1;
     if (length && *length) {
