@@ -1020,7 +1020,15 @@ static void dump_environ(csgi_environ *e, char *out, size_t size)
 
 /* What one case does to an environ: set, remove, both orders, or strip
    identity headers and set some (auth_token's way). */
-enum shadow_op { OP_SET, OP_REMOVE, OP_REMOVE_SET, OP_SET_REMOVE, OP_STRIP, OP_COUNT };
+enum shadow_op {
+    OP_SET,
+    OP_REMOVE,
+    OP_REMOVE_SET,
+    OP_SET_REMOVE,
+    OP_SET_STATIC,
+    OP_STRIP,
+    OP_COUNT
+};
 
 static const csgi_environ__key strip_keys[] = {
     {"HTTP_X_ROLES", 12}, {"HTTP_X_USER_ID", 14}, {"HTTP_X_PROJECT_ID", 17}}; /* by length */
@@ -1037,6 +1045,12 @@ static void shadow_apply(csgi_environ *e, const char *key, int op)
     case OP_SET_REMOVE:
         csgi_environ_set(e, key, "new");
         csgi_environ_remove(e, key);
+        break;
+    case OP_SET_STATIC: /* removed first in some cases, set twice in all */
+        if (key[0] == 'S')
+            csgi_environ_remove(e, key);
+        ck_assert_int_eq(csgi_environ__set_static(e, key, strlen(key), "static", 6), 0);
+        ck_assert_int_eq(csgi_environ__set_static(e, key, strlen(key), "again", 5), 0);
         break;
     default:
         ck_assert_int_eq(csgi_environ__remove_keys(e, "HTTP_X_", strip_keys, 3), 0);

@@ -1299,6 +1299,36 @@ static int peer_fast(csgi_environ *environ, const char *key, size_t key_len, con
     return 1;
 }
 
+int csgi_environ__set_static(csgi_environ *environ, const char *key, size_t key_len,
+                             const char *value, size_t len)
+{
+    int shadow = prepare(environ, key, key_len);
+    if (shadow < 0)
+        return CSGI_ENOMEM;
+    entry *e = find(environ, key, key_len);
+    if (e && e->kind == CSGI_VALUE_NONE && (e->flags & SHADOW)) {
+        if (!(e = revive(environ, e)))
+            return CSGI_ENOMEM;
+    } else if (e) {
+        entry old = *e;
+        e->kind = CSGI_VALUE_NONE; /* set below */
+        release(&old);
+    } else {
+        if (!(e = append(environ)))
+            return CSGI_ENOMEM;
+        e->key = key;
+        e->key_len = (uint32_t)key_len;
+        e->flags = shadow > 0 ? SHADOW : 0;
+        environ->shadows += shadow > 0;
+        environ->lengths |= length_bit(key_len);
+    }
+    note_request(environ, key, key_len, NULL);
+    e->kind = CSGI_VALUE_STRING;
+    e->value.string.bytes = value;
+    e->value.string.len = len;
+    return 0;
+}
+
 int csgi_environ__append_borrowed_many(csgi_environ *environ, const csgi_environ__key *keys,
                                        const char *const *values, const size_t *lens, size_t n)
 {
@@ -1413,12 +1443,19 @@ const char *csgi_environ_get_n(csgi_environ *environ, const char *key, size_t *l
                 *len = e->value.string.len;
             return e->value.string.bytes;
         }
-        if (!is_server_key(key, key_len))
-            return NULL;
-        if (header_fast(environ, key, key_len, &fast, len) ||
-            line_fast(environ, key, key_len, &fast, len) ||
-            peer_fast(environ, key, key_len, &fast, len))
+        /* HTTP_ keys and the request line's first: they are what filters
+           ask for. */
+        if (key_len > 5 && memcmp(key, "HTTP_", 5) == 0) {
+            if (header_fast(environ, key, key_len, &fast, len))
+                return fast;
+        } else if (line_fast(environ, key, key_len, &fast, len)) {
             return fast;
+        } else if (!is_server_key(key, key_len)) {
+            return NULL;
+        } else if (peer_fast(environ, key, key_len, &fast, len) ||
+                   header_fast(environ, key, key_len, &fast, len)) {
+            return fast;
+        }
     }
     const entry *e = lookup(environ, key);
     if (!e || e->kind != CSGI_VALUE_STRING)

@@ -232,6 +232,13 @@ int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t
 int csgi_environ__append_borrowed_many(csgi_environ *environ, const csgi_environ__key *keys,
                                        const char *const *values, const size_t *lens, size_t n);
 
+/* csgi_environ_set_n() without copies: key (key_len bytes) is a static
+   string and value (len bytes, NUL-terminated) static or in the request's
+   memory, both borrowed. For a filter that sets a key to a constant
+   ("https") or to what it made for the request. 0, or CSGI_ENOMEM. */
+int csgi_environ__set_static(csgi_environ *environ, const char *key, size_t key_len,
+                             const char *value, size_t len);
+
 /* csgi_environ_get() of n HTTP_ keys (n <= 8), values[k] for keys[k]
    (NULL when absent): one pass over the parsed head when no middleware set
    or removed them before the build. A filter that reads a family of

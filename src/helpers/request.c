@@ -117,7 +117,7 @@ int csgi_request_from_environ(csgi_request **out, csgi_environ *env)
     request->arena = csgi_environ__arena(env);
     csgi_helpers__limits(&request->limits, NULL);
     /* Arena memory: nothing to destroy. */
-    int rc = csgi_environ_set_pointer(env, REQUEST_KEY, request, NULL);
+    int rc = csgi_environ__set_static_pointer(env, REQUEST_KEY, sizeof(REQUEST_KEY) - 1, request);
     if (rc != 0)
         return rc;
     *out = request;

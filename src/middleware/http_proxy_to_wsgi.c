@@ -90,6 +90,13 @@ static int set_n(csgi_environ *environ, const char *key, const char *s, size_t l
     return csgi_environ_set_n(environ, key, s, len);
 }
 
+/* csgi.url_scheme to "http" (len 4) or "https": constants, no copy. */
+static int set_scheme(csgi_environ *environ, size_t len)
+{
+    return csgi_environ__set_static(environ, "csgi.url_scheme", 15, len == 4 ? "http" : "https",
+                                    len);
+}
+
 /* Forwarded's last element: proto=, host=, for= (values maybe quoted). */
 static int apply_forwarded(csgi_environ *environ, const char *value)
 {
@@ -114,7 +121,7 @@ static int apply_forwarded(csgi_environ *environ, const char *value)
             char address[INET6_ADDRSTRLEN];
             int rc = 0;
             if (name_len == 5 && strncasecmp(name, "proto", 5) == 0 && is_scheme(v, v_len))
-                rc = set_n(environ, "csgi.url_scheme", v_len == 4 ? "http" : "https", v_len);
+                rc = set_scheme(environ, v_len);
             else if (name_len == 4 && strncasecmp(name, "host", 4) == 0 && is_host(v, v_len))
                 rc = set_n(environ, "HTTP_HOST", v, v_len);
             else if (name_len == 3 && strncasecmp(name, "for", 3) == 0 &&
@@ -142,7 +149,7 @@ static int apply_x_forwarded(csgi_environ *environ, const char *const *headers)
     int rc = 0;
     const char *proto = headers[X_PROTO];
     if (proto && (v = last_element(proto, &len), is_scheme(v, len)))
-        rc = set_n(environ, "csgi.url_scheme", len == 4 ? "http" : "https", len);
+        rc = set_scheme(environ, len);
     const char *host = headers[X_HOST];
     if (rc == 0 && host && (v = last_element(host, &len), is_host(v, len)))
         rc = set_n(environ, "HTTP_HOST", v, len);

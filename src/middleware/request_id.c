@@ -12,6 +12,7 @@
  * arbitrary text into the logs through it.
  */
 #include "common/chartab.h"
+#include "gateway/environ_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/app.h>
@@ -108,12 +109,12 @@ static csgi_body *request_id_call(void *state, csgi_environ *environ,
     csgi_app *next = state;
     call *c = csgi_environ_alloc(environ, sizeof(*c));
     if (!c || new_request_id(c->id) != 0 ||
-        csgi_environ_set_n(environ, "openstack.request_id", c->id, ID_LEN) != 0)
+        csgi_environ__set_static(environ, "openstack.request_id", 20, c->id, ID_LEN) != 0)
         return NULL;
     size_t len = 0;
     const char *global = csgi_environ_get_n(environ, "HTTP_X_OPENSTACK_REQUEST_ID", &len);
     if (global && valid_global_id(global, len) &&
-        csgi_environ_set_n(environ, "openstack.global_request_id", global, len) != 0)
+        csgi_environ__set_static(environ, "openstack.global_request_id", 27, global, len) != 0)
         return NULL;
     c->parent = start_response;
     c->environ = environ;
