@@ -112,58 +112,42 @@ static int strip_identity(csgi_environ *environ)
 
 /* ---- A valid token's headers -------------------------------------------------------- */
 
-/* The names services older than keystone's v3 headers still read, and
-   the field each takes its value from. */
-static const struct {
-    csgi_environ__key key;
-    int field;
-} older[] = {
-    {{"HTTP_X_TENANT_ID", 16}, AUTH_PROJECT_ID}, {{"HTTP_X_TENANT_NAME", 18}, AUTH_PROJECT_NAME},
-    {{"HTTP_X_TENANT", 13}, AUTH_PROJECT_NAME},  {{"HTTP_X_USER", 11}, AUTH_USER_NAME},
-    {{"HTTP_X_ROLE", 11}, AUTH_ROLES},
-};
-#define OLDER_COUNT (sizeof(older) / sizeof(older[0]))
-
 /* use for the cache, and for fresh identities: the token's headers. The
    identity is copied once into the request's memory (a cached one may go
    while the request runs), and the headers point into the copy. */
-static int apply(const auth_identity *identity, void *userdata)
+static int apply(auth_identity *identity, void *userdata)
 {
     check *c = userdata;
     csgi_environ *environ = csgi_request_environ(c->request);
-    char *copy = csgi_environ_alloc(environ, identity->size);
-    if (!copy)
+    /* The headers' values are the identity's strings: the request holds it
+       until it ends (a cached one may go meanwhile). */
+    __atomic_add_fetch(&identity->refs, 1, __ATOMIC_RELAXED);
+    if (csgi_environ_defer(environ, auth_token__identity_unref, identity) != 0) {
+        auth_token__identity_unref(identity);
         return CSGI_ENOMEM;
-    memcpy(copy, identity, identity->size);
-    const char *value[AUTH_FIELD_COUNT];
-    for (int f = 0; f < AUTH_FIELD_COUNT; f++)
-        value[f] = identity->value[f] ? copy + (identity->value[f] - (const char *)identity) : NULL;
-    bool service = c->phase == 1;
+    }
     /* The keys were stripped: they are set in one call, no search. */
-    csgi_environ__key keys[AUTH_FIELD_COUNT + OLDER_COUNT];
-    const char *values[AUTH_FIELD_COUNT + OLDER_COUNT];
-    size_t lens[AUTH_FIELD_COUNT + OLDER_COUNT];
-    size_t n = 0;
+    if (c->phase == 0) {
+        size_t n = identity->header_count;
+        if (identity->catalog_last && !c->filter->include_service_catalog)
+            n--;
+        return csgi_environ__append_borrowed_many(environ, identity->header_key,
+                                                  identity->header_value, identity->header_len, n);
+    }
+    csgi_environ__key keys[AUTH_FIELD_COUNT];
+    const char *values[AUTH_FIELD_COUNT];
+    size_t lens[AUTH_FIELD_COUNT], n = 0;
     for (int f = 0; f < AUTH_FIELD_COUNT; f++) {
         const auth_field_keys *k = &auth_token__fields[f];
-        const char *key = service ? k->service : k->user;
-        if (!key || !value[f] || (f == AUTH_CATALOG && !c->filter->include_service_catalog))
+        if (!k->service || !identity->value[f])
             continue;
-        keys[n].name = key;
-        keys[n].len = service ? k->service_len : k->user_len;
-        values[n] = value[f];
+        keys[n].name = k->service;
+        keys[n].len = k->service_len;
+        values[n] = identity->value[f];
         lens[n++] = identity->len[f];
     }
-    for (size_t i = 0; !service && i < OLDER_COUNT; i++) {
-        if (!value[older[i].field])
-            continue;
-        keys[n] = older[i].key;
-        values[n] = value[older[i].field];
-        lens[n++] = identity->len[older[i].field];
-    }
-    if (service)
-        c->roles_ok = auth_token__has_roles(identity, (const char *const *)c->filter->service_roles,
-                                            c->filter->service_role_count);
+    c->roles_ok = auth_token__has_roles(identity, (const char *const *)c->filter->service_roles,
+                                        c->filter->service_role_count);
     return csgi_environ__append_borrowed_many(environ, keys, values, lens, n);
 }
 
@@ -180,7 +164,7 @@ static int learnt(check *c, int status, auth_identity *identity)
         auth_token__cache_put(f->cache, c->token[c->phase], c->len[c->phase], identity,
                               f->cache_ms);
     else
-        csgi__free(identity);
+        auth_token__identity_unref(identity);
     return rc;
 }
 

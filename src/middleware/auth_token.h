@@ -7,6 +7,8 @@
 #ifndef CSGI_MIDDLEWARE_AUTH_TOKEN_H
 #define CSGI_MIDDLEWARE_AUTH_TOKEN_H
 
+#include "gateway/environ_private.h"
+
 #include <csgi/environ.h>
 #include <csgi/loader.h>
 #include <csgi/request.h>
@@ -48,13 +50,28 @@ typedef struct auth_field_keys {
 
 extern const auth_field_keys auth_token__fields[AUTH_FIELD_COUNT];
 
-/* A validated token: one block (csgi__free() frees it all). */
+/* A user token's headers: one per field, and the five older names. */
+#define AUTH_HEADERS (AUTH_FIELD_COUNT + 5)
+
+/* A validated token: one block, counted references (the cache holds one,
+   each request using its strings another; auth_token__identity_unref).
+   A user token's headers are ready to set, the catalog last. */
 typedef struct auth_identity {
     size_t size;                         /* of the whole block: the values follow */
+    int refs;                            /* atomic */
     int64_t expires;                     /* Unix time */
     const char *value[AUTH_FIELD_COUNT]; /* NULL when the token does not say */
     size_t len[AUTH_FIELD_COUNT];        /* value's length */
+    size_t header_count;                 /* in the three arrays below */
+    int catalog_last;                    /* the last header is the catalog's */
+    csgi_environ__key header_key[AUTH_HEADERS];
+    const char *header_value[AUTH_HEADERS];
+    size_t header_len[AUTH_HEADERS];
 } auth_identity;
+
+/* Drop a reference to an identity (void * for csgi_environ_defer); the
+   last frees it. */
+void auth_token__identity_unref(void *identity);
 
 /* A token document as keystone's GET /v3/auth/tokens answers it ({"token":
    {...}}) or its inner "token" object. CSGI_EPARSE when it lacks
@@ -78,8 +95,8 @@ void auth_token__cache_free(auth_cache *cache);
    found invalid less than the cache time ago. */
 enum { AUTH_MISS = 0, AUTH_VALID = 1, AUTH_INVALID = 2 };
 int auth_token__cache_find(auth_cache *cache, const char *token, size_t len,
-                           int (*use)(const auth_identity *identity, void *userdata),
-                           void *userdata, int *use_rc);
+                           int (*use)(auth_identity *identity, void *userdata), void *userdata,
+                           int *use_rc);
 
 /* Remember a token for ttl_ms (never past the identity's expiry): identity
    taken (NULL: the token is invalid). */

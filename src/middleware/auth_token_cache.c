@@ -127,15 +127,15 @@ static void drop(auth_cache *cache, entry **slot)
     entry *e = *slot;
     *slot = e->chain;
     unlink_age(cache, e);
-    csgi__free(e->identity);
+    auth_token__identity_unref(e->identity);
     OPENSSL_cleanse(e->token, e->len);
     csgi__free(e);
     cache->count--;
 }
 
 int auth_token__cache_find(auth_cache *cache, const char *token, size_t len,
-                           int (*use)(const auth_identity *identity, void *userdata),
-                           void *userdata, int *use_rc)
+                           int (*use)(auth_identity *identity, void *userdata), void *userdata,
+                           int *use_rc)
 {
     int found = AUTH_MISS;
     uint64_t hash = hash_of(cache, token, len);
@@ -167,7 +167,7 @@ void auth_token__cache_put(auth_cache *cache, const char *token, size_t len,
             ttl_ms = left;
     }
     if (ttl_ms <= 0) {
-        csgi__free(identity);
+        auth_token__identity_unref(identity);
         return;
     }
     uint64_t hash = hash_of(cache, token, len);
@@ -178,7 +178,7 @@ void auth_token__cache_put(auth_cache *cache, const char *token, size_t len,
     entry *e = len < SIZE_MAX - sizeof(*e) ? csgi__malloc(sizeof(*e) + len) : NULL;
     if (!e) {
         pthread_mutex_unlock(&cache->lock);
-        csgi__free(identity);
+        auth_token__identity_unref(identity);
         return; /* not cached: the next request asks again */
     }
     e->hash = hash;

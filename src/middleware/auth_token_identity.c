@@ -112,6 +112,50 @@ static char *join_roles(json_t *roles)
     return out;
 }
 
+/* The names services older than keystone's v3 headers still read, and
+   the field each takes its value from. */
+static const struct {
+    csgi_environ__key key;
+    auth_field field;
+} older[] = {
+    {{"HTTP_X_TENANT_ID", 16}, AUTH_PROJECT_ID}, {{"HTTP_X_TENANT_NAME", 18}, AUTH_PROJECT_NAME},
+    {{"HTTP_X_TENANT", 13}, AUTH_PROJECT_NAME},  {{"HTTP_X_USER", 11}, AUTH_USER_NAME},
+    {{"HTTP_X_ROLE", 11}, AUTH_ROLES},
+};
+
+/* A user token's headers, set by every request that carries it: made once. */
+static void add_header(auth_identity *identity, const char *key, size_t key_len, auth_field f)
+{
+    size_t n = identity->header_count++;
+    identity->header_key[n].name = key;
+    identity->header_key[n].len = key_len;
+    identity->header_value[n] = identity->value[f];
+    identity->header_len[n] = identity->len[f];
+}
+
+static void make_headers(auth_identity *identity)
+{
+    identity->header_count = 0;
+    for (int f = 0; f < AUTH_FIELD_COUNT; f++)
+        if (f != AUTH_CATALOG && identity->value[f] && auth_token__fields[f].user)
+            add_header(identity, auth_token__fields[f].user, auth_token__fields[f].user_len,
+                       (auth_field)f);
+    for (size_t i = 0; i < sizeof(older) / sizeof(older[0]); i++)
+        if (identity->value[older[i].field])
+            add_header(identity, older[i].key.name, older[i].key.len, older[i].field);
+    identity->catalog_last = identity->value[AUTH_CATALOG] != NULL;
+    if (identity->catalog_last)
+        add_header(identity, auth_token__fields[AUTH_CATALOG].user,
+                   auth_token__fields[AUTH_CATALOG].user_len, AUTH_CATALOG);
+}
+
+void auth_token__identity_unref(void *identity)
+{
+    auth_identity *i = identity;
+    if (i && __atomic_sub_fetch(&i->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        csgi__free(i);
+}
+
 /* One block holding the identity and copies of the texts. */
 static auth_identity *pack(const texts *t, int64_t expires)
 {
@@ -123,6 +167,7 @@ static auth_identity *pack(const texts *t, int64_t expires)
     if (!identity)
         return NULL;
     identity->size = size;
+    identity->refs = 1;
     identity->expires = expires;
     char *at = (char *)(identity + 1);
     for (int f = 0; f < AUTH_FIELD_COUNT; f++) {
@@ -136,6 +181,7 @@ static auth_identity *pack(const texts *t, int64_t expires)
         identity->len[f] = len - 1;
         at += len;
     }
+    make_headers(identity);
     return identity;
 }
 
