@@ -1372,11 +1372,17 @@ int csgi_environ__get_headers(csgi_environ *environ, const csgi_environ__key *ke
             values[k] = csgi_environ_get_n(environ, keys[k].name, NULL);
         return 0;
     }
-    /* One pass over the head for them all. */
+    /* One pass over the head for them all; a name of a length none of
+       them has is passed over at once. */
     const csgi_http__header *found[8] = {NULL};
     unsigned repeated = 0;
+    uint64_t lengths = 0;
+    for (size_t k = 0; k < n; k++)
+        lengths |= length_bit(keys[k].len - 5);
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
+        if (!(lengths & length_bit(h->name_len)))
+            continue;
         for (size_t k = 0; k < n; k++) {
             if (keys[k].len - 5 != h->name_len ||
                 !name_is_key(h->name, keys[k].name + 5, h->name_len))
@@ -1838,9 +1844,12 @@ static int remove_shadowed_keys(csgi_environ *environ, const char *prefix, size_
             j++;
         if (j < name_prefix_len)
             continue;
+        /* The byte after the prefix first: it tells most names apart. */
+        unsigned char next = key_byte[(unsigned char)h->name[name_prefix_len]];
         for (size_t k = keys_from(keys, count, 5 + h->name_len);
              k < count && keys[k].len == 5 + h->name_len; k++) {
-            if (!name_is_key(h->name, keys[k].name + 5, h->name_len))
+            if ((unsigned char)keys[k].name[prefix_len] != next ||
+                !name_is_key(h->name, keys[k].name + 5, h->name_len))
                 continue;
             /* Once for a repeated name; a value set for it was removed above. */
             if (!find(environ, keys[k].name, keys[k].len) &&
