@@ -1363,8 +1363,15 @@ int csgi_environ__get_headers(csgi_environ *environ, const csgi_environ__key *ke
 {
     const csgi_http__head *head = environ->source->head;
     int one_pass = !environ->built && !head->underscore && n <= 8;
+    uint64_t key_lengths = 0, lengths = 0;
+    for (size_t k = 0; k < n; k++) {
+        key_lengths |= length_bit(keys[k].len);
+        lengths |= length_bit(keys[k].len - 5);
+    }
+    /* Entries of their lengths may shadow them: look, if there are any. */
+    int shadowed = (environ->lengths & key_lengths) != 0;
     for (size_t k = 0; one_pass && k < n; k++)
-        one_pass = keys[k].len > 5 && !find(environ, keys[k].name, keys[k].len) &&
+        one_pass = keys[k].len > 5 && !(shadowed && find(environ, keys[k].name, keys[k].len)) &&
                    !(keys[k].len == 17 && memcmp(keys[k].name + 5, "CONTENT_TYPE", 12) == 0) &&
                    !(keys[k].len == 19 && memcmp(keys[k].name + 5, "CONTENT_LENGTH", 14) == 0);
     if (!one_pass) {
@@ -1376,9 +1383,6 @@ int csgi_environ__get_headers(csgi_environ *environ, const csgi_environ__key *ke
        them has is passed over at once. */
     const csgi_http__header *found[8] = {NULL};
     unsigned repeated = 0;
-    uint64_t lengths = 0;
-    for (size_t k = 0; k < n; k++)
-        lengths |= length_bit(keys[k].len - 5);
     for (size_t i = 0; i < head->header_count; i++) {
         const csgi_http__header *h = &head->headers[i];
         if (!(lengths & length_bit(h->name_len)))
@@ -1821,7 +1825,8 @@ static int remove_shadowed_keys(csgi_environ *environ, const char *prefix, size_
     const csgi_http__head *head = environ->source->head;
     if (head->underscore)
         return 1;
-    for (entry *e = environ->entries, *end = e + environ->count; e < end; e++) {
+    for (entry *e = environ->entries, *end = environ->shadows ? e + environ->count : e; e < end;
+         e++) {
         if (e->kind == CSGI_VALUE_NONE || !(e->flags & SHADOW) || e->key_len <= prefix_len ||
             memcmp(e->key, prefix, prefix_len) != 0 ||
             key_index(keys, count, e->key, e->key_len) == count)
