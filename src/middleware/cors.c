@@ -123,7 +123,8 @@ static csgi_response *actual(csgi_request *request, csgi_response *response, voi
 static csgi_response *cors_filter(csgi_request *request, csgi_app *next, void *userdata)
 {
     const cors *c = userdata;
-    const char *origin = csgi_request_header(request, "Origin", NULL);
+    /* By its environ key: every request asks, most have none. */
+    const char *origin = csgi_environ_get(csgi_request_environ(request), "HTTP_ORIGIN");
     if (!origin) /* not a cross-origin request: nothing to add */
         return csgi_handler_forward(request, next);
     const char *method = csgi_request_header(request, "Access-Control-Request-Method", NULL);
