@@ -18,7 +18,6 @@
 #include <csgi/app.h>
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -40,36 +39,20 @@ static bool valid_global_id(const char *value, size_t len)
     return true;
 }
 
-/* Each byte's low nibble spread into every other byte: four bytes of x
-   become bytes 0, 2, 4 and 6. */
-static inline uint64_t spread(uint64_t x)
-{
-    x &= 0xffffffffu;
-    x = (x | (x << 16)) & 0x0000ffff0000ffffu;
-    return (x | (x << 8)) & 0x00ff00ff00ff00ffu;
-}
+/* The two lower-case hex digits of every byte value, "00" to "ff". */
+#define HEX_ROW(d) \
+    d "0" d "1" d "2" d "3" d "4" d "5" d "6" d "7" d "8" d "9" d "a" d "b" d "c" d "d" d "e" d "f"
+static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4")
+    HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+        HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+#undef HEX_ROW
 
-/* The 16 bytes at u as 32 lower-case hex digits at out, a word at a time:
-   every nibble in a byte of its own, then '0' + n, plus 39 ('a' - '0' -
-   10) where n > 9 (n + 0x76 reaches bit 7). Little-endian words put the
-   high nibble of each byte first. */
-static void put_hex16(char *out, const unsigned char *u)
+/* n bytes of u as hex at out. */
+static inline void put_hex(char *out, const unsigned char *u, int n)
 {
-    const uint64_t ones = 0x0101010101010101u;
-    for (int half = 0; half < 2; half++) {
-        uint64_t v;
-        memcpy(&v, u + 8 * half, 8);
-        uint64_t hi = (v >> 4) & ones * 0x0f, lo = v & ones * 0x0f;
-        for (int quarter = 0; quarter < 2; quarter++) {
-            int shift = 32 * quarter;
-            uint64_t n = spread(hi >> shift) | spread(lo >> shift) << 8;
-            uint64_t letters = ((n + ones * 0x76) >> 7) & ones;
-            uint64_t digits = n + ones * '0' + letters * 39;
-            memcpy(out + 16 * half + 8 * quarter, &digits, 8);
-        }
-    }
+    for (int i = 0; i < n; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * u[i], 2);
 }
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "put_hex16 assumes little-endian words");
 
 /* out: ID_LEN + 1 bytes. Fails when the kernel has no randomness to give
    (then the request is answered 500 rather than given a guessable id). */
@@ -81,18 +64,16 @@ static int new_request_id(char *out)
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     /* req-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: 4, 2, 2, 2 and 6 bytes */
-    char hex[32];
-    put_hex16(hex, u);
     memcpy(out, "req-", 4);
-    memcpy(out + 4, hex, 8);
+    put_hex(out + 4, u, 4);
     out[12] = '-';
-    memcpy(out + 13, hex + 8, 4);
+    put_hex(out + 13, u + 4, 2);
     out[17] = '-';
-    memcpy(out + 18, hex + 12, 4);
+    put_hex(out + 18, u + 6, 2);
     out[22] = '-';
-    memcpy(out + 23, hex + 16, 4);
+    put_hex(out + 23, u + 8, 2);
     out[27] = '-';
-    memcpy(out + 28, hex + 20, 12);
+    put_hex(out + 28, u + 10, 6);
     out[ID_LEN] = '\0';
     return 0;
 }
