@@ -2071,6 +2071,11 @@ int csgi_environ_set_input(csgi_environ *environ, csgi_input *input)
     return 0;
 }
 
+csgi_input *csgi_environ__replaced_input(csgi_environ *environ)
+{
+    return environ->replaced;
+}
+
 void csgi_environ__input_ready(csgi_environ *environ)
 {
     csgi_input_notify(input_of(environ));

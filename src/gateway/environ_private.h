@@ -108,6 +108,10 @@ int64_t csgi_input__length(const csgi_input *input);
 /* The type a middleware's stream reads through (NULL for the server's). */
 const csgi_input_type *csgi_input__type(const csgi_input *input);
 
+/* The stream csgi_environ_set_input() put in place of the server's, or
+   NULL (then the server's own, which may not be set up yet). */
+csgi_input *csgi_environ__replaced_input(csgi_environ *environ);
+
 /* The gateway calls this when the input provider has news (bytes, end,
    error): it runs the callback set with csgi_input_on_ready, once. */
 void csgi_environ__input_ready(csgi_environ *environ);

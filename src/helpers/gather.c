@@ -100,8 +100,10 @@ static int read_again(const gathered *old, csgi_environ *to)
 
 int csgi_gather__rewind(csgi_environ *environ)
 {
-    csgi_input *input = csgi_environ_input(environ);
-    if (csgi_input__type(input) != &gathered_type)
+    /* A gathered body replaced the server's stream: most requests have
+       none, and their stream need not be set up to tell. */
+    csgi_input *input = csgi_environ__replaced_input(environ);
+    if (!input || csgi_input__type(input) != &gathered_type)
         return 0;
     const gathered *old = input->state;
     if (old->offset == 0 && input->start == input->end && input->status == 0)

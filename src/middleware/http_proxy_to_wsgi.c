@@ -12,6 +12,7 @@
  * proxy itself wrote; a value that does not parse is ignored.
  */
 #include "common/alloc.h"
+#include "common/chartab.h"
 #include "gateway/environ_private.h"
 #include "middleware/middleware.h"
 
@@ -46,8 +47,8 @@ static const char *last_element(const char *value, size_t *len)
 
 static bool is_scheme(const char *s, size_t len)
 {
-    return (len == 4 && strncasecmp(s, "http", 4) == 0) ||
-           (len == 5 && strncasecmp(s, "https", 5) == 0);
+    return (len == 4 && csgi_char__equal_nocase(s, "http", 4)) ||
+           (len == 5 && csgi_char__equal_nocase(s, "https", 5));
 }
 
 /* A host[:port] made only of the characters a host may have. */
