@@ -115,10 +115,7 @@ csgi_start_response *csgi_start_response_new(csgi_environ *env, csgi_start_respo
     if (!env || !parent)
         return NULL;
     csgi_start_response *made = csgi_environ_alloc(env, sizeof(*made));
-    if (!made)
-        return NULL;
-    *made = (csgi_start_response){.environ = env, .parent = parent, .fn = fn, .userdata = userdata};
-    return made;
+    return made ? csgi_start_response__init(made, env, parent, fn, userdata) : NULL;
 }
 
 /* ---- Bodies -------------------------------------------------------------------- */

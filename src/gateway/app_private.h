@@ -54,4 +54,14 @@ struct csgi_start_response {
     void *userdata;
 };
 
+/* What csgi_start_response_new() makes, in memory of the caller's (a
+   filter's per-request state, which lives as long as the request). */
+static inline csgi_start_response *
+csgi_start_response__init(csgi_start_response *made, csgi_environ *env, csgi_start_response *parent,
+                          csgi_start_response_fn fn, void *userdata)
+{
+    *made = (csgi_start_response){.environ = env, .parent = parent, .fn = fn, .userdata = userdata};
+    return made;
+}
+
 #endif

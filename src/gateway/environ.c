@@ -1828,7 +1828,7 @@ static int remove_shadowed_keys(csgi_environ *environ, const char *prefix, size_
     for (entry *e = environ->entries, *end = environ->shadows ? e + environ->count : e; e < end;
          e++) {
         if (e->kind == CSGI_VALUE_NONE || !(e->flags & SHADOW) || e->key_len <= prefix_len ||
-            memcmp(e->key, prefix, prefix_len) != 0 ||
+            e->key[0] != prefix[0] || memcmp(e->key, prefix, prefix_len) != 0 ||
             key_index(keys, count, e->key, e->key_len) == count)
             continue;
         entry old = *e;

@@ -115,7 +115,19 @@ int csgi_request_from_environ(csgi_request **out, csgi_environ *env)
         return CSGI_ENOMEM;
     request->environ = env;
     request->arena = csgi_environ__arena(env);
-    csgi_helpers__limits(&request->limits, NULL);
+    /* The defaults resolved, as csgi_helpers__limits() would: a copy. */
+    static const csgi_form_limits defaults = {
+        .version = CSGI_FORM_LIMITS_VERSION,
+        .max_fields = CSGI_HELPERS__MAX_FIELDS,
+        .max_query = CSGI_HELPERS__MAX_QUERY,
+        .max_body = CSGI_HELPERS__MAX_BODY,
+        .max_parts = CSGI_HELPERS__MAX_PARTS,
+        .max_part_header = CSGI_HELPERS__MAX_PART_HEADER,
+        .max_field_size = CSGI_HELPERS__MAX_FIELD_SIZE,
+        .max_file_size = CSGI_HELPERS__MAX_FILE_SIZE,
+        .spool_threshold = CSGI_HELPERS__SPOOL_THRESHOLD,
+    };
+    request->limits = defaults;
     /* Arena memory: nothing to destroy. */
     int rc = csgi_environ__set_static_pointer(env, REQUEST_KEY, sizeof(REQUEST_KEY) - 1, request);
     if (rc != 0)

@@ -16,6 +16,7 @@
  * went out can only cut the response short.
  */
 #include "common/alloc.h"
+#include "gateway/app_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/app.h>
@@ -35,6 +36,7 @@ typedef struct call {
     const catch_errors *filter;
     csgi_environ *environ;
     csgi_start_response *parent;
+    csgi_start_response own; /* what the next application answers through */
     bool started;
     csgi_body *inner; /* a late application's body, watched */
 } call;
@@ -99,12 +101,12 @@ static csgi_body *catch_errors_call(void *state, csgi_environ *environ,
 {
     const catch_errors *f = state;
     call *c = csgi_environ_alloc(environ, sizeof(*c));
-    csgi_start_response *own =
-        c ? csgi_start_response_new(environ, start_response, pass_start, c) : NULL;
-    if (!own)
+    if (!c)
         return NULL;
     *c = (call){.filter = f, .environ = environ, .parent = start_response};
-    csgi_body *body = csgi_app_call(f->next, environ, own);
+    csgi_body *body =
+        csgi_app_call(f->next, environ,
+                      csgi_start_response__init(&c->own, environ, start_response, pass_start, c));
     if (!body)
         return answer_500(c);
     if (c->started)

@@ -12,6 +12,7 @@
  * arbitrary text into the logs through it.
  */
 #include "common/chartab.h"
+#include "gateway/app_private.h"
 #include "gateway/environ_private.h"
 #include "middleware/middleware.h"
 
@@ -82,6 +83,7 @@ static int new_request_id(char *out)
 typedef struct call {
     csgi_start_response *parent;
     csgi_environ *environ;
+    csgi_start_response own; /* what the next application answers through */
     char id[ID_LEN + 1];
 } call;
 
@@ -118,8 +120,8 @@ static csgi_body *request_id_call(void *state, csgi_environ *environ,
         return NULL;
     c->parent = start_response;
     c->environ = environ;
-    csgi_start_response *own = csgi_start_response_new(environ, start_response, add_id, c);
-    return own ? csgi_app_call(next, environ, own) : NULL;
+    return csgi_app_call(next, environ,
+                         csgi_start_response__init(&c->own, environ, start_response, add_id, c));
 }
 
 static void request_id_destroy(void *state)
