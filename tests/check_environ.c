@@ -1106,6 +1106,35 @@ START_TEST(test_get_headers)
 }
 END_TEST
 
+START_TEST(test_path_info_is)
+{
+    /* What csgi_environ_get gives for PATH_INFO, without the copy: plain
+       and escaped paths, "*", set before and after the build. */
+    static const char *const heads[] = {
+        "GET /healthcheck HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /health%63heck?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /healthcheckx HTTP/1.1\r\nHost: h\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+    };
+    static const char *const paths[] = {"/healthcheck", "*", "/other", ""};
+    for (size_t h = 0; h < COUNT(heads); h++) {
+        for (int variant = 0; variant < 3; variant++) {
+            for (size_t p = 0; p < COUNT(paths); p++) {
+                fixture *f = fixture_open(heads[h], PEER_INET);
+                if (variant == 1)
+                    csgi_environ_set(f->environ, "PATH_INFO", "/other");
+                if (variant == 2)
+                    fixture_build(f);
+                int is = csgi_environ__path_info_is(f->environ, paths[p], strlen(paths[p]));
+                ck_assert_int_eq(is,
+                                 strcmp(csgi_environ_get(f->environ, "PATH_INFO"), paths[p]) == 0);
+                fixture_free(f);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_shadows_as_if_built)
 {
     /* Whatever is set or removed before the build, the environ is then the
@@ -2406,6 +2435,7 @@ static Suite *environ_suite(void)
     tcase_add_test(tc, test_keys_before_build);
     tcase_add_test(tc, test_shadows_as_if_built);
     tcase_add_test(tc, test_get_headers);
+    tcase_add_test(tc, test_path_info_is);
     tcase_add_test(tc, test_router_accessors);
     tcase_add_test(tc, test_allocations);
     tcase_add_test(tc, test_materialise_nomem);

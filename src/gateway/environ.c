@@ -2071,6 +2071,23 @@ int csgi_environ_set_input(csgi_environ *environ, csgi_input *input)
     return 0;
 }
 
+int csgi_environ__path_info_is(csgi_environ *environ, const char *path, size_t len)
+{
+    const csgi_http__head *head = environ->source->head;
+    const char *value;
+    size_t n;
+    if (!environ->built && !environ->shadows && !(environ->line_made & (1u << LINE_PATH)) &&
+        head->form != CSGI_HTTP__FORM_ASTERISK && head->form != CSGI_HTTP__FORM_AUTHORITY &&
+        !memchr(head->path, '%', head->path_len)) {
+        /* Without an escape, PATH_INFO is the request's path as it came. */
+        value = head->path;
+        n = head->path_len;
+    } else if (!(value = csgi_environ_get_n(environ, "PATH_INFO", &n))) {
+        return 0;
+    }
+    return n == len && memcmp(value, path, len) == 0;
+}
+
 csgi_input *csgi_environ__replaced_input(csgi_environ *environ)
 {
     return environ->replaced;

@@ -108,6 +108,11 @@ int64_t csgi_input__length(const csgi_input *input);
 /* The type a middleware's stream reads through (NULL for the server's). */
 const csgi_input_type *csgi_input__type(const csgi_input *input);
 
+/* Whether PATH_INFO is path (len bytes): a filter that answers one path
+   (healthcheck) asks every request, most of which it passes on. Without a
+   copy or a decoding when the request's path has no escape. */
+int csgi_environ__path_info_is(csgi_environ *environ, const char *path, size_t len);
+
 /* The stream csgi_environ_set_input() put in place of the server's, or
    NULL (then the server's own, which may not be set up yet). */
 csgi_input *csgi_environ__replaced_input(csgi_environ *environ);

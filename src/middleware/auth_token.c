@@ -59,6 +59,7 @@ typedef struct check {
     int phase;     /* the token being checked */
     csgi_handler_later *later;
     auth_call *call;
+    bool on_stack; /* the handler's own: kept in the request's memory to wait */
 } check;
 
 /* Every header only auth_token sets, whatever the client sent; by length,
@@ -278,6 +279,14 @@ static csgi_response *step(csgi_request *request, check *c)
         auth_identity *identity = NULL;
         found = auth_token__local_check(f->local, token, len, &identity);
         if (found == AUTH_MISS && f->remote) {
+            if (c->on_stack) { /* the answer comes after the handler returned */
+                check *kept = csgi_environ_alloc(csgi_request_environ(request), sizeof(*kept));
+                if (!kept)
+                    return NULL;
+                *kept = *c;
+                kept->on_stack = false;
+                c = kept;
+            }
             csgi_response *waiting = csgi_handler_wait(request, &c->later, cancel_call, c);
             c->call = waiting
                           ? auth_token__remote_check(f->remote, request, token, len, remote_done, c)
@@ -303,8 +312,8 @@ static const char *token_of(csgi_environ *environ, const char *key, size_t *len)
 static csgi_response *auth_token(csgi_request *request, csgi_app *next, void *userdata)
 {
     csgi_environ *environ = csgi_request_environ(request);
-    check *c = csgi_environ_alloc_zeroed(environ, sizeof(*c));
-    if (!c || strip_identity(environ) != 0)
+    check stack = {.on_stack = true}, *c = &stack;
+    if (strip_identity(environ) != 0)
         return NULL;
     c->filter = userdata;
     c->request = request;

@@ -19,6 +19,7 @@
  */
 #include "common/alloc.h"
 #include "middleware/healthcheck.h"
+#include "gateway/environ_private.h"
 #include "middleware/middleware.h"
 
 #include <csgi/environ.h>
@@ -110,9 +111,8 @@ static csgi_response *healthcheck_app(csgi_request *request, void *userdata)
 static csgi_response *healthcheck_filter(csgi_request *request, csgi_app *next, void *userdata)
 {
     const healthcheck *h = userdata;
-    size_t len;
-    const char *path = csgi_request_path_info(request, &len);
-    if (path && len == h->path_len && memcmp(path, h->path, len) == 0 && !ignored(request, h))
+    if (csgi_environ__path_info_is(csgi_request_environ(request), h->path, h->path_len) &&
+        !ignored(request, h))
         return answer(request, h);
     return csgi_handler_forward(request, next);
 }
