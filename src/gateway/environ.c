@@ -277,8 +277,10 @@ static entry *find(csgi_environ *environ, const char *key, size_t key_len)
     return NULL;
 }
 
-/* A new entry at the end (growing the array if needed), or NULL. */
-static entry *append(csgi_environ *environ)
+/* A new entry at the end for key (borrowed: static, or a copy of the
+   caller's), no value yet, with flags (SHADOW counted); NULL when the
+   array cannot grow. */
+static entry *append(csgi_environ *environ, const char *key, size_t key_len, uint8_t flags)
 {
     if (environ->capacity == 0) {
         /* The first key set before the build (a router's record, the
@@ -295,7 +297,14 @@ static entry *append(csgi_environ *environ)
             return NULL;
         environ->entries = entries;
     }
-    return &environ->entries[environ->count++];
+    entry *e = &environ->entries[environ->count++];
+    e->key = key;
+    e->key_len = (uint32_t)key_len;
+    e->kind = CSGI_VALUE_NONE;
+    e->flags = flags;
+    environ->lengths |= length_bit(key_len);
+    environ->shadows += (flags & SHADOW) != 0;
+    return e;
 }
 
 /* The next entry of a materialising environ (sized in advance), for key. */
@@ -991,16 +1000,13 @@ static entry *revive(csgi_environ *environ, entry *tombstone)
        key is set again at the end. The new entry carries the removal
        (MOVED) for the build. */
     size_t at = (size_t)(tombstone - environ->entries);
-    entry *e = append(environ); /* may move the array */
+    entry *e = append(environ, tombstone->key, tombstone->key_len, SHADOW | MOVED);
     if (!e)
         return NULL;
-    tombstone = &environ->entries[at];
-    e->key = tombstone->key;
-    e->key_len = tombstone->key_len;
-    e->kind = CSGI_VALUE_NONE;
-    e->flags = SHADOW | MOVED;
+    tombstone = &environ->entries[at]; /* the array may have moved */
     tombstone->key_len = 0;
     tombstone->flags = 0;
+    environ->shadows--;
     environ->tombstones--;
     return e;
 }
@@ -1034,16 +1040,10 @@ static entry *slot(csgi_environ *environ, const char *key, size_t key_len, size_
     char *copy = csgi_arena__alloc(environ->arena, key_len + 1 + extra);
     if (!copy)
         return NULL;
-    e = append(environ);
+    memcpy(copy, key, key_len + 1);
+    e = append(environ, copy, key_len, shadow > 0 ? SHADOW : 0);
     if (!e)
         return NULL;
-    memcpy(copy, key, key_len + 1);
-    e->key = copy;
-    e->key_len = (uint32_t)key_len;
-    environ->lengths |= length_bit(key_len);
-    e->kind = CSGI_VALUE_NONE;
-    e->flags = shadow > 0 ? SHADOW : 0;
-    environ->shadows += shadow > 0;
     if (extra)
         *extra_out = copy + key_len + 1;
     return e;
@@ -1313,14 +1313,8 @@ int csgi_environ__set_static(csgi_environ *environ, const char *key, size_t key_
         entry old = *e;
         e->kind = CSGI_VALUE_NONE; /* set below */
         release(&old);
-    } else {
-        if (!(e = append(environ)))
-            return CSGI_ENOMEM;
-        e->key = key;
-        e->key_len = (uint32_t)key_len;
-        e->flags = shadow > 0 ? SHADOW : 0;
-        environ->shadows += shadow > 0;
-        environ->lengths |= length_bit(key_len);
+    } else if (!(e = append(environ, key, key_len, shadow > 0 ? SHADOW : 0))) {
+        return CSGI_ENOMEM;
     }
     note_request(environ, key, key_len, NULL);
     e->kind = CSGI_VALUE_STRING;
@@ -1690,16 +1684,8 @@ int csgi_environ__set_static_pointer(csgi_environ *environ, const char *key, siz
                                      void *pointer)
 {
     entry *e = find(environ, key, key_len);
-    if (!e) {
-        e = append(environ);
-        if (!e)
-            return CSGI_ENOMEM;
-        e->key = key;
-        e->key_len = (uint32_t)key_len;
-        e->kind = CSGI_VALUE_NONE;
-        e->flags = 0;
-        environ->lengths |= length_bit(key_len);
-    }
+    if (!e && !(e = append(environ, key, key_len, 0)))
+        return CSGI_ENOMEM;
     note_request(environ, key, key_len, pointer);
     entry old = *e;
     e->kind = CSGI_VALUE_POINTER;
@@ -1739,15 +1725,8 @@ csgi_value_kind csgi_environ_kind(csgi_environ *environ, const char *key)
 /* Add a tombstone for key (static, or the caller's copy) before the build. */
 static int bury(csgi_environ *environ, const char *key, size_t key_len)
 {
-    entry *e = append(environ);
-    if (!e)
+    if (!append(environ, key, key_len, SHADOW))
         return CSGI_ENOMEM;
-    e->key = key;
-    e->key_len = (uint32_t)key_len;
-    e->kind = CSGI_VALUE_NONE;
-    e->flags = SHADOW;
-    environ->lengths |= length_bit(key_len);
-    environ->shadows++;
     environ->tombstones++;
     return 0;
 }
@@ -1922,14 +1901,8 @@ int csgi_environ__append_borrowed(csgi_environ *environ, const char *key, size_t
     if (e) {
         if (!(e = revive(environ, e)))
             return CSGI_ENOMEM;
-    } else if (!(e = append(environ))) {
+    } else if (!(e = append(environ, key, key_len, shadow ? SHADOW : 0))) {
         return CSGI_ENOMEM;
-    } else {
-        e->key = key;
-        e->key_len = (uint32_t)key_len;
-        e->flags = shadow ? SHADOW : 0;
-        environ->lengths |= length_bit(key_len);
-        environ->shadows += shadow != 0;
     }
     e->kind = CSGI_VALUE_STRING;
     e->value.string.bytes = value;
