@@ -280,7 +280,7 @@ static entry *find(csgi_environ *environ, const char *key, size_t key_len)
 /* A new entry at the end for key (borrowed: static, or a copy of the
    caller's), no value yet, with flags (SHADOW counted); NULL when the
    array cannot grow. */
-static entry *append(csgi_environ *environ, const char *key, size_t key_len, uint8_t flags)
+static inline entry *append(csgi_environ *environ, const char *key, size_t key_len, uint8_t flags)
 {
     if (environ->capacity == 0) {
         /* The first key set before the build (a router's record, the
