@@ -1,0 +1,54 @@
+/*
+ * examples/imageapi: what the identity, image and compute parts of the
+ * example share. Internal to the example's module (imageapi.so); a csgi
+ * user writes the same kind of header for their own service.
+ */
+#ifndef IMAGEAPI_H
+#define IMAGEAPI_H
+
+#include <csgi.h>
+#include <csgi/loader.h>
+
+#include <jansson.h>
+
+#include <stddef.h>
+#include <time.h>
+
+/* ---- JSON answers ------------------------------------------------------------------ */
+
+/* A response with status and value (taken) as application/json; NULL
+   (a 500) when memory ran out. */
+csgi_response *imageapi_json(csgi_request *request, int status, json_t *value);
+
+/* ---- Files ----------------------------------------------------------------------------- */
+
+/* Write value (borrowed) as JSON to path so that a reader sees the old file
+   or the new one, never part of one, and a crash leaves one of the two:
+   a temporary file beside it, fsync, rename over path, fsync of the
+   directory. 0, or -errno with a message in err. */
+int imageapi_write_json_atomic(const char *path, json_t *value, char *err, size_t err_size);
+
+/* The JSON in path (a new reference), or NULL: *missing is set when the
+   file does not exist (else it is unreadable or not JSON: err says). */
+json_t *imageapi_read_json(const char *path, int *missing, char *err, size_t err_size);
+
+/* mkdir -p with mode 0750. 0 or -errno. */
+int imageapi_mkdirs(const char *path);
+
+/* ---- Values ------------------------------------------------------------------------------ */
+
+/* A random (version 4) UUID, 36 characters and a NUL. 0 or -errno. */
+int imageapi_uuid(char out[37]);
+
+/* A random id of 32 hex digits (keystone's ids), and a NUL. 0 or -errno. */
+int imageapi_hex_id(char out[33]);
+
+/* when as "2026-12-04T02:10:00Z" (glance's and keystone's timestamps; with
+   micro set, keystone's "2026-12-04T02:10:00.000000Z"). */
+void imageapi_time(time_t when, int micro, char out[32]);
+
+/* Parse what imageapi_time() writes (and the same with a fraction): 0, or
+   -1 when text is not such a time. */
+int imageapi_parse_time(const char *text, time_t *out);
+
+#endif
