@@ -6,6 +6,11 @@
 
 extern const csgi_entry_point csgi_plugin_entry_points[];
 
+int compute_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                    const csgi_conf *local_conf, csgi_load_error *error);
+
 const csgi_entry_point csgi_plugin_entry_points[] = {
+    /* compute (compute.c) */
+    {"compute_factory", CSGI_FACTORY_APP, compute_factory, NULL, NULL},
     {NULL, CSGI_FACTORY_APP, NULL, NULL, NULL},
 };
