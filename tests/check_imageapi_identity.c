@@ -79,19 +79,27 @@ static void teardown(void)
 }
 
 /* The deploy file: identity at /identity, /v3, /v2.0 and /, a pipeline
-   with the revocation filter in front of it at /guarded; extra lines go to
+   with the revocation filter in front of it at /guarded, and compute
+   behind auth_token (with the signing key) and the revocation filter at
+   /compute, as imageapi-paste.ini has it; extra lines go to
    [app:identity]. NULL with the loader's message in why when it fails. */
 static csgi_app *load(const char *extra, char *why, size_t why_size)
 {
-    char text[2048];
-    snprintf(text, sizeof(text),
-             "[DEFAULT]\nstate_dir = %s/store\nsigning_key_file = %s\naccounts_file = %s\n\n"
-             "[composite:main]\nuse = egg:csgi#urlmap\n/identity = identity\n/v3 = identity\n"
-             "/v2.0 = identity\n/guarded = guarded\n/ = identity\n\n"
-             "[pipeline:guarded]\npipeline = revoked identity\n\n"
-             "[filter:revoked]\npaste.filter_factory = imageapi:revocation_factory\n\n"
-             "[app:identity]\npaste.app_factory = imageapi:identity_factory\n%s",
-             state, path_key, path_accounts, extra);
+    char text[4096];
+    snprintf(
+        text, sizeof(text),
+        "[DEFAULT]\nstate_dir = %s/store\nsigning_key_file = %s\naccounts_file = %s\n\n"
+        "[composite:main]\nuse = egg:csgi#urlmap\n/identity = identity\n/v3 = identity\n"
+        "/v2.0 = identity\n/guarded = guarded\n/compute = compute\n/ = identity\n\n"
+        "[pipeline:guarded]\npipeline = revoked identity\n\n"
+        "[pipeline:compute]\npipeline = authtoken revoked flavors\n\n"
+        "[filter:authtoken]\npaste.filter_factory = keystonemiddleware.auth_token:filter_factory\n"
+        "www_authenticate_uri = http://auth.test/identity\n"
+        "get signing_key_file = signing_key_file\n\n"
+        "[app:flavors]\npaste.app_factory = imageapi:compute_factory\n\n"
+        "[filter:revoked]\npaste.filter_factory = imageapi:revocation_factory\n\n"
+        "[app:identity]\npaste.app_factory = imageapi:identity_factory\n%s",
+        state, path_key, path_accounts, extra);
     write_text(path_ini, text);
     csgi_loader *loader = NULL;
     ck_assert_int_eq(csgi_loader_new(&loader), 0);
@@ -614,6 +622,25 @@ START_TEST(test_validate)
     ck_assert_str_eq(str_at(json_array_get(projects, 0), "name"), "admin");
     ck_assert_str_eq(str_at(json_array_get(projects, 1), "name"), "demo");
     answer_free(&a);
+    /* the same by user id, as openstack project list --my-projects asks */
+    a = call(app, "GET", "http://cloud.test/v3/auth/tokens", NULL, demo, demo);
+    char url[256];
+    snprintf(url, sizeof(url), "http://cloud.test/identity/v3/users/%s/projects",
+             str_at(a.json, "token.user.id"));
+    answer_free(&a);
+    a = call(app, "GET", url, NULL, demo, NULL);
+    ck_assert_int_eq(a.status, 200);
+    projects = json_object_get(a.json, "projects");
+    ck_assert_int_eq(json_array_size(projects), 1);
+    ck_assert_str_eq(str_at(json_array_get(projects, 0), "name"), "demo");
+    ck_assert_str_eq(str_at(a.json, "links.self"), url);
+    answer_free(&a);
+    a = call(app, "GET", url, NULL, admin, NULL); /* another user's */
+    expect_error(&a, 403, "another user's projects");
+    answer_free(&a);
+    a = call(app, "GET", "http://cloud.test/v3/users//projects", NULL, admin, NULL);
+    expect_error(&a, 404, "no user id");
+    answer_free(&a);
     a = call(app, "GET", "http://cloud.test/v3/auth/domains", NULL, admin, NULL);
     ck_assert_int_eq(a.status, 200);
     ck_assert_int_eq(json_array_size(json_object_get(a.json, "domains")), 0);
@@ -704,6 +731,40 @@ START_TEST(test_revoke)
     answer_free(&a);
     ck_assert_int_ne(access(stale, F_OK), 0);
     ck_assert_int_eq(access(path, F_OK), 0);
+    csgi_app_free(app);
+}
+END_TEST
+
+/* ---- Behind auth_token, as the image and compute pipelines are ---------------------------- */
+
+START_TEST(test_behind_auth_token)
+{
+    csgi_app *app = load_ok("");
+    char admin[4096], demo[4096];
+    issue(app, "admin", "admin-secret", "admin", admin, sizeof(admin));
+    issue(app, "demo", "demo-secret", "demo", demo, sizeof(demo));
+    /* auth_token validates the signed token by itself */
+    answer a = call(app, "GET", "http://cloud.test/compute/v2.1/flavors", NULL, demo, NULL);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(a.json, "flavors")), 5);
+    answer_free(&a);
+    a = call(app, "GET", "http://cloud.test/compute/v2.1/flavors", NULL, NULL, NULL);
+    expect_error(&a, 401, "no token");
+    ck_assert_str_eq(csgi_test_response_header(a.response, "WWW-Authenticate"),
+                     "Keystone uri=\"http://auth.test/identity\""); /* auth_token's */
+    answer_free(&a);
+    /* revoked: auth_token still finds it well signed, the filter refuses it */
+    a = call(app, "DELETE", "http://cloud.test/identity/v3/auth/tokens", NULL, admin, demo);
+    ck_assert_int_eq(a.status, 204);
+    answer_free(&a);
+    a = call(app, "GET", "http://cloud.test/compute/v2.1/flavors", NULL, demo, NULL);
+    expect_error(&a, 401, "revoked, behind auth_token");
+    ck_assert_str_eq(csgi_test_response_header(a.response, "WWW-Authenticate"),
+                     "Keystone uri=\"http://cloud.test/identity\""); /* the filter's */
+    answer_free(&a);
+    a = call(app, "GET", "http://cloud.test/compute/v2.1/flavors", NULL, admin, NULL);
+    ck_assert_int_eq(a.status, 200);
+    answer_free(&a);
     csgi_app_free(app);
 }
 END_TEST
@@ -1017,6 +1078,7 @@ int main(void)
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_revoke);
+    tcase_add_test(tc, test_behind_auth_token);
     tcase_add_test(tc, test_v2_tokens);
     tcase_add_test(tc, test_conf);
     tcase_add_test(tc, test_passwd_tool);

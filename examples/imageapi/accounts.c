@@ -20,7 +20,7 @@ struct imageapi_accounts {
 
 /* Hashed in place of the hash of a user that does not exist: yescrypt at
    the default cost, as imageapi-passwd makes them. */
-static const char unknown_user_setting[] = "$y$j9T$imageapiUnknownUserSalt";
+static const char unknown_user_setting[] = "$y$j9T$imageapi.unknown.user.";
 
 static const char *string_at(const json_t *object, const char *key)
 {

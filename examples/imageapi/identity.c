@@ -256,6 +256,13 @@ static json_t *audit_id(void)
     return json_string(out);
 }
 
+/* object[key][inner] as a string, "" when absent. */
+static const char *str_of(const json_t *object, const char *key, const char *inner)
+{
+    const char *value = json_string_value(json_object_get(json_object_get(object, key), inner));
+    return value ? value : "";
+}
+
 static json_t *named_ref(const json_t *object)
 {
     return json_pack("{sOsO}", "id", json_object_get(object, "id"), "name",
@@ -447,10 +454,7 @@ static json_t *authenticate(const identity *id, const json_t *auth, refusal *why
         int failed = 0;
         parent = verified(id, text, strlen(text), &failed);
         user = parent
-                   ? imageapi_accounts_user(
-                         id->accounts,
-                         json_string_value(json_object_get(json_object_get(parent, "user"), "id")),
-                         NULL, NULL)
+                   ? imageapi_accounts_user(id->accounts, str_of(parent, "user", "id"), NULL, NULL)
                    : NULL;
         if (!user || json_is_false(json_object_get(user, "enabled"))) {
             json_decref(parent);
@@ -599,8 +603,11 @@ static csgi_response *tokens_v3(csgi_request *request, const identity *id, const
     return response;
 }
 
+/* GET /v3/auth/{what} (catalog, projects, domains) with X-Auth-Token; also
+   /v3/users/{user_id}/projects (what "projects", user_id the caller's own,
+   as openstack project list --my-projects asks). */
 static csgi_response *auth_lists(csgi_request *request, const identity *id, const char *root,
-                                 const char *what)
+                                 const char *what, const char *user_id)
 {
     if (strcmp(csgi_request_method(request), "GET") != 0 &&
         strcmp(csgi_request_method(request), "HEAD") != 0)
@@ -609,8 +616,17 @@ static csgi_response *auth_lists(csgi_request *request, const identity *id, cons
     json_t *doc = caller(request, id, root, &error);
     if (!doc)
         return error;
+    if (user_id && strcmp(user_id, str_of(doc, "user", "id")) != 0) {
+        json_decref(doc);
+        return imageapi_keystone_error(request, 403,
+                                       "You are not authorized to perform the "
+                                       "requested action: another user's projects.");
+    }
     char self[1100];
-    snprintf(self, sizeof(self), "%s/v3/auth/%s", root, what);
+    if (user_id)
+        snprintf(self, sizeof(self), "%s/v3/users/%s/projects", root, user_id);
+    else
+        snprintf(self, sizeof(self), "%s/v3/auth/%s", root, what);
     json_t *body = NULL;
     if (strcmp(what, "catalog") == 0) {
         if (!json_object_get(doc, "project")) {
@@ -621,9 +637,7 @@ static csgi_response *auth_lists(csgi_request *request, const identity *id, cons
         }
         body = json_pack("{so s{ss}}", "catalog", catalog_v3(request, id), "links", "self", self);
     } else if (strcmp(what, "projects") == 0) {
-        json_t *user = imageapi_accounts_user(
-            id->accounts, json_string_value(json_object_get(json_object_get(doc, "user"), "id")),
-            NULL, NULL);
+        json_t *user = imageapi_accounts_user(id->accounts, str_of(doc, "user", "id"), NULL, NULL);
         json_t *projects = json_array();
         json_t *project;
         for (size_t i = 0;
@@ -765,11 +779,21 @@ static csgi_response *handle(csgi_request *request, void *userdata)
         if (strcmp(rest, "/auth/tokens") == 0)
             return tokens_v3(request, id, root);
         if (strcmp(rest, "/auth/catalog") == 0)
-            return auth_lists(request, id, root, "catalog");
+            return auth_lists(request, id, root, "catalog", NULL);
         if (strcmp(rest, "/auth/projects") == 0)
-            return auth_lists(request, id, root, "projects");
+            return auth_lists(request, id, root, "projects", NULL);
         if (strcmp(rest, "/auth/domains") == 0)
-            return auth_lists(request, id, root, "domains");
+            return auth_lists(request, id, root, "domains", NULL);
+        size_t len = strlen(rest);
+        if (strncmp(rest, "/users/", 7) == 0 && len > 16 &&
+            strcmp(rest + len - 9, "/projects") == 0 && !memchr(rest + 7, '/', len - 16)) {
+            char *user_id = csgi_environ_alloc(csgi_request_environ(request), len - 15);
+            if (!user_id)
+                return NULL;
+            memcpy(user_id, rest + 7, len - 16);
+            user_id[len - 16] = '\0';
+            return auth_lists(request, id, root, "projects", user_id);
+        }
     } else if (strcmp(version, "v2.0") == 0) {
         if (at_root && get)
             return imageapi_json(request, 200, json_pack("{so}", "version", version_v2(root)));
