@@ -527,6 +527,27 @@ START_TEST(test_refusals)
     expect_error(&a, 401, "domain scope");
     answer_free(&a);
 
+    /* a long password, deep nesting */
+    char *long_password = malloc(20001);
+    memset(long_password, 'p', 20000);
+    long_password[20000] = '\0';
+    char *long_body = malloc(21000);
+    password_body(long_body, 21000, "admin", long_password, "admin");
+    a = call(app, "POST", "http://cloud.test/v3/auth/tokens", long_body, NULL, NULL);
+    expect_error(&a, 401, "a long password");
+    answer_free(&a);
+    free(long_password);
+    size_t depth = 5000;
+    for (size_t i = 0; i < depth; i++) {
+        long_body[i] = '[';
+        long_body[depth + i] = ']';
+    }
+    long_body[2 * depth] = '\0';
+    a = call(app, "POST", "http://cloud.test/v3/auth/tokens", long_body, NULL, NULL);
+    expect_error(&a, 400, "deep nesting");
+    answer_free(&a);
+    free(long_body);
+
     /* a body past 64 KiB */
     size_t big = 70 * 1024;
     char *huge = malloc(big + 1);
@@ -586,6 +607,22 @@ START_TEST(test_validate)
         ck_assert_int_eq(a.status, 404);
         answer_free(&a);
     }
+
+    /* long and malformed tokens */
+    char *long_token = malloc(6001);
+    memset(long_token, 'A', 6000);
+    long_token[6000] = '\0';
+    memcpy(long_token, "csgi1.", 6);
+    a = call(app, "GET", "http://cloud.test/v3/auth/tokens", NULL, long_token, demo);
+    expect_error(&a, 401, "a long X-Auth-Token");
+    answer_free(&a);
+    a = call(app, "GET", "http://cloud.test/v3/auth/tokens", NULL, admin, long_token);
+    expect_error(&a, 404, "a long subject");
+    answer_free(&a);
+    free(long_token);
+    a = call(app, "GET", "http://cloud.test/v3/auth/tokens", NULL, admin, "csgi1.!!!.???");
+    expect_error(&a, 404, "not base64");
+    answer_free(&a);
 
     /* expired, and signed with another key */
     json_t *doc = json_pack("{ss s{ss} s{ss}}", "expires_at", "2020-01-01T00:00:00.000000Z", "user",
