@@ -644,6 +644,12 @@ START_TEST(test_validate)
     a = call(app, "GET", "http://cloud.test/v3/auth/tokens", NULL, admin, old);
     expect_error(&a, 404, "another key");
     answer_free(&a);
+    /* well signed and live, but of a user the users file does not hold */
+    ck_assert_int_eq(
+        csgi_auth_token_sign(old, sizeof(old), &len, key_bytes, strlen(key_bytes), doc), 0);
+    a = call(app, "GET", "http://cloud.test/v3/auth/tokens", NULL, admin, old);
+    expect_error(&a, 404, "an unknown user's token");
+    answer_free(&a);
     json_decref(doc);
 
     /* catalog, projects, domains */

@@ -318,8 +318,9 @@ static const char *sign(csgi_request *request, const identity *id, json_t *doc)
     return text;
 }
 
-/* The document of a token that is signed, live and not revoked (a new
-   reference), or NULL; *failed set when the revocation list cannot be read. */
+/* The document of a token that is signed, live, not revoked and of a user
+   still enabled in the users file (a new reference), or NULL; *failed set
+   when the revocation list cannot be read. */
 static json_t *verified(const identity *id, const char *token, size_t len, int *failed)
 {
     json_t *doc = NULL;
@@ -329,6 +330,11 @@ static json_t *verified(const identity *id, const char *token, size_t len, int *
     if (revoked) {
         if (revoked < 0 && failed)
             *failed = 1;
+        json_decref(doc);
+        return NULL;
+    }
+    json_t *user = imageapi_accounts_user(id->accounts, str_of(doc, "user", "id"), NULL, NULL);
+    if (!user || json_is_false(json_object_get(user, "enabled"))) {
         json_decref(doc);
         return NULL;
     }
@@ -456,7 +462,7 @@ static json_t *authenticate(const identity *id, const json_t *auth, refusal *why
         user = parent
                    ? imageapi_accounts_user(id->accounts, str_of(parent, "user", "id"), NULL, NULL)
                    : NULL;
-        if (!user || json_is_false(json_object_get(user, "enabled"))) {
+        if (!user) {
             json_decref(parent);
             return refuse(why, failed ? 503 : 401,
                           failed ? "The revocation list cannot be read." : UNAUTHORIZED);
