@@ -12,7 +12,10 @@
  * imageapi:revocation_factory is the filter that goes right after
  * auth_token in the image and compute pipelines: a request whose
  * X-Auth-Token is revoked gets keystone's 401, whatever auth_token
- * thought of the (validly signed) token.
+ * thought of the (validly signed) token. Its conf: state_dir (local, else
+ * global; required) and www_authenticate_uri (the URI of the 401's
+ * WWW-Authenticate; default the request's host URL and /identity).
+ * Requests without X-Auth-Token pass: auth_token in front decides.
  */
 #include "imageapi.h"
 
