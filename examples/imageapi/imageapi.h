@@ -51,4 +51,47 @@ void imageapi_time(time_t when, int micro, char out[32]);
    -1 when text is not such a time. */
 int imageapi_parse_time(const char *text, time_t *out);
 
+/* ---- Identity (identity.c, revoked.c) ---------------------------------------------- */
+
+/* keystone's error document {"error": {"code", "title", "message"}} with
+   status (message copied); NULL when memory ran out. */
+csgi_response *imageapi_keystone_error(csgi_request *request, int status, const char *message);
+
+/* keystone's 401 ("The request you have made requires authentication.")
+   with `WWW-Authenticate: Keystone uri="<uri>"`. */
+csgi_response *imageapi_keystone_unauthorized(csgi_request *request, const char *uri);
+
+/* The value of name in the local conf, else in the global conf, or NULL. */
+const char *imageapi_identity_conf(const csgi_conf *global_conf, const csgi_conf *local_conf,
+                                   const char *name);
+
+/* 0 when every key of local_conf is in known (NULL-terminated) or is one
+   the handler factories read (body_mode, client_max_body_size, ...);
+   else -1 with error placed at the first unknown key. */
+int imageapi_identity_check_keys(const csgi_conf *local_conf, const char *const *known,
+                                 csgi_load_error *error);
+
+/* The revoked tokens of a state_dir (state_dir/revoked/<sha256 hex>). */
+typedef struct imageapi_revocations imageapi_revocations;
+
+/* A list for state_dir (copied); nothing is read yet. 0 or -ENOMEM. */
+int imageapi_revocations_new(imageapi_revocations **out, const char *state_dir);
+
+/* Free it (NULL allowed). */
+void imageapi_revocations_free(imageapi_revocations *revocations);
+
+/* 1 when the token (len bytes) is revoked, 0 when not, -errno when the
+   list cannot be read. One stat of the directory; it is read again only
+   when it changed. Thread-safe. */
+int imageapi_revocations_contains(imageapi_revocations *revocations, const char *token, size_t len);
+
+/* Revoke the token (len bytes) that expires at expires: write its file
+   atomically (and remove the files of tokens long expired). 0, or -errno
+   with a message in err. */
+int imageapi_revocations_add(imageapi_revocations *revocations, const char *token, size_t len,
+                             time_t expires, char *err, size_t err_size);
+
+/* The SHA-256 of a token as 64 hex digits and a NUL: its file name. */
+void imageapi_token_digest(const char *token, size_t len, char out[65]);
+
 #endif

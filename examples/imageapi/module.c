@@ -9,8 +9,16 @@ extern const csgi_entry_point csgi_plugin_entry_points[];
 int compute_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                     const csgi_conf *local_conf, csgi_load_error *error);
 
+int identity_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                     const csgi_conf *local_conf, csgi_load_error *error);
+int revocation_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                       const csgi_conf *local_conf, csgi_app *next, csgi_load_error *error);
+
 const csgi_entry_point csgi_plugin_entry_points[] = {
     /* compute (compute.c) */
     {"compute_factory", CSGI_FACTORY_APP, compute_factory, NULL, NULL},
+    /* identity (identity.c, revoked.c) */
+    {"identity_factory", CSGI_FACTORY_APP, identity_factory, NULL, NULL},
+    {"revocation_factory", CSGI_FACTORY_FILTER, NULL, revocation_factory, NULL},
     {NULL, CSGI_FACTORY_APP, NULL, NULL, NULL},
 };
