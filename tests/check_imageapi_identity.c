@@ -926,6 +926,34 @@ START_TEST(test_conf)
     answer_free(&a);
     csgi_app_free(app);
 
+    /* identity on a port of its own: the services' own URLs, in v3 and v2.0 */
+    app = load_ok("identity_url = http://keystone.example:5000/v3/\n"
+                  "image_url = http://cloud.example/image\n");
+    a = call(app, "POST", "http://cloud.test/v3/auth/tokens", body, NULL, NULL);
+    ck_assert_int_eq(a.status, 201);
+    json_t *catalog = json_object_get(json_object_get(a.json, "token"), "catalog");
+    for (size_t i = 0; i < 3; i++) {
+        json_t *endpoint =
+            json_array_get(json_object_get(json_array_get(catalog, 0), "endpoints"), i);
+        ck_assert_str_eq(str_at(endpoint, "url"), "http://keystone.example:5000/v3");
+        endpoint = json_array_get(json_object_get(json_array_get(catalog, 1), "endpoints"), i);
+        ck_assert_str_eq(str_at(endpoint, "url"), "http://cloud.example/image");
+        endpoint = json_array_get(json_object_get(json_array_get(catalog, 2), "endpoints"), i);
+        ck_assert_str_eq(str_at(endpoint, "url"), "http://cloud.test/compute/v2.1");
+    }
+    answer_free(&a);
+    a = call(app, "POST", "http://cloud.test/v2.0/tokens",
+             "{\"auth\": {\"tenantName\": \"admin\", \"passwordCredentials\": "
+             "{\"username\": \"admin\", \"password\": \"admin-secret\"}}}",
+             NULL, NULL);
+    ck_assert_int_eq(a.status, 200);
+    json_t *v2 =
+        json_array_get(json_object_get(json_object_get(a.json, "access"), "serviceCatalog"), 0);
+    ck_assert_str_eq(str_at(json_array_get(json_object_get(v2, "endpoints"), 0), "publicURL"),
+                     "http://keystone.example:5000/v2.0");
+    answer_free(&a);
+    csgi_app_free(app);
+
     const char *const wrong[][2] = {
         {"token_expiration = soon\n", "token_expiration"},
         {"token_expiration = 0\n", "token_expiration"},

@@ -28,7 +28,9 @@
  * (required); token_expiration (seconds, 3600); public_url (the base of
  * the catalog's URLs: {public_url}/identity/v3, /image, /compute/v2.1;
  * default the request's host URL), internal_url and admin_url (the same
- * for those interfaces; default public_url).
+ * for those interfaces; default public_url); identity_url, image_url and
+ * compute_url (one service's URL for every interface, when it is not at
+ * its path under the base: identity on a port of its own).
  *
  * Checking a password costs yescrypt's few tens of milliseconds: a
  * deployment serving many logins marks the app `blocking = true` so that
@@ -57,7 +59,8 @@ typedef struct identity {
     unsigned char *key;
     size_t key_len;
     long long lifetime;
-    char *urls[3]; /* public, internal, admin base URLs, or NULL: the host URL */
+    char *urls[3];         /* public, internal, admin base URLs, or NULL: the host URL */
+    char *service_urls[3]; /* identity_url, image_url, compute_url: a service's own URL, or NULL */
 } identity;
 
 static const char *const interfaces[3] = {"public", "internal", "admin"};
@@ -148,6 +151,26 @@ static const struct {
 };
 #define SERVICE_COUNT (sizeof(services) / sizeof(services[0]))
 
+/* The URL of service s for an interface: the service's own URL when the
+   conf gives one (identity_url, image_url, compute_url: every interface;
+   for v2.0 an identity URL ending in /v3 ends in /v2.0 instead), else the
+   interface's base URL and the service's path on it. */
+static void service_url(char *out, size_t size, csgi_request *request, const identity *id, size_t s,
+                        int interface, int v2)
+{
+    const char *own = id->service_urls[s];
+    if (!own) {
+        snprintf(out, size, "%s%s", catalog_base(request, id, interface),
+                 v2 ? services[s].v2_path : services[s].path);
+        return;
+    }
+    size_t len = strlen(own);
+    if (v2 && s == 0 && len >= 3 && strcmp(own + len - 3, "/v3") == 0)
+        snprintf(out, size, "%.*s/v2.0", (int)(len - 3), own);
+    else
+        snprintf(out, size, "%s", own);
+}
+
 /* Stable endpoint ids: the service's id with the service's and the
    interface's numbers last. */
 static void endpoint_id_of(char out[33], size_t service, int interface)
@@ -162,7 +185,7 @@ static json_t *catalog_v3(csgi_request *request, const identity *id)
         json_t *endpoints = json_array();
         for (int i = 0; endpoints && i < 3; i++) {
             char url[1024], endpoint_id[33];
-            snprintf(url, sizeof(url), "%s%s", catalog_base(request, id, i), services[s].path);
+            service_url(url, sizeof(url), request, id, s, i, 0);
             endpoint_id_of(endpoint_id, s, i);
             json_array_append_new(endpoints,
                                   json_pack("{ss ss ss ss ss}", "id", endpoint_id, "interface",
@@ -183,8 +206,7 @@ static json_t *catalog_v2(csgi_request *request, const identity *id)
         char urls[3][1024], endpoint_id[33];
         endpoint_id_of(endpoint_id, s, 0);
         for (int i = 0; i < 3; i++)
-            snprintf(urls[i], sizeof(urls[i]), "%s%s", catalog_base(request, id, i),
-                     services[s].v2_path);
+            service_url(urls[i], sizeof(urls[i]), request, id, s, i, 1);
         json_array_append_new(catalog, json_pack("{s[{ss ss ss ss ss}] s[] ss ss}", "endpoints",
                                                  "id", endpoint_id, "publicURL", urls[0],
                                                  "internalURL", urls[1], "adminURL", urls[2],
@@ -821,8 +843,10 @@ static void identity_free(void *userdata)
     if (id->key)
         OPENSSL_cleanse(id->key, id->key_len);
     free(id->key);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         free(id->urls[i]);
+        free(id->service_urls[i]);
+    }
     free(id);
 }
 
@@ -859,7 +883,8 @@ static int identity_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_
 {
     static const char *const known[] = {
         "accounts_file", "signing_key_file", "state_dir", "token_expiration",
-        "public_url",    "internal_url",     "admin_url", NULL};
+        "public_url",    "internal_url",     "admin_url", "identity_url",
+        "image_url",     "compute_url",      NULL};
     if (imageapi_identity_check_keys(local_conf, known, error) != 0)
         return CSGI_EINVAL;
     static const char *const required[] = {"accounts_file", "signing_key_file", "state_dir"};
@@ -898,13 +923,15 @@ static int identity_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_
         identity_free(id);
         return CSGI_EINVAL;
     }
-    static const char *const url_keys[3] = {"public_url", "internal_url", "admin_url"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const url_keys[6] = {"public_url",   "internal_url", "admin_url",
+                                            "identity_url", "image_url",    "compute_url"};
+    for (int i = 0; i < 6; i++) {
         const char *url = imageapi_identity_conf(global_conf, local_conf, url_keys[i]);
         size_t len = url ? strlen(url) : 0;
         while (len && url[len - 1] == '/')
             len--;
-        if (url && !(id->urls[i] = strndup(url, len))) {
+        char **slot = i < 3 ? &id->urls[i] : &id->service_urls[i - 3];
+        if (url && !(*slot = strndup(url, len))) {
             identity_free(id);
             return CSGI_ENOMEM;
         }
