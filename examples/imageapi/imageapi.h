@@ -51,4 +51,16 @@ void imageapi_time(time_t when, int micro, char out[32]);
    -1 when text is not such a time. */
 int imageapi_parse_time(const char *text, time_t *out);
 
+/* ---- Image (image.c, image_data.c, store.c, backend_dir.c) ------------------------------- */
+
+/* glance's endpoint root: 300 with the versions document at /, 200 at /versions. */
+int image_versions_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_load_error *error);
+/* glance v2, mounted at /v2 (state_dir, image_size_cap). */
+int image_v2_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                     const csgi_conf *local_conf, csgi_load_error *error);
+/* The talk's v1-style listing: /images/detail (state_dir). */
+int image_v1_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                     const csgi_conf *local_conf, csgi_load_error *error);
+
 #endif

@@ -1,0 +1,1227 @@
+/*
+ * The image service (glance v2), as glanceclient and openstackclient use
+ * it, and the talk's v1-style listing:
+ *
+ *   image_versions_factory   GET /  300 versions document; GET /versions 200
+ *   image_v2_factory         mounted at /v2:
+ *     GET  /schemas/image, /schemas/images   the JSON schemas glanceclient validates with
+ *     GET, POST /images                      list (filters, limit/marker, sort), create
+ *     GET, PATCH, DELETE /images/{id}        show, json-patch update, delete
+ *     PUT, GET /images/{id}/file             upload (streamed), download (image_data.c)
+ *     PUT, DELETE /images/{id}/tags/{tag}    tags
+ *   image_v1_factory         GET /images/detail (or /detail under /images)
+ *
+ * Conf (local, else global): state_dir (required), image_size_cap (bytes,
+ * default 1 TiB). The owner of an image is the caller's project (the
+ * X-Project-Id that auth_token sets); a caller without "admin" in X-Roles
+ * sees public and community images and its project's. Without any
+ * auth_token header (no filter in front), the caller is an admin, as
+ * glance is without authentication.
+ */
+#include "image.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define TEBIBYTE       (1024ull * 1024 * 1024 * 1024)
+#define LIMIT_DEFAULT  25
+#define LIMIT_MAX      1000
+#define MAX_TAGS       128
+#define MAX_PROPERTIES 128
+
+static const char *const disk_formats[] = {"ami", "ari",   "aki", "vhd", "vhdx",  "vmdk",
+                                           "raw", "qcow2", "vdi", "iso", "ploop", NULL};
+static const char *const container_formats[] = {"ami", "ari", "aki",    "bare",
+                                                "ovf", "ova", "docker", NULL};
+static const char *const visibilities[] = {"public", "private", "community", "shared", NULL};
+/* Attributes the client cannot set. */
+static const char *const read_only[] = {
+    "status",       "checksum",      "size",       "virtual_size", "created_at", "updated_at",
+    "os_hash_algo", "os_hash_value", "self",       "file",         "schema",     "direct_url",
+    "locations",    "deleted",       "deleted_at", "stores",       NULL};
+/* Attributes of every image (the rest are custom string properties). */
+static const char *const base[] = {"id",
+                                   "name",
+                                   "status",
+                                   "visibility",
+                                   "protected",
+                                   "os_hidden",
+                                   "checksum",
+                                   "owner",
+                                   "size",
+                                   "virtual_size",
+                                   "min_ram",
+                                   "min_disk",
+                                   "disk_format",
+                                   "container_format",
+                                   "created_at",
+                                   "updated_at",
+                                   "tags",
+                                   "os_hash_algo",
+                                   "os_hash_value",
+                                   NULL};
+
+static int in(const char *const *list, const char *value)
+{
+    for (; value && *list; list++)
+        if (strcmp(*list, value) == 0)
+            return 1;
+    return 0;
+}
+
+/* A new JSON string of text in lowercase (ids compare as glance's do). */
+static json_t *lowercase(const char *text)
+{
+    char copy[64];
+    snprintf(copy, sizeof(copy), "%s", text);
+    for (char *p = copy; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return json_string(copy);
+}
+
+/* ---- The service, the caller ----------------------------------------------------------- */
+
+void image_service_unref(void *userdata)
+{
+    image_service *service = userdata;
+    if (!service || atomic_fetch_sub(&service->refs, 1) != 1)
+        return;
+    imageapi_store_free(service->store);
+    if (service->backend)
+        service->backend->type->free(service->backend);
+    free(service);
+}
+
+static image_service *service_ref(image_service *service)
+{
+    atomic_fetch_add(&service->refs, 1);
+    return service;
+}
+
+/* A setting of the local conf, else the global one. */
+static const char *setting(const csgi_conf *global, const csgi_conf *local, const char *name,
+                           const csgi_conf **from)
+{
+    const char *value = csgi_conf_get(local, name);
+    *from = local;
+    if (!value) {
+        value = csgi_conf_get(global, name);
+        *from = global;
+    }
+    return value;
+}
+
+/* Refuse keys of the local conf that none of the factories reads. */
+static int known_keys(const csgi_conf *local, csgi_load_error *error)
+{
+    static const char *const keys[] = {"state_dir", "image_size_cap", NULL};
+    const char *name, *value;
+    for (size_t i = 0; csgi_conf_entry(local, i, &name, &value); i++) {
+        if (!in(keys, name)) {
+            csgi_conf_error(local, name, error, "unknown key (the image service reads %s)",
+                            "state_dir and image_size_cap");
+            return CSGI_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int service_new(image_service **out, const csgi_conf *global, const csgi_conf *local,
+                       csgi_load_error *error)
+{
+    int rc = known_keys(local, error);
+    if (rc != 0)
+        return rc;
+    const csgi_conf *from;
+    const char *state_dir = setting(global, local, "state_dir", &from);
+    if (!state_dir || !*state_dir) {
+        csgi_conf_error(local, "state_dir", error, "the image service needs a state_dir");
+        return CSGI_EINVAL;
+    }
+    long long cap = (long long)TEBIBYTE;
+    const char *cap_text = setting(global, local, "image_size_cap", &from);
+    if (cap_text && (csgi_conf_asint(from, "image_size_cap", cap, &cap, error) != 0 || cap <= 0)) {
+        csgi_conf_error(from, "image_size_cap", error, "must be a positive number of bytes");
+        return CSGI_EINVAL;
+    }
+    image_service *service = calloc(1, sizeof(*service));
+    if (!service)
+        return CSGI_ENOMEM;
+    atomic_init(&service->refs, 1);
+    service->size_cap = (uint64_t)cap;
+    char err[512];
+    if (imageapi_store_open(&service->store, state_dir, err, sizeof(err)) != 0 ||
+        imageapi_backend_dir_new(&service->backend, state_dir, err, sizeof(err)) != 0) {
+        csgi_conf_error(from, "state_dir", error, "%s", err);
+        image_service_unref(service);
+        return CSGI_EINVAL;
+    }
+    image_sweep(service); /* uploads that died with their process */
+    *out = service;
+    return 0;
+}
+
+csgi_response *image_error(csgi_request *request, int status, const char *detail)
+{
+    return csgi_handler_error(request, status, detail);
+}
+
+csgi_response *image_context_of(csgi_request *request, image_context *out)
+{
+    const char *identity = csgi_request_header(request, "X-Identity-Status", NULL);
+    const char *project = csgi_request_header(request, "X-Project-Id", NULL);
+    const char *roles = csgi_request_header(request, "X-Roles", NULL);
+    if (identity && strcasecmp(identity, "Confirmed") != 0)
+        return image_error(request, 401, "the token was not accepted");
+    out->project = project && *project ? project : NULL;
+    out->admin = !identity && !project && !roles;
+    for (const char *p = roles; p && *p && !out->admin;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ", ");
+        out->admin = len == 5 && strncasecmp(p, "admin", 5) == 0;
+        p += len;
+    }
+    return NULL;
+}
+
+static int owner_is(json_t *image, const char *project)
+{
+    const char *owner = json_string_value(json_object_get(image, "owner"));
+    return owner && project && strcmp(owner, project) == 0;
+}
+
+int image_visible(const image_context *context, json_t *image)
+{
+    const char *visibility = json_string_value(json_object_get(image, "visibility"));
+    return context->admin || owner_is(image, context->project) ||
+           (visibility &&
+            (strcmp(visibility, "public") == 0 || strcmp(visibility, "community") == 0));
+}
+
+int image_owned(const image_context *context, json_t *image)
+{
+    return context->admin || owner_is(image, context->project);
+}
+
+void image_touch(json_t *image)
+{
+    char now[32];
+    imageapi_time(time(NULL), 0, now);
+    json_object_set_new(image, "updated_at", json_string(now));
+}
+
+/* ---- Views ------------------------------------------------------------------------------- */
+
+/* The image as glance shows it (a new object): the stored fields and its links. */
+static json_t *view(json_t *image)
+{
+    json_t *shown = json_deep_copy(image);
+    const char *id = json_string_value(json_object_get(image, "id"));
+    char link[128];
+    snprintf(link, sizeof(link), "/v2/images/%s", id ? id : "");
+    json_object_set_new(shown, "self", json_string(link));
+    snprintf(link, sizeof(link), "/v2/images/%s/file", id ? id : "");
+    json_object_set_new(shown, "file", json_string(link));
+    json_object_set_new(shown, "schema", json_string("/v2/schemas/image"));
+    return shown;
+}
+
+static csgi_response *json_answer(csgi_request *request, int status, json_t *value)
+{
+    return imageapi_json(request, status, value);
+}
+
+static csgi_response *no_content(csgi_request *request)
+{
+    csgi_response *response = csgi_handler_response(request);
+    if (response && csgi_response_set_status(response, 204) != 0)
+        return NULL;
+    return response;
+}
+
+/* ---- Validation of what a client sets -------------------------------------------------- */
+
+/* Check value for attribute name; 0, or the status to answer with *why set. */
+static int check_attribute(const image_context *context, const char *name, json_t *value,
+                           int creating, const char **why)
+{
+    if (in(read_only, name) || (!creating && strcmp(name, "id") == 0)) {
+        *why = "the attribute is read-only";
+        return 403;
+    }
+    if (strlen(name) > 255) {
+        *why = "a property name is at most 255 characters";
+        return 400;
+    }
+    if (strcmp(name, "id") == 0) {
+        *why = "id must be a UUID";
+        return imageapi_store_valid_id(json_string_value(value)) ? 0 : 400;
+    }
+    if (strcmp(name, "name") == 0) {
+        *why = "name must be null or a string of at most 255 characters";
+        return json_is_null(value) || (json_is_string(value) && json_string_length(value) <= 255)
+                   ? 0
+                   : 400;
+    }
+    if (strcmp(name, "visibility") == 0) {
+        *why = "visibility must be public, private, community or shared";
+        if (!in(visibilities, json_string_value(value)))
+            return 400;
+        *why = "only an admin publicizes an image";
+        return strcmp(json_string_value(value), "public") == 0 && !context->admin ? 403 : 0;
+    }
+    if (strcmp(name, "protected") == 0 || strcmp(name, "os_hidden") == 0) {
+        *why = "protected and os_hidden are booleans";
+        return json_is_boolean(value) ? 0 : 400;
+    }
+    if (strcmp(name, "min_ram") == 0 || strcmp(name, "min_disk") == 0) {
+        *why = "min_ram and min_disk are integers, 0 or more";
+        return json_is_integer(value) && json_integer_value(value) >= 0 ? 0 : 400;
+    }
+    if (strcmp(name, "disk_format") == 0 || strcmp(name, "container_format") == 0) {
+        *why = "not a known disk_format or container_format";
+        const char *const *formats = name[0] == 'd' ? disk_formats : container_formats;
+        return json_is_null(value) || in(formats, json_string_value(value)) ? 0 : 400;
+    }
+    if (strcmp(name, "owner") == 0) {
+        *why = "owner is a string of at most 255 characters";
+        if (!json_is_null(value) && !(json_is_string(value) && json_string_length(value) <= 255))
+            return 400;
+        *why = "only an admin gives an image to another project";
+        return context->admin ? 0 : 403;
+    }
+    if (strcmp(name, "tags") == 0) {
+        *why = "tags is an array of strings of at most 255 characters";
+        size_t i;
+        json_t *tag;
+        if (!json_is_array(value))
+            return 400;
+        json_array_foreach(value, i, tag) if (!json_is_string(tag) ||
+                                              json_string_length(tag) > 255) return 400;
+        *why = "too many tags";
+        return json_array_size(value) > MAX_TAGS ? 413 : 0;
+    }
+    *why = "a property's value is a string";
+    return json_is_string(value) ? 0 : 400;
+}
+
+/* Set tags from value (an array): unique, in order. */
+static void set_tags(json_t *image, json_t *value)
+{
+    json_t *tags = json_array();
+    size_t i, j;
+    json_t *tag, *seen;
+    json_array_foreach(value, i, tag)
+    {
+        int dup = 0;
+        json_array_foreach(tags, j, seen) dup |= json_equal(seen, tag);
+        if (!dup)
+            json_array_append(tags, tag);
+    }
+    json_object_set_new(image, "tags", tags);
+}
+
+static size_t property_count(json_t *image)
+{
+    size_t count = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(image, key, value) count += !in(base, key);
+    return count;
+}
+
+/* ---- Create ------------------------------------------------------------------------------ */
+
+static csgi_response *create_image(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    image_context context;
+    csgi_response *error = image_context_of(request, &context);
+    if (error)
+        return error;
+    json_t *body;
+    if (csgi_handler_json(request, 256 * 1024, &body, &error) != 0)
+        return error;
+    if (!json_is_object(body))
+        return image_error(request, 400, "an image is a JSON object");
+
+    char now[32], id[37];
+    imageapi_time(time(NULL), 0, now);
+    if (imageapi_uuid(id) != 0)
+        return NULL;
+    json_t *image = json_pack(
+        "{ss sn ss ss sb sb sn so sn sn si si sn sn ss ss s[] sn sn}", "id", id, "name", "status",
+        "queued", "visibility", "shared", "protected", 0, "os_hidden", 0, "checksum", "owner",
+        context.project ? json_string(context.project) : json_null(), "size", "virtual_size",
+        "min_ram", 0, "min_disk", 0, "disk_format", "container_format", "created_at", now,
+        "updated_at", now, "tags", "os_hash_algo", "os_hash_value");
+    if (!image)
+        return NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        const char *why = NULL;
+        int status = check_attribute(&context, key, value, 1, &why);
+        if (status) {
+            json_decref(image);
+            char detail[512];
+            snprintf(detail, sizeof(detail), "%.255s: %s", key, why);
+            return image_error(request, status, detail);
+        }
+        if (strcmp(key, "tags") == 0)
+            set_tags(image, value);
+        else if (strcmp(key, "id") == 0)
+            json_object_set_new(image, "id", lowercase(json_string_value(value)));
+        else
+            json_object_set(image, key, value);
+    }
+    if (property_count(image) > MAX_PROPERTIES) {
+        json_decref(image);
+        return image_error(request, 413, "too many properties");
+    }
+
+    int lock = imageapi_store_lock(service->store);
+    char err[512];
+    const char *image_id = json_string_value(json_object_get(image, "id"));
+    json_t *existing = imageapi_store_get(service->store, image_id, err, sizeof(err));
+    int exists = existing != NULL;
+    int rc = exists || lock < 0 ? -1 : imageapi_store_put(service->store, image, err, sizeof(err));
+    json_decref(existing);
+    imageapi_store_unlock(lock);
+    if (rc != 0) {
+        json_decref(image);
+        return exists ? image_error(request, 409, "an image with this id exists")
+                      : image_error(request, 500, "the image could not be saved");
+    }
+    char location[128];
+    snprintf(location, sizeof(location), "%s/images/%s", csgi_request_application_url(request),
+             image_id);
+    csgi_response *response = json_answer(request, 201, view(image));
+    json_decref(image);
+    if (response && csgi_response_set_location(response, location) != 0)
+        return NULL;
+    return response;
+}
+
+/* ---- List -------------------------------------------------------------------------------- */
+
+static const char *const sort_keys[] = {
+    "name",       "status",     "container_format", "disk_format", "size",
+    "id",         "created_at", "updated_at",       "min_disk",    "min_ram",
+    "visibility", "owner",      "virtual_size",     NULL};
+
+#define MAX_SORT 8
+
+typedef struct list_query {
+    long long limit;
+    const char *marker;
+    const char *keys[MAX_SORT + 1];
+    int desc[MAX_SORT + 1];
+    size_t key_count, dir_count;
+    int sort_param; /* "sort" was given (not with sort_key/sort_dir) */
+    const char *visibility;
+    int hidden; /* os_hidden wanted: 1, 0 */
+    long long size_min, size_max;
+    const csgi_params *params; /* the rest: exact-match filters */
+} list_query;
+
+static int parse_dir(const char *text, int *desc)
+{
+    if (strcmp(text, "asc") == 0 || strcmp(text, "desc") == 0) {
+        *desc = text[0] == 'd';
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_int(const char *text, long long *out)
+{
+    char *end;
+    if (!*text)
+        return -1;
+    *out = strtoll(text, &end, 10);
+    return *end ? -1 : 0;
+}
+
+/* "name:asc,created_at" */
+static int parse_sort(list_query *query, char *text)
+{
+    for (char *save = NULL, *item = strtok_r(text, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        char *colon = strchr(item, ':');
+        int desc = 1;
+        if (colon) {
+            *colon = '\0';
+            if (parse_dir(colon + 1, &desc) != 0)
+                return -1;
+        }
+        if (!in(sort_keys, item) || query->key_count == MAX_SORT)
+            return -1;
+        query->desc[query->key_count] = desc;
+        query->keys[query->key_count++] = item;
+    }
+    query->dir_count = query->key_count;
+    return 0;
+}
+
+/* Read the query string; NULL, or the 400 to answer. */
+static csgi_response *parse_query(csgi_request *request, list_query *query)
+{
+    *query = (list_query){LIMIT_DEFAULT, NULL, {0}, {0}, 0, 0, 0, NULL, 0, -1, -1, NULL};
+    csgi_request_error error;
+    if (csgi_request_query(request, &query->params, &error) != 0)
+        return image_error(request, 400, "the query string cannot be read");
+    csgi_environ *environ = csgi_request_environ(request);
+    for (size_t i = 0; i < csgi_params_count(query->params); i++) {
+        const csgi_param *p = csgi_params_at(query->params, i);
+        const char *name = p->name, *value = p->value;
+        int bad = 0;
+        if (strcmp(name, "limit") == 0) {
+            bad = parse_int(value, &query->limit) != 0 || query->limit < 0;
+            if (query->limit > LIMIT_MAX)
+                query->limit = LIMIT_MAX;
+        } else if (strcmp(name, "marker") == 0) {
+            query->marker = value;
+        } else if (strcmp(name, "sort_key") == 0) {
+            bad = query->sort_param || !in(sort_keys, value) || query->key_count == MAX_SORT;
+            if (!bad)
+                query->keys[query->key_count++] = value;
+        } else if (strcmp(name, "sort_dir") == 0) {
+            bad = query->sort_param || query->dir_count == MAX_SORT ||
+                  parse_dir(value, &query->desc[query->dir_count++]) != 0;
+        } else if (strcmp(name, "sort") == 0) {
+            char *copy = csgi_environ_alloc(environ, p->value_len + 1);
+            if (!copy)
+                return NULL;
+            memcpy(copy, value, p->value_len + 1);
+            bad = query->key_count || query->dir_count || parse_sort(query, copy) != 0;
+            query->sort_param = 1;
+        } else if (strcmp(name, "visibility") == 0) {
+            bad = !in(visibilities, value) && strcmp(value, "all") != 0;
+            query->visibility = value;
+        } else if (strcmp(name, "os_hidden") == 0) {
+            bad = strcmp(value, "true") != 0 && strcmp(value, "false") != 0;
+            query->hidden = value[0] == 't';
+        } else if (strcmp(name, "size_min") == 0 || strcmp(name, "size_max") == 0) {
+            long long *limit =
+                name[5] == 'm' && name[6] == 'i' ? &query->size_min : &query->size_max;
+            bad = parse_int(value, limit) != 0 || *limit < 0;
+        }
+        if (bad) {
+            char detail[300];
+            snprintf(detail, sizeof(detail), "invalid %.64s: %.200s", name, value);
+            return image_error(request, 400, detail);
+        }
+    }
+    if (!query->sort_param) {
+        if (query->dir_count > 1 && query->dir_count != query->key_count)
+            return image_error(request, 400, "give one sort_dir, or one for each sort_key");
+        if (query->key_count == 0)
+            query->keys[query->key_count++] = "created_at";
+        int dir = query->dir_count ? query->desc[0] : 1;
+        for (size_t i = query->dir_count == query->key_count ? query->key_count : 0;
+             i < query->key_count; i++)
+            query->desc[i] = dir;
+    }
+    /* id breaks ties, in the direction of the last key */
+    if (!in(query->keys, "id") || query->key_count == 0) {
+        query->desc[query->key_count] = query->desc[query->key_count - 1];
+        query->keys[query->key_count++] = "id";
+    }
+    return NULL;
+}
+
+/* Whether image passes the filters of query (exact matches, tags, sizes). */
+static int matches(const list_query *query, json_t *image)
+{
+    static const char *const handled[] = {"limit",    "marker",        "sort_key",  "sort_dir",
+                                          "sort",     "visibility",    "os_hidden", "size_min",
+                                          "size_max", "member_status", NULL};
+    for (size_t i = 0; i < csgi_params_count(query->params); i++) {
+        const csgi_param *p = csgi_params_at(query->params, i);
+        if (in(handled, p->name))
+            continue;
+        if (strcmp(p->name, "tag") == 0) {
+            int found = 0;
+            size_t j;
+            json_t *tag;
+            json_array_foreach(json_object_get(image, "tags"), j, tag) found |=
+                strcmp(json_string_value(tag), p->value) == 0;
+            if (!found)
+                return 0;
+            continue;
+        }
+        json_t *value = json_object_get(image, p->name);
+        char text[64];
+        const char *have = json_string_value(value);
+        if (json_is_integer(value) || json_is_boolean(value)) {
+            if (json_is_integer(value))
+                snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(value));
+            else
+                snprintf(text, sizeof(text), "%s", json_is_true(value) ? "true" : "false");
+            have = text;
+        }
+        if (!have || strcmp(have, p->value) != 0)
+            return 0;
+    }
+    json_int_t size = json_integer_value(json_object_get(image, "size"));
+    int sized = json_is_integer(json_object_get(image, "size"));
+    if ((query->size_min >= 0 && (!sized || size < query->size_min)) ||
+        (query->size_max >= 0 && (!sized || size > query->size_max)))
+        return 0;
+    return 1;
+}
+
+static int listed(const image_context *context, const list_query *query, json_t *image)
+{
+    const char *visibility = json_string_value(json_object_get(image, "visibility"));
+    if (!image_visible(context, image) || !visibility)
+        return 0;
+    if (query->visibility) {
+        if (strcmp(query->visibility, "all") != 0 && strcmp(query->visibility, visibility) != 0)
+            return 0;
+    } else if (strcmp(visibility, "community") == 0 && !owner_is(image, context->project)) {
+        return 0; /* glance lists others' community images only when asked */
+    }
+    if (json_is_true(json_object_get(image, "os_hidden")) != query->hidden)
+        return 0;
+    return matches(query, image);
+}
+
+static int compare_values(json_t *a, json_t *b)
+{
+    if (json_is_null(a) || !a)
+        return json_is_null(b) || !b ? 0 : -1;
+    if (json_is_null(b) || !b)
+        return 1;
+    if (json_is_integer(a) && json_is_integer(b)) {
+        json_int_t x = json_integer_value(a), y = json_integer_value(b);
+        return x < y ? -1 : x > y;
+    }
+    const char *x = json_string_value(a), *y = json_string_value(b);
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+static int compare_images(const void *left, const void *right, void *userdata)
+{
+    const list_query *query = userdata;
+    json_t *a = *(json_t *const *)left, *b = *(json_t *const *)right;
+    for (size_t i = 0; i < query->key_count; i++) {
+        int c =
+            compare_values(json_object_get(a, query->keys[i]), json_object_get(b, query->keys[i]));
+        if (c)
+            return query->desc[i] ? -c : c;
+    }
+    return 0;
+}
+
+/* Append text percent-encoded (what urlencode does) to out. */
+static void url_encode(char *out, size_t size, const char *text)
+{
+    size_t used = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)text; *p && used + 4 < size; p++) {
+        if (isalnum(*p) || strchr("-._~", *p))
+            out[used++] = (char)*p;
+        else
+            used += (size_t)snprintf(out + used, size - used, "%%%02X", *p);
+    }
+    out[used] = '\0';
+}
+
+/* "/v2/images?" and the query without marker (glance's "first" and the start of "next"). */
+static void list_link(const list_query *query, char *out, size_t size)
+{
+    snprintf(out, size, "/v2/images");
+    int first = 1;
+    for (size_t i = 0; i < csgi_params_count(query->params); i++) {
+        const csgi_param *p = csgi_params_at(query->params, i);
+        if (strcmp(p->name, "marker") == 0)
+            continue;
+        strncat(out, first ? "?" : "&", size - strlen(out) - 1);
+        url_encode(out, size, p->name);
+        strncat(out, "=", size - strlen(out) - 1);
+        url_encode(out, size, p->value);
+        first = 0;
+    }
+}
+
+static csgi_response *list_images(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    image_context context;
+    list_query query;
+    csgi_response *error = image_context_of(request, &context);
+    if (!error)
+        error = parse_query(request, &query);
+    if (error)
+        return error;
+    json_t *all = imageapi_store_list(service->store);
+    if (!all)
+        return NULL;
+    size_t count = 0, total = json_array_size(all);
+    json_t **chosen = calloc(total + 1, sizeof(*chosen));
+    for (size_t i = 0; chosen && i < total; i++) {
+        json_t *image = json_array_get(all, i);
+        const char *status = json_string_value(json_object_get(image, "status"));
+        json_t *fresh = status && strcmp(status, "saving") == 0
+                            ? image_load(service, json_string_value(json_object_get(image, "id")))
+                            : json_incref(image);
+        if (fresh && listed(&context, &query, fresh))
+            chosen[count++] = fresh;
+        else
+            json_decref(fresh);
+    }
+    json_decref(all);
+    if (!chosen)
+        return NULL;
+    qsort_r(chosen, count, sizeof(*chosen), compare_images, &query);
+
+    size_t start = 0;
+    if (query.marker) {
+        while (start < count &&
+               strcmp(json_string_value(json_object_get(chosen[start], "id")), query.marker) != 0)
+            start++;
+        if (start == count) {
+            for (size_t i = 0; i < count; i++)
+                json_decref(chosen[i]);
+            free(chosen);
+            return image_error(request, 400, "the marker is not an image of this list");
+        }
+        start++;
+    }
+    json_t *images = json_array();
+    size_t end = start + (size_t)query.limit < count ? start + (size_t)query.limit : count;
+    for (size_t i = start; i < end; i++)
+        json_array_append_new(images, view(chosen[i]));
+    char link[4096];
+    list_link(&query, link, sizeof(link));
+    json_t *body =
+        json_pack("{so ss ss}", "images", images, "schema", "/v2/schemas/images", "first", link);
+    if (body && end > start && end - start == (size_t)query.limit) {
+        strncat(link, strchr(link, '?') ? "&marker=" : "?marker=", sizeof(link) - strlen(link) - 1);
+        url_encode(link, sizeof(link), json_string_value(json_object_get(chosen[end - 1], "id")));
+        json_object_set_new(body, "next", json_string(link));
+    }
+    for (size_t i = 0; i < count; i++)
+        json_decref(chosen[i]);
+    free(chosen);
+    return json_answer(request, 200, body);
+}
+
+/* ---- Show, update, delete, tags ---------------------------------------------------------- */
+
+/* The image of the route's {id} that the caller may see (a new reference),
+   or NULL with *error set (404, or 403 when write is set and it is not the
+   caller's). */
+static json_t *find(image_service *service, csgi_request *request, int write,
+                    image_context *context, csgi_response **error)
+{
+    *error = image_context_of(request, context);
+    if (*error)
+        return NULL;
+    const char *id = csgi_router_arg(csgi_request_environ(request), "id");
+    json_t *image = image_load(service, id);
+    if (!image || !image_visible(context, image)) {
+        *error = image_error(request, 404, "no such image");
+    } else if (write && !image_owned(context, image)) {
+        *error = image_error(request, 403, "the image is not your project's");
+    } else {
+        return image;
+    }
+    json_decref(image);
+    return NULL;
+}
+
+static csgi_response *show_image(csgi_request *request, void *userdata)
+{
+    image_context context;
+    csgi_response *error;
+    json_t *image = find(userdata, request, 0, &context, &error);
+    if (!image)
+        return error;
+    csgi_response *response = json_answer(request, 200, view(image));
+    json_decref(image);
+    return response;
+}
+
+/* The attribute a JSON pointer ("/name", "/a~1b") names, in out; -1 when
+   it names something deeper. */
+static int pointer_name(const char *path, char *out, size_t size)
+{
+    if (!path || path[0] != '/' || strchr(path + 1, '/'))
+        return -1;
+    size_t used = 0;
+    for (const char *p = path + 1; *p; p++) {
+        char c = *p;
+        if (c == '~') {
+            if (p[1] != '0' && p[1] != '1')
+                return -1;
+            c = *++p == '0' ? '~' : '/';
+        }
+        if (used + 1 >= size)
+            return -1;
+        out[used++] = c;
+    }
+    out[used] = '\0';
+    return used ? 0 : -1;
+}
+
+/* Apply one json-patch operation to image; 0 or the status, with *why. */
+static int apply(const image_context *context, json_t *image, json_t *operation, const char **why)
+{
+    const char *op = json_string_value(json_object_get(operation, "op"));
+    char name[300];
+    json_t *value = json_object_get(operation, "value");
+    *why = "an operation is {\"op\": add|replace|remove, \"path\": \"/name\", \"value\": ...}";
+    if (!op || pointer_name(json_string_value(json_object_get(operation, "path")), name,
+                            sizeof(name)) != 0)
+        return 400;
+    int remove = strcmp(op, "remove") == 0;
+    if (!remove && ((strcmp(op, "add") != 0 && strcmp(op, "replace") != 0) || !value))
+        return 400;
+    int is_base = in(base, name);
+    if (remove) {
+        if (in(read_only, name) || is_base) {
+            *why = "a base attribute cannot be removed";
+            return 403;
+        }
+        *why = "no such property";
+        return json_object_del(image, name) == 0 ? 0 : 409;
+    }
+    int status = check_attribute(context, name, value, 0, why);
+    if (status)
+        return status;
+    if ((strcmp(name, "disk_format") == 0 || strcmp(name, "container_format") == 0) &&
+        strcmp(json_string_value(json_object_get(image, "status")), "queued") != 0) {
+        *why = "disk_format and container_format change only while the image is queued";
+        return 403;
+    }
+    if (!is_base && strcmp(op, "replace") == 0 && !json_object_get(image, name)) {
+        *why = "no such property to replace";
+        return 409;
+    }
+    if (strcmp(name, "tags") == 0)
+        set_tags(image, value);
+    else
+        json_object_set(image, name, value);
+    return 0;
+}
+
+static csgi_response *update_image(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    const char *type = csgi_request_content_type(request);
+    if (!type)
+        return NULL;
+    if (strcmp(type, "application/openstack-images-v2.1-json-patch") != 0)
+        return image_error(request, 415,
+                           "send the changes as application/openstack-images-v2.1-json-patch");
+    image_context context;
+    csgi_response *error;
+    json_t *image = find(service, request, 1, &context, &error);
+    if (!image)
+        return error;
+    json_decref(image);
+    json_t *operations;
+    if (csgi_handler_json(request, 256 * 1024, &operations, &error) != 0)
+        return error;
+    if (!json_is_array(operations))
+        return image_error(request, 400, "a json-patch is an array of operations");
+
+    int lock = imageapi_store_lock(service->store);
+    if (lock < 0)
+        return image_error(request, 500, "the store cannot be locked");
+    char err[512];
+    image = imageapi_store_get(service->store, csgi_router_arg(csgi_request_environ(request), "id"),
+                               err, sizeof(err));
+    int status = image ? 0 : 404;
+    const char *why = "no such image";
+    size_t i;
+    json_t *operation;
+    json_array_foreach(operations, i, operation) if (!status) status =
+        apply(&context, image, operation, &why);
+    if (!status && property_count(image) > MAX_PROPERTIES) {
+        status = 413;
+        why = "too many properties";
+    }
+    if (!status) {
+        image_touch(image);
+        if (imageapi_store_put(service->store, image, err, sizeof(err)) != 0) {
+            status = 500;
+            why = "the image could not be saved";
+        }
+    }
+    imageapi_store_unlock(lock);
+    csgi_response *response =
+        status ? image_error(request, status, why) : json_answer(request, 200, view(image));
+    json_decref(image);
+    return response;
+}
+
+static csgi_response *delete_image(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    image_context context;
+    csgi_response *error;
+    json_t *image = find(service, request, 1, &context, &error);
+    if (!image)
+        return error;
+    json_decref(image);
+    const char *id = csgi_router_arg(csgi_request_environ(request), "id");
+    int lock = imageapi_store_lock(service->store);
+    if (lock < 0)
+        return image_error(request, 500, "the store cannot be locked");
+    char err[512];
+    image = imageapi_store_get(service->store, id, err, sizeof(err));
+    int status = !image ? 404 : json_is_true(json_object_get(image, "protected")) ? 403 : 0;
+    if (!status) {
+        imageapi_store_remove(service->store, id);
+        /* an upload still running finds the image gone when it ends (410) */
+        service->backend->type->remove(service->backend, id);
+    }
+    imageapi_store_unlock(lock);
+    json_decref(image);
+    if (status)
+        return image_error(request, status,
+                           status == 403 ? "the image is protected" : "no such image");
+    return no_content(request);
+}
+
+static csgi_response *change_tag(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    image_context context;
+    csgi_response *error;
+    json_t *image = find(service, request, 1, &context, &error);
+    if (!image)
+        return error;
+    json_decref(image);
+    csgi_environ *environ = csgi_request_environ(request);
+    const char *tag = csgi_router_arg(environ, "tag");
+    int add = strcmp(csgi_request_method(request), "PUT") == 0;
+    if (strlen(tag) > 255)
+        return image_error(request, 400, "a tag is at most 255 characters");
+    int lock = imageapi_store_lock(service->store);
+    if (lock < 0)
+        return image_error(request, 500, "the store cannot be locked");
+    char err[512];
+    image = imageapi_store_get(service->store, csgi_router_arg(environ, "id"), err, sizeof(err));
+    json_t *tags = json_object_get(image, "tags");
+    size_t i, at = (size_t)-1;
+    json_t *each;
+    json_array_foreach(tags, i, each) if (strcmp(json_string_value(each), tag) == 0) at = i;
+    int status = !image                                                         ? 404
+                 : !add && at == (size_t)-1                                     ? 404
+                 : add && at == (size_t)-1 && json_array_size(tags) >= MAX_TAGS ? 413
+                                                                                : 0;
+    if (!status && (add ? at == (size_t)-1 : 1)) {
+        if (add)
+            json_array_append_new(tags, json_string(tag));
+        else
+            json_array_remove(tags, at);
+        image_touch(image);
+        if (imageapi_store_put(service->store, image, err, sizeof(err)) != 0)
+            status = 500;
+    }
+    imageapi_store_unlock(lock);
+    json_decref(image);
+    if (status)
+        return image_error(request, status, status == 413 ? "too many tags" : "no such tag");
+    return no_content(request);
+}
+
+/* ---- Schemas ----------------------------------------------------------------------------- */
+
+/* glance's image schema (as glanceclient keeps a copy of it), with
+   os_hash_value long enough for sha512. glanceclient validates what it
+   sends and what show answers against it. */
+static const char image_schema[] =
+    "{\"additionalProperties\":{\"type\":\"string\"},\"links\":[{\"href\":\"{self}\",\"rel\":"
+    "\"self\"},{\"href\":"
+    "\"{file}\",\"rel\":\"enclosure\"},{\"href\":\"{schema}\",\"rel\":\"describedby\"}],\"name\":"
+    "\"image\",\"prope"
+    "rties\":{\"architecture\":{\"description\":\"Operating system architecture as specified in "
+    "https"
+    "://docs.openstack.org/python-glanceclient/latest/cli/property-keys.html\",\"is_base\":false,\""
+    "type\":\"string\"},\"checksum\":{\"description\":\"md5 hash of image "
+    "contents.\",\"maxLength\":32,\"re"
+    "adOnly\":true,\"type\":[\"null\",\"string\"]},\"container_format\":{\"description\":\"Format "
+    "of the co"
+    "ntainer\",\"enum\":[null,\"ami\",\"ari\",\"aki\",\"bare\",\"ovf\",\"ova\",\"docker\"],"
+    "\"type\":[\"null\",\"strin"
+    "g\"]},\"created_at\":{\"description\":\"Date and time of image "
+    "registration\",\"readOnly\":true,\"ty"
+    "pe\":\"string\"},\"direct_url\":{\"description\":\"URL to access the image file kept in "
+    "external s"
+    "tore\",\"readOnly\":true,\"type\":\"string\"},\"disk_format\":{\"description\":\"Format of "
+    "the disk\",\""
+    "enum\":[null,\"ami\",\"ari\",\"aki\",\"vhd\",\"vhdx\",\"vmdk\",\"raw\",\"qcow2\",\"vdi\","
+    "\"iso\",\"ploop\"],\"type"
+    "\":[\"null\",\"string\"]},\"file\":{\"description\":\"An image file "
+    "url\",\"readOnly\":true,\"type\":\"str"
+    "ing\"},\"id\":{\"description\":\"An identifier for the "
+    "image\",\"pattern\":\"^([0-9a-fA-F]){8}-([0-9"
+    "a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$\",\"type\":\"string\"},"
+    "\"instan"
+    "ce_uuid\":{\"description\":\"Metadata which can be used to record which instance this image is"
+    " associated with. (Informational only, does not create an instance snapshot.)\",\"is_base\":f"
+    "alse,\"type\":\"string\"},\"kernel_id\":{\"description\":\"ID of image stored in Glance that "
+    "should"
+    " be used as the kernel when booting an AMI-style "
+    "image.\",\"is_base\":false,\"pattern\":\"^([0-9"
+    "a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$\",\"type\":"
+    "[\"null\",\"string\"]},\"locations\":{\"description\":\"A set of URLs to access the image "
+    "file kept"
+    " in external "
+    "store\",\"items\":{\"properties\":{\"metadata\":{\"type\":\"object\"},\"url\":{\"maxLength\""
+    ":255,\"type\":\"string\"}},\"required\":[\"url\",\"metadata\"],\"type\":\"object\"},\"type\":"
+    "\"array\"},\"min"
+    "_disk\":{\"description\":\"Amount of disk space (in GB) required to boot "
+    "image.\",\"type\":\"integ"
+    "er\"},\"min_ram\":{\"description\":\"Amount of ram (in MB) required to boot "
+    "image.\",\"type\":\"inte"
+    "ger\"},\"name\":{\"description\":\"Descriptive name for the "
+    "image\",\"maxLength\":255,\"type\":[\"null"
+    "\",\"string\"]},\"os_distro\":{\"description\":\"Common name of operating system distribution "
+    "as s"
+    "pecified in https://docs.openstack.org/python-glanceclient/latest/cli/property-keys.html\","
+    "\"is_base\":false,\"type\":\"string\"},\"os_hash_algo\":{\"description\":\"Algorithm to "
+    "calculate os_"
+    "hash_value\",\"maxLength\":32,\"readOnly\":true,\"type\":[\"null\",\"string\"]},\"os_hash_"
+    "value\":{\"des"
+    "cription\":\"Hexdigest of the image contents using the algorithm specified by the os_hash_al"
+    "go\",\"maxLength\":128,\"readOnly\":true,\"type\":[\"null\",\"string\"]},\"os_hidden\":{"
+    "\"description\":\""
+    "If true, image will not appear in default image list "
+    "response.\",\"type\":\"boolean\"},\"os_vers"
+    "ion\":{\"description\":\"Operating system version as specified by the "
+    "distributor\",\"is_base\":f"
+    "alse,\"type\":\"string\"},\"owner\":{\"description\":\"Owner of the "
+    "image\",\"maxLength\":255,\"type\":["
+    "\"null\",\"string\"]},\"protected\":{\"description\":\"If true, image will not be "
+    "deletable.\",\"type"
+    "\":\"boolean\"},\"ramdisk_id\":{\"description\":\"ID of image stored in Glance that should be "
+    "used"
+    " as the ramdisk when booting an AMI-style "
+    "image.\",\"is_base\":false,\"pattern\":\"^([0-9a-fA-F]"
+    "){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$\",\"type\":["
+    "\"null\""
+    ",\"string\"]},\"schema\":{\"description\":\"An image schema "
+    "url\",\"readOnly\":true,\"type\":\"string\"}"
+    ",\"self\":{\"description\":\"An image self "
+    "url\",\"readOnly\":true,\"type\":\"string\"},\"size\":{\"descr"
+    "iption\":\"Size of image file in "
+    "bytes\",\"readOnly\":true,\"type\":[\"null\",\"integer\"]},\"status\":"
+    "{\"description\":\"Status of the "
+    "image\",\"enum\":[\"queued\",\"saving\",\"active\",\"killed\",\"deleted\""
+    ",\"uploading\",\"importing\",\"pending_delete\",\"deactivated\"],\"readOnly\":true,\"type\":"
+    "\"string\"},"
+    "\"tags\":{\"description\":\"List of strings related to the "
+    "image\",\"items\":{\"maxLength\":255,\"typ"
+    "e\":\"string\"},\"type\":\"array\"},\"updated_at\":{\"description\":\"Date and time of the "
+    "last image "
+    "modification\",\"readOnly\":true,\"type\":\"string\"},\"virtual_size\":{\"description\":"
+    "\"Virtual size"
+    " of image in "
+    "bytes\",\"readOnly\":true,\"type\":[\"null\",\"integer\"]},\"visibility\":{\"description\""
+    ":\"Scope of image "
+    "accessibility\",\"enum\":[\"public\",\"private\",\"community\",\"shared\"],\"type\":\"s"
+    "tring\"}}}";
+
+static csgi_response *schema_image(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    csgi_response *response = csgi_handler_response(request);
+    if (!response ||
+        csgi_response_set_body_static(response, image_schema, strlen(image_schema)) != 0 ||
+        csgi_response_set_content_type(response, "application/json", NULL) != 0)
+        return NULL;
+    return response;
+}
+
+static csgi_response *schema_images(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    json_t *image = json_loads(image_schema, 0, NULL);
+    return json_answer(
+        request, 200,
+        image ? json_pack("{ss s{s{ss so} s{ss} s{ss} s{ss}} s[{ss ss} {ss ss} {ss ss}]}", "name",
+                          "images", "properties", "images", "type", "array", "items", image,
+                          "schema", "type", "string", "first", "type", "string", "next", "type",
+                          "string", "links", "rel", "first", "href", "{first}", "rel", "next",
+                          "href", "{next}", "rel", "describedby", "href", "{schema}")
+              : NULL);
+}
+
+/* ---- Versions ---------------------------------------------------------------------------- */
+
+static csgi_response *versions(csgi_request *request, void *userdata)
+{
+    (void)userdata;
+    size_t len;
+    const char *path = csgi_request_path_info(request, &len);
+    int root = len == 0 || (len == 1 && path[0] == '/');
+    if (!root && !(len >= 9 && strncmp(path, "/versions", 9) == 0 && (len == 9 || len == 10)))
+        return image_error(request, 404, "the image service's versions are at / and /versions");
+    char href[2048];
+    snprintf(href, sizeof(href), "%s/v2/", csgi_request_application_url(request));
+    json_t *list = json_array();
+    for (int minor = 9; list && minor >= 0; minor--) {
+        char id[8];
+        snprintf(id, sizeof(id), "v2.%d", minor);
+        json_array_append_new(list, json_pack("{ss ss s[{ss ss}]}", "id", id, "status",
+                                              minor == 9 ? "CURRENT" : "SUPPORTED", "links", "rel",
+                                              "self", "href", href));
+    }
+    return json_answer(request, root ? 300 : 200,
+                       list ? json_pack("{so}", "versions", list) : NULL);
+}
+
+/* ---- The talk's v1-style listing ----------------------------------------------------------- */
+
+static csgi_response *list_v1(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    size_t len;
+    const char *path = csgi_request_path_info(request, &len);
+    int detail = (len == 14 && strncmp(path, "/images/detail", 14) == 0) ||
+                 (len == 7 && strncmp(path, "/detail", 7) == 0);
+    int summary =
+        (len == 7 && strncmp(path, "/images", 7) == 0) || len == 0 || (len == 1 && path[0] == '/');
+    if (!detail && !summary)
+        return image_error(request, 404, "the v1 listing is /images and /images/detail");
+    image_context context;
+    csgi_response *error = image_context_of(request, &context);
+    if (error)
+        return error;
+    json_t *all = imageapi_store_list(service->store);
+    json_t *images = json_array();
+    size_t i;
+    json_t *image;
+    json_array_foreach(all, i, image)
+    {
+        const char *visibility = json_string_value(json_object_get(image, "visibility"));
+        if (!image_visible(&context, image) || json_is_true(json_object_get(image, "os_hidden")) ||
+            (visibility && strcmp(visibility, "community") == 0 &&
+             !owner_is(image, context.project)))
+            continue;
+        json_t *properties = json_object();
+        const char *key;
+        json_t *value;
+        json_object_foreach(image, key, value) if (!in(base, key))
+            json_object_set(properties, key, value);
+        json_t *v1 = json_pack(
+            "{sO sO sO sO sO sO sO}", "id", json_object_get(image, "id"), "name",
+            json_object_get(image, "name"), "status", json_object_get(image, "status"), "size",
+            json_object_get(image, "size"), "checksum", json_object_get(image, "checksum"),
+            "disk_format", json_object_get(image, "disk_format"), "container_format",
+            json_object_get(image, "container_format"));
+        if (v1 && detail) {
+            json_object_set_new(v1, "is_public",
+                                json_boolean(visibility && strcmp(visibility, "public") == 0));
+            const char *copied[] = {"owner",      "protected",  "min_ram", "min_disk",
+                                    "created_at", "updated_at", NULL};
+            for (const char *const *k = copied; *k; k++)
+                json_object_set(v1, *k, json_object_get(image, *k));
+            json_object_set_new(v1, "deleted", json_false());
+            json_object_set_new(v1, "deleted_at", json_null());
+            json_object_set(v1, "properties", properties);
+        }
+        json_decref(properties);
+        json_array_append_new(images, v1);
+    }
+    json_decref(all);
+    return json_answer(request, 200, images ? json_pack("{so}", "images", images) : NULL);
+}
+
+/* ---- Factories ------------------------------------------------------------------------------- */
+
+static int service_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *global_conf,
+                         const csgi_conf *local_conf, csgi_load_error *error)
+{
+    image_service *service = NULL;
+    int rc = service_new(&service, global_conf, local_conf, error);
+    *userdata = service;
+    *destroy = image_service_unref;
+    return rc;
+}
+
+static int versions_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_conf *global_conf,
+                          const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)global_conf;
+    *userdata = NULL;
+    *destroy = NULL;
+    return known_keys(local_conf, error);
+}
+
+CSGI_HANDLER_APP_FACTORY(image_versions_factory, versions, versions_setup)
+CSGI_HANDLER_APP_FACTORY(image_v1_factory, list_v1, service_setup)
+
+/* One route: a handler application holding a reference to service. */
+static int route(csgi_router *router, const char *name, const char *methods, const char *pattern,
+                 csgi_handler_fn handler, image_service *service, int stream)
+{
+    csgi_app *app = NULL;
+    int rc = csgi_handler_app(&app, name, handler, service_ref(service), image_service_unref);
+    if (rc == 0 && stream) {
+        csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
+        options.body = CSGI_HANDLER_BODY_STREAM;
+        options.max_body = service->size_cap;
+        rc = csgi_handler_set_options(app, &options);
+        if (rc != 0) {
+            csgi_app_free(app);
+            return rc;
+        }
+    }
+    return rc == 0 ? csgi_router_add(router, name, methods, pattern, app) : rc;
+}
+
+int image_v2_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                     const csgi_conf *local_conf, csgi_load_error *error)
+{
+    (void)loader;
+    image_service *service = NULL;
+    int rc = service_new(&service, global_conf, local_conf, error);
+    if (rc != 0)
+        return rc;
+    csgi_router *router = NULL;
+    rc = csgi_router_new(&router);
+    static const char image[] = "/images/{id}";
+    if (rc == 0)
+        rc = route(router, "schema_image", "GET", "/schemas/image", schema_image, service, 0);
+    if (rc == 0)
+        rc = route(router, "schema_images", "GET", "/schemas/images", schema_images, service, 0);
+    if (rc == 0)
+        rc = route(router, "list", "GET", "/images", list_images, service, 0);
+    if (rc == 0)
+        rc = route(router, "create", "POST", "/images", create_image, service, 0);
+    if (rc == 0)
+        rc = route(router, "show", "GET", image, show_image, service, 0);
+    if (rc == 0)
+        rc = route(router, "update", "PATCH", image, update_image, service, 0);
+    if (rc == 0)
+        rc = route(router, "delete", "DELETE", image, delete_image, service, 0);
+    if (rc == 0)
+        rc = route(router, "upload", "PUT", "/images/{id}/file", image_upload, service, 1);
+    if (rc == 0)
+        rc = route(router, "download", "GET", "/images/{id}/file", image_download, service, 0);
+    if (rc == 0)
+        rc = route(router, "tag", "PUT,DELETE", "/images/{id}/tags/{tag}", change_tag, service, 0);
+    image_service_unref(service);
+    if (rc == 0)
+        rc = csgi_router_app(out, &router);
+    csgi_router_free(router);
+    if (rc != 0 && !error->text[0])
+        snprintf(error->text, sizeof(error->text), "cannot build the image API: %s",
+                 csgi_strerror(rc));
+    return rc;
+}
