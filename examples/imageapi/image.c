@@ -28,8 +28,6 @@
 #include <time.h>
 
 #define TEBIBYTE       (1024ull * 1024 * 1024 * 1024)
-#define LIMIT_DEFAULT  25
-#define LIMIT_MAX      1000
 #define MAX_TAGS       128
 #define MAX_PROPERTIES 128
 
@@ -37,35 +35,35 @@ static const char *const disk_formats[] = {"ami", "ari",   "aki", "vhd", "vhdx",
                                            "raw", "qcow2", "vdi", "iso", "ploop", NULL};
 static const char *const container_formats[] = {"ami", "ari", "aki",    "bare",
                                                 "ovf", "ova", "docker", NULL};
-static const char *const visibilities[] = {"public", "private", "community", "shared", NULL};
+const char *const image_visibilities[] = {"public", "private", "community", "shared", NULL};
 /* Attributes the client cannot set. */
 static const char *const read_only[] = {
     "status",       "checksum",      "size",       "virtual_size", "created_at", "updated_at",
     "os_hash_algo", "os_hash_value", "self",       "file",         "schema",     "direct_url",
     "locations",    "deleted",       "deleted_at", "stores",       NULL};
 /* Attributes of every image (the rest are custom string properties). */
-static const char *const base[] = {"id",
-                                   "name",
-                                   "status",
-                                   "visibility",
-                                   "protected",
-                                   "os_hidden",
-                                   "checksum",
-                                   "owner",
-                                   "size",
-                                   "virtual_size",
-                                   "min_ram",
-                                   "min_disk",
-                                   "disk_format",
-                                   "container_format",
-                                   "created_at",
-                                   "updated_at",
-                                   "tags",
-                                   "os_hash_algo",
-                                   "os_hash_value",
-                                   NULL};
+const char *const image_base[] = {"id",
+                                  "name",
+                                  "status",
+                                  "visibility",
+                                  "protected",
+                                  "os_hidden",
+                                  "checksum",
+                                  "owner",
+                                  "size",
+                                  "virtual_size",
+                                  "min_ram",
+                                  "min_disk",
+                                  "disk_format",
+                                  "container_format",
+                                  "created_at",
+                                  "updated_at",
+                                  "tags",
+                                  "os_hash_algo",
+                                  "os_hash_value",
+                                  NULL};
 
-static int in(const char *const *list, const char *value)
+int image_in(const char *const *list, const char *value)
 {
     for (; value && *list; list++)
         if (strcmp(*list, value) == 0)
@@ -121,7 +119,7 @@ static int known_keys(const csgi_conf *local, csgi_load_error *error)
     static const char *const keys[] = {"state_dir", "image_size_cap", NULL};
     const char *name, *value;
     for (size_t i = 0; csgi_conf_entry(local, i, &name, &value); i++) {
-        if (!in(keys, name)) {
+        if (!image_in(keys, name)) {
             csgi_conf_error(local, name, error, "unknown key (the image service reads %s)",
                             "state_dir and image_size_cap");
             return CSGI_EINVAL;
@@ -189,7 +187,7 @@ csgi_response *image_context_of(csgi_request *request, image_context *out)
     return NULL;
 }
 
-static int owner_is(json_t *image, const char *project)
+int image_owner_is(json_t *image, const char *project)
 {
     const char *owner = json_string_value(json_object_get(image, "owner"));
     return owner && project && strcmp(owner, project) == 0;
@@ -198,14 +196,14 @@ static int owner_is(json_t *image, const char *project)
 int image_visible(const image_context *context, json_t *image)
 {
     const char *visibility = json_string_value(json_object_get(image, "visibility"));
-    return context->admin || owner_is(image, context->project) ||
+    return context->admin || image_owner_is(image, context->project) ||
            (visibility &&
             (strcmp(visibility, "public") == 0 || strcmp(visibility, "community") == 0));
 }
 
 int image_owned(const image_context *context, json_t *image)
 {
-    return context->admin || owner_is(image, context->project);
+    return context->admin || image_owner_is(image, context->project);
 }
 
 void image_touch(json_t *image)
@@ -218,7 +216,7 @@ void image_touch(json_t *image)
 /* ---- Views ------------------------------------------------------------------------------- */
 
 /* The image as glance shows it (a new object): the stored fields and its links. */
-static json_t *view(json_t *image)
+json_t *image_view(json_t *image)
 {
     json_t *shown = json_deep_copy(image);
     const char *id = json_string_value(json_object_get(image, "id"));
@@ -229,11 +227,6 @@ static json_t *view(json_t *image)
     json_object_set_new(shown, "file", json_string(link));
     json_object_set_new(shown, "schema", json_string("/v2/schemas/image"));
     return shown;
-}
-
-static csgi_response *json_answer(csgi_request *request, int status, json_t *value)
-{
-    return imageapi_json(request, status, value);
 }
 
 static csgi_response *no_content(csgi_request *request)
@@ -250,7 +243,7 @@ static csgi_response *no_content(csgi_request *request)
 static int check_attribute(const image_context *context, const char *name, json_t *value,
                            int creating, const char **why)
 {
-    if (in(read_only, name) || (!creating && strcmp(name, "id") == 0)) {
+    if (image_in(read_only, name) || (!creating && strcmp(name, "id") == 0)) {
         *why = "the attribute is read-only";
         return 403;
     }
@@ -270,7 +263,7 @@ static int check_attribute(const image_context *context, const char *name, json_
     }
     if (strcmp(name, "visibility") == 0) {
         *why = "visibility must be public, private, community or shared";
-        if (!in(visibilities, json_string_value(value)))
+        if (!image_in(image_visibilities, json_string_value(value)))
             return 400;
         *why = "only an admin publicizes an image";
         return strcmp(json_string_value(value), "public") == 0 && !context->admin ? 403 : 0;
@@ -286,7 +279,7 @@ static int check_attribute(const image_context *context, const char *name, json_
     if (strcmp(name, "disk_format") == 0 || strcmp(name, "container_format") == 0) {
         *why = "not a known disk_format or container_format";
         const char *const *formats = name[0] == 'd' ? disk_formats : container_formats;
-        return json_is_null(value) || in(formats, json_string_value(value)) ? 0 : 400;
+        return json_is_null(value) || image_in(formats, json_string_value(value)) ? 0 : 400;
     }
     if (strcmp(name, "owner") == 0) {
         *why = "owner is a string of at most 255 characters";
@@ -331,7 +324,7 @@ static size_t property_count(json_t *image)
     size_t count = 0;
     const char *key;
     json_t *value;
-    json_object_foreach(image, key, value) count += !in(base, key);
+    json_object_foreach(image, key, value) count += !image_in(image_base, key);
     return count;
 }
 
@@ -402,318 +395,11 @@ static csgi_response *create_image(csgi_request *request, void *userdata)
     char location[128];
     snprintf(location, sizeof(location), "%s/images/%s", csgi_request_application_url(request),
              image_id);
-    csgi_response *response = json_answer(request, 201, view(image));
+    csgi_response *response = imageapi_json(request, 201, image_view(image));
     json_decref(image);
     if (response && csgi_response_set_location(response, location) != 0)
         return NULL;
     return response;
-}
-
-/* ---- List -------------------------------------------------------------------------------- */
-
-static const char *const sort_keys[] = {
-    "name",       "status",     "container_format", "disk_format", "size",
-    "id",         "created_at", "updated_at",       "min_disk",    "min_ram",
-    "visibility", "owner",      "virtual_size",     NULL};
-
-#define MAX_SORT 8
-
-typedef struct list_query {
-    long long limit;
-    const char *marker;
-    const char *keys[MAX_SORT + 1];
-    int desc[MAX_SORT + 1];
-    size_t key_count, dir_count;
-    int sort_param; /* "sort" was given (not with sort_key/sort_dir) */
-    const char *visibility;
-    int hidden; /* os_hidden wanted: 1, 0 */
-    long long size_min, size_max;
-    const csgi_params *params; /* the rest: exact-match filters */
-} list_query;
-
-static int parse_dir(const char *text, int *desc)
-{
-    if (strcmp(text, "asc") == 0 || strcmp(text, "desc") == 0) {
-        *desc = text[0] == 'd';
-        return 0;
-    }
-    return -1;
-}
-
-static int parse_int(const char *text, long long *out)
-{
-    char *end;
-    if (!*text)
-        return -1;
-    *out = strtoll(text, &end, 10);
-    return *end ? -1 : 0;
-}
-
-/* "name:asc,created_at" */
-static int parse_sort(list_query *query, char *text)
-{
-    for (char *save = NULL, *item = strtok_r(text, ",", &save); item;
-         item = strtok_r(NULL, ",", &save)) {
-        while (*item == ' ')
-            item++;
-        char *colon = strchr(item, ':');
-        int desc = 1;
-        if (colon) {
-            *colon = '\0';
-            if (parse_dir(colon + 1, &desc) != 0)
-                return -1;
-        }
-        if (!in(sort_keys, item) || query->key_count == MAX_SORT)
-            return -1;
-        query->desc[query->key_count] = desc;
-        query->keys[query->key_count++] = item;
-    }
-    query->dir_count = query->key_count;
-    return 0;
-}
-
-/* Read the query string; NULL, or the 400 to answer. */
-static csgi_response *parse_query(csgi_request *request, list_query *query)
-{
-    *query = (list_query){LIMIT_DEFAULT, NULL, {0}, {0}, 0, 0, 0, NULL, 0, -1, -1, NULL};
-    csgi_request_error error;
-    if (csgi_request_query(request, &query->params, &error) != 0)
-        return image_error(request, 400, "the query string cannot be read");
-    csgi_environ *environ = csgi_request_environ(request);
-    for (size_t i = 0; i < csgi_params_count(query->params); i++) {
-        const csgi_param *p = csgi_params_at(query->params, i);
-        const char *name = p->name, *value = p->value;
-        int bad = 0;
-        if (strcmp(name, "limit") == 0) {
-            bad = parse_int(value, &query->limit) != 0 || query->limit < 0;
-            if (query->limit > LIMIT_MAX)
-                query->limit = LIMIT_MAX;
-        } else if (strcmp(name, "marker") == 0) {
-            query->marker = value;
-        } else if (strcmp(name, "sort_key") == 0) {
-            bad = query->sort_param || !in(sort_keys, value) || query->key_count == MAX_SORT;
-            if (!bad)
-                query->keys[query->key_count++] = value;
-        } else if (strcmp(name, "sort_dir") == 0) {
-            bad = query->sort_param || query->dir_count == MAX_SORT ||
-                  parse_dir(value, &query->desc[query->dir_count++]) != 0;
-        } else if (strcmp(name, "sort") == 0) {
-            char *copy = csgi_environ_alloc(environ, p->value_len + 1);
-            if (!copy)
-                return NULL;
-            memcpy(copy, value, p->value_len + 1);
-            bad = query->key_count || query->dir_count || parse_sort(query, copy) != 0;
-            query->sort_param = 1;
-        } else if (strcmp(name, "visibility") == 0) {
-            bad = !in(visibilities, value) && strcmp(value, "all") != 0;
-            query->visibility = value;
-        } else if (strcmp(name, "os_hidden") == 0) {
-            bad = strcmp(value, "true") != 0 && strcmp(value, "false") != 0;
-            query->hidden = value[0] == 't';
-        } else if (strcmp(name, "size_min") == 0 || strcmp(name, "size_max") == 0) {
-            long long *limit =
-                name[5] == 'm' && name[6] == 'i' ? &query->size_min : &query->size_max;
-            bad = parse_int(value, limit) != 0 || *limit < 0;
-        }
-        if (bad) {
-            char detail[300];
-            snprintf(detail, sizeof(detail), "invalid %.64s: %.200s", name, value);
-            return image_error(request, 400, detail);
-        }
-    }
-    if (!query->sort_param) {
-        if (query->dir_count > 1 && query->dir_count != query->key_count)
-            return image_error(request, 400, "give one sort_dir, or one for each sort_key");
-        if (query->key_count == 0)
-            query->keys[query->key_count++] = "created_at";
-        int dir = query->dir_count ? query->desc[0] : 1;
-        for (size_t i = query->dir_count == query->key_count ? query->key_count : 0;
-             i < query->key_count; i++)
-            query->desc[i] = dir;
-    }
-    /* id breaks ties, in the direction of the last key */
-    if (!in(query->keys, "id") || query->key_count == 0) {
-        query->desc[query->key_count] = query->desc[query->key_count - 1];
-        query->keys[query->key_count++] = "id";
-    }
-    return NULL;
-}
-
-/* Whether image passes the filters of query (exact matches, tags, sizes). */
-static int matches(const list_query *query, json_t *image)
-{
-    static const char *const handled[] = {"limit",    "marker",        "sort_key",  "sort_dir",
-                                          "sort",     "visibility",    "os_hidden", "size_min",
-                                          "size_max", "member_status", NULL};
-    for (size_t i = 0; i < csgi_params_count(query->params); i++) {
-        const csgi_param *p = csgi_params_at(query->params, i);
-        if (in(handled, p->name))
-            continue;
-        if (strcmp(p->name, "tag") == 0) {
-            int found = 0;
-            size_t j;
-            json_t *tag;
-            json_array_foreach(json_object_get(image, "tags"), j, tag) found |=
-                strcmp(json_string_value(tag), p->value) == 0;
-            if (!found)
-                return 0;
-            continue;
-        }
-        json_t *value = json_object_get(image, p->name);
-        char text[64];
-        const char *have = json_string_value(value);
-        if (json_is_integer(value) || json_is_boolean(value)) {
-            if (json_is_integer(value))
-                snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(value));
-            else
-                snprintf(text, sizeof(text), "%s", json_is_true(value) ? "true" : "false");
-            have = text;
-        }
-        if (!have || strcmp(have, p->value) != 0)
-            return 0;
-    }
-    json_int_t size = json_integer_value(json_object_get(image, "size"));
-    int sized = json_is_integer(json_object_get(image, "size"));
-    if ((query->size_min >= 0 && (!sized || size < query->size_min)) ||
-        (query->size_max >= 0 && (!sized || size > query->size_max)))
-        return 0;
-    return 1;
-}
-
-static int listed(const image_context *context, const list_query *query, json_t *image)
-{
-    const char *visibility = json_string_value(json_object_get(image, "visibility"));
-    if (!image_visible(context, image) || !visibility)
-        return 0;
-    if (query->visibility) {
-        if (strcmp(query->visibility, "all") != 0 && strcmp(query->visibility, visibility) != 0)
-            return 0;
-    } else if (strcmp(visibility, "community") == 0 && !owner_is(image, context->project)) {
-        return 0; /* glance lists others' community images only when asked */
-    }
-    if (json_is_true(json_object_get(image, "os_hidden")) != query->hidden)
-        return 0;
-    return matches(query, image);
-}
-
-static int compare_values(json_t *a, json_t *b)
-{
-    if (json_is_null(a) || !a)
-        return json_is_null(b) || !b ? 0 : -1;
-    if (json_is_null(b) || !b)
-        return 1;
-    if (json_is_integer(a) && json_is_integer(b)) {
-        json_int_t x = json_integer_value(a), y = json_integer_value(b);
-        return x < y ? -1 : x > y;
-    }
-    const char *x = json_string_value(a), *y = json_string_value(b);
-    return strcmp(x ? x : "", y ? y : "");
-}
-
-static int compare_images(const void *left, const void *right, void *userdata)
-{
-    const list_query *query = userdata;
-    json_t *a = *(json_t *const *)left, *b = *(json_t *const *)right;
-    for (size_t i = 0; i < query->key_count; i++) {
-        int c =
-            compare_values(json_object_get(a, query->keys[i]), json_object_get(b, query->keys[i]));
-        if (c)
-            return query->desc[i] ? -c : c;
-    }
-    return 0;
-}
-
-/* Append text percent-encoded (what urlencode does) to out. */
-static void url_encode(char *out, size_t size, const char *text)
-{
-    size_t used = strlen(out);
-    for (const unsigned char *p = (const unsigned char *)text; *p && used + 4 < size; p++) {
-        if (isalnum(*p) || strchr("-._~", *p))
-            out[used++] = (char)*p;
-        else
-            used += (size_t)snprintf(out + used, size - used, "%%%02X", *p);
-    }
-    out[used] = '\0';
-}
-
-/* "/v2/images?" and the query without marker (glance's "first" and the start of "next"). */
-static void list_link(const list_query *query, char *out, size_t size)
-{
-    snprintf(out, size, "/v2/images");
-    int first = 1;
-    for (size_t i = 0; i < csgi_params_count(query->params); i++) {
-        const csgi_param *p = csgi_params_at(query->params, i);
-        if (strcmp(p->name, "marker") == 0)
-            continue;
-        strncat(out, first ? "?" : "&", size - strlen(out) - 1);
-        url_encode(out, size, p->name);
-        strncat(out, "=", size - strlen(out) - 1);
-        url_encode(out, size, p->value);
-        first = 0;
-    }
-}
-
-static csgi_response *list_images(csgi_request *request, void *userdata)
-{
-    image_service *service = userdata;
-    image_context context;
-    list_query query;
-    csgi_response *error = image_context_of(request, &context);
-    if (!error)
-        error = parse_query(request, &query);
-    if (error)
-        return error;
-    json_t *all = imageapi_store_list(service->store);
-    if (!all)
-        return NULL;
-    size_t count = 0, total = json_array_size(all);
-    json_t **chosen = calloc(total + 1, sizeof(*chosen));
-    for (size_t i = 0; chosen && i < total; i++) {
-        json_t *image = json_array_get(all, i);
-        const char *status = json_string_value(json_object_get(image, "status"));
-        json_t *fresh = status && strcmp(status, "saving") == 0
-                            ? image_load(service, json_string_value(json_object_get(image, "id")))
-                            : json_incref(image);
-        if (fresh && listed(&context, &query, fresh))
-            chosen[count++] = fresh;
-        else
-            json_decref(fresh);
-    }
-    json_decref(all);
-    if (!chosen)
-        return NULL;
-    qsort_r(chosen, count, sizeof(*chosen), compare_images, &query);
-
-    size_t start = 0;
-    if (query.marker) {
-        while (start < count &&
-               strcmp(json_string_value(json_object_get(chosen[start], "id")), query.marker) != 0)
-            start++;
-        if (start == count) {
-            for (size_t i = 0; i < count; i++)
-                json_decref(chosen[i]);
-            free(chosen);
-            return image_error(request, 400, "the marker is not an image of this list");
-        }
-        start++;
-    }
-    json_t *images = json_array();
-    size_t end = start + (size_t)query.limit < count ? start + (size_t)query.limit : count;
-    for (size_t i = start; i < end; i++)
-        json_array_append_new(images, view(chosen[i]));
-    char link[4096];
-    list_link(&query, link, sizeof(link));
-    json_t *body =
-        json_pack("{so ss ss}", "images", images, "schema", "/v2/schemas/images", "first", link);
-    if (body && end > start && end - start == (size_t)query.limit) {
-        strncat(link, strchr(link, '?') ? "&marker=" : "?marker=", sizeof(link) - strlen(link) - 1);
-        url_encode(link, sizeof(link), json_string_value(json_object_get(chosen[end - 1], "id")));
-        json_object_set_new(body, "next", json_string(link));
-    }
-    for (size_t i = 0; i < count; i++)
-        json_decref(chosen[i]);
-    free(chosen);
-    return json_answer(request, 200, body);
 }
 
 /* ---- Show, update, delete, tags ---------------------------------------------------------- */
@@ -747,7 +433,7 @@ static csgi_response *show_image(csgi_request *request, void *userdata)
     json_t *image = find(userdata, request, 0, &context, &error);
     if (!image)
         return error;
-    csgi_response *response = json_answer(request, 200, view(image));
+    csgi_response *response = imageapi_json(request, 200, image_view(image));
     json_decref(image);
     return response;
 }
@@ -787,9 +473,9 @@ static int apply(const image_context *context, json_t *image, json_t *operation,
     int remove = strcmp(op, "remove") == 0;
     if (!remove && ((strcmp(op, "add") != 0 && strcmp(op, "replace") != 0) || !value))
         return 400;
-    int is_base = in(base, name);
+    int is_base = image_in(image_base, name);
     if (remove) {
-        if (in(read_only, name) || is_base) {
+        if (image_in(read_only, name) || is_base) {
             *why = "a base attribute cannot be removed";
             return 403;
         }
@@ -861,7 +547,7 @@ static csgi_response *update_image(csgi_request *request, void *userdata)
     }
     imageapi_store_unlock(lock);
     csgi_response *response =
-        status ? image_error(request, status, why) : json_answer(request, 200, view(image));
+        status ? image_error(request, status, why) : imageapi_json(request, 200, image_view(image));
     json_decref(image);
     return response;
 }
@@ -1051,7 +737,7 @@ static csgi_response *schema_images(csgi_request *request, void *userdata)
 {
     (void)userdata;
     json_t *image = json_loads(image_schema, 0, NULL);
-    return json_answer(
+    return imageapi_json(
         request, 200,
         image ? json_pack("{ss s{s{ss so} s{ss} s{ss} s{ss}} s[{ss ss} {ss ss} {ss ss}]}", "name",
                           "images", "properties", "images", "type", "array", "items", image,
@@ -1081,65 +767,8 @@ static csgi_response *versions(csgi_request *request, void *userdata)
                                               minor == 9 ? "CURRENT" : "SUPPORTED", "links", "rel",
                                               "self", "href", href));
     }
-    return json_answer(request, root ? 300 : 200,
-                       list ? json_pack("{so}", "versions", list) : NULL);
-}
-
-/* ---- The talk's v1-style listing ----------------------------------------------------------- */
-
-static csgi_response *list_v1(csgi_request *request, void *userdata)
-{
-    image_service *service = userdata;
-    size_t len;
-    const char *path = csgi_request_path_info(request, &len);
-    int detail = (len == 14 && strncmp(path, "/images/detail", 14) == 0) ||
-                 (len == 7 && strncmp(path, "/detail", 7) == 0);
-    int summary =
-        (len == 7 && strncmp(path, "/images", 7) == 0) || len == 0 || (len == 1 && path[0] == '/');
-    if (!detail && !summary)
-        return image_error(request, 404, "the v1 listing is /images and /images/detail");
-    image_context context;
-    csgi_response *error = image_context_of(request, &context);
-    if (error)
-        return error;
-    json_t *all = imageapi_store_list(service->store);
-    json_t *images = json_array();
-    size_t i;
-    json_t *image;
-    json_array_foreach(all, i, image)
-    {
-        const char *visibility = json_string_value(json_object_get(image, "visibility"));
-        if (!image_visible(&context, image) || json_is_true(json_object_get(image, "os_hidden")) ||
-            (visibility && strcmp(visibility, "community") == 0 &&
-             !owner_is(image, context.project)))
-            continue;
-        json_t *properties = json_object();
-        const char *key;
-        json_t *value;
-        json_object_foreach(image, key, value) if (!in(base, key))
-            json_object_set(properties, key, value);
-        json_t *v1 = json_pack(
-            "{sO sO sO sO sO sO sO}", "id", json_object_get(image, "id"), "name",
-            json_object_get(image, "name"), "status", json_object_get(image, "status"), "size",
-            json_object_get(image, "size"), "checksum", json_object_get(image, "checksum"),
-            "disk_format", json_object_get(image, "disk_format"), "container_format",
-            json_object_get(image, "container_format"));
-        if (v1 && detail) {
-            json_object_set_new(v1, "is_public",
-                                json_boolean(visibility && strcmp(visibility, "public") == 0));
-            const char *copied[] = {"owner",      "protected",  "min_ram", "min_disk",
-                                    "created_at", "updated_at", NULL};
-            for (const char *const *k = copied; *k; k++)
-                json_object_set(v1, *k, json_object_get(image, *k));
-            json_object_set_new(v1, "deleted", json_false());
-            json_object_set_new(v1, "deleted_at", json_null());
-            json_object_set(v1, "properties", properties);
-        }
-        json_decref(properties);
-        json_array_append_new(images, v1);
-    }
-    json_decref(all);
-    return json_answer(request, 200, images ? json_pack("{so}", "images", images) : NULL);
+    return imageapi_json(request, root ? 300 : 200,
+                         list ? json_pack("{so}", "versions", list) : NULL);
 }
 
 /* ---- Factories ------------------------------------------------------------------------------- */
@@ -1164,7 +793,7 @@ static int versions_setup(void **userdata, csgi_destroy_fn *destroy, const csgi_
 }
 
 CSGI_HANDLER_APP_FACTORY(image_versions_factory, versions, versions_setup)
-CSGI_HANDLER_APP_FACTORY(image_v1_factory, list_v1, service_setup)
+CSGI_HANDLER_APP_FACTORY(image_v1_factory, image_list_v1, service_setup)
 
 /* One route: a handler application holding a reference to service. */
 static int route(csgi_router *router, const char *name, const char *methods, const char *pattern,
@@ -1201,7 +830,7 @@ int image_v2_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *globa
     if (rc == 0)
         rc = route(router, "schema_images", "GET", "/schemas/images", schema_images, service, 0);
     if (rc == 0)
-        rc = route(router, "list", "GET", "/images", list_images, service, 0);
+        rc = route(router, "list", "GET", "/images", image_list, service, 0);
     if (rc == 0)
         rc = route(router, "create", "POST", "/images", create_image, service, 0);
     if (rc == 0)

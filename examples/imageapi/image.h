@@ -49,6 +49,18 @@ int image_repair_locked(image_service *service, json_t *image);
 /* Repair every image whose upload died (at load). */
 void image_sweep(image_service *service);
 
+/* What image.c shares with image_list.c. */
+extern const char *const image_visibilities[]; /* public, private, community, shared */
+extern const char *const image_base[];         /* the attributes every image has */
+int image_in(const char *const *list, const char *value);
+int image_owner_is(json_t *image, const char *project);
+/* The image as glance shows it (a new object): its fields and links. */
+json_t *image_view(json_t *image);
+
+/* The handlers of image_list.c: GET /v2/images, GET /images/detail. */
+csgi_response *image_list(csgi_request *request, void *userdata);
+csgi_response *image_list_v1(csgi_request *request, void *userdata);
+
 /* The handlers of image_data.c. */
 csgi_response *image_upload(csgi_request *request, void *userdata);
 csgi_response *image_download(csgi_request *request, void *userdata);
