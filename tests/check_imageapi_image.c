@@ -153,6 +153,8 @@ typedef struct send_options {
     const char *identity; /* X-Identity-Status */
 } send_options;
 
+static answer run(csgi_test_request *request, csgi_app *through);
+
 static answer call(const who *w, const char *method, const char *url, const send_options *o)
 {
     static const send_options none = {0};
@@ -176,8 +178,14 @@ static answer call(const who *w, const char *method, const char *url, const send
         ck_assert_int_eq(
             csgi_test_request_set_body_delivery(request, CSGI_TEST_DELIVERY_LATE, o->piece), 0);
     csgi_test_request_set_chunked(request, o->chunked);
+    return run(request, app);
+}
+
+/* Run request (freed) through the application; the answer. */
+static answer run(csgi_test_request *request, csgi_app *through)
+{
     csgi_test_response *response = NULL;
-    ck_assert_int_eq(csgi_test_request_run(&response, request, app), 0);
+    ck_assert_int_eq(csgi_test_request_run(&response, request, through), 0);
     answer a = {0};
     a.status = csgi_test_response_code(response);
     size_t len;
@@ -432,6 +440,24 @@ START_TEST(create_show_delete)
     strcat(long_name, "\"}");
     ck_assert_int_eq(
         status_of(send_json(&DEMO, "POST", "/v2/images", "application/json", long_name)), 400);
+    /* the JSON body in pieces, a byte at a time, chunked */
+    static const char json[] = "{\"name\": \"pieces\", \"tags\": [\"p\"]}";
+    for (int way = 0; way < 3; way++) {
+        send_options o = {"application/json", json,     strlen(json), 1,
+                          way == 0 ? 5 : 1,   way == 2, NULL,         NULL};
+        answer p = call(&DEMO, "POST", "/v2/images", &o);
+        EXPECT(p, 201);
+        ck_assert_str_eq(field(&p, "name"), "pieces");
+        answer_free(&p);
+    }
+    /* a body past 256 KiB is refused */
+    char *huge = malloc(300 * 1024);
+    memset(huge, ' ', 300 * 1024);
+    huge[0] = '{';
+    strcpy(huge + 300 * 1024 - 2, "}");
+    ck_assert_int_eq(status_of(send_json(&DEMO, "POST", "/v2/images", "application/json", huge)),
+                     413);
+    free(huge);
     /* an admin publicizes */
     char public_id[37];
     create(&ADMIN, "{\"name\": \"pub\", \"visibility\": \"public\", \"protected\": true}",
@@ -1097,6 +1123,82 @@ START_TEST(sockets_kill_during_upload)
 }
 END_TEST
 
+/* ---- Behind the bundled auth_token filter ------------------------------------------------ */
+
+/* A raw request with headers (name, value, ..., NULL) through app. */
+static answer call_with(csgi_app *through, const char *method, const char *url,
+                        const char *const *headers, const char *body)
+{
+    csgi_test_request *request = NULL;
+    ck_assert_int_eq(csgi_test_request_new(&request, method, url), 0);
+    for (; headers && *headers; headers += 2)
+        csgi_test_request_add_header(request, headers[0], headers[1]);
+    if (body)
+        csgi_test_request_set_body(request, body, strlen(body));
+    return run(request, through);
+}
+
+START_TEST(behind_auth_token)
+{
+    char tokens[300];
+    snprintf(tokens, sizeof(tokens), "%s/tokens.json", state_dir);
+    FILE *f = fopen(tokens, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"tokens\": {\"demo-token\": {\"token\": {\"expires_at\": "
+          "\"2099-01-01T00:00:00.000000Z\", \"methods\": [\"password\"], \"user\": {\"id\": "
+          "\"u1\", \"name\": \"demo\", \"domain\": {\"id\": \"default\", \"name\": "
+          "\"Default\"}}, \"project\": {\"id\": \"p-demo\", \"name\": \"demo\", \"domain\": "
+          "{\"id\": \"default\", \"name\": \"Default\"}}, \"roles\": [{\"id\": \"r1\", "
+          "\"name\": \"member\"}]}}}}",
+          f);
+    fclose(f);
+    f = fopen(ini_path, "a");
+    fprintf(f,
+            "\n[pipeline:guarded]\npipeline = authtoken v2\n\n[filter:authtoken]\n"
+            "paste.filter_factory = keystonemiddleware.auth_token:filter_factory\n"
+            "tokens_file = %s\n",
+            tokens);
+    fclose(f);
+    const char *dir = getenv("CSGI_IMAGEAPI_DIR");
+    csgi_loader *loader = NULL;
+    ck_assert_int_eq(csgi_loader_new(&loader), 0);
+    ck_assert_int_eq(csgi_loader_add_module_path(loader, dir), 0);
+    char uri[400];
+    snprintf(uri, sizeof(uri), "%s#guarded", ini_path);
+    csgi_app *guarded = NULL;
+    csgi_load_error error;
+    char text[1024];
+    int rc = csgi_loader_load_app(&guarded, loader, uri, &error);
+    csgi_load_error_format(&error, text, sizeof(text));
+    ck_assert_msg(rc == 0, "%s", text);
+    csgi_loader_free(loader);
+
+    /* no token: auth_token's 401; a forged project and role do not pass */
+    static const char *const forged[] = {"X-Project-Id",      "p-admin",   "X-Roles", "admin",
+                                         "X-Identity-Status", "Confirmed", NULL};
+    answer a = call_with(guarded, "GET", "/images", forged, NULL);
+    EXPECT(a, 401);
+    answer_free(&a);
+    /* the token's project owns what it creates, whatever the client claims */
+    static const char *const token[] = {"X-Auth-Token", "demo-token",       "X-Project-Id",
+                                        "p-admin",      "X-Roles",          "admin",
+                                        "Content-Type", "application/json", NULL};
+    a = call_with(guarded, "POST", "/images", token, "{\"name\": \"guarded\"}");
+    EXPECT(a, 201);
+    ck_assert_str_eq(field(&a, "owner"), "p-demo");
+    answer_free(&a);
+    /* and is not an admin: publicizing is refused */
+    a = call_with(guarded, "POST", "/images", token, "{\"visibility\": \"public\"}");
+    EXPECT(a, 403);
+    answer_free(&a);
+    a = call_with(guarded, "GET", "/images", token, NULL);
+    EXPECT(a, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(a.json, "images")), 1);
+    answer_free(&a);
+    csgi_app_free(guarded);
+}
+END_TEST
+
 /* ---- Loading ------------------------------------------------------------------------------- */
 
 START_TEST(deploy_errors)
@@ -1142,6 +1244,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sockets_upload_download);
     tcase_add_test(tc, sockets_delete_during_upload);
     tcase_add_test(tc, sockets_kill_during_upload);
+    tcase_add_test(tc, behind_auth_token);
     tcase_add_test(tc, deploy_errors);
     suite_add_tcase(s, tc);
     return s;
