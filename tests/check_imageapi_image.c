@@ -348,6 +348,9 @@ START_TEST(versions_and_schemas)
     ck_assert_ptr_nonnull(json_object_get(a.json, "versions"));
     answer_free(&a);
     ck_assert_int_eq(status_of(get(&NOBODY, "/elsewhere")), 404);
+    ck_assert_int_eq(status_of(get(&NOBODY, "/versionsX")), 404);
+    ck_assert_int_eq(status_of(call(&NOBODY, "POST", "/", NULL)), 405);
+    ck_assert_int_eq(status_of(call(&NOBODY, "DELETE", "/images/detail", NULL)), 405);
 
     a = get(&DEMO, "/v2/schemas/image");
     EXPECT(a, 200);
@@ -896,8 +899,19 @@ START_TEST(load_sweeps_dead_uploads)
        data is not trusted */
     fake_upload(committed, 0, 1);
     pid_t child = fake_upload(live, 1, 0);
+    /* a queued image with a partial file nobody holds (the uploader died
+       before it said saving), and a metadata write that died */
+    char queued[37], path[512];
+    create(&DEMO, "{\"name\": \"queued\"}", queued);
+    snprintf(path, sizeof(path), "%s/data/%s.partial", state_dir, queued);
+    close(open(path, O_WRONLY | O_CREAT, 0640));
+    snprintf(path, sizeof(path), "%s/images/%s.json.tmp.Ab12Cd", state_dir, queued);
+    close(open(path, O_WRONLY | O_CREAT, 0640));
 
     csgi_app *again = load_app();
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert(!file_exists("data", queued, ".partial"));
+    ck_assert_str_eq(stored_status(queued, status, sizeof(status)), "queued");
     ck_assert_str_eq(stored_status(partial, status, sizeof(status)), "queued");
     ck_assert_str_eq(stored_status(committed, status, sizeof(status)), "queued");
     ck_assert_str_eq(stored_status(live, status, sizeof(status)), "saving");

@@ -163,6 +163,12 @@ static int service_new(image_service **out, const csgi_conf *global, const csgi_
     return 0;
 }
 
+int image_reading(csgi_request *request)
+{
+    const char *method = csgi_request_method(request);
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
 csgi_response *image_error(csgi_request *request, int status, const char *detail)
 {
     return csgi_handler_error(request, status, detail);
@@ -755,8 +761,11 @@ static csgi_response *versions(csgi_request *request, void *userdata)
     size_t len;
     const char *path = csgi_request_path_info(request, &len);
     int root = len == 0 || (len == 1 && path[0] == '/');
-    if (!root && !(len >= 9 && strncmp(path, "/versions", 9) == 0 && (len == 9 || len == 10)))
+    int named = (len == 9 || (len == 10 && path[9] == '/')) && strncmp(path, "/versions", 9) == 0;
+    if (!root && !named)
         return image_error(request, 404, "the image service's versions are at / and /versions");
+    if (!image_reading(request))
+        return image_error(request, 405, "the versions are read with GET");
     char href[2048];
     snprintf(href, sizeof(href), "%s/v2/", csgi_request_application_url(request));
     json_t *list = json_array();

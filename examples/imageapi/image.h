@@ -68,6 +68,9 @@ csgi_response *image_download(csgi_request *request, void *userdata);
 /* Set updated_at to now. */
 void image_touch(json_t *image);
 
+/* Whether the request is a GET or a HEAD. */
+int image_reading(csgi_request *request);
+
 /* An error response in glance's JSON shape (or the client's Accept). */
 csgi_response *image_error(csgi_request *request, int status, const char *detail);
 

@@ -73,15 +73,25 @@ json_t *image_load(image_service *service, const char *id)
 
 void image_sweep(image_service *service)
 {
+    int lock = imageapi_store_lock(service->store);
+    if (lock < 0)
+        return;
+    /* what writers left when they died: temporary metadata files (every
+       writer holds the lock, so none is being written now), partial data
+       nobody uploads (of images still queued: an uploader died before it
+       said saving), and images saving for a dead uploader */
+    imageapi_store_clean(service->store);
     json_t *images = imageapi_store_list(service->store);
     size_t i;
     json_t *image;
     json_array_foreach(images, i, image)
     {
-        if (has_status(image, "saving"))
-            json_decref(image_load(service, json_string_value(json_object_get(image, "id"))));
+        if (!image_repair_locked(service, image))
+            service->backend->type->upload_alive(service->backend,
+                                                 json_string_value(json_object_get(image, "id")));
     }
     json_decref(images);
+    imageapi_store_unlock(lock);
 }
 
 /* ---- Upload -------------------------------------------------------------------------- */

@@ -334,6 +334,8 @@ csgi_response *image_list_v1(csgi_request *request, void *userdata)
         (len == 7 && strncmp(path, "/images", 7) == 0) || len == 0 || (len == 1 && path[0] == '/');
     if (!detail && !summary)
         return image_error(request, 404, "the v1 listing is /images and /images/detail");
+    if (!image_reading(request))
+        return image_error(request, 405, "the v1 listing is read with GET");
     image_context context;
     csgi_response *error = image_context_of(request, &context);
     if (error)

@@ -135,6 +135,20 @@ json_t *imageapi_store_list(imageapi_store *store)
     return images;
 }
 
+void imageapi_store_clean(imageapi_store *store)
+{
+    DIR *dir = opendir(store->images);
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        /* imageapi_write_json_atomic's "<id>.json.tmp.XXXXXX" */
+        if (strstr(entry->d_name, ".json.tmp.") != NULL)
+            unlinkat(dirfd(dir), entry->d_name, 0);
+    }
+    closedir(dir);
+}
+
 int imageapi_store_put(imageapi_store *store, json_t *image, char *err, size_t err_size)
 {
     const char *id = json_string_value(json_object_get(image, "id"));

@@ -40,6 +40,10 @@ int imageapi_store_put(imageapi_store *store, json_t *image, char *err, size_t e
 /* Remove the image's file. The caller holds the lock. 0, or -ENOENT. */
 int imageapi_store_remove(imageapi_store *store, const char *id);
 
+/* Remove the temporary files of writes that died (the caller holds the
+   lock, so no write is in progress). */
+void imageapi_store_clean(imageapi_store *store);
+
 /* Whether id is what the store accepts as an image id (a UUID: 36
    characters of hex digits and dashes, in the 8-4-4-4-12 shape). */
 int imageapi_store_valid_id(const char *id);
