@@ -1052,6 +1052,37 @@ START_TEST(sockets_upload_download)
 }
 END_TEST
 
+/* An upload of 20 MiB in 64 KiB writes: it streams to disk (past the
+   backend's writeback window) and downloads whole. */
+START_TEST(sockets_large_upload)
+{
+    csgi_app_free(app);
+    remove_tree(state_dir);
+    make_deploy(64 * 1024 * 1024);
+    app = load_app();
+    app_server served;
+    csgi_server_options options = serve_options();
+    csgi_app_ref(app);
+    app_server_start(&served, app, &options);
+    size_t len = 20 * 1024 * 1024;
+    unsigned char *data = random_data(len);
+    char id[37];
+    create(&DEMO, "{\"name\": \"large\"}", id);
+    int fd = client_connect(served.port);
+    send_upload_head(fd, id, len);
+    for (size_t done = 0; done < len; done += 65536)
+        ck_assert_int_eq(client_send(fd, data + done, len - done < 65536 ? len - done : 65536), 0);
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 30000), 0);
+    ck_assert_msg(r.status == 204, "%d %s", r.status, r.body);
+    response_free(&r);
+    close(fd);
+    expect_active(id, data, len);
+    free(data);
+    app_server_stop(&served);
+}
+END_TEST
+
 /* Wait until the stored status is want (5 s at most). */
 static void wait_status(const char *id, const char *want)
 {
@@ -1256,6 +1287,7 @@ static Suite *suite(void)
     tcase_add_test(tc, load_sweeps_dead_uploads);
     tcase_add_test(tc, processes_share_the_store);
     tcase_add_test(tc, sockets_upload_download);
+    tcase_add_test(tc, sockets_large_upload);
     tcase_add_test(tc, sockets_delete_during_upload);
     tcase_add_test(tc, sockets_kill_during_upload);
     tcase_add_test(tc, behind_auth_token);

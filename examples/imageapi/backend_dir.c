@@ -26,9 +26,14 @@ typedef struct dir_backend {
     char data[4096]; /* state_dir/data */
 } dir_backend;
 
+/* Bytes after which written data is handed to writeback, so that the
+   fsync of the commit has little left to do. */
+#define WRITEBACK_WINDOW (8 * 1024 * 1024)
+
 struct imageapi_upload {
     dir_backend *backend;
     int fd;
+    off_t written, flushed; /* bytes written; handed to writeback */
     char partial[4200];
     char final[4200];
 };
@@ -117,6 +122,14 @@ static int dir_upload_write(imageapi_upload *upload, const void *data, size_t le
         }
         p += n;
         len -= (size_t)n;
+        upload->written += n;
+    }
+    /* Start (not wait for) the writeback of the last window: the upload
+       streams to disk instead of piling up dirty pages for the commit. */
+    if (upload->written - upload->flushed >= WRITEBACK_WINDOW) {
+        sync_file_range(upload->fd, upload->flushed, upload->written - upload->flushed,
+                        SYNC_FILE_RANGE_WRITE);
+        upload->flushed = upload->written;
     }
     return 0;
 }

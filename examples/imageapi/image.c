@@ -17,6 +17,12 @@
  * sees public and community images and its project's. Without any
  * auth_token header (no filter in front), the caller is an admin, as
  * glance is without authentication.
+ *
+ * Deploying: uploads need the server's max_body (1 MiB by default) raised
+ * to image_size_cap or more, and no sizelimit filter in the image
+ * pipeline (glance has none either). The upload handler writes to the
+ * backend on the loop thread as the body arrives; the commit's fsync is
+ * short because the directory backend starts writeback as it goes.
  */
 #include "image.h"
 
