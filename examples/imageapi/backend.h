@@ -26,9 +26,12 @@ typedef struct imageapi_backend_type {
                         size_t err_size);
     /* Append len bytes. 0 or -errno. */
     int (*upload_write)(imageapi_upload *upload, const void *data, size_t len);
-    /* Make what was written the image's data, durably (it survives a crash
-       once this returns 0), and free the upload. 0 or -errno (the upload
-       is then aborted and freed). */
+    /* Make what was written durable (fsync), without the store's lock
+       held: the slow part of a commit. 0 or -errno. */
+    int (*upload_flush)(imageapi_upload *upload);
+    /* Make what was written (and flushed) the image's data, durably (it
+       survives a crash once this returns 0), and free the upload. 0 or
+       -errno (the upload is then aborted and freed). */
     int (*upload_commit)(imageapi_upload *upload);
     /* Drop what was written and free the upload. */
     void (*upload_abort)(imageapi_upload *upload);

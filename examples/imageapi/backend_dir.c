@@ -143,9 +143,14 @@ static void dir_upload_abort(imageapi_upload *upload)
     free(upload);
 }
 
+static int dir_upload_flush(imageapi_upload *upload)
+{
+    return fsync(upload->fd) == 0 ? 0 : -errno;
+}
+
 static int dir_upload_commit(imageapi_upload *upload)
 {
-    if (fsync(upload->fd) != 0 || rename(upload->partial, upload->final) != 0) {
+    if (rename(upload->partial, upload->final) != 0) {
         int code = errno;
         dir_upload_abort(upload);
         return -code;
@@ -215,6 +220,7 @@ static const imageapi_backend_type dir_type = {
     "dir",
     dir_upload_begin,
     dir_upload_write,
+    dir_upload_flush,
     dir_upload_commit,
     dir_upload_abort,
     dir_upload_alive,

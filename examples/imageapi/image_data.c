@@ -158,6 +158,11 @@ static csgi_response *upload_commit(upload_state *state, csgi_request *request)
     hex(sha512, sha512_len, sha512_hex);
 
     const imageapi_backend_type *type = state->service->backend->type;
+    /* the fsync, before the lock that every writer of every worker waits for */
+    if (type->upload_flush(state->upload) != 0) {
+        upload_fail(state);
+        return image_error(request, 500, "the image data could not be written");
+    }
     int lock = imageapi_store_lock(state->service->store);
     char err[512];
     json_t *image = imageapi_store_get(state->service->store, state->id, err, sizeof(err));
