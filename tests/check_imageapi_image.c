@@ -973,20 +973,25 @@ static csgi_server_options serve_options(void)
 }
 
 /* Send the head of an upload of len bytes (chunked when len is 0). */
-static void send_upload_head(int fd, const char *id, size_t len)
+static void send_upload_head_expect(int fd, const char *id, size_t len, int expect)
 {
     char head[1024];
     if (len)
         snprintf(head, sizeof(head),
                  "PUT /v2/images/%s/file HTTP/1.1\r\nHost: t\r\n" DEMO_HEADERS
-                 "Content-Length: %zu\r\n\r\n",
-                 id, len);
+                 "Content-Length: %zu\r\n%s\r\n",
+                 id, len, expect ? "Expect: 100-continue\r\n" : "");
     else
         snprintf(head, sizeof(head),
                  "PUT /v2/images/%s/file HTTP/1.1\r\nHost: t\r\n" DEMO_HEADERS
                  "Transfer-Encoding: chunked\r\n\r\n",
                  id);
     ck_assert_int_eq(client_send_str(fd, head), 0);
+}
+
+static void send_upload_head(int fd, const char *id, size_t len)
+{
+    send_upload_head_expect(fd, id, len, 0);
 }
 
 START_TEST(sockets_upload_download)
@@ -997,13 +1002,18 @@ START_TEST(sockets_upload_download)
     app_server_start(&served, app, &options);
     size_t len = 300000;
     unsigned char *data = random_data(len);
-    for (int split = 0; split < 4; split++) {
+    for (int split = 0; split < 5; split++) {
         char id[37];
         create(&DEMO, "{\"name\": \"sock\"}", id);
         size_t size = split == 2 ? 2000 : len; /* a byte at a time: smaller */
         int fd = client_connect(served.port);
-        send_upload_head(fd, id, split == 3 ? 0 : size);
-        if (split == 0) {
+        send_upload_head_expect(fd, id, split == 3 ? 0 : size, split == 4);
+        if (split == 4) { /* after the server's 100 Continue, as curl sends */
+            char buf[128];
+            client_read(fd, buf, sizeof(buf), 3000, "\r\n\r\n", NULL);
+            ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+            ck_assert_int_eq(client_send(fd, data, size), 0);
+        } else if (split == 0) {
             ck_assert_int_eq(client_send(fd, data, size), 0);
         } else if (split == 1) {
             ck_assert_int_eq(client_send(fd, data, size / 2), 0);
@@ -1043,6 +1053,12 @@ START_TEST(sockets_upload_download)
         hex_digest(EVP_md5(), data, size, md5);
         ck_assert_str_eq(response_header(&r, "Content-MD5"), md5);
         ck_assert_str_eq(response_header(&r, "Content-Type"), "application/octet-stream");
+        response_free(&r);
+        /* the image is active: an upload waiting for 100 Continue gets
+           409 at once, and its body is never sent */
+        send_upload_head_expect(fd, id, size, 1);
+        ck_assert_int_eq(client_response(fd, &r, 0, 10000), 0);
+        ck_assert_int_eq(r.status, 409);
         response_free(&r);
         close(fd);
         expect_active(id, data, size);
