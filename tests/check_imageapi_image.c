@@ -573,6 +573,10 @@ START_TEST(list_filters_sort_pagination)
         "/v2/images?visibility=everyone",
         "/v2/images?sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc&sort_dir=asc",
         "/v2/images?size_min=x",
+        "/v2/images?sort=",
+        "/v2/images?sort=,,",
+        "/v2/images?sort=a:b:c",
+        "/v2/images?sort=name,name,name,name,name,name,name,name,name",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(status_of(get(&DEMO, bad[i])) == 400, "%s", bad[i]);

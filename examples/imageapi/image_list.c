@@ -73,7 +73,7 @@ static int parse_sort(list_query *query, char *text)
         query->keys[query->key_count++] = item;
     }
     query->dir_count = query->key_count;
-    return 0;
+    return query->key_count ? 0 : -1; /* "sort=" names no key */
 }
 
 /* Read the query string; NULL, or the 400 to answer. */
