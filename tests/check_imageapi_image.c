@@ -604,6 +604,40 @@ START_TEST(list_filters_sort_pagination)
 }
 END_TEST
 
+/* Query strings of random pieces: answered 200 or 400, never worse. */
+START_TEST(list_hostile_queries)
+{
+    char id[37];
+    create(&DEMO, "{\"name\": \"one\", \"tags\": [\"t\"]}", id);
+    create(&DEMO, "{\"name\": \"two\"}", id);
+    const char *const pieces[] = {"sort=",      "sort_key=",   "sort_dir=",
+                                  "limit=",     "marker=",     "name=",
+                                  "tag=",       "visibility=", "size_min=",
+                                  "os_hidden=", ":",           ",",
+                                  "&",          "asc",         "desc",
+                                  "name",       "id",          "created_at",
+                                  "-1",         "0",           "99999999999999999999",
+                                  "%00",        "%",           "=",
+                                  "all",        "true",        id,
+                                  "t",          "x:y:z"};
+    unsigned state = 12345;
+    for (int round = 0; round < 300; round++) {
+        char url[512] = "/v2/images?";
+        int count = 1 + (int)((state = state * 1103515245u + 12345u) >> 16) % 8;
+        for (int i = 0; i < count; i++) {
+            state = state * 1103515245u + 12345u;
+            strncat(url, pieces[(state >> 16) % (sizeof(pieces) / sizeof(pieces[0]))],
+                    sizeof(url) - strlen(url) - 1);
+        }
+        answer a = get(&DEMO, url);
+        ck_assert_msg(a.status == 200 || a.status == 400, "%s: %d", url, a.status);
+        if (a.status == 200)
+            ck_assert_msg(json_is_array(json_object_get(a.json, "images")), "%s", url);
+        answer_free(&a);
+    }
+}
+END_TEST
+
 /* ---- Update and tags ----------------------------------------------------------------------- */
 
 #define PATCH_TYPE "application/openstack-images-v2.1-json-patch"
@@ -1299,6 +1333,7 @@ static Suite *suite(void)
     tcase_add_test(tc, versions_and_schemas);
     tcase_add_test(tc, create_show_delete);
     tcase_add_test(tc, list_filters_sort_pagination);
+    tcase_add_test(tc, list_hostile_queries);
     tcase_add_test(tc, patch_and_tags);
     tcase_add_test(tc, upload_every_delivery);
     tcase_add_test(tc, upload_and_download_errors);
