@@ -792,6 +792,24 @@ START_TEST(upload_and_download_errors)
     expect_active(id, data, 5000);
     ck_assert_int_eq(status_of(get(&OTHER, url)), 404);
 
+    /* deactivated: the data is for admins only, until reactivated */
+    char action[200];
+    snprintf(action, sizeof(action), "/v2/images/%s/actions/deactivate", id);
+    ck_assert_int_eq(status_of(call(&DEMO, "POST", action, NULL)), 403);
+    ck_assert_int_eq(status_of(call(&ADMIN, "POST", action, NULL)), 204);
+    ck_assert_int_eq(status_of(call(&ADMIN, "POST", action, NULL)), 204);
+    ck_assert_int_eq(status_of(get(&DEMO, url)), 403);
+    ck_assert_int_eq(status_of(get(&ADMIN, url)), 200);
+    snprintf(action, sizeof(action), "/v2/images/%s/actions/reactivate", id);
+    ck_assert_int_eq(status_of(call(&ADMIN, "POST", action, NULL)), 204);
+    ck_assert_int_eq(status_of(get(&DEMO, url)), 200);
+    snprintf(action, sizeof(action), "/v2/images/%s/actions/explode", id);
+    ck_assert_int_eq(status_of(call(&ADMIN, "POST", action, NULL)), 404);
+    char queued[37];
+    create(&DEMO, "{\"name\": \"queued\"}", queued);
+    snprintf(action, sizeof(action), "/v2/images/%s/actions/deactivate", queued);
+    ck_assert_int_eq(status_of(call(&ADMIN, "POST", action, NULL)), 403);
+
     /* ranges */
     send_options range = {0};
     range.range = "bytes=100-199";

@@ -9,6 +9,7 @@
  *     GET, PATCH, DELETE /images/{id}        show, json-patch update, delete
  *     PUT, GET /images/{id}/file             upload (streamed), download (image_data.c)
  *     PUT, DELETE /images/{id}/tags/{tag}    tags
+ *     POST /images/{id}/actions/deactivate   (and reactivate: admins only)
  *   image_v1_factory         GET /images/detail (or /detail under /images)
  *
  * Conf (local, else global): state_dir (required), image_size_cap (bytes,
@@ -593,6 +594,53 @@ static csgi_response *delete_image(csgi_request *request, void *userdata)
     return no_content(request);
 }
 
+/* POST /images/{id}/actions/deactivate and .../reactivate: active <->
+   deactivated (a deactivated image's data is for admins only). */
+static csgi_response *image_action(csgi_request *request, void *userdata)
+{
+    image_service *service = userdata;
+    image_context context;
+    csgi_response *error;
+    json_t *image = find(service, request, 1, &context, &error);
+    if (!image)
+        return error;
+    json_decref(image);
+    csgi_environ *environ = csgi_request_environ(request);
+    const char *action = csgi_router_arg(environ, "action");
+    int deactivate = strcmp(action, "deactivate") == 0;
+    if (!deactivate && strcmp(action, "reactivate") != 0)
+        return image_error(request, 404, "the actions are deactivate and reactivate");
+    if (!context.admin)
+        return image_error(request, 403, "only an admin deactivates and reactivates images");
+    int lock = imageapi_store_lock(service->store);
+    if (lock < 0)
+        return image_error(request, 500, "the store cannot be locked");
+    char err[512];
+    image = imageapi_store_get(service->store, csgi_router_arg(environ, "id"), err, sizeof(err));
+    const char *status = json_string_value(json_object_get(image, "status"));
+    const char *to = deactivate ? "deactivated" : "active";
+    int code = !image ? 404 : 0;
+    /* glance: the same status again is fine; from any other, 403 */
+    if (!code && strcmp(status, to) != 0) {
+        if (strcmp(status, deactivate ? "active" : "deactivated") != 0) {
+            code = 403;
+        } else {
+            json_object_set_new(image, "status", json_string(to));
+            image_touch(image);
+            if (imageapi_store_put(service->store, image, err, sizeof(err)) != 0)
+                code = 500;
+        }
+    }
+    imageapi_store_unlock(lock);
+    json_decref(image);
+    if (code)
+        return image_error(request, code,
+                           code == 403 ? "only an active image is deactivated, and only a "
+                                         "deactivated one reactivated"
+                                       : "the image cannot be changed");
+    return no_content(request);
+}
+
 static csgi_response *change_tag(csgi_request *request, void *userdata)
 {
     image_service *service = userdata;
@@ -860,6 +908,9 @@ int image_v2_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *globa
         rc = route(router, "download", "GET", "/images/{id}/file", image_download, service, 0);
     if (rc == 0)
         rc = route(router, "tag", "PUT,DELETE", "/images/{id}/tags/{tag}", change_tag, service, 0);
+    if (rc == 0)
+        rc = route(router, "action", "POST", "/images/{id}/actions/{action}", image_action, service,
+                   0);
     image_service_unref(service);
     if (rc == 0)
         rc = csgi_router_app(out, &router);
