@@ -514,44 +514,39 @@ static int apply(const image_context *context, json_t *image, json_t *operation,
     return 0;
 }
 
-static csgi_response *update_image(csgi_request *request, void *userdata)
+/* What a change does to an image under the store's lock: 0 when it
+   changed it (it is written), UNCHANGED, or the HTTP status to answer
+   with *why. */
+#define UNCHANGED 1
+typedef int (*change_fn)(const image_context *context, json_t *image, void *state,
+                         const char **why);
+
+/* Change the route's image: the caller must be allowed to (404 when it
+   cannot see it, 403 when it is not its own), then under the store's lock
+   a fresh read, fn, and the write. NULL with *changed set to the image
+   (a new reference; NULL not wanted), or the error response. */
+static csgi_response *change(csgi_request *request, image_service *service, change_fn fn,
+                             void *state, json_t **changed)
 {
-    image_service *service = userdata;
-    const char *type = csgi_request_content_type(request);
-    if (!type)
-        return NULL;
-    if (strcmp(type, "application/openstack-images-v2.1-json-patch") != 0)
-        return image_error(request, 415,
-                           "send the changes as application/openstack-images-v2.1-json-patch");
     image_context context;
     csgi_response *error;
     json_t *image = find(service, request, 1, &context, &error);
     if (!image)
         return error;
     json_decref(image);
-    json_t *operations;
-    if (csgi_handler_json(request, 256 * 1024, &operations, &error) != 0)
-        return error;
-    if (!json_is_array(operations))
-        return image_error(request, 400, "a json-patch is an array of operations");
-
     int lock = imageapi_store_lock(service->store);
     if (lock < 0)
         return image_error(request, 500, "the store cannot be locked");
     char err[512];
     image = imageapi_store_get(service->store, csgi_router_arg(csgi_request_environ(request), "id"),
                                err, sizeof(err));
-    int status = image ? 0 : 404;
     const char *why = "no such image";
-    size_t i;
-    json_t *operation;
-    json_array_foreach(operations, i, operation) if (!status) status =
-        apply(&context, image, operation, &why);
-    if (!status && property_count(image) > MAX_PROPERTIES) {
+    int status = image ? fn(&context, image, state, &why) : 404;
+    if (status == 0 && property_count(image) > MAX_PROPERTIES) {
         status = 413;
         why = "too many properties";
     }
-    if (!status) {
+    if (status == 0) {
         image_touch(image);
         if (imageapi_store_put(service->store, image, err, sizeof(err)) != 0) {
             status = 500;
@@ -559,129 +554,127 @@ static csgi_response *update_image(csgi_request *request, void *userdata)
         }
     }
     imageapi_store_unlock(lock);
-    csgi_response *response =
-        status ? image_error(request, status, why) : imageapi_json(request, 200, image_view(image));
+    if (status > UNCHANGED) {
+        json_decref(image);
+        return image_error(request, status, why);
+    }
+    if (changed)
+        *changed = image;
+    else
+        json_decref(image);
+    return NULL;
+}
+
+static int apply_patch(const image_context *context, json_t *image, void *operations,
+                       const char **why)
+{
+    size_t i;
+    json_t *operation;
+    int status = 0;
+    json_array_foreach((json_t *)operations, i, operation) if (!status) status =
+        apply(context, image, operation, why);
+    return status;
+}
+
+static csgi_response *update_image(csgi_request *request, void *userdata)
+{
+    const char *type = csgi_request_content_type(request);
+    if (!type)
+        return NULL;
+    if (strcmp(type, "application/openstack-images-v2.1-json-patch") != 0)
+        return image_error(request, 415,
+                           "send the changes as application/openstack-images-v2.1-json-patch");
+    json_t *operations, *image = NULL;
+    csgi_response *error;
+    if (csgi_handler_json(request, 256 * 1024, &operations, &error) != 0)
+        return error;
+    if (!json_is_array(operations))
+        return image_error(request, 400, "a json-patch is an array of operations");
+    error = change(request, userdata, apply_patch, operations, &image);
+    if (error)
+        return error;
+    csgi_response *response = imageapi_json(request, 200, image_view(image));
     json_decref(image);
     return response;
 }
 
+/* DELETE /images/{id}: the metadata and the data go (not a protected image's). */
+static int remove_image(const image_context *context, json_t *image, void *service,
+                        const char **why)
+{
+    (void)context;
+    image_service *s = service;
+    const char *id = json_string_value(json_object_get(image, "id"));
+    *why = "the image is protected";
+    if (json_is_true(json_object_get(image, "protected")))
+        return 403;
+    imageapi_store_remove(s->store, id);
+    /* an upload still running finds the image gone when it ends (410) */
+    s->backend->type->remove(s->backend, id);
+    return UNCHANGED; /* nothing to write back */
+}
+
 static csgi_response *delete_image(csgi_request *request, void *userdata)
 {
-    image_service *service = userdata;
-    image_context context;
-    csgi_response *error;
-    json_t *image = find(service, request, 1, &context, &error);
-    if (!image)
-        return error;
-    json_decref(image);
-    const char *id = csgi_router_arg(csgi_request_environ(request), "id");
-    int lock = imageapi_store_lock(service->store);
-    if (lock < 0)
-        return image_error(request, 500, "the store cannot be locked");
-    char err[512];
-    image = imageapi_store_get(service->store, id, err, sizeof(err));
-    int status = !image ? 404 : json_is_true(json_object_get(image, "protected")) ? 403 : 0;
-    if (!status) {
-        imageapi_store_remove(service->store, id);
-        /* an upload still running finds the image gone when it ends (410) */
-        service->backend->type->remove(service->backend, id);
-    }
-    imageapi_store_unlock(lock);
-    json_decref(image);
-    if (status)
-        return image_error(request, status,
-                           status == 403 ? "the image is protected" : "no such image");
-    return no_content(request);
+    csgi_response *error = change(request, userdata, remove_image, userdata, NULL);
+    return error ? error : no_content(request);
 }
 
 /* POST /images/{id}/actions/deactivate and .../reactivate: active <->
    deactivated (a deactivated image's data is for admins only). */
+static int set_activation(const image_context *context, json_t *image, void *state,
+                          const char **why)
+{
+    int deactivate = *(const int *)state;
+    const char *to = deactivate ? "deactivated" : "active";
+    const char *status = json_string_value(json_object_get(image, "status"));
+    *why = "only an admin deactivates and reactivates images";
+    if (!context->admin)
+        return 403;
+    if (strcmp(status, to) == 0)
+        return UNCHANGED; /* glance: the same status again is fine */
+    *why = "only an active image is deactivated, and only a deactivated one reactivated";
+    if (strcmp(status, deactivate ? "active" : "deactivated") != 0)
+        return 403;
+    json_object_set_new(image, "status", json_string(to));
+    return 0;
+}
+
 static csgi_response *image_action(csgi_request *request, void *userdata)
 {
-    image_service *service = userdata;
-    image_context context;
-    csgi_response *error;
-    json_t *image = find(service, request, 1, &context, &error);
-    if (!image)
-        return error;
-    json_decref(image);
-    csgi_environ *environ = csgi_request_environ(request);
-    const char *action = csgi_router_arg(environ, "action");
+    const char *action = csgi_router_arg(csgi_request_environ(request), "action");
     int deactivate = strcmp(action, "deactivate") == 0;
     if (!deactivate && strcmp(action, "reactivate") != 0)
         return image_error(request, 404, "the actions are deactivate and reactivate");
-    if (!context.admin)
-        return image_error(request, 403, "only an admin deactivates and reactivates images");
-    int lock = imageapi_store_lock(service->store);
-    if (lock < 0)
-        return image_error(request, 500, "the store cannot be locked");
-    char err[512];
-    image = imageapi_store_get(service->store, csgi_router_arg(environ, "id"), err, sizeof(err));
-    const char *status = json_string_value(json_object_get(image, "status"));
-    const char *to = deactivate ? "deactivated" : "active";
-    int code = !image ? 404 : 0;
-    /* glance: the same status again is fine; from any other, 403 */
-    if (!code && strcmp(status, to) != 0) {
-        if (strcmp(status, deactivate ? "active" : "deactivated") != 0) {
-            code = 403;
-        } else {
-            json_object_set_new(image, "status", json_string(to));
-            image_touch(image);
-            if (imageapi_store_put(service->store, image, err, sizeof(err)) != 0)
-                code = 500;
-        }
-    }
-    imageapi_store_unlock(lock);
-    json_decref(image);
-    if (code)
-        return image_error(request, code,
-                           code == 403 ? "only an active image is deactivated, and only a "
-                                         "deactivated one reactivated"
-                                       : "the image cannot be changed");
-    return no_content(request);
+    csgi_response *error = change(request, userdata, set_activation, &deactivate, NULL);
+    return error ? error : no_content(request);
 }
 
-static csgi_response *change_tag(csgi_request *request, void *userdata)
+/* PUT and DELETE /images/{id}/tags/{tag} */
+static int set_tag(const image_context *context, json_t *image, void *request, const char **why)
 {
-    image_service *service = userdata;
-    image_context context;
-    csgi_response *error;
-    json_t *image = find(service, request, 1, &context, &error);
-    if (!image)
-        return error;
-    json_decref(image);
-    csgi_environ *environ = csgi_request_environ(request);
-    const char *tag = csgi_router_arg(environ, "tag");
+    (void)context;
+    const char *tag = csgi_router_arg(csgi_request_environ(request), "tag");
     int add = strcmp(csgi_request_method(request), "PUT") == 0;
-    if (strlen(tag) > 255)
-        return image_error(request, 400, "a tag is at most 255 characters");
-    int lock = imageapi_store_lock(service->store);
-    if (lock < 0)
-        return image_error(request, 500, "the store cannot be locked");
-    char err[512];
-    image = imageapi_store_get(service->store, csgi_router_arg(environ, "id"), err, sizeof(err));
     json_t *tags = json_object_get(image, "tags");
     size_t i, at = (size_t)-1;
     json_t *each;
     json_array_foreach(tags, i, each) if (strcmp(json_string_value(each), tag) == 0) at = i;
-    int status = !image                                                         ? 404
-                 : !add && at == (size_t)-1                                     ? 404
-                 : add && at == (size_t)-1 && json_array_size(tags) >= MAX_TAGS ? 413
-                                                                                : 0;
-    if (!status && (add ? at == (size_t)-1 : 1)) {
-        if (add)
-            json_array_append_new(tags, json_string(tag));
-        else
-            json_array_remove(tags, at);
-        image_touch(image);
-        if (imageapi_store_put(service->store, image, err, sizeof(err)) != 0)
-            status = 500;
-    }
-    imageapi_store_unlock(lock);
-    json_decref(image);
-    if (status)
-        return image_error(request, status, status == 413 ? "too many tags" : "no such tag");
-    return no_content(request);
+    *why = add ? "too many tags" : "no such tag";
+    if (add && at != (size_t)-1)
+        return UNCHANGED;
+    if (add)
+        return json_array_size(tags) >= MAX_TAGS ? 413
+                                                 : json_array_append_new(tags, json_string(tag));
+    return at == (size_t)-1 ? 404 : json_array_remove(tags, at);
+}
+
+static csgi_response *change_tag(csgi_request *request, void *userdata)
+{
+    if (strlen(csgi_router_arg(csgi_request_environ(request), "tag")) > 255)
+        return image_error(request, 400, "a tag is at most 255 characters");
+    csgi_response *error = change(request, userdata, set_tag, request, NULL);
+    return error ? error : no_content(request);
 }
 
 /* ---- Schemas ----------------------------------------------------------------------------- */
@@ -885,32 +878,28 @@ int image_v2_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *globa
     int rc = service_new(&service, global_conf, local_conf, error);
     if (rc != 0)
         return rc;
+    static const struct {
+        const char *name, *methods, *pattern;
+        csgi_handler_fn handler;
+        int stream; /* the upload reads its body as it comes */
+    } routes[] = {
+        {"schema_image", "GET", "/schemas/image", schema_image, 0},
+        {"schema_images", "GET", "/schemas/images", schema_images, 0},
+        {"list", "GET", "/images", image_list, 0},
+        {"create", "POST", "/images", create_image, 0},
+        {"show", "GET", "/images/{id}", show_image, 0},
+        {"update", "PATCH", "/images/{id}", update_image, 0},
+        {"delete", "DELETE", "/images/{id}", delete_image, 0},
+        {"upload", "PUT", "/images/{id}/file", image_upload, 1},
+        {"download", "GET", "/images/{id}/file", image_download, 0},
+        {"tag", "PUT,DELETE", "/images/{id}/tags/{tag}", change_tag, 0},
+        {"action", "POST", "/images/{id}/actions/{action}", image_action, 0},
+    };
     csgi_router *router = NULL;
     rc = csgi_router_new(&router);
-    static const char image[] = "/images/{id}";
-    if (rc == 0)
-        rc = route(router, "schema_image", "GET", "/schemas/image", schema_image, service, 0);
-    if (rc == 0)
-        rc = route(router, "schema_images", "GET", "/schemas/images", schema_images, service, 0);
-    if (rc == 0)
-        rc = route(router, "list", "GET", "/images", image_list, service, 0);
-    if (rc == 0)
-        rc = route(router, "create", "POST", "/images", create_image, service, 0);
-    if (rc == 0)
-        rc = route(router, "show", "GET", image, show_image, service, 0);
-    if (rc == 0)
-        rc = route(router, "update", "PATCH", image, update_image, service, 0);
-    if (rc == 0)
-        rc = route(router, "delete", "DELETE", image, delete_image, service, 0);
-    if (rc == 0)
-        rc = route(router, "upload", "PUT", "/images/{id}/file", image_upload, service, 1);
-    if (rc == 0)
-        rc = route(router, "download", "GET", "/images/{id}/file", image_download, service, 0);
-    if (rc == 0)
-        rc = route(router, "tag", "PUT,DELETE", "/images/{id}/tags/{tag}", change_tag, service, 0);
-    if (rc == 0)
-        rc = route(router, "action", "POST", "/images/{id}/actions/{action}", image_action, service,
-                   0);
+    for (size_t i = 0; rc == 0 && i < sizeof(routes) / sizeof(routes[0]); i++)
+        rc = route(router, routes[i].name, routes[i].methods, routes[i].pattern, routes[i].handler,
+                   service, routes[i].stream);
     image_service_unref(service);
     if (rc == 0)
         rc = csgi_router_app(out, &router);
