@@ -93,5 +93,16 @@ int imageapi_revocations_add(imageapi_revocations *revocations, const char *toke
 
 /* The SHA-256 of a token as 64 hex digits and a NUL: its file name. */
 void imageapi_token_digest(const char *token, size_t len, char out[65]);
+/* ---- Image (image.c, image_data.c, store.c, backend_dir.c) ------------------------------- */
+
+/* glance's endpoint root: 300 with the versions document at /, 200 at /versions. */
+int image_versions_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                           const csgi_conf *local_conf, csgi_load_error *error);
+/* glance v2, mounted at /v2 (state_dir, image_size_cap). */
+int image_v2_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                     const csgi_conf *local_conf, csgi_load_error *error);
+/* The talk's v1-style listing: /images/detail (state_dir). */
+int image_v1_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
+                     const csgi_conf *local_conf, csgi_load_error *error);
 
 #endif

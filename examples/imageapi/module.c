@@ -20,5 +20,9 @@ const csgi_entry_point csgi_plugin_entry_points[] = {
     /* identity (identity.c, revoked.c) */
     {"identity_factory", CSGI_FACTORY_APP, identity_factory, NULL, NULL},
     {"revocation_factory", CSGI_FACTORY_FILTER, NULL, revocation_factory, NULL},
+    /* image (image.c) */
+    {"image_versions_factory", CSGI_FACTORY_APP, image_versions_factory, NULL, NULL},
+    {"image_v2_factory", CSGI_FACTORY_APP, image_v2_factory, NULL, NULL},
+    {"image_v1_factory", CSGI_FACTORY_APP, image_v1_factory, NULL, NULL},
     {NULL, CSGI_FACTORY_APP, NULL, NULL, NULL},
 };
