@@ -16,6 +16,8 @@ packages=(
     curl python3 valgrind
     groff-base systemd
     libcrypt-dev
+    # examples/imageapi's end-to-end test drives the real OpenStack clients
+    python3-openstackclient python3-glanceclient python3-novaclient
 )
 
 missing=()

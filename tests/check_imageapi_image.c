@@ -528,6 +528,9 @@ START_TEST(list_filters_sort_pagination)
     expect_names(&OTHER, "/v2/images?sort=name:asc", "a1,o1,o2");
     expect_names(&ADMIN, "/v2/images?sort=name:asc", "a1,d1,d2,d3,o1,o2");
     expect_names(&DEMO, "/v2/images?os_hidden=true", "h1");
+    /* openstackclient writes Python's booleans */
+    expect_names(&DEMO, "/v2/images?os_hidden=True", "h1");
+    expect_names(&DEMO, "/v2/images?os_hidden=False&sort=name:asc", "a1,d1,d2,d3");
     expect_names(&DEMO, "/v2/images?tag=x&sort=name", "d2,d1");
     expect_names(&DEMO, "/v2/images?tag=x&tag=y", "d2");
     expect_names(&DEMO, "/v2/images?name=d1", "d1");

@@ -112,8 +112,17 @@ static csgi_response *parse_query(csgi_request *request, list_query *query)
             bad = !image_in(image_visibilities, value) && strcmp(value, "all") != 0;
             query->visibility = value;
         } else if (strcmp(name, "os_hidden") == 0) {
-            bad = strcmp(value, "true") != 0 && strcmp(value, "false") != 0;
-            query->hidden = value[0] == 't';
+            /* as oslo's bool_from_string reads it: openstackclient sends "True" */
+            static const char *const yes[] = {"true", "1", "yes", "on", "t", "y"};
+            static const char *const no[] = {"false", "0", "no", "off", "f", "n"};
+            query->hidden = -1;
+            for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++) {
+                if (strcasecmp(value, yes[k]) == 0)
+                    query->hidden = 1;
+                else if (strcasecmp(value, no[k]) == 0)
+                    query->hidden = 0;
+            }
+            bad = query->hidden < 0;
         } else if (strcmp(name, "size_min") == 0 || strcmp(name, "size_max") == 0) {
             long long *limit =
                 name[5] == 'm' && name[6] == 'i' ? &query->size_min : &query->size_max;
