@@ -11,7 +11,9 @@
 #   openstack flavor list, nova flavor-list;
 #   a wrong password fails with the clients' usual message;
 #   talk_client.py gets a v2.0 token, finds the image service in the
-#   catalog and prints /images/detail.
+#   catalog and prints /images/detail;
+#   identity on a port of its own: token issue, catalog list, image list;
+#   a revoked token is refused by image and compute.
 #
 #   imageapi_clients.sh CSGI_SERVE MODULE_DIR EXAMPLE_DIR
 set -euo pipefail
@@ -135,6 +137,23 @@ status_with_token() {
 run "token revoke" openstack token revoke "$token_id" >/dev/null
 [ "$(status_with_token /image/v2/images)" = 401 ] || fail "image accepts a revoked token"
 [ "$(status_with_token /compute/v2.1/flavors)" = 401 ] || fail "compute accepts a revoked token"
+
+# ---- identity on a port of its own (README.md): a second csgi-serve serves
+# the identity pipeline alone, and its catalog names where image and compute are
+main_pid=$pid main_out=$out
+start_serving "$serve" --allow-root --module-path "$modules" --listen 127.0.0.1:0 --workers 1 \
+    --app-name identity "$example/imageapi-paste.ini" "state_dir=$state" \
+    "image_url=$base/image" "compute_url=$base/compute/v2.1"
+identity_pid=$pid identity_out=$out pid=$main_pid out=$main_out
+trap 'kill "$pid" "$identity_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work" "$out" "$identity_out"' EXIT
+export OS_AUTH_URL=http://127.0.0.1:$port/v3
+run "token issue, identity alone" openstack token issue -f json >/dev/null
+catalog=$(run "catalog list, identity alone" openstack catalog list -f json)
+grep -q "$base/image" <<<"$catalog" || fail "the catalog does not name $base/image: $catalog"
+run "image list, identity alone" openstack image list -f json | grep -q g-two ||
+    fail "image list through identity on its own port: no g-two"
+kill -TERM "$identity_pid"
+wait "$identity_pid" || fail "csgi-serve (identity alone) exited with $?"
 
 kill -TERM "$pid"
 status=0
