@@ -17,7 +17,7 @@
 #
 # Environment (defaults in brackets): DURATION [10] seconds of wrk,
 # CONNECTIONS [16], CG_SMALL [1000] CG_LARGE [6000] csgi's callgrind
-# requests, PY_SMALL [40] PY_LARGE [240] glance's, BUILD_DIR [build-bench],
+# requests, PY_SMALL [20] PY_LARGE [100] glance's, BUILD_DIR [build-bench],
 # GLANCE [auto]: "no" skips glance.
 # Everything listens on 127.0.0.1 only; servers are stopped on exit.
 set -euo pipefail
@@ -28,8 +28,8 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 CG_SMALL=${CG_SMALL:-1000}
 CG_LARGE=${CG_LARGE:-6000}
-PY_SMALL=${PY_SMALL:-40}
-PY_LARGE=${PY_LARGE:-240}
+PY_SMALL=${PY_SMALL:-20}
+PY_LARGE=${PY_LARGE:-100}
 GLANCE=${GLANCE:-auto}
 IMAGES=20
 PYTHON=/usr/bin/python3 # Debian's, where python3-glance installs

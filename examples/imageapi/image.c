@@ -228,10 +228,12 @@ void image_touch(json_t *image)
 
 /* ---- Views ------------------------------------------------------------------------------- */
 
-/* The image as glance shows it (a new object): the stored fields and its links. */
+/* The image as glance shows it (a new object): the stored fields and its
+   links. The fields' values are shared with image, not copied: neither is
+   changed afterwards. */
 json_t *image_view(json_t *image)
 {
-    json_t *shown = json_deep_copy(image);
+    json_t *shown = json_copy(image);
     const char *id = json_string_value(json_object_get(image, "id"));
     char link[128];
     snprintf(link, sizeof(link), "/v2/images/%s", id ? id : "");

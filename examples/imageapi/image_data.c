@@ -86,7 +86,10 @@ void image_sweep(image_service *service)
     json_t *image;
     json_array_foreach(images, i, image)
     {
-        if (!image_repair_locked(service, image))
+        json_t *copy = json_deep_copy(image); /* the list's images are the store's */
+        int repaired = copy && image_repair_locked(service, copy);
+        json_decref(copy);
+        if (!repaired)
             service->backend->type->upload_alive(service->backend,
                                                  json_string_value(json_object_get(image, "id")));
     }

@@ -30,7 +30,9 @@ void imageapi_store_unlock(int lock);
    file is unreadable: logged to err). id must be a well-formed id. */
 json_t *imageapi_store_get(imageapi_store *store, const char *id, char *err, size_t err_size);
 
-/* Every image, as an array (a new reference; NULL when memory ran out). */
+/* Every image, as an array (a new reference; NULL when memory ran out).
+   The images in it are shared with the store's cache: read them, and
+   json_deep_copy() one before changing it. */
 json_t *imageapi_store_list(imageapi_store *store);
 
 /* Write image (borrowed; its "id" names the file). The caller holds the

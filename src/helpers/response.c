@@ -377,31 +377,65 @@ int csgi_response_set_text(csgi_response *response, const char *text, const char
     return rc ? rc : csgi_response_set_body(response, text, strlen(text));
 }
 
-/* A JSON body up to this long is serialized once, on the stack, then
-   copied; a longer one is serialized again into memory of its size. */
+/* A JSON body is serialized once: into a buffer on the stack while it
+   fits, then into memory that grows, and copied into the response's
+   memory. (Serializing to learn the length, then again to write, cost two
+   serializations for every body: more than half of a request listing
+   twenty images.) */
 #define JSON_FIRST_TRY 512
+
+typedef struct json_text {
+    char *data; /* stack, or heap once it outgrew it */
+    size_t len, room;
+    char *heap;
+    int no_memory;
+    char stack[JSON_FIRST_TRY];
+} json_text;
+
+static int json_text_append(const char *buf, size_t size, void *userdata)
+{
+    json_text *t = userdata;
+    if (size > t->room - t->len) {
+        size_t room = t->room * 2;
+        while (room - t->len < size)
+            room *= 2;
+        char *grown = realloc(t->heap, room);
+        if (!grown) {
+            t->no_memory = 1;
+            return -1;
+        }
+        if (!t->heap)
+            memcpy(grown, t->stack, t->len);
+        t->heap = t->data = grown;
+        t->room = room;
+    }
+    memcpy(t->data + t->len, buf, size);
+    t->len += size;
+    return 0;
+}
 
 int csgi_response_set_json(csgi_response *response, struct json_t *value)
 {
     int rc = CSGI_EINVAL;
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-    char first[JSON_FIRST_TRY];
+    json_text json;
+    json.data = json.stack;
+    json.len = 0;
+    json.room = sizeof(json.stack);
+    json.heap = NULL;
+    json.no_memory = 0;
+    char *text = NULL;
     if (!response || !value)
         goto done;
-    /* json_dumpb() answers the length it needs whatever the room it had:
-       serializing to learn the length, then again to write, cost two
-       serializations for every body (half the request, for a small one). */
-    size_t len = json_dumpb(value, first, sizeof(first), flags);
-    if (len == 0)
+    if (json_dump_callback(value, json_text_append, &json, flags) != 0 || json.len == 0) {
+        rc = json.no_memory ? CSGI_ENOMEM : CSGI_EINVAL; /* else a value jansson refuses */
         goto done;
-    char *text = csgi_response__alloc(response, len);
+    }
     rc = CSGI_ENOMEM;
-    if (!text)
+    if (!(text = csgi_response__alloc(response, json.len)))
         goto done;
-    if (len <= sizeof(first))
-        memcpy(text, first, len);
-    else
-        json_dumpb(value, text, len, flags);
+    memcpy(text, json.data, json.len);
+    size_t len = json.len;
     rc = csgi_response_set_header(response, "Content-Type", "application/json");
     if (rc != 0) {
         release_memory(response, text);
@@ -413,6 +447,7 @@ int csgi_response_set_json(csgi_response *response, struct json_t *value)
     response->len = len;
     response->data_owned = 1;
 done:
+    free(json.heap);
     json_decref(value);
     return rc;
 }
