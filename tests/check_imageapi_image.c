@@ -1017,6 +1017,45 @@ START_TEST(processes_share_the_store)
 }
 END_TEST
 
+/* A process keeps the images it parsed; what another process writes
+   afterwards (a new file each time) is what it shows next. */
+START_TEST(processes_see_each_others_writes)
+{
+    char id[37], other[37];
+    create(&DEMO, "{\"name\": \"before\"}", id);
+    create(&DEMO, "{\"name\": \"kept\"}", other);
+    usleep(2100 * 1000); /* the files settle: this process keeps them now */
+    expect_names(&DEMO, "/v2/images?sort=name:asc", "before,kept");
+    for (int step = 0; step < 2; step++) {
+        pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+            char url[160];
+            snprintf(url, sizeof(url), "/v2/images/%s", id);
+            int status =
+                status_of(step == 0 ? send_json(&DEMO, "PATCH", url, PATCH_TYPE,
+                                                "[{\"op\": \"replace\", \"path\": \"/name\", "
+                                                "\"value\": \"after\"}]")
+                                    : call(&DEMO, "DELETE", url, NULL));
+            _exit(status == (step == 0 ? 200 : 204) ? 0 : 1);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(child, &status, 0), child);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (step == 0) {
+            expect_names(&DEMO, "/v2/images?sort=name:asc", "after,kept");
+            answer a = show(&DEMO, id);
+            ck_assert_str_eq(field(&a, "name"), "after");
+            answer_free(&a);
+        } else {
+            expect_names(&DEMO, "/v2/images", "kept");
+            answer a = show(&DEMO, id);
+            ck_assert_int_eq(status_of(a), 404);
+        }
+    }
+}
+END_TEST
+
 /* ---- Over real sockets ---------------------------------------------------------------------- */
 
 #define DEMO_HEADERS                                                              \
@@ -1362,6 +1401,7 @@ static Suite *suite(void)
     tcase_add_test(tc, dead_uploads_are_repaired);
     tcase_add_test(tc, load_sweeps_dead_uploads);
     tcase_add_test(tc, processes_share_the_store);
+    tcase_add_test(tc, processes_see_each_others_writes);
     tcase_add_test(tc, sockets_upload_download);
     tcase_add_test(tc, sockets_large_upload);
     tcase_add_test(tc, sockets_delete_during_upload);
