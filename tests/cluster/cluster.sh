@@ -242,6 +242,16 @@ if ! { [ "$(grep -c '^trusted_proxies = ' "$deploy")" = 1 ] &&
     fail "examples/imageapi/imageapi-paste.ini changed: the test's edits (sed above) no longer apply"
 fi
 
+# wait_for WHAT TENTHS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
+wait_for() {
+    local what=$1 tenths=$2
+    shift 2
+    for _ in $(seq "$tenths"); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    fail "$what: not after $((tenths / 10)) s"
+}
 # start_host N: csgi-serve in host N's namespace; returns once it answers.
 start_host() {
     local n=$1
@@ -265,8 +275,10 @@ kill_host() {
     # shellcheck disable=SC2046 # the workers' pids, one word each
     kill -9 "$master" $(pgrep -P "$master") || fail "kill -9 of h$1's csgi-serve"
     wait "$master" 2>/dev/null || true
-    [ -z "$(ip netns pids "${ns_prefix}h$1")" ] || fail "h$1 still has processes after kill -9"
+    # The workers die a moment later than the master: wait for them.
+    wait_for "h$1's last process gone after kill -9" 50 no_process_in "${ns_prefix}h$1"
 }
+no_process_in() { [ -z "$(ip netns pids "$1")" ]; }
 
 for n in 1 2 3; do
     start_host "$n"
@@ -312,16 +324,6 @@ haproxy_url=http://127.0.0.1:$haproxy_port
 haproxy_tls_url=https://127.0.0.1:$haproxy_tls_port
 stats_url=http://127.0.0.1:$haproxy_stats_port/stats
 
-# wait_for WHAT TENTHS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
-wait_for() {
-    local what=$1 tenths=$2
-    shift 2
-    for _ in $(seq "$tenths"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    fail "$what: not after $((tenths / 10)) s"
-}
 answers() { [ "$(curl -sk -m 1 -o /dev/null -w '%{http_code}' "$1")" = "$2" ]; }
 hastate_is() { [ "$("${helper[@]}" hastat "$stats_url" "$1" 2>/dev/null)" = "$2" ]; }
 wait_for "nginx on $nginx_url" 100 answers "$nginx_url/healthcheck" 200
@@ -435,7 +437,7 @@ for balancer in nginx haproxy; do
     killed_at=$(date +%s%N)
     down=
     if [ "$balancer" = haproxy ]; then
-        wait_for "HAProxy marking h2 down" 50 hastate_is h2 DOWN
+        wait_for "HAProxy marking h2 down" 100 hastate_is h2 DOWN
         down=", marked h2 down $((($(date +%s%N) - killed_at) / 1000000)) ms after the kill"
     fi
     load_end
@@ -514,7 +516,7 @@ holder() {
 drained=$(holder) || fail "no host holds $partial open"
 touch "$work/h$drained/healthcheck_disable"
 disabled_at=$(date +%s%N)
-wait_for "HAProxy marking drained h$drained down" 50 hastate_is "h$drained" DOWN
+wait_for "HAProxy marking drained h$drained down" 100 hastate_is "h$drained" DOWN
 down_ms=$((($(date +%s%N) - disabled_at) / 1000000))
 in_flight() { kill -0 "$upload_pid" 2>/dev/null && [ -e "$partial" ]; }
 check "the upload on h$drained is still in flight when HAProxy marks h$drained down ($down_ms ms after the file)" in_flight
