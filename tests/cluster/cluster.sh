@@ -594,6 +594,7 @@ for target in direct nginx haproxy; do
     check "figures: no failed request against $target at one connection ($failed of $requests)" [ "$failed" -eq 0 ]
 done
 figure "throughput: h1 directly ${fig_rps[direct]} req/s; three backends through nginx ${fig_rps[nginx]} req/s ($(awk -v a="${fig_rps[nginx]}" -v b="${fig_rps[direct]}" 'BEGIN { printf "%.2f", a / b }')x), through HAProxy ${fig_rps[haproxy]} req/s ($(awk -v a="${fig_rps[haproxy]}" -v b="${fig_rps[direct]}" 'BEGIN { printf "%.2f", a / b }')x) on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+figure "  (one machine: the three backends, the balancer and wrk share its $(nproc) cores, so the ratio is what the balancer hop costs when CPU is the limit, not how a cluster of real hosts scales)"
 for target in nginx haproxy; do
     figure "latency at one connection, p50/p99: directly ${fig_p50[direct]}/${fig_p99[direct]} us, through $target ${fig_p50[$target]}/${fig_p99[$target]} us: $target adds $((fig_p50[$target] - fig_p50[direct]))/$((fig_p99[$target] - fig_p99[direct])) us"
 done
