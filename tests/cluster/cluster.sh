@@ -598,6 +598,7 @@ figure "  (one machine: the three backends, the balancer and wrk share its $(npr
 for target in nginx haproxy; do
     figure "latency at one connection, p50/p99: directly ${fig_p50[direct]}/${fig_p99[direct]} us, through $target ${fig_p50[$target]}/${fig_p99[$target]} us: $target adds $((fig_p50[$target] - fig_p50[direct]))/$((fig_p99[$target] - fig_p99[direct])) us"
 done
+figure "  (p50 is steady from run to run; p99 of 3 s at one connection moves by a millisecond when anything else runs on the machine, more than a hop costs)"
 
 # ---- the end -------------------------------------------------------------------------------
 for n in 1 2 3; do
