@@ -18,6 +18,8 @@ packages=(
     libcrypt-dev
     # examples/imageapi's end-to-end test drives the real OpenStack clients
     python3-openstackclient python3-glanceclient python3-novaclient
+    # tests/cluster: the real balancers in front of three csgi-serve hosts, and load
+    nginx haproxy wrk
 )
 
 missing=()
