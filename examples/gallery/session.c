@@ -157,24 +157,27 @@ int gallery_csrf_ok(csgi_request *request, const gallery_config *config, const c
     return gallery_token_ok(gallery_csrf_token(request, config), form);
 }
 
+/* The key is written to a file of this process and linked into place,
+   so that workers starting together all read the same whole key. */
 int gallery_load_key(gallery_config *config)
 {
-    char path[4096];
+    char path[4096], temp[4200];
     snprintf(path, sizeof(path), "%s/session.key", config->state_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        int ok = RAND_bytes(config->key, sizeof(config->key)) == 1 &&
-                 write(fd, config->key, sizeof(config->key)) == (ssize_t)sizeof(config->key);
-        close(fd);
-        if (!ok) {
-            unlink(path);
-            return -1;
-        }
-        return 0;
+    snprintf(temp, sizeof(temp), "%s.%ld", path, (long)getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        int out = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        unsigned char key[32];
+        int ok = out >= 0 && RAND_bytes(key, sizeof(key)) == 1 &&
+                 write(out, key, sizeof(key)) == (ssize_t)sizeof(key);
+        if (out >= 0 && close(out) != 0)
+            ok = 0;
+        if (ok && link(temp, path) != 0 && errno != EEXIST)
+            ok = 0;
+        unlink(temp);
+        OPENSSL_cleanse(key, sizeof(key));
+        fd = ok ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     }
-    if (errno != EEXIST)
-        return -1;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = fd >= 0 ? read(fd, config->key, sizeof(config->key)) : -1;
     if (fd >= 0)
         close(fd);
