@@ -268,6 +268,9 @@ START_TEST(test_wrong_password)
     for (size_t i = 0; i < 3; i++) {
         ck_assert_int_eq(sign_in(&c, "alice", "bob-gallery", pieces[i]), 401);
         ck_assert_int_eq(sign_in(&c, "nobody", "alice-gallery", pieces[i]), 401);
+        ck_assert_int_eq(sign_in(&c, "alice", "alice-gallery%00x", pieces[i]), 401);
+        ck_assert_int_eq(sign_in(&c, "alice%00", "alice-gallery", pieces[i]), 401);
+        ck_assert_int_eq(sign_in(&c, "../alice", "alice-gallery", pieces[i]), 401);
         ck_assert_ptr_null(csgi_test_session_cookie(c.session, "gallery_session"));
     }
     csgi_test_response *page = get(&c, "/");
@@ -493,6 +496,33 @@ START_TEST(test_range_and_304)
 }
 END_TEST
 
+START_TEST(test_pagination)
+{
+    ck_assert_int_eq(sign_in(&c, "alice", "alice-gallery", 0), 303);
+    char token[65], name[32];
+    listing_token(&c, token);
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof(name), "file-%02d.txt", i);
+        csgi_test_response *answer = upload(&c, token, name, "z", 1, 0);
+        ck_assert_int_eq(csgi_test_response_code(answer), 303);
+        csgi_test_response_free(answer);
+    }
+    csgi_test_response *page = get(&c, "/");
+    ck_assert_ptr_nonnull(strstr(body_of(page), "page 1 of 2"));
+    ck_assert_ptr_nonnull(strstr(body_of(page), "href=\"/?page=2\" rel=\"next\""));
+    csgi_test_response_free(page);
+    page = get(&c, "/?page=2");
+    const char *body = body_of(page);
+    ck_assert_ptr_nonnull(strstr(body, "page 2 of 2"));
+    ck_assert_ptr_nonnull(strstr(body, "rel=\"prev\""));
+    int rows = 0;
+    for (const char *at = body; (at = strstr(at, "<tr><td>")); at++)
+        rows++;
+    ck_assert_int_eq(rows, 2);
+    csgi_test_response_free(page);
+}
+END_TEST
+
 START_TEST(test_status_and_assets)
 {
     csgi_test_response *answer = get(&c, "/status.json");
@@ -589,6 +619,7 @@ static Suite *gallery_suite(void)
     tcase_add_test(tc, test_traversal);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_range_and_304);
+    tcase_add_test(tc, test_pagination);
     tcase_add_test(tc, test_status_and_assets);
     suite_add_tcase(s, tc);
     TCase *sockets = tcase_create("sockets");

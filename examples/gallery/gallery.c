@@ -134,8 +134,12 @@ static csgi_response *signin(csgi_request *request, void *userdata)
     if (!secret || strlen(secret) != 32 ||
         !gallery_token_ok(gallery_token_for(request, config, secret), form))
         return csrf_refused(request);
-    const char *user = csgi_params_get(form, "user", NULL);
-    if (gallery_check_password(config, user, csgi_params_get(form, "password", NULL)) != 0)
+    size_t user_len = 0, password_len = 0;
+    const char *user = csgi_params_get(form, "user", &user_len);
+    const char *password = csgi_params_get(form, "password", &password_len);
+    /* A NUL inside either would cut what crypt_rn and the name check see. */
+    if (!user || !password || strlen(user) != user_len || strlen(password) != password_len ||
+        gallery_check_password(config, user, password) != 0)
         return signin_page(request, config, "Wrong user name or password.", 401);
     const char *session = gallery_session_new(request, config, user);
     csgi_response *response = session ? see_other(request, "/") : NULL;
