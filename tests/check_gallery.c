@@ -74,6 +74,7 @@ typedef struct client {
     csgi_app *app;
     csgi_test_session *session;
     const char *base; /* "http://gallery.test" or "https://..." */
+    int chunked;      /* send bodies with Transfer-Encoding: chunked */
 } client;
 
 static csgi_test_response *run(client *c, const char *method, const char *path, const char *type,
@@ -91,6 +92,7 @@ static csgi_test_response *run(client *c, const char *method, const char *path, 
         ck_assert_int_eq(csgi_test_request_add_header(request, "Content-Type", type), 0);
     if (body) {
         ck_assert_int_eq(csgi_test_request_set_body(request, body, len), 0);
+        csgi_test_request_set_chunked(request, c->chunked);
         ck_assert_int_eq(
             csgi_test_request_set_body_delivery(
                 request, piece ? CSGI_TEST_DELIVERY_LATE : CSGI_TEST_DELIVERY_AT_ONCE, piece),
@@ -141,6 +143,7 @@ static void open_client(client *c, csgi_app *app, const char *base)
 {
     c->app = app;
     c->base = base;
+    c->chunked = 0;
     ck_assert_int_eq(csgi_test_session_new(&c->session, app), 0);
 }
 
@@ -446,11 +449,28 @@ START_TEST(test_limits)
         ck_assert(is_html(answer));
         csgi_test_response_free(answer);
     }
+    /* Chunked, with no Content-Length to refuse early: the same 413s. */
+    c.chunked = 1;
+    for (size_t i = 0; i < 2; i++) {
+        csgi_test_response *answer = upload(&c, token, "big.txt", data, MAX_FILE + 1, pieces[i]);
+        ck_assert_int_eq(csgi_test_response_code(answer), 413);
+        ck_assert(is_html(answer));
+        csgi_test_response_free(answer);
+        answer = upload(&c, token, "huge.txt", data, MAX_REQUEST + 10, pieces[i]);
+        ck_assert_int_eq(csgi_test_response_code(answer), 413);
+        ck_assert(is_html(answer));
+        csgi_test_response_free(answer);
+    }
     ck_assert_int_eq(stored_files("alice"), 0);
-    csgi_test_response *answer = upload(&c, token, "fits.txt", data, MAX_FILE, 0);
+    csgi_test_response *answer = upload(&c, token, "fits.txt", data, MAX_FILE, 4096);
     ck_assert_int_eq(csgi_test_response_code(answer), 303);
     csgi_test_response_free(answer);
     ck_assert_int_eq(stored_files("alice"), 1);
+    c.chunked = 0;
+    answer = upload(&c, token, "fits.txt", data, MAX_FILE, 0);
+    ck_assert_int_eq(csgi_test_response_code(answer), 303);
+    csgi_test_response_free(answer);
+    ck_assert_int_eq(stored_files("alice"), 2);
     free(data);
 }
 END_TEST
