@@ -59,8 +59,8 @@ ns_prefix=csgi$id
 # A /24 of 10.77 that no interface or route of this machine uses yet.
 octet=$((id % 200 + 20))
 for _ in $(seq 250); do
-    if ! ip -4 addr show | grep -q "inet 10\.77\.$octet\." &&
-        ! ip -4 route show | grep -q "^10\.77\.$octet\."; then
+    if ! grep -q "inet 10\.77\.$octet\." <<<"$(ip -4 addr show)" &&
+        ! grep -q "^10\.77\.$octet\." <<<"$(ip -4 route show)"; then
         break
     fi
     octet=$((octet % 250 + 1))

@@ -115,7 +115,10 @@ created=$(run "glance image-create" glance image-create --name g-two --disk-form
 gid=$(awk '$2 == "id" { print $4 }' <<<"$created")
 [ -n "$gid" ] || fail "glance image-create printed no id: $created"
 grep -q "| status .*| active" <<<"$created" || fail "glance's image is not active: $created"
-run "glance image-list" glance image-list | grep -q "$gid.*g-two" || fail "glance image-list: no g-two"
+# (outputs are captured before grep: with pipefail, grep -q leaving early
+# would make the writer's SIGPIPE fail the pipeline)
+listed=$(run "glance image-list" glance image-list)
+grep -q "$gid.*g-two" <<<"$listed" || fail "glance image-list: no g-two: $listed"
 run "glance image-download" glance image-download --file "$work/two.saved" "$gid" >/dev/null
 cmp "$work/two.raw" "$work/two.saved" || fail "glance image-download's bytes differ"
 
@@ -123,7 +126,8 @@ cmp "$work/two.raw" "$work/two.saved" || fail "glance image-download's bytes dif
 flavors=$(run "flavor list" openstack flavor list -f json)
 [ "$(json_get "$flavors" 'sorted(f["Name"] for f in d)[0]')" = m1.large ] ||
     fail "flavor list: $flavors"
-run "nova flavor-list" nova flavor-list | grep -q 'm1.tiny' || fail "nova flavor-list: no m1.tiny"
+flavors=$(run "nova flavor-list" nova flavor-list)
+grep -q 'm1.tiny' <<<"$flavors" || fail "nova flavor-list: no m1.tiny: $flavors"
 
 # ---- the talk's client: a v2.0 token, the catalog, /images/detail
 talk=$(run "talk_client.py" python3 "$example/talk_client.py" "$base/v2.0" admin admin-secret admin)
@@ -150,8 +154,8 @@ export OS_AUTH_URL=http://127.0.0.1:$port/v3
 run "token issue, identity alone" openstack token issue -f json >/dev/null
 catalog=$(run "catalog list, identity alone" openstack catalog list -f json)
 grep -q "$base/image" <<<"$catalog" || fail "the catalog does not name $base/image: $catalog"
-run "image list, identity alone" openstack image list -f json | grep -q g-two ||
-    fail "image list through identity on its own port: no g-two"
+listed=$(run "image list, identity alone" openstack image list -f json)
+grep -q g-two <<<"$listed" || fail "image list through identity on its own port: no g-two: $listed"
 kill -TERM "$identity_pid"
 wait "$identity_pid" || fail "csgi-serve (identity alone) exited with $?"
 

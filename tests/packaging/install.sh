@@ -129,12 +129,12 @@ run "$work/consumer-build/consumer_shared"
 run "$work/consumer-build/consumer_static"
 
 # The static program must not need libcsgi.so at run time.
-if readelf -d "$work/consumer-build/consumer_static" | grep -q 'NEEDED.*libcsgi'; then
+if grep -q 'NEEDED.*libcsgi' <<<"$(readelf -d "$work/consumer-build/consumer_static")"; then
     echo "install: consumer_static depends on libcsgi.so; csgi::csgi_static is not static" >&2
     exit 1
 fi
 # The shared one must really use the installed libcsgi.so, not the build's.
-if ! readelf -d "$work/consumer-build/consumer_shared" | grep -q 'NEEDED.*libcsgi\.so'; then
+if ! grep -q 'NEEDED.*libcsgi\.so' <<<"$(readelf -d "$work/consumer-build/consumer_shared")"; then
     echo "install: consumer_shared does not link libcsgi.so" >&2
     exit 1
 fi
