@@ -212,6 +212,7 @@ static csgi_response *home(csgi_request *request, void *userdata)
                      "\">\n<input type=\"file\" name=\"file\" multiple required>\n"
                      "<button type=\"submit\">Upload</button>\n"
                      "<progress id=\"progress\" max=\"100\" value=\"0\" hidden></progress>\n"
+                     "<p id=\"upload-error\" class=\"error\" hidden></p>\n"
                      "<small>At most %lld bytes a file, %lld bytes an upload.</small>\n"
                      "</form>\n",
                      config->max_file_size, config->max_request_size);

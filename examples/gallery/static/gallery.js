@@ -20,6 +20,13 @@ function uploadWithProgress(form) {
         document.close();
       }
     });
+    request.addEventListener("error", () => {
+      progress.hidden = true;
+      const message = document.getElementById("upload-error");
+      message.hidden = false;
+      message.textContent = "The upload broke off: the connection closed before the gallery " +
+        "answered. It may be larger than the gallery takes.";
+    });
     request.open("POST", form.action);
     request.send(new FormData(form));
   });
