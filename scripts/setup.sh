@@ -20,6 +20,9 @@ packages=(
     python3-openstackclient python3-glanceclient python3-novaclient
     # tests/cluster: the real balancers in front of three csgi-serve hosts, and load
     nginx haproxy wrk
+    # examples/gallery: the browser test (headless Chromium through Selenium)
+    # and the HTML validity check
+    chromium chromium-driver python3-selenium tidy
 )
 
 missing=()
