@@ -298,6 +298,58 @@ START_TEST(killed_worker_is_replaced_without_refusals)
 }
 END_TEST
 
+/* csgi_server_stats_get() in a worker, through workerapp's /stats. */
+typedef struct figures {
+    unsigned long long requests, connections, process_requests;
+    unsigned workers, threads;
+} figures;
+
+static figures stats_of(int port, long *pid)
+{
+    reply r = get(port, "/stats");
+    ck_assert_int_eq(r.status, 200);
+    figures f;
+    ck_assert_msg(sscanf(r.message, "r%llu,c%llu,w%u,t%u,p%llu", &f.requests, &f.connections,
+                         &f.workers, &f.threads, &f.process_requests) == 5,
+                  "/stats: %s", r.message);
+    if (pid)
+        *pid = r.pid;
+    return f;
+}
+
+/* The figures an application reads add up every worker's (each copies its
+   own to the master's board once a second), count workers, and keep the
+   requests of a worker that was killed. */
+START_TEST(stats_count_every_worker)
+{
+    write_ini("", "workers = 2\n");
+    served s;
+    serve_start(&s, NULL);
+    wait_accepting(&s, 2);
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(get(s.port, "/").status, 200);
+    sleep_ms(1300); /* every worker has published since */
+    long pid = 0;
+    figures before = stats_of(s.port, &pid);
+    ck_assert_uint_eq(before.workers, 2);
+    ck_assert_uint_eq(before.threads, 1);
+    ck_assert_uint_ge(before.requests, 31); /* the 30, and this one */
+    ck_assert_uint_le(before.process_requests, before.requests);
+    ck_assert_uint_ge(before.process_requests, 1);
+    ck_assert_uint_ge(before.connections, 1); /* the asking one, at least */
+
+    ck_assert_int_eq(kill((pid_t)pid, SIGKILL), 0);
+    assert_waited_log(&s, "was killed by signal 9", 1, 2000);
+    assert_waited_log(&s, "accepts (generation", 3, 2000);
+    sleep_ms(1300);
+    figures after = stats_of(s.port, NULL);
+    ck_assert_uint_eq(after.workers, 2);
+    /* the killed worker's published requests stay in the total */
+    ck_assert_uint_ge(after.requests, before.requests);
+    serve_stop(&s, 3000);
+}
+END_TEST
+
 /* An application whose workers die while they start: the master backs
    off, then stops with a message naming the cause, and csgi-serve fails. */
 START_TEST(workers_dying_at_start_stop_the_master)
@@ -1415,6 +1467,8 @@ START_TEST(api_source_without_workers_serves_here)
 
     ck_assert_int_eq(csgi_server_new_source(&server, &counting_type, &source, &options, &error), 0);
     ck_assert_int_eq(csgi_server_listen(server, "127.0.0.1:0"), 0);
+    csgi_server_stats stats = CSGI_SERVER_STATS_INIT;
+    ck_assert_int_eq(csgi_server_stats_get(&stats), CSGI_ESTATE); /* not serving yet */
     ck_assert_int_eq(csgi_server_start(server), 0);
     pthread_t thread;
     ck_assert_int_eq(pthread_create(&thread, NULL, run_server, server), 0);
@@ -1422,9 +1476,43 @@ START_TEST(api_source_without_workers_serves_here)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.message, "gen3");
     ck_assert_int_eq(r.pid, getpid());
+
+    /* Without workers the figures are this process's, exact: three
+       requests, each on a connection of its own, all closed by now. */
+    ck_assert_int_eq(get(csgi_server_port(server, 0), "/").status, 200);
+    ck_assert_int_eq(get(csgi_server_port(server, 0), "/").status, 200);
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(csgi_server_stats_get(&stats), 0);
+        if (stats.connections == 0)
+            break;
+        sleep_ms(5);
+    }
+    ck_assert_uint_eq(stats.requests, 3);
+    ck_assert_uint_eq(stats.process_requests, 3);
+    ck_assert_uint_eq(stats.connections, 0);
+    ck_assert_uint_eq(stats.workers, 0);
+    ck_assert_uint_eq(stats.threads, 1);
+    ck_assert(stats.started > 0 && stats.uptime >= 0 && stats.uptime < 60);
+    stats.version = 99;
+    ck_assert_int_eq(csgi_server_stats_get(&stats), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_server_stats_get(NULL), CSGI_EINVAL);
+
+    /* A connection held open counts while it is open. */
+    int refused = 0;
+    int held = connect_to(csgi_server_port(server, 0), &refused);
+    ck_assert_int_ge(held, 0);
+    stats.version = CSGI_SERVER_STATS_VERSION;
+    for (int i = 0; i < 200 && stats.connections != 1; i++) {
+        sleep_ms(5);
+        ck_assert_int_eq(csgi_server_stats_get(&stats), 0);
+    }
+    ck_assert_uint_eq(stats.connections, 1);
+    close(held);
+
     csgi_server_stop(server, 1000);
     pthread_join(thread, NULL);
     csgi_server_free(server);
+    ck_assert_int_eq(csgi_server_stats_get(&stats), CSGI_ESTATE); /* freed */
 }
 END_TEST
 
@@ -1435,6 +1523,7 @@ int main(void)
     tcase_set_timeout(serve, 30);
     tcase_add_test(serve, workers_answer_from_their_own_processes);
     tcase_add_test(serve, killed_worker_is_replaced_without_refusals);
+    tcase_add_test(serve, stats_count_every_worker);
     tcase_add_test(serve, workers_dying_at_start_stop_the_master);
     tcase_add_test(serve, build_failure_at_start_names_file_and_line);
     tcase_add_test(serve, term_lets_requests_in_flight_finish);

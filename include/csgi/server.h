@@ -409,6 +409,49 @@ CSGI_EXTERN void csgi_server_reopen_logs(csgi_server *server);
  */
 CSGI_EXTERN int csgi_server_run_until_signal(csgi_server *server);
 
+/** Version of csgi_server_stats; set it before csgi_server_stats_get(). */
+#define CSGI_SERVER_STATS_VERSION 1
+
+/** The live figures of the server serving in this process. */
+typedef struct csgi_server_stats {
+    unsigned version;          /**< CSGI_SERVER_STATS_VERSION: the caller sets it */
+    uint64_t requests;         /**< requests read since the server started, by every worker */
+    uint64_t connections;      /**< connections open now, in every worker */
+    unsigned workers;          /**< worker processes serving now; 0 without workers */
+    unsigned threads;          /**< event loops (threads) of this process */
+    int64_t started;           /**< when the server (with workers, its master) started: Unix time */
+    double uptime;             /**< seconds since then */
+    uint64_t process_requests; /**< requests read by this process */
+    uint64_t process_connections; /**< connections open now in this process */
+} csgi_server_stats;
+
+/** Initializer for csgi_server_stats: the version set, every figure 0. */
+#define CSGI_SERVER_STATS_INIT                              \
+    {                                                       \
+        CSGI_SERVER_STATS_VERSION, 0, 0, 0, 0, 0, 0.0, 0, 0 \
+    }
+
+/**
+ * The live figures of the server that serves in this process, for an
+ * application's status page: requests read (heads that parsed, those the
+ * server answered itself included), connections open, workers, uptime.
+ *
+ * The server is the last one csgi_server_start() started in this process
+ * (csgi_server_run_until_signal() and csgi-serve start it), until it is
+ * freed. This process's figures are exact. With workers, the master keeps
+ * a slot per worker in memory they share, and each worker copies its
+ * figures there once a second: the totals include the other workers' as
+ * they were at most a second ago, and the requests of workers that ended.
+ * Safe from any thread.
+ *
+ * @param out where to store them; out->version must be
+ *            CSGI_SERVER_STATS_VERSION (CSGI_SERVER_STATS_INIT sets it)
+ * @return 0; CSGI_ESTATE when no server serves in this process (an
+ *         application under the test client, or the master itself);
+ *         CSGI_EINVAL (NULL, another version).
+ */
+CSGI_EXTERN int csgi_server_stats_get(csgi_server_stats *out);
+
 /** Stop, close everything (the access log's last lines are written) and
     free the server and its application. Accepts NULL. */
 CSGI_EXTERN void csgi_server_free(csgi_server *server);

@@ -108,8 +108,9 @@ typedef struct worker {
     /* With a timeout: a heartbeat per loop, shared with the worker. */
     _Atomic long long *beats;
     unsigned loops;
-    long long busy_asked_ms; /* SIGXCPU sent: which request? (0: not) */
-    int timed_out;           /* killed for its timeout */
+    csgi_server__board_slot *slot; /* its figures, or NULL */
+    long long busy_asked_ms;       /* SIGXCPU sent: which request? (0: not) */
+    int timed_out;                 /* killed for its timeout */
 } worker;
 
 enum stopping { RUNNING, GRACEFUL, QUICK };
@@ -118,9 +119,10 @@ typedef struct master {
     csgi_server *server;
     const csgi_server_source_type *type;
     void *source_state;
-    generation *generations; /* all living ones */
-    generation *current;     /* what new workers run, unless a reload is pending */
-    generation *pending;     /* a reload's, until all its workers accept */
+    generation *generations;   /* all living ones */
+    generation *current;       /* what new workers run, unless a reload is pending */
+    generation *pending;       /* a reload's, until all its workers accept */
+    csgi_server__board *board; /* the workers' figures (stats.c), or NULL */
     unsigned next_number;
     worker *workers; /* oldest first */
     size_t count, capacity;
@@ -280,10 +282,11 @@ static void worker_exit(int status)
 }
 
 /* In the child, after fork: become a worker of g; never returns. */
-static void worker_process(master *m, generation *g, const sigset_t *mask, _Atomic long long *beats)
-    __attribute__((noreturn));
+static void worker_process(master *m, generation *g, const sigset_t *mask, _Atomic long long *beats,
+                           csgi_server__board_slot *slot) __attribute__((noreturn));
 
-static void worker_process(master *m, generation *g, const sigset_t *mask, _Atomic long long *beats)
+static void worker_process(master *m, generation *g, const sigset_t *mask, _Atomic long long *beats,
+                           csgi_server__board_slot *slot)
 {
     /* Until the worker's loop watches its own signals, they do what they
        would to any process: the master's handler must not run here. */
@@ -302,6 +305,7 @@ static void worker_process(master *m, generation *g, const sigset_t *mask, _Atom
     if (m->upgrade_fd >= 0)
         close(m->upgrade_fd);
     csgi_server__upgrade_forget(); /* the master says it serves, not a worker */
+    csgi_server__board_join(m->board, slot);
     int fd = m->messages[1];
     /* A master that dies without stopping its workers (SIGKILL) stops them
        still. */
@@ -369,6 +373,9 @@ static int spawn(master *m, generation *g)
     }
     unsigned loops = 0;
     _Atomic long long *beats = beats_new(m, g, &loops);
+    csgi_server__board_slot *slot = csgi_server__board_claim(m->board);
+    if (m->board && !slot)
+        LOG(m, CSGI_LOG_WARNING, "the new worker's figures are not counted: every slot is taken");
     sigset_t all, old;
     sigfillset(&all);
     /* Blocked across fork: a signal to the child before it replaced the
@@ -377,11 +384,12 @@ static int spawn(master *m, generation *g)
     fflush(NULL); /* or both processes would write what is buffered */
     pid_t pid = fork();
     if (pid == 0)
-        worker_process(m, g, &old, beats);
+        worker_process(m, g, &old, beats, slot);
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         beats_free(beats, loops);
+        csgi_server__board_release(m->board, slot);
         LOG(m, CSGI_LOG_ERROR, "cannot start a worker: fork: %s", strerror(e));
         return CSGI_ESYSTEM;
     }
@@ -394,6 +402,8 @@ static int spawn(master *m, generation *g)
     w->started_ms = now_ms();
     w->beats = beats;
     w->loops = loops;
+    w->slot = slot;
+    csgi_server__board_taken(slot, pid);
     g->workers++;
     LOG(m, CSGI_LOG_INFO, "worker %d started (generation %u)", (int)pid, g->number);
     return 0;
@@ -965,6 +975,7 @@ static void on_death(master *m, worker *w, int status)
     g->workers--;
     long long now = now_ms();
     beats_free(w->beats, w->loops);
+    csgi_server__board_release(m->board, w->slot);
     if (w->state == STOPPING || m->stopping) {
         LOG(m, w->killed ? CSGI_LOG_WARNING : CSGI_LOG_INFO, "worker %d %s", (int)w->pid, how);
     } else if (w->timed_out) {
@@ -1189,6 +1200,9 @@ int csgi_server__run_master(csgi_server *server)
     m.target = server->workers;
     m.pid = getpid();
     m.upgrade_fd = -1;
+    m.board = csgi_server__board_new();
+    if (!m.board)
+        LOG(&m, CSGI_LOG_WARNING, "no shared figures for the workers: mmap: %s", strerror(errno));
     int err = open_pipes(&m);
     generation *first = err ? NULL : generation_add(&m, server->generation, &server->options);
     if (!err && !first) {
@@ -1196,6 +1210,7 @@ int csgi_server__run_master(csgi_server *server)
         err = CSGI_ENOMEM;
     }
     if (err) {
+        csgi_server__board_free(m.board);
         atomic_store(&master_active, 0);
         return err;
     }
@@ -1252,6 +1267,7 @@ int csgi_server__run_master(csgi_server *server)
     while (m.generations)
         generation_release(&m, m.generations);
     csgi__free(m.workers);
+    csgi_server__board_free(m.board);
     LOG(&m, m.result ? CSGI_LOG_ERROR : CSGI_LOG_INFO, "master %d: stopped%s%s", (int)m.pid,
         m.result ? ": " : "", m.result ? csgi_strerror(m.result) : "");
     atomic_store(&master_active, 0);

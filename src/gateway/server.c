@@ -263,6 +263,9 @@ static int server_new(csgi_server **out, csgi_app *app, const csgi_server_option
     if (worker) {
         engine_opts.heartbeats = worker->heartbeats;
         engine_opts.heartbeat_ms = worker->heartbeat_ms;
+        csgi_server__board_slot *slot = csgi_server__board_own_slot();
+        engine_opts.publish_requests = csgi_server__board_requests(slot);
+        engine_opts.publish_connections = csgi_server__board_connections(slot);
     }
     if (options->workers) {
         engine_opts.threads = 1;
@@ -644,8 +647,10 @@ int csgi_server_start(csgi_server *server)
     if (server->workers)
         return CSGI_ESTATE;
     int err = csgi_http__engine_start(server->engine);
-    if (err == 0)
+    if (err == 0) {
         server->started = 1;
+        csgi_server__stats_serving(server);
+    }
     return err;
 }
 
@@ -675,6 +680,7 @@ void csgi_server_free(csgi_server *server)
 {
     if (!server)
         return;
+    csgi_server__stats_gone(server);
     csgi_http__engine_free(server->engine);    /* ends every request first */
     csgi_access_log__free(server->access_log); /* after their lines */
     csgi_app_free(server->app);

@@ -159,6 +159,31 @@ void csgi_server__print_listeners(const csgi_server *server);
  * SIGXCPU makes it tell the master (CSGI_SERVER__BUSY) which request each
  * stuck loop is in. Returns 0 after a signal, or an error.
  */
+/* ---- live figures (stats.c) ---- */
+
+/* The master's board: a slot per living worker, in memory the workers
+   share. NULL when it cannot be mapped. */
+typedef struct csgi_server__board csgi_server__board;
+typedef struct csgi_server__board_slot csgi_server__board_slot;
+csgi_server__board *csgi_server__board_new(void);
+void csgi_server__board_free(csgi_server__board *board);
+/* In the master, before fork: a free slot (NULL: none left, or no board). */
+csgi_server__board_slot *csgi_server__board_claim(csgi_server__board *board);
+/* In the master, after fork: the slot's worker. */
+void csgi_server__board_taken(csgi_server__board_slot *slot, pid_t pid);
+/* In the master, once the worker ended: its requests retire, the slot frees. */
+void csgi_server__board_release(csgi_server__board *board, csgi_server__board_slot *slot);
+/* In the worker, after fork: this process's slot (either may be NULL). */
+void csgi_server__board_join(csgi_server__board *board, csgi_server__board_slot *slot);
+csgi_server__board_slot *csgi_server__board_own_slot(void);
+/* Where a worker's engine publishes (NULL without a slot). */
+_Atomic unsigned long long *csgi_server__board_requests(csgi_server__board_slot *slot);
+_Atomic unsigned long long *csgi_server__board_connections(csgi_server__board_slot *slot);
+/* The server csgi_server_stats_get() reports on: set when one starts,
+   cleared when it is freed. */
+void csgi_server__stats_serving(csgi_server *server);
+void csgi_server__stats_gone(csgi_server *server);
+
 int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
                               const csgi_server_options *options, int message_fd,
                               _Atomic long long *heartbeats);

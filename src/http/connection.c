@@ -620,6 +620,9 @@ static int conn_read_head(csgi_http__conn *conn)
         return -1;
     }
     conn->requests++;
+    atomic_store_explicit(&conn->loop->requests,
+                          atomic_load_explicit(&conn->loop->requests, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 
     switch (req->head.body) {
     case CSGI_HTTP__BODY_LENGTH:

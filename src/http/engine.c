@@ -376,6 +376,15 @@ size_t csgi_http__engine_connection_count(csgi_http__engine *engine)
     return atomic_load(&engine->connection_total);
 }
 
+unsigned long long csgi_http__engine_request_count(const csgi_http__engine *engine)
+{
+    unsigned long long total = 0;
+    if (engine->started)
+        for (unsigned i = 0; i < engine->loop_count; i++)
+            total += atomic_load_explicit(&engine->loops[i].requests, memory_order_relaxed);
+    return total;
+}
+
 unsigned csgi_http__engine_loop_count(const csgi_http__engine *engine)
 {
     return engine->started ? engine->loop_count : 0;
@@ -627,6 +636,31 @@ static void heartbeat_start(csgi_http__loop *loop)
     event_add(&loop->heartbeat, &interval);
 }
 
+/* ---- Figures for other processes ----------------------------------------------- */
+
+static void on_publish(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__engine *engine = arg;
+    (void)fd;
+    (void)what;
+    atomic_store_explicit(engine->options.publish_requests, csgi_http__engine_request_count(engine),
+                          memory_order_relaxed);
+    atomic_store_explicit(engine->options.publish_connections,
+                          atomic_load_explicit(&engine->connection_total, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
+static void publish_start(csgi_http__loop *loop)
+{
+    const csgi_http__options *o = &loop->engine->options;
+    event_assign(&loop->publish, loop->base, -1, EV_PERSIST, on_publish, loop->engine);
+    if (loop->index != 0 || !o->publish_requests || !o->publish_connections)
+        return;
+    unsigned ms = o->publish_ms ? o->publish_ms : 1000;
+    struct timeval interval = {ms / 1000, (ms % 1000) * 1000};
+    event_add(&loop->publish, &interval);
+}
+
 static const struct timeval *common_timeout(struct event_base *base, unsigned ms)
 {
     if (!ms)
@@ -664,6 +698,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     evtimer_assign(&loop->grace_event, loop->base, on_grace_end, loop);
     evtimer_assign(&loop->idle_wait_event, loop->base, on_idle_wait_end, loop);
     heartbeat_start(loop);
+    publish_start(loop);
     const csgi_http__options *o = &engine->options;
     loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
     loop->send_tv = common_timeout(loop->base, o->send_timeout_ms);
@@ -733,6 +768,7 @@ static void loop_destroy(csgi_http__loop *loop)
     event_del(&loop->idle_wait_event);
     event_del(&loop->access_log_flush);
     event_del(&loop->heartbeat);
+    event_del(&loop->publish);
     if (loop->wake_ready)
         close(loop->wake_fd);
     loop->wake_ready = 0;

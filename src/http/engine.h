@@ -118,6 +118,14 @@ typedef struct csgi_http__options {
        path. NULL = none; the array (shared memory) is the caller's. */
     _Atomic long long *heartbeats;
     unsigned heartbeat_ms;
+
+    /* Figures for other processes (a worker's slot on the master's board,
+       gateway/stats.c): every publish_ms (1 s when 0), a timer on loop 0
+       stores the requests read so far and the connections open now.
+       NULL = none; the memory is the caller's. */
+    _Atomic unsigned long long *publish_requests;
+    _Atomic unsigned long long *publish_connections;
+    unsigned publish_ms;
 } csgi_http__options;
 
 /* Fill *options with the documented defaults. */
@@ -209,6 +217,10 @@ void csgi_http__engine_free(csgi_http__engine *engine);
 
 /* Connections currently open across all loops (for tests and statistics). */
 size_t csgi_http__engine_connection_count(csgi_http__engine *engine);
+
+/* Requests read across all loops since the engine started (heads that
+   parsed, those the engine answered itself included). */
+unsigned long long csgi_http__engine_request_count(const csgi_http__engine *engine);
 
 /* Event loops of the started engine (0 before it starts). */
 unsigned csgi_http__engine_loop_count(const csgi_http__engine *engine);

@@ -127,6 +127,10 @@ struct csgi_http__loop {
        put one in (options.access_log). */
     struct event access_log_flush;
     struct event heartbeat; /* options.heartbeats: the master's liveness timer */
+    struct event publish;   /* options.publish_requests, on loop 0 */
+    /* Requests read by this loop: written by its thread alone (a relaxed
+       load and store, no locked instruction), read by any. */
+    _Atomic unsigned long long requests;
     int access_log_flush_armed;
 };
 

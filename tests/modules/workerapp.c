@@ -11,6 +11,8 @@
  *              the worker's loop stays free
  *   /block?ms=N the same after N milliseconds of sleep: the worker's loop
  *              is busy, so the next connection goes to another worker
+ *   /stats     the same, its message csgi_server_stats_get()'s figures:
+ *              "rREQUESTS,cCONNECTIONS,wWORKERS,tTHREADS,pPROCESS_REQUESTS"
  *
  * and its factory reads `build_delay_ms` (sleep that long while building:
  * a slow-starting application), `crash` (true: the process building it
@@ -20,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <csgi.h>
+#include <csgi/server.h>
 #include <csgi/loader.h>
 
 #include <event2/event.h>
@@ -89,9 +92,16 @@ static csgi_body *pid_call(void *state, csgi_environ *environ, csgi_start_respon
     const pid_app *app = state;
     static const csgi_header headers[] = {CSGI_HEADER("Content-Type", "text/plain")};
     const char *path = csgi_environ_get(environ, "PATH_INFO");
+    char message[128];
+    snprintf(message, sizeof(message), "%s", app->message);
+    csgi_server_stats stats = CSGI_SERVER_STATS_INIT;
+    if (path && strcmp(path, "/stats") == 0 && csgi_server_stats_get(&stats) == 0)
+        snprintf(message, sizeof(message), "r%llu,c%llu,w%u,t%u,p%llu",
+                 (unsigned long long)stats.requests, (unsigned long long)stats.connections,
+                 stats.workers, stats.threads, (unsigned long long)stats.process_requests);
     char text[256];
     int len = snprintf(text, sizeof(text), "message=%s pid=%ld built_by=%ld uid=%ld gid=%ld\n",
-                       app->message, (long)getpid(), app->built_by, (long)getuid(), (long)getgid());
+                       message, (long)getpid(), app->built_by, (long)getuid(), (long)getgid());
     if (path && strcmp(path, "/block") == 0) {
         long ms = query_ms(environ);
         struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};

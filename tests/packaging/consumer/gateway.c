@@ -162,8 +162,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "gateway: without a token: status %d, result %d\n", x.status, x.result);
         failed = 1;
     }
+    /* The server's figures, as a status page reads them: both requests. */
+    csgi_server_stats stats = CSGI_SERVER_STATS_INIT;
+    if (!failed && (csgi_server_stats_get(&stats) != 0 || stats.requests != 2 || stats.workers)) {
+        fprintf(stderr, "gateway: csgi_server_stats_get: %llu requests, %u workers\n",
+                (unsigned long long)stats.requests, stats.workers);
+        failed = 1;
+    }
     if (!failed)
-        printf("gateway: signed token accepted, no token refused (port %d)\n", port);
+        printf("gateway: signed token accepted, no token refused, %llu requests (port %d)\n",
+               (unsigned long long)stats.requests, port);
     csgi_client_free(client);
     csgi_server_stop(server, 0);
     csgi_server_free(server);
