@@ -548,6 +548,8 @@ START_TEST(test_status_and_assets)
     csgi_test_response *answer = get(&c, "/status.json");
     ck_assert_int_eq(csgi_test_response_code(answer), 200);
     ck_assert_ptr_nonnull(strstr(body_of(answer), "\"requests\":"));
+    /* no server runs under the test client: the count filter's figure */
+    ck_assert_ptr_nonnull(strstr(body_of(answer), "\"server\":false"));
     csgi_test_response_free(answer);
     answer = run(&c, "GET", "/static/style.css", NULL, NULL, 0, 0, "Accept-Encoding", "gzip");
     ck_assert_int_eq(csgi_test_response_code(answer), 200);

@@ -9,7 +9,7 @@
  *   POST /upload            multipart/form-data, field "file" (several allowed)
  *   GET  /files/{id}        the bytes, as an attachment (Range, ETag/304)
  *   POST /files/{id}/delete removes the file
- *   GET  /status, /status.json  live figures of this process
+ *   GET  /status, /status.json  the server's live figures (csgi_server_stats_get())
  *
  * Every POST carries the CSRF token in its form ("csrf") or gets 403.
  * The handlers share the settings of [DEFAULT] (gallery_config).
@@ -354,31 +354,71 @@ static csgi_response *delete_file(csgi_request *request, void *userdata)
 
 /* ---- Status ------------------------------------------------------------------------- */
 
+/* The figures of /status and /status.json: the server's (every worker's)
+   when a csgi server serves this process, else (under the test client)
+   the requests the count filter saw, with no connection or worker. */
+typedef struct status_figures {
+    unsigned long long requests, connections;
+    unsigned workers, threads;
+    long long uptime;
+    int server; /* 1: csgi_server_stats_get() answered */
+} status_figures;
+
+static status_figures status_now(void)
+{
+    status_figures f = {0};
+    csgi_server_stats stats = CSGI_SERVER_STATS_INIT;
+    if (csgi_server_stats_get(&stats) == 0) {
+        f.requests = stats.requests;
+        f.connections = stats.connections;
+        f.workers = stats.workers;
+        f.threads = stats.threads;
+        f.uptime = (long long)stats.uptime;
+        f.server = 1;
+    } else {
+        f.requests = atomic_load(&requests_served);
+        f.uptime = monotonic_seconds() - atomic_load(&started_at);
+    }
+    return f;
+}
+
 static csgi_response *status_page(csgi_request *request, void *userdata)
 {
     const gallery_config *config = userdata;
     const char *user = gallery_session_user(request, config);
+    status_figures f = status_now();
     gallery_page page = {0};
     gallery_page_begin(&page, "Status", user, user ? gallery_csrf_token(request, config) : NULL);
     gallery_page_raw(&page,
-                     "<p>Requests served by this process: <strong id=\"requests\">%llu"
-                     "</strong>, up for <strong id=\"uptime\">%lld</strong> s.</p>\n"
-                     "<canvas id=\"chart\" width=\"600\" height=\"200\">Requests per "
-                     "second</canvas>\n<p><small>Refreshed every 2 s from "
-                     "<a href=\"/status.json\">/status.json</a>.</small></p>\n",
-                     (unsigned long long)atomic_load(&requests_served),
-                     monotonic_seconds() - atomic_load(&started_at));
+                     "<dl class=\"figures\">\n<dt>Requests</dt><dd id=\"requests\">%llu</dd>\n"
+                     "<dt>Open connections</dt><dd id=\"connections\">%llu</dd>\n",
+                     f.requests, f.connections);
+    gallery_page_raw(&page,
+                     "<dt>Worker processes</dt><dd id=\"workers\">%u</dd>\n"
+                     "<dt>Threads per process</dt><dd id=\"threads\">%u</dd>\n"
+                     "<dt>Up for</dt><dd><span id=\"uptime\">%lld</span> s</dd>\n</dl>\n",
+                     f.workers, f.threads, f.uptime);
+    gallery_page_raw(&page, "<canvas id=\"chart\" width=\"600\" height=\"200\">Requests per "
+                            "second</canvas>\n<p><small>Refreshed every 2 s from "
+                            "<a href=\"/status.json\">/status.json</a>; 0 workers means one "
+                            "process serves.</small></p>\n");
     return gallery_page_end(request, &page, 200);
 }
 
 static csgi_response *status_json(csgi_request *request, void *userdata)
 {
     (void)userdata;
-    json_t *value = json_pack(
-        "{sIsIsI}", "requests", (json_int_t)atomic_load(&requests_served), "uptime",
-        (json_int_t)(monotonic_seconds() - atomic_load(&started_at)), "pid", (json_int_t)getpid());
+    status_figures f = status_now();
+    json_t *value = json_pack("{sIsIsIsIsIsIsb}", "requests", (json_int_t)f.requests, "connections",
+                              (json_int_t)f.connections, "workers", (json_int_t)f.workers,
+                              "threads", (json_int_t)f.threads, "uptime", (json_int_t)f.uptime,
+                              "pid", (json_int_t)getpid(), "server", f.server);
     csgi_response *response = value ? csgi_handler_response(request) : NULL;
-    if (!response || csgi_response_set_json(response, value) != 0 ||
+    if (!response) {
+        json_decref(value);
+        return NULL;
+    }
+    if (csgi_response_set_json(response, value) != 0 ||
         csgi_response_set_header(response, "Cache-Control", "no-store") != 0)
         return NULL;
     return response;

@@ -263,9 +263,16 @@ try:
     wait.until(lambda d: d.execute_script(line_pixels) > 0)
     drawn = driver.execute_script(line_pixels)
     figures = json.loads(urllib.request.urlopen(base + "/status.json", timeout=10).read())
-    for key in ("requests", "uptime", "pid"):
+    for key in ("requests", "connections", "workers", "threads", "uptime", "pid"):
         if key not in figures:
             fail("/status.json has no %s: %r" % (key, figures))
+    # the server's figures (csgi_server_stats_get), every worker's: gallery.ini has 2
+    if figures.get("server") is not True or figures["workers"] != 2:
+        fail("/status.json does not give the server's figures: %r" % figures)
+    if figures["connections"] < 1 or figures["requests"] < first_count:
+        fail("/status.json: %r" % figures)
+    if driver.find_element(By.ID, "workers").text != "2":
+        fail("the status page shows %r workers" % driver.find_element(By.ID, "workers").text)
     shot("status")
     save_html("status")
     console()

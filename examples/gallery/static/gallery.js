@@ -57,8 +57,9 @@ function watchStatus(canvas) {
     try {
       const answer = await fetch("/status.json", { cache: "no-store" });
       const figures = await answer.json();
-      document.getElementById("requests").textContent = figures.requests;
-      document.getElementById("uptime").textContent = figures.uptime;
+      for (const name of ["requests", "connections", "workers", "threads", "uptime"]) {
+        document.getElementById(name).textContent = figures[name];
+      }
       if (last) rates.push(Math.max(0, (figures.requests - last.requests) / 2));
       if (rates.length > 60) rates.shift();
       last = figures;
