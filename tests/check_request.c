@@ -1096,24 +1096,123 @@ START_TEST(test_multipart_limits)
 }
 END_TEST
 
-START_TEST(test_multipart_spool)
+/* A multipart body of a 100,000-byte file "big" (every byte value, CRs
+   and all: its bytes start at SPOOL_PREFIX) and a 16-byte file "small". */
+enum { SPOOL_SIZE = 100000 };
+static const char spool_prefix[] =
+    "--b\r\n"
+    "Content-Disposition: form-data; name=\"big\"; filename=\"big.bin\""
+    "\r\nContent-Type: application/octet-stream\r\n\r\n";
+#define SPOOL_PREFIX (sizeof(spool_prefix) - 1)
+
+static char *spool_body(size_t *len)
 {
-    enum { SIZE = 100000 };
-    static const char prefix[] =
-        "--b\r\n"
-        "Content-Disposition: form-data; name=\"big\"; filename=\"big.bin\""
-        "\r\nContent-Type: application/octet-stream\r\n\r\n";
     static const char suffix[] = "\r\n--b\r\n"
                                  "Content-Disposition: form-data; name=\"small\"; filename=\"s\""
                                  "\r\n\r\n0123456789abcdef\r\n--b--\r\n";
-    size_t len = sizeof(prefix) - 1 + SIZE + sizeof(suffix) - 1;
-    char *body = malloc(len);
+    *len = SPOOL_PREFIX + SPOOL_SIZE + sizeof(suffix) - 1;
+    char *body = malloc(*len);
     ck_assert_ptr_nonnull(body);
-    memcpy(body, prefix, sizeof(prefix) - 1);
-    for (size_t i = 0; i < SIZE; i++)
-        body[sizeof(prefix) - 1 + i] = (char)(i * 7 % 251); /* CRs and all */
-    memcpy(body + sizeof(prefix) - 1 + SIZE, suffix, sizeof(suffix) - 1);
+    memcpy(body, spool_prefix, SPOOL_PREFIX);
+    for (size_t i = 0; i < SPOOL_SIZE; i++)
+        body[SPOOL_PREFIX + i] = (char)(i * 7 % 251);
+    memcpy(body + SPOOL_PREFIX + SPOOL_SIZE, suffix, sizeof(suffix) - 1);
+    return body;
+}
 
+/* path's bytes are want's (len of them). */
+static void assert_file_holds(const char *path, const char *want, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *got = malloc(len + 1);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(fread(got, 1, len + 1, f), len);
+    ck_assert_int_eq(memcmp(got, want, len), 0);
+    free(got);
+    fclose(f);
+}
+
+/* csgi_form_file_save(): a spooled file is linked into place (the same
+   inode: no byte copied) when the destination shares the spool's
+   filesystem, copied when it does not; a file in memory is written; an
+   existing name is refused with EEXIST. */
+START_TEST(test_form_file_save)
+{
+    char spool[] = "/tmp/csgi-save-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(spool));
+    size_t len;
+    char *body = spool_body(&len);
+    csgi_form_limits limits = CSGI_FORM_LIMITS_INIT;
+    limits.spool_threshold = 16;
+    limits.spool_dir = spool;
+    const csgi_params *params;
+    ck_assert_int_eq(
+        multipart("multipart/form-data; boundary=b", body, len, 4093, &limits, &params, NULL), 0);
+    const csgi_form_file *big = csgi_request_file(fx.request, "big");
+    const csgi_form_file *small = csgi_request_file(fx.request, "small");
+    ck_assert_ptr_nonnull(big);
+    ck_assert_int_ge(big->fd, 0);
+
+    char path[128], copy[128], tiny[128];
+    snprintf(path, sizeof(path), "%s/kept.bin", spool);
+    ck_assert_int_eq(csgi_form_file_save(big, AT_FDCWD, path), 0);
+    assert_file_holds(path, body + SPOOL_PREFIX, SPOOL_SIZE);
+    struct stat kept, spooled;
+    ck_assert_int_eq(stat(path, &kept), 0);
+    ck_assert_int_eq(fstat(big->fd, &spooled), 0);
+    ck_assert_uint_eq(kept.st_mode & 0777, 0600);
+    /* where the filesystem has O_TMPFILE (ext4, tmpfs...), linked, not copied */
+    int probe = open(spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (probe >= 0) {
+        close(probe);
+        ck_assert_msg(kept.st_ino == spooled.st_ino, "copied, not linked");
+    }
+
+    errno = 0;
+    ck_assert_int_eq(csgi_form_file_save(big, AT_FDCWD, path), CSGI_ESYSTEM);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(csgi_form_file_save(small, AT_FDCWD, path), CSGI_ESYSTEM);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(csgi_form_file_save(NULL, AT_FDCWD, path), CSGI_EINVAL);
+
+    /* In memory: written, through a directory descriptor. */
+    int dir = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(dir, 0);
+    ck_assert_int_eq(csgi_form_file_save(small, dir, "small.txt"), 0);
+    snprintf(tiny, sizeof(tiny), "%s/small.txt", spool);
+    assert_file_holds(tiny, "0123456789abcdef", 16);
+    close(dir);
+
+    /* Another filesystem (/dev/shm is a tmpfs): copied, whole. */
+    struct stat shm;
+    int other_fs = stat("/dev/shm", &shm) == 0 && shm.st_dev != spooled.st_dev &&
+                   access("/dev/shm", W_OK) == 0;
+    snprintf(copy, sizeof(copy), "/dev/shm/csgi-save-%ld.bin", (long)getpid());
+    if (other_fs) {
+        unlink(copy);
+        ck_assert_int_eq(csgi_form_file_save(big, AT_FDCWD, copy), 0);
+        assert_file_holds(copy, body + SPOOL_PREFIX, SPOOL_SIZE);
+        struct stat copied;
+        ck_assert_int_eq(stat(copy, &copied), 0);
+        ck_assert(copied.st_ino != spooled.st_ino || copied.st_dev != spooled.st_dev);
+        unlink(copy);
+    }
+    finish();
+    /* The saved file outlives the request and its temporary file. */
+    assert_file_holds(path, body + SPOOL_PREFIX, SPOOL_SIZE);
+    unlink(path);
+    unlink(tiny);
+    ck_assert_int_eq(rmdir(spool), 0); /* nothing else left behind */
+    free(body);
+}
+END_TEST
+
+START_TEST(test_multipart_spool)
+{
+    enum { SIZE = SPOOL_SIZE };
+    size_t len;
+    char *body = spool_body(&len);
     csgi_form_limits limits = CSGI_FORM_LIMITS_INIT;
     limits.spool_threshold = 16;
     const csgi_params *params;
@@ -1139,7 +1238,7 @@ START_TEST(test_multipart_spool)
         got += (size_t)n;
     ck_assert_int_eq(n, 0);
     ck_assert_uint_eq(got, SIZE);
-    ck_assert_int_eq(memcmp(back, body + sizeof(prefix) - 1, SIZE), 0);
+    ck_assert_int_eq(memcmp(back, body + SPOOL_PREFIX, SIZE), 0);
     /* exactly the threshold stays in memory */
     const csgi_form_file *small = csgi_request_file(fx.request, "small");
     ck_assert_int_eq(small->fd, -1);
@@ -1590,6 +1689,7 @@ static Suite *request_suite(void)
     tcase_add_loop_test(tc, test_multipart_malformed, 0, COUNT(bad_cases));
     tcase_add_test(tc, test_multipart_limits);
     tcase_add_test(tc, test_multipart_spool);
+    tcase_add_test(tc, test_form_file_save);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("body");

@@ -478,6 +478,27 @@ CSGI_EXTERN const csgi_form_file *csgi_request_file_at(csgi_request *request, si
 CSGI_EXTERN const csgi_form_file *csgi_request_file(csgi_request *request, const char *name);
 
 /**
+ * Keep an uploaded file: make it a new file at path (relative to dirfd,
+ * which may be AT_FDCWD), mode 0600, with its bytes on disk (fsync) before
+ * the name appears, so that a crash never leaves part of a file under it.
+ *
+ * A file spooled to disk (fd) is linked into place without copying a byte
+ * when path is on the filesystem of the spool directory (spool_dir of
+ * csgi_form_limits: put it beside where files are kept) and that
+ * filesystem has O_TMPFILE (ext4, xfs, btrfs, tmpfs); the saved file then
+ * shares its data with the upload's temporary file until the request
+ * ends. Otherwise the bytes are written into a new file first. The file
+ * stays readable through the csgi_form_file afterwards.
+ *
+ * @param file  an uploaded file (csgi_request_file_at(), csgi_request_file())
+ * @param dirfd the directory path is relative to, or AT_FDCWD
+ * @param path  where the file goes; it must not exist
+ * @return 0; CSGI_EINVAL (no file or path); CSGI_ESYSTEM, errno saying why
+ *         (EEXIST when path exists; ENOSPC, EACCES, ...).
+ */
+CSGI_EXTERN int csgi_form_file_save(const csgi_form_file *file, int dirfd, const char *path);
+
+/**
  * Read bytes of an uploaded file, wherever it is kept.
  *
  * @param file   the file (borrowed)

@@ -105,7 +105,9 @@ static void close_descriptor(void *pointer)
     close(*(int *)pointer);
 }
 
-/* Move the current file from memory to an unlinked temporary file. */
+/* Move the current file from memory to a temporary file without a name:
+   O_TMPFILE where the filesystem has it (csgi_form_file_save() can then
+   link it into place), else a file made and unlinked at once. */
 static int spool(csgi_multipart__parser *parser)
 {
     const char *dir = parser->limits.spool_dir;
@@ -120,10 +122,13 @@ static int spool(csgi_multipart__parser *parser)
     int *fd = csgi_arena__alloc(parser->arena, sizeof(*fd));
     if (!fd)
         return fail(parser, CSGI_ENOMEM, "out of memory");
-    *fd = mkostemp(path, O_CLOEXEC);
-    if (*fd < 0)
-        return fail(parser, CSGI_ESYSTEM, "cannot create a temporary file in %s", dir);
-    unlink(path);
+    *fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (*fd < 0) {
+        *fd = mkostemp(path, O_CLOEXEC);
+        if (*fd < 0)
+            return fail(parser, CSGI_ESYSTEM, "cannot create a temporary file in %s", dir);
+        unlink(path);
+    }
     if (csgi_arena__defer(parser->arena, close_descriptor, fd) != 0) {
         close(*fd);
         return fail(parser, CSGI_ENOMEM, "out of memory");
