@@ -628,6 +628,93 @@ START_TEST(test_sockets)
 }
 END_TEST
 
+/* GET path on fd with cookie; the answer in *out. */
+static void socket_get(int fd, const char *path, const char *cookie, test_response *out)
+{
+    char head[512];
+    snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: t\r\nCookie: %s\r\n\r\n", path, cookie);
+    ck_assert_int_eq(client_send_str(fd, head), 0);
+    ck_assert_int_eq(client_response(fd, out, 0, 10000), 0);
+}
+
+/* The upload streams into the store however its bytes arrive: head and
+   body in one write, in two, a byte at a time, chunked, after a 100
+   Continue; past the 64 KiB spool threshold (but the byte-by-byte one),
+   near the file limit;
+   downloaded back byte for byte. */
+START_TEST(test_sockets_upload)
+{
+    app_server served;
+    app_server_start(&served, load_gallery(), NULL);
+    for (int split = SPLIT_WITH_HEAD; split < SPLIT_COUNT; split++) {
+        int fd = client_connect(served.port);
+        test_response page, answer;
+        socket_get(fd, "/signin", "x=y", &page);
+        char cookie[256], headers[512], form[256];
+        const char *set = response_header(&page, "Set-Cookie");
+        snprintf(cookie, sizeof(cookie), "%.*s", (int)strcspn(set, ";"), set);
+        const char *at = strstr(page.body, "name=\"csrf\" value=\"");
+        ck_assert_ptr_nonnull(at);
+        snprintf(form, sizeof(form), "csrf=%.64s&user=alice&password=alice-gallery", at + 19);
+        snprintf(headers, sizeof(headers),
+                 "Cookie: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n", cookie);
+        ck_assert_int_eq(
+            client_send_post(fd, "/signin", headers, form, strlen(form), SPLIT_WITH_HEAD), 0);
+        ck_assert_int_eq(client_response(fd, &answer, 0, 10000), 0);
+        ck_assert_int_eq(answer.status, 303);
+        set = response_header(&answer, "Set-Cookie");
+        snprintf(cookie, sizeof(cookie), "%.*s", (int)strcspn(set, ";"), set);
+        response_free(&page);
+        response_free(&answer);
+
+        socket_get(fd, "/", cookie, &page);
+        at = strstr(page.body, "name=\"csrf\" value=\"");
+        ck_assert_ptr_nonnull(at);
+        char token[65];
+        snprintf(token, sizeof(token), "%.64s", at + 19);
+        response_free(&page);
+
+        size_t size = split == SPLIT_BYTE_BY_BYTE ? 3000 : MAX_FILE - 10 + (size_t)split;
+        char *data = malloc(size);
+        ck_assert_ptr_nonnull(data);
+        for (size_t i = 0; i < size; i++)
+            data[i] = (char)((i * 31 + (size_t)split) % 256); /* "\r\n--XyZ" pieces and all */
+        char name[32];
+        snprintf(name, sizeof(name), "streamed-%s.bin", body_split_names[split]);
+        size_t body_len;
+        char *body = multipart(token, name, data, size, &body_len);
+        snprintf(headers, sizeof(headers),
+                 "Cookie: %s\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n", cookie);
+        ck_assert_int_eq(client_send_post(fd, "/upload", headers, body, body_len, split), 0);
+        ck_assert_int_eq(client_response(fd, &answer, 0, 20000), 0);
+        ck_assert_msg(answer.status == 303, "%s: %d %s", body_split_names[split], answer.status,
+                      answer.body);
+        response_free(&answer);
+
+        socket_get(fd, "/", cookie, &page);
+        at = strstr(page.body, name);
+        ck_assert_msg(at != NULL, "%s is not listed", name);
+        const char *href = NULL; /* the link of this file's row: the last before its name */
+        for (const char *h = page.body; (h = strstr(h, "href=\"/files/")) && h < at; h++)
+            href = h;
+        ck_assert_ptr_nonnull(href);
+        char path[64];
+        snprintf(path, sizeof(path), "/files/%.32s", href + 13);
+        response_free(&page);
+        socket_get(fd, path, cookie, &answer);
+        ck_assert_int_eq(answer.status, 200);
+        ck_assert_uint_eq(answer.body_len, size);
+        ck_assert_int_eq(memcmp(answer.body, data, size), 0);
+        response_free(&answer);
+        free(body);
+        free(data);
+        close(fd);
+    }
+    app_server_stop(&served);
+    remove_state();
+}
+END_TEST
+
 static Suite *gallery_suite(void)
 {
     Suite *s = suite_create("gallery");
@@ -647,6 +734,7 @@ static Suite *gallery_suite(void)
     TCase *sockets = tcase_create("sockets");
     tcase_set_timeout(sockets, 60);
     tcase_add_test(sockets, test_sockets);
+    tcase_add_test(sockets, test_sockets_upload);
     suite_add_tcase(s, sockets);
     return s;
 }

@@ -237,36 +237,85 @@ static csgi_response *home(csgi_request *request, void *userdata)
     return gallery_page_end(request, &page, 200);
 }
 
-static csgi_response *upload(csgi_request *request, void *userdata)
+/* An upload streams: the handler runs when the head arrives and parses
+   the multipart body as its bytes come (csgi_request_form() goes on where
+   it stopped), each file part written straight to a temporary file in
+   STATE/tmp past 64 KiB, which the store then links into place. Nothing
+   gathers the body first, and the loop is never held while a body
+   arrives. */
+typedef struct upload_state {
+    const gallery_config *config;
+    const char *user;
+    csgi_input *input;
+    csgi_handler_later *later;
+} upload_state;
+
+static csgi_response *upload_go_on(csgi_request *request, void *state);
+
+static void upload_ready(csgi_input *input, void *userdata)
 {
-    const gallery_config *config = userdata;
-    const char *user = gallery_session_user(request, config);
-    if (!user)
-        return gallery_error_page(request, 403, "Sign in first.");
-    char spool[4096];
-    snprintf(spool, sizeof(spool), "%s/tmp", config->state_dir);
-    csgi_form_limits limits = CSGI_FORM_LIMITS_INIT;
-    limits.max_body = (size_t)config->max_request_size;
-    limits.max_file_size = (size_t)config->max_file_size;
-    limits.spool_threshold = 64 * 1024;
-    limits.spool_dir = spool;
-    if (csgi_request_set_limits(request, &limits) != 0)
-        return NULL;
-    csgi_response *error;
-    const csgi_params *form = post_form(request, &error);
-    if (!form)
-        return error;
-    if (!gallery_csrf_ok(request, config, form))
+    (void)input;
+    upload_state *u = userdata;
+    csgi_handler_resume(u->later, upload_go_on, u);
+}
+
+static void upload_cancel(void *state)
+{
+    upload_state *u = state;
+    csgi_input_on_ready(u->input, NULL, NULL);
+}
+
+static csgi_response *upload_go_on(csgi_request *request, void *state)
+{
+    upload_state *u = state;
+    const csgi_params *form = NULL;
+    int rc = csgi_request_form(request, &form, NULL);
+    if (rc == CSGI_EAGAIN) {
+        csgi_response *wait = csgi_handler_wait(request, &u->later, upload_cancel, u);
+        if (wait)
+            csgi_input_on_ready(u->input, upload_ready, u);
+        return wait;
+    }
+    if (rc == CSGI_ETOOBIG)
+        return gallery_error_page(request, 413, "The upload is larger than this gallery takes.");
+    if (rc != 0)
+        return gallery_error_page(request, 400, "The form could not be read.");
+    if (!gallery_csrf_ok(request, u->config, form))
         return csrf_refused(request);
     for (size_t i = 0; i < csgi_request_file_count(request); i++) {
         const csgi_form_file *file = csgi_request_file_at(request, i);
         char id[33];
         if (strcmp(file->name, "file") != 0 || (file->size == 0 && file->filename_len == 0))
             continue;
-        if (gallery_store_save(config, user, file, id) != 0)
+        if (gallery_store_save(u->config, u->user, file, id) != 0)
             return gallery_error_page(request, 500, "The file could not be stored.");
     }
     return see_other(request, "/");
+}
+
+static csgi_response *upload(csgi_request *request, void *userdata)
+{
+    const gallery_config *config = userdata;
+    const char *user = gallery_session_user(request, config);
+    if (!user)
+        return gallery_error_page(request, 403, "Sign in first.");
+    csgi_environ *environ = csgi_request_environ(request);
+    upload_state *u = csgi_environ_alloc(environ, sizeof(*u));
+    char *spool = csgi_environ_alloc(environ, strlen(config->state_dir) + 5);
+    if (!u || !spool)
+        return NULL;
+    sprintf(spool, "%s/tmp", config->state_dir);
+    *u = (upload_state){config, user, csgi_environ_input(environ), NULL};
+    csgi_form_limits limits = CSGI_FORM_LIMITS_INIT;
+    limits.max_body = (size_t)config->max_request_size;
+    limits.max_file_size = (size_t)config->max_file_size;
+    limits.spool_threshold = 64 * 1024;
+    limits.spool_dir = spool; /* beside STATE/files: saving links, never copies */
+    if (csgi_request_set_limits(request, &limits) != 0)
+        return NULL;
+    /* The CSRF token is checked once the form is read, before any file is
+       kept: a refused upload leaves nothing behind. */
+    return upload_go_on(request, u);
 }
 
 /* ---- Download and delete ------------------------------------------------------------ */
@@ -499,8 +548,9 @@ CSGI_HANDLER_APP_FACTORY(status_factory, status_page, config_setup)
 CSGI_HANDLER_APP_FACTORY(status_json_factory, status_json, config_setup)
 CSGI_HANDLER_FILTER_FACTORY(count_factory, count_requests, NULL)
 
-/* The upload handler gathers up to max_request_size bytes (and a little
-   for the multipart framing), spilling to STATE/tmp past 64 KiB. */
+/* The upload handler streams (upload() above): the form parser's limits
+   and the handler's max_body (a body announced longer is refused before a
+   byte is read) are max_request_size. */
 int upload_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
                    const csgi_conf *local_conf, csgi_load_error *error);
 int upload_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_conf,
@@ -515,8 +565,8 @@ int upload_factory(csgi_app **out, csgi_loader *loader, const csgi_conf *global_
     if (rc != 0)
         return rc;
     csgi_handler_options options = CSGI_HANDLER_OPTIONS_INIT;
+    options.body = CSGI_HANDLER_BODY_STREAM;
     options.max_body = (uint64_t)max;
-    options.body_buffer_size = 64 * 1024;
     rc = csgi_handler_set_options(*out, &options);
     if (rc != 0) {
         csgi_app_free(*out);

@@ -81,26 +81,6 @@ static const char *clean_type(const char *type)
     return type;
 }
 
-static int copy_file(int fd, const csgi_form_file *file)
-{
-    char buf[65536];
-    for (uint64_t offset = 0; offset < file->size;) {
-        long n = csgi_form_file_read(file, offset, buf, sizeof(buf));
-        if (n <= 0)
-            return -1;
-        for (long done = 0; done < n;) {
-            ssize_t w = write(fd, buf + done, (size_t)(n - done));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return -1;
-            done += w;
-        }
-        offset += (uint64_t)n;
-    }
-    return 0;
-}
-
 int gallery_store_save(const gallery_config *config, const char *user, const csgi_form_file *file,
                        char id_out[33])
 {
@@ -117,11 +97,8 @@ int gallery_store_save(const gallery_config *config, const char *user, const csg
         path_of(data, sizeof(data), config, user, id_out, "data") != 0 ||
         path_of(meta, sizeof(meta), config, user, id_out, "json") != 0)
         return -1;
-    int fd = open(data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    int rc = copy_file(fd, file);
-    rc |= close(fd);
+    /* A file spooled to STATE/tmp is linked into place: no byte copied */
+    int rc = csgi_form_file_save(file, AT_FDCWD, data) == 0 ? 0 : -1;
     char *name = clean_name(file->filename, file->filename_len);
     json_t *value =
         name ? json_pack("{sssssIsI}", "name", name, "type", clean_type(file->content_type), "size",
