@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,8 +20,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* Every writev of this process (libevent's evbuffer_write among them:
+   this definition comes first), counted: the server runs in a thread of
+   the suite, and the client sends with send(). */
+static atomic_int writev_calls;
+
+ssize_t writev(int fd, const struct iovec *iov, int count)
+{
+    static ssize_t (*real)(int, const struct iovec *, int);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "writev");
+    atomic_fetch_add(&writev_calls, 1);
+    return real(fd, iov, count);
+}
 
 static test_server server;
 
@@ -80,6 +96,110 @@ START_TEST(pipelined_in_order)
     ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
     ck_assert_str_eq(r.body, "GET /path?3 host=a");
     response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* "GET /path?N" for N in [from, to), one after another. */
+static size_t pipeline(char *out, size_t size, int from, int to)
+{
+    size_t n = 0;
+    for (int i = from; i < to; i++)
+        n += (size_t)snprintf(out + n, size - n, "GET /path?%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+    return n;
+}
+
+static void expect_paths(int fd, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        test_response r;
+        char want[64];
+        snprintf(want, sizeof(want), "GET /path?%d host=a", i);
+        ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+        ck_assert_str_eq(r.body, want);
+        response_free(&r);
+    }
+}
+
+/* Requests that arrive together are answered in one write; sent one by
+   one, each answer is a write of its own. The answers and their order do
+   not depend on how the requests were cut into packets. */
+START_TEST(pipelined_answers_leave_together)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    char requests[4096];
+    size_t len = pipeline(requests, sizeof(requests), 0, 20);
+    atomic_store(&writev_calls, 0);
+    ck_assert_int_eq(client_send(fd, requests, len), 0);
+    expect_paths(fd, 0, 20);
+    int together = atomic_load(&writev_calls);
+    /* (TLS writes through OpenSSL, one record at a time: no writev) */
+    if (!test_tls_mode())
+        ck_assert_msg(together >= 1 && together <= 2, "%d writev for 20 pipelined requests",
+                      together);
+
+    atomic_store(&writev_calls, 0);
+    for (int i = 0; i < 5; i++) {
+        len = pipeline(requests, sizeof(requests), i, i + 1);
+        ck_assert_int_eq(client_send(fd, requests, len), 0);
+        expect_paths(fd, i, i + 1);
+    }
+    if (!test_tls_mode())
+        ck_assert_int_eq(atomic_load(&writev_calls), 5);
+
+    /* Cut in the middle of a request, then a byte at a time. */
+    len = pipeline(requests, sizeof(requests), 0, 8);
+    ck_assert_int_eq(client_send(fd, requests, len / 2 + 3), 0);
+    usleep(20000);
+    ck_assert_int_eq(client_send(fd, requests + len / 2 + 3, len - len / 2 - 3), 0);
+    expect_paths(fd, 0, 8);
+    for (size_t i = 0; i < len; i++)
+        ck_assert_int_eq(client_send(fd, requests + i, 1), 0);
+    expect_paths(fd, 0, 8);
+    ck_assert(wait_done(20 + 5 + 16, 2000));
+    ck_assert_int_eq(stats.done_ok, 41);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* Held answers are sent before whatever ends the connection: a file
+   answer (sent before its request is released) among them, then a
+   request refused with 400; or a request cut short after them. */
+START_TEST(held_answers_survive_errors)
+{
+    server_start(&server, NULL);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /file HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?3 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /bad path HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    test_response r;
+    expect_paths(fd, 1, 2);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, server.file_size);
+    response_free(&r);
+    expect_paths(fd, 3, 4);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 400);
+    response_free(&r);
+    close(fd);
+
+    fd = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(fd, "GET /path?7 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /path?8 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /short HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    expect_paths(fd, 7, 9);
+    char rest[4096];
+    int eof = 0;
+    size_t got = client_read(fd, rest, sizeof(rest), 3000, NULL, &eof);
+    ck_assert_int_eq(eof, 1); /* cut: the short answer never completes */
+    ck_assert_ptr_null(memmem(rest, got, "GET /path", 9)); /* nothing answered twice */
     close(fd);
     server_stop(&server, 0);
 }
@@ -1767,6 +1887,8 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, keep_alive_and_headers);
     tcase_add_test(tc, pipelined_in_order);
+    tcase_add_test(tc, pipelined_answers_leave_together);
+    tcase_add_test(tc, held_answers_survive_errors);
     tcase_add_test(tc, byte_at_a_time);
     tcase_add_test(tc, http10);
     tcase_add_test(tc, head_has_no_body);

@@ -170,7 +170,7 @@ static void set_deadline(csgi_http__conn *conn, unsigned ms)
 
 /* Write what *pending (the output's length) says is queued; *pending is
    then what is left, and *written counts what went out. */
-static int conn_flush(csgi_http__conn *conn, size_t *pending, uint64_t *written)
+static int conn_flush_all(csgi_http__conn *conn, size_t *pending, uint64_t *written)
 {
     /* Usually one writev takes the whole response and the loop ends. A file
        range needs a second call (sendfile after the head); a full socket
@@ -194,6 +194,77 @@ static int conn_flush(csgi_http__conn *conn, size_t *pending, uint64_t *written)
         *written += (uint64_t)n;
     }
     return 0;
+}
+
+/* conn_flush_all, where *written counts only what follows the answers of
+   requests already done (conn->out_done, which goes down as they leave). */
+static int conn_flush(csgi_http__conn *conn, size_t *pending, uint64_t *written)
+{
+    if (__builtin_expect(!conn->out_done, 1))
+        return conn_flush_all(conn, pending, written);
+    uint64_t sent = 0;
+    int r = conn_flush_all(conn, pending, &sent);
+    if (sent > conn->out_done) {
+        *written += sent - conn->out_done;
+        conn->out_done = 0;
+    } else {
+        conn->out_done -= (size_t)sent;
+    }
+    return r;
+}
+
+/*
+ * Pipelined answers. When a request is answered while the next one is
+ * already in the input (a client that pipelines), its answer stays in the
+ * output and the next request runs first: the answers of every request
+ * that arrived together go out in one write, where each would otherwise
+ * cost a writev. It applies to answers made of copied bytes only (not
+ * referencing the request's memory or a file, which must be sent before
+ * the request is released), on a keep-alive plain TCP connection, and
+ * while the held answers stay under output_buffer. The held bytes count
+ * as the request's written bytes (its access log line); they leave with
+ * the next flush: the next request's, or ST_HEAD's before it waits.
+ */
+static int answer_can_wait(const csgi_http__conn *conn, const csgi_http__request *req,
+                           size_t pending, const csgi_http__options *options)
+{
+    return req->keep_alive && !req->out_shared && !conn->tls &&
+           req->body_state == CSGI_HTTP__BODY_COMPLETE && pending < options->output_buffer &&
+           evbuffer_get_length(conn->in) > 0;
+}
+
+/* ST_HEAD, before it waits or closes: send the answers held for it.
+   Returns 0 when they are out, 1 when the socket is full (wait for
+   EV_WRITE), -1 on an error (io_error set). */
+static int flush_held_answers(csgi_http__conn *conn)
+{
+    size_t pending = evbuffer_get_length(conn->out);
+    uint64_t written = 0;
+    if (conn_flush(conn, &pending, &written) < 0)
+        return -1;
+    return pending > 0;
+}
+
+/* Drop the output of the request being answered, keeping the answers of
+   the requests done before it (conn->out_done bytes at the front). */
+static void drop_unsent_answer(csgi_http__conn *conn)
+{
+    size_t len = evbuffer_get_length(conn->out);
+    if (__builtin_expect(conn->out_done == 0, 1) || conn->out_done >= len) {
+        if (conn->out_done < len)
+            evbuffer_drain(conn->out, len);
+        return;
+    }
+    struct evbuffer *keep = evbuffer_new();
+    if (keep && evbuffer_remove_buffer(conn->out, keep, conn->out_done) == (int)conn->out_done) {
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+        evbuffer_add_buffer(conn->out, keep);
+    } else {
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out)); /* the close tells the client */
+        conn->out_done = 0;
+    }
+    if (keep)
+        evbuffer_free(keep);
 }
 
 /* ---- Buffers ------------------------------------------------------------- */
@@ -292,6 +363,7 @@ static void conn_free(csgi_http__conn *conn)
        memory: its cleanups run before on_done, while that memory lives. */
     if (conn->out)
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+    conn->out_done = 0;
     if (conn->req)
         request_release(conn);
     event_del(&conn->ev);
@@ -433,7 +505,7 @@ static void conn_refuse(csgi_http__conn *conn, int status, const char *why, cons
     entry.line = data ? first_line(data, len, &entry.line_len) : NULL;
     entry.status = status;
     entry.body_bytes = page;
-    entry.sent_bytes = evbuffer_get_length(conn->out);
+    entry.sent_bytes = evbuffer_get_length(conn->out) - conn->out_done;
     gettimeofday(&entry.start, NULL);
     entry.duration_us = 0;
     entry.value = NULL;
@@ -539,11 +611,11 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
         if (why)
             csgi_http__conn_log(conn, CSGI_LOG__INFO, "%d %s (%s)", status,
                                 csgi_status__reason(status), why);
-        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+        drop_unsent_answer(conn);
         size_t page = csgi_http__queue_error_response(conn, status);
         /* The access log counts the answer as sent: it goes out after the
            request is gone. */
-        size_t queued = evbuffer_get_length(conn->out);
+        size_t queued = evbuffer_get_length(conn->out) - conn->out_done;
         req->status = status;
         req->body_start = req->written + queued - page;
         req->written += queued;
@@ -557,7 +629,7 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
            to memory of the request, which is released now. */
         conn->state = ST_CLOSING;
         conn->linger = 0;
-        evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+        drop_unsent_answer(conn);
         req->cut = 1;
         if (conn->tls) /* no close_notify: the client must see the cut */
             csgi_http__tls_conn_truncated(conn);
@@ -817,6 +889,26 @@ static void conn_run(csgi_http__conn *conn)
                 conn_free(conn);
                 return;
             }
+            if (conn->out_done) {
+                /* Pipelined answers held for this moment: the input has
+                   no whole request left to answer with them. */
+                int r = conn->in && evbuffer_get_length(conn->in) > 0 ? conn_read_head(conn) : 0;
+                if (r > 0) {
+                    dispatch(conn, dispatch_request);
+                    continue;
+                }
+                if (r < 0)
+                    continue; /* refused: ST_CLOSING sends them first */
+                r = flush_held_answers(conn);
+                if (r < 0) {
+                    conn_free(conn);
+                    return;
+                }
+                if (r > 0) {
+                    conn_arm(conn, EV_WRITE, TO_SEND);
+                    return;
+                }
+            }
             if (!conn->in || evbuffer_get_length(conn->in) == 0) {
                 /* A stopping loop keeps a connection that has not sent its
                    first request yet: its client connected to send one,
@@ -889,6 +981,13 @@ static void conn_run(csgi_http__conn *conn)
                 continue;
             }
             size_t pending = evbuffer_get_length(conn->out);
+            if (req->response_state == CSGI_HTTP__RESPONSE_FINISHED && pending &&
+                answer_can_wait(conn, req, pending, options)) {
+                req->written += pending - conn->out_done;
+                conn->out_done = pending;
+                request_complete(conn);
+                continue;
+            }
             if (pending && conn_flush(conn, &pending, &req->written) < 0)
                 continue; /* io_error set: handled above */
             if (req->response_state == CSGI_HTTP__RESPONSE_FINISHED && pending == 0) {

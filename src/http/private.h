@@ -181,6 +181,10 @@ struct csgi_http__conn {
     csgi_http__loop *loop;
     csgi_http__link link;      /* in loop->connections */
     struct evbuffer *in, *out; /* NULL while idle: see connection.c */
+    /* Bytes at the front of out that answer requests already done: a
+       pipelined request's answer waits there for the next one's, so that
+       they go out in one write (connection.c, "Pipelined answers"). */
+    size_t out_done;
     csgi_http__request *req;
     const csgi_http__listener *listener;
     csgi_http__addr peer;
@@ -247,6 +251,7 @@ struct csgi_http__request {
     unsigned char keep_alive;     /* decided when the response starts */
     unsigned char want_writable;  /* call on_writable once output drains */
     unsigned char cut;            /* close the connection without more output */
+    unsigned char out_shared;     /* its output references memory or a file: sent before release */
     unsigned char done;           /* on_done has been called */
 
     /* Set only with an access log (request_new does not clear them): where

@@ -314,6 +314,7 @@ int csgi_http__response_write_reference(csgi_http__request *req, const void *dat
         return r;
     }
     int chunked = chunk_prefix(req, len);
+    req->out_shared = 1;
     if (chunked < 0 || evbuffer_add_reference(req->conn->out, data, len, cleanup, arg) != 0) {
         if (cleanup)
             cleanup(data, len, arg);
@@ -349,6 +350,7 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
         return r;
     }
     int chunked = chunk_prefix(req, (size_t)length);
+    req->out_shared = 1;
     /* evbuffer_add_file owns fd from here, also when it fails. */
     if (chunked < 0) {
         close(fd);
