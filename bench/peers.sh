@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# csgi beside nginx and h2o, the same "Hello World" answer from each, measured
+# in one run with a load client that is not the bottleneck (issue 17):
+#
+#   csgi   examples/hello (the gateway and an application, one thread)
+#   nginx  Debian's nginx, one process (master_process off), `return 200`
+#   h2o    Debian's h2o, one thread, the answer as a static file
+#
+#   bench/peers.sh [keepalive] [pipelined] [close]   (default: all three)
+#
+# 1. keepalive  h2load --h1 -t1 -c64 (one request in flight per connection)
+# 2. pipelined  h2load --h1 -t1 -c8 -m16 (16 in flight per connection)
+# 3. close      wrk -t1 -c32 with "Connection: close": a connection per
+#               request
+#
+# Each server is pinned to core 0 and the client to core 1; the servers take
+# turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
+# after a warm-up; medians. Per run: requests per second, and the server's
+# CPU time per request (utime + stime from /proc, before and after). Then,
+# for the pipelined load, the system calls that write (writev, write,
+# sendmsg, sendfile) per request, counted by strace -c over a separate run
+# of STRACE_REQUESTS requests. nginx and h2o keep their default limit of
+# requests per keep-alive connection (nginx 1000, as csgi; h2o none): h2load
+# reconnects, and counts the pipelined requests a close cut as failed; the
+# table gives the answers that succeeded.
+#
+# What it shows: each server's cost per request on one core, and how many
+# writes it makes for requests that arrive together. What it cannot show:
+# more than one core per server, latency, or anything of TLS. CPU times
+# follow the machine (a shared VM): only the ratios of one run mean much.
+#
+# The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
+# for h2load, wrk, strace) when run as root. Environment (defaults):
+#   ROUNDS [3]  REQUESTS [300000]  DURATION [5]  STRACE_REQUESTS [100000]
+#   BUILD_DIR [build-bench]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+ROUNDS=${ROUNDS:-3}
+REQUESTS=${REQUESTS:-300000}
+DURATION=${DURATION:-5}
+STRACE_REQUESTS=${STRACE_REQUESTS:-100000}
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+
+SERVERS=(csgi nginx h2o)
+# Goals (issue 17), as ratios csgi / peer.
+GOAL_PIPELINED=2.0 # pipelined req/s >= 2 x nginx's
+GOAL_AHEAD=1.0     # keep-alive req/s ahead of nginx and h2o; connection per request at or above
+
+RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0
+[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1
+for arg in "$@"; do
+  case $arg in
+    keepalive) RUN_KEEPALIVE=1 ;;
+    pipelined) RUN_PIPELINED=1 ;;
+    close) RUN_CLOSE=1 ;;
+    -h | --help) help_text; exit 0 ;;
+    *) die "unknown part '$arg' (keepalive, pipelined, close)" ;;
+  esac
+done
+
+# ---- Setup: the peers and the clients, from Debian --------------------------
+need=()
+for tool in nginx:nginx h2o:h2o h2load:nghttp2-client wrk:wrk strace:strace taskset:util-linux; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || die "missing: ${need[*]} (apt-get install -y ${need[*]})"
+  log "== Installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ "$(nproc)" -ge 2 ] || log "peers.sh: one core only: server and client share it"
+
+bench_tmp csgi-peers
+bench_build hello
+
+# free_port: a TCP port nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+mkdir -p "$TMP/www" "$TMP/nginx"
+printf 'Hello World' >"$TMP/www/index.html"
+chmod 755 "$TMP" "$TMP/www" # h2o started as root serves as nobody
+
+# start NAME: the server NAME pinned to core 0; sets SERVER_PID, SERVER_PORT.
+start() {
+  case $1 in
+    csgi)
+      start_server "$TMP/csgi.log" taskset -c 0 "$BUILD_DIR/examples/hello" --port 0
+      ;;
+    nginx)
+      SERVER_PORT=$(free_port)
+      cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $TMP/nginx/error.log warn;
+pid $TMP/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx;
+    proxy_temp_path $TMP/nginx;
+    fastcgi_temp_path $TMP/nginx;
+    uwsgi_temp_path $TMP/nginx;
+    scgi_temp_path $TMP/nginx;
+    server {
+        listen 127.0.0.1:$SERVER_PORT;
+        location / { default_type text/html; return 200 "Hello World"; }
+    }
+}
+EOF
+      taskset -c 0 nginx -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
+      SERVER_PID=$!
+      ;;
+    h2o)
+      SERVER_PORT=$(free_port)
+      cat >"$TMP/h2o.conf" <<EOF
+listen:
+  host: 127.0.0.1
+  port: $SERVER_PORT
+num-threads: 1
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $TMP/www
+EOF
+      taskset -c 0 h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
+      SERVER_PID=$!
+      ;;
+  esac
+  local i
+  for ((i = 0; i < 100; i++)); do
+    curl -fsS "http://127.0.0.1:$SERVER_PORT/" 2>/dev/null | grep -qx 'Hello World' && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$TMP/$1.log" >&2 2>/dev/null || true
+  die "$1 does not answer Hello World"
+}
+
+stop() { stop_server_by TERM; }
+
+# h2load_run OUT ARGS...: h2load pinned to core 1 against the server.
+h2load_run() {
+  local out=$1
+  shift
+  run_client taskset -c 1 h2load --h1 -t1 "$@" "http://127.0.0.1:$SERVER_PORT/" >"$out" 2>&1 ||
+    { cat "$out" >&2; die "h2load failed"; }
+}
+
+# measure KIND: one run against the started server; prints "REQ_PER_S
+# US_CPU_PER_REQUEST" (answers that succeeded).
+measure() {
+  local kind=$1 before after ok seconds out="$TMP/run.out"
+  before=$(tree_ticks "$SERVER_PID")
+  case $kind in
+    keepalive) h2load_run "$out" -c64 -n "$REQUESTS" ;;
+    pipelined) h2load_run "$out" -c8 -m16 -n "$REQUESTS" ;;
+    close)
+      run_client taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" -H 'Connection: close' \
+        "http://127.0.0.1:$SERVER_PORT/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+      ;;
+  esac
+  after=$(tree_ticks "$SERVER_PID")
+  if [ "$kind" = close ]; then
+    ok=$(awk '/requests in/ { print $1 }' "$out")
+    seconds=$(awk '/requests in/ { s = $4; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
+  else
+    ok=$(awk '/^requests:/ { print $8 }' "$out")
+    seconds=$(awk '/^finished in/ { s = $3; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
+  fi
+  awk -v ok="$ok" -v s="$seconds" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.0f %.2f\n", ok / s, t / hz * 1e6 / ok }'
+}
+
+# writes_per_request: strace -c on the server over a pipelined run.
+writes_per_request() {
+  local out="$TMP/strace.out" calls ok
+  strace -f -c -e trace=writev,write,sendmsg,sendfile -o "$TMP/strace.txt" -p "$SERVER_PID" \
+    2>/dev/null &
+  TRACER_PID=$!
+  sleep 1
+  h2load_run "$out" -c8 -m16 -n "$STRACE_REQUESTS"
+  kill -INT "$TRACER_PID" 2>/dev/null || true
+  wait "$TRACER_PID" 2>/dev/null || true
+  TRACER_PID=""
+  calls=$(awk '$NF ~ /^(writev|write|sendmsg|sendfile)$/ { c += $4 } END { print c + 0 }' "$TMP/strace.txt")
+  ok=$(awk '/^requests:/ { print $8 }' "$out")
+  awk -v c="$calls" -v ok="$ok" 'BEGIN { printf "%.3f\n", c / ok }'
+}
+
+kinds=()
+[ $RUN_KEEPALIVE = 1 ] && kinds+=(keepalive)
+[ $RUN_PIPELINED = 1 ] && kinds+=(pipelined)
+[ $RUN_CLOSE = 1 ] && kinds+=(close)
+declare -A RPS CPU WPR
+for kind in "${kinds[@]}"; do
+  log "== $kind: $ROUNDS rounds"
+  order=("${SERVERS[@]}")
+  declare -A rps_runs=() cpu_runs=()
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for name in "${order[@]}"; do
+      start "$name"
+      measure "$kind" >/dev/null # warm-up
+      read -r r c < <(measure "$kind")
+      rps_runs[$name]="${rps_runs[$name]:-} $r"
+      cpu_runs[$name]="${cpu_runs[$name]:-} $c"
+      log "   round $round $name: $r req/s, $c us CPU/request"
+      if [ "$kind" = pipelined ] && [ "$round" = 1 ]; then
+        WPR[$name]=$(writes_per_request)
+        log "   $name: ${WPR[$name]} writes per request"
+      fi
+      stop
+    done
+    mapfile -t order < <(printf "%s\n" "${order[@]}" | tac)
+  done
+  for name in "${SERVERS[@]}"; do
+    # shellcheck disable=SC2086 # lists of numbers
+    RPS[$kind.$name]=$(median ${rps_runs[$name]})
+    # shellcheck disable=SC2086
+    CPU[$kind.$name]=$(median ${cpu_runs[$name]})
+  done
+done
+
+# ---- The table -----------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g) ? "PASS" : "FAIL" }'; }
+echo
+echo "### csgi, nginx and h2o, $(date -u +%Y-%m-%d) ($(nproc) cores, $ROUNDS rounds, medians)"
+echo
+echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for kind in "${kinds[@]}"; do
+  c=${RPS[$kind.csgi]} n=${RPS[$kind.nginx]} h=${RPS[$kind.h2o]}
+  echo "| $kind | req/s | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+  c=${CPU[$kind.csgi]} n=${CPU[$kind.nginx]} h=${CPU[$kind.h2o]}
+  echo "| $kind | server CPU us/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+  if [ "$kind" = pipelined ]; then
+    c=${WPR[csgi]} n=${WPR[nginx]} h=${WPR[h2o]}
+    echo "| $kind | writes/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+  fi
+done
+echo
+echo "| goal | ratio | target | result |"
+echo "|---|---:|---:|---|"
+for kind in "${kinds[@]}"; do
+  case $kind in
+    pipelined)
+      r=$(ratio "${RPS[$kind.csgi]}" "${RPS[$kind.nginx]}")
+      echo "| pipelined req/s, csgi/nginx | $r | >= $GOAL_PIPELINED | $(verdict "$r" "$GOAL_PIPELINED") |"
+      ;;
+    *)
+      for peer in nginx h2o; do
+        r=$(ratio "${RPS[$kind.csgi]}" "${RPS[$kind.$peer]}")
+        echo "| $kind req/s, csgi/$peer | $r | >= $GOAL_AHEAD | $(verdict "$r" "$GOAL_AHEAD") |"
+      done
+      ;;
+  esac
+  # The server's own cost, which a client at its limit does not hide.
+  case $kind in
+    keepalive | close)
+      for peer in nginx h2o; do
+        r=$(ratio "${CPU[$kind.$peer]}" "${CPU[$kind.csgi]}")
+        echo "| $kind CPU/request, $peer/csgi | $r | >= $GOAL_AHEAD | $(verdict "$r" "$GOAL_AHEAD") |"
+      done
+      ;;
+  esac
+done
