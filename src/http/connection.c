@@ -181,6 +181,17 @@ static int conn_flush_all(csgi_http__conn *conn, size_t *pending, uint64_t *writ
     if (__builtin_expect(conn->tls != NULL, 0))
         return csgi_http__tls_conn_flush(conn, pending, written);
     for (int i = 0; i < 4 && *pending > 0; i++) {
+        /* Nagle holds back a small write while earlier bytes are not
+           acknowledged, so a connection's first write never waits: a
+           connection answered once and closed needs no TCP_NODELAY. Later
+           writes (the rest of a large answer, the next keep-alive answer)
+           may, so it is set before the second. */
+        if (__builtin_expect(conn->wrote && !conn->nodelay, 0)) {
+            int one = 1;
+            setsockopt(event_get_fd(&conn->ev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            conn->nodelay = 1;
+        }
+        conn->wrote = 1;
         int n = evbuffer_write(conn->out, event_get_fd(&conn->ev));
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -397,9 +408,12 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
         memcpy(&conn->peer, peer, peer_len);
     else
         conn->peer.sa.sa_family = AF_UNIX;
-    if (listener->family != AF_UNIX) {
+    if (listener->family == AF_UNIX) {
+        conn->nodelay = 1;
+    } else if (listener->tls) { /* OpenSSL writes a record at a time */
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn->nodelay = 1;
     }
     csgi_http__scanner_init(&conn->scanner);
     conn->state = ST_HEAD;
@@ -424,11 +438,20 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     }
     set_deadline(conn, ms);
 
-    event_assign(&conn->ev, loop->base, fd, EV_READ | EV_PERSIST, conn_event, conn);
-    conn->armed = EV_READ;
-    conn->timeout = ms ? TO_DEADLINE : TO_NONE;
-    struct timeval scratch;
-    event_add(&conn->ev, ms ? timeout_value(conn, TO_DEADLINE, &scratch) : NULL);
+    event_assign(&conn->ev, loop->base, fd, EV_PERSIST, conn_event, conn);
+    conn->armed = 0;
+    conn->timeout = TO_NONE;
+    if (!listener->tls) {
+        /* The request is usually here already (the listener defers the
+           accept until it is: TCP_DEFER_ACCEPT): read and answer it now.
+           The state machine registers the connection with the loop only
+           when it has to wait, so one answered and closed at once never
+           costs an epoll_ctl. */
+        conn_read(conn);
+        conn_run(conn);
+        return;
+    }
+    conn_arm(conn, EV_READ, ms ? TO_DEADLINE : TO_NONE);
 }
 
 /* ---- The access log -------------------------------------------------------- */

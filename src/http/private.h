@@ -200,6 +200,10 @@ struct csgi_http__conn {
     unsigned char touched;  /* event_active pending */
     unsigned char peer_eof; /* the client closed its sending side */
     unsigned char linger;   /* linger after CLOSING */
+    /* TCP_NODELAY is set before the connection's second write, which is the
+       first Nagle could hold back (connection.c, conn_flush_all). */
+    unsigned char wrote;   /* it has written */
+    unsigned char nodelay; /* TCP_NODELAY is set, or not wanted (Unix socket, TLS) */
 };
 
 /* One request, from its head to on_done; it lives in its own arena. */
