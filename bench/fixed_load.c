@@ -39,7 +39,7 @@ typedef struct connection {
 
 static const char *host = "127.0.0.1";
 static int port;
-static char request[2048];
+static char request[8192]; /* room for 50 browser-like header fields */
 static int expected_status = 200;
 static const char *expected_body; /* NULL: any */
 static size_t request_len;

@@ -6,12 +6,19 @@
 #   nginx  Debian's nginx, one process (master_process off), `return 200`
 #   h2o    Debian's h2o, one thread, the answer as a static file
 #
-#   bench/peers.sh [keepalive] [pipelined] [close]   (default: all three)
+#   bench/peers.sh [keepalive] [pipelined] [close] [instructions]   (default: all)
 #
 # 1. keepalive  h2load --h1 -t1 -c64 (one request in flight per connection)
 # 2. pipelined  h2load --h1 -t1 -c8 -m16 (16 in flight per connection)
 # 3. close      wrk -t1 -c32 with "Connection: close": a connection per
 #               request
+# 4. instructions  user-space instructions per keep-alive request, csgi and
+#               nginx under callgrind (h2o is not measured): two runs of
+#               CG_SMALL and CG_LARGE requests (bench/fixed_load, 32
+#               connections), the difference divided by the difference in
+#               requests, with 1, 10 and 50 request header fields (Host and
+#               browser-like X-Header-N lines): what a request costs and
+#               how it grows with its headers
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -32,7 +39,7 @@
 # The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
 # for h2load, wrk, strace) when run as root. Environment (defaults):
 #   ROUNDS [3]  REQUESTS [300000]  DURATION [5]  STRACE_REQUESTS [100000]
-#   BUILD_DIR [build-bench]
+#   CG_SMALL [2000]  CG_LARGE [12000]  BUILD_DIR [build-bench]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +48,8 @@ ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-300000}
 DURATION=${DURATION:-5}
 STRACE_REQUESTS=${STRACE_REQUESTS:-100000}
+CG_SMALL=${CG_SMALL:-2000}
+CG_LARGE=${CG_LARGE:-12000}
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -48,22 +57,26 @@ SERVERS=(csgi nginx h2o)
 # Goals (issue 17), as ratios csgi / peer.
 GOAL_PIPELINED=2.0 # pipelined req/s >= 2 x nginx's
 GOAL_AHEAD=1.0     # keep-alive req/s ahead of nginx and h2o; connection per request at or above
+GOAL_IR=0.5        # instructions per keep-alive request <= 0.5 x nginx's
+GOAL_GROWTH=1.0    # instructions per added header no steeper than nginx's
 
-RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0
-[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1
+RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0
+[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1
 for arg in "$@"; do
   case $arg in
     keepalive) RUN_KEEPALIVE=1 ;;
     pipelined) RUN_PIPELINED=1 ;;
     close) RUN_CLOSE=1 ;;
+    instructions) RUN_IR=1 ;;
     -h | --help) help_text; exit 0 ;;
-    *) die "unknown part '$arg' (keepalive, pipelined, close)" ;;
+    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions)" ;;
   esac
 done
 
 # ---- Setup: the peers and the clients, from Debian --------------------------
 need=()
-for tool in nginx:nginx h2o:h2o h2load:nghttp2-client wrk:wrk strace:strace taskset:util-linux; do
+for tool in nginx:nginx h2o:h2o h2load:nghttp2-client wrk:wrk strace:strace taskset:util-linux \
+  valgrind:valgrind; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -75,7 +88,7 @@ fi
 [ "$(nproc)" -ge 2 ] || log "peers.sh: one core only: server and client share it"
 
 bench_tmp csgi-peers
-bench_build hello
+bench_build hello fixed_load
 
 # free_port: a TCP port nothing listens on now.
 free_port() {
@@ -86,11 +99,15 @@ mkdir -p "$TMP/www" "$TMP/nginx"
 printf 'Hello World' >"$TMP/www/index.html"
 chmod 755 "$TMP" "$TMP/www" # h2o started as root serves as nobody
 
-# start NAME: the server NAME pinned to core 0; sets SERVER_PID, SERVER_PORT.
+# start NAME [WRAPPER...]: the server NAME pinned to core 0, run by WRAPPER
+# (valgrind ...) when given; sets SERVER_PID, SERVER_PORT.
 start() {
-  case $1 in
+  local name=$1
+  shift
+  local wrap=("$@")
+  case $name in
     csgi)
-      start_server "$TMP/csgi.log" taskset -c 0 "$BUILD_DIR/examples/hello" --port 0
+      start_server "$TMP/csgi.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/examples/hello" --port 0
       ;;
     nginx)
       SERVER_PORT=$(free_port)
@@ -114,7 +131,7 @@ http {
     }
 }
 EOF
-      taskset -c 0 nginx -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
+      taskset -c 0 "${wrap[@]}" nginx -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
       SERVER_PID=$!
       ;;
     h2o)
@@ -130,18 +147,18 @@ hosts:
       /:
         file.dir: $TMP/www
 EOF
-      taskset -c 0 h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
+      taskset -c 0 "${wrap[@]}" h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
       SERVER_PID=$!
       ;;
   esac
   local i
-  for ((i = 0; i < 100; i++)); do
-    curl -fsS "http://127.0.0.1:$SERVER_PORT/" 2>/dev/null | grep -qx 'Hello World' && return 0
+  for ((i = 0; i < 600; i++)); do
+    [ "$(curl -fsS "http://127.0.0.1:$SERVER_PORT/" 2>/dev/null)" = 'Hello World' ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  cat "$TMP/$1.log" >&2 2>/dev/null || true
-  die "$1 does not answer Hello World"
+  cat "$TMP/$name.log" >&2 2>/dev/null || true
+  die "$name does not answer Hello World"
 }
 
 stop() { stop_server_by TERM; }
@@ -228,6 +245,34 @@ for kind in "${kinds[@]}"; do
   done
 done
 
+# ---- Instructions per request (callgrind) ------------------------------------------
+HEADER_COUNTS=(1 10 50)
+declare -A IR
+# cg_total NAME HEADERS REQUESTS: total Ir of NAME serving REQUESTS requests
+# carrying HEADERS header fields (Host and HEADERS - 1 X-Header-N lines).
+cg_total() {
+  local name=$1 headers=$2 requests=$3 out="$TMP/cg.$1.$2.$3" args=() i
+  for ((i = 1; i < headers; i++)); do
+    args+=(-H "X-Header-$i: a value as long as a browser's accept-language, en-GB,en;q=0.9")
+  done
+  start "$name" valgrind --tool=callgrind --callgrind-out-file="$out"
+  run_client "$BUILD_DIR/bench/fixed_load" "${args[@]}" -b 'Hello World' "$SERVER_PORT" 32 \
+    "$requests" 600 >"$TMP/load.log" 2>&1 || { cat "$TMP/load.log" >&2; die "fixed_load failed"; }
+  stop_server_by INT
+  callgrind_total "$out"
+}
+if [ $RUN_IR = 1 ]; then
+  log "== instructions: callgrind, $CG_SMALL and $CG_LARGE requests"
+  for headers in "${HEADER_COUNTS[@]}"; do
+    for name in csgi nginx; do
+      small=$(cg_total "$name" "$headers" "$CG_SMALL")
+      large=$(cg_total "$name" "$headers" "$CG_LARGE")
+      IR[$name.$headers]=$(((large - small) / (CG_LARGE - CG_SMALL)))
+      log "   $name, $headers headers: ${IR[$name.$headers]} instructions/request"
+    done
+  done
+fi
+
 # ---- The table -----------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g) ? "PASS" : "FAIL" }'; }
@@ -246,6 +291,12 @@ for kind in "${kinds[@]}"; do
     echo "| $kind | writes/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
   fi
 done
+if [ $RUN_IR = 1 ]; then
+  for headers in "${HEADER_COUNTS[@]}"; do
+    c=${IR[csgi.$headers]} n=${IR[nginx.$headers]}
+    echo "| keep-alive, $headers headers | instructions/request | $c | $n | - | $(ratio "$c" "$n") | - |"
+  done
+fi
 echo
 echo "| goal | ratio | target | result |"
 echo "|---|---:|---:|---|"
@@ -272,3 +323,12 @@ for kind in "${kinds[@]}"; do
       ;;
   esac
 done
+if [ $RUN_IR = 1 ]; then
+  r=$(ratio "${IR[csgi.1]}" "${IR[nginx.1]}")
+  echo "| instructions/request, csgi/nginx | $r | <= $GOAL_IR | $(verdict "$GOAL_IR" "$r") |"
+  last=${HEADER_COUNTS[-1]}
+  c=$(awk -v a="${IR[csgi.$last]}" -v b="${IR[csgi.1]}" -v n="$last" 'BEGIN { printf "%.0f", (a - b) / (n - 1) }')
+  n=$(awk -v a="${IR[nginx.$last]}" -v b="${IR[nginx.1]}" -v n="$last" 'BEGIN { printf "%.0f", (a - b) / (n - 1) }')
+  r=$(ratio "$n" "$c")
+  echo "| instructions per added header, nginx/csgi ($n / $c) | $r | >= $GOAL_GROWTH | $(verdict "$r" "$GOAL_GROWTH") |"
+fi
