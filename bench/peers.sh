@@ -6,7 +6,8 @@
 #   nginx  Debian's nginx, one process (master_process off), `return 200`
 #   h2o    Debian's h2o, one thread, the answer as a static file
 #
-#   bench/peers.sh [keepalive] [pipelined] [close] [instructions]   (default: all)
+#   bench/peers.sh [keepalive] [pipelined] [close] [instructions] [idle]
+#   (default: all)
 #
 # 1. keepalive  h2load --h1 -t1 -c64 (one request in flight per connection)
 # 2. pipelined  h2load --h1 -t1 -c8 -m16 (16 in flight per connection)
@@ -19,6 +20,10 @@
 #               requests, with 1, 10 and 50 request header fields (Host and
 #               browser-like X-Header-N lines): what a request costs and
 #               how it grows with its headers
+# 5. idle       anonymous memory a server holds per idle keep-alive
+#               connection, IDLE_CONNS connections after one request each
+#               (bench/idle_conns), csgi and nginx (h2o closes idle
+#               connections after 10 s, sooner than the measurement takes)
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -39,7 +44,7 @@
 # The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
 # for h2load, wrk, strace) when run as root. Environment (defaults):
 #   ROUNDS [3]  REQUESTS [300000]  DURATION [5]  STRACE_REQUESTS [100000]
-#   CG_SMALL [2000]  CG_LARGE [12000]  BUILD_DIR [build-bench]
+#   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  BUILD_DIR [build-bench]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,6 +55,7 @@ DURATION=${DURATION:-5}
 STRACE_REQUESTS=${STRACE_REQUESTS:-100000}
 CG_SMALL=${CG_SMALL:-2000}
 CG_LARGE=${CG_LARGE:-12000}
+IDLE_CONNS=${IDLE_CONNS:-3000}
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -60,16 +66,17 @@ GOAL_AHEAD=1.0     # keep-alive req/s ahead of nginx and h2o; connection per req
 GOAL_IR=0.5        # instructions per keep-alive request <= 0.5 x nginx's
 GOAL_GROWTH=1.0    # instructions per added header no steeper than nginx's
 
-RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0
-[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1
+RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0
+[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1
 for arg in "$@"; do
   case $arg in
     keepalive) RUN_KEEPALIVE=1 ;;
     pipelined) RUN_PIPELINED=1 ;;
     close) RUN_CLOSE=1 ;;
     instructions) RUN_IR=1 ;;
+    idle) RUN_IDLE=1 ;;
     -h | --help) help_text; exit 0 ;;
-    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions)" ;;
+    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions, idle)" ;;
   esac
 done
 
@@ -88,7 +95,12 @@ fi
 [ "$(nproc)" -ge 2 ] || log "peers.sh: one core only: server and client share it"
 
 bench_tmp csgi-peers
-bench_build hello fixed_load
+bench_build hello fixed_load idle_conns
+if ! ulimit -n $((IDLE_CONNS + 1024)) 2>/dev/null; then
+  if ! { ulimit -Hn $((IDLE_CONNS + 1024)) && ulimit -n $((IDLE_CONNS + 1024)); } 2>/dev/null; then
+    log "peers.sh: ulimit -n stays $(ulimit -n)"
+  fi
+fi
 
 # free_port: a TCP port nothing listens on now.
 free_port() {
@@ -273,6 +285,21 @@ if [ $RUN_IR = 1 ]; then
   done
 fi
 
+# ---- Idle keep-alive connections ------------------------------------------------------
+declare -A IDLE
+if [ $RUN_IDLE = 1 ]; then
+  log "== idle: $IDLE_CONNS keep-alive connections per server"
+  for name in csgi nginx; do
+    start "$name"
+    run_client "$BUILD_DIR/bench/idle_conns" "$SERVER_PORT" "$SERVER_PID" "$IDLE_CONNS" \
+      >"$TMP/idle.log" 2>&1 || { cat "$TMP/idle.log" >&2; die "idle_conns against $name failed"; }
+    stop
+    IDLE[$name]=$(sed -n 's/.*anon_per_conn=\([0-9-]*\).*/\1/p' "$TMP/idle.log")
+    [ -n "${IDLE[$name]}" ] || { cat "$TMP/idle.log" >&2; die "no figure from idle_conns"; }
+    log "   $name: ${IDLE[$name]} bytes per idle connection"
+  done
+fi
+
 # ---- The table -----------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g) ? "PASS" : "FAIL" }'; }
@@ -291,6 +318,10 @@ for kind in "${kinds[@]}"; do
     echo "| $kind | writes/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
   fi
 done
+if [ $RUN_IDLE = 1 ]; then
+  c=${IDLE[csgi]} n=${IDLE[nginx]}
+  echo "| idle, $IDLE_CONNS connections | bytes/connection | $c | $n | - | $(ratio "$c" "$n") | - |"
+fi
 if [ $RUN_IR = 1 ]; then
   for headers in "${HEADER_COUNTS[@]}"; do
     c=${IR[csgi.$headers]} n=${IR[nginx.$headers]}
@@ -323,6 +354,10 @@ for kind in "${kinds[@]}"; do
       ;;
   esac
 done
+if [ $RUN_IDLE = 1 ]; then
+  r=$(ratio "${IDLE[csgi]}" "${IDLE[nginx]}")
+  echo "| idle bytes/connection, csgi/nginx | $r | <= 1.0 | $(verdict 1.0 "$r") |"
+fi
 if [ $RUN_IR = 1 ]; then
   r=$(ratio "${IR[csgi.1]}" "${IR[nginx.1]}")
   echo "| instructions/request, csgi/nginx | $r | <= $GOAL_IR | $(verdict "$GOAL_IR" "$r") |"
