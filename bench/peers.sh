@@ -19,7 +19,10 @@
 #               connections), the difference divided by the difference in
 #               requests, with 1, 10 and 50 request header fields (Host and
 #               browser-like X-Header-N lines): what a request costs and
-#               how it grows with its headers
+#               how it grows with its headers; and the talk's pipeline
+#               (csgi-serve, examples/auth_filter/wsgi_webob_mid.ini: the auth
+#               filter loaded from its shared object in front of its hello)
+#               against hello, both with the filter's token header
 # 5. idle       anonymous memory a server holds per idle keep-alive
 #               connection, IDLE_CONNS connections after one request each
 #               (bench/idle_conns), csgi and nginx (h2o closes idle
@@ -65,6 +68,9 @@ GOAL_PIPELINED=2.0 # pipelined req/s >= 2 x nginx's
 GOAL_AHEAD=1.0     # keep-alive req/s ahead of nginx and h2o; connection per request at or above
 GOAL_IR=0.5        # instructions per keep-alive request <= 0.5 x nginx's
 GOAL_GROWTH=1.0    # instructions per added header no steeper than nginx's
+GOAL_TALK=1.05     # the talk's pipeline within 5% of hello's instructions
+TOKEN_HEADER="X-Auth-Token: open-sesame"
+TALK_BODY="Hello, Secret World of WebOb !"
 
 RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0
 [ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1
@@ -95,7 +101,7 @@ fi
 [ "$(nproc)" -ge 2 ] || log "peers.sh: one core only: server and client share it"
 
 bench_tmp csgi-peers
-bench_build hello fixed_load idle_conns
+bench_build hello fixed_load idle_conns csgi-serve wsgi_webob_mid
 if ! ulimit -n $((IDLE_CONNS + 1024)) 2>/dev/null; then
   if ! { ulimit -Hn $((IDLE_CONNS + 1024)) && ulimit -n $((IDLE_CONNS + 1024)); } 2>/dev/null; then
     log "peers.sh: ulimit -n stays $(ulimit -n)"
@@ -120,6 +126,11 @@ start() {
   case $name in
     csgi)
       start_server "$TMP/csgi.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/examples/hello" --port 0
+      ;;
+    talk)
+      start_server "$TMP/talk.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/tools/csgi-serve" \
+        --allow-root --listen 127.0.0.1:0 --module-path "$BUILD_DIR/examples/auth_filter" \
+        "$ROOT/examples/auth_filter/wsgi_webob_mid.ini"
       ;;
     nginx)
       SERVER_PORT=$(free_port)
@@ -164,13 +175,16 @@ EOF
       ;;
   esac
   local i
+  local want='Hello World'
+  [ "$name" != talk ] || want=$TALK_BODY
   for ((i = 0; i < 600; i++)); do
-    [ "$(curl -fsS "http://127.0.0.1:$SERVER_PORT/" 2>/dev/null)" = 'Hello World' ] && return 0
+    [ "$(curl -fsS -H "$TOKEN_HEADER" "http://127.0.0.1:$SERVER_PORT/" 2>/dev/null)" = "$want" ] &&
+      return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
   cat "$TMP/$name.log" >&2 2>/dev/null || true
-  die "$name does not answer Hello World"
+  die "$name does not answer $want"
 }
 
 stop() { stop_server_by TERM; }
@@ -261,14 +275,20 @@ done
 HEADER_COUNTS=(1 10 50)
 declare -A IR
 # cg_total NAME HEADERS REQUESTS: total Ir of NAME serving REQUESTS requests
-# carrying HEADERS header fields (Host and HEADERS - 1 X-Header-N lines).
+# carrying HEADERS header fields (Host and HEADERS - 1 X-Header-N lines;
+# HEADERS "token": Host and the auth filter's token).
 cg_total() {
-  local name=$1 headers=$2 requests=$3 out="$TMP/cg.$1.$2.$3" args=() i
-  for ((i = 1; i < headers; i++)); do
-    args+=(-H "X-Header-$i: a value as long as a browser's accept-language, en-GB,en;q=0.9")
-  done
+  local name=$1 headers=$2 requests=$3 out="$TMP/cg.$1.$2.$3" args=() i body='Hello World'
+  if [ "$headers" = token ]; then
+    args=(-H "$TOKEN_HEADER")
+  else
+    for ((i = 1; i < headers; i++)); do
+      args+=(-H "X-Header-$i: a value as long as a browser's accept-language, en-GB,en;q=0.9")
+    done
+  fi
+  [ "$name" != talk ] || body=$TALK_BODY
   start "$name" valgrind --tool=callgrind --callgrind-out-file="$out"
-  run_client "$BUILD_DIR/bench/fixed_load" "${args[@]}" -b 'Hello World' "$SERVER_PORT" 32 \
+  run_client "$BUILD_DIR/bench/fixed_load" "${args[@]}" -b "$body" "$SERVER_PORT" 32 \
     "$requests" 600 >"$TMP/load.log" 2>&1 || { cat "$TMP/load.log" >&2; die "fixed_load failed"; }
   stop_server_by INT
   callgrind_total "$out"
@@ -282,6 +302,12 @@ if [ $RUN_IR = 1 ]; then
       IR[$name.$headers]=$(((large - small) / (CG_LARGE - CG_SMALL)))
       log "   $name, $headers headers: ${IR[$name.$headers]} instructions/request"
     done
+  done
+  for name in csgi talk; do
+    small=$(cg_total "$name" token "$CG_SMALL")
+    large=$(cg_total "$name" token "$CG_LARGE")
+    IR[$name.token]=$(((large - small) / (CG_LARGE - CG_SMALL)))
+    log "   $name, with the token: ${IR[$name.token]} instructions/request"
   done
 fi
 
@@ -327,6 +353,8 @@ if [ $RUN_IR = 1 ]; then
     c=${IR[csgi.$headers]} n=${IR[nginx.$headers]}
     echo "| keep-alive, $headers headers | instructions/request | $c | $n | - | $(ratio "$c" "$n") | - |"
   done
+  echo "| the talk's pipeline (csgi-serve, auth.so) | instructions/request | ${IR[talk.token]} | - | - | - | - |"
+  echo "| hello, the same request | instructions/request | ${IR[csgi.token]} | - | - | - | - |"
 fi
 echo
 echo "| goal | ratio | target | result |"
@@ -366,4 +394,6 @@ if [ $RUN_IR = 1 ]; then
   n=$(awk -v a="${IR[nginx.$last]}" -v b="${IR[nginx.1]}" -v n="$last" 'BEGIN { printf "%.0f", (a - b) / (n - 1) }')
   r=$(ratio "$n" "$c")
   echo "| instructions per added header, nginx/csgi ($n / $c) | $r | >= $GOAL_GROWTH | $(verdict "$r" "$GOAL_GROWTH") |"
+  r=$(ratio "${IR[talk.token]}" "${IR[csgi.token]}")
+  echo "| the talk's pipeline / hello, instructions | $r | <= $GOAL_TALK | $(verdict "$GOAL_TALK" "$r") |"
 fi
