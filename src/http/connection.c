@@ -392,6 +392,25 @@ static void conn_free(csgi_http__conn *conn)
     csgi_http__loop_connection_closed(loop);
 }
 
+/* Whether a new connection may be answered from the accept callback: the
+   first EAGER_ACCEPTS of a turn of the loop are. libevent's listener
+   accepts until the queue is empty, so under a storm of connections the
+   others are registered and wait their turn with every other connection,
+   rather than keep the loop in the accept callback. The loop's cached
+   clock changes with each turn. */
+#define EAGER_ACCEPTS 64
+
+static int eager_turn(csgi_http__loop *loop)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(loop->base, &now);
+    if (now.tv_sec != loop->eager_turn.tv_sec || now.tv_usec != loop->eager_turn.tv_usec) {
+        loop->eager_turn = now;
+        loop->eager_count = 0;
+    }
+    return loop->eager_count++ < EAGER_ACCEPTS;
+}
+
 void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const struct sockaddr *peer,
                             socklen_t peer_len, const csgi_http__listener *listener)
 {
@@ -441,12 +460,12 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
     event_assign(&conn->ev, loop->base, fd, EV_PERSIST, conn_event, conn);
     conn->armed = 0;
     conn->timeout = TO_NONE;
-    if (!listener->tls) {
-        /* The request is usually here already (the listener defers the
-           accept until it is: TCP_DEFER_ACCEPT): read and answer it now.
-           The state machine registers the connection with the loop only
-           when it has to wait, so one answered and closed at once never
-           costs an epoll_ctl. */
+    if (!listener->tls && eager_turn(loop)) {
+        /* The request is usually here already (clients send right after
+           connecting): read and answer it now. The state machine
+           registers the connection with the loop only when it has to
+           wait, so one answered and closed at once never costs an
+           epoll_ctl. */
         conn_read(conn);
         conn_run(conn);
         return;

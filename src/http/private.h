@@ -128,6 +128,11 @@ struct csgi_http__loop {
     struct event access_log_flush;
     struct event heartbeat; /* options.heartbeats: the master's liveness timer */
     struct event publish;   /* options.publish_requests, on loop 0 */
+    /* New connections answered from the accept callback in this turn of
+       the loop (connection.c, csgi_http__conn_accept), and the turn's
+       cached clock, which tells a new turn. */
+    struct timeval eager_turn;
+    unsigned eager_count;
     /* Requests read by this loop: written by its thread alone (a relaxed
        load and store, no locked instruction), read by any. */
     _Atomic unsigned long long requests;
