@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,9 @@ static int tcp_socket(csgi_http__engine *engine, const csgi_http__listener *list
         close(fd);
         return errno_to_err(e);
     }
+    /* Wake for a connection when its first bytes arrive (a second at most
+       without them): the accept callback then reads the request at once. */
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
     *out = fd;
     return 0;
 }
