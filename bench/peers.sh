@@ -7,7 +7,7 @@
 #   h2o    Debian's h2o, one thread, the answer as a static file
 #
 #   bench/peers.sh [keepalive] [pipelined] [close] [instructions] [idle]
-#   (default: all)
+#                  [large]   (default: all)
 #
 # 1. keepalive  h2load --h1 -t1 -c64 (one request in flight per connection)
 # 2. pipelined  h2load --h1 -t1 -c8 -m16 (16 in flight per connection)
@@ -27,6 +27,9 @@
 #               connection, IDLE_CONNS connections after one request each
 #               (bench/idle_conns), csgi and nginx (h2o closes idle
 #               connections after 10 s, sooner than the measurement takes)
+# 6. large      a 1 MiB answer (h2load -c8, LARGE_REQUESTS requests):
+#               bench/large_body's file body (sendfile) and iterator body
+#               (64 KiB pieces), against nginx and h2o serving the same file
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -47,7 +50,8 @@
 # The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
 # for h2load, wrk, strace) when run as root. Environment (defaults):
 #   ROUNDS [3]  REQUESTS [300000]  DURATION [5]  STRACE_REQUESTS [100000]
-#   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  BUILD_DIR [build-bench]
+#   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  LARGE_REQUESTS [20000]
+#   BUILD_DIR [build-bench]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,6 +63,7 @@ STRACE_REQUESTS=${STRACE_REQUESTS:-100000}
 CG_SMALL=${CG_SMALL:-2000}
 CG_LARGE=${CG_LARGE:-12000}
 IDLE_CONNS=${IDLE_CONNS:-3000}
+LARGE_REQUESTS=${LARGE_REQUESTS:-20000}
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -72,8 +77,8 @@ GOAL_TALK=1.05     # the talk's pipeline within 5% of hello's instructions
 TOKEN_HEADER="X-Auth-Token: open-sesame"
 TALK_BODY="Hello, Secret World of WebOb !"
 
-RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0
-[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1
+RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0 RUN_LARGE=0
+[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1 RUN_LARGE=1
 for arg in "$@"; do
   case $arg in
     keepalive) RUN_KEEPALIVE=1 ;;
@@ -81,8 +86,9 @@ for arg in "$@"; do
     close) RUN_CLOSE=1 ;;
     instructions) RUN_IR=1 ;;
     idle) RUN_IDLE=1 ;;
+    large) RUN_LARGE=1 ;;
     -h | --help) help_text; exit 0 ;;
-    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions, idle)" ;;
+    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions, idle, large)" ;;
   esac
 done
 
@@ -101,7 +107,7 @@ fi
 [ "$(nproc)" -ge 2 ] || log "peers.sh: one core only: server and client share it"
 
 bench_tmp csgi-peers
-bench_build hello fixed_load idle_conns csgi-serve wsgi_webob_mid
+bench_build hello fixed_load idle_conns csgi-serve wsgi_webob_mid large_body
 if ! ulimit -n $((IDLE_CONNS + 1024)) 2>/dev/null; then
   if ! { ulimit -Hn $((IDLE_CONNS + 1024)) && ulimit -n $((IDLE_CONNS + 1024)); } 2>/dev/null; then
     log "peers.sh: ulimit -n stays $(ulimit -n)"
@@ -115,6 +121,7 @@ free_port() {
 
 mkdir -p "$TMP/www" "$TMP/nginx"
 printf 'Hello World' >"$TMP/www/index.html"
+head -c $((1024 * 1024)) /dev/urandom >"$TMP/www/big.bin" # the large answer
 chmod 755 "$TMP" "$TMP/www" # h2o started as root serves as nobody
 
 # start NAME [WRAPPER...]: the server NAME pinned to core 0, run by WRAPPER
@@ -126,6 +133,10 @@ start() {
   case $name in
     csgi)
       start_server "$TMP/csgi.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/examples/hello" --port 0
+      ;;
+    csgi-file | csgi-iter)
+      start_server "$TMP/large.log" taskset -c 0 "$BUILD_DIR/bench/large_body" "$TMP/www/big.bin"
+      return 0
       ;;
     talk)
       start_server "$TMP/talk.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/tools/csgi-serve" \
@@ -143,6 +154,8 @@ pid $TMP/nginx/nginx.pid;
 events { worker_connections 4096; }
 http {
     access_log off;
+    sendfile on;    # as Debian's nginx.conf
+    tcp_nopush on;
     client_body_temp_path $TMP/nginx;
     proxy_temp_path $TMP/nginx;
     fastcgi_temp_path $TMP/nginx;
@@ -151,6 +164,7 @@ http {
     server {
         listen 127.0.0.1:$SERVER_PORT;
         location / { default_type text/html; return 200 "Hello World"; }
+        location = /big.bin { root $TMP/www; }
     }
 }
 EOF
@@ -189,11 +203,13 @@ EOF
 
 stop() { stop_server_by TERM; }
 
-# h2load_run OUT ARGS...: h2load pinned to core 1 against the server.
+# h2load_run OUT ARGS...: h2load pinned to core 1 against the server, for
+# URL_PATH (/ unless set).
+URL_PATH=/
 h2load_run() {
   local out=$1
   shift
-  run_client taskset -c 1 h2load --h1 -t1 "$@" "http://127.0.0.1:$SERVER_PORT/" >"$out" 2>&1 ||
+  run_client taskset -c 1 h2load --h1 -t1 "$@" "http://127.0.0.1:$SERVER_PORT$URL_PATH" >"$out" 2>&1 ||
     { cat "$out" >&2; die "h2load failed"; }
 }
 
@@ -205,6 +221,7 @@ measure() {
   case $kind in
     keepalive) h2load_run "$out" -c64 -n "$REQUESTS" ;;
     pipelined) h2load_run "$out" -c8 -m16 -n "$REQUESTS" ;;
+    large) h2load_run "$out" -c8 -n "$LARGE_REQUESTS" ;;
     close)
       run_client taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" -H 'Connection: close' \
         "http://127.0.0.1:$SERVER_PORT/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
@@ -242,14 +259,29 @@ kinds=()
 [ $RUN_KEEPALIVE = 1 ] && kinds+=(keepalive)
 [ $RUN_PIPELINED = 1 ] && kinds+=(pipelined)
 [ $RUN_CLOSE = 1 ] && kinds+=(close)
+[ $RUN_LARGE = 1 ] && kinds+=(large)
 declare -A RPS CPU WPR
+# servers_of KIND: the servers a load is measured on.
+servers_of() {
+  if [ "$1" = large ]; then echo csgi-file csgi-iter nginx h2o; else echo "${SERVERS[@]}"; fi
+}
+# path_of NAME KIND: what a server is asked for.
+path_of() {
+  case $2.$1 in
+    large.csgi-file) echo /file ;;
+    large.csgi-iter) echo /iter ;;
+    large.*) echo /big.bin ;;
+    *) echo / ;;
+  esac
+}
 for kind in "${kinds[@]}"; do
   log "== $kind: $ROUNDS rounds"
-  order=("${SERVERS[@]}")
+  read -r -a order <<<"$(servers_of "$kind")"
   declare -A rps_runs=() cpu_runs=()
   for ((round = 1; round <= ROUNDS; round++)); do
     for name in "${order[@]}"; do
       start "$name"
+      URL_PATH=$(path_of "$name" "$kind")
       measure "$kind" >/dev/null # warm-up
       read -r r c < <(measure "$kind")
       rps_runs[$name]="${rps_runs[$name]:-} $r"
@@ -263,7 +295,8 @@ for kind in "${kinds[@]}"; do
     done
     mapfile -t order < <(printf "%s\n" "${order[@]}" | tac)
   done
-  for name in "${SERVERS[@]}"; do
+  URL_PATH=/
+  for name in $(servers_of "$kind"); do
     # shellcheck disable=SC2086 # lists of numbers
     RPS[$kind.$name]=$(median ${rps_runs[$name]})
     # shellcheck disable=SC2086
@@ -335,6 +368,15 @@ echo
 echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for kind in "${kinds[@]}"; do
+  if [ "$kind" = large ]; then
+    for csgi in csgi-file csgi-iter; do
+      c=${RPS[$kind.$csgi]} n=${RPS[$kind.nginx]} h=${RPS[$kind.h2o]}
+      echo "| 1 MiB, $csgi | req/s | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+      c=${CPU[$kind.$csgi]} n=${CPU[$kind.nginx]} h=${CPU[$kind.h2o]}
+      echo "| 1 MiB, $csgi | server CPU us/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+    done
+    continue
+  fi
   c=${RPS[$kind.csgi]} n=${RPS[$kind.nginx]} h=${RPS[$kind.h2o]}
   echo "| $kind | req/s | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
   c=${CPU[$kind.csgi]} n=${CPU[$kind.nginx]} h=${CPU[$kind.h2o]}
@@ -361,6 +403,7 @@ echo "| goal | ratio | target | result |"
 echo "|---|---:|---:|---|"
 for kind in "${kinds[@]}"; do
   case $kind in
+    large) continue ;; # reported, no target
     pipelined)
       r=$(ratio "${RPS[$kind.csgi]}" "${RPS[$kind.nginx]}")
       echo "| pipelined req/s, csgi/nginx | $r | >= $GOAL_PIPELINED | $(verdict "$r" "$GOAL_PIPELINED") |"
