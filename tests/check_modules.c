@@ -99,6 +99,9 @@ START_TEST(talk_middleware_pipeline)
     expect(app, "/", "X-Auth-Token: open-sesam", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: open-sesame!", "403 Forbidden", NULL);
     expect(app, "/", "X-Auth-Token: ", "403 Forbidden", NULL);
+    /* the same length, a byte off in the first word, then in the tail */
+    expect(app, "/", "X-Auth-Token: Open-sesame", "403 Forbidden", NULL);
+    expect(app, "/", "X-Auth-Token: open-sesamf", "403 Forbidden", NULL);
     test_client_response r;
     run(app, "/", "X-Auth-Token: open-sesame", &r);
     ck_assert_str_eq(r.status, "200 OK");
