@@ -244,16 +244,26 @@ static int answer_can_wait(const csgi_http__conn *conn, const csgi_http__request
            evbuffer_get_length(conn->in) > 0;
 }
 
-/* ST_HEAD, before it waits or closes: send the answers held for it.
-   Returns 0 when they are out, 1 when the socket is full (wait for
-   EV_WRITE), -1 on an error (io_error set). */
-static int flush_held_answers(csgi_http__conn *conn)
+static void conn_free(csgi_http__conn *conn);
+
+/* ST_HEAD, when the input holds no whole request and it would wait or
+   close: send the pipelined answers held for this moment. Returns 0 when
+   they are out (go on), 1 when the state machine must return: the socket
+   is full (armed for EV_WRITE, ST_HEAD flushes again then) or the write
+   failed (the connection is freed). */
+static int held_answers_wait(csgi_http__conn *conn)
 {
     size_t pending = evbuffer_get_length(conn->out);
-    uint64_t written = 0;
-    if (conn_flush(conn, &pending, &written) < 0)
-        return -1;
-    return pending > 0;
+    uint64_t written = 0; /* counted already, as each request's */
+    if (conn_flush(conn, &pending, &written) < 0) {
+        conn_free(conn);
+        return 1;
+    }
+    if (pending) {
+        conn_arm(conn, EV_WRITE, TO_SEND);
+        return 1;
+    }
+    return 0;
 }
 
 /* Drop the output of the request being answered, keeping the answers of
@@ -931,27 +941,9 @@ static void conn_run(csgi_http__conn *conn)
                 conn_free(conn);
                 return;
             }
-            if (conn->out_done) {
-                /* Pipelined answers held for this moment: the input has
-                   no whole request left to answer with them. */
-                int r = conn->in && evbuffer_get_length(conn->in) > 0 ? conn_read_head(conn) : 0;
-                if (r > 0) {
-                    dispatch(conn, dispatch_request);
-                    continue;
-                }
-                if (r < 0)
-                    continue; /* refused: ST_CLOSING sends them first */
-                r = flush_held_answers(conn);
-                if (r < 0) {
-                    conn_free(conn);
-                    return;
-                }
-                if (r > 0) {
-                    conn_arm(conn, EV_WRITE, TO_SEND);
-                    return;
-                }
-            }
             if (!conn->in || evbuffer_get_length(conn->in) == 0) {
+                if (conn->out_done && held_answers_wait(conn))
+                    return;
                 /* A stopping loop keeps a connection that has not sent its
                    first request yet: its client connected to send one,
                    which may be on its way, and a worker retired by its
@@ -970,7 +962,8 @@ static void conn_run(csgi_http__conn *conn)
                     return;
                 }
                 /* Idle: the output went out before the request completed
-                   (ST_ACTIVE and ST_DRAIN flush it first). */
+                   (ST_ACTIVE and ST_DRAIN flush it first, held pipelined
+                   answers just above). */
                 if (conn->in)
                     conn_buffers_give_back(conn);
                 conn_arm(conn, EV_READ, conn->requests ? TO_KEEPALIVE : head_timeout);
@@ -980,6 +973,8 @@ static void conn_run(csgi_http__conn *conn)
                 set_deadline(conn, options->header_timeout_ms);
             int r = conn_read_head(conn);
             if (r == 0) {
+                if (conn->out_done && held_answers_wait(conn))
+                    return;
                 if (conn->peer_eof) {
                     csgi_http__conn_log(conn, CSGI_LOG__INFO,
                                         "closed with an incomplete request head");
