@@ -149,16 +149,6 @@ void csgi_server__log(const csgi_server *server, int level, const char *format, 
    listener, to standard output. */
 void csgi_server__print_listeners(const csgi_server *server);
 
-/*
- * In a worker process: serve app (taken) with options on the listeners of
- * master (the master's server, borrowed), telling the master through
- * message_fd when it accepts (CSGI_SERVER__READY) and when it reached
- * options->max_requests (CSGI_SERVER__RECYCLE), until TERM or INT
- * (graceful) or QUIT (quick). With options->busy_timeout_ms, its loops
- * beat into heartbeats (one per loop, shared with the master), and
- * SIGXCPU makes it tell the master (CSGI_SERVER__BUSY) which request each
- * stuck loop is in. Returns 0 after a signal, or an error.
- */
 /* ---- live figures (stats.c) ---- */
 
 /* The master's board: a slot per living worker, in memory the workers
@@ -184,6 +174,16 @@ _Atomic unsigned long long *csgi_server__board_connections(csgi_server__board_sl
 void csgi_server__stats_serving(csgi_server *server);
 void csgi_server__stats_gone(csgi_server *server);
 
+/*
+ * In a worker process: serve app (taken) with options on the listeners of
+ * master (the master's server, borrowed), telling the master through
+ * message_fd when it accepts (CSGI_SERVER__READY) and when it reached
+ * options->max_requests (CSGI_SERVER__RECYCLE), until TERM or INT
+ * (graceful) or QUIT (quick). With options->busy_timeout_ms, its loops
+ * beat into heartbeats (one per loop, shared with the master), and
+ * SIGXCPU makes it tell the master (CSGI_SERVER__BUSY) which request each
+ * stuck loop is in. Returns 0 after a signal, or an error.
+ */
 int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
                               const csgi_server_options *options, int message_fd,
                               _Atomic long long *heartbeats);

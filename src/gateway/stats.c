@@ -26,7 +26,7 @@ struct csgi_server__board_slot {
     _Atomic long pid; /* 0: free */
     _Atomic unsigned long long requests;
     _Atomic unsigned long long connections;
-    char pad[64 - 3 * sizeof(unsigned long long)]; /* a cache line each */
+    char pad[64 - sizeof(long) - 2 * sizeof(unsigned long long)]; /* a cache line each */
 };
 
 struct csgi_server__board {
@@ -94,9 +94,7 @@ void csgi_server__board_release(csgi_server__board *board, csgi_server__board_sl
 void csgi_server__board_join(csgi_server__board *board, csgi_server__board_slot *slot)
 {
     worker_board = board;
-    worker_slot = slot;
-    if (slot)
-        atomic_store(&slot->pid, (long)getpid());
+    worker_slot = slot; /* its pid is the master's to write (board_taken) */
 }
 
 csgi_server__board_slot *csgi_server__board_own_slot(void)
