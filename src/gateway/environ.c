@@ -1080,45 +1080,92 @@ int csgi_environ__header_key(char *key, const char *name, size_t len)
     return ok ? 0 : CSGI_EINVAL;
 }
 
-/* Whether header name (len bytes) is the one an HTTP_ key names (want is
-   the key after "HTTP_", of the same length). Eight bytes at a time: each
-   word of the name is turned into key form (ASCII letters upper-cased, '-'
-   as '_'; both tests are exact per byte, no carry crosses a byte) and
-   compared with the key's. Names shorter than a word go through key_byte. */
-static int name_is_key(const char *name, const char *want, size_t len)
+/* A word of a header name in key form: ASCII letters upper-cased, '-' as
+   '_'. Both tests are exact per byte (no carry crosses a byte); the parser
+   let only token bytes into names, so no byte has its high bit set. */
+static inline uint64_t word_key_form(uint64_t word)
 {
     const uint64_t ones = 0x0101010101010101u;
     const uint64_t highs = ones * 0x80, lows = ones * 0x7f;
+    uint64_t seven = word & lows;
+    uint64_t at_least_a = seven + ones * (0x80 - 'a');
+    uint64_t above_z = seven + ones * (0x80 - 'z' - 1);
+    word ^= (at_least_a & ~above_z & ~word & highs) >> 2;
+    uint64_t dash = word ^ (ones * '-');
+    uint64_t is_dash = ~(((dash & lows) + lows) | dash | lows);
+    return word ^ ((is_dash >> 7) * ('-' ^ '_'));
+}
+
+static inline int word_is_key(const unsigned char *name, const unsigned char *want)
+{
+    uint64_t word, key;
+    memcpy(&word, name, 8);
+    memcpy(&key, want, 8);
+    return word_key_form(word) == key;
+}
+
+/* Whether header name (len bytes) is the one an HTTP_ key names (want is
+   the key after "HTTP_", of the same length). Eight bytes at a time, a
+   last word overlapping the one before covering the rest; the names
+   filters ask for (X-Auth-Token, X-Forwarded-For) take two words and no
+   loop. Names shorter than a word go through key_byte. */
+static int name_is_key(const char *name, const char *want, size_t len)
+{
     const unsigned char *n = (const unsigned char *)name;
     const unsigned char *w = (const unsigned char *)want;
-    /* The last byte first: most names of the same length differ there. */
-    if (key_byte[n[len - 1]] != w[len - 1])
-        return 0;
     if (len < 8) {
-        for (size_t i = 0; i + 1 < len; i++)
+        for (size_t i = 0; i < len; i++)
             if (key_byte[n[i]] != w[i])
                 return 0;
         return 1;
     }
-    /* Whole words; a last word overlapping the one before covers the rest. */
-    for (size_t i = 0;; i += 8) {
-        size_t at = i + 8 <= len ? i : len - 8;
-        uint64_t word, key;
-        memcpy(&word, n + at, 8);
-        memcpy(&key, w + at, 8);
-        uint64_t seven = word & lows;
-        uint64_t at_least_a = seven + ones * (0x80 - 'a');
-        uint64_t above_z = seven + ones * (0x80 - 'z' - 1);
-        word ^= (at_least_a & ~above_z & ~word & highs) >> 2;
-        uint64_t dash = word ^ (ones * '-');
-        uint64_t is_dash = ~(((dash & lows) + lows) | dash | lows);
-        word ^= (is_dash >> 7) * ('-' ^ '_');
-        if (word != key)
+    /* The last word first: most names of the same length differ there. */
+    if (!word_is_key(n + len - 8, w + len - 8))
+        return 0;
+    for (size_t at = 0; at + 8 < len; at += 8)
+        if (!word_is_key(n + at, w + at))
             return 0;
-        if (at + 8 >= len)
-            return 1;
+    return 1;
+}
+
+/* The header a name in key form (want, want_len) names in the parsed head:
+   1 with *found set (NULL when absent), 2 when the name is repeated
+   (*found the first), 0 when the head cannot tell (a name with '_'
+   anywhere in it: the build drops and logs those). */
+static int header_find(csgi_environ *environ, const char *want, size_t want_len,
+                       const csgi_http__header **found)
+{
+    const csgi_http__head *head = environ->source->head;
+    *found = NULL;
+    if (head->underscore)
+        return 0;
+    /* A bit per name length in the head, made at the first scan: most
+       filters ask for headers the request does not have. */
+    if (!environ->name_lengths) {
+        uint64_t lengths = 1; /* made */
+        for (size_t i = 0; i < head->header_count; i++)
+            lengths |= length_bit(head->headers[i].name_len);
+        environ->name_lengths = lengths;
+    }
+    if (!(environ->name_lengths & length_bit(want_len)))
+        return 1;
+    const csgi_http__header *h = head->headers, *end = h + head->header_count;
+    for (; h < end; h++) {
+        if (h->name_len != want_len || !name_is_key(h->name, want, want_len))
+            continue;
+        if (*found)
+            return 2;
+        *found = h;
     }
     return 1;
+}
+
+/* Whether the part of an HTTP_ key after the prefix is CONTENT_TYPE or
+   CONTENT_LENGTH, which are never HTTP_ keys. */
+static int is_content_key(const char *want, size_t want_len)
+{
+    return want[0] == 'C' && ((want_len == 12 && memcmp(want, "CONTENT_TYPE", 12) == 0) ||
+                              (want_len == 14 && memcmp(want, "CONTENT_LENGTH", 14) == 0));
 }
 
 /*
@@ -1132,51 +1179,19 @@ static int name_is_key(const char *name, const char *want, size_t len)
  * set (NULL when the key is absent), or 0 to build.
  */
 /* The header behind an HTTP_ key (or CONTENT_TYPE, CONTENT_LENGTH) in the
-   parsed head: 1 with *found set (NULL when absent), 2 when the name is
-   repeated (*found the first), 0 when the head cannot tell (a name with
-   '_' anywhere in it: the build drops and logs those). */
+   parsed head, as header_find answers; 0 also for any other key. */
 static int header_scan(csgi_environ *environ, const char *key, size_t key_len,
                        const csgi_http__header **found)
 {
-    const csgi_http__head *head = environ->source->head;
-    if (head->underscore)
-        return 0;
-    const char *want = key;
-    size_t want_len = key_len;
-    int cgi = (key_len == 12 && memcmp(key, "CONTENT_TYPE", 12) == 0) ||
-              (key_len == 14 && memcmp(key, "CONTENT_LENGTH", 14) == 0);
-    if (!cgi) {
-        if (key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
-            return 0;
-        want += 5;
-        want_len -= 5;
-        /* CONTENT_TYPE and CONTENT_LENGTH are never HTTP_ keys. */
-        if ((want_len == 12 && memcmp(want, "CONTENT_TYPE", 12) == 0) ||
-            (want_len == 14 && memcmp(want, "CONTENT_LENGTH", 14) == 0)) {
-            *found = NULL;
-            return 1;
-        }
-    }
     *found = NULL;
-    /* A bit per name length in the head, made at the first scan: most
-       filters ask for headers the request does not have. */
-    if (!environ->name_lengths) {
-        uint64_t lengths = 1; /* made */
-        for (size_t i = 0; i < head->header_count; i++)
-            lengths |= length_bit(head->headers[i].name_len);
-        environ->name_lengths = lengths;
-    }
-    if (!(environ->name_lengths & length_bit(want_len)))
-        return 1;
-    for (size_t i = 0; i < head->header_count; i++) {
-        const csgi_http__header *h = &head->headers[i];
-        if (h->name_len != want_len || !name_is_key(h->name, want, want_len))
-            continue;
-        if (*found)
-            return 2;
-        *found = h;
-    }
-    return 1;
+    if ((key_len == 12 && memcmp(key, "CONTENT_TYPE", 12) == 0) ||
+        (key_len == 14 && memcmp(key, "CONTENT_LENGTH", 14) == 0))
+        return header_find(environ, key, key_len, found);
+    if (key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+        return 0;
+    if (is_content_key(key + 5, key_len - 5))
+        return environ->source->head->underscore ? 0 : 1;
+    return header_find(environ, key + 5, key_len - 5, found);
 }
 
 static int header_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
