@@ -1539,6 +1539,55 @@ static void send_split(int fd, const char *data, size_t len, size_t head_len, in
     }
 }
 
+/* A read between requests goes to a small chain first and what does not
+   fit to the loop's overflow area (connection.c, conn_read_start). A head
+   longer than the chain, with its body, and 600 pipelined requests (two
+   reads' worth) come out whole however they were cut. */
+START_TEST(reads_past_the_first_chain)
+{
+    server_start(&server, NULL);
+    char body[501], filler[2501];
+    for (size_t i = 0; i < sizeof(body) - 1; i++)
+        body[i] = (char)('a' + i % 26);
+    body[sizeof(body) - 1] = '\0';
+    memset(filler, 'f', sizeof(filler) - 1);
+    filler[sizeof(filler) - 1] = '\0';
+    char request[4096];
+    int head_len = snprintf(request, sizeof(request),
+                            "POST /echo HTTP/1.1\r\nHost: a\r\nX-Filler: %s\r\n"
+                            "Content-Length: %zu\r\n\r\n",
+                            filler, strlen(body));
+    int len =
+        head_len + snprintf(request + head_len, sizeof(request) - (size_t)head_len, "%s", body);
+    for (int way = 0; way < SEND_WAYS; way++) {
+        int fd = client_connect(server.port);
+        send_split(fd, request, (size_t)len, (size_t)head_len, way);
+        test_response r;
+        ck_assert_int_eq(client_response(fd, &r, 0, 10000), 0);
+        ck_assert_msg(r.status == 200 && strcmp(r.body, body) == 0, "%s: %d", send_way_names[way],
+                      r.status);
+        response_free(&r);
+        /* The connection goes on, its next read small again. */
+        ck_assert_int_eq(client_send_str(fd, "GET /path?1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+        expect_paths(fd, 1, 2);
+        close(fd);
+    }
+
+    enum { MANY = 600 };
+    size_t size = MANY * 48;
+    char *many = malloc(size);
+    ck_assert_ptr_nonnull(many);
+    size_t many_len = pipeline(many, size, 0, MANY);
+    ck_assert_uint_gt(many_len, 16384 + 1024);
+    int fd = client_connect(server.port);
+    ck_assert_int_eq(client_send(fd, many, many_len), 0);
+    expect_paths(fd, 0, MANY);
+    close(fd);
+    free(many);
+    server_stop(&server, 0);
+}
+END_TEST
+
 #define CHUNKED_HEAD(path) "POST " path " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 /* Bodies too long to write out: "%E" is 5000 bytes of chunk extension
@@ -1889,6 +1938,7 @@ int main(void)
     tcase_add_test(tc, pipelined_in_order);
     tcase_add_test(tc, pipelined_answers_leave_together);
     tcase_add_test(tc, held_answers_survive_errors);
+    tcase_add_test(tc, reads_past_the_first_chain);
     tcase_add_test(tc, byte_at_a_time);
     tcase_add_test(tc, http10);
     tcase_add_test(tc, head_has_no_body);

@@ -113,6 +113,9 @@ struct csgi_http__loop {
         struct evbuffer *in, *out;
     } spare_buffers[16];
     unsigned spare_count;
+    /* Where a read between requests puts what does not fit the small
+       first chain (connection.c, conn_read), before it is copied in. */
+    char read_overflow[16384];
 
     /* Cached "Date: ...\r\n" line, rebuilt when the second changes. */
     time_t date_second;
