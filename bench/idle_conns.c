@@ -2,16 +2,17 @@
  * Measure what an idle keep-alive connection, or a request waiting for
  * the rest of its body, costs a server in memory.
  *
- *   idle_conns [-H "Name: value"]... [-b LENGTH:SENT] PORT PID COUNT
+ *   idle_conns [-H "Name: value"]... [-b LENGTH:SENT | -w] PORT PID COUNT
  *
  * -H adds a header field to every request, as wrk -H does. PID is the
  * server's process (its /proc/PID/status is read). First a few connections
  * make one request each and close, so buffers allocated on first use are
- * already in the baseline. Then COUNT connections are opened
- * in four steps; each sends one keep-alive request and reads the complete
- * response, then stays open and silent. After each step the server's
- * RssAnon (anonymous memory: heap and mmap'd allocations, where connection
- * state lives) and VmRSS are read.
+ * already in the baseline (read once the server's count of descriptors is
+ * steady again). Then COUNT connections are opened in four steps; each
+ * sends one keep-alive request and reads the complete response, then stays
+ * open and silent. After each step the server's RssAnon (anonymous memory:
+ * heap and mmap'd allocations, where connection state lives) and VmRSS are
+ * read.
  *
  * -b LENGTH:SENT measures requests in flight instead (bench/handler.sh):
  * each of the COUNT connections sends a POST with "Content-Length: LENGTH"
@@ -27,10 +28,25 @@
  * growth from the first to the last step divided by the connections added
  * in between (it leaves out one-time growth). The kernel's socket buffers
  * are not in any of these: they are not process memory.
+ *
+ * -w holds the idle connections open for another load (bench/peers.sh
+ * idlegrowth: instructions per request beside COUNT idle connections):
+ * after the final line it checks that the server holds COUNT more
+ * descriptors (else it exits 1 at once), prints
+ *   idle_conns: holding N
+ * and waits until its standard input reaches end of file (the caller closes
+ * the pipe or FIFO it gave, or exits) or SIGTERM or SIGINT arrives. Then it
+ * checks that no connection was closed by the server meanwhile (nothing to
+ * read on any of them), prints
+ *   idle_conns: released N, all open
+ * (or how many the server closed, and exits 1), closes them and exits 0.
+ * Not with -b.
  */
 #include "client.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +67,8 @@ static size_t request_len;
 /* With -b: the bytes a request in flight sends first (the rest later). */
 static size_t first_len;
 static int in_flight;
+/* With -w: set by SIGTERM or SIGINT. */
+static volatile sig_atomic_t released;
 
 /* The number of descriptors the process holds, or -1. */
 static long open_fds(int pid)
@@ -134,6 +152,44 @@ static int open_idle(int *fds, size_t n, int stay_in_flight)
     return 0;
 }
 
+static void on_release(int signal_number)
+{
+    (void)signal_number;
+    released = 1;
+}
+
+/* -w: wait until standard input reaches end of file, or SIGTERM or SIGINT.
+   The handlers are installed without SA_RESTART, so a signal interrupts the
+   read. */
+static void hold(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_release;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    char buf[256];
+    while (!released) {
+        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+    }
+}
+
+/* The number of fds[0..n) the server has closed, or that have anything to
+   read: an idle connection the server still holds has neither. */
+static size_t count_closed(const int *fds, size_t n)
+{
+    size_t closed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pollfd p = {fds[i], POLLIN | POLLRDHUP, 0};
+        if (poll(&p, 1, 0) != 0)
+            closed++;
+    }
+    return closed;
+}
+
 /* -b LENGTH:SENT: the POST and its body into request. Returns 0 or -1. */
 static int make_post(const char *spec, const char *extra)
 {
@@ -162,19 +218,23 @@ int main(int argc, char **argv)
 {
     char *extra = NULL;
     const char *post = NULL;
-    int opt, bad = 0;
-    while (!bad && (opt = getopt(argc, argv, "+H:b:")) != -1) {
+    int opt, bad = 0, holding = 0;
+    while (!bad && (opt = getopt(argc, argv, "+H:b:w")) != -1) {
         if (opt == 'b') {
             post = optarg;
+            continue;
+        }
+        if (opt == 'w') {
+            holding = 1;
             continue;
         }
         bad = opt != 'H' || bench_add_header(&extra, optarg) != 0;
         if (bad && opt == 'H')
             fprintf(stderr, "idle_conns: bad -H %s\n", optarg);
     }
-    if (bad || argc - optind != 3) {
-        fprintf(stderr,
-                "usage: idle_conns [-H \"Name: value\"]... [-b LENGTH:SENT] PORT PID COUNT\n");
+    if (bad || argc - optind != 3 || (holding && post)) {
+        fprintf(stderr, "usage: idle_conns [-H \"Name: value\"]... [-b LENGTH:SENT | -w] PORT PID "
+                        "COUNT\n");
         return 2;
     }
     argv += optind;
@@ -201,7 +261,8 @@ int main(int argc, char **argv)
     }
     free(extra);
     const char *what = in_flight ? "in flight" : "idle";
-    int *fds = calloc(count, sizeof(*fds));
+    /* Room for the warm-up's connections too, when COUNT is fewer. */
+    int *fds = calloc(count > WARMUP ? count : WARMUP, sizeof(*fds));
     if (!fds)
         return 1;
 
@@ -210,7 +271,14 @@ int main(int argc, char **argv)
         return 1;
     for (size_t i = 0; i < WARMUP; i++)
         close(fds[i]);
-    settle();
+    /* The baseline once the server has closed its ends: a slow server (one
+       under valgrind) may take longer than one settle() to see them go. */
+    long steady = open_fds(pid), now;
+    for (int tries = 0; tries < 30; tries++, steady = now) {
+        settle();
+        if ((now = open_fds(pid)) == steady)
+            break;
+    }
 
     long anon0 = bench_status_kb(pid, "RssAnon"), rss0 = bench_status_kb(pid, "VmRSS");
     long fds0 = open_fds(pid);
@@ -252,6 +320,21 @@ int main(int argc, char **argv)
                  read_response(fds[i], i) != 0;
     if (in_flight && !failed)
         printf("idle_conns: the %zu requests in flight were answered 200 once complete\n", opened);
+    if (holding && fds1 - fds0 != (long)count) {
+        fprintf(stderr, "idle_conns: the server holds %ld descriptors more, not %zu\n", fds1 - fds0,
+                count);
+        failed = 1;
+    } else if (holding) {
+        printf("idle_conns: holding %zu\n", opened);
+        fflush(stdout);
+        hold();
+        size_t closed = count_closed(fds, opened);
+        if (closed)
+            printf("idle_conns: released %zu, %zu of them closed by the server\n", opened, closed);
+        else
+            printf("idle_conns: released %zu, all open\n", opened);
+        failed = closed != 0;
+    }
     for (size_t i = 0; i < opened; i++)
         close(fds[i]);
     free(fds);

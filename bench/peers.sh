@@ -7,7 +7,7 @@
 #   h2o    Debian's h2o, one thread, the answer as a static file
 #
 #   bench/peers.sh [keepalive] [pipelined] [close] [instructions] [idle]
-#                  [large]   (default: all)
+#                  [large] [idlegrowth] [workers]   (default: all)
 #
 # 1. keepalive  h2load --h1 -t1 -c64 (one request in flight per connection)
 # 2. pipelined  h2load --h1 -t1 -c8 -m16 (16 in flight per connection)
@@ -30,6 +30,32 @@
 # 6. large      a 1 MiB answer (h2load -c8, LARGE_REQUESTS requests):
 #               bench/large_body's file body (sendfile) and iterator body
 #               (64 KiB pieces), against nginx and h2o serving the same file
+# 7. idlegrowth instructions per keep-alive request beside IDLE_COUNTS idle
+#               keep-alive connections, csgi and nginx under callgrind: for
+#               each count, bench/idle_conns -w opens the idle connections
+#               (one request each) and holds them while bench/fixed_load
+#               sends CG_SMALL, then CG_LARGE requests as in instructions;
+#               the difference per request, and its growth per idle
+#               connection from the first count to the last. csgi here is
+#               csgi-serve serving the talk's hello application alone
+#               (wsgi_webob_mid:app_factory) from an INI whose server
+#               section raises max_connections (examples/hello keeps the
+#               default, 4096 a loop, and would close the oldest idle
+#               connections); nginx's worker_connections is as high. Both
+#               keep their keep-alive timeout (75 s): idle_conns checks that
+#               none of its connections was closed before the end of a run
+#               and the script stops if one was. The idle connections'
+#               own work (opening them, and closing them: the server is
+#               stopped once it holds none) is the same in both runs and
+#               cancels, but how the events batch varies from run to run:
+#               with small CG_SMALL and CG_LARGE, a growth of a few
+#               hundredths of an instruction per idle connection is noise
+# 8. workers    csgi-serve --workers 1 and --workers 2 serving the talk's
+#               pipeline (examples/auth_filter/wsgi_webob_mid.ini), the
+#               master and its workers pinned to core 0: the keepalive load
+#               with the filter's token; server CPU time per request counts
+#               the master, its living workers and those it reaped; the
+#               number of living workers is checked after each run
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -51,7 +77,9 @@
 # for h2load, wrk, strace) when run as root. Environment (defaults):
 #   ROUNDS [3]  REQUESTS [300000]  DURATION [5]  STRACE_REQUESTS [100000]
 #   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  LARGE_REQUESTS [20000]
-#   BUILD_DIR [build-bench]
+#   IDLE_COUNTS ["10 1000 10000"] (each at least 4)  BUILD_DIR [build-bench]
+# ulimit -n is raised for the most idle connections asked for (IDLE_CONNS or
+# IDLE_COUNTS) and 1024 more, when the hard limit allows (root can raise it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +92,7 @@ CG_SMALL=${CG_SMALL:-2000}
 CG_LARGE=${CG_LARGE:-12000}
 IDLE_CONNS=${IDLE_CONNS:-3000}
 LARGE_REQUESTS=${LARGE_REQUESTS:-20000}
+IDLE_COUNTS=${IDLE_COUNTS:-10 1000 10000}
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -72,13 +101,19 @@ SERVERS=(csgi nginx h2o)
 GOAL_PIPELINED=2.0 # pipelined req/s >= 2 x nginx's
 GOAL_AHEAD=1.0     # keep-alive req/s ahead of nginx and h2o; connection per request at or above
 GOAL_IR=0.5        # instructions per keep-alive request <= 0.5 x nginx's
-GOAL_GROWTH=1.0    # instructions per added header no steeper than nginx's
+GOAL_GROWTH=1.0    # instructions per added header, and per idle connection, no steeper than nginx's
 GOAL_TALK=1.05     # the talk's pipeline within 5% of hello's instructions
+GOAL_WORKERS=1.10  # CPU time per request of 2 workers <= 1.10 x 1 worker's
+FLAT=0.01          # growth per idle connection below this (instructions/request): flat
 TOKEN_HEADER="X-Auth-Token: open-sesame"
 TALK_BODY="Hello, Secret World of WebOb !"
 
-RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0 RUN_LARGE=0
-[ $# -eq 0 ] && RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1 RUN_LARGE=1
+RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0 RUN_LARGE=0 RUN_IDLEGROWTH=0
+RUN_WORKERS=0
+if [ $# -eq 0 ]; then
+  RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1 RUN_LARGE=1 RUN_IDLEGROWTH=1
+  RUN_WORKERS=1
+fi
 for arg in "$@"; do
   case $arg in
     keepalive) RUN_KEEPALIVE=1 ;;
@@ -87,10 +122,26 @@ for arg in "$@"; do
     instructions) RUN_IR=1 ;;
     idle) RUN_IDLE=1 ;;
     large) RUN_LARGE=1 ;;
+    idlegrowth) RUN_IDLEGROWTH=1 ;;
+    workers) RUN_WORKERS=1 ;;
     -h | --help) help_text; exit 0 ;;
-    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions, idle, large)" ;;
+    *) die "unknown part '$arg' (keepalive, pipelined, close, instructions, idle, large," \
+      "idlegrowth, workers)" ;;
   esac
 done
+# The idle counts, in increasing order; the most idle connections a server
+# holds, and the connections it is allowed (and the descriptors each side).
+# shellcheck disable=SC2086 # a list of numbers
+read -r -a IDLE_COUNT_LIST <<<"$(printf '%s\n' $IDLE_COUNTS | sort -n -u | tr '\n' ' ')"
+for count in "${IDLE_COUNT_LIST[@]}"; do
+  if ! [[ $count =~ ^[0-9]+$ ]] || [ "$count" -lt 4 ]; then
+    die "IDLE_COUNTS: '$count' is not a number >= 4"
+  fi
+done
+[ ${#IDLE_COUNT_LIST[@]} -ge 2 ] || die "IDLE_COUNTS: give two counts at least"
+MAX_IDLE=$IDLE_CONNS
+[ "${IDLE_COUNT_LIST[-1]}" -le "$MAX_IDLE" ] || MAX_IDLE=${IDLE_COUNT_LIST[-1]}
+MAX_CONNECTIONS=$((MAX_IDLE + 1024))
 
 # ---- Setup: the peers and the clients, from Debian --------------------------
 need=()
@@ -108,9 +159,10 @@ fi
 
 bench_tmp csgi-peers
 bench_build hello fixed_load idle_conns csgi-serve wsgi_webob_mid large_body
-if ! ulimit -n $((IDLE_CONNS + 1024)) 2>/dev/null; then
-  if ! { ulimit -Hn $((IDLE_CONNS + 1024)) && ulimit -n $((IDLE_CONNS + 1024)); } 2>/dev/null; then
-    log "peers.sh: ulimit -n stays $(ulimit -n)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$MAX_CONNECTIONS" ] &&
+  ! ulimit -n "$MAX_CONNECTIONS" 2>/dev/null; then
+  if ! { ulimit -Hn "$MAX_CONNECTIONS" && ulimit -n "$MAX_CONNECTIONS"; } 2>/dev/null; then
+    log "peers.sh: ulimit -n stays $(ulimit -n), short of $MAX_CONNECTIONS"
   fi
 fi
 
@@ -123,9 +175,30 @@ mkdir -p "$TMP/www" "$TMP/nginx"
 printf 'Hello World' >"$TMP/www/index.html"
 head -c $((1024 * 1024)) /dev/urandom >"$TMP/www/big.bin" # the large answer
 chmod 755 "$TMP" "$TMP/www" # h2o started as root serves as nobody
+# idlegrowth's csgi: the talk's hello application alone, allowed as many
+# connections as nginx (csgi's default is 4096 a loop).
+cat >"$TMP/idle.ini" <<EOF
+[app:main]
+paste.app_factory = wsgi_webob_mid:app_factory
+
+[server:main]
+use = egg:csgi#http
+max_connections = $MAX_CONNECTIONS
+EOF
+mkfifo "$TMP/hold.fifo" # idle_conns -w holds its connections until it reads EOF here
+
+# body_of NAME: the answer of server NAME.
+body_of() {
+  case $1 in
+    talk | csgi-serve | workers*) echo "$TALK_BODY" ;;
+    *) echo 'Hello World' ;;
+  esac
+}
 
 # start NAME [WRAPPER...]: the server NAME pinned to core 0, run by WRAPPER
-# (valgrind ...) when given; sets SERVER_PID, SERVER_PORT.
+# (valgrind ...) when given; sets SERVER_PID, SERVER_PORT. talk: csgi-serve
+# and the talk's pipeline; workersN: the same with N worker processes;
+# csgi-serve: the talk's hello application alone (idlegrowth).
 start() {
   local name=$1
   shift
@@ -138,10 +211,13 @@ start() {
       start_server "$TMP/large.log" taskset -c 0 "$BUILD_DIR/bench/large_body" "$TMP/www/big.bin"
       return 0
       ;;
-    talk)
-      start_server "$TMP/talk.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/tools/csgi-serve" \
-        --allow-root --listen 127.0.0.1:0 --module-path "$BUILD_DIR/examples/auth_filter" \
-        "$ROOT/examples/auth_filter/wsgi_webob_mid.ini"
+    talk | workers* | csgi-serve)
+      local ini=$ROOT/examples/auth_filter/wsgi_webob_mid.ini args=()
+      [ "$name" != csgi-serve ] || ini=$TMP/idle.ini
+      [ "${name#workers}" = "$name" ] || args=(--workers "${name#workers}")
+      start_server "$TMP/$name.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/tools/csgi-serve" \
+        --allow-root "${args[@]}" --listen 127.0.0.1:0 \
+        --module-path "$BUILD_DIR/examples/auth_filter" "$ini"
       ;;
     nginx)
       SERVER_PORT=$(free_port)
@@ -151,7 +227,7 @@ master_process off;
 worker_processes 1;
 error_log $TMP/nginx/error.log warn;
 pid $TMP/nginx/nginx.pid;
-events { worker_connections 4096; }
+events { worker_connections $MAX_CONNECTIONS; }
 http {
     access_log off;
     sendfile on;    # as Debian's nginx.conf
@@ -188,9 +264,8 @@ EOF
       SERVER_PID=$!
       ;;
   esac
-  local i
-  local want='Hello World'
-  [ "$name" != talk ] || want=$TALK_BODY
+  local i want
+  want=$(body_of "$name")
   for ((i = 0; i < 600; i++)); do
     [ "$(curl -fsS -H "$TOKEN_HEADER" "http://127.0.0.1:$SERVER_PORT/" 2>/dev/null)" = "$want" ] &&
       return 0
@@ -204,13 +279,15 @@ EOF
 stop() { stop_server_by TERM; }
 
 # h2load_run OUT ARGS...: h2load pinned to core 1 against the server, for
-# URL_PATH (/ unless set).
+# URL_PATH (/ unless set); every answer must be a 2xx.
 URL_PATH=/
 h2load_run() {
   local out=$1
   shift
   run_client taskset -c 1 h2load --h1 -t1 "$@" "http://127.0.0.1:$SERVER_PORT$URL_PATH" >"$out" 2>&1 ||
     { cat "$out" >&2; die "h2load failed"; }
+  awk '/^status codes:/ { other = $5 + $7 + $9 } END { exit other != 0 }' "$out" ||
+    { cat "$out" >&2; die "h2load got answers other than 2xx"; }
 }
 
 # measure KIND: one run against the started server; prints "REQ_PER_S
@@ -220,6 +297,7 @@ measure() {
   before=$(tree_ticks "$SERVER_PID")
   case $kind in
     keepalive) h2load_run "$out" -c64 -n "$REQUESTS" ;;
+    workers) h2load_run "$out" -c64 -n "$REQUESTS" -H "$TOKEN_HEADER" ;;
     pipelined) h2load_run "$out" -c8 -m16 -n "$REQUESTS" ;;
     large) h2load_run "$out" -c8 -n "$LARGE_REQUESTS" ;;
     close)
@@ -260,10 +338,21 @@ kinds=()
 [ $RUN_PIPELINED = 1 ] && kinds+=(pipelined)
 [ $RUN_CLOSE = 1 ] && kinds+=(close)
 [ $RUN_LARGE = 1 ] && kinds+=(large)
+[ $RUN_WORKERS = 1 ] && kinds+=(workers)
 declare -A RPS CPU WPR
 # servers_of KIND: the servers a load is measured on.
 servers_of() {
-  if [ "$1" = large ]; then echo csgi-file csgi-iter nginx h2o; else echo "${SERVERS[@]}"; fi
+  case $1 in
+    large) echo csgi-file csgi-iter nginx h2o ;;
+    workers) echo workers1 workers2 ;;
+    *) echo "${SERVERS[@]}" ;;
+  esac
+}
+# check_workers NAME: server workersN runs N living workers.
+check_workers() {
+  local living
+  living=$(wc -w <"/proc/$SERVER_PID/task/$SERVER_PID/children")
+  [ "$living" = "${1#workers}" ] || die "csgi-serve --workers ${1#workers} runs $living workers"
 }
 # path_of NAME KIND: what a server is asked for.
 path_of() {
@@ -283,7 +372,9 @@ for kind in "${kinds[@]}"; do
       start "$name"
       URL_PATH=$(path_of "$name" "$kind")
       measure "$kind" >/dev/null # warm-up
+      [ "$kind" != workers ] || check_workers "$name"
       read -r r c < <(measure "$kind")
+      [ "$kind" != workers ] || check_workers "$name"
       rps_runs[$name]="${rps_runs[$name]:-} $r"
       cpu_runs[$name]="${cpu_runs[$name]:-} $c"
       log "   round $round $name: $r req/s, $c us CPU/request"
@@ -307,11 +398,59 @@ done
 # ---- Instructions per request (callgrind) ------------------------------------------
 HEADER_COUNTS=(1 10 50)
 declare -A IR
-# cg_total NAME HEADERS REQUESTS: total Ir of NAME serving REQUESTS requests
-# carrying HEADERS header fields (Host and HEADERS - 1 X-Header-N lines;
-# HEADERS "token": Host and the auth filter's token).
+# server_fds: the number of descriptors the server holds.
+server_fds() { find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
+# hold_idle COUNT: bench/idle_conns -w opens COUNT idle keep-alive
+# connections to the started server and holds them (HOLDER_PID) until
+# release_idle, or until this script exits: it holds them while it can read
+# its standard input, the FIFO HOLD_FD writes to.
+hold_idle() {
+  local i
+  SERVER_FDS=$(server_fds) # before: release_idle waits for the server to be back to it
+  : >"$TMP/hold.log"       # no "holding" line from an earlier run
+  exec {HOLD_FD}<>"$TMP/hold.fifo" # read-write: opening it does not wait for the reader
+  "$BUILD_DIR/bench/idle_conns" -w "$SERVER_PORT" "$SERVER_PID" "$1" <"$TMP/hold.fifo" \
+    {HOLD_FD}>&- >"$TMP/hold.log" 2>&1 &
+  HOLDER_PID=$!
+  for ((i = 0; i < 6000; i++)); do
+    grep -q '^idle_conns: holding' "$TMP/hold.log" && return 0
+    kill -0 "$HOLDER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$TMP/hold.log" >&2
+  die "idle_conns did not hold $1 idle connections"
+}
+
+# release_idle: ends hold_idle's holder, which must find every connection
+# still open, and waits (60 s at most) until the server has closed its ends:
+# a server stopped while it still closes some would count a different share
+# of that work in each run.
+release_idle() {
+  local status=0 i
+  exec {HOLD_FD}>&-
+  wait "$HOLDER_PID" || status=$?
+  if [ "$status" != 0 ]; then
+    cat "$TMP/hold.log" >&2
+    die "the idle connections did not all stay open to the end of the run (ulimit -n" \
+      "$(ulimit -n); keep-alive timeout 75 s: make CG_LARGE smaller?)"
+  fi
+  for ((i = 0; i < 600; i++)); do
+    [ "$(server_fds)" -gt "$SERVER_FDS" ] || return 0
+    sleep 0.1
+  done
+  log "peers.sh: the server still holds $(server_fds) descriptors, $SERVER_FDS before the idle" \
+    "connections"
+}
+
+# cg_total NAME HEADERS REQUESTS [IDLE]: sets CG_TOTAL to the total Ir of
+# NAME serving REQUESTS requests carrying HEADERS header fields (Host and
+# HEADERS - 1 X-Header-N lines; HEADERS "token": Host and the auth filter's
+# token), beside IDLE idle keep-alive connections (hold_idle; 0 or none:
+# none).
 cg_total() {
-  local name=$1 headers=$2 requests=$3 out="$TMP/cg.$1.$2.$3" args=() i body='Hello World'
+  local name=$1 headers=$2 requests=$3 idle=${4:-0} args=() i
+  local out="$TMP/cg.$1.$2.$3.${4:-0}"
   if [ "$headers" = token ]; then
     args=(-H "$TOKEN_HEADER")
   else
@@ -319,28 +458,59 @@ cg_total() {
       args+=(-H "X-Header-$i: a value as long as a browser's accept-language, en-GB,en;q=0.9")
     done
   fi
-  [ "$name" != talk ] || body=$TALK_BODY
   start "$name" valgrind --tool=callgrind --callgrind-out-file="$out"
-  run_client "$BUILD_DIR/bench/fixed_load" "${args[@]}" -b "$body" "$SERVER_PORT" 32 \
+  [ "$idle" = 0 ] || hold_idle "$idle"
+  run_client "$BUILD_DIR/bench/fixed_load" "${args[@]}" -b "$(body_of "$name")" "$SERVER_PORT" 32 \
     "$requests" 600 >"$TMP/load.log" 2>&1 || { cat "$TMP/load.log" >&2; die "fixed_load failed"; }
+  [ "$idle" = 0 ] || release_idle
   stop_server_by INT
-  callgrind_total "$out"
+  CG_TOTAL=$(callgrind_total "$out")
+}
+
+# cg_per_request NAME HEADERS [IDLE]: sets CG_PER_REQUEST to the
+# instructions per request of cg_total's runs of CG_SMALL and CG_LARGE
+# requests: their difference divided by the difference in requests.
+cg_per_request() {
+  local small
+  cg_total "$1" "$2" "$CG_SMALL" "${3:-0}"
+  small=$CG_TOTAL
+  cg_total "$1" "$2" "$CG_LARGE" "${3:-0}"
+  CG_PER_REQUEST=$(((CG_TOTAL - small) / (CG_LARGE - CG_SMALL)))
 }
 if [ $RUN_IR = 1 ]; then
   log "== instructions: callgrind, $CG_SMALL and $CG_LARGE requests"
   for headers in "${HEADER_COUNTS[@]}"; do
     for name in csgi nginx; do
-      small=$(cg_total "$name" "$headers" "$CG_SMALL")
-      large=$(cg_total "$name" "$headers" "$CG_LARGE")
-      IR[$name.$headers]=$(((large - small) / (CG_LARGE - CG_SMALL)))
+      cg_per_request "$name" "$headers"
+      IR[$name.$headers]=$CG_PER_REQUEST
       log "   $name, $headers headers: ${IR[$name.$headers]} instructions/request"
     done
   done
   for name in csgi talk; do
-    small=$(cg_total "$name" token "$CG_SMALL")
-    large=$(cg_total "$name" token "$CG_LARGE")
-    IR[$name.token]=$(((large - small) / (CG_LARGE - CG_SMALL)))
+    cg_per_request "$name" token
+    IR[$name.token]=$CG_PER_REQUEST
     log "   $name, with the token: ${IR[$name.token]} instructions/request"
+  done
+fi
+
+# ---- Instructions per request beside idle connections ------------------------------
+# The servers of idlegrowth: csgi-serve fills csgi's column (see the header).
+IDLE_SERVERS=(csgi-serve nginx)
+declare -A GROWTH
+if [ $RUN_IDLEGROWTH = 1 ]; then
+  log "== idlegrowth: callgrind, $CG_SMALL and $CG_LARGE requests beside ${IDLE_COUNT_LIST[*]}" \
+    "idle connections (ulimit -n $(ulimit -n))"
+  for idle in "${IDLE_COUNT_LIST[@]}"; do
+    for name in "${IDLE_SERVERS[@]}"; do
+      cg_per_request "$name" 1 "$idle"
+      IR[$name.idle.$idle]=$CG_PER_REQUEST
+      log "   $name beside $idle idle connections: $CG_PER_REQUEST instructions/request"
+    done
+  done
+  first=${IDLE_COUNT_LIST[0]} last=${IDLE_COUNT_LIST[-1]}
+  for name in "${IDLE_SERVERS[@]}"; do
+    GROWTH[$name]=$(awk -v a="${IR[$name.idle.$last]}" -v b="${IR[$name.idle.$first]}" \
+      -v n=$((last - first)) 'BEGIN { printf "%.4f", (a - b) / n }')
   done
 fi
 
@@ -362,12 +532,24 @@ fi
 # ---- The table -----------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g) ? "PASS" : "FAIL" }'; }
+# flat GROWTH: true if GROWTH (instructions per request per idle connection)
+# is below FLAT.
+flat() { awk -v g="$1" -v f="$FLAT" 'BEGIN { exit !(g < f) }'; }
 echo
 echo "### csgi, nginx and h2o, $(date -u +%Y-%m-%d) ($(nproc) cores, $ROUNDS rounds, medians)"
 echo
 echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for kind in "${kinds[@]}"; do
+  if [ "$kind" = workers ]; then
+    for n in 1 2; do
+      echo "| keep-alive, csgi-serve --workers $n (the talk's pipeline) | req/s |" \
+        "${RPS[$kind.workers$n]} | - | - | - | - |"
+      echo "| keep-alive, csgi-serve --workers $n (the talk's pipeline) | server CPU us/request |" \
+        "${CPU[$kind.workers$n]} | - | - | - | - |"
+    done
+    continue
+  fi
   if [ "$kind" = large ]; then
     for csgi in csgi-file csgi-iter; do
       c=${RPS[$kind.$csgi]} n=${RPS[$kind.nginx]} h=${RPS[$kind.h2o]}
@@ -398,12 +580,25 @@ if [ $RUN_IR = 1 ]; then
   echo "| the talk's pipeline (csgi-serve, auth.so) | instructions/request | ${IR[talk.token]} | - | - | - | - |"
   echo "| hello, the same request | instructions/request | ${IR[csgi.token]} | - | - | - | - |"
 fi
+if [ $RUN_IDLEGROWTH = 1 ]; then
+  for idle in "${IDLE_COUNT_LIST[@]}"; do
+    c=${IR[csgi-serve.idle.$idle]} n=${IR[nginx.idle.$idle]}
+    echo "| keep-alive beside $idle idle (csgi-serve) | instructions/request | $c | $n | - |" \
+      "$(ratio "$c" "$n") | - |"
+  done
+fi
 echo
 echo "| goal | ratio | target | result |"
 echo "|---|---:|---:|---|"
 for kind in "${kinds[@]}"; do
   case $kind in
     large) continue ;; # reported, no target
+    workers)
+      r=$(ratio "${CPU[$kind.workers2]}" "${CPU[$kind.workers1]}")
+      echo "| CPU/request, csgi-serve 2 workers / 1 worker | $r | <= $GOAL_WORKERS |" \
+        "$(verdict "$GOAL_WORKERS" "$r") |"
+      continue
+      ;;
     pipelined)
       r=$(ratio "${RPS[$kind.csgi]}" "${RPS[$kind.nginx]}")
       echo "| pipelined req/s, csgi/nginx | $r | >= $GOAL_PIPELINED | $(verdict "$r" "$GOAL_PIPELINED") |"
@@ -439,4 +634,21 @@ if [ $RUN_IR = 1 ]; then
   echo "| instructions per added header, nginx/csgi ($n / $c) | $r | >= $GOAL_GROWTH | $(verdict "$r" "$GOAL_GROWTH") |"
   r=$(ratio "${IR[talk.token]}" "${IR[csgi.token]}")
   echo "| the talk's pipeline / hello, instructions | $r | <= $GOAL_TALK | $(verdict "$GOAL_TALK" "$r") |"
+fi
+if [ $RUN_IDLEGROWTH = 1 ]; then
+  # Growth below FLAT (or a fall) is no growth, and a ratio with it
+  # meaningless: csgi flat passes, csgi growing beside nginx flat fails.
+  c=${GROWTH[csgi-serve]} n=${GROWTH[nginx]}
+  label="instructions per request per idle connection, nginx/csgi ($n / $c;"
+  label+=" ${IDLE_COUNT_LIST[0]} to ${IDLE_COUNT_LIST[-1]} idle)"
+  if flat "$c" && flat "$n"; then
+    r=flat v=PASS
+  elif flat "$c"; then
+    r="csgi flat" v=PASS
+  elif flat "$n"; then
+    r="nginx flat" v=FAIL
+  else
+    r=$(ratio "$n" "$c") v=$(verdict "$r" "$GOAL_GROWTH")
+  fi
+  echo "| $label | $r | >= $GOAL_GROWTH | $v |"
 fi

@@ -16,7 +16,8 @@
 #   logged  bench/log_hello     hello with an access log (combined format,
 #                               to a file, default buffering)
 #
-#   bench/run.sh [throughput] [callgrind] [idle] [stuck]   (default: the first three)
+#   bench/run.sh [throughput] [callgrind] [idle] [stuck] [peers [PART...]]
+#                (default: throughput, callgrind, idle, then all of peers)
 #
 # 0. check       always: each server answers 200 "Hello World" (json: its
 #                JSON object) to a request carrying the token, and auth
@@ -37,6 +38,15 @@
 #                default malloc and with MALLOC_MMAP_THRESHOLD_=131072 (large
 #                blocks freed go back to the system, so what is left is
 #                what the server still holds)
+# 5. peers       bench/peers.sh after this script's summary: csgi beside
+#                Debian's nginx and h2o (issue 17; it installs them when run
+#                as root), with its own table, ratios and PASS/FAIL per goal.
+#                The words after `peers` are its parts (keepalive pipelined
+#                close instructions idle large idlegrowth workers; none: all).
+#                It builds in the same BUILD_DIR and reads the environment
+#                below where it shares a name (ROUNDS, DURATION, CG_SMALL,
+#                CG_LARGE, IDLE_CONNS), with its own defaults where unset;
+#                bench/peers.sh --help lists the rest
 #
 # Every request to every server carries "X-Auth-Token: open-sesame", so the
 # hello servers parse the same bytes and auth/hello is the filter's cost
@@ -50,6 +60,7 @@
 #   IDLE_CONNS [3000]                         idle connections per server
 #   STUCK_COUNT [16] STUCK_BODY [1048576]     stuck answers and request body bytes
 #   BUILD_DIR [build-bench]                   STRICT [0]: exit 1 if a target fails
+#                                             (or a goal of peers)
 # The callgrind profiles, per-function costs and differences are kept in
 # BUILD_DIR/results (callgrind_annotate or kcachegrind read the profiles).
 set -euo pipefail
@@ -93,19 +104,28 @@ TARGET_ACCESS_LOG_IR=1.10  # logged instructions/request <= 1.10 x hello (issue 
 # repeated (once) and flagged.
 BUSY_LIMIT=10
 
-RUN_THROUGHPUT=0 RUN_CALLGRIND=0 RUN_IDLE=0 RUN_STUCK=0
+RUN_THROUGHPUT=0 RUN_CALLGRIND=0 RUN_IDLE=0 RUN_STUCK=0 RUN_PEERS=0
+PEERS_PARTS=() # bench/peers.sh's parts, the words after "peers" (none: all)
 if [ $# -eq 0 ]; then
-  RUN_THROUGHPUT=1 RUN_CALLGRIND=1 RUN_IDLE=1
+  RUN_THROUGHPUT=1 RUN_CALLGRIND=1 RUN_IDLE=1 RUN_PEERS=1
 fi
-for arg in "$@"; do
-  case $arg in
+while [ $# -gt 0 ]; do
+  case $1 in
     throughput) RUN_THROUGHPUT=1 ;;
     callgrind) RUN_CALLGRIND=1 ;;
     idle) RUN_IDLE=1 ;;
     stuck) RUN_STUCK=1 ;;
+    peers)
+      RUN_PEERS=1
+      shift
+      PEERS_PARTS=("$@")
+      break
+      ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown part '$arg' (throughput, callgrind, idle, stuck)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown part '$1' (throughput, callgrind, idle, stuck, peers [PART...])" >&2
+      exit 2 ;;
   esac
+  shift
 done
 
 log() { printf '%s\n' "$*" >&2; }
@@ -163,6 +183,32 @@ run_client() {
   CLIENT_PID=""
   return "$status"
 }
+
+# run_peers: bench/peers.sh with PEERS_PARTS, in this script's BUILD_DIR (the
+# rest of the environment passes as it is); its table follows on standard
+# output, and PEERS_FAILED counts its goals marked FAIL. In the background,
+# as run_client runs its tools.
+PEERS_FAILED=0
+run_peers() {
+  local status=0
+  log "== bench/peers.sh ${PEERS_PARTS[*]:-(all parts)}"
+  BUILD_DIR=$BUILD_DIR "$ROOT/bench/peers.sh" "${PEERS_PARTS[@]}" >"$TMP/peers.md" &
+  CLIENT_PID=$!
+  wait "$CLIENT_PID" || status=$?
+  CLIENT_PID=""
+  cat "$TMP/peers.md"
+  [ "$status" = 0 ] || die "bench/peers.sh failed (exit status $status)"
+  PEERS_FAILED=$(grep -c '| FAIL |$' "$TMP/peers.md" || true)
+}
+
+# Only peers asked for: it builds what it needs itself.
+if [ $((RUN_THROUGHPUT + RUN_CALLGRIND + RUN_IDLE + RUN_STUCK)) = 0 ]; then
+  run_peers
+  if [ "$STRICT" = 1 ] && [ "$PEERS_FAILED" != 0 ]; then
+    exit 1
+  fi
+  exit 0
+fi
 
 # children_seconds: sets CHILDREN_SECONDS to the user + system CPU seconds
 # of this script's finished children. `times` must run in this shell, not in
@@ -842,7 +888,8 @@ echo
   echo "Idle memory is the server's RssAnon growth; kernel socket memory is not included."
 echo "===================================================================="
 
-if [ "$STRICT" = 1 ] && [ $failed = 1 ]; then
+[ $RUN_PEERS = 0 ] || run_peers
+if [ "$STRICT" = 1 ] && { [ $failed = 1 ] || [ "$PEERS_FAILED" != 0 ]; }; then
   exit 1
 fi
 exit 0
