@@ -616,6 +616,48 @@ START_TEST(keepalive_idle_timeout)
 }
 END_TEST
 
+/* Each connection's keep-alive wait counts from its own last answer (one
+   timer a loop closes them in turn), a request restarts it, and a
+   connection busy with a request is not idle. */
+START_TEST(keepalive_timeout_per_connection)
+{
+    csgi_http__options options;
+    test_options(&options);
+    options.keepalive_timeout_ms = 600;
+    server_start(&server, &options);
+    int fds[3];
+    long last[3];
+    test_response r;
+    for (int i = 0; i < 3; i++)
+        fds[i] = client_connect(server.port);
+    int busy = client_connect(server.port);
+    ck_assert_int_eq(client_send_str(busy, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    get(fds[0], "/hello", &r);
+    response_free(&r);
+    last[0] = now_ms();
+    get(fds[2], "/hello", &r);
+    response_free(&r);
+    usleep(200 * 1000);
+    get(fds[1], "/hello", &r);
+    response_free(&r);
+    last[1] = now_ms();
+    usleep(100 * 1000);
+    get(fds[2], "/hello", &r); /* its wait starts again */
+    response_free(&r);
+    last[2] = now_ms();
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(client_closed(fds[i], 5000), "connection %d stayed open", i);
+        long waited = now_ms() - last[i];
+        ck_assert_msg(waited >= 550 && waited < 4000, "connection %d closed after %ld ms", i,
+                      waited);
+        close(fds[i]);
+    }
+    ck_assert_msg(!client_closed(busy, 100), "a connection busy with a request was closed");
+    close(busy);
+    server_stop(&server, 0);
+}
+END_TEST
+
 START_TEST(body_timeout)
 {
     csgi_http__options options;
@@ -1956,6 +1998,7 @@ int main(void)
     tcase_add_test(tc, header_deadline_not_extended_by_trickling);
     tcase_add_test(tc, header_deadline_after_a_drained_body);
     tcase_add_test(tc, keepalive_idle_timeout);
+    tcase_add_test(tc, keepalive_timeout_per_connection);
     tcase_add_test(tc, body_timeout);
     tcase_add_test(tc, body_min_rate_cuts_a_trickle);
     tcase_add_test(tc, body_min_rate_lets_a_steady_client_finish);

@@ -122,7 +122,7 @@ static const struct timeval *timeout_value(const csgi_http__conn *conn, int kind
         }
         return scratch;
     }
-    case TO_KEEPALIVE: return loop->keepalive_tv;
+    case TO_KEEPALIVE: return NULL; /* the loop's timer (keepalive_begin) */
     case TO_SEND: return loop->send_tv;
     default: return NULL;
     }
@@ -139,7 +139,7 @@ static void conn_arm(csgi_http__conn *conn, int events, int kind)
 {
     struct timeval scratch;
     const struct timeval *tv = timeout_value(conn, kind, &scratch);
-    if (!tv)
+    if (!tv && kind != TO_KEEPALIVE)
         kind = TO_NONE;
 
     if (events != conn->armed) {
@@ -345,6 +345,39 @@ static void list_push_front(csgi_http__link *head, csgi_http__link *link)
 static csgi_http__conn *conn_of(csgi_http__link *link)
 {
     return (csgi_http__conn *)(void *)((char *)link - offsetof(csgi_http__conn, link));
+}
+
+/*
+ * Keep-alive: a connection idle between requests is closed after
+ * keepalive_timeout_ms. A libevent timeout on its event would restart by
+ * itself at every activation (libevent adds a persistent event's timeout
+ * again each time the event runs, some 175 instructions a request). So its
+ * event has no timeout: going idle, the connection notes when its wait
+ * ends (conn->deadline) and moves to the front of the loop's list, which
+ * keeps idle connections in the order their waits end. One timer a loop
+ * closes, from the back, those whose wait ended, and waits for the next.
+ */
+static void keepalive_arm(csgi_http__loop *loop, const struct timeval *at,
+                          const struct timeval *now)
+{
+    struct timeval in = {0, 0};
+    if (evutil_timercmp(at, now, >))
+        evutil_timersub(at, now, &in);
+    loop->keepalive_sweep_armed = event_add(&loop->keepalive_sweep, &in) == 0;
+}
+
+static void keepalive_begin(csgi_http__conn *conn)
+{
+    unsigned ms = csgi_http__conn_options(conn)->keepalive_timeout_ms;
+    if (!ms)
+        return; /* idle for as long as the client likes */
+    set_deadline(conn, ms);
+    csgi_http__loop *loop = conn->loop;
+    if (!loop->keepalive_sweep_armed) {
+        struct timeval now;
+        event_base_gettimeofday_cached(loop->base, &now);
+        keepalive_arm(loop, &conn->deadline, &now);
+    }
 }
 
 /* Going idle: the buffers go back to the loop, the connection to the front
@@ -967,8 +1000,11 @@ static void conn_run(csgi_http__conn *conn)
                 /* Idle: the output went out before the request completed
                    (ST_ACTIVE and ST_DRAIN flush it first, held pipelined
                    answers just above). */
-                if (conn->in)
+                if (conn->in) {
                     conn_buffers_give_back(conn);
+                    if (conn->requests)
+                        keepalive_begin(conn);
+                }
                 conn_arm(conn, EV_READ, conn->requests ? TO_KEEPALIVE : head_timeout);
                 return;
             }
@@ -1357,6 +1393,34 @@ int csgi_http__loop_make_room(csgi_http__loop *loop)
         return 1;
     }
     return 0;
+}
+
+void csgi_http__loop_sweep_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    csgi_http__loop *loop = arg;
+    (void)fd;
+    (void)what;
+    loop->keepalive_sweep_armed = 0;
+    struct timeval now;
+    event_base_gettimeofday_cached(loop->base, &now);
+    csgi_http__link *link = loop->connections.prev;
+    while (link != &loop->connections) {
+        csgi_http__conn *conn = conn_of(link);
+        link = link->prev;
+        if (conn->in) { /* busy: to the front, not walked past again */
+            list_unlink(&conn->link);
+            list_push_front(&loop->connections, &conn->link);
+            continue;
+        }
+        /* Idle, but not between requests: a new connection's own timer. */
+        if (conn->state != ST_HEAD || conn->timeout != TO_KEEPALIVE || !conn->requests)
+            continue;
+        if (evutil_timercmp(&conn->deadline, &now, >)) {
+            keepalive_arm(loop, &conn->deadline, &now);
+            return;
+        }
+        conn_timeout(conn);
+    }
 }
 
 int csgi_http__conn_request_waiting(const csgi_http__conn *conn)

@@ -520,6 +520,12 @@ void csgi_http__loop_connection_closed(csgi_http__loop *loop)
 {
     loop->connection_count--;
     atomic_fetch_sub(&loop->engine->connection_total, 1);
+    /* No connection, no keep-alive timer: a host's loop that runs until
+       nothing is pending is not held by it. */
+    if (loop->connection_count == 0 && loop->keepalive_sweep_armed) {
+        event_del(&loop->keepalive_sweep);
+        loop->keepalive_sweep_armed = 0;
+    }
     /* Accepting pauses after an accept error (retry_accept resumes it),
        and for a shared Unix socket when full (on_accept): not otherwise
        for the connection count (csgi_http__loop_make_room). */
@@ -705,7 +711,7 @@ static int loop_init(csgi_http__engine *engine, csgi_http__loop *loop, unsigned 
     heartbeat_start(loop);
     publish_start(loop);
     const csgi_http__options *o = &engine->options;
-    loop->keepalive_tv = common_timeout(loop->base, o->keepalive_timeout_ms);
+    evtimer_assign(&loop->keepalive_sweep, loop->base, csgi_http__loop_sweep_keepalive, loop);
     loop->send_tv = common_timeout(loop->base, o->send_timeout_ms);
 
     loop->acceptors =
@@ -771,6 +777,7 @@ static void loop_destroy(csgi_http__loop *loop)
     event_del(&loop->stop_event);
     event_del(&loop->grace_event);
     event_del(&loop->idle_wait_event);
+    event_del(&loop->keepalive_sweep);
     event_del(&loop->access_log_flush);
     event_del(&loop->heartbeat);
     event_del(&loop->publish);

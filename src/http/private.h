@@ -123,8 +123,12 @@ struct csgi_http__loop {
     size_t date_line_len;
 
     /* Shared timeouts (libevent's O(1) common-timeout queues). */
-    const struct timeval *keepalive_tv;
     const struct timeval *send_tv;
+    /* Closes connections idle between requests for keepalive_timeout_ms
+       (connection.c, csgi_http__loop_sweep_keepalive); armed while one
+       may be waiting. */
+    struct event keepalive_sweep;
+    int keepalive_sweep_armed;
 
     /* Writes the access log's buffered lines out a moment after this loop
        put one in (options.access_log). */
@@ -308,6 +312,8 @@ int csgi_http__conn_request_waiting(const csgi_http__conn *conn);
    request waits unread in its socket (then it runs, and the next one is
    tried). Returns 1 when a connection was closed, 0 when none is idle. */
 int csgi_http__loop_make_room(csgi_http__loop *loop);
+/* The keep-alive timer's callback (arg: the loop). */
+void csgi_http__loop_sweep_keepalive(evutil_socket_t fd, short what, void *arg);
 /* Free the spare buffers (when the loop ends). */
 void csgi_http__loop_free_spare_buffers(csgi_http__loop *loop);
 /* Log "client <peer>: <text>" when level is enabled. */
