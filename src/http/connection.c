@@ -761,6 +761,7 @@ static int conn_read_head(csgi_http__conn *conn)
     if (!headers) {
         conn_refuse(conn, 500, "out of memory", data, window, NULL);
         if (req) {
+            memset(&req->head, 0, sizeof(req->head)); /* never parsed */
             conn->req = req;
             req->done = 1;
             request_release(conn);
@@ -1008,10 +1009,14 @@ static void conn_run(csgi_http__conn *conn)
                 conn_arm(conn, EV_READ, conn->requests ? TO_KEEPALIVE : head_timeout);
                 return;
             }
-            if (conn->timeout == TO_KEEPALIVE) /* the next request's first byte */
-                set_deadline(conn, options->header_timeout_ms);
+            /* The next request's first byte starts its head's time. Only
+               a head still incomplete needs the deadline, and this turn's
+               clock is the same now as at its first byte. */
+            int first_bytes = conn->timeout == TO_KEEPALIVE;
             int r = conn_read_head(conn);
             if (r == 0) {
+                if (first_bytes)
+                    set_deadline(conn, options->header_timeout_ms);
                 if (conn->out_done && held_answers_wait(conn))
                     return;
                 if (conn->peer_eof) {

@@ -224,7 +224,6 @@ struct csgi_http__request {
     csgi_http__conn *conn; /* NULL once the request ended while held */
     csgi_http__loop *loop; /* set while held */
     unsigned holds;        /* csgi_http__request_hold calls not yet undone */
-    csgi_http__head head;
     const csgi_http__request_callbacks *callbacks;
     void *userdata;
 
@@ -274,6 +273,9 @@ struct csgi_http__request {
        the body started in written, and when the head was read. */
     uint64_t body_start;
     struct timeval start;
+    /* Not cleared by request_new either: csgi_http__parse_head sets every
+       field. */
+    csgi_http__head head;
 };
 
 /* engine.c */
