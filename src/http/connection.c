@@ -60,6 +60,7 @@ enum timeout_kind { TO_NONE, TO_DEADLINE, TO_KEEPALIVE, TO_SEND };
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_run(csgi_http__conn *conn);
 static void conn_read(csgi_http__conn *conn);
+static void conn_read_fresh(csgi_http__conn *conn);
 
 #define READ_SIZE 16384
 /* The first read of a request: with libevent's chain header, a 1024-byte
@@ -416,6 +417,8 @@ static void request_release(csgi_http__conn *conn);
 static void conn_free(csgi_http__conn *conn)
 {
     csgi_http__loop *loop = conn->loop;
+    if (loop->fresh_owner == conn)
+        loop->fresh_owner = NULL;
     /* Output the client will never get may reference the request's
        memory: its cleanups run before on_done, while that memory lives. */
     if (conn->out)
@@ -512,7 +515,7 @@ void csgi_http__conn_accept(csgi_http__loop *loop, evutil_socket_t fd, const str
            registers the connection with the loop only when it has to
            wait, so one answered and closed at once never costs an
            epoll_ctl. */
-        conn_read(conn);
+        conn_read_fresh(conn);
         conn_run(conn);
         return;
     }
@@ -725,6 +728,8 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
     request_release(conn);
 }
 
+static int head_from(csgi_http__conn *conn, const char *data, size_t window, size_t fresh_len);
+
 /* Parse a head out of conn->in. Returns 1 when a request started, 0 when
    more bytes are needed, -1 when the connection now closes. */
 static int conn_read_head(csgi_http__conn *conn)
@@ -741,13 +746,58 @@ static int conn_read_head(csgi_http__conn *conn)
         conn_refuse(conn, 500, "out of memory", NULL, 0, NULL);
         return -1;
     }
+    return head_from(conn, data, window, 0);
+}
+
+/*
+ * Parse a head out of the bytes conn_read_fresh left in the loop's read
+ * area, as conn_read_head does out of conn->in, without passing them
+ * through it: what follows a whole head (a body, pipelined requests) goes
+ * to conn->in, and all of them do when the head is not whole or is
+ * refused, so that every other path finds its bytes where it always did.
+ */
+static int conn_read_head_fresh(csgi_http__conn *conn)
+{
+    csgi_http__loop *loop = conn->loop;
+    size_t len = loop->fresh_len;
+    loop->fresh_owner = NULL;
+    size_t window = csgi_http__conn_options(conn)->limits.max_head + 17;
+    if (window > len)
+        window = len;
+    return head_from(conn, loop->read_overflow, window, len);
+}
+
+/* Put the first len bytes of data at the end of conn->in; 0, or -1 with
+   conn->io_error set. */
+static int input_add(csgi_http__conn *conn, const char *data, size_t len)
+{
+    if (len == 0 || evbuffer_add(conn->in, data, len) == 0)
+        return 0;
+    conn->io_error = ENOMEM;
+    return -1;
+}
+
+/* conn_read_head's and conn_read_head_fresh's scan of window bytes at data
+   and what follows: the request starts. fresh_len is 0 when data is
+   conn->in's, else the bytes in the loop's read area. */
+static int head_from(csgi_http__conn *conn, const char *data, size_t window, size_t fresh_len)
+{
+    const csgi_http__options *options = csgi_http__conn_options(conn);
     csgi_http__error error = {0, NULL};
     csgi_http__scan_result scan =
         csgi_http__scan(&conn->scanner, data, window, &options->limits, &error);
+    if (scan != CSGI_HTTP__SCAN_DONE && fresh_len && input_add(conn, data, fresh_len) != 0)
+        return 0; /* io_error: the state machine closes */
     if (scan == CSGI_HTTP__SCAN_MORE)
         return 0;
     if (scan == CSGI_HTTP__SCAN_ERROR) {
         conn_refuse(conn, error.status, error.reason, data, window, NULL);
+        return -1;
+    }
+    /* What follows the head first, while data is still what was read. */
+    if (fresh_len && input_add(conn, data + conn->scanner.head_length,
+                               fresh_len - conn->scanner.head_length) != 0) {
+        conn_refuse(conn, 500, "out of memory", data, window, NULL);
         return -1;
     }
 
@@ -769,7 +819,8 @@ static int conn_read_head(csgi_http__conn *conn)
         return -1;
     }
     memcpy(copy, data + skipped, head_len);
-    evbuffer_drain(conn->in, conn->scanner.head_length);
+    if (!fresh_len)
+        evbuffer_drain(conn->in, conn->scanner.head_length);
     csgi_http__scanner_init(&conn->scanner);
     conn->req = req;
 
@@ -973,6 +1024,12 @@ static void conn_run(csgi_http__conn *conn)
     for (;;) {
         switch (conn->state) {
         case ST_HEAD: {
+            if (conn->loop->fresh_owner == conn) { /* read by conn_read_fresh */
+                int r = conn_read_head_fresh(conn);
+                if (r > 0)
+                    dispatch(conn, dispatch_request);
+                continue; /* not whole: its bytes are in conn->in */
+            }
             int head_timeout = options->header_timeout_ms ? TO_DEADLINE : TO_NONE;
             if (conn->io_error) {
                 conn_free(conn);
@@ -1219,6 +1276,36 @@ static void conn_read_start(csgi_http__conn *conn)
         conn->io_error = ENOMEM;
 }
 
+/*
+ * The read of conn_event (and of a new connection's first turn), which the
+ * state machine runs next: a connection waiting for a request, its input
+ * empty, reads into the loop's read area, and ST_HEAD parses the head from
+ * there (conn_read_head_fresh). A head that came whole in one read (most
+ * do) then never passes through an evbuffer: no chain to make, fill,
+ * pull up and free.
+ */
+static void conn_read_fresh(csgi_http__conn *conn)
+{
+    if (conn->state != ST_HEAD || conn->tls || (conn->in && evbuffer_get_length(conn->in) > 0)) {
+        conn_read(conn);
+        return;
+    }
+    if (!conn->in && conn_buffers_take(conn) != 0) {
+        conn->io_error = ENOMEM;
+        return;
+    }
+    csgi_http__loop *loop = conn->loop;
+    ssize_t n = read(event_get_fd(&conn->ev), loop->read_overflow, sizeof(loop->read_overflow));
+    if (n > 0) {
+        loop->fresh_owner = conn;
+        loop->fresh_len = (size_t)n;
+    } else if (n == 0) {
+        conn->peer_eof = 1;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        conn->io_error = errno;
+    }
+}
+
 static void conn_read(csgi_http__conn *conn)
 {
     if (!conn->in && conn_buffers_take(conn) != 0) { /* idle until now */
@@ -1309,7 +1396,7 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (what & EV_READ)
-        conn_read(conn);
+        conn_read_fresh(conn);
     conn_run(conn);
 }
 

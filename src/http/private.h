@@ -116,6 +116,10 @@ struct csgi_http__loop {
     /* Where a read between requests puts what does not fit the small
        first chain (connection.c, conn_read), before it is copied in. */
     char read_overflow[16384];
+    /* A connection's read between requests, still in read_overflow: the
+       state machine parses it from there (connection.c, conn_read_fresh). */
+    csgi_http__conn *fresh_owner;
+    size_t fresh_len;
 
     /* Cached "Date: ...\r\n" line, rebuilt when the second changes. */
     time_t date_second;
