@@ -72,7 +72,7 @@ start_server() {
 }
 
 # stop_server: SIGINT to SERVER_PID (callgrind then writes its profile),
-# SIGKILL after 30 s.
+# SIGKILL after 60 s.
 stop_server() { stop_server_by INT; }
 
 # stop_server_by SIGNAL: the same with another signal. A master of workers
@@ -80,7 +80,8 @@ stop_server() { stop_server_by INT; }
 stop_server_by() {
   local i
   kill -"$1" "$SERVER_PID" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
+  # 60 s: a server under callgrind on a busy machine writes its profile first
+  for ((i = 0; i < 600; i++)); do
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done

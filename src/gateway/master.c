@@ -1051,8 +1051,10 @@ static void reap(master *m)
 }
 
 /* With a timeout: a serving worker with a loop that has not beaten for
-   that long is asked (SIGXCPU) which request it is in; its answer
-   (on_message) or, a second later, the master kills it. */
+   that long and one beat interval more (its last beat may have come that
+   long before the callback that holds it) is asked (SIGXCPU) which request
+   it is in; its answer (on_message) or, a second later, the master kills
+   it. */
 static void check_busy(master *m, worker *w, long long now)
 {
     if (!w->beats || w->killed || w->state != READY)
@@ -1069,9 +1071,11 @@ static void check_busy(master *m, worker *w, long long now)
         }
         return;
     }
+    unsigned timeout = w->generation->options.busy_timeout_ms;
+    long long stuck = (long long)timeout + csgi_server__heartbeat_ms(timeout);
     for (unsigned i = 0; i < w->loops; i++) {
         long long beat = atomic_load_explicit(&w->beats[i], memory_order_relaxed);
-        if (now - beat >= (long long)w->generation->options.busy_timeout_ms) {
+        if (now - beat >= stuck) {
             w->busy_asked_ms = now;
             kill(w->pid, SIGXCPU);
             return;

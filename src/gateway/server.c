@@ -951,9 +951,7 @@ static void *busy_reporter(void *arg)
     }
 }
 
-/* How often a loop beats for a timeout: often enough that the master
-   sees a stuck loop within a quarter of the timeout, at most each second. */
-static unsigned heartbeat_interval(unsigned timeout_ms)
+unsigned csgi_server__heartbeat_ms(unsigned timeout_ms)
 {
     unsigned ms = timeout_ms / 4;
     return ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
@@ -973,7 +971,7 @@ int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
         params.request_limit = options->max_requests + jitter(options->max_requests_jitter);
     if (options->busy_timeout_ms && heartbeats) {
         params.heartbeats = heartbeats;
-        params.heartbeat_ms = heartbeat_interval(options->busy_timeout_ms);
+        params.heartbeat_ms = csgi_server__heartbeat_ms(options->busy_timeout_ms);
     }
     /* Blocked in this thread and the loops' threads it starts (and in
        theirs): only the reporter takes SIGXCPU. */

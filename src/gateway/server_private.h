@@ -187,6 +187,11 @@ void csgi_server__stats_gone(csgi_server *server);
 int csgi_server__serve_worker(csgi_server *master, csgi_app *app,
                               const csgi_server_options *options, int message_fd,
                               _Atomic long long *heartbeats);
+/* How often a worker's loop beats for a timeout of timeout_ms (a quarter
+   of it, 50 ms to 1 s). A beat can be that much older than the callback
+   that then holds the loop, so the master waits for the timeout plus this
+   before it calls a loop stuck: nothing is cut before its whole timeout. */
+unsigned csgi_server__heartbeat_ms(unsigned timeout_ms);
 
 /* ---- master.c ---------------------------------------------------------------------- */
 
