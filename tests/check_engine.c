@@ -1581,11 +1581,12 @@ static void send_split(int fd, const char *data, size_t len, size_t head_len, in
     }
 }
 
-/* A read between requests goes to a small chain first and what does not
-   fit to the loop's overflow area (connection.c, conn_read_start). A head
-   longer than the chain, with its body, and 600 pipelined requests (two
-   reads' worth) come out whole however they were cut. */
-START_TEST(reads_past_the_first_chain)
+/* A read between requests goes to the loop's read area and the head is
+   parsed there; what follows it moves to the connection's input
+   (connection.c, conn_read_fresh). A 2.5 KB head with its body, and 600
+   pipelined requests (more than the area holds: two reads) come out whole
+   however they were cut. */
+START_TEST(reads_past_one_read_area)
 {
     server_start(&server, NULL);
     char body[501], filler[2501];
@@ -1980,7 +1981,7 @@ int main(void)
     tcase_add_test(tc, pipelined_in_order);
     tcase_add_test(tc, pipelined_answers_leave_together);
     tcase_add_test(tc, held_answers_survive_errors);
-    tcase_add_test(tc, reads_past_the_first_chain);
+    tcase_add_test(tc, reads_past_one_read_area);
     tcase_add_test(tc, byte_at_a_time);
     tcase_add_test(tc, http10);
     tcase_add_test(tc, head_has_no_body);

@@ -1160,12 +1160,27 @@ static int header_find(csgi_environ *environ, const char *want, size_t want_len,
     return 1;
 }
 
-/* Whether the part of an HTTP_ key after the prefix is CONTENT_TYPE or
-   CONTENT_LENGTH, which are never HTTP_ keys. */
-static int is_content_key(const char *want, size_t want_len)
+/* Whether key (key_len > 0 bytes) is CONTENT_TYPE or CONTENT_LENGTH: the
+   CGI keys of two headers, never found after "HTTP_". */
+static int is_content_key(const char *key, size_t key_len)
 {
-    return want[0] == 'C' && ((want_len == 12 && memcmp(want, "CONTENT_TYPE", 12) == 0) ||
-                              (want_len == 14 && memcmp(want, "CONTENT_LENGTH", 14) == 0));
+    return key[0] == 'C' && ((key_len == 12 && memcmp(key, "CONTENT_TYPE", 12) == 0) ||
+                             (key_len == 14 && memcmp(key, "CONTENT_LENGTH", 14) == 0));
+}
+
+/* The header behind an HTTP_ key (or CONTENT_TYPE, CONTENT_LENGTH) in the
+   parsed head, as header_find answers; 0 also for any other key. */
+static int header_scan(csgi_environ *environ, const char *key, size_t key_len,
+                       const csgi_http__header **found)
+{
+    *found = NULL;
+    if (key_len && is_content_key(key, key_len))
+        return header_find(environ, key, key_len, found);
+    if (key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
+        return 0;
+    if (is_content_key(key + 5, key_len - 5))
+        return environ->source->head->underscore ? 0 : 1;
+    return header_find(environ, key + 5, key_len - 5, found);
 }
 
 /*
@@ -1178,22 +1193,6 @@ static int is_content_key(const char *want, size_t want_len)
  * parser noted it) sends the caller to the full build. Returns 1 with *out
  * set (NULL when the key is absent), or 0 to build.
  */
-/* The header behind an HTTP_ key (or CONTENT_TYPE, CONTENT_LENGTH) in the
-   parsed head, as header_find answers; 0 also for any other key. */
-static int header_scan(csgi_environ *environ, const char *key, size_t key_len,
-                       const csgi_http__header **found)
-{
-    *found = NULL;
-    if ((key_len == 12 && memcmp(key, "CONTENT_TYPE", 12) == 0) ||
-        (key_len == 14 && memcmp(key, "CONTENT_LENGTH", 14) == 0))
-        return header_find(environ, key, key_len, found);
-    if (key_len <= 5 || memcmp(key, "HTTP_", 5) != 0)
-        return 0;
-    if (is_content_key(key + 5, key_len - 5))
-        return environ->source->head->underscore ? 0 : 1;
-    return header_find(environ, key + 5, key_len - 5, found);
-}
-
 static int header_fast(csgi_environ *environ, const char *key, size_t key_len, const char **out,
                        size_t *len)
 {

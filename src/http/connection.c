@@ -63,9 +63,6 @@ static void conn_read(csgi_http__conn *conn);
 static void conn_read_fresh(csgi_http__conn *conn);
 
 #define READ_SIZE 16384
-/* The first read of a request: with libevent's chain header, a 1024-byte
-   block (see conn_read_start). */
-#define READ_SMALL 896
 
 /* ---- Small helpers -------------------------------------------------------- */
 
@@ -764,7 +761,7 @@ static int conn_read_head_fresh(csgi_http__conn *conn)
     size_t window = csgi_http__conn_options(conn)->limits.max_head + 17;
     if (window > len)
         window = len;
-    return head_from(conn, loop->read_overflow, window, len);
+    return head_from(conn, loop->read_area, window, len);
 }
 
 /* Put the first len bytes of data at the end of conn->in; 0, or -1 with
@@ -1242,38 +1239,14 @@ static void conn_run(csgi_http__conn *conn)
     }
 }
 
-/*
- * Read the start of a request into an empty input. Most requests are a few
- * hundred bytes: a chain of READ_SMALL bytes holds them, and a block that
- * small comes from malloc's per-thread cache, where a READ_SIZE chain costs
- * a trip through the general allocator and back for every request. What
- * does not fit lands in the loop's overflow area in the same readv and is
- * copied in after it, so a large head costs a copy, never a system call.
- */
-static void conn_read_start(csgi_http__conn *conn)
+/* A read that returned n <= 0: the client's end of stream, or an error
+   other than "nothing yet". */
+static void read_failed(csgi_http__conn *conn, ssize_t n)
 {
-    struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(conn->in, READ_SMALL, &vec, 1) != 1) {
-        conn->io_error = ENOMEM;
-        return;
-    }
-    char *overflow = conn->loop->read_overflow;
-    struct iovec iov[2] = {{vec.iov_base, vec.iov_len},
-                           {overflow, sizeof(conn->loop->read_overflow)}};
-    ssize_t n = readv(event_get_fd(&conn->ev), iov, 2);
-    if (n <= 0) {
-        evbuffer_commit_space(conn->in, &vec, 0);
-        if (n == 0)
-            conn->peer_eof = 1;
-        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            conn->io_error = errno;
-        return;
-    }
-    size_t first = (size_t)n < vec.iov_len ? (size_t)n : vec.iov_len;
-    vec.iov_len = first;
-    evbuffer_commit_space(conn->in, &vec, 1);
-    if ((size_t)n > first && evbuffer_add(conn->in, overflow, (size_t)n - first) != 0)
-        conn->io_error = ENOMEM;
+    if (n == 0)
+        conn->peer_eof = 1;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        conn->io_error = errno;
 }
 
 /*
@@ -1295,15 +1268,13 @@ static void conn_read_fresh(csgi_http__conn *conn)
         return;
     }
     csgi_http__loop *loop = conn->loop;
-    ssize_t n = read(event_get_fd(&conn->ev), loop->read_overflow, sizeof(loop->read_overflow));
-    if (n > 0) {
-        loop->fresh_owner = conn;
-        loop->fresh_len = (size_t)n;
-    } else if (n == 0) {
-        conn->peer_eof = 1;
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        conn->io_error = errno;
+    ssize_t n = read(event_get_fd(&conn->ev), loop->read_area, sizeof(loop->read_area));
+    if (n <= 0) {
+        read_failed(conn, n);
+        return;
     }
+    loop->fresh_owner = conn;
+    loop->fresh_len = (size_t)n;
 }
 
 static void conn_read(csgi_http__conn *conn)
@@ -1314,10 +1285,6 @@ static void conn_read(csgi_http__conn *conn)
     }
     if (__builtin_expect(conn->tls != NULL, 0)) {
         csgi_http__tls_conn_read(conn);
-        return;
-    }
-    if (conn->state == ST_HEAD && evbuffer_get_length(conn->in) == 0) {
-        conn_read_start(conn);
         return;
     }
     struct evbuffer_iovec vec[2];
@@ -1338,10 +1305,7 @@ static void conn_read(csgi_http__conn *conn)
         return;
     }
     evbuffer_commit_space(conn->in, vec, 0);
-    if (n == 0)
-        conn->peer_eof = 1;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        conn->io_error = errno;
+    read_failed(conn, n);
 }
 
 static void conn_timeout(csgi_http__conn *conn)

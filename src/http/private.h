@@ -113,11 +113,10 @@ struct csgi_http__loop {
         struct evbuffer *in, *out;
     } spare_buffers[16];
     unsigned spare_count;
-    /* Where a read between requests puts what does not fit the small
-       first chain (connection.c, conn_read), before it is copied in. */
-    char read_overflow[16384];
-    /* A connection's read between requests, still in read_overflow: the
-       state machine parses it from there (connection.c, conn_read_fresh). */
+    /* Where a connection waiting for a request reads it (connection.c,
+       conn_read_fresh); fresh_owner's fresh_len bytes are there until
+       ST_HEAD, which runs next, parses them. */
+    char read_area[16384];
     csgi_http__conn *fresh_owner;
     size_t fresh_len;
 
