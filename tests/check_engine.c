@@ -20,22 +20,48 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Every writev of this process (libevent's evbuffer_write among them:
-   this definition comes first), counted: the server runs in a thread of
-   the suite, and the client sends with send(). */
-static atomic_int writev_calls;
+/* Every write of this process to a socket, writev (libevent's
+   evbuffer_write) and write (the engine's staged answers) alike, counted:
+   these definitions come first, the server runs in a thread of the suite,
+   and the client sends with send(). */
+static atomic_int socket_writes;
+
+static int is_socket(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
 
 ssize_t writev(int fd, const struct iovec *iov, int count)
 {
     static ssize_t (*real)(int, const struct iovec *, int);
     if (!real)
         *(void **)&real = dlsym(RTLD_NEXT, "writev");
-    atomic_fetch_add(&writev_calls, 1);
+    if (is_socket(fd))
+        atomic_fetch_add(&socket_writes, 1);
     return real(fd, iov, count);
+}
+
+/* The writes (not writevs) to a socket that did not take every byte. */
+static atomic_int short_writes;
+
+ssize_t write(int fd, const void *data, size_t len)
+{
+    static ssize_t (*real)(int, const void *, size_t);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "write");
+    if (!is_socket(fd))
+        return real(fd, data, len);
+    atomic_fetch_add(&socket_writes, 1);
+    ssize_t n = real(fd, data, len);
+    if (n < (ssize_t)len)
+        atomic_fetch_add(&short_writes, 1);
+    return n;
 }
 
 static test_server server;
@@ -131,23 +157,23 @@ START_TEST(pipelined_answers_leave_together)
     int fd = client_connect(server.port);
     char requests[4096];
     size_t len = pipeline(requests, sizeof(requests), 0, 20);
-    atomic_store(&writev_calls, 0);
+    atomic_store(&socket_writes, 0);
     ck_assert_int_eq(client_send(fd, requests, len), 0);
     expect_paths(fd, 0, 20);
-    int together = atomic_load(&writev_calls);
+    int together = atomic_load(&socket_writes);
     /* (TLS writes through OpenSSL, one record at a time: no writev) */
     if (!test_tls_mode())
-        ck_assert_msg(together >= 1 && together <= 2, "%d writev for 20 pipelined requests",
+        ck_assert_msg(together >= 1 && together <= 2, "%d writes for 20 pipelined requests",
                       together);
 
-    atomic_store(&writev_calls, 0);
+    atomic_store(&socket_writes, 0);
     for (int i = 0; i < 5; i++) {
         len = pipeline(requests, sizeof(requests), i, i + 1);
         ck_assert_int_eq(client_send(fd, requests, len), 0);
         expect_paths(fd, i, i + 1);
     }
     if (!test_tls_mode())
-        ck_assert_int_eq(atomic_load(&writev_calls), 5);
+        ck_assert_int_eq(atomic_load(&socket_writes), 5);
 
     /* Cut in the middle of a request, then a byte at a time. */
     len = pipeline(requests, sizeof(requests), 0, 8);
@@ -160,6 +186,45 @@ START_TEST(pipelined_answers_leave_together)
     expect_paths(fd, 0, 8);
     ck_assert(wait_done(20 + 5 + 16, 2000));
     ck_assert_int_eq(stats.done_ok, 41);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* An answer that starts an empty output is built in the loop's write area
+   and written from there. When the socket takes only part of it (the
+   client reads nothing), the rest must follow from the output buffer
+   before the next answer: every byte arrives, in order. */
+START_TEST(staged_answer_survives_a_full_socket)
+{
+    server_start(&server, NULL);
+    int fd = client_connect_rcvbuf(server.port, 4096);
+    static const char request[] = "GET /stream?n=2&s=7000 HTTP/1.1\r\nHost: a\r\n\r\n";
+    atomic_store(&short_writes, 0);
+    int sent = 0;
+    /* one at a time, each answered before the next comes: each is staged
+       until the socket is full (TLS: encrypted, never staged) */
+    while (sent < 600 && (test_tls_mode() ? sent < 40 : atomic_load(&short_writes) == 0)) {
+        ck_assert_int_eq(client_send(fd, request, sizeof(request) - 1), 0);
+        sent++;
+        usleep(1000);
+    }
+    if (!test_tls_mode())
+        ck_assert_msg(atomic_load(&short_writes) > 0, "no write was short in %d answers", sent);
+    for (int i = 0; i < 3; i++, sent++)
+        ck_assert_int_eq(client_send(fd, request, sizeof(request) - 1), 0);
+    for (int i = 0; i < sent; i++) {
+        test_response r;
+        ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_uint_eq(r.body_len, 14000);
+        for (size_t j = 0; j < r.body_len; j++)
+            if (r.body[j] != (j < 7000 ? 'a' : 'b'))
+                ck_abort_msg("answer %d: byte %zu is '%c'", i, j, r.body[j]);
+        response_free(&r);
+    }
+    ck_assert(wait_done(sent, 2000));
+    ck_assert_int_eq(stats.done_ok, sent);
     close(fd);
     server_stop(&server, 0);
 }
@@ -1981,6 +2046,7 @@ int main(void)
     tcase_add_test(tc, pipelined_in_order);
     tcase_add_test(tc, pipelined_answers_leave_together);
     tcase_add_test(tc, held_answers_survive_errors);
+    tcase_add_test(tc, staged_answer_survives_a_full_socket);
     tcase_add_test(tc, reads_past_one_read_area);
     tcase_add_test(tc, byte_at_a_time);
     tcase_add_test(tc, http10);

@@ -169,10 +169,66 @@ static void set_deadline(csgi_http__conn *conn, unsigned ms)
     evutil_timeradd(&conn->deadline, &limit, &conn->deadline);
 }
 
+/* Nagle holds back a small write while earlier bytes are not
+   acknowledged, so a connection's first write never waits: a connection
+   answered once and closed needs no TCP_NODELAY. Later writes (the rest of
+   a large answer, the next keep-alive answer) may, so it is set before the
+   second. */
+static inline void before_write(csgi_http__conn *conn)
+{
+    if (__builtin_expect(conn->wrote && !conn->nodelay, 0)) {
+        int one = 1;
+        setsockopt(event_get_fd(&conn->ev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn->nodelay = 1;
+    }
+    conn->wrote = 1;
+}
+
+void csgi_http__conn_unstage(csgi_http__conn *conn)
+{
+    csgi_http__loop *loop = conn->loop;
+    loop->staged = NULL;
+    if (evbuffer_add(conn->out, loop->write_area, loop->staged_len) != 0 && !conn->io_error)
+        conn->io_error = ENOMEM;
+}
+
+/* Write the answer staged in the loop's write area (the output buffer is
+   empty behind it): one write(2), and what it did not take goes to the
+   output buffer, sent when the socket has room. */
+static int conn_write_staged(csgi_http__conn *conn, size_t *pending, uint64_t *written)
+{
+    csgi_http__loop *loop = conn->loop;
+    size_t len = loop->staged_len;
+    before_write(conn);
+    ssize_t n = write(event_get_fd(&conn->ev), loop->write_area, len);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            loop->staged = NULL;
+            conn->io_error = errno ? errno : EIO;
+            return -1;
+        }
+        n = 0;
+    }
+    *pending -= (size_t)n;
+    *written += (uint64_t)n;
+    if ((size_t)n == len) {
+        loop->staged = NULL;
+        return 0;
+    }
+    loop->staged = NULL;
+    if (evbuffer_add(conn->out, loop->write_area + n, len - (size_t)n) != 0) {
+        conn->io_error = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
 /* Write what *pending (the output's length) says is queued; *pending is
    then what is left, and *written counts what went out. */
 static int conn_flush_all(csgi_http__conn *conn, size_t *pending, uint64_t *written)
 {
+    if (conn->loop->staged == conn)
+        return conn_write_staged(conn, pending, written);
     /* Usually one writev takes the whole response and the loop ends. A file
        range needs a second call (sendfile after the head); a full socket
        buffer ends it with EAGAIN. The bound keeps one connection from
@@ -182,17 +238,7 @@ static int conn_flush_all(csgi_http__conn *conn, size_t *pending, uint64_t *writ
     if (__builtin_expect(conn->tls != NULL, 0))
         return csgi_http__tls_conn_flush(conn, pending, written);
     for (int i = 0; i < 4 && *pending > 0; i++) {
-        /* Nagle holds back a small write while earlier bytes are not
-           acknowledged, so a connection's first write never waits: a
-           connection answered once and closed needs no TCP_NODELAY. Later
-           writes (the rest of a large answer, the next keep-alive answer)
-           may, so it is set before the second. */
-        if (__builtin_expect(conn->wrote && !conn->nodelay, 0)) {
-            int one = 1;
-            setsockopt(event_get_fd(&conn->ev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            conn->nodelay = 1;
-        }
-        conn->wrote = 1;
+        before_write(conn);
         int n = evbuffer_write(conn->out, event_get_fd(&conn->ev));
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -254,7 +300,7 @@ static void conn_free(csgi_http__conn *conn);
    failed (the connection is freed). */
 static int held_answers_wait(csgi_http__conn *conn)
 {
-    size_t pending = evbuffer_get_length(conn->out);
+    size_t pending = csgi_http__conn_out_length(conn);
     uint64_t written = 0; /* counted already, as each request's */
     if (conn_flush(conn, &pending, &written) < 0) {
         conn_free(conn);
@@ -271,6 +317,8 @@ static int held_answers_wait(csgi_http__conn *conn)
    the requests done before it (conn->out_done bytes at the front). */
 static void drop_unsent_answer(csgi_http__conn *conn)
 {
+    if (conn->loop->staged == conn)
+        conn->loop->staged = NULL; /* it is the whole output */
     size_t len = evbuffer_get_length(conn->out);
     if (__builtin_expect(conn->out_done == 0, 1) || conn->out_done >= len) {
         if (conn->out_done < len)
@@ -416,6 +464,8 @@ static void conn_free(csgi_http__conn *conn)
     csgi_http__loop *loop = conn->loop;
     if (loop->fresh_owner == conn)
         loop->fresh_owner = NULL;
+    if (loop->staged == conn)
+        loop->staged = NULL;
     /* Output the client will never get may reference the request's
        memory: its cleanups run before on_done, while that memory lives. */
     if (conn->out)
@@ -593,7 +643,7 @@ static void conn_refuse(csgi_http__conn *conn, int status, const char *why, cons
     entry.line = data ? first_line(data, len, &entry.line_len) : NULL;
     entry.status = status;
     entry.body_bytes = page;
-    entry.sent_bytes = evbuffer_get_length(conn->out) - conn->out_done;
+    entry.sent_bytes = csgi_http__conn_out_length(conn) - conn->out_done;
     gettimeofday(&entry.start, NULL);
     entry.duration_us = 0;
     entry.value = NULL;
@@ -703,7 +753,7 @@ static void request_fail(csgi_http__conn *conn, int err, int status, const char 
         size_t page = csgi_http__queue_error_response(conn, status);
         /* The access log counts the answer as sent: it goes out after the
            request is gone. */
-        size_t queued = evbuffer_get_length(conn->out) - conn->out_done;
+        size_t queued = csgi_http__conn_out_length(conn) - conn->out_done;
         req->status = status;
         req->body_start = req->written + queued - page;
         req->written += queued;
@@ -1115,9 +1165,10 @@ static void conn_run(csgi_http__conn *conn)
                 request_fail(conn, req->done_error ? req->done_error : CSGI_ESTATE, 0, NULL);
                 continue;
             }
-            size_t pending = evbuffer_get_length(conn->out);
+            size_t pending = csgi_http__conn_out_length(conn);
             if (req->response_state == CSGI_HTTP__RESPONSE_FINISHED && pending &&
                 answer_can_wait(conn, req, pending, options)) {
+                csgi_http__conn_out(conn); /* the next answer follows it there */
                 req->written += pending - conn->out_done;
                 conn->out_done = pending;
                 request_complete(conn);
@@ -1203,7 +1254,7 @@ static void conn_run(csgi_http__conn *conn)
                 conn_free(conn);
                 return;
             }
-            size_t pending = evbuffer_get_length(conn->out);
+            size_t pending = csgi_http__conn_out_length(conn);
             uint64_t written = 0; /* the request is gone: nobody counts */
             if (pending && conn_flush(conn, &pending, &written) < 0) {
                 conn_free(conn);

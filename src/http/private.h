@@ -119,6 +119,15 @@ struct csgi_http__loop {
     char read_area[16384];
     csgi_http__conn *fresh_owner;
     size_t fresh_len;
+    /* Where an answer is built while its connection's output is empty
+       (response.c, start_head): staged's staged_len bytes wait here for
+       the flush that follows, which writes them straight from here and
+       moves only what the socket did not take into conn->out. Any other
+       use of the output moves them there first (csgi_http__conn_out). A
+       small answer then never passes through an evbuffer. */
+    char write_area[16384];
+    csgi_http__conn *staged;
+    size_t staged_len;
 
     /* Cached "Date: ...\r\n" line, rebuilt when the second changes. */
     time_t date_second;
@@ -328,6 +337,27 @@ void csgi_http__conn_log(const csgi_http__conn *conn, int level, const char *for
 static inline const csgi_http__options *csgi_http__conn_options(const csgi_http__conn *conn)
 {
     return &conn->loop->engine->options;
+}
+
+/* Move the answer staged in the loop's write area into conn->out (after
+   what is there); when that fails for memory, the bytes are dropped and
+   the connection fails (io_error). */
+void csgi_http__conn_unstage(csgi_http__conn *conn);
+
+/* The connection's output buffer, for any use but the staged answer's
+   own appends (response.c): it holds every byte queued. */
+static inline struct evbuffer *csgi_http__conn_out(csgi_http__conn *conn)
+{
+    if (__builtin_expect(conn->loop->staged == conn, 0))
+        csgi_http__conn_unstage(conn);
+    return conn->out;
+}
+
+/* Bytes queued for the client: the output buffer's and a staged answer's. */
+static inline size_t csgi_http__conn_out_length(const csgi_http__conn *conn)
+{
+    size_t len = evbuffer_get_length(conn->out);
+    return conn->loop->staged == conn ? len + conn->loop->staged_len : len;
 }
 
 /* Ask for the state machine to run: now if the engine is dispatching to the

@@ -138,7 +138,7 @@ static void send_continue(csgi_http__request *req)
         return;
     req->continue_state = CSGI_HTTP__CONTINUE_SENT;
     if (req->response_state == CSGI_HTTP__RESPONSE_NONE) {
-        evbuffer_add(req->conn->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(csgi_http__conn_out(req->conn), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         csgi_http__conn_touch(req->conn);
     }
 }

@@ -65,8 +65,9 @@ size_t csgi_http__queue_error_response(csgi_http__conn *conn, int status)
     const char *content_type;
     size_t page_len = error_page(conn, status, reason, page, &content_type);
     csgi_http__date_refresh(loop);
+    struct evbuffer *out = csgi_http__conn_out(conn);
     /* Never echo the client's version: we answer HTTP/1.1 (RFC 9110 6.2). */
-    evbuffer_add_printf(conn->out,
+    evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "%.*s%.*s"
                         "Content-Type: %s\r\n"
@@ -75,7 +76,7 @@ size_t csgi_http__queue_error_response(csgi_http__conn *conn, int status)
                         status, reason, (int)loop->date_line_len, loop->date_line,
                         (int)engine->server_line_len,
                         engine->server_line ? engine->server_line : "", content_type, page_len);
-    evbuffer_add(conn->out, page, page_len);
+    evbuffer_add(out, page, page_len);
     return page_len;
 }
 
@@ -185,8 +186,15 @@ static int start_head(csgi_http__request *req, int status, const char *reason, s
     size += 13 + reason_len + 2 + (has_date ? 0 : loop->date_line_len) +
             (has_server ? 0 : engine->server_line_len) + length_line_len + 28 + 26 + 2;
 
+    /* An answer that starts an empty output is staged in the loop's write
+       area (connection.c writes it from there); any other goes into the
+       output buffer. */
     struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(conn->out, (ssize_t)size, &vec, 1) != 1)
+    int stage = !loop->staged && !conn->tls && size <= sizeof(loop->write_area) &&
+                evbuffer_get_length(conn->out) == 0;
+    if (stage)
+        vec.iov_base = loop->write_area;
+    else if (evbuffer_reserve_space(csgi_http__conn_out(conn), (ssize_t)size, &vec, 1) != 1)
         return CSGI_ENOMEM;
     char *p = vec.iov_base;
     char status_digits[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
@@ -217,11 +225,16 @@ static int start_head(csgi_http__request *req, int status, const char *reason, s
         p = put(p, "Connection: keep-alive\r\n", 24);
     p = put(p, "\r\n", 2);
     vec.iov_len = (size_t)(p - (char *)vec.iov_base);
-    evbuffer_commit_space(conn->out, &vec, 1);
+    if (stage) {
+        loop->staged = conn;
+        loop->staged_len = vec.iov_len;
+    } else {
+        evbuffer_commit_space(conn->out, &vec, 1);
+    }
     /* For the access log: the body starts after what is queued now, which
        is the head, after a "100 Continue" that may not be out yet. */
     req->body_start = req->written + (req->continue_state == CSGI_HTTP__CONTINUE_SENT
-                                          ? evbuffer_get_length(conn->out)
+                                          ? csgi_http__conn_out_length(conn)
                                           : vec.iov_len);
 
     if (is_head)
@@ -252,6 +265,22 @@ int csgi_http__response_start_block(csgi_http__request *req, int status, const c
                       content_length);
 }
 
+/* Append to the output: to the staged answer while it has room (the
+   common small answer), else to the output buffer. */
+static int out_add(csgi_http__conn *conn, const void *data, size_t len)
+{
+    csgi_http__loop *loop = conn->loop;
+    if (loop->staged == conn) {
+        if (len <= sizeof(loop->write_area) - loop->staged_len) {
+            memcpy(loop->write_area + loop->staged_len, data, len);
+            loop->staged_len += len;
+            return 0;
+        }
+        csgi_http__conn_unstage(conn);
+    }
+    return evbuffer_add(conn->out, data, len);
+}
+
 /* Checks common to every write; returns 1 to write, 0 to discard, or an error. */
 static int write_check(csgi_http__request *req, size_t len)
 {
@@ -271,12 +300,12 @@ static int write_check(csgi_http__request *req, size_t len)
 static int write_done(csgi_http__request *req, size_t len, int chunked)
 {
     csgi_http__conn *conn = req->conn;
-    if (chunked && evbuffer_add(conn->out, "\r\n", 2) != 0)
+    if (chunked && out_add(conn, "\r\n", 2) != 0)
         return CSGI_ENOMEM;
     if (req->framing == FRAME_LENGTH)
         req->response_left -= (int64_t)len;
     req->response_sent += len;
-    if (evbuffer_get_length(conn->out) >= csgi_http__conn_options(conn)->output_buffer)
+    if (csgi_http__conn_out_length(conn) >= csgi_http__conn_options(conn)->output_buffer)
         req->want_writable = 1;
     csgi_http__conn_touch(conn);
     return 0;
@@ -289,7 +318,7 @@ static int chunk_prefix(csgi_http__request *req, size_t len)
     char line[24];
     size_t n = format_number(line, len, 16);
     memcpy(line + n, "\r\n", 2);
-    return evbuffer_add(req->conn->out, line, n + 2) != 0 ? CSGI_ENOMEM : 1;
+    return out_add(req->conn, line, n + 2) != 0 ? CSGI_ENOMEM : 1;
 }
 
 int csgi_http__response_write(csgi_http__request *req, const void *data, size_t len)
@@ -298,7 +327,7 @@ int csgi_http__response_write(csgi_http__request *req, const void *data, size_t 
     if (r <= 0)
         return r;
     int chunked = chunk_prefix(req, len);
-    if (chunked < 0 || evbuffer_add(req->conn->out, data, len) != 0)
+    if (chunked < 0 || out_add(req->conn, data, len) != 0)
         return CSGI_ENOMEM;
     return write_done(req, len, chunked);
 }
@@ -315,7 +344,8 @@ int csgi_http__response_write_reference(csgi_http__request *req, const void *dat
     }
     int chunked = chunk_prefix(req, len);
     req->out_shared = 1;
-    if (chunked < 0 || evbuffer_add_reference(req->conn->out, data, len, cleanup, arg) != 0) {
+    if (chunked < 0 ||
+        evbuffer_add_reference(csgi_http__conn_out(req->conn), data, len, cleanup, arg) != 0) {
         if (cleanup)
             cleanup(data, len, arg);
         return CSGI_ENOMEM;
@@ -333,7 +363,7 @@ int csgi_http__response_write_buffer(csgi_http__request *req, struct evbuffer *b
         return r;
     }
     int chunked = chunk_prefix(req, len);
-    if (chunked < 0 || evbuffer_add_buffer(req->conn->out, buf) != 0)
+    if (chunked < 0 || evbuffer_add_buffer(csgi_http__conn_out(req->conn), buf) != 0)
         return CSGI_ENOMEM;
     return write_done(req, len, chunked);
 }
@@ -359,7 +389,7 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
     /* A plain socket gets the range with sendfile(2) (the buffer then keeps
        it unmapped); a TLS one encrypts what libevent maps (tls.c). The
        buffers go from connection to connection, so each file says which. */
-    struct evbuffer *out = req->conn->out;
+    struct evbuffer *out = csgi_http__conn_out(req->conn);
     if (req->conn->tls)
         evbuffer_clear_flags(out, EVBUFFER_FLAG_DRAINS_TO_FD);
     else
@@ -371,7 +401,7 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
 
 size_t csgi_http__response_buffered(const csgi_http__request *req)
 {
-    return evbuffer_get_length(req->conn->out);
+    return csgi_http__conn_out_length(req->conn);
 }
 
 void csgi_http__response_want_writable(csgi_http__request *req)
@@ -397,7 +427,7 @@ int csgi_http__response_finish(csgi_http__request *req)
         csgi_http__conn_touch(conn);
         return CSGI_ESTATE;
     }
-    if (req->framing == FRAME_CHUNKED && evbuffer_add(conn->out, "0\r\n\r\n", 5) != 0) {
+    if (req->framing == FRAME_CHUNKED && out_add(conn, "0\r\n\r\n", 5) != 0) {
         req->cut = 1;
         req->done_error = CSGI_ENOMEM;
         csgi_http__conn_touch(conn);
@@ -419,7 +449,7 @@ void csgi_http__response_abort(csgi_http__request *req, int status, int err)
     if (req->response_state == CSGI_HTTP__RESPONSE_NONE) {
         req->status = status ? status : 500;
         size_t page = csgi_http__queue_error_response(conn, req->status);
-        req->body_start = req->written + evbuffer_get_length(conn->out) - page;
+        req->body_start = req->written + csgi_http__conn_out_length(conn) - page;
         req->response_state = CSGI_HTTP__RESPONSE_FINISHED;
         req->keep_alive = 0;
         req->framing = FRAME_NONE;
