@@ -699,9 +699,12 @@ START_TEST(test_lazy)
 END_TEST
 
 /* An HTTP_ key read before anything else is answered from the head, and
-   the answer is the one the full build gives. */
+   the answer is the one the full build gives: from a head in bytes of its
+   own (the engine's, own_bytes: the value itself, given a NUL) and from
+   one in borrowed bytes (copied). */
 START_TEST(test_header_fast_path)
 {
+    int own = _i;
     static const char *const requests[] = {
         "GET / HTTP/1.1\r\nHost: h\r\nX-Auth-Token: open-sesame\r\nAccept: a\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nx-auth-token: one\r\nX-Auth-Token: two\r\n\r\n",
@@ -713,6 +716,10 @@ START_TEST(test_header_fast_path)
         "GET / HTTP/1.1\r\nHost: h\r\nAbcdefg: v7\r\nAbCdEfGh: value-of-8\r\n"
         "x-Y-zAbCd: 0123456789abcdef\r\nA1-b2`C3|d4~e5^F: seventeen-bytes!!\r\n"
         "xxxxxxxx-YYYYYYYYYYYYYYY: long\r\n\r\n",
+        /* more fields than the short path takes */
+        "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n"
+        "G: 7\r\nH: 8\r\nI: 9\r\nJ: 10\r\nK: 11\r\nL: 12\r\nM: 13\r\nN: 14\r\nO: 15\r\n"
+        "P: 16\r\nX-Auth-Token:  seventeenth \r\n\r\n",
     };
     static const char *const keys[] = {"HTTP_X_AUTH_TOKEN",
                                        "HTTP_HOST",
@@ -732,6 +739,7 @@ START_TEST(test_header_fast_path)
                                        "HTTP_X-Y_ZABCD",
                                        "HTTP_A1_B2`C3|D4~E5^F",
                                        "HTTP_A1_B2@C3|D4~E5^F",
+                                       "HTTP_A1_B2`C3|D4^E5^F",
                                        "HTTP_XXXXXXXX_YYYYYYYYYYYYYYY",
                                        "HTTP_XXXXXXXX_YYYYYYYYYYYYYYZ"};
     size_t found = 0;
@@ -739,9 +747,12 @@ START_TEST(test_header_fast_path)
         for (size_t k = 0; k < COUNT(keys); k++) {
             /* First read: possibly the fast path. */
             fixture *f = fixture_open(requests[r], PEER_INET);
+            f->head.own_bytes = (unsigned)own;
             size_t fast_len = 0;
             const char *fast = csgi_environ_get_n(f->environ, keys[k], &fast_len);
             char *fast_copy = fast ? strndup(fast, fast_len) : NULL;
+            if (fast)
+                ck_assert_uint_eq(strlen(fast), fast_len);
             /* The full build, forced by iterating first. */
             fixture *g = fixture_open(requests[r], PEER_INET);
             fixture_build(g);
@@ -761,14 +772,21 @@ START_TEST(test_header_fast_path)
             fixture_free(g);
         }
     }
-    /* Host in each request, the token in three, Accept, Content-Type and
+    /* Host in each request, the token in four, Accept, Content-Type and
        Content-Length as CGI keys only, X-Empty, and the five long names. */
-    ck_assert_uint_eq(found, 6 + 3 + 1 + 1 + 5);
-    /* The fast path builds nothing: an auth filter's read stays cheap. */
+    ck_assert_uint_eq(found, 7 + 4 + 1 + 1 + 5);
+    /* The fast path builds nothing: an auth filter's read stays cheap. In
+       bytes of its own, the answer is the value where it was parsed. */
     fixture *f = fixture_open(requests[0], PEER_INET);
+    f->head.own_bytes = (unsigned)own;
     size_t before = f->arena.allocated;
     ck_assert_key(f->environ, "HTTP_X_AUTH_TOKEN", "open-sesame");
     ck_assert_uint_lt(f->arena.allocated - before, 64);
+    if (own) {
+        ck_assert_uint_eq(f->arena.allocated, before);
+        const char *token = csgi_environ_get(f->environ, "HTTP_X_AUTH_TOKEN");
+        ck_assert(token > f->bytes && token < f->bytes + strlen(requests[0]));
+    }
     fixture_free(f);
 }
 END_TEST
@@ -2430,7 +2448,7 @@ static Suite *environ_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_test(tc, test_lazy);
-    tcase_add_test(tc, test_header_fast_path);
+    tcase_add_loop_test(tc, test_header_fast_path, 0, 2);
     tcase_add_test(tc, test_line_fast_path);
     tcase_add_test(tc, test_keys_before_build);
     tcase_add_test(tc, test_shadows_as_if_built);

@@ -878,6 +878,7 @@ static int head_from(csgi_http__conn *conn, const char *data, size_t window, siz
         request_release(conn);
         return -1;
     }
+    req->head.own_bytes = 1; /* copy */
     conn->requests++;
     atomic_store_explicit(&conn->loop->requests,
                           atomic_load_explicit(&conn->loop->requests, memory_order_relaxed) + 1,

@@ -162,6 +162,11 @@ typedef struct csgi_http__head {
     unsigned keep_alive : 1;      /* the client allows another request on this connection */
     unsigned expect_continue : 1; /* Expect: 100-continue (HTTP/1.1 only) */
     unsigned underscore : 1;      /* a field name holds '_' (the environ drops it) */
+    /* The head's bytes are the request's own writable copy: a reader may
+       write a NUL after a field value (on the CR or whitespace that
+       follows it, which nothing reads after the parse) to hand the value
+       out as a C string without copying it. Set by the parser's callers. */
+    unsigned own_bytes : 1;
 } csgi_http__head;
 
 /*

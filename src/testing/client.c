@@ -219,6 +219,7 @@ static int parse_request(const char *text, size_t len, csgi_arena *arena, csgi_h
     if (csgi_http__parse_head(text + scanner.skipped, scanner.head_length - scanner.skipped,
                               headers, capacity, head, &error) != 0)
         return CSGI_EPARSE;
+    head->own_bytes = 1; /* text: write_head's, in the run's arena */
     /* What the gateway refuses with 400 before any application runs. */
     if (csgi_environ__path_refused(head->path, head->path_len))
         return CSGI_EPARSE;
