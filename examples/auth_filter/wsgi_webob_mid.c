@@ -72,14 +72,16 @@ typedef struct auth_filter {
 /* Whether given equals expected, in a time that depends on the length of
    expected only: a client timing the answers learns nothing of the token.
    Eight bytes at a time, the last word overlapping the one before when the
-   length is not a multiple of eight; a given of another length is not read
-   (expected is compared with itself, the same work), and the empty
-   barriers keep the compiler from stopping early once a byte differs. */
+   length is not a multiple of eight (a token of 8 to 16 bytes is two
+   words, no loop); a given of another length is not read (expected is
+   compared with itself, the same work), and the empty barriers keep the
+   compiler from stopping early once a byte differs. */
 static int tokens_equal(const char *given, size_t given_len, const char *expected,
                         size_t expected_len)
 {
     const char *g = given_len == expected_len ? given : expected;
     uint64_t diff = given_len != expected_len;
+    uint64_t a, b;
     if (expected_len < 8) {
         for (size_t i = 0; i < expected_len; i++) {
             diff |= (uint64_t)((unsigned char)g[i] ^ (unsigned char)expected[i]);
@@ -87,17 +89,16 @@ static int tokens_equal(const char *given, size_t given_len, const char *expecte
         }
         return diff == 0;
     }
-    for (size_t i = 0;; i += 8) {
-        if (i + 8 > expected_len)
-            i = expected_len - 8;
-        uint64_t a, b;
+    for (size_t i = 0; i + 8 < expected_len; i += 8) {
         memcpy(&a, g + i, 8);
         memcpy(&b, expected + i, 8);
         diff |= a ^ b;
         __asm__("" : "+r"(diff));
-        if (i + 8 == expected_len)
-            return diff == 0;
     }
+    memcpy(&a, g + expected_len - 8, 8);
+    memcpy(&b, expected + expected_len - 8, 8);
+    diff |= a ^ b;
+    return diff == 0;
 }
 
 static csgi_body *auth_call(void *state, csgi_environ *environ, csgi_start_response *start_response)
