@@ -59,8 +59,20 @@
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
-# after a warm-up; medians. Per run: requests per second, and the server's
-# CPU time per request (utime + stime from /proc, before and after). Then,
+# after a warm-up, in an order that reverses every round. Per run: requests
+# per second, and the server's CPU time per request (utime + stime from
+# /proc, before and after). The table gives each server's median, and each
+# ratio is the median of the ratios of the same round, whose runs follow
+# each other within seconds: on a shared machine whose speed drifts from
+# minute to minute, a round's runs share its speed where medians taken
+# apart would not. When a server's runs of one load differ by more than
+# SPREAD (fastest / slowest req/s), rounds are added, up to MAX_ROUNDS, and
+# the table says how far they spread. The load client's CPU time is taken
+# too: when it used CLIENT_BOUND % of its core or more in the runs of both
+# servers of a req/s goal, the client was the limit and the goal gets no
+# verdict (keep-alive on loopback costs the client's kernel about what it
+# costs the server's, so a fast server meets this limit); the server CPU
+# rows then compare the servers. Then,
 # for the pipelined load, the system calls that write (writev, write,
 # sendmsg, sendfile) per request, counted by strace -c over a separate run
 # of STRACE_REQUESTS requests. nginx and h2o keep their default limit of
@@ -75,7 +87,9 @@
 #
 # The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
 # for h2load, wrk, strace) when run as root. Environment (defaults):
-#   ROUNDS [3]  REQUESTS [300000]  DURATION [5]  STRACE_REQUESTS [100000]
+#   ROUNDS [5]  MAX_ROUNDS [9]  SPREAD [1.25]  CLIENT_BOUND [90]
+#   REQUESTS [200000]  DURATION [4]
+#   STRACE_REQUESTS [100000]
 #   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  LARGE_REQUESTS [20000]
 #   IDLE_COUNTS ["10 1000 10000"] (each at least 4)  BUILD_DIR [build-bench]
 # ulimit -n is raised for the most idle connections asked for (IDLE_CONNS or
@@ -84,9 +98,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-ROUNDS=${ROUNDS:-3}
-REQUESTS=${REQUESTS:-300000}
-DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-5}
+MAX_ROUNDS=${MAX_ROUNDS:-9}
+SPREAD=${SPREAD:-1.25}
+CLIENT_BOUND=${CLIENT_BOUND:-90}
+REQUESTS=${REQUESTS:-200000}
+DURATION=${DURATION:-4}
 STRACE_REQUESTS=${STRACE_REQUESTS:-100000}
 CG_SMALL=${CG_SMALL:-2000}
 CG_LARGE=${CG_LARGE:-12000}
@@ -290,10 +307,19 @@ h2load_run() {
     { cat "$out" >&2; die "h2load got answers other than 2xx"; }
 }
 
+# child_ticks PID: CPU time of the children shell PID has waited for, in
+# clock ticks (cutime + cstime of /proc/PID/stat; bash names itself "bash",
+# so the fields do not shift). PID: the caller's $BASHPID, read outside the
+# command substitution (which is a shell of its own).
+child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
+
 # measure KIND: one run against the started server; prints "REQ_PER_S
-# US_CPU_PER_REQUEST" (answers that succeeded).
+# US_CPU_PER_REQUEST CLIENT_PERCENT" (answers that succeeded; the load
+# client's CPU time over the run's length, in % of its core).
 measure() {
-  local kind=$1 before after ok seconds out="$TMP/run.out"
+  local kind=$1 before after ok seconds out="$TMP/run.out" client_before client_after
+  local me=$BASHPID
+  client_before=$(child_ticks "$me")
   before=$(tree_ticks "$SERVER_PID")
   case $kind in
     keepalive) h2load_run "$out" -c64 -n "$REQUESTS" ;;
@@ -306,6 +332,7 @@ measure() {
       ;;
   esac
   after=$(tree_ticks "$SERVER_PID")
+  client_after=$(child_ticks "$me")
   if [ "$kind" = close ]; then
     ok=$(awk '/requests in/ { print $1 }' "$out")
     seconds=$(awk '/requests in/ { s = $4; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
@@ -314,7 +341,8 @@ measure() {
     seconds=$(awk '/^finished in/ { s = $3; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
   fi
   awk -v ok="$ok" -v s="$seconds" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%.0f %.2f\n", ok / s, t / hz * 1e6 / ok }'
+    -v c=$((client_after - client_before)) \
+    'BEGIN { printf "%.0f %.2f %.0f\n", ok / s, t / hz * 1e6 / ok, c / hz / s * 100 }'
 }
 
 # writes_per_request: strace -c on the server over a pipelined run.
@@ -363,21 +391,48 @@ path_of() {
     *) echo / ;;
   esac
 }
+# spread LIST: the largest value of LIST over the smallest.
+spread() {
+  printf '%s\n' "$@" | awk '(NR == 1 || $1 > hi) { hi = $1 } (NR == 1 || $1 < lo) { lo = $1 }
+    END { printf "%.2f\n", (lo > 0 ? hi / lo : 0) }'
+}
+# spread_above KIND: true when some server's req/s of KIND spread above SPREAD.
+spread_above() {
+  local name
+  for name in $(servers_of "$1"); do
+    # shellcheck disable=SC2086 # lists of numbers
+    awk -v s="$(spread ${rps_runs[$name]})" -v l="$SPREAD" 'BEGIN { exit !(s > l) }' && return 0
+  done
+  return 1
+}
+# paired A B: the median over the rounds of A's figure over B's, from two
+# lists in round order.
+paired() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+      n = split(a, x, " "); split(b, y, " ")
+      for (i = 1; i <= n; i++) r[i] = x[i] / y[i]
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) {
+        t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
+      printf "%.2f\n", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+}
+declare -A RPS_RUNS CPU_RUNS SPREADS ROUNDS_RUN CLIENT
 for kind in "${kinds[@]}"; do
-  log "== $kind: $ROUNDS rounds"
+  log "== $kind: $ROUNDS rounds (up to $MAX_ROUNDS when runs spread above $SPREAD)"
   read -r -a order <<<"$(servers_of "$kind")"
-  declare -A rps_runs=() cpu_runs=()
-  for ((round = 1; round <= ROUNDS; round++)); do
+  declare -A rps_runs=() cpu_runs=() client_runs=()
+  for ((round = 1; round <= MAX_ROUNDS; round++)); do
+    ((round <= ROUNDS)) || spread_above "$kind" || break
     for name in "${order[@]}"; do
       start "$name"
       URL_PATH=$(path_of "$name" "$kind")
       measure "$kind" >/dev/null # warm-up
       [ "$kind" != workers ] || check_workers "$name"
-      read -r r c < <(measure "$kind")
+      read -r r c cl < <(measure "$kind")
       [ "$kind" != workers ] || check_workers "$name"
       rps_runs[$name]="${rps_runs[$name]:-} $r"
       cpu_runs[$name]="${cpu_runs[$name]:-} $c"
-      log "   round $round $name: $r req/s, $c us CPU/request"
+      client_runs[$name]="${client_runs[$name]:-} $cl"
+      log "   round $round $name: $r req/s, $c us CPU/request, client $cl% of its core"
       if [ "$kind" = pipelined ] && [ "$round" = 1 ]; then
         WPR[$name]=$(writes_per_request)
         log "   $name: ${WPR[$name]} writes per request"
@@ -387,13 +442,25 @@ for kind in "${kinds[@]}"; do
     mapfile -t order < <(printf "%s\n" "${order[@]}" | tac)
   done
   URL_PATH=/
+  ROUNDS_RUN[$kind]=$(($(wc -w <<<"${rps_runs[${order[0]}]}")))
   for name in $(servers_of "$kind"); do
     # shellcheck disable=SC2086 # lists of numbers
     RPS[$kind.$name]=$(median ${rps_runs[$name]})
     # shellcheck disable=SC2086
     CPU[$kind.$name]=$(median ${cpu_runs[$name]})
+    RPS_RUNS[$kind.$name]=${rps_runs[$name]}
+    CPU_RUNS[$kind.$name]=${cpu_runs[$name]}
+    # shellcheck disable=SC2086
+    SPREADS[$kind.$name]=$(spread ${rps_runs[$name]})
+    # shellcheck disable=SC2086
+    CLIENT[$kind.$name]=$(median ${client_runs[$name]})
   done
+  log "   $kind: ${ROUNDS_RUN[$kind]} rounds; fastest/slowest run:" \
+    "$(for name in $(servers_of "$kind"); do printf '%s %s ' "$name" "${SPREADS[$kind.$name]}"; done)"
 done
+# rps_ratio KIND A B, cpu_ratio KIND A B: paired over KIND's rounds.
+rps_ratio() { paired "${RPS_RUNS[$1.$2]}" "${RPS_RUNS[$1.$3]}"; }
+cpu_ratio() { paired "${CPU_RUNS[$1.$2]}" "${CPU_RUNS[$1.$3]}"; }
 
 # ---- Instructions per request (callgrind) ------------------------------------------
 HEADER_COUNTS=(1 10 50)
@@ -531,13 +598,26 @@ fi
 
 # ---- The table -----------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# client_bound KIND NAME: the load client used CLIENT_BOUND % or more of its
+# core (median) in KIND's runs against NAME.
+client_bound() { awk -v c="${CLIENT[$1.$2]}" -v l="$CLIENT_BOUND" 'BEGIN { exit !(c >= l) }'; }
 verdict() { awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g) ? "PASS" : "FAIL" }'; }
 # flat GROWTH: true if GROWTH (instructions per request per idle connection)
 # is below FLAT.
 flat() { awk -v g="$1" -v f="$FLAT" 'BEGIN { exit !(g < f) }'; }
 echo
-echo "### csgi, nginx and h2o, $(date -u +%Y-%m-%d) ($(nproc) cores, $ROUNDS rounds, medians)"
+echo "### csgi, nginx and h2o, $(date -u +%Y-%m-%d) ($(nproc) cores)"
 echo
+if [ ${#kinds[@]} -gt 0 ]; then
+  echo "Timed loads: each server's median over the rounds; a ratio is the median of the"
+  echo "ratios of the same round. Rounds, and fastest/slowest run (req/s) per server:"
+  for kind in "${kinds[@]}"; do
+    line="$kind: ${ROUNDS_RUN[$kind]} rounds;"
+    for name in $(servers_of "$kind"); do line+=" $name ${SPREADS[$kind.$name]}"; done
+    echo "- $line"
+  done
+  echo
+fi
 echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for kind in "${kinds[@]}"; do
@@ -553,16 +633,22 @@ for kind in "${kinds[@]}"; do
   if [ "$kind" = large ]; then
     for csgi in csgi-file csgi-iter; do
       c=${RPS[$kind.$csgi]} n=${RPS[$kind.nginx]} h=${RPS[$kind.h2o]}
-      echo "| 1 MiB, $csgi | req/s | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+      echo "| 1 MiB, $csgi | req/s | $c | $n | $h | $(rps_ratio "$kind" "$csgi" nginx) |" \
+        "$(rps_ratio "$kind" "$csgi" h2o) |"
       c=${CPU[$kind.$csgi]} n=${CPU[$kind.nginx]} h=${CPU[$kind.h2o]}
-      echo "| 1 MiB, $csgi | server CPU us/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+      echo "| 1 MiB, $csgi | server CPU us/request | $c | $n | $h |" \
+        "$(cpu_ratio "$kind" "$csgi" nginx) | $(cpu_ratio "$kind" "$csgi" h2o) |"
     done
     continue
   fi
   c=${RPS[$kind.csgi]} n=${RPS[$kind.nginx]} h=${RPS[$kind.h2o]}
-  echo "| $kind | req/s | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+  echo "| $kind | req/s | $c | $n | $h | $(rps_ratio "$kind" csgi nginx) |" \
+    "$(rps_ratio "$kind" csgi h2o) |"
   c=${CPU[$kind.csgi]} n=${CPU[$kind.nginx]} h=${CPU[$kind.h2o]}
-  echo "| $kind | server CPU us/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
+  echo "| $kind | server CPU us/request | $c | $n | $h | $(cpu_ratio "$kind" csgi nginx) |" \
+    "$(cpu_ratio "$kind" csgi h2o) |"
+  c=${CLIENT[$kind.csgi]} n=${CLIENT[$kind.nginx]} h=${CLIENT[$kind.h2o]}
+  echo "| $kind | load client CPU, % of its core | $c | $n | $h | - | - |"
   if [ "$kind" = pipelined ]; then
     c=${WPR[csgi]} n=${WPR[nginx]} h=${WPR[h2o]}
     echo "| $kind | writes/request | $c | $n | $h | $(ratio "$c" "$n") | $(ratio "$c" "$h") |"
@@ -594,19 +680,27 @@ for kind in "${kinds[@]}"; do
   case $kind in
     large) continue ;; # reported, no target
     workers)
-      r=$(ratio "${CPU[$kind.workers2]}" "${CPU[$kind.workers1]}")
+      r=$(cpu_ratio "$kind" workers2 workers1)
       echo "| CPU/request, csgi-serve 2 workers / 1 worker | $r | <= $GOAL_WORKERS |" \
         "$(verdict "$GOAL_WORKERS" "$r") |"
       continue
       ;;
     pipelined)
-      r=$(ratio "${RPS[$kind.csgi]}" "${RPS[$kind.nginx]}")
+      r=$(rps_ratio "$kind" csgi nginx)
       echo "| pipelined req/s, csgi/nginx | $r | >= $GOAL_PIPELINED | $(verdict "$r" "$GOAL_PIPELINED") |"
       ;;
     *)
+      # Against a load client at the end of its core in both servers'
+      # runs, req/s shows the client's limit, not which server is ahead:
+      # no verdict (the CPU rows below compare the servers).
       for peer in nginx h2o; do
-        r=$(ratio "${RPS[$kind.csgi]}" "${RPS[$kind.$peer]}")
-        echo "| $kind req/s, csgi/$peer | $r | >= $GOAL_AHEAD | $(verdict "$r" "$GOAL_AHEAD") |"
+        r=$(rps_ratio "$kind" csgi "$peer")
+        if client_bound "$kind" csgi && client_bound "$kind" "$peer"; then
+          v="none: client-bound (${CLIENT[$kind.csgi]}% and ${CLIENT[$kind.$peer]}% of its core)"
+        else
+          v=$(verdict "$r" "$GOAL_AHEAD")
+        fi
+        echo "| $kind req/s, csgi/$peer | $r | >= $GOAL_AHEAD | $v |"
       done
       ;;
   esac
@@ -614,7 +708,7 @@ for kind in "${kinds[@]}"; do
   case $kind in
     keepalive | close)
       for peer in nginx h2o; do
-        r=$(ratio "${CPU[$kind.$peer]}" "${CPU[$kind.csgi]}")
+        r=$(cpu_ratio "$kind" "$peer" csgi)
         echo "| $kind CPU/request, $peer/csgi | $r | >= $GOAL_AHEAD | $(verdict "$r" "$GOAL_AHEAD") |"
       done
       ;;
