@@ -413,7 +413,7 @@ paired() {
       for (i = 1; i <= n; i++) r[i] = x[i] / y[i]
       for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) {
         t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
-      printf "%.2f\n", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+      printf "%.3f\n", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
 }
 declare -A RPS_RUNS CPU_RUNS SPREADS ROUNDS_RUN CLIENT
 for kind in "${kinds[@]}"; do
@@ -597,7 +597,7 @@ if [ $RUN_IDLE = 1 ]; then
 fi
 
 # ---- The table -----------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # client_bound KIND NAME: the load client used CLIENT_BOUND % or more of its
 # core (median) in KIND's runs against NAME.
 client_bound() { awk -v c="${CLIENT[$1.$2]}" -v l="$CLIENT_BOUND" 'BEGIN { exit !(c >= l) }'; }

@@ -73,6 +73,9 @@
 #include <csgi/environ.h>
 
 #include <arpa/inet.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <assert.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -1104,6 +1107,32 @@ static inline int word_is_key(const unsigned char *name, const unsigned char *wa
     return word_key_form(word) == key;
 }
 
+/* word_is_key for a name of 8 to 16 bytes (two words, the second
+   overlapping the first: bytes len - 8 to len). With SSE2 (every x86-64)
+   both words are tested at once, in vector registers, which the loop
+   around it does not have to save. */
+static inline int words_are_key(const unsigned char *name, const unsigned char *want, size_t len)
+{
+#ifdef __SSE2__
+    uint64_t n0, n1, w0, w1;
+    memcpy(&n0, name, 8);
+    memcpy(&n1, name + len - 8, 8);
+    memcpy(&w0, want, 8);
+    memcpy(&w1, want + len - 8, 8);
+    __m128i n = _mm_set_epi64x((long long)n1, (long long)n0);
+    __m128i w = _mm_set_epi64x((long long)w1, (long long)w0);
+    /* token bytes are below 0x80: the signed compares are exact */
+    __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(n, _mm_set1_epi8('a' - 1)),
+                                  _mm_cmplt_epi8(n, _mm_set1_epi8('z' + 1)));
+    __m128i dash = _mm_cmpeq_epi8(n, _mm_set1_epi8('-'));
+    n = _mm_xor_si128(n, _mm_and_si128(lower, _mm_set1_epi8(0x20)));
+    n = _mm_xor_si128(n, _mm_and_si128(dash, _mm_set1_epi8('-' ^ '_')));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(n, w)) == 0xffff;
+#else
+    return word_is_key(name + len - 8, want + len - 8) && word_is_key(name, want);
+#endif
+}
+
 /* Whether header name (len bytes) is the one an HTTP_ key names (want is
    the key after "HTTP_", of the same length). Eight bytes at a time, a
    last word overlapping the one before covering the rest; the names
@@ -1245,9 +1274,8 @@ http_key_fast(csgi_environ *environ, const char *key, size_t key_len, const char
         return 0;
     const csgi_http__header *h = head->headers, *end = h + head->header_count, *found = NULL;
     for (; h < end; h++) {
-        const unsigned char *name = (const unsigned char *)h->name;
-        if (h->name_len != want_len || !word_is_key(name + want_len - 8, want + want_len - 8) ||
-            !word_is_key(name, want))
+        if (h->name_len != want_len ||
+            !words_are_key((const unsigned char *)h->name, want, want_len))
             continue;
         if (found)
             return 0; /* repeated: the build joins the values */
