@@ -199,11 +199,11 @@ static int conn_write_staged(csgi_http__conn *conn, size_t *pending, uint64_t *w
 {
     csgi_http__loop *loop = conn->loop;
     size_t len = loop->staged_len;
+    loop->staged = NULL; /* the area is free again, whatever happens */
     before_write(conn);
     ssize_t n = write(event_get_fd(&conn->ev), loop->write_area, len);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            loop->staged = NULL;
             conn->io_error = errno ? errno : EIO;
             return -1;
         }
@@ -211,12 +211,7 @@ static int conn_write_staged(csgi_http__conn *conn, size_t *pending, uint64_t *w
     }
     *pending -= (size_t)n;
     *written += (uint64_t)n;
-    if ((size_t)n == len) {
-        loop->staged = NULL;
-        return 0;
-    }
-    loop->staged = NULL;
-    if (evbuffer_add(conn->out, loop->write_area + n, len - (size_t)n) != 0) {
+    if ((size_t)n < len && evbuffer_add(conn->out, loop->write_area + n, len - (size_t)n) != 0) {
         conn->io_error = ENOMEM;
         return -1;
     }
@@ -1169,7 +1164,8 @@ static void conn_run(csgi_http__conn *conn)
             size_t pending = csgi_http__conn_out_length(conn);
             if (req->response_state == CSGI_HTTP__RESPONSE_FINISHED && pending &&
                 answer_can_wait(conn, req, pending, options)) {
-                csgi_http__conn_out(conn); /* the next answer follows it there */
+                if (conn->loop->staged == conn) /* the next answer follows it there */
+                    csgi_http__conn_unstage(conn);
                 req->written += pending - conn->out_done;
                 conn->out_done = pending;
                 request_complete(conn);
