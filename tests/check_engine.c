@@ -12,6 +12,8 @@
 #include <event2/event.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -62,6 +65,36 @@ ssize_t write(int fd, const void *data, size_t len)
     if (n < (ssize_t)len)
         atomic_fetch_add(&short_writes, 1);
     return n;
+}
+
+/* TCP_CORK as the engine sets it, and the sendfile(2) calls made while
+   the socket was not corked. */
+static atomic_int cork_state, cork_ons, sendfiles, sendfiles_uncorked;
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+    static int (*real)(int, int, int, const void *, socklen_t);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "setsockopt");
+    int r = real(fd, level, name, value, len);
+    if (r == 0 && level == IPPROTO_TCP && name == TCP_CORK && len == sizeof(int)) {
+        int on = *(const int *)value != 0;
+        atomic_store(&cork_state, on);
+        if (on)
+            atomic_fetch_add(&cork_ons, 1);
+    }
+    return r;
+}
+
+ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+{
+    static ssize_t (*real)(int, int, off_t *, size_t);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "sendfile");
+    atomic_fetch_add(&sendfiles, 1);
+    if (!atomic_load(&cork_state))
+        atomic_fetch_add(&sendfiles_uncorked, 1);
+    return real(out, in, offset, count);
 }
 
 static test_server server;
@@ -506,6 +539,79 @@ START_TEST(file_response)
     get(fd, "/hello", &r);
     ck_assert_str_eq(r.body, "Hello World");
     response_free(&r);
+    close(fd);
+    server_stop(&server, 0);
+}
+END_TEST
+
+/* TCP_CORK is not cleared before the output is empty, so wait for it. */
+static int wait_uncorked(int ms)
+{
+    for (int waited = 0; atomic_load(&cork_state); waited += 10) {
+        if (waited >= ms)
+            return 0;
+        usleep(10 * 1000);
+    }
+    return 1;
+}
+
+static void expect_file(int fd)
+{
+    test_response r;
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, server.file_size);
+    ck_assert_int_eq(r.body[r.body_len - 1], 'A' + (int)((r.body_len - 1) / 1000 % 26));
+    response_free(&r);
+}
+
+/* A file answer over plain TCP leaves corked, as nginx's tcp_nopush: the
+   head shares a segment with the file, and the file (300,000 bytes, whose
+   last segment is partial) leaves in full segments. The cork comes out
+   when the output is empty, so nothing waits for the kernel's 200 ms.
+   Other answers, and TLS (which does not use sendfile), never cork. */
+START_TEST(file_answer_leaves_corked)
+{
+    server_start(&server, NULL);
+    atomic_store(&cork_state, 0);
+    atomic_store(&cork_ons, 0);
+    atomic_store(&sendfiles, 0);
+    atomic_store(&sendfiles_uncorked, 0);
+    int fd = client_connect(server.port);
+    test_response r;
+    get(fd, "/hello", &r);
+    response_free(&r);
+    ck_assert_int_eq(atomic_load(&cork_ons), 0);
+
+    ck_assert_int_eq(client_send_str(fd, "GET /file HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    expect_file(fd);
+    ck_assert_msg(wait_uncorked(2000), "still corked after the answer");
+    int plain = !test_tls_mode();
+    int ons = atomic_load(&cork_ons), files = atomic_load(&sendfiles);
+    int uncorked = atomic_load(&sendfiles_uncorked);
+    ck_assert_int_eq(ons, plain);
+    ck_assert_int_eq(files > 0, plain);
+    ck_assert_int_eq(uncorked, 0);
+
+    /* Two file answers and a short one, asked for together. */
+    ck_assert_int_eq(client_send_str(fd, "GET /file HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /file HTTP/1.1\r\nHost: a\r\n\r\n"
+                                         "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     0);
+    expect_file(fd);
+    expect_file(fd);
+    ck_assert_int_eq(client_response(fd, &r, 0, 5000), 0);
+    ck_assert_str_eq(r.body, "Hello World");
+    response_free(&r);
+    ck_assert_msg(wait_uncorked(2000), "still corked after the answers");
+    uncorked = atomic_load(&sendfiles_uncorked);
+    ck_assert_int_eq(uncorked, 0);
+
+    get(fd, "/hello", &r); /* no file: no cork */
+    response_free(&r);
+    ons = atomic_load(&cork_ons);
+    ck_assert_int_ge(ons, plain);
+    ck_assert_int_le(ons, plain ? 3 : 0);
     close(fd);
     server_stop(&server, 0);
 }
@@ -2058,6 +2164,7 @@ int main(void)
     tcase_add_test(tc, unread_body_drained_for_keep_alive);
     tcase_add_test(tc, streamed_response);
     tcase_add_test(tc, file_response);
+    tcase_add_test(tc, file_answer_leaves_corked);
     tcase_add_test(tc, slow_reader_bounded_buffer);
     tcase_add_test(tc, client_leaves_mid_stream);
     tcase_add_test(tc, client_leaves_while_app_works);

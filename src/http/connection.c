@@ -184,6 +184,29 @@ static inline void before_write(csgi_http__conn *conn)
     conn->wrote = 1;
 }
 
+void csgi_http__conn_cork(csgi_http__conn *conn)
+{
+#ifdef TCP_CORK
+    if (conn->corked || conn->tls || conn->listener->family == AF_UNIX)
+        return;
+    int one = 1;
+    if (setsockopt(event_get_fd(&conn->ev), IPPROTO_TCP, TCP_CORK, &one, sizeof(one)) == 0)
+        conn->corked = 1;
+#else
+    (void)conn;
+#endif
+}
+
+/* The output is empty: what a cork still holds leaves now. */
+static void uncork(csgi_http__conn *conn)
+{
+#ifdef TCP_CORK
+    int zero = 0;
+    setsockopt(event_get_fd(&conn->ev), IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
+#endif
+    conn->corked = 0;
+}
+
 void csgi_http__conn_unstage(csgi_http__conn *conn)
 {
     csgi_http__loop *loop = conn->loop;
@@ -246,6 +269,10 @@ static int conn_flush_all(csgi_http__conn *conn, size_t *pending, uint64_t *writ
         *pending -= (size_t)n;
         *written += (uint64_t)n;
     }
+    /* Only this path uncorks: a file answer is queued in the output, so no
+       answer is staged before the output has been emptied here. */
+    if (__builtin_expect(conn->corked, 0) && *pending == 0)
+        uncork(conn);
     return 0;
 }
 

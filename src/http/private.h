@@ -228,6 +228,7 @@ struct csgi_http__conn {
        first Nagle could hold back (connection.c, conn_flush_all). */
     unsigned char wrote;   /* it has written */
     unsigned char nodelay; /* TCP_NODELAY is set, or not wanted (Unix socket, TLS) */
+    unsigned char corked;  /* TCP_CORK is set while a file answer leaves */
 };
 
 /* One request, from its head to on_done; it lives in its own arena. */
@@ -343,6 +344,13 @@ static inline const csgi_http__options *csgi_http__conn_options(const csgi_http_
    what is there); when that fails for memory, the bytes are dropped and
    the connection fails (io_error). */
 void csgi_http__conn_unstage(csgi_http__conn *conn);
+
+/* A file answer is about to be queued on a plain TCP connection: cork the
+   socket (TCP_CORK, as nginx's tcp_nopush) until the output is empty, so
+   that the head shares a segment with the file's first bytes and the file
+   leaves in full segments, where TCP_NODELAY would push every piece that
+   sendfile(2) hands the socket. A no-op elsewhere. */
+void csgi_http__conn_cork(csgi_http__conn *conn);
 
 /* The connection's output buffer, for any use but the staged answer's
    own appends (response.c): it holds every byte queued. */

@@ -396,6 +396,7 @@ int csgi_http__response_sendfile(csgi_http__request *req, int fd, int64_t offset
         evbuffer_set_flags(out, EVBUFFER_FLAG_DRAINS_TO_FD);
     if (evbuffer_add_file(out, fd, offset, length) != 0)
         return CSGI_ENOMEM;
+    csgi_http__conn_cork(req->conn);
     return write_done(req, (size_t)length, chunked);
 }
 
