@@ -55,7 +55,11 @@
 #               master and its workers pinned to core 0: the keepalive load
 #               with the filter's token; server CPU time per request counts
 #               the master, its living workers and those it reaped; the
-#               number of living workers is checked after each run
+#               number of living workers is checked after each run. nginx
+#               with a master and 1 or 2 worker processes, pinned the same
+#               way, gives the same ratio for a server that is not csgi:
+#               two busy processes on one core pay the scheduler's
+#               switches and lose batching, whoever wrote them
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -236,12 +240,16 @@ start() {
         --allow-root "${args[@]}" --listen 127.0.0.1:0 \
         --module-path "$BUILD_DIR/examples/auth_filter" "$ini"
       ;;
-    nginx)
+    nginx | nginx-workers*)
+      # nginx alone serves in its one process; nginx-workersN has a master
+      # and N worker processes sharing the listener
+      local master=off processes=1
+      [ "${name#nginx-workers}" = "$name" ] || master=on processes=${name#nginx-workers}
       SERVER_PORT=$(free_port)
       cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
-master_process off;
-worker_processes 1;
+master_process $master;
+worker_processes $processes;
 error_log $TMP/nginx/error.log warn;
 pid $TMP/nginx/nginx.pid;
 events { worker_connections $MAX_CONNECTIONS; }
@@ -372,15 +380,15 @@ declare -A RPS CPU WPR
 servers_of() {
   case $1 in
     large) echo csgi-file csgi-iter nginx h2o ;;
-    workers) echo workers1 workers2 ;;
+    workers) echo workers1 workers2 nginx-workers1 nginx-workers2 ;;
     *) echo "${SERVERS[@]}" ;;
   esac
 }
-# check_workers NAME: server workersN runs N living workers.
+# check_workers NAME: server workersN (nginx-workersN) runs N living workers.
 check_workers() {
-  local living
+  local living want=${1##*workers}
   living=$(wc -w <"/proc/$SERVER_PID/task/$SERVER_PID/children")
-  [ "$living" = "${1#workers}" ] || die "csgi-serve --workers ${1#workers} runs $living workers"
+  [ "$living" = "$want" ] || die "$1 runs $living worker processes, not $want"
 }
 # path_of NAME KIND: what a server is asked for.
 path_of() {
@@ -622,11 +630,13 @@ echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for kind in "${kinds[@]}"; do
   if [ "$kind" = workers ]; then
-    for n in 1 2; do
-      echo "| keep-alive, csgi-serve --workers $n (the talk's pipeline) | req/s |" \
-        "${RPS[$kind.workers$n]} | - | - | - | - |"
-      echo "| keep-alive, csgi-serve --workers $n (the talk's pipeline) | server CPU us/request |" \
-        "${CPU[$kind.workers$n]} | - | - | - | - |"
+    for label in "1 worker" "2 workers"; do
+      c=workers${label%% *} n=nginx-workers${label%% *}
+      label="keep-alive, $label (csgi: the talk's pipeline)"
+      echo "| $label | req/s | ${RPS[$kind.$c]} | ${RPS[$kind.$n]} | - |" \
+        "$(rps_ratio "$kind" "$c" "$n") | - |"
+      echo "| $label | server CPU us/request | ${CPU[$kind.$c]} | ${CPU[$kind.$n]} | - |" \
+        "$(cpu_ratio "$kind" "$c" "$n") | - |"
     done
     continue
   fi
@@ -683,6 +693,10 @@ for kind in "${kinds[@]}"; do
       r=$(cpu_ratio "$kind" workers2 workers1)
       echo "| CPU/request, csgi-serve 2 workers / 1 worker | $r | <= $GOAL_WORKERS |" \
         "$(verdict "$GOAL_WORKERS" "$r") |"
+      # The same two processes on one core, for nginx: what the machine's
+      # scheduler costs a server that is not csgi (no target).
+      r=$(cpu_ratio "$kind" nginx-workers2 nginx-workers1)
+      echo "| CPU/request, nginx 2 workers / 1 worker (reference) | $r | - | report only |"
       continue
       ;;
     pipelined)
