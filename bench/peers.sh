@@ -7,7 +7,7 @@
 #   h2o    Debian's h2o, one thread, the answer as a static file
 #
 #   bench/peers.sh [keepalive] [pipelined] [close] [instructions] [idle]
-#                  [large] [idlegrowth] [workers]   (default: all)
+#                  [large] [idlegrowth] [workers] [capped]   (default: all)
 #
 # 1. keepalive  h2load --h1 -t1 -c64 (one request in flight per connection)
 # 2. pipelined  h2load --h1 -t1 -c8 -m16 (16 in flight per connection)
@@ -60,6 +60,14 @@
 #               way, gives the same ratio for a server that is not csgi:
 #               two busy processes on one core pay the scheduler's
 #               switches and lose batching, whoever wrote them
+# 9. capped     the keepalive and close loads again (keepalive-capped,
+#               close-capped), each server held to CAP % of core 0 by a
+#               cgroup's CPU quota (cgroup v2's cpu.max or v1's CFS quota,
+#               10 ms periods), its worker processes too: the server is
+#               then the limit, not the client, and req/s says how much
+#               each server does with the same CPU. Needs root and a
+#               cgroup cpu controller; skipped, with a line saying so,
+#               without them
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -92,7 +100,7 @@
 # The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
 # for h2load, wrk, strace) when run as root. Environment (defaults):
 #   ROUNDS [5]  MAX_ROUNDS [9]  SPREAD [1.25]  CLIENT_BOUND [90]
-#   REQUESTS [200000]  DURATION [4]
+#   REQUESTS [200000]  DURATION [4]  CAP [40]
 #   STRACE_REQUESTS [100000]
 #   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  LARGE_REQUESTS [20000]
 #   IDLE_COUNTS ["10 1000 10000"] (each at least 4)  BUILD_DIR [build-bench]
@@ -114,6 +122,7 @@ CG_LARGE=${CG_LARGE:-12000}
 IDLE_CONNS=${IDLE_CONNS:-3000}
 LARGE_REQUESTS=${LARGE_REQUESTS:-20000}
 IDLE_COUNTS=${IDLE_COUNTS:-10 1000 10000}
+CAP=${CAP:-40}
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -130,10 +139,10 @@ TOKEN_HEADER="X-Auth-Token: open-sesame"
 TALK_BODY="Hello, Secret World of WebOb !"
 
 RUN_KEEPALIVE=0 RUN_PIPELINED=0 RUN_CLOSE=0 RUN_IR=0 RUN_IDLE=0 RUN_LARGE=0 RUN_IDLEGROWTH=0
-RUN_WORKERS=0
+RUN_WORKERS=0 RUN_CAPPED=0
 if [ $# -eq 0 ]; then
   RUN_KEEPALIVE=1 RUN_PIPELINED=1 RUN_CLOSE=1 RUN_IR=1 RUN_IDLE=1 RUN_LARGE=1 RUN_IDLEGROWTH=1
-  RUN_WORKERS=1
+  RUN_WORKERS=1 RUN_CAPPED=1
 fi
 for arg in "$@"; do
   case $arg in
@@ -145,9 +154,10 @@ for arg in "$@"; do
     large) RUN_LARGE=1 ;;
     idlegrowth) RUN_IDLEGROWTH=1 ;;
     workers) RUN_WORKERS=1 ;;
+    capped) RUN_CAPPED=1 ;;
     -h | --help) help_text; exit 0 ;;
     *) die "unknown part '$arg' (keepalive, pipelined, close, instructions, idle, large," \
-      "idlegrowth, workers)" ;;
+      "idlegrowth, workers, capped)" ;;
   esac
 done
 # The idle counts, in increasing order; the most idle connections a server
@@ -184,6 +194,53 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$MAX_CONNECTIONS" ] 
   ! ulimit -n "$MAX_CONNECTIONS" 2>/dev/null; then
   if ! { ulimit -Hn "$MAX_CONNECTIONS" && ulimit -n "$MAX_CONNECTIONS"; } 2>/dev/null; then
     log "peers.sh: ulimit -n stays $(ulimit -n), short of $MAX_CONNECTIONS"
+  fi
+fi
+
+# ---- The capped loads' cgroup ----------------------------------------------------
+# cap_setup: a cgroup that holds what is put in it to CAP % of one core, in
+# 10 ms periods (cgroup v2's cpu.max, or v1's CFS quota); sets CAP_DIR.
+# Fails on a machine without one (not root, no cpu controller).
+CAP_DIR=""
+cap_setup() {
+  local quota=$((CAP * 100)) # microseconds of each 10,000
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control ||
+      echo +cpu >/sys/fs/cgroup/cgroup.subtree_control || return 1
+    mkdir "/sys/fs/cgroup/csgi-peers-$$" || return 1
+    CAP_DIR=/sys/fs/cgroup/csgi-peers-$$
+    echo "$quota 10000" >"$CAP_DIR/cpu.max"
+  elif [ -d /sys/fs/cgroup/cpu ]; then
+    mkdir "/sys/fs/cgroup/cpu/csgi-peers-$$" || return 1
+    CAP_DIR=/sys/fs/cgroup/cpu/csgi-peers-$$
+    echo 10000 >"$CAP_DIR/cpu.cfs_period_us" && echo "$quota" >"$CAP_DIR/cpu.cfs_quota_us"
+  else
+    return 1
+  fi
+}
+# cap_server: the started server's processes (a master's workers too) into
+# the cgroup; what they fork later follows them.
+cap_server() {
+  local pid
+  for pid in $SERVER_PID $(cat "/proc/$SERVER_PID/task/"*/children); do
+    echo "$pid" >"$CAP_DIR/cgroup.procs"
+  done
+}
+# cap_remove: the cgroup goes when the script ends (its servers stopped).
+# shellcheck disable=SC2317 # called by the trap
+cap_remove() {
+  [ -z "$CAP_DIR" ] || rmdir "$CAP_DIR" 2>/dev/null || true
+}
+if [ $RUN_CAPPED = 1 ]; then
+  if ! [[ $CAP =~ ^[0-9]+$ ]] || [ "$CAP" -lt 1 ] || [ "$CAP" -gt 100 ]; then
+    die "CAP: '$CAP' is not a percentage from 1 to 100"
+  fi
+  trap 'bench_cleanup; cap_remove' EXIT
+  if ! cap_setup 2>/dev/null; then
+    log "peers.sh: no cgroup CPU quota here (root and a cpu controller are needed):" \
+      "the capped loads are skipped"
+    cap_remove
+    RUN_CAPPED=0
   fi
 fi
 
@@ -330,18 +387,18 @@ measure() {
   client_before=$(child_ticks "$me")
   before=$(tree_ticks "$SERVER_PID")
   case $kind in
-    keepalive) h2load_run "$out" -c64 -n "$REQUESTS" ;;
+    keepalive*) h2load_run "$out" -c64 -n "$REQUESTS" ;;
     workers) h2load_run "$out" -c64 -n "$REQUESTS" -H "$TOKEN_HEADER" ;;
     pipelined) h2load_run "$out" -c8 -m16 -n "$REQUESTS" ;;
     large) h2load_run "$out" -c8 -n "$LARGE_REQUESTS" ;;
-    close)
+    close*)
       run_client taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" -H 'Connection: close' \
         "http://127.0.0.1:$SERVER_PORT/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
       ;;
   esac
   after=$(tree_ticks "$SERVER_PID")
   client_after=$(child_ticks "$me")
-  if [ "$kind" = close ]; then
+  if [ "${kind%-capped}" = close ]; then
     ok=$(awk '/requests in/ { print $1 }' "$out")
     seconds=$(awk '/requests in/ { s = $4; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
   else
@@ -375,6 +432,7 @@ kinds=()
 [ $RUN_CLOSE = 1 ] && kinds+=(close)
 [ $RUN_LARGE = 1 ] && kinds+=(large)
 [ $RUN_WORKERS = 1 ] && kinds+=(workers)
+[ $RUN_CAPPED = 1 ] && kinds+=(keepalive-capped close-capped)
 declare -A RPS CPU WPR
 # servers_of KIND: the servers a load is measured on.
 servers_of() {
@@ -432,6 +490,7 @@ for kind in "${kinds[@]}"; do
     ((round <= ROUNDS)) || spread_above "$kind" || break
     for name in "${order[@]}"; do
       start "$name"
+      [ "${kind%-capped}" = "$kind" ] || cap_server
       URL_PATH=$(path_of "$name" "$kind")
       measure "$kind" >/dev/null # warm-up
       [ "$kind" != workers ] || check_workers "$name"
@@ -624,6 +683,7 @@ if [ ${#kinds[@]} -gt 0 ]; then
     for name in $(servers_of "$kind"); do line+=" $name ${SPREADS[$kind.$name]}"; done
     echo "- $line"
   done
+  [ $RUN_CAPPED = 0 ] || echo "- *-capped: each server held to $CAP % of core 0 (a cgroup's CPU quota)"
   echo
 fi
 echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
