@@ -690,9 +690,9 @@ echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for kind in "${kinds[@]}"; do
   if [ "$kind" = workers ]; then
-    for label in "1 worker" "2 workers"; do
-      c=workers${label%% *} n=nginx-workers${label%% *}
-      label="keep-alive, $label (csgi: the talk's pipeline)"
+    for workers in "1 worker" "2 workers"; do
+      c=workers${workers%% *} n=nginx-workers${workers%% *}
+      label="keep-alive, $workers (csgi: the talk's pipeline)"
       echo "| $label | req/s | ${RPS[$kind.$c]} | ${RPS[$kind.$n]} | - |" \
         "$(rps_ratio "$kind" "$c" "$n") | - |"
       echo "| $label | server CPU us/request | ${CPU[$kind.$c]} | ${CPU[$kind.$n]} | - |" \
