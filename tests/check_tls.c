@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- The application: the environ's TLS keys, or a file ------------------------ */
@@ -644,23 +645,48 @@ static int resumes(int port, SSL_SESSION *session)
     return reused;
 }
 
+/* Milliseconds of the wall clock, which the server's key periods follow. */
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_until_wall(long long ms)
+{
+    while (wall_ms() < ms)
+        usleep(10000);
+}
+
 START_TEST(ticket_keys_rotate)
 {
-    /* Keys of 2 s periods: a ticket opens in its period and the next, not
-       later. */
+    /* Keys of 2 s periods of the wall clock: a ticket opens in its period
+       and the next, not later.  Each check runs 200 ms into a period, so
+       neither a slow handshake nor where the test starts in a period can
+       carry it over a boundary. */
+    const long long period = 2000;
     tls_server s;
     csgi_tls_options options;
     default_options(&options);
     options.ticket_rotation_s = 2;
     start(&s, &options);
-    long begin = now_ms();
-    SSL_SESSION *session = ticket_of(s.port);
+    SSL_SESSION *session = NULL;
+    long long issued = -1;
+    for (int attempt = 0; attempt < 3 && issued < 0; attempt++) {
+        sleep_until_wall((wall_ms() / period + 1) * period + 100);
+        long long before = wall_ms() / period;
+        if (session)
+            SSL_SESSION_free(session);
+        session = ticket_of(s.port);
+        if (wall_ms() / period == before)
+            issued = before; /* sealed within one period: we know which */
+    }
+    ck_assert_msg(issued >= 0, "no ticket fetched within one 2 s period");
     ck_assert(resumes(s.port, session));
-    while (now_ms() - begin < 2000)
-        usleep(10000);
+    sleep_until_wall((issued + 1) * period + 200);
     ck_assert(resumes(s.port, session)); /* the next period */
-    while (now_ms() - begin < 4100)
-        usleep(10000);
+    sleep_until_wall((issued + 2) * period + 200);
     ck_assert(!resumes(s.port, session)); /* two periods on */
     SSL_SESSION_free(session);
     stop(&s);
