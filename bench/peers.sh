@@ -60,14 +60,21 @@
 #               way, gives the same ratio for a server that is not csgi:
 #               two busy processes on one core pay the scheduler's
 #               switches and lose batching, whoever wrote them
+#               (the goal's ratio is printed with a distribution-free
+#               95% confidence interval of its median: the rounds spread)
 # 9. capped     the keepalive and close loads again (keepalive-capped,
 #               close-capped), each server held to CAP % of core 0 by a
 #               cgroup's CPU quota (cgroup v2's cpu.max or v1's CFS quota,
 #               10 ms periods), its worker processes too: the server is
 #               then the limit, not the client, and req/s says how much
-#               each server does with the same CPU. Needs root and a
-#               cgroup cpu controller; skipped, with a line saying so,
-#               without them
+#               each server does with the same CPU. With the workers part
+#               too, workers-capped runs it held the same way: csgi's one
+#               worker is otherwise faster than the load client and sleeps
+#               between its batches, so 2 workers on the one core wake and
+#               preempt each other at the client's pace; held to CAP %,
+#               each worker has work whenever it runs, as nginx's do
+#               uncapped. Needs root and a cgroup cpu controller; skipped,
+#               with a line saying so, without them
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -388,7 +395,7 @@ measure() {
   before=$(tree_ticks "$SERVER_PID")
   case $kind in
     keepalive*) h2load_run "$out" -c64 -n "$REQUESTS" ;;
-    workers) h2load_run "$out" -c64 -n "$REQUESTS" -H "$TOKEN_HEADER" ;;
+    workers*) h2load_run "$out" -c64 -n "$REQUESTS" -H "$TOKEN_HEADER" ;;
     pipelined) h2load_run "$out" -c8 -m16 -n "$REQUESTS" ;;
     large) h2load_run "$out" -c8 -n "$LARGE_REQUESTS" ;;
     close*)
@@ -433,12 +440,13 @@ kinds=()
 [ $RUN_LARGE = 1 ] && kinds+=(large)
 [ $RUN_WORKERS = 1 ] && kinds+=(workers)
 [ $RUN_CAPPED = 1 ] && kinds+=(keepalive-capped close-capped)
+[ $RUN_CAPPED = 1 ] && [ $RUN_WORKERS = 1 ] && kinds+=(workers-capped)
 declare -A RPS CPU WPR
 # servers_of KIND: the servers a load is measured on.
 servers_of() {
   case $1 in
     large) echo csgi-file csgi-iter nginx h2o ;;
-    workers) echo workers1 workers2 nginx-workers1 nginx-workers2 ;;
+    workers | workers-capped) echo workers1 workers2 nginx-workers1 nginx-workers2 ;;
     *) echo "${SERVERS[@]}" ;;
   esac
 }
@@ -471,16 +479,33 @@ spread_above() {
   done
   return 1
 }
-# paired A B: the median over the rounds of A's figure over B's, from two
-# lists in round order.
-paired() {
-  awk -v a="$1" -v b="$2" 'BEGIN {
+# paired_stat WHAT A B: from two lists in round order, the median over the
+# rounds of A's figure over B's (WHAT: ratio) or minus B's (diff), or with
+# ci a confidence interval of the ratios' median, free of any assumption
+# about how they spread: the k-th smallest and the k-th largest ratio, with
+# k the largest (at least 1) for which n rounds leave fewer than k ratios
+# below the true median with a chance of at most 2.5% (binomial, p = 1/2).
+# About 95%: with 9 rounds, the 2nd to the 8th ratio (96%); with 5, the
+# smallest to the largest (94%). Prints "LO to HI".
+paired_stat() {
+  awk -v what="$1" -v a="$2" -v b="$3" 'BEGIN {
       n = split(a, x, " "); split(b, y, " ")
-      for (i = 1; i <= n; i++) r[i] = x[i] / y[i]
+      for (i = 1; i <= n; i++) r[i] = what == "diff" ? x[i] - y[i] : x[i] / y[i]
       for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) {
         t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
-      printf "%.3f\n", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+      if (what == "ci") {
+        k = 1; term = 0.5 ^ n; cum = term # cum: the chance of at most k - 1 below
+        while (k < n / 2) {
+          term = term * (n - k + 1) / k
+          if (cum + term > 0.025) break
+          cum += term; k++
+        }
+        printf "%.3f to %.3f\n", r[k], r[n + 1 - k]
+        exit
+      }
+      printf what == "diff" ? "%.2f\n" : "%.3f\n", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
 }
+paired() { paired_stat ratio "$1" "$2"; }
 declare -A RPS_RUNS CPU_RUNS SPREADS ROUNDS_RUN CLIENT
 for kind in "${kinds[@]}"; do
   log "== $kind: $ROUNDS rounds (up to $MAX_ROUNDS when runs spread above $SPREAD)"
@@ -493,9 +518,9 @@ for kind in "${kinds[@]}"; do
       [ "${kind%-capped}" = "$kind" ] || cap_server
       URL_PATH=$(path_of "$name" "$kind")
       measure "$kind" >/dev/null # warm-up
-      [ "$kind" != workers ] || check_workers "$name"
+      [ "${kind%-capped}" != workers ] || check_workers "$name"
       read -r r c cl < <(measure "$kind")
-      [ "$kind" != workers ] || check_workers "$name"
+      [ "${kind%-capped}" != workers ] || check_workers "$name"
       rps_runs[$name]="${rps_runs[$name]:-} $r"
       cpu_runs[$name]="${cpu_runs[$name]:-} $c"
       client_runs[$name]="${client_runs[$name]:-} $cl"
@@ -528,6 +553,10 @@ done
 # rps_ratio KIND A B, cpu_ratio KIND A B: paired over KIND's rounds.
 rps_ratio() { paired "${RPS_RUNS[$1.$2]}" "${RPS_RUNS[$1.$3]}"; }
 cpu_ratio() { paired "${CPU_RUNS[$1.$2]}" "${CPU_RUNS[$1.$3]}"; }
+cpu_ratio_ci() { paired_stat ci "${CPU_RUNS[$1.$2]}" "${CPU_RUNS[$1.$3]}"; }
+# cpu_added KIND A B: the median over KIND's rounds of A's CPU time per
+# request minus B's, in microseconds.
+cpu_added() { paired_stat diff "${CPU_RUNS[$1.$2]}" "${CPU_RUNS[$1.$3]}"; }
 
 # ---- Instructions per request (callgrind) ------------------------------------------
 HEADER_COUNTS=(1 10 50)
@@ -689,10 +718,11 @@ fi
 echo "| load | figure | csgi | nginx | h2o | csgi/nginx | csgi/h2o |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for kind in "${kinds[@]}"; do
-  if [ "$kind" = workers ]; then
+  if [ "${kind%-capped}" = workers ]; then
     for workers in "1 worker" "2 workers"; do
       c=workers${workers%% *} n=nginx-workers${workers%% *}
       label="keep-alive, $workers (csgi: the talk's pipeline)"
+      [ "$kind" = workers ] || label="keep-alive held to $CAP %, $workers (csgi: the talk's pipeline)"
       echo "| $label | req/s | ${RPS[$kind.$c]} | ${RPS[$kind.$n]} | - |" \
         "$(rps_ratio "$kind" "$c" "$n") | - |"
       echo "| $label | server CPU us/request | ${CPU[$kind.$c]} | ${CPU[$kind.$n]} | - |" \
@@ -749,14 +779,24 @@ echo "|---|---:|---:|---|"
 for kind in "${kinds[@]}"; do
   case $kind in
     large) continue ;; # reported, no target
-    workers)
-      r=$(cpu_ratio "$kind" workers2 workers1)
-      echo "| CPU/request, csgi-serve 2 workers / 1 worker | $r | <= $GOAL_WORKERS |" \
-        "$(verdict "$GOAL_WORKERS" "$r") |"
+    workers | workers-capped)
+      # workers: csgi faster than its load client (the client's pace sets
+      # how often each worker sleeps); workers-capped: the server the limit.
+      how="client-bound" r=$(cpu_ratio "$kind" workers2 workers1)
+      [ "$kind" = workers ] || how="held to $CAP % of a core"
+      echo "| CPU/request, csgi-serve 2 workers / 1 worker, $how | $r" \
+        "($(cpu_ratio_ci "$kind" workers2 workers1)) | <= $GOAL_WORKERS | $(verdict "$GOAL_WORKERS" "$r") |"
       # The same two processes on one core, for nginx: what the machine's
       # scheduler costs a server that is not csgi (no target).
       r=$(cpu_ratio "$kind" nginx-workers2 nginx-workers1)
-      echo "| CPU/request, nginx 2 workers / 1 worker (reference) | $r | - | report only |"
+      echo "| CPU/request, nginx 2 workers / 1 worker, $how (reference) | $r" \
+        "($(cpu_ratio_ci "$kind" nginx-workers2 nginx-workers1)) | - | report only |"
+      # The same in microseconds: what the second worker adds to a request.
+      # csgi's single worker costs less than nginx's, so an equal cost
+      # added is a larger ratio.
+      echo "| CPU added per request by the 2nd worker, $how, csgi; nginx" \
+        "| $(cpu_added "$kind" workers2 workers1) us; $(cpu_added "$kind" nginx-workers2 nginx-workers1) us" \
+        "| - | report only |"
       continue
       ;;
     pipelined)
