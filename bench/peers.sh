@@ -61,7 +61,14 @@
 #               two busy processes on one core pay the scheduler's
 #               switches and lose batching, whoever wrote them
 #               (the goal's ratio is printed with a distribution-free
-#               95% confidence interval of its median: the rounds spread)
+#               95% confidence interval of its median: the rounds spread).
+#               A control, kept-workers2: 2 workers whose connections the
+#               server never closes (max_keepalive_requests at its
+#               largest), so h2load's first burst, which lands whole in
+#               one worker, stays there: the same work as 1 worker, with
+#               the second process idle. Its ratio to 1 worker is what the
+#               measurement gives two equal servers; the goal's ratio over
+#               it is what splitting the connections costs
 # 9. capped     the keepalive and close loads again (keepalive-capped,
 #               close-capped), each server held to CAP % of core 0 by a
 #               cgroup's CPU quota (cgroup v2's cpu.max or v1's CFS quota,
@@ -270,12 +277,19 @@ paste.app_factory = wsgi_webob_mid:app_factory
 use = egg:csgi#http
 max_connections = $MAX_CONNECTIONS
 EOF
+# kept-workers2's: the talk's pipeline, its connections never closed by the
+# server, so each stays in the worker that accepted it (h2load's burst of
+# connections lands whole in one of the two: see the workers part).
+{
+  cat "$ROOT/examples/auth_filter/wsgi_webob_mid.ini"
+  printf '\n[server:main]\nuse = egg:csgi#http\nmax_keepalive_requests = 4294967295\n'
+} >"$TMP/kept.ini"
 mkfifo "$TMP/hold.fifo" # idle_conns -w holds its connections until it reads EOF here
 
 # body_of NAME: the answer of server NAME.
 body_of() {
   case $1 in
-    talk | csgi-serve | workers*) echo "$TALK_BODY" ;;
+    talk | csgi-serve | workers* | kept-workers*) echo "$TALK_BODY" ;;
     *) echo 'Hello World' ;;
   esac
 }
@@ -283,6 +297,7 @@ body_of() {
 # start NAME [WRAPPER...]: the server NAME pinned to core 0, run by WRAPPER
 # (valgrind ...) when given; sets SERVER_PID, SERVER_PORT. talk: csgi-serve
 # and the talk's pipeline; workersN: the same with N worker processes;
+# kept-workersN: and no connection closed by the server (kept.ini);
 # csgi-serve: the talk's hello application alone (idlegrowth).
 start() {
   local name=$1
@@ -296,10 +311,11 @@ start() {
       start_server "$TMP/large.log" taskset -c 0 "$BUILD_DIR/bench/large_body" "$TMP/www/big.bin"
       return 0
       ;;
-    talk | workers* | csgi-serve)
+    talk | workers* | kept-workers* | csgi-serve)
       local ini=$ROOT/examples/auth_filter/wsgi_webob_mid.ini args=()
       [ "$name" != csgi-serve ] || ini=$TMP/idle.ini
-      [ "${name#workers}" = "$name" ] || args=(--workers "${name#workers}")
+      [ "${name#kept-}" = "$name" ] || ini=$TMP/kept.ini
+      [ "${name##*workers}" = "$name" ] || args=(--workers "${name##*workers}")
       start_server "$TMP/$name.log" taskset -c 0 "${wrap[@]}" "$BUILD_DIR/tools/csgi-serve" \
         --allow-root "${args[@]}" --listen 127.0.0.1:0 \
         --module-path "$BUILD_DIR/examples/auth_filter" "$ini"
@@ -446,7 +462,7 @@ declare -A RPS CPU WPR
 servers_of() {
   case $1 in
     large) echo csgi-file csgi-iter nginx h2o ;;
-    workers | workers-capped) echo workers1 workers2 nginx-workers1 nginx-workers2 ;;
+    workers | workers-capped) echo workers1 workers2 kept-workers2 nginx-workers1 nginx-workers2 ;;
     *) echo "${SERVERS[@]}" ;;
   esac
 }
@@ -728,6 +744,10 @@ for kind in "${kinds[@]}"; do
       echo "| $label | server CPU us/request | ${CPU[$kind.$c]} | ${CPU[$kind.$n]} | - |" \
         "$(cpu_ratio "$kind" "$c" "$n") | - |"
     done
+    label="2 workers, every connection kept where it landed (csgi only)"
+    [ "$kind" = workers ] || label="held to $CAP %, $label"
+    echo "| $label | req/s | ${RPS[$kind.kept-workers2]} | - | - | - | - |"
+    echo "| $label | server CPU us/request | ${CPU[$kind.kept-workers2]} | - | - | - | - |"
     continue
   fi
   if [ "$kind" = large ]; then
@@ -794,6 +814,13 @@ for kind in "${kinds[@]}"; do
       # The same in microseconds: what the second worker adds to a request.
       # csgi's single worker costs less than nginx's, so an equal cost
       # added is a larger ratio.
+      # The control: two workers, one of which serves every connection
+      # (kept-workers2). Its ratio is what the measurement itself gives
+      # two servers that do the same work, and what two processes cost
+      # without the split of connections between them.
+      r=$(cpu_ratio "$kind" kept-workers2 workers1)
+      echo "| CPU/request, csgi-serve 2 workers with connections kept / 1 worker, $how (control) | $r" \
+        "($(cpu_ratio_ci "$kind" kept-workers2 workers1)) | - | report only |"
       echo "| CPU added per request by the 2nd worker, $how, csgi; nginx" \
         "| $(cpu_added "$kind" workers2 workers1) us; $(cpu_added "$kind" nginx-workers2 nginx-workers1) us" \
         "| - | report only |"
