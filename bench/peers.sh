@@ -75,13 +75,13 @@
 #               10 ms periods), its worker processes too: the server is
 #               then the limit, not the client, and req/s says how much
 #               each server does with the same CPU. With the workers part
-#               too, workers-capped runs it held the same way: csgi's one
-#               worker is otherwise faster than the load client and sleeps
+#               too, workers-capped runs it held the same way: uncapped,
+#               csgi's one worker is faster than the load client and sleeps
 #               between its batches, so 2 workers on the one core wake and
-#               preempt each other at the client's pace; held to CAP %,
-#               each worker has work whenever it runs, as nginx's do
-#               uncapped. Needs root and a cgroup cpu controller; skipped,
-#               with a line saying so, without them
+#               preempt each other at the client's pace; held to CAP %, the
+#               server is the limit, which says whether the second worker
+#               costs as much without that. Needs root and a cgroup cpu
+#               controller; skipped, with a line saying so, without them
 #
 # Each server is pinned to core 0 and the client to core 1; the servers take
 # turns, ROUNDS runs of REQUESTS requests (close: DURATION seconds) each,
@@ -801,7 +801,8 @@ for kind in "${kinds[@]}"; do
     large) continue ;; # reported, no target
     workers | workers-capped)
       # workers: csgi faster than its load client (the client's pace sets
-      # how often each worker sleeps); workers-capped: the server the limit.
+      # how often each worker sleeps); workers-capped: the server is the
+      # limit.
       how="client-bound" r=$(cpu_ratio "$kind" workers2 workers1)
       [ "$kind" = workers ] || how="held to $CAP % of a core"
       echo "| CPU/request, csgi-serve 2 workers / 1 worker, $how | $r" \
@@ -811,9 +812,6 @@ for kind in "${kinds[@]}"; do
       r=$(cpu_ratio "$kind" nginx-workers2 nginx-workers1)
       echo "| CPU/request, nginx 2 workers / 1 worker, $how (reference) | $r" \
         "($(cpu_ratio_ci "$kind" nginx-workers2 nginx-workers1)) | - | report only |"
-      # The same in microseconds: what the second worker adds to a request.
-      # csgi's single worker costs less than nginx's, so an equal cost
-      # added is a larger ratio.
       # The control: two workers, one of which serves every connection
       # (kept-workers2). Its ratio is what the measurement itself gives
       # two servers that do the same work, and what two processes cost
@@ -821,6 +819,9 @@ for kind in "${kinds[@]}"; do
       r=$(cpu_ratio "$kind" kept-workers2 workers1)
       echo "| CPU/request, csgi-serve 2 workers with connections kept / 1 worker, $how (control) | $r" \
         "($(cpu_ratio_ci "$kind" kept-workers2 workers1)) | - | report only |"
+      # The same in microseconds: what the second worker adds to a request.
+      # csgi's single worker costs less than nginx's, so an equal cost
+      # added is a larger ratio.
       echo "| CPU added per request by the 2nd worker, $how, csgi; nginx" \
         "| $(cpu_added "$kind" workers2 workers1) us; $(cpu_added "$kind" nginx-workers2 nginx-workers1) us" \
         "| - | report only |"
