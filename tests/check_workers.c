@@ -262,6 +262,8 @@ START_TEST(workers_answer_from_their_own_processes)
     ck_assert_int_eq(other.built_by, other.pid);
     ck_assert_int_eq(blocked.built_by, blocked.pid);
     ck_assert_str_eq(other.message, "one");
+    /* PEP 3333: the application may be called in another process. */
+    ck_assert_str_eq(get_at(s.port, NULL, "/multi").message, "p1,t0");
     serve_stop(&s, 3000);
 }
 END_TEST
@@ -468,6 +470,7 @@ START_TEST(workers_zero_is_one_process_and_option_overrides)
                   tail(test_read_file(s.log)));
     ck_assert_int_eq(r.pid, s.pid);
     ck_assert_int_eq(wait_children(s.pid, 0, 100), 0);
+    ck_assert_str_eq(get_at(s.port, NULL, "/multi").message, "p0,t0");
     /* A master's signals, alone: said and ignored, not the end of it
        (HUP's default would be: `systemctl reload`). */
     kill(s.pid, SIGHUP);
@@ -483,6 +486,7 @@ START_TEST(workers_zero_is_one_process_and_option_overrides)
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_ne(r.pid, s.pid);
     ck_assert_int_eq(wait_children(s.pid, 2, 2000), 2);
+    ck_assert_str_eq(get_at(s.port, NULL, "/multi").message, "p1,t0");
     serve_stop(&s, 3000);
 }
 END_TEST
@@ -502,6 +506,7 @@ START_TEST(threads_and_unix_socket_outlive_workers)
     wait_accepting(&s, 2);
     ck_assert_str_eq(get(s.port, "/").message, "one");
     ck_assert_str_eq(get_at(0, socket_path, "/").message, "one");
+    ck_assert_str_eq(get_at(0, socket_path, "/multi").message, "p1,t1");
     write_ini("message = two\n", "workers = 2\nthreads = 2\n");
     kill(s.pid, SIGHUP);
     assert_waited_log(&s, "stopping 2 workers of the old one", 1, 5000);

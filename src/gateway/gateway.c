@@ -273,7 +273,7 @@ void csgi_gateway__on_request(csgi_http__request *http, void *userdata)
     source->local = csgi_http__request_local(http, NULL);
     source->url_scheme = "http";
     source->multithread = gateway->multithread;
-    source->multiprocess = 0;
+    source->multiprocess = gateway->multiprocess;
     source->input = &engine_input;
     source->input_context = http;
     source->log = request_log;

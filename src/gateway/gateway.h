@@ -16,8 +16,9 @@
 
 /* What the gateway needs from whoever runs it. */
 typedef struct csgi_gateway {
-    csgi_app *app;   /* borrowed from the server */
-    int multithread; /* more than one loop */
+    csgi_app *app;    /* borrowed from the server */
+    int multithread;  /* more than one loop */
+    int multiprocess; /* a worker process: its master may run others */
     csgi_http__log_fn log;
     void *log_userdata;
     int log_level;

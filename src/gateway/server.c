@@ -289,6 +289,11 @@ static int server_new(csgi_server **out, csgi_app *app, const csgi_server_option
     server->request_limit = request_limit;
     server->gateway.app = app;
     server->gateway.multithread = engine_opts.threads > 1;
+    /* PEP 3333's wsgi.multiprocess: whether an equivalent application
+       may be called in another process at the same time. A worker's
+       master may run others beside it whatever `workers` says: a reload
+       or a recycled worker overlaps the old and the new, TTIN adds. */
+    server->gateway.multiprocess = worker != NULL;
     server->gateway.log = engine_opts.log;
     server->gateway.log_userdata = engine_opts.log_userdata;
     server->gateway.log_level = engine_opts.log_level;

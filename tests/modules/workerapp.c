@@ -13,6 +13,8 @@
  *              is busy, so the next connection goes to another worker
  *   /stats     the same, its message csgi_server_stats_get()'s figures:
  *              "rREQUESTS,cCONNECTIONS,wWORKERS,tTHREADS,pPROCESS_REQUESTS"
+ *   /multi     the same, its message the environ's csgi.multiprocess and
+ *              csgi.multithread: "pP,tT"
  *
  * and its factory reads `build_delay_ms` (sleep that long while building:
  * a slow-starting application), `crash` (true: the process building it
@@ -28,6 +30,7 @@
 #include <event2/event.h>
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +102,13 @@ static csgi_body *pid_call(void *state, csgi_environ *environ, csgi_start_respon
         snprintf(message, sizeof(message), "r%llu,c%llu,w%u,t%u,p%llu",
                  (unsigned long long)stats.requests, (unsigned long long)stats.connections,
                  stats.workers, stats.threads, (unsigned long long)stats.process_requests);
+    int64_t multiprocess = -1, multithread = -1;
+    if (path && strcmp(path, "/multi") == 0) {
+        csgi_environ_get_int(environ, "csgi.multiprocess", &multiprocess);
+        csgi_environ_get_int(environ, "csgi.multithread", &multithread);
+        snprintf(message, sizeof(message), "p%lld,t%lld", (long long)multiprocess,
+                 (long long)multithread);
+    }
     char text[256];
     int len = snprintf(text, sizeof(text), "message=%s pid=%ld built_by=%ld uid=%ld gid=%ld\n",
                        message, (long)getpid(), app->built_by, (long)getuid(), (long)getgid());
