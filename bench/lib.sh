@@ -119,6 +119,27 @@ tree_ticks() {
     awk 'NR == 1 { t += $14 + $15 } { t += $12 + $13 } END { print t }'
 }
 
+# children_ticks PID: "CHILD TICKS" for each living child of process PID
+# (a master's workers), user + system CPU time in clock ticks.
+children_ticks() {
+  local pid pids
+  pids=$(cat /proc/"$1"/task/*/children 2>/dev/null)
+  for pid in $pids; do
+    sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk -v p="$pid" '{ print p, $12 + $13 }'
+  done
+}
+
+# busiest_share BEFORE AFTER: from two children_ticks lists, the busiest
+# child's share of the CPU time the children used in between (0.50: split
+# evenly between two; 1.00: one did it all); "-" for fewer than two
+# children or no time.
+busiest_share() {
+  printf '%s\n' "$1" -- "$2" | awk '$1 == "--" { after = 1; next }
+    NF == 2 && !after { t0[$1] = $2; next }
+    NF == 2 && ($1 in t0) { d = $2 - t0[$1]; sum += d; n++; if (d > max) max = d }
+    END { if (n < 2 || sum <= 0) print "-"; else printf "%.2f\n", max / sum }'
+}
+
 # tree_switches PID: context switches (voluntary and not) of process PID
 # and its living children.
 tree_switches() {

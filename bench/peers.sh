@@ -64,11 +64,15 @@
 #               95% confidence interval of its median: the rounds spread).
 #               A control, kept-workers2: 2 workers whose connections the
 #               server never closes (max_keepalive_requests at its
-#               largest), so h2load's first burst, which lands whole in
-#               one worker, stays there: the same work as 1 worker, with
-#               the second process idle. Its ratio to 1 worker is what the
+#               largest), so h2load's first burst, which usually lands
+#               whole in one worker, stays there: the same work as 1
+#               worker, with the second process idle (the share row says
+#               when it did not). Its ratio to 1 worker is what the
 #               measurement gives two equal servers; the goal's ratio over
-#               it is what splitting the connections costs
+#               it is what splitting the connections costs. Each run of a
+#               2-worker server also gives the busiest worker's share of the
+#               workers' CPU time (1.00: one did all the work; 0.50: an even
+#               split), and the table its median
 # 9. capped     the keepalive and close loads again (keepalive-capped,
 #               close-capped), each server held to CAP % of core 0 by a
 #               cgroup's CPU quota (cgroup v2's cpu.max or v1's CFS quota,
@@ -279,7 +283,7 @@ max_connections = $MAX_CONNECTIONS
 EOF
 # kept-workers2's: the talk's pipeline, its connections never closed by the
 # server, so each stays in the worker that accepted it (h2load's burst of
-# connections lands whole in one of the two: see the workers part).
+# connections usually lands whole in one of the two: see the workers part).
 {
   cat "$ROOT/examples/auth_filter/wsgi_webob_mid.ini"
   printf '\n[server:main]\nuse = egg:csgi#http\nmax_keepalive_requests = 4294967295\n'
@@ -402,13 +406,15 @@ h2load_run() {
 child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
 
 # measure KIND: one run against the started server; prints "REQ_PER_S
-# US_CPU_PER_REQUEST CLIENT_PERCENT" (answers that succeeded; the load
-# client's CPU time over the run's length, in % of its core).
+# US_CPU_PER_REQUEST CLIENT_PERCENT SHARE" (answers that succeeded; the load
+# client's CPU time over the run's length, in % of its core; with workers,
+# the busiest worker's share of the workers' CPU time, else "-").
 measure() {
   local kind=$1 before after ok seconds out="$TMP/run.out" client_before client_after
-  local me=$BASHPID
+  local me=$BASHPID workers_before="" share=-
   client_before=$(child_ticks "$me")
   before=$(tree_ticks "$SERVER_PID")
+  [ "${kind%-capped}" != workers ] || workers_before=$(children_ticks "$SERVER_PID")
   case $kind in
     keepalive*) h2load_run "$out" -c64 -n "$REQUESTS" ;;
     workers*) h2load_run "$out" -c64 -n "$REQUESTS" -H "$TOKEN_HEADER" ;;
@@ -421,6 +427,8 @@ measure() {
   esac
   after=$(tree_ticks "$SERVER_PID")
   client_after=$(child_ticks "$me")
+  [ "${kind%-capped}" != workers ] ||
+    share=$(busiest_share "$workers_before" "$(children_ticks "$SERVER_PID")")
   if [ "${kind%-capped}" = close ]; then
     ok=$(awk '/requests in/ { print $1 }' "$out")
     seconds=$(awk '/requests in/ { s = $4; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
@@ -429,8 +437,8 @@ measure() {
     seconds=$(awk '/^finished in/ { s = $3; sub(/,$/, "", s); if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else sub(/s$/, "", s); print s }' "$out")
   fi
   awk -v ok="$ok" -v s="$seconds" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-    -v c=$((client_after - client_before)) \
-    'BEGIN { printf "%.0f %.2f %.0f\n", ok / s, t / hz * 1e6 / ok, c / hz / s * 100 }'
+    -v c=$((client_after - client_before)) -v share="$share" \
+    'BEGIN { printf "%.0f %.2f %.0f %s\n", ok / s, t / hz * 1e6 / ok, c / hz / s * 100, share }'
 }
 
 # writes_per_request: strace -c on the server over a pipelined run.
@@ -522,11 +530,11 @@ paired_stat() {
       printf what == "diff" ? "%.2f\n" : "%.3f\n", n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
 }
 paired() { paired_stat ratio "$1" "$2"; }
-declare -A RPS_RUNS CPU_RUNS SPREADS ROUNDS_RUN CLIENT
+declare -A RPS_RUNS CPU_RUNS SPREADS ROUNDS_RUN CLIENT SHARE
 for kind in "${kinds[@]}"; do
   log "== $kind: $ROUNDS rounds (up to $MAX_ROUNDS when runs spread above $SPREAD)"
   read -r -a order <<<"$(servers_of "$kind")"
-  declare -A rps_runs=() cpu_runs=() client_runs=()
+  declare -A rps_runs=() cpu_runs=() client_runs=() share_runs=()
   for ((round = 1; round <= MAX_ROUNDS; round++)); do
     ((round <= ROUNDS)) || spread_above "$kind" || break
     for name in "${order[@]}"; do
@@ -535,12 +543,17 @@ for kind in "${kinds[@]}"; do
       URL_PATH=$(path_of "$name" "$kind")
       measure "$kind" >/dev/null # warm-up
       [ "${kind%-capped}" != workers ] || check_workers "$name"
-      read -r r c cl < <(measure "$kind")
+      read -r r c cl sh < <(measure "$kind")
       [ "${kind%-capped}" != workers ] || check_workers "$name"
       rps_runs[$name]="${rps_runs[$name]:-} $r"
       cpu_runs[$name]="${cpu_runs[$name]:-} $c"
       client_runs[$name]="${client_runs[$name]:-} $cl"
-      log "   round $round $name: $r req/s, $c us CPU/request, client $cl% of its core"
+      line="   round $round $name: $r req/s, $c us CPU/request, client $cl% of its core"
+      if [ "$sh" != - ]; then
+        share_runs[$name]="${share_runs[$name]:-} $sh"
+        line="$line, busiest worker $sh of the workers' CPU"
+      fi
+      log "$line"
       if [ "$kind" = pipelined ] && [ "$round" = 1 ]; then
         WPR[$name]=$(writes_per_request)
         log "   $name: ${WPR[$name]} writes per request"
@@ -562,6 +575,8 @@ for kind in "${kinds[@]}"; do
     SPREADS[$kind.$name]=$(spread ${rps_runs[$name]})
     # shellcheck disable=SC2086
     CLIENT[$kind.$name]=$(median ${client_runs[$name]})
+    # shellcheck disable=SC2086
+    [ -z "${share_runs[$name]:-}" ] || SHARE[$kind.$name]=$(median ${share_runs[$name]})
   done
   log "   $kind: ${ROUNDS_RUN[$kind]} rounds; fastest/slowest run:" \
     "$(for name in $(servers_of "$kind"); do printf '%s %s ' "$name" "${SPREADS[$kind.$name]}"; done)"
@@ -748,6 +763,12 @@ for kind in "${kinds[@]}"; do
     [ "$kind" = workers ] || label="held to $CAP %, $label"
     echo "| $label | req/s | ${RPS[$kind.kept-workers2]} | - | - | - | - |"
     echo "| $label | server CPU us/request | ${CPU[$kind.kept-workers2]} | - | - | - | - |"
+    # How the work split between the two workers: packed (1.00) or even (0.50).
+    label="2 workers, the busiest one's share of the workers' CPU time (median)"
+    [ "$kind" = workers ] || label="held to $CAP %, $label"
+    echo "| $label | share | ${SHARE[$kind.workers2]:--} | ${SHARE[$kind.nginx-workers2]:--} | - | - | - |"
+    echo "| the same, every connection kept where it landed (csgi only) | share |" \
+      "${SHARE[$kind.kept-workers2]:--} | - | - | - | - |"
     continue
   fi
   if [ "$kind" = large ]; then
