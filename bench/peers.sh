@@ -767,8 +767,9 @@ for kind in "${kinds[@]}"; do
     label="2 workers, the busiest one's share of the workers' CPU time (median)"
     [ "$kind" = workers ] || label="held to $CAP %, $label"
     echo "| $label | share | ${SHARE[$kind.workers2]:--} | ${SHARE[$kind.nginx-workers2]:--} | - | - | - |"
-    echo "| the same, every connection kept where it landed (csgi only) | share |" \
-      "${SHARE[$kind.kept-workers2]:--} | - | - | - | - |"
+    label="the same, every connection kept where it landed (csgi only)"
+    [ "$kind" = workers ] || label="held to $CAP %, $label"
+    echo "| $label | share | ${SHARE[$kind.kept-workers2]:--} | - | - | - | - |"
     continue
   fi
   if [ "$kind" = large ]; then

@@ -102,8 +102,8 @@ static csgi_body *pid_call(void *state, csgi_environ *environ, csgi_start_respon
         snprintf(message, sizeof(message), "r%llu,c%llu,w%u,t%u,p%llu",
                  (unsigned long long)stats.requests, (unsigned long long)stats.connections,
                  stats.workers, stats.threads, (unsigned long long)stats.process_requests);
-    int64_t multiprocess = -1, multithread = -1;
     if (path && strcmp(path, "/multi") == 0) {
+        int64_t multiprocess = -1, multithread = -1;
         csgi_environ_get_int(environ, "csgi.multiprocess", &multiprocess);
         csgi_environ_get_int(environ, "csgi.multithread", &multithread);
         snprintf(message, sizeof(message), "p%lld,t%lld", (long long)multiprocess,
