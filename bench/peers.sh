@@ -97,9 +97,13 @@
 # minute to minute, a round's runs share its speed where medians taken
 # apart would not. When a server's runs of one load differ by more than
 # SPREAD (fastest / slowest req/s), rounds are added, up to MAX_ROUNDS, and
-# the table says how far they spread. The load client's CPU time is taken
-# too: when it used CLIENT_BOUND % of its core or more in the runs of both
-# servers of a req/s goal, the client was the limit and the goal gets no
+# the table says how far they spread. The workers loads run WORKERS_ROUNDS
+# rounds whatever the spread: their goal is a paired ratio a few
+# hundredths from its bound, a round's ratio on this machine lies anywhere
+# from 0.8 to 1.4, and the median of fifteen strays about a quarter less
+# from the true one than the median of nine. The load client's CPU time is
+# taken too: when it used CLIENT_BOUND % of its core or more in the runs of
+# both servers of a req/s goal, the client was the limit and the goal gets no
 # verdict (keep-alive on loopback costs the client's kernel about what it
 # costs the server's, so a fast server meets this limit); the server CPU
 # rows then compare the servers. Then,
@@ -118,6 +122,7 @@
 # The script installs what it lacks from Debian (nginx, h2o, nghttp2-client
 # for h2load, wrk, strace) when run as root. Environment (defaults):
 #   ROUNDS [5]  MAX_ROUNDS [9]  SPREAD [1.25]  CLIENT_BOUND [90]
+#   WORKERS_ROUNDS [15]
 #   REQUESTS [200000]  DURATION [4]  CAP [40]
 #   STRACE_REQUESTS [100000]
 #   CG_SMALL [2000]  CG_LARGE [12000]  IDLE_CONNS [3000]  LARGE_REQUESTS [20000]
@@ -130,6 +135,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 ROUNDS=${ROUNDS:-5}
 MAX_ROUNDS=${MAX_ROUNDS:-9}
+WORKERS_ROUNDS=${WORKERS_ROUNDS:-15}
 SPREAD=${SPREAD:-1.25}
 CLIENT_BOUND=${CLIENT_BOUND:-90}
 REQUESTS=${REQUESTS:-200000}
@@ -188,6 +194,7 @@ for count in "${IDLE_COUNT_LIST[@]}"; do
   fi
 done
 [ ${#IDLE_COUNT_LIST[@]} -ge 2 ] || die "IDLE_COUNTS: give two counts at least"
+[[ $WORKERS_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "WORKERS_ROUNDS: '$WORKERS_ROUNDS' is not a number >= 1"
 MAX_IDLE=$IDLE_CONNS
 [ "${IDLE_COUNT_LIST[-1]}" -le "$MAX_IDLE" ] || MAX_IDLE=${IDLE_COUNT_LIST[-1]}
 MAX_CONNECTIONS=$((MAX_IDLE + 1024))
@@ -532,11 +539,17 @@ paired_stat() {
 paired() { paired_stat ratio "$1" "$2"; }
 declare -A RPS_RUNS CPU_RUNS SPREADS ROUNDS_RUN CLIENT SHARE
 for kind in "${kinds[@]}"; do
-  log "== $kind: $ROUNDS rounds (up to $MAX_ROUNDS when runs spread above $SPREAD)"
+  rounds=$ROUNDS max_rounds=$MAX_ROUNDS
+  if [ "${kind%-capped}" = workers ]; then
+    rounds=$WORKERS_ROUNDS max_rounds=$WORKERS_ROUNDS
+    log "== $kind: $rounds rounds"
+  else
+    log "== $kind: $rounds rounds (up to $max_rounds when runs spread above $SPREAD)"
+  fi
   read -r -a order <<<"$(servers_of "$kind")"
   declare -A rps_runs=() cpu_runs=() client_runs=() share_runs=()
-  for ((round = 1; round <= MAX_ROUNDS; round++)); do
-    ((round <= ROUNDS)) || spread_above "$kind" || break
+  for ((round = 1; round <= max_rounds; round++)); do
+    ((round <= rounds)) || spread_above "$kind" || break
     for name in "${order[@]}"; do
       start "$name"
       [ "${kind%-capped}" = "$kind" ] || cap_server
